@@ -1,0 +1,23 @@
+"""Data loading, dataset specs, validation, splitting, fingerprints and example data."""
+
+from mlcore.data.io import load_table, save_table
+from mlcore.data.spec import DatasetSpec, Task, infer_spec
+from mlcore.data.split import Split, fingerprint, split_frame
+from mlcore.data.synthetic import CHURN_SPEC, make_churn
+from mlcore.data.validate import DataValidationError, coerce_features, validate_frame
+
+__all__ = [
+    "CHURN_SPEC",
+    "DataValidationError",
+    "DatasetSpec",
+    "Split",
+    "Task",
+    "coerce_features",
+    "fingerprint",
+    "infer_spec",
+    "load_table",
+    "make_churn",
+    "save_table",
+    "split_frame",
+    "validate_frame",
+]

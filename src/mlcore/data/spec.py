@@ -1,0 +1,154 @@
+"""The dataset spec: which column is the target and what type each feature is."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from mlcore.errors import DataError
+
+Task = Literal["classification", "regression"]
+TASKS: tuple[Task, ...] = ("classification", "regression")
+
+# A numeric target with at most this many distinct values is taken as class labels.
+_MAX_CLASSES_FOR_INFERENCE = 20
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Declares a tabular dataset: target, feature types and an optional timestamp.
+
+    Parameters
+    ----------
+    target : name of the label column.
+    numeric : numeric feature columns.
+    categorical : categorical feature columns (strings or small integer codes).
+    timestamp : optional event-time column, used for time-ordered splits and drift windows.
+    task : "classification" or "regression".
+
+    Examples
+    --------
+    >>> spec = DatasetSpec(target="y", numeric=("a",), categorical=("c",))
+    >>> spec.features
+    ('a', 'c')
+    """
+
+    target: str
+    numeric: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+    timestamp: str | None = None
+    task: Task = "classification"
+    id_columns: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        # Accept lists from JSON/YAML but store tuples so the spec stays hashable.
+        object.__setattr__(self, "numeric", tuple(self.numeric))
+        object.__setattr__(self, "categorical", tuple(self.categorical))
+        object.__setattr__(self, "id_columns", tuple(self.id_columns))
+        problems = []
+        if self.task not in TASKS:
+            problems.append(f"task must be one of {TASKS}, got {self.task!r}")
+        if not self.numeric and not self.categorical:
+            problems.append("the spec declares no features: give numeric and/or categorical columns")
+        overlap = set(self.numeric) & set(self.categorical)
+        if overlap:
+            problems.append(f"columns declared both numeric and categorical: {sorted(overlap)}")
+        if self.target in self.features:
+            problems.append(f"target {self.target!r} is also declared as a feature")
+        if self.timestamp is not None and self.timestamp in self.features:
+            problems.append(f"timestamp {self.timestamp!r} is also declared as a feature")
+        if problems:
+            raise DataError("invalid dataset spec: " + "; ".join(problems))
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """Feature columns in model input order: numeric first, then categorical."""
+        return self.numeric + self.categorical
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DatasetSpec:
+        allowed = {"target", "numeric", "categorical", "timestamp", "task", "id_columns"}
+        unknown = set(data) - allowed
+        if unknown:
+            raise DataError(f"unknown keys in dataset spec: {sorted(unknown)}; allowed: {sorted(allowed)}")
+        if "target" not in data:
+            raise DataError("dataset spec needs a 'target' column name")
+        return cls(**data)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> DatasetSpec:
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except FileNotFoundError as exc:
+            raise DataError(f"dataset spec file not found: {path}") from exc
+
+
+def infer_spec(
+    frame: pd.DataFrame,
+    *,
+    target: str,
+    timestamp: str | None = None,
+    task: Task | None = None,
+    numeric: Sequence[str] | None = None,
+    categorical: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+) -> DatasetSpec:
+    """Infer feature types from column dtypes; declared lists take precedence.
+
+    Numeric dtypes (except booleans) become numeric features; everything else
+    becomes categorical. ``task`` is inferred from the target: non-numeric, boolean
+    or numeric with few distinct values means classification.
+    """
+    if target not in frame.columns:
+        raise DataError(
+            f"target column {target!r} not found; the data has columns {list(frame.columns)}. "
+            "Pass the right name with --target or dataset.target."
+        )
+    if timestamp is not None and timestamp not in frame.columns:
+        raise DataError(f"timestamp column {timestamp!r} not found; columns are {list(frame.columns)}")
+    skip = {target, *exclude}
+    if timestamp:
+        skip.add(timestamp)
+    declared = set(numeric or ()) | set(categorical or ())
+    inferred_numeric: list[str] = list(numeric or ())
+    inferred_categorical: list[str] = list(categorical or ())
+    for column in frame.columns:
+        if column in skip or column in declared:
+            continue
+        dtype = frame[column].dtype
+        if pd.api.types.is_datetime64_any_dtype(dtype):
+            continue  # a second time column is not a model feature
+        if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+            inferred_numeric.append(str(column))
+        else:
+            inferred_categorical.append(str(column))
+    if task is None:
+        task = _infer_task(frame[target])
+    return DatasetSpec(
+        target=target,
+        numeric=tuple(inferred_numeric),
+        categorical=tuple(inferred_categorical),
+        timestamp=timestamp,
+        task=task,
+        id_columns=tuple(exclude),
+    )
+
+
+def _infer_task(target: pd.Series) -> Task:
+    values = target.dropna()
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return "classification"
+    if values.nunique() <= _MAX_CLASSES_FOR_INFERENCE and (values == values.round()).all():
+        return "classification"
+    return "regression"

@@ -1,0 +1,103 @@
+"""Validation of a table against its dataset spec, reporting every problem at once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mlcore.data.spec import DatasetSpec
+from mlcore.errors import DataError
+
+
+class DataValidationError(DataError):
+    """The data does not match its spec. ``problems`` lists each mismatch."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(
+            "the data does not match the dataset spec:\n  - " + "\n  - ".join(problems)
+        )
+
+
+def validate_frame(frame: pd.DataFrame, spec: DatasetSpec, *, require_target: bool = True) -> None:
+    """Check columns, types and content against ``spec``.
+
+    Collects every problem (missing column, non-numeric values in a numeric column,
+    empty data, absent or empty target, all-null column) and raises one
+    :class:`DataValidationError` naming all of them, so a user fixes their data in one go.
+    """
+    problems: list[str] = []
+    if len(frame) == 0:
+        problems.append("the data has no rows")
+
+    required = list(spec.features)
+    if require_target:
+        required.append(spec.target)
+    if spec.timestamp:
+        required.append(spec.timestamp)
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        problems.append(
+            f"missing columns {missing}; the data has {list(frame.columns)}"
+            + (" (the target is required for training and evaluation)" if spec.target in missing else "")
+        )
+
+    for column in spec.numeric:
+        if column not in frame.columns:
+            continue
+        series = frame[column]
+        if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+            bad = _first_non_numeric(series)
+            problems.append(
+                f"numeric column {column!r} has non-numeric values (dtype {series.dtype}"
+                + (f", e.g. {bad!r}" if bad is not None else "")
+                + "); clean it or declare it categorical"
+            )
+    if len(frame):
+        for column in [c for c in required if c in frame.columns]:
+            if frame[column].isna().all():
+                what = "target" if column == spec.target else "column"
+                problems.append(f"{what} {column!r} is entirely null")
+
+    if spec.timestamp and spec.timestamp in frame.columns and len(frame):
+        parsed = pd.to_datetime(frame[spec.timestamp], errors="coerce", utc=True)
+        unparsable = int(parsed.isna().sum() - frame[spec.timestamp].isna().sum())
+        if unparsable:
+            problems.append(f"timestamp column {spec.timestamp!r} has {unparsable} unparsable values")
+
+    if (
+        require_target
+        and spec.task == "regression"
+        and spec.target in frame.columns
+        and not pd.api.types.is_numeric_dtype(frame[spec.target])
+    ):
+        problems.append(f"regression target {spec.target!r} must be numeric, got dtype {frame[spec.target].dtype}")
+    if require_target and spec.task == "classification" and spec.target in frame.columns and len(frame):
+        n_classes = frame[spec.target].nunique(dropna=True)
+        if n_classes == 1:
+            problems.append(f"classification target {spec.target!r} has a single class; a model needs at least two")
+    if problems:
+        raise DataValidationError(problems)
+
+
+def _first_non_numeric(series: pd.Series) -> object | None:
+    coerced = pd.to_numeric(series, errors="coerce")
+    bad = series[coerced.isna() & series.notna()]
+    return None if bad.empty else bad.iloc[0]
+
+
+def coerce_features(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
+    """Return the feature columns with canonical dtypes: float64 numerics, string categoricals.
+
+    Categorical values become strings so that 1 and "1" are the same category
+    whether the data came from CSV, Parquet or a JSON request. Missing stays missing.
+    """
+    out = pd.DataFrame(index=frame.index)
+    for column in spec.numeric:
+        out[column] = frame[column].astype("float64")
+    for column in spec.categorical:
+        values = frame[column]
+        out[column] = values.astype(object).where(values.notna(), np.nan).map(
+            lambda v: v if isinstance(v, float) and np.isnan(v) else str(v)
+        )
+    return out

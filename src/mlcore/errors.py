@@ -1,0 +1,21 @@
+"""Exceptions raised by mlcore. Each message says what was wrong and how to fix it."""
+
+
+class MlcoreError(Exception):
+    """Base class for every error mlcore raises on purpose."""
+
+
+class DataError(MlcoreError):
+    """Data could not be read or does not match its dataset spec."""
+
+
+class ConfigError(MlcoreError):
+    """A settings file or an argument is invalid."""
+
+
+class ModelError(MlcoreError):
+    """A model directory is missing, incomplete or incompatible."""
+
+
+class RegistryError(MlcoreError):
+    """A model registry operation is not allowed in the registry's current state."""

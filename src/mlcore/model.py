@@ -1,0 +1,90 @@
+"""The saved model: a fitted scikit-learn pipeline plus the metadata that makes it traceable.
+
+A model directory holds:
+
+* ``model.joblib``: the fitted pipeline (preprocessing + estimator);
+* ``metadata.json``: dataset spec, algorithm, hyperparameters, seed, data
+  fingerprint, git commit, library versions and class labels;
+* ``baseline/``: the drift baseline computed from the training data, read by the
+  monitors (written by :mod:`mlcore.train`).
+
+Training writes it, serving and evaluation load it, on every host alike.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from mlcore.data import DatasetSpec, coerce_features
+from mlcore.errors import DataError, ModelError
+
+MODEL_FILE = "model.joblib"
+METADATA_FILE = "metadata.json"
+BASELINE_DIR = "baseline"
+PREDICTION_COLUMN = "prediction"
+SCORE_COLUMN = "score"
+
+
+@dataclass
+class ModelBundle:
+    """A fitted pipeline with its dataset spec and lineage metadata."""
+
+    pipeline: Pipeline
+    spec: DatasetSpec
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def classes(self) -> list[Any]:
+        return list(self.metadata.get("classes", []))
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Predict for the feature columns of ``frame``.
+
+        Returns a frame with ``prediction`` and, for classification, ``score``: the
+        probability of the positive (last) class for binary problems, of the
+        predicted class otherwise.
+        """
+        missing = [c for c in self.spec.features if c not in frame.columns]
+        if missing:
+            raise DataError(f"input lacks feature columns {missing}; the model expects {list(self.spec.features)}")
+        features = coerce_features(frame, self.spec)
+        out = pd.DataFrame(index=frame.index)
+        if self.spec.task == "classification":
+            proba = self.pipeline.predict_proba(features)
+            classes = self.pipeline.classes_
+            out[PREDICTION_COLUMN] = classes[np.argmax(proba, axis=1)]
+            out[SCORE_COLUMN] = proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)
+        else:
+            out[PREDICTION_COLUMN] = self.pipeline.predict(features)
+        return out
+
+    def save(self, model_dir: str | Path) -> Path:
+        model_dir = Path(model_dir)
+        model_dir.mkdir(parents=True, exist_ok=True)
+        joblib.dump(self.pipeline, model_dir / MODEL_FILE)
+        payload = {**self.metadata, "spec": self.spec.to_dict()}
+        (model_dir / METADATA_FILE).write_text(json.dumps(payload, indent=2, default=str) + "\n")
+        return model_dir
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> ModelBundle:
+        model_dir = Path(model_dir)
+        model_path, meta_path = model_dir / MODEL_FILE, model_dir / METADATA_FILE
+        missing = [p.name for p in (model_path, meta_path) if not p.exists()]
+        if missing:
+            raise ModelError(
+                f"{model_dir} is not an mlcore model directory: missing {missing}. "
+                "Point to the folder `mlcore train --model-dir` wrote."
+            )
+        metadata = json.loads(meta_path.read_text())
+        spec = DatasetSpec.from_dict(metadata.pop("spec"))
+        pipeline = joblib.load(model_path)
+        return cls(pipeline=pipeline, spec=spec, metadata=metadata)

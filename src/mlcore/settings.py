@@ -1,0 +1,144 @@
+"""Lifecycle settings shared by the local run, the AWS stacks and the Azure definitions.
+
+One file (``mlops.yaml`` at the repository root) holds what must agree across
+clouds: the dataset, training parameters, the quality gate and the drift and
+monitoring thresholds. Cloud-specific settings (accounts, regions, workspaces)
+live with each cloud's code. Every model forbids unknown keys so a misspelt
+threshold fails loudly instead of silently keeping its default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mlcore.errors import ConfigError
+
+DEFAULT_SETTINGS_FILE = "mlops.yaml"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetSettings(_Frozen):
+    """Where the training data is and how to read it. ``path: null`` uses the built-in churn generator."""
+
+    path: str | None = None
+    target: str = "churned"
+    numeric: list[str] | None = Field(default=None, description="declared numeric features; inferred when null")
+    categorical: list[str] | None = Field(default=None, description="declared categorical features; inferred when null")
+    timestamp: str | None = "event_time"
+    id_columns: list[str] = Field(default_factory=lambda: ["customer_id"])
+    task: Literal["classification", "regression"] | None = None
+    slice_columns: list[str] = Field(default_factory=lambda: ["region", "contract_type"])
+
+
+class TrainingSettings(_Frozen):
+    algorithm: Literal["hist_gradient_boosting", "random_forest", "logistic_regression", "ridge"] = (
+        "hist_gradient_boosting"
+    )
+    hyperparameters: dict[str, float | int | str | bool | None] = Field(
+        default_factory=lambda: {"learning_rate": 0.08, "max_iter": 200, "max_leaf_nodes": 31}
+    )
+    seed: int = 42
+    validation_fraction: float = Field(0.15, gt=0, lt=1)
+    test_fraction: float = Field(0.15, gt=0, lt=1)
+
+
+class GateSettings(_Frozen):
+    """The quality gate. ``min_metrics`` are floors (higher is better), ``max_metrics`` ceilings.
+
+    A challenger must also not be worse than the champion on ``primary_metric`` by
+    more than ``champion_tolerance`` (absolute).
+    """
+
+    primary_metric: str = "auc"
+    min_metrics: dict[str, float] = Field(default_factory=lambda: {"auc": 0.70})
+    max_metrics: dict[str, float] = Field(default_factory=dict)
+    champion_tolerance: float = Field(0.005, ge=0)
+
+
+class DriftSettings(_Frozen):
+    """Drift thresholds. Tests: KS (numeric), chi-squared homogeneity (categorical), PSI, and more."""
+
+    numeric_method: Literal["ks", "psi", "wasserstein", "jensenshannon", "kl"] = "ks"
+    categorical_method: Literal["chi2", "psi", "jensenshannon", "kl"] = "chi2"
+    p_value_threshold: float = Field(0.05, gt=0, lt=1)
+    # KS at large n flags differences too small to matter: also require this effect size (the KS statistic).
+    min_effect_size: float = Field(0.1, ge=0, le=1)
+    psi_threshold: float = Field(0.2, gt=0)
+    distance_threshold: float = Field(0.1, gt=0)
+    psi_bins: int = Field(10, ge=2, le=1000)
+    # Flag a feature whose missing-value rate rises by more than this (absolute), whatever its distribution does.
+    missing_rate_threshold: float = Field(0.05, gt=0, le=1)
+    correction: Literal["none", "bonferroni", "fdr_bh"] = "none"
+    # The dataset drifts when at least this share of features drift.
+    dataset_drift_share: float = Field(0.3, gt=0, le=1)
+
+
+class MonitoringSettings(_Frozen):
+    schedule: str = Field("cron(0 * * * ? *)", description="EventBridge Scheduler expression for the drift job")
+    capture_sampling_percentage: int = Field(100, ge=1, le=100)
+    retrain_cooldown_hours: float = Field(24, ge=0)
+    alert_emails: list[str] = Field(default_factory=list)
+    # A model-quality alarm fires when the primary metric on labelled traffic falls below this.
+    min_live_metric: float = Field(0.65, ge=0, le=1)
+
+
+class MlopsSettings(_Frozen):
+    project: str = Field("churn", pattern=r"^[a-z][a-z0-9-]{1,30}$")
+    dataset: DatasetSettings = Field(default_factory=DatasetSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
+    gate: GateSettings = Field(default_factory=GateSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+
+    @model_validator(mode="after")
+    def _split_leaves_training_rows(self) -> MlopsSettings:
+        if self.training.validation_fraction + self.training.test_fraction >= 0.9:
+            raise ValueError("training.validation_fraction + training.test_fraction must stay below 0.9")
+        return self
+
+
+def load_settings(path: str | Path | None = None, *, overrides: dict[str, Any] | None = None) -> MlopsSettings:
+    """Read settings from a YAML file (defaults when ``path`` is None), then apply ``overrides``.
+
+    Raises
+    ------
+    ConfigError
+        Naming every invalid key or value, with the file it came from.
+    """
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError as exc:
+            raise ConfigError(f"settings file not found: {path}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"settings file {path} is not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"settings file {path} must hold a mapping at the top level")
+        data = loaded
+    if overrides:
+        data = _deep_merge(data, overrides)
+    try:
+        return MlopsSettings.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
+        raise ConfigError(f"invalid settings in {source}:\n  - " + "\n  - ".join(lines)) from exc
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
