@@ -54,7 +54,9 @@ class ModelBundle:
         """
         missing = [c for c in self.spec.features if c not in frame.columns]
         if missing:
-            raise DataError(f"input lacks feature columns {missing}; the model expects {list(self.spec.features)}")
+            raise DataError(
+                f"input lacks feature columns {missing}; the model expects {list(self.spec.features)}"
+            )
         features = coerce_features(frame, self.spec)
         out = pd.DataFrame(index=frame.index)
         if self.spec.task == "classification":

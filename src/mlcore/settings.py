@@ -29,8 +29,12 @@ class DatasetSettings(_Frozen):
 
     path: str | None = None
     target: str = "churned"
-    numeric: list[str] | None = Field(default=None, description="declared numeric features; inferred when null")
-    categorical: list[str] | None = Field(default=None, description="declared categorical features; inferred when null")
+    numeric: list[str] | None = Field(
+        default=None, description="declared numeric features; inferred when null"
+    )
+    categorical: list[str] | None = Field(
+        default=None, description="declared categorical features; inferred when null"
+    )
     timestamp: str | None = "event_time"
     id_columns: list[str] = Field(default_factory=lambda: ["customer_id"])
     task: Literal["classification", "regression"] | None = None
@@ -38,9 +42,9 @@ class DatasetSettings(_Frozen):
 
 
 class TrainingSettings(_Frozen):
-    algorithm: Literal["hist_gradient_boosting", "random_forest", "logistic_regression", "ridge"] = (
-        "hist_gradient_boosting"
-    )
+    algorithm: Literal[
+        "hist_gradient_boosting", "random_forest", "logistic_regression", "ridge"
+    ] = "hist_gradient_boosting"
     hyperparameters: dict[str, float | int | str | bool | None] = Field(
         default_factory=lambda: {"learning_rate": 0.08, "max_iter": 200, "max_leaf_nodes": 31}
     )
@@ -81,7 +85,9 @@ class DriftSettings(_Frozen):
 
 
 class MonitoringSettings(_Frozen):
-    schedule: str = Field("cron(0 * * * ? *)", description="EventBridge Scheduler expression for the drift job")
+    schedule: str = Field(
+        "cron(0 * * * ? *)", description="EventBridge Scheduler expression for the drift job"
+    )
     capture_sampling_percentage: int = Field(100, ge=1, le=100)
     retrain_cooldown_hours: float = Field(24, ge=0)
     alert_emails: list[str] = Field(default_factory=list)
@@ -100,11 +106,15 @@ class MlopsSettings(_Frozen):
     @model_validator(mode="after")
     def _split_leaves_training_rows(self) -> MlopsSettings:
         if self.training.validation_fraction + self.training.test_fraction >= 0.9:
-            raise ValueError("training.validation_fraction + training.test_fraction must stay below 0.9")
+            raise ValueError(
+                "training.validation_fraction + training.test_fraction must stay below 0.9"
+            )
         return self
 
 
-def load_settings(path: str | Path | None = None, *, overrides: dict[str, Any] | None = None) -> MlopsSettings:
+def load_settings(
+    path: str | Path | None = None, *, overrides: dict[str, Any] | None = None
+) -> MlopsSettings:
     """Read settings from a YAML file (defaults when ``path`` is None), then apply ``overrides``.
 
     Raises

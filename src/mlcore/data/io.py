@@ -55,5 +55,7 @@ def save_table(frame: pd.DataFrame, path: str | Path) -> Path:
     elif suffix in (".parquet", ".pq"):
         frame.to_parquet(path, index=False)
     else:
-        raise DataError(f"unsupported file type {suffix!r} for {path}; use one of {SUPPORTED_SUFFIXES}")
+        raise DataError(
+            f"unsupported file type {suffix!r} for {path}; use one of {SUPPORTED_SUFFIXES}"
+        )
     return path

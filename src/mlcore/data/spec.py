@@ -54,7 +54,9 @@ class DatasetSpec:
         if self.task not in TASKS:
             problems.append(f"task must be one of {TASKS}, got {self.task!r}")
         if not self.numeric and not self.categorical:
-            problems.append("the spec declares no features: give numeric and/or categorical columns")
+            problems.append(
+                "the spec declares no features: give numeric and/or categorical columns"
+            )
         overlap = set(self.numeric) & set(self.categorical)
         if overlap:
             problems.append(f"columns declared both numeric and categorical: {sorted(overlap)}")
@@ -78,7 +80,9 @@ class DatasetSpec:
         allowed = {"target", "numeric", "categorical", "timestamp", "task", "id_columns"}
         unknown = set(data) - allowed
         if unknown:
-            raise DataError(f"unknown keys in dataset spec: {sorted(unknown)}; allowed: {sorted(allowed)}")
+            raise DataError(
+                f"unknown keys in dataset spec: {sorted(unknown)}; allowed: {sorted(allowed)}"
+            )
         if "target" not in data:
             raise DataError("dataset spec needs a 'target' column name")
         return cls(**data)
@@ -116,7 +120,9 @@ def infer_spec(
             "Pass the right name with --target or dataset.target."
         )
     if timestamp is not None and timestamp not in frame.columns:
-        raise DataError(f"timestamp column {timestamp!r} not found; columns are {list(frame.columns)}")
+        raise DataError(
+            f"timestamp column {timestamp!r} not found; columns are {list(frame.columns)}"
+        )
     skip = {target, *exclude}
     if timestamp:
         skip.add(timestamp)

@@ -50,7 +50,9 @@ def split_frame(
     if by_time:
         if not spec.timestamp:
             raise DataError("by_time splitting needs a timestamp column in the dataset spec")
-        order = np.argsort(pd.to_datetime(frame[spec.timestamp], utc=True).to_numpy(), kind="stable")
+        order = np.argsort(
+            pd.to_datetime(frame[spec.timestamp], utc=True).to_numpy(), kind="stable"
+        )
     else:
         order = np.random.default_rng(seed).permutation(n)
     ordered = frame.iloc[order].reset_index(drop=True)

@@ -89,22 +89,36 @@ def make_churn(
     month = event_time.month.to_numpy()
     winter = np.isin(month, _WINTER_MONTHS).astype(float)
 
-    contract = _choice(rng, ["month-to-month", "one-year", "two-year"],
-                       [0.45 + 0.2 * min(s, 1.5), 0.30 - 0.1 * min(s, 1.5), 0.25 - 0.1 * min(s, 1.5)], n_rows)
-    payment = _choice(rng, ["card", "bank_transfer", "electronic_check", "mailed_check"],
-                      [0.35, 0.25, 0.28 + 0.1 * min(s, 1.5), 0.12 - 0.05 * min(s, 1.5)], n_rows)
+    contract = _choice(
+        rng,
+        ["month-to-month", "one-year", "two-year"],
+        [0.45 + 0.2 * min(s, 1.5), 0.30 - 0.1 * min(s, 1.5), 0.25 - 0.1 * min(s, 1.5)],
+        n_rows,
+    )
+    payment = _choice(
+        rng,
+        ["card", "bank_transfer", "electronic_check", "mailed_check"],
+        [0.35, 0.25, 0.28 + 0.1 * min(s, 1.5), 0.12 - 0.05 * min(s, 1.5)],
+        n_rows,
+    )
     region = _choice(rng, ["north", "south", "east", "west"], [0.3, 0.25, 0.25, 0.2], n_rows)
     plan = _choice(rng, ["basic", "standard", "premium"], [0.4, 0.4, 0.2], n_rows)
 
     age = np.clip(rng.normal(44, 14, n_rows), 18, 90).round()
-    tenure = np.clip(rng.gamma(2.0, 14.0, n_rows) * np.where(contract == "two-year", 1.6, 1.0), 1, 120).round()
+    tenure = np.clip(
+        rng.gamma(2.0, 14.0, n_rows) * np.where(contract == "two-year", 1.6, 1.0), 1, 120
+    ).round()
     plan_price = np.select([plan == "basic", plan == "standard"], [35.0, 60.0], 95.0)
     monthly = np.clip(plan_price + rng.normal(0, 9, n_rows) + 9.0 * s, 10, None).round(2)
     discount = np.clip(rng.exponential(4, n_rows) * (contract != "month-to-month"), 0, 40).round(1)
     total = (monthly * tenure * (1 - discount / 100) * rng.uniform(0.95, 1.05, n_rows)).round(2)
     support_calls = rng.poisson(1.2 * (1 + 0.6 * s) * (1 + 0.25 * winter))
     session = np.clip(rng.lognormal(3.3 - 0.25 * s, 0.5, n_rows), 1, None).round(1)
-    usage = np.clip(rng.gamma(3.0, 4.0, n_rows) * (1 + 0.3 * winter) * np.where(plan == "premium", 1.8, 1.0), 0, None).round(2)
+    usage = np.clip(
+        rng.gamma(3.0, 4.0, n_rows) * (1 + 0.3 * winter) * np.where(plan == "premium", 1.8, 1.0),
+        0,
+        None,
+    ).round(2)
     devices = 1 + rng.poisson(1.1 + 0.6 * (plan == "premium"))
     last_login = np.clip(rng.exponential(6 * (1 + 0.4 * s), n_rows), 0, 365).round()
     delay = np.clip(rng.exponential(2 + 3 * (payment == "electronic_check"), n_rows), 0, 90).round()
@@ -112,7 +126,9 @@ def make_churn(
 
     # Churn logit: each term is scaled to roughly unit spread so no single feature dominates.
     price_sensitivity = 0.7 * (1 + 2.5 * concept_drift * winter)
-    contract_effect = np.select([contract == "month-to-month", contract == "one-year"], [0.9, -0.2], -1.0)
+    contract_effect = np.select(
+        [contract == "month-to-month", contract == "one-year"], [0.9, -0.2], -1.0
+    )
     logit = (
         -1.75
         + price_sensitivity * (monthly - 60) / 25
@@ -157,6 +173,8 @@ def make_churn(
     return frame
 
 
-def _choice(rng: np.random.Generator, values: list[str], weights: list[float], n: int) -> np.ndarray:
+def _choice(
+    rng: np.random.Generator, values: list[str], weights: list[float], n: int
+) -> np.ndarray:
     p = np.clip(np.asarray(weights, dtype=float), 0.01, None)
     return rng.choice(np.asarray(values, dtype=object), size=n, p=p / p.sum())

@@ -39,7 +39,11 @@ def validate_frame(frame: pd.DataFrame, spec: DatasetSpec, *, require_target: bo
     if missing:
         problems.append(
             f"missing columns {missing}; the data has {list(frame.columns)}"
-            + (" (the target is required for training and evaluation)" if spec.target in missing else "")
+            + (
+                " (the target is required for training and evaluation)"
+                if spec.target in missing
+                else ""
+            )
         )
 
     for column in spec.numeric:
@@ -63,7 +67,9 @@ def validate_frame(frame: pd.DataFrame, spec: DatasetSpec, *, require_target: bo
         parsed = pd.to_datetime(frame[spec.timestamp], errors="coerce", utc=True)
         unparsable = int(parsed.isna().sum() - frame[spec.timestamp].isna().sum())
         if unparsable:
-            problems.append(f"timestamp column {spec.timestamp!r} has {unparsable} unparsable values")
+            problems.append(
+                f"timestamp column {spec.timestamp!r} has {unparsable} unparsable values"
+            )
 
     if (
         require_target
@@ -71,11 +77,20 @@ def validate_frame(frame: pd.DataFrame, spec: DatasetSpec, *, require_target: bo
         and spec.target in frame.columns
         and not pd.api.types.is_numeric_dtype(frame[spec.target])
     ):
-        problems.append(f"regression target {spec.target!r} must be numeric, got dtype {frame[spec.target].dtype}")
-    if require_target and spec.task == "classification" and spec.target in frame.columns and len(frame):
+        problems.append(
+            f"regression target {spec.target!r} must be numeric, got dtype {frame[spec.target].dtype}"
+        )
+    if (
+        require_target
+        and spec.task == "classification"
+        and spec.target in frame.columns
+        and len(frame)
+    ):
         n_classes = frame[spec.target].nunique(dropna=True)
         if n_classes == 1:
-            problems.append(f"classification target {spec.target!r} has a single class; a model needs at least two")
+            problems.append(
+                f"classification target {spec.target!r} has a single class; a model needs at least two"
+            )
     if problems:
         raise DataValidationError(problems)
 
@@ -97,7 +112,9 @@ def coerce_features(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
         out[column] = frame[column].astype("float64")
     for column in spec.categorical:
         values = frame[column]
-        out[column] = values.astype(object).where(values.notna(), np.nan).map(
-            lambda v: v if isinstance(v, float) and np.isnan(v) else str(v)
+        out[column] = (
+            values.astype(object)
+            .where(values.notna(), np.nan)
+            .map(lambda v: v if isinstance(v, float) and np.isnan(v) else str(v))
         )
     return out

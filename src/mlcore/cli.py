@@ -1,0 +1,243 @@
+"""The ``mlcore`` command line: the entry points every host runs.
+
+Inside a SageMaker container ``mlcore train`` and ``mlcore serve`` read the
+container contract with no arguments; everywhere else the same code takes
+explicit paths. ``mlcore demo`` runs the whole lifecycle locally.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mlcore import __version__
+from mlcore.errors import MlcoreError
+from mlcore.settings import DEFAULT_SETTINGS_FILE, MlopsSettings, load_settings
+
+logger = logging.getLogger("mlcore")
+
+EXIT_ERROR = 2
+EXIT_GATE_FAILED = 3
+
+
+def settings_from_args(args: argparse.Namespace) -> MlopsSettings:
+    """``--settings FILE`` if given; else ./mlops.yaml when present; else the built-in defaults."""
+    path = getattr(args, "settings", None)
+    if path is None and Path(DEFAULT_SETTINGS_FILE).exists():
+        path = DEFAULT_SETTINGS_FILE
+    return load_settings(path)
+
+
+def _add_settings_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--settings",
+        metavar="FILE",
+        help=f"lifecycle settings YAML (default: ./{DEFAULT_SETTINGS_FILE} if present, else built-in defaults)",
+    )
+
+
+def _cmd_prep(args: argparse.Namespace) -> int:
+    from mlcore.prep import run_prep
+
+    result = run_prep(
+        data=args.data,
+        output_dir=args.output,
+        settings=settings_from_args(args),
+        target=args.target,
+    )
+    print(json.dumps({"output": str(result.output_dir), **result.lineage["split_rows"]}))
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from mlcore.train import run_sagemaker_training, train_from_paths
+
+    settings = settings_from_args(args)
+    if args.data is None and args.model_dir is None:
+        # No paths: we are the entry point of a SageMaker training container.
+        return run_sagemaker_training(
+            root=args.sagemaker_root, base_settings=settings.training, drift_settings=settings.drift
+        )
+    if args.data is None or args.model_dir is None:
+        raise MlcoreError(
+            "give both --data and --model-dir, or neither to follow the SageMaker training contract"
+        )
+    training = settings.training
+    if args.hyperparameters:
+        try:
+            overrides = json.loads(args.hyperparameters)
+        except json.JSONDecodeError as exc:
+            raise MlcoreError(f"--hyperparameters is not valid JSON: {exc}") from exc
+        if not isinstance(overrides, dict):
+            raise MlcoreError('--hyperparameters must be a JSON object, e.g. {"max_iter": 300}')
+        training = training.model_copy(
+            update={"hyperparameters": {**training.hyperparameters, **overrides}}
+        )
+    if args.algorithm:
+        training = training.model_copy(update={"algorithm": args.algorithm})
+    bundle = train_from_paths(
+        data=args.data,
+        model_dir=args.model_dir,
+        settings=training,
+        target=args.target or (None if args.spec else settings.dataset.target),
+        validation=args.validation,
+        spec_path=args.spec,
+        timestamp=settings.dataset.timestamp,
+        id_columns=tuple(settings.dataset.id_columns),
+        drift_settings=settings.drift,
+        commit=args.git_commit,
+    )
+    print(
+        json.dumps(
+            {
+                "model_dir": str(args.model_dir),
+                "validation_metrics": bundle.metadata.get("validation_metrics"),
+            }
+        )
+    )
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from mlcore.evaluation_job import run_evaluation
+
+    result = run_evaluation(
+        model_dir=args.model_dir,
+        data=args.data,
+        output_dir=args.output,
+        settings=settings_from_args(args),
+        champion_dir=args.champion_dir,
+    )
+    print(json.dumps({"gate_passed": result.gate.passed, "metrics": result.metrics}, default=str))
+    if args.fail_on_gate and not result.gate.passed:
+        print("quality gate failed: " + "; ".join(result.gate.reasons), file=sys.stderr)
+        return EXIT_GATE_FAILED
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from mlcore.demo import DemoOptions, run_demo
+
+    options = DemoOptions(output_dir=Path(args.output), rows=args.rows, quiet=args.quiet)
+    run_demo(options, settings_from_args(args))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlcore", description=__doc__.splitlines()[0] if __doc__ else None
+    )
+    parser.add_argument("--version", action="version", version=f"mlcore {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    prep = sub.add_parser("prep", help="validate raw data, split it and record its lineage")
+    prep.add_argument("--data", required=True, help="CSV or Parquet file, or a folder of them")
+    prep.add_argument(
+        "--output",
+        required=True,
+        help="folder for train/, validation/, test/, spec.json, lineage.json",
+    )
+    prep.add_argument("--target", help="target column (default: dataset.target in the settings)")
+    _add_settings_option(prep)
+    prep.set_defaults(handler=_cmd_prep)
+
+    train = sub.add_parser(
+        "train",
+        help="train a model (no arguments: the SageMaker training contract under /opt/ml)",
+        description="Train a model. With no --data/--model-dir, read the SageMaker training contract: "
+        "channels under /opt/ml/input/data, hyperparameters.json, SM_* variables; write /opt/ml/model.",
+    )
+    train.add_argument("--data", help="training data: CSV or Parquet file, or a folder of them")
+    train.add_argument("--model-dir", help="folder to write the model to")
+    train.add_argument(
+        "--target", help="target column (features are inferred unless --spec is given)"
+    )
+    train.add_argument(
+        "--validation", help="validation data, for the metrics recorded with the model"
+    )
+    train.add_argument("--spec", help="dataset spec JSON written by `mlcore prep`")
+    train.add_argument(
+        "--algorithm", help="hist_gradient_boosting, random_forest, logistic_regression or ridge"
+    )
+    train.add_argument(
+        "--hyperparameters", help='JSON object of estimator hyperparameters, e.g. {"max_iter": 300}'
+    )
+    train.add_argument(
+        "--git-commit", help="commit the code was built from (default: from CI variables or git)"
+    )
+    train.add_argument("--sagemaker-root", default="/opt/ml", help=argparse.SUPPRESS)
+    _add_settings_option(train)
+    train.set_defaults(handler=_cmd_train)
+
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="score a model, apply the quality gate, write evaluation.json and a model card",
+    )
+    evaluate.add_argument(
+        "--model-dir",
+        required=True,
+        help="model folder (or a folder holding SageMaker's model.tar.gz)",
+    )
+    evaluate.add_argument(
+        "--data", required=True, help="labelled evaluation data: CSV or Parquet file, or a folder"
+    )
+    evaluate.add_argument(
+        "--output", required=True, help="folder for evaluation.json, gate.json, model_card.*"
+    )
+    evaluate.add_argument(
+        "--champion-dir", help="the current champion model, scored on the same data for the gate"
+    )
+    evaluate.add_argument(
+        "--fail-on-gate", action="store_true", help=f"exit {EXIT_GATE_FAILED} when the gate fails"
+    )
+    _add_settings_option(evaluate)
+    evaluate.set_defaults(handler=_cmd_evaluate)
+
+    _add_component_subcommands(sub)
+
+    demo = sub.add_parser(
+        "demo", help="run the whole lifecycle locally: train, gate, register, serve, drift, retrain"
+    )
+    demo.add_argument(
+        "--output", default="out/demo", help="folder for every artifact (default: out/demo)"
+    )
+    demo.add_argument(
+        "--rows", type=int, default=60_000, help="rows of generated training data (default: 60000)"
+    )
+    demo.add_argument("--quiet", action="store_true", help="no progress display, summary only")
+    _add_settings_option(demo)
+    demo.set_defaults(handler=_cmd_demo)
+    return parser
+
+
+def _add_component_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from mlcore.drift.cli import add_drift_parser
+    from mlcore.serve.cli import add_serve_parser
+
+    add_drift_parser(sub)
+    add_serve_parser(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        code: int = args.handler(args)
+    except MlcoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

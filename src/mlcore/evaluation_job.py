@@ -1,0 +1,105 @@
+"""The evaluation step: score a model, apply the gate, write evaluation.json and the model card.
+
+Runs as ``mlcore evaluate`` in a SageMaker Processing job, an Azure ML command job,
+CI or the local run; the files it writes are the contract with the pipelines:
+``evaluation.json`` (SageMaker model-quality layout, read by a ConditionStep),
+``gate.json``, ``slice_metrics.json``, ``model_card.json`` and ``model_card.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlcore.data import fingerprint, load_table, validate_frame
+from mlcore.errors import ModelError
+from mlcore.evaluate import evaluate_model, evaluation_document, slice_metrics
+from mlcore.gate import GateDecision, evaluate_gate
+from mlcore.jsonio import write_json
+from mlcore.model import MODEL_FILE, ModelBundle
+from mlcore.model_card import build_model_card, write_model_card
+from mlcore.settings import MlopsSettings
+
+logger = logging.getLogger(__name__)
+
+SAGEMAKER_MODEL_ARCHIVE = "model.tar.gz"
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    metrics: dict[str, float]
+    gate: GateDecision
+    output_dir: Path
+
+
+def load_model_dir(model_dir: str | Path) -> ModelBundle:
+    """Load a model folder, unpacking SageMaker's ``model.tar.gz`` when that is what it holds."""
+    model_dir = Path(model_dir)
+    archive = model_dir / SAGEMAKER_MODEL_ARCHIVE
+    if not (model_dir / MODEL_FILE).exists() and archive.exists():
+        target = Path(tempfile.mkdtemp(prefix="mlcore-model-"))
+        with tarfile.open(archive) as tar:
+            tar.extractall(target, filter="data")
+        return ModelBundle.load(target)
+    if not model_dir.exists():
+        raise ModelError(f"model directory does not exist: {model_dir}")
+    return ModelBundle.load(model_dir)
+
+
+def run_evaluation(
+    *,
+    model_dir: str | Path,
+    data: str | Path,
+    output_dir: str | Path,
+    settings: MlopsSettings,
+    champion_dir: str | Path | None = None,
+    model_name: str = "challenger",
+) -> EvaluationResult:
+    """Evaluate the challenger (and the champion on the same data), gate, and write the reports."""
+    challenger = load_model_dir(model_dir)
+    frame = load_table(data)
+    validate_frame(frame, challenger.spec)
+    metrics = evaluate_model(challenger, frame)
+    champion_metrics = None
+    if champion_dir is not None:
+        champion = load_model_dir(champion_dir)
+        if (
+            champion.spec.features != challenger.spec.features
+            or champion.spec.target != challenger.spec.target
+        ):
+            logger.warning(
+                "champion and challenger use different features; comparing on the same rows anyway"
+            )
+        champion_metrics = evaluate_model(champion, frame)
+    decision = evaluate_gate(metrics, champion_metrics, settings.gate)
+
+    scored = frame.join(challenger.predict(frame))
+    slice_columns = [c for c in settings.dataset.slice_columns if c in frame.columns]
+    slices = slice_metrics(
+        scored,
+        slice_columns=slice_columns,
+        target=challenger.spec.target,
+        task=challenger.spec.task,
+    )
+
+    out = Path(output_dir)
+    write_json(out / "evaluation.json", evaluation_document(metrics, task=challenger.spec.task))
+    write_json(out / "gate.json", decision.to_dict())
+    write_json(out / "slice_metrics.json", slices)
+    card = build_model_card(
+        challenger,
+        metrics=metrics,
+        slices=slices,
+        gate=decision,
+        evaluation_rows=len(frame),
+        evaluation_fingerprint=fingerprint(frame),
+        name=model_name,
+    )
+    write_model_card(card, out)
+    logger.info(
+        "gate %s: %s", "passed" if decision.passed else "failed", "; ".join(decision.reasons)
+    )
+    return EvaluationResult(metrics=metrics, gate=decision, output_dir=out)

@@ -1,0 +1,183 @@
+"""Model cards with the sections of "Model Cards for Model Reporting" (Mitchell et al., 2019).
+
+Every statement in the card is derived from the model's metadata, its evaluation
+and its slices, so the card cannot drift from the model it describes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from mlcore.gate import GateDecision
+from mlcore.jsonio import write_json
+from mlcore.model import ModelBundle
+
+# Column names that often stand for protected or sensitive attributes; the card asks
+# for a fairness review when a model uses one of them.
+_SENSITIVE_HINTS = (
+    "age",
+    "gender",
+    "sex",
+    "race",
+    "ethnic",
+    "religion",
+    "region",
+    "postcode",
+    "zip",
+    "nationality",
+    "marital",
+    "disability",
+)
+# A spread of the primary metric across a slice column's values beyond this is called out.
+_DISPARITY_WARNING = 0.05
+
+SECTIONS = (
+    "model_details",
+    "intended_use",
+    "factors",
+    "metrics",
+    "evaluation_data",
+    "training_data",
+    "ethical_considerations",
+    "caveats_and_recommendations",
+)
+
+
+def build_model_card(
+    bundle: ModelBundle,
+    *,
+    metrics: dict[str, float],
+    slices: dict[str, dict[str, dict[str, float]]],
+    gate: GateDecision,
+    evaluation_rows: int,
+    evaluation_fingerprint: str,
+    name: str = "model",
+) -> dict[str, Any]:
+    spec, meta = bundle.spec, bundle.metadata
+    primary = gate.primary_metric
+    sensitive = [f for f in spec.features if any(h in f.lower() for h in _SENSITIVE_HINTS)]
+    disparities = {
+        column: _spread(values, primary)
+        for column, values in slices.items()
+        if _spread(values, primary) is not None
+    }
+    caveats = [
+        "Performance was measured on held-out data from the same period as training; "
+        "it degrades when the input distribution or the feature-target relationship shifts. "
+        "The drift and model-quality monitors watch for both.",
+    ]
+    caveats += [
+        f"{primary} varies by {spread:.3f} across values of {column!r}: check the weakest slice before relying on the model there."
+        for column, spread in disparities.items()
+        if spread > _DISPARITY_WARNING
+    ]
+    if not gate.passed:
+        caveats.insert(
+            0,
+            "The quality gate FAILED for this model: it must not be deployed. "
+            + "; ".join(gate.reasons),
+        )
+    return {
+        "model_details": {
+            "name": name,
+            "task": spec.task,
+            "algorithm": meta.get("algorithm"),
+            "hyperparameters": meta.get("hyperparameters"),
+            "seed": meta.get("seed"),
+            "git_commit": meta.get("git_commit"),
+            "created_at": meta.get("created_at"),
+            "library_versions": meta.get("library_versions"),
+        },
+        "intended_use": {
+            "primary_use": f"Predict {spec.target!r} ({spec.task}) from {len(spec.features)} tabular features "
+            "for the population the training data represents.",
+            "out_of_scope": "Decisions about individuals without human review; populations or periods "
+            "unlike the training data (see caveats).",
+        },
+        "factors": {
+            "slice_columns": list(slices),
+            "features_needing_fairness_review": sensitive,
+        },
+        "metrics": {
+            "overall": metrics,
+            "primary_metric": primary,
+            "by_slice": slices,
+            "quality_gate": gate.to_dict(),
+        },
+        "evaluation_data": {"rows": evaluation_rows, "fingerprint": evaluation_fingerprint},
+        "training_data": {
+            "rows": meta.get("training_rows"),
+            "fingerprint": meta.get("data_fingerprint"),
+            "target": spec.target,
+            "numeric_features": list(spec.numeric),
+            "categorical_features": list(spec.categorical),
+        },
+        "ethical_considerations": {
+            "sensitive_features": sensitive,
+            "largest_slice_disparities": disparities,
+            "statement": (
+                f"The model uses {sensitive} which may proxy for protected attributes; review slice metrics "
+                "and the legal basis for using them."
+                if sensitive
+                else "No feature name suggests a protected attribute; proxies may still exist."
+            ),
+        },
+        "caveats_and_recommendations": caveats,
+    }
+
+
+def _spread(values: dict[str, dict[str, float]], metric: str) -> float | None:
+    scores = [v[metric] for v in values.values() if metric in v and not math.isnan(v[metric])]
+    return max(scores) - min(scores) if len(scores) >= 2 else None
+
+
+def render_markdown(card: dict[str, Any]) -> str:
+    details = card["model_details"]
+    lines = [f"# Model card: {details['name']}", ""]
+    for section in SECTIONS:
+        lines += [f"## {section.replace('_', ' ').capitalize()}", ""]
+        body = card[section]
+        if section == "metrics":
+            lines += ["| metric | value |", "|---|---|"]
+            lines += [f"| {k} | {_fmt(v)} |" for k, v in body["overall"].items()]
+            gate = body["quality_gate"]
+            lines += ["", f"Quality gate: **{'PASSED' if gate['passed'] else 'FAILED'}**", ""]
+            lines += [f"- {reason}" for reason in gate["reasons"]]
+            for column, values in body["by_slice"].items():
+                lines += [
+                    "",
+                    f"By {column}:",
+                    "",
+                    "| value | rows | " + body["primary_metric"] + " |",
+                    "|---|---|---|",
+                ]
+                lines += [
+                    f"| {value} | {int(m['rows'])} | {_fmt(m.get(body['primary_metric'], math.nan))} |"
+                    for value, m in values.items()
+                ]
+        elif isinstance(body, list):
+            lines += [f"- {item}" for item in body]
+        else:
+            lines += [f"- **{k.replace('_', ' ')}**: {_fmt(v)}" for k, v in body.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "n/a" if math.isnan(value) else f"{value:.4f}"
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def write_model_card(card: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out / "model_card.json", out / "model_card.md"
+    write_json(json_path, card)
+    md_path.write_text(render_markdown(card))
+    return json_path, md_path

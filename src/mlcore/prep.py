@@ -1,0 +1,97 @@
+"""The prep step: read raw data, resolve its spec, validate, split and record lineage.
+
+Outputs (the contract with the training step): ``train/train.parquet``,
+``validation/validation.parquet``, ``test/test.parquet``, ``spec.json`` and
+``lineage.json`` under one output folder, each sub-folder a SageMaker processing
+output or an Azure ML output of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mlcore.data import (
+    DatasetSpec,
+    Split,
+    fingerprint,
+    infer_spec,
+    load_table,
+    save_table,
+    split_frame,
+    validate_frame,
+)
+from mlcore.jsonio import write_json
+from mlcore.settings import DatasetSettings, MlopsSettings
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class PrepResult:
+    spec: DatasetSpec
+    split: Split
+    lineage: dict[str, Any]
+    output_dir: Path
+
+
+def resolve_spec(
+    frame: pd.DataFrame, dataset: DatasetSettings, *, target: str | None = None
+) -> DatasetSpec:
+    """The spec declared in settings, with any feature types not declared inferred from dtypes."""
+    timestamp = dataset.timestamp if dataset.timestamp in frame.columns else None
+    ids = [c for c in dataset.id_columns if c in frame.columns]
+    return infer_spec(
+        frame,
+        target=target or dataset.target,
+        timestamp=timestamp,
+        task=dataset.task,
+        numeric=dataset.numeric,
+        categorical=dataset.categorical,
+        exclude=ids,
+    )
+
+
+def prepare(
+    frame: pd.DataFrame,
+    spec: DatasetSpec,
+    settings: MlopsSettings,
+    output_dir: str | Path,
+    *,
+    source: str,
+) -> PrepResult:
+    """Validate and split ``frame`` and write the prep outputs."""
+    validate_frame(frame, spec)
+    training = settings.training
+    split = split_frame(
+        frame,
+        spec,
+        validation_fraction=training.validation_fraction,
+        test_fraction=training.test_fraction,
+        seed=training.seed,
+    )
+    out = Path(output_dir)
+    for name in SPLITS:
+        save_table(getattr(split, name), out / name / f"{name}.parquet")
+    spec.save(out / "spec.json")
+    lineage = {
+        "source": source,
+        "data_fingerprint": fingerprint(frame),
+        "rows": len(frame),
+        "split_rows": {name: len(getattr(split, name)) for name in SPLITS},
+        "split_fingerprints": {name: fingerprint(getattr(split, name)) for name in SPLITS},
+        "seed": training.seed,
+    }
+    write_json(out / "lineage.json", lineage)
+    return PrepResult(spec=spec, split=split, lineage=lineage, output_dir=out)
+
+
+def run_prep(
+    *, data: str | Path, output_dir: str | Path, settings: MlopsSettings, target: str | None = None
+) -> PrepResult:
+    frame = load_table(data)
+    spec = resolve_spec(frame, settings.dataset, target=target)
+    return prepare(frame, spec, settings, output_dir, source=str(data))

@@ -1,0 +1,257 @@
+"""Training: one code path for SageMaker training jobs, Azure ML command jobs, CI and laptops.
+
+``train_model`` fits and returns a :class:`~mlcore.model.ModelBundle`. Two thin
+front ends feed it: ``train_from_paths`` (explicit paths, the Azure ML and local
+style) and ``run_sagemaker_training`` (the SageMaker training contract: channels,
+hyperparameters.json, ``/opt/ml/model``, ``/opt/ml/output/failure``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mlcore.data import (
+    DatasetSpec,
+    coerce_features,
+    fingerprint,
+    infer_spec,
+    load_table,
+    validate_frame,
+)
+from mlcore.errors import ConfigError, MlcoreError
+from mlcore.evaluate import evaluate_model
+from mlcore.lineage import git_commit, library_versions
+from mlcore.model import BASELINE_DIR, PREDICTION_COLUMN, SCORE_COLUMN, ModelBundle
+from mlcore.pipeline_factory import build_pipeline, coerce_hyperparameters
+from mlcore.settings import DriftSettings, TrainingSettings
+
+logger = logging.getLogger(__name__)
+
+# Hyperparameters that configure mlcore itself rather than the estimator.
+_CONTROL_KEYS = ("target", "algorithm", "seed", "git_commit", "task", "timestamp")
+
+
+def train_model(
+    train: pd.DataFrame,
+    spec: DatasetSpec,
+    settings: TrainingSettings,
+    *,
+    validation: pd.DataFrame | None = None,
+    commit: str | None = None,
+) -> ModelBundle:
+    """Fit the configured pipeline on ``train``; the same data and settings give the same model.
+
+    Metadata records the algorithm, hyperparameters, seed, the training data's
+    fingerprint, the git commit when known, library versions and, when
+    ``validation`` is given, its metrics.
+    """
+    validate_frame(train, spec)
+    if validation is not None:
+        validate_frame(validation, spec)
+    hyperparameters = coerce_hyperparameters(
+        settings.algorithm, spec.task, settings.hyperparameters
+    )
+    pipeline = build_pipeline(
+        spec, algorithm=settings.algorithm, hyperparameters=hyperparameters, seed=settings.seed
+    )
+    pipeline.fit(coerce_features(train, spec), train[spec.target])
+    metadata: dict[str, Any] = {
+        "algorithm": settings.algorithm,
+        "hyperparameters": hyperparameters,
+        "seed": settings.seed,
+        "data_fingerprint": fingerprint(train),
+        "training_rows": len(train),
+        "git_commit": git_commit(commit),
+        "library_versions": library_versions(),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    if spec.task == "classification":
+        metadata["classes"] = [_plain(c) for c in pipeline.classes_]
+    bundle = ModelBundle(pipeline=pipeline, spec=spec, metadata=metadata)
+    if validation is not None:
+        bundle.metadata["validation_metrics"] = evaluate_model(bundle, validation)
+        bundle.metadata["validation_fingerprint"] = fingerprint(validation)
+    return bundle
+
+
+def save_trained_model(
+    bundle: ModelBundle,
+    model_dir: str | Path,
+    *,
+    reference: pd.DataFrame,
+    drift_settings: DriftSettings | None = None,
+) -> Path:
+    """Write the model and, beside it, the drift baseline the monitors compare traffic with.
+
+    The baseline holds ``reference`` (held-out data the model has not been fitted
+    on, ideally) together with the model's own predictions on it, so the monitor
+    checks prediction drift as well as feature drift.
+    """
+    from mlcore.drift import build_baseline  # the drift engine is needed only when saving
+
+    model_dir = bundle.save(model_dir)
+    frame = reference_with_predictions(bundle, reference)
+    prediction_columns = (SCORE_COLUMN,) if SCORE_COLUMN in frame else (PREDICTION_COLUMN,)
+    baseline = build_baseline(
+        frame, bundle.spec, drift_settings or DriftSettings(), prediction_columns=prediction_columns
+    )
+    baseline.save(model_dir / BASELINE_DIR)
+    return model_dir
+
+
+def reference_with_predictions(bundle: ModelBundle, frame: pd.DataFrame) -> pd.DataFrame:
+    """The feature columns of ``frame`` beside the model's predictions: what serving captures."""
+    predictions = bundle.predict(frame)
+    features = frame[list(bundle.spec.features)]
+    return pd.concat([features.reset_index(drop=True), predictions.reset_index(drop=True)], axis=1)
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def split_hyperparameters(raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Separate mlcore's control keys (target, algorithm, seed, ...) from estimator hyperparameters."""
+    control = {k: raw[k] for k in _CONTROL_KEYS if k in raw}
+    model = {k: v for k, v in raw.items() if k not in _CONTROL_KEYS}
+    return control, model
+
+
+def train_from_paths(
+    *,
+    data: str | Path,
+    model_dir: str | Path,
+    settings: TrainingSettings,
+    target: str | None = None,
+    validation: str | Path | None = None,
+    spec_path: str | Path | None = None,
+    timestamp: str | None = None,
+    drift_settings: DriftSettings | None = None,
+    commit: str | None = None,
+    id_columns: tuple[str, ...] = (),
+) -> ModelBundle:
+    """Load the data, resolve the spec (declared file, or inferred from ``target``) and train."""
+    train = load_table(data)
+    if spec_path is not None:
+        spec = DatasetSpec.load(spec_path)
+    elif target is not None:
+        present_ids = tuple(c for c in id_columns if c in train.columns)
+        ts = timestamp if timestamp in train.columns else None
+        spec = infer_spec(train, target=target, timestamp=ts, exclude=present_ids)
+    else:
+        raise ConfigError("give the target column (--target) or a dataset spec file (--spec)")
+    validation_frame = load_table(validation) if validation is not None else None
+    bundle = train_model(train, spec, settings, validation=validation_frame, commit=commit)
+    reference = validation_frame if validation_frame is not None else train
+    save_trained_model(bundle, model_dir, reference=reference, drift_settings=drift_settings)
+    logger.info("model written to %s", model_dir)
+    return bundle
+
+
+@dataclass(frozen=True)
+class SageMakerTrainingPaths:
+    """The SageMaker training container contract, read from the ``SM_*`` variables.
+
+    Framework containers set these variables; a bring-your-own container sees the
+    fixed ``/opt/ml`` paths, which are the defaults here. ``root`` lets the local
+    run emulate the layout in a folder.
+    """
+
+    model_dir: Path
+    input_config_dir: Path
+    output_dir: Path
+    channels: dict[str, Path]
+
+    @classmethod
+    def from_environ(
+        cls, environ: Mapping[str, str] | None = None, *, root: str | Path = "/opt/ml"
+    ) -> SageMakerTrainingPaths:
+        env = os.environ if environ is None else environ
+        root = Path(root)
+        data_root = root / "input" / "data"
+        channels: dict[str, Path] = {}
+        if data_root.is_dir():
+            channels.update({p.name: p for p in sorted(data_root.iterdir()) if p.is_dir()})
+        for key, value in env.items():
+            if key.startswith("SM_CHANNEL_"):
+                channels[key.removeprefix("SM_CHANNEL_").lower()] = Path(value)
+        return cls(
+            model_dir=Path(env.get("SM_MODEL_DIR", root / "model")),
+            input_config_dir=Path(env.get("SM_INPUT_CONFIG_DIR", root / "input" / "config")),
+            output_dir=Path(env.get("SM_OUTPUT_DIR", root / "output")),
+            channels=channels,
+        )
+
+    def hyperparameters(self, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+        path = self.input_config_dir / "hyperparameters.json"
+        if path.exists():
+            loaded: dict[str, Any] = json.loads(path.read_text())
+            return loaded
+        env = os.environ if environ is None else environ
+        if "SM_HPS" in env:
+            from_env: dict[str, Any] = json.loads(env["SM_HPS"])
+            return from_env
+        return {}
+
+
+def run_sagemaker_training(
+    *,
+    root: str | Path = "/opt/ml",
+    environ: Mapping[str, str] | None = None,
+    base_settings: TrainingSettings | None = None,
+    drift_settings: DriftSettings | None = None,
+) -> int:
+    """Train under the SageMaker contract. Returns the process exit code.
+
+    On failure the reason goes to ``<output>/failure`` (SageMaker shows it as the
+    job's FailureReason) and the exit code is 1.
+    """
+    paths = SageMakerTrainingPaths.from_environ(environ, root=root)
+    try:
+        control, model_hps = split_hyperparameters(paths.hyperparameters(environ))
+        if "train" not in paths.channels:
+            raise ConfigError(
+                f"no 'train' channel: expected data under {Path(root) / 'input' / 'data' / 'train'} "
+                f"or SM_CHANNEL_TRAIN; channels present: {sorted(paths.channels)}"
+            )
+        base = base_settings or TrainingSettings()
+        settings = TrainingSettings(
+            algorithm=control.get("algorithm", base.algorithm),
+            hyperparameters={**base.hyperparameters, **model_hps}
+            if model_hps
+            else base.hyperparameters,
+            seed=int(control.get("seed", base.seed)),
+            validation_fraction=base.validation_fraction,
+            test_fraction=base.test_fraction,
+        )
+        spec_dir = paths.channels.get("spec")
+        spec_path = (
+            spec_dir / "spec.json" if spec_dir and (spec_dir / "spec.json").exists() else None
+        )
+        train_from_paths(
+            data=paths.channels["train"],
+            validation=paths.channels.get("validation"),
+            model_dir=paths.model_dir,
+            settings=settings,
+            target=control.get("target"),
+            spec_path=spec_path,
+            timestamp=control.get("timestamp"),
+            drift_settings=drift_settings,
+            commit=control.get("git_commit"),
+        )
+    except (MlcoreError, ValueError, OSError) as exc:
+        paths.output_dir.mkdir(parents=True, exist_ok=True)
+        (paths.output_dir / "failure").write_text(f"{type(exc).__name__}: {exc}\n")
+        logger.error("training failed: %s\n%s", exc, traceback.format_exc())
+        return 1
+    return 0
