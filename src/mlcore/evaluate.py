@@ -82,7 +82,7 @@ def evaluate_model(bundle: ModelBundle, frame: pd.DataFrame) -> dict[str, float]
     if spec.target not in frame.columns:
         raise DataError(f"evaluation data lacks the target column {spec.target!r}")
     predictions = bundle.predict(frame)
-    score = predictions[SCORE_COLUMN] if SCORE_COLUMN in predictions else None
+    score = predictions.get(SCORE_COLUMN, None)
     return compute_metrics(
         frame[spec.target], predictions[PREDICTION_COLUMN], score, task=spec.task
     )
@@ -113,7 +113,7 @@ def slice_metrics(
         for value, group in frame.groupby(frame[column].astype(str), sort=True, dropna=False):
             entry: dict[str, float] = {"rows": float(len(group))}
             if len(group) >= MIN_SLICE_ROWS:
-                score = group[score_column] if score_column in group else None
+                score = group.get(score_column, None)
                 entry.update(
                     compute_metrics(group[target], group[prediction_column], score, task=task)
                 )

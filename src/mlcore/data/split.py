@@ -43,8 +43,8 @@ def split_frame(
             "keep their sum below 1"
         )
     n = len(frame)
-    n_test = int(round(n * test_fraction))
-    n_val = int(round(n * validation_fraction))
+    n_test = round(n * test_fraction)
+    n_val = round(n * validation_fraction)
     if n - n_test - n_val < 1 or n_test < 1 or n_val < 1:
         raise DataError(f"{n} rows are too few to split into train, validation and test")
     if by_time:
