@@ -1,0 +1,374 @@
+"""``mlcore demo``: the whole MLOps lifecycle on one machine, through the real code paths.
+
+generate data -> prep -> train (SageMaker contract, emulated in a folder) -> evaluate
+-> gate -> register -> approve -> serve over HTTP on loopback -> traffic from a later,
+shifted period, captured in SageMaker's data-capture layout -> drift job against the
+training baseline -> drift found -> retrain on recent labelled data -> the gate
+compares challenger with champion -> register the new version.
+
+Every artifact lands under the output folder; nothing needs a cloud account or Docker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from mlcore.capture import read_capture
+from mlcore.data import DatasetSpec, make_churn, save_table
+from mlcore.drift import Baseline, DriftReport, detect_drift, write_drift_outputs
+from mlcore.evaluation_job import EvaluationResult, run_evaluation
+from mlcore.jsonio import write_json
+from mlcore.model import BASELINE_DIR
+from mlcore.prep import PrepResult, prepare, resolve_spec
+from mlcore.registry import LocalModelRegistry, ModelPackage
+from mlcore.serve import serve_in_thread
+from mlcore.settings import MlopsSettings
+from mlcore.train import run_sagemaker_training
+
+logger = logging.getLogger(__name__)
+
+# The story the generated data tells: a model trained on January to September meets
+# the winter, when prices bite harder and customers drift to month-to-month contracts.
+TRAINING_PERIOD = ("2025-01-01", "2025-09-30")
+LIVE_PERIOD = ("2025-11-01", "2026-02-28")
+TRAFFIC_BATCH_ROWS = 100
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    output_dir: Path = Path("out/demo")
+    rows: int = 60_000
+    traffic_rows: int = 5_000
+    quiet: bool = False
+
+
+@dataclass
+class DemoResult:
+    """What the demo did, for the summary table and for tests."""
+
+    versions: list[dict[str, Any]] = field(default_factory=list)
+    blocked: dict[str, Any] | None = None
+    drift: DriftReport | None = None
+    traffic_requests: int = 0
+    captured_rows: int = 0
+    seconds: float = 0.0
+
+
+def run_demo(options: DemoOptions, settings: MlopsSettings) -> DemoResult:
+    console = Console(quiet=options.quiet)
+    out = options.output_dir
+    if out.exists():
+        shutil.rmtree(
+            out
+        )  # every run starts clean so no artifact from an earlier run is mistaken for this one's
+    out.mkdir(parents=True)
+    registry = LocalModelRegistry(out / "registry")
+    group = settings.project
+    result = DemoResult()
+    started = time.perf_counter()
+
+    with _step(console, "1/9 generate the training data (Jan-Sep 2025)"):
+        raw = _training_data(settings, options)
+        save_table(raw, out / "data" / "raw" / "training.parquet")
+        spec = resolve_spec(raw, settings.dataset)
+
+    with _step(console, "2/9 prep: validate, split, fingerprint"):
+        prep_v1 = prepare(
+            raw, spec, settings, out / "v1" / "prep", source="generated:training-period"
+        )
+
+    with _step(console, "3/9 train v1 in an emulated SageMaker training container"):
+        model_v1 = _train_in_container(prep_v1, settings, out / "v1" / "opt_ml")
+
+    with _step(console, "4/9 evaluate v1 and apply the quality gate"):
+        eval_v1 = run_evaluation(
+            model_dir=model_v1,
+            data=prep_v1.output_dir / "test",
+            output_dir=out / "v1" / "evaluation",
+            settings=settings,
+            model_name=f"{group} v1",
+        )
+        _require_gate(eval_v1, "v1")
+
+    with _step(console, "5/9 register v1 and approve it"):
+        package_v1 = _register(registry, group, model_v1, eval_v1, prep_v1)
+        # In the cloud a person approves in SageMaker Studio or Azure ML; the demo plays that part.
+        package_v1 = registry.update_approval(
+            group, package_v1.version, "Approved", reason="approved by the demo"
+        )
+        result.versions.append(_version_row(package_v1, eval_v1))
+
+    with _step(console, "   a weaker challenger is blocked by the gate"):
+        result.blocked = _blocked_challenger(prep_v1, settings, package_v1, out / "weak")
+
+    live = make_churn(
+        options.traffic_rows,
+        start=LIVE_PERIOD[0],
+        end=LIVE_PERIOD[1],
+        seed=7,
+        covariate_shift=1.0,
+        concept_drift=1.0,
+    )
+    with _step(console, "6/9 serve v1 over HTTP and send winter traffic, captured"):
+        capture_dir = out / "capture"
+        result.traffic_requests = _send_traffic(package_v1, spec, live, capture_dir)
+
+    with _step(console, "7/9 drift job: captured traffic against the training baseline"):
+        captured = read_capture(capture_dir, spec)
+        result.captured_rows = len(captured)
+        baseline = Baseline.load(package_v1.model_dir / BASELINE_DIR)
+        report = detect_drift(
+            baseline,
+            captured,
+            spec=spec,
+            settings=settings.drift,
+            prediction_columns=_prediction_columns(spec),
+        )
+        write_drift_outputs(report, out / "drift")
+        result.drift = report
+
+    if not report.dataset_drift:
+        console.print("[green]no dataset drift: nothing to retrain[/green]")
+    else:
+        with _step(console, "8/9 drift found: retrain v2 on recent labelled data"):
+            recent = make_churn(
+                max(options.rows // 2, 2_000),
+                start=LIVE_PERIOD[0],
+                end=LIVE_PERIOD[1],
+                seed=11,
+                covariate_shift=1.0,
+                concept_drift=1.0,
+            )
+            prep_v2 = prepare(
+                recent, spec, settings, out / "v2" / "prep", source="generated:live-period"
+            )
+            model_v2 = _train_in_container(prep_v2, settings, out / "v2" / "opt_ml")
+
+        with _step(console, "9/9 gate v2 against the champion v1 on recent data, then register"):
+            eval_v2 = run_evaluation(
+                model_dir=model_v2,
+                data=prep_v2.output_dir / "test",
+                output_dir=out / "v2" / "evaluation",
+                settings=settings,
+                champion_dir=package_v1.model_dir,
+                model_name=f"{group} v2",
+            )
+            if eval_v2.gate.passed:
+                package_v2 = _register(registry, group, model_v2, eval_v2, prep_v2)
+                result.versions.append(_version_row(package_v2, eval_v2))
+            else:
+                result.versions.append(
+                    {
+                        "version": "-",
+                        "status": "blocked by gate",
+                        "metrics": eval_v2.metrics,
+                        "gate": eval_v2.gate.to_dict(),
+                    }
+                )
+
+    result.seconds = time.perf_counter() - started
+    write_json(out / "summary.json", _summary_document(result))
+    _print_summary(Console(), result, out)
+    return result
+
+
+@contextmanager
+def _step(console: Console, title: str) -> Iterator[None]:
+    started = time.perf_counter()
+    with console.status(title):
+        yield
+    console.print(f"[green]done[/green] {title} [dim]({time.perf_counter() - started:.1f}s)[/dim]")
+
+
+def _training_data(settings: MlopsSettings, options: DemoOptions) -> pd.DataFrame:
+    if settings.dataset.path:
+        from mlcore.data import load_table
+
+        return load_table(settings.dataset.path)
+    return make_churn(options.rows, start=TRAINING_PERIOD[0], end=TRAINING_PERIOD[1], seed=0)
+
+
+def _train_in_container(prep: PrepResult, settings: MlopsSettings, root: Path) -> Path:
+    """Lay out /opt/ml in ``root`` the way SageMaker does and run the training entry point."""
+    data = root / "input" / "data"
+    for channel in ("train", "validation"):
+        shutil.copytree(prep.output_dir / channel, data / channel)
+    (data / "spec").mkdir(parents=True)
+    shutil.copy(prep.output_dir / "spec.json", data / "spec" / "spec.json")
+    hyperparameters = {k: str(v) for k, v in settings.training.hyperparameters.items()}
+    hyperparameters.update(algorithm=settings.training.algorithm, seed=str(settings.training.seed))
+    write_json(root / "input" / "config" / "hyperparameters.json", hyperparameters)
+    code = run_sagemaker_training(
+        root=root, environ={}, base_settings=settings.training, drift_settings=settings.drift
+    )
+    if code != 0:
+        failure = (root / "output" / "failure").read_text()
+        raise RuntimeError(f"training failed: {failure}")
+    return root / "model"
+
+
+def _require_gate(evaluation: EvaluationResult, name: str) -> None:
+    if not evaluation.gate.passed:
+        raise RuntimeError(f"{name} failed the quality gate: " + "; ".join(evaluation.gate.reasons))
+
+
+def _register(
+    registry: LocalModelRegistry,
+    group: str,
+    model_dir: Path,
+    evaluation: EvaluationResult,
+    prep: PrepResult,
+) -> ModelPackage:
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    return registry.register(
+        group,
+        model_dir=model_dir,
+        evaluation_dir=evaluation.output_dir,
+        metadata={
+            "git_commit": metadata.get("git_commit") or "unknown",
+            "data_fingerprint": prep.lineage["data_fingerprint"],
+            "hyperparameters": metadata.get("hyperparameters", {}),
+            "metrics": evaluation.metrics,
+        },
+        description=f"{metadata.get('algorithm')} trained on {prep.lineage['split_rows']['train']} rows",
+    )
+
+
+def _blocked_challenger(
+    prep: PrepResult, settings: MlopsSettings, champion: ModelPackage, out: Path
+) -> dict[str, Any]:
+    """Train a deliberately under-fitted model and show the gate refusing it."""
+    weak = settings.model_copy(
+        update={
+            "training": settings.training.model_copy(
+                update={"hyperparameters": {"max_iter": 3, "learning_rate": 0.02, "max_depth": 2}}
+            )
+        }
+    )
+    model_dir = _train_in_container(prep, weak, out / "opt_ml")
+    evaluation = run_evaluation(
+        model_dir=model_dir,
+        data=prep.output_dir / "test",
+        output_dir=out / "evaluation",
+        settings=settings,
+        champion_dir=champion.model_dir,
+        model_name="weak challenger",
+    )
+    if evaluation.gate.passed:
+        raise RuntimeError(
+            "the gate let an under-fitted challenger through: " + "; ".join(evaluation.gate.reasons)
+        )
+    return {"metrics": evaluation.metrics, "gate": evaluation.gate.to_dict()}
+
+
+def _prediction_columns(spec: DatasetSpec) -> tuple[str, ...]:
+    return ("score",) if spec.task == "classification" else ("prediction",)
+
+
+def _send_traffic(
+    package: ModelPackage, spec: DatasetSpec, live: pd.DataFrame, capture_dir: Path
+) -> int:
+    """POST the live rows in batches, alternating CSV and JSON, each with an inference id."""
+    requests = 0
+    with (
+        serve_in_thread(package.model_dir, capture_dir=capture_dir) as base_url,
+        httpx.Client(base_url=base_url, timeout=30) as client,
+    ):
+        if client.get("/ping").status_code != 200:
+            raise RuntimeError("the local endpoint did not become healthy")
+        for start in range(0, len(live), TRAFFIC_BATCH_ROWS):
+            batch = live.iloc[start : start + TRAFFIC_BATCH_ROWS]
+            headers = {
+                "X-Amzn-SageMaker-Inference-Id": str(
+                    uuid.uuid5(uuid.NAMESPACE_OID, f"demo-{start}")
+                )
+            }
+            if requests % 2 == 0:
+                body = batch[list(spec.features)].to_csv(header=False, index=False)
+                response = client.post(
+                    "/invocations", content=body, headers={**headers, "Content-Type": "text/csv"}
+                )
+            else:
+                records = json.loads(batch[list(spec.features)].to_json(orient="records"))
+                response = client.post("/invocations", json={"instances": records}, headers=headers)
+            response.raise_for_status()
+            requests += 1
+    return requests
+
+
+def _version_row(package: ModelPackage, evaluation: EvaluationResult) -> dict[str, Any]:
+    return {
+        "version": package.version,
+        "status": package.status,
+        "metrics": evaluation.metrics,
+        "gate": evaluation.gate.to_dict(),
+    }
+
+
+def _summary_document(result: DemoResult) -> dict[str, Any]:
+    return {
+        "versions": result.versions,
+        "blocked_challenger": result.blocked,
+        "drift": result.drift.to_dict() if result.drift else None,
+        "traffic_requests": result.traffic_requests,
+        "captured_rows": result.captured_rows,
+        "seconds": round(result.seconds, 1),
+    }
+
+
+def _print_summary(console: Console, result: DemoResult, out: Path) -> None:
+    table = Table(title="MLOps loop, run locally", show_lines=False)
+    for column in ("model", "status", "AUC", "F1", "gate"):
+        table.add_column(column)
+    for row in result.versions:
+        metrics = row["metrics"]
+        table.add_row(
+            f"v{row['version']}",
+            str(row["status"]),
+            f"{metrics.get('auc', float('nan')):.3f}",
+            f"{metrics.get('f1', float('nan')):.3f}",
+            _gate_text(row["gate"]),
+        )
+    if result.blocked:
+        metrics = result.blocked["metrics"]
+        table.add_row(
+            "weak",
+            "not registered",
+            f"{metrics['auc']:.3f}",
+            f"{metrics['f1']:.3f}",
+            _gate_text(result.blocked["gate"]),
+        )
+    console.print(table)
+    if result.drift is not None:
+        drifted = ", ".join(result.drift.drifted_features) or "none"
+        console.print(
+            f"Drift on {result.captured_rows} captured rows ({result.traffic_requests} requests): "
+            f"dataset drift [bold]{'YES' if result.drift.dataset_drift else 'no'}[/bold], "
+            f"{result.drift.share_drifted:.0%} of features drifted: {drifted}"
+        )
+    console.print(
+        f"Artifacts in {out}/ (registry, evaluation.json, model cards, drift report, capture). {result.seconds:.0f}s."
+    )
+
+
+def _gate_text(gate: dict[str, Any]) -> str:
+    if gate["passed"]:
+        return "passed"
+    failing = [
+        r for r in gate["reasons"] if "below" in r or "worse" in r or "above" in r or "NaN" in r
+    ]
+    return "FAILED: " + "; ".join(failing or gate["reasons"])

@@ -1,0 +1,178 @@
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score, log_loss, roc_auc_score
+
+from mlcore.data import Split
+from mlcore.evaluate import (
+    compute_metrics,
+    evaluation_document,
+    metrics_from_document,
+    slice_metrics,
+)
+from mlcore.evaluation_job import run_evaluation
+from mlcore.gate import evaluate_gate
+from mlcore.settings import GateSettings, MlopsSettings
+
+
+def test_classification_metrics_match_scikit_learn() -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 2, 500)
+    score = np.clip(truth * 0.3 + rng.uniform(size=500) * 0.7, 0, 1)
+    pred = (score > 0.5).astype(int)
+    metrics = compute_metrics(truth, pred, score, task="classification")
+    assert metrics["auc"] == pytest.approx(roc_auc_score(truth, score))
+    assert metrics["f1"] == pytest.approx(f1_score(truth, pred))
+    assert metrics["log_loss"] == pytest.approx(log_loss(truth, score))
+
+
+def test_auc_is_nan_when_labels_hold_one_class() -> None:
+    metrics = compute_metrics([1, 1, 1], [1, 0, 1], [0.9, 0.2, 0.8], task="classification")
+    assert math.isnan(metrics["auc"]) and metrics["accuracy"] == pytest.approx(2 / 3)
+
+
+def test_regression_metrics() -> None:
+    metrics = compute_metrics([1.0, 2.0, 3.0], [1.0, 2.0, 5.0], task="regression")
+    assert metrics["mae"] == pytest.approx(2 / 3) and metrics["rmse"] == pytest.approx(
+        math.sqrt(4 / 3)
+    )
+
+
+def test_evaluation_document_is_sagemaker_model_quality_layout() -> None:
+    document = evaluation_document({"auc": 0.9, "log_loss": float("nan")}, task="classification")
+    assert document["binary_classification_metrics"]["auc"]["value"] == 0.9
+    assert document["binary_classification_metrics"]["log_loss"]["value"] == "NaN"
+    assert json.loads(json.dumps(document)) == document
+    assert metrics_from_document(document)["auc"] == 0.9
+
+
+def test_slice_metrics_report_small_slices_by_size_only() -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "region": ["n"] * 40 + ["s"] * 5,
+            "y": [0, 1] * 20 + [1] * 5,
+            "prediction": [0, 1] * 20 + [0] * 5,
+            "score": [0.1, 0.9] * 20 + [0.2] * 5,
+        }
+    )
+    result = slice_metrics(frame, slice_columns=["region"], target="y", task="classification")
+    assert result["region"]["n"]["auc"] == 1.0 and result["region"]["n"]["rows"] == 40
+    assert result["region"]["s"] == {"rows": 5.0}
+
+
+def test_gate_passes_a_challenger_at_least_as_good_as_the_champion() -> None:
+    decision = evaluate_gate({"auc": 0.85}, {"auc": 0.84}, GateSettings(min_metrics={"auc": 0.7}))
+    assert decision.passed
+
+
+def test_gate_blocks_a_worse_challenger_and_says_by_how_much() -> None:
+    decision = evaluate_gate(
+        {"auc": 0.80},
+        {"auc": 0.85},
+        GateSettings(min_metrics={"auc": 0.7}, champion_tolerance=0.01),
+    )
+    assert not decision.passed
+    assert any("worse than the champion's 0.8500 by 0.0500" in r for r in decision.reasons)
+
+
+def test_gate_tolerance_allows_a_small_shortfall() -> None:
+    decision = evaluate_gate({"auc": 0.846}, {"auc": 0.85}, GateSettings(champion_tolerance=0.005))
+    assert decision.passed
+
+
+def test_gate_blocks_below_threshold_even_without_a_champion() -> None:
+    decision = evaluate_gate({"auc": 0.65}, None, GateSettings(min_metrics={"auc": 0.7}))
+    assert not decision.passed and "auc 0.6500 is below the minimum 0.7" in decision.reasons
+
+
+def test_gate_treats_lower_is_better_metrics_correctly() -> None:
+    settings = GateSettings(primary_metric="rmse", min_metrics={}, max_metrics={"rmse": 2.0})
+    assert not evaluate_gate({"rmse": 1.5}, {"rmse": 1.0}, settings).passed
+    assert evaluate_gate({"rmse": 0.9}, {"rmse": 1.0}, settings).passed
+    assert not evaluate_gate({"rmse": 2.5}, None, settings).passed
+
+
+def test_gate_fails_on_a_missing_or_nan_metric() -> None:
+    assert not evaluate_gate({"auc": float("nan")}, None, GateSettings()).passed
+    assert not evaluate_gate({}, None, GateSettings()).passed
+
+
+def test_evaluation_job_writes_every_report(
+    saved_model_dir: Path, churn_split: Split, tmp_path: Path
+) -> None:
+    churn_split.test.to_parquet(tmp_path / "test.parquet")
+    result = run_evaluation(
+        model_dir=saved_model_dir,
+        data=tmp_path / "test.parquet",
+        output_dir=tmp_path / "out",
+        settings=MlopsSettings(),
+    )
+    names = {p.name for p in (tmp_path / "out").iterdir()}
+    assert names == {
+        "evaluation.json",
+        "gate.json",
+        "slice_metrics.json",
+        "model_card.json",
+        "model_card.md",
+    }
+    evaluation = json.loads((tmp_path / "out" / "evaluation.json").read_text())
+    assert evaluation["binary_classification_metrics"]["auc"]["value"] == pytest.approx(
+        result.metrics["auc"]
+    )
+    assert json.loads((tmp_path / "out" / "gate.json").read_text())["passed"] is True
+
+
+def test_model_card_has_every_section(
+    saved_model_dir: Path, churn_split: Split, tmp_path: Path
+) -> None:
+    from mlcore.model_card import SECTIONS
+
+    churn_split.test.to_parquet(tmp_path / "test.parquet")
+    run_evaluation(
+        model_dir=saved_model_dir,
+        data=tmp_path / "test.parquet",
+        output_dir=tmp_path,
+        settings=MlopsSettings(),
+    )
+    card = json.loads((tmp_path / "model_card.json").read_text())
+    assert tuple(card) == SECTIONS
+    assert "age" in card["ethical_considerations"]["sensitive_features"]
+    markdown = (tmp_path / "model_card.md").read_text()
+    for heading in (
+        "## Model details",
+        "## Intended use",
+        "## Factors",
+        "## Metrics",
+        "## Evaluation data",
+        "## Training data",
+        "## Ethical considerations",
+        "## Caveats and recommendations",
+    ):
+        assert heading in markdown
+
+
+def test_evaluation_unpacks_a_sagemaker_model_archive(
+    saved_model_dir: Path, churn_split: Split, tmp_path: Path
+) -> None:
+    import tarfile
+
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    with tarfile.open(packed / "model.tar.gz", "w:gz") as tar:
+        for item in saved_model_dir.iterdir():
+            tar.add(item, arcname=item.name)
+    churn_split.test.to_parquet(tmp_path / "test.parquet")
+    result = run_evaluation(
+        model_dir=packed,
+        data=tmp_path / "test.parquet",
+        output_dir=tmp_path / "out",
+        settings=MlopsSettings(),
+    )
+    assert result.metrics["auc"] > 0.75

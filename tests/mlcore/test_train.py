@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mlcore.data import CHURN_SPEC, Split
+from mlcore.errors import ConfigError
+from mlcore.evaluate import evaluate_model
+from mlcore.model import ModelBundle
+from mlcore.settings import TrainingSettings
+from mlcore.train import SageMakerTrainingPaths, run_sagemaker_training, train_model
+
+
+def test_same_data_and_parameters_give_identical_metrics(
+    churn_split: Split, fast_training: TrainingSettings, trained_bundle: ModelBundle
+) -> None:
+    again = train_model(
+        churn_split.train, CHURN_SPEC, fast_training, validation=churn_split.validation
+    )
+    assert again.metadata["validation_metrics"] == trained_bundle.metadata["validation_metrics"]
+
+
+def test_trained_model_beats_chance_on_held_out_data(
+    trained_bundle: ModelBundle, churn_split: Split
+) -> None:
+    assert evaluate_model(trained_bundle, churn_split.test)["auc"] > 0.75
+
+
+def test_metadata_records_lineage(trained_bundle: ModelBundle, churn_split: Split) -> None:
+    meta = trained_bundle.metadata
+    assert meta["data_fingerprint"].startswith("sha256:")
+    assert meta["hyperparameters"] == {"max_iter": 60, "learning_rate": 0.1}
+    assert meta["seed"] == 42 and meta["training_rows"] == len(churn_split.train)
+    assert {"numpy", "pandas", "scikit-learn", "python", "mlcore"} <= set(meta["library_versions"])
+    assert meta["classes"] == [0, 1]
+
+
+def test_git_commit_comes_from_the_ci_variable(
+    churn_split: Split, fast_training: TrainingSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CODEBUILD_RESOLVED_SOURCE_VERSION", "abc123")
+    bundle = train_model(churn_split.train.head(500), CHURN_SPEC, fast_training)
+    assert bundle.metadata["git_commit"] == "abc123"
+
+
+def test_saved_model_directory_loads_and_predicts(
+    saved_model_dir: Path, churn_split: Split
+) -> None:
+    assert {"model.joblib", "metadata.json", "baseline"} <= {
+        p.name for p in saved_model_dir.iterdir()
+    }
+    loaded = ModelBundle.load(saved_model_dir)
+    predictions = loaded.predict(churn_split.test.head(10))
+    assert list(predictions.columns) == ["prediction", "score"]
+    assert predictions["score"].between(0, 1).all()
+
+
+def test_unknown_hyperparameter_is_named_with_the_valid_ones(churn_split: Split) -> None:
+    settings = TrainingSettings(hyperparameters={"max_iterations": 5})
+    with pytest.raises(
+        ConfigError, match=r"unknown hyperparameters \['max_iterations'\].*max_iter"
+    ):
+        train_model(churn_split.train, CHURN_SPEC, settings)
+
+
+def test_algorithm_must_fit_the_task(churn_split: Split) -> None:
+    with pytest.raises(ConfigError, match="'ridge' does not support classification"):
+        train_model(
+            churn_split.train, CHURN_SPEC, TrainingSettings(algorithm="ridge", hyperparameters={})
+        )
+
+
+def _sagemaker_layout(root: Path, split: Split, hyperparameters: dict[str, str]) -> None:
+    (root / "input" / "data" / "train").mkdir(parents=True)
+    (root / "input" / "data" / "validation").mkdir(parents=True)
+    split.train.to_parquet(root / "input" / "data" / "train" / "part.parquet")
+    split.validation.to_csv(root / "input" / "data" / "validation" / "part.csv", index=False)
+    (root / "input" / "config").mkdir(parents=True)
+    (root / "input" / "config" / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+
+
+def test_sagemaker_contract_reads_channels_and_string_hyperparameters(
+    tmp_path: Path, churn_split: Split
+) -> None:
+    small = Split(churn_split.train.head(1500), churn_split.validation.head(400), churn_split.test)
+    _sagemaker_layout(
+        tmp_path, small, {"target": "churned", "max_iter": "20", "seed": "7", "git_commit": "feed"}
+    )
+    assert run_sagemaker_training(root=tmp_path, environ={}) == 0
+    meta = json.loads((tmp_path / "model" / "metadata.json").read_text())
+    assert (
+        meta["hyperparameters"]["max_iter"] == 20
+        and meta["seed"] == 7
+        and meta["git_commit"] == "feed"
+    )
+    assert meta["spec"]["target"] == "churned" and "customer_id" not in meta["spec"]["numeric"]
+    assert (tmp_path / "model" / "baseline").is_dir()
+
+
+def test_sagemaker_contract_honours_sm_environment_variables(
+    tmp_path: Path, churn_split: Split
+) -> None:
+    data = tmp_path / "elsewhere"
+    data.mkdir()
+    churn_split.train.head(800).to_parquet(data / "train.parquet")
+    environ = {
+        "SM_CHANNEL_TRAIN": str(data),
+        "SM_MODEL_DIR": str(tmp_path / "m"),
+        "SM_HPS": json.dumps({"target": "churned", "max_iter": "10"}),
+    }
+    paths = SageMakerTrainingPaths.from_environ(environ, root=tmp_path / "opt_ml")
+    assert paths.channels["train"] == data
+    assert run_sagemaker_training(root=tmp_path / "opt_ml", environ=environ) == 0
+    assert (tmp_path / "m" / "model.joblib").exists()
+
+
+def test_sagemaker_failure_reason_is_written_for_the_job(tmp_path: Path) -> None:
+    (tmp_path / "input" / "config").mkdir(parents=True)
+    (tmp_path / "input" / "config" / "hyperparameters.json").write_text("{}")
+    assert run_sagemaker_training(root=tmp_path, environ={}) == 1
+    failure = (tmp_path / "output" / "failure").read_text()
+    assert "no 'train' channel" in failure
+
+
+def test_training_rejects_data_that_does_not_match_the_spec(
+    churn_split: Split, fast_training: TrainingSettings
+) -> None:
+    from mlcore.data import DataValidationError
+
+    with pytest.raises(DataValidationError, match="missing columns"):
+        train_model(churn_split.train.drop(columns=["region"]), CHURN_SPEC, fast_training)
+
+
+def test_regression_models_train_and_report_regression_metrics() -> None:
+    import numpy as np
+
+    from mlcore.data import DatasetSpec
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=600), "c": rng.choice(["a", "b"], 600)})
+    frame["y"] = 3 * frame["x"] + (frame["c"] == "a") + rng.normal(scale=0.1, size=600)
+    spec = DatasetSpec(target="y", numeric=("x",), categorical=("c",), task="regression")
+    bundle = train_model(
+        frame.iloc[:500],
+        spec,
+        TrainingSettings(algorithm="ridge", hyperparameters={}),
+        validation=frame.iloc[500:],
+    )
+    assert bundle.metadata["validation_metrics"]["r2"] > 0.95
