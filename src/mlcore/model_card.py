@@ -70,9 +70,9 @@ def build_model_card(
         "The drift and model-quality monitors watch for both.",
     ]
     caveats += [
-        f"{primary} varies by {spread:.3f} across values of {column!r}: check the weakest slice before relying on the model there."
-        for column, spread in disparities.items()
-        if spread > _DISPARITY_WARNING
+        f"{primary} varies by {gap:.3f} across values of {column!r}: check the weakest slice before relying on the model there."
+        for column, gap in disparities.items()
+        if gap > _DISPARITY_WARNING
     ]
     if not gate.passed:
         caveats.insert(

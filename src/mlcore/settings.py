@@ -41,13 +41,18 @@ class DatasetSettings(_Frozen):
     slice_columns: list[str] = Field(default_factory=lambda: ["region", "contract_type"])
 
 
+HyperparameterValue = float | int | str | bool | None
+
+
+def _default_hyperparameters() -> dict[str, HyperparameterValue]:
+    return {"learning_rate": 0.08, "max_iter": 200, "max_leaf_nodes": 31}
+
+
 class TrainingSettings(_Frozen):
     algorithm: Literal[
         "hist_gradient_boosting", "random_forest", "logistic_regression", "ridge"
     ] = "hist_gradient_boosting"
-    hyperparameters: dict[str, float | int | str | bool | None] = Field(
-        default_factory=lambda: {"learning_rate": 0.08, "max_iter": 200, "max_leaf_nodes": 31}
-    )
+    hyperparameters: dict[str, HyperparameterValue] = Field(default_factory=_default_hyperparameters)
     seed: int = 42
     validation_fraction: float = Field(0.15, gt=0, lt=1)
     test_fraction: float = Field(0.15, gt=0, lt=1)

@@ -26,10 +26,10 @@ def test_loading_reports_missing_and_unsupported_paths(tmp_path) -> None:
     with pytest.raises(DataError, match="does not exist"):
         load_table(tmp_path / "nope.csv")
     (tmp_path / "data.xlsx").write_text("x")
-    with pytest.raises(DataError, match="unsupported file type '.xlsx'"):
+    with pytest.raises(DataError, match=r"unsupported file type '\.xlsx'"):
         load_table(tmp_path / "data.xlsx")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="no .csv"):
+    with pytest.raises(DataError, match=r"no \.csv"):
         load_table(tmp_path / "empty")
 
 
