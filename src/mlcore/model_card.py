@@ -59,11 +59,11 @@ def build_model_card(
     spec, meta = bundle.spec, bundle.metadata
     primary = gate.primary_metric
     sensitive = [f for f in spec.features if any(h in f.lower() for h in _SENSITIVE_HINTS)]
-    disparities = {
-        column: _spread(values, primary)
-        for column, values in slices.items()
-        if _spread(values, primary) is not None
-    }
+    disparities: dict[str, float] = {}
+    for column, values in slices.items():
+        spread = _spread(values, primary)
+        if spread is not None:
+            disparities[column] = spread
     caveats = [
         "Performance was measured on held-out data from the same period as training; "
         "it degrades when the input distribution or the feature-target relationship shifts. "
