@@ -28,8 +28,9 @@ from rich.console import Console
 from rich.table import Table
 
 from mlcore.capture import read_capture
-from mlcore.data import DatasetSpec, make_churn, save_table
+from mlcore.data import DatasetSpec, load_table, make_churn, save_table
 from mlcore.drift import Baseline, DriftReport, detect_drift, write_drift_outputs
+from mlcore.errors import MlcoreError
 from mlcore.evaluation_job import EvaluationResult, run_evaluation
 from mlcore.jsonio import write_json
 from mlcore.model import BASELINE_DIR
@@ -46,6 +47,9 @@ logger = logging.getLogger(__name__)
 TRAINING_PERIOD = ("2025-01-01", "2025-09-30")
 LIVE_PERIOD = ("2025-11-01", "2026-02-28")
 TRAFFIC_BATCH_ROWS = 100
+# With your own data, this share of the most recent rows plays the live period.
+LIVE_SHARE = 0.3
+DEMO_MARKER = ".mlcore-demo"
 
 
 @dataclass(frozen=True)
@@ -71,25 +75,19 @@ class DemoResult:
 def run_demo(options: DemoOptions, settings: MlopsSettings) -> DemoResult:
     console = Console(quiet=options.quiet)
     out = options.output_dir
-    if out.exists():
-        shutil.rmtree(
-            out
-        )  # every run starts clean so no artifact from an earlier run is mistaken for this one's
-    out.mkdir(parents=True)
+    _prepare_output(out)
     registry = LocalModelRegistry(out / "registry")
     group = settings.project
     result = DemoResult()
     started = time.perf_counter()
 
-    with _step(console, "1/9 generate the training data (Jan-Sep 2025)"):
-        raw = _training_data(settings, options)
-        save_table(raw, out / "data" / "raw" / "training.parquet")
-        spec = resolve_spec(raw, settings.dataset)
-
+    with _step(console, "1/9 load the data: history to train on, a later period as live traffic"):
+        history, live = _history_and_live(settings, options)
+        save_table(history, out / "data" / "history.parquet")
+        save_table(live, out / "data" / "live.parquet")
+        spec = resolve_spec(history, settings.dataset)
     with _step(console, "2/9 prep: validate, split, fingerprint"):
-        prep_v1 = prepare(
-            raw, spec, settings, out / "v1" / "prep", source="generated:training-period"
-        )
+        prep_v1 = prepare(history, spec, settings, out / "v1" / "prep", source="history")
 
     with _step(console, "3/9 train v1 in an emulated SageMaker training container"):
         model_v1 = _train_in_container(prep_v1, settings, out / "v1" / "opt_ml")
@@ -112,7 +110,7 @@ def run_demo(options: DemoOptions, settings: MlopsSettings) -> DemoResult:
         )
         result.versions.append(_version_row(package_v1, eval_v1))
 
-    with _step(console, "   a weaker challenger is blocked by the gate"):
+    with _step(console, "   a challenger trained on misaligned labels is refused by the gate"):
         result.blocked = _blocked_challenger(prep_v1, settings, package_v1, out / "weak")
 
     live = make_churn(
@@ -186,6 +184,22 @@ def run_demo(options: DemoOptions, settings: MlopsSettings) -> DemoResult:
     return result
 
 
+def _prepare_output(out: Path) -> None:
+    """Start from an empty folder, so no artifact of an earlier run passes for this one's.
+
+    Only a folder an earlier demo wrote (it holds the marker file) is cleared; any
+    other non-empty folder is refused rather than deleted.
+    """
+    if out.exists() and any(out.iterdir()):
+        if not (out / DEMO_MARKER).exists():
+            raise MlcoreError(
+                f"{out} is not empty and was not written by `mlcore demo`; choose another --output"
+            )
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / DEMO_MARKER).write_text("written by mlcore demo; the next run clears this folder\n")
+
+
 @contextmanager
 def _step(console: Console, title: str) -> Iterator[None]:
     started = time.perf_counter()
@@ -194,12 +208,32 @@ def _step(console: Console, title: str) -> Iterator[None]:
     console.print(f"[green]done[/green] {title} [dim]({time.perf_counter() - started:.1f}s)[/dim]")
 
 
-def _training_data(settings: MlopsSettings, options: DemoOptions) -> pd.DataFrame:
-    if settings.dataset.path:
-        from mlcore.data import load_table
+def _history_and_live(
+    settings: MlopsSettings, options: DemoOptions
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Training history and a later 'live' period with labels that arrive after serving.
 
-        return load_table(settings.dataset.path)
-    return make_churn(options.rows, start=TRAINING_PERIOD[0], end=TRAINING_PERIOD[1], seed=0)
+    With the built-in generator the live period is the following winter, with covariate
+    shift and concept drift. With your own data (``dataset.path``) the latest 30% of
+    rows by timestamp (or by row order without one) play the live period.
+    """
+    if settings.dataset.path is None:
+        history = make_churn(options.rows, start=TRAINING_PERIOD[0], end=TRAINING_PERIOD[1], seed=0)
+        live = make_churn(
+            max(options.rows // 2, 2_000),
+            start=LIVE_PERIOD[0],
+            end=LIVE_PERIOD[1],
+            seed=11,
+            covariate_shift=1.0,
+            concept_drift=1.0,
+        )
+        return history, live
+    frame = load_table(settings.dataset.path)
+    timestamp = settings.dataset.timestamp
+    if timestamp and timestamp in frame.columns:
+        frame = frame.iloc[pd.to_datetime(frame[timestamp], utc=True).argsort(kind="stable")]
+    cut = int(len(frame) * (1 - LIVE_SHARE))
+    return frame.iloc[:cut].reset_index(drop=True), frame.iloc[cut:].reset_index(drop=True)
 
 
 def _train_in_container(prep: PrepResult, settings: MlopsSettings, root: Path) -> Path:
@@ -251,26 +285,29 @@ def _register(
 def _blocked_challenger(
     prep: PrepResult, settings: MlopsSettings, champion: ModelPackage, out: Path
 ) -> dict[str, Any]:
-    """Train a deliberately under-fitted model and show the gate refusing it."""
-    weak = settings.model_copy(
-        update={
-            "training": settings.training.model_copy(
-                update={"hyperparameters": {"max_iter": 3, "learning_rate": 0.02, "max_depth": 2}}
-            )
-        }
+    """Train a challenger on misaligned labels (the classic join bug) and show the gate refusing it."""
+    target = prep.spec.target
+    broken_dir = out / "prep"
+    shutil.copytree(prep.output_dir, broken_dir)
+    train = pd.read_parquet(broken_dir / "train" / "train.parquet")
+    train[target] = train[target].sample(frac=1.0, random_state=settings.training.seed).to_numpy()
+    train.to_parquet(broken_dir / "train" / "train.parquet", index=False)
+    broken = PrepResult(
+        spec=prep.spec, split=prep.split, lineage=prep.lineage, output_dir=broken_dir
     )
-    model_dir = _train_in_container(prep, weak, out / "opt_ml")
+    model_dir = _train_in_container(broken, settings, out / "opt_ml")
     evaluation = run_evaluation(
         model_dir=model_dir,
         data=prep.output_dir / "test",
         output_dir=out / "evaluation",
         settings=settings,
         champion_dir=champion.model_dir,
-        model_name="weak challenger",
+        model_name="challenger with misaligned labels",
     )
     if evaluation.gate.passed:
         raise RuntimeError(
-            "the gate let an under-fitted challenger through: " + "; ".join(evaluation.gate.reasons)
+            "the gate let a challenger trained on shuffled labels through: "
+            + "; ".join(evaluation.gate.reasons)
         )
     return {"metrics": evaluation.metrics, "gate": evaluation.gate.to_dict()}
 
