@@ -1,0 +1,192 @@
+"""The mlcore command line as users and the cloud pipelines call it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mlcore.cli import EXIT_ERROR, EXIT_GATE_FAILED, build_parser, main
+
+SUBCOMMANDS = ("prep", "train", "evaluate", "drift", "serve", "demo")
+
+
+def test_every_subcommand_has_help() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mlcore", "--help"], capture_output=True, text=True, check=True
+    )
+    for name in SUBCOMMANDS:
+        assert name in result.stdout
+    parser = build_parser()
+    for name in SUBCOMMANDS:
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args([name, "--help"])
+        assert exit_info.value.code == 0
+
+
+@pytest.fixture(scope="module")
+def raw_csv(tmp_path_factory: pytest.TempPathFactory, churn_frame: pd.DataFrame) -> Path:
+    path = tmp_path_factory.mktemp("raw") / "customers.csv"
+    churn_frame.head(3_000).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def fast_settings(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("settings") / "mlops.yaml"
+    path.write_text("training:\n  hyperparameters: {max_iter: 40}\n")
+    return path
+
+
+def test_prep_train_evaluate_chain_through_the_cli(
+    tmp_path: Path, raw_csv: Path, fast_settings: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = ["--settings", str(fast_settings)]
+    assert (
+        main(["prep", "--data", str(raw_csv), "--output", str(tmp_path / "prep"), *settings]) == 0
+    )
+    lineage = json.loads((tmp_path / "prep" / "lineage.json").read_text())
+    assert lineage["rows"] == 3_000 and lineage["data_fingerprint"].startswith("sha256:")
+
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(tmp_path / "prep" / "train"),
+                "--validation",
+                str(tmp_path / "prep" / "validation"),
+                "--spec",
+                str(tmp_path / "prep" / "spec.json"),
+                "--model-dir",
+                str(tmp_path / "model"),
+                *settings,
+            ]
+        )
+        == 0
+    )
+    assert (tmp_path / "model" / "baseline").is_dir()
+
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model-dir",
+                str(tmp_path / "model"),
+                "--data",
+                str(tmp_path / "prep" / "test"),
+                "--output",
+                str(tmp_path / "eval"),
+                "--fail-on-gate",
+                *settings,
+            ]
+        )
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["gate_passed"] is True
+
+
+def test_train_infers_the_spec_from_a_target_column(
+    tmp_path: Path, raw_csv: Path, fast_settings: Path
+) -> None:
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(raw_csv),
+                "--target",
+                "churned",
+                "--model-dir",
+                str(tmp_path / "m"),
+                "--settings",
+                str(fast_settings),
+                "--hyperparameters",
+                '{"max_iter": 20}',
+            ]
+        )
+        == 0
+    )
+    metadata = json.loads((tmp_path / "m" / "metadata.json").read_text())
+    assert metadata["hyperparameters"]["max_iter"] == 20
+    assert "customer_id" not in metadata["spec"]["categorical"]
+
+
+def test_fail_on_gate_exits_3_for_a_model_below_threshold(
+    tmp_path: Path, saved_model_dir: Path, churn_split, capsys: pytest.CaptureFixture[str]
+) -> None:
+    churn_split.test.to_parquet(tmp_path / "test.parquet")
+    strict = tmp_path / "strict.yaml"
+    strict.write_text("gate:\n  min_metrics: {auc: 0.99}\n")
+    code = main(
+        [
+            "evaluate",
+            "--model-dir",
+            str(saved_model_dir),
+            "--data",
+            str(tmp_path / "test.parquet"),
+            "--output",
+            str(tmp_path / "eval"),
+            "--settings",
+            str(strict),
+            "--fail-on-gate",
+        ]
+    )
+    assert code == EXIT_GATE_FAILED
+    assert "below the minimum 0.99" in capsys.readouterr().err
+    assert json.loads((tmp_path / "eval" / "gate.json").read_text())["passed"] is False
+
+
+def test_bad_input_is_a_clear_error_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "d.csv").write_text("a,b\n1,2\n3,4\n")
+    code = main(
+        [
+            "train",
+            "--data",
+            str(tmp_path / "d.csv"),
+            "--target",
+            "label",
+            "--model-dir",
+            str(tmp_path / "m"),
+        ]
+    )
+    assert code == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("error: target column 'label' not found") and "Traceback" not in err
+    assert not (tmp_path / "m").exists()
+
+
+def test_train_needs_both_paths_or_neither(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["train", "--data", str(tmp_path)]) == EXIT_ERROR
+    assert "give both --data and --model-dir" in capsys.readouterr().err
+
+
+def test_invalid_settings_file_is_reported(
+    tmp_path: Path, raw_csv: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("gate:\n  primary: auc\n")
+    assert (
+        main(
+            [
+                "prep",
+                "--data",
+                str(raw_csv),
+                "--output",
+                str(tmp_path / "p"),
+                "--settings",
+                str(bad),
+            ]
+        )
+        == EXIT_ERROR
+    )
+    assert "gate.primary: Extra inputs are not permitted" in capsys.readouterr().err

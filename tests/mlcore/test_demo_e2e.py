@@ -1,0 +1,88 @@
+"""The whole local loop, end to end, on smaller data: what `make demo` promises."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mlcore.demo import DemoOptions, DemoResult, run_demo
+from mlcore.errors import MlcoreError
+from mlcore.registry import LocalModelRegistry
+from mlcore.settings import MlopsSettings
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoResult, Path]:
+    out = tmp_path_factory.mktemp("demo")
+    settings = MlopsSettings.model_validate({"training": {"hyperparameters": {"max_iter": 80}}})
+    result = run_demo(
+        DemoOptions(output_dir=out, rows=8_000, traffic_rows=1_500, quiet=True), settings
+    )
+    return result, out
+
+
+def test_the_loop_registers_v1_approved_and_v2_pending(demo_run: tuple[DemoResult, Path]) -> None:
+    _, out = demo_run
+    packages = LocalModelRegistry(out / "registry").list_packages("churn")
+    assert [(p.version, p.status) for p in packages] == [
+        (1, "Approved"),
+        (2, "PendingManualApproval"),
+    ]
+    assert packages[1].metadata["data_fingerprint"].startswith("sha256:")
+
+
+def test_drift_is_found_in_the_shifted_traffic(demo_run: tuple[DemoResult, Path]) -> None:
+    result, out = demo_run
+    assert result.drift is not None and result.drift.dataset_drift
+    assert "monthly_charges" in result.drift.drifted_features
+    assert "region" not in result.drift.drifted_features  # the generator leaves region unshifted
+    report = json.loads((out / "drift" / "drift_report.json").read_text())
+    assert report["dataset_drift"] is True
+    assert (out / "drift" / "constraint_violations.json").exists()
+
+
+def test_every_request_was_captured(demo_run: tuple[DemoResult, Path]) -> None:
+    result, out = demo_run
+    assert result.traffic_requests == 15 and result.captured_rows == 1_500
+    assert list((out / "capture").rglob("*.jsonl"))
+
+
+def test_retrained_challenger_beats_the_champion_on_recent_data(
+    demo_run: tuple[DemoResult, Path],
+) -> None:
+    _, out = demo_run
+    gate = json.loads((out / "v2" / "evaluation" / "gate.json").read_text())
+    assert gate["passed"] and gate["champion"] is not None
+    assert gate["challenger"]["auc"] > gate["champion"]["auc"]
+
+
+def test_the_gate_refused_the_challenger_with_misaligned_labels(
+    demo_run: tuple[DemoResult, Path],
+) -> None:
+    result, _ = demo_run
+    assert result.blocked is not None and not result.blocked["gate"]["passed"]
+    assert result.blocked["metrics"]["auc"] < 0.6
+
+
+def test_artifacts_are_where_the_readme_says(demo_run: tuple[DemoResult, Path]) -> None:
+    _, out = demo_run
+    for relative in (
+        "summary.json",
+        "v1/evaluation/evaluation.json",
+        "v1/evaluation/model_card.md",
+        "v1/opt_ml/model/model.joblib",
+        "v2/evaluation/model_card.json",
+        "drift/drift_report.json",
+    ):
+        assert (out / relative).exists(), relative
+
+
+def test_demo_refuses_to_clear_a_folder_it_did_not_write(tmp_path: Path) -> None:
+    (tmp_path / "precious.txt").write_text("keep me")
+    with pytest.raises(MlcoreError, match="not empty and was not written by `mlcore demo`"):
+        run_demo(DemoOptions(output_dir=tmp_path, quiet=True), MlopsSettings())
+    assert (tmp_path / "precious.txt").exists()
