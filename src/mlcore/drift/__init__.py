@@ -1,0 +1,47 @@
+"""Data and prediction drift: exact, fast, and readable by Model Monitor users.
+
+Public API::
+
+    baseline = build_baseline(train_frame, spec, settings, prediction_columns=("score",))
+    baseline.save(model_dir / "baseline")
+    report = detect_drift(Baseline.load(model_dir / "baseline"), current, settings=settings)
+    write_drift_outputs(report, out_dir)   # drift_report.json, Model Monitor files, HTML
+
+Per column every registered test runs (``registry``); the configured one
+(``DriftSettings.numeric_method`` / ``categorical_method``) and the
+missing-value-rate check decide whether the column drifts, and the share of
+drifted features decides whether the dataset drifts.
+"""
+
+from mlcore.drift.baseline import Baseline, ColumnBaseline, build_baseline
+from mlcore.drift.chi2 import chi2_drift
+from mlcore.drift.correction import adjust_p_values
+from mlcore.drift.detect import detect_drift
+from mlcore.drift.divergence import jensenshannon_drift, kl_drift
+from mlcore.drift.ks import ks_drift
+from mlcore.drift.outputs import write_drift_outputs
+from mlcore.drift.psi import psi_drift
+from mlcore.drift.results import DriftReport, FeatureDrift, MissingRateResult, TestResult
+from mlcore.drift.summaries import CategoricalSummary, NumericSummary
+from mlcore.drift.wasserstein import wasserstein_drift
+
+__all__ = [
+    "Baseline",
+    "CategoricalSummary",
+    "ColumnBaseline",
+    "DriftReport",
+    "FeatureDrift",
+    "MissingRateResult",
+    "NumericSummary",
+    "TestResult",
+    "adjust_p_values",
+    "build_baseline",
+    "chi2_drift",
+    "detect_drift",
+    "jensenshannon_drift",
+    "kl_drift",
+    "ks_drift",
+    "psi_drift",
+    "wasserstein_drift",
+    "write_drift_outputs",
+]

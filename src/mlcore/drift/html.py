@@ -1,0 +1,179 @@
+"""A self-contained HTML drift report: one file, inline CSS and SVG, nothing fetched to view it.
+
+Order of the page: the dataset verdict, what the PSI bands mean, then one card
+per column sorted by drift score (PSI, computed for every column on the same
+kind of bins, so scores compare across columns), each with the
+reference-vs-current distribution and the statistic and threshold that decided.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+from collections.abc import Sequence
+
+from mlcore.drift.results import DriftReport, FeatureDrift, TestResult
+
+_MAX_BARS = 20
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1f2328;
+max-width:1100px}
+h1{margin-bottom:.2rem}.muted{color:#57606a}.verdict{padding:1rem 1.2rem;border-radius:8px;
+font-size:1.2rem;margin:1rem 0}.drift{background:#ffebe9;border:1px solid #ff8182}
+.nodrift{background:#dafbe1;border:1px solid #4ac26b}.card{border:1px solid #d0d7de;
+border-radius:8px;padding:.8rem 1rem;margin:.8rem 0}.card h3{margin:.2rem 0}
+.tag{display:inline-block;padding:.1rem .5rem;border-radius:1rem;font-size:.8rem;margin-left:.4rem}
+.tag.red{background:#ffebe9;color:#82071e}.tag.green{background:#dafbe1;color:#116329}
+table{border-collapse:collapse;font-size:.9rem}td,th{padding:.2rem .6rem;border-bottom:1px solid
+#eaeef2;text-align:left}.legend span{display:inline-block;width:.8rem;height:.8rem;margin:0 .3rem}
+"""
+
+
+def render_html(report: DriftReport) -> str:
+    drifted = len(report.drifted_features)
+    verdict_class = "drift" if report.dataset_drift else "nodrift"
+    verdict = "Dataset drift detected" if report.dataset_drift else "No dataset drift"
+    columns = sorted(report.columns, key=_sort_key)
+    prediction = {None: "not checked", True: "drifted", False: "no drift"}[report.prediction_drift]
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<title>Drift report</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>Drift report</h1>",
+        f"<p class='muted'>{report.reference_rows:,} reference rows vs {report.current_rows:,} "
+        f"current rows; mode: {report.mode}</p>",
+        f"<div class='verdict {verdict_class}'><strong>{verdict}</strong>: {drifted} of "
+        f"{len(report.features)} features drifted ({report.share_drifted:.0%}; the dataset "
+        f"drifts at {report.dataset_drift_share:.0%} or more). Prediction drift: {prediction}.</div>",
+        _settings_table(report),
+        "<h2>Reading PSI</h2><p>Population Stability Index on ten equal-mass bins of the "
+        "reference (categories for categorical columns): below 0.1 the population is stable, "
+        "0.1 to 0.2 is a moderate shift worth watching, 0.2 or more is a significant shift. "
+        "Columns below are sorted by PSI, largest first; drifted columns come first.</p>",
+        "<p class='legend'><span style='background:#8c959f'></span>reference"
+        "<span style='background:#0969da'></span>current</p>",
+    ]
+    parts.extend(_card(column) for column in columns)
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _sort_key(column: FeatureDrift) -> tuple[bool, float]:
+    psi = column.test("psi").statistic
+    return (not column.drifted, -(psi if psi is not None else -1.0))
+
+
+def _settings_table(report: DriftReport) -> str:
+    settings = report.settings
+    rows = [
+        ("numeric test", settings["numeric_method"]),
+        ("categorical test", settings["categorical_method"]),
+        ("p-value threshold", settings["p_value_threshold"]),
+        ("KS minimum effect size", settings["min_effect_size"]),
+        ("PSI threshold", settings["psi_threshold"]),
+        ("distance threshold", settings["distance_threshold"]),
+        ("missing-rate increase threshold", settings["missing_rate_threshold"]),
+        ("multiple-testing correction", settings["correction"]),
+    ]
+    body = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows
+    )
+    return f"<table>{body}</table>"
+
+
+def _card(column: FeatureDrift) -> str:
+    tag = (
+        "<span class='tag red'>drift</span>"
+        if column.drifted
+        else ("<span class='tag green'>no drift</span>")
+    )
+    role = " (prediction)" if column.role == "prediction" else ""
+    reasons = "; ".join(column.reasons) or "no test crossed its threshold"
+    return (
+        f"<div class='card'><h3>{html.escape(column.name)}{role}{tag}</h3>"
+        f"<p class='muted'>{column.kind}; decided by <strong>{column.method}</strong>: "
+        f"{html.escape(reasons)}</p>"
+        f"{_distribution_svg(column)}{_tests_table(column)}</div>"
+    )
+
+
+def _tests_table(column: FeatureDrift) -> str:
+    rows = [_test_row(t, t.method == column.method) for t in column.tests]
+    missing = column.missing
+    rows.append(
+        f"<tr><td>missing rate</td><td>{missing.reference_rate:.2%} &rarr; "
+        f"{missing.current_rate:.2%}</td><td></td><td>rise &gt; {missing.threshold:g}</td>"
+        f"<td>{'yes' if missing.drifted else 'no'}</td></tr>"
+    )
+    head = (
+        "<tr><th>test</th><th>statistic</th><th>p-value</th><th>threshold</th><th>drift</th></tr>"
+    )
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
+def _test_row(test: TestResult, primary: bool) -> str:
+    name = f"<strong>{test.method}</strong>" if primary else test.method
+    statistic = "n/a" if test.statistic is None else f"{test.statistic:.4g}"
+    p_value = "" if test.p_value is None else f"{test.p_value:.3g}"
+    if test.p_value_adjusted is not None and test.p_value_adjusted != test.p_value:
+        p_value += f" (adj. {test.p_value_adjusted:.3g})"
+    note = f" <span class='muted'>{html.escape(test.note)}</span>" if test.note else ""
+    return (
+        f"<tr><td>{name}</td><td>{statistic}{note}</td><td>{p_value}</td>"
+        f"<td>{test.threshold:g}</td><td>{'yes' if test.drifted else 'no'}</td></tr>"
+    )
+
+
+def _distribution_svg(column: FeatureDrift) -> str:
+    psi = column.test("psi")
+    if psi.statistic is None:
+        return "<p class='muted'>No distribution to plot: one side has no values.</p>"
+    labels = _labels(psi)
+    ref = [int(c) for c in psi.parameters["reference_counts"]]
+    cur = [int(c) for c in psi.parameters["current_counts"]]
+    if len(labels) > _MAX_BARS:  # keep the busiest categories, lump the rest
+        order = sorted(range(len(labels)), key=lambda i: -(ref[i] + cur[i]))
+        keep, rest = order[: _MAX_BARS - 1], order[_MAX_BARS - 1 :]
+        labels = [labels[i] for i in keep] + [f"{len(rest)} others"]
+        ref = [ref[i] for i in keep] + [sum(ref[i] for i in rest)]
+        cur = [cur[i] for i in keep] + [sum(cur[i] for i in rest)]
+    ref_share = _shares(ref)
+    cur_share = _shares(cur)
+    top = max([*ref_share, *cur_share, 1e-12])
+    width, height, bar = 1000, 170, 1000 / max(len(labels), 1)
+    shapes = []
+    for i, label in enumerate(labels):
+        x = i * bar
+        for j, (share, colour) in enumerate(((ref_share[i], "#8c959f"), (cur_share[i], "#0969da"))):
+            h = 120 * share / top
+            shapes.append(
+                f"<rect x='{x + 4 + j * (bar - 8) / 2:.1f}' y='{130 - h:.1f}' "
+                f"width='{(bar - 8) / 2:.1f}' height='{h:.1f}' fill='{colour}'>"
+                f"<title>{html.escape(label)}: {share:.2%}</title></rect>"
+            )
+        shapes.append(
+            f"<text x='{x + bar / 2:.1f}' y='148' font-size='10' text-anchor='middle'>"
+            f"{html.escape(_short(label))}</text>"
+        )
+    return (
+        f"<svg viewBox='0 0 {width} {height}' width='100%' role='img' "
+        f"aria-label='reference and current distribution of {html.escape(column.name)}'>"
+        f"{''.join(shapes)}</svg>"
+    )
+
+
+def _labels(psi: TestResult) -> list[str]:
+    if psi.parameters.get("bins") == "categories":
+        return [str(x) for x in psi.parameters["labels"]]
+    edges = [f"{e:.3g}" for e in psi.parameters["edges"]]
+    bounds = ["-inf", *edges, "inf"]
+    return [f"({lo}, {hi}]" for lo, hi in itertools.pairwise(bounds)]
+
+
+def _shares(counts: Sequence[int]) -> list[float]:
+    total = sum(counts)
+    return [c / total if total else 0.0 for c in counts]
+
+
+def _short(label: str) -> str:
+    return label if len(label) <= 16 else label[:15] + "…"
