@@ -1,0 +1,384 @@
+"""SageMaker data capture, emulated locally and read back for the monitors.
+
+Writing: :class:`CaptureWriter` stores one JSON Lines record per sampled request in
+SageMaker's data-capture layout::
+
+    {"captureData": {
+        "endpointInput": {"observedContentType": "text/csv", "mode": "INPUT",
+                          "data": "42,13,...", "encoding": "CSV"},
+        "endpointOutput": {"observedContentType": "application/json", "mode": "OUTPUT",
+                           "data": "{\\"predictions\\": [...]}", "encoding": "JSON"}},
+     "eventMetadata": {"eventId": "<uuid>", "inferenceId": "<if sent>",
+                       "inferenceTime": "2026-01-15T10:00:00Z"},
+     "eventVersion": "0"}
+
+``encoding`` is ``CSV`` or ``JSON`` for those content types (``data`` holds the text
+as sent) and ``BASE64`` for anything else. Files sit where SageMaker puts them under
+the capture prefix: ``<root>/<endpoint>/<variant>/yyyy/mm/dd/hh/<mm-ss-mmm>-<uuid>.jsonl``,
+the hour folder taken from each record's inference time. Every record is appended and
+the file closed before the request is answered, so stopping the server loses nothing.
+
+Reading: :func:`read_capture` and :func:`iter_capture` turn such files (ours or a real
+endpoint's, copied from S3) into a frame with the model's feature columns,
+``prediction``, ``score`` (classification), ``inference_id`` and ``inference_time``:
+one row per record of each request's payload.
+
+Two request headers feed the metadata: ``X-Amzn-SageMaker-Inference-Id`` (the local
+equivalent of InvokeEndpoint's ``InferenceId``, used to join late ground truth) and
+``X-Mlcore-Inference-Time``, a local-only extension that sets the recorded inference
+time (ISO 8601; UTC when no offset is given) so simulated traffic from another period
+lands in that period's folders. SageMaker itself always records the real time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import random
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mlcore.data import DatasetSpec
+from mlcore.errors import ConfigError, DataError
+from mlcore.model import PREDICTION_COLUMN, SCORE_COLUMN
+from mlcore.serve.payload import (
+    CSV,
+    JSON,
+    RequestError,
+    decode_request,
+    decode_response,
+    media_type,
+    rows_to_frame,
+)
+
+logger = logging.getLogger(__name__)
+
+INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
+INFERENCE_TIME_HEADER = "X-Mlcore-Inference-Time"
+INFERENCE_ID_COLUMN = "inference_id"
+INFERENCE_TIME_COLUMN = "inference_time"
+DEFAULT_ENDPOINT_NAME = "local-endpoint"
+DEFAULT_VARIANT_NAME = "AllTraffic"  # SageMaker's name for a single production variant
+EVENT_VERSION = "0"
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def parse_inference_time(value: str) -> datetime:
+    """Parse an ISO 8601 time for the capture record; naive times are taken as UTC."""
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise DataError(
+            f"inference time {value!r} is not an ISO 8601 time; use e.g. 2026-01-15T10:00:00Z"
+        ) from exc
+    if pd.isna(stamp):
+        raise DataError(f"inference time {value!r} is empty; use e.g. 2026-01-15T10:00:00Z")
+    stamp = stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
+    when: datetime = stamp.to_pydatetime()
+    return when
+
+
+class CaptureWriter:
+    """Appends SageMaker data-capture records under ``root``; safe to share between threads.
+
+    Parameters
+    ----------
+    root : the local stand-in for the endpoint config's ``DestinationS3Uri``.
+    endpoint_name, variant_name : the first two levels under ``root``, as SageMaker names them.
+    sampling_percentage : share of requests captured (0-100), like ``InitialSamplingPercentage``.
+    seed : seeds the sampling decisions, for reproducible runs; random when None.
+    csv_content_types, json_content_types : content types stored as text with encoding
+        CSV or JSON (``CaptureContentTypeHeader``); any other type is stored as BASE64.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        endpoint_name: str = DEFAULT_ENDPOINT_NAME,
+        variant_name: str = DEFAULT_VARIANT_NAME,
+        sampling_percentage: float = 100,
+        seed: int | None = None,
+        csv_content_types: Sequence[str] = (CSV,),
+        json_content_types: Sequence[str] = (JSON,),
+    ) -> None:
+        problems = []
+        if not 0 <= sampling_percentage <= 100:
+            problems.append(
+                f"sampling_percentage must be between 0 and 100, got {sampling_percentage}"
+            )
+        for label, name in (("endpoint_name", endpoint_name), ("variant_name", variant_name)):
+            if not name or "/" in name or name in (".", ".."):
+                problems.append(f"{label} must be a non-empty name without '/', got {name!r}")
+        if problems:
+            raise ConfigError("invalid data capture settings: " + "; ".join(problems))
+        self.root = Path(root)
+        self.endpoint_name = endpoint_name
+        self.variant_name = variant_name
+        self.sampling_percentage = sampling_percentage
+        self._csv_types = frozenset(media_type(t) for t in csv_content_types)
+        self._json_types = frozenset(media_type(t) for t in json_content_types)
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+        # One file per hour folder for the life of this writer, as SageMaker does per host.
+        self._files: dict[str, Path] = {}
+        self.records_written = 0
+
+    @property
+    def prefix(self) -> Path:
+        """The folder holding this endpoint variant's captured data."""
+        return self.root / self.endpoint_name / self.variant_name
+
+    def capture(
+        self,
+        *,
+        request_body: bytes,
+        request_content_type: str | None,
+        response_body: bytes,
+        response_content_type: str | None,
+        inference_id: str | None = None,
+        inference_time: datetime | None = None,
+    ) -> Path | None:
+        """Record one request and its response, if sampled; return the file written to."""
+        with self._lock:
+            if self._random.uniform(0, 100) >= self.sampling_percentage:
+                return None
+            when = (inference_time or datetime.now(UTC)).astimezone(UTC)
+            metadata: dict[str, str] = {"eventId": str(uuid.uuid4())}
+            if inference_id is not None:
+                metadata["inferenceId"] = inference_id
+            metadata["inferenceTime"] = when.strftime(_TIME_FORMAT)
+            record = {
+                "captureData": {
+                    "endpointInput": self._payload(request_body, request_content_type, "INPUT"),
+                    "endpointOutput": self._payload(response_body, response_content_type, "OUTPUT"),
+                },
+                "eventMetadata": metadata,
+                "eventVersion": EVENT_VERSION,
+            }
+            path = self._file_for(when)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record, separators=(",", ":")) + "\n")
+            self.records_written += 1
+            return path
+
+    def files(self) -> list[Path]:
+        """The capture files this writer has written, in time order."""
+        with self._lock:
+            return sorted(self._files.values())
+
+    def _payload(self, body: bytes, content_type: str | None, mode: str) -> dict[str, str]:
+        kind = media_type(content_type)
+        encoding = (
+            "CSV" if kind in self._csv_types else "JSON" if kind in self._json_types else "BASE64"
+        )
+        if encoding == "BASE64":
+            data = base64.b64encode(body).decode("ascii")
+        else:
+            data = body.decode("utf-8")
+        return {
+            "observedContentType": content_type or "",
+            "mode": mode,
+            "data": data,
+            "encoding": encoding,
+        }
+
+    def _file_for(self, when: datetime) -> Path:
+        hour = when.strftime("%Y/%m/%d/%H")
+        if hour not in self._files:
+            name = f"{when:%M-%S}-{when.microsecond // 1000:03d}-{uuid.uuid4()}.jsonl"
+            self._files[hour] = self.prefix / hour / name
+        return self._files[hour]
+
+
+def capture_files(path: str | Path) -> list[Path]:
+    """The ``.jsonl`` capture files at ``path`` (a file, or a folder searched recursively)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"capture path does not exist: {path}")
+    if path.is_file():
+        return [path]
+    files = sorted(path.rglob("*.jsonl"))
+    if not files:
+        raise DataError(
+            f"no .jsonl capture files under {path}; point to the data-capture prefix "
+            "(<endpoint>/<variant>/...) or to one capture file"
+        )
+    return files
+
+
+def iter_capture(
+    path: str | Path, spec: DatasetSpec, *, chunk_rows: int = 50_000
+) -> Iterator[pd.DataFrame]:
+    """Yield captured rows as frames of at most ``chunk_rows`` rows, in file order.
+
+    Memory stays bounded by about twice ``chunk_rows`` rows plus one request's
+    payload, so a monitor can stream a day of traffic. See :func:`read_capture` for
+    the columns.
+    """
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
+    batch = _Batch(spec)
+    carry: pd.DataFrame | None = None
+    for file in capture_files(path):
+        with file.open(encoding="utf-8") as handle:
+            for line_number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                batch.add(line, f"{file}:{line_number}")
+                if batch.rows >= chunk_rows:
+                    carry = _join(carry, batch.to_frame())
+                    batch = _Batch(spec)
+                    while len(carry) >= chunk_rows:
+                        yield carry.iloc[:chunk_rows].reset_index(drop=True)
+                        carry = carry.iloc[chunk_rows:]
+    if batch.rows:
+        carry = _join(carry, batch.to_frame())
+    while carry is not None and len(carry):
+        yield carry.iloc[:chunk_rows].reset_index(drop=True)
+        carry = carry.iloc[chunk_rows:]
+
+
+def _join(carry: pd.DataFrame | None, frame: pd.DataFrame) -> pd.DataFrame:
+    if carry is None or carry.empty:
+        return frame
+    return pd.concat([carry, frame], ignore_index=True)
+
+
+def read_capture(path: str | Path, spec: DatasetSpec) -> pd.DataFrame:
+    """Read captured traffic into one frame: one row per record of each request.
+
+    Columns: the model's features (typed as the endpoint checked them), ``prediction``,
+    ``score`` (classification only), ``inference_id`` (None when the caller sent
+    none) and ``inference_time`` (UTC). Records captured without output have missing
+    predictions. ``path`` is one capture file or a folder searched recursively.
+    """
+    frames = list(iter_capture(path, spec, chunk_rows=1_000_000))
+    if not frames:
+        return _empty_frame(spec)
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def capture_columns(spec: DatasetSpec) -> list[str]:
+    """The columns :func:`read_capture` returns for a model with this spec."""
+    outputs = (
+        [PREDICTION_COLUMN, SCORE_COLUMN] if spec.task == "classification" else [PREDICTION_COLUMN]
+    )
+    return [*spec.features, *outputs, INFERENCE_ID_COLUMN, INFERENCE_TIME_COLUMN]
+
+
+class _Batch:
+    """Captured records decoded so far, turned into one frame at a time (vectorised checks)."""
+
+    def __init__(self, spec: DatasetSpec) -> None:
+        self.spec = spec
+        self.features: list[list[Any]] = []
+        self.outputs: list[list[Any]] = []
+        self.inference_ids: list[str | None] = []
+        self.inference_times: list[str] = []
+        self.sources: list[str] = []
+
+    @property
+    def rows(self) -> int:
+        return len(self.features)
+
+    def add(self, line: str, where: str) -> None:
+        try:
+            record = json.loads(line)
+            capture = record["captureData"]
+            metadata = record["eventMetadata"]
+            inference_time = metadata["inferenceTime"]
+            request = capture["endpointInput"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise DataError(
+                f"{where} is not a SageMaker data-capture record (need captureData.endpointInput "
+                f"and eventMetadata.inferenceTime): {exc!r}"
+            ) from exc
+        try:
+            rows = decode_request(
+                _payload_text(request), request.get("observedContentType"), self.spec
+            )
+            response = capture.get("endpointOutput")
+            outputs = (
+                decode_response(_payload_text(response), response.get("observedContentType"))
+                if response
+                else [[None]] * len(rows)
+            )
+        except (RequestError, DataError, ValueError, KeyError, TypeError) as exc:
+            raise DataError(f"{where}: the captured payload cannot be read: {exc}") from exc
+        if len(outputs) != len(rows):
+            raise DataError(
+                f"{where}: the captured request holds {len(rows)} records but the response "
+                f"{len(outputs)} predictions"
+            )
+        self.features.extend(rows)
+        self.outputs.extend(outputs)
+        self.inference_ids.extend([metadata.get("inferenceId")] * len(rows))
+        self.inference_times.extend([inference_time] * len(rows))
+        self.sources.append(where)
+
+    def to_frame(self) -> pd.DataFrame:
+        try:
+            frame = rows_to_frame(self.features, self.spec)
+        except RequestError as exc:
+            span = f"{self.sources[0]} .. {self.sources[-1]}"
+            raise DataError(
+                f"captured requests in {span} do not match the model's features: {exc}"
+            ) from exc
+        predictions = [row[0] if row else None for row in self.outputs]
+        frame[PREDICTION_COLUMN] = _plain_labels(predictions)
+        if self.spec.task == "classification":
+            scores = [row[1] if len(row) > 1 else None for row in self.outputs]
+            frame[SCORE_COLUMN] = pd.to_numeric(
+                pd.Series(scores, dtype=object), errors="raise"
+            ).astype("float64")
+        frame[INFERENCE_ID_COLUMN] = pd.Series(self.inference_ids, dtype=object)
+        try:
+            frame[INFERENCE_TIME_COLUMN] = pd.to_datetime(
+                self.inference_times, utc=True, format="ISO8601"
+            )
+        except (ValueError, TypeError) as exc:
+            raise DataError(
+                f"unreadable eventMetadata.inferenceTime in {self.sources[0]}..: {exc}"
+            ) from exc
+        return frame
+
+
+def _payload_text(payload: dict[str, Any]) -> str:
+    data = payload["data"]
+    if payload.get("encoding", "").upper() != "BASE64":
+        return str(data)
+    try:
+        return base64.b64decode(data, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise DataError(f"BASE64 payload could not be decoded as UTF-8 text: {exc}") from exc
+
+
+def _plain_labels(values: list[Any]) -> pd.Series:
+    """Predictions from CSV responses arrive as text: make numeric labels numbers again."""
+    series = pd.Series(values, dtype=object)
+    numbers = pd.to_numeric(series, errors="coerce")
+    if (numbers.notna() | series.isna()).all():
+        return numbers
+    return series
+
+
+def _empty_frame(spec: DatasetSpec) -> pd.DataFrame:
+    frame = pd.DataFrame({c: pd.Series(dtype="float64") for c in spec.numeric})
+    for column in spec.categorical:
+        frame[column] = pd.Series(dtype=object)
+    frame[PREDICTION_COLUMN] = pd.Series(dtype=object)
+    if spec.task == "classification":
+        frame[SCORE_COLUMN] = pd.Series(dtype="float64")
+    frame[INFERENCE_ID_COLUMN] = pd.Series(dtype=object)
+    frame[INFERENCE_TIME_COLUMN] = pd.Series(dtype="datetime64[ns, UTC]")
+    return frame[capture_columns(spec)]

@@ -1,0 +1,348 @@
+"""Wire formats of the inference endpoint: request bodies in, prediction bodies out.
+
+Requests (``Content-Type``):
+
+* ``text/csv``: one record per line, no header, the values in the model's feature
+  order (``spec.features``). An empty field is a missing value; in a numeric column
+  ``nan``, ``na``, ``null`` and ``none`` (any case) are missing values too.
+* ``application/json``: either ``{"instances": [...]}`` or a bare list ``[...]``.
+  Each instance is an object ``{"feature": value, ...}`` carrying every feature
+  (``null`` for a missing value; extra keys such as an id are ignored) or an array
+  of values in feature order.
+
+Responses (``Accept``, JSON by default):
+
+* ``application/json``: ``{"predictions": [{"prediction": 1, "score": 0.83}, ...]}``
+  (``score`` only for classification: the probability of the positive class for a
+  binary model, of the predicted class otherwise).
+* ``text/csv``: one line per record, ``prediction,score`` (or ``prediction``), no header.
+
+Every problem with a request raises :class:`RequestError` carrying the HTTP status
+to answer with and a message that names the problem. Records are numbered from 1 in
+messages, in the order they were sent.
+
+The same parsers read captured traffic back (:mod:`mlcore.capture`), so what the
+endpoint accepted is exactly what the monitor can read.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlcore.data import DatasetSpec
+from mlcore.errors import DataError
+from mlcore.model import PREDICTION_COLUMN, SCORE_COLUMN
+
+CSV = "text/csv"
+JSON = "application/json"
+REQUEST_TYPES = (CSV, JSON)
+RESPONSE_TYPES = (JSON, CSV)
+
+# Tokens a client may use for a missing value in a numeric CSV field.
+_MISSING_NUMBER_TOKENS = frozenset({"", "nan", "na", "null", "none"})
+# How many offending values an error message quotes before it stops listing.
+_MAX_EXAMPLES = 5
+
+
+class RequestError(DataError):
+    """A request the endpoint cannot answer; ``status`` is the HTTP status (4xx) to return."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def media_type(header: str | None) -> str:
+    """The bare media type of a Content-Type or Accept entry: lower case, parameters dropped."""
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
+def decode_request(
+    body: bytes | str, content_type: str | None, spec: DatasetSpec
+) -> list[list[Any]]:
+    """Split a request body into records (values in feature order), checking format and lengths."""
+    kind = media_type(content_type)
+    if not kind:
+        raise RequestError(
+            415, f"the request has no Content-Type; send one of {list(REQUEST_TYPES)}"
+        )
+    if kind not in REQUEST_TYPES:
+        raise RequestError(
+            415,
+            f"unsupported Content-Type {kind!r}; send one of {list(REQUEST_TYPES)}",
+        )
+    text = _as_text(body)
+    if not text.strip():
+        raise RequestError(
+            400,
+            f"the request body is empty; send at least one record ({kind}) with the features "
+            f"{list(spec.features)}",
+        )
+    if kind == CSV:
+        return _decode_csv(text, spec)
+    return _decode_json(text, spec)
+
+
+def rows_to_frame(rows: list[list[Any]], spec: DatasetSpec) -> pd.DataFrame:
+    """Build the feature frame from decoded records, checking every value's type.
+
+    Numeric features become float64 (missing values NaN); a value that is not a
+    number, a boolean, or an infinity is an error. Categorical values stay as sent
+    (the model turns them into strings); ``None`` and empty strings become missing.
+    """
+    frame = pd.DataFrame(rows, columns=list(spec.features), dtype=object)
+    problems: list[str] = []
+    columns: dict[str, Any] = {}
+    if spec.numeric:
+        block = frame[list(spec.numeric)].to_numpy()
+        numbers = _fast_numbers(block)
+        if numbers is None:  # something is not a plain number: find and name it, column by column
+            numbers = np.column_stack(
+                [_numeric_column(frame[c], c, problems).to_numpy() for c in spec.numeric]
+            )
+        infinite = np.isinf(numbers)
+        for j in np.flatnonzero(infinite.any(axis=0)):
+            column = spec.numeric[j]
+            problems.append(
+                _describe(
+                    f"numeric feature {column!r} has infinite values", frame[column], infinite[:, j]
+                )
+                + " (the model needs finite numbers)"
+            )
+        columns.update({c: numbers[:, j] for j, c in enumerate(spec.numeric)})
+    for column in spec.categorical:
+        values = frame[column].to_numpy()
+        nested = _IS_NESTED(values).astype(bool)
+        if nested.any():
+            problems.append(
+                _describe(
+                    f"categorical feature {column!r} has nested values", frame[column], nested
+                )
+            )
+        missing = pd.isna(values) | (values == "")
+        columns[column] = np.where(missing, np.nan, values)
+    if problems:
+        raise RequestError(400, "; ".join(problems))
+    return pd.DataFrame(columns, columns=list(spec.features), index=pd.RangeIndex(len(frame)))
+
+
+def parse_request(body: bytes | str, content_type: str | None, spec: DatasetSpec) -> pd.DataFrame:
+    """Decode and type-check a request body: the feature frame the model scores."""
+    return rows_to_frame(decode_request(body, content_type, spec), spec)
+
+
+def choose_response_type(accept: str | None) -> str:
+    """The response media type for an ``Accept`` header (JSON when absent or ``*/*``).
+
+    Entries are tried in order of their ``q`` weight; ``q=0`` rules a type out.
+    """
+    if accept is None or not accept.strip():
+        return JSON
+    candidates: list[tuple[float, int, str]] = []
+    for position, entry in enumerate(accept.split(",")):
+        kind = media_type(entry)
+        weight = _q_weight(entry)
+        if kind and weight > 0:
+            candidates.append((-weight, position, kind))
+    for _, _, kind in sorted(candidates):
+        if kind in RESPONSE_TYPES:
+            return kind
+        if kind in ("*/*", "application/*"):
+            return JSON
+        if kind == "text/*":
+            return CSV
+    raise RequestError(
+        406,
+        f"cannot answer in any type the Accept header lists ({accept!r}); accept one of {list(RESPONSE_TYPES)}",
+    )
+
+
+def prediction_records(predictions: pd.DataFrame) -> list[dict[str, Any]]:
+    """``[{"prediction": ..., "score": ...}, ...]`` with plain Python values, one per row."""
+    columns = [c for c in (PREDICTION_COLUMN, SCORE_COLUMN) if c in predictions.columns]
+    # tolist() gives plain Python numbers and strings, which json and csv both accept.
+    lists = [predictions[c].tolist() for c in columns]
+    return [dict(zip(columns, values, strict=True)) for values in zip(*lists, strict=True)]
+
+
+def encode_response(predictions: pd.DataFrame, response_type: str) -> str:
+    """Serialise a prediction frame (``prediction`` and maybe ``score``) as JSON or CSV."""
+    if response_type == JSON:
+        return json.dumps({"predictions": prediction_records(predictions)})
+    if response_type == CSV:
+        columns = [c for c in (PREDICTION_COLUMN, SCORE_COLUMN) if c in predictions.columns]
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows(
+            zip(*(predictions[c].tolist() for c in columns), strict=True)
+        )
+        return buffer.getvalue()
+    raise ValueError(f"unsupported response type {response_type!r}; use one of {RESPONSE_TYPES}")
+
+
+def decode_response(body: str, content_type: str | None) -> list[list[Any]]:
+    """Read a response body back into ``[prediction, score?]`` rows (for captured traffic)."""
+    kind = media_type(content_type)
+    if kind == JSON:
+        document = json.loads(body)
+        records = document.get("predictions") if isinstance(document, dict) else None
+        if not isinstance(records, list):
+            raise DataError('a JSON prediction body must be {"predictions": [...]}')
+        return [
+            [r.get(PREDICTION_COLUMN)] + ([r[SCORE_COLUMN]] if SCORE_COLUMN in r else [])
+            for r in records
+        ]
+    if kind == CSV:
+        return [
+            [row[0], *(float(v) for v in row[1:])] for row in csv.reader(io.StringIO(body)) if row
+        ]
+    raise DataError(
+        f"unsupported response Content-Type {kind!r}; expected one of {list(RESPONSE_TYPES)}"
+    )
+
+
+def _as_text(body: bytes | str) -> str:
+    if isinstance(body, str):
+        return body
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RequestError(400, f"the request body is not valid UTF-8 text: {exc}") from exc
+
+
+def _decode_csv(text: str, spec: DatasetSpec) -> list[list[Any]]:
+    try:
+        records = [row for row in csv.reader(io.StringIO(text)) if row]
+    except csv.Error as exc:
+        raise RequestError(400, f"the CSV body could not be parsed: {exc}") from exc
+    n_features = len(spec.features)
+    wrong = [(i, len(row)) for i, row in enumerate(records, start=1) if len(row) != n_features]
+    if wrong:
+        shown = ", ".join(f"record {i} has {n}" for i, n in wrong[:_MAX_EXAMPLES])
+        more = f" (and {len(wrong) - _MAX_EXAMPLES} more)" if len(wrong) > _MAX_EXAMPLES else ""
+        raise RequestError(
+            400,
+            f"wrong number of CSV columns: {shown}{more}; the model expects {n_features} "
+            f"values per line, no header, in this order: {','.join(spec.features)}",
+        )
+    return records
+
+
+def _decode_json(text: str, spec: DatasetSpec) -> list[list[Any]]:
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RequestError(400, f"the body is not valid JSON: {exc}") from exc
+    if isinstance(document, dict):
+        if "instances" not in document:
+            raise RequestError(
+                400,
+                'a JSON object body must hold the records under "instances": '
+                f'{{"instances": [{{...}}]}}; got keys {sorted(document)[:10]}',
+            )
+        instances = document["instances"]
+    else:
+        instances = document
+    if not isinstance(instances, list):
+        raise RequestError(
+            400,
+            f'"instances" must be a list of records, got {type(instances).__name__}',
+        )
+    if not instances:
+        raise RequestError(400, "the request holds no records; send at least one instance")
+    return [_json_instance(instance, i, spec) for i, instance in enumerate(instances, start=1)]
+
+
+def _json_instance(instance: Any, number: int, spec: DatasetSpec) -> list[Any]:
+    features = spec.features
+    if isinstance(instance, dict):
+        missing = [f for f in features if f not in instance]
+        if missing:
+            raise RequestError(
+                400,
+                f"record {number} lacks features {missing}; send every feature of "
+                f"{list(features)} (null for a missing value)",
+            )
+        return [instance[f] for f in features]
+    if isinstance(instance, list):
+        if len(instance) != len(features):
+            raise RequestError(
+                400,
+                f"record {number} has {len(instance)} values; the model expects "
+                f"{len(features)} in this order: {list(features)}",
+            )
+        return instance
+    raise RequestError(
+        400,
+        f"record {number} is a {type(instance).__name__}; each record must be an object "
+        "{feature: value} or an array of values in feature order",
+    )
+
+
+# Element-wise type tests over object arrays, looped in C by numpy.
+_IS_BOOL = np.frompyfunc(lambda v: isinstance(v, bool | np.bool_), 1, 1)
+_IS_NESTED = np.frompyfunc(lambda v: isinstance(v, dict | list), 1, 1)
+
+
+def _fast_numbers(block: np.ndarray) -> np.ndarray | None:
+    """Convert an object block of numbers, numeric strings and missing values in one pass.
+
+    Returns None when any value needs a closer look (a non-numeric string, a
+    boolean, a nested value), which the per-column path then names.
+    """
+    if _IS_BOOL(block).astype(bool).any():  # bool is an int: float(True) would slip through
+        return None
+    missing = pd.isna(block) | (block == "")
+    try:
+        return np.where(missing, np.nan, block).astype(np.float64)
+    except (ValueError, TypeError):
+        return None
+
+
+def _numeric_column(values: pd.Series, column: str, problems: list[str]) -> pd.Series:
+    is_bool = values.map(lambda v: isinstance(v, bool))
+    is_missing = values.isna() | values.map(
+        lambda v: isinstance(v, str) and v.strip().lower() in _MISSING_NUMBER_TOKENS
+    )
+    candidates = values.where(~(is_bool | is_missing), np.nan)
+    numbers = pd.to_numeric(candidates, errors="coerce").astype("float64")
+    not_numeric = (numbers.isna() & ~is_missing) | is_bool
+    if not_numeric.any():
+        problems.append(
+            _describe(f"numeric feature {column!r} has non-numeric values", values, not_numeric)
+            + " (send a number, or an empty field / null for a missing value)"
+        )
+    return numbers
+
+
+def _describe(what: str, values: pd.Series, mask: pd.Series | np.ndarray) -> str:
+    positions = np.flatnonzero(np.asarray(mask))
+    examples = ", ".join(
+        f"record {p + 1}: {_short(values.iloc[p])}" for p in positions[:_MAX_EXAMPLES]
+    )
+    more = f" and {len(positions) - _MAX_EXAMPLES} more" if len(positions) > _MAX_EXAMPLES else ""
+    return f"{what} ({examples}{more})"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _q_weight(entry: str) -> float:
+    for parameter in entry.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                weight = float(value)
+            except ValueError:
+                return 0.0
+            return weight if math.isfinite(weight) else 0.0
+    return 1.0
