@@ -304,14 +304,10 @@ class _Batch:
                 f"and eventMetadata.inferenceTime): {exc!r}"
             ) from exc
         try:
-            rows = decode_request(
-                _payload_text(request), request.get("observedContentType"), self.spec
-            )
+            rows = decode_request(*_payload_text(request), self.spec)
             response = capture.get("endpointOutput")
             outputs = (
-                decode_response(_payload_text(response), response.get("observedContentType"))
-                if response
-                else [[None]] * len(rows)
+                decode_response(*_payload_text(response)) if response else [[None]] * len(rows)
             )
         except (RequestError, DataError, ValueError, KeyError, TypeError) as exc:
             raise DataError(f"{where}: the captured payload cannot be read: {exc}") from exc
@@ -353,14 +349,21 @@ class _Batch:
         return frame
 
 
-def _payload_text(payload: dict[str, Any]) -> str:
+def _payload_text(payload: dict[str, Any]) -> tuple[str, str]:
+    """The payload as text and the media type to parse it as.
+
+    CSV and JSON encodings say the format themselves (the writer's content-type lists
+    decided them); a BASE64 payload is parsed by its observed content type.
+    """
     data = payload["data"]
-    if payload.get("encoding", "").upper() != "BASE64":
-        return str(data)
+    encoding = str(payload.get("encoding", "")).upper()
+    if encoding in ("CSV", "JSON"):
+        return str(data), CSV if encoding == "CSV" else JSON
     try:
-        return base64.b64decode(data, validate=True).decode("utf-8")
+        text = base64.b64decode(data, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError) as exc:
         raise DataError(f"BASE64 payload could not be decoded as UTF-8 text: {exc}") from exc
+    return text, media_type(payload.get("observedContentType"))
 
 
 def _plain_labels(values: list[Any]) -> pd.Series:
