@@ -1,0 +1,160 @@
+"""Command components for prep, train, evaluate and register.
+
+Each component runs the ``mlcore`` command line with inputs and outputs as
+arguments (the Azure ML command-job style of the mlcore contract); none holds ML
+logic of its own. The code snapshot is the repository's ``src/`` folder, so
+``python -m mlcore`` runs the same code CI tested.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from azure.ai.ml import Input, Output
+from azure.ai.ml.entities import CommandComponent, Environment
+
+from mlcore import __version__ as mlcore_version
+from mlcore.settings import MlopsSettings
+from mlops_azure.config import SOURCE_DIR
+
+# mlcore evaluate exits with this code when the gate fails and --fail-on-gate is given.
+GATE_FAILED_EXIT_CODE = 3
+
+
+@dataclass(frozen=True)
+class TrainingComponents:
+    prep: CommandComponent
+    train: CommandComponent
+    evaluate: CommandComponent
+    register: CommandComponent
+
+    def all(self) -> dict[str, CommandComponent]:
+        return {
+            "prep": self.prep,
+            "train": self.train,
+            "evaluate": self.evaluate,
+            "register": self.register,
+        }
+
+
+def source_fingerprint(source_dir: Path = SOURCE_DIR) -> str:
+    """A short hash of every Python file under ``source_dir``: the code the components run."""
+    digest = hashlib.sha256()
+    for path in sorted(source_dir.rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        digest.update(path.relative_to(source_dir).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
+def _component(
+    settings: MlopsSettings,
+    step: str,
+    *,
+    display_name: str,
+    description: str,
+    inputs: dict[str, Input],
+    outputs: dict[str, Output],
+    command: str,
+    environment: Environment,
+    code: Path,
+    version: str,
+) -> CommandComponent:
+    return CommandComponent(
+        name=f"{settings.project.replace('-', '_')}_{step}",
+        version=version,
+        display_name=display_name,
+        description=description,
+        inputs=inputs,
+        outputs=outputs,
+        command=command,
+        environment=f"azureml:{environment.name}:{environment.version}",
+        code=str(code),
+        is_deterministic=True,
+    )
+
+
+def build_components(
+    settings: MlopsSettings, environment: Environment, *, code: Path = SOURCE_DIR
+) -> TrainingComponents:
+    """The four steps of the training pipeline, versioned by mlcore's version and source hash."""
+    version = f"{mlcore_version}-{source_fingerprint(code)}"
+    common = {"environment": environment, "code": code, "version": version}
+    settings_input = Input(type="uri_file", description="mlops.yaml: gate and drift thresholds")
+    prep = _component(
+        settings,
+        "prep",
+        display_name="Prepare data",
+        description="Validate the raw data, split it and record its fingerprint (mlcore prep).",
+        inputs={"raw_data": Input(type="uri_folder"), "settings": settings_input},
+        outputs={"prepared": Output(type="uri_folder")},
+        command=(
+            "python -m mlcore prep --data ${{inputs.raw_data}} --output ${{outputs.prepared}} "
+            "--settings ${{inputs.settings}}"
+        ),
+        **common,
+    )
+    train = _component(
+        settings,
+        "train",
+        display_name="Train model",
+        description="Fit the configured model on the train split (mlcore train).",
+        inputs={
+            "prepared": Input(type="uri_folder"),
+            "settings": settings_input,
+            "git_commit": Input(type="string", optional=True),
+        },
+        outputs={"model": Output(type="custom_model")},
+        command=(
+            "python -m mlcore train --data ${{inputs.prepared}}/train "
+            "--validation ${{inputs.prepared}}/validation --spec ${{inputs.prepared}}/spec.json "
+            "--model-dir ${{outputs.model}} --settings ${{inputs.settings}} "
+            "$[[--git-commit ${{inputs.git_commit}}]]"
+        ),
+        **common,
+    )
+    evaluate = _component(
+        settings,
+        "evaluate",
+        display_name="Evaluate and gate",
+        description=(
+            "Score the challenger (and the champion, when given) on the test split and apply the "
+            f"quality gate; exits {GATE_FAILED_EXIT_CODE} when the gate fails, which stops the "
+            "pipeline before registration (mlcore evaluate --fail-on-gate)."
+        ),
+        inputs={
+            "model": Input(type="custom_model"),
+            "prepared": Input(type="uri_folder"),
+            "settings": settings_input,
+            "champion_model": Input(type="custom_model", optional=True),
+        },
+        outputs={"evaluation": Output(type="uri_folder")},
+        command=(
+            "python -m mlcore evaluate --model-dir ${{inputs.model}} "
+            "--data ${{inputs.prepared}}/test --output ${{outputs.evaluation}} "
+            "--settings ${{inputs.settings}} $[[--champion-dir ${{inputs.champion_model}}]] "
+            "--fail-on-gate"
+        ),
+        **common,
+    )
+    register = _component(
+        settings,
+        "register",
+        display_name="Register model",
+        description=(
+            "Package the model with its evaluation, gate decision and model card; the pipeline "
+            "registers this output as the model. Runs only after the gate passed."
+        ),
+        inputs={"model": Input(type="custom_model"), "evaluation": Input(type="uri_folder")},
+        outputs={"registered_model": Output(type="custom_model")},
+        command=(
+            "mkdir -p ${{outputs.registered_model}}/evaluation && "
+            "cp -R ${{inputs.model}}/. ${{outputs.registered_model}}/ && "
+            "cp -R ${{inputs.evaluation}}/. ${{outputs.registered_model}}/evaluation/"
+        ),
+        **common,
+    )
+    return TrainingComponents(prep=prep, train=train, evaluate=evaluate, register=register)

@@ -1,0 +1,213 @@
+"""Per-environment Azure settings: where the workspace is and how big things are.
+
+One YAML file per environment (``azure/environments/<env>.yaml``) holds what differs
+between dev and prod: subscription, resource group, workspace, instance types,
+rollout pacing and alert e-mails. Secrets never live there: ``DefaultAzureCredential``
+finds credentials in the environment (the Azure DevOps service connection, an
+``az login`` session or a managed identity). What must agree with AWS and the local
+run (dataset, gate, drift thresholds) stays in ``mlops.yaml`` and is read through
+:func:`mlcore.settings.load_settings`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mlcore.errors import ConfigError
+
+# azure/mlops_azure/config.py -> the repository root is two folders above this package.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ENVIRONMENTS_DIR = REPO_ROOT / "azure" / "environments"
+SOURCE_DIR = REPO_ROOT / "src"
+SETTINGS_FILE = REPO_ROOT / "mlops.yaml"
+
+# A GUID of zeros marks a settings file that still needs the user's subscription.
+PLACEHOLDER_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ComputeConfig(_Frozen):
+    """The training cluster. It scales to zero nodes when idle, so it costs nothing between runs."""
+
+    name: str = Field("cpu-cluster", pattern=r"^[a-zA-Z][a-zA-Z0-9-]{1,23}$")
+    size: str = "Standard_DS3_v2"
+    max_instances: int = Field(2, ge=1, le=100)
+    idle_seconds_before_scale_down: int = Field(900, ge=60)
+
+
+class DataConfig(_Frozen):
+    """The raw training data: a folder of CSV or Parquet files in a workspace datastore."""
+
+    datastore: str = "workspaceblobstore"
+    path: str = Field(..., description="folder inside the datastore, e.g. churn/raw/")
+    format: Literal["parquet", "csv"] = "parquet"
+    version: str = Field("1", pattern=r"^[0-9A-Za-z][0-9A-Za-z._-]{0,30}$")
+
+    @field_validator("path")
+    @classmethod
+    def _relative_folder(cls, value: str) -> str:
+        if value.startswith(("azureml:", "https:", "/")) or ".." in value.split("/"):
+            raise ValueError(
+                f"must be a folder path inside the datastore such as 'churn/raw/', got {value!r}"
+            )
+        return value.strip("/") + "/"
+
+
+class EnvironmentImageConfig(_Frozen):
+    base_image: str = Field(
+        "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest",
+        description="Azure ML base image the conda environment is built on; pin a dated tag in prod",
+    )
+    python_version: str = Field("3.11", pattern=r"^3\.\d+$")
+
+
+class EndpointConfig(_Frozen):
+    name: str = Field(..., pattern=r"^[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]$")
+    instance_type: str = "Standard_DS3_v2"
+    instance_count: int = Field(1, ge=1, le=20)
+    auth_mode: Literal["key", "aml_token"] = "key"
+    # Disabled means only callers inside the workspace's network reach the endpoint.
+    public_network_access: Literal["enabled", "disabled"] = "disabled"
+    # Azure ML stores at most 100% of requests; monitoring needs a representative share.
+    capture_sampling_percentage: int | None = Field(
+        None,
+        ge=1,
+        le=100,
+        description="default: monitoring.capture_sampling_percentage in mlops.yaml",
+    )
+
+
+class RolloutConfig(_Frozen):
+    """Pacing of the blue/green rollout: mirrored traffic, then a canary share, then everything."""
+
+    mirror_percent: int = Field(10, ge=1, le=50)  # Azure caps mirrored traffic at 50%
+    canary_percent: int = Field(10, ge=1, le=99)
+    bake_seconds: int = Field(300, ge=0, description="wait at each step before the health check")
+    health_check_requests: int = Field(3, ge=1, le=100)
+    health_check_request_file: str = Field(
+        "azure/requests/churn-sample.json",
+        description="JSON request body sent to the new deployment, relative to the repository root",
+    )
+
+
+class MonitoringConfig(_Frozen):
+    spark_instance_type: str = "standard_e4s_v3"
+    spark_runtime_version: str = "3.4"
+    alert_emails: list[str] = Field(default_factory=list)
+    ml_task: Literal["classification", "regression"] | None = Field(
+        None, description="used only when mlops.yaml leaves dataset.task unset"
+    )
+
+    @field_validator("alert_emails")
+    @classmethod
+    def _emails(cls, value: list[str]) -> list[str]:
+        bad = [email for email in value if not _EMAIL.match(email)]
+        if bad:
+            raise ValueError(f"not e-mail addresses: {bad}")
+        return value
+
+
+class AzureEnvironment(_Frozen):
+    """Everything that differs between Azure environments, validated on load."""
+
+    name: str = Field(..., pattern=r"^[a-z][a-z0-9-]{1,15}$")
+    subscription_id: str
+    resource_group: str = Field(..., min_length=1, max_length=90)
+    workspace: str = Field(..., min_length=3, max_length=33)
+    experiment_name: str = Field("training", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$")
+    compute: ComputeConfig = Field(default_factory=ComputeConfig)
+    data: DataConfig
+    environment: EnvironmentImageConfig = Field(default_factory=EnvironmentImageConfig)
+    endpoint: EndpointConfig
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+
+    @field_validator("subscription_id")
+    @classmethod
+    def _guid(cls, value: str) -> str:
+        if not _GUID.match(value):
+            raise ValueError(
+                f"must be a subscription GUID such as {PLACEHOLDER_SUBSCRIPTION}, got {value!r}"
+            )
+        return value
+
+    @property
+    def has_placeholder_subscription(self) -> bool:
+        return self.subscription_id == PLACEHOLDER_SUBSCRIPTION
+
+    def require_real_subscription(self) -> None:
+        """Raise before any call to Azure when the settings file still holds the placeholder GUID."""
+        if self.has_placeholder_subscription:
+            raise ConfigError(
+                f"environment {self.name!r} still has the placeholder subscription "
+                f"{PLACEHOLDER_SUBSCRIPTION}: set subscription_id, resource_group and workspace in "
+                f"azure/environments/{self.name}.yaml (only --dry-run works without them)"
+            )
+
+
+# Workspace coordinates may come from environment variables instead of the settings file,
+# so a team can keep them in an Azure DevOps variable group rather than in the repository:
+# MLOPS_AZURE_<ENV>_SUBSCRIPTION_ID, ..._RESOURCE_GROUP and ..._WORKSPACE.
+COORDINATE_KEYS = ("subscription_id", "resource_group", "workspace")
+
+
+def coordinate_variable(env_name: str, key: str) -> str:
+    return f"MLOPS_AZURE_{env_name.upper().replace('-', '_')}_{key.upper()}"
+
+
+def coordinate_overrides(environ: Mapping[str, str], env_name: str) -> dict[str, str]:
+    """The coordinates of ``env_name`` set in ``environ`` (unset or empty variables are ignored)."""
+    overrides = {}
+    for key in COORDINATE_KEYS:
+        value = environ.get(coordinate_variable(env_name, key))
+        if value:
+            overrides[key] = value
+    return overrides
+
+
+def load_environment(
+    name: str,
+    *,
+    environments_dir: Path = ENVIRONMENTS_DIR,
+    overrides: Mapping[str, str] | None = None,
+) -> AzureEnvironment:
+    """Read and validate ``<environments_dir>/<name>.yaml``; ``overrides`` replace top-level keys.
+
+    Raises
+    ------
+    ConfigError
+        When the file is missing (listing the environments that exist), is not YAML,
+        or holds an invalid or unknown key (each one named).
+    """
+    path = environments_dir / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in environments_dir.glob("*.yaml"))
+        raise ConfigError(f"no Azure environment {name!r}: {path} does not exist; known: {known}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping at the top level")
+    if data.get("name", name) != name:
+        raise ConfigError(
+            f"{path} declares name {data['name']!r}; it must match the file name {name!r}"
+        )
+    try:
+        return AzureEnvironment.model_validate({"name": name, **data, **(overrides or {})})
+    except ValidationError as exc:
+        lines = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
+        raise ConfigError(
+            f"invalid Azure environment in {path}:\n  - " + "\n  - ".join(lines)
+        ) from exc

@@ -1,0 +1,78 @@
+"""The training pipeline: prep -> train -> evaluate (the gate) -> register.
+
+The gate really gates: the evaluate step runs ``mlcore evaluate --fail-on-gate``,
+which exits non-zero when the challenger misses a threshold or is worse than the
+champion. Azure ML then fails that step, and because the pipeline does not continue
+on step failure and register consumes evaluate's output, register never runs and
+nothing is registered.
+"""
+
+from __future__ import annotations
+
+from azure.ai.ml import Input, dsl
+from azure.ai.ml.entities import PipelineJob
+
+from mlcore.settings import MlopsSettings
+from mlops_azure.components import TrainingComponents
+from mlops_azure.config import AzureEnvironment
+
+REGISTERED_OUTPUT = "registered_model"
+
+
+def model_name(settings: MlopsSettings) -> str:
+    return f"{settings.project}-model"
+
+
+def build_training_pipeline(
+    env: AzureEnvironment,
+    settings: MlopsSettings,
+    components: TrainingComponents,
+    *,
+    training_data: str,
+    settings_data: str,
+    champion_model: str | None = None,
+    git_commit: str | None = None,
+) -> PipelineJob:
+    """A pipeline job ready to submit.
+
+    ``training_data`` and ``settings_data`` are data asset references
+    (``azureml:name:version``); ``champion_model`` is the registered model the
+    challenger must beat (``azureml:name:version``), or None for the first model.
+    A local settings path is not used here: the SDK dumps a pipeline's local input
+    paths with an ``azureml:`` prefix, which no loader reads back as a file.
+    """
+
+    @dsl.pipeline(
+        name=f"{settings.project}-training",
+        display_name=f"{settings.project} training ({env.name})",
+        description="prep -> train -> evaluate with the quality gate -> register",
+    )
+    # No annotations: the dsl reads parameter types from the Input objects passed below.
+    def training(raw_data, settings_yaml, champion=None):  # type: ignore[no-untyped-def]
+        prep = components.prep(raw_data=raw_data, settings=settings_yaml)
+        train = components.train(
+            prepared=prep.outputs.prepared, settings=settings_yaml, git_commit=git_commit
+        )
+        evaluate = components.evaluate(
+            model=train.outputs.model,
+            prepared=prep.outputs.prepared,
+            settings=settings_yaml,
+            champion_model=champion,
+        )
+        register = components.register(
+            model=train.outputs.model, evaluation=evaluate.outputs.evaluation
+        )
+        return {REGISTERED_OUTPUT: register.outputs.registered_model}
+
+    job: PipelineJob = training(
+        raw_data=Input(type="uri_folder", path=training_data),
+        settings_yaml=Input(type="uri_file", path=settings_data),
+        champion=Input(type="custom_model", path=champion_model) if champion_model else None,
+    )
+    # Naming the pipeline output registers it as a model when, and only when, register ran.
+    job.outputs[REGISTERED_OUTPUT].name = model_name(settings)
+    job.settings.default_compute = env.compute.name
+    job.settings.continue_on_step_failure = False
+    job.experiment_name = env.experiment_name
+    job.tags = {"environment": env.name, **({"git_commit": git_commit} if git_commit else {})}
+    return job
