@@ -104,6 +104,8 @@ def app_from_environment() -> Starlette:
 
 def run_server(options: ServeOptions) -> None:
     """Serve in the foreground until SIGTERM/SIGINT (how SageMaker stops a container)."""
+    # Load the model here, in one process with a clear error, before any port is opened.
+    app = build_app(options)
     logger.info(
         "starting the inference server on %s:%d with %d worker(s), model %s",
         options.host,
@@ -112,10 +114,9 @@ def run_server(options: ServeOptions) -> None:
         options.model_dir,
     )
     if options.workers == 1:
-        uvicorn.run(build_app(options), host=options.host, port=options.port)
+        uvicorn.run(app, host=options.host, port=options.port)
         return
-    # Fail here, in one process with a clear message, rather than in every worker.
-    ModelBundle.load(options.model_dir)
+    # Worker processes build their own app from the same options.
     os.environ[_OPTIONS_ENV] = json.dumps(asdict(options))
     uvicorn.run(
         "mlcore.serve.server:app_from_environment",
