@@ -1,0 +1,143 @@
+"""The artifact store: one customer-managed KMS key and the buckets every other construct uses.
+
+- ``data_bucket``: training data lands here (``<data_prefix>/``); EventBridge sees new objects.
+- ``artifact_bucket``: prep outputs, models, evaluation reports, captured traffic.
+- ``access_log_bucket``: S3 server access logs of both (it cannot log to itself).
+
+All three are versioned, SSL-only, block public access, and expire old versions. With
+``retain`` (production) the key and buckets survive ``cdk destroy``; without it they are
+deleted with the stack, which CloudFormation refuses while a bucket still holds objects
+(empty it first: nothing is thrown away by accident).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from cdk_nag import NagPackSuppression, NagSuppressions
+from constructs import Construct
+
+
+class ArtifactStore(Construct):
+    """A KMS key with rotation and the data, artifact and access-log buckets.
+
+    :param retain: keep the key and buckets when the stack is deleted. Default: deleted with
+        the stack once emptied, which suits dev and staging.
+    :param noncurrent_version_expiry: how long replaced object versions are kept. Default: 90 days.
+    :param artifact_expiry: how long pipeline artifacts (prep outputs, models, reports) are kept;
+        registered models keep their own copy in the registry's model data. Default: 365 days.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        retain: bool = False,
+        noncurrent_version_expiry: Duration | None = None,
+        artifact_expiry: Duration | None = None,
+    ) -> None:
+        super().__init__(scope, id_)
+        noncurrent_version_expiry = noncurrent_version_expiry or Duration.days(90)
+        artifact_expiry = artifact_expiry or Duration.days(365)
+        if artifact_expiry.to_days() < 1 or noncurrent_version_expiry.to_days() < 1:
+            raise ValueError(
+                "ArtifactStore expiries must be at least one day; got "
+                f"artifact_expiry={artifact_expiry.to_days()} days, "
+                f"noncurrent_version_expiry={noncurrent_version_expiry.to_days()} days"
+            )
+        removal = RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY
+
+        self.key = kms.Key(
+            self,
+            "Key",
+            description="Encrypts MLOps data, artifacts, job volumes and logs",
+            enable_key_rotation=True,
+            removal_policy=removal,
+        )
+        common = dict(
+            versioned=True,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            removal_policy=removal,
+        )
+        # S3 server access logs can only be delivered to SSE-S3 buckets, not SSE-KMS.
+        self.access_log_bucket = s3.Bucket(
+            self,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-access-logs",
+                    expiration=Duration.days(max(90, int(noncurrent_version_expiry.to_days()))),
+                    noncurrent_version_expiration=Duration.days(1),
+                )
+            ],
+            **common,
+        )
+        NagSuppressions.add_resource_suppressions(
+            self.access_log_bucket,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-S1",
+                    reason="This is the access-log bucket; logging it to itself would loop.",
+                )
+            ],
+        )
+        self.data_bucket = s3.Bucket(
+            self,
+            "Data",
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            bucket_key_enabled=True,
+            server_access_logs_bucket=self.access_log_bucket,
+            server_access_logs_prefix="data/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-old-versions",
+                    noncurrent_version_expiration=noncurrent_version_expiry,
+                    abort_incomplete_multipart_upload_after=Duration.days(7),
+                )
+            ],
+            **common,
+        )
+        # Object-created events go to EventBridge (the new-data trigger). Set on the bucket
+        # itself: the L2 `event_bridge_enabled` deploys a Lambda-backed custom resource instead.
+        data_cfn = self.data_bucket.node.default_child
+        assert isinstance(data_cfn, s3.CfnBucket)
+        data_cfn.add_property_override(
+            "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
+        )
+        self.artifact_bucket = s3.Bucket(
+            self,
+            "Artifacts",
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            bucket_key_enabled=True,
+            server_access_logs_bucket=self.access_log_bucket,
+            server_access_logs_prefix="artifacts/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-artifacts",
+                    expiration=artifact_expiry,
+                    noncurrent_version_expiration=noncurrent_version_expiry,
+                    abort_incomplete_multipart_upload_after=Duration.days(7),
+                )
+            ],
+            **common,
+        )
+
+    def grant_read_data(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Read training data (bucket and key)."""
+        return self.data_bucket.grant_read(grantee)
+
+    def grant_read_write_artifacts(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Read and write pipeline artifacts (bucket and key)."""
+        return self.artifact_bucket.grant_read_write(grantee)
+
+    def grant_read_artifacts(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Read pipeline artifacts (bucket and key)."""
+        return self.artifact_bucket.grant_read(grantee)

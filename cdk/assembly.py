@@ -1,0 +1,90 @@
+"""Build the whole CDK app from configuration: the CI/CD stack and one stage per environment.
+
+``app.py``, the tests and ``python -m cdk.summary`` all call ``build_app`` so they synthesise
+exactly the same thing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import App, Aspects, Environment
+from cdk_nag import AwsSolutionsChecks
+
+from cdk.cicd import CicdStack
+from cdk.config import AwsConfig, load_aws_config
+from cdk.stage import MlopsStage
+from mlcore.settings import MlopsSettings, load_settings
+
+logger = logging.getLogger(__name__)
+
+CICD_STACK_ID = "MlopsCicd"
+
+
+@dataclass(frozen=True)
+class MlopsApp:
+    """The synthesisable app and handles to its parts (for tests, the summary and extensions)."""
+
+    app: App
+    config: AwsConfig
+    settings: MlopsSettings
+    cicd: CicdStack
+    stages: dict[str, MlopsStage]
+
+
+def cdk_json_context(repository_root: Path) -> dict[str, Any]:
+    """The ``context`` of cdk.json, as the CDK CLI would pass it (for in-process synths)."""
+    path = repository_root / "cdk.json"
+    try:
+        context = json.loads(path.read_text())["context"]
+    except (OSError, json.JSONDecodeError, KeyError) as exc:
+        raise ValueError(f"cannot read the context from {path}: {exc}") from exc
+    if not isinstance(context, dict):
+        raise ValueError(f'"context" in {path} must be an object')
+    return context
+
+
+def build_app(app: App, *, repository_root: Path, nag: bool = True) -> MlopsApp:
+    """Read the ``mlops`` context and mlops.yaml, then build the CI/CD stack and every stage.
+
+    With ``nag`` (the default) cdk-nag's AwsSolutions checks run over every stack at synth;
+    unsuppressed findings are error annotations, which make ``cdk synth`` fail.
+    """
+    config = load_aws_config(app.node.get_all_context())
+    settings_path = repository_root / config.settings_file
+    settings = load_settings(settings_path)
+    logger.info("building %d stages from %s", len(config.stages), settings_path)
+
+    cicd = CicdStack(
+        app,
+        CICD_STACK_ID,
+        source_config=config.source,
+        project=settings.project,
+        env=Environment(account=config.toolchain.account, region=config.toolchain.region),
+        description=f"{settings.project}: self-mutating CI/CD pipeline for the MLOps environments",
+    )
+    stages: dict[str, MlopsStage] = {}
+    for name, stage_config in config.stages.items():
+        stage = MlopsStage(
+            cicd,
+            name.capitalize(),
+            stage_name=name,
+            stage_config=stage_config,
+            aws_config=config,
+            settings=settings,
+        )
+        if nag:
+            # Aspects do not cross Stage boundaries, and CDK Pipelines synthesises each stage
+            # when the pipeline is built: each stage gets its own checks, added before that.
+            Aspects.of(stage).add(AwsSolutionsChecks(verbose=True))
+        cicd.add_environment(stage)
+        stages[name] = stage
+    if nag:
+        Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
+    cicd.apply_nag_suppressions()
+    return MlopsApp(app=app, config=config, settings=settings, cicd=cicd, stages=stages)
+

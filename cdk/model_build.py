@@ -1,0 +1,320 @@
+"""Model build: the SageMaker Pipeline that runs mlcore, its roles, and the model package group.
+
+The pipeline definition comes from ``pipelines.sagemaker.definition`` (SageMaker Python SDK v3)
+and is deployed as ``AWS::SageMaker::Pipeline`` so that ``cdk diff`` shows every change to it.
+The SDK cannot take CDK tokens inside S3 URIs, so the definition is built with CloudFormation
+``${...}`` placeholders and deployed through ``Fn::Sub``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from aws_cdk import ArnFormat, Duration, Fn, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sagemaker as sagemaker
+from cdk_nag import NagPackSuppression, NagSuppressions
+from constructs import Construct
+
+from cdk.container_image import MlcoreImage
+from mlcore.settings import MlopsSettings
+from pipelines.sagemaker.definition import ModelBuildOptions, PipelineTargets, pipeline_definition
+
+_NAME = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,62}$")
+PIPELINE_METRIC_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"
+
+
+class ModelBuild(Construct):
+    """A SageMaker model-build pipeline (prep -> train -> evaluate -> gate -> register).
+
+    :param pipeline_name: name of the SageMaker pipeline (lowercase letters, digits, hyphens).
+    :param model_package_group_name: name of the model package group models are registered in.
+    :param settings: the lifecycle settings from mlops.yaml (target, training, gate thresholds).
+    :param data_bucket: where training data lands; the jobs read ``data_prefix`` from it.
+    :param artifact_bucket: where prep outputs, models and evaluation reports are written.
+    :param key: the KMS key of both buckets; it also encrypts job volumes and outputs.
+    :param image: the mlcore image. Default: built from ``pipelines/container/Dockerfile``.
+    :param options: instance types, spot training, time limits and the source revision.
+        Default: ``ModelBuildOptions()`` (ml.m5.large, on-demand, one hour).
+    :param data_prefix: the key prefix of the training data in ``data_bucket``.
+        Default: ``training-data``.
+    :param retain: keep the model package group when the stack is deleted. Default: deleted.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        pipeline_name: str,
+        model_package_group_name: str,
+        settings: MlopsSettings,
+        data_bucket: s3.IBucket,
+        artifact_bucket: s3.IBucket,
+        key: kms.IKey,
+        image: MlcoreImage | None = None,
+        options: ModelBuildOptions | None = None,
+        data_prefix: str = "training-data",
+        retain: bool = False,
+    ) -> None:
+        super().__init__(scope, id_)
+        problems = [
+            f"{label} must be 1-63 lowercase letters, digits or hyphens (no leading hyphen); got {value!r}"
+            for label, value in (
+                ("pipeline_name", pipeline_name),
+                ("model_package_group_name", model_package_group_name),
+            )
+            if not _NAME.match(value)
+        ]
+        if data_prefix.startswith("/") or data_prefix.endswith("/"):
+            problems.append(f"data_prefix must not start or end with '/'; got {data_prefix!r}")
+        if problems:
+            raise ValueError("invalid ModelBuild props: " + "; ".join(problems))
+
+        self.image = image or MlcoreImage(self, "Image")
+        self.pipeline_name = pipeline_name
+        self.model_package_group_name = model_package_group_name
+        stack = Stack.of(self)
+
+        self.model_package_group = sagemaker.CfnModelPackageGroup(
+            self,
+            "ModelPackageGroup",
+            model_package_group_name=model_package_group_name,
+            model_package_group_description=(
+                f"Models trained by the {pipeline_name} pipeline; each package carries its git "
+                "commit, data fingerprint, hyperparameters and metrics in its metadata."
+            ),
+        )
+        self.model_package_group.apply_removal_policy(
+            RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY
+        )
+        self.model_package_group_arn = self.model_package_group.attr_model_package_group_arn
+        self.pipeline_arn = stack.format_arn(
+            service="sagemaker", resource="pipeline", resource_name=pipeline_name
+        )
+
+        self.job_role = self._job_role(data_bucket, artifact_bucket, key)
+        self.pipeline_role = self._pipeline_role(artifact_bucket, key)
+
+        targets = PipelineTargets(
+            role_arn="arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${JobRoleName}",
+            image_uri="${ImageUri}",
+            artifact_bucket="${ArtifactBucket}",
+            model_package_group_name="${ModelPackageGroupName}",
+            default_input_data_url=f"s3://${{DataBucket}}/{data_prefix}/",
+            region="${AWS::Region}",
+            kms_key_id="${KmsKeyArn}",
+        )
+        body = pipeline_definition(pipeline_name, settings=settings, targets=targets, options=options)
+        self.pipeline = sagemaker.CfnPipeline(
+            self,
+            "Pipeline",
+            pipeline_name=pipeline_name,
+            pipeline_display_name=pipeline_name,
+            pipeline_description="mlcore prep, train, evaluate, quality gate and model registration",
+            role_arn=self.pipeline_role.role_arn,
+            pipeline_definition={
+                "PipelineDefinitionBody": Fn.sub(
+                    body,
+                    {
+                        "JobRoleName": self.job_role.role_name,
+                        "ImageUri": self.image.image_uri,
+                        "ArtifactBucket": artifact_bucket.bucket_name,
+                        "DataBucket": data_bucket.bucket_name,
+                        "ModelPackageGroupName": model_package_group_name,
+                        "KmsKeyArn": key.key_arn,
+                    },
+                )
+            },
+        )
+        # CloudFormation must not create the pipeline before its role can act and the group exists.
+        self.pipeline.node.add_dependency(self.pipeline_role)
+        self.pipeline.add_resource_dependency(self.model_package_group)
+
+    def _job_role(self, data_bucket: s3.IBucket, artifact_bucket: s3.IBucket, key: kms.IKey) -> iam.Role:
+        """The role the processing and training jobs run as."""
+        role = iam.Role(
+            self,
+            "JobRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="Runs the model-build processing and training jobs (mlcore prep, train, evaluate)",
+        )
+        data_bucket.grant_read(role)
+        artifact_bucket.grant_read_write(role)
+        key.grant_encrypt_decrypt(role)
+        # Encrypted job volumes: SageMaker creates grants on the key for the instances.
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["kms:CreateGrant", "kms:DescribeKey"],
+                resources=[key.key_arn],
+                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+            )
+        )
+        self.image.repository.grant_pull(role)
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"])
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                resources=[
+                    Stack.of(self).format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name="/aws/sagemaker/*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+            )
+        )
+        NagSuppressions.add_resource_suppressions(
+            role,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason=(
+                        "Objects under the data and artifact buckets are per-run keys, the job log "
+                        "streams are named by SageMaker at run time, ecr:GetAuthorizationToken and "
+                        "cloudwatch:PutMetricData have no resource-level permissions (the latter is "
+                        "limited to SageMaker namespaces by condition), and KMS re-encrypt/data-key "
+                        "actions are granted by the CDK's grant_encrypt_decrypt on this one key."
+                    ),
+                    applies_to=[
+                        "Action::s3:Abort*",
+                        "Action::s3:DeleteObject*",
+                        "Action::s3:GetBucket*",
+                        "Action::s3:GetObject*",
+                        "Action::s3:List*",
+                        "Action::kms:GenerateDataKey*",
+                        "Action::kms:ReEncrypt*",
+                        "Resource::*",
+                        {"regex": "/^Resource::<.*(Data|Artifacts).*\\.Arn>/\\*$/"},
+                        {"regex": "/^Resource::arn:<AWS::Partition>:logs:.*/aws/sagemaker/\\*$/"},
+                    ],
+                )
+            ],
+            apply_to_children=True,
+        )
+        return role
+
+    def _pipeline_role(self, artifact_bucket: s3.IBucket, key: kms.IKey) -> iam.Role:
+        """The role SageMaker Pipelines uses to start the jobs and register the model."""
+        stack = Stack.of(self)
+        role = iam.Role(
+            self,
+            "PipelineRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=f"Runs the {self.pipeline_name} SageMaker pipeline",
+        )
+        job_arns = [
+            stack.format_arn(service="sagemaker", resource=kind, resource_name="*")
+            for kind in ("processing-job", "training-job")
+        ]
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:CreateProcessingJob",
+                    "sagemaker:DescribeProcessingJob",
+                    "sagemaker:StopProcessingJob",
+                    "sagemaker:CreateTrainingJob",
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:StopTrainingJob",
+                    "sagemaker:AddTags",
+                ],
+                resources=job_arns,
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage", "sagemaker:AddTags"],
+                resources=[
+                    self.model_package_group_arn,
+                    stack.format_arn(
+                        service="sagemaker",
+                        resource="model-package",
+                        resource_name=f"{self.model_package_group_name}/*",
+                    ),
+                ],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[self.job_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            )
+        )
+        # The pipeline reads evaluation.json and lineage.json (property files) from the bucket.
+        artifact_bucket.grant_read(role)
+        key.grant_decrypt(role)
+        NagSuppressions.add_resource_suppressions(
+            role,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason=(
+                        "SageMaker Pipelines names each processing and training job and each model "
+                        "package version at run time, so the job and package ARNs end in a wildcard "
+                        "(still limited to this account, region and package group); the pipeline "
+                        "reads property files under per-run artifact keys."
+                    ),
+                    applies_to=[
+                        "Action::s3:GetBucket*",
+                        "Action::s3:GetObject*",
+                        "Action::s3:List*",
+                        {"regex": "/^Resource::arn:<AWS::Partition>:sagemaker:.*:(processing-job|training-job)/\\*$/"},
+                        {"regex": "/^Resource::arn:<AWS::Partition>:sagemaker:.*:model-package/.*/\\*$/"},
+                        {"regex": "/^Resource::<.*Artifacts.*\\.Arn>/\\*$/"},
+                    ],
+                )
+            ],
+            apply_to_children=True,
+        )
+        return role
+
+    def grant_start_execution(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Start executions of this pipeline."""
+        return iam.Grant.add_to_principal(
+            grantee=grantee, actions=["sagemaker:StartPipelineExecution"], resource_arns=[self.pipeline_arn]
+        )
+
+    def grant_run(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Start executions, watch their steps and stop them (what a CI job that waits needs)."""
+        self.grant_start_execution(grantee)
+        return iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=[
+                "sagemaker:DescribePipelineExecution",
+                "sagemaker:ListPipelineExecutionSteps",
+                "sagemaker:StopPipelineExecution",
+            ],
+            resource_arns=[f"{self.pipeline_arn}/execution/*"],
+        )
+
+    def metric_execution_failed(self, period: Duration | None = None) -> cloudwatch.Metric:
+        """Failed executions of this pipeline (SageMaker's ExecutionFailed metric)."""
+        return self._pipeline_metric("ExecutionFailed", period)
+
+    def metric_execution_succeeded(self, period: Duration | None = None) -> cloudwatch.Metric:
+        """Succeeded executions of this pipeline (SageMaker's ExecutionSucceeded metric)."""
+        return self._pipeline_metric("ExecutionSucceeded", period)
+
+    def _pipeline_metric(self, name: str, period: Duration | None) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace=PIPELINE_METRIC_NAMESPACE,
+            metric_name=name,
+            dimensions_map={"PipelineName": self.pipeline_name},
+            statistic="Sum",
+            period=period or Duration.minutes(5),
+        )
+

@@ -1,0 +1,109 @@
+"""One environment's model-build stack: artifact store, mlcore image, model build, triggers.
+
+The stack only wires constructs together. Its public attributes (artifact store, bucket, key,
+image, model build, package group) are what the serving and monitoring stacks build on.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import aws_events as events
+from constructs import Construct
+
+from cdk.artifact_store import ArtifactStore
+from cdk.config import StageConfig
+from cdk.container_image import MlcoreImage
+from cdk.model_build import ModelBuild
+from cdk.triggers import ModelBuildTriggers
+from mlcore.settings import MlopsSettings
+from pipelines.sagemaker.definition import ModelBuildOptions
+
+
+def resource_prefix(project: str, stage_name: str) -> str:
+    """``churn-dev``: the prefix of every physical name in one environment."""
+    return f"{project}-{stage_name}"
+
+
+def ci_role_name(project: str, stage_name: str) -> str:
+    """The role CI/CD assumes to start a training run in an environment."""
+    return f"{resource_prefix(project, stage_name)}-ci-train"
+
+
+class ModelBuildStack(Stack):
+    """Artifact store, mlcore image, SageMaker model-build pipeline, registry and triggers."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        stage_name: str,
+        stage_config: StageConfig,
+        settings: MlopsSettings,
+        data_prefix: str,
+        source_revision: str,
+        ci_account: str | None = None,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(scope, id_, **kwargs)  # type: ignore[arg-type]
+        prefix = resource_prefix(settings.project, stage_name)
+
+        self.artifact_store = ArtifactStore(
+            self,
+            "ArtifactStore",
+            retain=stage_config.retain_data,
+            artifact_expiry=Duration.days(stage_config.artifact_expiry_days),
+        )
+        self.key = self.artifact_store.key
+        self.artifact_bucket = self.artifact_store.artifact_bucket
+        self.data_bucket = self.artifact_store.data_bucket
+        self.image = MlcoreImage(self, "MlcoreImage")
+
+        self.model_build = ModelBuild(
+            self,
+            "ModelBuild",
+            pipeline_name=f"{prefix}-model-build",
+            model_package_group_name=f"{prefix}-models",
+            settings=settings,
+            data_bucket=self.data_bucket,
+            artifact_bucket=self.artifact_bucket,
+            key=self.key,
+            image=self.image,
+            data_prefix=data_prefix,
+            retain=stage_config.retain_data,
+            options=ModelBuildOptions(
+                processing_instance_type=stage_config.processing_instance_type,
+                training_instance_type=stage_config.training_instance_type,
+                inference_instance_types=(stage_config.inference_instance_type,),
+                use_spot_training=stage_config.use_spot_training,
+                max_runtime_seconds=stage_config.max_training_minutes * 60,
+                max_spot_wait_seconds=stage_config.max_spot_wait_minutes * 60,
+                source_revision=source_revision,
+            ),
+        )
+        self.model_package_group = self.model_build.model_package_group
+        self.pipeline = self.model_build.pipeline
+
+        self.triggers = ModelBuildTriggers(
+            self,
+            "Triggers",
+            model_build=self.model_build,
+            data_bucket=self.data_bucket,
+            data_prefix=data_prefix,
+            schedule=events.Schedule.expression(stage_config.training_schedule)
+            if stage_config.training_schedule
+            else None,
+            retrain_on_new_data=stage_config.retrain_on_new_data,
+            ci_role_name=ci_role_name(settings.project, stage_name) if stage_config.train_after_deploy else None,
+            ci_account=ci_account,
+        )
+
+        self.pipeline_name_output = CfnOutput(
+            self, "ModelBuildPipelineName", value=self.model_build.pipeline_name,
+            description="Start a training run: python -m pipelines.sagemaker.run_pipeline --pipeline-name <this>",
+        )
+        CfnOutput(self, "ModelPackageGroupName", value=self.model_build.model_package_group_name,
+                  description="Approve models here (SageMaker Studio > Models, or pipelines.sagemaker.model_registry)")
+        CfnOutput(self, "DataBucketName", value=self.data_bucket.bucket_name,
+                  description=f"Upload training data under s3://<this>/{data_prefix}/, then a _SUCCESS object")
+        CfnOutput(self, "ArtifactBucketName", value=self.artifact_bucket.bucket_name)

@@ -1,0 +1,355 @@
+"""Our own model monitors: scheduled drift and model-quality jobs, their metrics and alarms.
+
+EventBridge Scheduler invokes a small function on each monitor's schedule; it starts a
+SageMaker Processing job in the one mlcore image over the captured data since the last
+run (:mod:`pipelines.monitoring.jobs`). Nothing runs between runs. When a job ends, an
+EventBridge rule hands it to a publisher (:mod:`pipelines.monitoring.publish`) that turns
+the report into CloudWatch metrics; three alarms watch them:
+
+- data drift: ``DatasetDrift`` reached 1 (the share of drifted features passed
+  ``drift.dataset_drift_share`` in mlops.yaml);
+- model quality: the live primary metric fell below ``monitoring.min_live_metric``;
+- monitor failed: a monitor job failed, so silence is not mistaken for health.
+
+Reports land in ``s3://<reports bucket>/<reports_prefix>/<monitor>/yyyy/mm/dd/hh/report/``
+(``drift_report.json``, ``drift_report.html``, ``constraint_violations.json``,
+``statistics.json``; or ``quality_report.json`` and ``evaluation.json``). Ground truth is
+read from ``s3://<reports bucket>/<ground_truth_prefix>/yyyy/mm/dd/hh/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as events_targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as scheduler_targets
+from aws_cdk import aws_sns as sns
+from cdk_nag import NagPackSuppression, NagSuppressions
+from constructs import Construct
+
+from cdk.monitoring.settings import MonitorSettings
+from cdk.serving.approved_model import ApprovedModelParameter
+from cdk.serving.endpoint import ModelEndpoint
+from cdk.serving.functions import ControlPlaneFunction
+from pipelines.monitoring import metrics as names
+
+
+class ModelMonitors(Construct):
+    """Drift and model-quality monitors for one endpoint, with their alarms.
+
+    :param endpoint: the monitored endpoint (it must capture data: not serverless).
+    :param approved_model: the parameter naming the package the endpoint serves; the jobs
+        read the drift baseline from that package's model artifact.
+    :param model_package_group_name: the registry group of those packages.
+    :param image_uri: the mlcore image (``ENTRYPOINT ["mlcore"]``) the jobs run.
+    :param image_repository: the ECR repository holding that image.
+    :param encryption_key: the key of the captured data, model artifacts and reports.
+    :param model_bucket: holds the model artifacts.
+    :param reports_bucket: receives the reports and holds the ground truth.
+    :param settings_file: the ``mlops.yaml`` the jobs read their thresholds from.
+    :param settings: schedules, floors and job sizes.
+    :param state_table: keeps each monitor's last analysed hour.
+    :param notifications: receives every alarm.
+    :param namespace: the CloudWatch namespace of the published metrics. Default: ``MLOps``.
+    :param reports_prefix: default ``monitoring/<endpoint name>``.
+    :param ground_truth_prefix: default ``ground-truth/<endpoint name>``.
+    :param log_key: encrypts the functions' logs. Default: AWS-owned keys.
+    :param removal_policy: of the functions' log groups. Default: destroyed with the stack.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        endpoint: ModelEndpoint,
+        approved_model: ApprovedModelParameter,
+        model_package_group_name: str,
+        image_uri: str,
+        image_repository: ecr.IRepository,
+        encryption_key: kms.IKey,
+        model_bucket: s3.IBucket,
+        reports_bucket: s3.IBucket,
+        settings_file: str | Path,
+        settings: MonitorSettings,
+        state_table: dynamodb.ITable,
+        notifications: sns.ITopic,
+        namespace: str = "MLOps",
+        reports_prefix: str | None = None,
+        ground_truth_prefix: str | None = None,
+        log_key: kms.IKey | None = None,
+        removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
+    ) -> None:
+        super().__init__(scope, id_)
+        if not endpoint.settings.captures_data:
+            raise ValueError(
+                f"endpoint {endpoint.endpoint_name} is serverless and captures no data, so it "
+                "cannot be monitored; give it instances (EndpointSettings.serverless=None) or "
+                "leave the monitors out for this environment"
+            )
+        if not Path(settings_file).is_file():
+            raise ValueError(f"settings_file {settings_file} does not exist; pass the path of mlops.yaml")
+        stack = Stack.of(self)
+        self.endpoint = endpoint
+        self.settings = settings
+        self.namespace = namespace
+        name = endpoint.endpoint_name
+        self.reports_prefix = reports_prefix or f"monitoring/{name}"
+        self.ground_truth_prefix = ground_truth_prefix or f"ground-truth/{name}"
+        self.reports_bucket = reports_bucket
+
+        settings_asset = s3_assets.Asset(self, "Settings", path=str(settings_file))
+
+        self.job_role = iam.Role(
+            self,
+            "JobRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=f"Runs the drift and quality jobs of {name}",
+        )
+        endpoint.capture_bucket.grant_read(self.job_role, f"{endpoint.capture_prefix}/{name}/*")
+        reports_bucket.grant_read_write(self.job_role, f"{self.reports_prefix}/*")
+        reports_bucket.grant_read(self.job_role, f"{self.ground_truth_prefix}/*")
+        model_bucket.grant_read(self.job_role)
+        settings_asset.grant_read(self.job_role)
+        encryption_key.grant_encrypt_decrypt(self.job_role)
+        image_repository.grant_pull(self.job_role)
+        self.job_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[
+                    stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name="/aws/sagemaker/ProcessingJobs:*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+
+        job_arn_pattern = stack.format_arn(service="sagemaker", resource="processing-job", resource_name=f"{name.lower()}-*")
+        self.start_function = ControlPlaneFunction(
+            self,
+            "StartJob",
+            handler="monitoring.jobs.handler",
+            description=f"Starts a drift or quality job over {name}'s captured data",
+            encryption_key=log_key,
+            removal_policy=removal_policy,
+            environment={
+                "ENDPOINT_NAME": name,
+                "VARIANT_NAME": endpoint.variant_name,
+                "CAPTURE_S3_URI": endpoint.capture_bucket.s3_url_for_object(endpoint.capture_prefix),
+                "REPORTS_S3_URI": reports_bucket.s3_url_for_object(self.reports_prefix),
+                "GROUND_TRUTH_S3_URI": reports_bucket.s3_url_for_object(self.ground_truth_prefix),
+                "MODEL_PACKAGE_PARAMETER": approved_model.parameter_name,
+                "SETTINGS_S3_URI": settings_asset.s3_object_url,
+                "IMAGE_URI": image_uri,
+                "ROLE_ARN": self.job_role.role_arn,
+                "STATE_TABLE": state_table.table_name,
+                "KMS_KEY_ARN": encryption_key.key_arn,
+                "INSTANCE_TYPE": settings.instance_type,
+                "LOOKBACK_HOURS": str(settings.lookback_hours),
+                "LABEL_DELAY_HOURS": str(settings.label_delay_hours),
+                "MAX_RUNTIME_SECONDS": str(settings.max_runtime_minutes * 60),
+            },
+        )
+        starter = self.start_function.role
+        endpoint.capture_bucket.grant_read(starter, f"{endpoint.capture_prefix}/{name}/*")
+        reports_bucket.grant_read(starter, f"{self.ground_truth_prefix}/*")
+        reports_bucket.grant_put(starter, f"{self.reports_prefix}/*")
+        encryption_key.grant_encrypt_decrypt(starter)
+        approved_model.grant_read(starter)
+        state_table.grant_read_write_data(starter)
+        self.job_role.grant_pass_role(starter)
+        starter.add_to_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:CreateProcessingJob", "sagemaker:AddTags"],
+                resources=[job_arn_pattern],
+            )
+        )
+        starter.add_to_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:DescribeModelPackage"],
+                resources=[
+                    stack.format_arn(
+                        service="sagemaker",
+                        resource="model-package",
+                        resource_name=f"{model_package_group_name.lower()}/*",
+                    )
+                ],
+            )
+        )
+
+        self.schedules: dict[str, scheduler.Schedule] = {}
+        monitors = {"drift": settings.drift_schedule}
+        if settings.quality_enabled:
+            monitors["quality"] = settings.quality_schedule
+        for monitor, expression in monitors.items():
+            self.schedules[monitor] = scheduler.Schedule(
+                self,
+                f"{monitor.capitalize()}Schedule",
+                description=f"Runs the {monitor} monitor of {name}",
+                schedule=scheduler.ScheduleExpression.expression(expression),
+                target=scheduler_targets.LambdaInvoke(
+                    self.start_function.function,
+                    input=scheduler.ScheduleTargetInput.from_object(
+                        {"monitor": monitor, "scheduled_time": scheduler.ContextAttribute.scheduled_time}
+                    ),
+                    retry_attempts=2,
+                ),
+            )
+
+        self.publish_function = ControlPlaneFunction(
+            self,
+            "PublishMetrics",
+            handler="monitoring.publish.handler",
+            description=f"Publishes {name}'s monitor reports as CloudWatch metrics",
+            encryption_key=log_key,
+            removal_policy=removal_policy,
+            environment={"METRIC_NAMESPACE": namespace},
+        )
+        publisher = self.publish_function.role
+        reports_bucket.grant_read(publisher, f"{self.reports_prefix}/*")
+        encryption_key.grant_decrypt(publisher)
+        publisher.add_to_policy(
+            iam.PolicyStatement(actions=["sagemaker:DescribeProcessingJob"], resources=[job_arn_pattern])
+        )
+        publisher.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": namespace}},
+            )
+        )
+        self.job_ended_rule = events.Rule(
+            self,
+            "OnJobEnded",
+            description=f"Publishes the metrics of {name}'s monitor jobs when they end",
+            event_pattern=events.EventPattern(
+                source=["aws.sagemaker"],
+                detail_type=["SageMaker Processing Job State Change"],
+                detail={
+                    "ProcessingJobName": [
+                        {"prefix": f"{name[:40]}-{monitor}-"} for monitor in monitors
+                    ],
+                    "ProcessingJobStatus": ["Completed", "Failed", "Stopped"],
+                },
+            ),
+            targets=[events_targets.LambdaFunction(self.publish_function.function, retry_attempts=2)],
+        )
+
+        alarm_action = cloudwatch_actions.SnsAction(notifications)
+        self.drift_alarm = cloudwatch.Alarm(
+            self,
+            "DriftAlarm",
+            alarm_name=f"{name}-data-drift",
+            alarm_description=(
+                "Data drift: the share of drifted features reached drift.dataset_drift_share "
+                f"(mlops.yaml). Reports: {self.reports_prefix}/drift/ in the artifact bucket"
+            ),
+            metric=self.metric_dataset_drift(),
+            threshold=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.alarms: list[cloudwatch.Alarm] = [self.drift_alarm]
+        self.quality_alarm: cloudwatch.Alarm | None = None
+        if settings.quality_enabled:
+            self.quality_alarm = cloudwatch.Alarm(
+                self,
+                "QualityAlarm",
+                alarm_name=f"{name}-model-quality",
+                alarm_description=(
+                    f"Live {settings.primary_metric} on labelled traffic fell below "
+                    f"monitoring.min_live_metric ({settings.min_live_metric}, mlops.yaml)"
+                ),
+                metric=self.metric_live(settings.primary_metric),
+                threshold=settings.min_live_metric,
+                comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            self.alarms.append(self.quality_alarm)
+        self.job_failed_alarm = cloudwatch.Alarm(
+            self,
+            "JobFailedAlarm",
+            alarm_name=f"{name}-monitor-failed",
+            alarm_description="A drift or quality monitor job failed: the model is not being watched",
+            metric=cloudwatch.MathExpression(
+                expression="SUM(METRICS())",
+                using_metrics={
+                    m: self._metric(names.MONITOR_JOB_FAILED, {"Monitor": m}, "Sum", settings.drift_alarm_period_hours)
+                    for m in monitors
+                },
+                period=Duration.hours(settings.drift_alarm_period_hours),
+            ),
+            threshold=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        for alarm in (*self.alarms, self.job_failed_alarm):
+            alarm.add_alarm_action(alarm_action)
+
+        for construct in (self.job_role, self.start_function, self.publish_function):
+            NagSuppressions.add_resource_suppressions(
+                construct,
+                [
+                    NagPackSuppression(
+                        id="AwsSolutions-IAM5",
+                        reason=(
+                            "Wildcards are objects under this endpoint's capture, report and "
+                            "ground-truth prefixes, the CDK asset object, versions of the one model "
+                            "package group, jobs named after this endpoint, KMS data-key actions on "
+                            "the one key, log streams, ecr:GetAuthorizationToken and PutMetricData "
+                            "(no resource type; limited to our namespace by condition)."
+                        ),
+                    )
+                ],
+                apply_to_children=True,
+            )
+
+    def _metric(
+        self, metric_name: str, extra: dict[str, str], statistic: str, period_hours: int
+    ) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace=self.namespace,
+            metric_name=metric_name,
+            dimensions_map={"EndpointName": self.endpoint.endpoint_name, **extra},
+            statistic=statistic,
+            period=Duration.hours(period_hours),
+        )
+
+    def metric_dataset_drift(self) -> cloudwatch.Metric:
+        """1 when the last drift run found dataset drift, else 0 (Maximum over the period)."""
+        return self._metric(names.DATASET_DRIFT, {}, "Maximum", self.settings.drift_alarm_period_hours)
+
+    def metric_share_drifted_features(self) -> cloudwatch.Metric:
+        return self._metric(names.SHARE_DRIFTED_FEATURES, {}, "Maximum", self.settings.drift_alarm_period_hours)
+
+    def metric_feature_drift_statistic(self, feature: str) -> cloudwatch.Metric:
+        return self._metric(
+            names.FEATURE_DRIFT_STATISTIC, {"Feature": feature}, "Maximum", self.settings.drift_alarm_period_hours
+        )
+
+    def metric_live(self, metric: str) -> cloudwatch.Metric:
+        """A live model metric on labelled traffic (e.g. ``auc``), Minimum over the period."""
+        return self._metric(
+            names.quality_metric_name(metric), {}, "Minimum", self.settings.quality_alarm_period_hours
+        )
+
+    def grant_write_ground_truth(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let a label producer write ground truth where the quality monitor reads it."""
+        return self.reports_bucket.grant_put(grantee, f"{self.ground_truth_prefix}/*")

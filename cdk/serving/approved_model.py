@@ -1,0 +1,99 @@
+"""The SSM parameter naming the model package an environment serves.
+
+The release flow writes it; the serving stack reads it on every deployment (a
+CloudFormation parameter of type ``AWS::SSM::Parameter::Value<String>``). It must exist
+before the serving stack is first deployed, so it belongs to a stack deployed earlier
+(the model-build stack of the same environment). It starts as ``none`` (no model
+approved yet: the serving stack then creates no endpoint) and is created only if absent:
+CloudFormation does not own its value, so no later deployment resets a released model.
+Deleting the stack leaves the parameter in place, with the release history it holds.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import custom_resources as cr
+from cdk_nag import NagPackSuppression, NagSuppressions
+from constructs import Construct
+
+NO_MODEL = "none"
+
+
+class ApprovedModelParameter(Construct):
+    """Creates ``parameter_name`` with the value ``none`` unless it already exists.
+
+    :param parameter_name: e.g. ``/mlops/churn/prod/model-package-arn``.
+    """
+
+    def __init__(self, scope: Construct, id_: str, *, parameter_name: str) -> None:
+        super().__init__(scope, id_)
+        if not parameter_name.startswith("/") or " " in parameter_name:
+            raise ValueError(
+                f"parameter_name must be an absolute SSM path without spaces, e.g. "
+                f"/mlops/churn/prod/model-package-arn; got {parameter_name!r}"
+            )
+        self.parameter_name = parameter_name
+        self.parameter_arn = Stack.of(self).format_arn(
+            service="ssm", resource="parameter", resource_name=parameter_name.lstrip("/")
+        )
+        put_if_absent = cr.AwsSdkCall(
+            service="SSM",
+            action="putParameter",
+            parameters={
+                "Name": parameter_name,
+                "Value": NO_MODEL,
+                "Type": "String",
+                "Overwrite": False,
+                "Description": "Model package ARN this environment serves (written by the release flow)",
+            },
+            physical_resource_id=cr.PhysicalResourceId.of(parameter_name),
+            ignore_error_codes_matching="ParameterAlreadyExists",
+        )
+        self.resource = cr.AwsCustomResource(
+            self,
+            "CreateIfAbsent",
+            on_create=put_if_absent,
+            on_update=put_if_absent,
+            policy=cr.AwsCustomResourcePolicy.from_statements(
+                [iam.PolicyStatement(actions=["ssm:PutParameter"], resources=[self.parameter_arn])]
+            ),
+            install_latest_aws_sdk=False,
+        )
+        _suppress_custom_resource_provider(Stack.of(self))
+
+    def grant_read(self, grantee: iam.IGrantable) -> iam.Grant:
+        return iam.Grant.add_to_principal(
+            grantee=grantee, actions=["ssm:GetParameter"], resource_arns=[self.parameter_arn]
+        )
+
+    def grant_read_write(self, grantee: iam.IGrantable) -> iam.Grant:
+        return iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["ssm:GetParameter", "ssm:PutParameter"],
+            resource_arns=[self.parameter_arn],
+        )
+
+
+def _suppress_custom_resource_provider(stack: Stack) -> None:
+    # The provider function is a CDK singleton: its role and runtime are CDK's, not ours.
+    provider = stack.node.try_find_child("AWS679f53fac002430cb0da5b7982bd2287")
+    if provider is None:
+        return
+    NagSuppressions.add_resource_suppressions(
+        provider,
+        [
+            NagPackSuppression(
+                id="AwsSolutions-IAM4",
+                reason="CDK's AwsCustomResource provider uses AWSLambdaBasicExecutionRole for its logs.",
+                applies_to=[
+                    "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+                ],
+            ),
+            NagPackSuppression(
+                id="AwsSolutions-L1",
+                reason="The AwsCustomResource provider's Node.js runtime is chosen by aws-cdk-lib.",
+            ),
+        ],
+        apply_to_children=True,
+    )

@@ -1,0 +1,328 @@
+"""A SageMaker endpoint for an approved model package, updated blue/green with auto-rollback.
+
+The model comes from a model package (its image and model data, as approved in the
+registry); the serving container runs ``mlcore serve`` (SageMaker's inference contract).
+Every update of the endpoint (a new approved package) is a blue/green deployment that
+shifts traffic canary, linear or all at once and rolls back by itself when a rollback
+alarm fires: 5XX errors, model latency, and any alarm the caller adds.
+
+On instances: the ML storage volume and captured data are encrypted with the given
+customer-managed key, data capture writes request and response pairs to
+``s3://<capture bucket>/<capture_prefix>/<endpoint>/AllTraffic/yyyy/mm/dd/hh/``, and
+target tracking scales the variant on invocations per instance. Serverless (for dev)
+has neither capture nor instance scaling; SageMaker supports neither there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import ArnFormat, CfnCondition, Duration, Stack
+from aws_cdk import aws_applicationautoscaling as appscaling
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sagemaker as sagemaker
+from cdk_nag import NagPackSuppression, NagSuppressions
+from constructs import Construct
+
+from cdk.serving.settings import EndpointSettings
+
+SAGEMAKER_NAMESPACE = "AWS/SageMaker"
+
+
+class ModelEndpoint(Construct):
+    """An endpoint serving one model package with safe, alarm-guarded updates.
+
+    :param settings: capacity, capture, traffic shifting and rollback thresholds.
+    :param model_package_arn: the approved model package to serve (a versioned package ARN;
+        a CloudFormation parameter value is fine).
+    :param encryption_key: encrypts the instance volumes and the captured data.
+    :param capture_bucket: receives the captured requests and responses.
+    :param model_bucket: holds the model data the package points to (read by the endpoint).
+    :param image_repository: the ECR repository of the serving image. Default: the
+        endpoint may pull from no repository of this account (use for SageMaker's own images).
+    :param extra_rollback_alarms: alarms that also roll a deployment back. Default: only the
+        5XX and latency alarms this construct creates.
+    :param condition: create the model, endpoint and scaling only when this condition holds
+        (the serving stack uses it until a first model is approved). Default: always.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        settings: EndpointSettings,
+        model_package_arn: str,
+        encryption_key: kms.IKey,
+        capture_bucket: s3.IBucket,
+        model_bucket: s3.IBucket,
+        image_repository: ecr.IRepository | None = None,
+        extra_rollback_alarms: Sequence[cloudwatch.IAlarm] = (),
+        condition: CfnCondition | None = None,
+    ) -> None:
+        super().__init__(scope, id_)
+        self.settings = settings
+        self.endpoint_name = settings.endpoint_name
+        self.variant_name = settings.variant_name
+        self.capture_bucket = capture_bucket
+        self.capture_prefix = settings.capture_prefix
+        stack = Stack.of(self)
+
+        self.role = iam.Role(
+            self,
+            "ExecutionRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=f"Runs the {settings.endpoint_name} endpoint's serving container",
+        )
+        model_bucket.grant_read(self.role)
+        if settings.captures_data:
+            capture_bucket.grant_put(self.role, f"{settings.capture_prefix}/*")
+        encryption_key.grant_encrypt_decrypt(self.role)
+        if image_repository is not None:
+            image_repository.grant_pull(self.role)
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[
+                    stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name=f"/aws/sagemaker/Endpoints/{settings.endpoint_name}:*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/Endpoints"}},
+            )
+        )
+        NagSuppressions.add_resource_suppressions(
+            self.role,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason=(
+                        "Wildcards are object keys and log streams under this endpoint's own "
+                        "prefixes, KMS data-key actions on the one key, and PutMetricData, which "
+                        "has no resource type (limited to the endpoint namespace by condition)."
+                    ),
+                )
+            ],
+            apply_to_children=True,
+        )
+
+        self.model = sagemaker.CfnModel(
+            self,
+            "Model",
+            execution_role_arn=self.role.role_arn,
+            containers=[sagemaker.CfnModel.ContainerDefinitionProperty(model_package_name=model_package_arn)],
+            # The serving container needs no network: SageMaker fetches the model data for it.
+            enable_network_isolation=True,
+        )
+        self.model.node.add_dependency(self.role)
+
+        self.alarm_5xx = cloudwatch.Alarm(
+            self,
+            "Errors5xxAlarm",
+            alarm_name=f"{settings.endpoint_name}-5xx-errors",
+            alarm_description="Rolls back a deployment (and pages) when the endpoint returns 5XX errors",
+            metric=self.metric_invocation_5xx_errors(),
+            threshold=settings.rollback_alarms.max_5xx_errors_per_minute,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=settings.rollback_alarms.evaluation_minutes,
+            datapoints_to_alarm=settings.rollback_alarms.evaluation_minutes,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.alarm_latency = cloudwatch.Alarm(
+            self,
+            "LatencyAlarm",
+            alarm_name=f"{settings.endpoint_name}-model-latency",
+            alarm_description="Rolls back a deployment (and pages) when model latency is too high",
+            metric=self.metric_model_latency(),
+            # ModelLatency is reported in microseconds.
+            threshold=settings.rollback_alarms.max_model_latency_ms * 1000,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=settings.rollback_alarms.evaluation_minutes,
+            datapoints_to_alarm=settings.rollback_alarms.evaluation_minutes,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.rollback_alarms: list[cloudwatch.IAlarm] = [
+            self.alarm_5xx,
+            self.alarm_latency,
+            *extra_rollback_alarms,
+        ]
+
+        variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+            variant_name=self.variant_name,
+            model_name=self.model.attr_model_name,
+            initial_variant_weight=1,
+            **self._capacity(),
+        )
+        self.endpoint_config = sagemaker.CfnEndpointConfig(
+            self,
+            "Config",
+            production_variants=[variant],
+            # Volume encryption: SageMaker rejects a key for serverless endpoints (no volume).
+            kms_key_id=None if settings.serverless else encryption_key.key_arn,
+            data_capture_config=self._data_capture(encryption_key),
+        )
+        # Unnamed on purpose: a new model needs a new config, which CloudFormation creates
+        # under a fresh name before it switches the endpoint over (blue/green).
+        self.endpoint = sagemaker.CfnEndpoint(
+            self,
+            "Endpoint",
+            endpoint_name=settings.endpoint_name,
+            endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
+            deployment_config=self._deployment_config(),
+        )
+        scaled = [self.model, self.endpoint_config, self.endpoint]
+        self.scaling_target: appscaling.ScalableTarget | None = None
+        if settings.serverless is None:
+            self.scaling_target = self._autoscaling()
+            scaled.extend(
+                child
+                for child in self.scaling_target.node.find_all()
+                if isinstance(child, appscaling.CfnScalableTarget | appscaling.CfnScalingPolicy)
+            )
+        if condition is not None:
+            for resource in scaled:
+                resource.cfn_options.condition = condition
+
+    def _capacity(self) -> dict[str, object]:
+        serverless = self.settings.serverless
+        if serverless is not None:
+            return {
+                "serverless_config": sagemaker.CfnEndpointConfig.ServerlessConfigProperty(
+                    memory_size_in_mb=serverless.memory_size_mb,
+                    max_concurrency=serverless.max_concurrency,
+                )
+            }
+        return {
+            "instance_type": self.settings.instance_type,
+            "initial_instance_count": self.settings.initial_instance_count,
+        }
+
+    def _data_capture(
+        self, encryption_key: kms.IKey
+    ) -> sagemaker.CfnEndpointConfig.DataCaptureConfigProperty | None:
+        if not self.settings.captures_data:
+            return None
+        return sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
+            enable_capture=True,
+            initial_sampling_percentage=self.settings.capture_sampling_percentage,
+            destination_s3_uri=self.capture_bucket.s3_url_for_object(self.settings.capture_prefix),
+            kms_key_id=encryption_key.key_arn,
+            capture_options=[
+                sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Input"),
+                sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Output"),
+            ],
+            # Stored as text, so the monitors read CSV and JSON payloads without base64.
+            capture_content_type_header=sagemaker.CfnEndpointConfig.CaptureContentTypeHeaderProperty(
+                csv_content_types=["text/csv"], json_content_types=["application/json"]
+            ),
+        )
+
+    def _deployment_config(self) -> sagemaker.CfnEndpoint.DeploymentConfigProperty:
+        shifting = self.settings.traffic_shifting
+        mode = "all_at_once" if self.settings.serverless else shifting.mode
+        wait_seconds = shifting.wait_minutes * 60
+        routing = {
+            "canary": sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(
+                type="CANARY",
+                canary_size=sagemaker.CfnEndpoint.CapacitySizeProperty(
+                    type="CAPACITY_PERCENT", value=shifting.canary_percent
+                ),
+                wait_interval_in_seconds=wait_seconds,
+            ),
+            "linear": sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(
+                type="LINEAR",
+                linear_step_size=sagemaker.CfnEndpoint.CapacitySizeProperty(
+                    type="CAPACITY_PERCENT", value=shifting.linear_step_percent
+                ),
+                wait_interval_in_seconds=wait_seconds,
+            ),
+            "all_at_once": sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(
+                type="ALL_AT_ONCE", wait_interval_in_seconds=wait_seconds
+            ),
+        }[mode]
+        return sagemaker.CfnEndpoint.DeploymentConfigProperty(
+            blue_green_update_policy=sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty(
+                traffic_routing_configuration=routing,
+                termination_wait_in_seconds=shifting.termination_wait_minutes * 60,
+                maximum_execution_timeout_in_seconds=shifting.max_deployment_minutes * 60,
+            ),
+            auto_rollback_configuration=sagemaker.CfnEndpoint.AutoRollbackConfigProperty(
+                alarms=[
+                    sagemaker.CfnEndpoint.AlarmProperty(alarm_name=alarm.alarm_name)
+                    for alarm in self.rollback_alarms
+                ]
+            ),
+        )
+
+    def _autoscaling(self) -> appscaling.ScalableTarget:
+        target = appscaling.ScalableTarget(
+            self,
+            "ScalingTarget",
+            service_namespace=appscaling.ServiceNamespace.SAGEMAKER,
+            resource_id=f"endpoint/{self.endpoint_name}/variant/{self.variant_name}",
+            scalable_dimension="sagemaker:variant:DesiredInstanceCount",
+            min_capacity=self.settings.min_instances,
+            max_capacity=self.settings.max_instances,
+        )
+        target.node.add_dependency(self.endpoint)
+        target.scale_to_track_metric(
+            "InvocationsPerInstance",
+            target_value=self.settings.target_invocations_per_instance,
+            predefined_metric=appscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,
+            scale_in_cooldown=Duration.seconds(self.settings.scale_in_cooldown_seconds),
+            scale_out_cooldown=Duration.seconds(self.settings.scale_out_cooldown_seconds),
+        )
+        return target
+
+    # Metrics, named after SageMaker's own metric names.
+
+    def metric(self, metric_name: str, *, statistic: str = "Sum") -> cloudwatch.Metric:
+        """A per-minute metric of this endpoint's variant in the AWS/SageMaker namespace."""
+        return cloudwatch.Metric(
+            namespace=SAGEMAKER_NAMESPACE,
+            metric_name=metric_name,
+            dimensions_map={"EndpointName": self.endpoint_name, "VariantName": self.variant_name},
+            statistic=statistic,
+            period=Duration.minutes(1),
+        )
+
+    def metric_invocations(self) -> cloudwatch.Metric:
+        return self.metric("Invocations")
+
+    def metric_invocation_5xx_errors(self) -> cloudwatch.Metric:
+        return self.metric("Invocation5XXErrors")
+
+    def metric_invocation_4xx_errors(self) -> cloudwatch.Metric:
+        return self.metric("Invocation4XXErrors")
+
+    def metric_model_latency(self) -> cloudwatch.Metric:
+        """Average model latency in microseconds."""
+        return self.metric("ModelLatency", statistic="Average")
+
+    def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Allow ``grantee`` to call InvokeEndpoint on this endpoint."""
+        return iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["sagemaker:InvokeEndpoint"],
+            resource_arns=[self.endpoint_arn],
+        )
+
+    @property
+    def endpoint_arn(self) -> str:
+        return Stack.of(self).format_arn(
+            service="sagemaker", resource="endpoint", resource_name=self.endpoint_name.lower()
+        )
+

@@ -1,0 +1,87 @@
+"""Lambda functions that run the control-plane code in ``pipelines/`` (boto3 only, no mlcore).
+
+One asset holds ``pipelines/deploy`` and ``pipelines/monitoring``; a handler is named
+``deploy.release.handler`` or ``monitoring.jobs.handler``, which is why those packages use
+relative imports only. Each function gets its own role with no managed policy (only
+writing to its own log group, plus what the caller grants) and a log group with a
+retention period.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+PIPELINES_DIR = Path(__file__).resolve().parents[2] / "pipelines"
+# The asset root is pipelines/; everything but the two boto3 packages stays out of it.
+_ASSET_EXCLUDE = ["*", "!deploy", "!deploy/**", "!monitoring", "!monitoring/**", "**/__pycache__"]
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+
+
+def control_plane_code() -> lambda_.Code:
+    """The ``pipelines/deploy`` and ``pipelines/monitoring`` packages as one Lambda asset."""
+    return lambda_.Code.from_asset(str(PIPELINES_DIR), exclude=_ASSET_EXCLUDE)
+
+
+class ControlPlaneFunction(Construct):
+    """A Python Lambda function running one handler of the control-plane code.
+
+    :param handler: ``<package>.<module>.<function>`` under ``pipelines/``.
+    :param description: what the function does, shown in the console.
+    :param environment: its environment variables.
+    :param timeout: default one minute.
+    :param log_retention: default one month.
+    :param removal_policy: of the log group. Default: destroyed with the stack.
+    :param encryption_key: encrypts the log group and the environment variables. Default:
+        AWS-owned keys.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        handler: str,
+        description: str,
+        environment: dict[str, str] | None = None,
+        timeout: Duration | None = None,
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+        removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
+        encryption_key: kms.IKey | None = None,
+    ) -> None:
+        super().__init__(scope, id_)
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            retention=log_retention,
+            removal_policy=removal_policy,
+            encryption_key=encryption_key,
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=description,
+        )
+        self.log_group.grant_write(self.role)
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=RUNTIME,
+            handler=handler,
+            code=control_plane_code(),
+            description=description,
+            environment=environment or {},
+            environment_encryption=encryption_key,
+            timeout=timeout or Duration.minutes(1),
+            memory_size=256,
+            role=self.role,
+            log_group=self.log_group,
+        )
+        self.function.node.add_dependency(self.log_group)
