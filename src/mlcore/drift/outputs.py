@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# The documented schema of drift_report.json, shipped with the package.
+REPORT_SCHEMA_PATH = Path(__file__).with_name("drift_report.schema.json")
+
 OUTPUT_FILES = {
     "drift_report": "drift_report.json",
     "statistics": "statistics.json",

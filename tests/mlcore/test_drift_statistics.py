@@ -1,0 +1,178 @@
+"""Every statistic equals scipy's where scipy computes the same one, on random inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from scipy import stats
+from scipy.spatial import distance
+
+from mlcore.drift import (
+    adjust_p_values,
+    chi2_drift,
+    jensenshannon_drift,
+    kl_drift,
+    ks_drift,
+    psi_drift,
+    wasserstein_drift,
+)
+from mlcore.drift.pairs import PSEUDO_COUNT, counts_in_bins, quantile_edges
+
+TOL = 1e-9
+
+# scipy itself warns when its exact KS sum fails on some tied samples and it falls back.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:ks_2samp. Exact calculation unsuccessful:RuntimeWarning"
+)
+
+finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
+samples = hnp.arrays(np.float64, st.integers(1, 300), elements=finite)
+# Few distinct values: ties are where CDF code goes wrong.
+tied = hnp.arrays(np.float64, st.integers(1, 300), elements=st.integers(-3, 3).map(float))
+
+
+@settings(max_examples=60, deadline=None)
+@given(reference=st.one_of(samples, tied), current=st.one_of(samples, tied))
+def test_ks_equals_scipy_on_small_samples(reference: np.ndarray, current: np.ndarray) -> None:
+    ours = ks_drift(reference, current)
+    theirs = stats.ks_2samp(reference, current)
+    assert ours.statistic == pytest.approx(theirs.statistic, abs=TOL)
+    assert ours.p_value == pytest.approx(theirs.pvalue, abs=TOL)
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.01, 0.05])
+def test_ks_equals_scipy_on_large_samples_with_ties(shift: float) -> None:
+    rng = np.random.default_rng(7)
+    reference = np.round(rng.normal(size=40_000), 2)
+    current = np.round(rng.normal(shift, size=25_000), 2)
+    ours = ks_drift(reference, current)
+    theirs = stats.ks_2samp(reference, current)
+    assert ours.parameters["p_value_method"] == "asymp"
+    assert ours.statistic == pytest.approx(theirs.statistic, abs=TOL)
+    assert ours.p_value == pytest.approx(theirs.pvalue, abs=TOL)
+
+
+@settings(max_examples=60, deadline=None)
+@given(reference=st.one_of(samples, tied), current=st.one_of(samples, tied))
+def test_wasserstein_equals_scipy(reference: np.ndarray, current: np.ndarray) -> None:
+    result = wasserstein_drift(reference, current)
+    expected = stats.wasserstein_distance(reference, current)
+    assert result.parameters["distance"] == pytest.approx(expected, rel=TOL, abs=TOL)
+    scale = np.std(reference) if np.std(reference) > 0 else 1.0
+    assert result.statistic == pytest.approx(expected / scale, rel=TOL, abs=TOL)
+
+
+labels = st.sampled_from(["a", "b", "c", "d", "e"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    reference=st.lists(labels, min_size=1, max_size=200),
+    current=st.lists(labels, min_size=1, max_size=200),
+)
+def test_chi2_is_scipys_homogeneity_test(reference: list[str], current: list[str]) -> None:
+    result = chi2_drift(reference, current)
+    categories = sorted(set(reference) | set(current))
+    table = np.array([[side.count(c) for c in categories] for side in (reference, current)])
+    if len(categories) == 1:
+        assert (result.statistic, result.p_value) == (0.0, 1.0)
+        return
+    expected = stats.chi2_contingency(table)
+    assert result.statistic == pytest.approx(expected.statistic, rel=TOL, abs=TOL)
+    assert result.p_value == pytest.approx(expected.pvalue, rel=TOL, abs=TOL)
+    assert result.parameters["degrees_of_freedom"] == expected.dof
+
+
+@settings(max_examples=60, deadline=None)
+@given(reference=samples, current=samples, bins=st.integers(2, 20))
+def test_binned_divergences_equal_scipy_on_recorded_bins(
+    reference: np.ndarray, current: np.ndarray, bins: int
+) -> None:
+    edges = quantile_edges(np.sort(reference), bins)
+    ref_counts = counts_in_bins(np.sort(reference), edges).astype(float)
+    cur_counts = counts_in_bins(np.sort(current), edges).astype(float)
+
+    js = jensenshannon_drift(reference, current, bins=bins)
+    assert js.parameters["edges"] == pytest.approx(tuple(edges))
+    assert js.parameters["log_base"] == 2.0
+    assert js.statistic == pytest.approx(
+        distance.jensenshannon(ref_counts, cur_counts, base=2), abs=TOL
+    )
+
+    ref_smooth, cur_smooth = ref_counts + PSEUDO_COUNT, cur_counts + PSEUDO_COUNT
+    kl = kl_drift(reference, current, bins=bins)
+    assert kl.parameters["smoothing"]["pseudo_count_per_bin"] == PSEUDO_COUNT
+    assert kl.statistic == pytest.approx(stats.entropy(ref_smooth, cur_smooth), abs=TOL)
+
+    p, q = ref_smooth / ref_smooth.sum(), cur_smooth / cur_smooth.sum()
+    psi = psi_drift(reference, current, bins=bins)
+    assert psi.statistic == pytest.approx(np.sum((q - p) * np.log(q / p)), abs=TOL)
+    assert psi.parameters["reference_counts"] == tuple(int(c) for c in ref_counts)
+
+
+def test_psi_bins_are_reference_deciles_and_recorded() -> None:
+    reference = np.arange(1, 1001, dtype=float)
+    result = psi_drift(reference, reference + 500)
+    assert result.parameters["bins"] == "reference_quantiles"
+    assert result.parameters["edges"] == pytest.approx(
+        np.quantile(reference, np.arange(1, 10) / 10)
+    )
+    assert result.parameters["reference_counts"] == (100,) * 10
+    assert result.drifted and result.parameters["band"] == "significant"
+
+
+@settings(max_examples=40, deadline=None)
+@given(values=samples)
+def test_psi_and_distances_of_identical_samples_are_zero(values: np.ndarray) -> None:
+    assert psi_drift(values, values).statistic == 0.0
+    assert kl_drift(values, values).statistic == pytest.approx(0.0, abs=TOL)
+    assert jensenshannon_drift(values, values).statistic == pytest.approx(0.0, abs=1e-7)
+    assert wasserstein_drift(values, values).statistic == 0.0
+    assert ks_drift(values, values).statistic == 0.0
+
+
+def test_ks_needs_the_effect_size_as_well_as_the_p_value() -> None:
+    rng = np.random.default_rng(3)
+    reference = rng.normal(size=200_000)
+    current = rng.normal(0.03, size=200_000)  # real but tiny shift: p tiny, D about 0.012
+    tiny = ks_drift(reference, current, min_effect_size=0.1)
+    assert tiny.p_value is not None and tiny.p_value < 1e-6
+    assert tiny.statistic is not None and tiny.statistic < 0.1
+    assert not tiny.drifted
+    assert ks_drift(reference, current, min_effect_size=0.0).drifted
+
+
+def test_chi2_homogeneity_keeps_its_false_positive_rate_with_large_samples() -> None:
+    # Both samples drawn from the same distribution: a homogeneity test flags about 5%;
+    # a goodness-of-fit test that took the reference as exact would flag far more.
+    rng = np.random.default_rng(11)
+    probabilities = [0.5, 0.3, 0.15, 0.05]
+    flagged = 0
+    trials = 300
+    for _ in range(trials):
+        reference = rng.choice(4, size=20_000, p=probabilities).astype(str)
+        current = rng.choice(4, size=20_000, p=probabilities).astype(str)
+        flagged += chi2_drift(reference, current).drifted
+    assert flagged / trials < 0.09
+
+
+def test_injected_numeric_drift_is_found_and_same_distribution_is_not() -> None:
+    rng = np.random.default_rng(5)
+    flagged_same = sum(
+        ks_drift(rng.normal(size=2000), rng.normal(size=2000)).drifted for _ in range(200)
+    )
+    assert flagged_same / 200 < 0.09
+    assert ks_drift(rng.normal(size=2000), rng.normal(0.5, size=2000), min_effect_size=0.1).drifted
+
+
+def test_corrections_match_their_definitions() -> None:
+    p_values = [0.001, 0.01, 0.02, 0.04, 0.5]
+    assert adjust_p_values(p_values, "none") == p_values
+    assert adjust_p_values(p_values, "bonferroni") == pytest.approx([0.005, 0.05, 0.1, 0.2, 1.0])
+    # Benjamini-Hochberg by hand: p_(i) * m / i, made monotone from the top.
+    assert adjust_p_values(p_values, "fdr_bh") == pytest.approx([0.005, 0.025, 0.1 / 3, 0.05, 0.5])
+    with pytest.raises(ValueError, match="bonferroni"):
+        adjust_p_values(p_values, "holm")  # type: ignore[arg-type]
