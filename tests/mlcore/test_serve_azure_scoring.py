@@ -95,6 +95,22 @@ def test_bad_request_outside_azures_server_raises_request_error() -> None:
     assert raised.value.status == 400
 
 
+@pytest.mark.usefixtures("initialised")
+def test_respond_hands_scored_features_and_predictions_to_the_hook(
+    churn_frame: pd.DataFrame,
+) -> None:
+    seen: list[tuple[pd.DataFrame, pd.DataFrame]] = []
+    batch = churn_frame.iloc[:4]
+    result = azure_scoring.respond(body_for(batch), on_scored=lambda f, p: seen.append((f, p)))
+    ((features, predictions),) = seen
+    assert list(features.columns) == FEATURES and len(features) == 4
+    np.testing.assert_allclose(features["age"], batch["age"])
+    assert predictions["prediction"].tolist() == [r["prediction"] for r in result["predictions"]]
+    with pytest.raises(RequestError):
+        azure_scoring.respond("[]", on_scored=lambda f, p: seen.append((f, p)))
+    assert len(seen) == 1  # refused requests are not handed on
+
+
 def test_init_accepts_the_model_folder_itself(
     saved_model_dir: Path, monkeypatch: pytest.MonkeyPatch, churn_frame: pd.DataFrame
 ) -> None:

@@ -10,10 +10,14 @@ The model directory is found under ``AZUREML_MODEL_DIR``: the folder itself when
 holds ``metadata.json``, else the single folder below it that does (Azure mounts a
 registered folder model at ``$AZUREML_MODEL_DIR/<folder name>``).
 
+A ``score.py`` that adds host services (Azure's data collector) calls
+:func:`respond` with an ``on_scored`` hook, which receives the parsed features and
+the predictions of every scored request.
+
 The body is the JSON of :mod:`mlcore.serve.payload` (``{"instances": [...]}`` or a
 list of records); the answer is ``{"predictions": [...]}``. A request the model
-cannot score is answered with the status of :class:`RequestError` (400, 413, 415)
-and ``{"message": "..."}``, the error body Azure's server uses, through the server's
+cannot score is answered with the status of its :class:`RequestError` (400) and
+``{"message": "..."}``, the error body Azure's server uses, through the server's
 own ``AMLResponse``. Called outside Azure's server (tests, a batch script), where
 that class does not exist, ``run`` raises the :class:`RequestError` instead.
 """
@@ -23,8 +27,11 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from mlcore.errors import ModelError
 from mlcore.model import METADATA_FILE
@@ -39,6 +46,9 @@ _AML_RESPONSE_MODULES = (
     "azureml_inference_server_http.api.aml_response",
     "azureml.contrib.services.aml_response",
 )
+
+# Called with (features, predictions) after each request is scored.
+ScoredHook = Callable[[pd.DataFrame, pd.DataFrame], None]
 
 _predictor: Predictor | None = None
 
@@ -76,12 +86,24 @@ def init() -> None:
 
 def run(raw_data: str | bytes) -> Any:
     """Score one request body; return the predictions document or an error response."""
+    return respond(raw_data)
+
+
+def respond(raw_data: str | bytes, *, on_scored: ScoredHook | None = None) -> Any:
+    """:func:`run`, calling ``on_scored(features, predictions)`` for each request scored.
+
+    The hook is how a deployment's own ``score.py`` adds host services, such as Azure's
+    data collector, without parsing the payload a second time. It is not called for
+    requests the model refuses.
+    """
     if _predictor is None:
         raise ModelError("run() was called before init(); the scoring script must be initialised")
     try:
-        predictions = _predictor.predict(raw_data, JSON)
+        features, predictions = _predictor.score(raw_data, JSON)
     except RequestError as exc:
         return _error_response(exc)
+    if on_scored is not None:
+        on_scored(features, predictions)
     return {"predictions": prediction_records(predictions)}
 
 

@@ -35,14 +35,21 @@ class Predictor:
         """Wrap a bundle, or load one from a model directory."""
         return cls(model if isinstance(model, ModelBundle) else ModelBundle.load(model))
 
-    def predict(self, body: bytes | str, content_type: str | None) -> pd.DataFrame:
-        """Parse and check the payload, then predict: a frame with ``prediction`` (and ``score``).
+    def score(
+        self, body: bytes | str, content_type: str | None
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Parse and check the payload, then predict; return (features, predictions).
 
-        Raises :class:`~mlcore.serve.payload.RequestError` (with its HTTP status) for a
-        payload the model cannot score.
+        ``predictions`` has ``prediction`` (and ``score`` for classification), row for
+        row with ``features``. Raises :class:`~mlcore.serve.payload.RequestError` (with
+        its HTTP status) for a payload the model cannot score.
         """
         features = parse_request(body, content_type, self.bundle.spec)
-        return self.bundle.predict(features)
+        return features, self.bundle.predict(features)
+
+    def predict(self, body: bytes | str, content_type: str | None) -> pd.DataFrame:
+        """The predictions for a payload (see :meth:`score`)."""
+        return self.score(body, content_type)[1]
 
     def answer(self, body: bytes | str, content_type: str | None, accept: str | None) -> Answer:
         """Predict and encode the result in the type ``accept`` asks for (JSON by default)."""
