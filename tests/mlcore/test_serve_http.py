@@ -253,3 +253,21 @@ def test_execution_parameters_tell_batch_transform_the_payload_limit(client: htt
     response = client.get("/execution-parameters")
     assert response.status_code == 200
     assert response.json()["BatchStrategy"] == "MULTI_RECORD"
+
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    "sample", ["pipelines/deploy/smoke_payload.json", "azure/requests/churn-sample.json"]
+)
+def test_the_sample_requests_the_clouds_send_are_accepted(
+    client: httpx.Client, sample: str
+) -> None:
+    """The deploy smoke test (AWS) and the rollout probe (Azure) send these files as they are."""
+    path = REPO_ROOT / sample
+    if not path.exists():
+        pytest.skip(f"{sample} is not in this checkout")
+    response = post(client, path.read_bytes(), "application/json")
+    assert response.status_code == 200, response.text
+    assert len(response.json()["predictions"]) == len(json.loads(path.read_text())["instances"])
