@@ -147,11 +147,17 @@ class CaptureWriter:
         inference_id: str | None = None,
         inference_time: datetime | None = None,
     ) -> Path | None:
-        """Record one request and its response, if sampled; return the file written to."""
+        """Record one request and its response, if sampled; return the file written to.
+
+        ``inference_time`` defaults to now; a naive time is taken as UTC. The record
+        is appended and its file closed before this returns.
+        """
         with self._lock:
             if self._random.uniform(0, 100) >= self.sampling_percentage:
                 return None
-            when = (inference_time or datetime.now(UTC)).astimezone(UTC)
+            when = inference_time or datetime.now(UTC)
+            # A naive time is UTC here, as in the X-Mlcore-Inference-Time header.
+            when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
             metadata: dict[str, str] = {"eventId": str(uuid.uuid4())}
             if inference_id is not None:
                 metadata["inferenceId"] = inference_id

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -13,6 +14,7 @@ import pandas as pd
 import pytest
 
 from mlcore.capture import (
+    DEFAULT_ENDPOINT_NAME,
     CaptureWriter,
     capture_columns,
     iter_capture,
@@ -242,6 +244,23 @@ def test_regression_capture_has_no_score_column(tmp_path: Path) -> None:
     assert list(frame.columns) == ["a", "c", "prediction", "inference_id", "inference_time"]
     assert frame["prediction"].tolist() == [3.5, 4.5]
     assert np.isnan(frame["a"].iloc[1]) and frame["inference_id"].isna().all()
+
+
+def test_a_naive_inference_time_is_recorded_as_utc(tmp_path: Path) -> None:
+    spec = DatasetSpec(target="y", numeric=("a",), task="regression")
+    path = CaptureWriter(tmp_path).capture(
+        request_body=b"1\n",
+        request_content_type="text/csv",
+        response_body=b"2.0\n",
+        response_content_type="text/csv",
+        inference_time=datetime(2026, 3, 1, 23, 59, 58),
+    )
+    assert path is not None and path.parent == tmp_path / DEFAULT_ENDPOINT_NAME / "AllTraffic" / (
+        "2026/03/01/23"
+    )
+    assert read_capture(tmp_path, spec)["inference_time"].tolist() == [
+        pd.Timestamp("2026-03-01T23:59:58Z")
+    ]
 
 
 def test_reading_a_missing_or_empty_capture_path_says_what_to_point_to(tmp_path: Path) -> None:

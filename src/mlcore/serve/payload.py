@@ -8,7 +8,8 @@ Requests (``Content-Type``):
 * ``application/json``: either ``{"instances": [...]}`` or a bare list ``[...]``.
   Each instance is an object ``{"feature": value, ...}`` carrying every feature
   (``null`` for a missing value; extra keys such as an id are ignored) or an array
-  of values in feature order.
+  of values in feature order. Numeric features take JSON numbers or numeric strings
+  (not booleans); categorical features take strings or numbers.
 
 Responses (``Accept``, JSON by default):
 
@@ -95,8 +96,9 @@ def rows_to_frame(rows: list[list[Any]], spec: DatasetSpec) -> pd.DataFrame:
     """Build the feature frame from decoded records, checking every value's type.
 
     Numeric features become float64 (missing values NaN); a value that is not a
-    number, a boolean, or an infinity is an error. Categorical values stay as sent
-    (the model turns them into strings); ``None`` and empty strings become missing.
+    number or numeric string, or is a boolean or an infinity, is an error. Categorical
+    values stay as sent (the model turns them into strings); ``None`` and empty
+    strings become missing; nested objects and arrays are an error.
     """
     frame = pd.DataFrame(rows, columns=list(spec.features), dtype=object)
     problems: list[str] = []
