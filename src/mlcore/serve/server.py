@@ -184,6 +184,10 @@ def serve_in_thread(
     finally:
         server.should_exit = True
         thread.join(timeout=_STARTUP_TIMEOUT_SECONDS)
+        if thread.is_alive():
+            logger.warning(
+                "the inference server did not stop within %s s", _STARTUP_TIMEOUT_SECONDS
+            )
         listener.close()
 
 
