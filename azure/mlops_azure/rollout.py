@@ -118,14 +118,14 @@ class EndpointRollout:
         plan: RolloutConfig,
         health_check: Callable[[str], None],
         console: Console,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.ml_client = ml_client
         self.endpoint_name = endpoint_name
         self.plan = plan
         self.health_check = health_check
         self.console = console
-        self.sleep = sleep
+        self.sleep = sleep or time.sleep
 
     # -- reading the endpoint -------------------------------------------------
 

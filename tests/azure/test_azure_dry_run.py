@@ -1,0 +1,161 @@
+"""`apply --dry-run`: one YAML per entity, offline, and each read back by the SDK's own loader."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import mlops_azure.__main__ as cli
+import pytest
+import yaml
+from azure.ai.ml import (
+    load_component,
+    load_compute,
+    load_data,
+    load_environment,
+    load_job,
+    load_online_deployment,
+    load_online_endpoint,
+)
+from azure.ai.ml.entities._load_functions import load_schedule
+
+LOADERS: dict[str, Callable[..., Any]] = {
+    "compute": load_compute,
+    "environment": load_environment,
+    "data": load_data,
+    "component": load_component,
+    "pipeline": load_job,
+    "endpoint": load_online_endpoint,
+    "deployment": load_online_deployment,
+    "monitor": load_schedule,
+}
+EXPECTED_FILES = {
+    "compute.yaml",
+    "environment.yaml",
+    "data-training.yaml",
+    "data-reference.yaml",
+    "data-settings.yaml",
+    "component-prep.yaml",
+    "component-train.yaml",
+    "component-evaluate.yaml",
+    "component-register.yaml",
+    "pipeline-training.yaml",
+    "endpoint.yaml",
+    "deployment-blue.yaml",
+    "monitor.yaml",
+}
+
+
+def _no_network(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the dry run tried to open a network connection")
+
+
+def _no_client(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the dry run tried to build an Azure client or credential")
+
+
+@pytest.fixture(scope="module")
+def dry_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    output = tmp_path_factory.mktemp("dry-run") / "out" / "azure" / "dev"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "connect", _no_network)
+        patch.setattr(cli, "DefaultAzureCredential", _no_client)
+        patch.setattr(cli, "MLClient", _no_client)
+        for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET"):
+            patch.delenv(name, raising=False)
+        assert cli.main(["apply", "--env", "dev", "--dry-run", "--output", str(output)]) == 0
+    return output
+
+
+def test_dry_run_writes_one_yaml_per_entity(dry_run: Path) -> None:
+    assert {p.name for p in dry_run.glob("*.yaml")} == EXPECTED_FILES
+
+
+def _absolute_local_paths(document: Any, base: Path) -> Any:
+    """Resolve local ``code``/``path`` values against ``base``: loaders make them absolute."""
+    if isinstance(document, dict):
+        return {
+            key: (
+                str((base / value).resolve())
+                if key in ("code", "path")
+                and isinstance(value, str)
+                and ":" not in value
+                and "${{" not in value
+                else _absolute_local_paths(value, base)
+            )
+            for key, value in document.items()
+        }
+    if isinstance(document, list):
+        return [_absolute_local_paths(item, base) for item in document]
+    return document
+
+
+def _forget_inline_component_identity(document: dict[str, Any]) -> dict[str, Any]:
+    # load_job names every inline component "azureml_anonymous" (version "1"): Azure
+    # registers a pipeline's inline components anonymously, so their name and version
+    # in the file are not part of what is submitted.
+    for node in document.get("jobs", {}).values():
+        if isinstance(node.get("component"), dict):
+            node["component"].pop("name", None)
+            node["component"].pop("version", None)
+    return document
+
+
+@pytest.mark.parametrize("filename", sorted(EXPECTED_FILES))
+def test_sdk_loader_reads_back_what_was_written(dry_run: Path, filename: str) -> None:
+    path = dry_run / filename
+    written = yaml.safe_load(path.read_text())
+    entity = LOADERS[filename.split("-")[0].removesuffix(".yaml")](path)
+    loaded = json.loads(json.dumps(entity._to_dict(), default=str))
+    expected = _absolute_local_paths(written, dry_run)
+    actual = _absolute_local_paths(loaded, dry_run)
+    if filename.startswith("pipeline"):
+        expected, actual = (
+            _forget_inline_component_identity(expected),
+            _forget_inline_component_identity(actual),
+        )
+    assert actual == expected
+
+
+def test_local_paths_are_relative_and_exist(dry_run: Path) -> None:
+    deployment = yaml.safe_load((dry_run / "deployment-blue.yaml").read_text())
+    assert deployment["code_configuration"]["code"] == "serving-code"
+    assert (dry_run / "serving-code" / "score.py").is_file()
+    component = yaml.safe_load((dry_run / "component-train.yaml").read_text())
+    assert not Path(component["code"]).is_absolute()
+    assert (dry_run / component["code"] / "mlcore" / "cli.py").is_file()
+    reference = yaml.safe_load((dry_run / "data-reference.yaml").read_text())
+    assert (dry_run / reference["path"] / "MLTable").is_file()
+
+
+def test_loaded_components_and_pipeline_still_validate(dry_run: Path) -> None:
+    for path in dry_run.glob("component-*.yaml"):
+        assert load_component(path)._validate().passed, path
+    assert load_job(dry_run / "pipeline-training.yaml")._validate().passed
+
+
+def test_dry_run_with_a_bad_setting_fails_with_the_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = tmp_path / "mlops.yaml"
+    settings.write_text("drift:\n  numeric_method: kl\n")
+    code = cli.main(
+        [
+            "apply",
+            "--env",
+            "dev",
+            "--dry-run",
+            "--output",
+            str(tmp_path / "out"),
+            "--settings",
+            str(settings),
+        ]
+    )
+    assert code == cli.EXIT_CONFIG
+    assert (
+        "numeric_method 'kl' has no Azure ML monitoring metric"
+        in capsys.readouterr().err.replace("\n", " ")
+    )

@@ -1,0 +1,199 @@
+"""Endpoint, deployment and monitor: data collection on, thresholds from mlops.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from azure.ai.ml.entities import CronTrigger, RecurrenceTrigger
+from mlops_azure import endpoint, monitoring
+from mlops_azure.config import SETTINGS_FILE, AzureEnvironment
+from mlops_azure.definitions import SCORING_SCRIPT, Definitions
+
+from mlcore.errors import ConfigError
+from mlcore.settings import MlopsSettings, load_settings
+
+
+def test_endpoint_starts_without_traffic_and_respects_network_setting(
+    definitions: Definitions,
+) -> None:
+    ep = definitions.endpoint
+    assert ep.name == "churn-dev"
+    assert not ep.traffic
+    assert ep.auth_mode == "key"
+    assert ep.public_network_access == "enabled"
+
+
+def test_deployment_collects_inputs_and_outputs_at_the_configured_rate(
+    definitions: Definitions,
+) -> None:
+    deployment = definitions.deployment
+    collections = deployment.data_collector.collections
+    assert set(collections) == {"model_inputs", "model_outputs"}
+    assert all(c.enabled == "true" for c in collections.values())
+    assert deployment.data_collector.sampling_rate == 1.0  # capture_sampling_percentage: 100
+    assert deployment.model == "azureml:churn-model:1"
+    assert deployment.tags[endpoint.MODEL_TAG] == "churn-model:1"
+
+
+def test_deployment_serves_mlcore_through_the_collecting_entry_script(
+    definitions: Definitions,
+) -> None:
+    code = Path(definitions.deployment.code_configuration.code)
+    assert definitions.deployment.code_configuration.scoring_script == SCORING_SCRIPT
+    assert (code / SCORING_SCRIPT).is_file()
+    assert (code / "mlcore" / "serve" / "azure_scoring.py").is_file()
+    assert not list(code.rglob("__pycache__"))
+
+
+def test_deployment_refuses_unregistered_models_and_unknown_colours(
+    dev_env: AzureEnvironment, settings: MlopsSettings, definitions: Definitions
+) -> None:
+    code = Path(definitions.deployment.code_configuration.code)
+    common = {
+        "environment": definitions.environment,
+        "code_dir": code,
+        "scoring_script": SCORING_SCRIPT,
+    }
+    with pytest.raises(ValueError, match="azureml:name:version"):
+        endpoint.build_deployment(dev_env, settings, name="blue", model="./model", **common)
+    with pytest.raises(ValueError, match="one of"):
+        endpoint.build_deployment(dev_env, settings, name="red", model="azureml:m:1", **common)
+
+
+@pytest.mark.parametrize(("live", "new"), [(None, "blue"), ("blue", "green"), ("green", "blue")])
+def test_new_model_goes_to_the_idle_colour(live: str | None, new: str) -> None:
+    assert endpoint.other_colour(live) == new
+
+
+def test_foreign_deployment_name_is_refused() -> None:
+    with pytest.raises(ValueError, match="not deployed by mlops_azure"):
+        endpoint.other_colour("default")
+
+
+def _signals(definitions: Definitions) -> dict:  # type: ignore[type-arg]
+    return definitions.monitor.create_monitor.monitoring_signals
+
+
+def test_monitor_has_the_three_signals_with_alerts(definitions: Definitions) -> None:
+    signals = _signals(definitions)
+    assert set(signals) == {"data_drift", "prediction_drift", "data_quality"}
+    assert all(signal.alert_enabled for signal in signals.values())
+    assert definitions.monitor.create_monitor.alert_notification.emails == [
+        "mlops-dev-alerts@example.com"
+    ]
+    target = definitions.monitor.create_monitor.monitoring_target
+    assert target.endpoint_deployment_id == "azureml:churn-dev:blue"
+    assert target.ml_task == "classification"
+
+
+def test_monitor_thresholds_are_the_shared_drift_settings(
+    definitions: Definitions, settings: MlopsSettings
+) -> None:
+    signals = _signals(definitions)
+    drift = signals["data_drift"].metric_thresholds
+    assert drift.numerical.two_sample_kolmogorov_smirnov_test == settings.drift.p_value_threshold
+    assert drift.categorical.pearsons_chi_squared_test == settings.drift.p_value_threshold
+    prediction = signals["prediction_drift"].metric_thresholds
+    assert prediction.categorical.pearsons_chi_squared_test == settings.drift.p_value_threshold
+    quality = signals["data_quality"].metric_thresholds
+    assert quality.numerical.null_value_rate == settings.drift.missing_rate_threshold
+    assert quality.categorical.null_value_rate == settings.drift.missing_rate_threshold
+    reference = signals["data_drift"].reference_data
+    assert (
+        reference.input_data.path
+        == f"azureml:{definitions.reference_data.name}:{definitions.reference_data.version}"
+    )
+    assert reference.data_column_names == {"target_column": "churned"}
+
+
+def test_changing_mlops_yaml_changes_the_monitor(dev_env: AzureEnvironment) -> None:
+    settings = load_settings(
+        SETTINGS_FILE,
+        overrides={
+            "drift": {
+                "numeric_method": "psi",
+                "categorical_method": "jensenshannon",
+                "psi_threshold": 0.25,
+                "distance_threshold": 0.07,
+                "missing_rate_threshold": 0.02,
+            },
+            "monitoring": {"alert_emails": ["owner@example.com"], "schedule": "rate(6 hours)"},
+        },
+    )
+    monitor = monitoring.build_monitor_schedule(
+        dev_env, settings, deployment_name="green", reference_data="azureml:r:1"
+    )
+    signals = monitor.create_monitor.monitoring_signals
+    assert signals["data_drift"].metric_thresholds.numerical.population_stability_index == 0.25
+    assert signals["data_drift"].metric_thresholds.categorical.jensen_shannon_distance == 0.07
+    assert signals["data_quality"].metric_thresholds.numerical.null_value_rate == 0.02
+    assert monitor.create_monitor.alert_notification.emails == [
+        "owner@example.com",
+        "mlops-dev-alerts@example.com",
+    ]
+    assert isinstance(monitor.trigger, RecurrenceTrigger)
+    assert (monitor.trigger.frequency, monitor.trigger.interval) == ("hour", 6)
+
+
+def test_regression_monitors_numeric_prediction_drift(dev_env: AzureEnvironment) -> None:
+    settings = load_settings(SETTINGS_FILE, overrides={"dataset": {"task": "regression"}})
+    env = dev_env.model_copy(
+        update={"monitoring": dev_env.monitoring.model_copy(update={"ml_task": None})}
+    )
+    monitor = monitoring.build_monitor_schedule(
+        env, settings, deployment_name="blue", reference_data="azureml:r:1"
+    )
+    prediction = monitor.create_monitor.monitoring_signals["prediction_drift"].metric_thresholds
+    assert (
+        prediction.numerical.two_sample_kolmogorov_smirnov_test == settings.drift.p_value_threshold
+    )
+    assert prediction.categorical is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"drift": {"numeric_method": "kl"}}, "numeric_method 'kl' has no Azure ML"),
+        ({"drift": {"categorical_method": "kl"}}, "categorical_method 'kl' has no Azure ML"),
+        (
+            {"dataset": {"task": "regression"}},
+            "dataset.task 'regression'.*ml_task 'classification'",
+        ),
+        ({"monitoring": {"schedule": "cron(0 12 * * ? 2027)"}}, "cannot run on Azure ML"),
+    ],
+)
+def test_settings_azure_cannot_honour_are_refused(
+    dev_env: AzureEnvironment,
+    overrides: dict,
+    message: str,  # type: ignore[type-arg]
+) -> None:
+    settings = load_settings(SETTINGS_FILE, overrides=overrides)
+    with pytest.raises(ConfigError, match=message):
+        monitoring.build_monitor_schedule(
+            dev_env, settings, deployment_name="blue", reference_data="azureml:r:1"
+        )
+
+
+def test_monitor_needs_someone_to_alert(dev_env: AzureEnvironment, settings: MlopsSettings) -> None:
+    env = dev_env.model_copy(
+        update={"monitoring": dev_env.monitoring.model_copy(update={"alert_emails": []})}
+    )
+    with pytest.raises(ConfigError, match="alert_emails"):
+        monitoring.build_monitor_schedule(
+            env, settings, deployment_name="blue", reference_data="azureml:r:1"
+        )
+
+
+@pytest.mark.parametrize(
+    ("expression", "cron"),
+    [
+        ("cron(0 * * * ? *)", "0 * * * *"),
+        ("cron(15 3 ? * MON *)", "15 3 * * MON"),
+        ("cron(0 6 1 * ? *)", "0 6 1 * *"),
+    ],
+)
+def test_eventbridge_cron_becomes_azure_cron(expression: str, cron: str) -> None:
+    trigger = monitoring.schedule_trigger(expression)
+    assert isinstance(trigger, CronTrigger)
+    assert trigger.expression == cron
