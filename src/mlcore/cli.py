@@ -122,6 +122,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from mlcore.demo import DemoOptions, run_demo
 
+    if not args.verbose:
+        # The demo shows its own progress; per-request and per-step logs would bury it.
+        logging.getLogger().setLevel(logging.WARNING)
+        for name in ("httpx", "uvicorn", "uvicorn.error", "uvicorn.access"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     options = DemoOptions(output_dir=Path(args.output), rows=args.rows, quiet=args.quiet)
     run_demo(options, settings_from_args(args))
     return 0

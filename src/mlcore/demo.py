@@ -111,19 +111,14 @@ def run_demo(options: DemoOptions, settings: MlopsSettings) -> DemoResult:
         result.versions.append(_version_row(package_v1, eval_v1))
 
     with _step(console, "   a challenger trained on misaligned labels is refused by the gate"):
-        result.blocked = _blocked_challenger(prep_v1, settings, package_v1, out / "weak")
+        result.blocked = _blocked_challenger(prep_v1, settings, package_v1, out / "rejected")
 
-    live = make_churn(
-        options.traffic_rows,
-        start=LIVE_PERIOD[0],
-        end=LIVE_PERIOD[1],
-        seed=7,
-        covariate_shift=1.0,
-        concept_drift=1.0,
-    )
-    with _step(console, "6/9 serve v1 over HTTP and send winter traffic, captured"):
+    with _step(console, "6/9 serve v1 over HTTP and send it the live period's traffic, captured"):
         capture_dir = out / "capture"
-        result.traffic_requests = _send_traffic(package_v1, spec, live, capture_dir)
+        traffic = live.sample(
+            n=min(options.traffic_rows, len(live)), random_state=settings.training.seed
+        )
+        result.traffic_requests = _send_traffic(package_v1, spec, traffic, capture_dir)
 
     with _step(console, "7/9 drift job: captured traffic against the training baseline"):
         captured = read_capture(capture_dir, spec)
@@ -143,17 +138,8 @@ def run_demo(options: DemoOptions, settings: MlopsSettings) -> DemoResult:
         console.print("[green]no dataset drift: nothing to retrain[/green]")
     else:
         with _step(console, "8/9 drift found: retrain v2 on recent labelled data"):
-            recent = make_churn(
-                max(options.rows // 2, 2_000),
-                start=LIVE_PERIOD[0],
-                end=LIVE_PERIOD[1],
-                seed=11,
-                covariate_shift=1.0,
-                concept_drift=1.0,
-            )
-            prep_v2 = prepare(
-                recent, spec, settings, out / "v2" / "prep", source="generated:live-period"
-            )
+            # Ground truth for the live period has arrived by now: retrain on it.
+            prep_v2 = prepare(live, spec, settings, out / "v2" / "prep", source="live period")
             model_v2 = _train_in_container(prep_v2, settings, out / "v2" / "opt_ml")
 
         with _step(console, "9/9 gate v2 against the champion v1 on recent data, then register"):
@@ -334,6 +320,10 @@ def _send_traffic(
                     uuid.uuid5(uuid.NAMESPACE_OID, f"demo-{start}")
                 )
             }
+            if spec.timestamp:
+                # Local-only header: file the capture under the live period's time, not today's.
+                event_time = pd.to_datetime(batch[spec.timestamp].iloc[0], utc=True)
+                headers["X-Mlcore-Inference-Time"] = event_time.isoformat()
             if requests % 2 == 0:
                 body = batch[list(spec.features)].to_csv(header=False, index=False)
                 response = client.post(
@@ -383,7 +373,7 @@ def _print_summary(console: Console, result: DemoResult, out: Path) -> None:
     if result.blocked:
         metrics = result.blocked["metrics"]
         table.add_row(
-            "weak",
+            "bad",
             "not registered",
             f"{metrics['auc']:.3f}",
             f"{metrics['f1']:.3f}",
