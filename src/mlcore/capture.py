@@ -82,7 +82,8 @@ def parse_inference_time(value: str) -> datetime:
     if pd.isna(stamp):
         raise DataError(f"inference time {value!r} is empty; use e.g. 2026-01-15T10:00:00Z")
     stamp = stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
-    when: datetime = stamp.to_pydatetime()
+    # datetime holds microseconds; drop finer digits explicitly rather than with a warning.
+    when: datetime = stamp.floor("us").to_pydatetime()
     return when
 
 

@@ -294,3 +294,11 @@ def test_invalid_writer_settings_are_refused(tmp_path: Path) -> None:
         CaptureWriter(tmp_path, sampling_percentage=150)
     with pytest.raises(ConfigError, match="endpoint_name"):
         CaptureWriter(tmp_path, endpoint_name="a/b")
+
+
+def test_an_inference_time_with_nanoseconds_is_truncated_to_microseconds() -> None:
+    # pandas timestamps carry nanoseconds; the capture record's datetime cannot.
+    from mlcore.capture import parse_inference_time
+
+    when = parse_inference_time("2026-01-15T10:00:00.123456789+00:00")
+    assert when.isoformat() == "2026-01-15T10:00:00.123456+00:00"
