@@ -1,0 +1,189 @@
+"""pipelines/azure-pipelines.yml: valid YAML for Azure DevOps, complete, and prod behind an approval."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PIPELINE = REPO_ROOT / "pipelines" / "azure-pipelines.yml"
+TEMPLATES = sorted((REPO_ROOT / "pipelines" / "azure").rglob("*.yml"))
+SCHEMA = REPO_ROOT.parent / "shared" / "schemas" / "azure-pipelines.schema.json"
+
+
+def _load(path: Path) -> dict[str, Any]:
+    document = yaml.safe_load(path.read_text())
+    assert isinstance(document, dict), path
+    return document
+
+
+def _walk(node: Any) -> Any:
+    yield node
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _walk(item)
+
+
+def _template_references(path: Path) -> list[Path]:
+    return [
+        (path.parent / node["template"]).resolve()
+        for node in _walk(_load(path))
+        if isinstance(node, dict) and isinstance(node.get("template"), str)
+    ]
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict[str, Any]:
+    if not SCHEMA.is_file():
+        pytest.skip(
+            f"the Azure Pipelines schema is not beside this clone ({SCHEMA}); CI always has it"
+        )
+    loaded: dict[str, Any] = json.loads(SCHEMA.read_text())
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> dict[str, Any]:
+    return _load(PIPELINE)
+
+
+def _stage(pipeline: dict[str, Any], name: str) -> dict[str, Any]:
+    (stage,) = [s for s in pipeline["stages"] if s["stage"] == name]
+    return stage
+
+
+@pytest.mark.parametrize(
+    "path", [PIPELINE, *TEMPLATES], ids=lambda p: str(p.relative_to(REPO_ROOT))
+)
+def test_every_file_matches_the_azure_pipelines_schema(path: Path, schema: dict[str, Any]) -> None:
+    document = _load(path)
+    if set(document) <= {"variables", "parameters"}:
+        # A variables template has no pipeline root in the schema: check it against the
+        # schema's own definition of a variables block.
+        target, instance = {**schema, "$ref": "#/definitions/variables"}, document["variables"]
+    else:
+        target, instance = schema, document
+    errors = list(jsonschema.Draft7Validator(target).iter_errors(instance))
+    assert not errors, [jsonschema.exceptions.best_match(errors).message]
+
+
+def test_schema_check_catches_a_misspelt_key(
+    schema: dict[str, Any], pipeline: dict[str, Any]
+) -> None:
+    broken = json.loads(json.dumps(pipeline))
+    broken["stages"][0]["dependsOnn"] = []
+    assert list(jsonschema.Draft7Validator(schema).iter_errors(broken))
+
+
+@pytest.mark.parametrize(
+    "path", [PIPELINE, *TEMPLATES], ids=lambda p: str(p.relative_to(REPO_ROOT))
+)
+def test_every_referenced_template_exists(path: Path) -> None:
+    for reference in _template_references(path):
+        assert reference.is_file(), f"{path.name} references missing template {reference}"
+
+
+def test_every_template_is_used() -> None:
+    used: set[Path] = set()
+    pending = [PIPELINE]
+    while pending:
+        for reference in _template_references(pending.pop()):
+            if reference not in used:
+                used.add(reference)
+                pending.append(reference)
+    assert used == {path.resolve() for path in TEMPLATES}
+
+
+def test_every_script_and_make_target_referenced_exists() -> None:
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    for path in [PIPELINE, *TEMPLATES]:
+        for node in _walk(_load(path)):
+            if not isinstance(node, dict):
+                continue
+            script_path = (
+                (node.get("inputs") or {}).get("scriptPath")
+                if isinstance(node.get("inputs"), dict)
+                else None
+            )
+            if script_path:
+                script = REPO_ROOT / script_path
+                assert script.is_file(), f"{path.name}: {script_path} does not exist"
+                assert script.stat().st_mode & 0o111, f"{script_path} is not executable"
+            for target in re.findall(r"\bmake (\w[\w-]*)", str(node.get("script", ""))):
+                assert re.search(rf"^{target}:", makefile, re.MULTILINE), (
+                    f"make {target} is not in the Makefile"
+                )
+
+
+def test_stages_run_in_order(pipeline: dict[str, Any]) -> None:
+    assert [s["stage"] for s in pipeline["stages"]] == ["CI", "Train", "DeployDev", "DeployProd"]
+    assert _stage(pipeline, "Train")["dependsOn"] == "CI"
+    assert _stage(pipeline, "DeployDev")["dependsOn"] == "Train"
+    assert _stage(pipeline, "DeployProd")["dependsOn"] == "DeployDev"
+    assert "refs/heads/main" in _stage(pipeline, "Train")["condition"]
+
+
+def test_ci_lints_type_checks_tests_and_publishes_results(pipeline: dict[str, Any]) -> None:
+    steps = _stage(pipeline, "CI")["jobs"][0]["steps"]
+    scripts = " ".join(step.get("script", "") for step in steps)
+    assert (
+        "ruff check" in scripts
+        and "mypy" in scripts
+        and "pytest" in scripts
+        and "--junitxml" in scripts
+    )
+    (publish,) = [s for s in steps if s.get("task") == "PublishTestResults@2"]
+    assert publish["condition"] == "succeededOrFailed()"
+
+
+def _variables(name: str) -> dict[str, str]:
+    items = _load(REPO_ROOT / "pipelines" / "azure" / "variables" / f"{name}.yml")["variables"]
+    return {item["name"]: item["value"] for item in items if "name" in item}
+
+
+def test_prod_deploys_through_the_approval_environment(pipeline: dict[str, Any]) -> None:
+    prod = _stage(pipeline, "DeployProd")
+    assert prod["variables"] == [{"template": "azure/variables/prod.yml"}]
+    (job,) = prod["jobs"]
+    assert job["template"] == "azure/jobs/deploy.yml"
+    assert job["parameters"]["approvalEnvironment"] == "${{ variables.approvalEnvironment }}"
+    assert _variables("prod")["approvalEnvironment"] == "mlops-prod"
+    deploy = _load(REPO_ROOT / "pipelines" / "azure" / "jobs" / "deploy.yml")["jobs"][0]
+    # A deployment job waits for the environment's approvals and checks before it runs.
+    assert "deployment" in deploy
+    assert deploy["environment"] == "${{ parameters.approvalEnvironment }}"
+    assert prod["condition"] == "succeeded()"
+
+
+def test_azure_steps_use_the_service_connection_from_variables() -> None:
+    steps = _load(REPO_ROOT / "pipelines" / "azure" / "steps" / "mlops-azure.yml")["steps"]
+    (task,) = steps
+    assert task["task"] == "AzureCLI@2"
+    assert task["inputs"]["azureSubscription"] == "${{ parameters.serviceConnection }}"
+    assert _variables("dev")["serviceConnection"] != _variables("prod")["serviceConnection"]
+    for stage in ("Train",):
+        text = json.dumps(_stage(_load(PIPELINE), stage))
+        assert "${{ variables.serviceConnection }}" in text
+
+
+def test_rollout_commands_are_real_cli_commands() -> None:
+    import mlops_azure.__main__ as cli
+
+    parser = cli.build_parser()
+    assert (
+        parser.parse_args(["rollout", "--env", "prod", "--promote-from", "dev"]).promote_from
+        == "dev"
+    )
+    steps = _load(REPO_ROOT / "pipelines" / "azure" / "steps" / "mlops-azure.yml")
+    allowed = next(p for p in steps["parameters"] if p["name"] == "command")["values"]
+    for command in allowed:
+        assert parser.parse_args([command, "--env", "dev"]).command == command
