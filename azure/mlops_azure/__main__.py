@@ -1,4 +1,4 @@
-"""Command line: ``PYTHONPATH=azure python -m mlops_azure {apply,train,rollout,rollback} --env ENV``.
+"""Command line: ``PYTHONPATH=azure python -m mlops_azure COMMAND --env ENV``.
 
 * ``apply``: compute, environment, data assets, components and the endpoint
   (``--dry-run --output DIR`` writes every entity as YAML instead, offline);
@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from azure.ai.ml import MLClient
@@ -39,8 +39,14 @@ from mlops_azure.config import (
     coordinate_overrides,
     load_environment,
 )
-from mlops_azure.definitions import Definitions, asset_ref, build_definitions
-from mlops_azure.monitoring import build_monitor_schedule
+from mlops_azure.definitions import (
+    Definitions,
+    build_definitions,
+    deployment_builder,
+    monitor_for,
+    runtime_environment,
+    training_job,
+)
 from mlops_azure.progress import wait_for
 from mlops_azure.promote import promote_live_model
 from mlops_azure.rollout import EndpointHealthCheck, EndpointRollout, RolloutError, RolloutResult
@@ -50,6 +56,8 @@ logger = logging.getLogger("mlops_azure")
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
+
+Command = Callable[[argparse.Namespace, AzureEnvironment, MlopsSettings, Console], int]
 
 
 def make_client(env: AzureEnvironment) -> MLClient:
@@ -67,45 +75,28 @@ def _model_ref(settings: MlopsSettings, version: str) -> str:
     return f"azureml:{model_name(settings)}:{version}"
 
 
-def _definitions(
-    env: AzureEnvironment,
-    settings: MlopsSettings,
-    args: argparse.Namespace,
-    work_dir: Path,
-    *,
-    model: str,
-    deployment_name: str = "blue",
-    champion_model: str | None = None,
-) -> Definitions:
-    return build_definitions(
-        env,
-        settings,
-        work_dir=work_dir,
-        model=model,
-        deployment_name=deployment_name,
-        champion_model=champion_model,
-        git_commit=getattr(args, "git_commit", None),
-        settings_file=Path(args.settings),
-    )
-
-
 def cmd_apply(
     args: argparse.Namespace, env: AzureEnvironment, settings: MlopsSettings, console: Console
 ) -> int:
-    model = _model_ref(settings, args.model_version)
+    def definitions(work_dir: Path) -> Definitions:
+        return build_definitions(
+            env,
+            settings,
+            work_dir=work_dir,
+            model=_model_ref(settings, args.model_version),
+            settings_file=Path(args.settings),
+        )
+
     if args.dry_run:
         output = Path(args.output or f"out/azure/{env.name}")
-        definitions = _definitions(env, settings, args, output, model=model)
-        written = write_dry_run(definitions, output)
+        written = write_dry_run(definitions(output), output)
         console.print(f"Wrote {len(written)} definitions to {output} (no Azure calls were made)")
         for path in written:
             console.print(f"  {path}")
         return 0
     client = make_client(env)
     with tempfile.TemporaryDirectory(prefix="mlops-azure-") as tmp:
-        apply_workspace(
-            client, _definitions(env, settings, args, Path(tmp), model=model), console=console
-        )
+        apply_workspace(client, definitions(Path(tmp)), console=console)
     console.print(f"[green]Workspace {env.workspace} is up to date[/green]")
     return 0
 
@@ -116,29 +107,21 @@ def cmd_train(
     client = make_client(env)
     champion = latest_model(client, model_name(settings))
     console.print(f"Champion: {champion or 'none (first model)'}")
-    with tempfile.TemporaryDirectory(prefix="mlops-azure-") as tmp:
-        definitions = _definitions(
-            env,
-            settings,
-            args,
-            Path(tmp),
-            model=champion or _model_ref(settings, "1"),
-            champion_model=champion,
-        )
-        run_training(client, definitions.training_pipeline, console=console)
+    job = training_job(
+        env,
+        settings,
+        environment=runtime_environment(env, settings),
+        champion_model=champion,
+        git_commit=args.git_commit,
+        settings_file=Path(args.settings),
+    )
+    run_training(client, job, console=console)
     console.print(f"[green]Registered a new version of {model_name(settings)}[/green]")
     return 0
 
 
-def _rollout_model(
-    client: MLClient,
-    env: AzureEnvironment,
-    settings: MlopsSettings,
-    args: argparse.Namespace,
-    console: Console,
-    model: str,
-) -> RolloutResult:
-    rollout = EndpointRollout(
+def _endpoint_rollout(client: MLClient, env: AzureEnvironment, console: Console) -> EndpointRollout:
+    return EndpointRollout(
         client,
         endpoint_name=env.endpoint.name,
         plan=env.rollout,
@@ -150,31 +133,34 @@ def _rollout_model(
         ),
         console=console,
     )
+
+
+def _roll_out(
+    client: MLClient,
+    env: AzureEnvironment,
+    settings: MlopsSettings,
+    console: Console,
+    model: str,
+) -> RolloutResult:
     with tempfile.TemporaryDirectory(prefix="mlops-azure-") as tmp:
-        return rollout.rollout(
-            lambda colour: (
-                _definitions(
-                    env, settings, args, Path(tmp), model=model, deployment_name=colour
-                ).deployment
-            )
+        build = deployment_builder(
+            env,
+            settings,
+            model=model,
+            environment=runtime_environment(env, settings),
+            code_dir=Path(tmp) / "serving-code",
         )
+        return _endpoint_rollout(client, env, console).rollout(build)
 
 
 def _point_monitor(
     client: MLClient,
     env: AzureEnvironment,
     settings: MlopsSettings,
-    args: argparse.Namespace,
     console: Console,
     live: str,
 ) -> None:
-    with tempfile.TemporaryDirectory(prefix="mlops-azure-") as tmp:
-        reference = _definitions(
-            env, settings, args, Path(tmp), model=_model_ref(settings, "1")
-        ).reference_data
-    monitor = build_monitor_schedule(
-        env, settings, deployment_name=live, reference_data=asset_ref(reference)
-    )
+    monitor = monitor_for(env, settings, live)
     wait_for(
         client.schedules.begin_create_or_update(monitor),
         f"Monitor {monitor.name} -> {live}",
@@ -182,21 +168,25 @@ def _point_monitor(
     )
 
 
+def _environment(name: str) -> AzureEnvironment:
+    # Coordinates from an Azure DevOps variable group (MLOPS_AZURE_<ENV>_*) win over the file.
+    return load_environment(name, overrides=coordinate_overrides(os.environ, name))
+
+
 def cmd_rollout(
     args: argparse.Namespace, env: AzureEnvironment, settings: MlopsSettings, console: Console
 ) -> int:
     client = make_client(env)
+    model: str | None
     if args.promote_from:
         if args.model_version:
             raise MlcoreError("give --promote-from or --model-version, not both")
-        source_env = load_environment(
-            args.promote_from, overrides=coordinate_overrides(os.environ, args.promote_from)
-        )
-        model: str | None = promote_live_model(
-            make_client(source_env),
+        source = _environment(args.promote_from)
+        model = promote_live_model(
+            make_client(source),
             client,
-            source_endpoint=source_env.endpoint.name,
-            source_label=f"{source_env.name} ({source_env.workspace})",
+            source_endpoint=source.endpoint.name,
+            source_label=f"{source.name} ({source.workspace})",
             console=console,
         )
     elif args.model_version:
@@ -205,8 +195,8 @@ def cmd_rollout(
         model = latest_model(client, model_name(settings))
     if model is None:
         raise MlcoreError(f"no registered {model_name(settings)} to roll out: run `train` first")
-    result = _rollout_model(client, env, settings, args, console, model)
-    _point_monitor(client, env, settings, args, console, result.live)
+    result = _roll_out(client, env, settings, console, model)
+    _point_monitor(client, env, settings, console, result.live)
     return 0
 
 
@@ -214,41 +204,29 @@ def cmd_rollback(
     args: argparse.Namespace, env: AzureEnvironment, settings: MlopsSettings, console: Console
 ) -> int:
     client = make_client(env)
-    rollout = EndpointRollout(
-        client,
-        endpoint_name=env.endpoint.name,
-        plan=env.rollout,
-        health_check=EndpointHealthCheck(
-            client,
-            env.endpoint.name,
-            REPO_ROOT / env.rollout.health_check_request_file,
-            env.rollout.health_check_requests,
-        ),
-        console=console,
+    live = _endpoint_rollout(client, env, console).rollback(
+        lambda model: _roll_out(client, env, settings, console, model)
     )
-    live = rollout.rollback(
-        lambda model: _rollout_model(client, env, settings, args, console, model)
-    )
-    _point_monitor(client, env, settings, args, console, live)
+    _point_monitor(client, env, settings, console, live)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m mlops_azure", description=__doc__.splitlines()[0]
+        prog="python -m mlops_azure", description="Azure ML definitions of the MLOps loop."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, help_text: str, handler: object) -> argparse.ArgumentParser:
-        command = sub.add_parser(name, help=help_text)
+    def add(name: str, help_text: str, handler: Command) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=help_text, description=help_text)
         command.add_argument(
-            "--env", required=True, help="environment: azure/environments/<ENV>.yaml"
+            "--env", required=True, help="environment: azure/environments/ENV.yaml"
         )
         command.add_argument(
             "--settings",
             default=str(SETTINGS_FILE),
-            help="lifecycle settings (default: mlops.yaml)",
+            help="lifecycle settings shared with AWS and the local run (default: mlops.yaml)",
         )
         command.set_defaults(handler=handler)
         return command
@@ -259,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument(
         "--dry-run", action="store_true", help="write YAML definitions; no Azure calls"
     )
-    apply.add_argument("--output", help="folder for --dry-run (default: out/azure/<ENV>)")
+    apply.add_argument("--output", help="folder for --dry-run (default: out/azure/ENV)")
     apply.add_argument(
         "--model-version",
         default="1",
@@ -276,9 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
     rollout.add_argument(
         "--promote-from",
         metavar="ENV",
-        help="first copy the model live in ENV's endpoint into this workspace, then roll it out",
+        help="first copy the model live on ENV's endpoint into this workspace, then roll it out",
     )
-    add("rollback", "return the endpoint to the previous model", cmd_rollback)
+    add(
+        "rollback",
+        "return the endpoint to the model that served before the last rollout",
+        cmd_rollback,
+    )
     return parser
 
 
@@ -291,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         handlers=[RichHandler(console=console, show_path=False)],
     )
     try:
-        env = load_environment(args.env, overrides=coordinate_overrides(os.environ, args.env))
+        env = _environment(args.env)
         settings = load_settings(args.settings)
         code: int = args.handler(args, env, settings, console)
     except (TrainingFailed, RolloutError) as exc:

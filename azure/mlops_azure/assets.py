@@ -161,6 +161,15 @@ def write_mltable(env: AzureEnvironment, folder: Path) -> Path:
     return folder
 
 
+def reference_data_name(settings: MlopsSettings) -> str:
+    return f"{settings.project}-reference-data"
+
+
+def reference_data_ref(env: AzureEnvironment, settings: MlopsSettings) -> str:
+    """``azureml:name:version`` of the reference data asset that ``apply`` registers."""
+    return f"azureml:{reference_data_name(settings)}:{env.data.version}"
+
+
 def build_reference_data(env: AzureEnvironment, settings: MlopsSettings, mltable_dir: Path) -> Data:
     """The monitors' reference data: the training files read through the MLTable in ``mltable_dir``."""
     if not (mltable_dir / MLTABLE_FILE).is_file():
@@ -168,7 +177,7 @@ def build_reference_data(env: AzureEnvironment, settings: MlopsSettings, mltable
             f"{mltable_dir} holds no {MLTABLE_FILE} file; write it first with write_mltable()"
         )
     return Data(
-        name=f"{settings.project}-reference-data",
+        name=reference_data_name(settings),
         version=env.data.version,
         type="mltable",
         path=str(mltable_dir),

@@ -1,8 +1,14 @@
-"""Every Azure ML entity of one environment, built offline from the two settings files."""
+"""Every Azure ML entity of one environment, built offline from the two settings files.
+
+The commands build only what they send (``train`` the pipeline job, ``rollout`` a
+deployment and the monitor); ``apply --dry-run`` builds everything through
+:func:`build_definitions`, so what is dumped is what the commands would send.
+"""
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +50,68 @@ def stage_serving_code(dest: Path, *, source_dir: Path = SOURCE_DIR) -> Path:
     )
     shutil.copy2(SCORING_SCRIPT_SOURCE, dest / SCORING_SCRIPT)
     return dest
+
+
+def runtime_environment(env: AzureEnvironment, settings: MlopsSettings) -> Environment:
+    return assets.build_environment(env, settings, assets.runtime_requirements())
+
+
+def training_job(
+    env: AzureEnvironment,
+    settings: MlopsSettings,
+    *,
+    environment: Environment,
+    champion_model: str | None = None,
+    git_commit: str | None = None,
+    settings_file: Path = SETTINGS_FILE,
+) -> PipelineJob:
+    """The training pipeline over the environment's data asset and the given settings file."""
+    return build_training_pipeline(
+        env,
+        settings,
+        build_components(settings, environment),
+        training_data=asset_ref(assets.build_training_data(env, settings)),
+        settings_data=asset_ref(assets.build_settings_data(settings, settings_file)),
+        champion_model=champion_model,
+        git_commit=git_commit,
+    )
+
+
+def deployment_builder(
+    env: AzureEnvironment,
+    settings: MlopsSettings,
+    *,
+    model: str,
+    environment: Environment,
+    code_dir: Path,
+) -> Callable[[str], ManagedOnlineDeployment]:
+    """Stage the serving code in ``code_dir`` once; return colour -> deployment of ``model``."""
+    staged = stage_serving_code(code_dir)
+
+    def build(colour: str) -> ManagedOnlineDeployment:
+        return endpoint.build_deployment(
+            env,
+            settings,
+            name=colour,
+            model=model,
+            environment=environment,
+            code_dir=staged,
+            scoring_script=SCORING_SCRIPT,
+        )
+
+    return build
+
+
+def monitor_for(
+    env: AzureEnvironment, settings: MlopsSettings, deployment_name: str
+) -> MonitorSchedule:
+    """The monitor of ``deployment_name``, against the reference data asset."""
+    return monitoring.build_monitor_schedule(
+        env,
+        settings,
+        deployment_name=deployment_name,
+        reference_data=assets.reference_data_ref(env, settings),
+    )
 
 
 @dataclass(frozen=True)
@@ -90,44 +158,28 @@ def build_definitions(
 
     ``model`` is the registered model the deployment serves (``azureml:name:version``).
     """
-    requirements = assets.runtime_requirements()
-    environment = assets.build_environment(env, settings, requirements)
-    training_data = assets.build_training_data(env, settings)
-    reference_data = assets.build_reference_data(
-        env, settings, assets.write_mltable(env, work_dir / "reference-mltable")
-    )
-    settings_data = assets.build_settings_data(settings, settings_file)
-    components = build_components(settings, environment)
-    pipeline = build_training_pipeline(
-        env,
-        settings,
-        components,
-        training_data=asset_ref(training_data),
-        settings_data=asset_ref(settings_data),
-        champion_model=champion_model,
-        git_commit=git_commit,
-    )
-    deployment = endpoint.build_deployment(
-        env,
-        settings,
-        name=deployment_name,
-        model=model,
-        environment=environment,
-        code_dir=stage_serving_code(work_dir / "serving-code"),
-        scoring_script=SCORING_SCRIPT,
-    )
-    monitor = monitoring.build_monitor_schedule(
-        env, settings, deployment_name=deployment_name, reference_data=asset_ref(reference_data)
-    )
+    work_dir = work_dir.resolve()
+    environment = runtime_environment(env, settings)
     return Definitions(
         compute=assets.build_compute(env),
         environment=environment,
-        training_data=training_data,
-        reference_data=reference_data,
-        settings_data=settings_data,
-        components=components.all(),
-        training_pipeline=pipeline,
+        training_data=assets.build_training_data(env, settings),
+        reference_data=assets.build_reference_data(
+            env, settings, assets.write_mltable(env, work_dir / "reference-mltable")
+        ),
+        settings_data=assets.build_settings_data(settings, settings_file),
+        components=build_components(settings, environment).all(),
+        training_pipeline=training_job(
+            env,
+            settings,
+            environment=environment,
+            champion_model=champion_model,
+            git_commit=git_commit,
+            settings_file=settings_file,
+        ),
         endpoint=endpoint.build_endpoint(env, settings),
-        deployment=deployment,
-        monitor=monitor,
+        deployment=deployment_builder(
+            env, settings, model=model, environment=environment, code_dir=work_dir / "serving-code"
+        )(deployment_name),
+        monitor=monitor_for(env, settings, deployment_name),
     )

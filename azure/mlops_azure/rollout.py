@@ -19,7 +19,7 @@ from typing import Any
 
 from azure.ai.ml import MLClient
 from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint
-from azure.core.exceptions import AzureError
+from azure.core.exceptions import AzureError, ResourceNotFoundError
 from rich.console import Console
 
 from mlops_azure.config import RolloutConfig
@@ -207,6 +207,14 @@ class EndpointRollout:
                 f"Creating deployment {new} at 0% traffic",
                 console=self.console,
             )
+        except AzureError as exc:
+            # No traffic has moved: only a half-created deployment needs removing.
+            self._discard(new)
+            raise RolloutError(
+                f"deployment {new!r} of {model} could not be created; traffic was not changed "
+                f"({'all on ' + old if old else 'none'}): {exc}"
+            ) from exc
+        try:
             self.health_check(new)
             if old:
                 self._set_traffic({old: 100, new: 0}, {new: self.plan.mirror_percent})
@@ -235,6 +243,13 @@ class EndpointRollout:
         logger.warning("rolling back endpoint %s to %s", self.endpoint_name, old or "no traffic")
         self._set_traffic({old: 100, new: 0} if old else {new: 0})
         self._delete(new)
+
+    def _discard(self, deployment: str) -> None:
+        try:
+            self.ml_client.online_deployments.get(name=deployment, endpoint_name=self.endpoint_name)
+        except ResourceNotFoundError:
+            return
+        self._delete(deployment)
 
     def rollback(self, redeploy: Callable[[str], RolloutResult]) -> str:
         """Return the endpoint to the model that served before the latest rollout.

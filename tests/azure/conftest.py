@@ -109,7 +109,7 @@ class FakeEndpointWorkspace:
         monkeypatch.setattr(
             OnlineDeploymentOperations,
             "get",
-            lambda ops, name, endpoint_name: self.deployments[name],
+            lambda ops, name, endpoint_name: self.get_deployment(name),
         )
         monkeypatch.setattr(
             OnlineDeploymentOperations,
@@ -143,6 +143,11 @@ class FakeEndpointWorkspace:
         self.endpoint = copy.deepcopy(endpoint)
         self.events.append(("traffic", {k: v for k, v in traffic.items() if v}, mirror))
         return self.finished(self.endpoint)
+
+    def get_deployment(self, name: str) -> ManagedOnlineDeployment:
+        if name not in self.deployments:
+            raise ResourceNotFoundError(f"deployment {name} not found")
+        return self.deployments[name]
 
     def create(self, deployment: ManagedOnlineDeployment) -> Any:
         self.deployments[deployment.name] = deployment

@@ -11,11 +11,14 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from unittest.mock import Mock
 
 import pytest
 from azure.ai.ml import MLClient
 from azure.ai.ml.entities import ManagedOnlineDeployment
-from azure.ai.ml.operations import OnlineEndpointOperations
+from azure.ai.ml.operations import OnlineDeploymentOperations, OnlineEndpointOperations
+from azure.core.exceptions import HttpResponseError
+from azure.core.polling import LROPoller
 from mlops_azure.config import REPO_ROOT, AzureEnvironment, RolloutConfig
 from mlops_azure.definitions import SCORING_SCRIPT, Definitions
 from mlops_azure.endpoint import LIVE_MODEL_TAG, MODEL_TAG, PREVIOUS_MODEL_TAG, build_deployment
@@ -242,3 +245,24 @@ def test_health_check_request_file_errors_are_explicit(ml_client: MLClient, tmp_
         EndpointHealthCheck(ml_client, "churn-dev", bad)("blue")
     with pytest.raises(HealthCheckFailed, match="does not exist"):
         EndpointHealthCheck(ml_client, "churn-dev", tmp_path / "missing.json")("blue")
+
+
+def test_failed_deployment_creation_leaves_traffic_untouched(
+    workspace: Any,
+    rollout: EndpointRollout,
+    build: Callable[[str], Callable[[str], ManagedOnlineDeployment]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    workspace.seed(
+        "blue", "churn-model:1", traffic={"blue": 100}, tags={LIVE_MODEL_TAG: "churn-model:1"}
+    )
+    poller = Mock(spec_set=LROPoller)
+    poller.done.return_value = True
+    poller.result.side_effect = HttpResponseError(message="image build failed")
+    monkeypatch.setattr(OnlineDeploymentOperations, "begin_create_or_update", lambda ops, d: poller)
+    with pytest.raises(
+        RolloutError, match=r"could not be created; traffic was not changed \(all on blue\)"
+    ):
+        rollout.rollout(build("azureml:churn-model:2"))
+    assert workspace.events == []
+    assert workspace.endpoint.traffic == {"blue": 100}
