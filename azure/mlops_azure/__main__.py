@@ -272,6 +272,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(message)s",
         handlers=[RichHandler(console=console, show_path=False)],
     )
+    # The SDK prints a notice for each experimental class it meets (the data collector and
+    # the monitoring schema among them) on every run; keep them for --verbose.
+    if not args.verbose:
+        logging.getLogger("azure.ai.ml._utils._experimental").setLevel(logging.ERROR)
     try:
         env = _environment(args.env)
         settings = load_settings(args.settings)
