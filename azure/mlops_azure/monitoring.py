@@ -109,6 +109,19 @@ def ml_task(env: AzureEnvironment, settings: MlopsSettings) -> str:
     return task
 
 
+def monitored_features(settings: MlopsSettings) -> list[str] | str:
+    """The declared features when mlops.yaml lists both kinds; otherwise every column Azure sees.
+
+    With inferred feature types the list is only known after training, so Azure ML
+    compares all columns the reference and production data share (the collector
+    records only the model's features; the target is named as such).
+    """
+    numeric, categorical = settings.dataset.numeric, settings.dataset.categorical
+    if numeric is not None and categorical is not None:
+        return [*numeric, *categorical]
+    return "all_features"
+
+
 def alert_emails(env: AzureEnvironment, settings: MlopsSettings) -> list[str]:
     emails = list(dict.fromkeys([*settings.monitoring.alert_emails, *env.monitoring.alert_emails]))
     if not emails:
@@ -145,10 +158,11 @@ def build_monitor_schedule(
         else PredictionDriftMetricThreshold(numerical=numerical_drift_metrics(drift))
     )
     missing_rate = drift.missing_rate_threshold
+    features = monitored_features(settings)
     signals = {
         "data_drift": DataDriftSignal(
             reference_data=reference,
-            features="all_features",
+            features=features,
             metric_thresholds=DataDriftMetricThreshold(
                 numerical=numerical_drift_metrics(drift),
                 categorical=categorical_drift_metrics(drift),
@@ -160,7 +174,7 @@ def build_monitor_schedule(
         ),
         "data_quality": DataQualitySignal(
             reference_data=reference,
-            features="all_features",
+            features=features,
             metric_thresholds=DataQualityMetricThreshold(
                 numerical=DataQualityMetricsNumerical(null_value_rate=missing_rate),
                 categorical=DataQualityMetricsCategorical(null_value_rate=missing_rate),

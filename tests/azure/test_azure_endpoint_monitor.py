@@ -197,3 +197,18 @@ def test_eventbridge_cron_becomes_azure_cron(expression: str, cron: str) -> None
     trigger = monitoring.schedule_trigger(expression)
     assert isinstance(trigger, CronTrigger)
     assert trigger.expression == cron
+
+
+def test_declared_features_are_the_monitored_features(dev_env: AzureEnvironment) -> None:
+    declared = load_settings(
+        SETTINGS_FILE,
+        overrides={"dataset": {"numeric": ["age", "tenure_months"], "categorical": ["region"]}},
+    )
+    monitor = monitoring.build_monitor_schedule(
+        dev_env, declared, deployment_name="blue", reference_data="azureml:r:1"
+    )
+    signals = monitor.create_monitor.monitoring_signals
+    assert signals["data_drift"].features == ["age", "tenure_months", "region"]
+    assert signals["data_quality"].features == ["age", "tenure_months", "region"]
+    half = load_settings(SETTINGS_FILE, overrides={"dataset": {"numeric": ["age"]}})
+    assert monitoring.monitored_features(half) == "all_features"
