@@ -152,7 +152,9 @@ class AzureEnvironment(_Frozen):
             raise ConfigError(
                 f"environment {self.name!r} still has the placeholder subscription "
                 f"{PLACEHOLDER_SUBSCRIPTION}: set subscription_id, resource_group and workspace in "
-                f"azure/environments/{self.name}.yaml (only --dry-run works without them)"
+                f"azure/environments/{self.name}.yaml, or the variables "
+                f"{coordinate_variable(self.name, 'subscription_id')} (and _RESOURCE_GROUP, _WORKSPACE); "
+                "only --dry-run works without them"
             )
 
 
