@@ -13,7 +13,9 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PIPELINE = REPO_ROOT / "pipelines" / "azure-pipelines.yml"
-TEMPLATES = sorted((REPO_ROOT / "pipelines" / "azure").rglob("*.yml"))
+ROLLBACK = REPO_ROOT / "pipelines" / "azure" / "rollback-pipeline.yml"
+TEMPLATES = sorted(set((REPO_ROOT / "pipelines" / "azure").rglob("*.yml")) - {ROLLBACK})
+ALL_FILES = [PIPELINE, ROLLBACK, *TEMPLATES]
 SCHEMA = REPO_ROOT.parent / "shared" / "schemas" / "azure-pipelines.schema.json"
 
 
@@ -34,11 +36,25 @@ def _walk(node: Any) -> Any:
 
 
 def _template_references(path: Path) -> list[Path]:
-    return [
-        (path.parent / node["template"]).resolve()
-        for node in _walk(_load(path))
-        if isinstance(node, dict) and isinstance(node.get("template"), str)
-    ]
+    """Templates a file includes; a parameterised path is expanded over the parameter's values."""
+    document = _load(path)
+    values = {
+        parameter["name"]: parameter.get("values", [])
+        for parameter in document.get("parameters", [])
+        if isinstance(parameter, dict)
+    }
+    references = []
+    for node in _walk(document):
+        if isinstance(node, dict) and isinstance(node.get("template"), str):
+            template = node["template"]
+            match = re.search(r"\$\{\{ parameters\.(\w+) \}\}", template)
+            expansions = (
+                [template.replace(match.group(0), value) for value in values[match.group(1)]]
+                if match
+                else [template]
+            )
+            references += [(path.parent / name).resolve() for name in expansions]
+    return references
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +110,7 @@ def test_every_referenced_template_exists(path: Path) -> None:
 
 def test_every_template_is_used() -> None:
     used: set[Path] = set()
-    pending = [PIPELINE]
+    pending = [PIPELINE, ROLLBACK]
     while pending:
         for reference in _template_references(pending.pop()):
             if reference not in used:
@@ -105,7 +121,7 @@ def test_every_template_is_used() -> None:
 
 def test_every_script_and_make_target_referenced_exists() -> None:
     makefile = (REPO_ROOT / "Makefile").read_text()
-    for path in [PIPELINE, *TEMPLATES]:
+    for path in ALL_FILES:
         for node in _walk(_load(path)):
             if not isinstance(node, dict):
                 continue
@@ -187,3 +203,13 @@ def test_rollout_commands_are_real_cli_commands() -> None:
     allowed = next(p for p in steps["parameters"] if p["name"] == "command")["values"]
     for command in allowed:
         assert parser.parse_args([command, "--env", "dev"]).command == command
+
+
+def test_rollback_pipeline_is_manual_and_covers_every_environment() -> None:
+    rollback = _load(ROLLBACK)
+    assert rollback["trigger"] == "none" and rollback["pr"] == "none"
+    (parameter,) = rollback["parameters"]
+    assert parameter["values"] == ["dev", "prod"]
+    for environment in parameter["values"]:
+        assert {"agentPool", "serviceConnection"} <= set(_variables(environment))
+    assert "command: rollback" in ROLLBACK.read_text()
