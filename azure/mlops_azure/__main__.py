@@ -25,6 +25,7 @@ from rich.logging import RichHandler
 
 from mlcore.errors import MlcoreError
 from mlcore.settings import MlopsSettings, load_settings
+from mlops_azure import assets
 from mlops_azure.apply import (
     TrainingFailed,
     apply_workspace,
@@ -105,6 +106,9 @@ def cmd_train(
     args: argparse.Namespace, env: AzureEnvironment, settings: MlopsSettings, console: Console
 ) -> int:
     client = make_client(env)
+    # The steps read their thresholds from this asset; registering it here (idempotent: the
+    # version is the file's hash) means an edited mlops.yaml needs no separate `apply`.
+    client.data.create_or_update(assets.build_settings_data(settings, Path(args.settings)))
     champion = latest_model(client, model_name(settings))
     console.print(f"Champion: {champion or 'none (first model)'}")
     job = training_job(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,16 @@ from mlops_azure.endpoint import MODEL_TAG
 from mlcore.settings import MlopsSettings, load_settings
 
 TEST_SUBSCRIPTION = "11111111-2222-3333-4444-555555555555"
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every Azure test is offline: a call that escaped the patches fails instead of reaching Azure."""
+
+    def refuse(sock: socket.socket, address: object) -> None:
+        raise AssertionError(f"test tried to connect to {address}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
 @pytest.fixture(scope="session")

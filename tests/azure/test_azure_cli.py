@@ -133,7 +133,7 @@ def jobs(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 
 def test_first_training_runs_without_a_champion(
-    monkeypatch: pytest.MonkeyPatch, jobs: dict
+    monkeypatch: pytest.MonkeyPatch, calls: list, jobs: dict
 ) -> None:  # type: ignore[type-arg]
     _models(monkeypatch, {})
     assert cli.main(["train", "--env", "dev", "--git-commit", "abc123"]) == 0
@@ -141,10 +141,17 @@ def test_first_training_runs_without_a_champion(
     assert "champion" not in job._to_dict()["inputs"]
     assert job.tags["git_commit"] == "abc123"
     assert job.experiment_name == "churn-training-dev"
+    # The settings the steps read are registered first, at the version the job names.
+    (settings_asset,) = calls
+    assert settings_asset[:2] == ("data", "churn-settings")
+    assert (
+        job._to_dict()["inputs"]["settings_yaml"]["path"]
+        == f"azureml:churn-settings:{settings_asset[2]}"
+    )
 
 
 def test_training_challenges_the_latest_registered_model(
-    monkeypatch: pytest.MonkeyPatch, jobs: dict
+    monkeypatch: pytest.MonkeyPatch, calls: list, jobs: dict
 ) -> None:  # type: ignore[type-arg]
     _models(
         monkeypatch,
@@ -156,7 +163,7 @@ def test_training_challenges_the_latest_registered_model(
 
 
 def test_failed_pipeline_fails_the_train_command(
-    monkeypatch: pytest.MonkeyPatch, jobs: dict, capsys
+    monkeypatch: pytest.MonkeyPatch, calls: list, jobs: dict, capsys
 ) -> None:  # type: ignore[no-untyped-def, type-arg]
     _models(monkeypatch, {})
     jobs["status"] = "Failed"
