@@ -1,0 +1,43 @@
+"""Waiting on long operations: poll until done, then hand back the result or the error."""
+
+from __future__ import annotations
+
+import io
+from unittest.mock import Mock
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.core.polling import LROPoller
+from mlops_azure.progress import POLL_SECONDS, bake, wait_for
+from rich.console import Console
+
+
+def _poller(polls_before_done: int) -> Mock:
+    poller = Mock(spec_set=LROPoller)
+    poller.done.side_effect = [False] * polls_before_done + [True]
+    return poller
+
+
+def test_wait_polls_until_the_operation_is_done() -> None:
+    poller = _poller(2)
+    poller.result.return_value = "endpoint"
+    console = Console(file=io.StringIO(), width=80)
+    assert wait_for(poller, "Endpoint churn-dev", console=console) == "endpoint"
+    assert poller.wait.call_count == 2
+    poller.wait.assert_called_with(timeout=POLL_SECONDS)
+    assert "Endpoint churn-dev: done" in console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_wait_raises_the_operation_error() -> None:
+    poller = _poller(0)
+    poller.result.side_effect = HttpResponseError(message="quota exceeded")
+    with pytest.raises(HttpResponseError, match="quota exceeded"):
+        wait_for(poller, "Compute", console=Console(file=io.StringIO()))
+
+
+def test_bake_sleeps_one_second_per_second_and_not_at_all_for_zero() -> None:
+    sleeps: list[float] = []
+    bake(4, "Canary", console=Console(file=io.StringIO()), sleep=sleeps.append)
+    assert sleeps == [1, 1, 1, 1]
+    bake(0, "Canary", console=Console(file=io.StringIO()), sleep=sleeps.append)
+    assert len(sleeps) == 4
