@@ -31,7 +31,8 @@ from mlops_azure.training_pipeline import REGISTERED_OUTPUT, build_training_pipe
 from mlcore.data import make_churn
 from mlcore.settings import MlopsSettings
 
-pytestmark = pytest.mark.slow
+# One worker runs the module so the first model (the champion) is trained once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("azure_gate")]
 
 _BINDING = re.compile(r"^\$\{\{parent\.(inputs\.(\w+)|jobs\.(\w+)\.outputs\.(\w+))\}\}$")
 _PLACEHOLDER = re.compile(r"\$\{\{(inputs|outputs)\.(\w+)\}\}")
