@@ -7,7 +7,7 @@ from typing import TypeAlias
 import numpy.typing as npt
 import pandas as pd
 
-from mlcore.drift.pairs import CategoricalPair, NumericPair
+from mlcore.drift.pairs import BinnablePair, CategoricalPair, NumericPair
 from mlcore.drift.results import TestResult
 from mlcore.drift.summaries import CategoricalSummary, NumericSummary
 
@@ -33,7 +33,7 @@ def categorical_pair(reference: CategoricalInput, current: CategoricalInput) -> 
     return CategoricalPair(summary(reference), summary(current))
 
 
-def untestable(method: str, threshold: float, pair: NumericPair | CategoricalPair) -> TestResult:
+def untestable(method: str, threshold: float, pair: BinnablePair) -> TestResult:
     """The defined result when one side has no non-missing value: no statistic, no drift claim.
 
     The missing-value-rate check still runs and flags such a column.

@@ -16,6 +16,7 @@ missing counts, so every statistic is exact. Layout of the folder:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -30,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from mlcore.data import DatasetSpec
+from mlcore.drift.profiles import profile, profile_from_dict, remember_profile
 from mlcore.drift.results import Role
 from mlcore.drift.summaries import CategoricalSummary, ColumnSummary, Kind, NumericSummary
 from mlcore.errors import DataError, ModelError
@@ -87,6 +89,8 @@ class Baseline:
                 "role": column.role,
                 "dtype": column.dtype,
                 "n_missing": column.summary.n_missing,
+                # Precomputed so a monitoring run does not rescan the reference.
+                "profile": dataclasses.asdict(profile(column.summary)),
             }
             if isinstance(column.summary, NumericSummary):
                 values_file = f"numeric/{index:04d}.npy"
@@ -148,6 +152,8 @@ class Baseline:
                 summary = CategoricalSummary.from_counts(
                     entry["counts"], n_missing=entry["n_missing"]
                 )
+            if "profile" in entry:
+                remember_profile(summary, profile_from_dict(entry["profile"]))
             columns.append(
                 ColumnBaseline(
                     name=entry["name"],

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Literal
 
 import pandas as pd
 
@@ -93,34 +94,33 @@ def detect_drift(
             f"reference must be a DataFrame or a Baseline, got {type(reference).__name__}"
         )
     plan = column_plan(current, baseline.spec, prediction_columns or (), side="current")
-    summaries = _summarise_current(current, baseline, plan, workers=workers)
+
+    def check(name: str) -> FeatureDrift:
+        column = baseline.column(name)  # the reference decides how a column is read
+        summary = summarise_column(current[name], column.kind, name=name)
+        return compare_column(
+            column.summary, summary, name=name, role=column.role, settings=settings
+        )
+
+    # One task per column does the whole job (summary and every test) so threads share no
+    # state; numpy's sorts and scans release the GIL, so columns really run in parallel.
+    with ThreadPoolExecutor(max_workers=worker_count(workers, len(plan))) as pool:
+        results = dict(zip(plan, pool.map(check, plan), strict=True))
     return assemble_report(
-        baseline, summaries, current_rows=int(current.shape[0]), settings=settings
+        baseline, current_rows=int(current.shape[0]), settings=settings, results=results
     )
 
 
 def assemble_report(
     baseline: Baseline,
-    current: Mapping[str, ColumnSummary],
     *,
     current_rows: int,
     settings: DriftSettings,
-    mode: str = "exact",
-    results: Mapping[str, FeatureDrift] | None = None,
+    results: Mapping[str, FeatureDrift],
+    mode: Literal["exact", "streaming"] = "exact",
     ks_error_bound: float | None = None,
 ) -> DriftReport:
-    """Per-column results (computed here unless given), correction, and the dataset verdict."""
-    if results is None:
-        results = {
-            name: compare_column(
-                baseline.column(name).summary,
-                summary,
-                name=name,
-                role=baseline.column(name).role,
-                settings=settings,
-            )
-            for name, summary in current.items()
-        }
+    """Apply the multiple-testing correction to per-column results and give the dataset verdict."""
     corrected = _apply_correction(list(results.values()), settings)
     features = tuple(r for r in corrected if r.role == "feature")
     predictions = tuple(r for r in corrected if r.role == "prediction")
@@ -135,7 +135,7 @@ def assemble_report(
         reference_rows=baseline.rows,
         current_rows=current_rows,
         settings=settings.model_dump(),
-        mode="streaming" if mode == "streaming" else "exact",
+        mode=mode,
         ks_error_bound=ks_error_bound,
     )
 
@@ -173,21 +173,6 @@ def compare_column(
         unseen_categories=pair.unseen_categories if isinstance(pair, CategoricalPair) else (),
         unseen_share=pair.unseen_share if isinstance(pair, CategoricalPair) else 0.0,
     )
-
-
-def _summarise_current(
-    current: pd.DataFrame,
-    baseline: Baseline,
-    plan: Mapping[str, tuple[Kind, Role]],
-    *,
-    workers: int | None,
-) -> dict[str, ColumnSummary]:
-    with ThreadPoolExecutor(max_workers=worker_count(workers, len(plan))) as pool:
-        futures = {}
-        for name in plan:
-            kind = baseline.column(name).kind  # the reference decides how a column is read
-            futures[name] = pool.submit(summarise_column, current[name], kind, name=name)
-        return {name: future.result() for name, future in futures.items()}
 
 
 def _available_predictions(baseline: Baseline, current: pd.DataFrame) -> tuple[str, ...]:

@@ -13,7 +13,7 @@ from scipy import stats
 from scipy.spatial import distance
 
 from mlcore.drift._common import NumericInput, numeric_pair, untestable
-from mlcore.drift.pairs import PSEUDO_COUNT, CategoricalPair, NumericPair
+from mlcore.drift.pairs import PSEUDO_COUNT, BinnablePair
 from mlcore.drift.psi import binning_parameters
 from mlcore.drift.results import TestResult
 from mlcore.settings import DriftSettings
@@ -37,19 +37,17 @@ def kl_drift(
     return kl_test_pair(numeric_pair(reference, current), threshold=threshold, bins=bins)
 
 
-def jensenshannon_test(pair: NumericPair | CategoricalPair, settings: DriftSettings) -> TestResult:
+def jensenshannon_test(pair: BinnablePair, settings: DriftSettings) -> TestResult:
     return jensenshannon_test_pair(
         pair, threshold=settings.distance_threshold, bins=settings.psi_bins
     )
 
 
-def kl_test(pair: NumericPair | CategoricalPair, settings: DriftSettings) -> TestResult:
+def kl_test(pair: BinnablePair, settings: DriftSettings) -> TestResult:
     return kl_test_pair(pair, threshold=settings.distance_threshold, bins=settings.psi_bins)
 
 
-def jensenshannon_test_pair(
-    pair: NumericPair | CategoricalPair, *, threshold: float, bins: int
-) -> TestResult:
+def jensenshannon_test_pair(pair: BinnablePair, *, threshold: float, bins: int) -> TestResult:
     if not pair.testable:
         return untestable(JS_METHOD, threshold, pair)
     ref, cur = pair.binned(bins).proportions()
@@ -66,7 +64,7 @@ def jensenshannon_test_pair(
     )
 
 
-def kl_test_pair(pair: NumericPair | CategoricalPair, *, threshold: float, bins: int) -> TestResult:
+def kl_test_pair(pair: BinnablePair, *, threshold: float, bins: int) -> TestResult:
     if not pair.testable:
         return untestable(KL_METHOD, threshold, pair)
     ref, cur = pair.binned(bins).proportions(pseudo_count=PSEUDO_COUNT)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from mlcore.drift.summaries import CategoricalSummary, FloatArray, IntArray, NumericSummary
 
@@ -49,19 +51,31 @@ class NumericPair:
 
     @cached_property
     def ecdf_gap(self) -> tuple[FloatArray, FloatArray]:
-        """(merged sorted values, reference CDF minus current CDF at each merged value).
+        """(merged sorted values, reference CDF minus current CDF after each merged value).
 
-        The same construction as scipy's ``ks_2samp`` and ``wasserstein_distance``
-        (right-continuous CDFs evaluated with ``searchsorted(..., 'right')``), so
-        both statistics come out equal to scipy's.
+        The CDFs are right-continuous, as in scipy's ``ks_2samp`` and
+        ``wasserstein_distance``, and the gap is exact at the last position of
+        every run of tied values (``last_of_ties``), which is everywhere the CDFs
+        are evaluated. One stable argsort of the two already-sorted samples
+        merges them in linear time; a running count of reference values then
+        gives both CDFs, with no binary search.
         """
         ref = self.reference.sorted_values
         cur = self.current.sorted_values
-        merged = np.concatenate([ref, cur])
-        merged.sort(kind="stable")  # two sorted runs: merged in linear time
-        gap = np.searchsorted(ref, merged, side="right") / ref.shape[0]
-        gap -= np.searchsorted(cur, merged, side="right") / cur.shape[0]
+        n_ref, n_cur = ref.shape[0], cur.shape[0]
+        both = np.concatenate([ref, cur])
+        order = np.argsort(both, kind="stable")
+        merged = both[order]
+        refs_so_far = np.cumsum(order < n_ref)
+        curs_so_far = np.arange(1, n_ref + n_cur + 1) - refs_so_far
+        gap = refs_so_far / n_ref - curs_so_far / n_cur
         return merged, gap
+
+    @cached_property
+    def last_of_ties(self) -> npt.NDArray[np.bool_]:
+        """True at the last merged position of each distinct value."""
+        merged, _ = self.ecdf_gap
+        return np.append(merged[1:] != merged[:-1], True)
 
     def binned(self, n_bins: int) -> BinnedCounts:
         """Counts in ``n_bins`` quantile bins of the reference (deciles for 10).
@@ -125,10 +139,47 @@ class CategoricalPair:
 Pair = NumericPair | CategoricalPair
 
 
+class _Counted(Protocol):
+    @property
+    def n_valid(self) -> int: ...
+
+
+class BinnablePair(Protocol):
+    """What the binned tests (PSI, KL, JS) need: exact or streaming pairs both provide it."""
+
+    @property
+    def reference(self) -> _Counted: ...
+
+    @property
+    def current(self) -> _Counted: ...
+
+    @property
+    def testable(self) -> bool: ...
+
+    def binned(self, n_bins: int) -> BinnedCounts: ...
+
+
 def quantile_edges(sorted_reference: FloatArray, n_bins: int) -> FloatArray:
     """Interior cut points at the reference's k/n_bins quantiles, ties removed."""
     levels = np.arange(1, n_bins) / n_bins
-    return np.unique(np.quantile(sorted_reference, levels))
+    return np.unique(sorted_quantiles(sorted_reference, levels))
+
+
+def sorted_quantiles(sorted_values: FloatArray, levels: FloatArray) -> FloatArray:
+    """``np.quantile(values, levels)`` (linear interpolation) for already-sorted values.
+
+    Indexing the sorted array directly avoids the partition ``np.quantile``
+    would do on every call; the interpolation is numpy's own formula.
+    """
+    position = levels * (sorted_values.shape[0] - 1)
+    below = np.floor(position).astype(np.int64)
+    above = np.minimum(below + 1, sorted_values.shape[0] - 1)
+    fraction = position - below
+    low, high = sorted_values[below], sorted_values[above]
+    diff = high - low
+    # numpy's lerp: interpolate from the nearer end, so t = 1 returns the upper value exactly.
+    interpolated = np.where(fraction >= 0.5, high - diff * (1 - fraction), low + diff * fraction)
+    return np.asarray(interpolated, dtype=np.float64)
 
 
 def counts_in_bins(sorted_values: FloatArray, edges: FloatArray) -> IntArray:

@@ -6,7 +6,9 @@ Monitor's formats and the HTML report; they do not decide drift.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +39,34 @@ class ColumnProfile:
         return self.num_present / total if total else 0.0
 
 
+# A baseline's reference profiles are computed on first use and reused by every run in the
+# process; keyed weakly so a dropped baseline takes its profiles with it.
+_CACHE: weakref.WeakKeyDictionary[ColumnSummary, ColumnProfile] = weakref.WeakKeyDictionary()
+
+
 def profile(summary: ColumnSummary) -> ColumnProfile:
+    cached = _CACHE.get(summary)
+    if cached is None:
+        cached = _CACHE[summary] = _profile(summary)
+    return cached
+
+
+def remember_profile(summary: ColumnSummary, known: ColumnProfile) -> None:
+    """Use ``known`` (saved with a baseline) as the profile of ``summary``."""
+    _CACHE[summary] = known
+
+
+def profile_from_dict(data: dict[str, Any]) -> ColumnProfile:
+    return ColumnProfile(
+        **{
+            **data,
+            "buckets": tuple(tuple(b) for b in data.get("buckets", ())),
+            "categories": tuple(tuple(c) for c in data.get("categories", ())),
+        }
+    )
+
+
+def _profile(summary: ColumnSummary) -> ColumnProfile:
     if isinstance(summary, NumericSummary):
         return _numeric_profile(summary)
     order = np.argsort(-summary.counts, kind="stable")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlcore.drift._common import NumericInput, numeric_pair, untestable
-from mlcore.drift.pairs import PSEUDO_COUNT, CategoricalPair, NumericPair
+from mlcore.drift.pairs import PSEUDO_COUNT, BinnablePair, CategoricalPair
 from mlcore.drift.results import TestResult
 from mlcore.settings import DriftSettings
 
@@ -35,13 +35,11 @@ def psi_drift(
     return psi_test_pair(numeric_pair(reference, current), threshold=threshold, bins=bins)
 
 
-def psi_test(pair: NumericPair | CategoricalPair, settings: DriftSettings) -> TestResult:
+def psi_test(pair: BinnablePair, settings: DriftSettings) -> TestResult:
     return psi_test_pair(pair, threshold=settings.psi_threshold, bins=settings.psi_bins)
 
 
-def psi_test_pair(
-    pair: NumericPair | CategoricalPair, *, threshold: float, bins: int
-) -> TestResult:
+def psi_test_pair(pair: BinnablePair, *, threshold: float, bins: int) -> TestResult:
     if not pair.testable:
         return untestable(METHOD, threshold, pair)
     counts = pair.binned(bins)
@@ -70,7 +68,7 @@ def psi_band(value: float) -> str:
     return "moderate" if value < 0.2 else "significant"
 
 
-def binning_parameters(pair: NumericPair | CategoricalPair, bins: int) -> dict[str, object]:
+def binning_parameters(pair: BinnablePair, bins: int) -> dict[str, object]:
     """How the bins were made, recorded beside every binned statistic."""
     counts = pair.binned(bins)
     smoothing = {"method": "additive", "pseudo_count_per_bin": PSEUDO_COUNT, "sides": "both"}

@@ -58,6 +58,8 @@ class NumericSummary:
     ) -> NumericSummary:
         """Summarise raw values. Raises DataError when they are not numbers."""
         array = _as_float_array(values, name=name)
+        if np.isfinite(array).all():  # the common case: one check, no masks
+            return cls(sorted_values=np.sort(array))
         missing = np.isnan(array)
         posinf = np.isposinf(array)
         neginf = np.isneginf(array)

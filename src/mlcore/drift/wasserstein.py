@@ -12,6 +12,7 @@ import numpy as np
 
 from mlcore.drift._common import NumericInput, numeric_pair, untestable
 from mlcore.drift.pairs import NumericPair
+from mlcore.drift.profiles import profile
 from mlcore.drift.results import TestResult
 from mlcore.settings import DriftSettings
 
@@ -48,7 +49,7 @@ def wasserstein_test_pair(pair: NumericPair, *, threshold: float) -> TestResult:
     if not pair.testable:
         return untestable(METHOD, threshold, pair)
     raw = wasserstein_distance_of(pair)
-    reference_std = float(np.std(pair.reference.sorted_values))
+    reference_std = profile(pair.reference).std_dev or 0.0  # cached with the baseline
     if reference_std > 0:
         scale, scale_source = reference_std, "reference standard deviation (ddof=0)"
     else:
