@@ -151,7 +151,7 @@ def _roll_out(
             env,
             settings,
             model=model,
-            environment=runtime_environment(env, settings),
+            environment=runtime_environment(env, settings, serving=True),
             code_dir=Path(tmp) / "serving-code",
         )
         return _endpoint_rollout(client, env, console).rollout(build)

@@ -95,8 +95,9 @@ def apply_workspace(ml_client: MLClient, definitions: Definitions, *, console: C
         f"Compute cluster {definitions.compute.name}",
         console=console,
     )
-    ml_client.environments.create_or_update(definitions.environment)
-    console.print(f"Environment {definitions.environment.name}:{definitions.environment.version}")
+    for environment in (definitions.environment, definitions.serving_environment):
+        ml_client.environments.create_or_update(environment)
+        console.print(f"Environment {environment.name}:{environment.version}")
     for data in (definitions.training_data, definitions.reference_data, definitions.settings_data):
         ml_client.data.create_or_update(data)
         console.print(f"Data asset {data.name}:{data.version}")

@@ -22,6 +22,9 @@ SERVING_REQUIREMENTS = (
     "azureml-inference-server-http==1.5.1",
     "azureml-ai-monitoring==1.0.0",
 )
+# azureml-inference-server-http 1.5.1 requires pydantic~=2.12.0, older than the CI pin.
+# mlcore needs pydantic>=2.7; its settings and serving tests pass on 2.12.5.
+SERVING_PIN_OVERRIDES = {"pydantic": "2.12.5"}
 MLTABLE_FILE = "MLTable"
 _REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
@@ -67,6 +70,16 @@ def runtime_requirements(
     return pinned
 
 
+def serving_requirements(requirements: list[str]) -> list[str]:
+    """mlcore's pins with the serving overrides applied, plus Azure's serving packages."""
+    pinned = []
+    for requirement in requirements:
+        name = requirement.split("==", 1)[0]
+        override = SERVING_PIN_OVERRIDES.get(_normalise(name))
+        pinned.append(f"{name}=={override}" if override else requirement)
+    return [*pinned, *SERVING_REQUIREMENTS]
+
+
 def conda_specification(env: AzureEnvironment, requirements: list[str]) -> dict[str, Any]:
     return {
         "name": "mlcore",
@@ -74,7 +87,7 @@ def conda_specification(env: AzureEnvironment, requirements: list[str]) -> dict[
         "dependencies": [
             f"python={env.environment.python_version}",
             "pip",
-            {"pip": [*requirements, *SERVING_REQUIREMENTS]},
+            {"pip": list(requirements)},
         ],
     }
 
@@ -94,24 +107,36 @@ def build_compute(env: AzureEnvironment) -> AmlCompute:
 
 
 def build_environment(
-    env: AzureEnvironment, settings: MlopsSettings, requirements: list[str]
+    env: AzureEnvironment,
+    settings: MlopsSettings,
+    requirements: list[str],
+    *,
+    serving: bool = False,
 ) -> Environment:
-    """The one runtime for training, evaluation and serving: mlcore's pinned dependencies.
+    """mlcore's runtime at CI's pins: for the pipeline steps, or (``serving``) for the endpoint.
 
-    The version is a hash of the image and the pins, so a changed pin gives a new
+    The serving environment adds Azure's inference server and data collector. The
+    version is a hash of the image and the pins, so a changed pin gives a new
     environment version instead of a clash with the registered one.
     """
-    conda = conda_specification(env, requirements)
+    pins = serving_requirements(requirements) if serving else requirements
+    conda = conda_specification(env, pins)
     digest = hashlib.sha256(
         json.dumps({"image": env.environment.base_image, "conda": conda}, sort_keys=True).encode()
     ).hexdigest()
+    purpose = "serving" if serving else "training"
     return Environment(
-        name=f"{settings.project}-mlcore",
+        name=f"{settings.project}-mlcore-{purpose}",
         version=digest[:12],
-        description="mlcore runtime dependencies at the versions CI tests, plus Azure's serving packages",
+        description=(
+            "mlcore runtime dependencies at the versions CI tests, with Azure's inference server "
+            "and data collector"
+            if serving
+            else "mlcore runtime dependencies at the versions CI tests"
+        ),
         image=env.environment.base_image,
         conda_file=conda,
-        tags={"environment": env.name},
+        tags={"environment": env.name, "purpose": purpose},
     )
 
 

@@ -52,8 +52,10 @@ def stage_serving_code(dest: Path, *, source_dir: Path = SOURCE_DIR) -> Path:
     return dest
 
 
-def runtime_environment(env: AzureEnvironment, settings: MlopsSettings) -> Environment:
-    return assets.build_environment(env, settings, assets.runtime_requirements())
+def runtime_environment(
+    env: AzureEnvironment, settings: MlopsSettings, *, serving: bool = False
+) -> Environment:
+    return assets.build_environment(env, settings, assets.runtime_requirements(), serving=serving)
 
 
 def training_job(
@@ -118,6 +120,7 @@ def monitor_for(
 class Definitions:
     compute: AmlCompute
     environment: Environment
+    serving_environment: Environment
     training_data: Data
     reference_data: Data
     settings_data: Data
@@ -131,7 +134,8 @@ class Definitions:
         """File stem -> entity, in the order they are applied."""
         return {
             "compute": self.compute,
-            "environment": self.environment,
+            "environment-training": self.environment,
+            "environment-serving": self.serving_environment,
             "data-training": self.training_data,
             "data-reference": self.reference_data,
             "data-settings": self.settings_data,
@@ -160,9 +164,11 @@ def build_definitions(
     """
     work_dir = work_dir.resolve()
     environment = runtime_environment(env, settings)
+    serving_environment = runtime_environment(env, settings, serving=True)
     return Definitions(
         compute=assets.build_compute(env),
         environment=environment,
+        serving_environment=serving_environment,
         training_data=assets.build_training_data(env, settings),
         reference_data=assets.build_reference_data(
             env, settings, assets.write_mltable(env, work_dir / "reference-mltable")
@@ -179,7 +185,11 @@ def build_definitions(
         ),
         endpoint=endpoint.build_endpoint(env, settings),
         deployment=deployment_builder(
-            env, settings, model=model, environment=environment, code_dir=work_dir / "serving-code"
+            env,
+            settings,
+            model=model,
+            environment=serving_environment,
+            code_dir=work_dir / "serving-code",
         )(deployment_name),
         monitor=monitor_for(env, settings, deployment_name),
     )

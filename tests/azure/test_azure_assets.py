@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
+from azure.ai.ml.entities import Environment
 from mlops_azure import assets
 from mlops_azure.config import REPO_ROOT, AzureEnvironment
 from mlops_azure.definitions import Definitions
@@ -23,22 +25,49 @@ def test_compute_scales_to_zero_without_public_node_ips(definitions: Definitions
     assert compute.idle_time_before_scale_down == 900
 
 
-def test_environment_pins_every_runtime_dependency_at_the_ci_version(
-    definitions: Definitions,
-) -> None:
-    declared = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+def _ci_pins() -> dict[str, str]:
     pins = {}
     for line in (REPO_ROOT / "requirements.txt").read_text().splitlines():
         if "==" in line and not line.lstrip().startswith("#"):
             name, version = line.split("#")[0].strip().split("==")
             pins[name.split("[")[0].lower()] = version
-    pip = definitions.environment.conda_file["dependencies"][-1]["pip"]
-    for requirement in declared:
-        name = requirement.split(">")[0].split("=")[0].split("<")[0].strip().lower()
-        assert f"{name}=={pins[name]}" in [p.lower() for p in pip], name
-    # Serving needs Azure's server and the data collector; nothing else beyond mlcore's own.
-    assert len(pip) == len(declared) + len(assets.SERVING_REQUIREMENTS)
+    return pins
+
+
+def _declared_names() -> list[str]:
+    declared = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    return [
+        re.split(r"[<>=!~ ;\[]", requirement, maxsplit=1)[0].lower() for requirement in declared
+    ]
+
+
+def _pip(environment: Environment) -> list[str]:
+    pip: list[str] = environment.conda_file["dependencies"][-1]["pip"]
+    return [requirement.lower() for requirement in pip]
+
+
+def test_training_environment_is_mlcore_at_exactly_the_ci_pins(definitions: Definitions) -> None:
+    pins = _ci_pins()
+    expected = [f"{name}=={pins[name]}" for name in _declared_names()]
+    assert _pip(definitions.environment) == expected
     assert definitions.environment.conda_file["dependencies"][0] == "python=3.11"
+    assert definitions.environment.name == "churn-mlcore-training"
+
+
+def test_serving_environment_adds_azure_serving_and_only_the_documented_override(
+    definitions: Definitions,
+) -> None:
+    pins = _ci_pins()
+    serving = _pip(definitions.serving_environment)
+    assert serving[-len(assets.SERVING_REQUIREMENTS) :] == list(assets.SERVING_REQUIREMENTS)
+    for name in _declared_names():
+        version = assets.SERVING_PIN_OVERRIDES.get(name, pins[name])
+        assert f"{name}=={version}" in serving
+    assert len(serving) == len(_declared_names()) + len(assets.SERVING_REQUIREMENTS)
+    assert definitions.serving_environment.version != definitions.environment.version
+    assert definitions.deployment.environment == (
+        f"azureml:{definitions.serving_environment.name}:{definitions.serving_environment.version}"
+    )
 
 
 def test_environment_version_changes_with_the_pins(

@@ -77,7 +77,19 @@ def test_apply_without_real_coordinates_calls_nothing(
 def test_apply_creates_assets_then_components_then_endpoint(calls: list, workspace: Any) -> None:  # type: ignore[type-arg]
     assert cli.main(["apply", "--env", "dev"]) == 0
     kinds = [call[0] for call in calls]
-    assert kinds == ["compute", "environment", "data", "data", "data", *["component"] * 4]
+    assert kinds == [
+        "compute",
+        "environment",
+        "environment",
+        "data",
+        "data",
+        "data",
+        *["component"] * 4,
+    ]
+    assert [call[1] for call in calls if call[0] == "environment"] == [
+        "churn-mlcore-training",
+        "churn-mlcore-serving",
+    ]
     assert [call[1] for call in calls if call[0] == "data"] == [
         "churn-training-data",
         "churn-reference-data",

@@ -34,7 +34,8 @@ LOADERS: dict[str, Callable[..., Any]] = {
 }
 EXPECTED_FILES = {
     "compute.yaml",
-    "environment.yaml",
+    "environment-training.yaml",
+    "environment-serving.yaml",
     "data-training.yaml",
     "data-reference.yaml",
     "data-settings.yaml",
