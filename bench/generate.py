@@ -44,7 +44,9 @@ def numeric_column(rng: np.random.Generator, index: int, rows: int) -> np.ndarra
     return rng.poisson(4, rows).astype(np.float64)
 
 
-def categorical_column(rng: np.random.Generator, index: int, rows: int, *, shifted: bool) -> pd.Series:
+def categorical_column(
+    rng: np.random.Generator, index: int, rows: int, *, shifted: bool
+) -> pd.Series:
     cardinality = (3, 5, 8, 12, 20, 30, 50, 4, 6, 10)[index]
     weights = np.linspace(1, 3, cardinality)
     labels = np.array([f"c{index}_{k}" for k in range(cardinality)], dtype=object)

@@ -23,8 +23,17 @@ from protocol import DATA_DIR, emit, load_spec, timed  # noqa: E402
 # Evidently reports a p-value for these tests (drift when below the threshold) and a
 # distance for the rest (drift when at or above it).
 P_VALUE_METHODS = {
-    "ks", "chisquare", "z", "g_test", "fisher_exact", "t_test", "mannw", "anderson",
-    "cramer_von_mises", "epps_singleton", "empirical_mmd",
+    "ks",
+    "chisquare",
+    "z",
+    "g_test",
+    "fisher_exact",
+    "t_test",
+    "mannw",
+    "anderson",
+    "cramer_von_mises",
+    "epps_singleton",
+    "empirical_mmd",
 }
 
 

@@ -67,8 +67,10 @@ def main() -> None:
         f"mlcore ({args.mode})",
         seconds,
         {f.name: f.drifted for f in report.features},
-        statistics={f.name: f.test("ks" if f.kind == "numeric" else "chi2").statistic
-                    for f in report.features},
+        statistics={
+            f.name: f.test("ks" if f.kind == "numeric" else "chi2").statistic
+            for f in report.features
+        },
         current_rows=report.current_rows,
         ks_error_bound=report.ks_error_bound,
     )

@@ -17,7 +17,8 @@ from mlcore.drift.baseline import BASELINE_FILE, Baseline
 from mlcore.drift.detect import detect_drift
 from mlcore.drift.outputs import write_drift_outputs
 from mlcore.drift.results import DriftReport
-from mlcore.errors import ConfigError
+from mlcore.drift.streaming import DEFAULT_CHUNK_ROWS
+from mlcore.errors import ConfigError, DataError
 from mlcore.settings import DEFAULT_SETTINGS_FILE, MlopsSettings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,19 @@ def add_drift_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
     parser.add_argument(
         "--workers", type=int, metavar="N", help="threads for per-column work (default: CPU count)"
     )
+    parser.add_argument(
+        "--streaming",
+        action="store_true",
+        help="read the current data in chunks (memory bounded whatever its size); KS is then "
+        "reported with a documented error bound, other statistics stay exact",
+    )
+    parser.add_argument(
+        "--chunk-rows",
+        type=int,
+        metavar="N",
+        default=DEFAULT_CHUNK_ROWS,
+        help=f"rows per chunk with --streaming (default: {DEFAULT_CHUNK_ROWS})",
+    )
     parser.set_defaults(handler=run_drift_command)
 
 
@@ -96,18 +110,68 @@ def run_drift_command(args: argparse.Namespace) -> int:
     else:
         reference = load_table(args.reference)
         spec = _resolve_spec(args, reference, settings, prediction_columns or ())
-    current = read_current(Path(args.current), spec)
-    report = detect_drift(
-        reference,
-        current,
-        spec=spec,
-        settings=settings.drift,
-        prediction_columns=prediction_columns,
-        workers=args.workers,
-    )
+    if args.streaming:
+        report = _streaming_report(args, reference, spec, settings, prediction_columns)
+    else:
+        current = read_current(Path(args.current), spec)
+        report = detect_drift(
+            reference,
+            current,
+            spec=spec,
+            settings=settings.drift,
+            prediction_columns=prediction_columns,
+            workers=args.workers,
+        )
     paths = write_drift_outputs(report, args.output)
     print(_summary(report, paths["drift_report"]))
     return 0
+
+
+def _streaming_report(
+    args: argparse.Namespace,
+    reference: pd.DataFrame | Baseline,
+    spec: DatasetSpec,
+    settings: MlopsSettings,
+    prediction_columns: tuple[str, ...] | None,
+) -> DriftReport:
+    from mlcore.drift.baseline import build_baseline
+    from mlcore.drift.streaming import detect_drift_streaming, iter_chunks
+
+    if isinstance(reference, pd.DataFrame):
+        reference = build_baseline(
+            reference, spec, settings.drift, prediction_columns=prediction_columns or ()
+        )
+    predictions = reference.prediction_columns if prediction_columns is None else prediction_columns
+    current = Path(args.current)
+    if not current.exists():
+        raise DataError(f"data path does not exist: {current}")
+    if not is_capture(current):
+        # Data files may lack the baseline's prediction columns: check those the data has.
+        available = _columns_of(current)
+        predictions = tuple(c for c in predictions if c in available)
+    chunks = iter_chunks(
+        current, spec, columns=[*spec.features, *predictions], chunk_rows=args.chunk_rows
+    )
+    return detect_drift_streaming(
+        reference,
+        chunks,
+        settings=settings.drift,
+        prediction_columns=predictions,
+        workers=args.workers,
+    )
+
+
+def _columns_of(path: Path) -> set[str]:
+    """Column names of a CSV or Parquet file (the first file of a folder), read cheaply."""
+    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if file.suffix.lower() == ".csv":
+            return set(pd.read_csv(file, nrows=0).columns)
+        if file.suffix.lower() in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            return set(pq.ParquetFile(file).schema_arrow.names)
+    raise DataError(f"no .csv or .parquet files at {path}")
 
 
 def read_current(path: Path, spec: DatasetSpec) -> pd.DataFrame:

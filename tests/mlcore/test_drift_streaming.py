@@ -1,0 +1,199 @@
+"""Streaming mode: mergeable summaries, exact where promised, within its bound where not."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from mlcore.data import CHURN_SPEC, DatasetSpec, make_churn
+from mlcore.drift import (
+    Baseline,
+    CategoricalSummary,
+    DriftReport,
+    NumericSummary,
+    build_baseline,
+    detect_drift,
+)
+from mlcore.drift.streaming import (
+    NumericSketch,
+    ReferenceGrid,
+    StreamingPlan,
+    detect_drift_streaming,
+    iter_chunks,
+)
+from mlcore.settings import DriftSettings
+
+values = hnp.arrays(
+    np.float64,
+    st.integers(0, 200),
+    elements=st.one_of(st.floats(-1e6, 1e6), st.sampled_from([np.nan, np.inf, -np.inf, 1.0, 2.0])),
+)
+
+
+@settings(max_examples=50, deadline=None)
+@given(first=values, second=values)
+def test_merging_exact_summaries_equals_summarising_the_concatenation(
+    first: np.ndarray, second: np.ndarray
+) -> None:
+    merged = NumericSummary.from_values(first).merge(NumericSummary.from_values(second))
+    whole = NumericSummary.from_values(np.concatenate([first, second]))
+    assert np.array_equal(merged.sorted_values, whole.sorted_values)
+    assert (merged.n_missing, merged.n_posinf, merged.n_neginf) == (
+        whole.n_missing,
+        whole.n_posinf,
+        whole.n_neginf,
+    )
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    first=values, second=values, reference=hnp.arrays(np.float64, 50, elements=st.floats(-1e3, 1e3))
+)
+def test_merging_sketches_equals_sketching_the_concatenation(
+    first: np.ndarray, second: np.ndarray, reference: np.ndarray
+) -> None:
+    grid = ReferenceGrid.from_summary(NumericSummary.from_values(reference), psi_bins=10)
+    parts = NumericSketch.of_values(pd.Series(first), grid, name="x").merge(
+        NumericSketch.of_values(pd.Series(second), grid, name="x")
+    )
+    whole = NumericSketch.of_values(pd.Series(np.concatenate([first, second])), grid, name="x")
+    assert np.array_equal(parts.counts, whole.counts)
+    assert (parts.count, parts.n_missing, parts.n_posinf, parts.n_neginf) == (
+        whole.count,
+        whole.n_missing,
+        whole.n_posinf,
+        whole.n_neginf,
+    )
+    assert (parts.low, parts.high) == (whole.low, whole.high)
+    assert parts.mean == pytest.approx(whole.mean, rel=1e-9, abs=1e-6)
+    assert parts.m2 == pytest.approx(whole.m2, rel=1e-9, abs=1e-3)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    first=st.lists(st.sampled_from(["a", "b", "z", None]), max_size=50),
+    second=st.lists(st.sampled_from(["a", "c", None]), max_size=50),
+)
+def test_merging_category_counts_equals_counting_the_concatenation(
+    first: list[str | None], second: list[str | None]
+) -> None:
+    parts = CategoricalSummary.from_values(pd.Series(first, dtype=object)).merge(
+        CategoricalSummary.from_values(pd.Series(second, dtype=object))
+    )
+    whole = CategoricalSummary.from_values(pd.Series(first + second, dtype=object))
+    assert parts.count_map() == whole.count_map() and parts.n_missing == whole.n_missing
+
+
+@pytest.fixture(scope="module")
+def churn_baseline() -> Baseline:
+    return build_baseline(make_churn(20_000, seed=1), CHURN_SPEC)
+
+
+@pytest.mark.parametrize("shift", [0.0, 1.0])
+def test_streaming_agrees_with_exact_mode_within_its_bound(
+    churn_baseline: Baseline, shift: float
+) -> None:
+    current = make_churn(20_000, seed=2, covariate_shift=shift)
+    exact = detect_drift(churn_baseline, current)
+    chunks = (current.iloc[i : i + 3000] for i in range(0, len(current), 3000))
+    streamed = detect_drift_streaming(churn_baseline, chunks)
+    assert streamed.mode == "streaming" and streamed.current_rows == len(current)
+    assert streamed.drifted_features == exact.drifted_features
+    assert streamed.dataset_drift == exact.dataset_drift
+    for feature in exact.features:
+        other = streamed.feature(feature.name)
+        for method in ("psi", "jensenshannon", "kl", "chi2"):
+            if any(t.method == method for t in feature.tests):
+                assert other.test(method).statistic == pytest.approx(
+                    feature.test(method).statistic, abs=1e-12
+                )
+        assert other.missing == feature.missing
+        if feature.kind == "numeric":
+            ks, exact_ks = other.test("ks"), feature.test("ks")
+            bound = ks.parameters["error_bound"]
+            assert ks.statistic <= exact_ks.statistic + 1e-12
+            assert exact_ks.statistic <= ks.statistic + bound + 1e-12
+            assert bound <= streamed.ks_error_bound
+            w, exact_w = other.test("wasserstein"), feature.test("wasserstein")
+            assert abs(w.statistic - exact_w.statistic) <= w.parameters["error_bound"] + 1e-9
+
+
+def test_the_ks_bound_is_small_on_continuous_data(churn_baseline: Baseline) -> None:
+    current = make_churn(20_000, seed=3)
+    report = detect_drift_streaming(churn_baseline, [current])
+    bound = report.feature("monthly_charges").test("ks").parameters["error_bound"]
+    assert bound < 0.002
+
+
+def test_one_chunk_or_many_give_the_same_report(churn_baseline: Baseline) -> None:
+    current = make_churn(9000, seed=4, covariate_shift=0.5)
+    whole = detect_drift_streaming(churn_baseline, [current]).to_dict()
+    parts = detect_drift_streaming(
+        churn_baseline, (current.iloc[i : i + 1000] for i in range(0, 9000, 1000))
+    ).to_dict()
+    for a, b in zip(whole["features"], parts["features"], strict=True):
+        assert a["tests"] == b["tests"] and a["drifted"] == b["drifted"]
+
+
+def test_sketches_from_partitions_merge_into_one_report(churn_baseline: Baseline) -> None:
+    plan = StreamingPlan.from_baseline(churn_baseline, DriftSettings())
+    current = make_churn(6000, seed=5)
+    left, right = plan.sketch(current.iloc[:2500]), plan.sketch(current.iloc[2500:])
+    merged: DriftReport = plan.report(left.merge(right))
+    single: DriftReport = plan.report(plan.sketch(current))
+    assert merged.to_dict()["features"][0]["tests"] == single.to_dict()["features"][0]["tests"]
+
+
+def test_chunks_come_from_csv_and_parquet_files_and_folders(tmp_path: Path) -> None:
+    frame = make_churn(2500, seed=6)
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    (tmp_path / "folder").mkdir()
+    frame.iloc[:1000].to_parquet(tmp_path / "folder" / "a.parquet")
+    frame.iloc[1000:].to_parquet(tmp_path / "folder" / "b.parquet")
+    columns = list(CHURN_SPEC.features)
+    for path in (tmp_path / "data.csv", tmp_path / "folder"):
+        chunks = list(iter_chunks(path, CHURN_SPEC, columns=columns, chunk_rows=700))
+        assert sum(len(c) for c in chunks) == 2500
+        assert max(len(c) for c in chunks) <= 700
+        assert list(chunks[0].columns) == columns
+
+
+def test_cli_streaming_writes_a_streaming_report(tmp_path: Path) -> None:
+    import argparse
+
+    from mlcore.drift.cli import add_drift_parser
+
+    spec = DatasetSpec(target="y", numeric=("x",), categorical=("c",))
+    rng = np.random.default_rng(0)
+    reference = pd.DataFrame({"x": rng.normal(size=5000), "c": "a", "y": 0})
+    build_baseline(reference, spec).save(tmp_path / "baseline")
+    pd.DataFrame({"x": rng.normal(1.0, size=5000), "c": "a"}).to_csv(
+        tmp_path / "cur.csv", index=False
+    )
+    parser = argparse.ArgumentParser()
+    add_drift_parser(parser.add_subparsers())
+    args = parser.parse_args(
+        [
+            "drift",
+            "--baseline",
+            str(tmp_path / "baseline"),
+            "--current",
+            str(tmp_path / "cur.csv"),
+            "--output",
+            str(tmp_path / "out"),
+            "--streaming",
+            "--chunk-rows",
+            "1000",
+        ]
+    )
+    assert args.handler(args) == 0
+    report = json.loads((tmp_path / "out" / "drift_report.json").read_text())
+    assert report["mode"] == "streaming" and report["drifted_features"] == ["x"]
+    assert 0 <= report["ks_error_bound"] < 0.01
