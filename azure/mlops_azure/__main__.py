@@ -31,6 +31,7 @@ from mlops_azure.apply import (
     apply_workspace,
     latest_model,
     run_training,
+    serving_deployment,
     write_dry_run,
 )
 from mlops_azure.config import (
@@ -98,6 +99,11 @@ def cmd_apply(
     client = make_client(env)
     with tempfile.TemporaryDirectory(prefix="mlops-azure-") as tmp:
         apply_workspace(client, definitions(Path(tmp)), console=console)
+    # Thresholds edited in mlops.yaml reach the monitor of the serving deployment now,
+    # not only at the next rollout.
+    live = serving_deployment(client, env.endpoint.name)
+    if live:
+        _point_monitor(client, env, settings, console, live)
     console.print(f"[green]Workspace {env.workspace} is up to date[/green]")
     return 0
 

@@ -50,7 +50,13 @@ def calls(
 
     def record(kind: str, poller: bool) -> Callable[..., Any]:
         def call(ops: Any, entity: Any, **kwargs: Any) -> Any:
-            recorded.append((kind, entity.name, getattr(entity, "version", None)))
+            # A monitor is identified by the deployment it watches; assets by their version.
+            detail = (
+                entity.create_monitor.monitoring_target.endpoint_deployment_id
+                if kind == "schedule"
+                else getattr(entity, "version", None)
+            )
+            recorded.append((kind, entity.name, detail))
             return finished(entity) if poller else entity
 
         return call
@@ -105,6 +111,13 @@ def test_reapplying_keeps_the_live_traffic(calls: list, workspace: Any) -> None:
     assert cli.main(["apply", "--env", "dev"]) == 0
     assert workspace.events == [("traffic", {"blue": 100}, {})]
     assert workspace.endpoint.tags[LIVE_MODEL_TAG] == "churn-model:1"
+    # The monitor of the serving deployment picks up the current mlops.yaml thresholds.
+    assert calls[-1] == ("schedule", "churn-dev-monitor", "azureml:churn-dev:blue")
+
+
+def test_apply_with_nothing_deployed_creates_no_monitor(calls: list, workspace: Any) -> None:  # type: ignore[type-arg]
+    assert cli.main(["apply", "--env", "dev"]) == 0
+    assert "schedule" not in [call[0] for call in calls]
 
 
 def _models(monkeypatch: pytest.MonkeyPatch, registry: dict[str, dict[str, Model]]) -> None:
@@ -198,7 +211,7 @@ def test_rollout_command_deploys_the_latest_model_and_moves_the_monitor(
     assert cli.main(["rollout", "--env", "dev"]) == 0
     assert workspace.without_invokes()[0] == ("create", "green", "churn-model:2")
     assert workspace.without_invokes()[-1] == ("delete", "blue")
-    assert calls == [("schedule", "churn-dev-monitor", None)]
+    assert calls == [("schedule", "churn-dev-monitor", "azureml:churn-dev:green")]
     assert workspace.endpoint.tags[PREVIOUS_MODEL_TAG] == "churn-model:1"
 
 
@@ -235,7 +248,7 @@ def test_rollback_command_points_the_monitor_at_the_restored_deployment(
     )
     assert cli.main(["rollback", "--env", "dev"]) == 0
     assert set(workspace.deployments) == {"blue"}
-    assert calls == [("schedule", "churn-dev-monitor", None)]
+    assert calls == [("schedule", "churn-dev-monitor", "azureml:churn-dev:blue")]
 
 
 def test_prod_rollout_promotes_the_model_live_in_dev(
@@ -279,6 +292,7 @@ def test_prod_rollout_promotes_the_model_live_in_dev(
     assert (model.name, model.version) == ("churn-model", "4")
     assert model.tags == {"git_commit": "abc", "promoted_from": "dev (mlw-mlops-dev)"}
     assert workspace.deployments["blue"].tags[MODEL_TAG] == "churn-model:4"
+    assert calls == [("schedule", "churn-prod-monitor", "azureml:churn-prod:blue")]
 
 
 def _prod_endpoint_shared_with_dev(load: Callable[..., Any]) -> Callable[..., Any]:
