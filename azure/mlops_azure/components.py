@@ -16,11 +16,11 @@ from azure.ai.ml import Input, Output
 from azure.ai.ml.entities import CommandComponent, Environment
 
 from mlcore import __version__ as mlcore_version
+from mlcore.cli import EXIT_GATE_FAILED as GATE_FAILED_EXIT_CODE
 from mlcore.settings import MlopsSettings
 from mlops_azure.config import SOURCE_DIR
 
-# mlcore evaluate exits with this code when the gate fails and --fail-on-gate is given.
-GATE_FAILED_EXIT_CODE = 3
+__all__ = ["GATE_FAILED_EXIT_CODE", "TrainingComponents", "build_components", "source_fingerprint"]
 
 
 @dataclass(frozen=True)
