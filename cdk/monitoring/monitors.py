@@ -191,6 +191,14 @@ class ModelMonitors(Construct):
             )
         )
 
+        self.scheduler_role = iam.Role(
+            self,
+            "SchedulerRole",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": stack.account}}
+            ),
+            description=f"Lets EventBridge Scheduler start {name}'s monitor runs",
+        )
         self.schedules: dict[str, scheduler.Schedule] = {}
         monitors = {"drift": settings.drift_schedule}
         if settings.quality_enabled:
@@ -207,6 +215,7 @@ class ModelMonitors(Construct):
                         {"monitor": monitor, "scheduled_time": scheduler.ContextAttribute.scheduled_time}
                     ),
                     retry_attempts=2,
+                    role=self.scheduler_role,
                 ),
             )
 
@@ -303,7 +312,7 @@ class ModelMonitors(Construct):
         for alarm in (*self.alarms, self.job_failed_alarm):
             alarm.add_alarm_action(alarm_action)
 
-        for construct in (self.job_role, self.start_function, self.publish_function):
+        for construct in (self.job_role, self.start_function, self.publish_function, self.scheduler_role):
             NagSuppressions.add_resource_suppressions(
                 construct,
                 [
@@ -314,7 +323,8 @@ class ModelMonitors(Construct):
                             "ground-truth prefixes, the CDK asset object, versions of the one model "
                             "package group, jobs named after this endpoint, KMS data-key actions on "
                             "the one key, log streams, ecr:GetAuthorizationToken and PutMetricData "
-                            "(no resource type; limited to our namespace by condition)."
+                            "(no resource type; limited to our namespace by condition), and the "
+                            "start function's versions, which the scheduler may invoke."
                         ),
                     )
                 ],

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import ArnFormat, CfnCondition, Duration, Stack
+from aws_cdk import ArnFormat, CfnCondition, CfnResource, Duration, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ecr as ecr
@@ -187,10 +187,9 @@ class ModelEndpoint(Construct):
         self.scaling_target: appscaling.ScalableTarget | None = None
         if settings.serverless is None:
             self.scaling_target = self._autoscaling()
+            # The target's role and policy too: none of it means anything without the endpoint.
             scaled.extend(
-                child
-                for child in self.scaling_target.node.find_all()
-                if isinstance(child, appscaling.CfnScalableTarget | appscaling.CfnScalingPolicy)
+                child for child in self.scaling_target.node.find_all() if isinstance(child, CfnResource)
             )
         if condition is not None:
             for resource in scaled:
@@ -277,7 +276,8 @@ class ModelEndpoint(Construct):
             min_capacity=self.settings.min_instances,
             max_capacity=self.settings.max_instances,
         )
-        target.node.add_dependency(self.endpoint)
+        # Application Auto Scaling checks that the variant exists when the target is registered.
+        target.node.default_child.node.add_dependency(self.endpoint)
         target.scale_to_track_metric(
             "InvocationsPerInstance",
             target_value=self.settings.target_invocations_per_instance,

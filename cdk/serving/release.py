@@ -327,16 +327,14 @@ class ReleaseFlow(Construct):
             f"Approve{env}",
             topic=self.notifications,
             subject=f"Approve release to {target.environment}",
-            message=sfn.TaskInput.from_text(
-                sfn.JsonPath.format(
-                    "Model package {} passed the earlier stages. To release it to "
-                    + target.environment
-                    + ", run: aws stepfunctions send-task-success --task-token {} --task-output '\"approved\"' "
-                    "; to stop it: aws stepfunctions send-task-failure --task-token {} --error Rejected",
-                    sfn.JsonPath.string_at("$.model_package_arn"),
-                    sfn.JsonPath.task_token,
-                    sfn.JsonPath.task_token,
-                )
+            message=sfn.TaskInput.from_object(
+                {
+                    "request": f"Approve the release to {target.environment}",
+                    "model_package_arn": sfn.JsonPath.string_at("$.model_package_arn"),
+                    "approve": "aws stepfunctions send-task-success --task-output true --task-token <task_token>",
+                    "reject": "aws stepfunctions send-task-failure --error Rejected --task-token <task_token>",
+                    "task_token": sfn.JsonPath.task_token,
+                }
             ),
             integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
             task_timeout=sfn.Timeout.duration(self._approval_timeout),

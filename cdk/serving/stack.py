@@ -1,0 +1,290 @@
+"""One environment's serving stack: the endpoint, its monitors, the retrain loop and the dashboard.
+
+The stack only wires constructs together. It reads the model package to serve from the
+environment's SSM parameter through a CloudFormation parameter of type
+``AWS::SSM::Parameter::Value<String>``, so every deployment of the stack (by the CI/CD
+pipeline or by the release flow) serves the package the release flow last wrote there.
+While the parameter says ``none`` (no approved model yet) the endpoint and its scaling
+are not created; everything else is.
+
+The parameter must exist before this stack is first deployed: create it with
+:class:`cdk.serving.approved_model.ApprovedModelParameter` in a stack this one depends on
+(the environment's model-build stack).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import ArnFormat, CfnCondition, CfnParameter, Duration, Fn, RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from constructs import Construct
+from pydantic import BaseModel, ConfigDict, Field
+
+from cdk.monitoring.dashboard import MonitoringDashboard
+from cdk.monitoring.model_monitor import DataQualityMonitorSchedule
+from cdk.monitoring.monitors import ModelMonitors
+from cdk.monitoring.retrain import RetrainLoop
+from cdk.monitoring.settings import MonitorSettings
+from cdk.serving.approved_model import NO_MODEL, ApprovedModelParameter
+from cdk.serving.endpoint import ModelEndpoint
+from cdk.serving.release import ReleaseFlow, ReleaseTarget
+from cdk.serving.settings import EndpointSettings
+from mlcore.settings import MlopsSettings
+
+
+class ServingProps(BaseModel):
+    """What differs per environment. ``monitoring=None`` leaves the monitors out (e.g. a serverless dev)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    environment: str = Field(pattern=r"^[a-z][a-z0-9]{1,11}$")
+    endpoint: EndpointSettings
+    monitoring: MonitorSettings | None = None
+    settings_file: str = "mlops.yaml"
+    # Keep the state table, logs and topic when the stack is deleted (always for production).
+    retain: bool = False
+    metric_namespace: str = "MLOps"
+
+    @classmethod
+    def from_mlops(
+        cls,
+        settings: MlopsSettings,
+        *,
+        environment: str,
+        endpoint: dict[str, Any] | None = None,
+        monitoring: dict[str, Any] | None = None,
+        with_monitors: bool = True,
+        **props: Any,
+    ) -> ServingProps:
+        """Props whose capture rate, thresholds, cooldown and alert emails come from ``mlops.yaml``.
+
+        ``endpoint`` and ``monitoring`` override single fields; the endpoint is named
+        ``<project>-<environment>`` unless ``endpoint`` names it.
+        """
+        endpoint_fields = {
+            "endpoint_name": f"{settings.project}-{environment}",
+            "capture_sampling_percentage": settings.monitoring.capture_sampling_percentage,
+            **(endpoint or {}),
+        }
+        monitor_settings = (
+            MonitorSettings.from_mlops(settings, **(monitoring or {})) if with_monitors else None
+        )
+        return cls(
+            environment=environment,
+            endpoint=EndpointSettings(**endpoint_fields),
+            monitoring=monitor_settings,
+            **props,
+        )
+
+
+class ServingStack(Stack):
+    """Endpoint (blue/green, auto-rollback, capture, autoscaling), monitors, retrain loop, dashboard.
+
+    :param props: this environment's settings.
+    :param encryption_key: the data key: endpoint volumes, captured data, reports.
+    :param artifact_bucket: holds model artifacts; receives captured data, reports and ground truth.
+    :param image_uri: the mlcore image the monitor jobs run.
+    :param image_repository: its ECR repository (the serving container's too).
+    :param model_package_group_name: the registry group the served packages belong to.
+    :param model_build_pipeline_name: the pipeline the retrain loop starts.
+    :param approved_model: the SSM parameter naming the package to serve (in an earlier stack).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        props: ServingProps,
+        encryption_key: kms.IKey,
+        artifact_bucket: s3.IBucket,
+        image_uri: str,
+        image_repository: ecr.IRepository,
+        model_package_group_name: str,
+        model_build_pipeline_name: str,
+        approved_model: ApprovedModelParameter,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, id_, **kwargs)
+        if Stack.of(approved_model) is self:
+            raise ValueError(
+                "approved_model must be created in a stack deployed before the serving stack "
+                "(e.g. the model-build stack): CloudFormation reads the parameter before it "
+                "creates any resource of this stack"
+            )
+        self.add_stack_dependency(Stack.of(approved_model))
+        self.props = props
+        self.approved_model = approved_model
+        removal = RemovalPolicy.RETAIN if props.retain else RemovalPolicy.DESTROY
+
+        self.ops_key = kms.Key(
+            self,
+            "OpsKey",
+            description="Encrypts the serving stack's alerts topic, state table and logs",
+            enable_key_rotation=True,
+            removal_policy=removal,
+        )
+        for service in ("cloudwatch.amazonaws.com", "events.amazonaws.com"):
+            # Alarms and EventBridge publish to the encrypted topic with their own principals.
+            self.ops_key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                    principals=[iam.ServicePrincipal(service)],
+                    resources=["*"],
+                    conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+                )
+            )
+        self.ops_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                principals=[iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com")],
+                resources=["*"],
+                conditions={
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": self.format_arn(
+                            service="logs", resource="log-group", resource_name="*", arn_format=ArnFormat.COLON_RESOURCE_NAME
+                        )
+                    }
+                },
+            )
+        )
+
+        self.alerts = sns.Topic(
+            self,
+            "Alerts",
+            display_name=f"{props.endpoint.endpoint_name} alerts",
+            master_key=self.ops_key,
+            enforce_ssl=True,
+        )
+        emails = props.monitoring.alert_emails if props.monitoring else ()
+        for email in emails:
+            self.alerts.add_subscription(subscriptions.EmailSubscription(email))
+
+        self.model_package_parameter = CfnParameter(
+            self,
+            "ModelPackageArn",
+            type="AWS::SSM::Parameter::Value<String>",
+            default=approved_model.parameter_name,
+            description="SSM parameter holding the model package ARN to serve (written by the release flow)",
+        )
+        self.has_model = CfnCondition(
+            self,
+            "HasApprovedModel",
+            expression=Fn.condition_not(
+                Fn.condition_equals(self.model_package_parameter.value_as_string, NO_MODEL)
+            ),
+        )
+        self.endpoint = ModelEndpoint(
+            self,
+            "Endpoint",
+            settings=props.endpoint,
+            model_package_arn=self.model_package_parameter.value_as_string,
+            encryption_key=encryption_key,
+            capture_bucket=artifact_bucket,
+            model_bucket=artifact_bucket,
+            image_repository=image_repository,
+            condition=self.has_model,
+        )
+        for alarm in (self.endpoint.alarm_5xx, self.endpoint.alarm_latency):
+            alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.alerts))
+
+        self.state_table = dynamodb.TableV2(
+            self,
+            "State",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            billing=dynamodb.Billing.on_demand(),
+            encryption=dynamodb.TableEncryptionV2.customer_managed_key(self.ops_key),
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=removal,
+        )
+
+        self.monitors: ModelMonitors | None = None
+        self.retrain: RetrainLoop | None = None
+        self.model_monitor: DataQualityMonitorSchedule | None = None
+        if props.monitoring is not None:
+            self.monitors = ModelMonitors(
+                self,
+                "Monitors",
+                endpoint=self.endpoint,
+                approved_model=approved_model,
+                model_package_group_name=model_package_group_name,
+                image_uri=image_uri,
+                image_repository=image_repository,
+                encryption_key=encryption_key,
+                model_bucket=artifact_bucket,
+                reports_bucket=artifact_bucket,
+                settings_file=Path(props.settings_file),
+                settings=props.monitoring,
+                state_table=self.state_table,
+                notifications=self.alerts,
+                namespace=props.metric_namespace,
+                log_key=self.ops_key,
+                removal_policy=removal,
+            )
+            self.retrain = RetrainLoop(
+                self,
+                "Retrain",
+                pipeline_name=model_build_pipeline_name,
+                alarms=self.monitors.alarms,
+                state_table=self.state_table,
+                cooldown=Duration.minutes(round(props.monitoring.retrain_cooldown_hours * 60)),
+                log_key=self.ops_key,
+                removal_policy=removal,
+            )
+            if props.monitoring.model_monitor is not None:
+                self.model_monitor = DataQualityMonitorSchedule(
+                    self,
+                    "ModelMonitor",
+                    endpoint=self.endpoint,
+                    settings=props.monitoring.model_monitor,
+                    encryption_key=encryption_key,
+                    reports_bucket=artifact_bucket,
+                )
+                self.model_monitor.schedule.cfn_options.condition = self.has_model
+        self.dashboard = MonitoringDashboard(self, "Dashboard", endpoint=self.endpoint, monitors=self.monitors)
+
+        self.model_package_group_name = model_package_group_name
+        self.release: ReleaseFlow | None = None
+
+    def add_release_flow(self, targets: Sequence[ReleaseTarget]) -> ReleaseFlow:
+        """Put the release flow in this stack: approved packages go to ``targets`` in order.
+
+        Call it once, on the stack of the environment that hosts the flow (normally the
+        last one, with ``approval_before=True`` on its own target).
+        """
+        if self.release is not None:
+            raise ValueError(f"{self.stack_name} already holds a release flow")
+        removal = RemovalPolicy.RETAIN if self.props.retain else RemovalPolicy.DESTROY
+        self.release = ReleaseFlow(
+            self,
+            "Release",
+            model_package_group_name=self.model_package_group_name,
+            targets=targets,
+            notifications=self.alerts,
+            encryption_key=self.ops_key,
+            removal_policy=removal,
+        )
+        return self.release
+
+    def release_target(self, *, approval_before: bool = False) -> ReleaseTarget:
+        """This environment as a target of a release flow (which may live in another stack)."""
+        return ReleaseTarget(
+            environment=self.props.environment,
+            stack_name=self.stack_name,
+            parameter_name=self.approved_model.parameter_name,
+            endpoint_name=self.endpoint.endpoint_name,
+            approval_before=approval_before,
+        )
+

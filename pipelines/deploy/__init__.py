@@ -1,0 +1,1 @@
+"""Control plane of deployment: roll approved model packages out (and back) and smoke test them."""

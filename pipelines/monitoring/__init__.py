@@ -1,0 +1,1 @@
+"""Control plane of monitoring: start monitor jobs, publish their metrics, gate retrains."""
