@@ -50,3 +50,8 @@ format: $(VENV)/.dev-installed
 
 clean:
 	rm -rf out cdk.out .pytest_cache .mypy_cache .ruff_cache
+
+# Every Azure ML definition of one environment as YAML, one file per entity, offline:
+# no credentials, no network. `make azure-dry-run ENV=prod` for the prod set.
+azure-dry-run: $(VENV)/.dev-installed
+	PYTHONPATH=azure $(PY) -m mlops_azure apply --env $(ENV) --dry-run --output out/azure/$(ENV)
