@@ -35,14 +35,21 @@ class MonitoringDashboard(Construct):
             default_interval=Duration.days(7),
         )
         self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(title="Invocations", left=[endpoint.metric_invocations()], width=8),
+            cloudwatch.GraphWidget(
+                title="Invocations", left=[endpoint.metric_invocations()], width=8
+            ),
             cloudwatch.GraphWidget(
                 title="Errors",
-                left=[endpoint.metric_invocation_5xx_errors(), endpoint.metric_invocation_4xx_errors()],
+                left=[
+                    endpoint.metric_invocation_5xx_errors(),
+                    endpoint.metric_invocation_4xx_errors(),
+                ],
                 width=8,
             ),
             cloudwatch.GraphWidget(
-                title="Model latency (microseconds)", left=[endpoint.metric_model_latency()], width=8
+                title="Model latency (microseconds)",
+                left=[endpoint.metric_model_latency()],
+                width=8,
             ),
         )
         self.dashboard.add_widgets(

@@ -52,7 +52,9 @@ class DataQualityMonitorSchedule(Construct):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"Runs Model Monitor's data-quality jobs for {endpoint.endpoint_name}",
         )
-        endpoint.capture_bucket.grant_read(self.role, f"{endpoint.capture_prefix}/{endpoint.endpoint_name}/*")
+        endpoint.capture_bucket.grant_read(
+            self.role, f"{endpoint.capture_prefix}/{endpoint.endpoint_name}/*"
+        )
         reports_bucket.grant_read_write(self.role, f"{prefix}/*")
         encryption_key.grant_encrypt_decrypt(self.role)
         for uri in (settings.baseline_statistics_s3_uri, settings.baseline_constraints_s3_uri):
@@ -60,12 +62,20 @@ class DataQualityMonitorSchedule(Construct):
             self.role.add_to_policy(
                 iam.PolicyStatement(
                     actions=["s3:GetObject"],
-                    resources=[Stack.of(self).format_arn(service="s3", region="", account="", resource=bucket, resource_name=key)],
+                    resources=[
+                        Stack.of(self).format_arn(
+                            service="s3", region="", account="", resource=bucket, resource_name=key
+                        )
+                    ],
                 )
             )
         self.role.add_to_policy(
             iam.PolicyStatement(
-                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:GetAuthorizationToken"],
+                actions=[
+                    "ecr:BatchGetImage",
+                    "ecr:GetDownloadUrlForLayer",
+                    "ecr:GetAuthorizationToken",
+                ],
                 resources=["*"],
             )
         )

@@ -99,7 +99,9 @@ class ModelMonitors(Construct):
                 "leave the monitors out for this environment"
             )
         if not Path(settings_file).is_file():
-            raise ValueError(f"settings_file {settings_file} does not exist; pass the path of mlops.yaml")
+            raise ValueError(
+                f"settings_file {settings_file} does not exist; pass the path of mlops.yaml"
+            )
         stack = Stack.of(self)
         self.endpoint = endpoint
         self.settings = settings
@@ -138,7 +140,9 @@ class ModelMonitors(Construct):
             )
         )
 
-        job_arn_pattern = stack.format_arn(service="sagemaker", resource="processing-job", resource_name=f"{name.lower()}-*")
+        job_arn_pattern = stack.format_arn(
+            service="sagemaker", resource="processing-job", resource_name=f"{name.lower()}-*"
+        )
         self.start_function = ControlPlaneFunction(
             self,
             "StartJob",
@@ -149,7 +153,9 @@ class ModelMonitors(Construct):
             environment={
                 "ENDPOINT_NAME": name,
                 "VARIANT_NAME": endpoint.variant_name,
-                "CAPTURE_S3_URI": endpoint.capture_bucket.s3_url_for_object(endpoint.capture_prefix),
+                "CAPTURE_S3_URI": endpoint.capture_bucket.s3_url_for_object(
+                    endpoint.capture_prefix
+                ),
                 "REPORTS_S3_URI": reports_bucket.s3_url_for_object(self.reports_prefix),
                 "GROUND_TRUTH_S3_URI": reports_bucket.s3_url_for_object(self.ground_truth_prefix),
                 "MODEL_PACKAGE_PARAMETER": approved_model.parameter_name,
@@ -195,7 +201,8 @@ class ModelMonitors(Construct):
             self,
             "SchedulerRole",
             assumed_by=iam.ServicePrincipal(
-                "scheduler.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": stack.account}}
+                "scheduler.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
             ),
             description=f"Lets EventBridge Scheduler start {name}'s monitor runs",
         )
@@ -212,7 +219,10 @@ class ModelMonitors(Construct):
                 target=scheduler_targets.LambdaInvoke(
                     self.start_function.function,
                     input=scheduler.ScheduleTargetInput.from_object(
-                        {"monitor": monitor, "scheduled_time": scheduler.ContextAttribute.scheduled_time}
+                        {
+                            "monitor": monitor,
+                            "scheduled_time": scheduler.ContextAttribute.scheduled_time,
+                        }
                     ),
                     retry_attempts=2,
                     role=self.scheduler_role,
@@ -232,7 +242,9 @@ class ModelMonitors(Construct):
         reports_bucket.grant_read(publisher, f"{self.reports_prefix}/*")
         encryption_key.grant_decrypt(publisher)
         publisher.add_to_policy(
-            iam.PolicyStatement(actions=["sagemaker:DescribeProcessingJob"], resources=[job_arn_pattern])
+            iam.PolicyStatement(
+                actions=["sagemaker:DescribeProcessingJob"], resources=[job_arn_pattern]
+            )
         )
         publisher.add_to_policy(
             iam.PolicyStatement(
@@ -255,7 +267,9 @@ class ModelMonitors(Construct):
                     "ProcessingJobStatus": ["Completed", "Failed", "Stopped"],
                 },
             ),
-            targets=[events_targets.LambdaFunction(self.publish_function.function, retry_attempts=2)],
+            targets=[
+                events_targets.LambdaFunction(self.publish_function.function, retry_attempts=2)
+            ],
         )
 
         alarm_action = cloudwatch_actions.SnsAction(notifications)
@@ -299,7 +313,12 @@ class ModelMonitors(Construct):
             metric=cloudwatch.MathExpression(
                 expression="SUM(METRICS())",
                 using_metrics={
-                    m: self._metric(names.MONITOR_JOB_FAILED, {"Monitor": m}, "Sum", settings.drift_alarm_period_hours)
+                    m: self._metric(
+                        names.MONITOR_JOB_FAILED,
+                        {"Monitor": m},
+                        "Sum",
+                        settings.drift_alarm_period_hours,
+                    )
                     for m in monitors
                 },
                 period=Duration.hours(settings.drift_alarm_period_hours),
@@ -312,7 +331,12 @@ class ModelMonitors(Construct):
         for alarm in (*self.alarms, self.job_failed_alarm):
             alarm.add_alarm_action(alarm_action)
 
-        for construct in (self.job_role, self.start_function, self.publish_function, self.scheduler_role):
+        for construct in (
+            self.job_role,
+            self.start_function,
+            self.publish_function,
+            self.scheduler_role,
+        ):
             NagSuppressions.add_resource_suppressions(
                 construct,
                 [
@@ -344,20 +368,30 @@ class ModelMonitors(Construct):
 
     def metric_dataset_drift(self) -> cloudwatch.Metric:
         """1 when the last drift run found dataset drift, else 0 (Maximum over the period)."""
-        return self._metric(names.DATASET_DRIFT, {}, "Maximum", self.settings.drift_alarm_period_hours)
+        return self._metric(
+            names.DATASET_DRIFT, {}, "Maximum", self.settings.drift_alarm_period_hours
+        )
 
     def metric_share_drifted_features(self) -> cloudwatch.Metric:
-        return self._metric(names.SHARE_DRIFTED_FEATURES, {}, "Maximum", self.settings.drift_alarm_period_hours)
+        return self._metric(
+            names.SHARE_DRIFTED_FEATURES, {}, "Maximum", self.settings.drift_alarm_period_hours
+        )
 
     def metric_feature_drift_statistic(self, feature: str) -> cloudwatch.Metric:
         return self._metric(
-            names.FEATURE_DRIFT_STATISTIC, {"Feature": feature}, "Maximum", self.settings.drift_alarm_period_hours
+            names.FEATURE_DRIFT_STATISTIC,
+            {"Feature": feature},
+            "Maximum",
+            self.settings.drift_alarm_period_hours,
         )
 
     def metric_live(self, metric: str) -> cloudwatch.Metric:
         """A live model metric on labelled traffic (e.g. ``auc``), Minimum over the period."""
         return self._metric(
-            names.quality_metric_name(metric), {}, "Minimum", self.settings.quality_alarm_period_hours
+            names.quality_metric_name(metric),
+            {},
+            "Minimum",
+            self.settings.quality_alarm_period_hours,
         )
 
     def grant_write_ground_truth(self, grantee: iam.IGrantable) -> iam.Grant:

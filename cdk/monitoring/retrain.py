@@ -80,7 +80,9 @@ class RetrainLoop(Construct):
             },
         )
         state_table.grant_read_write_data(self.gate.role)
-        self.gate.role.add_to_policy(iam.PolicyStatement(actions=["events:PutEvents"], resources=[bus_arn]))
+        self.gate.role.add_to_policy(
+            iam.PolicyStatement(actions=["events:PutEvents"], resources=[bus_arn])
+        )
         self.alarm_rule = events.Rule(
             self,
             "OnAlarm",
@@ -103,7 +105,9 @@ class RetrainLoop(Construct):
             description=f"Lets EventBridge start {pipeline_name}",
         )
         self.start_role.add_to_policy(
-            iam.PolicyStatement(actions=["sagemaker:StartPipelineExecution"], resources=[self.pipeline_arn])
+            iam.PolicyStatement(
+                actions=["sagemaker:StartPipelineExecution"], resources=[self.pipeline_arn]
+            )
         )
         parameters = [
             events.CfnRule.SageMakerPipelineParameterProperty(name=key, value=value)

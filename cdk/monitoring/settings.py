@@ -32,7 +32,9 @@ class ModelMonitorSettings(_Frozen):
     ``mlcore drift`` writes in Model Monitor's format.
     """
 
-    analyzer_image_uri: str = Field(pattern=r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/.+$")
+    analyzer_image_uri: str = Field(
+        pattern=r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/.+$"
+    )
     baseline_statistics_s3_uri: str = Field(pattern=r"^s3://.+")
     baseline_constraints_s3_uri: str = Field(pattern=r"^s3://.+")
     schedule: str = "cron(0 * ? * * *)"
@@ -62,7 +64,9 @@ class MonitorSettings(_Frozen):
     @classmethod
     def _is_schedule_expression(cls, value: str) -> str:
         if not _SCHEDULE.match(value):
-            raise ValueError(f"must be an EventBridge Scheduler expression like cron(0 * * * ? *) or rate(1 hour); got {value!r}")
+            raise ValueError(
+                f"must be an EventBridge Scheduler expression like cron(0 * * * ? *) or rate(1 hour); got {value!r}"
+            )
         return value
 
     @field_validator("primary_metric")

@@ -123,11 +123,16 @@ class ModelEndpoint(Construct):
             self,
             "Model",
             execution_role_arn=self.role.role_arn,
-            containers=[sagemaker.CfnModel.ContainerDefinitionProperty(model_package_name=model_package_arn)],
+            containers=[
+                sagemaker.CfnModel.ContainerDefinitionProperty(model_package_name=model_package_arn)
+            ],
             # The serving container needs no network: SageMaker fetches the model data for it.
             enable_network_isolation=True,
         )
-        self.model.node.add_dependency(self.role)
+        # SageMaker checks at CreateModel that the role can read the model data and image.
+        policy = self.role.node.try_find_child("DefaultPolicy")
+        if policy is not None:
+            self.model.node.add_dependency(policy)
 
         self.alarm_5xx = cloudwatch.Alarm(
             self,
@@ -189,7 +194,9 @@ class ModelEndpoint(Construct):
             self.scaling_target = self._autoscaling()
             # The target's role and policy too: none of it means anything without the endpoint.
             scaled.extend(
-                child for child in self.scaling_target.node.find_all() if isinstance(child, CfnResource)
+                child
+                for child in self.scaling_target.node.find_all()
+                if isinstance(child, CfnResource)
             )
         if condition is not None:
             for resource in scaled:
@@ -325,4 +332,3 @@ class ModelEndpoint(Construct):
         return Stack.of(self).format_arn(
             service="sagemaker", resource="endpoint", resource_name=self.endpoint_name.lower()
         )
-

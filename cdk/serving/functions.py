@@ -84,4 +84,3 @@ class ControlPlaneFunction(Construct):
             role=self.role,
             log_group=self.log_group,
         )
-        self.function.node.add_dependency(self.log_group)

@@ -126,7 +126,11 @@ class ReleaseFlow(Construct):
             iam.PolicyStatement(
                 actions=["ssm:GetParameter", "ssm:PutParameter"],
                 resources=[
-                    stack.format_arn(service="ssm", resource="parameter", resource_name=t.parameter_name.lstrip("/"))
+                    stack.format_arn(
+                        service="ssm",
+                        resource="parameter",
+                        resource_name=t.parameter_name.lstrip("/"),
+                    )
                     for t in targets
                 ],
             )
@@ -135,7 +139,11 @@ class ReleaseFlow(Construct):
             iam.PolicyStatement(
                 actions=["cloudformation:DescribeStacks", "cloudformation:UpdateStack"],
                 resources=[
-                    stack.format_arn(service="cloudformation", resource="stack", resource_name=f"{t.stack_name}/*")
+                    stack.format_arn(
+                        service="cloudformation",
+                        resource="stack",
+                        resource_name=f"{t.stack_name}/*",
+                    )
                     for t in targets
                 ],
             )
@@ -157,15 +165,28 @@ class ReleaseFlow(Construct):
         deploy_role.add_to_policy(
             iam.PolicyStatement(
                 actions=["iam:PassRole"],
-                resources=[stack.format_arn(service="iam", region="", resource="role", resource_name="cdk-*-cfn-exec-role-*")],
-                conditions={"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}},
+                resources=[
+                    stack.format_arn(
+                        service="iam",
+                        region="",
+                        resource="role",
+                        resource_name="cdk-*-cfn-exec-role-*",
+                    )
+                ],
+                conditions={
+                    "StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}
+                },
             )
         )
         self.smoke_function.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["sagemaker:InvokeEndpoint"],
                 resources=[
-                    stack.format_arn(service="sagemaker", resource="endpoint", resource_name=t.endpoint_name.lower())
+                    stack.format_arn(
+                        service="sagemaker",
+                        resource="endpoint",
+                        resource_name=t.endpoint_name.lower(),
+                    )
                     for t in targets
                 ],
             )
@@ -205,7 +226,9 @@ class ReleaseFlow(Construct):
             definition_body=sfn.DefinitionBody.from_chainable(chain),
             timeout=Duration.days(30),
             tracing_enabled=True,
-            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            logs=sfn.LogOptions(
+                destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True
+            ),
         )
         self.rule = events.Rule(
             self,
@@ -260,7 +283,10 @@ class ReleaseFlow(Construct):
             result_path=result,
         )
         deploy.add_catch(
-            self._notify(f"Notify{env}DeployFailed", f"Deploying {{}} to {target.environment} failed to start.").next(fail),
+            self._notify(
+                f"Notify{env}DeployFailed",
+                f"Deploying {{}} to {target.environment} failed to start.",
+            ).next(fail),
             result_path="$.error",
         )
         status = tasks.LambdaInvoke(

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from aws_cdk import ArnFormat, CfnCondition, CfnParameter, Duration, Fn, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
@@ -26,7 +27,6 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
-from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from constructs import Construct
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -146,13 +146,22 @@ class ServingStack(Stack):
             )
         self.ops_key.add_to_resource_policy(
             iam.PolicyStatement(
-                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                actions=[
+                    "kms:Encrypt*",
+                    "kms:Decrypt*",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:Describe*",
+                ],
                 principals=[iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com")],
                 resources=["*"],
                 conditions={
                     "ArnLike": {
                         "kms:EncryptionContext:aws:logs:arn": self.format_arn(
-                            service="logs", resource="log-group", resource_name="*", arn_format=ArnFormat.COLON_RESOURCE_NAME
+                            service="logs",
+                            resource="log-group",
+                            resource_name="*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
                         )
                     }
                 },
@@ -253,7 +262,9 @@ class ServingStack(Stack):
                     reports_bucket=artifact_bucket,
                 )
                 self.model_monitor.schedule.cfn_options.condition = self.has_model
-        self.dashboard = MonitoringDashboard(self, "Dashboard", endpoint=self.endpoint, monitors=self.monitors)
+        self.dashboard = MonitoringDashboard(
+            self, "Dashboard", endpoint=self.endpoint, monitors=self.monitors
+        )
 
         self.model_package_group_name = model_package_group_name
         self.release: ReleaseFlow | None = None
@@ -287,4 +298,3 @@ class ServingStack(Stack):
             endpoint_name=self.endpoint.endpoint_name,
             approval_before=approval_before,
         )
-

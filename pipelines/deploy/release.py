@@ -231,7 +231,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arn is None and args.model_package_group and args.action == "deploy":
         arn = latest_approved_package(sagemaker, args.model_package_group)
     if arn is None:
-        parser.error(f"{args.action} needs --model-package-arn (or --model-package-group for deploy)")
+        parser.error(
+            f"{args.action} needs --model-package-arn (or --model-package-group for deploy)"
+        )
     result = deploy_model_package(
         cloudformation=cloudformation,
         ssm=boto3.client("ssm"),

@@ -47,8 +47,14 @@ def load_payload(path: str | Path = DEFAULT_PAYLOAD) -> dict[str, Any]:
         payload = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"smoke payload {path} is not readable JSON: {exc}") from exc
-    if not isinstance(payload, dict) or not isinstance(payload.get("instances"), list) or not payload["instances"]:
-        raise ValueError(f'smoke payload {path} must be {{"instances": [record, ...]}} with records')
+    if (
+        not isinstance(payload, dict)
+        or not isinstance(payload.get("instances"), list)
+        or not payload["instances"]
+    ):
+        raise ValueError(
+            f'smoke payload {path} must be {{"instances": [record, ...]}} with records'
+        )
     return payload
 
 
@@ -71,20 +77,28 @@ def smoke_test(runtime: Any, *, endpoint_name: str, payload: dict[str, Any]) -> 
         raise SmokeTestFailed(f"{endpoint_name} answered with non-JSON: {body[:200]!r}") from exc
     predictions = document.get("predictions") if isinstance(document, dict) else None
     if not isinstance(predictions, list):
-        raise SmokeTestFailed(f'{endpoint_name} answered without a "predictions" list: {str(document)[:200]}')
+        raise SmokeTestFailed(
+            f'{endpoint_name} answered without a "predictions" list: {str(document)[:200]}'
+        )
     if len(predictions) != records:
-        raise SmokeTestFailed(f"{endpoint_name} returned {len(predictions)} predictions for {records} records")
+        raise SmokeTestFailed(
+            f"{endpoint_name} returned {len(predictions)} predictions for {records} records"
+        )
     problems = []
     for number, item in enumerate(predictions, start=1):
         if not isinstance(item, dict) or item.get("prediction") is None:
             problems.append(f"prediction {number} has no value: {item!r}")
             continue
         score = item.get("score")
-        if score is not None and not (isinstance(score, int | float) and math.isfinite(score) and 0 <= score <= 1):
+        if score is not None and not (
+            isinstance(score, int | float) and math.isfinite(score) and 0 <= score <= 1
+        ):
             problems.append(f"prediction {number} has score {score!r}, not a probability")
     if problems:
         raise SmokeTestFailed(f"{endpoint_name}: " + "; ".join(problems[:5]))
-    logger.info("%s answered %d predictions for %d records", endpoint_name, len(predictions), records)
+    logger.info(
+        "%s answered %d predictions for %d records", endpoint_name, len(predictions), records
+    )
     return SmokeResult(endpoint_name, records, len(predictions))
 
 
@@ -96,7 +110,9 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     if not endpoint_name:
         raise ValueError(f"smoke test needs target.endpoint_name; got {event}")
     payload = load_payload(os.environ.get("SMOKE_PAYLOAD_FILE", DEFAULT_PAYLOAD))
-    return smoke_test(boto3.client("sagemaker-runtime"), endpoint_name=endpoint_name, payload=payload).to_dict()
+    return smoke_test(
+        boto3.client("sagemaker-runtime"), endpoint_name=endpoint_name, payload=payload
+    ).to_dict()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -109,7 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         result = smoke_test(
-            boto3.client("sagemaker-runtime"), endpoint_name=args.endpoint_name, payload=load_payload(args.payload)
+            boto3.client("sagemaker-runtime"),
+            endpoint_name=args.endpoint_name,
+            payload=load_payload(args.payload),
         )
     except SmokeTestFailed as exc:
         print(f"smoke test failed: {exc}", file=sys.stderr)

@@ -88,7 +88,9 @@ class MonitorJobConfig:
             "label_delay_hours": "LABEL_DELAY_HOURS",
             "max_runtime_seconds": "MAX_RUNTIME_SECONDS",
         }
-        values.update({attr: int(env[name]) for attr, name in optional_ints.items() if env.get(name)})
+        values.update(
+            {attr: int(env[name]) for attr, name in optional_ints.items() if env.get(name)}
+        )
         return cls(**values)
 
 
@@ -122,7 +124,11 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 
     config = MonitorJobConfig.from_environment()
     monitor = parse_monitor(event.get("monitor"))
-    scheduled = parse_time(event.get("scheduled_time")) if event.get("scheduled_time") else datetime.now(UTC)
+    scheduled = (
+        parse_time(event.get("scheduled_time"))
+        if event.get("scheduled_time")
+        else datetime.now(UTC)
+    )
     run = start_monitor_run(
         config,
         monitor=monitor,
@@ -167,13 +173,17 @@ def start_monitor_run(
     earliest = window_end - timedelta(hours=config.lookback_hours)
     window_start = max(last_end, earliest) if last_end else earliest
     if window_start >= window_end:
-        return MonitorRun(monitor, "skipped", window_start, window_end, reason="window already covered")
+        return MonitorRun(
+            monitor, "skipped", window_start, window_end, reason="window already covered"
+        )
 
     def skip(reason: str, files: int = 0) -> MonitorRun:
         # An empty window stays analysed: the next run starts after it rather than re-reading it.
         _write_watermark(dynamodb, config.state_table, watermark_key, window_end)
         logger.info("%s monitor skipped %s..%s: %s", monitor, window_start, window_end, reason)
-        return MonitorRun(monitor, "skipped", window_start, window_end, reason=reason, captured_files=files)
+        return MonitorRun(
+            monitor, "skipped", window_start, window_end, reason=reason, captured_files=files
+        )
 
     model_package_arn = ssm.get_parameter(Name=config.model_package_parameter)["Parameter"]["Value"]
     if model_package_arn == NO_MODEL:
@@ -184,7 +194,9 @@ def start_monitor_run(
         if not config.ground_truth_s3_uri:
             raise ValueError("the quality monitor needs GROUND_TRUTH_S3_URI")
         capture_start = window_start - timedelta(hours=config.label_delay_hours)
-    capture_root = f"{config.capture_s3_uri.rstrip('/')}/{config.endpoint_name}/{config.variant_name}"
+    capture_root = (
+        f"{config.capture_s3_uri.rstrip('/')}/{config.endpoint_name}/{config.variant_name}"
+    )
     captured = list_hourly_objects(s3, capture_root, capture_start, window_end)
     if not captured:
         return skip("no captured data in the window")
@@ -201,7 +213,9 @@ def start_monitor_run(
         _s3_input("settings", config.settings_s3_uri),
     ]
     if monitor == "quality":
-        inputs.append(_manifest_input(s3, "labels", labels, f"{run_uri}/manifests/labels.json", config))
+        inputs.append(
+            _manifest_input(s3, "labels", labels, f"{run_uri}/manifests/labels.json", config)
+        )
     job_name = job_name_for(config.endpoint_name, monitor, window_end)
     try:
         sagemaker.create_processing_job(
@@ -209,7 +223,9 @@ def start_monitor_run(
             RoleArn=config.role_arn,
             AppSpecification={
                 "ImageUri": config.image_uri,
-                "ContainerEntrypoint": monitor_command(monitor, settings_file=_basename(config.settings_s3_uri)),
+                "ContainerEntrypoint": monitor_command(
+                    monitor, settings_file=_basename(config.settings_s3_uri)
+                ),
             },
             ProcessingInputs=inputs,
             ProcessingOutputConfig={
@@ -241,7 +257,9 @@ def start_monitor_run(
                 "MLOPS_ENDPOINT": config.endpoint_name,
                 "MLOPS_MODEL_PACKAGE": model_package_arn,
             },
-            Tags=[{"Key": k, "Value": v} for k, v in {**config.tags, "mlops:monitor": monitor}.items()],
+            Tags=[
+                {"Key": k, "Value": v} for k, v in {**config.tags, "mlops:monitor": monitor}.items()
+            ],
         )
         status: Literal["started", "already-started"] = "started"
     except sagemaker.exceptions.ResourceInUse:
@@ -358,7 +376,9 @@ def _model_data_url(sagemaker: Any, model_package_arn: str) -> str:
 
 
 def _read_watermark(dynamodb: Any, table: str, key: str) -> datetime | None:
-    item = dynamodb.get_item(TableName=table, Key={"pk": {"S": key}}, ConsistentRead=True).get("Item")
+    item = dynamodb.get_item(TableName=table, Key={"pk": {"S": key}}, ConsistentRead=True).get(
+        "Item"
+    )
     return parse_time(item["window_end"]["S"]) if item else None
 
 

@@ -65,7 +65,9 @@ def drift_metric_data(
     ]
     if report.get("prediction_drift") is not None:
         data.append(
-            _datum(PREDICTION_DRIFT, 1.0 if report["prediction_drift"] else 0.0, endpoint, timestamp)
+            _datum(
+                PREDICTION_DRIFT, 1.0 if report["prediction_drift"] else 0.0, endpoint, timestamp
+            )
         )
     for feature in report["features"]:
         dims = [*endpoint, {"Name": "Feature", "Value": str(feature["name"])}]
@@ -82,7 +84,9 @@ def quality_metric_data(
     _require(report, ("metrics", "slices", "below_threshold", "rows"), "quality report")
     endpoint = [{"Name": "EndpointName", "Value": endpoint_name}]
     data = [
-        _datum(QUALITY_BELOW_THRESHOLD, 1.0 if report["below_threshold"] else 0.0, endpoint, timestamp),
+        _datum(
+            QUALITY_BELOW_THRESHOLD, 1.0 if report["below_threshold"] else 0.0, endpoint, timestamp
+        ),
         _datum(LABELLED_ROWS, report["rows"], endpoint, timestamp, unit="Count"),
     ]
     data.extend(
@@ -97,7 +101,12 @@ def quality_metric_data(
                 {"Name": "SliceValue", "Value": str(value)},
             ]
             data.extend(
-                _datum(LABELLED_ROWS if name == "rows" else quality_metric_name(name), number, dims, timestamp)
+                _datum(
+                    LABELLED_ROWS if name == "rows" else quality_metric_name(name),
+                    number,
+                    dims,
+                    timestamp,
+                )
                 for name, number in metrics.items()
             )
     return [d for d in data if d is not None]
@@ -116,7 +125,9 @@ def put_metrics(
 ) -> int:
     """Publish ``data`` in batches PutMetricData accepts; return how many were sent."""
     for start in range(0, len(data), _BATCH):
-        cloudwatch.put_metric_data(Namespace=namespace, MetricData=list(data[start : start + _BATCH]))
+        cloudwatch.put_metric_data(
+            Namespace=namespace, MetricData=list(data[start : start + _BATCH])
+        )
     logger.info("published %d metric data to %s", len(data), namespace)
     return len(data)
 

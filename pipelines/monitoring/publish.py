@@ -59,7 +59,9 @@ def publish_job_metrics(
     status = job["ProcessingJobStatus"]
     timestamp = job.get("ProcessingEndTime") or datetime.now(UTC)
     if status in _FAILED:
-        logger.error("%s monitor job %s %s: %s", monitor, job_name, status, job.get("FailureReason"))
+        logger.error(
+            "%s monitor job %s %s: %s", monitor, job_name, status, job.get("FailureReason")
+        )
         data = job_failed_metric_data(endpoint_name=endpoint, monitor=monitor, timestamp=timestamp)
         put_metrics(cloudwatch, namespace=namespace, data=data)
         return {"job": job_name, "status": status, "published": len(data)}

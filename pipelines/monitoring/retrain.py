@@ -47,7 +47,9 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Lambda entry point (EventBridge target)."""
     import boto3
 
-    missing = [n for n in ("PIPELINE_NAME", "STATE_TABLE", "COOLDOWN_HOURS") if not os.environ.get(n)]
+    missing = [
+        n for n in ("PIPELINE_NAME", "STATE_TABLE", "COOLDOWN_HOURS") if not os.environ.get(n)
+    ]
     if missing:
         raise ValueError(f"the retrain trigger needs environment variables {missing}")
     detail = event.get("detail", {})
@@ -95,7 +97,12 @@ def request_retrain(
             ExpressionAttributeValues={":cutoff": {"N": str(int(cutoff.timestamp()))}},
         )
     except dynamodb.exceptions.ConditionalCheckFailedException:
-        logger.info("retrain of %s for %s suppressed: within the %s cooldown", pipeline_name, alarm_name, cooldown)
+        logger.info(
+            "retrain of %s for %s suppressed: within the %s cooldown",
+            pipeline_name,
+            alarm_name,
+            cooldown,
+        )
         return RetrainDecision(False, pipeline_name, alarm_name, f"within the {cooldown} cooldown")
     response = events.put_events(
         Entries=[

@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import sys
+import tarfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ logger = logging.getLogger(__name__)
 INFERENCE_ID_COLUMN = "inference_id"
 QUALITY_REPORT_FILE = "quality_report.json"
 EVALUATION_FILE = "evaluation.json"
+MODEL_ARCHIVE = "model.tar.gz"
 _GROUND_TRUTH_SUFFIXES = (".jsonl", ".json")
 
 
@@ -91,13 +93,14 @@ def read_ground_truth(path: str | Path, *, target: str) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise DataError(f"ground-truth path does not exist: {path}")
-    json_files = (
-        [path]
-        if path.is_file() and path.suffix.lower() in _GROUND_TRUTH_SUFFIXES
-        else sorted(p for p in path.rglob("*") if p.suffix.lower() in _GROUND_TRUTH_SUFFIXES)
-        if path.is_dir()
-        else []
-    )
+    if path.is_dir():
+        json_files = sorted(
+            p for p in path.rglob("*") if p.suffix.lower() in _GROUND_TRUTH_SUFFIXES
+        )
+    elif path.suffix.lower() in _GROUND_TRUTH_SUFFIXES:
+        json_files = [path]
+    else:
+        json_files = []
     if json_files:
         return _read_ground_truth_jsonl(json_files, target=target)
     frame = load_table(path)
@@ -269,17 +272,27 @@ def run_quality(
 
 
 def spec_from_model_dir(model_dir: str | Path) -> DatasetSpec:
-    """The dataset spec stored in a model directory's metadata.json (no model unpickling)."""
-    path = Path(model_dir) / METADATA_FILE
-    if not path.exists():
-        raise ConfigError(
-            f"{model_dir} holds no {METADATA_FILE}; point --model-dir at the folder "
-            "`mlcore train --model-dir` wrote (or the extracted model.tar.gz)"
-        )
+    """The dataset spec in a model directory's metadata.json, or in the SageMaker
+    ``model.tar.gz`` the directory holds (as a Processing job receives the model)."""
+    folder = Path(model_dir)
+    path, archive = folder / METADATA_FILE, folder / MODEL_ARCHIVE
     try:
-        return DatasetSpec.from_dict(json.loads(path.read_text())["spec"])
-    except (KeyError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path} holds no readable dataset spec: {exc!r}") from exc
+        if path.is_file():
+            metadata = json.loads(path.read_text())
+        elif archive.is_file():
+            with tarfile.open(archive) as tar:
+                member = tar.extractfile(METADATA_FILE)
+                if member is None:
+                    raise KeyError(METADATA_FILE)
+                metadata = json.loads(member.read())
+        else:
+            raise ConfigError(
+                f"{folder} holds neither {METADATA_FILE} nor {MODEL_ARCHIVE}; point --model-dir at "
+                "the folder `mlcore train --model-dir` wrote, or at one holding SageMaker's model.tar.gz"
+            )
+        return DatasetSpec.from_dict(metadata["spec"])
+    except (KeyError, json.JSONDecodeError, tarfile.TarError) as exc:
+        raise ConfigError(f"no readable dataset spec in {folder}: {exc!r}") from exc
 
 
 def add_quality_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -65,11 +65,14 @@ def build_app(outdir: str) -> DeployApp:
     from cdk_nag import NagPackSuppression, NagSuppressions
 
     NagSuppressions.add_resource_suppressions(
-        logs_bucket, [NagPackSuppression(id="AwsSolutions-S1", reason="The access-log bucket itself.")]
+        logs_bucket,
+        [NagPackSuppression(id="AwsSolutions-S1", reason="The access-log bucket itself.")],
     )
     repository = ecr.Repository(build, "Images", image_scan_on_push=True)
     approved = {
-        name: ApprovedModelParameter(build, f"Approved{name}", parameter_name=f"/mlops/churn/{name}/model-package-arn")
+        name: ApprovedModelParameter(
+            build, f"Approved{name}", parameter_name=f"/mlops/churn/{name}/model-package-arn"
+        )
         for name in ("dev", "staging", "prod")
     }
     common = dict(
