@@ -19,6 +19,7 @@ from mlcore.drift import (
     psi_drift,
     wasserstein_drift,
 )
+from mlcore.drift.ks import ks_asymptotic_p_value
 from mlcore.drift.pairs import PSEUDO_COUNT, counts_in_bins, quantile_edges
 
 TOL = 1e-9
@@ -53,6 +54,16 @@ def test_ks_equals_scipy_on_large_samples_with_ties(shift: float) -> None:
     assert ours.parameters["p_value_method"] == "asymp"
     assert ours.statistic == pytest.approx(theirs.statistic, abs=TOL)
     assert ours.p_value == pytest.approx(theirs.pvalue, abs=TOL)
+
+
+@pytest.mark.parametrize(("n", "points"), [(141, 40), (5_000, 40), (40_000, 20), (500_000, 6)])
+def test_ks_p_values_equal_scipys_kstwo_across_the_tail(n: int, points: int) -> None:
+    # Covers scipy's own branches (Pelz-Good, 2 * smirnov, zero) at monitoring sizes; scipy
+    # itself is slow in the tail at large n, hence fewer points there.
+    for statistic in np.linspace(0.2 / np.sqrt(n), 25 / np.sqrt(n), points):
+        expected = stats.kstwo.sf(statistic, n)
+        # Two samples of 2n give the effective size n that scipy's ks_2samp passes to kstwo.
+        assert ks_asymptotic_p_value(statistic, 2 * n, 2 * n) == pytest.approx(expected, abs=TOL)
 
 
 @settings(max_examples=60, deadline=None)

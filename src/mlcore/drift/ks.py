@@ -8,7 +8,6 @@ column drifts only when the p-value is below the threshold AND the KS statistic
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np
@@ -22,9 +21,8 @@ from mlcore.settings import DriftSettings
 METHOD = "ks"
 # scipy's ks_2samp(method="auto") is exact up to this sample size and asymptotic beyond it.
 _SCIPY_EXACT_MAX_N = 10_000
-# Far-tail p-values come from the limiting distribution (see ks_asymptotic_p_value).
-_TAIL_P = 1e-10
-_LIMITING_MIN_N = 10_000
+# scipy's kstwo uses other methods up to this size; they are fast there.
+_SMIRNOV_MIN_N = 140
 
 
 def ks_drift(
@@ -100,22 +98,45 @@ def ks_statistic(gap: np.ndarray) -> float:
 
 
 def ks_asymptotic_p_value(statistic: float, n_ref: int, n_cur: int) -> float:
-    """The two-sided p-value as scipy's ks_2samp computes it for large samples, and as fast.
+    """The two-sided p-value scipy's ks_2samp gives for large samples, computed faster.
 
-    scipy evaluates ``kstwo.sf(D, round(n_ref * n_cur / (n_ref + n_cur)))``,
-    which takes about 0.4 s per call in the far tail (p around 1e-11 to 1e-40)
-    at monitoring sample sizes. There, with an effective size of 10,000 or
-    more, the limiting Kolmogorov distribution differs from it by well under
-    1% relative, so when it puts p below ``_TAIL_P`` the two agree to better
-    than 1e-12 absolute and that value is used instead.
+    scipy evaluates ``kstwo.sf(D, round(n_ref * n_cur / (n_ref + n_cur)))``. In
+    the tail (n * D**2 between 2.2 and 370, below p of about 0.005) that is
+    ``2 * scipy.special.smirnov(n, D)``, whose term-by-term loop takes about
+    0.4 s at n = 500,000. The same exact sum (Birnbaum and Tingey's formula) is
+    evaluated here vectorised in log space, in milliseconds; it agrees with
+    scipy's to about 1e-11 at n = 1,000,000 (tests check 1e-9). Everywhere else
+    scipy itself is called.
     """
     m, n = sorted([float(n_ref), float(n_cur)], reverse=True)
-    effective_n = float(np.round(m * n / (m + n)))
-    if effective_n >= _LIMITING_MIN_N:
-        limiting = float(special.kolmogorov(statistic * math.sqrt(effective_n)))
-        if limiting < _TAIL_P:
-            return limiting
+    effective_n = int(np.round(m * n / (m + n)))
+    n_d = effective_n * statistic
+    in_smirnov_branch = 2.2 <= n_d * statistic < 370.0  # where scipy uses 2 * smirnov(n, D)
+    plain = effective_n > _SMIRNOV_MIN_N and 1.0 < n_d < effective_n - 1 and statistic < 0.5
+    if plain and in_smirnov_branch:
+        return float(np.clip(2.0 * smirnov_sf(effective_n, statistic), 0.0, 1.0))
     return float(np.clip(stats.kstwo.sf(statistic, effective_n), 0.0, 1.0))
+
+
+def smirnov_sf(n: int, d: float) -> float:
+    """P(D+_n >= d), the exact one-sided Smirnov tail; the value of ``scipy.special.smirnov``.
+
+    Birnbaum and Tingey (1951): d * sum_j C(n, j) (1 - d - j/n)^(n - j) (d + j/n)^(j - 1)
+    for j = 0 .. floor(n (1 - d)). Every term is positive, so summing them in
+    floating point loses nothing to cancellation.
+    """
+    j = np.arange(0, int(np.floor(n * (1 - d))) + 1, dtype=np.float64)
+    log_factorials = special.gammaln(np.arange(1, n + 2, dtype=np.float64))  # log k! for k = 0..n
+    counts = j.astype(np.int64)
+    with np.errstate(divide="ignore"):  # a zero base gives log 0 = -inf: a term of 0
+        log_terms = (
+            log_factorials[n]
+            - log_factorials[counts]
+            - log_factorials[n - counts]
+            + (n - j) * np.log1p(-d - j / n)
+            + (j - 1) * np.log(d + j / n)
+        )
+    return float(d * np.sum(np.exp(log_terms)))
 
 
 def ks_drifted(
