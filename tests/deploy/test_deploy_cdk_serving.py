@@ -1,0 +1,328 @@
+"""CDK assertions on the serving and monitoring constructs (one synthesised test app per session)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Annotations, Capture, Match, Template
+
+
+pytestmark = pytest.mark.xdist_group("deploy-cdk")
+
+# Names the test app (conftest.py) gives the part-1 resources it stands in for.
+MODEL_BUILD_PIPELINE = "churn-dev-model-build"
+MODEL_PACKAGE_GROUP = "churn-models"
+
+
+@pytest.fixture(scope="module")
+def templates(deploy_app: Any) -> dict[str, Template]:
+    return {name: Template.from_stack(stack) for name, stack in deploy_app.stacks.items()}
+
+
+def _resources(template: Template, type_: str) -> dict[str, dict]:
+    return template.find_resources(type_)
+
+
+def _only(template: Template, type_: str) -> tuple[str, dict]:
+    found = _resources(template, type_)
+    assert len(found) == 1, f"expected one {type_}, found {sorted(found)}"
+    return next(iter(found.items()))
+
+
+def test_prod_endpoint_rolls_back_on_5xx_and_latency_alarms(templates: dict[str, Template]) -> None:
+    prod = templates["prod"]
+    _, endpoint = _only(prod, "AWS::SageMaker::Endpoint")
+    alarms = endpoint["Properties"]["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]
+    referenced = {alarm["AlarmName"]["Ref"] for alarm in alarms}
+    metrics = {
+        _resources(prod, "AWS::CloudWatch::Alarm")[logical_id]["Properties"]["MetricName"]
+        for logical_id in referenced
+    }
+    assert metrics == {"Invocation5XXErrors", "ModelLatency"}
+
+
+def test_latency_alarm_threshold_is_in_microseconds(templates: dict[str, Template]) -> None:
+    templates["prod"].has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {"MetricName": "ModelLatency", "Namespace": "AWS/SageMaker", "Threshold": 1_000_000},
+    )
+
+
+def test_prod_shifts_traffic_linearly_and_staging_by_canary(templates: dict[str, Template]) -> None:
+    def routing(name: str) -> dict:
+        _, endpoint = _only(templates[name], "AWS::SageMaker::Endpoint")
+        policy = endpoint["Properties"]["DeploymentConfig"]["BlueGreenUpdatePolicy"]
+        return policy["TrafficRoutingConfiguration"]
+
+    assert routing("prod")["Type"] == "LINEAR"
+    assert routing("prod")["LinearStepSize"] == {"Type": "CAPACITY_PERCENT", "Value": 25}
+    assert routing("staging")["Type"] == "CANARY"
+    assert routing("staging")["CanarySize"] == {"Type": "CAPACITY_PERCENT", "Value": 10}
+
+
+def test_data_capture_is_on_and_encrypted_with_the_data_key(templates: dict[str, Template]) -> None:
+    key = Capture()
+    templates["prod"].has_resource_properties(
+        "AWS::SageMaker::EndpointConfig",
+        {
+            "KmsKeyId": key,
+            "DataCaptureConfig": {
+                "EnableCapture": True,
+                "InitialSamplingPercentage": 100,
+                "KmsKeyId": Match.object_like({"Fn::ImportValue": Match.string_like_regexp("Key")}),
+                "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+                "DestinationS3Uri": Match.any_value(),
+            },
+        },
+    )
+    assert "Key" in json.dumps(key.as_object())
+
+
+def test_endpoint_serves_the_package_named_by_the_ssm_parameter(templates: dict[str, Template]) -> None:
+    prod = templates["prod"]
+    prod.has_parameter(
+        "ModelPackageArn",
+        {"Type": "AWS::SSM::Parameter::Value<String>", "Default": "/mlops/churn/prod/model-package-arn"},
+    )
+    prod.has_resource_properties(
+        "AWS::SageMaker::Model",
+        {
+            "Containers": [{"ModelPackageName": {"Ref": "ModelPackageArn"}}],
+            "EnableNetworkIsolation": True,
+        },
+    )
+
+
+def test_no_endpoint_is_created_before_a_model_is_approved(templates: dict[str, Template]) -> None:
+    prod = templates["prod"]
+    prod.has_condition(
+        "HasApprovedModel", {"Fn::Not": [{"Fn::Equals": [{"Ref": "ModelPackageArn"}, "none"]}]}
+    )
+    for type_ in (
+        "AWS::SageMaker::Model",
+        "AWS::SageMaker::EndpointConfig",
+        "AWS::SageMaker::Endpoint",
+        "AWS::ApplicationAutoScaling::ScalableTarget",
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
+        "AWS::SageMaker::MonitoringSchedule",
+    ):
+        for logical_id, resource in _resources(prod, type_).items():
+            assert resource.get("Condition") == "HasApprovedModel", logical_id
+
+
+def test_autoscaling_tracks_invocations_per_instance(templates: dict[str, Template]) -> None:
+    staging = templates["staging"]
+    staging.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalableTarget",
+        {
+            "ResourceId": "endpoint/churn-staging/variant/AllTraffic",
+            "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+            "ServiceNamespace": "sagemaker",
+            "MinCapacity": 1,
+            "MaxCapacity": 2,
+        },
+    )
+    staging.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
+        {
+            "PolicyType": "TargetTrackingScaling",
+            "TargetTrackingScalingPolicyConfiguration": Match.object_like(
+                {
+                    "PredefinedMetricSpecification": {
+                        "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
+                    },
+                    "TargetValue": 300,
+                }
+            ),
+        },
+    )
+
+
+def test_dev_serverless_endpoint_has_no_capture_scaling_or_monitors(
+    templates: dict[str, Template],
+) -> None:
+    dev = templates["dev"]
+    _, config = _only(dev, "AWS::SageMaker::EndpointConfig")
+    variant = config["Properties"]["ProductionVariants"][0]
+    assert variant["ServerlessConfig"] == {"MaxConcurrency": 5, "MemorySizeInMB": 2048}
+    assert "DataCaptureConfig" not in config["Properties"]
+    dev.resource_count_is("AWS::ApplicationAutoScaling::ScalableTarget", 0)
+    dev.resource_count_is("AWS::Scheduler::Schedule", 0)
+
+
+def test_drift_alarm_rule_starts_the_model_build_pipeline(templates: dict[str, Template]) -> None:
+    staging = templates["staging"]
+    drift_alarm = next(
+        logical_id
+        for logical_id, alarm in _resources(staging, "AWS::CloudWatch::Alarm").items()
+        if alarm["Properties"].get("MetricName") == "DatasetDrift"
+    )
+    rules = _resources(staging, "AWS::Events::Rule")
+    alarm_rule = next(
+        rule
+        for rule in rules.values()
+        if rule["Properties"]["EventPattern"].get("source") == ["aws.cloudwatch"]
+    )
+    assert {"Ref": drift_alarm} in alarm_rule["Properties"]["EventPattern"]["detail"]["alarmName"]
+    gate = alarm_rule["Properties"]["Targets"][0]["Arn"]["Fn::GetAtt"][0]
+    gate_env = _resources(staging, "AWS::Lambda::Function")[gate]["Properties"]["Environment"]
+    assert gate_env["Variables"]["PIPELINE_NAME"] == MODEL_BUILD_PIPELINE
+    assert gate_env["Variables"]["COOLDOWN_HOURS"] == "24"
+
+    retrain_rule = next(
+        rule
+        for rule in rules.values()
+        if rule["Properties"]["EventPattern"].get("source") == ["mlops.retrain"]
+    )
+    target = retrain_rule["Properties"]["Targets"][0]
+    assert target["Arn"]["Fn::Join"][1][-1].endswith(f":pipeline/{MODEL_BUILD_PIPELINE}")
+    role = target["RoleArn"]["Fn::GetAtt"][0]
+    staging.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "Roles": [{"Ref": role}],
+            "PolicyDocument": {
+                "Statement": [
+                    Match.object_like(
+                        {"Action": "sagemaker:StartPipelineExecution", "Resource": target["Arn"]}
+                    )
+                ]
+            },
+        },
+    )
+
+
+def test_monitors_run_on_the_mlops_yaml_schedule(templates: dict[str, Template]) -> None:
+    schedules = _resources(templates["staging"], "AWS::Scheduler::Schedule")
+    by_monitor = {
+        json.loads(s["Properties"]["Target"]["Input"])["monitor"]: s["Properties"] for s in schedules.values()
+    }
+    assert set(by_monitor) == {"drift", "quality"}
+    assert by_monitor["drift"]["ScheduleExpression"] == "cron(0 * * * ? *)"
+    assert (
+        json.loads(by_monitor["drift"]["Target"]["Input"])["scheduled_time"]
+        == "<aws.scheduler.scheduled-time>"
+    )
+
+
+def test_quality_alarm_fires_below_min_live_metric(templates: dict[str, Template]) -> None:
+    templates["prod"].has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "MetricName": "Live_auc",
+            "Namespace": "MLOps",
+            "Threshold": 0.65,
+            "ComparisonOperator": "LessThanThreshold",
+            "Dimensions": [{"Name": "EndpointName", "Value": "churn-prod"}],
+        },
+    )
+
+
+def test_prod_stateful_resources_are_retained(templates: dict[str, Template]) -> None:
+    for type_ in ("AWS::DynamoDB::GlobalTable", "AWS::KMS::Key", "AWS::Logs::LogGroup"):
+        prod = _resources(templates["prod"], type_)
+        staging = _resources(templates["staging"], type_)
+        assert prod and all(r["DeletionPolicy"] == "Retain" for r in prod.values()), type_
+        assert staging and all(r["DeletionPolicy"] == "Delete" for r in staging.values()), type_
+
+
+def test_state_table_logical_id_is_stable(templates: dict[str, Template]) -> None:
+    # Renaming it would replace the table and forget every watermark and cooldown.
+    assert list(_resources(templates["prod"], "AWS::DynamoDB::GlobalTable")) == ["State1C20CC9A"]
+
+
+def test_release_starts_on_approval_and_asks_before_prod(templates: dict[str, Template]) -> None:
+    prod = templates["prod"]
+    prod.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventPattern": {
+                "source": ["aws.sagemaker"],
+                "detail-type": ["SageMaker Model Package State Change"],
+                "detail": {"ModelPackageGroupName": [MODEL_PACKAGE_GROUP], "ModelApprovalStatus": ["Approved"]},
+            }
+        },
+    )
+    _, machine = _only(prod, "AWS::StepFunctions::StateMachine")
+    definition = json.loads(
+        "".join(
+            part if isinstance(part, str) else "X"
+            for part in machine["Properties"]["DefinitionString"]["Fn::Join"][1]
+        )
+    )
+    states = definition["States"]
+    assert states["DeployStaging"]["Next"] == "StagingChanging"
+    assert states["SmokeTestStaging"]["Next"] == "ApproveProd"
+    assert states["ApproveProd"]["Resource"].endswith("sns:publish.waitForTaskToken")
+    assert states["ApproveProd"]["Next"] == "DeployProd"
+    assert states["ApproveProd"]["Catch"][0]["Next"] == "NotifyProdRejected"
+    assert states["SmokeTestProd"]["Catch"][0]["Next"] == "ProdHadPreviousModel"
+    assert states["ProdUpdated"]["Choices"][1]["Next"] == "NotifyProdUpdateFailed"
+    assert states["StagingHadPreviousModel"]["Default"] == "RollBackStaging"
+
+
+def test_model_monitor_schedule_only_where_configured(templates: dict[str, Template]) -> None:
+    templates["prod"].resource_count_is("AWS::SageMaker::MonitoringSchedule", 1)
+    templates["staging"].resource_count_is("AWS::SageMaker::MonitoringSchedule", 0)
+
+
+def test_dashboard_charts_endpoint_and_monitor_metrics(templates: dict[str, Template]) -> None:
+    _, dashboard = _only(templates["prod"], "AWS::CloudWatch::Dashboard")
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    for metric in ("Invocations", "Invocation5XXErrors", "ModelLatency", "DatasetDrift", "Live_auc"):
+        assert metric in body
+
+
+def test_lambda_handlers_exist_in_pipelines(templates: dict[str, Template]) -> None:
+    handlers = {
+        f["Properties"]["Handler"]
+        for t in templates.values()
+        for f in _resources(t, "AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] != "index.handler"  # CDK's own custom-resource provider
+    }
+    assert handlers >= {"monitoring.jobs.handler", "monitoring.retrain.handler", "deploy.release.handler"}
+    for handler in handlers:
+        module, function = handler.rsplit(".", 1)
+        assert callable(getattr(importlib.import_module(f"pipelines.{module}"), function)), handler
+
+
+def test_lambda_asset_holds_only_the_boto3_control_plane(deploy_app: Any) -> None:
+    outdir = Path(deploy_app.assembly.directory)
+    manifest = json.loads((outdir / "StagingServing.assets.json").read_text())
+    folders = [
+        outdir / entry["source"]["path"]
+        for entry in manifest["files"].values()
+        if entry["source"].get("packaging") == "zip"
+    ]
+    assert folders
+    for folder in folders:
+        top = {p.name for p in folder.iterdir()}
+        assert top == {"deploy", "monitoring"}, top
+        assert (folder / "monitoring" / "jobs.py").is_file()
+
+
+def test_cdk_nag_reports_no_unsuppressed_errors(deploy_app: Any) -> None:
+    for name, stack in deploy_app.stacks.items():
+        errors = Annotations.from_stack(stack).find_error("*", Match.string_like_regexp("AwsSolutions-.*"))
+        assert errors == [], f"{name}: " + "; ".join(str(e.entry.data)[:200] for e in errors)
+
+
+def test_cfn_lint_reports_no_errors(deploy_app: Any) -> None:
+    outdir = Path(deploy_app.assembly.directory)
+    files = sorted(str(p) for p in outdir.glob("*Serving.template.json"))
+    assert len(files) == 3
+    result = subprocess.run(
+        [sys.executable, "-m", "cfnlint", "--format", "json", *files],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    findings = json.loads(result.stdout or "[]")
+    errors = [f for f in findings if f["Level"] == "Error"]
+    assert errors == [], errors[:5]
