@@ -85,6 +85,22 @@ def make_frame(rows: int, *, seed: int, shifted: bool) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
+CHANGES: dict[str, str] = {
+    **{name: f"mean shifted by {k} reference std" for name, k in SHIFTED.items()},
+    **{name: f"spread multiplied by {k}" for name, k in RESCALED.items()},
+    **{
+        name: f"mean shifted by only {k} std: significant at this n, too small to matter"
+        for name, k in TINY_SHIFT.items()
+    },
+    **{
+        name: f"only the missing rate changed (2% to {2 + 100 * k:.0f}%)"
+        for name, k in MORE_MISSING.items()
+    },
+    **{name: "category frequencies re-weighted" for name in REWEIGHTED},
+    **{name: "8% of values are a category the reference never had" for name in NEW_CATEGORY},
+}
+
+
 def expected_drift() -> dict[str, bool]:
     """The changes put into the current data: what a correct tool flags."""
     names = [f"num_{i:02d}" for i in range(N_NUMERIC)] + [f"cat_{j}" for j in range(N_CATEGORICAL)]
@@ -96,9 +112,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "data")
+    parser.add_argument(
+        "--large-parts",
+        type=int,
+        default=0,
+        help="also write current_large/ with this many parts of --rows current rows each "
+        "(for the memory-capped streaming run)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.large_parts:
+        large = args.out / "current_large"
+        large.mkdir(exist_ok=True)
+        for part in range(args.large_parts):
+            path = large / f"part-{part:03d}.parquet"
+            make_frame(args.rows, seed=100 + part, shifted=True).to_parquet(path, index=False)
+            logger.info("wrote %s", path)
+        return
     for name, seed, shifted in (("reference", 1, False), ("current", 2, True)):
         path = args.out / f"{name}.parquet"
         make_frame(args.rows, seed=seed, shifted=shifted).to_parquet(path, index=False)

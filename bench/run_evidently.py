@@ -18,7 +18,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from protocol import DATA_DIR, emit, load_spec, timed  # noqa: E402
+from protocol import DATA_DIR, emit, load_spec, timed
 
 # Evidently reports a p-value for these tests (drift when below the threshold) and a
 # distance for the rest (drift when at or above it).

@@ -19,11 +19,11 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from protocol import DATA_DIR, emit, timed  # noqa: E402
+from protocol import DATA_DIR, emit, timed
 
-from mlcore.data import DatasetSpec  # noqa: E402
-from mlcore.drift import Baseline, DriftReport, build_baseline, detect_drift  # noqa: E402
-from mlcore.drift.streaming import detect_drift_streaming, iter_chunks  # noqa: E402
+from mlcore.data import DatasetSpec
+from mlcore.drift import Baseline, DriftReport, build_baseline, detect_drift
+from mlcore.drift.streaming import detect_drift_streaming_path
 
 
 def main() -> None:
@@ -32,7 +32,6 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--data", type=Path, default=DATA_DIR)
     parser.add_argument("--current", type=Path, default=None, help="default: DATA/current.parquet")
-    parser.add_argument("--chunk-rows", type=int, default=100_000)
     args = parser.parse_args()
     spec = DatasetSpec.load(args.data / "spec.json")
     current_path = args.current or args.data / "current.parquet"
@@ -57,11 +56,8 @@ def main() -> None:
             current = pd.read_parquet(current_path)
             report, seconds = timed(lambda: detect_drift(baseline, current, workers=args.workers))
         else:
-            chunks = iter_chunks(
-                current_path, spec, columns=list(spec.features), chunk_rows=args.chunk_rows
-            )
             report, seconds = timed(
-                lambda: detect_drift_streaming(baseline, chunks, workers=args.workers)
+                lambda: detect_drift_streaming_path(baseline, current_path, workers=args.workers)
             )
     emit(
         f"mlcore ({args.mode})",

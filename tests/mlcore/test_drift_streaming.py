@@ -197,3 +197,31 @@ def test_cli_streaming_writes_a_streaming_report(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "out" / "drift_report.json").read_text())
     assert report["mode"] == "streaming" and report["drifted_features"] == ["x"]
     assert 0 <= report["ks_error_bound"] < 0.01
+
+
+def test_parquet_is_read_one_column_chunk_at_a_time_with_the_same_result(
+    tmp_path: Path, churn_baseline: Baseline
+) -> None:
+    from mlcore.drift.streaming import detect_drift_streaming_path
+
+    current = make_churn(5000, seed=7, covariate_shift=0.5)
+    (tmp_path / "parts").mkdir()
+    current.iloc[:3000].to_parquet(tmp_path / "parts" / "a.parquet", row_group_size=700)
+    current.iloc[3000:].to_parquet(tmp_path / "parts" / "b.parquet", row_group_size=700)
+    from_parquet = detect_drift_streaming_path(churn_baseline, tmp_path / "parts")
+    from_frame = detect_drift_streaming(churn_baseline, [current])
+    assert from_parquet.current_rows == 5000
+    for a, b in zip(from_parquet.features, from_frame.features, strict=True):
+        assert a.tests == b.tests and a.missing == b.missing
+
+
+def test_ks_is_exact_in_streaming_mode_for_discrete_values() -> None:
+    spec = DatasetSpec(target="y", numeric=("calls",))
+    rng = np.random.default_rng(8)
+    reference = pd.DataFrame({"calls": rng.poisson(4, 50_000).astype(float), "y": 0})
+    current = pd.DataFrame({"calls": rng.poisson(4.3, 50_000).astype(float), "y": 0})
+    baseline = build_baseline(reference, spec)
+    streamed = detect_drift_streaming(baseline, [current]).feature("calls").test("ks")
+    exact = detect_drift(baseline, current).feature("calls").test("ks")
+    assert streamed.parameters["error_bound"] == 0.0
+    assert streamed.statistic == pytest.approx(exact.statistic, abs=1e-12)

@@ -135,7 +135,7 @@ def _streaming_report(
     prediction_columns: tuple[str, ...] | None,
 ) -> DriftReport:
     from mlcore.drift.baseline import build_baseline
-    from mlcore.drift.streaming import detect_drift_streaming, iter_chunks
+    from mlcore.drift.streaming import detect_drift_streaming_path
 
     if isinstance(reference, pd.DataFrame):
         reference = build_baseline(
@@ -149,15 +149,13 @@ def _streaming_report(
         # Data files may lack the baseline's prediction columns: check those the data has.
         available = _columns_of(current)
         predictions = tuple(c for c in predictions if c in available)
-    chunks = iter_chunks(
-        current, spec, columns=[*spec.features, *predictions], chunk_rows=args.chunk_rows
-    )
-    return detect_drift_streaming(
+    return detect_drift_streaming_path(
         reference,
-        chunks,
+        current,
         settings=settings.drift,
         prediction_columns=predictions,
         workers=args.workers,
+        chunk_rows=args.chunk_rows,
     )
 
 

@@ -79,6 +79,7 @@ class ReferenceGrid:
 
     edges: FloatArray  # grid cut points; bin k holds values in (edges[k-1], edges[k]]
     counts: IntArray  # reference counts per grid bin (len(edges) + 1)
+    at_edges: IntArray  # reference values exactly equal to each edge (ties, discrete data)
     psi_bins: int
     psi_edges: FloatArray
     psi_counts: IntArray
@@ -97,6 +98,7 @@ class ReferenceGrid:
             return cls(
                 edges=empty,
                 counts=np.zeros(1, dtype=np.int64),
+                at_edges=np.zeros(0, dtype=np.int64),
                 psi_bins=psi_bins,
                 psi_edges=empty,
                 psi_counts=np.zeros(1, dtype=np.int64),
@@ -110,9 +112,13 @@ class ReferenceGrid:
         psi_edges = quantile_edges(values, psi_bins)
         levels = np.arange(1, GRID_BINS) / GRID_BINS
         edges = np.union1d(np.unique(sorted_quantiles(values, levels)), psi_edges)
+        at_edges = np.searchsorted(values, edges, side="right") - np.searchsorted(
+            values, edges, side="left"
+        )
         return cls(
             edges=edges,
             counts=counts_in_bins(values, edges),
+            at_edges=at_edges.astype(np.int64),
             psi_bins=psi_bins,
             psi_edges=psi_edges,
             psi_counts=counts_in_bins(values, psi_edges),
@@ -130,6 +136,7 @@ class NumericSketch:
     """Mergeable summary of current numeric values on a reference grid."""
 
     counts: IntArray
+    at_edges: IntArray  # values exactly equal to each grid edge
     n_missing: int = 0
     n_posinf: int = 0
     n_neginf: int = 0
@@ -153,7 +160,10 @@ class NumericSketch:
 
     @classmethod
     def empty(cls, grid: ReferenceGrid) -> NumericSketch:
-        return cls(counts=np.zeros(grid.edges.shape[0] + 1, dtype=np.int64))
+        return cls(
+            counts=np.zeros(grid.edges.shape[0] + 1, dtype=np.int64),
+            at_edges=np.zeros(grid.edges.shape[0], dtype=np.int64),
+        )
 
     @classmethod
     def of_values(cls, values: pd.Series, grid: ReferenceGrid, *, name: str) -> NumericSketch:
@@ -166,10 +176,15 @@ class NumericSketch:
             nan, posinf = int(np.isnan(array).sum()), int(np.isposinf(array).sum())
         bins = np.searchsorted(grid.edges, finite, side="left")
         counts = np.bincount(bins, minlength=grid.edges.shape[0] + 1).astype(np.int64)
+        n_edges = grid.edges.shape[0]
+        on_edge = bins < n_edges
+        on_edge[on_edge] = grid.edges[bins[on_edge]] == finite[on_edge]
+        at_edges = np.bincount(bins[on_edge], minlength=n_edges).astype(np.int64)
         n = int(finite.shape[0])
         mean = float(finite.mean()) if n else 0.0
         return cls(
             counts=counts,
+            at_edges=at_edges,
             n_missing=nan,
             n_posinf=posinf,
             n_neginf=int(array.shape[0] - n - nan - posinf),
@@ -190,6 +205,7 @@ class NumericSketch:
             m2 = self.m2 + other.m2 + delta * delta * self.count * other.count / n
         return NumericSketch(
             counts=self.counts + other.counts,
+            at_edges=self.at_edges + other.at_edges,
             n_missing=self.n_missing + other.n_missing,
             n_posinf=self.n_posinf + other.n_posinf,
             n_neginf=self.n_neginf + other.n_neginf,
@@ -258,15 +274,44 @@ class StreamingPlan:
                 f"the current data lacks column(s) {absent}; it has {list(chunk.columns)}"
             )
 
-        def one(name: str) -> ColumnSketch:
-            side = self.columns[name][1]
-            if isinstance(side, ReferenceGrid):
-                return NumericSketch.of_values(chunk[name], side, name=name)
-            return CategoricalSummary.from_values(chunk[name])
-
         with ThreadPoolExecutor(max_workers=worker_count(workers, len(self.columns))) as pool:
-            sketches = dict(zip(self.columns, pool.map(one, self.columns), strict=True))
-        return CurrentSketch(rows=int(chunk.shape[0]), columns=sketches)
+            sketches = pool.map(lambda name: self.sketch_column(name, chunk[name]), self.columns)
+            return CurrentSketch(
+                rows=int(chunk.shape[0]), columns=dict(zip(self.columns, sketches, strict=True))
+            )
+
+    def sketch_column(self, name: str, values: pd.Series) -> ColumnSketch:
+        side = self.columns[name][1]
+        if isinstance(side, ReferenceGrid):
+            return NumericSketch.of_values(values, side, name=name)
+        return CategoricalSummary.from_values(values)
+
+    def sketch_parquet(self, path: str | Path, *, workers: int | None = None) -> CurrentSketch:
+        """Summarise Parquet data (a file or a folder of files) one column chunk at a time.
+
+        Reading a whole row group of every column can take gigabytes; reading one
+        column of one row group at a time bounds memory by the row-group size,
+        whatever the number of rows or files.
+        """
+        import pyarrow.parquet as pq
+
+        total = self.empty_sketch()
+        for file in _data_files(Path(path), (".parquet", ".pq")):
+            metadata = pq.ParquetFile(file).metadata
+            absent = [c for c in self.columns if c not in metadata.schema.names]
+            if absent:
+                raise DataError(f"{file} lacks column(s) {absent}; it has {metadata.schema.names}")
+            for group in range(metadata.num_row_groups):
+
+                def one(name: str, group: int = group, file: Path = file) -> ColumnSketch:
+                    table = pq.ParquetFile(file).read_row_group(group, columns=[name])
+                    return self.sketch_column(name, table.column(0).to_pandas())
+
+                with ThreadPoolExecutor(worker_count(workers, len(self.columns))) as pool:
+                    sketches = dict(zip(self.columns, pool.map(one, self.columns), strict=True))
+                rows = metadata.row_group(group).num_rows
+                total = total.merge(CurrentSketch(rows=rows, columns=sketches))
+        return total
 
     def report(self, current: CurrentSketch) -> DriftReport:
         """The drift report of everything summarised into ``current``."""
@@ -340,6 +385,48 @@ def detect_drift_streaming(
     return plan.report(total)
 
 
+def detect_drift_streaming_path(
+    baseline: Baseline,
+    path: str | Path,
+    *,
+    settings: DriftSettings | None = None,
+    prediction_columns: Sequence[str] | None = None,
+    workers: int | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> DriftReport:
+    """Streaming drift of the data at ``path``: Parquet column chunk by column chunk, CSV and
+    data capture ``chunk_rows`` rows at a time."""
+    plan = StreamingPlan.from_baseline(baseline, settings, prediction_columns=prediction_columns)
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"data path does not exist: {path}")
+    from mlcore.drift.cli import is_capture
+
+    parquet = not is_capture(path) and all(
+        p.suffix.lower() in (".parquet", ".pq") for p in _data_files(path, _TABLE_SUFFIXES)
+    )
+    if parquet:
+        total = plan.sketch_parquet(path, workers=workers)
+    else:
+        total = plan.empty_sketch()
+        chunks = iter_chunks(path, baseline.spec, columns=list(plan.columns), chunk_rows=chunk_rows)
+        for chunk in chunks:
+            total = total.merge(plan.sketch(chunk, workers=workers))
+    logger.info("streamed %d current rows from %s", total.rows, path)
+    return plan.report(total)
+
+
+_TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+def _data_files(path: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    readable = [p for p in files if p.suffix.lower() in suffixes]
+    if not readable:
+        raise DataError(f"no {'/'.join(suffixes)} files at {path}")
+    return readable
+
+
 def iter_chunks(
     path: str | Path,
     spec: DatasetSpec,
@@ -360,11 +447,7 @@ def iter_chunks(
 
         yield from iter_capture(path, spec, chunk_rows=chunk_rows)
         return
-    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
-    readable = [p for p in files if p.suffix.lower() in (".csv", ".parquet", ".pq")]
-    if not readable:
-        raise DataError(f"no .csv or .parquet files at {path}")
-    for file in readable:
+    for file in _data_files(path, _TABLE_SUFFIXES):
         if file.suffix.lower() == ".csv":
             yield from pd.read_csv(file, chunksize=chunk_rows, usecols=list(columns))
         else:
@@ -462,19 +545,29 @@ class StreamingNumericPair:
             edges=tuple(float(e) for e in self.reference.psi_edges),
         )
 
-    def cdf_bounds(self) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-        """Reference and current CDFs at the left and right end of every grid bin."""
-        ref = np.concatenate([[0], np.cumsum(self.reference.counts)]) / self.reference.n_valid
-        cur = np.concatenate([[0], np.cumsum(self.current.counts)]) / self.current.n_valid
-        return ref[:-1], ref[1:], cur[:-1], cur[1:]
+    def cdf_bounds(self) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+        """Both CDFs around every grid bin (e_{k-1}, e_k].
+
+        Returns (reference at e_{k-1}, reference just below e_k, current at
+        e_{k-1}, current just below e_k, |gap| at e_k). Inside the open interval
+        each CDF lies between its two end values; at the edge itself both are
+        known exactly, atoms included, so discrete data gives an exact result.
+        """
+        n_ref, n_cur = self.reference.n_valid, self.current.n_valid
+        ref = np.concatenate([[0], np.cumsum(self.reference.counts)]) / n_ref
+        cur = np.concatenate([[0], np.cumsum(self.current.counts)]) / n_cur
+        atoms_ref = np.append(self.reference.at_edges, 0) / n_ref
+        atoms_cur = np.append(self.current.at_edges, 0) / n_cur
+        at_edge = np.abs(ref[1:] - cur[1:])
+        return ref[:-1], ref[1:] - atoms_ref, cur[:-1], cur[1:] - atoms_cur, at_edge
 
 
 def streaming_ks_test(pair: StreamingNumericPair, settings: DriftSettings) -> TestResult:
     threshold = settings.p_value_threshold
     if not pair.testable:
         return _untestable("ks", threshold, pair)
-    ref_lo, ref_hi, cur_lo, cur_hi = pair.cdf_bounds()
-    at_edges = float(np.max(np.abs(ref_hi - cur_hi)))
+    ref_lo, ref_hi, cur_lo, cur_hi, gap_at_edge = pair.cdf_bounds()
+    at_edges = float(np.max(gap_at_edge))
     within = float(np.max(np.maximum(ref_hi - cur_lo, cur_hi - ref_lo)))
     upper = max(at_edges, within)
     p_value = ks_asymptotic_p_value(at_edges, pair.reference.n_valid, pair.current.n_valid)
@@ -504,7 +597,7 @@ def streaming_wasserstein_test(pair: StreamingNumericPair, settings: DriftSettin
     threshold = settings.distance_threshold
     if not pair.testable:
         return _untestable("wasserstein", threshold, pair)
-    ref_lo, ref_hi, cur_lo, cur_hi = pair.cdf_bounds()
+    ref_lo, ref_hi, cur_lo, cur_hi, _ = pair.cdf_bounds()
     low = min(pair.reference.low, pair.current.low)
     high = max(pair.reference.high, pair.current.high)
     edges = pair.reference.edges
@@ -587,5 +680,6 @@ __all__ = [
     "ReferenceGrid",
     "StreamingPlan",
     "detect_drift_streaming",
+    "detect_drift_streaming_path",
     "iter_chunks",
 ]
