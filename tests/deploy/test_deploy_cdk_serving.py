@@ -84,11 +84,16 @@ def test_data_capture_is_on_and_encrypted_with_the_data_key(templates: dict[str,
     assert "Key" in json.dumps(key.as_object())
 
 
-def test_endpoint_serves_the_package_named_by_the_ssm_parameter(templates: dict[str, Template]) -> None:
+def test_endpoint_serves_the_package_named_by_the_ssm_parameter(
+    templates: dict[str, Template],
+) -> None:
     prod = templates["prod"]
     prod.has_parameter(
         "ModelPackageArn",
-        {"Type": "AWS::SSM::Parameter::Value<String>", "Default": "/mlops/churn/prod/model-package-arn"},
+        {
+            "Type": "AWS::SSM::Parameter::Value<String>",
+            "Default": "/mlops/churn/prod/model-package-arn",
+        },
     )
     prod.has_resource_properties(
         "AWS::SageMaker::Model",
@@ -201,7 +206,8 @@ def test_drift_alarm_rule_starts_the_model_build_pipeline(templates: dict[str, T
 def test_monitors_run_on_the_mlops_yaml_schedule(templates: dict[str, Template]) -> None:
     schedules = _resources(templates["staging"], "AWS::Scheduler::Schedule")
     by_monitor = {
-        json.loads(s["Properties"]["Target"]["Input"])["monitor"]: s["Properties"] for s in schedules.values()
+        json.loads(s["Properties"]["Target"]["Input"])["monitor"]: s["Properties"]
+        for s in schedules.values()
     }
     assert set(by_monitor) == {"drift", "quality"}
     assert by_monitor["drift"]["ScheduleExpression"] == "cron(0 * * * ? *)"
@@ -245,7 +251,10 @@ def test_release_starts_on_approval_and_asks_before_prod(templates: dict[str, Te
             "EventPattern": {
                 "source": ["aws.sagemaker"],
                 "detail-type": ["SageMaker Model Package State Change"],
-                "detail": {"ModelPackageGroupName": [MODEL_PACKAGE_GROUP], "ModelApprovalStatus": ["Approved"]},
+                "detail": {
+                    "ModelPackageGroupName": [MODEL_PACKAGE_GROUP],
+                    "ModelApprovalStatus": ["Approved"],
+                },
             }
         },
     )
@@ -275,7 +284,13 @@ def test_model_monitor_schedule_only_where_configured(templates: dict[str, Templ
 def test_dashboard_charts_endpoint_and_monitor_metrics(templates: dict[str, Template]) -> None:
     _, dashboard = _only(templates["prod"], "AWS::CloudWatch::Dashboard")
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
-    for metric in ("Invocations", "Invocation5XXErrors", "ModelLatency", "DatasetDrift", "Live_auc"):
+    for metric in (
+        "Invocations",
+        "Invocation5XXErrors",
+        "ModelLatency",
+        "DatasetDrift",
+        "Live_auc",
+    ):
         assert metric in body
 
 
@@ -286,7 +301,11 @@ def test_lambda_handlers_exist_in_pipelines(templates: dict[str, Template]) -> N
         for f in _resources(t, "AWS::Lambda::Function").values()
         if f["Properties"]["Handler"] != "index.handler"  # CDK's own custom-resource provider
     }
-    assert handlers >= {"monitoring.jobs.handler", "monitoring.retrain.handler", "deploy.release.handler"}
+    assert handlers >= {
+        "monitoring.jobs.handler",
+        "monitoring.retrain.handler",
+        "deploy.release.handler",
+    }
     for handler in handlers:
         module, function = handler.rsplit(".", 1)
         assert callable(getattr(importlib.import_module(f"pipelines.{module}"), function)), handler
@@ -309,7 +328,9 @@ def test_lambda_asset_holds_only_the_boto3_control_plane(deploy_app: Any) -> Non
 
 def test_cdk_nag_reports_no_unsuppressed_errors(deploy_app: Any) -> None:
     for name, stack in deploy_app.stacks.items():
-        errors = Annotations.from_stack(stack).find_error("*", Match.string_like_regexp("AwsSolutions-.*"))
+        errors = Annotations.from_stack(stack).find_error(
+            "*", Match.string_like_regexp("AwsSolutions-.*")
+        )
         assert errors == [], f"{name}: " + "; ".join(str(e.entry.data)[:200] for e in errors)
 
 

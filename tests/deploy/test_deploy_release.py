@@ -38,7 +38,9 @@ def _register(sagemaker: Any, version_tag: str, status: str) -> str:
         ModelPackageGroupName=GROUP,
         ModelPackageDescription=version_tag,
         InferenceSpecification={
-            "Containers": [{"Image": IMAGE, "ModelDataUrl": f"s3://artifacts/{version_tag}/model.tar.gz"}],
+            "Containers": [
+                {"Image": IMAGE, "ModelDataUrl": f"s3://artifacts/{version_tag}/model.tar.gz"}
+            ],
             "SupportedContentTypes": ["text/csv", "application/json"],
             "SupportedResponseMIMETypes": ["application/json"],
         },
@@ -62,7 +64,10 @@ def _describe(status: str = "UPDATE_COMPLETE", reason: str | None = None) -> dic
         "StackStatus": status,
         "Parameters": [
             {"ParameterKey": "ModelPackageArn", "ParameterValue": PARAMETER},
-            {"ParameterKey": "BootstrapVersion", "ParameterValue": "/cdk-bootstrap/hnb659fds/version"},
+            {
+                "ParameterKey": "BootstrapVersion",
+                "ParameterValue": "/cdk-bootstrap/hnb659fds/version",
+            },
         ],
     }
     if reason:
@@ -100,7 +105,9 @@ def test_latest_approved_package_explains_an_empty_group(aws: dict[str, Any]) ->
         release.latest_approved_package(aws["sagemaker"], GROUP)
 
 
-def test_deploy_points_the_parameter_at_the_package_and_updates_the_stack(aws: dict[str, Any]) -> None:
+def test_deploy_points_the_parameter_at_the_package_and_updates_the_stack(
+    aws: dict[str, Any],
+) -> None:
     arn = _register(aws["sagemaker"], "v1", "Approved")
     cloudformation, stubber = _stubbed_cloudformation()
     _expect_update(stubber)
@@ -180,7 +187,9 @@ def test_only_approved_packages_are_deployed(aws: dict[str, Any]) -> None:
 )
 def test_stack_state_tells_the_flow_when_an_update_ended(status: str, state: str) -> None:
     cloudformation, stubber = _stubbed_cloudformation()
-    stubber.add_response("describe_stacks", _describe(status, "alarm churn-prod-5xx-errors"), {"StackName": STACK})
+    stubber.add_response(
+        "describe_stacks", _describe(status, "alarm churn-prod-5xx-errors"), {"StackName": STACK}
+    )
     with stubber:
         got, detail = release.stack_state(cloudformation, STACK)
     assert got == state and status in detail
@@ -205,7 +214,9 @@ def test_rollback_serves_the_previous_package_again(aws: dict[str, Any]) -> None
     assert aws["ssm"].get_parameter(Name=PARAMETER)["Parameter"]["Value"] == previous
 
 
-def test_handler_rejects_unknown_actions_and_missing_targets(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_handler_rejects_unknown_actions_and_missing_targets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     with pytest.raises(ValueError, match="release target lacks"):
         release.handler({"action": "deploy", "target": {"environment": "staging"}})
@@ -261,9 +272,15 @@ def test_smoke_test_passes_one_probability_per_record() -> None:
     ("answer", "message"),
     [
         (b"<html>oops</html>", "non-JSON"),
-        (json.dumps({"result": []}).encode(), "without a \"predictions\" list"),
-        (json.dumps({"predictions": [{"prediction": 1, "score": 0.5}]}).encode(), "1 predictions for 5"),
-        (json.dumps({"predictions": [{"prediction": 1, "score": 3.0}] * 5}).encode(), "not a probability"),
+        (json.dumps({"result": []}).encode(), 'without a "predictions" list'),
+        (
+            json.dumps({"predictions": [{"prediction": 1, "score": 0.5}]}).encode(),
+            "1 predictions for 5",
+        ),
+        (
+            json.dumps({"predictions": [{"prediction": 1, "score": 3.0}] * 5}).encode(),
+            "not a probability",
+        ),
     ],
 )
 def test_smoke_test_fails_on_a_broken_answer(answer: bytes, message: str) -> None:
