@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Annotations, Capture, Match, Template
 
-
 pytestmark = pytest.mark.xdist_group("deploy-cdk")
 
 # Names the test app (conftest.py) gives the part-1 resources it stands in for.
