@@ -116,12 +116,7 @@ class ServingStack(Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id_, **kwargs)
-        if Stack.of(approved_model) is self:
-            raise ValueError(
-                "approved_model must be created in a stack deployed before the serving stack "
-                "(e.g. the model-build stack): CloudFormation reads the parameter before it "
-                "creates any resource of this stack"
-            )
+        # CloudFormation reads the parameter before it creates anything in this stack.
         self.add_stack_dependency(Stack.of(approved_model))
         self.props = props
         self.approved_model = approved_model
