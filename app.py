@@ -14,9 +14,9 @@ from pathlib import Path
 # The SageMaker SDK creates a boto3 client when it is imported; no real account is involved.
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
-from aws_cdk import App  # noqa: E402
+from aws_cdk import App
 
-from cdk.assembly import build_app  # noqa: E402
+from cdk.assembly import build_app
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent
 

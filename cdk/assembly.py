@@ -87,4 +87,3 @@ def build_app(app: App, *, repository_root: Path, nag: bool = True) -> MlopsApp:
         Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
     cicd.apply_nag_suppressions()
     return MlopsApp(app=app, config=config, settings=settings, cicd=cicd, stages=stages)
-

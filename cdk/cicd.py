@@ -8,16 +8,15 @@ for the run (the "train on commit" trigger), through a role in that environment'
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration, Stack, pipelines
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_iam as iam
-from aws_cdk import pipelines
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
-from cdk.model_build_stack import ci_role_name
 from cdk.config import SourceConfig
+from cdk.model_build_stack import ci_role_name
 from cdk.source import pipeline_source
 from cdk.stage import MlopsStage
 from cdk.triggers import ModelBuildTriggers
@@ -112,7 +111,9 @@ class CicdStack(Stack):
             ],
             env={"CI_ROLE_ARN": role_arn, "SOURCE_REVISION": self._source.revision()},
             env_from_cfn_outputs={"PIPELINE_NAME": model_build_stack.pipeline_name_output},
-            role_policy_statements=[iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[role_arn])],
+            role_policy_statements=[
+                iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[role_arn])
+            ],
             partial_build_spec=pipelines_build_spec(),
             timeout=Duration.minutes(timeout + 10),
         )

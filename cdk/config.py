@@ -40,7 +40,8 @@ class SourceConfig(_Frozen):
     repository: str | None = None
     branch: str = "main"
     connection_arn: str | None = Field(
-        None, pattern=r"^arn:aws[a-z-]*:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:connection/.+$"
+        None,
+        pattern=r"^arn:aws[a-z-]*:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:connection/.+$",
     )
     bucket: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
     object_key: str | None = None
@@ -58,8 +59,14 @@ class SourceConfig(_Frozen):
                 f"source.provider {self.provider!r} needs {', '.join('source.' + m for m in missing)}; "
                 "set them in cdk.json or with -c mlops.source.<name>=<value>"
             )
-        if self.provider == "connection" and self.repository and not re.fullmatch(r"[^/\s]+/[^/\s]+", self.repository):
-            raise ValueError(f"source.repository must be 'owner/name' for a connection, got {self.repository!r}")
+        if (
+            self.provider == "connection"
+            and self.repository
+            and not re.fullmatch(r"[^/\s]+/[^/\s]+", self.repository)
+        ):
+            raise ValueError(
+                f"source.repository must be 'owner/name' for a connection, got {self.repository!r}"
+            )
         return self
 
 
@@ -174,7 +181,9 @@ def load_aws_config(context: Mapping[str, Any]) -> AwsConfig:
             f"{CONTEXT_KEY}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {err.get('input')!r})"
             for err in exc.errors()
         ]
-        raise ValueError("invalid AWS configuration in cdk.json context:\n  - " + "\n  - ".join(problems)) from exc
+        raise ValueError(
+            "invalid AWS configuration in cdk.json context:\n  - " + "\n  - ".join(problems)
+        ) from exc
 
 
 def _deep_copy(value: Mapping[str, Any]) -> dict[str, Any]:

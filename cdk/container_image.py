@@ -50,7 +50,12 @@ class MlcoreImage(Construct):
             file=DOCKERFILE,
             platform=ecr_assets.Platform.LINUX_AMD64,
             ignore_mode=IgnoreMode.DOCKER,
-            exclude=["*", *(f"!{path}" for path in BUILD_CONTEXT), "**/__pycache__", "**/*.egg-info"],
+            exclude=[
+                "*",
+                *(f"!{path}" for path in BUILD_CONTEXT),
+                "**/__pycache__",
+                "**/*.egg-info",
+            ],
             display_name="mlcore",
         )
         self.image_uri = self.asset.image_uri

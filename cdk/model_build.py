@@ -91,7 +91,13 @@ class ModelBuild(Construct):
         self.model_package_group.apply_removal_policy(
             RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY
         )
-        self.model_package_group_arn = self.model_package_group.attr_model_package_group_arn
+        # Formatted from the name rather than read with GetAtt: policies that name the group need
+        # not wait for it, and the ARN is known to tests before deployment.
+        self.model_package_group_arn = stack.format_arn(
+            service="sagemaker",
+            resource="model-package-group",
+            resource_name=model_package_group_name,
+        )
         self.pipeline_arn = stack.format_arn(
             service="sagemaker", resource="pipeline", resource_name=pipeline_name
         )
@@ -108,7 +114,9 @@ class ModelBuild(Construct):
             region="${AWS::Region}",
             kms_key_id="${KmsKeyArn}",
         )
-        body = pipeline_definition(pipeline_name, settings=settings, targets=targets, options=options)
+        body = pipeline_definition(
+            pipeline_name, settings=settings, targets=targets, options=options
+        )
         self.pipeline = sagemaker.CfnPipeline(
             self,
             "Pipeline",
@@ -131,10 +139,12 @@ class ModelBuild(Construct):
             },
         )
         # CloudFormation must not create the pipeline before its role can act and the group exists.
-        self.pipeline.node.add_dependency(self.pipeline_role)
+        self.pipeline.node.add_dependency(self.pipeline_role.node.find_child("DefaultPolicy"))
         self.pipeline.add_resource_dependency(self.model_package_group)
 
-    def _job_role(self, data_bucket: s3.IBucket, artifact_bucket: s3.IBucket, key: kms.IKey) -> iam.Role:
+    def _job_role(
+        self, data_bucket: s3.IBucket, artifact_bucket: s3.IBucket, key: kms.IKey
+    ) -> iam.Role:
         """The role the processing and training jobs run as."""
         role = iam.Role(
             self,
@@ -159,7 +169,12 @@ class ModelBuild(Construct):
         )
         role.add_to_policy(
             iam.PolicyStatement(
-                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                actions=[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:DescribeLogStreams",
+                ],
                 resources=[
                     Stack.of(self).format_arn(
                         service="logs",
@@ -236,7 +251,11 @@ class ModelBuild(Construct):
         )
         role.add_to_policy(
             iam.PolicyStatement(
-                actions=["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage", "sagemaker:AddTags"],
+                actions=[
+                    "sagemaker:CreateModelPackage",
+                    "sagemaker:DescribeModelPackage",
+                    "sagemaker:AddTags",
+                ],
                 resources=[
                     self.model_package_group_arn,
                     stack.format_arn(
@@ -272,8 +291,12 @@ class ModelBuild(Construct):
                         "Action::s3:GetBucket*",
                         "Action::s3:GetObject*",
                         "Action::s3:List*",
-                        {"regex": "/^Resource::arn:<AWS::Partition>:sagemaker:.*:(processing-job|training-job)/\\*$/"},
-                        {"regex": "/^Resource::arn:<AWS::Partition>:sagemaker:.*:model-package/.*/\\*$/"},
+                        {
+                            "regex": "/^Resource::arn:<AWS::Partition>:sagemaker:.*:(processing-job|training-job)/\\*$/"
+                        },
+                        {
+                            "regex": "/^Resource::arn:<AWS::Partition>:sagemaker:.*:model-package/.*/\\*$/"
+                        },
                         {"regex": "/^Resource::<.*Artifacts.*\\.Arn>/\\*$/"},
                     ],
                 )
@@ -285,7 +308,9 @@ class ModelBuild(Construct):
     def grant_start_execution(self, grantee: iam.IGrantable) -> iam.Grant:
         """Start executions of this pipeline."""
         return iam.Grant.add_to_principal(
-            grantee=grantee, actions=["sagemaker:StartPipelineExecution"], resource_arns=[self.pipeline_arn]
+            grantee=grantee,
+            actions=["sagemaker:StartPipelineExecution"],
+            resource_arns=[self.pipeline_arn],
         )
 
     def grant_run(self, grantee: iam.IGrantable) -> iam.Grant:
@@ -317,4 +342,3 @@ class ModelBuild(Construct):
             statistic="Sum",
             period=period or Duration.minutes(5),
         )
-

@@ -94,16 +94,28 @@ class ModelBuildStack(Stack):
             if stage_config.training_schedule
             else None,
             retrain_on_new_data=stage_config.retrain_on_new_data,
-            ci_role_name=ci_role_name(settings.project, stage_name) if stage_config.train_after_deploy else None,
+            ci_role_name=ci_role_name(settings.project, stage_name)
+            if stage_config.train_after_deploy
+            else None,
             ci_account=ci_account,
         )
 
         self.pipeline_name_output = CfnOutput(
-            self, "ModelBuildPipelineName", value=self.model_build.pipeline_name,
+            self,
+            "ModelBuildPipelineName",
+            value=self.model_build.pipeline_name,
             description="Start a training run: python -m pipelines.sagemaker.run_pipeline --pipeline-name <this>",
         )
-        CfnOutput(self, "ModelPackageGroupName", value=self.model_build.model_package_group_name,
-                  description="Approve models here (SageMaker Studio > Models, or pipelines.sagemaker.model_registry)")
-        CfnOutput(self, "DataBucketName", value=self.data_bucket.bucket_name,
-                  description=f"Upload training data under s3://<this>/{data_prefix}/, then a _SUCCESS object")
+        CfnOutput(
+            self,
+            "ModelPackageGroupName",
+            value=self.model_build.model_package_group_name,
+            description="Approve models here (SageMaker Studio > Models, or pipelines.sagemaker.model_registry)",
+        )
+        CfnOutput(
+            self,
+            "DataBucketName",
+            value=self.data_bucket.bucket_name,
+            description=f"Upload training data under s3://<this>/{data_prefix}/, then a _SUCCESS object",
+        )
         CfnOutput(self, "ArtifactBucketName", value=self.artifact_bucket.bucket_name)

@@ -44,7 +44,9 @@ def pipeline_source(scope: Construct, config: SourceConfig) -> PipelineSource:
         )
     if config.provider == "codecommit":
         assert config.repository is not None
-        repository = codecommit.Repository.from_repository_name(scope, "SourceRepository", config.repository)
+        repository = codecommit.Repository.from_repository_name(
+            scope, "SourceRepository", config.repository
+        )
         return PipelineSource(
             pipelines.CodePipelineSource.code_commit(repository, config.branch),
             "CommitId",

@@ -22,7 +22,9 @@ from cdk.model_build import ModelBuild
 class StartPipelineTarget:
     """An EventBridge target that starts a SageMaker pipeline with its default parameters."""
 
-    def __init__(self, model_build: ModelBuild, role: iam.IRole, *, retry_attempts: int = 3) -> None:
+    def __init__(
+        self, model_build: ModelBuild, role: iam.IRole, *, retry_attempts: int = 3
+    ) -> None:
         self._model_build = model_build
         self._role = role
         self._retry_attempts = retry_attempts
@@ -69,9 +71,13 @@ class ModelBuildTriggers(Construct):
     ) -> None:
         super().__init__(scope, id_)
         if "/" in ready_marker or not ready_marker:
-            raise ValueError(f"ready_marker must be a plain object name such as '_SUCCESS'; got {ready_marker!r}")
+            raise ValueError(
+                f"ready_marker must be a plain object name such as '_SUCCESS'; got {ready_marker!r}"
+            )
         if ci_account is not None and ci_role_name is None:
-            raise ValueError("ci_account only makes sense with ci_role_name: name the role CI/CD assumes")
+            raise ValueError(
+                "ci_account only makes sense with ci_role_name: name the role CI/CD assumes"
+            )
         self.schedule_rule: events.Rule | None = None
         self.new_data_rule: events.Rule | None = None
         self.ci_role: iam.Role | None = None
@@ -146,5 +152,9 @@ class ModelBuildTriggers(Construct):
     def ci_role_arn(stack: Stack, role_name: str, account: str | None = None) -> str:
         """The ARN a CI/CD step assumes, known before the stage is deployed."""
         return stack.format_arn(
-            service="iam", region="", account=account or stack.account, resource="role", resource_name=role_name
+            service="iam",
+            region="",
+            account=account or stack.account,
+            resource="role",
+            resource_name=role_name,
         )

@@ -153,12 +153,16 @@ def metric_json_path(metric: str) -> str:
     if metric in _REGRESSION_METRICS:
         return f"regression_metrics.{metric}.value"
     known = sorted(_CLASSIFICATION_METRICS | _REGRESSION_METRICS)
-    raise ValueError(f"gate metric {metric!r} is not one mlcore evaluate reports; use one of {known}")
+    raise ValueError(
+        f"gate metric {metric!r} is not one mlcore evaluate reports; use one of {known}"
+    )
 
 
 def threshold_parameter_name(kind: str, metric: str) -> str:
     """``("min", "log_loss")`` -> ``"MinLogLoss"``: a valid, readable pipeline parameter name."""
-    return kind.capitalize() + "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", metric))
+    return kind.capitalize() + "".join(
+        part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", metric)
+    )
 
 
 def build_pipeline(
@@ -218,23 +222,48 @@ def build_pipeline(
     model_uri = Join(on="/", values=[run_prefix, ExecutionVariables.PIPELINE_EXECUTION_ID, "model"])
 
     with _role_checked_by_deployment():
-        prep = _prep_step(settings, targets, options, session, input_data, processing_instance, prep_uri)
-        train = _train_step(settings, targets, options, session, training_instance, git_commit, prep_uri, model_uri)
+        prep = _prep_step(
+            settings, targets, options, session, input_data, processing_instance, prep_uri
+        )
+        train = _train_step(
+            settings, targets, options, session, training_instance, git_commit, prep_uri, model_uri
+        )
         evaluation_file = PropertyFile(
             name="Evaluation", output_name="evaluation", path=contract.EVALUATION_FILE
         )
         evaluate = _evaluate_step(
-            targets, options, session, processing_instance, train, prep_uri, evaluation_uri, evaluation_file
+            targets,
+            options,
+            session,
+            processing_instance,
+            train,
+            prep_uri,
+            evaluation_uri,
+            evaluation_file,
         )
         conditions: list[Condition] = []
         for (kind, metric), parameter in threshold_parameters.items():
             observed = JsonGet(
-                step_name=evaluate.name, property_file=evaluation_file, json_path=metric_json_path(metric)
+                step_name=evaluate.name,
+                property_file=evaluation_file,
+                json_path=metric_json_path(metric),
             )
-            comparison = ConditionGreaterThanOrEqualTo if kind == "min" else ConditionLessThanOrEqualTo
+            comparison = (
+                ConditionGreaterThanOrEqualTo if kind == "min" else ConditionLessThanOrEqualTo
+            )
             conditions.append(comparison(left=observed, right=parameter))
         register = _register_step(
-            settings, targets, options, session, train, prep, evaluate, evaluation_file, evaluation_uri, git_commit, input_data
+            settings,
+            targets,
+            options,
+            session,
+            train,
+            prep,
+            evaluate,
+            evaluation_file,
+            evaluation_uri,
+            git_commit,
+            input_data,
         )
         gate_failed = FailStep(
             name=GATE_FAILED_STEP,
@@ -412,7 +441,9 @@ def _train_step(
         ),
         stopping_condition=stopping,
         hyperparameters={**training_hyperparameters(settings), "git_commit": git_commit},
-        output_data_config=OutputDataConfig(s3_output_path=model_uri, kms_key_id=targets.kms_key_id),
+        output_data_config=OutputDataConfig(
+            s3_output_path=model_uri, kms_key_id=targets.kms_key_id
+        ),
     )
     channels = {
         "train": Join(on="/", values=[prep_uri, "train"]),
@@ -506,16 +537,28 @@ def _register_step(
     metadata: dict[str, object] = {
         "git_commit": git_commit,
         "data_url": input_data,
-        "data_fingerprint": JsonGet(step_name=prep.name, property_file=lineage_file, json_path="data_fingerprint"),
-        "data_rows": _as_text(JsonGet(step_name=prep.name, property_file=lineage_file, json_path="rows")),
+        "data_fingerprint": JsonGet(
+            step_name=prep.name, property_file=lineage_file, json_path="data_fingerprint"
+        ),
+        "data_rows": _as_text(
+            JsonGet(step_name=prep.name, property_file=lineage_file, json_path="rows")
+        ),
         "pipeline_execution_arn": ExecutionVariables.PIPELINE_EXECUTION_ARN,
     }
     for key, value in training_hyperparameters(settings).items():
         metadata[f"hp_{key}"] = value
-    gate_metrics = [settings.gate.primary_metric, *settings.gate.min_metrics, *settings.gate.max_metrics]
+    gate_metrics = [
+        settings.gate.primary_metric,
+        *settings.gate.min_metrics,
+        *settings.gate.max_metrics,
+    ]
     for metric in dict.fromkeys(gate_metrics):
         metadata[f"metric_{metric}"] = _as_text(
-            JsonGet(step_name=evaluate.name, property_file=evaluation_file, json_path=metric_json_path(metric))
+            JsonGet(
+                step_name=evaluate.name,
+                property_file=evaluation_file,
+                json_path=metric_json_path(metric),
+            )
         )
     builder = ModelBuilder(
         image_uri=targets.image_uri,

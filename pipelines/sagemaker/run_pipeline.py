@@ -1,0 +1,271 @@
+"""Start a model-build pipeline execution and, optionally, wait for it, printing step statuses.
+
+CI/CD runs this after deploying an environment (the "train on commit" trigger); people run it
+to start a training run by hand::
+
+    python -m pipelines.sagemaker.run_pipeline --pipeline-name churn-dev-model-build \\
+        --parameter GitCommit=$(git rev-parse HEAD) --wait --timeout-minutes 120
+
+Exit codes: 0 the execution succeeded (or was started, without ``--wait``); 1 it failed or was
+stopped; 2 bad arguments or an AWS error; 4 the wait timed out (the execution is stopped
+unless ``--keep-running-on-timeout``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+logger = logging.getLogger(__name__)
+
+TERMINAL_STATUSES = frozenset({"Succeeded", "Failed", "Stopped"})
+EXIT_SUCCEEDED = 0
+EXIT_FAILED = 1
+EXIT_ERROR = 2
+EXIT_TIMEOUT = 4
+
+
+@dataclass(frozen=True)
+class StepStatus:
+    """One step of an execution as SageMaker reports it."""
+
+    name: str
+    status: str
+    failure_reason: str | None = None
+
+    def describe(self) -> str:
+        text = f"{self.name}: {self.status}"
+        return f"{text} ({self.failure_reason})" if self.failure_reason else text
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    """How a wait ended: the execution's final (or last seen) status and its steps."""
+
+    execution_arn: str
+    status: str
+    steps: tuple[StepStatus, ...]
+    timed_out: bool = False
+    failure_reason: str | None = None
+
+
+def parse_parameters(pairs: Sequence[str]) -> dict[str, str]:
+    """``["GitCommit=abc", "MinAuc=0.8"]`` -> ``{"GitCommit": "abc", "MinAuc": "0.8"}``."""
+    parameters: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ValueError(
+                f"pipeline parameter {pair!r} must look like Name=value, e.g. GitCommit=abc123"
+            )
+        if name in parameters:
+            raise ValueError(f"pipeline parameter {name!r} is given twice")
+        parameters[name] = value
+    return parameters
+
+
+def start_execution(
+    client: Any,
+    pipeline_name: str,
+    *,
+    parameters: Mapping[str, str] | None = None,
+    display_name: str | None = None,
+    description: str | None = None,
+) -> str:
+    """Start an execution and return its ARN. Unknown parameter names are an error.
+
+    SageMaker silently ignores a parameter the pipeline does not declare, so a misspelt
+    threshold would run with its default: we check names against the definition first.
+    """
+    parameters = dict(parameters or {})
+    if parameters:
+        declared = _declared_parameters(client, pipeline_name)
+        unknown = sorted(set(parameters) - declared)
+        if unknown:
+            raise ValueError(
+                f"{pipeline_name} has no parameter(s) {unknown}; it declares {sorted(declared)}"
+            )
+    request: dict[str, Any] = {
+        "PipelineName": pipeline_name,
+        "PipelineParameters": [{"Name": k, "Value": v} for k, v in parameters.items()],
+    }
+    if display_name:
+        request["PipelineExecutionDisplayName"] = display_name
+    if description:
+        request["PipelineExecutionDescription"] = description
+    arn: str = client.start_pipeline_execution(**request)["PipelineExecutionArn"]
+    logger.info("started %s", arn)
+    return arn
+
+
+def step_statuses(client: Any, execution_arn: str) -> tuple[StepStatus, ...]:
+    """The execution's steps in the order they started."""
+    steps: list[StepStatus] = []
+    paginator_args: dict[str, Any] = {
+        "PipelineExecutionArn": execution_arn,
+        "SortOrder": "Ascending",
+    }
+    while True:
+        page = client.list_pipeline_execution_steps(**paginator_args)
+        for step in page.get("PipelineExecutionSteps", []):
+            steps.append(
+                StepStatus(
+                    name=step["StepName"],
+                    status=step.get("StepStatus", "Unknown"),
+                    failure_reason=step.get("FailureReason"),
+                )
+            )
+        token = page.get("NextToken")
+        if not token:
+            return tuple(steps)
+        paginator_args["NextToken"] = token
+
+
+def wait_for_execution(
+    client: Any,
+    execution_arn: str,
+    *,
+    timeout_seconds: float,
+    poll_seconds: float = 30.0,
+    on_change: Callable[[tuple[StepStatus, ...]], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ExecutionResult:
+    """Poll until the execution ends or ``timeout_seconds`` pass; report step changes."""
+    if timeout_seconds <= 0 or poll_seconds <= 0:
+        raise ValueError(
+            f"timeout_seconds and poll_seconds must be positive; got {timeout_seconds}, {poll_seconds}"
+        )
+    deadline = clock() + timeout_seconds
+    last_steps: tuple[StepStatus, ...] | None = None
+    while True:
+        described = client.describe_pipeline_execution(PipelineExecutionArn=execution_arn)
+        status = described["PipelineExecutionStatus"]
+        steps = step_statuses(client, execution_arn)
+        if steps != last_steps and on_change is not None:
+            on_change(steps)
+        last_steps = steps
+        if status in TERMINAL_STATUSES:
+            return ExecutionResult(
+                execution_arn, status, steps, failure_reason=described.get("FailureReason")
+            )
+        if clock() >= deadline:
+            return ExecutionResult(execution_arn, status, steps, timed_out=True)
+        sleep(min(poll_seconds, max(deadline - clock(), 0.0)))
+
+
+def _declared_parameters(client: Any, pipeline_name: str) -> set[str]:
+    described = client.describe_pipeline(PipelineName=pipeline_name)
+    definition = json.loads(described["PipelineDefinition"])
+    return {parameter["Name"] for parameter in definition.get("Parameters", [])}
+
+
+def sagemaker_client(*, region: str | None = None, assume_role_arn: str | None = None) -> Any:
+    """A SageMaker client, in another account through ``assume_role_arn`` when given."""
+    session = boto3.Session(region_name=region)
+    if assume_role_arn:
+        credentials = session.client("sts").assume_role(
+            RoleArn=assume_role_arn, RoleSessionName="mlops-run-pipeline"
+        )["Credentials"]
+        session = boto3.Session(
+            region_name=region,
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+        )
+    return session.client("sagemaker")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.sagemaker.run_pipeline",
+        description="Start a SageMaker model-build pipeline execution and optionally wait for it.",
+    )
+    parser.add_argument(
+        "--pipeline-name", required=True, help="e.g. churn-dev-model-build (a stack output)"
+    )
+    parser.add_argument(
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="pipeline parameter override, repeatable (GitCommit, InputDataUrl, MinAuc, ...)",
+    )
+    parser.add_argument("--display-name", help="execution display name")
+    parser.add_argument("--region", help="AWS region (default: the AWS configuration's)")
+    parser.add_argument(
+        "--assume-role-arn", help="role to assume first (the environment's CI role)"
+    )
+    parser.add_argument("--wait", action="store_true", help="wait for the execution to finish")
+    parser.add_argument(
+        "--timeout-minutes", type=float, default=120.0, help="give up waiting after this"
+    )
+    parser.add_argument(
+        "--poll-seconds", type=float, default=30.0, help="time between status checks"
+    )
+    parser.add_argument(
+        "--keep-running-on-timeout",
+        action="store_true",
+        help="leave the execution running when the wait times out (default: stop it)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, client: Any | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        parameters = parse_parameters(args.parameter)
+        client = client or sagemaker_client(
+            region=args.region, assume_role_arn=args.assume_role_arn
+        )
+        arn = start_execution(
+            client, args.pipeline_name, parameters=parameters, display_name=args.display_name
+        )
+        print(f"started {arn}")
+        if not args.wait:
+            return EXIT_SUCCEEDED
+
+        def report(steps: tuple[StepStatus, ...]) -> None:
+            print("steps: " + ("; ".join(step.describe() for step in steps) or "none started yet"))
+
+        result = wait_for_execution(
+            client,
+            arn,
+            timeout_seconds=args.timeout_minutes * 60,
+            poll_seconds=args.poll_seconds,
+            on_change=report,
+        )
+        if result.timed_out:
+            print(
+                f"timed out after {args.timeout_minutes} minutes; last status {result.status}",
+                file=sys.stderr,
+            )
+            if not args.keep_running_on_timeout:
+                client.stop_pipeline_execution(PipelineExecutionArn=arn)
+                print(f"stopped {arn}", file=sys.stderr)
+            return EXIT_TIMEOUT
+        print(
+            f"execution {result.status}"
+            + (f": {result.failure_reason}" if result.failure_reason else "")
+        )
+        return EXIT_SUCCEEDED if result.status == "Succeeded" else EXIT_FAILED
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except (ClientError, BotoCoreError) as exc:
+        print(f"AWS error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
