@@ -202,12 +202,14 @@ class ServingStack(Stack):
         for alarm in (self.endpoint.alarm_5xx, self.endpoint.alarm_latency):
             alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.alerts))
 
-        self.state_table = dynamodb.TableV2(
+        # A plain table: TableV2 cannot render its encryption in a region-agnostic stack.
+        self.state_table = dynamodb.Table(
             self,
             "State",
             partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-            billing=dynamodb.Billing.on_demand(),
-            encryption=dynamodb.TableEncryptionV2.customer_managed_key(self.ops_key),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=self.ops_key,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),

@@ -230,7 +230,7 @@ def test_quality_alarm_fires_below_min_live_metric(templates: dict[str, Template
 
 
 def test_prod_stateful_resources_are_retained(templates: dict[str, Template]) -> None:
-    for type_ in ("AWS::DynamoDB::GlobalTable", "AWS::KMS::Key", "AWS::Logs::LogGroup"):
+    for type_ in ("AWS::DynamoDB::Table", "AWS::KMS::Key", "AWS::Logs::LogGroup"):
         prod = _resources(templates["prod"], type_)
         staging = _resources(templates["staging"], type_)
         assert prod and all(r["DeletionPolicy"] == "Retain" for r in prod.values()), type_
@@ -239,7 +239,7 @@ def test_prod_stateful_resources_are_retained(templates: dict[str, Template]) ->
 
 def test_state_table_logical_id_is_stable(templates: dict[str, Template]) -> None:
     # Renaming it would replace the table and forget every watermark and cooldown.
-    assert list(_resources(templates["prod"], "AWS::DynamoDB::GlobalTable")) == ["State1C20CC9A"]
+    assert list(_resources(templates["prod"], "AWS::DynamoDB::Table")) == ["State1C20CC9A"]
 
 
 def test_release_starts_on_approval_and_asks_before_prod(templates: dict[str, Template]) -> None:

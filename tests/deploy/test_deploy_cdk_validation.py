@@ -82,7 +82,7 @@ def test_monitors_refuse_a_serverless_endpoint() -> None:
             reports_bucket=things["bucket"],
             settings_file=REPO / "mlops.yaml",
             settings=MonitorSettings(),
-            state_table=dynamodb.TableV2(
+            state_table=dynamodb.Table(
                 stack,
                 "T",
                 partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
