@@ -46,7 +46,8 @@ def render_html(report: DriftReport) -> str:
         f"{len(report.features)} features drifted ({report.share_drifted:.0%}; the dataset "
         f"drifts at {report.dataset_drift_share:.0%} or more). Prediction drift: {prediction}.</div>",
         _settings_table(report),
-        "<h2>Reading PSI</h2><p>Population Stability Index on ten equal-mass bins of the "
+        f"<h2>Reading PSI</h2><p>Population Stability Index on {report.settings['psi_bins']} "
+        "equal-mass bins of the "
         "reference (categories for categorical columns): below 0.1 the population is stable, "
         "0.1 to 0.2 is a moderate shift worth watching, 0.2 or more is a significant shift. "
         "Columns below are sorted by PSI, largest first; drifted columns come first.</p>",
@@ -88,7 +89,7 @@ def _card(column: FeatureDrift) -> str:
         else ("<span class='tag green'>no drift</span>")
     )
     role = " (prediction)" if column.role == "prediction" else ""
-    reasons = "; ".join(column.reasons) or "no test crossed its threshold"
+    reasons = "; ".join(column.reasons) or column.primary.explanation()
     return (
         f"<div class='card'><h3>{html.escape(column.name)}{role}{tag}</h3>"
         f"<p class='muted'>{column.kind}; decided by <strong>{column.method}</strong>: "

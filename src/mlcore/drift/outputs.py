@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlcore.drift.html import render_html
 from mlcore.drift.profiles import ColumnProfile, profile
-from mlcore.drift.results import DriftReport, FeatureDrift, TestResult
+from mlcore.drift.results import DriftReport, FeatureDrift
 from mlcore.jsonio import write_json
 from mlcore.settings import DriftSettings
 
@@ -164,7 +164,7 @@ def _violations_of(column: FeatureDrift) -> list[dict[str, str]]:
             {
                 "feature_name": column.name,
                 "constraint_check_type": "baseline_drift_check",
-                "description": _drift_description(primary),
+                "description": primary.explanation(),
             }
         )
     if column.missing.drifted:
@@ -193,25 +193,6 @@ def _violations_of(column: FeatureDrift) -> list[dict[str, str]]:
             }
         )
     return found
-
-
-def _drift_description(test: TestResult) -> str:
-    if test.p_value is None:
-        return (
-            f"{test.method} distance {test.statistic:.4g} is at or above the threshold "
-            f"{test.threshold:g}"
-        )
-    p_value = test.p_value if test.p_value_adjusted is None else test.p_value_adjusted
-    adjusted = "" if test.p_value_adjusted is None else " (adjusted)"
-    text = f"{test.method} p-value{adjusted} {p_value:.3g} is below {test.threshold:g}"
-    if "min_effect_size" in test.parameters:
-        text += (
-            f" and the statistic {test.statistic:.4g} reaches the minimum effect size "
-            f"{test.parameters['min_effect_size']:g}"
-        )
-    else:
-        text += f" (statistic {test.statistic:.4g})"
-    return text
 
 
 def baseline_statistics(baseline: Baseline) -> dict[str, Any]:

@@ -42,6 +42,27 @@ class TestResult:
     def __post_init__(self) -> None:
         object.__setattr__(self, "parameters", _frozen_mapping(self.parameters))
 
+    def explanation(self) -> str:
+        """One sentence: the numbers behind ``drifted`` and the rule applied to them."""
+        if self.statistic is None:
+            return f"{self.method}: {self.note}"
+        if self.p_value is None:
+            relation = ">=" if self.drifted else "<"
+            return f"{self.method} {self.statistic:.4g} {relation} threshold {self.threshold:g}"
+        p_value = self.p_value if self.p_value_adjusted is None else self.p_value_adjusted
+        label = "p-value" if self.p_value_adjusted is None else "adjusted p-value"
+        text = (
+            f"{self.method} {label} {p_value:.3g} {'<' if p_value < self.threshold else '>='} "
+            f"{self.threshold:g}"
+        )
+        if "min_effect_size" in self.parameters:
+            floor = float(self.parameters["min_effect_size"])
+            relation = ">=" if self.statistic >= floor else "<"
+            text += f", statistic {self.statistic:.4g} {relation} minimum effect size {floor:g}"
+        else:
+            text += f" (statistic {self.statistic:.4g})"
+        return text
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "method": self.method,
@@ -121,7 +142,7 @@ class FeatureDrift:
     def reasons(self) -> tuple[str, ...]:
         reasons = []
         if self.primary.drifted:
-            reasons.append(f"{self.primary.method} beyond its threshold")
+            reasons.append(self.primary.explanation())
         if self.missing.drifted:
             reasons.append(
                 f"missing-value rate rose from {self.missing.reference_rate:.2%} "
