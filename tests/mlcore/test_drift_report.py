@@ -35,6 +35,8 @@ def test_covariate_shift_is_found(shifted_report: DriftReport) -> None:
     assert shifted_report.dataset_drift
     assert "monthly_charges" in shifted_report.drifted_features
     assert "region" not in shifted_report.drifted_features  # the generator leaves it alone
+    reason = shifted_report.feature("monthly_charges").reasons[0]
+    assert "p-value" in reason and ">= minimum effect size 0.1" in reason
     assert shifted_report.share_drifted == pytest.approx(
         len(shifted_report.drifted_features) / len(CHURN_SPEC.features)
     )

@@ -49,8 +49,13 @@ class TestResult:
         if self.p_value is None:
             relation = ">=" if self.drifted else "<"
             return f"{self.method} {self.statistic:.4g} {relation} threshold {self.threshold:g}"
-        p_value = self.p_value if self.p_value_adjusted is None else self.p_value_adjusted
-        label = "p-value" if self.p_value_adjusted is None else "adjusted p-value"
+        adjusted = self.parameters.get("correction", "none") != "none"
+        p_value = (
+            self.p_value_adjusted
+            if adjusted and self.p_value_adjusted is not None
+            else (self.p_value)
+        )
+        label = f"{self.parameters['correction']}-adjusted p-value" if adjusted else "p-value"
         text = (
             f"{self.method} {label} {p_value:.3g} {'<' if p_value < self.threshold else '>='} "
             f"{self.threshold:g}"
