@@ -134,7 +134,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mlcore", description=__doc__.splitlines()[0] if __doc__ else None
+        prog="mlcore", description="mlcore: the entry points every host runs (SageMaker, Azure ML, CI, laptop)."
     )
     parser.add_argument("--version", action="version", version=f"mlcore {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -222,9 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_component_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from mlcore.drift.cli import add_drift_parser
+    from mlcore.quality import add_quality_parser
     from mlcore.serve.cli import add_serve_parser
 
     add_drift_parser(sub)
+    add_quality_parser(sub)
     add_serve_parser(sub)
 
 

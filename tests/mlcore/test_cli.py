@@ -12,7 +12,7 @@ import pytest
 
 from mlcore.cli import EXIT_ERROR, EXIT_GATE_FAILED, build_parser, main
 
-SUBCOMMANDS = ("prep", "train", "evaluate", "drift", "serve", "demo")
+SUBCOMMANDS = ("prep", "train", "evaluate", "drift", "quality", "serve", "demo")
 
 
 def test_every_subcommand_has_help() -> None:
