@@ -16,12 +16,13 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 from aws_cdk import App
 
-from cdk.assembly import build_app
+from cdk.assembly import build_app, silence_sagemaker_sdk_logging
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent
 
 
 def main() -> None:
+    silence_sagemaker_sdk_logging()
     app = App()
     revision = os.environ.get("CODEBUILD_RESOLVED_SOURCE_VERSION")
     if revision and app.node.try_get_context("mlops.source_revision") is None:

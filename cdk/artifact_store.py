@@ -20,6 +20,41 @@ from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 
+def access_log_bucket(scope: Construct, id_: str, *, retain: bool, expiry: Duration) -> s3.Bucket:
+    """A bucket that receives S3 server access logs (SSL-only, versioned, private, expiring).
+
+    Server access logs can only be delivered to SSE-S3 buckets, not SSE-KMS ones.
+    """
+    removal = RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY
+    bucket = s3.Bucket(
+        scope,
+        id_,
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        versioned=True,
+        enforce_ssl=True,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        removal_policy=removal,
+        lifecycle_rules=[
+            s3.LifecycleRule(
+                id="expire-access-logs",
+                expiration=expiry,
+                noncurrent_version_expiration=Duration.days(1),
+            )
+        ],
+    )
+    NagSuppressions.add_resource_suppressions(
+        bucket,
+        [
+            NagPackSuppression(
+                id="AwsSolutions-S1",
+                reason="This is the access-log bucket; logging it to itself would loop.",
+            )
+        ],
+    )
+    return bucket
+
+
 class ArtifactStore(Construct):
     """A KMS key with rotation and the data, artifact and access-log buckets.
 
@@ -64,28 +99,11 @@ class ArtifactStore(Construct):
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             removal_policy=removal,
         )
-        # S3 server access logs can only be delivered to SSE-S3 buckets, not SSE-KMS.
-        self.access_log_bucket = s3.Bucket(
+        self.access_log_bucket = access_log_bucket(
             self,
             "AccessLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="expire-access-logs",
-                    expiration=Duration.days(max(90, int(noncurrent_version_expiry.to_days()))),
-                    noncurrent_version_expiration=Duration.days(1),
-                )
-            ],
-            **common,
-        )
-        NagSuppressions.add_resource_suppressions(
-            self.access_log_bucket,
-            [
-                NagPackSuppression(
-                    id="AwsSolutions-S1",
-                    reason="This is the access-log bucket; logging it to itself would loop.",
-                )
-            ],
+            retain=retain,
+            expiry=Duration.days(max(90, int(noncurrent_version_expiry.to_days()))),
         )
         self.data_bucket = s3.Bucket(
             self,

@@ -36,6 +36,14 @@ class MlopsApp:
     stages: dict[str, MlopsStage]
 
 
+def silence_sagemaker_sdk_logging() -> None:
+    """Only errors from the SageMaker SDK at synth: it logs every default it applies, at INFO
+    and DEBUG, on loggers it configures itself (so the parent logger's level is not enough)."""
+    for name in list(logging.root.manager.loggerDict):
+        if name == "sagemaker" or name.startswith("sagemaker."):
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def cdk_json_context(repository_root: Path) -> dict[str, Any]:
     """The ``context`` of cdk.json, as the CDK CLI would pass it (for in-process synths)."""
     path = repository_root / "cdk.json"
@@ -85,5 +93,5 @@ def build_app(app: App, *, repository_root: Path, nag: bool = True) -> MlopsApp:
         stages[name] = stage
     if nag:
         Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
-    cicd.apply_nag_suppressions()
+    cicd.finalize()
     return MlopsApp(app=app, config=config, settings=settings, cicd=cicd, stages=stages)

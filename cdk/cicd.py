@@ -12,9 +12,11 @@ from aws_cdk import Duration, Stack, pipelines
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
+from cdk.artifact_store import access_log_bucket
 from cdk.config import SourceConfig
 from cdk.model_build_stack import ci_role_name
 from cdk.source import pipeline_source
@@ -118,9 +120,10 @@ class CicdStack(Stack):
             timeout=Duration.minutes(timeout + 10),
         )
 
-    def apply_nag_suppressions(self) -> None:
-        """Justify what CDK Pipelines creates and we cannot change. Call after the last stage."""
+    def finalize(self) -> None:
+        """Build the pipeline after the last stage: log its artifact bucket, justify the rest."""
         self.pipeline.build_pipeline()
+        self._log_artifact_bucket_access()
         NagSuppressions.add_resource_suppressions(
             self.pipeline,
             [
@@ -136,15 +139,27 @@ class CicdStack(Stack):
                     id="AwsSolutions-CB3",
                     reason="The asset stage builds the mlcore Docker image, which needs privileged mode.",
                 ),
-                NagPackSuppression(
-                    id="AwsSolutions-S1",
-                    reason=(
-                        "The CodePipeline artifact bucket holds only transient build artifacts, "
-                        "encrypted with the pipeline's KMS key; CloudTrail records access to it."
-                    ),
-                ),
             ],
             apply_to_children=True,
+        )
+
+    def _log_artifact_bucket_access(self) -> None:
+        # CDK Pipelines creates its artifact bucket (KMS, SSL-only, private) without access
+        # logs and offers no prop for them, so they are switched on through the L1 bucket.
+        logs = access_log_bucket(self, "ArtifactAccessLogs", retain=False, expiry=Duration.days(90))
+        prefix = "pipeline-artifacts/"
+        logs.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("logging.s3.amazonaws.com")],
+                actions=["s3:PutObject"],
+                resources=[logs.arn_for_objects(prefix + "*")],
+                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+            )
+        )
+        bucket = self.pipeline.pipeline.artifact_bucket.node.default_child
+        assert isinstance(bucket, s3.CfnBucket)
+        bucket.logging_configuration = s3.CfnBucket.LoggingConfigurationProperty(
+            destination_bucket_name=logs.bucket_name, log_file_prefix=prefix
         )
 
 

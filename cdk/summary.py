@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import logging
 import os
 import sys
 from collections import Counter
@@ -135,10 +134,11 @@ def summarize(outdir: Path, *, lint: bool = True) -> SynthSummary:
 def synthesize(outdir: Path) -> None:
     """Synthesise the app from cdk.json and mlops.yaml into ``outdir``, in this process."""
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    logging.getLogger("sagemaker").setLevel(logging.ERROR)
     from aws_cdk import App
 
-    from cdk.assembly import build_app, cdk_json_context
+    from cdk.assembly import build_app, cdk_json_context, silence_sagemaker_sdk_logging
+
+    silence_sagemaker_sdk_logging()
 
     app = App(context=cdk_json_context(REPOSITORY_ROOT), outdir=str(outdir))
     build_app(app, repository_root=REPOSITORY_ROOT)

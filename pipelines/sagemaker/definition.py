@@ -565,6 +565,8 @@ def _register_step(
         s3_model_data_url=train.properties.ModelArtifacts.S3ModelArtifacts,
         role_arn=targets.role_arn,
         sagemaker_session=session,
+        # ModelBuilder otherwise sets the SDK's shared utils logger to DEBUG for the process.
+        log_level=logging.WARNING,
     )
     step_args = builder.register(
         model_package_group_name=targets.model_package_group_name,

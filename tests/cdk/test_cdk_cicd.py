@@ -108,3 +108,10 @@ def test_source_is_the_configured_codeconnections_repository(
             )
         },
     )
+
+
+def test_pipeline_artifact_bucket_logs_access(templates: dict[str, Template]) -> None:
+    (pipeline,) = templates["toolchain"].find_resources("AWS::CodePipeline::Pipeline").values()
+    bucket_id = pipeline["Properties"]["ArtifactStore"]["Location"]["Ref"]
+    bucket = templates["toolchain"].to_json()["Resources"][bucket_id]
+    assert bucket["Properties"]["LoggingConfiguration"]["LogFilePrefix"] == "pipeline-artifacts/"
