@@ -8,7 +8,7 @@ for the run (the "train on commit" trigger), through a role in that environment'
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack, pipelines
+from aws_cdk import Duration, Environment, Stack, pipelines
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_iam as iam
@@ -42,9 +42,10 @@ class CicdStack(Stack):
         *,
         source_config: SourceConfig,
         project: str,
-        **kwargs: object,
+        env: Environment | None = None,
+        description: str | None = None,
     ) -> None:
-        super().__init__(scope, id_, **kwargs)  # type: ignore[arg-type]
+        super().__init__(scope, id_, env=env, description=description)
         self.project = project
         self._source = pipeline_source(self, source_config)
         source = self._source
@@ -59,7 +60,7 @@ class CicdStack(Stack):
                 "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
                 "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
             },
-            partial_build_spec=codebuild.BuildSpec.from_object(_RUNTIMES),
+            partial_build_spec=pipelines_build_spec(),
             timeout=Duration.minutes(60),
         )
         self.pipeline = pipelines.CodePipeline(

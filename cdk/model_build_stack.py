@@ -43,9 +43,9 @@ class ModelBuildStack(Stack):
         data_prefix: str,
         source_revision: str,
         ci_account: str | None = None,
-        **kwargs: object,
+        description: str | None = None,
     ) -> None:
-        super().__init__(scope, id_, **kwargs)  # type: ignore[arg-type]
+        super().__init__(scope, id_, description=description)
         prefix = resource_prefix(settings.project, stage_name)
 
         self.artifact_store = ArtifactStore(

@@ -30,27 +30,33 @@ class PipelineSource:
         return self.source.source_attribute(self.revision_variable)
 
 
+def _required(config: SourceConfig, name: str) -> str:
+    value = getattr(config, name)
+    if not value:
+        raise ValueError(f"source.provider {config.provider!r} needs source.{name} (see cdk.json)")
+    return str(value)
+
+
 def pipeline_source(scope: Construct, config: SourceConfig) -> PipelineSource:
-    """Build the CodePipeline source for ``config`` (validated: each provider has its settings)."""
+    """Build the CodePipeline source for ``config``."""
     if config.provider == "connection":
-        assert config.repository is not None and config.connection_arn is not None
         return PipelineSource(
             pipelines.CodePipelineSource.connection(
-                config.repository,
+                _required(config, "repository"),
                 config.branch,
-                connection_arn=config.connection_arn,
+                connection_arn=_required(config, "connection_arn"),
             ),
             "CommitId",
         )
     if config.provider == "codecommit":
-        assert config.repository is not None
         repository = codecommit.Repository.from_repository_name(
-            scope, "SourceRepository", config.repository
+            scope, "SourceRepository", _required(config, "repository")
         )
         return PipelineSource(
             pipelines.CodePipelineSource.code_commit(repository, config.branch),
             "CommitId",
         )
-    assert config.bucket is not None and config.object_key is not None
-    bucket = s3.Bucket.from_bucket_name(scope, "SourceBucket", config.bucket)
-    return PipelineSource(pipelines.CodePipelineSource.s3(bucket, config.object_key), "VersionId")
+    bucket = s3.Bucket.from_bucket_name(scope, "SourceBucket", _required(config, "bucket"))
+    return PipelineSource(
+        pipelines.CodePipelineSource.s3(bucket, _required(config, "object_key")), "VersionId"
+    )

@@ -58,3 +58,19 @@ def test_cfn_lint_reports_no_errors_in_any_template(synth: Any) -> None:
     assert len(templates) == 4
     problems = {str(t.relative_to(synth.outdir)): lint_template(t) for t in templates}
     assert {name: errors for name, errors in problems.items() if errors} == {}
+
+
+def test_the_nag_assertion_catches_an_unsuppressed_finding() -> None:
+    # Guards the tests above: with this cdk-nag/CDK pair, findings must surface as annotations.
+    from aws_cdk import App, Aspects
+    from aws_cdk import aws_s3 as s3
+    from cdk_nag import AwsSolutionsChecks
+
+    app = App()
+    stack = Stack(app, "Probe")
+    s3.Bucket(stack, "Unlogged")
+    Aspects.of(app).add(AwsSolutionsChecks())
+    errors = Annotations.from_stack(stack).find_error(
+        "*", Match.string_like_regexp(r"AwsSolutions-S1")
+    )
+    assert errors
