@@ -20,6 +20,7 @@ from mlcore.drift import (
     detect_drift,
 )
 from mlcore.errors import DataError
+from mlcore.settings import DriftSettings
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:ks_2samp. Exact calculation unsuccessful:RuntimeWarning"
@@ -90,7 +91,10 @@ def test_constant_columns_have_defined_results() -> None:
     reference = pd.DataFrame({"x": np.full(500, 3.0), "c": "a", "y": 0})
     same = detect_drift(reference, reference.copy(), spec=SPEC)
     assert same.drifted_features == ()
-    assert same.feature("x").test("wasserstein").parameters["scale"] == 1.0
+    by_distance = detect_drift(
+        reference, reference.copy(), spec=SPEC, settings=DriftSettings(numeric_method="wasserstein")
+    )
+    assert by_distance.feature("x").test("wasserstein").parameters["scale"] == 1.0
     moved = detect_drift(reference, reference.assign(x=4.0), spec=SPEC)
     assert moved.feature("x").drifted
     assert moved.feature("x").statistic == 1.0

@@ -20,7 +20,7 @@ from mlcore.drift import (
     wasserstein_drift,
 )
 from mlcore.drift.ks import ks_asymptotic_p_value
-from mlcore.drift.pairs import PSEUDO_COUNT, counts_in_bins, quantile_edges
+from mlcore.drift.pairs import PSEUDO_COUNT, counts_in_bins, ks_statistic_by_grid, quantile_edges
 
 TOL = 1e-9
 
@@ -42,6 +42,21 @@ def test_ks_equals_scipy_on_small_samples(reference: np.ndarray, current: np.nda
     theirs = stats.ks_2samp(reference, current)
     assert ours.statistic == pytest.approx(theirs.statistic, abs=TOL)
     assert ours.p_value == pytest.approx(theirs.pvalue, abs=TOL)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    reference=st.one_of(samples, tied),
+    current=st.one_of(samples, tied),
+    grid_bins=st.integers(1, 40),
+)
+def test_ks_statistic_by_grid_equals_scipy_whatever_the_grid(
+    reference: np.ndarray, current: np.ndarray, grid_bins: int
+) -> None:
+    # Coarse grids force the refinement step to look inside many bins.
+    ours = ks_statistic_by_grid(np.sort(reference), np.sort(current), grid_bins=grid_bins)
+    # For small samples scipy's exact mode rounds D to a multiple of 1/lcm(n, m), hence approx.
+    assert ours == pytest.approx(stats.ks_2samp(reference, current).statistic, abs=1e-12)
 
 
 @pytest.mark.parametrize("shift", [0.0, 0.01, 0.05])

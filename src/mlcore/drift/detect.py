@@ -13,7 +13,6 @@ import pandas as pd
 from mlcore.data import DatasetSpec
 from mlcore.drift.baseline import (
     Baseline,
-    build_baseline,
     column_plan,
     summarise_column,
     worker_count,
@@ -23,7 +22,7 @@ from mlcore.drift.ks import ks_drifted
 from mlcore.drift.missing import missing_rate_check
 from mlcore.drift.pairs import CategoricalPair, NumericPair
 from mlcore.drift.profiles import profile
-from mlcore.drift.registry import primary_method, tests_for
+from mlcore.drift.registry import primary_method, tests_to_run
 from mlcore.drift.results import DriftReport, FeatureDrift, Role, TestResult
 from mlcore.drift.summaries import CategoricalSummary, ColumnSummary, Kind, NumericSummary
 from mlcore.errors import DataError
@@ -81,39 +80,54 @@ def detect_drift(
             )
         if prediction_columns is None:
             prediction_columns = _available_predictions(baseline, current)
+        spec, reference_rows = baseline.spec, baseline.rows
+
+        def reference_side(name: str) -> tuple[ColumnSummary, Kind, Role]:
+            column = baseline.column(name)
+            return column.summary, column.kind, column.role
+
     elif isinstance(reference, pd.DataFrame):
         if spec is None:
             raise DataError("give spec= (the dataset spec) when the reference is a DataFrame")
         if reference.shape[0] == 0:
             raise DataError("the reference data has no rows; give reference data to compare with")
-        baseline = build_baseline(
-            reference, spec, settings, prediction_columns=prediction_columns or (), workers=workers
+        reference_frame, reference_rows = reference, int(reference.shape[0])
+        reference_plan = column_plan(
+            reference_frame, spec, prediction_columns or (), side="reference"
         )
+
+        def reference_side(name: str) -> tuple[ColumnSummary, Kind, Role]:
+            # Summarised inside the column's own task, so at most one reference column per
+            # thread is held as a sorted copy.
+            kind, role = reference_plan[name]
+            return summarise_column(reference_frame[name], kind, name=name), kind, role
+
     else:
         raise DataError(
             f"reference must be a DataFrame or a Baseline, got {type(reference).__name__}"
         )
-    plan = column_plan(current, baseline.spec, prediction_columns or (), side="current")
+    plan = column_plan(current, spec, prediction_columns or (), side="current")
 
     def check(name: str) -> FeatureDrift:
-        column = baseline.column(name)  # the reference decides how a column is read
-        summary = summarise_column(current[name], column.kind, name=name)
-        return compare_column(
-            column.summary, summary, name=name, role=column.role, settings=settings
-        )
+        reference_summary, kind, role = reference_side(name)  # the reference decides the kind
+        summary = summarise_column(current[name], kind, name=name)
+        return compare_column(reference_summary, summary, name=name, role=role, settings=settings)
 
-    # One task per column does the whole job (summary and every test) so threads share no
+    # One task per column does the whole job (summaries and every test) so threads share no
     # state; numpy's sorts and scans release the GIL, so columns really run in parallel.
     with ThreadPoolExecutor(max_workers=worker_count(workers, len(plan))) as pool:
         results = dict(zip(plan, pool.map(check, plan), strict=True))
     return assemble_report(
-        baseline, current_rows=int(current.shape[0]), settings=settings, results=results
+        reference_rows=reference_rows,
+        current_rows=int(current.shape[0]),
+        settings=settings,
+        results=results,
     )
 
 
 def assemble_report(
-    baseline: Baseline,
     *,
+    reference_rows: int,
     current_rows: int,
     settings: DriftSettings,
     results: Mapping[str, FeatureDrift],
@@ -132,7 +146,7 @@ def assemble_report(
         share_drifted=share,
         dataset_drift=share >= settings.dataset_drift_share,
         dataset_drift_share=settings.dataset_drift_share,
-        reference_rows=baseline.rows,
+        reference_rows=reference_rows,
         current_rows=current_rows,
         settings=settings.model_dump(),
         mode=mode,
@@ -158,7 +172,7 @@ def compare_column(
     else:
         raise DataError(f"column {name!r} has a different type in the current data")
     primary = primary_method(kind, settings)
-    tests = tuple(test(pair, settings) for test in tests_for(kind).values())
+    tests = tuple(test(pair, settings) for test in tests_to_run(kind, settings).values())
     return FeatureDrift(
         name=name,
         role=role,

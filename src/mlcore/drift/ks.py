@@ -67,8 +67,7 @@ def ks_test_pair(pair: NumericPair, *, threshold: float, min_effect_size: float)
             # scipy gives up on the exact sum for some tied samples and falls back itself.
             mode = "asymp (scipy's exact calculation failed)"
     else:
-        _, gap = pair.ecdf_gap
-        statistic = ks_statistic(gap[pair.last_of_ties])
+        statistic = pair.ks_statistic
         p_value = ks_asymptotic_p_value(statistic, n_ref, n_cur)
         mode = "asymp"
     return TestResult(
@@ -88,13 +87,6 @@ def ks_test_pair(pair: NumericPair, *, threshold: float, min_effect_size: float)
             "current_size": n_cur,
         },
     )
-
-
-def ks_statistic(gap: np.ndarray) -> float:
-    """The two-sided KS statistic from the CDF gap, as scipy picks it."""
-    upper = float(gap.max())
-    lower = float(np.clip(-gap.min(), 0.0, 1.0))
-    return lower if lower > upper else upper
 
 
 def ks_asymptotic_p_value(statistic: float, n_ref: int, n_cur: int) -> float:

@@ -169,6 +169,8 @@ def _as_float_array(values: npt.ArrayLike | pd.Series, *, name: str) -> FloatArr
                     f"e.g. {bad.iloc[0]!r}; fix the data or declare the column categorical in the spec"
                 )
             values = converted
+        if values.dtype == np.float64:  # plain float64 column: a view, no copy
+            return np.asarray(values.to_numpy(), dtype=np.float64)
         return np.asarray(values.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
     array = np.asarray(values)
     if array.ndim != 1:
