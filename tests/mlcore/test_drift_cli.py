@@ -125,7 +125,10 @@ def test_settings_file_sets_the_thresholds(tmp_path: Path, files: dict[str, Path
     assert charges["method"] == "psi" and charges["parameters"]["bin_count"] == 4
 
 
-def test_baseline_of_a_model_folder_checks_captured_traffic(tmp_path: Path) -> None:
+@pytest.mark.parametrize("streaming", [False, True])
+def test_baseline_of_a_model_folder_checks_captured_traffic(
+    tmp_path: Path, streaming: bool
+) -> None:
     reference = _frame(1).assign(score=np.random.default_rng(0).beta(2, 5, 3000))
     model_dir = tmp_path / "model"
     build_baseline(reference, SPEC, prediction_columns=("score",)).save(model_dir / "baseline")
@@ -134,6 +137,7 @@ def test_baseline_of_a_model_folder_checks_captured_traffic(tmp_path: Path) -> N
     out = tmp_path / "out"
     code = run(
         ["--baseline", str(model_dir), "--current", str(tmp_path / "capture"), "--output", str(out)]
+        + (["--streaming", "--chunk-rows", "100"] if streaming else [])
     )
     assert code == 0
     report = json.loads((out / "drift_report.json").read_text())
@@ -141,6 +145,7 @@ def test_baseline_of_a_model_folder_checks_captured_traffic(tmp_path: Path) -> N
     assert "charges" in report["drifted_features"]
     assert [p["name"] for p in report["predictions"]] == ["score"]
     assert report["prediction_drift"] is True
+    assert report["mode"] == ("streaming" if streaming else "exact")
 
 
 def _write_capture(path: Path, frame: pd.DataFrame, *, batch: int = 50) -> None:

@@ -1,9 +1,10 @@
 """A reference summary beside a current summary, with the work the tests share computed once.
 
-KS and Wasserstein both read the gap between the two empirical CDFs over the
-merged sample; PSI, KL and Jensen-Shannon all read the same binned counts. Each
-is computed on first use and cached on the pair, so running every test on a
-column costs little more than running one.
+PSI, KL and Jensen-Shannon all read the same binned counts; KS reads both
+sorted samples without merging them (``ks_statistic_by_grid``); Wasserstein,
+run only when configured, reads the gap between the CDFs over the merged
+sample. Each is computed on first use and cached on the pair, so running every
+test on a column costs little more than running one.
 """
 
 from __future__ import annotations
