@@ -12,7 +12,7 @@ deleted with the stack, which CloudFormation refuses while a bucket still holds 
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -53,6 +53,34 @@ def access_log_bucket(scope: Construct, id_: str, *, retain: bool, expiry: Durat
         ],
     )
     return bucket
+
+
+def log_access(bucket: s3.IBucket, *, to: s3.Bucket, prefix: str) -> None:
+    """Deliver ``bucket``'s S3 server access logs to ``to`` under ``prefix``.
+
+    Done with a bucket policy for the logging service, whatever the app's feature flags: the
+    L2 ``server_access_logs_bucket`` falls back to ACLs (which fail on buckets with object
+    ownership enforced) unless ``@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy`` is set.
+    """
+    to.add_to_resource_policy(
+        iam.PolicyStatement(
+            principals=[iam.ServicePrincipal("logging.s3.amazonaws.com")],
+            actions=["s3:PutObject"],
+            resources=[to.arn_for_objects(prefix + "*")],
+            conditions={
+                "ArnLike": {"aws:SourceArn": bucket.bucket_arn},
+                "StringEquals": {"aws:SourceAccount": Stack.of(to).account},
+            },
+        )
+    )
+    cfn_bucket = bucket.node.default_child
+    if not isinstance(cfn_bucket, s3.CfnBucket):
+        raise ValueError(
+            f"can only switch on access logs for a bucket defined in this app; got {bucket}"
+        )
+    cfn_bucket.logging_configuration = s3.CfnBucket.LoggingConfigurationProperty(
+        destination_bucket_name=to.bucket_name, log_file_prefix=prefix
+    )
 
 
 class ArtifactStore(Construct):
@@ -111,8 +139,6 @@ class ArtifactStore(Construct):
             encryption=s3.BucketEncryption.KMS,
             encryption_key=self.key,
             bucket_key_enabled=True,
-            server_access_logs_bucket=self.access_log_bucket,
-            server_access_logs_prefix="data/",
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="expire-old-versions",
@@ -135,8 +161,6 @@ class ArtifactStore(Construct):
             encryption=s3.BucketEncryption.KMS,
             encryption_key=self.key,
             bucket_key_enabled=True,
-            server_access_logs_bucket=self.access_log_bucket,
-            server_access_logs_prefix="artifacts/",
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="expire-artifacts",
@@ -147,6 +171,9 @@ class ArtifactStore(Construct):
             ],
             **common,
         )
+
+        log_access(self.data_bucket, to=self.access_log_bucket, prefix="data/")
+        log_access(self.artifact_bucket, to=self.access_log_bucket, prefix="artifacts/")
 
     def grant_read_data(self, grantee: iam.IGrantable) -> iam.Grant:
         """Read training data (bucket and key)."""

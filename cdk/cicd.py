@@ -12,11 +12,10 @@ from aws_cdk import Duration, Environment, Stack, pipelines
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_s3 as s3
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
-from cdk.artifact_store import access_log_bucket
+from cdk.artifact_store import access_log_bucket, log_access
 from cdk.config import SourceConfig
 from cdk.model_build_stack import ci_role_name
 from cdk.source import pipeline_source
@@ -148,20 +147,7 @@ class CicdStack(Stack):
         # CDK Pipelines creates its artifact bucket (KMS, SSL-only, private) without access
         # logs and offers no prop for them, so they are switched on through the L1 bucket.
         logs = access_log_bucket(self, "ArtifactAccessLogs", retain=False, expiry=Duration.days(90))
-        prefix = "pipeline-artifacts/"
-        logs.add_to_resource_policy(
-            iam.PolicyStatement(
-                principals=[iam.ServicePrincipal("logging.s3.amazonaws.com")],
-                actions=["s3:PutObject"],
-                resources=[logs.arn_for_objects(prefix + "*")],
-                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
-            )
-        )
-        bucket = self.pipeline.pipeline.artifact_bucket.node.default_child
-        assert isinstance(bucket, s3.CfnBucket)
-        bucket.logging_configuration = s3.CfnBucket.LoggingConfigurationProperty(
-            destination_bucket_name=logs.bucket_name, log_file_prefix=prefix
-        )
+        log_access(self.pipeline.pipeline.artifact_bucket, to=logs, prefix="pipeline-artifacts/")
 
 
 def pipelines_build_spec() -> codebuild.BuildSpec:

@@ -6,7 +6,7 @@ image, model build, package group) are what the serving and monitoring stacks bu
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import CfnOutput, Duration, Environment, Stack
 from aws_cdk import aws_events as events
 from constructs import Construct
 
@@ -43,9 +43,10 @@ class ModelBuildStack(Stack):
         data_prefix: str,
         source_revision: str,
         ci_account: str | None = None,
+        env: Environment | None = None,
         description: str | None = None,
     ) -> None:
-        super().__init__(scope, id_, description=description)
+        super().__init__(scope, id_, env=env, description=description)
         prefix = resource_prefix(settings.project, stage_name)
 
         self.artifact_store = ArtifactStore(
@@ -97,7 +98,7 @@ class ModelBuildStack(Stack):
             ci_role_name=ci_role_name(settings.project, stage_name)
             if stage_config.train_after_deploy
             else None,
-            ci_account=ci_account,
+            ci_account=ci_account if stage_config.train_after_deploy else None,
         )
 
         self.pipeline_name_output = CfnOutput(
