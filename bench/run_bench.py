@@ -179,16 +179,21 @@ def agreement(
         if theirs.get(name) == verdict:
             agree += 1
             continue
-        change = changes.get(name, "no change injected")
-        who = "only mlcore" if verdict else "only the other tool"
-        notes.append(f"{name}: {who} flags it ({change})")
+        change = changes.get(name)
+        if change is None:
+            notes.append(
+                f"{name}: only the other tool flags it: a false alarm, no change was injected"
+            )
+        else:
+            who = "only mlcore" if verdict else "only the other tool"
+            notes.append(f"{name}: {who} flags it; injected change: {change}")
     return agree, notes
 
 
 def table(runs: list[Run], reference: Run, changes: dict[str, str]) -> str:
     ours = reference.record.get("verdicts", {})
     lines = [
-        "| tool | compute s | wall s | peak MiB | verdicts agreeing with mlcore |",
+        "| tool | compute s | wall s | peak MiB | verdicts agreeing with mlcore (frames) |",
         "|---|---:|---:|---:|---|",
     ]
     notes: list[str] = []
@@ -255,7 +260,7 @@ def main() -> None:
             if other.compute_seconds and mine.compute_seconds:
                 report.append(
                     f"- {other.name} vs {mine.name}: compute "
-                    f"{other.compute_seconds / mine.compute_seconds:.0f}x, peak memory "
+                    f"{other.compute_seconds / mine.compute_seconds:.1f}x, peak memory "
                     f"{other.peak_mib / mine.peak_mib:.1f}x"
                 )
 
