@@ -179,13 +179,11 @@ def agreement(
         if theirs.get(name) == verdict:
             agree += 1
             continue
+        who = "only mlcore" if verdict else "only the other tool"
         change = changes.get(name)
         if change is None:
-            notes.append(
-                f"{name}: only the other tool flags it: a false alarm, no change was injected"
-            )
+            notes.append(f"{name}: {who} flags it: a false alarm, no change was injected")
         else:
-            who = "only mlcore" if verdict else "only the other tool"
             notes.append(f"{name}: {who} flags it; injected change: {change}")
     return agree, notes
 
