@@ -9,10 +9,12 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 ENV ?= dev
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+# Node 20 is end-of-life for jsii; the value lists the major versions to stay quiet about.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # The SageMaker SDK creates a boto3 client at import time; synth and tests need no real account.
 export AWS_DEFAULT_REGION ?= eu-west-1
 
-.PHONY: install install-demo demo test lint format typecheck synth azure-dry-run bench clean
+.PHONY: install install-demo demo test lint format synth aws-summary azure-dry-run bench clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +35,11 @@ $(VENV)/.dev-installed: pyproject.toml requirements.txt | $(BIN)/activate
 install-demo: $(VENV)/.demo-installed
 install: $(VENV)/.dev-installed
 
+# The ML loop runs as soon as mlcore's small runtime set is installed; only then does the
+# full toolchain (CDK, cdk-nag, cfn-lint, SageMaker SDK) install for the AWS summary.
 demo: $(VENV)/.demo-installed
 	$(BIN)/mlcore demo --output out/demo
+	$(MAKE) --no-print-directory aws-summary
 
 test: $(VENV)/.dev-installed
 	$(BIN)/pytest -n 2 --dist loadgroup
@@ -55,3 +60,17 @@ clean:
 # no credentials, no network. `make azure-dry-run ENV=prod` for the prod set.
 azure-dry-run: $(VENV)/.dev-installed
 	PYTHONPATH=azure $(PY) -m mlops_azure apply --env $(ENV) --dry-run --output out/azure/$(ENV)
+
+# The CDK CLI is pinned in package.json; npm ci reruns only when the lock file changes.
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+# Templates for the CI/CD stack and dev, staging, prod in cdk.out/ without AWS credentials.
+# Fails on any unsuppressed cdk-nag error; ends with the one-screen summary.
+synth: $(VENV)/.dev-installed node_modules/.package-lock.json
+	npx cdk synth --quiet
+	$(PY) -m cdk.summary --no-synth
+
+# What `cdk deploy` would create, synthesised in-process (no credentials, no network, no npm).
+aws-summary: $(VENV)/.dev-installed
+	$(PY) -m cdk.summary --outdir out/cdk.out

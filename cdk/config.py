@@ -93,6 +93,10 @@ class StageConfig(_Frozen):
     train_timeout_minutes: int = Field(180, ge=10, le=24 * 60)
     # A person approves in the CI/CD pipeline before this stage deploys.
     manual_approval: bool = False
+    # Serverless inference (pay per request, no capture or autoscaling): cheap for dev.
+    serverless_inference: bool = False
+    # The stage whose endpoint this one's releases pass through first (smoke test, approval).
+    release_via: str | None = None
     # Buckets and keys survive `cdk destroy` (always set for production).
     retain_data: bool = False
     artifact_expiry_days: int = Field(365, ge=1)
@@ -134,6 +138,21 @@ class AwsConfig(_Frozen):
             raise ValueError(
                 f"stage names must be 2-12 lowercase letters/digits starting with a letter; got {bad}"
             )
+        names = list(self.stages)
+        for position, (name, stage) in enumerate(self.stages.items()):
+            if stage.release_via is not None and stage.release_via not in names[:position]:
+                raise ValueError(
+                    f"stages.{name}.release_via is {stage.release_via!r}: it must name a stage "
+                    f"listed before {name!r} (one of {names[:position]})"
+                )
+            if (
+                stage.release_via is not None
+                and self.stages[stage.release_via].serverless_inference
+            ):
+                raise ValueError(
+                    f"stages.{name}.release_via names {stage.release_via!r}, a serverless stage: "
+                    "releases need a stage whose endpoint can be smoke-tested blue/green"
+                )
         regions = {stage.region for stage in self.stages.values()} | {self.toolchain.region}
         if None in regions and len(regions) > 1:
             raise ValueError(

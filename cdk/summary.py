@@ -146,30 +146,39 @@ def synthesize(outdir: Path) -> None:
 
 
 def render(summary: SynthSummary) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
-    stacks = Table(title=f"cdk deploy would create ({summary.outdir})", title_justify="left")
-    for column in ("environment", "stack", "resources", "cdk-nag", "cfn-lint"):
+    stacks = Table(
+        title="cdk deploy would create",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+    )
+    for column in ("stack", "resources", "cdk-nag", "cfn-lint"):
         stacks.add_column(column)
     for stack in summary.stacks:
         nag = (
             f"[red]{len(stack.nag_errors)} errors[/red]"
             if stack.nag_errors
-            else f"[green]pass[/green] ({stack.nag_suppressed} justified suppressions)"
+            else f"[green]pass[/green], {stack.nag_suppressed} justified"
         )
         lint = (
             f"[red]{len(stack.lint_errors)} errors[/red]"
             if stack.lint_errors
             else "[green]pass[/green]"
         )
-        stacks.add_row(
-            stack.environment, stack.stack_name, str(sum(stack.resources.values())), nag, lint
-        )
+        stacks.add_row(stack.stack_name, str(sum(stack.resources.values())), nag, lint)
     console.print(stacks)
 
-    by_type = Table(title="Resources by type", title_justify="left")
+    by_type = Table(
+        title="Resources by type (AWS::)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+    )
     by_type.add_column("type")
     for environment in summary.stages:
         by_type.add_column(environment, justify="right")
@@ -178,13 +187,19 @@ def render(summary: SynthSummary) -> None:
         for env in summary.stages
     }
     for kind in sorted(set().union(*per_env.values())):
-        by_type.add_row(kind, *(str(per_env[env].get(kind, 0) or "") for env in summary.stages))
+        by_type.add_row(
+            kind.removeprefix("AWS::"),
+            *(str(per_env[env].get(kind, 0) or "") for env in summary.stages),
+        )
     console.print(by_type)
     for stack in summary.stacks:
         for problem in (*stack.nag_errors, *stack.lint_errors):
             console.print(f"[red]{stack.stack_name}: {problem}[/red]")
     verdict = "[green]all checks pass[/green]" if summary.ok else "[red]checks failed[/red]"
-    console.print(f"{len(summary.stacks)} stacks in {len(summary.stages)} environments: {verdict}")
+    console.print(
+        f"{len(summary.stacks)} stacks in {len(summary.stages)} environments: {verdict} "
+        f"(templates in {summary.outdir})"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

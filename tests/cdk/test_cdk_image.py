@@ -11,13 +11,21 @@ from cdk.container_image import BUILD_CONTEXT, DOCKERFILE
 pytestmark = pytest.mark.xdist_group("cdk_synth")
 
 
+def _image_assets(synth: Any) -> list[Any]:
+    # Lambda code assets sit beside the image asset; only a Docker build context holds a Dockerfile.
+    return [
+        p
+        for p in synth.outdir.iterdir()
+        if p.is_dir() and p.name.startswith("asset.") and (p / DOCKERFILE).is_file()
+    ]
+
+
 def test_all_environments_share_one_image_asset(synth: Any) -> None:
-    assets = [p for p in synth.outdir.iterdir() if p.is_dir() and p.name.startswith("asset.")]
-    assert len(assets) == 1
+    assert len(_image_assets(synth)) == 1
 
 
 def test_image_build_context_holds_only_what_the_dockerfile_needs(synth: Any) -> None:
-    (asset,) = [p for p in synth.outdir.iterdir() if p.is_dir() and p.name.startswith("asset.")]
+    (asset,) = _image_assets(synth)
     files = {str(p.relative_to(asset)) for p in asset.rglob("*") if p.is_file()}
     assert DOCKERFILE in files
     assert "src/mlcore/cli.py" in files

@@ -25,19 +25,27 @@ def test_lists_the_toolchain_then_each_environment(report: summary.SynthSummary)
     assert [s.stack_name for s in report.stacks] == [
         "MlopsCicd",
         "Dev-ModelBuild",
+        "Dev-ReleaseState",
+        "Dev-Serving",
         "Staging-ModelBuild",
+        "Staging-ReleaseState",
+        "Staging-Serving",
         "Prod-ModelBuild",
+        "Prod-ReleaseState",
+        "Prod-Serving",
     ]
 
 
 def test_counts_resources_by_type_as_in_the_templates(
     report: summary.SynthSummary, templates: dict[str, Template]
 ) -> None:
-    by_env = {s.environment: s for s in report.stacks}
+    # The shared `templates` fixture holds the CI/CD stack and each environment's ModelBuild stack.
+    by_name = {s.stack_name: s for s in report.stacks}
     for name, template in templates.items():
+        stack = by_name["MlopsCicd" if name == "toolchain" else f"{name.capitalize()}-ModelBuild"]
         types = [r["Type"] for r in template.to_json()["Resources"].values()]
-        assert sum(by_env[name].resources.values()) == len(types)
-        assert by_env[name].resources["AWS::IAM::Role"] == types.count("AWS::IAM::Role")
+        assert sum(stack.resources.values()) == len(types)
+        assert stack.resources["AWS::IAM::Role"] == types.count("AWS::IAM::Role")
 
 
 def test_the_synthesised_app_passes_both_checks(report: summary.SynthSummary) -> None:
@@ -61,7 +69,7 @@ def test_an_unsuppressed_nag_error_fails_the_summary(synth: Any, tmp_path: Path)
         )
     failed = summary.summarize(outdir, lint=False)
     assert not failed.ok
-    (dev,) = [s for s in failed.stacks if s.environment == "dev"]
+    (dev,) = [s for s in failed.stacks if s.stack_name == "Dev-ModelBuild"]
     assert dev.nag_errors == ("AwsSolutions-S1 MlopsCicd/Dev/ModelBuild/Extra/Resource",)
 
 
@@ -77,5 +85,7 @@ def test_summary_renders_one_screen(
 ) -> None:
     summary.render(report)
     out = capsys.readouterr().out
-    assert "AWS::SageMaker::Pipeline" in out and "all checks pass" in out
+    assert (
+        "SageMaker::Pipeline" in out and "SageMaker::Endpoint" in out and "all checks pass" in out
+    )
     assert len(out.splitlines()) <= 50
