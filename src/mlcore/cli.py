@@ -134,7 +134,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mlcore", description="mlcore: the entry points every host runs (SageMaker, Azure ML, CI, laptop)."
+        prog="mlcore",
+        description="mlcore: the entry points every host runs (SageMaker, Azure ML, CI, laptop).",
     )
     parser.add_argument("--version", action="version", version=f"mlcore {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

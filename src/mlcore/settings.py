@@ -52,7 +52,9 @@ class TrainingSettings(_Frozen):
     algorithm: Literal[
         "hist_gradient_boosting", "random_forest", "logistic_regression", "ridge"
     ] = "hist_gradient_boosting"
-    hyperparameters: dict[str, HyperparameterValue] = Field(default_factory=_default_hyperparameters)
+    hyperparameters: dict[str, HyperparameterValue] = Field(
+        default_factory=_default_hyperparameters
+    )
     seed: int = 42
     validation_fraction: float = Field(0.15, gt=0, lt=1)
     test_fraction: float = Field(0.15, gt=0, lt=1)
