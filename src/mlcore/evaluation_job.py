@@ -9,8 +9,6 @@ CI or the local run; the files it writes are the contract with the pipelines:
 from __future__ import annotations
 
 import logging
-import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,13 +17,11 @@ from mlcore.errors import ModelError
 from mlcore.evaluate import evaluate_model, evaluation_document, slice_metrics
 from mlcore.gate import GateDecision, evaluate_gate
 from mlcore.jsonio import write_json
-from mlcore.model import MODEL_FILE, ModelBundle
+from mlcore.model import ModelBundle, unpack_model_dir
 from mlcore.model_card import build_model_card, write_model_card
 from mlcore.settings import MlopsSettings
 
 logger = logging.getLogger(__name__)
-
-SAGEMAKER_MODEL_ARCHIVE = "model.tar.gz"
 
 
 @dataclass(frozen=True)
@@ -37,16 +33,9 @@ class EvaluationResult:
 
 def load_model_dir(model_dir: str | Path) -> ModelBundle:
     """Load a model folder, unpacking SageMaker's ``model.tar.gz`` when that is what it holds."""
-    model_dir = Path(model_dir)
-    archive = model_dir / SAGEMAKER_MODEL_ARCHIVE
-    if not (model_dir / MODEL_FILE).exists() and archive.exists():
-        target = Path(tempfile.mkdtemp(prefix="mlcore-model-"))
-        with tarfile.open(archive) as tar:
-            tar.extractall(target, filter="data")
-        return ModelBundle.load(target)
-    if not model_dir.exists():
+    if not Path(model_dir).exists():
         raise ModelError(f"model directory does not exist: {model_dir}")
-    return ModelBundle.load(model_dir)
+    return ModelBundle.load(unpack_model_dir(model_dir))
 
 
 def run_evaluation(

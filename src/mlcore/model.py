@@ -14,6 +14,8 @@ Training writes it, serving and evaluation load it, on every host alike.
 from __future__ import annotations
 
 import json
+import tarfile
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,8 @@ from mlcore.errors import DataError, ModelError
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
 BASELINE_DIR = "baseline"
+# SageMaker hands a training job's model to later steps as this archive.
+SAGEMAKER_MODEL_ARCHIVE = "model.tar.gz"
 PREDICTION_COLUMN = "prediction"
 SCORE_COLUMN = "score"
 
@@ -90,3 +94,22 @@ class ModelBundle:
         spec = DatasetSpec.from_dict(metadata.pop("spec"))
         pipeline = joblib.load(model_path)
         return cls(pipeline=pipeline, spec=spec, metadata=metadata)
+
+
+def unpack_model_dir(model_dir: str | Path) -> Path:
+    """The model folder itself, or SageMaker's ``model.tar.gz`` in it unpacked to a temporary folder.
+
+    Processing jobs receive a training job's model as that archive; every entry point
+    that takes ``--model-dir`` (or a baseline inside one) accepts either form.
+    """
+    model_dir = Path(model_dir)
+    archive = model_dir / SAGEMAKER_MODEL_ARCHIVE
+    if (model_dir / MODEL_FILE).exists() or not archive.is_file():
+        return model_dir
+    target = Path(tempfile.mkdtemp(prefix="mlcore-model-"))
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(target, filter="data")
+    except (tarfile.TarError, OSError) as exc:
+        raise ModelError(f"cannot unpack {archive}: {exc}") from exc
+    return target

@@ -190,3 +190,31 @@ def test_invalid_settings_file_is_reported(
         == EXIT_ERROR
     )
     assert "gate.primary: Extra inputs are not permitted" in capsys.readouterr().err
+
+
+def test_drift_reads_the_baseline_inside_a_sagemaker_model_archive(
+    tmp_path: Path, saved_model_dir: Path, churn_split
+) -> None:
+    # A monitoring Processing job receives the model exactly as training wrote it: model.tar.gz.
+    import tarfile
+
+    packed = tmp_path / "model"
+    packed.mkdir()
+    with tarfile.open(packed / "model.tar.gz", "w:gz") as tar:
+        for item in saved_model_dir.iterdir():
+            tar.add(item, arcname=item.name)
+    churn_split.test.to_csv(tmp_path / "current.csv", index=False)
+    code = main(
+        [
+            "drift",
+            "--baseline",
+            str(packed),
+            "--current",
+            str(tmp_path / "current.csv"),
+            "--output",
+            str(tmp_path / "drift"),
+        ]
+    )
+    assert code == 0
+    report = json.loads((tmp_path / "drift" / "drift_report.json").read_text())
+    assert report["dataset_drift"] is False

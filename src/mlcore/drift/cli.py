@@ -19,6 +19,7 @@ from mlcore.drift.outputs import write_drift_outputs
 from mlcore.drift.results import DriftReport
 from mlcore.drift.streaming import DEFAULT_CHUNK_ROWS
 from mlcore.errors import ConfigError, DataError
+from mlcore.model import unpack_model_dir
 from mlcore.settings import DEFAULT_SETTINGS_FILE, MlopsSettings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -188,7 +189,10 @@ def is_capture(path: Path) -> bool:
 
 
 def _load_baseline(path: Path) -> Baseline:
-    # A model folder holds the baseline in baseline/: accept either.
+    # A model folder holds the baseline in baseline/, and a Processing job receives the model
+    # as SageMaker's model.tar.gz: accept the baseline folder, the model folder or the archive.
+    if not (path / BASELINE_FILE).is_file():
+        path = unpack_model_dir(path)
     if not (path / BASELINE_FILE).is_file() and (path / "baseline" / BASELINE_FILE).is_file():
         path = path / "baseline"
     return Baseline.load(path)
