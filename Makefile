@@ -74,3 +74,8 @@ synth: $(VENV)/.dev-installed node_modules/.package-lock.json
 # What `cdk deploy` would create, synthesised in-process (no credentials, no network, no npm).
 aws-summary: $(VENV)/.dev-installed
 	$(PY) -m cdk.summary --outdir out/cdk.out
+
+# The drift benchmark (bench/README.md): generates its data once, creates the competitor
+# venvs under bench/.venvs/ from bench/requirements-*.txt, prints and saves the table.
+bench: $(VENV)/.dev-installed
+	$(PY) bench/run_bench.py
