@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import logging
 import os
 import sys
+import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -209,9 +211,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--outdir", type=Path, default=REPOSITORY_ROOT / "cdk.out")
     parser.add_argument("--no-synth", action="store_true", help="summarise an existing cdk.out")
     args = parser.parse_args(argv)
+    # The summary is the output: library chatter (the SDK noting that a PipelineSession starts
+    # no jobs, cfn-lint's line per template) would push it off the screen.
+    warnings.filterwarnings(
+        "ignore", message="Running within a PipelineSession", category=UserWarning
+    )
     try:
         if not args.no_synth:
             synthesize(args.outdir)
+        # The SageMaker SDK configures the root logger at INFO while it builds the definition.
+        logging.getLogger().setLevel(logging.WARNING)
+        logging.getLogger("cfnlint").setLevel(logging.WARNING)
         summary = summarize(args.outdir)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
