@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +18,26 @@ from mlcore.model import ModelBundle
 
 # Column names that often stand for protected or sensitive attributes; the card asks
 # for a fairness review when a model uses one of them.
-_SENSITIVE_HINTS = (
-    "age",
-    "gender",
-    "sex",
-    "race",
-    "ethnic",
-    "religion",
-    "region",
-    "postcode",
-    "zip",
-    "nationality",
-    "marital",
-    "disability",
+_SENSITIVE_HINTS = frozenset(
+    {
+        "age",
+        "birth",
+        "dob",
+        "gender",
+        "sex",
+        "race",
+        "ethnic",
+        "ethnicity",
+        "religion",
+        "region",
+        "postcode",
+        "zip",
+        "zipcode",
+        "nationality",
+        "marital",
+        "disability",
+        "disabled",
+    }
 )
 # A spread of the primary metric across a slice column's values beyond this is called out.
 _DISPARITY_WARNING = 0.05
@@ -58,7 +66,7 @@ def build_model_card(
 ) -> dict[str, Any]:
     spec, meta = bundle.spec, bundle.metadata
     primary = gate.primary_metric
-    sensitive = [f for f in spec.features if any(h in f.lower() for h in _SENSITIVE_HINTS)]
+    sensitive = [f for f in spec.features if _looks_sensitive(f)]
     disparities: dict[str, float] = {}
     for column, values in slices.items():
         spread = _spread(values, primary)
@@ -127,6 +135,12 @@ def build_model_card(
         },
         "caveats_and_recommendations": caveats,
     }
+
+
+def _looks_sensitive(column: str) -> bool:
+    # Whole name parts only: "age" and "customer_age" are ages, "data_usage_gb" is not.
+    parts = re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", column).lower())
+    return any(part in _SENSITIVE_HINTS for part in parts)
 
 
 def _spread(values: dict[str, dict[str, float]], metric: str) -> float | None:

@@ -176,3 +176,16 @@ def test_evaluation_unpacks_a_sagemaker_model_archive(
         settings=MlopsSettings(),
     )
     assert result.metrics["auc"] > 0.75
+
+
+def test_sensitive_features_are_matched_on_whole_name_parts() -> None:
+    from mlcore.model_card import _looks_sensitive
+
+    assert (
+        _looks_sensitive("age")
+        and _looks_sensitive("customer_age")
+        and _looks_sensitive("CustomerGender")
+    )
+    assert _looks_sensitive("ethnicity") and _looks_sensitive("home_region")
+    assert not _looks_sensitive("data_usage_gb") and not _looks_sensitive("page_views")
+    assert not _looks_sensitive("agent_id")
