@@ -46,3 +46,42 @@ def test_mlcore_declares_no_cloud_sdk_dependency_and_imports_none() -> None:
 
 def test_azure_folder_does_not_shadow_the_azure_namespace() -> None:
     assert not (REPO / "azure" / "__init__.py").exists()
+
+
+def test_mlcore_imports_only_what_it_declares() -> None:
+    # `make demo` installs only mlcore's declared dependencies: an undeclared import works in the
+    # full dev venv and fails on a fresh clone.
+    import ast
+    import sys
+
+    declared_as_imported = {
+        "numpy": "numpy",
+        "pandas": "pandas",
+        "scipy": "scipy",
+        "sklearn": "scikit-learn",
+        "joblib": "joblib",
+        "pyarrow": "pyarrow",
+        "pydantic": "pydantic",
+        "yaml": "pyyaml",
+        "starlette": "starlette",
+        "uvicorn": "uvicorn",
+        "rich": "rich",
+    }
+    pyproject = (REPO / "pyproject.toml").read_text()
+    dependencies = pyproject.split("dependencies = [", 1)[1].split("]", 1)[0].lower()
+    imported: dict[str, str] = {}
+    for path in (REPO / "src" / "mlcore").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                if top != "mlcore" and top not in sys.stdlib_module_names:
+                    imported.setdefault(top, str(path.relative_to(REPO)))
+    undeclared = {
+        top: where
+        for top, where in imported.items()
+        if top not in declared_as_imported or f'"{declared_as_imported[top]}' not in dependencies
+    }
+    assert undeclared == {}

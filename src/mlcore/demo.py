@@ -11,6 +11,7 @@ Every artifact lands under the output folder; nothing needs a cloud account or D
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import shutil
@@ -21,8 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
@@ -305,36 +306,57 @@ def _prediction_columns(spec: DatasetSpec) -> tuple[str, ...]:
 def _send_traffic(
     package: ModelPackage, spec: DatasetSpec, live: pd.DataFrame, capture_dir: Path
 ) -> int:
-    """POST the live rows in batches, alternating CSV and JSON, each with an inference id."""
+    """POST the live rows in batches, alternating CSV and JSON, each with an inference id.
+
+    The client is the standard library's: the demo needs only mlcore's runtime dependencies.
+    """
     requests = 0
-    with (
-        serve_in_thread(package.model_dir, capture_dir=capture_dir) as base_url,
-        httpx.Client(base_url=base_url, timeout=30) as client,
-    ):
-        if client.get("/ping").status_code != 200:
-            raise RuntimeError("the local endpoint did not become healthy")
-        for start in range(0, len(live), TRAFFIC_BATCH_ROWS):
-            batch = live.iloc[start : start + TRAFFIC_BATCH_ROWS]
-            headers = {
-                "X-Amzn-SageMaker-Inference-Id": str(
-                    uuid.uuid5(uuid.NAMESPACE_OID, f"demo-{start}")
-                )
-            }
-            if spec.timestamp:
-                # Local-only header: file the capture under the live period's time, not today's.
-                event_time = pd.to_datetime(batch[spec.timestamp].iloc[0], utc=True)
-                headers["X-Mlcore-Inference-Time"] = event_time.isoformat()
-            if requests % 2 == 0:
-                body = batch[list(spec.features)].to_csv(header=False, index=False)
-                response = client.post(
-                    "/invocations", content=body, headers={**headers, "Content-Type": "text/csv"}
-                )
-            else:
-                records = json.loads(batch[list(spec.features)].to_json(orient="records"))
-                response = client.post("/invocations", json={"instances": records}, headers=headers)
-            response.raise_for_status()
-            requests += 1
+    with serve_in_thread(package.model_dir, capture_dir=capture_dir) as base_url:
+        address = urlsplit(base_url)
+        connection = http.client.HTTPConnection(
+            address.hostname or "127.0.0.1", address.port, timeout=30
+        )
+        try:
+            _request(connection, "GET", "/ping")
+            for start in range(0, len(live), TRAFFIC_BATCH_ROWS):
+                batch = live.iloc[start : start + TRAFFIC_BATCH_ROWS]
+                headers = {
+                    "X-Amzn-SageMaker-Inference-Id": str(
+                        uuid.uuid5(uuid.NAMESPACE_OID, f"demo-{start}")
+                    )
+                }
+                if spec.timestamp:
+                    # Local-only header: file the capture under the live period's time, not today's.
+                    event_time = pd.to_datetime(batch[spec.timestamp].iloc[0], utc=True)
+                    headers["X-Mlcore-Inference-Time"] = event_time.isoformat()
+                features = batch[list(spec.features)]
+                if requests % 2 == 0:
+                    body = features.to_csv(header=False, index=False)
+                    headers["Content-Type"] = "text/csv"
+                else:
+                    body = json.dumps({"instances": json.loads(features.to_json(orient="records"))})
+                    headers["Content-Type"] = "application/json"
+                _request(connection, "POST", "/invocations", body=body.encode(), headers=headers)
+                requests += 1
+        finally:
+            connection.close()
     return requests
+
+
+def _request(
+    connection: http.client.HTTPConnection,
+    method: str,
+    path: str,
+    *,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> bytes:
+    connection.request(method, path, body=body, headers=headers or {})
+    response = connection.getresponse()
+    payload = response.read()
+    if response.status != 200:
+        raise RuntimeError(f"{method} {path} answered {response.status}: {payload[:500]!r}")
+    return payload
 
 
 def _version_row(package: ModelPackage, evaluation: EvaluationResult) -> dict[str, Any]:
