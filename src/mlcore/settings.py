@@ -73,22 +73,120 @@ class GateSettings(_Frozen):
     champion_tolerance: float = Field(0.005, ge=0)
 
 
-class DriftSettings(_Frozen):
-    """Drift thresholds. Tests: KS (numeric), chi-squared homogeneity (categorical), PSI, and more."""
+class Bands(_Frozen):
+    """The two thresholds that grade one effect size: moderate (alert) and major (act).
 
-    numeric_method: Literal["ks", "psi", "wasserstein", "jensenshannon", "kl"] = "ks"
-    categorical_method: Literal["chi2", "psi", "jensenshannon", "kl"] = "chi2"
+    An effect at or above ``major`` grades "major", at or above ``moderate``
+    "moderate", and below it "none" (always together with a significance test,
+    see ``DriftSettings.p_value_threshold``).
+    """
+
+    moderate: float = Field(gt=0)
+    major: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Bands:
+        if self.moderate > self.major:
+            raise ValueError(
+                f"moderate ({self.moderate:g}) must not exceed major ({self.major:g})"
+            )
+        return self
+
+
+def _bands(moderate: float, major: float) -> Any:
+    return Field(default_factory=lambda: Bands(moderate=moderate, major=major))
+
+
+class DriftBands(_Frozen):
+    """Grading bands per effect size (README, "Drift verdicts"). PSI's are the seed's 0.1 / 0.2;
+    JS, KL and the chi-squared method's Cramér's V are their local equivalents of PSI's bands;
+    KS matches Wasserstein's bands on a normal location shift."""
+
+    wasserstein: Bands = _bands(0.05, 0.1)
+    ks: Bands = _bands(0.02, 0.04)
+    psi: Bands = _bands(0.1, 0.2)
+    jensenshannon: Bands = _bands(0.13, 0.19)
+    kl: Bands = _bands(0.05, 0.1)
+    chi2: Bands = _bands(0.16, 0.22)
+    # Rise of the missing-value rate (absolute).
+    missing_rate: Bands = _bands(0.02, 0.05)
+    # Share of current values outside the reference's [min, max], beyond what chance gives.
+    out_of_range: Bands = _bands(0.01, 0.05)
+    # Share of current values in categories the reference lacks, beyond what chance gives.
+    unseen_values: Bands = _bands(0.01, 0.05)
+
+
+class DomainClassifierSettings(_Frozen):
+    """Classifier-based drift: how well a model tells reference rows from current rows (AUC)."""
+
+    enabled: bool = True
+    bands: Bands = _bands(0.55, 0.6)
+    # Rows sampled from each side; half train the classifier, half measure its AUC.
+    max_rows: int = Field(5000, ge=100, le=1_000_000)
+    seed: int = 0
+
+
+ReferenceMode = Literal["training", "same_period_last_year", "previous_window"]
+
+
+class ReferenceSettings(_Frozen):
+    """What the current window is compared with ("warm coats in winter" needs last winter).
+
+    ``training``: the baseline saved with the model. ``same_period_last_year``: the
+    reference data's rows ``seasonal_offset_days`` before the current window (364 keeps
+    weekdays aligned). ``previous_window``: the window of the same length just before.
+    """
+
+    mode: ReferenceMode = "training"
+    seasonal_offset_days: int = Field(364, ge=1, le=3660)
+
+
+class DriftSettings(_Frozen):
+    """How drift is graded: per column a configured method plus data-quality checks, each an
+    effect size graded on its ``bands`` once it is statistically significant."""
+
+    numeric_method: Literal["ks", "psi", "wasserstein", "jensenshannon", "kl"] = "wasserstein"
+    categorical_method: Literal["chi2", "psi", "jensenshannon", "kl"] = "psi"
+    # Significance level of a column: its checks share it (each tests at level / checks).
     p_value_threshold: float = Field(0.05, gt=0, lt=1)
-    # KS at large n flags differences too small to matter: also require this effect size (the KS statistic).
-    min_effect_size: float = Field(0.1, ge=0, le=1)
-    psi_threshold: float = Field(0.2, gt=0)
-    distance_threshold: float = Field(0.1, gt=0)
+    # Fewer non-missing values than this on either side (or fewer current rows): insufficient data.
+    min_window: int = Field(100, ge=1)
+    bands: DriftBands = Field(default_factory=DriftBands)
     psi_bins: int = Field(10, ge=2, le=1000)
-    # Flag a feature whose missing-value rate rises by more than this (absolute), whatever its distribution does.
-    missing_rate_threshold: float = Field(0.05, gt=0, le=1)
     correction: Literal["none", "bonferroni", "fdr_bh"] = "none"
-    # The dataset drifts when at least this share of features drift.
+    # The dataset grades major (moderate) when at least this share of graded features does.
     dataset_drift_share: float = Field(0.3, gt=0, le=1)
+    domain_classifier: DomainClassifierSettings = Field(default_factory=DomainClassifierSettings)
+    reference: ReferenceSettings = Field(default_factory=ReferenceSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _replaced_keys(cls, data: Any) -> Any:
+        replaced = {
+            "min_effect_size": "drift.bands.ks",
+            "psi_threshold": "drift.bands.psi",
+            "distance_threshold": "drift.bands.wasserstein / jensenshannon / kl",
+            "missing_rate_threshold": "drift.bands.missing_rate",
+        }
+        if isinstance(data, dict):
+            old = [key for key in replaced if key in data]
+            if old:
+                raise ValueError(
+                    "drift thresholds are now graded bands (moderate, major); replace "
+                    + ", ".join(f"drift.{key} with {replaced[key]}" for key in old)
+                )
+        return data
+
+    def band(self, method: str) -> Bands:
+        """The bands of a method or check by its name (``"psi"``, ``"missing_rate"``, ...)."""
+        if method == "domain_classifier":
+            return self.domain_classifier.bands
+        bands = getattr(self.bands, method, None)
+        if not isinstance(bands, Bands):
+            raise ValueError(
+                f"no drift bands for {method!r}; known: {sorted(DriftBands.model_fields)}"
+            )
+        return bands
 
 
 class MonitoringSettings(_Frozen):

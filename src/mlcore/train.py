@@ -84,26 +84,56 @@ def train_model(
     return bundle
 
 
+# Held-out rows give the prediction baseline on their own from this many rows; below it the
+# baseline adds out-of-fold predictions of the training rows (a 22-row baseline is noise).
+MIN_HELD_OUT_PREDICTIONS = 1000
+OUT_OF_FOLD_SPLITS = 5
+
+
 def save_trained_model(
     bundle: ModelBundle,
     model_dir: str | Path,
     *,
-    reference: pd.DataFrame,
+    reference: pd.DataFrame | None = None,
+    training: pd.DataFrame | None = None,
     drift_settings: DriftSettings | None = None,
 ) -> Path:
     """Write the model and, beside it, the drift baseline the monitors compare traffic with.
 
-    The baseline holds ``reference`` (held-out data the model has not been fitted
-    on, ideally) together with the model's own predictions on it, so the monitor
-    checks prediction drift as well as feature drift.
+    ``reference`` is held-out data (the validation split) and ``training`` the
+    rows the model was fitted on; give either or both. The feature (and label)
+    baseline describes all of them. The prediction baseline is never in-sample:
+    the model's predictions on the held-out rows when there are at least
+    ``MIN_HELD_OUT_PREDICTIONS`` of them (or no training rows were given), else
+    out-of-fold predictions of the training rows (each predicted by the same
+    pipeline fitted on the other folds) together with the held-out ones. Which
+    one was used is recorded as ``prediction_source`` in the baseline and in
+    ``metadata.json``. Classifiers are monitored on the predicted-class mix
+    (``prediction``) and the score; regressors on the prediction.
     """
     from mlcore.drift import build_baseline  # the drift engine is needed only when saving
 
+    if reference is None and training is None:
+        raise ConfigError("give the held-out rows (reference=) or the training rows (training=)")
+    frames = [f for f in (training, reference) if f is not None]
+    described = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    predictions, source = _baseline_predictions(bundle, training=training, held_out=reference)
+    prediction_columns = tuple(c for c in (PREDICTION_COLUMN, SCORE_COLUMN) if c in predictions)
+    bundle.metadata["drift_baseline"] = {
+        "rows": int(described.shape[0]),
+        "prediction_rows": int(predictions.shape[0]),
+        "prediction_source": source,
+        "prediction_columns": list(prediction_columns),
+    }
     model_dir = bundle.save(model_dir)
-    frame = reference_with_predictions(bundle, reference)
-    prediction_columns = (SCORE_COLUMN,) if SCORE_COLUMN in frame else (PREDICTION_COLUMN,)
+    columns = [c for c in (*bundle.spec.features, bundle.spec.target) if c in described.columns]
     baseline = build_baseline(
-        frame, bundle.spec, drift_settings or DriftSettings(), prediction_columns=prediction_columns
+        described[columns],
+        bundle.spec,
+        drift_settings or DriftSettings(),
+        prediction_columns=prediction_columns,
+        predictions=predictions,
+        prediction_source=source,
     )
     baseline.save(model_dir / BASELINE_DIR)
     return model_dir
@@ -114,6 +144,62 @@ def reference_with_predictions(bundle: ModelBundle, frame: pd.DataFrame) -> pd.D
     predictions = bundle.predict(frame)
     features = frame[list(bundle.spec.features)]
     return pd.concat([features.reset_index(drop=True), predictions.reset_index(drop=True)], axis=1)
+
+
+def _baseline_predictions(
+    bundle: ModelBundle, *, training: pd.DataFrame | None, held_out: pd.DataFrame | None
+) -> tuple[pd.DataFrame, str]:
+    """Predictions for the prediction baseline, never of rows the model was fitted on."""
+    held = (
+        bundle.predict(held_out).reset_index(drop=True) if held_out is not None else None
+    )
+    enough = held is not None and held.shape[0] >= MIN_HELD_OUT_PREDICTIONS
+    if held is not None and (enough or training is None):
+        return held, f"held-out rows ({held.shape[0]})"
+    folds = None if training is None else _out_of_fold_predictions(bundle, training)
+    if folds is None:
+        if held is not None:
+            return held, f"held-out rows ({held.shape[0]}; too few rows per class for folds)"
+        raise ConfigError(
+            "cannot build a prediction baseline that is not in-sample: no held-out rows were "
+            "given and some class has fewer than 2 training rows for out-of-fold predictions; "
+            "give validation data"
+        )
+    parts = [folds] if held is None else [folds, held]
+    combined = pd.concat(parts, ignore_index=True)
+    described = f"out-of-fold predictions of {folds.shape[0]} training rows ({OUT_OF_FOLD_SPLITS}-fold)"
+    if held is not None:
+        described += f" and held-out rows ({held.shape[0]})"
+    return combined, described
+
+
+def _out_of_fold_predictions(bundle: ModelBundle, training: pd.DataFrame) -> pd.DataFrame | None:
+    """Each training row predicted by the same pipeline fitted on the other folds."""
+    from sklearn.base import clone
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    spec, target = bundle.spec, training[bundle.spec.target]
+    seed = int(bundle.metadata.get("seed", 0))
+    splitter: KFold | StratifiedKFold
+    if spec.task == "classification":
+        # Every fold's training part must hold every class, so the scores mean the same thing.
+        splits = min(OUT_OF_FOLD_SPLITS, int(target.value_counts().min()))
+        if splits < 2:
+            return None
+        splitter = StratifiedKFold(n_splits=splits, shuffle=True, random_state=seed)
+    else:
+        splits = min(OUT_OF_FOLD_SPLITS, int(training.shape[0]))
+        if splits < 2:
+            return None
+        splitter = KFold(n_splits=splits, shuffle=True, random_state=seed)
+    parts = []
+    for fit_rows, predict_rows in splitter.split(training, target):
+        fitted = clone(bundle.pipeline).fit(
+            coerce_features(training.iloc[fit_rows], spec), target.iloc[fit_rows]
+        )
+        fold = ModelBundle(pipeline=fitted, spec=spec, metadata=bundle.metadata)
+        parts.append(fold.predict(training.iloc[predict_rows]).set_axis(predict_rows))
+    return pd.concat(parts).sort_index().reset_index(drop=True)
 
 
 def _plain(value: Any) -> Any:
@@ -152,8 +238,9 @@ def train_from_paths(
         raise ConfigError("give the target column (--target) or a dataset spec file (--spec)")
     validation_frame = load_table(validation) if validation is not None else None
     bundle = train_model(train, spec, settings, validation=validation_frame, commit=commit)
-    reference = validation_frame if validation_frame is not None else train
-    save_trained_model(bundle, model_dir, reference=reference, drift_settings=drift_settings)
+    save_trained_model(
+        bundle, model_dir, reference=validation_frame, training=train, drift_settings=drift_settings
+    )
     logger.info("model written to %s", model_dir)
     return bundle
 

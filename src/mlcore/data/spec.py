@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -123,24 +124,14 @@ def infer_spec(
         raise DataError(
             f"timestamp column {timestamp!r} not found; columns are {list(frame.columns)}"
         )
-    skip = {target, *exclude}
+    skip = [target, *exclude]
     if timestamp:
-        skip.add(timestamp)
-    declared = set(numeric or ()) | set(categorical or ())
-    inferred_numeric: list[str] = list(numeric or ())
-    inferred_categorical: list[str] = list(categorical or ())
-    for column in frame.columns:
-        if column in skip or column in declared:
-            continue
-        dtype = frame[column].dtype
-        if pd.api.types.is_datetime64_any_dtype(dtype):
-            continue  # a second time column is not a model feature
-        if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
-            inferred_numeric.append(str(column))
-        else:
-            inferred_categorical.append(str(column))
+        skip.append(timestamp)
+    inferred_numeric, inferred_categorical = infer_feature_columns(
+        frame, exclude=skip, numeric=numeric, categorical=categorical
+    )
     if task is None:
-        task = _infer_task(frame[target])
+        task = infer_task(frame[target])
     return DatasetSpec(
         target=target,
         numeric=tuple(inferred_numeric),
@@ -151,7 +142,59 @@ def infer_spec(
     )
 
 
-def _infer_task(target: pd.Series) -> Task:
+def infer_feature_columns(
+    frame: pd.DataFrame,
+    *,
+    exclude: Sequence[str] = (),
+    numeric: Sequence[str] | None = None,
+    categorical: Sequence[str] | None = None,
+) -> tuple[list[str], list[str]]:
+    """Numeric and categorical feature columns of ``frame``: declared ones first, the others by
+    dtype. Numeric dtypes (except booleans) are numeric, everything else categorical, except
+    datetime columns, which are never features: a datetime64 column (Parquet) and the same
+    column read from CSV as ISO 8601 text are both left out, so both formats give one feature
+    set."""
+    skip = set(exclude)
+    declared = set(numeric or ()) | set(categorical or ())
+    inferred_numeric: list[str] = list(numeric or ())
+    inferred_categorical: list[str] = list(categorical or ())
+    for column in frame.columns:
+        if column in skip or column in declared:
+            continue
+        values = frame[column]
+        if pd.api.types.is_datetime64_any_dtype(values.dtype) or _is_iso_datetime_text(values):
+            continue  # a second time column is not a model feature
+        if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(
+            values.dtype
+        ):
+            inferred_numeric.append(str(column))
+        else:
+            inferred_categorical.append(str(column))
+    return inferred_numeric, inferred_categorical
+
+
+# What pandas writes for a datetime column in CSV ("2025-01-31 08:15:00+00:00") and ISO 8601
+# with a "T": a date, optionally a time with seconds, fractions and an offset.
+_ISO_DATETIME = re.compile(
+    r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$"
+)
+
+
+def _is_iso_datetime_text(values: pd.Series) -> bool:
+    """A text column whose every non-missing value is an ISO 8601 date or date-time."""
+    if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+        return False
+    present = values.dropna()
+    if present.empty:
+        return False
+    # The first values settle it for almost every text column; only date-like ones are scanned.
+    head = present.iloc[:1000].astype(str)
+    if not head.str.fullmatch(_ISO_DATETIME).all():
+        return False
+    return bool(present.astype(str).str.fullmatch(_ISO_DATETIME).all())
+
+
+def infer_task(target: pd.Series) -> Task:
     values = target.dropna()
     if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
         return "classification"
