@@ -150,7 +150,7 @@ class DriftSettings(_Frozen):
     # Significance level of a column: its checks share it (each tests at level / checks).
     p_value_threshold: float = Field(0.05, gt=0, lt=1)
     # Fewer non-missing values than this on either side (or fewer current rows): insufficient data.
-    min_window: int = Field(100, ge=1)
+    min_window: int = Field(50, ge=1)
     bands: DriftBands = Field(default_factory=DriftBands)
     psi_bins: int = Field(10, ge=2, le=1000)
     correction: Literal["none", "bonferroni", "fdr_bh"] = "none"

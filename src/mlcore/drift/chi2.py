@@ -11,8 +11,10 @@ cell first; which categories those are depends only on the pooled counts, so
 the test stays valid. When the table is still sparse, or small (fewer than
 20,000 values), the p-value is a permutation p-value: 1,999 tables drawn with
 the same margins (multivariate hypergeometric), p = (1 + #{draws at least as
-extreme}) / 2,000, exact in level at every sample size. Otherwise scipy's
-asymptotic ``chi2_contingency``.
+extreme}) / 2,000, exact in level at every sample size; drawing stops early
+once 20 draws were at least as extreme (Besag and Clifford's sequential
+p-value, h / draws, equally valid), so unchanged data costs few draws.
+Otherwise scipy's asymptotic ``chi2_contingency``.
 
 Effect size of the ``chi2`` method: Cramér's V of the two distributions as if
 both samples had the same size, ``sqrt(sum((p - q)^2 / (p + q)) / 2)``, in
@@ -38,6 +40,9 @@ from mlcore.settings import Bands, DriftSettings
 METHOD = "chi2"
 DEFAULT_BANDS = Bands(moderate=0.16, major=0.22)
 PERMUTATIONS = 1999
+# Besag and Clifford's sequential stop: after this many draws at least as extreme, p = h / draws.
+SEQUENTIAL_STOP = 20
+SEQUENTIAL_BATCH = 100
 # Below this many values in the table the permutation p-value is used even when dense.
 _PERMUTATION_BELOW = 20_000
 _MIN_EXPECTED = 5.0
@@ -113,7 +118,15 @@ def chi2_graded(pair: CategoricalPair, *, alpha: float, bands: Bands) -> TestRes
 
 
 def homogeneity_test(pair: CategoricalPair) -> Homogeneity:
-    """The chi-squared homogeneity test behind every categorical grade (see the docstring)."""
+    """The chi-squared homogeneity test behind every categorical grade (see the docstring);
+    computed once per pair."""
+    cached: Homogeneity | None = pair.__dict__.get("_homogeneity")
+    if cached is None:
+        cached = pair.__dict__["_homogeneity"] = _homogeneity(pair)
+    return cached
+
+
+def _homogeneity(pair: CategoricalPair) -> Homogeneity:
     reference = pair.table.reference.astype(np.int64)
     current = pair.table.current.astype(np.int64)
     if reference.shape[0] < 2:
@@ -171,7 +184,7 @@ def _permutation_p_value(reference: np.ndarray, current: np.ndarray) -> float:
     n_cur = int(current.sum())
     observed = float(_chi2_statistics(reference[None, :], current[None, :])[0])
     rng = np.random.default_rng(0)
-    batch = max(1, _DRAWS_PER_BATCH_CELLS // pooled.shape[0])
+    batch = min(SEQUENTIAL_BATCH, max(1, _DRAWS_PER_BATCH_CELLS // pooled.shape[0]))
     at_least, drawn = 0, 0
     while drawn < PERMUTATIONS:
         size = min(batch, PERMUTATIONS - drawn)
@@ -180,6 +193,8 @@ def _permutation_p_value(reference: np.ndarray, current: np.ndarray) -> float:
         # A relative tolerance so that ties with the observed table count as "as extreme".
         at_least += int(np.count_nonzero(simulated >= observed * (1 - 1e-9)))
         drawn += size
+        if at_least >= SEQUENTIAL_STOP:
+            return at_least / drawn
     return (1 + at_least) / (1 + PERMUTATIONS)
 
 

@@ -20,7 +20,9 @@ statistic.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import special, stats
@@ -101,6 +103,18 @@ def ks_streaming_statistic_and_p(pair: StreamingNumericPair) -> KsMeasurement:
     )
 
 
+def ks_measurement(
+    pair: NumericPair | StreamingNumericPair,
+    measure: Callable[[Any], KsMeasurement],
+) -> KsMeasurement:
+    """The KS statistic and p-value of a pair, computed once: the KS test and the significance
+    test of every other numeric method share it."""
+    cached: KsMeasurement | None = pair.__dict__.get("_ks")
+    if cached is None:
+        cached = pair.__dict__["_ks"] = measure(pair)
+    return cached
+
+
 def ks_exact(pair: NumericPair, settings: DriftSettings) -> TestResult:
     return _graded(pair, ks_exact_statistic_and_p, settings.p_value_threshold, settings.bands.ks)
 
@@ -111,11 +125,15 @@ def ks_streaming(pair: StreamingNumericPair, settings: DriftSettings) -> TestRes
     )
 
 
-def _graded(pair, measure, alpha: float, bands: Bands) -> TestResult:  # type: ignore[no-untyped-def]
+def _graded(
+    pair: NumericPair | StreamingNumericPair,
+    measure: Callable[[Any], KsMeasurement],
+    alpha: float,
+    bands: Bands,
+) -> TestResult:
     if not pair.testable:
         return untestable(METHOD, bands, alpha, pair)
-    found = measure(pair)
-    pair.__dict__.setdefault("_ks", found)
+    found = ks_measurement(pair, measure)
     return TestResult.graded(
         METHOD,
         statistic=found.statistic,

@@ -17,7 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlcore.drift.chi2 import homogeneity_test
-from mlcore.drift.ks import ks_exact_statistic_and_p, ks_streaming_statistic_and_p
+from mlcore.drift.ks import (
+    ks_exact_statistic_and_p,
+    ks_measurement,
+    ks_streaming_statistic_and_p,
+)
 from mlcore.drift.pairs import CategoricalPair, NumericPair
 from mlcore.drift.sketches import StreamingNumericPair
 
@@ -42,10 +46,10 @@ def significance_of(pair: Any) -> Significance:
             {"significance_method": result.method, "degrees_of_freedom": result.dof},
         )
     elif isinstance(pair, NumericPair):
-        ks = ks_exact_statistic_and_p(pair)
+        ks = ks_measurement(pair, ks_exact_statistic_and_p)
         found = Significance("ks", ks.p_value, {"significance_method": ks.method})
     elif isinstance(pair, StreamingNumericPair):
-        ks = ks_streaming_statistic_and_p(pair)
+        ks = ks_measurement(pair, ks_streaming_statistic_and_p)
         found = Significance("ks", ks.p_value, {"significance_method": ks.method})
     else:
         raise TypeError(f"no significance test for {type(pair).__name__}")

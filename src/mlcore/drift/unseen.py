@@ -10,7 +10,8 @@ is the observed share minus the expected share, graded on
 ``bands.unseen_values``; the p-value is that of the observed unseen count
 among 1,999 simulated ones (each category independently entirely current with
 its probability; categories too frequent for that to matter are bounded
-together). Model Monitor reports it as ``categorical_values_check``.
+together; stopped early, as the chi-squared permutations are, once 20
+simulated counts reached the observed one). Model Monitor reports it as ``categorical_values_check``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 from scipy import special
 
 from mlcore.drift._common import DriftTest
+from mlcore.drift.chi2 import SEQUENTIAL_BATCH, SEQUENTIAL_STOP
 from mlcore.drift.pairs import CategoricalPair
 from mlcore.drift.results import TestResult
 from mlcore.settings import DriftSettings
@@ -94,13 +96,15 @@ def unseen_p_value(observed: int, pooled: np.ndarray, probability: np.ndarray) -
     if weights.size == 0:
         return min(1.0, bound)
     rng = np.random.default_rng(0)
-    batch = max(1, _CELLS_PER_BATCH // weights.size)
+    batch = min(SEQUENTIAL_BATCH, max(1, _CELLS_PER_BATCH // weights.size))
     at_least, drawn = 0, 0
     while drawn < SIMULATIONS:
         size = min(batch, SIMULATIONS - drawn)
         counts = (rng.random((size, weights.size)) < chances) @ weights
         at_least += int(np.count_nonzero(counts >= observed))
         drawn += size
+        if at_least >= SEQUENTIAL_STOP:  # Besag and Clifford's sequential p-value
+            return min(1.0, at_least / drawn + bound)
     return min(1.0, (1 + at_least) / (1 + SIMULATIONS) + bound)
 
 
