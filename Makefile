@@ -14,7 +14,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # The SageMaker SDK creates a boto3 client at import time; synth and tests need no real account.
 export AWS_DEFAULT_REGION ?= eu-west-1
 
-.PHONY: install install-demo demo test lint format synth aws-summary azure-dry-run bench clean
+.PHONY: install install-demo demo test lint format synth aws-summary azure-dry-run bench calibrate clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -79,3 +79,8 @@ aws-summary: $(VENV)/.dev-installed
 # venvs under bench/.venvs/ from bench/requirements-*.txt, prints and saves the table.
 bench: $(VENV)/.dev-installed
 	$(PY) bench/run_bench.py
+
+# False-alarm and detection rates of the default drift rules by sample size (bench/calibrate.py;
+# the table is in the README, "Drift verdicts"). Saves bench/data/calibration.md and .json.
+calibrate: $(VENV)/.dev-installed
+	$(PY) bench/calibrate.py

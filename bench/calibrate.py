@@ -117,13 +117,32 @@ def _pairs(rho: float) -> Draw:
 
 
 CHANGES = (
-    Change("numeric, same distribution", "numeric", "aa", _numeric(lambda r, n: _normal(r, n, missing=0.02))),
-    Change("categorical (4), same distribution", "categorical", "aa", _categorical(CATEGORY_SHARES)),
+    Change(
+        "numeric, same distribution",
+        "numeric",
+        "aa",
+        _numeric(lambda r, n: _normal(r, n, missing=0.02)),
+    ),
+    Change(
+        "categorical (4), same distribution", "categorical", "aa", _categorical(CATEGORY_SHARES)
+    ),
     Change("categorical (200), same distribution", "categorical", "aa", _uniform_200),
-    Change("mean shift +0.2 SD", "numeric", "real", _numeric(lambda r, n: _normal(r, n, missing=0.02) + 0.2)),
-    Change("spread x1.5", "numeric", "real", _numeric(lambda r, n: _normal(r, n, missing=0.02) * 1.5)),
+    Change(
+        "mean shift +0.2 SD",
+        "numeric",
+        "real",
+        _numeric(lambda r, n: _normal(r, n, missing=0.02) + 0.2),
+    ),
+    Change(
+        "spread x1.5", "numeric", "real", _numeric(lambda r, n: _normal(r, n, missing=0.02) * 1.5)
+    ),
     Change("sentinel share 10% (-999)", "numeric", "real", _numeric(_sentinels)),
-    Change("missing rate 2% -> 10% (numeric)", "numeric", "real", _numeric(lambda r, n: _normal(r, n, missing=0.10))),
+    Change(
+        "missing rate 2% -> 10% (numeric)",
+        "numeric",
+        "real",
+        _numeric(lambda r, n: _normal(r, n, missing=0.10)),
+    ),
     Change(
         "category share 40% -> 70%",
         "categorical",
@@ -137,7 +156,12 @@ CHANGES = (
         "real",
         _categorical(CATEGORY_SHARES, missing=0.10),
     ),
-    Change("mean shift +0.02 SD", "numeric", "small", _numeric(lambda r, n: _normal(r, n, missing=0.02) + 0.02)),
+    Change(
+        "mean shift +0.02 SD",
+        "numeric",
+        "small",
+        _numeric(lambda r, n: _normal(r, n, missing=0.02) + 0.02),
+    ),
     Change(
         "category share 40.0% -> 40.5%",
         "categorical",
@@ -153,7 +177,7 @@ def _grade(change: Change, reference: object, current: object) -> str:
     from mlcore.data import DatasetSpec
     from mlcore.drift.classifier import domain_classifier_drift
     from mlcore.drift.detect import compare_summaries
-    from mlcore.drift.summaries import CategoricalSummary, NumericSummary
+    from mlcore.drift.summaries import NumericSummary
     from mlcore.settings import DriftSettings
 
     settings = DriftSettings()

@@ -1,7 +1,8 @@
 """The model monitor: data drift, prediction drift and data quality, with e-mail alerts.
 
 Thresholds come from ``mlops.yaml`` (:class:`mlcore.settings.DriftSettings`), the
-same numbers the AWS monitors and the local run use. Azure ML computes its own
+same numbers the AWS monitors and the local run use. Azure ML alerts when a metric crosses
+its threshold, so distances get the moderate band (alerts act on moderate, contract 5). Azure ML computes its own
 statistics; this module maps each mlcore method to the Azure metric of the same
 name and refuses a method Azure does not offer rather than substituting another.
 """
@@ -45,11 +46,13 @@ def numerical_drift_metrics(drift: DriftSettings) -> NumericalDriftMetrics:
     if method == "ks":
         return NumericalDriftMetrics(two_sample_kolmogorov_smirnov_test=drift.p_value_threshold)
     if method == "psi":
-        return NumericalDriftMetrics(population_stability_index=drift.psi_threshold)
+        return NumericalDriftMetrics(population_stability_index=drift.bands.psi.moderate)
     if method == "wasserstein":
-        return NumericalDriftMetrics(normalized_wasserstein_distance=drift.distance_threshold)
+        return NumericalDriftMetrics(
+            normalized_wasserstein_distance=drift.bands.wasserstein.moderate
+        )
     if method == "jensenshannon":
-        return NumericalDriftMetrics(jensen_shannon_distance=drift.distance_threshold)
+        return NumericalDriftMetrics(jensen_shannon_distance=drift.bands.jensenshannon.moderate)
     raise ConfigError(
         f"drift.numeric_method {method!r} has no Azure ML monitoring metric; use ks, psi, "
         "wasserstein or jensenshannon in mlops.yaml for a workspace that is monitored on Azure"
@@ -61,9 +64,9 @@ def categorical_drift_metrics(drift: DriftSettings) -> CategoricalDriftMetrics:
     if method == "chi2":
         return CategoricalDriftMetrics(pearsons_chi_squared_test=drift.p_value_threshold)
     if method == "psi":
-        return CategoricalDriftMetrics(population_stability_index=drift.psi_threshold)
+        return CategoricalDriftMetrics(population_stability_index=drift.bands.psi.moderate)
     if method == "jensenshannon":
-        return CategoricalDriftMetrics(jensen_shannon_distance=drift.distance_threshold)
+        return CategoricalDriftMetrics(jensen_shannon_distance=drift.bands.jensenshannon.moderate)
     raise ConfigError(
         f"drift.categorical_method {method!r} has no Azure ML monitoring metric; use chi2, psi "
         "or jensenshannon in mlops.yaml for a workspace that is monitored on Azure"
@@ -157,7 +160,8 @@ def build_monitor_schedule(
         if task == "classification"
         else PredictionDriftMetricThreshold(numerical=numerical_drift_metrics(drift))
     )
-    missing_rate = drift.missing_rate_threshold
+    # Azure's null_value_rate is an absolute rate, not a rise: the major band of the rise.
+    missing_rate = drift.bands.missing_rate.major
     features = monitored_features(settings)
     signals = {
         "data_drift": DataDriftSignal(

@@ -125,12 +125,13 @@ def run_demo(options: DemoOptions, settings: MlopsSettings) -> DemoResult:
         captured = read_capture(capture_dir, spec)
         result.captured_rows = len(captured)
         baseline = Baseline.load(package_v1.model_dir / BASELINE_DIR)
+        # The baseline's own prediction columns: the predicted-class mix and the score.
         report = detect_drift(
             baseline,
             captured,
             spec=spec,
             settings=settings.drift,
-            prediction_columns=_prediction_columns(spec),
+            expected_columns=("inference_id", "inference_time"),
         )
         write_drift_outputs(report, out / "drift")
         result.drift = report
@@ -297,10 +298,6 @@ def _blocked_challenger(
             + "; ".join(evaluation.gate.reasons)
         )
     return {"metrics": evaluation.metrics, "gate": evaluation.gate.to_dict()}
-
-
-def _prediction_columns(spec: DatasetSpec) -> tuple[str, ...]:
-    return ("score",) if spec.task == "classification" else ("prediction",)
 
 
 def _send_traffic(

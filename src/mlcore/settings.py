@@ -87,9 +87,7 @@ class Bands(_Frozen):
     @model_validator(mode="after")
     def _ordered(self) -> Bands:
         if self.moderate > self.major:
-            raise ValueError(
-                f"moderate ({self.moderate:g}) must not exceed major ({self.major:g})"
-            )
+            raise ValueError(f"moderate ({self.moderate:g}) must not exceed major ({self.major:g})")
         return self
 
 

@@ -150,9 +150,7 @@ def _baseline_predictions(
     bundle: ModelBundle, *, training: pd.DataFrame | None, held_out: pd.DataFrame | None
 ) -> tuple[pd.DataFrame, str]:
     """Predictions for the prediction baseline, never of rows the model was fitted on."""
-    held = (
-        bundle.predict(held_out).reset_index(drop=True) if held_out is not None else None
-    )
+    held = bundle.predict(held_out).reset_index(drop=True) if held_out is not None else None
     enough = held is not None and held.shape[0] >= MIN_HELD_OUT_PREDICTIONS
     if held is not None and (enough or training is None):
         return held, f"held-out rows ({held.shape[0]})"
@@ -167,7 +165,9 @@ def _baseline_predictions(
         )
     parts = [folds] if held is None else [folds, held]
     combined = pd.concat(parts, ignore_index=True)
-    described = f"out-of-fold predictions of {folds.shape[0]} training rows ({OUT_OF_FOLD_SPLITS}-fold)"
+    described = (
+        f"out-of-fold predictions of {folds.shape[0]} training rows ({OUT_OF_FOLD_SPLITS}-fold)"
+    )
     if held is not None:
         described += f" and held-out rows ({held.shape[0]})"
     return combined, described

@@ -92,13 +92,14 @@ def test_monitor_thresholds_are_the_shared_drift_settings(
 ) -> None:
     signals = _signals(definitions)
     drift = signals["data_drift"].metric_thresholds
-    assert drift.numerical.two_sample_kolmogorov_smirnov_test == settings.drift.p_value_threshold
-    assert drift.categorical.pearsons_chi_squared_test == settings.drift.p_value_threshold
+    bands = settings.drift.bands
+    assert drift.numerical.normalized_wasserstein_distance == bands.wasserstein.moderate
+    assert drift.categorical.population_stability_index == bands.psi.moderate
     prediction = signals["prediction_drift"].metric_thresholds
-    assert prediction.categorical.pearsons_chi_squared_test == settings.drift.p_value_threshold
+    assert prediction.categorical.population_stability_index == bands.psi.moderate
     quality = signals["data_quality"].metric_thresholds
-    assert quality.numerical.null_value_rate == settings.drift.missing_rate_threshold
-    assert quality.categorical.null_value_rate == settings.drift.missing_rate_threshold
+    assert quality.numerical.null_value_rate == settings.drift.bands.missing_rate.major
+    assert quality.categorical.null_value_rate == settings.drift.bands.missing_rate.major
     reference = signals["data_drift"].reference_data
     assert (
         reference.input_data.path
@@ -114,9 +115,11 @@ def test_changing_mlops_yaml_changes_the_monitor(dev_env: AzureEnvironment) -> N
             "drift": {
                 "numeric_method": "psi",
                 "categorical_method": "jensenshannon",
-                "psi_threshold": 0.25,
-                "distance_threshold": 0.07,
-                "missing_rate_threshold": 0.02,
+                "bands": {
+                    "psi": {"moderate": 0.25, "major": 0.3},
+                    "jensenshannon": {"moderate": 0.07, "major": 0.2},
+                    "missing_rate": {"moderate": 0.01, "major": 0.02},
+                },
             },
             "monitoring": {"alert_emails": ["owner@example.com"], "schedule": "rate(6 hours)"},
         },
@@ -137,7 +140,10 @@ def test_changing_mlops_yaml_changes_the_monitor(dev_env: AzureEnvironment) -> N
 
 
 def test_regression_monitors_numeric_prediction_drift(dev_env: AzureEnvironment) -> None:
-    settings = load_settings(SETTINGS_FILE, overrides={"dataset": {"task": "regression"}})
+    settings = load_settings(
+        SETTINGS_FILE,
+        overrides={"dataset": {"task": "regression"}, "drift": {"numeric_method": "ks"}},
+    )
     env = dev_env.model_copy(
         update={"monitoring": dev_env.monitoring.model_copy(update={"ml_task": None})}
     )

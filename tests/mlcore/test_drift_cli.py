@@ -237,7 +237,9 @@ def test_any_pair_of_csvs_without_a_target_works_from_any_directory(
 ) -> None:
     # No mlops.yaml here, and the default target ("churned") is in neither table.
     rng = np.random.default_rng(5)
-    first = pd.DataFrame({"height": rng.normal(170, 10, 2000), "city": rng.choice(["x", "y"], 2000)})
+    first = pd.DataFrame(
+        {"height": rng.normal(170, 10, 2000), "city": rng.choice(["x", "y"], 2000)}
+    )
     second = first.assign(height=first["height"] + 8)
     first.to_csv(tmp_path / "a.csv", index=False)
     second.to_csv(tmp_path / "b.csv", index=False)
@@ -299,8 +301,10 @@ def test_winter_traffic_is_compared_with_last_winter_and_the_window_is_recorded(
     assert against_summer["grade"] == "major"
     # ... against the same weeks a year earlier it does not.
     run(
-        ["--reference", str(history), "--current", "now.csv", "--output", "vs-last-year"]
-        + ["--reference-mode", "same_period_last_year"]
+        [
+            *("--reference", str(history), "--current", "now.csv", "--output", "vs-last-year"),
+            *("--reference-mode", "same_period_last_year"),
+        ]
     )
     report = json.loads((tmp_path / "vs-last-year" / "drift_report.json").read_text())
     assert report["grade"] == "none"
@@ -334,8 +338,10 @@ def test_a_window_reference_without_reference_data_is_refused(
     model_dir = tmp_path / "model"
     build_baseline(_frame(1), SPEC).save(model_dir / "baseline")
     code = main(
-        ["drift", "--baseline", str(model_dir), "--current", str(files["same"]), "--output", "o"]
-        + ["--reference-mode", "same_period_last_year"]
+        [
+            *("drift", "--baseline", str(model_dir), "--current", str(files["same"])),
+            *("--output", "o", "--reference-mode", "same_period_last_year"),
+        ]
     )
     assert code != 0
     assert "pass --reference PATH" in capsys.readouterr().err
@@ -346,8 +352,10 @@ def test_an_empty_previous_window_is_insufficient_data_not_an_error(tmp_path: Pa
     frame = pd.read_csv(history)
     frame.iloc[:50].to_csv(tmp_path / "first.csv", index=False)  # nothing before it
     code = run(
-        ["--reference", str(history), "--current", "first.csv", "--output", "out"]
-        + ["--reference-mode", "previous_window"]
+        [
+            *("--reference", str(history), "--current", "first.csv", "--output", "out"),
+            *("--reference-mode", "previous_window"),
+        ]
     )
     assert code == 0
     report = json.loads((tmp_path / "out" / "drift_report.json").read_text())
@@ -374,5 +382,5 @@ def test_the_cli_constants_match_the_settings_and_the_engine() -> None:
     from mlcore.drift import cli, streaming
     from mlcore.settings import ReferenceMode
 
-    assert cli.REFERENCE_MODES == typing.get_args(ReferenceMode)
+    assert typing.get_args(ReferenceMode) == cli.REFERENCE_MODES
     assert cli.DEFAULT_CHUNK_ROWS == streaming.DEFAULT_CHUNK_ROWS

@@ -23,7 +23,9 @@ DEFAULTS = DriftSettings()
 SPEC = DatasetSpec(target="y", numeric=("x",))
 
 
-def numeric_grade(reference: np.ndarray, current: np.ndarray, settings: DriftSettings = DEFAULTS) -> str:
+def numeric_grade(
+    reference: np.ndarray, current: np.ndarray, settings: DriftSettings = DEFAULTS
+) -> str:
     return compare_summaries(
         NumericSummary.from_values(reference),
         NumericSummary.from_values(current),
@@ -123,7 +125,10 @@ def test_a_large_category_share_change_is_major_by_its_effect_size() -> None:
     ("name", "draw"),
     [
         ("numeric", lambda rng, n: rng.normal(size=n)),
-        ("numeric with 2% missing", lambda rng, n: np.where(rng.random(n) < 0.02, np.nan, rng.normal(size=n))),
+        (
+            "numeric with 2% missing",
+            lambda rng, n: np.where(rng.random(n) < 0.02, np.nan, rng.normal(size=n)),
+        ),
     ],
 )
 def test_same_distribution_false_alarms_stay_below_the_stated_rate_at_100_rows(
@@ -191,7 +196,9 @@ def test_bands_must_be_ordered_and_old_threshold_keys_say_what_replaced_them() -
 
     with pytest.raises(ValidationError, match="must not exceed major"):
         Bands(moderate=0.3, major=0.2)
-    with pytest.raises(ValidationError, match="replace drift.psi_threshold with drift.bands.psi"):
+    with pytest.raises(
+        ValidationError, match=r"replace drift\.psi_threshold with drift\.bands\.psi"
+    ):
         DriftSettings.model_validate({"psi_threshold": 0.2})
 
 

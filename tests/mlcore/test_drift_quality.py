@@ -70,7 +70,9 @@ def test_new_values_of_a_long_tailed_column_are_expected_not_drift() -> None:
     labels = np.array([f"shop{i}" for i in range(3000)])
     flagged = 0
     for _ in range(20):
-        reference = pd.DataFrame({"x": 1.0, "c": rng.choice(labels, 5000, p=tail / tail.sum()), "y": 0})
+        reference = pd.DataFrame(
+            {"x": 1.0, "c": rng.choice(labels, 5000, p=tail / tail.sum()), "y": 0}
+        )
         current = reference.assign(c=rng.choice(labels, 5000, p=tail / tail.sum()))
         check = detect_drift(reference, current, spec=SPEC, settings=QUICK).feature("c")
         assert check.unseen_share > 0.02  # new values do appear ...
@@ -128,7 +130,9 @@ def test_text_replacing_a_numeric_column_grades_major_through_its_missing_rate()
     reference, current = _frames()
     current["x"] = np.where(np.arange(len(current)) % 4 == 0, "unknown", current["x"].astype(str))
     feature = detect_drift(reference, current, spec=SPEC, settings=QUICK).feature("x")
-    assert feature.missing.grade == "major" and feature.data_type.observed_share == pytest.approx(0.75)
+    assert feature.missing.grade == "major" and feature.data_type.observed_share == pytest.approx(
+        0.75
+    )
 
 
 def test_fractions_in_an_integral_column_break_its_data_type() -> None:
@@ -197,7 +201,12 @@ def test_csv_and_parquet_give_the_same_features_when_a_datetime_is_not_the_times
     frame.to_csv(tmp_path / "data.csv", index=False)
     frame.to_parquet(tmp_path / "data.parquet")
     specs = [
-        infer_spec(load_table(tmp_path / name), target="churned", timestamp="event_time", exclude=["customer_id"])
+        infer_spec(
+            load_table(tmp_path / name),
+            target="churned",
+            timestamp="event_time",
+            exclude=["customer_id"],
+        )
         for name in ("data.csv", "data.parquet")
     ]
     assert specs[0] == specs[1]

@@ -75,7 +75,10 @@ def test_configured_methods_and_bands_are_used(
     reference: pd.DataFrame, shifted: pd.DataFrame
 ) -> None:
     by_ks = detect_drift(
-        reference, shifted, spec=CHURN_SPEC, settings=QUICK.model_copy(update={"numeric_method": "ks"})
+        reference,
+        shifted,
+        spec=CHURN_SPEC,
+        settings=QUICK.model_copy(update={"numeric_method": "ks"}),
     )
     assert "wasserstein" not in [t.method for t in by_ks.feature("age").tests]  # on demand only
     assert by_ks.feature("age").method == "ks"

@@ -107,7 +107,9 @@ def test_chi2_is_scipys_homogeneity_test(reference: list[str], current: list[str
         assert (result.statistic, result.p_value) == (0.0, 1.0)
         return
     expected = stats.chi2_contingency(table)
-    assert result.parameters["chi2_statistic"] == pytest.approx(expected.statistic, rel=TOL, abs=TOL)
+    assert result.parameters["chi2_statistic"] == pytest.approx(
+        expected.statistic, rel=TOL, abs=TOL
+    )
     # The effect size: Cramér's V of the two distributions, as if both sides had one size.
     p, q = table[0] / table[0].sum(), table[1] / table[1].sum()
     assert result.statistic == pytest.approx(np.sqrt(np.sum((p - q) ** 2 / (p + q)) / 2), abs=TOL)

@@ -229,7 +229,9 @@ def test_ks_is_exact_in_streaming_mode_for_discrete_values() -> None:
     reference = pd.DataFrame({"calls": rng.poisson(4, 50_000).astype(float), "y": 0})
     current = pd.DataFrame({"calls": rng.poisson(4.3, 50_000).astype(float), "y": 0})
     baseline = build_baseline(reference, spec, QUICK)
-    streamed = detect_drift_streaming(baseline, [current], settings=QUICK).feature("calls").test("ks")
+    streamed = (
+        detect_drift_streaming(baseline, [current], settings=QUICK).feature("calls").test("ks")
+    )
     exact = detect_drift(baseline, current, settings=QUICK).feature("calls").test("ks")
     assert streamed.parameters["error_bound"] == 0.0
     assert streamed.statistic == pytest.approx(exact.statistic, abs=1e-12)

@@ -68,4 +68,25 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f"mlcore.drift.{module}"), name)
 
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "GRADES",
+    "Baseline",
+    "CategoricalSummary",
+    "ColumnBaseline",
+    "DriftReport",
+    "FeatureDrift",
+    "Grade",
+    "NumericSummary",
+    "ReferenceInfo",
+    "TestResult",
+    "adjust_p_values",
+    "build_baseline",
+    "chi2_drift",
+    "detect_drift",
+    "jensenshannon_drift",
+    "kl_drift",
+    "ks_drift",
+    "psi_drift",
+    "wasserstein_drift",
+    "write_drift_outputs",
+]

@@ -233,7 +233,7 @@ def build_baseline(
         raise DataError("the reference data has no rows; a baseline needs data to describe")
     source = frame if predictions is None else predictions
     plan = column_plan(frame, spec, (), side="reference")
-    prediction_only = {
+    prediction_only: dict[str, tuple[Kind, Role]] = {
         name: (prediction_kind(source[name], spec), "prediction") for name in prediction_columns
     }
     column_plan(source, spec, prediction_columns, side="reference", require_features=False)
@@ -258,16 +258,19 @@ def build_baseline(
         settings=settings,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         reference_columns=tuple(known),
-        sample=feature_sample(frame, spec, rows=settings.domain_classifier.max_rows, seed=settings.domain_classifier.seed),
+        sample=feature_sample(
+            frame,
+            spec,
+            rows=settings.domain_classifier.max_rows,
+            seed=settings.domain_classifier.seed,
+        ),
         prediction_source=prediction_source
         if prediction_source is not None
         else ("reference rows" if prediction_columns else None),
     )
 
 
-def feature_sample(
-    frame: pd.DataFrame, spec: DatasetSpec, *, rows: int, seed: int
-) -> pd.DataFrame:
+def feature_sample(frame: pd.DataFrame, spec: DatasetSpec, *, rows: int, seed: int) -> pd.DataFrame:
     """At most ``rows`` rows of the features, drawn without replacement (seeded), typed as the
     drift tests read them: floats for numeric features, text (or missing) for categorical ones."""
     present = [c for c in spec.features if c in frame.columns]

@@ -88,9 +88,7 @@ def chi2_graded(pair: CategoricalPair, *, alpha: float, bands: Bands) -> TestRes
     ref, cur = table.proportions()
     total = ref + cur
     nonzero = total > 0
-    v_balanced = math.sqrt(
-        float(np.sum((ref[nonzero] - cur[nonzero]) ** 2 / total[nonzero])) / 2
-    )
+    v_balanced = math.sqrt(float(np.sum((ref[nonzero] - cur[nonzero]) ** 2 / total[nonzero])) / 2)
     n_total = int(table.reference.sum() + table.current.sum())
     raw_v = math.sqrt(result.statistic / n_total) if n_total and len(ref) > 1 else 0.0
     return TestResult.graded(
@@ -149,9 +147,7 @@ def _homogeneity(pair: CategoricalPair) -> Homogeneity:
     return Homogeneity(statistic, p_value, dof, method, ref_cells.shape[0])
 
 
-def _pool_rare_cells(
-    reference: np.ndarray, current: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def _pool_rare_cells(reference: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Categories too rare for the asymptotic test, pooled into one cell (by pooled count only)."""
     n_ref, n_cur = int(reference.sum()), int(current.sum())
     pooled = reference + current
@@ -194,8 +190,8 @@ def _permutation_p_value(reference: np.ndarray, current: np.ndarray) -> float:
         at_least += int(np.count_nonzero(simulated >= observed * (1 - 1e-9)))
         drawn += size
         if at_least >= SEQUENTIAL_STOP:
-            return at_least / drawn
-    return (1 + at_least) / (1 + PERMUTATIONS)
+            return float(at_least / drawn)
+    return float((1 + at_least) / (1 + PERMUTATIONS))
 
 
 TEST = DriftTest(

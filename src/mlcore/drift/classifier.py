@@ -55,8 +55,13 @@ def domain_classifier_drift(
     options = settings.domain_classifier
     bands, alpha = options.bands, settings.p_value_threshold
     features = [c for c in spec.features if c in reference.columns and c in current.columns]
-    n_ref, n_cur = min(reference.shape[0], options.max_rows), min(current.shape[0], options.max_rows)
-    short = [side for side, n in (("reference", n_ref), ("current", n_cur)) if n < settings.min_window]
+    n_ref, n_cur = (
+        min(reference.shape[0], options.max_rows),
+        min(current.shape[0], options.max_rows),
+    )
+    short = [
+        side for side, n in (("reference", n_ref), ("current", n_cur)) if n < settings.min_window
+    ]
     if short or not features:
         why = (
             f"fewer than the minimum window of {settings.min_window} rows in the "

@@ -331,7 +331,9 @@ def infer_drift_spec(
             f"no feature columns left in the reference data (columns: {list(reference.columns)}) "
             "once the target, timestamp, id and prediction columns are set aside"
         )
-    task = dataset.task or (infer_task(reference[target]) if target in present else "classification")
+    task = dataset.task or (
+        infer_task(reference[target]) if target in present else "classification"
+    )
     return DatasetSpec(
         target=target,
         numeric=tuple(numeric),

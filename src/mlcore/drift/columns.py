@@ -38,7 +38,9 @@ def compare_column(
 ) -> FeatureDrift:
     """Every registered test and check of the column's kind on ``pair``, graded together."""
     primary = primary_method(kind, settings)
-    tests = [t.implementation(engine)(pair, settings) for t in tests_to_run(kind, settings).values()]
+    tests = [
+        t.implementation(engine)(pair, settings) for t in tests_to_run(kind, settings).values()
+    ]
     checks = [c.implementation(engine)(pair, settings) for c in checks_for(kind)]
     alpha = settings.p_value_threshold / (1 + len(checks))
     tests = [t.regraded(alpha=alpha) for t in tests]
@@ -49,7 +51,9 @@ def compare_column(
         too_few = _sparse_reference(pair)
     if too_few is not None:
         tests = [t.regraded(insufficient=too_few) for t in tests]
-        checks = [c.regraded(insufficient=too_few) if c.method in _VALUE_CHECKS else c for c in checks]
+        checks = [
+            c.regraded(insufficient=too_few) if c.method in _VALUE_CHECKS else c for c in checks
+        ]
     too_few_rows = _too_few(pair.reference.n_total, pair.current.n_total, settings.min_window)
     if too_few_rows is not None:
         checks = [c.regraded(insufficient=too_few_rows) for c in checks]
@@ -83,7 +87,9 @@ def data_type_check(pair: Any, kind: Kind, reference_profile: ColumnProfile) -> 
     """Values of the baseline's inferred type: numbers for a numeric column, whole numbers for an
     Integral one; categorical columns take any value as text."""
     if kind == "categorical":
-        return DataTypeCheck(expected="String", conforming=pair.current.n_valid, total=pair.current.n_valid)
+        return DataTypeCheck(
+            expected="String", conforming=pair.current.n_valid, total=pair.current.n_valid
+        )
     current = pair.current
     examined = current.n_valid + current.n_not_numeric
     wrong = current.n_not_numeric

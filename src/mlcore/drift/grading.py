@@ -30,7 +30,7 @@ from mlcore.settings import Bands
 Grade = Literal["none", "moderate", "major", "insufficient_data"]
 GRADES: tuple[Grade, ...] = ("none", "moderate", "major", "insufficient_data")
 # Order of severity among the grades that are verdicts.
-_SEVERITY = {"none": 0, "moderate": 1, "major": 2}
+_SEVERITY: dict[Grade, int] = {"none": 0, "moderate": 1, "major": 2}
 
 
 def grade_effect(
@@ -55,7 +55,7 @@ def worst(grades: Iterable[Grade], *, decisive: Grade | None = None) -> Grade:
     not run.
     """
     verdicts = [g for g in grades if g != "insufficient_data"]
-    top = max(verdicts, key=_SEVERITY.__getitem__, default="none")
+    top: Grade = max(verdicts, key=_SEVERITY.__getitem__, default="none")
     if top != "none":
         return top
     if decisive == "insufficient_data" or not verdicts:

@@ -204,7 +204,9 @@ class FeatureDrift:
 
     @property
     def grade(self) -> Grade:
-        return worst([self.primary.grade, *(c.grade for c in self.checks)], decisive=self.primary.grade)
+        return worst(
+            [self.primary.grade, *(c.grade for c in self.checks)], decisive=self.primary.grade
+        )
 
     @property
     def drifted(self) -> bool:
@@ -246,7 +248,9 @@ class FeatureDrift:
         for result in self.checks:
             if result.method == method:
                 return result
-        raise KeyError(f"no {method!r} check for {self.name!r}; have {[c.method for c in self.checks]}")
+        raise KeyError(
+            f"no {method!r} check for {self.name!r}; have {[c.method for c in self.checks]}"
+        )
 
     def test(self, method: str) -> TestResult:
         for result in self.tests:

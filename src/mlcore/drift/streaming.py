@@ -175,7 +175,9 @@ class StreamingPlan:
                     strict=True,
                 )
             )
-        return self._chunk_sketch(chunk.shape[0], sketched, set(map(str, chunk.columns)), chunk, seed)
+        return self._chunk_sketch(
+            chunk.shape[0], sketched, set(map(str, chunk.columns)), chunk, seed
+        )
 
     def _chunk_sketch(
         self,
@@ -341,9 +343,7 @@ def detect_drift_streaming_path(
             c for c in baseline.prediction_columns if available is None or c in available
         )
     plan = StreamingPlan.from_baseline(baseline, settings, prediction_columns=prediction_columns)
-    parquet = not capture and all(
-        p.suffix.lower() in (".parquet", ".pq") for p in data_files(path)
-    )
+    parquet = not capture and all(p.suffix.lower() in (".parquet", ".pq") for p in data_files(path))
     if parquet:
         total = plan.sketch_parquet(path, workers=workers)
     else:

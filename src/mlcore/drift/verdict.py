@@ -91,9 +91,10 @@ def _share(features: Sequence[FeatureDrift], floor: Literal["moderate", "major"]
 
 
 def _more_severe(grade: Grade, other: Grade) -> Grade:
-    for level in ("major", "moderate"):
+    levels: tuple[Grade, ...] = ("major", "moderate")
+    for level in levels:
         if level in (grade, other):
-            return level  # type: ignore[return-value]
+            return level
     return grade
 
 
