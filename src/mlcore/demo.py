@@ -31,6 +31,7 @@ from rich.table import Table
 from mlcore.capture import read_capture
 from mlcore.data import DatasetSpec, load_table, make_churn, save_table
 from mlcore.drift import Baseline, DriftReport, detect_drift, write_drift_outputs
+from mlcore.drift.sources import CAPTURE_METADATA_COLUMNS
 from mlcore.errors import MlcoreError
 from mlcore.evaluation_job import EvaluationResult, run_evaluation
 from mlcore.jsonio import write_json
@@ -131,7 +132,7 @@ def run_demo(options: DemoOptions, settings: MlopsSettings) -> DemoResult:
             captured,
             spec=spec,
             settings=settings.drift,
-            expected_columns=("inference_id", "inference_time"),
+            expected_columns=CAPTURE_METADATA_COLUMNS,
         )
         write_drift_outputs(report, out / "drift")
         result.drift = report

@@ -157,6 +157,15 @@ def test_baseline_of_a_model_folder_checks_captured_traffic(
     assert [p["name"] for p in report["predictions"]] == ["score"]
     assert report["prediction_drift"] is True
     assert report["mode"] == ("streaming" if streaming else "exact")
+    assert report["extra_columns"] == []  # capture's outputs and metadata are expected
+
+
+def test_capture_columns_beside_the_features_are_known_to_the_drift_job() -> None:
+    from mlcore.capture import capture_columns
+    from mlcore.drift.sources import CAPTURE_METADATA_COLUMNS
+
+    classifier = DatasetSpec(target="y", numeric=("x",))
+    assert set(capture_columns(classifier)) - {"x"} == set(CAPTURE_METADATA_COLUMNS)
 
 
 def _write_capture(path: Path, frame: pd.DataFrame, *, batch: int = 50) -> None:

@@ -10,6 +10,7 @@ probability of at most ``p_value_threshold`` whatever its number of checks.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from mlcore.drift.pairs import CategoricalPair
@@ -77,8 +78,6 @@ def compare_column(
 
 def with_primary(column: FeatureDrift, primary: TestResult) -> FeatureDrift:
     """``column`` with its deciding test replaced (after a correction across columns)."""
-    import dataclasses
-
     tests = tuple(primary if t.method == primary.method else t for t in column.tests)
     return dataclasses.replace(column, primary=primary, tests=tests)
 

@@ -14,8 +14,9 @@ from mlcore.data import DatasetSpec, load_table
 from mlcore.errors import DataError
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
-# Columns that data capture adds beside the model's inputs and outputs (mlcore.capture).
-CAPTURE_METADATA_COLUMNS = ("inference_id", "inference_time")
+# Columns data capture holds beside the model's inputs (mlcore.capture.capture_columns): the
+# model's outputs and the record metadata. Never "extra" columns; a test keeps them in step.
+CAPTURE_METADATA_COLUMNS = ("prediction", "score", "inference_id", "inference_time")
 
 
 def is_capture(path: Path) -> bool:

@@ -27,6 +27,9 @@ from mlcore.errors import DataError
 from mlcore.settings import ReferenceMode
 
 
+_INSTANT = pd.Timedelta(1, "ns")
+
+
 @dataclass(frozen=True)
 class Window:
     start: pd.Timestamp
@@ -41,17 +44,18 @@ def reference_window(current: Window, mode: ReferenceMode, *, seasonal_offset_da
 
     Examples
     --------
-    >>> now = Window(pd.Timestamp("2026-01-05", tz="UTC"), pd.Timestamp("2026-01-11", tz="UTC"))
+    >>> now = Window(pd.Timestamp("2026-01-05", tz="UTC"), pd.Timestamp("2026-01-12", tz="UTC"))
     >>> reference_window(now, "previous_window", seasonal_offset_days=364).iso()[0]
     '2025-12-29T00:00:00+00:00'
+    >>> reference_window(now, "same_period_last_year", seasonal_offset_days=364).iso()[0]
+    '2025-01-06T00:00:00+00:00'
     """
     if mode == "same_period_last_year":
         offset = timedelta(days=seasonal_offset_days)
         return Window(current.start - offset, current.end - offset)
     if mode == "previous_window":
-        length = current.end - current.start
-        end = current.start - pd.Timedelta(1, "ns")
-        return Window(end - length, end)
+        # [start - length, start): the same length, ending just before the current window.
+        return Window(current.start - (current.end - current.start), current.start - _INSTANT)
     raise ValueError(f"the {mode!r} reference has no window: it is the training baseline")
 
 
