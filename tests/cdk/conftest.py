@@ -64,3 +64,11 @@ def templates(synth: Synth) -> dict[str, Template]:
     for name in synth.mlops.stages:
         result[name] = Template.from_stack(synth.stage_stack(name))
     return result
+
+
+@pytest.fixture(scope="session")
+def four_accounts() -> object:
+    """The whole app in toolchain, dev, staging and prod accounts, with fixture settings."""
+    from tests.fixtures.four_account_app import four_account_app
+
+    return four_account_app()
