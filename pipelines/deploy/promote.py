@@ -115,16 +115,18 @@ def promote(*, source: Environment, target: Environment, model_package_arn: str)
     for key in ("SupportedRealtimeInferenceInstanceTypes", "SupportedTransformInstanceTypes"):
         if inference.get(key):
             specification[key] = inference[key]
-    statistics = package["ModelMetrics"]["ModelStatistics"]
+    statistics = package["ModelMetrics"]["ModelQuality"]["Statistics"]
     created = target.client("sagemaker").create_model_package(
         ModelPackageGroupName=target.descriptor.model_package_group,
         ModelPackageDescription=f"Promoted copy of {model_package_arn}"[:1024],
         InferenceSpecification=specification,
         ModelApprovalStatus="Approved",
         ModelMetrics={
-            "ModelStatistics": {
-                "ContentType": statistics.get("ContentType", "application/json"),
-                "S3Uri": f"s3://{bucket}/{copied_evaluation}",
+            "ModelQuality": {
+                "Statistics": {
+                    "ContentType": statistics.get("ContentType", "application/json"),
+                    "S3Uri": f"s3://{bucket}/{copied_evaluation}",
+                }
             }
         },
         CustomerMetadataProperties=metadata,
@@ -184,12 +186,19 @@ def _existing_copy(target: Environment, source_arn: str) -> str | None:
         request["NextToken"] = token
 
 
+def evaluation_report_url(package: dict[str, Any]) -> str | None:
+    """Where the package's evaluation.json is: the SageMaker SDK registers ``model_statistics``
+    as ModelMetrics.ModelQuality.Statistics (botocore's CreateModelPackage shape)."""
+    url = package.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {}).get("S3Uri")
+    return str(url) if url else None
+
+
 def _evaluation_url(package: dict[str, Any]) -> str:
-    url = package.get("ModelMetrics", {}).get("ModelStatistics", {}).get("S3Uri")
+    url = evaluation_report_url(package)
     if not url:
         raise ValueError(
             f"{package['ModelPackageArn']} records no evaluation report (ModelMetrics."
-            "ModelStatistics), so its sample request cannot be found; retrain it"
+            "ModelQuality.Statistics), so its sample request cannot be found; retrain it"
         )
     return str(url)
 

@@ -2,7 +2,7 @@
 
 The payload is the ``sample_request.json`` that ``mlcore train`` wrote from held-out rows
 and ``mlcore evaluate`` copied beside ``evaluation.json`` (contract #1): the release reads it
-from the folder of the package's evaluation report (``ModelMetrics.ModelStatistics``), in the
+from the folder of the package's evaluation report (``ModelMetrics.ModelQuality.Statistics``), in the
 environment's own account, so every dataset is tested with records of its own schema.
 
 The check is what a caller relies on: the call succeeds, the body is the inference
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from .promote import evaluation_report_url
 from .targets import SAMPLE_REQUEST_FILE, Environment, SessionFactory, TargetRef, assume_role_session
 
 logger = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ def load_payload(path: str | Path) -> dict[str, Any]:
 def package_sample_request(sagemaker: Any, s3: Any, model_package_arn: str) -> dict[str, Any]:
     """The sample request stored beside the package's evaluation report."""
     package = sagemaker.describe_model_package(ModelPackageName=model_package_arn)
-    report = package.get("ModelMetrics", {}).get("ModelStatistics", {}).get("S3Uri")
+    report = evaluation_report_url(package)
     if not report:
         raise ValueError(
             f"{model_package_arn} records no evaluation report, so it has no sample request; "

@@ -29,6 +29,23 @@ class SessionFactory(Protocol):
     def __call__(self, role_arn: str | None, region: str | None) -> Any: ...
 
 
+_LOADER: Any = None
+
+
+def _botocore_session() -> Any:
+    """A botocore session sharing one loader: a warm function (or a test) opens many sessions,
+    and each would otherwise parse the service models again."""
+    import botocore.session
+
+    global _LOADER
+    core = botocore.session.get_session()
+    if _LOADER is None:
+        _LOADER = core.get_component("data_loader")
+    else:
+        core.register_component("data_loader", _LOADER)
+    return core
+
+
 def assume_role_session(role_arn: str | None, region: str | None) -> Any:
     """A boto3 session with the credentials of ``role_arn``, assumed from the caller's.
 
@@ -38,11 +55,13 @@ def assume_role_session(role_arn: str | None, region: str | None) -> Any:
     import boto3
 
     if role_arn is None:
-        return boto3.Session(region_name=region)
-    credentials = boto3.client("sts", region_name=region).assume_role(
+        return boto3.Session(botocore_session=_botocore_session(), region_name=region)
+    caller = boto3.Session(botocore_session=_botocore_session(), region_name=region)
+    credentials = caller.client("sts").assume_role(
         RoleArn=role_arn, RoleSessionName="mlops-release", DurationSeconds=900
     )["Credentials"]
     return boto3.Session(
+        botocore_session=_botocore_session(),
         aws_access_key_id=credentials["AccessKeyId"],
         aws_secret_access_key=credentials["SecretAccessKey"],
         aws_session_token=credentials["SessionToken"],
