@@ -184,7 +184,10 @@ class AwsConfig(_Frozen):
         if not isinstance(data, Mapping) or not isinstance(data.get("stages"), Mapping):
             return data
         stages = data["stages"]
-        build = data.get("model_build_stage") or next(iter(stages), None)
+        build = data.get("model_build_stage")
+        if build not in stages:
+            # An unknown name is reported by the checks below, not as a side effect here.
+            build = next(iter(stages), None)
         filled: dict[str, Any] = {}
         for name, stage in stages.items():
             if not isinstance(stage, Mapping):
@@ -225,6 +228,11 @@ class AwsConfig(_Frozen):
             raise ValueError(
                 f"stages.{build}.train is false, but {build} is the model-build stage: it trains "
                 "every model that is released; set train: true or choose another model_build_stage"
+            )
+        if self.stages[build].release_approval:
+            raise ValueError(
+                f"stages.{build}.release_approval is true, but {build} is the model-build stage: "
+                "approving the package in its registry is what starts a release; remove it"
             )
         unreachable = names[: names.index(build)]
         if unreachable:

@@ -157,7 +157,8 @@ class ReleaseAccess(Construct):
             iam.PolicyStatement(
                 actions=["cloudformation:UpdateStack"],
                 resources=[serving_stack_arn],
-                conditions={"StringEquals": {"cloudformation:RoleArn": self.change_role_arn}},
+                # cloudformation:RoleArn is ARN-typed (Service Authorization Reference).
+                conditions={"ArnEquals": {"cloudformation:RoleArn": self.change_role_arn}},
             )
         )
         self.role.add_to_policy(
@@ -304,10 +305,12 @@ class ServingChangeRole(Construct):
             # The endpoint config names the key for volumes and capture; SageMaker creates
             # grants on it for the instances.
             iam.PolicyStatement(
-                actions=["kms:CreateGrant", "kms:DescribeKey"],
+                actions=["kms:CreateGrant"],
                 resources=[encryption_key_arn],
                 conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
             ),
+            # DescribeKey has no kms:GrantIsForAWSResource key (a condition on it would deny).
+            iam.PolicyStatement(actions=["kms:DescribeKey"], resources=[encryption_key_arn]),
             iam.PolicyStatement(
                 actions=["ssm:GetParameters", "ssm:GetParameter"],
                 resources=[
