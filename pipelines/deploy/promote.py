@@ -77,7 +77,9 @@ def promote(*, source: Environment, target: Environment, model_package_arn: str)
     evaluation_url = _evaluation_url(package)
     evaluation_folder = evaluation_url.rsplit("/", 1)[0]
     copied_evaluation = f"{prefix}/evaluation/{evaluation_url.rsplit('/', 1)[1]}"
-    _copy_object(source.client("s3"), evaluation_url, target.client("s3"), bucket, copied_evaluation)
+    _copy_object(
+        source.client("s3"), evaluation_url, target.client("s3"), bucket, copied_evaluation
+    )
     _copy_object(
         source.client("s3"),
         f"{evaluation_folder}/{SAMPLE_REQUEST_FILE}",
@@ -171,7 +173,10 @@ def _existing_copy(target: Environment, source_arn: str) -> str | None:
             described = sagemaker.describe_model_package(
                 ModelPackageName=summary["ModelPackageArn"]
             )
-            if described.get("CustomerMetadataProperties", {}).get(SOURCE_PACKAGE_KEY) != source_arn:
+            if (
+                described.get("CustomerMetadataProperties", {}).get(SOURCE_PACKAGE_KEY)
+                != source_arn
+            ):
                 continue
             if described["ModelApprovalStatus"] != "Approved":
                 raise ValueError(

@@ -27,7 +27,13 @@ from typing import Any
 from urllib.parse import urlparse
 
 from .promote import evaluation_report_url
-from .targets import SAMPLE_REQUEST_FILE, Environment, SessionFactory, TargetRef, assume_role_session
+from .targets import (
+    SAMPLE_REQUEST_FILE,
+    Environment,
+    SessionFactory,
+    TargetRef,
+    assume_role_session,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -112,18 +112,20 @@ def test_a_stage_may_choose_to_train_too(context: dict[str, object]) -> None:
 
 def test_release_via_is_rejected_with_what_replaced_it(context: dict[str, object]) -> None:
     # Finding 1: prod's releases went to staging's endpoint first; that option is gone.
-    with pytest.raises(ValueError, match="release_via was removed.*release_approval"):
+    with pytest.raises(ValueError, match=r"release_via was removed.*release_approval"):
         load_aws_config({**context, "mlops.stages.prod.release_via": "staging"})
 
 
 def test_a_stage_before_the_model_build_stage_is_unreachable(context: dict[str, object]) -> None:
     with pytest.raises(ValueError, match=r"stages \['dev'\] come before the model-build stage"):
-        load_aws_config({
+        load_aws_config(
+            {
                 **context,
                 "mlops.model_build_stage": "staging",
                 "mlops.stages.staging.train": "true",
                 "mlops.stages.dev.train": "true",
-            })
+            }
+        )
 
 
 def test_accounts_must_be_set_on_every_stage_or_none(context: dict[str, object]) -> None:
@@ -133,10 +135,16 @@ def test_accounts_must_be_set_on_every_stage_or_none(context: dict[str, object])
 
 
 def test_four_accounts_are_a_reachable_topology(context: dict[str, object]) -> None:
-    overrides = {f"mlops.stages.{s}.account": a for s, a in
-                 (("dev", "111111111111"), ("staging", "222222222222"), ("prod", "333333333333"))}
+    overrides = {
+        f"mlops.stages.{s}.account": a
+        for s, a in (("dev", "111111111111"), ("staging", "222222222222"), ("prod", "333333333333"))
+    }
     config = load_aws_config({**context, **overrides, "mlops.toolchain.account": "444444444444"})
-    assert [s.account for s in config.stages.values()] == ["111111111111", "222222222222", "333333333333"]
+    assert [s.account for s in config.stages.values()] == [
+        "111111111111",
+        "222222222222",
+        "333333333333",
+    ]
 
 
 def test_the_model_build_stage_must_train(context: dict[str, object]) -> None:
@@ -153,17 +161,21 @@ def test_the_model_build_stage_must_train(context: dict[str, object]) -> None:
 
 
 def test_an_unknown_model_build_stage_names_the_stages(context: dict[str, object]) -> None:
-    with pytest.raises(ValueError, match=r"model_build_stage is 'qa'.*\['dev', 'staging', 'prod'\]"):
+    with pytest.raises(
+        ValueError, match=r"model_build_stage is 'qa'.*\['dev', 'staging', 'prod'\]"
+    ):
         load_aws_config({**context, "mlops.model_build_stage": "qa"})
 
 
 def test_the_model_build_stage_cannot_ask_for_release_approval(context: dict[str, object]) -> None:
-    with pytest.raises(ValueError, match="dev.release_approval is true"):
+    with pytest.raises(ValueError, match=r"dev\.release_approval is true"):
         load_aws_config({**context, "mlops.stages.dev.release_approval": "true"})
 
 
 def test_a_stage_that_does_not_train_cannot_schedule_training(context: dict[str, object]) -> None:
-    with pytest.raises(ValueError, match="training_schedule start training, but this stage does not train"):
+    with pytest.raises(
+        ValueError, match="training_schedule start training, but this stage does not train"
+    ):
         load_aws_config({**context, "mlops.stages.prod.training_schedule": "rate(7 days)"})
 
 
@@ -180,7 +192,9 @@ def test_staging_serves_on_one_instance_and_prod_on_two(context: dict[str, objec
     assert stages["prod"].endpoint.as_settings()["min_instances"] == 2
 
 
-def test_canary_wait_alarms_and_scaling_are_set_from_the_context(context: dict[str, object]) -> None:
+def test_canary_wait_alarms_and_scaling_are_set_from_the_context(
+    context: dict[str, object],
+) -> None:
     config = load_aws_config(
         {
             **context,
@@ -192,13 +206,18 @@ def test_canary_wait_alarms_and_scaling_are_set_from_the_context(context: dict[s
     )
     endpoint = config.stages["prod"].endpoint
     assert endpoint.traffic_shifting is not None and endpoint.rollback_alarms is not None
-    assert (endpoint.traffic_shifting.canary_percent, endpoint.traffic_shifting.wait_minutes) == (20, 15)
+    assert (endpoint.traffic_shifting.canary_percent, endpoint.traffic_shifting.wait_minutes) == (
+        20,
+        15,
+    )
     assert endpoint.rollback_alarms.max_model_latency_ms == 250
     assert endpoint.target_invocations_per_instance == 120
 
 
 def test_inconsistent_endpoint_capacity_names_the_stage(context: dict[str, object]) -> None:
-    with pytest.raises(ValueError, match=r"mlops\.stages\.staging\.endpoint.*exceeds max_instances"):
+    with pytest.raises(
+        ValueError, match=r"mlops\.stages\.staging\.endpoint.*exceeds max_instances"
+    ):
         load_aws_config({**context, "mlops.stages.staging.endpoint.min_instances": "3"})
 
 

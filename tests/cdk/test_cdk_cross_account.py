@@ -117,9 +117,7 @@ def test_the_release_functions_may_assume_only_the_three_deploy_roles(
     templates: dict[tuple[str, str], Template],
 ) -> None:
     serving = templates[("dev", "serving")]
-    expected = sorted(
-        f"arn:aws:iam::{ACCOUNTS[s]}:role/acme-{s}-release-deploy" for s in STAGES
-    )
+    expected = sorted(f"arn:aws:iam::{ACCOUNTS[s]}:role/acme-{s}-release-deploy" for s in STAGES)
     for name in ("acme-dev-release-fn", "acme-dev-smoke-fn"):
         logical_id, _ = _role(serving, name)
         statements = _statements(serving, logical_id)
@@ -138,12 +136,12 @@ def test_no_account_grants_another_anything_else(
     # CI/CD's training role trusts the toolchain account.
     found: dict[tuple[str, str, str], set[str]] = {}
     for (stage, kind), template in templates.items():
-        for logical_id, resource in template.to_json()["Resources"].items():
+        for resource in template.to_json()["Resources"].values():
             foreign = set(re.findall(r"\b\d{12}\b", _text(resource))) - {ACCOUNTS[stage]}
             if foreign:
-                found[(stage, kind, resource["Type"])] = found.get(
-                    (stage, kind, resource["Type"]), set()
-                ) | foreign
+                found[(stage, kind, resource["Type"])] = (
+                    found.get((stage, kind, resource["Type"]), set()) | foreign
+                )
     assert found == {
         ("dev", "build", "AWS::IAM::Role"): {ACCOUNTS["toolchain"]},
         ("dev", "serving", "AWS::IAM::Policy"): {ACCOUNTS["staging"], ACCOUNTS["prod"]},
@@ -160,11 +158,18 @@ def test_the_flow_acts_in_each_environment_through_that_environments_role(
     templates: dict[tuple[str, str], Template],
 ) -> None:
     machine = next(
-        iter(templates[("dev", "serving")].find_resources("AWS::StepFunctions::StateMachine").values())
+        iter(
+            templates[("dev", "serving")]
+            .find_resources("AWS::StepFunctions::StateMachine")
+            .values()
+        )
     )
     parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
     definition = json.loads(
-        "".join(p if isinstance(p, str) else ("aws" if p == {"Ref": "AWS::Partition"} else "X") for p in parts)
+        "".join(
+            p if isinstance(p, str) else ("aws" if p == {"Ref": "AWS::Partition"} else "X")
+            for p in parts
+        )
     )
     for name, state in definition["States"].items():
         target = state.get("Parameters", {}).get("Payload", {}).get("target")
@@ -173,7 +178,9 @@ def test_the_flow_acts_in_each_environment_through_that_environments_role(
         stage = target["environment"]
         # Finding 1: prod's release acted on staging's stack in prod's account.
         assert name.lower().find(stage) >= 0, name
-        assert target["role_arn"] == f"arn:aws:iam::{ACCOUNTS[stage]}:role/acme-{stage}-release-deploy"
+        assert (
+            target["role_arn"] == f"arn:aws:iam::{ACCOUNTS[stage]}:role/acme-{stage}-release-deploy"
+        )
         assert target["descriptor_parameter"] == f"/mlops/acme/{stage}/release-target"
         assert target["region"] == "eu-west-1"
 
@@ -213,7 +220,11 @@ def test_the_serving_change_role_passes_only_the_endpoint_role(
     statements = _statements(serving, logical_id)
     passes = [s for s in statements if "iam:PassRole" in _actions(s)]
     assert len(passes) == 1
-    (passed,) = passes[0]["Resource"] if isinstance(passes[0]["Resource"], list) else [passes[0]["Resource"]]
+    (passed,) = (
+        passes[0]["Resource"]
+        if isinstance(passes[0]["Resource"], list)
+        else [passes[0]["Resource"]]
+    )
     assert passed["Fn::GetAtt"][0].startswith("EndpointExecutionRole")
     services = {a.split(":")[0] for s in statements for a in _actions(s)}
     assert services <= {"sagemaker", "iam", "kms", "ssm", "cloudwatch", "application-autoscaling"}
@@ -236,7 +247,10 @@ def test_the_endpoint_reads_only_model_archives_of_its_own_bucket(
     objects = sorted(r for s in reads for r in _resources(s) if r.endswith("*"))
     assert len(objects) == len(MODEL_DATA_KEY_PATTERNS)
     for resource, pattern in zip(objects, sorted(MODEL_DATA_KEY_PATTERNS), strict=True):
-        assert f"{stage.capitalize()}-ModelBuild:ExportsOutputFnGetAttArtifactStoreArtifacts" in resource
+        assert (
+            f"{stage.capitalize()}-ModelBuild:ExportsOutputFnGetAttArtifactStoreArtifacts"
+            in resource
+        )
         assert resource.endswith(f"/{pattern}")
 
 
@@ -249,7 +263,9 @@ def test_models_land_where_the_endpoint_may_read_them(
     pipeline = next(
         iter(templates[("dev", "build")].find_resources("AWS::SageMaker::Pipeline").values())
     )
-    body = json.loads(pipeline["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"][0])
+    body = json.loads(
+        pipeline["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"][0]
+    )
     train = next(step for step in body["Steps"] if step["Type"] == "Training")
     output = train["Arguments"]["OutputDataConfig"]["S3OutputPath"]["Std:Join"]
     # SageMaker writes <S3OutputPath>/<job name>/output/model.tar.gz.
@@ -290,7 +306,9 @@ _ACCEPTED_PARLIAMENT_ISSUES = {"RESOURCE_STAR"}
 # CDK's own grants: StringParameter.grant_read adds ssm:DescribeParameters (which only works
 # on "*", so it grants nothing on a parameter ARN), and Bucket.grant_read's s3:List* and
 # s3:GetBucket* expand to actions on other resource types; each is CDK's choice, not ours.
-_CDK_GRANT_ACTIONS = re.compile(r"^(ssm:DescribeParameters|s3:List.*|s3:GetBucket.*|s3:GetObject.*)$")
+_CDK_GRANT_ACTIONS = re.compile(
+    r"^(ssm:DescribeParameters|s3:List.*|s3:GetBucket.*|s3:GetObject.*)$"
+)
 
 
 def _unexplained(details: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -322,8 +340,10 @@ def _plausible(document: dict[str, Any]) -> str:
                     else "arn:aws:s3:::bucket"
                 )
             if "Fn::Sub" in value:
-                return value["Fn::Sub"].replace("${AWS::AccountId}", "1").replace(
-                    "${AWS::Region}", "eu-west-1"
+                return (
+                    value["Fn::Sub"]
+                    .replace("${AWS::AccountId}", "1")
+                    .replace("${AWS::Region}", "eu-west-1")
                 )
             return {k: resolve(v) for k, v in value.items()}
         return value
@@ -374,7 +394,9 @@ def test_only_the_model_build_environment_holds_a_release_flow(
     templates: dict[tuple[str, str], Template],
 ) -> None:
     for stage in STAGES:
-        count = len(templates[(stage, "serving")].find_resources("AWS::StepFunctions::StateMachine"))
+        count = len(
+            templates[(stage, "serving")].find_resources("AWS::StepFunctions::StateMachine")
+        )
         assert count == (1 if stage == "dev" else 0), stage
 
 

@@ -50,8 +50,11 @@ MANIFEST = json.dumps(
     {
         "schemaVersion": 2,
         "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7,
-                   "digest": "sha256:" + "a" * 64},
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "size": 7,
+            "digest": "sha256:" + "a" * 64,
+        },
         "layers": [],
     }
 )
@@ -102,7 +105,12 @@ class ServingStackDouble:
         assert request["UsePreviousTemplate"] is True
         if self.outcome == "refuse":
             raise ClientError(
-                {"Error": {"Code": "ValidationError", "Message": "Stack is in UPDATE_ROLLBACK_FAILED"}},
+                {
+                    "Error": {
+                        "Code": "ValidationError",
+                        "Message": "Stack is in UPDATE_ROLLBACK_FAILED",
+                    }
+                },
                 "UpdateStack",
             )
         ssm = self.session.client("ssm")
@@ -115,11 +123,20 @@ class ServingStackDouble:
         )
         if pointer == self.resolved:
             raise ClientError(
-                {"Error": {"Code": "ValidationError", "Message": "No updates are to be performed."}},
+                {
+                    "Error": {
+                        "Code": "ValidationError",
+                        "Message": "No updates are to be performed.",
+                    }
+                },
                 "UpdateStack",
             )
         if self.outcome == "alarm_rollback":
-            self.statuses = ["UPDATE_IN_PROGRESS", "UPDATE_ROLLBACK_IN_PROGRESS", "UPDATE_ROLLBACK_COMPLETE"]
+            self.statuses = [
+                "UPDATE_IN_PROGRESS",
+                "UPDATE_ROLLBACK_IN_PROGRESS",
+                "UPDATE_ROLLBACK_COMPLETE",
+            ]
             return {"StackId": "id"}
         self._serve(pointer[0], pointer[1])
         self.resolved = pointer  # type: ignore[assignment]
@@ -144,8 +161,12 @@ class ServingStackDouble:
         sagemaker.create_endpoint_config(
             EndpointConfigName=f"config-{self.models}",
             ProductionVariants=[
-                {"VariantName": "AllTraffic", "ModelName": model, "InstanceType": "ml.m5.large",
-                 "InitialInstanceCount": 1}
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": model,
+                    "InstanceType": "ml.m5.large",
+                    "InitialInstanceCount": 1,
+                }
             ],
         )
         sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=f"config-{self.models}")
@@ -247,7 +268,9 @@ def _register(version: str, *, sha: str | None = "present", approved: bool = Tru
     )
     metadata = {"git_commit": version}
     if sha is not None:
-        metadata["model_sha256"] = "sha256:" + hashlib.sha256(f"model {version}".encode()).hexdigest()
+        metadata["model_sha256"] = (
+            "sha256:" + hashlib.sha256(f"model {version}".encode()).hexdigest()
+        )
     arn = sagemaker.create_model_package(
         ModelPackageGroupName=f"{PROJECT}-dev-models",
         InferenceSpecification={
@@ -299,7 +322,9 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
             session = _session(account)
             bucket = f"{PROJECT}-{environment}-artifacts"
             s3 = session.client("s3")
-            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+            s3.create_bucket(
+                Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
+            )
             s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
             repository = REPOSITORY.format(account=account)
             ecr = session.client("ecr")
@@ -321,8 +346,12 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
                     {
                         "environment": environment,
                         "stack_name": STACKS[environment],
-                        "model_package_parameter": names.model_package_parameter_name(PROJECT, environment),
-                        "model_sha256_parameter": names.model_sha256_parameter_name(PROJECT, environment),
+                        "model_package_parameter": names.model_package_parameter_name(
+                            PROJECT, environment
+                        ),
+                        "model_sha256_parameter": names.model_sha256_parameter_name(
+                            PROJECT, environment
+                        ),
                         "endpoint_name": f"{PROJECT}-{environment}",
                         "model_package_group": f"{PROJECT}-{environment}-models",
                         "artifact_bucket": bucket,
@@ -432,7 +461,9 @@ def test_the_served_model_carries_the_packages_model_hash(
     for environment, account in ACCOUNTS.items():
         sagemaker = _session(account).client("sagemaker")
         endpoint = sagemaker.describe_endpoint(EndpointName=f"{PROJECT}-{environment}")
-        config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+        config = sagemaker.describe_endpoint_config(
+            EndpointConfigName=endpoint["EndpointConfigName"]
+        )
         model = sagemaker.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
         assert model["Containers"][0]["Environment"]["MLCORE_MODEL_SHA256"] == expected
 
@@ -518,7 +549,9 @@ def test_a_rejected_prod_release_leaves_prod_on_its_package(
     assert len(world.stacks["prod"].updates) == 1
 
 
-def test_an_expired_approval_leaves_prod_as_it_was(world: World, definition: dict[str, Any]) -> None:
+def test_an_expired_approval_leaves_prod_as_it_was(
+    world: World, definition: dict[str, Any]
+) -> None:
     world.approvals = [("States.Timeout", "")]
     for environment in ("dev", "staging"):
         world.answer_smoke(environment, len(SAMPLE["instances"]))
@@ -546,7 +579,8 @@ def test_a_promotion_without_the_image_in_the_target_account_stops_with_the_fix(
 ) -> None:
     prod_ecr = _session(ACCOUNTS["prod"]).client("ecr")
     prod_ecr.batch_delete_image(
-        repositoryName=REPOSITORY.format(account=ACCOUNTS["prod"]), imageIds=[{"imageTag": "abc123"}]
+        repositoryName=REPOSITORY.format(account=ACCOUNTS["prod"]),
+        imageIds=[{"imageTag": "abc123"}],
     )
     for environment in ("dev", "staging"):
         world.answer_smoke(environment, len(SAMPLE["instances"]))
@@ -597,7 +631,9 @@ def test_restore_leaves_the_pointer_to_an_update_in_progress(world: World) -> No
     world.stacks["dev"].statuses = ["UPDATE_IN_PROGRESS"]
     env = release.Environment.open(world._ref("dev"), world.sessions)
     _session(ACCOUNTS["dev"]).client("ssm").put_parameter(
-        Name=names.model_package_parameter_name(PROJECT, "dev"), Value="arn:x", Type="String",
+        Name=names.model_package_parameter_name(PROJECT, "dev"),
+        Value="arn:x",
+        Type="String",
         Overwrite=True,
     )
     result = release.restore(env, reason="test", attempted="arn:y")
@@ -628,7 +664,9 @@ def test_handler_rejects_unknown_actions_and_incomplete_targets(world: World) ->
     with pytest.raises(ValueError, match="promote, deploy, status or restore"):
         release.handler({"action": "rollback"}, sessions=world.sessions)
     with pytest.raises(ValueError, match="release target lacks"):
-        release.handler({"action": "status", "target": {"environment": "dev"}}, sessions=world.sessions)
+        release.handler(
+            {"action": "status", "target": {"environment": "dev"}}, sessions=world.sessions
+        )
 
 
 def test_a_descriptor_of_another_environment_is_refused(world: World) -> None:
@@ -670,7 +708,6 @@ def test_smoke_test_sends_the_packages_sample_request(world: World) -> None:
 
 def test_the_deploy_code_uses_mlcores_contract_names() -> None:
     from mlcore import model
-
     from pipelines.deploy import targets
 
     assert targets.MODEL_SHA256_KEY == model.MODEL_SHA256_KEY
