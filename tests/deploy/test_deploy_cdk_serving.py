@@ -343,7 +343,7 @@ def test_state_machine_passes_asl_validator(templates: dict[str, Template], tmp_
     path = tmp_path / "release.asl.json"
     path.write_text(json.dumps(_state_machine(templates["dev"])))
     result = subprocess.run(
-        [str(validator), "--json-definition-file", str(path)],
+        [str(validator), "--json-path", str(path)],
         capture_output=True,
         text=True,
         check=False,
