@@ -124,11 +124,13 @@ class ModelEndpoint(Construct):
                     reason=(
                         "Reads objects only under the artifact bucket's model-archive keys "
                         "(model-build/*/model/*, promoted/*/model/*: archive names are set at "
-                        "training or promotion time) and lists that bucket; writes captured data "
-                        "only under this endpoint's capture prefix; uses the one data key "
-                        "(GenerateDataKey*/ReEncrypt* are CDK's grant on that key); writes log "
-                        "streams of this endpoint's log group only; PutMetricData has no resource "
-                        "type and is limited to the /aws/sagemaker/Endpoints namespace."
+                        "training or promotion time), and lists and reads the configuration of "
+                        "that one bucket (CDK's grant_read); writes captured data only under "
+                        "this endpoint's capture prefix; uses the one data key "
+                        "(GenerateDataKey*/ReEncrypt* are CDK's grant on that key); pulls from "
+                        "the one image repository (ecr:GetAuthorizationToken has no resource); "
+                        "writes log streams of this endpoint's log group only; PutMetricData has "
+                        "no resource type and is limited to the /aws/sagemaker/Endpoints namespace."
                     ),
                 )
             ],

@@ -186,6 +186,9 @@ class ReleaseFlow(Construct):
                 destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True
             ),
         )
+        # SnsPublish grants sns:Publish only; the topic is encrypted, and publishing to it
+        # also needs the key (Amazon SNS Developer Guide, "Encryption at rest").
+        notifications.grant_publish(self.state_machine)
         self.rule = events.Rule(
             self,
             "OnApproval",

@@ -420,10 +420,10 @@ def test_only_the_model_build_environment_holds_a_release_flow(
 def ci_templates() -> dict[bool, Template]:
     """Prod's model-build stack with and without training after deploy, in one app."""
     app = App()
-    return {
-        with_ci: Template.from_stack(_stack(app, StageConfig(train_after_deploy=with_ci)))
-        for with_ci in (True, False)
+    stacks = {
+        with_ci: _stack(app, StageConfig(train_after_deploy=with_ci)) for with_ci in (True, False)
     }
+    return {with_ci: Template.from_stack(stack) for with_ci, stack in stacks.items()}
 
 
 def _stack(app: App, config: StageConfig) -> Stack:
@@ -475,3 +475,21 @@ def test_an_environment_without_training_after_deploy_has_no_ci_role(
         for r in ci_templates[False].find_resources("AWS::IAM::Role").values()
     ]
     assert "acme-prod-ci-train" not in names
+
+
+def test_in_one_account_prods_release_still_acts_on_prods_own_stack(synth: Any) -> None:
+    # Finding 1 (one account): prod's package went to staging's endpoint first, and staging's
+    # pointer kept it. Now the one flow reaches each stage through that stage's role and
+    # descriptor, deploying that stage's own copy.
+    project = synth.mlops.settings.project
+    flow = synth.mlops.stages["dev"].serving_stack.release
+    assert flow is not None
+    assert [t.environment for t in flow.targets] == ["dev", "staging", "prod"]
+    for target in flow.targets:
+        assert target.role_arn.endswith(f":role/{project}-{target.environment}-release-deploy")
+        assert (
+            target.descriptor_parameter == f"/mlops/{project}/{target.environment}/release-target"
+        )
+    assert [t.approval_before for t in flow.targets] == [False, False, True]
+    for stage in ("staging", "prod"):
+        assert synth.mlops.stages[stage].serving_stack.release is None

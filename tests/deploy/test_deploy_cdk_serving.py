@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Annotations, Capture, Match, Template
+from release_asl import resolved_definition
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -341,7 +342,8 @@ def test_state_machine_passes_asl_validator(templates: dict[str, Template], tmp_
     validator = REPO / "node_modules" / ".bin" / "asl-validator"
     assert validator.exists(), "run `npm ci` (package.json pins asl-validator)"
     path = tmp_path / "release.asl.json"
-    path.write_text(json.dumps(_state_machine(templates["dev"])))
+    # Tokens resolved to ARNs of the right shape (the validator checks Resource ARNs).
+    path.write_text(json.dumps(resolved_definition(templates["dev"])))
     result = subprocess.run(
         [str(validator), "--json-path", str(path)],
         capture_output=True,
@@ -423,3 +425,22 @@ def test_cfn_lint_reports_no_errors(deploy_app: Any) -> None:
     findings = json.loads(result.stdout or "[]")
     errors = [f for f in findings if f["Level"] == "Error"]
     assert errors == [], errors[:5]
+
+
+def test_release_state_machine_may_use_the_key_of_its_encrypted_topic(
+    templates: dict[str, Template],
+) -> None:
+    # Publishing to an SSE-KMS topic needs kms:GenerateDataKey* and kms:Decrypt on its key.
+    dev = templates["dev"]
+    (role,) = [
+        k for k in dev.find_resources("AWS::IAM::Role") if k.startswith("ReleaseStateMachineRole")
+    ]
+    statements = [
+        s
+        for p in dev.find_resources("AWS::IAM::Policy").values()
+        if {"Ref": role} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    kms = [s for s in statements if "kms:GenerateDataKey*" in s["Action"]]
+    (ops_key,) = [k for k in dev.find_resources("AWS::KMS::Key") if k.startswith("OpsKey")]
+    assert kms and kms[0]["Resource"] == {"Fn::GetAtt": [ops_key, "Arn"]}
