@@ -20,9 +20,12 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import boto3
+import botocore.session
+from botocore.credentials import CredentialProvider, DeferredRefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError
 
 logger = logging.getLogger(__name__)
@@ -169,20 +172,73 @@ def _declared_parameters(client: Any, pipeline_name: str) -> set[str]:
     return {parameter["Name"] for parameter in definition.get("Parameters", [])}
 
 
-def sagemaker_client(*, region: str | None = None, assume_role_arn: str | None = None) -> Any:
-    """A SageMaker client, in another account through ``assume_role_arn`` when given."""
-    session = boto3.Session(region_name=region)
-    if assume_role_arn:
-        credentials = session.client("sts").assume_role(
-            RoleArn=assume_role_arn, RoleSessionName="mlops-run-pipeline"
-        )["Credentials"]
-        session = boto3.Session(
-            region_name=region,
-            aws_access_key_id=credentials["AccessKeyId"],
-            aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials["SessionToken"],
+def assumed_role_session(
+    role_arn: str,
+    *,
+    region: str | None = None,
+    source: boto3.Session | None = None,
+    session_name: str = "mlops-run-pipeline",
+    duration_seconds: int = 3600,
+    time_fetcher: Callable[[], datetime] | None = None,
+) -> boto3.Session:
+    """A session acting as ``role_arn`` whose credentials are renewed before they expire.
+
+    CodeBuild already runs as a role, so assuming the environment's CI role is role chaining,
+    which IAM caps at one hour whatever the role's MaxSessionDuration ("Role chaining limits
+    your session to a maximum of one hour", IAM User Guide, Roles terms). A training wait runs
+    for hours (``train_timeout_minutes``, 180 by default), so the credentials are botocore
+    refreshable credentials: botocore calls AssumeRole again from the source credentials
+    (themselves refreshed by CodeBuild) whenever fewer than 15 minutes remain.
+    """
+    source = source or boto3.Session(region_name=region)
+    if source.get_credentials() is None:
+        raise ValueError(
+            f"no AWS credentials to assume {role_arn} with: configure credentials (aws "
+            "configure, AWS_PROFILE or the CodeBuild role) or leave out --assume-role-arn"
         )
-    return session.client("sagemaker")
+    sts = source.client("sts", region_name=region or source.region_name)
+
+    def assume() -> dict[str, str]:
+        issued = sts.assume_role(
+            RoleArn=role_arn, RoleSessionName=session_name, DurationSeconds=duration_seconds
+        )["Credentials"]
+        logger.info("assumed %s until %s", role_arn, issued["Expiration"].isoformat())
+        return {
+            "access_key": issued["AccessKeyId"],
+            "secret_key": issued["SecretAccessKey"],
+            "token": issued["SessionToken"],
+            "expiry_time": issued["Expiration"].isoformat(),
+        }
+
+    options = {"time_fetcher": time_fetcher} if time_fetcher is not None else {}
+    credentials = DeferredRefreshableCredentials(
+        refresh_using=assume, method="assume-role", **options
+    )
+    core = botocore.session.Session()
+    # Ahead of the environment and profile providers: this session acts only as role_arn.
+    core.get_component("credential_provider").insert_before(
+        "env", _FixedCredentialProvider(credentials)
+    )
+    return boto3.Session(botocore_session=core, region_name=region or source.region_name)
+
+
+class _FixedCredentialProvider(CredentialProvider):  # type: ignore[misc]
+    METHOD = "mlops-assume-role"
+    CANONICAL_NAME = "custom-mlops-assume-role"
+
+    def __init__(self, credentials: DeferredRefreshableCredentials) -> None:
+        super().__init__()
+        self._credentials = credentials
+
+    def load(self) -> DeferredRefreshableCredentials:
+        return self._credentials
+
+
+def sagemaker_client(*, region: str | None = None, assume_role_arn: str | None = None) -> Any:
+    """A SageMaker client, acting as ``assume_role_arn`` (refreshed for long waits) when given."""
+    if assume_role_arn:
+        return assumed_role_session(assume_role_arn, region=region).client("sagemaker")
+    return boto3.Session(region_name=region).client("sagemaker")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -280,3 +281,45 @@ def test_registry_cli_says_when_nothing_awaits_approval(
     )
     assert code == 2
     assert "no model package in churn-dev-models is waiting for approval" in capsys.readouterr().err
+
+
+CI_ROLE_ARN = "arn:aws:iam::222222222222:role/acme-dev-ci-train"
+
+
+def test_assumed_role_credentials_are_renewed_before_they_expire(aws: boto3.Session) -> None:
+    # Finding 5: CodeBuild -> CI role is role chaining, capped at one hour per AssumeRole; a
+    # 3-hour training wait must keep working. moto's STS issues one-hour credentials.
+    offset = [timedelta(0)]
+    session = run_pipeline.assumed_role_session(
+        CI_ROLE_ARN, region=REGION, source=aws, time_fetcher=lambda: _now() + offset[0]
+    )
+    credentials = session.get_credentials()
+    first = credentials.get_frozen_credentials()
+    assert credentials.get_frozen_credentials().access_key == first.access_key  # still valid
+    offset[0] = timedelta(minutes=48)  # 12 minutes left: inside botocore's refresh window
+    renewed = credentials.get_frozen_credentials()
+    assert renewed.access_key != first.access_key and renewed.token != first.token
+
+
+def test_assumed_role_client_acts_in_the_role_account(aws: boto3.Session) -> None:
+    # moto switches account with the assumed role, as AWS does for a role in another account.
+    client = run_pipeline.assumed_role_session(CI_ROLE_ARN, region=REGION, source=aws).client(
+        "sagemaker"
+    )
+    client.create_model_package_group(ModelPackageGroupName=GROUP)
+    arn = client.describe_model_package_group(ModelPackageGroupName=GROUP)["ModelPackageGroupArn"]
+    assert ":222222222222:" in arn
+    assert aws.client("sagemaker").list_model_package_groups()["ModelPackageGroupSummaryList"] == []
+
+
+def test_assuming_a_role_without_source_credentials_says_how_to_fix_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source = boto3.Session(region_name=REGION)
+    monkeypatch.setattr(source, "get_credentials", lambda: None)
+    with pytest.raises(ValueError, match=r"no AWS credentials to assume .*acme-dev-ci-train"):
+        run_pipeline.assumed_role_session(CI_ROLE_ARN, source=source)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
