@@ -30,6 +30,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 logger = logging.getLogger(__name__)
 
+#: The pipeline's first step (pipelines.sagemaker.definition.CHECK_STEP); kept here so the CI
+#: image needs only boto3, not the SageMaker SDK that definition.py imports.
+CHECK_STEP = "CheckInputs"
 TERMINAL_STATUSES = frozenset({"Succeeded", "Failed", "Stopped"})
 EXIT_SUCCEEDED = 0
 EXIT_FAILED = 1
@@ -44,6 +47,8 @@ class StepStatus:
     name: str
     status: str
     failure_reason: str | None = None
+    # A Lambda step's output parameters (the CheckInputs step says why a run trained nothing).
+    outputs: tuple[tuple[str, str], ...] = ()
 
     def describe(self) -> str:
         text = f"{self.name}: {self.status}"
@@ -125,6 +130,12 @@ def step_statuses(client: Any, execution_arn: str) -> tuple[StepStatus, ...]:
                     name=step["StepName"],
                     status=step.get("StepStatus", "Unknown"),
                     failure_reason=step.get("FailureReason"),
+                    outputs=tuple(
+                        (o["Name"], o.get("Value", ""))
+                        for o in step.get("Metadata", {})
+                        .get("Lambda", {})
+                        .get("OutputParameters", [])
+                    ),
                 )
             )
         token = page.get("NextToken")
@@ -164,6 +175,15 @@ def wait_for_execution(
         if clock() >= deadline:
             return ExecutionResult(execution_arn, status, steps, timed_out=True)
         sleep(min(poll_seconds, max(deadline - clock(), 0.0)))
+
+
+def skipped_reason(steps: Sequence[StepStatus]) -> str | None:
+    """Why a succeeded execution trained nothing (no data), from its CheckInputs step."""
+    for step in steps:
+        outputs = dict(step.outputs)
+        if step.name == CHECK_STEP and outputs.get("has_data") == "false":
+            return outputs.get("message") or "no training data"
+    return None
 
 
 def _declared_parameters(client: Any, pipeline_name: str) -> set[str]:
@@ -314,6 +334,10 @@ def main(argv: Sequence[str] | None = None, *, client: Any | None = None) -> int
             f"execution {result.status}"
             + (f": {result.failure_reason}" if result.failure_reason else "")
         )
+        skipped = skipped_reason(result.steps) if result.status == "Succeeded" else None
+        if skipped:
+            # Not a failure (the first deploy has an empty bucket), but say it loudly.
+            print(f"no model was trained: {skipped}")
         return EXIT_SUCCEEDED if result.status == "Succeeded" else EXIT_FAILED
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
