@@ -37,7 +37,9 @@ SYNTH_OVERRIDES = {
     "mlops.stages.staging.monitoring.label_delay_hours": "6",
 }
 #: A settings file in the working directory of the synth that nothing may read.
-DECOY_SETTINGS = "project: decoy\ngate:\n  min_metrics: {auc: 0.01}\nmonitoring:\n  min_live_metric: 0.01\n"
+DECOY_SETTINGS = (
+    "project: decoy\ngate:\n  min_metrics: {auc: 0.01}\nmonitoring:\n  min_live_metric: 0.01\n"
+)
 _CREDENTIAL_VARIABLES = (
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
