@@ -45,10 +45,10 @@ from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from cdk.monitoring.settings import MonitorSettings
-from cdk.settings_artifact import SettingsArtifact, SettingsSource
 from cdk.serving.approved_model import ApprovedModelParameter
 from cdk.serving.endpoint import ModelEndpoint
 from cdk.serving.functions import ControlPlaneFunction
+from cdk.settings_artifact import SettingsArtifact, SettingsSource
 from pipelines.monitoring import metrics as names
 from pipelines.monitoring.jobs import job_name_prefix
 
