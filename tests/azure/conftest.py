@@ -240,3 +240,47 @@ def workspace(
     fake = FakeEndpointWorkspace(finished)
     fake.install(monkeypatch)
     return fake
+
+
+@pytest.fixture(name="settings_file", scope="session")
+def settings_file_fixture() -> Path:
+    return SETTINGS
+
+
+@pytest.fixture(name="environments_dir", scope="session")
+def environments_dir_fixture() -> Path:
+    return ENVIRONMENTS
+
+
+def _dataset(kind: str) -> tuple[Any, str, str]:
+    """(frame, target, task) from scikit-learn's bundled data, with arbitrary column names."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
+
+    loader, task = {
+        "binary": (load_breast_cancer, "classification"),
+        "multiclass": (load_wine, "classification"),
+        "regression": (load_diabetes, "regression"),
+    }[kind]
+    data = loader()
+    frame = pd.DataFrame(data.data[:, :5], columns=[f"Feat {i}" for i in range(5)])
+    # A categorical feature too, so both drift tables are exercised.
+    frame["band"] = np.where(frame["Feat 0"] > frame["Feat 0"].median(), "hi", "lo")
+    target = {"binary": "is_malignant", "multiclass": "cultivar", "regression": "progression"}[kind]
+    frame[target] = data.target
+    return frame, target, task
+
+
+@pytest.fixture(scope="session", params=["binary", "multiclass", "regression"])
+def any_model(request: pytest.FixtureRequest) -> tuple[Any, Any]:
+    """(bundle, held-out frame) for a small model of each task, named nothing like churn."""
+    from mlcore.data import infer_spec
+    from mlcore.settings import TrainingSettings
+    from mlcore.train import train_model
+
+    frame, target, task = _dataset(request.param)
+    spec = infer_spec(frame, target=target, task=task)  # type: ignore[arg-type]
+    train, held_out = frame.iloc[: len(frame) * 3 // 4], frame.iloc[len(frame) * 3 // 4 :]
+    settings = TrainingSettings(hyperparameters={"max_iter": 20}, seed=1)
+    return train_model(train, spec, settings), held_out.reset_index(drop=True)
