@@ -14,6 +14,7 @@ from azure.ai.ml import MLClient
 from azure.ai.ml.entities import (
     AzureBlobDatastore,
     AzureDataLakeGen2Datastore,
+    JobSchedule,
     ManagedOnlineEndpoint,
     PipelineJob,
 )
@@ -72,9 +73,17 @@ def write_dry_run(definitions: Definitions, output: Path) -> list[Path]:
     """One YAML file per azure-ai-ml entity, one JSON (the ARM body) per Event Grid resource."""
     output.mkdir(parents=True, exist_ok=True)
     written = []
+    base = output.resolve()
     for stem, entity in definitions.entities().items():
         path = output / f"{stem}.yaml"
-        document = relative_local_paths(entity_document(entity), output.resolve())
+        document = relative_local_paths(entity_document(entity), base)
+        if isinstance(entity, JobSchedule):
+            # The schedule schema reads its job from a file (`create_job.job`), although the
+            # SDK dumps it inline, which load_schedule refuses: write the job beside it.
+            job_path = output / f"{stem}-job.yaml"
+            job_path.write_text(yaml.safe_dump(document["create_job"], sort_keys=False))
+            written.append(job_path)
+            document["create_job"] = {"type": entity.create_job.type, "job": f"./{job_path.name}"}
         path.write_text(yaml.safe_dump(document, sort_keys=False))
         written.append(path)
     for stem, model in definitions.event_grid().items():

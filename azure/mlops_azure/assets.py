@@ -19,6 +19,8 @@ from azure.ai.ml.entities import (
     NetworkSettings,
     Registry,
     RegistryRegionDetails,
+    SystemCreatedAcrAccount,
+    SystemCreatedStorageAccount,
     Workspace,
 )
 
@@ -126,7 +128,9 @@ def build_workspace(env: AzureEnvironment, settings: MlopsSettings) -> Workspace
         description=f"MLOps workspace of {settings.project}, {env.name}",
         hbi_workspace=ws.hbi_workspace,
         public_network_access=ws.public_network_access,
-        managed_network=ManagedNetwork(isolation_mode=_MANAGED_NETWORK_MODES[ws.managed_network]),
+        managed_network=ManagedNetwork(
+            isolation_mode=_MANAGED_NETWORK_MODES[ws.managed_network], firewall_sku="Standard"
+        ),
         tags={"environment": env.name, "project": settings.project},
     )
 
@@ -139,7 +143,16 @@ def build_registry(env: AzureEnvironment, settings: MlopsSettings) -> Registry:
         location=registry.location,
         description=f"models of {settings.project}, promoted from dev to prod",
         public_network_access=registry.public_network_access,
-        replication_locations=[RegistryRegionDetails(location=registry.location)],
+        # Stated in full: the loader fills these defaults in, so the file says what Azure gets.
+        replication_locations=[
+            RegistryRegionDetails(
+                location=registry.location,
+                acr_config=[SystemCreatedAcrAccount(acr_account_sku="Premium")],
+                storage_config=SystemCreatedStorageAccount(
+                    storage_account_hns=False, storage_account_type="standard_lrs"
+                ),
+            )
+        ],
         tags={"project": settings.project},
     )
 

@@ -52,7 +52,6 @@ def build_performance_schedule(
     if env.data.ground_truth_path is None:
         return None
     job = command(
-        name=None,
         display_name=f"{settings.project} model performance ({env.name})",
         description="live primary metric on labelled traffic vs monitoring.min_live_metric",
         command=(
