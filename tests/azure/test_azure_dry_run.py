@@ -170,8 +170,10 @@ def test_the_performance_job_file_loads_as_the_job_written(dry_run: Path) -> Non
     assert str(job.environment) == written["environment"].removeprefix("azureml:")
     # The code path stays relative to the file, which is where Azure ML resolves it.
     assert str(job.code) == written["code"] and (dry_run / written["code"] / "mlops_azure").is_dir()
+    # The loader drops the "azureml:" prefix of asset references, as it does for environments.
     assert {k: v.path for k, v in job.inputs.items()} == {
-        k: v["path"] for k, v in written["inputs"].items()
+        k: v["path"].removeprefix("azureml:") if v["path"].count(":") == 2 else v["path"]
+        for k, v in written["inputs"].items()
     }
 
 
