@@ -280,6 +280,8 @@ def any_model(request: pytest.FixtureRequest) -> tuple[Any, Any]:
     from mlcore.train import train_model
 
     frame, target, task = _dataset(request.param)
+    # The bundled datasets are sorted by class: shuffle so both parts hold every class.
+    frame = frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
     spec = infer_spec(frame, target=target, task=task)  # type: ignore[arg-type]
     train, held_out = frame.iloc[: len(frame) * 3 // 4], frame.iloc[len(frame) * 3 // 4 :]
     settings = TrainingSettings(hyperparameters={"max_iter": 20}, seed=1)
