@@ -176,7 +176,9 @@ def cmd_apply(
     client = clients.workspace()
     with tempfile.TemporaryDirectory(prefix="mlops-azure-") as tmp:
         definitions = _definitions(args, env, settings, Path(tmp))
-        ensure_workspace_and_registry(client, clients.registry_admin(), definitions, console=console)
+        ensure_workspace_and_registry(
+            client, clients.registry_admin(), definitions, console=console
+        )
         apply_workspace(client, definitions, console=console)
         if env.retrain.enabled:
             apply_event_grid(clients.eventgrid(), env, definitions, console=console)
@@ -248,7 +250,11 @@ def cmd_train(
 
 
 def _endpoint_rollout(
-    clients: Clients, client: MLClient, env: AzureEnvironment, console: Console, request_file: Path | None
+    clients: Clients,
+    client: MLClient,
+    env: AzureEnvironment,
+    console: Console,
+    request_file: Path | None,
 ) -> EndpointRollout:
     def no_request(deployment: str) -> None:
         raise RolloutError("no health-check request was prepared for this operation")
@@ -258,7 +264,9 @@ def _endpoint_rollout(
         endpoint_name=env.endpoint.name,
         plan=env.rollout,
         health_check=(
-            EndpointHealthCheck(client, env.endpoint.name, request_file, env.rollout.health_check_requests)
+            EndpointHealthCheck(
+                client, env.endpoint.name, request_file, env.rollout.health_check_requests
+            )
             if request_file
             else no_request
         ),
@@ -340,7 +348,9 @@ def cmd_rollout(
     clients = Clients(env)
     model = registry_model(clients.registry(), env.registry.name, args.model)
     result = _roll_out(clients, env, settings, console, model)
-    _point_monitors(clients.workspace(), env, settings, console, result.live, model, Path(args.settings))
+    _point_monitors(
+        clients.workspace(), env, settings, console, result.live, model, Path(args.settings)
+    )
     return 0
 
 
@@ -396,8 +406,12 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(handler=handler)
         return command
 
-    apply = add("apply", "create or update the workspace's assets and the retrain wiring", cmd_apply)
-    apply.add_argument("--dry-run", action="store_true", help="write the definitions; no Azure calls")
+    apply = add(
+        "apply", "create or update the workspace's assets and the retrain wiring", cmd_apply
+    )
+    apply.add_argument(
+        "--dry-run", action="store_true", help="write the definitions; no Azure calls"
+    )
     apply.add_argument("--output", help="folder for --dry-run (default: out/azure/ENV)")
     apply.add_argument(
         "--model-version",
@@ -410,7 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="version the written training data asset gets; `train` uses the data's fingerprint",
     )
     train = add("train", "train, gate and publish a model to the registry", cmd_train)
-    train.add_argument("--git-commit", help="commit the model is trained from (recorded as lineage)")
+    train.add_argument(
+        "--git-commit", help="commit the model is trained from (recorded as lineage)"
+    )
     rollout = add("rollout", "gated blue/green rollout of a registry model", cmd_rollout)
     rollout.add_argument(
         "--model", required=True, metavar="NAME:VERSION", help="the registry model (Train's output)"

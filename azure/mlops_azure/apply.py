@@ -151,7 +151,9 @@ def apply_workspace(ml_client: MLClient, definitions: Definitions, *, console: C
         ml_client.environments.create_or_update(environment)
         console.print(f"Environment {environment.name}:{environment.version}")
     ml_client.data.create_or_update(definitions.settings_data)
-    console.print(f"Data asset {definitions.settings_data.name}:{definitions.settings_data.version}")
+    console.print(
+        f"Data asset {definitions.settings_data.name}:{definitions.settings_data.version}"
+    )
     for component in definitions.components.values():
         ml_client.components.create_or_update(component)
         console.print(f"Component {component.name}:{component.version}")

@@ -24,6 +24,7 @@ from azure.ai.ml.entities import CommandComponent, Environment
 from mlcore import __version__ as mlcore_version
 from mlcore.cli import EXIT_GATE_FAILED as GATE_FAILED_EXIT_CODE
 from mlcore.settings import MlopsSettings
+
 __all__ = ["GATE_FAILED_EXIT_CODE", "TrainingComponents", "build_components", "source_fingerprint"]
 
 

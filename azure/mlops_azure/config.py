@@ -116,10 +116,16 @@ class RolloutConfig(_Frozen):
 
     mirror_percent: int = Field(10, ge=1, le=50)  # Azure caps mirrored traffic at 50%
     canary_percent: int = Field(10, ge=1, le=99)
-    min_requests: int = Field(100, ge=1, description="requests the new deployment must serve per phase")
-    max_wait_seconds: int = Field(3600, ge=60, description="a phase that sees too few requests by then fails")
+    min_requests: int = Field(
+        100, ge=1, description="requests the new deployment must serve per phase"
+    )
+    max_wait_seconds: int = Field(
+        3600, ge=60, description="a phase that sees too few requests by then fails"
+    )
     poll_seconds: int = Field(60, ge=1, description="how often the metrics are read while waiting")
-    max_5xx_rate: float = Field(0.01, ge=0, le=1, description="share of 5xx answers that fails a phase")
+    max_5xx_rate: float = Field(
+        0.01, ge=0, le=1, description="share of 5xx answers that fails a phase"
+    )
     max_p99_latency_ms: float = Field(500, gt=0, description="P99 latency that fails a phase")
     health_check_requests: int = Field(3, ge=1, le=100)
     # The replaced deployment stays at 0% this long, so a rollback is one traffic switch.
@@ -132,11 +138,12 @@ class WorkspaceConfig(_Frozen):
 
     location: str = Field("westeurope", min_length=3)
     public_network_access: Literal["Enabled", "Disabled"] = "Disabled"
-    managed_network: Literal["disabled", "allow_internet_outbound", "allow_only_approved_outbound"] = (
-        "allow_only_approved_outbound"
-    )
+    managed_network: Literal[
+        "disabled", "allow_internet_outbound", "allow_only_approved_outbound"
+    ] = "allow_only_approved_outbound"
     hbi_workspace: bool = Field(
-        True, description="high business impact: less diagnostic data to Microsoft, encrypted scratch"
+        True,
+        description="high business impact: less diagnostic data to Microsoft, encrypted scratch",
     )
 
 

@@ -16,8 +16,8 @@ from azure.ai.ml.entities import (
 )
 
 from mlcore.settings import MlopsSettings
-from mlops_azure.jobs.reference import output_columns
 from mlops_azure.config import AzureEnvironment
+from mlops_azure.jobs.reference import output_columns
 
 DEPLOYMENT_COLOURS = ("blue", "green")
 # Tag on each deployment: the model it serves (name:version), for people reading the portal.

@@ -55,7 +55,9 @@ class AzureMonitorMetrics:
         self.client = client
         self.endpoint_id = endpoint_id
 
-    def _series(self, metric: str, deployment: str, start: datetime, end: datetime, split: str | None) -> Any:
+    def _series(
+        self, metric: str, deployment: str, start: datetime, end: datetime, split: str | None
+    ) -> Any:
         dimension = f"deployment eq '{deployment}'"
         return self.client.metrics.list(
             self.endpoint_id,

@@ -269,4 +269,3 @@ def build_monitor_schedule(
         ),
         tags={"environment": env.name},
     )
-

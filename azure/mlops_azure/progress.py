@@ -24,4 +24,3 @@ def wait_for(poller: LROPoller[T], description: str, *, console: Console) -> T:
         result = poller.result()
         progress.update(task, description=f"{description}: done")
     return result
-

@@ -74,7 +74,9 @@ def build_retrain_subscription(env: AzureEnvironment, settings: MlopsSettings) -
         filter=EventSubscriptionFilter(
             included_event_types=[RUN_STATUS_CHANGED],
             advanced_filters=[
-                StringContainsAdvancedFilter(key=f"data.RunTags.{BREACH_TAG}", values=[BREACH_WORDING]),
+                StringContainsAdvancedFilter(
+                    key=f"data.RunTags.{BREACH_TAG}", values=[BREACH_WORDING]
+                ),
                 StringInAdvancedFilter(key="data.RunStatus", values=["Completed"]),
             ],
         ),

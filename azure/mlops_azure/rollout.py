@@ -30,7 +30,7 @@ from typing import Any
 
 from azure.ai.ml import MLClient
 from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint
-from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.core.exceptions import AzureError
 from rich.console import Console
 
 from mlops_azure.config import RolloutConfig
@@ -220,7 +220,8 @@ class EndpointRollout:
 
     def _deployments(self) -> dict[str, ManagedOnlineDeployment]:
         return {
-            d.name: d for d in self.ml_client.online_deployments.list(endpoint_name=self.endpoint_name)
+            d.name: d
+            for d in self.ml_client.online_deployments.list(endpoint_name=self.endpoint_name)
         }
 
     def _retired(self, tags: dict[str, str]) -> dict[str, str]:
@@ -293,7 +294,9 @@ class EndpointRollout:
                 f"> {plan.max_5xx_rate:.2%}"
             )
         if stats.p99_latency_ms is not None and stats.p99_latency_ms > plan.max_p99_latency_ms:
-            problems.append(f"P99 latency {stats.p99_latency_ms:.0f} ms > {plan.max_p99_latency_ms:.0f} ms")
+            problems.append(
+                f"P99 latency {stats.p99_latency_ms:.0f} ms > {plan.max_p99_latency_ms:.0f} ms"
+            )
         if problems:
             raise PhaseFailed(f"{description}: " + "; ".join(problems))
         self.console.print(
@@ -348,7 +351,9 @@ class EndpointRollout:
                 f"to {old!r}; run `python -m mlops_azure rollback` to reconcile"
             )
         if live is not None and spec.same_as(live.spec):
-            self.console.print(f"{spec.model} with this environment and code is already live on {live.colour!r}")
+            self.console.print(
+                f"{spec.model} with this environment and code is already live on {live.colour!r}"
+            )
             return RolloutResult(live=live.colour, retired=None, model=spec.model, changed=False)
         self.cleanup()
         new = other_colour(old)
@@ -356,7 +361,9 @@ class EndpointRollout:
         deployment.tags = {**(deployment.tags or {}), SPEC_TAG: spec.to_tag()}
         started = self.clock().isoformat()
         self._update(tags={ROLLOUT_TAG: json.dumps({"from": old, "to": new, "started": started})})
-        self.console.print(f"Rolling out {spec.model} to {new!r} on {self.endpoint_name} (live: {old or 'none'})")
+        self.console.print(
+            f"Rolling out {spec.model} to {new!r} on {self.endpoint_name} (live: {old or 'none'})"
+        )
         try:
             wait_for(
                 self.ml_client.online_deployments.begin_create_or_update(deployment),
@@ -434,7 +441,9 @@ class EndpointRollout:
             unfinished = json.loads(tags[ROLLOUT_TAG])
             origin, target = unfinished["from"], unfinished["to"]
             if origin:
-                self._update(traffic={origin: 100, **({target: 0} if target in deployments else {})})
+                self._update(
+                    traffic={origin: 100, **({target: 0} if target in deployments else {})}
+                )
             elif target in deployments:
                 self._update(traffic={target: 0})
             self._discard(target)
@@ -452,7 +461,10 @@ class EndpointRollout:
                 f"(deployments: {sorted(deployments)})"
             )
         kept = deployments.get(previous.colour)
-        if kept is not None and DeploymentSpec.from_tag((kept.tags or {}).get(SPEC_TAG)) == previous.spec:
+        if (
+            kept is not None
+            and DeploymentSpec.from_tag((kept.tags or {}).get(SPEC_TAG)) == previous.spec
+        ):
             retired = self._retired(tags)
             retired.pop(previous.colour, None)
             retired[live.colour] = self.clock().isoformat()
@@ -483,4 +495,3 @@ class EndpointRollout:
 def _code_asset(deployment: ManagedOnlineDeployment) -> str | None:
     code = deployment.code_configuration.code if deployment.code_configuration else None
     return str(code) if code else None
-

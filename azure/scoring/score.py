@@ -27,10 +27,10 @@ from typing import Any
 import pandas as pd
 from azureml.ai.monitoring import Collector
 from azureml.ai.monitoring.context import BasicCorrelationContext
+from mlops_azure.jobs.reference import azure_outputs
 
 from mlcore.model import METADATA_FILE
 from mlcore.serve import azure_scoring
-from mlops_azure.jobs.reference import azure_outputs
 
 logger = logging.getLogger(__name__)
 

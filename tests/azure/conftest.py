@@ -186,7 +186,9 @@ class FakeEndpointWorkspace:
         )
         event = ("traffic", {k: v for k, v in traffic.items() if v}, mirror)
         if self.interrupt_on(event):
-            raise HttpResponseError(message="AADSTS700024: client assertion is not within its valid time range")
+            raise HttpResponseError(
+                message="AADSTS700024: client assertion is not within its valid time range"
+            )
         self.endpoint = copy.deepcopy(endpoint)
         self.events.append(event)
         return self.finished(self.endpoint)
@@ -210,7 +212,9 @@ class FakeEndpointWorkspace:
         assert (self.endpoint.traffic or {}).get(name, 0) == 0, f"{name} still takes traffic"
         del self.deployments[name]
         # Azure drops a deleted deployment from the endpoint's traffic and mirror maps.
-        self.endpoint.traffic = {k: v for k, v in (self.endpoint.traffic or {}).items() if k != name}
+        self.endpoint.traffic = {
+            k: v for k, v in (self.endpoint.traffic or {}).items() if k != name
+        }
         self.endpoint.mirror_traffic = {
             k: v for k, v in (self.endpoint.mirror_traffic or {}).items() if k != name
         }

@@ -7,7 +7,6 @@ import tomllib
 from pathlib import Path
 
 import pytest
-import yaml
 from azure.ai.ml.entities import Environment
 from mlops_azure import assets
 from mlops_azure.config import REPO_ROOT, AzureEnvironment
@@ -28,7 +27,11 @@ def test_nodes_lose_public_ips_only_with_a_private_route(dev_env: AzureEnvironme
     # Learn (how-to-secure-training-vnet, "compute instance/cluster with no public IP"):
     # nodes without public IPs need a VNet subnet or a managed-VNet workspace.
     managed = dev_env.model_copy(
-        update={"workspace_settings": dev_env.workspace_settings.model_copy(update={"managed_network": "allow_only_approved_outbound"})}
+        update={
+            "workspace_settings": dev_env.workspace_settings.model_copy(
+                update={"managed_network": "allow_only_approved_outbound"}
+            )
+        }
     )
     assert assets.build_compute(managed).enable_node_public_ip is False
     open_ws = dev_env.workspace_settings.model_copy(update={"managed_network": "disabled"})
@@ -38,7 +41,9 @@ def test_nodes_lose_public_ips_only_with_a_private_route(dev_env: AzureEnvironme
         "/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg/providers/"
         "Microsoft.Network/virtualNetworks/vnet/subnets/training"
     )
-    on_subnet = public.model_copy(update={"compute": public.compute.model_copy(update={"subnet": subnet})})
+    on_subnet = public.model_copy(
+        update={"compute": public.compute.model_copy(update={"subnet": subnet})}
+    )
     compute = assets.build_compute(on_subnet)
     assert compute.enable_node_public_ip is False
     assert compute.network_settings.subnet == subnet

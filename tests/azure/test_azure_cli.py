@@ -47,7 +47,14 @@ def run(environments_dir: Path, settings_file: Path) -> Callable[..., int]:
     def call(*argv: str) -> int:
         command, *rest = argv
         return cli.main(
-            [command, "--environments", str(environments_dir), "--settings", str(settings_file), *rest]
+            [
+                command,
+                "--environments",
+                str(environments_dir),
+                "--settings",
+                str(settings_file),
+                *rest,
+            ]
         )
 
     return call
@@ -64,10 +71,12 @@ def signed_in(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLOPS_AZURE_DEV_SUBSCRIPTION_ID", DEV_SUBSCRIPTION)
     monkeypatch.delenv("TF_BUILD", raising=False)
     monkeypatch.setattr(
-        "mlops_azure.credentials.DefaultAzureCredential", lambda: Mock(spec_set=DefaultAzureCredential)
+        "mlops_azure.credentials.DefaultAzureCredential",
+        lambda: Mock(spec_set=DefaultAzureCredential),
     )
     monkeypatch.setattr(cli.Clients, "metrics", lambda self: Healthy())
     monkeypatch.setattr(cli.Clients, "registry", _offline_registry_client)
+    monkeypatch.setattr("time.sleep", lambda seconds: None)
 
 
 def _offline_registry_client(self: Any) -> Any:
@@ -81,7 +90,6 @@ def _offline_registry_client(self: Any) -> Any:
     )
     client._operation_scope.registry_name = self.env.registry.name
     return client
-    monkeypatch.setattr("time.sleep", lambda seconds: None)
 
 
 class Cloud:
@@ -131,7 +139,9 @@ def cloud(monkeypatch: pytest.MonkeyPatch, finished: Callable[[object], LROPolle
     def models(ops: Any) -> dict[str, Model]:
         return state.registry_models if scope(ops) == "registry" else state.workspace_models
 
-    def model_get(ops: Any, name: str, version: str | None = None, label: str | None = None) -> Model:
+    def model_get(
+        ops: Any, name: str, version: str | None = None, label: str | None = None
+    ) -> Model:
         found = [m for m in models(ops).values() if m.name == name and version in (None, m.version)]
         if not found:
             raise ResourceNotFoundError(f"model {name}:{version or label} not found")
@@ -144,7 +154,11 @@ def cloud(monkeypatch: pytest.MonkeyPatch, finished: Callable[[object], LROPolle
 
     def model_share(ops: Any, name: str, version: str, **kwargs: Any) -> Model:
         source = state.workspace_models[version]
-        shared = Model(name=kwargs["share_with_name"], version=kwargs["share_with_version"], tags=dict(source.tags or {}))
+        shared = Model(
+            name=kwargs["share_with_name"],
+            version=kwargs["share_with_version"],
+            tags=dict(source.tags or {}),
+        )
         state.registry_models[version] = shared
         state.calls.append(("share-model", kwargs["registry_name"], name, version))
         return shared
@@ -158,17 +172,29 @@ def cloud(monkeypatch: pytest.MonkeyPatch, finished: Callable[[object], LROPolle
         # The pipeline registers its named outputs at the versions it was given.
         version = job.outputs["registered_model"].version
         if state.job_status == "Completed":
-            state.workspace_models[version] = Model(name=job.outputs["registered_model"].name, version=version, tags={})
+            state.workspace_models[version] = Model(
+                name=job.outputs["registered_model"].name, version=version, tags={}
+            )
         return SimpleNamespace(name="job-1", studio_url="https://ml.azure.com/runs/job-1")
 
-    def job_download(ops: Any, name: str, *, download_path: str, output_name: str | None = None, **kw: Any) -> None:
+    def job_download(
+        ops: Any, name: str, *, download_path: str, output_name: str | None = None, **kw: Any
+    ) -> None:
         folder = Path(download_path) / "named-outputs" / output_name  # type: ignore[operator]
         (folder / "evaluation").mkdir(parents=True)
         (folder / "metadata.json").write_text(
-            json.dumps({"model_sha256": SHA, "git_commit": "abc123", "data_fingerprint": "sha256:00"})
+            json.dumps(
+                {"model_sha256": SHA, "git_commit": "abc123", "data_fingerprint": "sha256:00"}
+            )
         )
         (folder / "evaluation" / "evaluation.json").write_text(
-            json.dumps({"binary_classification_metrics": {"auc": {"value": 0.91, "standard_deviation": "NaN"}}})
+            json.dumps(
+                {
+                    "binary_classification_metrics": {
+                        "auc": {"value": 0.91, "standard_deviation": "NaN"}
+                    }
+                }
+            )
         )
         (folder / "evaluation" / "gate.json").write_text(json.dumps({"passed": True}))
 
@@ -193,14 +219,20 @@ def cloud(monkeypatch: pytest.MonkeyPatch, finished: Callable[[object], LROPolle
     monkeypatch.setattr(ModelOperations, "share", model_share)
     monkeypatch.setattr(ModelOperations, "download", model_download)
     monkeypatch.setattr(JobOperations, "create_or_update", job_create)
-    monkeypatch.setattr(JobOperations, "get", lambda ops, name: SimpleNamespace(status=state.job_status))
+    monkeypatch.setattr(
+        JobOperations, "get", lambda ops, name: SimpleNamespace(status=state.job_status)
+    )
     monkeypatch.setattr(JobOperations, "download", job_download)
     monkeypatch.setattr(
         DatastoreOperations,
         "get",
-        lambda ops, name, **kw: AzureBlobDatastore(name=name, account_name="acct", container_name="data"),
+        lambda ops, name, **kw: AzureBlobDatastore(
+            name=name, account_name="acct", container_name="data"
+        ),
     )
-    monkeypatch.setattr(ContainerClient, "list_blobs", lambda client, name_starts_with: list(state.blobs))
+    monkeypatch.setattr(
+        ContainerClient, "list_blobs", lambda client, name_starts_with: list(state.blobs)
+    )
     monkeypatch.setattr(cli.Clients, "eventgrid", lambda self: state.eventgrid)
     return state
 
@@ -213,7 +245,9 @@ def test_apply_without_real_coordinates_calls_nothing(
     run: Callable[..., int], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("MLOPS_AZURE_DEV_SUBSCRIPTION_ID")
-    monkeypatch.setattr(cli, "MLClient", lambda *a, **k: pytest.fail("no client without a subscription"))
+    monkeypatch.setattr(
+        cli, "MLClient", lambda *a, **k: pytest.fail("no client without a subscription")
+    )
     assert run("apply", "--env", "dev") == cli.EXIT_CONFIG
     assert "placeholder subscription" in capsys.readouterr().err
 
@@ -235,7 +269,9 @@ def test_apply_leaves_an_existing_workspace_alone_and_wires_retraining(
     topic = cloud.eventgrid.system_topics.begin_create_or_update.call_args.args
     assert topic[:2] == ("rg-mlops-dev", "mlw-mlops-dev-events")
     assert topic[2].topic_type == "Microsoft.MachineLearningServices.Workspaces"
-    subscription = cloud.eventgrid.system_topic_event_subscriptions.begin_create_or_update.call_args.args
+    subscription = (
+        cloud.eventgrid.system_topic_event_subscriptions.begin_create_or_update.call_args.args
+    )
     assert subscription[:3] == ("rg-mlops-dev", "mlw-mlops-dev-events", "retrain-on-breach")
     assert workspace.events == [("traffic", {}, {})]
 
@@ -244,7 +280,9 @@ def test_reapplying_keeps_live_traffic_and_points_the_monitors_at_it(
     run: Callable[..., int], cloud: Cloud, workspace: Any
 ) -> None:
     cloud.registry_models["7"] = Model(
-        name="acme-risk-model", version="7", tags={MODEL_SHA256_TAG: SHA, REFERENCE_TAG: "acme-risk-prediction-reference:7"}
+        name="acme-risk-model",
+        version="7",
+        tags={MODEL_SHA256_TAG: SHA, REFERENCE_TAG: "acme-risk-prediction-reference:7"},
     )
     from mlops_azure.rollout import DeploymentSpec
 
@@ -271,7 +309,10 @@ def test_train_versions_the_data_by_its_files_and_publishes_to_the_registry(
     (job,) = cloud.submitted
     version = job.outputs["registered_model"].version
     assert job.outputs["registered_reference"].version == version
-    assert job._to_dict()["inputs"]["raw_data"]["path"] == f"azureml:acme-risk-training-data:{data[1][2]}"
+    assert (
+        job._to_dict()["inputs"]["raw_data"]["path"]
+        == f"azureml:acme-risk-training-data:{data[1][2]}"
+    )
     # Lineage lands on the model before it is shared, so the registry copy carries it.
     shared = cloud.registry_models[version]
     assert shared.tags[MODEL_SHA256_TAG] == SHA
@@ -292,7 +333,10 @@ def test_new_files_give_a_new_data_version(run: Callable[..., int], cloud: Cloud
 
 
 def test_train_in_azure_pipelines_sets_the_model_output_variable(
-    run: Callable[..., int], cloud: Cloud, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    run: Callable[..., int],
+    cloud: Cloud,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     for name, value in {
         "TF_BUILD": "True",
@@ -304,7 +348,9 @@ def test_train_in_azure_pipelines_sets_the_model_output_variable(
         monkeypatch.setenv(name, value)
     assert run("train", "--env", "dev") == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-1].startswith("##vso[task.setvariable variable=model;isOutput=true]acme-risk-model:")
+    assert lines[-1].startswith(
+        "##vso[task.setvariable variable=model;isOutput=true]acme-risk-model:"
+    )
 
 
 def test_a_failed_pipeline_publishes_nothing(
@@ -323,13 +369,18 @@ def test_rollout_deploys_exactly_the_registry_version_given(
         cloud.registry_models[version] = Model(
             name="acme-risk-model",
             version=version,
-            tags={MODEL_SHA256_TAG: SHA, REFERENCE_TAG: f"acme-risk-prediction-reference:{version}"},
+            tags={
+                MODEL_SHA256_TAG: SHA,
+                REFERENCE_TAG: f"acme-risk-prediction-reference:{version}",
+            },
         )
     assert run("rollout", "--env", "dev", "--model", "acme-risk-model:5") == 0
     deployment = workspace.deployments["blue"]
-    assert deployment.model == "azureml://registries/acme-registry/models/acme-risk-model/versions/5"
+    assert (
+        deployment.model == "azureml://registries/acme-registry/models/acme-risk-model/versions/5"
+    )
     assert deployment.environment_variables == {"MLCORE_MODEL_SHA256": SHA}
-    monitor = [c for c in cloud.calls if c[0] == "schedule"][0]
+    monitor = next(c for c in cloud.calls if c[0] == "schedule")
     assert monitor == ("schedule", "acme-risk-dev-monitor", "azureml:acme-dev:blue")
 
 
@@ -348,7 +399,10 @@ def test_rollback_command_points_the_monitors_at_the_restored_deployment(
         cloud.registry_models[version] = Model(
             name="acme-risk-model",
             version=version,
-            tags={MODEL_SHA256_TAG: SHA, REFERENCE_TAG: f"acme-risk-prediction-reference:{version}"},
+            tags={
+                MODEL_SHA256_TAG: SHA,
+                REFERENCE_TAG: f"acme-risk-prediction-reference:{version}",
+            },
         )
     assert run("rollout", "--env", "dev", "--model", "acme-risk-model:5") == 0
     assert run("rollout", "--env", "dev", "--model", "acme-risk-model:6") == 0

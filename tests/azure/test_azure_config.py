@@ -97,8 +97,30 @@ def test_variable_group_coordinates_override_the_file() -> None:
 
 
 def test_a_subnet_must_be_an_arm_subnet_id(tmp_path: Path) -> None:
-    text = (ENVIRONMENTS_DIR / "dev.yaml").read_text().replace(
-        "compute:\n", "compute:\n  subnet: my-subnet\n"
+    text = (
+        (ENVIRONMENTS_DIR / "dev.yaml")
+        .read_text()
+        .replace("compute:\n", "compute:\n  subnet: my-subnet\n")
     )
-    with pytest.raises(ConfigError, match="compute.subnet"):
+    with pytest.raises(ConfigError, match=r"compute\.subnet"):
         load_environment("dev", environments_dir=_write(tmp_path, "dev", text))
+
+
+def test_no_project_name_is_hard_coded_in_the_azure_code() -> None:
+    # Contract 3: names come from settings.project; only azure/environments/*.yaml (which
+    # `mlcore init` rewrites) may name the shipped project.
+    root = Path(__file__).resolve().parents[2]
+    files = [
+        *root.joinpath("azure").rglob("*"),
+        *root.joinpath("pipelines", "azure").rglob("*"),
+        root / "pipelines" / "azure-pipelines.yml",
+    ]
+    offenders = [
+        str(path.relative_to(root))
+        for path in files
+        if path.is_file()
+        and "environments" not in path.parts
+        and "__pycache__" not in path.parts
+        and "churn" in path.read_text(errors="ignore").lower()
+    ]
+    assert offenders == []

@@ -203,7 +203,11 @@ def test_every_deploy_stage_rolls_out_exactly_the_trained_version(
     definition = _stage(pipeline, stage)
     model = next(v for v in definition["variables"] if v.get("name") == "model")
     assert model["value"] == TRAIN_OUTPUT
-    assert "Train" in ([definition["dependsOn"]] if isinstance(definition["dependsOn"], str) else definition["dependsOn"])
+    assert "Train" in (
+        [definition["dependsOn"]]
+        if isinstance(definition["dependsOn"], str)
+        else definition["dependsOn"]
+    )
     (job,) = definition["jobs"]
     assert job["parameters"]["model"] == "$(model)"
     deploy = (REPO_ROOT / "pipelines" / "azure" / "jobs" / "deploy.yml").read_text()
@@ -221,7 +225,11 @@ def test_azure_stages_install_only_the_lean_set(pipeline: dict[str, Any]) -> Non
     (target,) = [p for p in setup["parameters"] if p["name"] == "installTarget"]
     assert target["default"] == "install-azure"
     text = json.dumps(setup)
-    assert "make ${{ parameters.installTarget }}" in text and "Cache@2" in text and "PIP_CACHE_DIR" in text
+    assert (
+        "make ${{ parameters.installTarget }}" in text
+        and "Cache@2" in text
+        and "PIP_CACHE_DIR" in text
+    )
     ci = json.dumps(_stage(pipeline, "CI"))
     assert '"installTarget": "install"' in ci  # only CI needs the CDK and SageMaker toolchain
     for stage in ("Train", "DeployDev", "DeployProd"):
@@ -229,7 +237,9 @@ def test_azure_stages_install_only_the_lean_set(pipeline: dict[str, Any]) -> Non
     for path in ALL_FILES:
         assert "installTarget: install\n" not in path.read_text() or path == PIPELINE, path
     control = (REPO_ROOT / "azure" / "requirements-control.txt").read_text()
-    names = {line.strip() for line in control.splitlines() if line.strip() and not line.startswith("#")}
+    names = {
+        line.strip() for line in control.splitlines() if line.strip() and not line.startswith("#")
+    }
     pinned = {
         line.split("==")[0].strip().lower()
         for line in (REPO_ROOT / "requirements.txt").read_text().splitlines()
@@ -266,7 +276,9 @@ def test_rollback_pipeline_is_manual_approved_and_covers_every_environment() -> 
     (parameter,) = rollback["parameters"]
     assert parameter["values"] == ["dev", "prod"]
     for environment in parameter["values"]:
-        assert {"agentPool", "serviceConnection", "approvalEnvironment"} <= set(_variables(environment))
+        assert {"agentPool", "serviceConnection", "approvalEnvironment"} <= set(
+            _variables(environment)
+        )
     (job,) = rollback["stages"][0]["jobs"]
     # A deployment job on the environment: its approvals gate a rollback too.
     assert job["environment"] == "${{ variables.approvalEnvironment }}"

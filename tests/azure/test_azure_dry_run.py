@@ -19,8 +19,9 @@ from azure.ai.ml import (
     load_job,
     load_online_deployment,
     load_online_endpoint,
+    load_registry,
+    load_workspace,
 )
-from azure.ai.ml import load_registry, load_workspace
 from azure.ai.ml.entities._load_functions import load_schedule
 from azure.mgmt.eventgrid.models import EventSubscription, SystemTopic
 from mlops_azure.jobs.breach import BREACH_TAG, BREACH_WORDING
@@ -114,7 +115,9 @@ def test_the_retrain_wiring_catches_exactly_breached_signals(dry_run: Path) -> N
     assert subscription.destination.resource_id.endswith(
         "/providers/Microsoft.Web/sites/acme-risk-dev-retrain/functions/retrain"
     )
-    topic = SystemTopic.deserialize(json.loads((dry_run / "eventgrid-system-topic.json").read_text()))
+    topic = SystemTopic.deserialize(
+        json.loads((dry_run / "eventgrid-system-topic.json").read_text())
+    )
     assert topic.source.endswith("/workspaces/mlw-mlops-dev")
 
 

@@ -34,7 +34,9 @@ def test_deployment_collects_inputs_and_outputs_at_the_configured_rate(
     assert set(collections) == {"model_inputs", "model_outputs"}
     assert all(c.enabled == "true" for c in collections.values())
     assert deployment.data_collector.sampling_rate == 1.0  # capture_sampling_percentage: 100
-    assert deployment.model == "azureml://registries/acme-registry/models/acme-risk-model/versions/1"
+    assert (
+        deployment.model == "azureml://registries/acme-registry/models/acme-risk-model/versions/1"
+    )
     assert deployment.tags[endpoint.MODEL_TAG] == "acme-risk-model:1"
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from mlops_azure import monitoring
 from mlops_azure.config import AzureEnvironment
@@ -48,7 +47,9 @@ AZURE_QUALITY = {"null_value_rate", "data_type_error_rate", "out_of_bounds_rate"
 
 
 def _set_fields(metrics: object) -> set[str]:
-    return {key for key, value in vars(metrics).items() if value is not None and not key.startswith("_")}
+    return {
+        key for key, value in vars(metrics).items() if value is not None and not key.startswith("_")
+    }
 
 
 def _signals(definitions: Definitions) -> dict:  # type: ignore[type-arg]
@@ -63,7 +64,9 @@ def _monitor(env: AzureEnvironment, **drift: object):  # type: ignore[no-untyped
 
 
 @pytest.mark.parametrize("method", ["ks", "psi", "wasserstein", "jensenshannon"])
-def test_no_numeric_method_maps_to_azures_row_limited_ks(dev_env: AzureEnvironment, method: str) -> None:
+def test_no_numeric_method_maps_to_azures_row_limited_ks(
+    dev_env: AzureEnvironment, method: str
+) -> None:
     # Rule: Azure's two-sample KS refuses 10,000 rows or more on either side, and the
     # demo's 60,000 training rows alone exceed it. No mapping may produce it.
     signals = _monitor(dev_env, numeric_method=method).create_monitor.monitoring_signals
@@ -115,8 +118,12 @@ def test_built_signals_use_only_valid_metric_names_per_type(definitions: Definit
 
 
 @pytest.mark.parametrize("method", ["kl"])
-def test_a_method_azure_lacks_is_refused_with_the_options(dev_env: AzureEnvironment, method: str) -> None:
-    with pytest.raises(ConfigError, match=r"no Azure ML monitoring metric.*use one of \['jensenshannon'"):
+def test_a_method_azure_lacks_is_refused_with_the_options(
+    dev_env: AzureEnvironment, method: str
+) -> None:
+    with pytest.raises(
+        ConfigError, match=r"no Azure ML monitoring metric.*use one of \['jensenshannon'"
+    ):
         _monitor(dev_env, numeric_method=method)
     with pytest.raises(ConfigError, match="categorical_method 'kl'"):
         _monitor(dev_env, categorical_method=method)
@@ -181,8 +188,12 @@ def test_the_readme_lists_the_mapping_and_what_azure_lacks() -> None:
 
 def test_regression_monitors_its_numeric_output_only(dev_env: AzureEnvironment) -> None:
     settings = load_settings(SETTINGS, overrides={"dataset": {"task": "regression"}})
-    env = dev_env.model_copy(update={"monitoring": dev_env.monitoring.model_copy(update={"ml_task": None})})
-    monitor = monitoring.build_monitor_schedule(env, settings, deployment_name="blue", reference_data="azureml:r:1")
+    env = dev_env.model_copy(
+        update={"monitoring": dev_env.monitoring.model_copy(update={"ml_task": None})}
+    )
+    monitor = monitoring.build_monitor_schedule(
+        env, settings, deployment_name="blue", reference_data="azureml:r:1"
+    )
     prediction = monitor.create_monitor.monitoring_signals["prediction_drift"].metric_thresholds
     assert prediction.numerical.normalized_wasserstein_distance == settings.drift.distance_threshold
     assert prediction.categorical is None

@@ -43,14 +43,22 @@ def served(any_model: Any, tmp_path: Path) -> dict[str, Any]:
     outputs = azure_outputs(bundle.predict(held_out), bundle.spec.target).assign(inference_id=ids)
     _collect(tmp_path / "inputs", "2025/06/01", [features.iloc[:20], features.iloc[20:]])
     _collect(tmp_path / "outputs", "2025/06/01", [outputs.iloc[:20], outputs.iloc[20:]])
-    return {"bundle": bundle, "held_out": held_out, "ids": ids, "model_dir": model_dir, "root": tmp_path}
+    return {
+        "bundle": bundle,
+        "held_out": held_out,
+        "ids": ids,
+        "model_dir": model_dir,
+        "root": tmp_path,
+    }
 
 
 def _labels(served: dict[str, Any], truth: pd.Series) -> Path:
     folder = served["root"] / "labels"
     folder.mkdir(exist_ok=True)
     target = served["bundle"].spec.target
-    pd.DataFrame({"inference_id": served["ids"], target: truth}).to_csv(folder / "labels.csv", index=False)
+    pd.DataFrame({"inference_id": served["ids"], target: truth}).to_csv(
+        folder / "labels.csv", index=False
+    )
     return folder
 
 
@@ -97,7 +105,13 @@ def test_wrong_labels_breach_the_floor(served: dict[str, Any]) -> None:
     target = served["bundle"].spec.target
     truth = served["held_out"][target]
     if served["bundle"].spec.task == "classification":
-        wrong = truth.map(lambda v: sorted(truth.unique())[0] if v != sorted(truth.unique())[0] else sorted(truth.unique())[-1])
+        wrong = truth.map(
+            lambda v: (
+                sorted(truth.unique())[0]
+                if v != sorted(truth.unique())[0]
+                else sorted(truth.unique())[-1]
+            )
+        )
     else:
         wrong = truth.sample(frac=1.0, random_state=0).reset_index(drop=True)
     report = _run(served, _labels(served, wrong), _settings(served, min_live_metric=0.6))
@@ -117,14 +131,18 @@ def test_no_labels_yet_is_skipped_not_a_breach(served: dict[str, Any]) -> None:
     assert skipped["collected_rows"] == len(served["ids"])
 
 
-def test_traffic_older_than_the_lookback_is_not_scored(served: dict[str, Any], tmp_path: Path) -> None:
-    files = performance.collected_files(served["root"] / "outputs", since=datetime(2025, 6, 2).date())
+def test_traffic_older_than_the_lookback_is_not_scored(
+    served: dict[str, Any], tmp_path: Path
+) -> None:
+    files = performance.collected_files(
+        served["root"] / "outputs", since=datetime(2025, 6, 2).date()
+    )
     assert files == []
 
 
 def test_rows_collected_without_inference_ids_are_named(tmp_path: Path) -> None:
     _collect(tmp_path, "2025/06/01", [pd.DataFrame({"x": [1]})])
-    with pytest.raises(DataError, match="carry no 'inference_id'.*older scoring script"):
+    with pytest.raises(DataError, match=r"carry no 'inference_id'.*older scoring script"):
         performance.read_collection(tmp_path)
 
 

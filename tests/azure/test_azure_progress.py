@@ -33,4 +33,3 @@ def test_wait_raises_the_operation_error() -> None:
     poller.result.side_effect = HttpResponseError(message="quota exceeded")
     with pytest.raises(HttpResponseError, match="quota exceeded"):
         wait_for(poller, "Compute", console=Console(file=io.StringIO()))
-

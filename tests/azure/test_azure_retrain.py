@@ -66,7 +66,10 @@ def test_a_run_within_the_cooldown_suppresses_retraining() -> None:
     [
         _event({}),  # a monitor run that passed
         _event({BREACH_TAG: "something else"}),
-        _event({BREACH_TAG: BREACH_WORDING}, event_type="Microsoft.MachineLearningServices.ModelRegistered"),
+        _event(
+            {BREACH_TAG: BREACH_WORDING},
+            event_type="Microsoft.MachineLearningServices.ModelRegistered",
+        ),
     ],
 )
 def test_other_events_start_nothing(event: dict[str, Any]) -> None:
@@ -97,7 +100,9 @@ def test_azure_devops_runs_are_read_and_started_through_the_rest_api() -> None:
     assert runs.created_times()[0].hour == 9
     assert runs.start("drift") == "77"
     get, post = sent
-    assert get.full_url == "https://dev.azure.com/acme/mlops/_apis/pipelines/12/runs?api-version=7.1"
+    assert (
+        get.full_url == "https://dev.azure.com/acme/mlops/_apis/pipelines/12/runs?api-version=7.1"
+    )
     assert post.headers["Authorization"] == "Bearer entra-token"
     assert json.loads(post.data)["templateParameters"] == {"retrainReason": "drift"}  # type: ignore[arg-type]
 

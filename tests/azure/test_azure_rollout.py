@@ -107,12 +107,16 @@ def request_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def rollout(ml_client: MLClient, metrics: FakeMetrics, clock: Clock, request_file: Path) -> EndpointRollout:
+def rollout(
+    ml_client: MLClient, metrics: FakeMetrics, clock: Clock, request_file: Path
+) -> EndpointRollout:
     return EndpointRollout(
         ml_client,
         endpoint_name="acme-dev",
         plan=PLAN,
-        health_check=EndpointHealthCheck(ml_client, "acme-dev", request_file, PLAN.health_check_requests),
+        health_check=EndpointHealthCheck(
+            ml_client, "acme-dev", request_file, PLAN.health_check_requests
+        ),
         metrics=metrics,
         console=Console(file=io.StringIO()),
         sleep=clock.sleep,
@@ -143,15 +147,24 @@ def serve(
             code_dir=tmp_path / f"code-{version}-{code_marker or 'base'}",
         )
         if code_marker:  # a code-only change: same model and environment, new scoring code
-            (tmp_path / f"code-{version}-{code_marker}" / "score.py").write_text(f"# {code_marker}\n")
-            return deployment_builder_with_code(dev_env, settings, staged.spec, code_marker, tmp_path, version)
+            (tmp_path / f"code-{version}-{code_marker}" / "score.py").write_text(
+                f"# {code_marker}\n"
+            )
+            return deployment_builder_with_code(
+                dev_env, settings, staged.spec, code_marker, tmp_path, version
+            )
         return staged.build, staged.spec
 
     return for_model
 
 
 def deployment_builder_with_code(
-    env: AzureEnvironment, settings: MlopsSettings, spec: DeploymentSpec, marker: str, tmp: Path, version: int
+    env: AzureEnvironment,
+    settings: MlopsSettings,
+    spec: DeploymentSpec,
+    marker: str,
+    tmp: Path,
+    version: int,
 ) -> tuple[Any, DeploymentSpec]:
     changed = replace(spec, code=f"sha256:{marker}")
     return spec_builder(env, settings, changed, code=tmp / f"code-{version}-{marker}"), changed
@@ -329,8 +342,12 @@ def test_an_interrupted_rollout_is_rolled_back(
 
 
 def test_rollback_after_the_grace_period_recreates_the_previous_spec(
-    workspace: Any, rollout: EndpointRollout, serve: Serve, clock: Clock,
-    dev_env: AzureEnvironment, settings: MlopsSettings,
+    workspace: Any,
+    rollout: EndpointRollout,
+    serve: Serve,
+    clock: Clock,
+    dev_env: AzureEnvironment,
+    settings: MlopsSettings,
 ) -> None:
     old = _live_on_blue(workspace, serve, 1)
     rollout.rollout(*serve(2))
@@ -377,19 +394,24 @@ def test_health_check_request_errors_are_explicit(ml_client: MLClient, tmp_path:
     bad.write_text('{"instances": []}')
     with pytest.raises(HealthCheckFailed, match="with a record"):
         EndpointHealthCheck(ml_client, "acme-dev", bad)("blue")
-    with pytest.raises(HealthCheckFailed, match="predates sample_request.json"):
+    with pytest.raises(HealthCheckFailed, match=r"predates sample_request\.json"):
         EndpointHealthCheck(ml_client, "acme-dev", tmp_path / "missing.json")("blue")
 
 
 def test_failed_deployment_creation_leaves_traffic_untouched(
-    workspace: Any, rollout: EndpointRollout, serve: Serve, monkeypatch: pytest.MonkeyPatch,
+    workspace: Any,
+    rollout: EndpointRollout,
+    serve: Serve,
+    monkeypatch: pytest.MonkeyPatch,
     finished: Callable[[object], LROPoller],
 ) -> None:
     _live_on_blue(workspace, serve, 1)
     poller = finished(None)
     poller.result.side_effect = HttpResponseError(message="image build failed")  # type: ignore[attr-defined]
     monkeypatch.setattr(OnlineDeploymentOperations, "begin_create_or_update", lambda ops, d: poller)
-    with pytest.raises(RolloutError, match=r"could not be created; traffic was not changed \(all on blue\)"):
+    with pytest.raises(
+        RolloutError, match=r"could not be created; traffic was not changed \(all on blue\)"
+    ):
         rollout.rollout(*serve(2))
     assert workspace.endpoint.traffic == {"blue": 100}
     assert workspace.endpoint.tags[ROLLOUT_TAG] == ""

@@ -39,7 +39,7 @@ class RecordingCollector:
 
 
 class BasicCorrelationContext:
-    def __init__(self, id: str) -> None:  # noqa: A002 - the SDK's own keyword
+    def __init__(self, id: str) -> None:
         self.id = id
 
 

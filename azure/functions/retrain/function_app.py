@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 
-import azure.functions as func
 from azure.identity import DefaultAzureCredential
 from mlops_azure.retrain_handler import (
     AZURE_DEVOPS_SCOPE,
@@ -17,6 +16,8 @@ from mlops_azure.retrain_handler import (
     function_settings,
     handle_event,
 )
+
+import azure.functions as func
 
 app = func.FunctionApp()
 

@@ -113,7 +113,9 @@ def read_collection(folder: Path, *, since: date | None = None) -> pd.DataFrame:
     return frame
 
 
-def predictions_frame(inputs: pd.DataFrame, outputs: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
+def predictions_frame(
+    inputs: pd.DataFrame, outputs: pd.DataFrame, spec: DatasetSpec
+) -> pd.DataFrame:
     """Features beside mlcore's ``prediction``/``score``, one row per inference id."""
     prediction, score = output_columns(spec.target)
     if outputs.empty:
@@ -126,7 +128,9 @@ def predictions_frame(inputs: pd.DataFrame, outputs: pd.DataFrame, spec: Dataset
     renamed = outputs.rename(columns={prediction: PREDICTION_COLUMN, score: SCORE_COLUMN})
     if inputs.empty:
         return renamed
-    features = inputs.drop(columns=[c for c in inputs.columns if c in renamed.columns and c != INFERENCE_ID_COLUMN])
+    features = inputs.drop(
+        columns=[c for c in inputs.columns if c in renamed.columns and c != INFERENCE_ID_COLUMN]
+    )
     return renamed.merge(features, on=INFERENCE_ID_COLUMN, how="left", validate="one_to_one")
 
 
@@ -164,9 +168,7 @@ def run(
     metadata = json.loads((model_dir / METADATA_FILE).read_text())
     spec = DatasetSpec.from_dict(metadata["spec"])
     since = (
-        (now or datetime.now(UTC)).date() - timedelta(days=lookback_days)
-        if lookback_days
-        else None
+        (now or datetime.now(UTC)).date() - timedelta(days=lookback_days) if lookback_days else None
     )
     predictions = predictions_frame(
         read_collection(inputs, since=since), read_collection(outputs, since=since), spec
@@ -183,7 +185,9 @@ def run(
                 "labels": len(truth),
             },
         )
-        logger.warning("no labelled predictions yet: %d collected, %d labels", len(predictions), len(truth))
+        logger.warning(
+            "no labelled predictions yet: %d collected, %d labels", len(predictions), len(truth)
+        )
         return None
     report = evaluate_quality(joined, spec=spec, settings=settings)
     write_quality_outputs(report, output)
@@ -194,7 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlops_azure.jobs.performance")
     parser.add_argument("--inputs", required=True, help="collected model_inputs folder")
     parser.add_argument("--outputs", required=True, help="collected model_outputs folder")
-    parser.add_argument("--labels", required=True, help="ground truth: CSV/Parquet with inference_id")
+    parser.add_argument(
+        "--labels", required=True, help="ground truth: CSV/Parquet with inference_id"
+    )
     parser.add_argument("--model-dir", required=True, help="the live model")
     parser.add_argument("--settings", required=True, help="mlops.yaml")
     parser.add_argument("--output", required=True, help="folder for quality_report.json")
