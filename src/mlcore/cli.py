@@ -10,13 +10,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from mlcore import __version__
 from mlcore.errors import MlcoreError
-from mlcore.settings import DEFAULT_SETTINGS_FILE, MlopsSettings, load_settings
+from mlcore.settings import (
+    DEFAULT_SETTINGS_FILE,
+    SETTINGS_ENV_VAR,
+    MlopsSettings,
+    load_settings,
+)
 
 logger = logging.getLogger("mlcore")
 
@@ -25,8 +31,8 @@ EXIT_GATE_FAILED = 3
 
 
 def settings_from_args(args: argparse.Namespace) -> MlopsSettings:
-    """``--settings FILE`` if given; else ./mlops.yaml when present; else the built-in defaults."""
-    path = getattr(args, "settings", None)
+    """``--settings FILE``; else ``$MLOPS_SETTINGS``; else ./mlops.yaml when present; else defaults."""
+    path = getattr(args, "settings", None) or os.environ.get(SETTINGS_ENV_VAR) or None
     if path is None and Path(DEFAULT_SETTINGS_FILE).exists():
         path = DEFAULT_SETTINGS_FILE
     return load_settings(path)
@@ -36,7 +42,8 @@ def _add_settings_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--settings",
         metavar="FILE",
-        help=f"lifecycle settings YAML (default: ./{DEFAULT_SETTINGS_FILE} if present, else built-in defaults)",
+        help=f"lifecycle settings YAML (default: ${SETTINGS_ENV_VAR}, else ./{DEFAULT_SETTINGS_FILE} "
+        "if present, else built-in defaults)",
     )
 
 

@@ -34,7 +34,7 @@ from mlcore.drift import Baseline, DriftReport, detect_drift, write_drift_output
 from mlcore.errors import MlcoreError
 from mlcore.evaluation_job import EvaluationResult, run_evaluation
 from mlcore.jsonio import write_json
-from mlcore.model import BASELINE_DIR
+from mlcore.model import BASELINE_DIR, MODEL_SHA256_KEY
 from mlcore.prep import PrepResult, prepare, resolve_spec
 from mlcore.registry import LocalModelRegistry, ModelPackage
 from mlcore.serve import serve_in_thread
@@ -264,6 +264,8 @@ def _register(
             "data_fingerprint": prep.lineage["data_fingerprint"],
             "hyperparameters": metadata.get("hyperparameters", {}),
             "metrics": evaluation.metrics,
+            # Kept outside the model folder, so serving can check the file it is handed.
+            MODEL_SHA256_KEY: metadata[MODEL_SHA256_KEY],
         },
         description=f"{metadata.get('algorithm')} trained on {prep.lineage['split_rows']['train']} rows",
     )

@@ -3,12 +3,15 @@
 Runs as ``mlcore evaluate`` in a SageMaker Processing job, an Azure ML command job,
 CI or the local run; the files it writes are the contract with the pipelines:
 ``evaluation.json`` (SageMaker model-quality layout, read by a ConditionStep),
-``gate.json``, ``slice_metrics.json``, ``model_card.json`` and ``model_card.md``.
+``gate.json`` (with the challenger's ``model_sha256``, for the register step to record),
+``slice_metrics.json``, ``model_card.json``, ``model_card.md`` and a copy of the model's
+``sample_request.json``, so a pipeline can publish it without unpacking the model archive.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +20,14 @@ from mlcore.errors import ModelError
 from mlcore.evaluate import evaluate_model, evaluation_document, slice_metrics
 from mlcore.gate import GateDecision, evaluate_gate
 from mlcore.jsonio import write_json
-from mlcore.model import ModelBundle, unpack_model_dir
+from mlcore.model import (
+    MODEL_FILE,
+    MODEL_SHA256_KEY,
+    SAMPLE_REQUEST_FILE,
+    ModelBundle,
+    file_sha256,
+    unpack_model_dir,
+)
 from mlcore.model_card import build_model_card, write_model_card
 from mlcore.settings import MlopsSettings
 
@@ -33,9 +43,13 @@ class EvaluationResult:
 
 def load_model_dir(model_dir: str | Path) -> ModelBundle:
     """Load a model folder, unpacking SageMaker's ``model.tar.gz`` when that is what it holds."""
+    return ModelBundle.load(_model_folder(model_dir))
+
+
+def _model_folder(model_dir: str | Path) -> Path:
     if not Path(model_dir).exists():
         raise ModelError(f"model directory does not exist: {model_dir}")
-    return ModelBundle.load(unpack_model_dir(model_dir))
+    return unpack_model_dir(model_dir)
 
 
 def run_evaluation(
@@ -48,7 +62,8 @@ def run_evaluation(
     model_name: str = "challenger",
 ) -> EvaluationResult:
     """Evaluate the challenger (and the champion on the same data), gate, and write the reports."""
-    challenger = load_model_dir(model_dir)
+    challenger_dir = _model_folder(model_dir)
+    challenger = ModelBundle.load(challenger_dir)
     frame = load_table(data)
     validate_frame(frame, challenger.spec)
     metrics = evaluate_model(challenger, frame)
@@ -76,7 +91,15 @@ def run_evaluation(
 
     out = Path(output_dir)
     write_json(out / "evaluation.json", evaluation_document(metrics, task=challenger.spec.task))
-    write_json(out / "gate.json", decision.to_dict())
+    write_json(
+        out / "gate.json",
+        {**decision.to_dict(), MODEL_SHA256_KEY: file_sha256(challenger_dir / MODEL_FILE)},
+    )
+    sample = challenger_dir / SAMPLE_REQUEST_FILE
+    if sample.is_file():
+        shutil.copyfile(sample, out / SAMPLE_REQUEST_FILE)
+    else:
+        logger.warning("%s has no %s to publish beside the evaluation", model_dir, sample.name)
     write_json(out / "slice_metrics.json", slices)
     card = build_model_card(
         challenger,

@@ -6,13 +6,19 @@ A model directory holds:
 * ``metadata.json``: dataset spec, algorithm, hyperparameters, seed, data
   fingerprint, git commit, library versions and class labels;
 * ``baseline/``: the drift baseline computed from the training data, read by the
-  monitors (written by :mod:`mlcore.train`).
+  monitors (written by :mod:`mlcore.train`);
+* ``sample_request.json``: a few held-out rows as an inference request, the payload
+  every smoke test and health check sends (written by :mod:`mlcore.train`).
+
+``metadata.json`` records the sha256 of ``model.joblib`` (``model_sha256``). Registries
+copy it outside the model folder, and serving checks the file against that copy.
 
 Training writes it, serving and evaluation load it, on every host alike.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tarfile
 import tempfile
@@ -31,6 +37,11 @@ from mlcore.errors import DataError, ModelError
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
 BASELINE_DIR = "baseline"
+SAMPLE_REQUEST_FILE = "sample_request.json"
+# Metadata key (and registry metadata key) holding "sha256:<hex>" of the model file.
+MODEL_SHA256_KEY = "model_sha256"
+# Rows of held-out data in the sample request: enough to exercise batching, small enough to log.
+SAMPLE_REQUEST_ROWS = 5
 # SageMaker hands a training job's model to later steps as this archive.
 SAGEMAKER_MODEL_ARCHIVE = "model.tar.gz"
 PREDICTION_COLUMN = "prediction"
@@ -76,6 +87,7 @@ class ModelBundle:
         model_dir = Path(model_dir)
         model_dir.mkdir(parents=True, exist_ok=True)
         joblib.dump(self.pipeline, model_dir / MODEL_FILE)
+        self.metadata[MODEL_SHA256_KEY] = file_sha256(model_dir / MODEL_FILE)
         payload = {**self.metadata, "spec": self.spec.to_dict()}
         (model_dir / METADATA_FILE).write_text(json.dumps(payload, indent=2, default=str) + "\n")
         return model_dir
@@ -94,6 +106,31 @@ class ModelBundle:
         spec = DatasetSpec.from_dict(metadata.pop("spec"))
         pipeline = joblib.load(model_path)
         return cls(pipeline=pipeline, spec=spec, metadata=metadata)
+
+
+def file_sha256(path: str | Path) -> str:
+    """``"sha256:<hex>"`` of a file's bytes, read in chunks (model files can be large)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
+def sample_request(frame: pd.DataFrame, spec: DatasetSpec) -> dict[str, Any]:
+    """``{"instances": [...]}``: the first rows of ``frame`` as records of the model's features.
+
+    Strict JSON: missing values become null and datetimes ISO-8601 strings, so any HTTP
+    client can send the file as it is.
+    """
+    missing = [c for c in spec.features if c not in frame.columns]
+    if missing:
+        raise DataError(f"cannot build a sample request: the data lacks feature columns {missing}")
+    if frame.empty:
+        raise DataError("cannot build a sample request from zero rows")
+    rows = frame[list(spec.features)].head(SAMPLE_REQUEST_ROWS)
+    records = json.loads(rows.to_json(orient="records", date_format="iso"))
+    return {"instances": records}
 
 
 def unpack_model_dir(model_dir: str | Path) -> Path:

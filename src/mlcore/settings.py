@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from mlcore.errors import ConfigError
 
 DEFAULT_SETTINGS_FILE = "mlops.yaml"
+# Names the settings file when no --settings option is given (CI, tests, job containers).
+SETTINGS_ENV_VAR = "MLOPS_SETTINGS"
 
 
 class _Frozen(BaseModel):

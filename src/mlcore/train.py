@@ -30,8 +30,16 @@ from mlcore.data import (
 )
 from mlcore.errors import ConfigError, MlcoreError
 from mlcore.evaluate import evaluate_model
+from mlcore.jsonio import write_json
 from mlcore.lineage import git_commit, library_versions
-from mlcore.model import BASELINE_DIR, PREDICTION_COLUMN, SCORE_COLUMN, ModelBundle
+from mlcore.model import (
+    BASELINE_DIR,
+    PREDICTION_COLUMN,
+    SAMPLE_REQUEST_FILE,
+    SCORE_COLUMN,
+    ModelBundle,
+    sample_request,
+)
 from mlcore.pipeline_factory import build_pipeline, coerce_hyperparameters
 from mlcore.settings import DriftSettings, TrainingSettings
 
@@ -90,16 +98,22 @@ def save_trained_model(
     *,
     reference: pd.DataFrame,
     drift_settings: DriftSettings | None = None,
+    reference_source: str = "validation",
 ) -> Path:
-    """Write the model and, beside it, the drift baseline the monitors compare traffic with.
+    """Write the model and, beside it, the drift baseline and the sample request.
 
     The baseline holds ``reference`` (held-out data the model has not been fitted
     on, ideally) together with the model's own predictions on it, so the monitor
-    checks prediction drift as well as feature drift.
+    checks prediction drift as well as feature drift. The sample request is the first
+    rows of ``reference``; ``reference_source`` ("validation" or "train") is recorded
+    in the metadata so nobody mistakes in-sample rows for held-out ones.
     """
     from mlcore.drift import build_baseline  # the drift engine is needed only when saving
 
+    request = sample_request(reference, bundle.spec)
+    bundle.metadata["sample_request_source"] = reference_source
     model_dir = bundle.save(model_dir)
+    write_json(model_dir / SAMPLE_REQUEST_FILE, request)
     frame = reference_with_predictions(bundle, reference)
     prediction_columns = (SCORE_COLUMN,) if SCORE_COLUMN in frame else (PREDICTION_COLUMN,)
     baseline = build_baseline(
@@ -152,8 +166,20 @@ def train_from_paths(
         raise ConfigError("give the target column (--target) or a dataset spec file (--spec)")
     validation_frame = load_table(validation) if validation is not None else None
     bundle = train_model(train, spec, settings, validation=validation_frame, commit=commit)
-    reference = validation_frame if validation_frame is not None else train
-    save_trained_model(bundle, model_dir, reference=reference, drift_settings=drift_settings)
+    if validation_frame is not None:
+        reference, source = validation_frame, "validation"
+    else:
+        logger.warning(
+            "no validation data: the drift baseline and the sample request use training rows"
+        )
+        reference, source = train, "train"
+    save_trained_model(
+        bundle,
+        model_dir,
+        reference=reference,
+        drift_settings=drift_settings,
+        reference_source=source,
+    )
     logger.info("model written to %s", model_dir)
     return bundle
 
