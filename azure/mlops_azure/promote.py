@@ -23,13 +23,13 @@ from rich.console import Console
 
 from mlcore.errors import MlcoreError
 from mlcore.evaluate import metrics_from_document
-from mlcore.model import METADATA_FILE
+from mlcore.model import METADATA_FILE, MODEL_SHA256_KEY, SAMPLE_REQUEST_FILE
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_REQUEST_FILE = "sample_request.json"
-# Model tags (contract 1 names model_sha256; the rest is lineage for people and audits).
-MODEL_SHA256_TAG = "model_sha256"
+# Model tags (contract 1: the registry keeps model_sha256 outside the model folder; the rest
+# is lineage for people and audits).
+MODEL_SHA256_TAG = MODEL_SHA256_KEY
 REFERENCE_TAG = "prediction_reference"
 RUN_TAG = "azureml_job"
 
@@ -105,7 +105,7 @@ def _flat(prefix: str, document: Any) -> dict[str, str]:
 def lineage_tags(model_dir: Path, *, job_name: str, reference: str) -> dict[str, str]:
     """Tags from the packaged model: its sha256, metrics, commit, data fingerprint and runs."""
     metadata = json.loads((model_dir / METADATA_FILE).read_text())
-    sha = metadata.get("model_sha256")
+    sha = metadata.get(MODEL_SHA256_KEY)
     if not sha:
         raise PromotionError(
             f"{model_dir / METADATA_FILE} has no model_sha256: the model was trained by an older "

@@ -187,6 +187,10 @@ def test_a_good_first_model_passes_the_gate_and_is_registered(first_model: Local
     }
     assert _gate(first_model)["passed"] is True
     assert (first_model.registered / "model.joblib").is_file()
+    # Contract 1: the registered folder carries the health-check payload and the digest.
+    assert (first_model.registered / "sample_request.json").is_file()
+    metadata = json.loads((first_model.registered / "metadata.json").read_text())
+    assert metadata["model_sha256"].startswith("sha256:")
     # The prediction reference registered beside it: validation rows with predictions.
     reference = first_model.folder / "pipeline-outputs" / "registered_reference"
     assert (reference / "MLTable").is_file()

@@ -75,9 +75,11 @@ def score(
 
 
 @pytest.fixture
-def request_body(churn_split: Any) -> str:
-    rows = churn_split.validation[list(CHURN_SPEC.features)].head(4)
-    return json.dumps({"instances": json.loads(rows.to_json(orient="records"))})
+def request_body(saved_model_dir: Path) -> str:
+    # The model's own health-check payload (contract 1), as the rollout sends it.
+    body = (saved_model_dir / "sample_request.json").read_text()
+    assert json.loads(body)["instances"], "the model holds an empty sample request"
+    return body
 
 
 def test_each_row_is_collected_with_an_inference_id_it_returns(
@@ -90,9 +92,10 @@ def test_each_row_is_collected_with_an_inference_id_it_returns(
     ((predictions, output_context),) = outputs.collected
     assert output_context is context  # outputs are linked to the inputs they answer
     ids = result["inference_ids"]
-    assert len(ids) == len(result["predictions"]) == 4 == len(set(ids))
+    rows = len(json.loads(request_body)["instances"])
+    assert len(ids) == len(result["predictions"]) == rows == len(set(ids))
     # Azure's preprocessor names rows "<correlation id>_<row>"; ours are the same ids.
-    assert ids == [f"{context.id}_{row}" for row in range(4)]
+    assert ids == [f"{context.id}_{row}" for row in range(rows)]
     assert features["inference_id"].tolist() == ids == predictions["inference_id"].tolist()
     assert list(features.columns) == [*CHURN_SPEC.features, "inference_id"]
 
