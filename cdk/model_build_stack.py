@@ -24,7 +24,7 @@ from pipelines.sagemaker.definition import ModelBuildOptions
 
 
 def resource_prefix(project: str, stage_name: str) -> str:
-    """``churn-dev``: the prefix of every physical name in one environment."""
+    """``<project>-dev``: the prefix of every physical name in one environment."""
     return f"{project}-{stage_name}"
 
 

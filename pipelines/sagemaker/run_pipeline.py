@@ -3,7 +3,7 @@
 CI/CD runs this after deploying an environment (the "train on commit" trigger); people run it
 to start a training run by hand::
 
-    python -m pipelines.sagemaker.run_pipeline --pipeline-name churn-dev-model-build \\
+    python -m pipelines.sagemaker.run_pipeline --pipeline-name <project>-dev-model-build \\
         --parameter GitCommit=$(git rev-parse HEAD) --wait --timeout-minutes 120
 
 Exit codes: 0 the execution succeeded (or was started, without ``--wait``); 1 it failed or was
@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start a SageMaker model-build pipeline execution and optionally wait for it.",
     )
     parser.add_argument(
-        "--pipeline-name", required=True, help="e.g. churn-dev-model-build (a stack output)"
+        "--pipeline-name", required=True, help="e.g. <project>-dev-model-build (a stack output)"
     )
     parser.add_argument(
         "--parameter",
