@@ -433,6 +433,7 @@ def _stack(app: App, config: StageConfig) -> Stack:
         stage_name="prod",
         stage_config=config,
         settings=load_settings(SETTINGS),
+        settings_file=SETTINGS,
         data_prefix="training-data",
         source_revision="abc1234",
         ci_account="111111111111",
