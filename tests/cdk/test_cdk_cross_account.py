@@ -266,7 +266,13 @@ def test_models_land_where_the_endpoint_may_read_them(
     body = json.loads(
         pipeline["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"][0]
     )
-    train = next(step for step in body["Steps"] if step["Type"] == "Training")
+    steps, pending = [], list(body["Steps"])
+    while pending:  # condition steps nest the steps they run
+        step = pending.pop()
+        steps.append(step)
+        pending += step.get("Arguments", {}).get("IfSteps", [])
+        pending += step.get("Arguments", {}).get("ElseSteps", [])
+    train = next(step for step in steps if step["Type"] == "Training")
     output = train["Arguments"]["OutputDataConfig"]["S3OutputPath"]["Std:Join"]
     # SageMaker writes <S3OutputPath>/<job name>/output/model.tar.gz.
     assert output["On"] == "/"
