@@ -242,10 +242,25 @@ def test_unknown_route_and_wrong_method_get_json_errors(client: httpx.Client) ->
     assert_client_error(client.get("/invocations"), 405, "GET", "POST /invocations")
 
 
-def test_bad_inference_time_header_gets_400(client: httpx.Client, rows: pd.DataFrame) -> None:
+def test_the_inference_time_header_is_ignored_unless_trusted(
+    client: httpx.Client, rows: pd.DataFrame
+) -> None:
     response = post(
         client, csv_body(rows.iloc[:1]), "text/csv", **{"X-Mlcore-Inference-Time": "last tuesday"}
     )
+    assert response.status_code == 200, response.text
+
+
+def test_bad_inference_time_header_gets_400_when_trusted(
+    saved_model_dir: Path, rows: pd.DataFrame
+) -> None:
+    with (
+        serve_in_thread(saved_model_dir, trust_inference_time_header=True) as url,
+        httpx.Client(base_url=url, timeout=30) as http,
+    ):
+        response = post(
+            http, csv_body(rows.iloc[:1]), "text/csv", **{"X-Mlcore-Inference-Time": "last tuesday"}
+        )
     assert_client_error(response, 400, "X-Mlcore-Inference-Time", "ISO 8601")
 
 
