@@ -47,9 +47,7 @@ def check_output_dir(path: str | Path, *, what: str = "output folder") -> Path:
             break
         probe = probe.parent
     if not probe.is_dir():
-        raise ConfigError(
-            f"the {what} {target} cannot be created: {probe} is a file, not a folder"
-        )
+        raise ConfigError(f"the {what} {target} cannot be created: {probe} is a file, not a folder")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise ConfigError(f"the {what} {target} cannot be written: no write permission on {probe}")
     return target
@@ -94,7 +92,9 @@ def _publish(stage: Path, target: Path, last: Sequence[str]) -> None:
                     raise
         elif not os.path.ismount(target):
             # Swap a previous output out of the way, then in with the new one.
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+            old = Path(
+                tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent)
+            )
             try:
                 os.replace(target, old / target.name)
             except OSError as exc:

@@ -108,7 +108,9 @@ def run_evaluation(
     sample = challenger_dir / SAMPLE_REQUEST_FILE
     # What the pipeline reads first (evaluation.json, gate.json) is published last.
     with staged_output(out, last=("gate.json", "evaluation.json")) as stage:
-        write_json(stage / "evaluation.json", evaluation_document(metrics, task=challenger.spec.task))
+        write_json(
+            stage / "evaluation.json", evaluation_document(metrics, task=challenger.spec.task)
+        )
         write_json(
             stage / "gate.json",
             {**decision.to_dict(), MODEL_SHA256_KEY: file_sha256(challenger_dir / MODEL_FILE)},

@@ -117,7 +117,9 @@ class ModelBundle:
         even if ``metadata.json`` was rewritten to match it. Raises ModelError.
         """
         model_dir = Path(model_dir)
-        expected = parse_sha256(expected_sha256, "the expected model hash") if expected_sha256 else None
+        expected = (
+            parse_sha256(expected_sha256, "the expected model hash") if expected_sha256 else None
+        )
         metadata, spec = _read_metadata(model_dir)
         model_bytes = _read_file(model_dir / MODEL_FILE)
         actual = "sha256:" + hashlib.sha256(model_bytes).hexdigest()
@@ -128,7 +130,9 @@ class ModelBundle:
                 "registered model folder, or set the hash of the model you mean to serve."
             )
         recorded = metadata.get(MODEL_SHA256_KEY)
-        if recorded is not None and actual != parse_sha256(recorded, f"{METADATA_FILE} {MODEL_SHA256_KEY}"):
+        if recorded is not None and actual != parse_sha256(
+            recorded, f"{METADATA_FILE} {MODEL_SHA256_KEY}"
+        ):
             raise ModelError(
                 f"{model_dir / MODEL_FILE} has {actual}, but {METADATA_FILE} records {recorded}: "
                 "the model file is torn or corrupted. Copy the model folder again or retrain."
@@ -184,7 +188,9 @@ def _read_metadata(model_dir: Path) -> tuple[dict[str, Any], DatasetSpec]:
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ModelError(f"{path} is not valid JSON ({exc}); the model folder is damaged") from exc
     if not isinstance(metadata, dict) or not isinstance(metadata.get("spec"), dict):
-        raise ModelError(f"{path} must be a JSON object with a 'spec' object; the folder is damaged")
+        raise ModelError(
+            f"{path} must be a JSON object with a 'spec' object; the folder is damaged"
+        )
     raw_spec = metadata.pop("spec")
     problems = [
         f"{key} must be a list of column names, got {raw_spec[key]!r}"

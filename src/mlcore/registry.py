@@ -219,7 +219,9 @@ def _model_sha256(model_dir: Path, given: object) -> str:
     try:
         recorded = json.loads((model_dir / METADATA_FILE).read_text()).get(MODEL_SHA256_KEY)
     except (OSError, ValueError, AttributeError) as exc:
-        raise RegistryError(f"cannot register {model_dir}: unreadable {METADATA_FILE}: {exc}") from exc
+        raise RegistryError(
+            f"cannot register {model_dir}: unreadable {METADATA_FILE}: {exc}"
+        ) from exc
     for source, expected in ((METADATA_FILE, recorded), ("the metadata given", given)):
         if expected is not None and expected != actual:
             raise RegistryError(

@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from mlcore.errors import ConfigError
 
-DEFAULT_SETTINGS_FILE = "mlops.yaml"
-# Names the settings file when no --settings option is given (CI, tests, job containers).
-SETTINGS_ENV_VAR = "MLOPS_SETTINGS"
+# Kept in an import-light module for the command line's help; re-exported here.
+from mlcore.settings_file import DEFAULT_SETTINGS_FILE as DEFAULT_SETTINGS_FILE
+from mlcore.settings_file import SETTINGS_ENV_VAR as SETTINGS_ENV_VAR
 
 
 class _Frozen(BaseModel):

@@ -107,13 +107,13 @@ def test_hostile_json_bodies_are_400s_with_a_message(body: str) -> None:
 
 def test_an_integer_too_large_for_a_float_is_named_as_out_of_range() -> None:
     with pytest.raises(RequestError, match=r"'x' has infinite or out-of-range values \(record 2"):
-        parse_request("[[1, 2, \"a\"], [" + "9" * 400 + ', 2, "b"]]', JSON, SPEC)
+        parse_request('[[1, 2, "a"], [' + "9" * 400 + ', 2, "b"]]', JSON, SPEC)
 
 
 def test_a_deeply_nested_value_in_a_record_is_quoted_briefly() -> None:
     nested = "[" * 500 + "]" * 500
     with pytest.raises(RequestError, match="'city' has nested values") as raised:
-        parse_request(f'[[1, 2, {nested}]]', JSON, SPEC)
+        parse_request(f"[[1, 2, {nested}]]", JSON, SPEC)
     assert len(raised.value.message) < 300
 
 
@@ -131,8 +131,12 @@ json_values = st.recursive(
     | st.integers(min_value=-(10**600), max_value=10**600)
     | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=5)
-    | st.dictionaries(st.sampled_from(["x", "z", "city", "instances", "other"]), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.dictionaries(
+            st.sampled_from(["x", "z", "city", "instances", "other"]), children, max_size=5
+        )
+    ),
     max_leaves=30,
 )
 
@@ -148,7 +152,9 @@ def _as_json(value: object) -> str:
 @given(
     body=st.one_of(
         json_values.map(_as_json),
-        st.builds(lambda records: json.dumps({"instances": records}), st.lists(json_values, max_size=4)),
+        st.builds(
+            lambda records: json.dumps({"instances": records}), st.lists(json_values, max_size=4)
+        ),
         st.text(max_size=200),
         st.binary(max_size=200),
     ),
@@ -164,4 +170,6 @@ def test_any_body_is_parsed_or_refused_with_a_4xx_message(
         return
     assert list(frame.columns) == list(SPEC.features)
     assert frame[list(SPEC.numeric)].dtypes.eq("float64").all()
-    assert np.isfinite(frame[list(SPEC.numeric)].to_numpy()[frame[list(SPEC.numeric)].notna().to_numpy()]).all()
+    assert np.isfinite(
+        frame[list(SPEC.numeric)].to_numpy()[frame[list(SPEC.numeric)].notna().to_numpy()]
+    ).all()

@@ -56,7 +56,6 @@ from mlcore.serve.predictor import Predictor
 logger = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class RequestLimits:
     """Per-request deadlines (seconds); :class:`~mlcore.settings.ServingSettings` holds the defaults."""

@@ -33,7 +33,6 @@ from mlcore.serve.payload import (
 logger = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class Answer:
     """A prediction response: the encoded body, its media type and how many records it holds."""
