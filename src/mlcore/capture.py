@@ -42,8 +42,8 @@ import base64
 import binascii
 import json
 import logging
-import random
 import os
+import random
 import tempfile
 import threading
 import uuid

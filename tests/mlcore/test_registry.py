@@ -96,7 +96,7 @@ def test_a_failed_registration_leaves_no_version_behind(tmp_path: Path) -> None:
         registry.register("churn", model_dir=tmp_path / "missing")
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(RegistryError, match="has no model.joblib"):
+    with pytest.raises(RegistryError, match=r"has no model\.joblib"):
         registry.register("churn", model_dir=empty)
     model = tmp_path / "model"
     model.mkdir()

@@ -106,7 +106,6 @@ def add_drift_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
 
 
 def run_drift_command(args: argparse.Namespace) -> int:
-    import pandas as pd
 
     from mlcore.data import load_table
     from mlcore.drift.detect import detect_drift

@@ -72,6 +72,6 @@ class ServingMetrics:
         """The text format Prometheus scrapes, summed over worker processes when there are several."""
         if os.environ.get(MULTIPROCESS_ENV):
             registry = CollectorRegistry()
-            MultiProcessCollector(registry)
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

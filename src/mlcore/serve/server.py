@@ -44,8 +44,8 @@ from mlcore.errors import ConfigError
 from mlcore.model import ModelBundle
 from mlcore.serve.app import RequestLimits, create_app
 from mlcore.serve.defaults import (
-    DEFAULT_MAX_BODY_BYTES,
     DEFAULT_ENDPOINT_NAME,
+    DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MODEL_DIR,
     DEFAULT_PORT,
     DEFAULT_VARIANT_NAME,
