@@ -149,7 +149,10 @@ def a_file(tmp_path: Path) -> Path:
 
 
 def test_train_with_a_model_dir_under_a_file_fails_before_reading_any_data(
-    a_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    a_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     def must_not_load(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the data was read before the output path was checked")

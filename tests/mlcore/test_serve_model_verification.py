@@ -64,12 +64,17 @@ def test_a_tampered_model_is_refused_before_unpickling_when_the_registered_hash_
 
 
 def test_mlcore_serve_refuses_a_tampered_model_with_exit_2_via_the_environment(
-    model_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    model_copy: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("MLCORE_MODEL_SHA256", file_sha256(model_copy / "model.joblib"))
     marker = tmp_path / "code-ran"
     tamper(model_copy, marker, rewrite_metadata=True)
-    assert main(["serve", "--model-dir", str(model_copy), "--host", "127.0.0.1", "--port", "0"]) == 2
+    assert (
+        main(["serve", "--model-dir", str(model_copy), "--host", "127.0.0.1", "--port", "0"]) == 2
+    )
     assert "not the file that was registered" in capsys.readouterr().err
     assert not marker.exists()
 

@@ -76,12 +76,10 @@ _OPTIONS_ENV = "MLCORE_SERVE_OPTIONS"
 _STARTUP_TIMEOUT_SECONDS = 30.0
 
 
-def in_container(
-    environ: Mapping[str, str] | None = None, markers: tuple[str, ...] = CONTAINER_MARKERS
-) -> bool:
+def in_container(environ: Mapping[str, str] | None = None) -> bool:
     """True when a container runtime's marker file or a container platform's variable is present."""
     env = os.environ if environ is None else environ
-    return any(Path(marker).exists() for marker in markers) or any(
+    return any(Path(marker).exists() for marker in CONTAINER_MARKERS) or any(
         env.get(name) for name in CONTAINER_VARIABLES
     )
 
@@ -247,14 +245,35 @@ def run_server(options: ServeOptions) -> None:
             uvicorn.Server(uvicorn_config(options, app)).run(sockets=[listener])
             return
         del app  # each worker builds its own from the options
-        os.environ[_OPTIONS_ENV] = json.dumps(asdict(options))
-        with tempfile.TemporaryDirectory(prefix="mlcore-metrics-") as metrics_dir:
-            # Set before the workers start, so each counts into files any of them can sum.
-            os.environ.setdefault(MULTIPROCESS_ENV, metrics_dir)
+        with (
+            tempfile.TemporaryDirectory(prefix="mlcore-metrics-") as metrics_dir,
+            _environment(
+                {
+                    _OPTIONS_ENV: json.dumps(asdict(options)),
+                    # Set before the workers start, so each counts into files any of them can sum.
+                    MULTIPROCESS_ENV: os.environ.get(MULTIPROCESS_ENV) or metrics_dir,
+                }
+            ),
+        ):
             config = uvicorn_config(options, "mlcore.serve.server:app_from_environment")
             Multiprocess(config, sockets=[listener]).run()
     finally:
         listener.close()
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables (inherited by worker processes) for the block only."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @contextmanager
