@@ -47,7 +47,7 @@ def test_a_full_disk_leaves_no_model_folder_that_loads_without_its_baseline(
 ) -> None:
     monkeypatch.setattr(failing_write, no_space)
     target = tmp_path / "model"
-    with pytest.raises(OutputError, match="No space left on device.*Nothing was published"):
+    with pytest.raises(OutputError, match=r"No space left on device.*Nothing was published"):
         save_trained_model(trained_bundle, target, reference=churn_split.validation)
     assert not target.exists()
     assert leftovers(tmp_path) == []  # the staging folder is gone too

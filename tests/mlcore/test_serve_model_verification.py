@@ -124,7 +124,7 @@ def joblib_bytes(value: object, tmp_path: Path) -> bytes:
 
 def test_a_joblib_file_holding_a_dict_is_refused_at_load(model_copy: Path, tmp_path: Path) -> None:
     rewrite_model(model_copy, joblib_bytes({"not": "a model"}, tmp_path))
-    with pytest.raises(ModelError, match="holds a builtins.dict, not a scikit-learn Pipeline"):
+    with pytest.raises(ModelError, match=r"holds a builtins\.dict, not a scikit-learn Pipeline"):
         ModelBundle.load(model_copy)
 
 
@@ -135,7 +135,7 @@ def test_a_pipeline_that_cannot_score_the_sample_request_never_reports_healthy(
     for record in sample["instances"]:
         record["age"] = "forty"
     (model_copy / "sample_request.json").write_text(json.dumps(sample))
-    with pytest.raises(ModelError, match="sample_request.json cannot be scored"):
+    with pytest.raises(ModelError, match=r"sample_request\.json cannot be scored"):
         Predictor.load(model_copy)
 
 
@@ -143,7 +143,7 @@ def test_a_model_folder_without_its_sample_request_is_refused_for_serving(
     model_copy: Path,
 ) -> None:
     (model_copy / "sample_request.json").unlink()
-    with pytest.raises(ModelError, match="has no sample_request.json"):
+    with pytest.raises(ModelError, match=r"has no sample_request\.json"):
         Predictor.load(model_copy)
 
 
