@@ -12,7 +12,17 @@ import pytest
 
 from mlcore.cli import COMPONENT_COMMANDS, build_parser
 
-HEAVY = ("pandas", "numpy", "sklearn", "scipy", "pyarrow", "joblib", "starlette", "uvicorn", "pydantic")
+HEAVY = (
+    "pandas",
+    "numpy",
+    "sklearn",
+    "scipy",
+    "pyarrow",
+    "joblib",
+    "starlette",
+    "uvicorn",
+    "pydantic",
+)
 
 _PROBE = """
 import json, sys
@@ -31,7 +41,11 @@ print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
 def test_help_imports_no_heavy_module(argv: list[str]) -> None:
     # A fresh interpreter: this test process has imported everything already.
     result = subprocess.run(
-        [sys.executable, "-c", _PROBE, *argv], capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", _PROBE, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     loaded = set(json.loads(result.stdout.splitlines()[-1]))
     assert "usage: mlcore" in result.stdout

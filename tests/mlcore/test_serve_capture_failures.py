@@ -39,9 +39,11 @@ def test_the_server_refuses_to_start_when_the_capture_folder_cannot_be_written(
 ) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("capture cannot go under a file")
-    with pytest.raises(ConfigError, match="cannot write data capture"):
-        with serve_in_thread(saved_model_dir, capture_dir=blocker / "capture"):
-            pass
+    with (
+        pytest.raises(ConfigError, match="cannot write data capture"),
+        serve_in_thread(saved_model_dir, capture_dir=blocker / "capture"),
+    ):
+        pass
     argv = ["serve", "--model-dir", str(saved_model_dir), "--port", "0"]
     assert main([*argv, "--capture-dir", str(blocker / "capture")]) == 2
     assert "cannot write data capture" in capsys.readouterr().err
@@ -68,7 +70,10 @@ def test_the_inference_time_header_is_ignored_unless_the_server_trusts_it(
 ) -> None:
     before = datetime.now(UTC) - timedelta(minutes=1)
     with serve_in_thread(saved_model_dir, capture_dir=tmp_path) as url:
-        assert post(url, body, **{"X-Mlcore-Inference-Time": "1800-01-01T00:00:00Z"}).status_code == 200
+        assert (
+            post(url, body, **{"X-Mlcore-Inference-Time": "1800-01-01T00:00:00Z"}).status_code
+            == 200
+        )
     captured = read_capture(tmp_path, CHURN_SPEC)
     assert (captured["inference_time"] >= pd.Timestamp(before)).all()
     assert not list(tmp_path.rglob("1800"))
