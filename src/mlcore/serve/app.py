@@ -11,9 +11,10 @@ A request the model cannot score gets a 4xx with ``{"error": "<reason>", "messag
 "<what was wrong and how to fix it>"}``; a 500 means a fault on our side and is logged
 with its traceback.
 
-Scoring runs on one dedicated thread per process, one request at a time: the model's
-numpy code holds the GIL for most of a small request, so more threads only fight over
-it (more throughput comes from more worker processes). The event loop stays free, so
+Scoring runs on one dedicated thread per process, one request at a time, with OpenMP
+and BLAS held to one thread: the model's numpy code holds the GIL for most of a small
+request, so more threads only fight over it (more throughput comes from more worker
+processes, one per vCPU). The event loop stays free, so
 ``/ping`` answers while a large batch is scored. Each request has a deadline for its
 body (408) and one for queueing plus scoring (503), from the ``serving`` settings.
 
@@ -39,6 +40,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from threadpoolctl import threadpool_limits
 
 from mlcore.capture import (
     INFERENCE_ID_HEADER,
@@ -100,7 +102,9 @@ def create_app(
     metrics = metrics or ServingMetrics()
     spec = predictor.bundle.spec
     # One scoring call at a time per process (see the module docstring).
-    scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlcore-score")
+    scorer = ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="mlcore-score", initializer=_one_native_thread
+    )
 
     async def ping(request: Request) -> Response:
         return JSONResponse({"status": "healthy"})
@@ -183,6 +187,16 @@ def create_app(
         else "",
     )
     return app
+
+
+def _one_native_thread() -> None:
+    """Keep OpenMP and BLAS to one thread on the scoring thread (the limit is per thread).
+
+    Server processes already use every vCPU; a small request scored by a team of OpenMP
+    threads spends most of its time starting and joining them (scikit-learn's gradient
+    boosting opens a parallel region per tree), and far worse on a busy machine.
+    """
+    threadpool_limits(limits=1)
 
 
 def error_response(status: int, message: str, *, close: bool = False) -> JSONResponse:
