@@ -233,8 +233,12 @@ class Server:
             self.peak_rss = max(self.peak_rss, self.rss_bytes())
 
 
-def servers(bins: dict[str, Path], mlcore_workers: int) -> list[Server]:
+def servers(
+    bins: dict[str, Path], mlcore_workers: int, peers_single_threaded: bool
+) -> list[Server]:
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("MLCORE_", "SAGEMAKER_"))}
+    # mlcore holds OpenMP/BLAS to one thread per scoring thread itself; the peers only if asked.
+    peer_env = {**base_env, "OMP_NUM_THREADS": "1"} if peers_single_threaded else dict(base_env)
     model = DATA / "model"
 
     port = free_port()
@@ -280,7 +284,7 @@ def servers(bins: dict[str, Path], mlcore_workers: int) -> list[Server]:
     mlserver = Server(
         "MLServer 1.7.1",
         [str(bins["mlserver"] / "mlserver"), "start", str(folder)],
-        dict(base_env),
+        peer_env,
         f"http://127.0.0.1:{port}/v2/models/churn/infer",
         f"http://127.0.0.1:{port}/v2/health/ready",
         "v2",
@@ -297,7 +301,7 @@ def servers(bins: dict[str, Path], mlcore_workers: int) -> list[Server]:
             "--port",
             str(port),
         ],
-        {**base_env, "PYTHONPATH": str(ROOT / "src"), "AZUREML_MODEL_DIR": str(model)},
+        {**peer_env, "PYTHONPATH": str(ROOT / "src"), "AZUREML_MODEL_DIR": str(model)},
         f"http://127.0.0.1:{port}/score",
         f"http://127.0.0.1:{port}/",
         "instances",
@@ -415,12 +419,17 @@ def main() -> None:
         default=len(os.sched_getaffinity(0)),
         help="mlcore's worker processes (default: the vCPU count, as in its container)",
     )
+    parser.add_argument(
+        "--peers-single-threaded",
+        action="store_true",
+        help="run MLServer and azureml with OMP_NUM_THREADS=1, as mlcore holds its scoring thread",
+    )
     args = parser.parse_args()
 
     bins = {name: ensure_venv(name) for name in PEERS}
     ensure_model()
     paths = bodies()
-    items = servers(bins, args.mlcore_workers)
+    items = servers(bins, args.mlcore_workers, args.peers_single_threaded)
     results: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
     try:
         for server in items:
@@ -446,11 +455,13 @@ def main() -> None:
     text = table(results, items)
     header = (
         f"{args.repeats} interleaved rounds of {args.seconds:g} s per run; medians. Machine: "
-        f"{os.cpu_count()} vCPUs, shared with other work while it ran."
+        f"{os.cpu_count()} vCPUs, shared with other work while it ran. Peers: "
+        + ("OMP_NUM_THREADS=1." if args.peers_single_threaded else "their defaults.")
     )
     print(header + "\n\n" + text)
-    (DATA / "results.md").write_text(header + "\n\n" + text + "\n")
-    (DATA / "results.json").write_text(
+    suffix = "-peers-single-threaded" if args.peers_single_threaded else ""
+    (DATA / f"results{suffix}.md").write_text(header + "\n\n" + text + "\n")
+    (DATA / f"results{suffix}.json").write_text(
         json.dumps({f"{k[0]}|{k[1]}|{k[2]}": v for k, v in results.items()}, indent=1) + "\n"
     )
 

@@ -139,7 +139,7 @@ def test_one_scoring_call_at_a_time_while_ping_stays_answered(
     trained_bundle: ModelBundle, churn_frame: pd.DataFrame
 ) -> None:
     body = churn_frame.iloc[:2][FEATURES].to_csv(header=False, index=False)
-    with serve_in_thread(SlowPredictor(trained_bundle)) as base, httpx.Client(timeout=30) as http:  # type: ignore[arg-type]
+    with serve_in_thread(SlowPredictor(trained_bundle)) as base, httpx.Client(timeout=30) as http:
         results: list[int] = []
 
         def invoke() -> None:
@@ -164,7 +164,7 @@ def test_a_request_past_the_scoring_deadline_gets_a_json_503(
 ) -> None:
     body = churn_frame.iloc[:2][FEATURES].to_csv(header=False, index=False)
     quick_scoring = ServingSettings(scoring_timeout_seconds=0.05)
-    with serve_in_thread(SlowPredictor(trained_bundle), settings=quick_scoring) as base:  # type: ignore[arg-type]
+    with serve_in_thread(SlowPredictor(trained_bundle), settings=quick_scoring) as base:
         response = httpx.post(
             f"{base}/invocations", content=body, headers={"Content-Type": "text/csv"}
         )
@@ -197,7 +197,7 @@ def test_the_protocol_sets_tcp_nodelay_on_each_accepted_connection() -> None:
                 with accepted:
                     assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
                     protocol = EndpointProtocol(config, ServerState(), {}, _loop=loop)
-                    protocol.connection_made(Transport(accepted))  # type: ignore[arg-type]
+                    protocol.connection_made(Transport(accepted))
                     assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
                     protocol._cancel_header_deadline()
     finally:

@@ -54,6 +54,7 @@ from mlcore.serve.defaults import (
     WORKERS_ENV,
 )
 from mlcore.serve.metrics import MULTIPROCESS_ENV
+from mlcore.serve.predictor import Predictor
 from mlcore.serve.protocol import ServeConfig
 from mlcore.settings import ServingSettings
 
@@ -278,7 +279,7 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 @contextmanager
 def serve_in_thread(
-    model: ModelBundle | str | Path,
+    model: ModelBundle | Predictor | str | Path,
     *,
     host: str = LOOPBACK,
     port: int = 0,
