@@ -35,7 +35,7 @@ from mlcore.drift.sources import CAPTURE_METADATA_COLUMNS
 from mlcore.errors import MlcoreError
 from mlcore.evaluation_job import EvaluationResult, run_evaluation
 from mlcore.jsonio import write_json
-from mlcore.model import BASELINE_DIR
+from mlcore.model import BASELINE_DIR, MODEL_SHA256_KEY
 from mlcore.prep import PrepResult, prepare, resolve_spec
 from mlcore.registry import LocalModelRegistry, ModelPackage
 from mlcore.serve import serve_in_thread
@@ -266,6 +266,8 @@ def _register(
             "data_fingerprint": prep.lineage["data_fingerprint"],
             "hyperparameters": metadata.get("hyperparameters", {}),
             "metrics": evaluation.metrics,
+            # Kept outside the model folder, so serving can check the file it is handed.
+            MODEL_SHA256_KEY: metadata[MODEL_SHA256_KEY],
         },
         description=f"{metadata.get('algorithm')} trained on {prep.lineage['split_rows']['train']} rows",
     )
@@ -309,7 +311,14 @@ def _send_traffic(
     The client is the standard library's: the demo needs only mlcore's runtime dependencies.
     """
     requests = 0
-    with serve_in_thread(package.model_dir, capture_dir=capture_dir) as base_url:
+    # The registry's hash is checked before the model is unpickled, as on a real endpoint; the
+    # time header is trusted because this traffic replays a later period, not today's.
+    with serve_in_thread(
+        package.model_dir,
+        capture_dir=capture_dir,
+        expected_sha256=package.model_sha256,
+        trust_inference_time_header=True,
+    ) as base_url:
         address = urlsplit(base_url)
         connection = http.client.HTTPConnection(
             address.hostname or "127.0.0.1", address.port, timeout=30

@@ -3,21 +3,32 @@
 Runs as ``mlcore evaluate`` in a SageMaker Processing job, an Azure ML command job,
 CI or the local run; the files it writes are the contract with the pipelines:
 ``evaluation.json`` (SageMaker model-quality layout, read by a ConditionStep),
-``gate.json``, ``slice_metrics.json``, ``model_card.json`` and ``model_card.md``.
+``gate.json`` (with the challenger's ``model_sha256``, for the register step to record),
+``slice_metrics.json``, ``model_card.json``, ``model_card.md`` and a copy of the model's
+``sample_request.json``, so a pipeline can publish it without unpacking the model archive.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlcore.atomic import check_output_dir, staged_output
 from mlcore.data import fingerprint, load_table, validate_frame
 from mlcore.errors import ModelError
 from mlcore.evaluate import evaluate_model, evaluation_document, slice_metrics
 from mlcore.gate import GateDecision, evaluate_gate
 from mlcore.jsonio import write_json
-from mlcore.model import ModelBundle, unpack_model_dir
+from mlcore.model import (
+    MODEL_FILE,
+    MODEL_SHA256_KEY,
+    SAMPLE_REQUEST_FILE,
+    ModelBundle,
+    file_sha256,
+    unpack_model_dir,
+)
 from mlcore.model_card import build_model_card, write_model_card
 from mlcore.settings import MlopsSettings
 
@@ -33,9 +44,13 @@ class EvaluationResult:
 
 def load_model_dir(model_dir: str | Path) -> ModelBundle:
     """Load a model folder, unpacking SageMaker's ``model.tar.gz`` when that is what it holds."""
+    return ModelBundle.load(_model_folder(model_dir))
+
+
+def _model_folder(model_dir: str | Path) -> Path:
     if not Path(model_dir).exists():
         raise ModelError(f"model directory does not exist: {model_dir}")
-    return ModelBundle.load(unpack_model_dir(model_dir))
+    return unpack_model_dir(model_dir)
 
 
 def run_evaluation(
@@ -47,8 +62,14 @@ def run_evaluation(
     champion_dir: str | Path | None = None,
     model_name: str = "challenger",
 ) -> EvaluationResult:
-    """Evaluate the challenger (and the champion on the same data), gate, and write the reports."""
-    challenger = load_model_dir(model_dir)
+    """Evaluate the challenger (and the champion on the same data), gate, and write the reports.
+
+    The reports are published together (see :mod:`mlcore.atomic`): a failed write leaves
+    no evaluation.json behind for a ConditionStep to read.
+    """
+    check_output_dir(output_dir)  # before any work
+    challenger_dir = _model_folder(model_dir)
+    challenger = ModelBundle.load(challenger_dir)
     frame = load_table(data)
     validate_frame(frame, challenger.spec)
     metrics = evaluate_model(challenger, frame)
@@ -75,9 +96,6 @@ def run_evaluation(
     )
 
     out = Path(output_dir)
-    write_json(out / "evaluation.json", evaluation_document(metrics, task=challenger.spec.task))
-    write_json(out / "gate.json", decision.to_dict())
-    write_json(out / "slice_metrics.json", slices)
     card = build_model_card(
         challenger,
         metrics=metrics,
@@ -87,7 +105,22 @@ def run_evaluation(
         evaluation_fingerprint=fingerprint(frame),
         name=model_name,
     )
-    write_model_card(card, out)
+    sample = challenger_dir / SAMPLE_REQUEST_FILE
+    # What the pipeline reads first (evaluation.json, gate.json) is published last.
+    with staged_output(out, last=("gate.json", "evaluation.json")) as stage:
+        write_json(
+            stage / "evaluation.json", evaluation_document(metrics, task=challenger.spec.task)
+        )
+        write_json(
+            stage / "gate.json",
+            {**decision.to_dict(), MODEL_SHA256_KEY: file_sha256(challenger_dir / MODEL_FILE)},
+        )
+        if sample.is_file():
+            shutil.copyfile(sample, stage / SAMPLE_REQUEST_FILE)
+        else:
+            logger.warning("%s has no %s to publish beside the evaluation", model_dir, sample.name)
+        write_json(stage / "slice_metrics.json", slices)
+        write_model_card(card, stage)
     logger.info(
         "gate %s: %s", "passed" if decision.passed else "failed", "; ".join(decision.reasons)
     )

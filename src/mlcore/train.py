@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from mlcore.atomic import check_output_dir, staged_output
 from mlcore.data import (
     DatasetSpec,
     coerce_features,
@@ -30,8 +31,17 @@ from mlcore.data import (
 )
 from mlcore.errors import ConfigError, MlcoreError
 from mlcore.evaluate import evaluate_model
+from mlcore.jsonio import write_json
 from mlcore.lineage import git_commit, library_versions
-from mlcore.model import BASELINE_DIR, PREDICTION_COLUMN, SCORE_COLUMN, ModelBundle
+from mlcore.model import (
+    BASELINE_DIR,
+    METADATA_FILE,
+    PREDICTION_COLUMN,
+    SAMPLE_REQUEST_FILE,
+    SCORE_COLUMN,
+    ModelBundle,
+    sample_request,
+)
 from mlcore.pipeline_factory import build_pipeline, coerce_hyperparameters
 from mlcore.settings import DriftSettings, TrainingSettings
 
@@ -97,8 +107,9 @@ def save_trained_model(
     reference: pd.DataFrame | None = None,
     training: pd.DataFrame | None = None,
     drift_settings: DriftSettings | None = None,
+    reference_source: str | None = None,
 ) -> Path:
-    """Write the model and, beside it, the drift baseline the monitors compare traffic with.
+    """Write the model and, beside it, the drift baseline and the sample request.
 
     ``reference`` is held-out data (the validation split) and ``training`` the
     rows the model was fitted on; give either or both. The feature (and label)
@@ -110,11 +121,22 @@ def save_trained_model(
     one was used is recorded as ``prediction_source`` in the baseline and in
     ``metadata.json``. Classifiers are monitored on the predicted-class mix
     (``prediction``) and the score; regressors on the prediction.
+
+    The sample request is the first rows of ``reference`` (of ``training`` when
+    there is no held-out data); ``reference_source`` ("validation" or "train",
+    by default which of the two it was) is recorded in the metadata so nobody
+    mistakes in-sample rows for held-out ones.
     """
     from mlcore.drift import build_baseline  # the drift engine is needed only when saving
 
-    if reference is None and training is None:
+    target = check_output_dir(model_dir, what="model folder")
+    request_rows = reference if reference is not None else training
+    if request_rows is None:
         raise ConfigError("give the held-out rows (reference=) or the training rows (training=)")
+    request = sample_request(request_rows, bundle.spec)
+    bundle.metadata["sample_request_source"] = reference_source or (
+        "validation" if reference is not None else "train"
+    )
     frames = [f for f in (training, reference) if f is not None]
     described = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     predictions, source = _baseline_predictions(bundle, training=training, held_out=reference)
@@ -125,7 +147,6 @@ def save_trained_model(
         "prediction_source": source,
         "prediction_columns": list(prediction_columns),
     }
-    model_dir = bundle.save(model_dir)
     columns = [c for c in (*bundle.spec.features, bundle.spec.target) if c in described.columns]
     baseline = build_baseline(
         described[columns],
@@ -135,8 +156,13 @@ def save_trained_model(
         predictions=predictions,
         prediction_source=source,
     )
-    baseline.save(model_dir / BASELINE_DIR)
-    return model_dir
+    # Everything lands in a staging folder first: a full disk never leaves a model folder that
+    # loads without its baseline (metadata.json, which loading needs, is published last).
+    with staged_output(target, last=(METADATA_FILE,)) as stage:
+        bundle.save(stage)
+        write_json(stage / SAMPLE_REQUEST_FILE, request)
+        baseline.save(stage / BASELINE_DIR)
+    return target
 
 
 def reference_with_predictions(bundle: ModelBundle, frame: pd.DataFrame) -> pd.DataFrame:
@@ -227,6 +253,7 @@ def train_from_paths(
     id_columns: tuple[str, ...] = (),
 ) -> ModelBundle:
     """Load the data, resolve the spec (declared file, or inferred from ``target``) and train."""
+    check_output_dir(model_dir, what="model folder")  # before any work, not after training
     train = load_table(data)
     if spec_path is not None:
         spec = DatasetSpec.load(spec_path)
@@ -238,8 +265,17 @@ def train_from_paths(
         raise ConfigError("give the target column (--target) or a dataset spec file (--spec)")
     validation_frame = load_table(validation) if validation is not None else None
     bundle = train_model(train, spec, settings, validation=validation_frame, commit=commit)
+    if validation_frame is None:
+        logger.warning(
+            "no validation data: the sample request uses training rows and the prediction "
+            "baseline out-of-fold predictions of them"
+        )
     save_trained_model(
-        bundle, model_dir, reference=validation_frame, training=train, drift_settings=drift_settings
+        bundle,
+        model_dir,
+        reference=validation_frame,
+        training=train,
+        drift_settings=drift_settings,
     )
     logger.info("model written to %s", model_dir)
     return bundle

@@ -41,8 +41,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("deploy-cdk")]
 
 REPO = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"
-ENDPOINT = "churn-staging"
-PIPELINE = "churn-dev-model-build"
+# Names the deploy_app fixture (tests/deploy/conftest.py, project "acme") gives its resources.
+ENDPOINT = "acme-staging"
+PIPELINE = "acme-dev-model-build"
 TABLE = "serving-state"
 LIVE_START = datetime(2026, 3, 2, 8, tzinfo=UTC)
 _COMPARE = {
@@ -69,7 +70,7 @@ def _serve(model_dir: Path, capture_root: Path, live: pd.DataFrame) -> list[str]
     writer = CaptureWriter(capture_root, endpoint_name=ENDPOINT, seed=0)
     ids = []
     with (
-        serve_in_thread(model_dir, capture=writer) as url,
+        serve_in_thread(model_dir, capture=writer, trust_inference_time_header=True) as url,
         httpx.Client(base_url=url, timeout=30) as client,
     ):
         for number, record in enumerate(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlcore.cli import EXIT_ERROR, EXIT_GATE_FAILED, build_parser, main
+from mlcore.cli import EXIT_ERROR, EXIT_GATE_FAILED, build_parser, main, settings_from_args
 
 SUBCOMMANDS = ("prep", "train", "evaluate", "drift", "quality", "serve", "demo")
 
@@ -89,6 +89,14 @@ def test_prep_train_evaluate_chain_through_the_cli(
         == 0
     )
     assert json.loads(capsys.readouterr().out)["gate_passed"] is True
+
+    # The evaluation output carries what a register step records and a release smoke-tests with.
+    model_metadata = json.loads((tmp_path / "model" / "metadata.json").read_text())
+    gate = json.loads((tmp_path / "eval" / "gate.json").read_text())
+    assert gate["model_sha256"] == model_metadata["model_sha256"]
+    assert (tmp_path / "eval" / "sample_request.json").read_bytes() == (
+        tmp_path / "model" / "sample_request.json"
+    ).read_bytes()
 
 
 def test_train_infers_the_spec_from_a_target_column(
@@ -218,3 +226,20 @@ def test_drift_reads_the_baseline_inside_a_sagemaker_model_archive(
     assert code == 0
     report = json.loads((tmp_path / "drift" / "drift_report.json").read_text())
     assert report["dataset_drift"] is False
+
+
+def test_settings_file_comes_from_the_environment_when_no_option_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = tmp_path / "elsewhere.yaml"
+    settings.write_text("project: from-env\n")
+    monkeypatch.chdir(tmp_path)  # no ./mlops.yaml here
+    monkeypatch.setenv("MLOPS_SETTINGS", str(settings))
+    args = build_parser().parse_args(["prep", "--data", "x", "--output", "y"])
+    assert settings_from_args(args).project == "from-env"
+    explicit = tmp_path / "explicit.yaml"
+    explicit.write_text("project: from-option\n")
+    args = build_parser().parse_args(
+        ["prep", "--data", "x", "--output", "y", "--settings", str(explicit)]
+    )
+    assert settings_from_args(args).project == "from-option"

@@ -121,6 +121,7 @@ def test_evaluation_job_writes_every_report(
         "slice_metrics.json",
         "model_card.json",
         "model_card.md",
+        "sample_request.json",
     }
     evaluation = json.loads((tmp_path / "out" / "evaluation.json").read_text())
     assert evaluation["binary_classification_metrics"]["auc"]["value"] == pytest.approx(

@@ -9,9 +9,14 @@ import pytest
 from mlcore.data import CHURN_SPEC, Split
 from mlcore.errors import ConfigError
 from mlcore.evaluate import evaluate_model
-from mlcore.model import ModelBundle
+from mlcore.model import MODEL_FILE, SAMPLE_REQUEST_FILE, ModelBundle, file_sha256
 from mlcore.settings import TrainingSettings
-from mlcore.train import SageMakerTrainingPaths, run_sagemaker_training, train_model
+from mlcore.train import (
+    SageMakerTrainingPaths,
+    run_sagemaker_training,
+    save_trained_model,
+    train_model,
+)
 
 
 def test_same_data_and_parameters_give_identical_metrics(
@@ -150,3 +155,38 @@ def test_regression_models_train_and_report_regression_metrics() -> None:
         validation=frame.iloc[500:],
     )
     assert bundle.metadata["validation_metrics"]["r2"] > 0.95
+
+
+def test_metadata_records_the_sha256_of_the_model_file(saved_model_dir: Path) -> None:
+    metadata = json.loads((saved_model_dir / "metadata.json").read_text())
+    assert metadata["model_sha256"] == file_sha256(saved_model_dir / MODEL_FILE)
+    assert metadata["model_sha256"].startswith("sha256:") and len(metadata["model_sha256"]) == 71
+
+
+def test_sample_request_holds_held_out_rows_the_model_accepts(
+    saved_model_dir: Path, churn_split: Split
+) -> None:
+    request = json.loads((saved_model_dir / SAMPLE_REQUEST_FILE).read_text())
+    instances = request["instances"]
+    assert 1 <= len(instances) <= 5
+    assert all(set(row) == set(CHURN_SPEC.features) for row in instances)
+    # The rows are the first validation rows (held out from fitting), not training rows.
+    expected = churn_split.validation[list(CHURN_SPEC.features)].head(len(instances))
+    assert instances[0]["tenure_months"] == pytest.approx(expected.iloc[0]["tenure_months"])
+    metadata = json.loads((saved_model_dir / "metadata.json").read_text())
+    assert metadata["sample_request_source"] == "validation"
+    predictions = ModelBundle.load(saved_model_dir).predict(pd.DataFrame(instances))
+    assert len(predictions) == len(instances)
+
+
+def test_sample_request_is_strict_json_with_missing_values_as_null(
+    trained_bundle: ModelBundle, churn_split: Split, tmp_path: Path
+) -> None:
+    reference = churn_split.validation.copy()
+    reference.loc[reference.index[0], "monthly_charges"] = float("nan")
+    save_trained_model(trained_bundle, tmp_path, reference=reference, reference_source="train")
+    text = (tmp_path / SAMPLE_REQUEST_FILE).read_text()
+    assert "NaN" not in text
+    request = json.loads(text)
+    assert request["instances"][0]["monthly_charges"] is None
+    assert json.loads((tmp_path / "metadata.json").read_text())["sample_request_source"] == "train"

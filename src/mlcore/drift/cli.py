@@ -11,9 +11,10 @@ command runs, so ``mlcore drift --help`` stays quick.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from mlcore.settings_file import SETTINGS_ENV_VAR
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 # checks both) without importing them for --help.
 REFERENCE_MODES = ("training", "same_period_last_year", "previous_window")
 DEFAULT_CHUNK_ROWS = 100_000
-SETTINGS_ENV = "MLOPS_SETTINGS"
 
 
 def add_drift_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -67,7 +67,7 @@ def add_drift_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
     parser.add_argument(
         "--settings",
         metavar="FILE",
-        help=f"lifecycle settings YAML (default: ${SETTINGS_ENV}, else ./mlops.yaml if present, "
+        help=f"lifecycle settings YAML (default: ${SETTINGS_ENV_VAR}, else ./mlops.yaml if present, "
         "else built-in defaults); its drift section sets methods, bands and windows",
     )
     parser.add_argument(
@@ -346,14 +346,10 @@ def infer_drift_spec(
 
 def load_drift_settings(path: str | None) -> MlopsSettings:
     """``--settings FILE`` > $MLOPS_SETTINGS > ./mlops.yaml > built-in defaults."""
-    from mlcore.settings import DEFAULT_SETTINGS_FILE, load_settings
+    from mlcore.settings import load_settings
+    from mlcore.settings_file import settings_path
 
-    if path is None:
-        path = os.environ.get(SETTINGS_ENV) or None
-    if path is not None:
-        return load_settings(path)
-    default = Path(DEFAULT_SETTINGS_FILE)
-    return load_settings(default if default.is_file() else None)
+    return load_settings(settings_path(path))
 
 
 def _load_baseline(path: Path) -> Baseline:
