@@ -112,11 +112,16 @@ def test_monitor_thresholds_are_the_shared_drift_settings(
     signals = _signals(definitions)
     drift = signals["data_drift"].metric_thresholds
     # ks is monitored as normalised Wasserstein (monitoring.KS_REASON).
-    assert drift.numerical.normalized_wasserstein_distance == settings.drift.bands.wasserstein.moderate
+    assert (
+        drift.numerical.normalized_wasserstein_distance == settings.drift.bands.wasserstein.moderate
+    )
     assert drift.categorical.pearsons_chi_squared_test == settings.drift.p_value_threshold
     prediction = signals["prediction_drift"].metric_thresholds
     assert prediction.categorical.pearsons_chi_squared_test == settings.drift.p_value_threshold
-    assert prediction.numerical.normalized_wasserstein_distance == settings.drift.bands.wasserstein.moderate
+    assert (
+        prediction.numerical.normalized_wasserstein_distance
+        == settings.drift.bands.wasserstein.moderate
+    )
     reference = signals["data_drift"].reference_data
     assert reference.data_column_names == {"target_column": "will_leave"}
 

@@ -195,7 +195,10 @@ def test_regression_monitors_its_numeric_output_only(dev_env: AzureEnvironment) 
         env, settings, deployment_name="blue", reference_data="azureml:r:1"
     )
     prediction = monitor.create_monitor.monitoring_signals["prediction_drift"].metric_thresholds
-    assert prediction.numerical.normalized_wasserstein_distance == settings.drift.bands.wasserstein.moderate
+    assert (
+        prediction.numerical.normalized_wasserstein_distance
+        == settings.drift.bands.wasserstein.moderate
+    )
     assert prediction.categorical is None
 
 

@@ -26,7 +26,6 @@ import pandas as pd
 from mlcore.errors import DataError
 from mlcore.settings import ReferenceMode
 
-
 _INSTANT = pd.Timedelta(1, "ns")
 
 
