@@ -325,9 +325,10 @@ def main() -> int:
     seconds = time.perf_counter() - started
     table, problems = render(cells, sizes, aa_sizes)
     replicate_note = ", ".join(f"{replicates[n]} at n={n:,}" for n in sizes)
+    aa_note = ", ".join(f"{r} at n={n:,}" for n, r in AA_REPLICATES.items())
     text = (
         f"Default rules (DriftSettings()), exact engine; replicates per cell: {replicate_note} "
-        f"(same-distribution rows: at least {AA_REPLICATES} at large n; domain classifier: "
+        f"(same-distribution rows at least {aa_note}; the domain classifier "
         f"{CLASSIFIER_SHARE:.0%} of those); {seconds:.0f} s on {args.workers} processes.\n"
         f"{table}\n"
     )
