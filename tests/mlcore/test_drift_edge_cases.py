@@ -104,7 +104,7 @@ def test_a_single_row_on_each_side_is_insufficient_data_never_drift() -> None:
     report = detect_drift(one, one.assign(x=1e6, c="z"), spec=SPEC, settings=QUICK)
     assert report.grade == "insufficient_data" and not report.dataset_drift
     assert {f.grade for f in report.features} == {"insufficient_data"}
-    assert "minimum window of 100" in (report.note or "")
+    assert f"minimum window of {QUICK.min_window}" in (report.note or "")
 
 
 def test_empty_data_gives_an_insufficient_data_report() -> None:

@@ -34,7 +34,7 @@ def add_drift_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
     """Register the ``drift`` subcommand on the mlcore CLI."""
     parser = subparsers.add_parser(
         "drift",
-        help="compare current data with a reference table or the model's baseline",
+        help="compare current data with the reference or the model's baseline",
         description=(
             "Per column a graded verdict (none, moderate, major, or insufficient data) from the "
             "configured method (Wasserstein, PSI, KS, chi-squared, JS or KL) and data-quality "
