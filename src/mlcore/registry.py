@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mlcore.errors import RegistryError
-from mlcore.jsonio import write_json
+from mlcore.jsonio import dumps, write_json
 
 ApprovalStatus = Literal["PendingManualApproval", "Approved", "Rejected"]
 APPROVAL_STATUSES: tuple[ApprovalStatus, ...] = ("PendingManualApproval", "Approved", "Rejected")
@@ -103,7 +103,7 @@ class LocalModelRegistry:
                 "LastModifiedTime": now,
                 # SageMaker limits metadata values to strings; keep the same shape.
                 "CustomerMetadataProperties": {
-                    k: v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+                    k: v if isinstance(v, str) else dumps(v, sort_keys=True)
                     for k, v in (metadata or {}).items()
                 },
                 "InferenceSpecification": {
