@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from azure.ai.ml.entities import CronTrigger, RecurrenceTrigger
 from mlops_azure import endpoint, monitoring
 from mlops_azure.config import SETTINGS_FILE, AzureEnvironment
@@ -136,8 +137,17 @@ def test_changing_mlops_yaml_changes_the_monitor(dev_env: AzureEnvironment) -> N
     assert (monitor.trigger.frequency, monitor.trigger.interval) == ("hour", 6)
 
 
+def _regression_settings() -> MlopsSettings:
+    # A regression task needs regression gate metrics; mlops.yaml gates on auc, and overrides
+    # merge into its min_metrics rather than replace them.
+    data = yaml.safe_load(SETTINGS_FILE.read_text())
+    data["dataset"]["task"] = "regression"
+    data["gate"] = {"primary_metric": "r2", "min_metrics": {"r2": 0.0}}
+    return MlopsSettings.model_validate(data)
+
+
 def test_regression_monitors_numeric_prediction_drift(dev_env: AzureEnvironment) -> None:
-    settings = load_settings(SETTINGS_FILE, overrides={"dataset": {"task": "regression"}})
+    settings = _regression_settings()
     env = dev_env.model_copy(
         update={"monitoring": dev_env.monitoring.model_copy(update={"ml_task": None})}
     )
@@ -151,15 +161,20 @@ def test_regression_monitors_numeric_prediction_drift(dev_env: AzureEnvironment)
     assert prediction.categorical is None
 
 
+def test_a_regression_task_on_a_classification_monitor_is_refused(
+    dev_env: AzureEnvironment,
+) -> None:
+    with pytest.raises(ConfigError, match=r"dataset\.task 'regression'.*ml_task 'classification'"):
+        monitoring.build_monitor_schedule(
+            dev_env, _regression_settings(), deployment_name="blue", reference_data="azureml:r:1"
+        )
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
         ({"drift": {"numeric_method": "kl"}}, "numeric_method 'kl' has no Azure ML"),
         ({"drift": {"categorical_method": "kl"}}, "categorical_method 'kl' has no Azure ML"),
-        (
-            {"dataset": {"task": "regression"}},
-            "dataset.task 'regression'.*ml_task 'classification'",
-        ),
         ({"monitoring": {"schedule": "cron(0 12 * * ? 2027)"}}, "cannot run on Azure ML"),
     ],
 )
