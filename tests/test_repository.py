@@ -66,6 +66,9 @@ def test_mlcore_imports_only_what_it_declares() -> None:
         "starlette": "starlette",
         "uvicorn": "uvicorn",
         "rich": "rich",
+        "prometheus_client": "prometheus-client",
+        "threadpoolctl": "threadpoolctl",
+        "h11": "h11",
     }
     pyproject = (REPO / "pyproject.toml").read_text()
     dependencies = pyproject.split("dependencies = [", 1)[1].split("]", 1)[0].lower()

@@ -19,3 +19,7 @@ class ModelError(MlcoreError):
 
 class RegistryError(MlcoreError):
     """A model registry operation is not allowed in the registry's current state."""
+
+
+class OutputError(MlcoreError):
+    """An output folder could not be written (a full disk, no permission); nothing partial is left."""

@@ -3,8 +3,9 @@
 The metric names are SageMaker Model Monitor's model-quality names ("Model quality metrics
 and Amazon CloudWatch monitoring", docs.aws.amazon.com/sagemaker/latest/dg/
 model-monitor-model-quality-metrics.html), plus one-vs-rest AUC and log loss for multiclass
-models, which that layout lacks. This module holds the one authoritative list per problem
-type, and the lower-is-better set, that settings, the gate and the cloud pipelines use.
+models, which that layout lacks. The one list per problem type, and the lower-is-better
+set, that settings, the gate and the cloud pipelines use, is :mod:`mlcore.metric_names`,
+published here too (``from mlcore.evaluate import METRICS_BY_PROBLEM_TYPE, LOWER_IS_BETTER``).
 
 * binary: the positive label and decision threshold of :class:`mlcore.problem.Problem`
   define precision, recall, F-scores and the rates; AUC and log loss use the probability
@@ -38,60 +39,52 @@ from sklearn.preprocessing import label_binarize
 
 from mlcore.errors import DataError, ModelError
 from mlcore.jsonio import json_safe
+from mlcore.metric_names import (
+    ALL_METRICS,
+    BINARY,
+    BINARY_METRICS,
+    CLASSIFICATION_METRICS,
+    LOWER_IS_BETTER,
+    METRIC_SECTIONS,
+    METRICS_BY_PROBLEM_TYPE,
+    METRICS_BY_TASK,
+    MULTICLASS_METRICS,
+    PROBABILITY_METRICS,
+    REGRESSION,
+    REGRESSION_METRICS,
+    ProblemType,
+)
 from mlcore.model import PREDICTION_COLUMN, SCORE_COLUMN, ModelBundle
-from mlcore.problem import BINARY, MULTICLASS, REGRESSION, Problem, ProblemType
+from mlcore.problem import Problem
 
-BINARY_METRICS = (
-    "auc",
-    "accuracy",
-    "precision",
-    "recall",
-    "f0_5",
-    "f1",
-    "f2",
-    "log_loss",
-    "true_positive_rate",
-    "true_negative_rate",
-    "false_positive_rate",
-    "false_negative_rate",
-)
-MULTICLASS_METRICS = (
-    "auc",
-    "accuracy",
-    "weighted_precision",
-    "weighted_recall",
-    "weighted_f0_5",
-    "weighted_f1",
-    "weighted_f2",
-    "log_loss",
-)
-REGRESSION_METRICS = ("rmse", "mse", "mae", "r2")
-METRICS_BY_PROBLEM_TYPE: dict[ProblemType, tuple[str, ...]] = {
-    BINARY: BINARY_METRICS,
-    MULTICLASS: MULTICLASS_METRICS,
-    REGRESSION: REGRESSION_METRICS,
-}
-# A classification task is binary or multiclass only once the classes are known.
-CLASSIFICATION_METRICS = BINARY_METRICS + tuple(
-    m for m in MULTICLASS_METRICS if m not in BINARY_METRICS
-)
-METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
-    "classification": CLASSIFICATION_METRICS,
-    "regression": REGRESSION_METRICS,
-}
-ALL_METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS
-# Metrics where a lower value is better; every other metric is better when higher.
-LOWER_IS_BETTER = frozenset(
-    {"log_loss", "rmse", "mse", "mae", "false_positive_rate", "false_negative_rate"}
-)
-# The section of SageMaker's model-quality layout that holds each problem type's metrics.
-METRIC_SECTIONS: dict[ProblemType, str] = {
-    BINARY: "binary_classification_metrics",
-    MULTICLASS: "multiclass_classification_metrics",
-    REGRESSION: "regression_metrics",
-}
-# Metrics that need class probabilities, not only the predicted labels.
-PROBABILITY_METRICS = frozenset({"auc", "log_loss"})
+# The metric vocabulary is defined in mlcore.metric_names (no heavy imports, so settings can
+# validate gate names without loading scikit-learn) and published here, beside the code
+# that computes it.
+__all__ = [
+    "ALL_METRICS",
+    "BINARY_METRICS",
+    "CLASSIFICATION_METRICS",
+    "LOWER_IS_BETTER",
+    "METRICS_BY_PROBLEM_TYPE",
+    "METRICS_BY_TASK",
+    "METRIC_SECTIONS",
+    "MIN_SLICE_ROWS",
+    "MULTICLASS_METRICS",
+    "PROBABILITY_METRICS",
+    "REGRESSION_METRICS",
+    "STD_METHOD",
+    "MetricReport",
+    "compute_metrics",
+    "confusion_matrix",
+    "evaluate_bundle",
+    "evaluate_model",
+    "evaluation_document",
+    "metric_names",
+    "metrics_from_document",
+    "score_predictions",
+    "slice_metrics",
+]
+
 # Slices smaller than this give metrics too noisy to act on; they are reported with their size only.
 MIN_SLICE_ROWS = 30
 # SageMaker's standard deviation: 5 subsamples of 80%, from 200 rows up.

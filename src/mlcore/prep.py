@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from mlcore.atomic import check_output_dir, staged_output
 from mlcore.data import (
     DatasetSpec,
     Split,
@@ -105,9 +106,6 @@ def prepare(
         by_time=method == "time",
     )
     out = Path(output_dir)
-    for name in SPLITS:
-        save_table(getattr(split, name), out / name / f"{name}.parquet")
-    spec.save(out / "spec.json")
     lineage = {
         "source": source,
         "data_fingerprint": fingerprint(frame),
@@ -117,13 +115,19 @@ def prepare(
         "seed": training.seed,
         "split": method,
     }
-    write_json(out / "lineage.json", lineage)
+    # Published whole or not at all; the files later steps read first are moved in last.
+    with staged_output(out, last=("spec.json", "lineage.json")) as stage:
+        for name in SPLITS:
+            save_table(getattr(split, name), stage / name / f"{name}.parquet")
+        spec.save(stage / "spec.json")
+        write_json(stage / "lineage.json", lineage)
     return PrepResult(spec=spec, split=split, lineage=lineage, output_dir=out)
 
 
 def run_prep(
     *, data: str | Path, output_dir: str | Path, settings: MlopsSettings, target: str | None = None
 ) -> PrepResult:
+    check_output_dir(output_dir)  # before any work
     frame = load_table(data)
     spec = resolve_spec(frame, settings.dataset, target=target)
     return prepare(frame, spec, settings, output_dir, source=str(data))

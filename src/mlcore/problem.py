@@ -29,12 +29,25 @@ import pandas as pd
 
 from mlcore.data import DatasetSpec
 from mlcore.errors import DataError
+from mlcore.metric_names import BINARY, MULTICLASS, PROBLEM_TYPES, REGRESSION, ProblemType
 
-ProblemType = Literal["binary_classification", "multiclass_classification", "regression"]
-BINARY: ProblemType = "binary_classification"
-MULTICLASS: ProblemType = "multiclass_classification"
-REGRESSION: ProblemType = "regression"
-PROBLEM_TYPES: tuple[ProblemType, ...] = (BINARY, MULTICLASS, REGRESSION)
+__all__ = [
+    "BINARY",
+    "DEFAULT_DECISION_THRESHOLD",
+    "MULTICLASS",
+    "PROBLEM_TYPES",
+    "REGRESSION",
+    "RULE_CONVENTIONAL",
+    "RULE_DECLARED",
+    "RULE_LEGACY",
+    "RULE_MINORITY",
+    "Problem",
+    "ProblemType",
+    "choose_positive_label",
+    "class_metadata",
+    "problem_type_of",
+]
+
 
 # A binary model calls a row positive when P(positive) reaches this, unless configured.
 DEFAULT_DECISION_THRESHOLD = 0.5

@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from mlcore.atomic import check_output_dir, staged_output
 from mlcore.data import (
     DatasetSpec,
     coerce_features,
@@ -34,6 +35,7 @@ from mlcore.jsonio import write_json
 from mlcore.lineage import git_commit, library_versions
 from mlcore.model import (
     BASELINE_DIR,
+    METADATA_FILE,
     PREDICTION_COLUMN,
     SAMPLE_REQUEST_FILE,
     SCORE_COLUMN,
@@ -112,17 +114,21 @@ def save_trained_model(
     """
     from mlcore.drift import build_baseline  # the drift engine is needed only when saving
 
+    target = check_output_dir(model_dir, what="model folder")
     request = sample_request(reference, bundle.spec)
     bundle.metadata["sample_request_source"] = reference_source
-    model_dir = bundle.save(model_dir)
-    write_json(model_dir / SAMPLE_REQUEST_FILE, request)
     frame = reference_with_predictions(bundle, reference)
     prediction_columns = (SCORE_COLUMN,) if SCORE_COLUMN in frame else (PREDICTION_COLUMN,)
     baseline = build_baseline(
         frame, bundle.spec, drift_settings or DriftSettings(), prediction_columns=prediction_columns
     )
-    baseline.save(model_dir / BASELINE_DIR)
-    return model_dir
+    # Everything lands in a staging folder first: a full disk never leaves a model folder that
+    # loads without its baseline (metadata.json, which loading needs, is published last).
+    with staged_output(target, last=(METADATA_FILE,)) as stage:
+        bundle.save(stage)
+        write_json(stage / SAMPLE_REQUEST_FILE, request)
+        baseline.save(stage / BASELINE_DIR)
+    return target
 
 
 def reference_with_predictions(bundle: ModelBundle, frame: pd.DataFrame) -> pd.DataFrame:
@@ -159,6 +165,7 @@ def train_from_paths(
     ``positive_label`` and ``decision_threshold`` (dataset settings) apply to an inferred spec;
     a spec file carries its own.
     """
+    check_output_dir(model_dir, what="model folder")  # before any work, not after training
     train = load_table(data)
     if spec_path is not None:
         spec = DatasetSpec.load(spec_path)
