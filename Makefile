@@ -49,8 +49,10 @@ demo: $(VENV)/.demo-installed
 	$(BIN)/mlcore demo --output out/demo
 	$(MAKE) --no-print-directory aws-summary
 
+# Two test workers on two cores: one OpenMP thread each, or HistGradientBoosting's thread teams
+# spin against each other and training in tests gets several times slower.
 test: $(VENV)/.dev-installed node_modules/.package-lock.json
-	$(BIN)/pytest -n 2 --dist loadgroup
+	OMP_NUM_THREADS=1 $(BIN)/pytest -n 2 --dist loadgroup
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from mlcore import __version__
 from mlcore.errors import MlcoreError
+from mlcore.jsonio import dumps
 from mlcore.settings_file import DEFAULT_SETTINGS_FILE, SETTINGS_ENV_VAR, settings_path
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def _cmd_prep(args: argparse.Namespace) -> int:
         settings=settings_from_args(args),
         target=args.target,
     )
-    print(json.dumps({"output": str(result.output_dir), **result.lineage["split_rows"]}))
+    print(dumps({"output": str(result.output_dir), **result.lineage["split_rows"]}))
     return 0
 
 
@@ -95,11 +96,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         spec_path=args.spec,
         timestamp=settings.dataset.timestamp,
         id_columns=tuple(settings.dataset.id_columns),
+        positive_label=settings.dataset.positive_label,
+        decision_threshold=settings.dataset.decision_threshold,
         drift_settings=settings.drift,
         commit=args.git_commit,
     )
     print(
-        json.dumps(
+        dumps(
             {
                 "model_dir": str(args.model_dir),
                 "validation_metrics": bundle.metadata.get("validation_metrics"),
@@ -119,7 +122,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         settings=settings_from_args(args),
         champion_dir=args.champion_dir,
     )
-    print(json.dumps({"gate_passed": result.gate.passed, "metrics": result.metrics}, default=str))
+    print(dumps({"gate_passed": result.gate.passed, "metrics": result.metrics}))
     if args.fail_on_gate and not result.gate.passed:
         print("quality gate failed: " + "; ".join(result.gate.reasons), file=sys.stderr)
         return EXIT_GATE_FAILED

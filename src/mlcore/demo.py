@@ -387,27 +387,19 @@ def _summary_document(result: DemoResult) -> dict[str, Any]:
 
 
 def _print_summary(console: Console, result: DemoResult, out: Path) -> None:
-    table = Table(title="MLOps loop, run locally", show_lines=False)
-    for column in ("model", "status", "AUC", "F1", "gate"):
-        table.add_column(column)
-    for row in result.versions:
-        metrics = row["metrics"]
-        table.add_row(
-            f"v{row['version']}",
-            str(row["status"]),
-            f"{metrics.get('auc', float('nan')):.3f}",
-            f"{metrics.get('f1', float('nan')):.3f}",
-            _gate_text(row["gate"]),
-        )
+    rows = [(f"v{row['version']}", str(row["status"]), row) for row in result.versions]
     if result.blocked:
-        metrics = result.blocked["metrics"]
-        table.add_row(
-            "bad",
-            "not registered",
-            f"{metrics['auc']:.3f}",
-            f"{metrics['f1']:.3f}",
-            _gate_text(result.blocked["gate"]),
-        )
+        rows.append(("bad", "not registered", result.blocked))
+    # The gate's primary metric first, then one everybody reads for the task.
+    primary = rows[0][2]["gate"]["primary_metric"] if rows else "auc"
+    second = "rmse" if rows and "rmse" in rows[0][2]["metrics"] else "accuracy"
+    columns = [primary] if primary == second else [primary, second]
+    table = Table(title="MLOps loop, run locally", show_lines=False)
+    for column in ("model", "status", *columns, "gate"):
+        table.add_column(column)
+    for name, status, row in rows:
+        values = [f"{row['metrics'].get(c, float('nan')):.3f}" for c in columns]
+        table.add_row(name, status, *values, _gate_text(row["gate"]))
     console.print(table)
     if result.drift is not None:
         drifted = ", ".join(result.drift.drifted_features) or "none"

@@ -18,7 +18,7 @@ from pathlib import Path
 from mlcore.atomic import check_output_dir, staged_output
 from mlcore.data import fingerprint, load_table, validate_frame
 from mlcore.errors import ModelError
-from mlcore.evaluate import evaluate_model, evaluation_document, slice_metrics
+from mlcore.evaluate import MetricReport, evaluate_bundle, evaluation_document, slice_metrics
 from mlcore.gate import GateDecision, evaluate_gate
 from mlcore.jsonio import write_json
 from mlcore.model import (
@@ -40,6 +40,7 @@ class EvaluationResult:
     metrics: dict[str, float]
     gate: GateDecision
     output_dir: Path
+    report: MetricReport
 
 
 def load_model_dir(model_dir: str | Path) -> ModelBundle:
@@ -64,15 +65,22 @@ def run_evaluation(
 ) -> EvaluationResult:
     """Evaluate the challenger (and the champion on the same data), gate, and write the reports.
 
-    The reports are published together (see :mod:`mlcore.atomic`): a failed write leaves
-    no evaluation.json behind for a ConditionStep to read.
+    The champion is scored with the challenger's positive label, so both are measured on
+    the same terms; the gate's metric names are checked against the challenger's problem
+    type (see :meth:`mlcore.settings.GateSettings.for_problem`). The reports are published
+    together (see :mod:`mlcore.atomic`): a failed write leaves no evaluation.json behind
+    for a ConditionStep to read.
     """
     check_output_dir(output_dir)  # before any work
     challenger_dir = _model_folder(model_dir)
     challenger = ModelBundle.load(challenger_dir)
+    problem = challenger.problem
+    gate_settings = settings.gate.for_problem(problem.problem_type)
     frame = load_table(data)
     validate_frame(frame, challenger.spec)
-    metrics = evaluate_model(challenger, frame)
+    seed = settings.training.seed
+    report = evaluate_bundle(challenger, frame, seed=seed)
+    metrics = report.metrics
     champion_metrics = None
     if champion_dir is not None:
         champion = load_model_dir(champion_dir)
@@ -83,8 +91,8 @@ def run_evaluation(
             logger.warning(
                 "champion and challenger use different features; comparing on the same rows anyway"
             )
-        champion_metrics = evaluate_model(champion, frame)
-    decision = evaluate_gate(metrics, champion_metrics, settings.gate)
+        champion_metrics = evaluate_bundle(champion, frame, seed=seed, problem=problem).metrics
+    decision = evaluate_gate(metrics, champion_metrics, gate_settings)
 
     scored = frame.join(challenger.predict(frame))
     slice_columns = [c for c in settings.dataset.slice_columns if c in frame.columns]
@@ -92,13 +100,16 @@ def run_evaluation(
         scored,
         slice_columns=slice_columns,
         target=challenger.spec.target,
-        task=challenger.spec.task,
+        problem=problem,
+        probabilities=(
+            challenger.predict_proba(frame) if challenger.spec.task == "classification" else None
+        ),
     )
 
     out = Path(output_dir)
     card = build_model_card(
         challenger,
-        metrics=metrics,
+        report=report,
         slices=slices,
         gate=decision,
         evaluation_rows=len(frame),
@@ -108,9 +119,7 @@ def run_evaluation(
     sample = challenger_dir / SAMPLE_REQUEST_FILE
     # What the pipeline reads first (evaluation.json, gate.json) is published last.
     with staged_output(out, last=("gate.json", "evaluation.json")) as stage:
-        write_json(
-            stage / "evaluation.json", evaluation_document(metrics, task=challenger.spec.task)
-        )
+        write_json(stage / "evaluation.json", evaluation_document(report))
         write_json(
             stage / "gate.json",
             {**decision.to_dict(), MODEL_SHA256_KEY: file_sha256(challenger_dir / MODEL_FILE)},
@@ -124,4 +133,4 @@ def run_evaluation(
     logger.info(
         "gate %s: %s", "passed" if decision.passed else "failed", "; ".join(decision.reasons)
     )
-    return EvaluationResult(metrics=metrics, gate=decision, output_dir=out)
+    return EvaluationResult(metrics=metrics, gate=decision, output_dir=out, report=report)

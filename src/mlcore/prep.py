@@ -25,8 +25,10 @@ from mlcore.data import (
     split_frame,
     validate_frame,
 )
+from mlcore.errors import ConfigError
 from mlcore.jsonio import write_json
-from mlcore.settings import DatasetSettings, MlopsSettings
+from mlcore.problem import BINARY, choose_positive_label, problem_type_of
+from mlcore.settings import DatasetSettings, MlopsSettings, TrainingSettings
 
 SPLITS = ("train", "validation", "test")
 
@@ -53,7 +55,21 @@ def resolve_spec(
         numeric=dataset.numeric,
         categorical=dataset.categorical,
         exclude=ids,
+        positive_label=dataset.positive_label,
+        decision_threshold=dataset.decision_threshold,
     )
+
+
+def split_method(spec: DatasetSpec, training: TrainingSettings) -> str:
+    """``training.split`` resolved: "auto" is "time" when the spec has a timestamp, else "random"."""
+    if training.split == "auto":
+        return "time" if spec.timestamp else "random"
+    if training.split == "time" and not spec.timestamp:
+        raise ConfigError(
+            "training.split is 'time' but the data has no timestamp column: set "
+            "dataset.timestamp to a column of the data, or training.split to 'random'"
+        )
+    return training.split
 
 
 def prepare(
@@ -64,15 +80,30 @@ def prepare(
     *,
     source: str,
 ) -> PrepResult:
-    """Validate and split ``frame`` and write the prep outputs."""
+    """Validate and split ``frame`` and write the prep outputs.
+
+    Settings that cannot fit this data fail here, before any training: gate metrics of
+    another problem type, a positive label that is not one of the target's classes.
+    """
     validate_frame(frame, spec)
+    problem_type = problem_type_of(spec.task, frame[spec.target])
+    settings.gate.for_problem(problem_type)
+    if spec.positive_label is not None and problem_type == BINARY:
+        choose_positive_label(frame[spec.target], spec.positive_label)
+    elif spec.positive_label is not None:
+        raise ConfigError(
+            f"dataset.positive_label is set ({spec.positive_label!r}) but {spec.target!r} is "
+            f"{problem_type.replace('_', ' ')}; a positive label applies to binary targets only"
+        )
     training = settings.training
+    method = split_method(spec, training)
     split = split_frame(
         frame,
         spec,
         validation_fraction=training.validation_fraction,
         test_fraction=training.test_fraction,
         seed=training.seed,
+        by_time=method == "time",
     )
     out = Path(output_dir)
     lineage = {
@@ -82,6 +113,7 @@ def prepare(
         "split_rows": {name: len(getattr(split, name)) for name in SPLITS},
         "split_fingerprints": {name: fingerprint(getattr(split, name)) for name in SPLITS},
         "seed": training.seed,
+        "split": method,
     }
     # Published whole or not at all; the files later steps read first are moved in last.
     with staged_output(out, last=("spec.json", "lineage.json")) as stage:

@@ -16,10 +16,23 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mlcore.errors import ConfigError
+from mlcore.metric_names import (
+    ALL_METRICS,
+    LOWER_IS_BETTER,
+    METRICS_BY_PROBLEM_TYPE,
+    METRICS_BY_TASK,
+)
 
 # Kept in an import-light module for the command line's help; re-exported here.
 from mlcore.settings_file import DEFAULT_SETTINGS_FILE as DEFAULT_SETTINGS_FILE
 from mlcore.settings_file import SETTINGS_ENV_VAR as SETTINGS_ENV_VAR
+
+# What a gate may name, by task (known when the settings load) or by problem type (known
+# once the classes are).
+_GATEABLE_METRICS: dict[str, tuple[str, ...]] = {
+    **METRICS_BY_TASK,
+    **{str(k): v for k, v in METRICS_BY_PROBLEM_TYPE.items()},
+}
 
 
 class _Frozen(BaseModel):
@@ -41,6 +54,18 @@ class DatasetSettings(_Frozen):
     id_columns: list[str] = Field(default_factory=lambda: ["customer_id"])
     task: Literal["classification", "regression"] | None = None
     slice_columns: list[str] = Field(default_factory=lambda: ["region", "contract_type"])
+    positive_label: str | int | float | bool | None = Field(
+        default=None,
+        description="the class a binary model is built to find; when null, a conventional "
+        "pair gives it (1 of 0/1, true, 'yes', 'positive', ...), else the rarer training class",
+    )
+    decision_threshold: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="a binary model predicts the positive label when its probability "
+        "reaches this; null means 0.5",
+    )
 
 
 HyperparameterValue = float | int | str | bool | None
@@ -60,19 +85,108 @@ class TrainingSettings(_Frozen):
     seed: int = 42
     validation_fraction: float = Field(0.15, gt=0, lt=1)
     test_fraction: float = Field(0.15, gt=0, lt=1)
+    split: Literal["auto", "time", "random"] = Field(
+        "auto",
+        description="time: the most recent rows are the test set, then validation; random: "
+        "shuffled with the seed; auto: time when the data has the declared timestamp",
+    )
 
 
 class GateSettings(_Frozen):
-    """The quality gate. ``min_metrics`` are floors (higher is better), ``max_metrics`` ceilings.
+    """The quality gate. ``min_metrics`` are floors, ``max_metrics`` ceilings.
 
-    A challenger must also not be worse than the champion on ``primary_metric`` by
-    more than ``champion_tolerance`` (absolute).
+    Floors apply to higher-is-better metrics and ceilings to lower-is-better ones
+    (``mlcore.evaluate.LOWER_IS_BETTER``); the other way round is refused, since a floor
+    on RMSE would pass worse models and fail better ones. A challenger must also not be
+    worse than the champion on ``primary_metric`` by more than ``champion_tolerance``
+    (absolute). Metric names are checked against the task (``dataset.task``) when the
+    settings load, and against the model's problem type when it is evaluated.
+
+    When ``primary_metric`` and ``min_metrics`` are not set, a classifier is gated on
+    ``auc >= 0.70`` (one-vs-rest for multiclass) and a regressor on ``r2 >= 0``: better
+    than always predicting the mean.
     """
 
     primary_metric: str = "auc"
     min_metrics: dict[str, float] = Field(default_factory=lambda: {"auc": 0.70})
     max_metrics: dict[str, float] = Field(default_factory=dict)
     champion_tolerance: float = Field(0.005, ge=0)
+
+    @model_validator(mode="after")
+    def _thresholds_point_the_right_way(self) -> GateSettings:
+        problems = []
+        for where, names in (
+            ("gate.primary_metric", [self.primary_metric]),
+            ("gate.min_metrics", list(self.min_metrics)),
+            ("gate.max_metrics", list(self.max_metrics)),
+        ):
+            problems += [
+                f"{where} names unknown metric {name!r}; known metrics: {', '.join(ALL_METRICS)}"
+                for name in names
+                if name not in ALL_METRICS
+            ]
+        problems += [
+            f"gate.min_metrics.{name}: lower is better for {name}, so a floor would pass worse "
+            f"models and fail better ones; put it under gate.max_metrics (a ceiling)"
+            for name in self.min_metrics
+            if name in LOWER_IS_BETTER
+        ]
+        problems += [
+            f"gate.max_metrics.{name}: higher is better for {name}, so a ceiling would fail "
+            f"better models; put it under gate.min_metrics (a floor)"
+            for name in self.max_metrics
+            if name in ALL_METRICS and name not in LOWER_IS_BETTER
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def for_problem(self, problem_type: str) -> GateSettings:
+        """This gate for a model of ``problem_type`` ("binary_classification",
+        "multiclass_classification" or "regression", or the task "classification").
+
+        Where ``primary_metric`` and ``min_metrics`` were left unset, a regressor gets the
+        regression defaults. Every gated name must be a metric of that problem type.
+
+        Raises
+        ------
+        ConfigError
+            Naming the metrics that do not apply and the valid ones for that problem type.
+        """
+        valid = _GATEABLE_METRICS.get(problem_type)
+        if valid is None:
+            raise ConfigError(
+                f"unknown problem type {problem_type!r}; expected one of {sorted(_GATEABLE_METRICS)}"
+            )
+        gate = self
+        if problem_type == "regression":
+            defaults = {
+                "primary_metric": REGRESSION_GATE["primary_metric"],
+                "min_metrics": REGRESSION_GATE["min_metrics"],
+            }
+            unset = {k: v for k, v in defaults.items() if k not in self.model_fields_set}
+            if unset:
+                gate = self.model_copy(update=unset)
+        wrong = [
+            f"{where} {name!r}"
+            for where, names in (
+                ("gate.primary_metric", [gate.primary_metric]),
+                ("gate.min_metrics", list(gate.min_metrics)),
+                ("gate.max_metrics", list(gate.max_metrics)),
+            )
+            for name in names
+            if name not in valid
+        ]
+        if wrong:
+            raise ConfigError(
+                f"{', '.join(wrong)} is not computed for {problem_type.replace('_', ' ')} models; "
+                f"valid metrics for that task: {', '.join(valid)}"
+            )
+        return gate
+
+
+# The gate a regressor gets when the settings name no metric: better than predicting the mean.
+REGRESSION_GATE: dict[str, Any] = {"primary_metric": "r2", "min_metrics": {"r2": 0.0}}
 
 
 class Bands(_Frozen):
@@ -226,6 +340,31 @@ class MlopsSettings(_Frozen):
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _regression_gate_defaults(cls, data: Any) -> Any:
+        # A declared regression task with no gate metrics gets the regression gate, so every
+        # reader of settings.gate (the cloud pipelines too) sees the metrics actually gated.
+        if not isinstance(data, dict):
+            return data
+        dataset, gate = data.get("dataset"), data.get("gate")
+        task = dataset.get("task") if isinstance(dataset, dict) else getattr(dataset, "task", None)
+        if task != "regression" or isinstance(gate, GateSettings):
+            return data
+        gate = dict(gate or {})
+        for key, value in REGRESSION_GATE.items():
+            gate.setdefault(key, value)
+        return {**data, "gate": gate}
+
+    @model_validator(mode="after")
+    def _gate_fits_the_declared_task(self) -> MlopsSettings:
+        if self.dataset.task is not None:
+            try:
+                self.gate.for_problem(self.dataset.task)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from exc
+        return self
+
     @model_validator(mode="after")
     def _split_leaves_training_rows(self) -> MlopsSettings:
         if self.training.validation_fraction + self.training.test_fraction >= 0.9:
@@ -263,7 +402,10 @@ def load_settings(
     try:
         return MlopsSettings.model_validate(data)
     except ValidationError as exc:
-        lines = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
+        lines = [
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" if err["loc"] else err["msg"]
+            for err in exc.errors()
+        ]
         raise ConfigError(f"invalid settings in {source}:\n  - " + "\n  - ".join(lines)) from exc
 
 

@@ -43,6 +43,7 @@ from mlcore.model import (
     sample_request,
 )
 from mlcore.pipeline_factory import build_pipeline, coerce_hyperparameters
+from mlcore.problem import class_metadata
 from mlcore.settings import DriftSettings, TrainingSettings
 
 logger = logging.getLogger(__name__)
@@ -86,7 +87,8 @@ def train_model(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     if spec.task == "classification":
-        metadata["classes"] = [_plain(c) for c in pipeline.classes_]
+        # Classes, and for a binary target the positive label and decision threshold.
+        metadata.update(class_metadata(spec, pipeline.classes_, train[spec.target]))
     bundle = ModelBundle(pipeline=pipeline, spec=spec, metadata=metadata)
     if validation is not None:
         bundle.metadata["validation_metrics"] = evaluate_model(bundle, validation)
@@ -228,10 +230,6 @@ def _out_of_fold_predictions(bundle: ModelBundle, training: pd.DataFrame) -> pd.
     return pd.concat(parts).sort_index().reset_index(drop=True)
 
 
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
-
-
 def split_hyperparameters(raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Separate mlcore's control keys (target, algorithm, seed, ...) from estimator hyperparameters."""
     control = {k: raw[k] for k in _CONTROL_KEYS if k in raw}
@@ -251,8 +249,14 @@ def train_from_paths(
     drift_settings: DriftSettings | None = None,
     commit: str | None = None,
     id_columns: tuple[str, ...] = (),
+    positive_label: str | int | float | bool | None = None,
+    decision_threshold: float | None = None,
 ) -> ModelBundle:
-    """Load the data, resolve the spec (declared file, or inferred from ``target``) and train."""
+    """Load the data, resolve the spec (declared file, or inferred from ``target``) and train.
+
+    ``positive_label`` and ``decision_threshold`` (dataset settings) apply to an inferred spec;
+    a spec file carries its own.
+    """
     check_output_dir(model_dir, what="model folder")  # before any work, not after training
     train = load_table(data)
     if spec_path is not None:
@@ -260,7 +264,14 @@ def train_from_paths(
     elif target is not None:
         present_ids = tuple(c for c in id_columns if c in train.columns)
         ts = timestamp if timestamp in train.columns else None
-        spec = infer_spec(train, target=target, timestamp=ts, exclude=present_ids)
+        spec = infer_spec(
+            train,
+            target=target,
+            timestamp=ts,
+            exclude=present_ids,
+            positive_label=positive_label,
+            decision_threshold=decision_threshold,
+        )
     else:
         raise ConfigError("give the target column (--target) or a dataset spec file (--spec)")
     validation_frame = load_table(validation) if validation is not None else None

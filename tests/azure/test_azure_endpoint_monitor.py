@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from azure.ai.ml.entities import CronTrigger, RecurrenceTrigger
 from mlops_azure import endpoint, monitoring
 from mlops_azure.config import AzureEnvironment
@@ -158,15 +159,26 @@ def test_changing_mlops_yaml_changes_the_monitor(dev_env: AzureEnvironment) -> N
     assert (monitor.trigger.frequency, monitor.trigger.interval) == ("hour", 6)
 
 
+def test_a_regression_task_on_a_classification_monitor_is_refused(
+    dev_env: AzureEnvironment,
+) -> None:
+    # A regression task needs regression gate metrics: the fixture gates on auc, and
+    # overrides merge into its min_metrics rather than replace them.
+    data = yaml.safe_load(SETTINGS_FILE.read_text())
+    data["dataset"]["task"] = "regression"
+    data["gate"] = {"primary_metric": "r2", "min_metrics": {"r2": 0.0}}
+    settings = MlopsSettings.model_validate(data)
+    with pytest.raises(ConfigError, match=r"dataset\.task 'regression'.*ml_task 'classification'"):
+        monitoring.build_monitor_schedule(
+            dev_env, settings, deployment_name="blue", reference_data="azureml:r:1"
+        )
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
         ({"drift": {"numeric_method": "kl"}}, "numeric_method 'kl' has no Azure ML"),
         ({"drift": {"categorical_method": "kl"}}, "categorical_method 'kl' has no Azure ML"),
-        (
-            {"dataset": {"task": "regression"}},
-            "dataset.task 'regression'.*ml_task 'classification'",
-        ),
         ({"monitoring": {"schedule": "cron(0 12 * * ? 2027)"}}, "cannot run on Azure ML"),
     ],
 )

@@ -31,6 +31,10 @@ class DatasetSpec:
     categorical : categorical feature columns (strings or small integer codes).
     timestamp : optional event-time column, used for time-ordered splits and drift windows.
     task : "classification" or "regression".
+    positive_label : the class a binary classifier is built to find; None lets training
+        choose it by the documented rule (:mod:`mlcore.problem`).
+    decision_threshold : a binary classifier predicts the positive label when its
+        probability reaches this; None means 0.5.
 
     Examples
     --------
@@ -45,6 +49,8 @@ class DatasetSpec:
     timestamp: str | None = None
     task: Task = "classification"
     id_columns: tuple[str, ...] = field(default=())
+    positive_label: str | int | float | bool | None = None
+    decision_threshold: float | None = None
 
     def __post_init__(self) -> None:
         # Accept lists from JSON/YAML but store tuples so the spec stays hashable.
@@ -65,6 +71,16 @@ class DatasetSpec:
             problems.append(f"target {self.target!r} is also declared as a feature")
         if self.timestamp is not None and self.timestamp in self.features:
             problems.append(f"timestamp {self.timestamp!r} is also declared as a feature")
+        if self.task == "regression" and (
+            self.positive_label is not None or self.decision_threshold is not None
+        ):
+            problems.append(
+                "positive_label and decision_threshold apply to classification, not regression"
+            )
+        if self.decision_threshold is not None and not 0 < self.decision_threshold < 1:
+            problems.append(
+                f"decision_threshold must be between 0 and 1, got {self.decision_threshold}"
+            )
         if problems:
             raise DataError("invalid dataset spec: " + "; ".join(problems))
 
@@ -78,7 +94,16 @@ class DatasetSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DatasetSpec:
-        allowed = {"target", "numeric", "categorical", "timestamp", "task", "id_columns"}
+        allowed = {
+            "target",
+            "numeric",
+            "categorical",
+            "timestamp",
+            "task",
+            "id_columns",
+            "positive_label",
+            "decision_threshold",
+        }
         unknown = set(data) - allowed
         if unknown:
             raise DataError(
@@ -108,6 +133,8 @@ def infer_spec(
     numeric: Sequence[str] | None = None,
     categorical: Sequence[str] | None = None,
     exclude: Sequence[str] = (),
+    positive_label: str | int | float | bool | None = None,
+    decision_threshold: float | None = None,
 ) -> DatasetSpec:
     """Infer feature types from column dtypes; declared lists take precedence.
 
@@ -139,6 +166,8 @@ def infer_spec(
         timestamp=timestamp,
         task=task,
         id_columns=tuple(exclude),
+        positive_label=positive_label,
+        decision_threshold=decision_threshold,
     )
 
 
