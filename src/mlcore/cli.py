@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ from mlcore.settings import (
     SETTINGS_ENV_VAR,
     MlopsSettings,
     load_settings,
+    resolve_settings_path,
 )
 
 logger = logging.getLogger("mlcore")
@@ -32,10 +32,7 @@ EXIT_GATE_FAILED = 3
 
 def settings_from_args(args: argparse.Namespace) -> MlopsSettings:
     """``--settings FILE``; else ``$MLOPS_SETTINGS``; else ./mlops.yaml when present; else defaults."""
-    path = getattr(args, "settings", None) or os.environ.get(SETTINGS_ENV_VAR) or None
-    if path is None and Path(DEFAULT_SETTINGS_FILE).exists():
-        path = DEFAULT_SETTINGS_FILE
-    return load_settings(path)
+    return load_settings(resolve_settings_path(getattr(args, "settings", None)))
 
 
 def _add_settings_option(parser: argparse.ArgumentParser) -> None:
@@ -61,13 +58,18 @@ def _cmd_prep(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from mlcore.tracking import resolve_tracking
     from mlcore.train import run_sagemaker_training, train_from_paths
 
     settings = settings_from_args(args)
     if args.data is None and args.model_dir is None:
         # No paths: we are the entry point of a SageMaker training container.
         return run_sagemaker_training(
-            root=args.sagemaker_root, base_settings=settings.training, drift_settings=settings.drift
+            root=args.sagemaker_root,
+            base_settings=settings.training,
+            drift_settings=settings.drift,
+            dataset=settings.dataset,
+            tracking=resolve_tracking(settings),
         )
     if args.data is None or args.model_dir is None:
         raise MlcoreError(
@@ -85,18 +87,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
             update={"hyperparameters": {**training.hyperparameters, **overrides}}
         )
     if args.algorithm:
-        training = training.model_copy(update={"algorithm": args.algorithm})
+        training = training.model_copy(update={"algorithm": args.algorithm, "estimator": None})
+    if args.estimator:
+        training = training.model_copy(update={"estimator": args.estimator})
     bundle = train_from_paths(
         data=args.data,
         model_dir=args.model_dir,
         settings=training,
-        target=args.target or (None if args.spec else settings.dataset.target),
+        target=args.target,
         validation=args.validation,
         spec_path=args.spec,
-        timestamp=settings.dataset.timestamp,
-        id_columns=tuple(settings.dataset.id_columns),
+        dataset=settings.dataset,
         drift_settings=settings.drift,
         commit=args.git_commit,
+        tracking=resolve_tracking(settings),
     )
     print(
         json.dumps(
@@ -111,14 +115,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from mlcore.evaluation_job import run_evaluation
+    from mlcore.tracking import resolve_tracking, track_evaluation
 
+    settings = settings_from_args(args)
+    tracking = resolve_tracking(settings)
     result = run_evaluation(
         model_dir=args.model_dir,
         data=args.data,
         output_dir=args.output,
-        settings=settings_from_args(args),
+        settings=settings,
         champion_dir=args.champion_dir,
     )
+    if tracking is not None:
+        track_evaluation(tracking, model_dir=Path(args.model_dir), output_dir=result.output_dir)
     print(json.dumps({"gate_passed": result.gate.passed, "metrics": result.metrics}, default=str))
     if args.fail_on_gate and not result.gate.passed:
         print("quality gate failed: " + "; ".join(result.gate.reasons), file=sys.stderr)
@@ -149,11 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     prep = sub.add_parser("prep", help="validate raw data, split it and record its lineage")
-    prep.add_argument("--data", required=True, help="CSV or Parquet file, or a folder of them")
+    prep.add_argument(
+        "--data", help="CSV or Parquet file, or a folder of them (default: dataset.path)"
+    )
     prep.add_argument(
         "--output",
-        required=True,
-        help="folder for train/, validation/, test/, spec.json, lineage.json",
+        default="out/prep",
+        help="folder for train/, validation/, test/, spec.json, lineage.json (default: out/prep)",
     )
     prep.add_argument("--target", help="target column (default: dataset.target in the settings)")
     _add_settings_option(prep)
@@ -168,14 +179,29 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", help="training data: CSV or Parquet file, or a folder of them")
     train.add_argument("--model-dir", help="folder to write the model to")
     train.add_argument(
-        "--target", help="target column (features are inferred unless --spec is given)"
+        "--target",
+        help="target column: resolve the spec from the settings with this target instead of "
+        "prep's spec.json",
     )
     train.add_argument(
-        "--validation", help="validation data, for the metrics recorded with the model"
+        "--validation",
+        help="validation data, for the metrics recorded with the model (default: validation/ "
+        "beside a train/ folder that prep wrote)",
     )
-    train.add_argument("--spec", help="dataset spec JSON written by `mlcore prep`")
     train.add_argument(
-        "--algorithm", help="hist_gradient_boosting, random_forest, logistic_regression or ridge"
+        "--spec",
+        help="dataset spec JSON (default: prep's spec.json beside train/, else resolved from "
+        "the settings' dataset section)",
+    )
+    train.add_argument(
+        "--algorithm",
+        help="hist_gradient_boosting, random_forest, logistic_regression, ridge, xgboost or "
+        "lightgbm (default: training.algorithm)",
+    )
+    train.add_argument(
+        "--estimator",
+        metavar="MODULE:FACTORY",
+        help="your own scikit-learn-compatible estimator factory (default: training.estimator)",
     )
     train.add_argument(
         "--hyperparameters", help='JSON object of estimator hyperparameters, e.g. {"max_iter": 300}'
@@ -230,12 +256,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_component_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from mlcore.drift.cli import add_drift_parser
+    from mlcore.project_init import add_extras_parser, add_init_parser
     from mlcore.quality import add_quality_parser
     from mlcore.serve.cli import add_serve_parser
 
+    add_init_parser(sub)
     add_drift_parser(sub)
     add_quality_parser(sub)
     add_serve_parser(sub)
+    add_extras_parser(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

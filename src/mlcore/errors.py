@@ -19,3 +19,7 @@ class ModelError(MlcoreError):
 
 class RegistryError(MlcoreError):
     """A model registry operation is not allowed in the registry's current state."""
+
+
+class TrackingError(MlcoreError):
+    """Logging a run to the MLflow tracking server or store failed."""

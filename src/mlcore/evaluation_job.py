@@ -15,7 +15,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlcore.data import fingerprint, load_table, validate_frame
+from mlcore.data import check_declared_columns, fingerprint, load_table, validate_frame
 from mlcore.errors import ModelError
 from mlcore.evaluate import evaluate_model, evaluation_document, slice_metrics
 from mlcore.gate import GateDecision, evaluate_gate
@@ -59,13 +59,18 @@ def run_evaluation(
     output_dir: str | Path,
     settings: MlopsSettings,
     champion_dir: str | Path | None = None,
-    model_name: str = "challenger",
+    model_name: str | None = None,
 ) -> EvaluationResult:
-    """Evaluate the challenger (and the champion on the same data), gate, and write the reports."""
+    """Evaluate the challenger (and the champion on the same data), gate, and write the reports.
+
+    The model card is titled ``model_name`` (default: the project's name, ``<project> model``).
+    """
     challenger_dir = _model_folder(model_dir)
     challenger = ModelBundle.load(challenger_dir)
     frame = load_table(data)
     validate_frame(frame, challenger.spec)
+    # A misspelt slice column is an error naming it, never a slice silently left out.
+    check_declared_columns(frame, {"dataset.slice_columns": settings.dataset.slice_columns})
     metrics = evaluate_model(challenger, frame)
     champion_metrics = None
     if champion_dir is not None:
@@ -81,7 +86,7 @@ def run_evaluation(
     decision = evaluate_gate(metrics, champion_metrics, settings.gate)
 
     scored = frame.join(challenger.predict(frame))
-    slice_columns = [c for c in settings.dataset.slice_columns if c in frame.columns]
+    slice_columns = list(settings.dataset.slice_columns)
     slices = slice_metrics(
         scored,
         slice_columns=slice_columns,
@@ -93,7 +98,12 @@ def run_evaluation(
     write_json(out / "evaluation.json", evaluation_document(metrics, task=challenger.spec.task))
     write_json(
         out / "gate.json",
-        {**decision.to_dict(), MODEL_SHA256_KEY: file_sha256(challenger_dir / MODEL_FILE)},
+        {
+            **decision.to_dict(),
+            MODEL_SHA256_KEY: file_sha256(challenger_dir / MODEL_FILE),
+            # The MLflow run the model was trained in (null when untracked), for the registers.
+            "mlflow_run_id": challenger.metadata.get("mlflow_run_id"),
+        },
     )
     sample = challenger_dir / SAMPLE_REQUEST_FILE
     if sample.is_file():
@@ -108,7 +118,7 @@ def run_evaluation(
         gate=decision,
         evaluation_rows=len(frame),
         evaluation_fingerprint=fingerprint(frame),
-        name=model_name,
+        name=model_name or f"{settings.project} model",
     )
     write_model_card(card, out)
     logger.info(
