@@ -433,6 +433,8 @@ def _quiet() -> Iterator[None]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", FutureWarning)
+            # MLflow's advice about its own type hints and formats, raised from its modules.
+            warnings.filterwarnings("ignore", module=r"mlflow(\.|$)")
             yield
     finally:
         mlflow_logger.setLevel(level)

@@ -15,11 +15,11 @@ from mlcore.errors import DataError
 class DataValidationError(DataError):
     """The data does not match its spec. ``problems`` lists each mismatch."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(
+        self, problems: list[str], *, heading: str = "the data does not match the dataset spec"
+    ) -> None:
         self.problems = problems
-        super().__init__(
-            "the data does not match the dataset spec:\n  - " + "\n  - ".join(problems)
-        )
+        super().__init__(f"{heading}:\n  - " + "\n  - ".join(problems))
 
 
 def check_declared_columns(frame: pd.DataFrame, declared: Mapping[str, Sequence[str]]) -> None:
@@ -40,7 +40,8 @@ def check_declared_columns(frame: pd.DataFrame, declared: Mapping[str, Sequence[
             problems.append(f"{setting} names column {name!r}, which is not in the data{hint}")
     if problems:
         raise DataValidationError(
-            [*problems, f"the data has columns {columns}: fix the names in the settings file"]
+            [*problems, f"the data has columns {columns}: fix the names in the settings file"],
+            heading="the settings name columns that are not in the data",
         )
 
 
