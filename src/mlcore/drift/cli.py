@@ -20,7 +20,13 @@ from mlcore.drift.results import DriftReport
 from mlcore.drift.streaming import DEFAULT_CHUNK_ROWS
 from mlcore.errors import ConfigError, DataError
 from mlcore.model import unpack_model_dir
-from mlcore.settings import DEFAULT_SETTINGS_FILE, MlopsSettings, load_settings
+from mlcore.settings import (
+    DEFAULT_SETTINGS_FILE,
+    SETTINGS_ENV_VAR,
+    MlopsSettings,
+    load_settings,
+    resolve_settings_path,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +65,8 @@ def add_drift_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
     parser.add_argument(
         "--settings",
         metavar="FILE",
-        help=f"lifecycle settings YAML (default: ./{DEFAULT_SETTINGS_FILE} if present, else "
-        "built-in defaults); its drift section sets the tests and thresholds",
+        help=f"lifecycle settings YAML (default: ${SETTINGS_ENV_VAR}, else ./{DEFAULT_SETTINGS_FILE} "
+        "if present, else built-in defaults); its drift section sets the tests and thresholds",
     )
     parser.add_argument(
         "--spec",
@@ -199,10 +205,8 @@ def _load_baseline(path: Path) -> Baseline:
 
 
 def _settings(path: str | None) -> MlopsSettings:
-    if path is not None:
-        return load_settings(path)
-    default = Path(DEFAULT_SETTINGS_FILE)
-    return load_settings(default if default.is_file() else None)
+    # --settings, else $MLOPS_SETTINGS, else ./mlops.yaml, else defaults: as every command.
+    return load_settings(resolve_settings_path(path))
 
 
 def _resolve_spec(
