@@ -14,6 +14,11 @@ import os
 import sys
 from pathlib import Path
 
+# One OpenMP thread per test process, set before scikit-learn loads its OpenMP runtime:
+# pytest -n 2 already uses both cores, and on a busy machine HistGradientBoosting's
+# spinning threads made the suite's models many times slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import pandas as pd
 import pytest
 

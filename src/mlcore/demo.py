@@ -176,7 +176,7 @@ def run_demo(options: DemoOptions, settings: MlopsSettings) -> DemoResult:
 
     result.seconds = time.perf_counter() - started
     write_json(out / "summary.json", _summary_document(result))
-    _print_summary(Console(), result, out)
+    _print_summary(Console(), result, out, _shown_metrics(settings))
     return result
 
 
@@ -415,26 +415,32 @@ def _summary_document(result: DemoResult) -> dict[str, Any]:
     }
 
 
-def _print_summary(console: Console, result: DemoResult, out: Path) -> None:
+def _shown_metrics(settings: MlopsSettings) -> tuple[str, str]:
+    """The gate's primary metric and a second one telling the same story for the task."""
+    primary = settings.gate.primary_metric
+    regression = settings.dataset.task == "regression"
+    second = ("mae" if primary == "rmse" else "rmse") if regression else "f1"
+    return primary, ("accuracy" if second == primary else second)
+
+
+def _print_summary(
+    console: Console, result: DemoResult, out: Path, metrics: tuple[str, str] = ("auc", "f1")
+) -> None:
     table = Table(title="MLOps loop, run locally", show_lines=False)
-    for column in ("model", "status", "AUC", "F1", "gate"):
+    for column in ("model", "status", *(m.upper() if len(m) <= 4 else m for m in metrics), "gate"):
         table.add_column(column)
     for row in result.versions:
-        metrics = row["metrics"]
         table.add_row(
             f"v{row['version']}",
             str(row["status"]),
-            f"{metrics.get('auc', float('nan')):.3f}",
-            f"{metrics.get('f1', float('nan')):.3f}",
+            *(_metric_text(row["metrics"], m) for m in metrics),
             _gate_text(row["gate"]),
         )
     if result.blocked:
-        metrics = result.blocked["metrics"]
         table.add_row(
             "bad",
             "not registered",
-            f"{metrics['auc']:.3f}",
-            f"{metrics['f1']:.3f}",
+            *(_metric_text(result.blocked["metrics"], m) for m in metrics),
             _gate_text(result.blocked["gate"]),
         )
     console.print(table)
@@ -450,6 +456,11 @@ def _print_summary(console: Console, result: DemoResult, out: Path) -> None:
     )
     if result.tracking_uri:
         console.print(f"MLflow runs: mlflow ui --backend-store-uri {result.tracking_uri}")
+
+
+def _metric_text(metrics: dict[str, Any], name: str) -> str:
+    value = metrics.get(name)
+    return "n/a" if value is None or value != value else f"{value:.3f}"
 
 
 def _gate_text(gate: dict[str, Any]) -> str:

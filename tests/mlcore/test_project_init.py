@@ -323,7 +323,10 @@ def test_a_generated_project_runs_the_whole_demo(
         main(["init", "--name", name, "--data", str(data.relative_to(root)), "--target", target])
         == 0
     )
-    settings = load_settings(root / "mlops.yaml").model_copy(deep=True)
+    # Fewer boosting rounds than the generated settings keep three demos quick.
+    settings = load_settings(
+        root / "mlops.yaml", overrides={"training": {"hyperparameters": {"max_iter": 40}}}
+    )
     result = run_demo(DemoOptions(output_dir=root / "out" / "demo", quiet=True), settings)
     packages = LocalModelRegistry(root / "out" / "demo" / "registry").list_packages(name)
     assert packages and packages[0].status == "Approved"
