@@ -41,6 +41,7 @@ os.environ.pop("MLFLOW_TRACKING_URI", None)
 os.environ.pop("MLFLOW_RUN_ID", None)
 
 _root_settings_reads: list[str] = []
+_READS_BEFORE = pytest.StashKey[int]()
 
 
 def _watch_root_settings(event: str, args: tuple[object, ...]) -> None:
@@ -66,17 +67,32 @@ def _reader() -> str:
 sys.addaudithook(_watch_root_settings)
 
 
-@pytest.fixture(autouse=True)
-def _no_root_settings(request: pytest.FixtureRequest) -> object:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> object:
+    # Counted from before setup: module and session fixtures set up for this test count too.
+    item.stash[_READS_BEFORE] = len(_root_settings_reads)
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> object:
     """Fail a test that read the root mlops.yaml: it would break when a team changes its dataset."""
-    before = len(_root_settings_reads)
-    yield
-    reads = _root_settings_reads[before:]
-    if reads and request.node.get_closest_marker("reads_root_settings") is None:
+    result = yield
+    reads = _root_settings_reads[item.stash.get(_READS_BEFORE, len(_root_settings_reads)) :]
+    if reads and item.get_closest_marker("reads_root_settings") is None:
         pytest.fail(
-            f"{request.node.nodeid} read the repository's mlops.yaml (from {sorted(set(reads))}); "
+            f"{item.nodeid} read the repository's mlops.yaml (from {sorted(set(reads))}); "
             "tests use tests/fixtures/mlops.yaml: take the `settings_file` or `fixture_settings` "
             "fixture, or mlcore.settings.resolve_settings_path() (which honours $MLOPS_SETTINGS)"
+        )
+    return result
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if _root_settings_reads:
+        raise pytest.UsageError(
+            f"collecting the tests read the repository's mlops.yaml (from {sorted(set(_root_settings_reads))}); "
+            "read tests/fixtures/mlops.yaml through $MLOPS_SETTINGS instead"
         )
 
 

@@ -44,12 +44,14 @@ class Synth:
 
 
 @pytest.fixture(scope="session")
-def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+def synth(tmp_path_factory: pytest.TempPathFactory, settings_file: Path) -> Synth:
     outdir = tmp_path_factory.mktemp("cdk") / "cdk.out"
     # Synth must need no credentials: prove it by synthesising without any.
     saved = {name: os.environ.pop(name) for name in _CREDENTIAL_VARIABLES if name in os.environ}
     try:
-        app = App(context=cdk_json_context(REPOSITORY_ROOT), outdir=str(outdir))
+        # The suite's settings, not the team's root mlops.yaml (tests/conftest.py).
+        context = {**cdk_json_context(REPOSITORY_ROOT), "mlops.settings_file": str(settings_file)}
+        app = App(context=context, outdir=str(outdir))
         mlops = build_app(app, repository_root=REPOSITORY_ROOT)
         app.synth()
     finally:

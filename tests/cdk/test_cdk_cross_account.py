@@ -9,7 +9,7 @@ from aws_cdk.assertions import Template
 
 from cdk.config import StageConfig
 from cdk.model_build_stack import ModelBuildStack
-from mlcore.settings import load_settings
+from mlcore.settings import load_settings, resolve_settings_path
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,7 +20,7 @@ def _stack(config: StageConfig) -> Stack:
         "ModelBuild",
         stage_name="prod",
         stage_config=config,
-        settings=load_settings(REPOSITORY_ROOT / "mlops.yaml"),
+        settings=load_settings(resolve_settings_path()),
         data_prefix="training-data",
         source_revision="abc1234",
         ci_account="111111111111",

@@ -38,9 +38,9 @@ def build_app(outdir: str) -> DeployApp:
 
     from cdk.serving.approved_model import ApprovedModelParameter
     from cdk.serving.stack import ServingProps, ServingStack
-    from mlcore.settings import load_settings
+    from mlcore.settings import load_settings, resolve_settings_path
 
-    settings = load_settings(REPO / "mlops.yaml")
+    settings = load_settings(resolve_settings_path())
     app = App(outdir=outdir)
     env = Environment(account=ACCOUNT, region=REGION)
     build = Stack(app, "Build", env=env)
@@ -84,7 +84,7 @@ def build_app(outdir: str) -> DeployApp:
         model_build_pipeline_name=PIPELINE_NAME,
         env=env,
     )
-    settings_file = str(REPO / "mlops.yaml")
+    settings_file = str(resolve_settings_path())
     stacks = {
         "dev": ServingStack(
             app,

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from cdk.monitoring.settings import MonitorSettings
 from cdk.serving.settings import EndpointSettings
+from mlcore.settings import resolve_settings_path
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -80,7 +81,7 @@ def test_monitors_refuse_a_serverless_endpoint() -> None:
             encryption_key=things["key"],
             model_bucket=things["bucket"],
             reports_bucket=things["bucket"],
-            settings_file=REPO / "mlops.yaml",
+            settings_file=resolve_settings_path(),
             settings=MonitorSettings(),
             state_table=dynamodb.Table(
                 stack,

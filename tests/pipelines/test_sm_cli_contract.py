@@ -20,7 +20,7 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 from cdk.container_image import BUILD_CONTEXT, DOCKERFILE
 from mlcore.cli import build_parser
-from mlcore.settings import load_settings
+from mlcore.settings import load_settings, resolve_settings_path
 from pipelines.sagemaker import contract
 from pipelines.sagemaker.definition import PipelineTargets, pipeline_definition
 
@@ -53,7 +53,7 @@ def steps() -> dict[str, dict[str, Any]]:
         default_input_data_url="s3://data/training-data/",
         region="us-east-1",
     )
-    settings = load_settings(REPOSITORY_ROOT / "mlops.yaml")
+    settings = load_settings(resolve_settings_path())
     definition = json.loads(pipeline_definition("p", settings=settings, targets=targets))
     found: dict[str, dict[str, Any]] = {}
     pending = list(definition["Steps"])

@@ -11,7 +11,7 @@ import pytest
 
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
-from mlcore.settings import load_settings
+from mlcore.settings import load_settings, resolve_settings_path
 from pipelines.sagemaker.definition import (
     APPROVAL_STATUS,
     ModelBuildOptions,
@@ -47,7 +47,7 @@ def _steps(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def settings() -> Any:
-    return load_settings(REPOSITORY_ROOT / "mlops.yaml")
+    return load_settings(resolve_settings_path())
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ def test_training_uses_the_image_train_contract_with_lineage_hyperparameters(
     assert train["AlgorithmSpecification"]["TrainingImage"] == TARGETS.image_uri
     assert "ContainerEntrypoint" not in train["AlgorithmSpecification"]
     hyperparameters = train["HyperParameters"]
-    assert hyperparameters["target"] == "churned"
+    assert hyperparameters["target"] == settings.dataset.target
     assert hyperparameters["git_commit"] == {"Get": "Parameters.GitCommit"}
     assert all(isinstance(v, str) for k, v in hyperparameters.items() if k != "git_commit")
     assert {c["ChannelName"] for c in train["InputDataConfig"]} == {"train", "validation", "spec"}

@@ -20,7 +20,7 @@ from moto import mock_aws
 
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
-from mlcore.settings import load_settings
+from mlcore.settings import load_settings, resolve_settings_path
 from pipelines.sagemaker import model_registry, run_pipeline
 from pipelines.sagemaker.definition import PipelineTargets, build_pipeline
 
@@ -62,7 +62,7 @@ def pipeline() -> Any:
     """Built once (a few seconds); each test upserts it into its own moto account."""
     return build_pipeline(
         PIPELINE,
-        settings=load_settings(REPOSITORY_ROOT / "mlops.yaml"),
+        settings=load_settings(resolve_settings_path()),
         targets=PipelineTargets(
             role_arn=ROLE_ARN,
             image_uri=f"123456789012.dkr.ecr.{REGION}.amazonaws.com/mlcore:test",
