@@ -105,7 +105,9 @@ def test_the_extras_the_settings_name_are_declared_and_pinned() -> None:
 
     from mlcore.pipeline_factory import OPTIONAL_EXTRAS
 
-    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
     assert {*OPTIONAL_EXTRAS.values(), "tracking"} <= set(extras)
     pins = (REPO / "requirements.txt").read_text()
     for name in ("mlflow==", "xgboost-cpu==", "lightgbm=="):

@@ -12,9 +12,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.mark.reads_root_settings
 def test_the_repository_settings_file_is_valid() -> None:
+    # Whatever dataset the team configured: the file loads, and names its project.
     settings = load_settings(REPO / "mlops.yaml")
-    assert settings.gate.primary_metric == "auc"
-    assert settings.drift.psi_bins == 10
+    assert settings.project and settings.dataset.target
 
 
 def test_a_misspelt_key_is_an_error_naming_it(tmp_path: Path) -> None:

@@ -95,7 +95,7 @@ def test_prep_runs_mlcore_prep_on_the_data_parameter(definition: dict[str, Any])
 
 
 def test_training_uses_the_image_train_contract_with_lineage_hyperparameters(
-    definition: dict[str, Any],
+    definition: dict[str, Any], settings: Any
 ) -> None:
     train = _steps(definition)["Train"]["Arguments"]
     assert train["AlgorithmSpecification"]["TrainingImage"] == TARGETS.image_uri
