@@ -360,3 +360,28 @@ def test_metadata_records_whether_the_tree_was_dirty(
         churn_split.train.head(500), CHURN_SPEC, fast_training, commit="feed", dirty=True
     )
     assert (bundle.metadata["git_commit"], bundle.metadata["git_dirty"]) == ("feed", True)
+
+
+def test_the_model_card_shows_whether_the_tree_was_dirty(
+    churn_split: Split, fast_training: TrainingSettings
+) -> None:
+    from mlcore.evaluate import evaluate_model as score
+    from mlcore.gate import evaluate_gate
+    from mlcore.model_card import build_model_card, render_markdown
+    from mlcore.settings import GateSettings
+
+    bundle = train_model(
+        churn_split.train.head(800), CHURN_SPEC, fast_training, commit="feed", dirty=True
+    )
+    metrics = score(bundle, churn_split.test)
+    card = build_model_card(
+        bundle,
+        metrics=metrics,
+        slices={},
+        gate=evaluate_gate(metrics, None, GateSettings()),
+        evaluation_rows=len(churn_split.test),
+        evaluation_fingerprint="sha256:x",
+        name="churn v1",
+    )
+    assert card["model_details"]["git_dirty"] is True
+    assert "**git dirty**: True" in render_markdown(card)
