@@ -14,7 +14,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # The SageMaker SDK creates a boto3 client at import time; synth and tests need no real account.
 export AWS_DEFAULT_REGION ?= eu-west-1
 
-.PHONY: install install-demo demo test lint format synth aws-summary azure-dry-run bench clean
+.PHONY: install install-demo install-azure demo test lint format synth aws-summary azure-dry-run bench clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -31,9 +31,17 @@ $(VENV)/.demo-installed: pyproject.toml requirements.txt | $(BIN)/activate
 # Tests, synth and the cloud tooling need the full set, cloud SDKs included.
 $(VENV)/.dev-installed: pyproject.toml requirements.txt | $(BIN)/activate
 	$(BIN)/pip install --quiet -r requirements.txt -e .
+	touch $@ $(VENV)/.demo-installed $(VENV)/.azure-installed
+
+# The Azure stages of pipelines/azure-pipelines.yml: mlcore and the Azure SDKs only, at the
+# versions requirements.txt pins (no CDK, SageMaker SDK or moto).
+$(VENV)/.azure-installed: pyproject.toml requirements.txt azure/requirements-control.txt | $(BIN)/activate
+	sed -E 's/\[[^]]*\]//' requirements.txt > $(VENV)/constraints.txt
+	$(BIN)/pip install --quiet -c $(VENV)/constraints.txt -r azure/requirements-control.txt -e .
 	touch $@ $(VENV)/.demo-installed
 
 install-demo: $(VENV)/.demo-installed
+install-azure: $(VENV)/.azure-installed
 install: $(VENV)/.dev-installed
 
 # The ML loop runs as soon as mlcore's small runtime set is installed; only then does the
@@ -59,7 +67,7 @@ clean:
 
 # Every Azure ML definition of one environment as YAML, one file per entity, offline:
 # no credentials, no network. `make azure-dry-run ENV=prod` for the prod set.
-azure-dry-run: $(VENV)/.dev-installed
+azure-dry-run: $(VENV)/.azure-installed
 	PYTHONPATH=azure $(PY) -m mlops_azure apply --env $(ENV) --dry-run --output out/azure/$(ENV)
 
 # The CDK CLI is pinned in package.json; npm ci reruns only when the lock file changes.

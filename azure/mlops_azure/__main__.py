@@ -1,10 +1,14 @@
 """Command line: ``PYTHONPATH=azure python -m mlops_azure COMMAND --env ENV``.
 
-* ``apply``: compute, environment, data assets, components and the endpoint
-  (``--dry-run --output DIR`` writes every entity as YAML instead, offline);
-* ``train``: submit the training pipeline and wait; fails when the gate fails;
-* ``rollout``: blue/green rollout of a registered model, then point the monitor at it;
-* ``rollback``: back to the model that served before the latest rollout.
+* ``apply``: the workspace and registry (when absent), cluster, environments, settings,
+  components, endpoint and the retrain wiring (``--dry-run --output DIR`` writes every
+  definition instead, offline);
+* ``train``: register the data snapshot, run the training pipeline, publish the model to
+  the registry; prints ``name:version`` (and sets it as the Azure DevOps output ``model``);
+* ``rollout --model name:version``: the gated blue/green rollout of that registry model,
+  then the monitors follow it;
+* ``rollback``: back to what served before; ``cleanup``: delete deployments whose grace
+  period at 0% is over.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from azure.ai.ml import MLClient
+from azure.core.credentials import TokenCredential
 from azure.core.exceptions import AzureError
-from azure.identity import DefaultAzureCredential
+from azure.mgmt.eventgrid import EventGridManagementClient
+from azure.mgmt.monitor import MonitorManagementClient
 from rich.console import Console
 from rich.logging import RichHandler
 
@@ -28,196 +34,351 @@ from mlcore.settings import MlopsSettings, load_settings
 from mlops_azure import assets
 from mlops_azure.apply import (
     TrainingFailed,
+    apply_event_grid,
     apply_workspace,
+    data_files,
+    ensure_workspace_and_registry,
     latest_model,
     run_training,
-    serving_deployment,
     write_dry_run,
 )
 from mlops_azure.config import (
-    REPO_ROOT,
+    ENVIRONMENTS_DIR,
     SETTINGS_FILE,
     AzureEnvironment,
     coordinate_overrides,
     load_environment,
 )
+from mlops_azure.credentials import in_azure_pipelines, make_credential
 from mlops_azure.definitions import (
     Definitions,
+    asset_ref,
     build_definitions,
     deployment_builder,
-    monitor_for,
     runtime_environment,
+    spec_builder,
+    stage_job_code,
     training_job,
 )
+from mlops_azure.metrics import AzureMonitorMetrics, endpoint_resource_id
+from mlops_azure.monitoring import build_monitor_schedule
+from mlops_azure.performance import build_performance_schedule
 from mlops_azure.progress import wait_for
-from mlops_azure.promote import promote_live_model
-from mlops_azure.rollout import EndpointHealthCheck, EndpointRollout, RolloutError, RolloutResult
-from mlops_azure.training_pipeline import model_name
+from mlops_azure.promote import (
+    RegistryModel,
+    download_sample_request,
+    publish,
+    registry_model,
+)
+from mlops_azure.rollout import (
+    DeploymentSpec,
+    EndpointHealthCheck,
+    EndpointRollout,
+    Placed,
+    RolloutError,
+    RolloutResult,
+)
+from mlops_azure.training_pipeline import model_name, new_run_key, reference_name
 
 logger = logging.getLogger("mlops_azure")
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
+# Azure DevOps reads this line from a step's output as the output variable `model`.
+OUTPUT_VARIABLE = "##vso[task.setvariable variable=model;isOutput=true]{value}"
 
 Command = Callable[[argparse.Namespace, AzureEnvironment, MlopsSettings, Console], int]
 
 
-def make_client(env: AzureEnvironment) -> MLClient:
-    """An MLClient for the environment's workspace; credentials come from the environment."""
-    env.require_real_subscription()
-    return MLClient(
-        DefaultAzureCredential(),
-        subscription_id=env.subscription_id,
-        resource_group_name=env.resource_group,
-        workspace_name=env.workspace,
+class Clients:
+    """The Azure clients of one environment, sharing one credential (built on first use)."""
+
+    def __init__(self, env: AzureEnvironment) -> None:
+        env.require_real_subscription()
+        self.env = env
+        self._credential: TokenCredential | None = None
+
+    @property
+    def credential(self) -> TokenCredential:
+        if self._credential is None:
+            self._credential = make_credential()
+        return self._credential
+
+    def workspace(self) -> MLClient:
+        return MLClient(
+            self.credential,
+            subscription_id=self.env.subscription_id,
+            resource_group_name=self.env.resource_group,
+            workspace_name=self.env.workspace,
+        )
+
+    def registry(self) -> MLClient:
+        registry = self.env.registry
+        return MLClient(
+            self.credential,
+            subscription_id=registry.subscription_id or self.env.subscription_id,
+            resource_group_name=registry.resource_group or self.env.resource_group,
+            registry_name=registry.name,
+        )
+
+    def registry_admin(self) -> MLClient:
+        """Scoped to the registry's resource group: where ``registries`` operations run."""
+        registry = self.env.registry
+        return MLClient(
+            self.credential,
+            subscription_id=registry.subscription_id or self.env.subscription_id,
+            resource_group_name=registry.resource_group or self.env.resource_group,
+        )
+
+    def metrics(self) -> AzureMonitorMetrics:
+        env = self.env
+        return AzureMonitorMetrics(
+            MonitorManagementClient(self.credential, env.subscription_id),
+            endpoint_resource_id(
+                env.subscription_id, env.resource_group, env.workspace, env.endpoint.name
+            ),
+        )
+
+    def eventgrid(self) -> EventGridManagementClient:
+        return EventGridManagementClient(self.credential, self.env.subscription_id)
+
+
+def _definitions(
+    args: argparse.Namespace, env: AzureEnvironment, settings: MlopsSettings, work_dir: Path
+) -> Definitions:
+    name, version = model_name(settings), args.model_version
+    return build_definitions(
+        env,
+        settings,
+        work_dir=work_dir,
+        model=f"azureml://registries/{env.registry.name}/models/{name}/versions/{version}",
+        reference_version=version,
+        data_version=args.data_version,
+        run_key=version,
+        settings_file=Path(args.settings),
     )
-
-
-def _model_ref(settings: MlopsSettings, version: str) -> str:
-    return f"azureml:{model_name(settings)}:{version}"
 
 
 def cmd_apply(
     args: argparse.Namespace, env: AzureEnvironment, settings: MlopsSettings, console: Console
 ) -> int:
-    def definitions(work_dir: Path) -> Definitions:
-        return build_definitions(
-            env,
-            settings,
-            work_dir=work_dir,
-            model=_model_ref(settings, args.model_version),
-            settings_file=Path(args.settings),
-        )
-
     if args.dry_run:
         output = Path(args.output or f"out/azure/{env.name}")
-        written = write_dry_run(definitions(output), output)
+        definitions = _definitions(args, env, settings, output)
+        written = write_dry_run(definitions, output)
         console.print(f"Wrote {len(written)} definitions to {output} (no Azure calls were made)")
+        if definitions.performance is None:
+            console.print("No model-performance job: data.ground_truth_path is not set")
         for path in written:
             console.print(f"  {path}")
         return 0
-    client = make_client(env)
+    clients = Clients(env)
+    client = clients.workspace()
     with tempfile.TemporaryDirectory(prefix="mlops-azure-") as tmp:
-        apply_workspace(client, definitions(Path(tmp)), console=console)
-    # Thresholds edited in mlops.yaml reach the monitor of the serving deployment now,
-    # not only at the next rollout.
-    live = serving_deployment(client, env.endpoint.name)
-    if live:
-        _point_monitor(client, env, settings, console, live)
+        definitions = _definitions(args, env, settings, Path(tmp))
+        ensure_workspace_and_registry(
+            client, clients.registry_admin(), definitions, console=console
+        )
+        apply_workspace(client, definitions, console=console)
+        if env.retrain.enabled:
+            apply_event_grid(clients.eventgrid(), env, definitions, console=console)
+        else:
+            console.print("Retraining on breached signals is off (retrain.enabled: false)")
+        # Thresholds edited in mlops.yaml reach the monitors of the live deployment now.
+        live = EndpointRollout(
+            client,
+            endpoint_name=env.endpoint.name,
+            plan=env.rollout,
+            health_check=lambda deployment: None,
+            metrics=clients.metrics(),
+            console=console,
+        ).live()
+        if live is not None:
+            model = _registry_model_of(clients, live.spec.model, env)
+            _point_monitors(client, env, settings, console, live.colour, model, Path(args.settings))
     console.print(f"[green]Workspace {env.workspace} is up to date[/green]")
     return 0
+
+
+def _registry_model_of(clients: Clients, reference: str, env: AzureEnvironment) -> RegistryModel:
+    # azureml://registries/<registry>/models/<name>/versions/<version>
+    parts = reference.split("/")
+    return registry_model(clients.registry(), env.registry.name, f"{parts[5]}:{parts[7]}")
 
 
 def cmd_train(
     args: argparse.Namespace, env: AzureEnvironment, settings: MlopsSettings, console: Console
 ) -> int:
-    client = make_client(env)
-    # The steps read their thresholds from this asset; registering it here (idempotent: the
-    # version is the file's hash) means an edited mlops.yaml needs no separate `apply`.
-    client.data.create_or_update(assets.build_settings_data(settings, Path(args.settings)))
+    clients = Clients(env)
+    client = clients.workspace()
+    settings_file = Path(args.settings)
+    # The steps read their thresholds from this asset (versioned by the file's hash).
+    client.data.create_or_update(assets.build_settings_data(settings, settings_file))
+    version = assets.snapshot_version(data_files(client, env, clients.credential))
+    client.data.create_or_update(assets.build_training_data(env, settings, version))
+    console.print(f"Training data {settings.project}-training-data:{version}")
     champion = latest_model(client, model_name(settings))
     console.print(f"Champion: {champion or 'none (first model)'}")
-    job = training_job(
-        env,
-        settings,
-        environment=runtime_environment(env, settings),
-        champion_model=champion,
-        git_commit=args.git_commit,
-        settings_file=Path(args.settings),
+    run_key = new_run_key()
+    with tempfile.TemporaryDirectory(prefix="mlops-azure-") as tmp:
+        job = training_job(
+            env,
+            settings,
+            environment=runtime_environment(env, settings),
+            code_dir=Path(tmp) / "job-code",
+            data_version=version,
+            run_key=run_key,
+            champion_model=champion,
+            git_commit=args.git_commit,
+            settings_file=settings_file,
+        )
+        job_name = run_training(client, job, console=console)
+    published = publish(
+        client,
+        clients.registry(),
+        registry_name=env.registry.name,
+        model_name=model_name(settings),
+        reference_name=reference_name(settings),
+        version=run_key,
+        job_name=job_name,
+        console=console,
     )
-    run_training(client, job, console=console)
-    console.print(f"[green]Registered a new version of {model_name(settings)}[/green]")
+    print(published.label)
+    if in_azure_pipelines(os.environ):
+        print(OUTPUT_VARIABLE.format(value=published.label))
     return 0
 
 
-def _endpoint_rollout(client: MLClient, env: AzureEnvironment, console: Console) -> EndpointRollout:
+def _endpoint_rollout(
+    clients: Clients,
+    client: MLClient,
+    env: AzureEnvironment,
+    console: Console,
+    request_file: Path | None,
+) -> EndpointRollout:
+    def no_request(deployment: str) -> None:
+        raise RolloutError("no health-check request was prepared for this operation")
+
     return EndpointRollout(
         client,
         endpoint_name=env.endpoint.name,
         plan=env.rollout,
-        health_check=EndpointHealthCheck(
-            client,
-            env.endpoint.name,
-            REPO_ROOT / env.rollout.health_check_request_file,
-            env.rollout.health_check_requests,
+        health_check=(
+            EndpointHealthCheck(
+                client, env.endpoint.name, request_file, env.rollout.health_check_requests
+            )
+            if request_file
+            else no_request
         ),
+        metrics=clients.metrics(),
         console=console,
     )
 
 
 def _roll_out(
-    client: MLClient,
+    clients: Clients,
     env: AzureEnvironment,
     settings: MlopsSettings,
     console: Console,
-    model: str,
+    model: RegistryModel,
+    previous: DeploymentSpec | None = None,
 ) -> RolloutResult:
+    """Roll ``model`` out with the current environment and code, or ``previous`` exactly."""
+    client = clients.workspace()
     with tempfile.TemporaryDirectory(prefix="mlops-azure-") as tmp:
-        build = deployment_builder(
+        request = download_sample_request(clients.registry(), model, Path(tmp) / "model")
+        rollout = _endpoint_rollout(clients, client, env, console, request)
+        if previous is not None:
+            assert previous.code_asset is not None
+            build = spec_builder(env, settings, previous, code=previous.code_asset)
+            return rollout.rollout(build, previous)
+        serving = deployment_builder(
             env,
             settings,
-            model=model,
+            model=model.reference,
+            model_sha256=model.model_sha256,
             environment=runtime_environment(env, settings, serving=True),
             code_dir=Path(tmp) / "serving-code",
         )
-        return _endpoint_rollout(client, env, console).rollout(build)
+        return rollout.rollout(serving.build, serving.spec)
 
 
-def _point_monitor(
+def _point_monitors(
     client: MLClient,
     env: AzureEnvironment,
     settings: MlopsSettings,
     console: Console,
     live: str,
+    model: RegistryModel,
+    settings_file: Path,
 ) -> None:
-    monitor = monitor_for(env, settings, live)
+    monitor = build_monitor_schedule(
+        env, settings, deployment_name=live, reference_data=model.prediction_reference
+    )
     wait_for(
         client.schedules.begin_create_or_update(monitor),
         f"Monitor {monitor.name} -> {live}",
         console=console,
     )
-
-
-def _environment(name: str) -> AzureEnvironment:
-    # Coordinates from an Azure DevOps variable group (MLOPS_AZURE_<ENV>_*) win over the file.
-    return load_environment(name, overrides=coordinate_overrides(os.environ, name))
+    settings_data = assets.build_settings_data(settings, settings_file)
+    client.data.create_or_update(settings_data)
+    with tempfile.TemporaryDirectory(prefix="mlops-azure-") as tmp:
+        schedule = build_performance_schedule(
+            env,
+            settings,
+            deployment_name=live,
+            model=model.reference,
+            settings_data=asset_ref(settings_data),
+            environment=runtime_environment(env, settings),
+            code_dir=stage_job_code(Path(tmp) / "job-code"),
+        )
+        if schedule is None:
+            console.print("No model-performance job: data.ground_truth_path is not set")
+            return
+        wait_for(
+            client.schedules.begin_create_or_update(schedule),
+            f"Performance job {schedule.name} -> {live}",
+            console=console,
+        )
 
 
 def cmd_rollout(
     args: argparse.Namespace, env: AzureEnvironment, settings: MlopsSettings, console: Console
 ) -> int:
-    client = make_client(env)
-    model: str | None
-    if args.promote_from:
-        if args.model_version:
-            raise MlcoreError("give --promote-from or --model-version, not both")
-        source = _environment(args.promote_from)
-        model = promote_live_model(
-            make_client(source),
-            client,
-            source_endpoint=source.endpoint.name,
-            source_label=f"{source.name} ({source.workspace})",
-            console=console,
-        )
-    elif args.model_version:
-        model = _model_ref(settings, args.model_version)
-    else:
-        model = latest_model(client, model_name(settings))
-    if model is None:
-        raise MlcoreError(f"no registered {model_name(settings)} to roll out: run `train` first")
-    result = _roll_out(client, env, settings, console, model)
-    _point_monitor(client, env, settings, console, result.live)
+    clients = Clients(env)
+    model = registry_model(clients.registry(), env.registry.name, args.model)
+    result = _roll_out(clients, env, settings, console, model)
+    _point_monitors(
+        clients.workspace(), env, settings, console, result.live, model, Path(args.settings)
+    )
     return 0
 
 
 def cmd_rollback(
     args: argparse.Namespace, env: AzureEnvironment, settings: MlopsSettings, console: Console
 ) -> int:
-    client = make_client(env)
-    live = _endpoint_rollout(client, env, console).rollback(
-        lambda model: _roll_out(client, env, settings, console, model)
-    )
-    _point_monitor(client, env, settings, console, live)
+    clients = Clients(env)
+    client = clients.workspace()
+    rollout = _endpoint_rollout(clients, client, env, console, None)
+
+    def redeploy(spec: DeploymentSpec) -> RolloutResult:
+        model = _registry_model_of(clients, spec.model, env)
+        return _roll_out(clients, env, settings, console, model, previous=spec)
+
+    colour = rollout.rollback(redeploy)
+    live: Placed | None = rollout.live()
+    if colour and live is not None:
+        model = _registry_model_of(clients, live.spec.model, env)
+        _point_monitors(client, env, settings, console, live.colour, model, Path(args.settings))
+    return 0
+
+
+def cmd_cleanup(
+    args: argparse.Namespace, env: AzureEnvironment, settings: MlopsSettings, console: Console
+) -> int:
+    clients = Clients(env)
+    removed = _endpoint_rollout(clients, clients.workspace(), env, console, None).cleanup()
+    console.print(f"Removed {removed or 'nothing'}")
     return 0
 
 
@@ -230,47 +391,48 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name: str, help_text: str, handler: Command) -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text, description=help_text)
+        command.add_argument("--env", required=True, help="environment: ENVIRONMENTS/ENV.yaml")
         command.add_argument(
-            "--env", required=True, help="environment: azure/environments/ENV.yaml"
+            "--environments",
+            default=str(ENVIRONMENTS_DIR),
+            help="folder of the per-environment Azure settings (default: azure/environments)",
         )
         command.add_argument(
             "--settings",
-            default=str(SETTINGS_FILE),
-            help="lifecycle settings shared with AWS and the local run (default: mlops.yaml)",
+            default=os.environ.get("MLOPS_SETTINGS", str(SETTINGS_FILE)),
+            help="lifecycle settings shared with AWS and the local run "
+            "(default: $MLOPS_SETTINGS, else mlops.yaml)",
         )
         command.set_defaults(handler=handler)
         return command
 
     apply = add(
-        "apply", "create or update compute, environment, data, components and endpoint", cmd_apply
+        "apply", "create or update the workspace's assets and the retrain wiring", cmd_apply
     )
     apply.add_argument(
-        "--dry-run", action="store_true", help="write YAML definitions; no Azure calls"
+        "--dry-run", action="store_true", help="write the definitions; no Azure calls"
     )
     apply.add_argument("--output", help="folder for --dry-run (default: out/azure/ENV)")
     apply.add_argument(
         "--model-version",
         default="1",
-        help="model version the dry-run deployment serves (default: 1)",
+        help="registry model version the written deployment and monitors use (default: 1)",
     )
-    train = add("train", "submit the training pipeline and wait for it", cmd_train)
+    apply.add_argument(
+        "--data-version",
+        default="dry-run",
+        help="version the written training data asset gets; `train` uses the data's fingerprint",
+    )
+    train = add("train", "train, gate and publish a model to the registry", cmd_train)
     train.add_argument(
         "--git-commit", help="commit the model is trained from (recorded as lineage)"
     )
-    rollout = add("rollout", "blue/green rollout of a registered model", cmd_rollout)
+    rollout = add("rollout", "gated blue/green rollout of a registry model", cmd_rollout)
     rollout.add_argument(
-        "--model-version", help="version to roll out (default: the latest registered)"
+        "--model", required=True, metavar="NAME:VERSION", help="the registry model (Train's output)"
     )
-    rollout.add_argument(
-        "--promote-from",
-        metavar="ENV",
-        help="first copy the model live on ENV's endpoint into this workspace, then roll it out",
-    )
-    add(
-        "rollback",
-        "return the endpoint to the model that served before the last rollout",
-        cmd_rollback,
-    )
+    add("rollback", "return the endpoint to what served before the last rollout", cmd_rollback)
+    add("cleanup", "delete deployments whose grace period at 0% traffic is over", cmd_cleanup)
     return parser
 
 
@@ -287,7 +449,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:
         logging.getLogger("azure.ai.ml._utils._experimental").setLevel(logging.ERROR)
     try:
-        env = _environment(args.env)
+        env = load_environment(
+            args.env,
+            environments_dir=Path(args.environments),
+            overrides=coordinate_overrides(os.environ, args.env),
+        )
         settings = load_settings(args.settings)
         code: int = args.handler(args, env, settings, console)
     except (TrainingFailed, RolloutError) as exc:

@@ -1,4 +1,4 @@
-"""Workspace assets: the training cluster, the runtime environment and the data assets."""
+"""Workspace assets: the workspace and registry, the cluster, the environments, the data assets."""
 
 from __future__ import annotations
 
@@ -6,31 +6,54 @@ import hashlib
 import json
 import re
 import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-from azure.ai.ml.entities import AmlCompute, Data, Environment
+from azure.ai.ml.entities import (
+    AmlCompute,
+    Data,
+    Environment,
+    ManagedNetwork,
+    NetworkSettings,
+    Registry,
+    RegistryRegionDetails,
+    SystemCreatedAcrAccount,
+    SystemCreatedStorageAccount,
+    Workspace,
+)
 
 from mlcore.errors import ConfigError
 from mlcore.settings import MlopsSettings
 from mlops_azure.config import REPO_ROOT, AzureEnvironment
 
-# Serving needs Azure's HTTP server around the scoring script and the collector that
-# feeds the monitors; mlcore itself stays free of Azure packages.
-SERVING_REQUIREMENTS = (
-    "azureml-inference-server-http==1.5.1",
-    "azureml-ai-monitoring==1.0.0",
-)
-# azureml-inference-server-http 1.5.1 requires pydantic~=2.12.0, older than the CI pin.
-# mlcore needs pydantic>=2.7; its settings and serving tests pass on 2.12.5.
-SERVING_PIN_OVERRIDES = {"pydantic": "2.12.5"}
-MLTABLE_FILE = "MLTable"
+# Pins added to mlcore's runtime set in the Azure ML job and serving environments.
+JOB_REQUIREMENTS_FILE = REPO_ROOT / "azure" / "requirements-job.txt"
+SERVING_REQUIREMENTS_FILE = REPO_ROOT / "azure" / "requirements-serving.txt"
 _REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+_MANAGED_NETWORK_MODES = {
+    "disabled": "Disabled",
+    "allow_internet_outbound": "AllowInternetOutbound",
+    "allow_only_approved_outbound": "AllowOnlyApprovedOutbound",
+}
 
 
 def _normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def read_pins(requirements: Path) -> dict[str, tuple[str, str]]:
+    """normalised name -> (name as written, version) for every ``name==version`` line."""
+    pins: dict[str, tuple[str, str]] = {}
+    for line in requirements.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if "==" not in line:
+            continue
+        name_part, version = line.split("==", 1)
+        name = re.sub(r"\[.*\]", "", name_part).strip()
+        pins[_normalise(name)] = (name, version.strip())
+    return pins
 
 
 def runtime_requirements(
@@ -45,13 +68,7 @@ def runtime_requirements(
         When a runtime dependency has no ``name==version`` pin in requirements.txt.
     """
     declared = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
-    pins: dict[str, str] = {}
-    for line in requirements.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if "==" not in line:
-            continue
-        name_part, version = line.split("==", 1)
-        pins[_normalise(re.sub(r"\[.*\]", "", name_part).strip())] = version.strip()
+    pins = read_pins(requirements)
     pinned, missing = [], []
     for requirement in declared:
         match = _REQUIREMENT_NAME.match(requirement)
@@ -61,7 +78,7 @@ def runtime_requirements(
         if _normalise(name) not in pins:
             missing.append(name)
         else:
-            pinned.append(f"{name}=={pins[_normalise(name)]}")
+            pinned.append(f"{name}=={pins[_normalise(name)][1]}")
     if missing:
         raise ConfigError(
             f"{requirements} has no exact pin (name==version) for mlcore's runtime "
@@ -70,14 +87,17 @@ def runtime_requirements(
     return pinned
 
 
-def serving_requirements(requirements: list[str]) -> list[str]:
-    """mlcore's pins with the serving overrides applied, plus Azure's serving packages."""
+def with_additions(requirements: Iterable[str], additions: Path) -> list[str]:
+    """``requirements`` with the pins of ``additions``: a pin there replaces the same package's."""
+    extra = read_pins(additions)
+    if not extra:
+        raise ConfigError(f"{additions} holds no name==version pins")
     pinned = []
     for requirement in requirements:
         name = requirement.split("==", 1)[0]
-        override = SERVING_PIN_OVERRIDES.get(_normalise(name))
-        pinned.append(f"{name}=={override}" if override else requirement)
-    return [*pinned, *SERVING_REQUIREMENTS]
+        override = extra.pop(_normalise(name), None)
+        pinned.append(f"{name}=={override[1]}" if override else requirement)
+    return [*pinned, *(f"{name}=={version}" for name, version in extra.values())]
 
 
 def conda_specification(env: AzureEnvironment, requirements: list[str]) -> dict[str, Any]:
@@ -92,8 +112,57 @@ def conda_specification(env: AzureEnvironment, requirements: list[str]) -> dict[
     }
 
 
+def build_workspace(env: AzureEnvironment, settings: MlopsSettings) -> Workspace:
+    """The workspace ``apply`` creates when it is absent.
+
+    Azure creates the dependent storage account, key vault, container registry and
+    Application Insights with it. A managed VNet (unless disabled) is what lets the
+    cluster's nodes go without public IPs when no subnet is given.
+    """
+    ws = env.workspace_settings
+    return Workspace(
+        name=env.workspace,
+        location=ws.location,
+        resource_group=env.resource_group,
+        display_name=f"{settings.project} ({env.name})",
+        description=f"MLOps workspace of {settings.project}, {env.name}",
+        hbi_workspace=ws.hbi_workspace,
+        public_network_access=ws.public_network_access,
+        managed_network=ManagedNetwork(
+            isolation_mode=_MANAGED_NETWORK_MODES[ws.managed_network], firewall_sku="Standard"
+        ),
+        tags={"environment": env.name, "project": settings.project},
+    )
+
+
+def build_registry(env: AzureEnvironment, settings: MlopsSettings) -> Registry:
+    """The registry shared by the environments' workspaces (created by ``apply`` when absent)."""
+    registry = env.registry
+    return Registry(
+        name=registry.name,
+        location=registry.location,
+        description=f"models of {settings.project}, promoted from dev to prod",
+        public_network_access=registry.public_network_access,
+        # Stated in full: the loader fills these defaults in, so the file says what Azure gets.
+        replication_locations=[
+            RegistryRegionDetails(
+                location=registry.location,
+                acr_config=[SystemCreatedAcrAccount(acr_account_sku="Premium")],
+                storage_config=SystemCreatedStorageAccount(
+                    storage_account_hns=False, storage_account_type="standard_lrs"
+                ),
+            )
+        ],
+        tags={"project": settings.project},
+    )
+
+
 def build_compute(env: AzureEnvironment) -> AmlCompute:
-    """A CPU cluster that scales to zero nodes, without public IPs on its nodes."""
+    """A CPU cluster that scales to zero nodes.
+
+    Its nodes get no public IP only where Azure can still reach them: on the configured
+    subnet, or in the workspace's managed VNet (Learn, how-to-secure-training-vnet).
+    """
     return AmlCompute(
         name=env.compute.name,
         size=env.compute.size,
@@ -101,7 +170,8 @@ def build_compute(env: AzureEnvironment) -> AmlCompute:
         max_instances=env.compute.max_instances,
         idle_time_before_scale_down=env.compute.idle_seconds_before_scale_down,
         tier="dedicated",
-        enable_node_public_ip=False,
+        enable_node_public_ip=not env.private_nodes,
+        network_settings=NetworkSettings(subnet=env.compute.subnet) if env.compute.subnet else None,
         tags={"environment": env.name},
     )
 
@@ -113,13 +183,15 @@ def build_environment(
     *,
     serving: bool = False,
 ) -> Environment:
-    """mlcore's runtime at CI's pins: for the pipeline steps, or (``serving``) for the endpoint.
+    """mlcore's runtime at CI's pins: for the jobs (with MLflow), or for the endpoint.
 
-    The serving environment adds Azure's inference server and data collector. The
-    version is a hash of the image and the pins, so a changed pin gives a new
-    environment version instead of a clash with the registered one.
+    The job environment adds ``requirements-job.txt`` (MLflow for the workspace's
+    tracking), the serving one ``requirements-serving.txt`` (Azure's inference server
+    and data collector). The version is a hash of the image and the pins, so a changed
+    pin gives a new environment version instead of a clash with the registered one.
     """
-    pins = serving_requirements(requirements) if serving else requirements
+    additions = SERVING_REQUIREMENTS_FILE if serving else JOB_REQUIREMENTS_FILE
+    pins = with_additions(requirements, additions)
     conda = conda_specification(env, pins)
     digest = hashlib.sha256(
         json.dumps({"image": env.environment.base_image, "conda": conda}, sort_keys=True).encode()
@@ -129,10 +201,9 @@ def build_environment(
         name=f"{settings.project}-mlcore-{purpose}",
         version=digest[:12],
         description=(
-            "mlcore runtime dependencies at the versions CI tests, with Azure's inference server "
-            "and data collector"
+            "mlcore at the versions CI tests, with Azure's inference server and data collector"
             if serving
-            else "mlcore runtime dependencies at the versions CI tests"
+            else "mlcore at the versions CI tests, with MLflow for the workspace's tracking"
         ),
         image=env.environment.base_image,
         conda_file=conda,
@@ -140,74 +211,42 @@ def build_environment(
     )
 
 
-def datastore_uri(env: AzureEnvironment) -> str:
-    return f"azureml://datastores/{env.data.datastore}/paths/{env.data.path}"
+def datastore_uri(env: AzureEnvironment, path: str | None = None) -> str:
+    return f"azureml://datastores/{env.data.datastore}/paths/{path or env.data.path}"
 
 
-def build_training_data(env: AzureEnvironment, settings: MlopsSettings) -> Data:
-    """The raw data the training pipeline reads: a folder of CSV or Parquet files."""
+@dataclass(frozen=True)
+class StoredFile:
+    """One file of the data folder as storage lists it: enough to notice any change."""
+
+    name: str
+    size: int
+    etag: str
+
+
+def snapshot_version(files: Iterable[StoredFile]) -> str:
+    """The data asset version of a folder's current content: a hash of its file listing.
+
+    The listing carries each blob's ETag, which storage changes on every write, so an
+    added, removed or rewritten file gives a new version and Azure ML cannot reuse the
+    previous run's prep step (it reuses deterministic steps whose inputs are unchanged).
+    """
+    listing = sorted((f.name, f.size, f.etag) for f in files)
+    if not listing:
+        raise ConfigError("the training data folder holds no files: upload the data first")
+    digest = hashlib.sha256(json.dumps(listing).encode()).hexdigest()
+    return f"snapshot-{digest[:16]}"
+
+
+def build_training_data(env: AzureEnvironment, settings: MlopsSettings, version: str) -> Data:
+    """The raw data the training pipeline reads, at ``version`` (:func:`snapshot_version`)."""
     return Data(
         name=f"{settings.project}-training-data",
-        version=env.data.version,
+        version=version,
         type="uri_folder",
         path=datastore_uri(env),
         description=f"raw {env.data.format} files for `mlcore prep` (target: {settings.dataset.target})",
         tags={"environment": env.name, "format": env.data.format},
-    )
-
-
-def mltable_document(env: AzureEnvironment) -> dict[str, Any]:
-    """An MLTable over the same files: Azure ML monitors read reference data only as MLTable."""
-    long_uri = (
-        f"azureml://subscriptions/{env.subscription_id}/resourcegroups/{env.resource_group}"
-        f"/workspaces/{env.workspace}/datastores/{env.data.datastore}/paths/{env.data.path}"
-    )
-    if env.data.format == "parquet":
-        reader: Any = "read_parquet"
-    else:
-        reader = {
-            "read_delimited": {
-                "delimiter": ",",
-                "header": "all_files_same_headers",
-                "encoding": "utf8",
-            }
-        }
-    return {
-        "type": "mltable",
-        "paths": [{"pattern": f"{long_uri}*.{env.data.format}"}],
-        "transformations": [reader],
-    }
-
-
-def write_mltable(env: AzureEnvironment, folder: Path) -> Path:
-    """Write the MLTable file that :func:`build_reference_data` uploads; returns the folder."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / MLTABLE_FILE).write_text(yaml.safe_dump(mltable_document(env), sort_keys=False))
-    return folder
-
-
-def reference_data_name(settings: MlopsSettings) -> str:
-    return f"{settings.project}-reference-data"
-
-
-def reference_data_ref(env: AzureEnvironment, settings: MlopsSettings) -> str:
-    """``azureml:name:version`` of the reference data asset that ``apply`` registers."""
-    return f"azureml:{reference_data_name(settings)}:{env.data.version}"
-
-
-def build_reference_data(env: AzureEnvironment, settings: MlopsSettings, mltable_dir: Path) -> Data:
-    """The monitors' reference data: the training files read through the MLTable in ``mltable_dir``."""
-    if not (mltable_dir / MLTABLE_FILE).is_file():
-        raise ConfigError(
-            f"{mltable_dir} holds no {MLTABLE_FILE} file; write it first with write_mltable()"
-        )
-    return Data(
-        name=reference_data_name(settings),
-        version=env.data.version,
-        type="mltable",
-        path=str(mltable_dir),
-        description="training data as MLTable: the baseline of the drift and data quality monitors",
-        tags={"environment": env.name},
     )
 
 

@@ -2,8 +2,14 @@
 
 Each component runs the ``mlcore`` command line with inputs and outputs as
 arguments (the Azure ML command-job style of the mlcore contract); none holds ML
-logic of its own. The code snapshot is the repository's ``src/`` folder, so
-``python -m mlcore`` runs the same code CI tested.
+logic of its own. The ``reference`` step runs :mod:`mlops_azure.jobs.reference`, which
+writes mlcore's predictions on the validation split as the MLTable Azure's monitors
+read. The code snapshot (:func:`mlops_azure.definitions.stage_job_code`) holds mlcore
+and those job scripts, so the steps run the same code CI tested.
+
+The steps log to the workspace's MLflow tracking: Azure ML sets ``MLFLOW_TRACKING_URI``
+in every job, and the environment carries ``mlflow-skinny`` and ``azureml-mlflow``
+(:data:`mlops_azure.assets.JOB_REQUIREMENTS_FILE`), which mlcore's tracking uses.
 """
 
 from __future__ import annotations
@@ -18,7 +24,6 @@ from azure.ai.ml.entities import CommandComponent, Environment
 from mlcore import __version__ as mlcore_version
 from mlcore.cli import EXIT_GATE_FAILED as GATE_FAILED_EXIT_CODE
 from mlcore.settings import MlopsSettings
-from mlops_azure.config import SOURCE_DIR
 
 __all__ = ["GATE_FAILED_EXIT_CODE", "TrainingComponents", "build_components", "source_fingerprint"]
 
@@ -28,6 +33,7 @@ class TrainingComponents:
     prep: CommandComponent
     train: CommandComponent
     evaluate: CommandComponent
+    reference: CommandComponent
     register: CommandComponent
 
     def all(self) -> dict[str, CommandComponent]:
@@ -35,11 +41,12 @@ class TrainingComponents:
             "prep": self.prep,
             "train": self.train,
             "evaluate": self.evaluate,
+            "reference": self.reference,
             "register": self.register,
         }
 
 
-def source_fingerprint(source_dir: Path = SOURCE_DIR) -> str:
+def source_fingerprint(source_dir: Path) -> str:
     """A short hash of every Python file under ``source_dir``: the code the components run."""
     digest = hashlib.sha256()
     for path in sorted(source_dir.rglob("*.py")):
@@ -78,9 +85,12 @@ def _component(
 
 
 def build_components(
-    settings: MlopsSettings, environment: Environment, *, code: Path = SOURCE_DIR
+    settings: MlopsSettings, environment: Environment, *, code: Path
 ) -> TrainingComponents:
-    """The four steps of the training pipeline, versioned by mlcore's version and source hash."""
+    """The steps of the training pipeline, versioned by mlcore's version and the code's hash.
+
+    ``code`` is the staged code snapshot (:func:`mlops_azure.definitions.stage_job_code`).
+    """
     version = f"{mlcore_version}-{source_fingerprint(code)}"
     common = {"environment": environment, "code": code, "version": version}
     settings_input = Input(type="uri_file", description="mlops.yaml: gate and drift thresholds")
@@ -140,21 +150,48 @@ def build_components(
         ),
         **common,
     )
+    reference = _component(
+        settings,
+        "reference",
+        display_name="Prediction reference",
+        description=(
+            "The validation split beside the model's predictions, as the MLTable Azure's "
+            "drift and quality monitors compare production data with."
+        ),
+        inputs={"model": Input(type="custom_model"), "prepared": Input(type="uri_folder")},
+        outputs={"reference": Output(type="mltable")},
+        command=(
+            "python -m mlops_azure.jobs.reference --model-dir ${{inputs.model}} "
+            "--data ${{inputs.prepared}}/validation --output ${{outputs.reference}}"
+        ),
+        **common,
+    )
     register = _component(
         settings,
         "register",
         display_name="Register model",
         description=(
-            "Package the model with its evaluation, gate decision and model card; the pipeline "
-            "registers this output as the model. Runs only after the gate passed."
+            "Package the model with its evaluation, gate decision and model card, and pass the "
+            "prediction reference on; the pipeline registers both outputs. Runs only after the "
+            "gate passed."
         ),
-        inputs={"model": Input(type="custom_model"), "evaluation": Input(type="uri_folder")},
-        outputs={"registered_model": Output(type="custom_model")},
+        inputs={
+            "model": Input(type="custom_model"),
+            "evaluation": Input(type="uri_folder"),
+            "reference": Input(type="mltable"),
+        },
+        outputs={
+            "registered_model": Output(type="custom_model"),
+            "registered_reference": Output(type="mltable"),
+        },
         command=(
             "mkdir -p ${{outputs.registered_model}}/evaluation && "
             "cp -R ${{inputs.model}}/. ${{outputs.registered_model}}/ && "
-            "cp -R ${{inputs.evaluation}}/. ${{outputs.registered_model}}/evaluation/"
+            "cp -R ${{inputs.evaluation}}/. ${{outputs.registered_model}}/evaluation/ && "
+            "cp -R ${{inputs.reference}}/. ${{outputs.registered_reference}}/"
         ),
         **common,
     )
-    return TrainingComponents(prep=prep, train=train, evaluate=evaluate, register=register)
+    return TrainingComponents(
+        prep=prep, train=train, evaluate=evaluate, reference=reference, register=register
+    )

@@ -46,22 +46,39 @@ class ComputeConfig(_Frozen):
     size: str = "Standard_DS3_v2"
     max_instances: int = Field(2, ge=1, le=100)
     idle_seconds_before_scale_down: int = Field(900, ge=60)
+    # Nodes without public IPs need a private route to Azure ML: a subnet of your VNet
+    # here, or a managed virtual network on the workspace (workspace.managed_network).
+    subnet: str | None = Field(
+        None,
+        pattern=r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Network/virtualNetworks/[^/]+/subnets/[^/]+$",
+        description="ARM id of the subnet the cluster's nodes join",
+    )
 
 
 class DataConfig(_Frozen):
-    """The raw training data: a folder of CSV or Parquet files in a workspace datastore."""
+    """The raw training data: a folder of CSV or Parquet files in a workspace datastore.
+
+    There is no version here: ``train`` registers the data asset at a version that is the
+    fingerprint of the folder's current files, so new or changed files always retrain.
+    """
 
     datastore: str = "workspaceblobstore"
-    path: str = Field(..., description="folder inside the datastore, e.g. churn/raw/")
+    path: str = Field(..., description="folder inside the datastore, e.g. my-project/raw/")
     format: Literal["parquet", "csv"] = "parquet"
-    version: str = Field("1", pattern=r"^[0-9A-Za-z][0-9A-Za-z._-]{0,30}$")
+    # Late labels for the model-performance job: CSV or Parquet files with inference_id and
+    # the target column (README "Ground truth on Azure").
+    ground_truth_path: str | None = Field(
+        None, description="folder inside the datastore holding ground-truth files"
+    )
 
-    @field_validator("path")
+    @field_validator("path", "ground_truth_path")
     @classmethod
-    def _relative_folder(cls, value: str) -> str:
+    def _relative_folder(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if value.startswith(("azureml:", "https:", "/")) or ".." in value.split("/"):
             raise ValueError(
-                f"must be a folder path inside the datastore such as 'churn/raw/', got {value!r}"
+                f"must be a folder path inside the datastore such as 'my-project/raw/', got {value!r}"
             )
         return value.strip("/") + "/"
 
@@ -91,15 +108,66 @@ class EndpointConfig(_Frozen):
 
 
 class RolloutConfig(_Frozen):
-    """Pacing of the blue/green rollout: mirrored traffic, then a canary share, then everything."""
+    """The blue/green rollout: mirrored traffic, then a canary share, then everything.
+
+    Each phase waits until the new deployment has served ``min_requests`` (or
+    ``max_wait_seconds`` pass, which fails the phase), then checks its Azure Monitor
+    metrics over the phase against the ceilings below. The health-check request is the
+    model's own ``sample_request.json``, written at training time from held-out rows.
+    """
 
     mirror_percent: int = Field(10, ge=1, le=50)  # Azure caps mirrored traffic at 50%
     canary_percent: int = Field(10, ge=1, le=99)
-    bake_seconds: int = Field(300, ge=0, description="wait at each step before the health check")
+    min_requests: int = Field(
+        100, ge=1, description="requests the new deployment must serve per phase"
+    )
+    max_wait_seconds: int = Field(
+        3600, ge=60, description="a phase that sees too few requests by then fails"
+    )
+    poll_seconds: int = Field(60, ge=1, description="how often the metrics are read while waiting")
+    max_5xx_rate: float = Field(
+        0.01, ge=0, le=1, description="share of 5xx answers that fails a phase"
+    )
+    max_p99_latency_ms: float = Field(500, gt=0, description="P99 latency that fails a phase")
     health_check_requests: int = Field(3, ge=1, le=100)
-    health_check_request_file: str = Field(
-        "azure/requests/churn-sample.json",
-        description="JSON request body sent to the new deployment, relative to the repository root",
+    # The replaced deployment stays at 0% this long, so a rollback is one traffic switch.
+    grace_period_hours: float = Field(24, ge=0)
+
+
+class WorkspaceConfig(_Frozen):
+    """How ``apply`` creates the workspace when it does not exist yet (Azure then creates its
+    storage account, key vault, container registry and Application Insights)."""
+
+    location: str = Field("westeurope", min_length=3)
+    public_network_access: Literal["Enabled", "Disabled"] = "Disabled"
+    managed_network: Literal[
+        "disabled", "allow_internet_outbound", "allow_only_approved_outbound"
+    ] = "allow_only_approved_outbound"
+    hbi_workspace: bool = Field(
+        True,
+        description="high business impact: less diagnostic data to Microsoft, encrypted scratch",
+    )
+
+
+class RegistryConfig(_Frozen):
+    """The Azure ML registry shared by the workspaces: train registers there, every stage deploys from it."""
+
+    name: str = Field(..., pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_-]{2,32}$")
+    location: str = Field("westeurope", min_length=3)
+    # The subscription and resource group the registry lives in (default: this environment's).
+    subscription_id: str | None = None
+    resource_group: str | None = None
+    public_network_access: Literal["Enabled", "Disabled"] = "Enabled"
+
+
+class RetrainConfig(_Frozen):
+    """The closed loop: a breached monitor signal starts the training pipeline (Event Grid)."""
+
+    enabled: bool = True
+    # ARM id of the Azure Function that runs mlops_azure.retrain (azure/functions/retrain).
+    function_resource_id: str | None = Field(
+        None,
+        pattern=r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Web/sites/[^/]+/functions/[^/]+$",
     )
 
 
@@ -128,12 +196,21 @@ class AzureEnvironment(_Frozen):
     resource_group: str = Field(..., min_length=1, max_length=90)
     workspace: str = Field(..., min_length=3, max_length=33)
     experiment_name: str = Field("training", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$")
+    workspace_settings: WorkspaceConfig = Field(default_factory=WorkspaceConfig)
+    registry: RegistryConfig
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
     data: DataConfig
     environment: EnvironmentImageConfig = Field(default_factory=EnvironmentImageConfig)
     endpoint: EndpointConfig
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    retrain: RetrainConfig = Field(default_factory=RetrainConfig)
+
+    @property
+    def private_nodes(self) -> bool:
+        """Nodes may go without public IPs only on a subnet or in a managed VNet (Learn:
+        how-to-secure-training-vnet, "no public IP")."""
+        return bool(self.compute.subnet) or self.workspace_settings.managed_network != "disabled"
 
     @field_validator("subscription_id")
     @classmethod

@@ -17,16 +17,20 @@ from azure.ai.ml.entities import (
 
 from mlcore.settings import MlopsSettings
 from mlops_azure.config import AzureEnvironment
+from mlops_azure.jobs.reference import output_columns
 
 DEPLOYMENT_COLOURS = ("blue", "green")
-# Tags the rollout reads back from Azure: which model a deployment serves, and which
-# model the endpoint served before the last completed rollout (for rollback).
+# Tag on each deployment: the model it serves (name:version), for people reading the portal.
 MODEL_TAG = "model"
-LIVE_MODEL_TAG = "live_model"
-PREVIOUS_MODEL_TAG = "previous_model"
 # Collections the monitors read: the features the model saw and what it answered.
 MODEL_INPUTS = "model_inputs"
 MODEL_OUTPUTS = "model_outputs"
+# Serving verifies model.joblib against this digest before unpickling (contract 1).
+MODEL_SHA256_ENV = "MLCORE_MODEL_SHA256"
+# One id per scored row, in both collections and in the response: the ground-truth join key.
+INFERENCE_ID_COLUMN = "inference_id"
+
+__all__ = ["output_columns"]
 
 
 def build_endpoint(env: AzureEnvironment, settings: MlopsSettings) -> ManagedOnlineEndpoint:
@@ -58,9 +62,10 @@ def build_deployment(
     *,
     name: str,
     model: str,
-    environment: Environment,
-    code_dir: Path,
+    environment: Environment | str,
+    code_dir: Path | str,
     scoring_script: str,
+    model_sha256: str | None = None,
 ) -> ManagedOnlineDeployment:
     """One colour of the endpoint, serving ``model`` (``azureml:name:version``).
 
@@ -73,8 +78,12 @@ def build_deployment(
         raise ValueError(
             f"model must be a registered model reference 'azureml:name:version', got {model!r}"
         )
-    if not (code_dir / scoring_script).is_file():
+    # A local folder must hold the script; a registered code asset (a rollback) is Azure's.
+    local_code = not str(code_dir).startswith(("azureml:", "/subscriptions/"))
+    if local_code and not (Path(code_dir) / scoring_script).is_file():
         raise FileNotFoundError(f"scoring script {scoring_script} not found under {code_dir}")
+    if model_sha256 is not None and not model_sha256.startswith("sha256:"):
+        raise ValueError(f"model_sha256 must look like 'sha256:<hex>', got {model_sha256!r}")
     percentage = (
         env.endpoint.capture_sampling_percentage or settings.monitoring.capture_sampling_percentage
     )
@@ -91,10 +100,15 @@ def build_deployment(
     return ManagedOnlineDeployment(
         name=name,
         endpoint_name=env.endpoint.name,
-        description=f"{settings.project} {model.removeprefix('azureml:')}",
+        description=f"{settings.project} {model_label(model)}",
         model=model,
-        environment=f"azureml:{environment.name}:{environment.version}",
+        environment=(
+            environment
+            if isinstance(environment, str)
+            else f"azureml:{environment.name}:{environment.version}"
+        ),
         code_configuration=CodeConfiguration(code=str(code_dir), scoring_script=scoring_script),
+        environment_variables={MODEL_SHA256_ENV: model_sha256} if model_sha256 else None,
         instance_type=env.endpoint.instance_type,
         instance_count=env.endpoint.instance_count,
         request_settings=OnlineRequestSettings(
@@ -104,5 +118,14 @@ def build_deployment(
         readiness_probe=probe,
         data_collector=collector,
         app_insights_enabled=True,
-        tags={MODEL_TAG: model.removeprefix("azureml:"), "environment": env.name},
+        tags={MODEL_TAG: model_label(model), "environment": env.name},
     )
+
+
+def model_label(model: str) -> str:
+    """``name:version`` of a workspace (``azureml:n:v``) or registry model reference."""
+    if model.startswith("azureml://registries/"):
+        parts = model.split("/")
+        # azureml://registries/<r>/models/<name>/versions/<version>
+        return f"{parts[5]}:{parts[7]}"
+    return model.removeprefix("azureml:")

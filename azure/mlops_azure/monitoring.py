@@ -1,14 +1,24 @@
 """The model monitor: data drift, prediction drift and data quality, with e-mail alerts.
 
-Thresholds come from ``mlops.yaml`` (:class:`mlcore.settings.DriftSettings`), the
-same numbers the AWS monitors and the local run use. Azure ML computes its own
-statistics; this module maps each mlcore method to the Azure metric of the same
-name and refuses a method Azure does not offer rather than substituting another.
+Thresholds come from ``mlops.yaml`` (:class:`mlcore.settings.DriftSettings`), the same
+numbers the AWS monitors and the local run use, through ONE table per data type
+(:data:`NUMERICAL_METRICS`, :data:`CATEGORICAL_METRICS`) from mlcore's method to the
+Azure ML metric that computes it. A method Azure cannot compute on realistic data is
+mapped explicitly with its reason, and a method Azure does not offer is refused: never
+a silent substitute. The README's "Monitor mapping" lists the same table and the mlcore
+thresholds Azure has no counterpart for.
+
+All three signals compare production data with the model's prediction reference: the
+validation split beside the model's own predictions (:mod:`mlops_azure.jobs.reference`),
+registered by the training run of that model. The model-performance signal is a
+scheduled job (:mod:`mlops_azure.performance`), because Azure's built-in one has no AUC,
+F1 or R2 and judges accuracy, precision and recall as ceilings.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from azure.ai.ml import Input
 from azure.ai.ml.entities import (
@@ -35,39 +45,85 @@ from azure.ai.ml.entities import (
 from mlcore.errors import ConfigError
 from mlcore.settings import DriftSettings, MlopsSettings
 from mlops_azure.config import AzureEnvironment
+from mlops_azure.jobs.reference import output_columns
 
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _CRON = re.compile(r"^cron\((.+)\)$")
 
+# Names of the signals in the MonitorSchedule (and in Azure's breach tags).
+DATA_DRIFT, PREDICTION_DRIFT, DATA_QUALITY = "data_drift", "prediction_drift", "data_quality"
+
+
+@dataclass(frozen=True)
+class AzureMetric:
+    """The Azure ML metric that stands for one mlcore method, and where its threshold comes from."""
+
+    field: str  # keyword of NumericalDriftMetrics / CategoricalDriftMetrics
+    threshold_setting: str  # the DriftSettings field the threshold is read from
+    reason: str = ""  # why a method maps to a different statistic
+
+    def threshold(self, drift: DriftSettings) -> float:
+        value: float = getattr(drift, self.threshold_setting)
+        return value
+
+
+@dataclass(frozen=True)
+class Refused:
+    """An mlcore method with no Azure ML metric; building the monitor fails with this reason."""
+
+    reason: str
+
+
+# Azure's two-sample KS raises "Cannot calculate two-sample Kolmogorov-Smirnov test on
+# dataset with more than 10000 entries" unless BOTH sides have fewer than 10,000 rows
+# (azureml-assets, model_monitoring/components/src/data_drift_compute_metrics/
+# numerical_data_drift_metrics.py, _ks2sample_pandas_impl). Its normalised Wasserstein
+# distance (the same file, _normalized_wasserstein: W1 divided by the reference's standard
+# deviation) is mlcore's `wasserstein` statistic exactly, compares CDFs as KS does, and
+# has no row limit.
+KS_REASON = (
+    "Azure ML computes two-sample KS only when both datasets have fewer than 10,000 rows; "
+    "ks is monitored on Azure as normalized Wasserstein distance (mlcore's wasserstein "
+    "statistic, also CDF-based, no row limit) at drift.distance_threshold"
+)
+NUMERICAL_METRICS: dict[str, AzureMetric | Refused] = {
+    "ks": AzureMetric("normalized_wasserstein_distance", "distance_threshold", KS_REASON),
+    "psi": AzureMetric("population_stability_index", "psi_threshold"),
+    "wasserstein": AzureMetric("normalized_wasserstein_distance", "distance_threshold"),
+    "jensenshannon": AzureMetric("jensen_shannon_distance", "distance_threshold"),
+    "kl": Refused("Azure ML monitoring has no Kullback-Leibler divergence"),
+}
+CATEGORICAL_METRICS: dict[str, AzureMetric | Refused] = {
+    "chi2": AzureMetric("pearsons_chi_squared_test", "p_value_threshold"),
+    "psi": AzureMetric("population_stability_index", "psi_threshold"),
+    "jensenshannon": AzureMetric("jensen_shannon_distance", "distance_threshold"),
+    "kl": Refused("Azure ML monitoring has no Kullback-Leibler divergence"),
+}
+
+
+def _metric(table: dict[str, AzureMetric | Refused], kind: str, method: str) -> AzureMetric:
+    entry = table.get(method)
+    supported = sorted(m for m, e in table.items() if isinstance(e, AzureMetric))
+    if entry is None:
+        raise ConfigError(
+            f"drift.{kind}_method {method!r} is not in the Azure mapping; use one of {supported}"
+        )
+    if isinstance(entry, Refused):
+        raise ConfigError(
+            f"drift.{kind}_method {method!r} has no Azure ML monitoring metric ({entry.reason}); "
+            f"use one of {supported} in mlops.yaml for a workspace that is monitored on Azure"
+        )
+    return entry
+
 
 def numerical_drift_metrics(drift: DriftSettings) -> NumericalDriftMetrics:
-    method = drift.numeric_method
-    if method == "ks":
-        return NumericalDriftMetrics(two_sample_kolmogorov_smirnov_test=drift.p_value_threshold)
-    if method == "psi":
-        return NumericalDriftMetrics(population_stability_index=drift.psi_threshold)
-    if method == "wasserstein":
-        return NumericalDriftMetrics(normalized_wasserstein_distance=drift.distance_threshold)
-    if method == "jensenshannon":
-        return NumericalDriftMetrics(jensen_shannon_distance=drift.distance_threshold)
-    raise ConfigError(
-        f"drift.numeric_method {method!r} has no Azure ML monitoring metric; use ks, psi, "
-        "wasserstein or jensenshannon in mlops.yaml for a workspace that is monitored on Azure"
-    )
+    metric = _metric(NUMERICAL_METRICS, "numeric", drift.numeric_method)
+    return NumericalDriftMetrics(**{metric.field: metric.threshold(drift)})
 
 
 def categorical_drift_metrics(drift: DriftSettings) -> CategoricalDriftMetrics:
-    method = drift.categorical_method
-    if method == "chi2":
-        return CategoricalDriftMetrics(pearsons_chi_squared_test=drift.p_value_threshold)
-    if method == "psi":
-        return CategoricalDriftMetrics(population_stability_index=drift.psi_threshold)
-    if method == "jensenshannon":
-        return CategoricalDriftMetrics(jensen_shannon_distance=drift.distance_threshold)
-    raise ConfigError(
-        f"drift.categorical_method {method!r} has no Azure ML monitoring metric; use chi2, psi "
-        "or jensenshannon in mlops.yaml for a workspace that is monitored on Azure"
-    )
+    metric = _metric(CATEGORICAL_METRICS, "categorical", drift.categorical_method)
+    return CategoricalDriftMetrics(**{metric.field: metric.threshold(drift)})
 
 
 def schedule_trigger(expression: str) -> CronTrigger | RecurrenceTrigger:
@@ -113,8 +169,9 @@ def monitored_features(settings: MlopsSettings) -> list[str] | str:
     """The declared features when mlops.yaml lists both kinds; otherwise every column Azure sees.
 
     With inferred feature types the list is only known after training, so Azure ML
-    compares all columns the reference and production data share (the collector
-    records only the model's features; the target is named as such).
+    compares all columns the reference and production data share: the features (the
+    reference's prediction columns are not in model_inputs, whose inference_id is not
+    in the reference).
     """
     numeric, categorical = settings.dataset.numeric, settings.dataset.categorical
     if numeric is not None and categorical is not None:
@@ -132,6 +189,15 @@ def alert_emails(env: AzureEnvironment, settings: MlopsSettings) -> list[str]:
     return emails
 
 
+def prediction_drift_metrics(task: str, drift: DriftSettings) -> PredictionDriftMetricThreshold:
+    """A class label is categorical and its score numeric; a regression output is numeric."""
+    if task == "classification":
+        return PredictionDriftMetricThreshold(
+            categorical=categorical_drift_metrics(drift), numerical=numerical_drift_metrics(drift)
+        )
+    return PredictionDriftMetricThreshold(numerical=numerical_drift_metrics(drift))
+
+
 def build_monitor_schedule(
     env: AzureEnvironment,
     settings: MlopsSettings,
@@ -139,28 +205,28 @@ def build_monitor_schedule(
     deployment_name: str,
     reference_data: str,
 ) -> MonitorSchedule:
-    """Monitor ``deployment_name`` against ``reference_data`` (an MLTable ``azureml:name:version``).
+    """Monitor ``deployment_name`` against ``reference_data``, the live model's prediction
+    reference (an MLTable ``azureml:name:version``).
 
-    Production data is what the deployment's data collector recorded; Azure ML
-    finds it from the monitoring target.
+    Production data is what the deployment's data collector recorded; Azure ML finds it
+    from the monitoring target.
     """
     task = ml_task(env, settings)
     drift = settings.drift
+    prediction_column, _ = output_columns(settings.dataset.target)
     reference = ReferenceData(
         input_data=Input(type="mltable", path=reference_data),
-        data_context="training",
-        # ReferenceData(target_column_name=...) raises TypeError in azure-ai-ml 1.35.
-        data_column_names={"target_column": settings.dataset.target},
+        data_context="validation",
+        # Learn: target_column is the model's output column. ReferenceData(
+        # target_column_name=...) raises TypeError in azure-ai-ml 1.35.
+        data_column_names={"target_column": prediction_column},
     )
-    prediction_metrics = (
-        PredictionDriftMetricThreshold(categorical=categorical_drift_metrics(drift))
-        if task == "classification"
-        else PredictionDriftMetricThreshold(numerical=numerical_drift_metrics(drift))
-    )
+    # Azure's null_value_rate is an absolute rate per feature, mlcore's
+    # missing_rate_threshold an increase over the reference: the README says so.
     missing_rate = drift.missing_rate_threshold
     features = monitored_features(settings)
     signals = {
-        "data_drift": DataDriftSignal(
+        DATA_DRIFT: DataDriftSignal(
             reference_data=reference,
             features=features,
             metric_thresholds=DataDriftMetricThreshold(
@@ -169,10 +235,12 @@ def build_monitor_schedule(
             ),
             alert_enabled=True,
         ),
-        "prediction_drift": PredictionDriftSignal(
-            reference_data=reference, metric_thresholds=prediction_metrics, alert_enabled=True
+        PREDICTION_DRIFT: PredictionDriftSignal(
+            reference_data=reference,
+            metric_thresholds=prediction_drift_metrics(task, drift),
+            alert_enabled=True,
         ),
-        "data_quality": DataQualitySignal(
+        DATA_QUALITY: DataQualitySignal(
             reference_data=reference,
             features=features,
             metric_thresholds=DataQualityMetricThreshold(
@@ -185,7 +253,7 @@ def build_monitor_schedule(
     return MonitorSchedule(
         name=f"{settings.project}-{env.name}-monitor",
         display_name=f"{settings.project} model monitor ({env.name})",
-        description="data drift, prediction drift and data quality against the training data",
+        description="data drift, prediction drift and data quality against the model's validation rows",
         trigger=schedule_trigger(settings.monitoring.schedule),
         create_monitor=MonitorDefinition(
             compute=ServerlessSparkCompute(

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import TypeVar
 
 from azure.core.polling import LROPoller
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 T = TypeVar("T")
 # How long one wait on a poller blocks before the progress line refreshes.
@@ -26,22 +24,3 @@ def wait_for(poller: LROPoller[T], description: str, *, console: Console) -> T:
         result = poller.result()
         progress.update(task, description=f"{description}: done")
     return result
-
-
-def bake(
-    seconds: int,
-    description: str,
-    *,
-    console: Console,
-    sleep: Callable[[float], None] = time.sleep,
-) -> None:
-    """Let traffic run for ``seconds`` before the next health check, with a countdown bar."""
-    if seconds <= 0:
-        return
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console
-    ) as progress:
-        task = progress.add_task(description, total=seconds)
-        for _ in range(seconds):
-            sleep(1)
-            progress.advance(task)

@@ -1,10 +1,20 @@
-"""Blue/green rollout and rollback of the managed online endpoint.
+"""Blue/green rollout and rollback of the managed online endpoint, gated on live traffic.
 
-A new model goes to the colour that is not live, then: health check at 0% ->
-mirrored traffic -> a canary share -> 100% -> the old deployment is removed. A
-failed health check (or a failed Azure operation) at any step sends all traffic
-back to the old deployment and removes the new one. ``rollback`` does the same on
-demand, or redeploys the previous model once the old deployment is gone.
+A new deployment spec (model, environment, code) goes to the colour that is not live:
+
+1. created at 0% traffic and sent the model's own ``sample_request.json`` directly;
+2. mirrored traffic, then a canary share, then all traffic. Each phase waits until the
+   new deployment has served ``rollout.min_requests`` (failing after
+   ``max_wait_seconds``), then checks its Azure Monitor metrics over the phase: 5xx rate
+   and P99 latency against the configured ceilings;
+3. the old deployment stays at 0% for ``grace_period_hours``, so a rollback is a
+   traffic switch; later rollouts (or ``cleanup``) delete it once the period is over.
+
+Any failure restores the previous traffic and removes the new deployment. The endpoint
+records what it is doing in tags, so every interruption can be undone:
+``live``/``previous`` hold the full spec of the live and the replaced deployment,
+``rollout`` is set from the first change until the last, and ``retired`` dates each
+deployment kept at 0%. A spec equal to the live one is not rolled out again.
 """
 
 from __future__ import annotations
@@ -13,51 +23,115 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from azure.ai.ml import MLClient
 from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint
-from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.core.exceptions import AzureError
 from rich.console import Console
 
 from mlops_azure.config import RolloutConfig
-from mlops_azure.endpoint import LIVE_MODEL_TAG, MODEL_TAG, PREVIOUS_MODEL_TAG, other_colour
-from mlops_azure.progress import bake, wait_for
+from mlops_azure.endpoint import other_colour
+from mlops_azure.metrics import DeploymentMetrics
+from mlops_azure.progress import wait_for
 
 logger = logging.getLogger(__name__)
 
+# Endpoint tags (values are JSON strings; "" means unset).
+LIVE_TAG = "live"
+PREVIOUS_TAG = "previous"
+ROLLOUT_TAG = "rollout"
+RETIRED_TAG = "retired"
+# Deployment tag: the spec it serves.
+SPEC_TAG = "spec"
+
 
 class HealthCheckFailed(Exception):
-    """The new deployment did not answer a known-good request correctly."""
+    """The new deployment did not answer the model's sample request correctly."""
+
+
+class PhaseFailed(Exception):
+    """Live metrics of the new deployment breached a ceiling, or it saw too few requests."""
 
 
 class RolloutError(Exception):
     """The rollout could not complete; the message says what state the endpoint was left in."""
 
 
+@dataclass(frozen=True)
+class DeploymentSpec:
+    """Everything a deployment is made of: what a rollback has to recreate.
+
+    ``code`` identifies the scoring code by content (a hash of the staged folder);
+    ``code_asset`` is the registered code version Azure made of it, known once the
+    deployment exists, and what a rollback recreates from.
+    """
+
+    model: str
+    environment: str
+    code: str
+    model_sha256: str | None = None
+    code_asset: str | None = None
+
+    def same_as(self, other: DeploymentSpec | None) -> bool:
+        return other is not None and (self.model, self.environment, self.code) == (
+            other.model,
+            other.environment,
+            other.code,
+        )
+
+    def to_tag(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_tag(cls, value: str | None) -> DeploymentSpec | None:
+        if not value:
+            return None
+        return cls(**json.loads(value))
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A spec and the colour it runs on."""
+
+    colour: str
+    spec: DeploymentSpec
+
+    def to_tag(self) -> str:
+        return json.dumps({"colour": self.colour, **asdict(self.spec)}, sort_keys=True)
+
+    @classmethod
+    def from_tag(cls, value: str | None) -> Placed | None:
+        if not value:
+            return None
+        document = json.loads(value)
+        colour = document.pop("colour")
+        return cls(colour, DeploymentSpec(**document))
+
+
 def expected_records(request_file: Path) -> int:
-    """How many records the health-check request holds (``{"instances": [...]}`` or a list)."""
+    """How many records the health-check request holds (``{"instances": [...]}``)."""
     try:
         body = json.loads(request_file.read_text())
     except FileNotFoundError as exc:
-        raise HealthCheckFailed(f"health-check request file {request_file} does not exist") from exc
-    except json.JSONDecodeError as exc:
         raise HealthCheckFailed(
-            f"health-check request file {request_file} is not JSON: {exc}"
+            f"health-check request {request_file} does not exist: the model predates "
+            "sample_request.json; retrain it with this mlcore"
         ) from exc
-    records = body.get("instances") if isinstance(body, dict) else body
+    except json.JSONDecodeError as exc:
+        raise HealthCheckFailed(f"health-check request {request_file} is not JSON: {exc}") from exc
+    records = body.get("instances") if isinstance(body, dict) else None
     if not isinstance(records, list) or not records:
-        raise HealthCheckFailed(
-            f'{request_file} must hold {{"instances": [...]}} or a list with at least one record'
-        )
+        raise HealthCheckFailed(f'{request_file} must hold {{"instances": [...]}} with a record')
     return len(records)
 
 
 @dataclass(frozen=True)
 class EndpointHealthCheck:
-    """Send a known-good request straight to one deployment and check every record is answered."""
+    """Send the model's sample request straight to one deployment; every record must be answered."""
 
     ml_client: MLClient
     endpoint_name: str
@@ -103,8 +177,12 @@ def _count_predictions(raw: Any) -> int:
 @dataclass(frozen=True)
 class RolloutResult:
     live: str
-    removed: str | None
+    retired: str | None
     model: str
+    changed: bool = True
+
+
+Builder = Callable[[str], ManagedOnlineDeployment]
 
 
 class EndpointRollout:
@@ -117,15 +195,19 @@ class EndpointRollout:
         endpoint_name: str,
         plan: RolloutConfig,
         health_check: Callable[[str], None],
+        metrics: DeploymentMetrics,
         console: Console,
         sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.ml_client = ml_client
         self.endpoint_name = endpoint_name
         self.plan = plan
         self.health_check = health_check
+        self.metrics = metrics
         self.console = console
         self.sleep = sleep or time.sleep
+        self.clock = clock or (lambda: datetime.now(UTC))
 
     # -- reading the endpoint -------------------------------------------------
 
@@ -133,40 +215,43 @@ class EndpointRollout:
         endpoint: ManagedOnlineEndpoint = self.ml_client.online_endpoints.get(self.endpoint_name)
         return endpoint
 
-    def live_deployment(self) -> str | None:
-        """The deployment taking all traffic; an error when the endpoint is mid-rollout."""
-        endpoint = self._endpoint()
-        traffic = {name: share for name, share in (endpoint.traffic or {}).items() if share > 0}
-        mirror = {
-            name: share for name, share in (endpoint.mirror_traffic or {}).items() if share > 0
+    def _tags(self) -> dict[str, str]:
+        return dict(self._endpoint().tags or {})
+
+    def _deployments(self) -> dict[str, ManagedOnlineDeployment]:
+        return {
+            d.name: d
+            for d in self.ml_client.online_deployments.list(endpoint_name=self.endpoint_name)
         }
-        if len(traffic) > 1 or mirror:
-            raise RolloutError(
-                f"endpoint {self.endpoint_name!r} is mid-rollout (traffic {traffic}, mirror {mirror}); "
-                "run `python -m mlops_azure rollback` first"
-            )
-        return next(iter(traffic), None)
+
+    def _retired(self, tags: dict[str, str]) -> dict[str, str]:
+        return dict(json.loads(tags[RETIRED_TAG])) if tags.get(RETIRED_TAG) else {}
+
+    def live(self) -> Placed | None:
+        return Placed.from_tag(self._tags().get(LIVE_TAG))
 
     # -- changing the endpoint ------------------------------------------------
 
-    def _set_traffic(
+    def _update(
         self,
-        traffic: dict[str, int],
-        mirror: dict[str, int] | None = None,
         *,
+        traffic: dict[str, int] | None = None,
+        mirror: dict[str, int] | None = None,
         tags: dict[str, str] | None = None,
+        description: str = "Endpoint tags",
     ) -> None:
         endpoint = self._endpoint()
-        endpoint.traffic = dict(traffic)
-        endpoint.mirror_traffic = dict(mirror or {})
+        if traffic is not None:
+            endpoint.traffic = dict(traffic)
+            endpoint.mirror_traffic = dict(mirror or {})
+            shares = ", ".join(f"{name} {share}%" for name, share in traffic.items()) or "none"
+            description = f"Traffic: {shares}" + (f", mirror {mirror}" if mirror else "")
+            logger.info("endpoint %s %s", self.endpoint_name, description)
         if tags:
             endpoint.tags = {**(endpoint.tags or {}), **tags}
-        shares = ", ".join(f"{name} {share}%" for name, share in traffic.items()) or "none"
-        mirrored = f", mirror {mirror}" if mirror else ""
-        logger.info("endpoint %s traffic: %s%s", self.endpoint_name, shares, mirrored)
         wait_for(
             self.ml_client.online_endpoints.begin_create_or_update(endpoint),
-            f"Traffic: {shares}{mirrored}",
+            description,
             console=self.console,
         )
 
@@ -179,27 +264,105 @@ class EndpointRollout:
             console=self.console,
         )
 
-    def _model_of(self, deployment: str) -> str | None:
-        tags = self.ml_client.online_deployments.get(
-            name=deployment, endpoint_name=self.endpoint_name
-        ).tags
-        return (tags or {}).get(MODEL_TAG)
+    def _discard(self, deployment: str) -> None:
+        if deployment in self._deployments():
+            self._delete(deployment)
 
-    def _step(self, description: str, new: str) -> None:
-        bake(self.plan.bake_seconds, description, console=self.console, sleep=self.sleep)
-        self.health_check(new)
+    # -- gates ------------------------------------------------------------------
 
-    # -- the two operations ---------------------------------------------------
+    def _phase(self, description: str, new: str) -> None:
+        """Wait for enough requests on ``new`` since now, then check its error rate and latency."""
+        plan = self.plan
+        start = self.clock()
+        deadline = start + timedelta(seconds=plan.max_wait_seconds)
+        self.console.print(f"{description}: waiting for {plan.min_requests} requests on {new}")
+        while True:
+            stats = self.metrics.traffic(new, start, self.clock())
+            if stats.requests >= plan.min_requests:
+                break
+            if self.clock() >= deadline:
+                raise PhaseFailed(
+                    f"{description}: {new} served {stats.requests:.0f} of the {plan.min_requests} "
+                    f"requests needed within {plan.max_wait_seconds} s; lower rollout.min_requests "
+                    "or raise max_wait_seconds for low traffic"
+                )
+            self.sleep(plan.poll_seconds)
+        problems = []
+        if stats.error_rate > plan.max_5xx_rate:
+            problems.append(
+                f"5xx rate {stats.error_rate:.2%} over {stats.requests:.0f} requests "
+                f"> {plan.max_5xx_rate:.2%}"
+            )
+        if stats.p99_latency_ms is not None and stats.p99_latency_ms > plan.max_p99_latency_ms:
+            problems.append(
+                f"P99 latency {stats.p99_latency_ms:.0f} ms > {plan.max_p99_latency_ms:.0f} ms"
+            )
+        if problems:
+            raise PhaseFailed(f"{description}: " + "; ".join(problems))
+        self.console.print(
+            f"{description}: {stats.requests:.0f} requests, 5xx {stats.error_rate:.2%}, "
+            f"P99 {stats.p99_latency_ms if stats.p99_latency_ms is not None else 'n/a'} ms"
+        )
 
-    def rollout(self, build: Callable[[str], ManagedOnlineDeployment]) -> RolloutResult:
-        """Deploy ``build(colour)`` to the idle colour and shift traffic to it step by step."""
-        old = self.live_deployment()
+    # -- the operations -----------------------------------------------------------
+
+    def cleanup(self) -> list[str]:
+        """Delete deployments kept at 0% whose grace period is over; returns their names."""
+        tags = self._tags()
+        retired = self._retired(tags)
+        now = self.clock()
+        expired = [
+            colour
+            for colour, since in retired.items()
+            if now - datetime.fromisoformat(since) >= timedelta(hours=self.plan.grace_period_hours)
+        ]
+        traffic = self._endpoint().traffic or {}
+        removed = []
+        for colour in expired:
+            if traffic.get(colour, 0) == 0 and colour in self._deployments():
+                self._delete(colour)
+                removed.append(colour)
+        if expired:
+            kept = {c: t for c, t in retired.items() if c not in expired}
+            self._update(tags={RETIRED_TAG: json.dumps(kept) if kept else ""})
+        return removed
+
+    def rollout(self, build: Builder, spec: DeploymentSpec) -> RolloutResult:
+        """Deploy ``build(colour)`` (which serves ``spec``) to the idle colour, phase by phase."""
+        tags = self._tags()
+        if tags.get(ROLLOUT_TAG):
+            raise RolloutError(
+                f"endpoint {self.endpoint_name!r} has an unfinished rollout ({tags[ROLLOUT_TAG]}); "
+                "run `python -m mlops_azure rollback` first"
+            )
+        endpoint = self._endpoint()
+        serving = {n: s for n, s in (endpoint.traffic or {}).items() if s > 0}
+        mirrored = {n: s for n, s in (endpoint.mirror_traffic or {}).items() if s > 0}
+        if len(serving) > 1 or mirrored:
+            raise RolloutError(
+                f"endpoint {self.endpoint_name!r} is split (traffic {serving}, mirror {mirrored}); "
+                "run `python -m mlops_azure rollback` first"
+            )
+        live = Placed.from_tag(tags.get(LIVE_TAG))
+        old = next(iter(serving), None)
+        if live is not None and live.colour != old:
+            raise RolloutError(
+                f"endpoint {self.endpoint_name!r} records {live.colour!r} as live but traffic goes "
+                f"to {old!r}; run `python -m mlops_azure rollback` to reconcile"
+            )
+        if live is not None and spec.same_as(live.spec):
+            self.console.print(
+                f"{spec.model} with this environment and code is already live on {live.colour!r}"
+            )
+            return RolloutResult(live=live.colour, retired=None, model=spec.model, changed=False)
+        self.cleanup()
         new = other_colour(old)
         deployment = build(new)
-        model = (deployment.tags or {}).get(MODEL_TAG, str(deployment.model))
-        old_model = self._model_of(old) if old else None
+        deployment.tags = {**(deployment.tags or {}), SPEC_TAG: spec.to_tag()}
+        started = self.clock().isoformat()
+        self._update(tags={ROLLOUT_TAG: json.dumps({"from": old, "to": new, "started": started})})
         self.console.print(
-            f"Rolling out {model} to {new!r} on {self.endpoint_name} (live: {old or 'none'})"
+            f"Rolling out {spec.model} to {new!r} on {self.endpoint_name} (live: {old or 'none'})"
         )
         try:
             wait_for(
@@ -208,86 +371,127 @@ class EndpointRollout:
                 console=self.console,
             )
         except AzureError as exc:
-            # No traffic has moved: only a half-created deployment needs removing.
             self._discard(new)
+            self._finish_aborted(new)
             raise RolloutError(
-                f"deployment {new!r} of {model} could not be created; traffic was not changed "
+                f"deployment {new!r} of {spec.model} could not be created; traffic was not changed "
                 f"({'all on ' + old if old else 'none'}): {exc}"
             ) from exc
         try:
             self.health_check(new)
             if old:
-                self._set_traffic({old: 100, new: 0}, {new: self.plan.mirror_percent})
-                self._step(f"Mirroring {self.plan.mirror_percent}% of traffic to {new}", new)
+                self._update(traffic={old: 100, new: 0}, mirror={new: self.plan.mirror_percent})
+                self._phase(f"Mirror {self.plan.mirror_percent}%", new)
                 canary = self.plan.canary_percent
-                self._set_traffic({old: 100 - canary, new: canary})
-                self._step(f"Canary: {canary}% of traffic on {new}", new)
-                self._set_traffic({old: 0, new: 100})
+                self._update(traffic={old: 100 - canary, new: canary})
+                self._phase(f"Canary {canary}%", new)
+                self._update(traffic={old: 0, new: 100})
             else:
-                self._set_traffic({new: 100})
-            self._step(f"All traffic on {new}", new)
-        except (HealthCheckFailed, AzureError) as exc:
+                self._update(traffic={new: 100})
+            self._phase("Full traffic", new)
+        except (HealthCheckFailed, PhaseFailed, AzureError) as exc:
             self._restore(old, new)
             raise RolloutError(
-                f"rollout of {model} to {new!r} failed and was rolled back "
+                f"rollout of {spec.model} to {new!r} failed and was rolled back "
                 f"({'all traffic on ' + old if old else 'no deployment serves traffic'}): {exc}"
             ) from exc
-        tags = {LIVE_MODEL_TAG: model, **({PREVIOUS_MODEL_TAG: old_model} if old_model else {})}
-        self._set_traffic({new: 100}, tags=tags)
+        created = self.ml_client.online_deployments.get(name=new, endpoint_name=self.endpoint_name)
+        placed = Placed(new, replace(spec, code_asset=_code_asset(created)))
+        retired = self._retired(self._tags())
         if old:
-            self._delete(old)
-        self.console.print(f"[green]{model} is live on {new!r}[/green]")
-        return RolloutResult(live=new, removed=old, model=model)
+            retired[old] = self.clock().isoformat()
+        self._update(
+            traffic={new: 100, **({old: 0} if old else {})},
+            tags={
+                LIVE_TAG: placed.to_tag(),
+                PREVIOUS_TAG: live.to_tag() if live else "",
+                RETIRED_TAG: json.dumps(retired) if retired else "",
+                ROLLOUT_TAG: "",
+            },
+        )
+        self.console.print(
+            f"[green]{spec.model} is live on {new!r}[/green]"
+            + (f"; {old!r} stays at 0% for {self.plan.grace_period_hours} h" if old else "")
+        )
+        return RolloutResult(live=new, retired=old, model=spec.model)
+
+    def _finish_aborted(self, new: str) -> None:
+        retired = self._retired(self._tags())
+        retired.pop(new, None)
+        self._update(tags={ROLLOUT_TAG: "", RETIRED_TAG: json.dumps(retired) if retired else ""})
 
     def _restore(self, old: str | None, new: str) -> None:
         logger.warning("rolling back endpoint %s to %s", self.endpoint_name, old or "no traffic")
-        self._set_traffic({old: 100, new: 0} if old else {new: 0})
+        self._update(traffic={old: 100, new: 0} if old else {new: 0})
         self._delete(new)
+        self._finish_aborted(new)
 
-    def _discard(self, deployment: str) -> None:
-        try:
-            self.ml_client.online_deployments.get(name=deployment, endpoint_name=self.endpoint_name)
-        except ResourceNotFoundError:
-            return
-        self._delete(deployment)
+    def rollback(self, redeploy: Callable[[DeploymentSpec], RolloutResult]) -> str:
+        """Return the endpoint to what served before; returns the colour left live.
 
-    def rollback(self, redeploy: Callable[[str], RolloutResult]) -> str:
-        """Return the endpoint to the model that served before the latest rollout.
-
-        While two deployments exist, all traffic goes back to the one serving the
-        endpoint's live model and the other is removed. Once the old deployment is
-        gone, the previous model is rolled out again through ``redeploy`` (the
-        same guarded steps as any rollout). Returns the deployment left live.
+        * after an interrupted or failed rollout: all traffic back to where it came from;
+        * after a completed one, within the grace period: a switch back to the retained
+          deployment;
+        * after it: the previous spec (model, environment and code) is rolled out again
+          through ``redeploy``, with every gate of a rollout.
         """
-        endpoint = self._endpoint()
-        tags = endpoint.tags or {}
-        deployments = {
-            d.name: (d.tags or {}).get(MODEL_TAG)
-            for d in self.ml_client.online_deployments.list(endpoint_name=self.endpoint_name)
-        }
-        live_model = tags.get(LIVE_MODEL_TAG)
-        if len(deployments) >= 2:
-            stable = [name for name, model in deployments.items() if model == live_model]
-            if len(stable) != 1:
-                raise RolloutError(
-                    f"cannot tell which deployment of {self.endpoint_name!r} is stable: the endpoint's "
-                    f"live model is {live_model!r}, the deployments serve {deployments}"
+        tags = self._tags()
+        deployments = self._deployments()
+        if tags.get(ROLLOUT_TAG):
+            unfinished = json.loads(tags[ROLLOUT_TAG])
+            origin, target = unfinished["from"], unfinished["to"]
+            if origin:
+                self._update(
+                    traffic={origin: 100, **({target: 0} if target in deployments else {})}
                 )
-            others = [name for name in deployments if name != stable[0]]
-            self._set_traffic({stable[0]: 100, **dict.fromkeys(others, 0)})
-            for name in others:
-                self._delete(name)
+            elif target in deployments:
+                self._update(traffic={target: 0})
+            self._discard(target)
+            self._finish_aborted(target)
             self.console.print(
-                f"[yellow]Rolled back: all traffic on {stable[0]!r} ({live_model})[/yellow]"
+                f"[yellow]Unfinished rollout to {target!r} undone: "
+                f"{'all traffic on ' + repr(origin) if origin else 'no deployment serves traffic'}[/yellow]"
             )
-            return stable[0]
-        previous = tags.get(PREVIOUS_MODEL_TAG)
-        if not previous:
+            return origin or ""
+        live = Placed.from_tag(tags.get(LIVE_TAG))
+        previous = Placed.from_tag(tags.get(PREVIOUS_TAG))
+        if previous is None or live is None:
             raise RolloutError(
-                f"nothing to roll back to on {self.endpoint_name!r}: one deployment "
-                f"({list(deployments)}) and no previous model recorded"
+                f"nothing to roll back to on {self.endpoint_name!r}: no previous deployment recorded "
+                f"(deployments: {sorted(deployments)})"
+            )
+        kept = deployments.get(previous.colour)
+        if (
+            kept is not None
+            and DeploymentSpec.from_tag((kept.tags or {}).get(SPEC_TAG)) == previous.spec
+        ):
+            retired = self._retired(tags)
+            retired.pop(previous.colour, None)
+            retired[live.colour] = self.clock().isoformat()
+            self._update(
+                traffic={previous.colour: 100, live.colour: 0},
+                tags={
+                    LIVE_TAG: previous.to_tag(),
+                    PREVIOUS_TAG: live.to_tag(),
+                    RETIRED_TAG: json.dumps(retired),
+                },
+            )
+            self.console.print(
+                f"[yellow]Rolled back: all traffic on {previous.colour!r} ({previous.spec.model})[/yellow]"
+            )
+            return previous.colour
+        if previous.spec.code_asset is None:
+            raise RolloutError(
+                f"the previous deployment of {self.endpoint_name!r} is gone and its code version was "
+                "not recorded; roll its model out again with `rollout --model ...`"
             )
         self.console.print(
-            f"Old deployment already removed: redeploying the previous model {previous}"
+            f"Previous deployment already removed: rolling out {previous.spec.model} again "
+            "with its environment and code"
         )
-        return redeploy(f"azureml:{previous}").live
+        return redeploy(previous.spec).live
+
+
+def _code_asset(deployment: ManagedOnlineDeployment) -> str | None:
+    code = deployment.code_configuration.code if deployment.code_configuration else None
+    return str(code) if code else None

@@ -9,6 +9,8 @@ nothing is registered.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from azure.ai.ml import Input, dsl
 from azure.ai.ml.entities import PipelineJob
 
@@ -17,10 +19,24 @@ from mlops_azure.components import TrainingComponents
 from mlops_azure.config import AzureEnvironment
 
 REGISTERED_OUTPUT = "registered_model"
+REFERENCE_OUTPUT = "registered_reference"
+# Tag on the pipeline job: the version its registered reference data asset gets.
+RUN_KEY_TAG = "run_key"
 
 
 def model_name(settings: MlopsSettings) -> str:
     return f"{settings.project}-model"
+
+
+def new_run_key(now: datetime | None = None) -> str:
+    """A version for one training run: the UTC time as digits, so it is integer-shaped
+    and newer runs sort higher."""
+    return (now or datetime.now(UTC)).strftime("%Y%m%d%H%M%S")
+
+
+def reference_name(settings: MlopsSettings) -> str:
+    """The data asset of each model's prediction-drift reference (validation rows with predictions)."""
+    return f"{settings.project}-prediction-reference"
 
 
 def build_training_pipeline(
@@ -30,10 +46,15 @@ def build_training_pipeline(
     *,
     training_data: str,
     settings_data: str,
+    run_key: str,
     champion_model: str | None = None,
     git_commit: str | None = None,
 ) -> PipelineJob:
     """A pipeline job ready to submit.
+
+    ``run_key`` (all digits, :func:`new_run_key`) is the version both registered outputs
+    get: the model and its prediction reference, so each names the other exactly and
+    the Train stage knows ``name:version`` without searching.
 
     ``training_data`` and ``settings_data`` are data asset references
     (``azureml:name:version``); ``champion_model`` is the registered model the
@@ -59,10 +80,16 @@ def build_training_pipeline(
             settings=settings_yaml,
             champion_model=champion,
         )
+        reference = components.reference(model=train.outputs.model, prepared=prep.outputs.prepared)
         register = components.register(
-            model=train.outputs.model, evaluation=evaluate.outputs.evaluation
+            model=train.outputs.model,
+            evaluation=evaluate.outputs.evaluation,
+            reference=reference.outputs.reference,
         )
-        return {REGISTERED_OUTPUT: register.outputs.registered_model}
+        return {
+            REGISTERED_OUTPUT: register.outputs.registered_model,
+            REFERENCE_OUTPUT: register.outputs.registered_reference,
+        }
 
     job: PipelineJob = training(
         raw_data=Input(type="uri_folder", path=training_data),
@@ -71,8 +98,15 @@ def build_training_pipeline(
     )
     # Naming the pipeline output registers it as a model when, and only when, register ran.
     job.outputs[REGISTERED_OUTPUT].name = model_name(settings)
+    job.outputs[REGISTERED_OUTPUT].version = run_key
+    job.outputs[REFERENCE_OUTPUT].name = reference_name(settings)
+    job.outputs[REFERENCE_OUTPUT].version = run_key
     job.settings.default_compute = env.compute.name
     job.settings.continue_on_step_failure = False
     job.experiment_name = env.experiment_name
-    job.tags = {"environment": env.name, **({"git_commit": git_commit} if git_commit else {})}
+    job.tags = {
+        "environment": env.name,
+        RUN_KEY_TAG: run_key,
+        **({"git_commit": git_commit} if git_commit else {}),
+    }
     return job

@@ -1,9 +1,17 @@
 """Azure ML entry script: mlcore's scoring, plus the data collector the monitors read.
 
-Scoring is :mod:`mlcore.serve.azure_scoring` unchanged. What this script adds is
-Azure-specific and so cannot live in mlcore (which imports no cloud SDK): it logs
-each scored request's features to the ``model_inputs`` collection and its
-predictions to ``model_outputs``, linked by the collector's correlation context.
+Scoring is :mod:`mlcore.serve.azure_scoring` unchanged; each request is parsed once,
+and its features and predictions reach this script through the ``on_scored`` hook.
+What this script adds is Azure-specific and so cannot live in mlcore (which imports no
+cloud SDK):
+
+* each scored row gets an inference id, ``<request id>_<row>``: the same per-row
+  correlation id Azure's monitoring preprocessor derives from the collector's
+  correlation id, returned to the caller as ``inference_ids`` so labels can be uploaded
+  later (README, "Ground truth on Azure");
+* the features go to ``model_inputs``, the predictions to ``model_outputs`` under the
+  target's name and ``<target>_score``, the names the prediction-drift reference uses.
+
 Requests the model refuses are answered as mlcore answers them and not collected.
 """
 
@@ -12,20 +20,24 @@ from __future__ import annotations
 import json
 import logging
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from azureml.ai.monitoring import Collector
+from azureml.ai.monitoring.context import BasicCorrelationContext
+from mlops_azure.jobs.reference import azure_outputs
 
-from mlcore.data import DatasetSpec
 from mlcore.model import METADATA_FILE
 from mlcore.serve import azure_scoring
-from mlcore.serve.payload import JSON, parse_request
 
 logger = logging.getLogger(__name__)
 
-_spec: DatasetSpec | None = None
+INFERENCE_ID_COLUMN = "inference_id"
+INFERENCE_IDS_KEY = "inference_ids"
+
+_target: str | None = None
 _inputs: Collector | None = None
 _outputs: Collector | None = None
 
@@ -36,20 +48,30 @@ def _log_collection_error(error: Exception) -> None:
 
 
 def init() -> None:
-    global _spec, _inputs, _outputs
+    global _target, _inputs, _outputs
     azure_scoring.init()
     model_dir = azure_scoring.find_model_dir(os.environ[azure_scoring.MODEL_DIR_ENV])
-    metadata = json.loads((Path(model_dir) / METADATA_FILE).read_text())
-    _spec = DatasetSpec.from_dict(metadata["spec"])
+    _target = json.loads((Path(model_dir) / METADATA_FILE).read_text())["spec"]["target"]
     _inputs = Collector(name="model_inputs", on_error=_log_collection_error)
     _outputs = Collector(name="model_outputs", on_error=_log_collection_error)
 
 
 def run(raw_data: str | bytes) -> Any:
-    result = azure_scoring.run(raw_data)
-    if not isinstance(result, dict) or _spec is None or _inputs is None or _outputs is None:
-        return result
-    features = parse_request(raw_data, JSON, _spec)
-    context = _inputs.collect(features)
-    _outputs.collect(pd.DataFrame(result["predictions"]), context)
+    if _target is None or _inputs is None or _outputs is None:
+        raise RuntimeError("run() was called before init()")
+    request_id = uuid.uuid4().hex
+    ids: list[str] = []
+
+    def collect(features: pd.DataFrame, predictions: pd.DataFrame) -> None:
+        assert _target is not None and _inputs is not None and _outputs is not None
+        ids.extend(f"{request_id}_{row}" for row in range(len(features)))
+        context = _inputs.collect(
+            features.assign(**{INFERENCE_ID_COLUMN: ids}), BasicCorrelationContext(id=request_id)
+        )
+        outputs = azure_outputs(predictions, _target).assign(**{INFERENCE_ID_COLUMN: ids})
+        _outputs.collect(outputs, context)
+
+    result = azure_scoring.respond(raw_data, on_scored=collect)
+    if isinstance(result, dict):
+        result[INFERENCE_IDS_KEY] = ids
     return result

@@ -17,13 +17,30 @@ from azure.ai.ml.operations import OnlineDeploymentOperations, OnlineEndpointOpe
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.core.polling import LROPoller
 from azure.identity import DefaultAzureCredential
-from mlops_azure.config import SETTINGS_FILE, AzureEnvironment, load_environment
+from mlops_azure.config import AzureEnvironment, load_environment
 from mlops_azure.definitions import Definitions, build_definitions
 from mlops_azure.endpoint import MODEL_TAG
+from mlops_azure.rollout import SPEC_TAG, DeploymentSpec
 
 from mlcore.settings import MlopsSettings, load_settings
 
 TEST_SUBSCRIPTION = "11111111-2222-3333-4444-555555555555"
+# Contract 2: the Azure tests read their own settings and environments, never the
+# repository's mlops.yaml or azure/environments (a user's `mlcore init` rewrites those).
+FIXTURES = Path(__file__).parent / "fixtures"
+SETTINGS = FIXTURES / "mlops.yaml"
+ENVIRONMENTS = FIXTURES / "environments"
+REGISTRY_MODEL = "azureml://registries/acme-registry/models/acme-risk-model/versions/{}"
+
+
+def registry_ref(version: str | int) -> str:
+    return REGISTRY_MODEL.format(version)
+
+
+@pytest.fixture(name="registry_ref")
+def registry_ref_fixture() -> Callable[[str | int], str]:
+    """``azureml://registries/...`` of a version of the fixture project's model."""
+    return registry_ref
 
 
 @pytest.fixture(autouse=True)
@@ -38,12 +55,17 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def settings() -> MlopsSettings:
-    return load_settings(SETTINGS_FILE)
+    return load_settings(SETTINGS)
 
 
 @pytest.fixture(scope="session")
 def dev_env() -> AzureEnvironment:
-    return load_environment("dev")
+    return load_environment("dev", environments_dir=ENVIRONMENTS)
+
+
+@pytest.fixture(scope="session")
+def prod_env() -> AzureEnvironment:
+    return load_environment("prod", environments_dir=ENVIRONMENTS)
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +76,12 @@ def definitions(
         dev_env,
         settings,
         work_dir=tmp_path_factory.mktemp("azure-definitions"),
-        model="azureml:churn-model:1",
+        model=registry_ref(1),
+        model_sha256="sha256:" + "ab" * 32,
+        reference_version="1",
+        data_version="snapshot-test",
+        run_key="20250101000000",
+        settings_file=SETTINGS,
     )
 
 
@@ -91,13 +118,16 @@ class FakeEndpointWorkspace:
     still takes traffic.
     """
 
-    def __init__(self, finished: Callable[[object], Any], name: str = "churn-dev") -> None:
+    def __init__(self, finished: Callable[[object], Any], name: str = "acme-dev") -> None:
         self.finished = finished
         self.endpoint = ManagedOnlineEndpoint(name=name, traffic={}, mirror_traffic={}, tags={})
         self.deployments: dict[str, ManagedOnlineDeployment] = {}
         self.events: list[tuple[Any, ...]] = []
         # (deployment, current traffic) -> True when an invocation should fail.
         self.fails: Callable[[str, dict[str, int]], bool] = lambda deployment, traffic: False
+        # Operations that raise, by event kind ("traffic", "create", "delete"): an
+        # interruption (an expired token, a cancelled job) at that point.
+        self.interrupt_on: Callable[[tuple[Any, ...]], bool] = lambda event: False
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(
@@ -128,14 +158,17 @@ class FakeEndpointWorkspace:
             lambda ops, endpoint_name: list(self.deployments.values()),
         )
 
-    def seed(
-        self, colour: str, model: str, *, traffic: dict[str, int], tags: dict[str, str]
-    ) -> None:
+    def seed(self, colour: str, spec: DeploymentSpec, *, traffic: dict[str, int]) -> None:
+        """A deployment that exists already, serving ``spec``."""
         self.deployments[colour] = ManagedOnlineDeployment(
-            name=colour, endpoint_name=self.endpoint.name, tags={MODEL_TAG: model}
+            name=colour,
+            endpoint_name=self.endpoint.name,
+            tags={MODEL_TAG: spec.model, SPEC_TAG: spec.to_tag()},
         )
         self.endpoint.traffic = dict(traffic)
-        self.endpoint.tags = dict(tags)
+
+    def tag(self, **tags: str) -> None:
+        self.endpoint.tags = {**(self.endpoint.tags or {}), **tags}
 
     def get_endpoint(self, name: str) -> ManagedOnlineEndpoint:
         if name != self.endpoint.name:
@@ -151,8 +184,13 @@ class FakeEndpointWorkspace:
         assert all(traffic.get(name, 0) == 0 for name in mirror), (
             "mirrored deployment already has live traffic"
         )
+        event = ("traffic", {k: v for k, v in traffic.items() if v}, mirror)
+        if self.interrupt_on(event):
+            raise HttpResponseError(
+                message="AADSTS700024: client assertion is not within its valid time range"
+            )
         self.endpoint = copy.deepcopy(endpoint)
-        self.events.append(("traffic", {k: v for k, v in traffic.items() if v}, mirror))
+        self.events.append(event)
         return self.finished(self.endpoint)
 
     def get_deployment(self, name: str) -> ManagedOnlineDeployment:
@@ -161,13 +199,25 @@ class FakeEndpointWorkspace:
         return self.deployments[name]
 
     def create(self, deployment: ManagedOnlineDeployment) -> Any:
-        self.deployments[deployment.name] = deployment
+        created = copy.deepcopy(deployment)
+        # Azure registers the local code folder as a code asset and reports its id.
+        code = str(created.code_configuration.code)
+        if not code.startswith(("azureml:", "/subscriptions/")):
+            created.code_configuration.code = f"azureml:code-{created.name}-{len(self.events)}:1"
+        self.deployments[deployment.name] = created
         self.events.append(("create", deployment.name, deployment.tags[MODEL_TAG]))
-        return self.finished(deployment)
+        return self.finished(created)
 
     def delete(self, name: str) -> Any:
         assert (self.endpoint.traffic or {}).get(name, 0) == 0, f"{name} still takes traffic"
         del self.deployments[name]
+        # Azure drops a deleted deployment from the endpoint's traffic and mirror maps.
+        self.endpoint.traffic = {
+            k: v for k, v in (self.endpoint.traffic or {}).items() if k != name
+        }
+        self.endpoint.mirror_traffic = {
+            k: v for k, v in (self.endpoint.mirror_traffic or {}).items() if k != name
+        }
         self.events.append(("delete", name))
         return self.finished(None)
 
@@ -190,7 +240,53 @@ class FakeEndpointWorkspace:
 def workspace(
     monkeypatch: pytest.MonkeyPatch, finished: Callable[[object], LROPoller]
 ) -> FakeEndpointWorkspace:
-    """An endpoint named churn-dev with no deployments, patched into every MLClient."""
+    """An endpoint named acme-dev with no deployments, patched into every MLClient."""
     fake = FakeEndpointWorkspace(finished)
     fake.install(monkeypatch)
     return fake
+
+
+@pytest.fixture(name="settings_file", scope="session")
+def settings_file_fixture() -> Path:
+    return SETTINGS
+
+
+@pytest.fixture(name="environments_dir", scope="session")
+def environments_dir_fixture() -> Path:
+    return ENVIRONMENTS
+
+
+def _dataset(kind: str) -> tuple[Any, str, str]:
+    """(frame, target, task) from scikit-learn's bundled data, with arbitrary column names."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
+
+    loader, task = {
+        "binary": (load_breast_cancer, "classification"),
+        "multiclass": (load_wine, "classification"),
+        "regression": (load_diabetes, "regression"),
+    }[kind]
+    data = loader()
+    frame = pd.DataFrame(data.data[:, :5], columns=[f"Feat {i}" for i in range(5)])
+    # A categorical feature too, so both drift tables are exercised.
+    frame["band"] = np.where(frame["Feat 0"] > frame["Feat 0"].median(), "hi", "lo")
+    target = {"binary": "is_malignant", "multiclass": "cultivar", "regression": "progression"}[kind]
+    frame[target] = data.target
+    return frame, target, task
+
+
+@pytest.fixture(scope="session", params=["binary", "multiclass", "regression"])
+def any_model(request: pytest.FixtureRequest) -> tuple[Any, Any]:
+    """(bundle, held-out frame) for a small model of each task, named nothing like churn."""
+    from mlcore.data import infer_spec
+    from mlcore.settings import TrainingSettings
+    from mlcore.train import train_model
+
+    frame, target, task = _dataset(request.param)
+    # The bundled datasets are sorted by class: shuffle so both parts hold every class.
+    frame = frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    spec = infer_spec(frame, target=target, task=task)  # type: ignore[arg-type]
+    train, held_out = frame.iloc[: len(frame) * 3 // 4], frame.iloc[len(frame) * 3 // 4 :]
+    settings = TrainingSettings(hyperparameters={"max_iter": 20}, seed=1)
+    return train_model(train, spec, settings), held_out.reset_index(drop=True)

@@ -7,7 +7,6 @@ import tomllib
 from pathlib import Path
 
 import pytest
-import yaml
 from azure.ai.ml.entities import Environment
 from mlops_azure import assets
 from mlops_azure.config import REPO_ROOT, AzureEnvironment
@@ -17,12 +16,37 @@ from mlcore.errors import ConfigError
 from mlcore.settings import MlopsSettings
 
 
-def test_compute_scales_to_zero_without_public_node_ips(definitions: Definitions) -> None:
+def test_compute_scales_to_zero(definitions: Definitions) -> None:
     compute = definitions.compute
     assert compute.min_instances == 0
     assert compute.max_instances == 2
-    assert compute.enable_node_public_ip is False
     assert compute.idle_time_before_scale_down == 900
+
+
+def test_nodes_lose_public_ips_only_with_a_private_route(dev_env: AzureEnvironment) -> None:
+    # Learn (how-to-secure-training-vnet, "compute instance/cluster with no public IP"):
+    # nodes without public IPs need a VNet subnet or a managed-VNet workspace.
+    managed = dev_env.model_copy(
+        update={
+            "workspace_settings": dev_env.workspace_settings.model_copy(
+                update={"managed_network": "allow_only_approved_outbound"}
+            )
+        }
+    )
+    assert assets.build_compute(managed).enable_node_public_ip is False
+    open_ws = dev_env.workspace_settings.model_copy(update={"managed_network": "disabled"})
+    public = dev_env.model_copy(update={"workspace_settings": open_ws})
+    assert assets.build_compute(public).enable_node_public_ip is True
+    subnet = (
+        "/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg/providers/"
+        "Microsoft.Network/virtualNetworks/vnet/subnets/training"
+    )
+    on_subnet = public.model_copy(
+        update={"compute": public.compute.model_copy(update={"subnet": subnet})}
+    )
+    compute = assets.build_compute(on_subnet)
+    assert compute.enable_node_public_ip is False
+    assert compute.network_settings.subnet == subnet
 
 
 def _ci_pins() -> dict[str, str]:
@@ -46,12 +70,40 @@ def _pip(environment: Environment) -> list[str]:
     return [requirement.lower() for requirement in pip]
 
 
-def test_training_environment_is_mlcore_at_exactly_the_ci_pins(definitions: Definitions) -> None:
+def _file_pins(path: Path) -> list[str]:
+    return [
+        line.split("#")[0].strip().lower()
+        for line in path.read_text().splitlines()
+        if "==" in line.split("#")[0]
+    ]
+
+
+def test_job_environment_is_mlcore_at_the_ci_pins_plus_mlflow_for_the_workspace(
+    definitions: Definitions,
+) -> None:
     pins = _ci_pins()
     expected = [f"{name}=={pins[name]}" for name in _declared_names()]
-    assert _pip(definitions.environment) == expected
+    job_pins = _file_pins(assets.JOB_REQUIREMENTS_FILE)
+    assert _pip(definitions.environment) == [*expected, *job_pins]
+    # Issue 13: jobs log to the workspace's MLflow tracking, which needs both, pinned.
+    assert {p.split("==")[0] for p in job_pins} == {"mlflow-skinny", "azureml-mlflow"}
     assert definitions.environment.conda_file["dependencies"][0] == "python=3.11"
-    assert definitions.environment.name == "churn-mlcore-training"
+    assert definitions.environment.name == "acme-risk-mlcore-training"
+
+
+def test_the_pipeline_steps_run_in_the_mlflow_environment(definitions: Definitions) -> None:
+    ref = f"azureml:{definitions.environment.name}:{definitions.environment.version}"
+    assert {c.environment for c in definitions.components.values()} == {ref}
+    commands = {step: c.command for step, c in definitions.components.items()}
+    # mlcore train and evaluate are what log to MLflow (Azure ML sets MLFLOW_TRACKING_URI).
+    assert commands["train"].startswith("python -m mlcore train")
+    assert commands["evaluate"].startswith("python -m mlcore evaluate")
+
+
+def test_no_azure_environment_installs_the_aws_toolchain(definitions: Definitions) -> None:
+    for environment in (definitions.environment, definitions.serving_environment):
+        names = {p.split("==")[0] for p in _pip(environment)}
+        assert not names & {"aws-cdk-lib", "sagemaker", "boto3", "moto", "cdk-nag"}, names
 
 
 def test_serving_environment_adds_azure_serving_and_only_the_documented_override(
@@ -59,11 +111,11 @@ def test_serving_environment_adds_azure_serving_and_only_the_documented_override
 ) -> None:
     pins = _ci_pins()
     serving = _pip(definitions.serving_environment)
-    assert serving[-len(assets.SERVING_REQUIREMENTS) :] == list(assets.SERVING_REQUIREMENTS)
+    additions = {p.split("==")[0]: p for p in _file_pins(assets.SERVING_REQUIREMENTS_FILE)}
     for name in _declared_names():
-        version = assets.SERVING_PIN_OVERRIDES.get(name, pins[name])
-        assert f"{name}=={version}" in serving
-    assert len(serving) == len(_declared_names()) + len(assets.SERVING_REQUIREMENTS)
+        assert additions.get(name, f"{name}=={pins[name]}") in serving
+    assert set(additions.values()) <= set(serving)
+    assert len(serving) == len(set(_declared_names()) | set(additions))
     assert definitions.serving_environment.version != definitions.environment.version
     assert definitions.deployment.environment == (
         f"azureml:{definitions.serving_environment.name}:{definitions.serving_environment.version}"
@@ -92,34 +144,34 @@ def test_missing_pin_is_a_clear_error(tmp_path: Path) -> None:
 def test_training_data_points_at_the_datastore_folder(definitions: Definitions) -> None:
     data = definitions.training_data
     assert data.type == "uri_folder"
-    assert data.path == "azureml://datastores/workspaceblobstore/paths/churn/raw/"
-    assert data.name == "churn-training-data"
+    assert data.path == "azureml://datastores/workspaceblobstore/paths/acme/raw/"
+    assert data.name == "acme-risk-training-data"
 
 
-def test_reference_data_is_an_mltable_over_the_same_files(
-    definitions: Definitions, dev_env: AzureEnvironment
-) -> None:
-    reference = definitions.reference_data
-    assert reference.type == "mltable"
-    document = yaml.safe_load((Path(reference.path) / "MLTable").read_text())
-    (pattern,) = [p["pattern"] for p in document["paths"]]
-    assert pattern.endswith("/datastores/workspaceblobstore/paths/churn/raw/*.parquet")
-    assert f"/workspaces/{dev_env.workspace}/" in pattern
-    assert document["transformations"] == ["read_parquet"]
+def test_data_version_follows_the_files() -> None:
+    one = [assets.StoredFile("raw/a.parquet", 10, "0x1")]
+    assert assets.snapshot_version(one) == assets.snapshot_version(list(reversed(one)))
+    added = [*one, assets.StoredFile("raw/b.parquet", 4, "0x2")]
+    rewritten = [assets.StoredFile("raw/a.parquet", 10, "0x9")]
+    versions = {assets.snapshot_version(files) for files in (one, added, rewritten)}
+    assert len(versions) == 3
+    with pytest.raises(ConfigError, match="holds no files"):
+        assets.snapshot_version([])
 
 
-def test_csv_data_is_read_as_delimited(dev_env: AzureEnvironment) -> None:
-    env = dev_env.model_copy(update={"data": dev_env.data.model_copy(update={"format": "csv"})})
-    document = assets.mltable_document(env)
-    assert document["paths"][0]["pattern"].endswith("*.csv")
-    assert "read_delimited" in document["transformations"][0]
+def test_workspace_and_registry_are_built_from_settings(definitions: Definitions) -> None:
+    workspace, registry = definitions.workspace, definitions.registry
+    assert (workspace.name, workspace.location) == ("mlw-mlops-dev", "westeurope")
+    assert workspace.managed_network.isolation_mode == "AllowInternetOutbound"
+    assert registry.name == "acme-registry"
+    assert [r.location for r in registry.replication_locations] == ["westeurope"]
 
 
 def test_settings_asset_is_versioned_by_content(settings: MlopsSettings, tmp_path: Path) -> None:
     first = tmp_path / "a.yaml"
-    first.write_text("project: churn\n")
+    first.write_text("project: acme-risk\n")
     second = tmp_path / "b.yaml"
-    second.write_text("project: churn\ngate: {min_metrics: {auc: 0.8}}\n")
+    second.write_text("project: acme-risk\ngate: {min_metrics: {auc: 0.8}}\n")
     assert (
         assets.build_settings_data(settings, first).version
         != assets.build_settings_data(settings, second).version

@@ -1,7 +1,12 @@
-"""The commands the Azure DevOps pipeline runs, driven through patched MLClient operations."""
+"""The commands the Azure DevOps pipeline runs, driven through patched MLClient operations.
+
+A real MLClient (mocked credential) whose operation classes act on in-memory state: the
+dev workspace, the shared registry, and conftest's fake endpoint.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -10,298 +15,398 @@ from unittest.mock import Mock
 
 import mlops_azure.__main__ as cli
 import pytest
-from azure.ai.ml.entities import Model, PipelineJob
-from azure.ai.ml.exceptions import JobException
+from azure.ai.ml.entities import AzureBlobDatastore, Data, Model, PipelineJob
 from azure.ai.ml.operations import (
     ComponentOperations,
     ComputeOperations,
     DataOperations,
+    DatastoreOperations,
     EnvironmentOperations,
     JobOperations,
     ModelOperations,
+    RegistryOperations,
     ScheduleOperations,
+    WorkspaceOperations,
 )
 from azure.core.exceptions import ResourceNotFoundError
 from azure.core.polling import LROPoller
 from azure.identity import DefaultAzureCredential
-from mlops_azure.endpoint import LIVE_MODEL_TAG, MODEL_TAG, PREVIOUS_MODEL_TAG
+from azure.storage.blob import ContainerClient
+from mlops_azure.metrics import TrafficStats
+from mlops_azure.promote import MODEL_SHA256_TAG, REFERENCE_TAG
+from mlops_azure.rollout import LIVE_TAG, Placed
 
 DEV_SUBSCRIPTION = "11111111-2222-3333-4444-555555555555"
-PROD_SUBSCRIPTION = "66666666-7777-8888-9999-000000000000"
+SHA = "sha256:" + "ef" * 32
+
+
+@pytest.fixture
+def run(environments_dir: Path, settings_file: Path) -> Callable[..., int]:
+    """``python -m mlops_azure`` with the fixture environments and settings."""
+
+    def call(*argv: str) -> int:
+        command, *rest = argv
+        return cli.main(
+            [
+                command,
+                "--environments",
+                str(environments_dir),
+                "--settings",
+                str(settings_file),
+                *rest,
+            ]
+        )
+
+    return call
+
+
+class Healthy:
+    def traffic(self, deployment: str, start: Any, end: Any) -> TrafficStats:
+        return TrafficStats(requests=1_000, errors_5xx=0, p99_latency_ms=40)
 
 
 @pytest.fixture(autouse=True)
 def signed_in(monkeypatch: pytest.MonkeyPatch) -> None:
     """Workspace coordinates from the variable group; a credential that cannot sign in."""
     monkeypatch.setenv("MLOPS_AZURE_DEV_SUBSCRIPTION_ID", DEV_SUBSCRIPTION)
-    monkeypatch.setenv("MLOPS_AZURE_PROD_SUBSCRIPTION_ID", PROD_SUBSCRIPTION)
+    monkeypatch.delenv("TF_BUILD", raising=False)
     monkeypatch.setattr(
-        cli, "DefaultAzureCredential", lambda: Mock(spec_set=DefaultAzureCredential)
+        "mlops_azure.credentials.DefaultAzureCredential",
+        lambda: Mock(spec_set=DefaultAzureCredential),
     )
+    monkeypatch.setattr(cli.Clients, "metrics", lambda self: Healthy())
+    monkeypatch.setattr(cli.Clients, "registry", _offline_registry_client)
     monkeypatch.setattr("time.sleep", lambda seconds: None)
 
 
+def _offline_registry_client(self: Any) -> Any:
+    # MLClient(registry_name=...) asks Azure for the registry's region while it is built;
+    # offline, a client with the registry in its operation scope stands in for it.
+    client = cli.MLClient(
+        Mock(spec_set=DefaultAzureCredential),
+        subscription_id=self.env.subscription_id,
+        resource_group_name=self.env.resource_group,
+        workspace_name=self.env.workspace,
+    )
+    client._operation_scope.registry_name = self.env.registry.name
+    return client
+
+
+class Cloud:
+    """Recorded calls plus the workspace's and the registry's models and data."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.workspace_models: dict[str, Model] = {}
+        self.registry_models: dict[str, Model] = {}
+        self.workspace_exists = True
+        self.registry_exists = True
+        self.blobs = [SimpleNamespace(name="acme/raw/part-0.parquet", size=10, etag="0x1")]
+        self.job_status = "Completed"
+        self.submitted: list[PipelineJob] = []
+        self.eventgrid = Mock()
+
+
 @pytest.fixture
-def calls(
-    monkeypatch: pytest.MonkeyPatch, finished: Callable[[object], LROPoller]
-) -> list[tuple[Any, ...]]:
-    """Record create/update calls on the workspace asset operations, in order."""
-    recorded: list[tuple[Any, ...]] = []
+def cloud(monkeypatch: pytest.MonkeyPatch, finished: Callable[[object], LROPoller]) -> Cloud:
+    state = Cloud()
 
     def record(kind: str, poller: bool) -> Callable[..., Any]:
         def call(ops: Any, entity: Any, **kwargs: Any) -> Any:
-            # A monitor is identified by the deployment it watches; assets by their version.
             detail = (
                 entity.create_monitor.monitoring_target.endpoint_deployment_id
-                if kind == "schedule"
+                if kind == "schedule" and hasattr(entity, "create_monitor")
                 else getattr(entity, "version", None)
             )
-            recorded.append((kind, entity.name, detail))
+            state.calls.append((kind, entity.name, detail))
             return finished(entity) if poller else entity
 
         return call
 
+    def scope(ops: Any) -> str:
+        return "registry" if ops._operation_scope.registry_name else "workspace"
+
+    def workspace_get(ops: Any, name: str | None = None, **kwargs: Any) -> Any:
+        if not state.workspace_exists:
+            raise ResourceNotFoundError("workspace not found")
+        return SimpleNamespace(name=name)
+
+    def registry_get(ops: Any, name: str | None = None) -> Any:
+        if not state.registry_exists:
+            raise ResourceNotFoundError("registry not found")
+        return SimpleNamespace(name=name)
+
+    def models(ops: Any) -> dict[str, Model]:
+        return state.registry_models if scope(ops) == "registry" else state.workspace_models
+
+    def model_get(
+        ops: Any, name: str, version: str | None = None, label: str | None = None
+    ) -> Model:
+        found = [m for m in models(ops).values() if m.name == name and version in (None, m.version)]
+        if not found:
+            raise ResourceNotFoundError(f"model {name}:{version or label} not found")
+        return max(found, key=lambda m: int(m.version))
+
+    def model_update(ops: Any, model: Model) -> Model:
+        models(ops)[model.version] = model
+        state.calls.append(("model", scope(ops), model.name, model.version))
+        return model
+
+    def model_share(ops: Any, name: str, version: str, **kwargs: Any) -> Model:
+        source = state.workspace_models[version]
+        shared = Model(
+            name=kwargs["share_with_name"],
+            version=kwargs["share_with_version"],
+            tags=dict(source.tags or {}),
+        )
+        state.registry_models[version] = shared
+        state.calls.append(("share-model", kwargs["registry_name"], name, version))
+        return shared
+
+    def data_share(ops: Any, name: str, version: str, **kwargs: Any) -> Data:
+        state.calls.append(("share-data", kwargs["registry_name"], name, version))
+        return Data(name=name, version=version)
+
+    def job_create(ops: Any, job: PipelineJob, **kwargs: Any) -> Any:
+        state.submitted.append(job)
+        # The pipeline registers its named outputs at the versions it was given.
+        version = job.outputs["registered_model"].version
+        if state.job_status == "Completed":
+            state.workspace_models[version] = Model(
+                name=job.outputs["registered_model"].name, version=version, tags={}
+            )
+        return SimpleNamespace(name="job-1", studio_url="https://ml.azure.com/runs/job-1")
+
+    def job_download(
+        ops: Any, name: str, *, download_path: str, output_name: str | None = None, **kw: Any
+    ) -> None:
+        folder = Path(download_path) / "named-outputs" / output_name  # type: ignore[operator]
+        (folder / "evaluation").mkdir(parents=True)
+        (folder / "metadata.json").write_text(
+            json.dumps(
+                {"model_sha256": SHA, "git_commit": "abc123", "data_fingerprint": "sha256:00"}
+            )
+        )
+        (folder / "evaluation" / "evaluation.json").write_text(
+            json.dumps(
+                {
+                    "binary_classification_metrics": {
+                        "auc": {"value": 0.91, "standard_deviation": "NaN"}
+                    }
+                }
+            )
+        )
+        (folder / "evaluation" / "gate.json").write_text(json.dumps({"passed": True}))
+
+    def model_download(ops: Any, name: str, version: str, download_path: str) -> None:
+        folder = Path(download_path) / name
+        folder.mkdir(parents=True)
+        (folder / "metadata.json").write_text("{}")
+        (folder / "sample_request.json").write_text(json.dumps({"instances": [{"tenure": 1}] * 2}))
+
+    monkeypatch.setattr(WorkspaceOperations, "get", workspace_get)
+    monkeypatch.setattr(WorkspaceOperations, "begin_create", record("workspace", True))
+    monkeypatch.setattr(RegistryOperations, "get", registry_get)
+    monkeypatch.setattr(RegistryOperations, "begin_create", record("registry", True))
     monkeypatch.setattr(ComputeOperations, "begin_create_or_update", record("compute", True))
     monkeypatch.setattr(EnvironmentOperations, "create_or_update", record("environment", False))
     monkeypatch.setattr(DataOperations, "create_or_update", record("data", False))
+    monkeypatch.setattr(DataOperations, "share", data_share)
     monkeypatch.setattr(ComponentOperations, "create_or_update", record("component", False))
     monkeypatch.setattr(ScheduleOperations, "begin_create_or_update", record("schedule", True))
-    return recorded
+    monkeypatch.setattr(ModelOperations, "get", model_get)
+    monkeypatch.setattr(ModelOperations, "create_or_update", model_update)
+    monkeypatch.setattr(ModelOperations, "share", model_share)
+    monkeypatch.setattr(ModelOperations, "download", model_download)
+    monkeypatch.setattr(JobOperations, "create_or_update", job_create)
+    monkeypatch.setattr(
+        JobOperations, "get", lambda ops, name: SimpleNamespace(status=state.job_status)
+    )
+    monkeypatch.setattr(JobOperations, "download", job_download)
+    monkeypatch.setattr(
+        DatastoreOperations,
+        "get",
+        lambda ops, name, **kw: AzureBlobDatastore(
+            name=name, account_name="acct", container_name="data"
+        ),
+    )
+    monkeypatch.setattr(
+        ContainerClient, "list_blobs", lambda client, name_starts_with: list(state.blobs)
+    )
+    monkeypatch.setattr(cli.Clients, "eventgrid", lambda self: state.eventgrid)
+    return state
+
+
+def _kinds(cloud: Cloud) -> list[str]:
+    return [call[0] for call in cloud.calls]
 
 
 def test_apply_without_real_coordinates_calls_nothing(
-    monkeypatch: pytest.MonkeyPatch, capsys
-) -> None:  # type: ignore[no-untyped-def]
+    run: Callable[..., int], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("MLOPS_AZURE_DEV_SUBSCRIPTION_ID")
     monkeypatch.setattr(
         cli, "MLClient", lambda *a, **k: pytest.fail("no client without a subscription")
     )
-    assert cli.main(["apply", "--env", "dev"]) == cli.EXIT_CONFIG
+    assert run("apply", "--env", "dev") == cli.EXIT_CONFIG
     assert "placeholder subscription" in capsys.readouterr().err
 
 
-def test_apply_creates_assets_then_components_then_endpoint(calls: list, workspace: Any) -> None:  # type: ignore[type-arg]
-    assert cli.main(["apply", "--env", "dev"]) == 0
-    kinds = [call[0] for call in calls]
-    assert kinds == [
-        "compute",
-        "environment",
-        "environment",
-        "data",
-        "data",
-        "data",
-        *["component"] * 4,
-    ]
-    assert [call[1] for call in calls if call[0] == "environment"] == [
-        "churn-mlcore-training",
-        "churn-mlcore-serving",
-    ]
-    assert [call[1] for call in calls if call[0] == "data"] == [
-        "churn-training-data",
-        "churn-reference-data",
-        "churn-settings",
-    ]
+def test_apply_creates_a_missing_workspace_and_registry_first(
+    run: Callable[..., int], cloud: Cloud, workspace: Any
+) -> None:
+    cloud.workspace_exists = cloud.registry_exists = False
+    assert run("apply", "--env", "dev") == 0
+    assert _kinds(cloud)[:3] == ["workspace", "registry", "compute"]
+    assert [c[1] for c in cloud.calls[:2]] == ["mlw-mlops-dev", "acme-registry"]
+
+
+def test_apply_leaves_an_existing_workspace_alone_and_wires_retraining(
+    run: Callable[..., int], cloud: Cloud, workspace: Any
+) -> None:
+    assert run("apply", "--env", "dev") == 0
+    assert _kinds(cloud) == ["compute", "environment", "environment", "data", *["component"] * 5]
+    topic = cloud.eventgrid.system_topics.begin_create_or_update.call_args.args
+    assert topic[:2] == ("rg-mlops-dev", "mlw-mlops-dev-events")
+    assert topic[2].topic_type == "Microsoft.MachineLearningServices.Workspaces"
+    subscription = (
+        cloud.eventgrid.system_topic_event_subscriptions.begin_create_or_update.call_args.args
+    )
+    assert subscription[:3] == ("rg-mlops-dev", "mlw-mlops-dev-events", "retrain-on-breach")
     assert workspace.events == [("traffic", {}, {})]
 
 
-def test_reapplying_keeps_the_live_traffic(calls: list, workspace: Any) -> None:  # type: ignore[type-arg]
-    workspace.seed(
-        "blue", "churn-model:1", traffic={"blue": 100}, tags={LIVE_MODEL_TAG: "churn-model:1"}
+def test_reapplying_keeps_live_traffic_and_points_the_monitors_at_it(
+    run: Callable[..., int], cloud: Cloud, workspace: Any
+) -> None:
+    cloud.registry_models["7"] = Model(
+        name="acme-risk-model",
+        version="7",
+        tags={MODEL_SHA256_TAG: SHA, REFERENCE_TAG: "acme-risk-prediction-reference:7"},
     )
-    assert cli.main(["apply", "--env", "dev"]) == 0
-    assert workspace.events == [("traffic", {"blue": 100}, {})]
-    assert workspace.endpoint.tags[LIVE_MODEL_TAG] == "churn-model:1"
-    # The monitor of the serving deployment picks up the current mlops.yaml thresholds.
-    assert calls[-1] == ("schedule", "churn-dev-monitor", "azureml:churn-dev:blue")
+    from mlops_azure.rollout import DeploymentSpec
 
-
-def test_apply_with_nothing_deployed_creates_no_monitor(calls: list, workspace: Any) -> None:  # type: ignore[type-arg]
-    assert cli.main(["apply", "--env", "dev"]) == 0
-    assert "schedule" not in [call[0] for call in calls]
-
-
-def _models(monkeypatch: pytest.MonkeyPatch, registry: dict[str, dict[str, Model]]) -> None:
-    """Patch ModelOperations.get over per-workspace registries (workspace -> "name:version" -> Model)."""
-
-    def get(ops: Any, name: str, version: str | None = None, label: str | None = None) -> Model:
-        models = registry.get(ops._operation_scope.workspace_name, {})
-        candidates = [
-            m
-            for m in models.values()
-            if m.name == name and (version is None or m.version == version)
-        ]
-        if not candidates:
-            raise ResourceNotFoundError(f"model {name}:{version or label} not found")
-        return max(candidates, key=lambda m: int(m.version))
-
-    monkeypatch.setattr(ModelOperations, "get", get)
-
-
-@pytest.fixture
-def jobs(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    state: dict[str, Any] = {"submitted": [], "status": "Completed"}
-
-    def create(ops: Any, job: PipelineJob, **kwargs: Any) -> Any:
-        state["submitted"].append(job)
-        return SimpleNamespace(name="job-1", studio_url="https://ml.azure.com/runs/job-1")
-
-    def stream(ops: Any, name: str) -> None:
-        if state["status"] != "Completed":
-            raise JobException(message="job failed", no_personal_data_message="job failed")
-
-    monkeypatch.setattr(JobOperations, "create_or_update", create)
-    monkeypatch.setattr(JobOperations, "stream", stream)
-    monkeypatch.setattr(
-        JobOperations, "get", lambda ops, name: SimpleNamespace(status=state["status"])
+    spec = DeploymentSpec(
+        model="azureml://registries/acme-registry/models/acme-risk-model/versions/7",
+        environment="azureml:env:1",
+        code="sha256:x",
     )
-    return state
+    workspace.seed("blue", spec, traffic={"blue": 100})
+    workspace.tag(**{LIVE_TAG: Placed("blue", spec).to_tag()})
+    assert run("apply", "--env", "dev") == 0
+    assert workspace.endpoint.traffic == {"blue": 100}
+    schedules = [c for c in cloud.calls if c[0] == "schedule"]
+    assert schedules[0] == ("schedule", "acme-risk-dev-monitor", "azureml:acme-dev:blue")
+    assert schedules[1][1] == "acme-risk-dev-performance"
 
 
-def test_first_training_runs_without_a_champion(
-    monkeypatch: pytest.MonkeyPatch, calls: list, jobs: dict
-) -> None:  # type: ignore[type-arg]
-    _models(monkeypatch, {})
-    assert cli.main(["train", "--env", "dev", "--git-commit", "abc123"]) == 0
-    (job,) = jobs["submitted"]
-    assert "champion" not in job._to_dict()["inputs"]
-    assert job.tags["git_commit"] == "abc123"
-    assert job.experiment_name == "churn-training-dev"
-    # The settings the steps read are registered first, at the version the job names.
-    (settings_asset,) = calls
-    assert settings_asset[:2] == ("data", "churn-settings")
+def test_train_versions_the_data_by_its_files_and_publishes_to_the_registry(
+    run: Callable[..., int], cloud: Cloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("train", "--env", "dev", "--git-commit", "abc123") == 0
+    data = [c for c in cloud.calls if c[0] == "data"]
+    assert data[1][1] == "acme-risk-training-data" and data[1][2].startswith("snapshot-")
+    (job,) = cloud.submitted
+    version = job.outputs["registered_model"].version
+    assert job.outputs["registered_reference"].version == version
     assert (
-        job._to_dict()["inputs"]["settings_yaml"]["path"]
-        == f"azureml:churn-settings:{settings_asset[2]}"
+        job._to_dict()["inputs"]["raw_data"]["path"]
+        == f"azureml:acme-risk-training-data:{data[1][2]}"
+    )
+    # Lineage lands on the model before it is shared, so the registry copy carries it.
+    shared = cloud.registry_models[version]
+    assert shared.tags[MODEL_SHA256_TAG] == SHA
+    assert shared.tags[REFERENCE_TAG] == f"acme-risk-prediction-reference:{version}"
+    assert shared.tags["git_commit"] == "abc123"
+    assert shared.tags["metric_auc"] == "0.91"
+    assert shared.tags["azureml_job"] == "job-1"
+    assert ("share-data", "acme-registry", "acme-risk-prediction-reference", version) in cloud.calls
+    assert capsys.readouterr().out.strip() == f"acme-risk-model:{version}"
+
+
+def test_new_files_give_a_new_data_version(run: Callable[..., int], cloud: Cloud) -> None:
+    assert run("train", "--env", "dev") == 0
+    cloud.blobs.append(SimpleNamespace(name="acme/raw/part-1.parquet", size=12, etag="0x2"))
+    assert run("train", "--env", "dev") == 0
+    first, second = (job._to_dict()["inputs"]["raw_data"]["path"] for job in cloud.submitted)
+    assert first != second
+
+
+def test_train_in_azure_pipelines_sets_the_model_output_variable(
+    run: Callable[..., int],
+    cloud: Cloud,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name, value in {
+        "TF_BUILD": "True",
+        "AZURESUBSCRIPTION_TENANT_ID": "t",
+        "AZURESUBSCRIPTION_CLIENT_ID": "c",
+        "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID": "s",
+        "SYSTEM_ACCESSTOKEN": "token",
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert run("train", "--env", "dev") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].startswith(
+        "##vso[task.setvariable variable=model;isOutput=true]acme-risk-model:"
     )
 
 
-def test_training_challenges_the_latest_registered_model(
-    monkeypatch: pytest.MonkeyPatch, calls: list, jobs: dict
-) -> None:  # type: ignore[type-arg]
-    _models(
-        monkeypatch,
-        {"mlw-mlops-dev": {v: Model(name="churn-model", version=v) for v in ("1", "2", "3")}},
-    )
-    assert cli.main(["train", "--env", "dev"]) == 0
-    (job,) = jobs["submitted"]
-    assert job._to_dict()["inputs"]["champion"]["path"] == "azureml:churn-model:3"
-
-
-def test_failed_pipeline_fails_the_train_command(
-    monkeypatch: pytest.MonkeyPatch, calls: list, jobs: dict, capsys
-) -> None:  # type: ignore[no-untyped-def, type-arg]
-    _models(monkeypatch, {})
-    jobs["status"] = "Failed"
-    assert cli.main(["train", "--env", "dev"]) == cli.EXIT_FAILED
+def test_a_failed_pipeline_publishes_nothing(
+    run: Callable[..., int], cloud: Cloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cloud.job_status = "Failed"
+    assert run("train", "--env", "dev") == cli.EXIT_FAILED
     assert "no model was registered" in capsys.readouterr().err.replace("\n", " ")
+    assert cloud.registry_models == {}
 
 
-def test_rollout_command_deploys_the_latest_model_and_moves_the_monitor(
-    monkeypatch: pytest.MonkeyPatch,
-    calls: list,
-    workspace: Any,  # type: ignore[type-arg]
+def test_rollout_deploys_exactly_the_registry_version_given(
+    run: Callable[..., int], cloud: Cloud, workspace: Any
 ) -> None:
-    workspace.seed(
-        "blue", "churn-model:1", traffic={"blue": 100}, tags={LIVE_MODEL_TAG: "churn-model:1"}
-    )
-    _models(
-        monkeypatch,
-        {"mlw-mlops-dev": {v: Model(name="churn-model", version=v) for v in ("1", "2")}},
-    )
-    assert cli.main(["rollout", "--env", "dev"]) == 0
-    assert workspace.without_invokes()[0] == ("create", "green", "churn-model:2")
-    assert workspace.without_invokes()[-1] == ("delete", "blue")
-    assert calls == [("schedule", "churn-dev-monitor", "azureml:churn-dev:green")]
-    assert workspace.endpoint.tags[PREVIOUS_MODEL_TAG] == "churn-model:1"
-
-
-def test_failed_rollout_exits_non_zero_and_leaves_the_monitor_alone(
-    monkeypatch: pytest.MonkeyPatch,
-    calls: list,
-    workspace: Any,
-    capsys,  # type: ignore[no-untyped-def, type-arg]
-) -> None:
-    workspace.seed(
-        "blue", "churn-model:1", traffic={"blue": 100}, tags={LIVE_MODEL_TAG: "churn-model:1"}
-    )
-    workspace.fails = lambda deployment, traffic: (
-        deployment == "green" and bool(traffic.get("green"))
-    )
-    assert cli.main(["rollout", "--env", "dev", "--model-version", "2"]) == cli.EXIT_FAILED
-    assert "rolled back" in capsys.readouterr().err
-    assert workspace.endpoint.traffic == {"blue": 100, "green": 0}
-    assert calls == []
-
-
-def test_rollback_command_points_the_monitor_at_the_restored_deployment(
-    calls: list,
-    workspace: Any,  # type: ignore[type-arg]
-) -> None:
-    workspace.seed(
-        "blue", "churn-model:1", traffic={"blue": 100}, tags={LIVE_MODEL_TAG: "churn-model:1"}
-    )
-    workspace.seed(
-        "green",
-        "churn-model:2",
-        traffic={"blue": 50, "green": 50},
-        tags={LIVE_MODEL_TAG: "churn-model:1"},
-    )
-    assert cli.main(["rollback", "--env", "dev"]) == 0
-    assert set(workspace.deployments) == {"blue"}
-    assert calls == [("schedule", "churn-dev-monitor", "azureml:churn-dev:blue")]
-
-
-def test_prod_rollout_promotes_the_model_live_in_dev(
-    monkeypatch: pytest.MonkeyPatch,
-    calls: list,
-    workspace: Any,
-    tmp_path: Path,  # type: ignore[type-arg]
-) -> None:
-    # One fake endpoint stands for both: dev's records model 4 as live; prod starts empty.
-    workspace.endpoint.tags = {LIVE_MODEL_TAG: "churn-model:4"}
-    monkeypatch.setattr(workspace.endpoint, "name", "churn-prod")
-    dev_model = Model(
-        name="churn-model", version="4", tags={"git_commit": "abc"}, description="gated"
-    )
-    registry: dict[str, dict[str, Model]] = {"mlw-mlops-dev": {"4": dev_model}}
-    _models(monkeypatch, registry)
-    registered: list[Model] = []
-
-    def download(ops: Any, name: str, version: str, download_path: str) -> None:
-        assert ops._operation_scope.workspace_name == "mlw-mlops-dev"
-        folder = Path(download_path) / name / "model"
-        folder.mkdir(parents=True)
-        (folder / "metadata.json").write_text("{}")
-        (folder / "model.joblib").write_bytes(b"weights")
-
-    def create(ops: Any, model: Model) -> Model:
-        assert ops._operation_scope.workspace_name == "mlw-mlops-prod"
-        assert (Path(model.path) / "model.joblib").read_bytes() == b"weights"
-        registered.append(model)
-        registry.setdefault("mlw-mlops-prod", {})[model.version] = model
-        return model
-
-    monkeypatch.setattr(ModelOperations, "download", download)
-    monkeypatch.setattr(ModelOperations, "create_or_update", create)
-    monkeypatch.setattr(
-        "mlops_azure.__main__.load_environment",
-        _prod_endpoint_shared_with_dev(cli.load_environment),
-    )
-    assert cli.main(["rollout", "--env", "prod", "--promote-from", "dev"]) == 0
-    (model,) = registered
-    assert (model.name, model.version) == ("churn-model", "4")
-    assert model.tags == {"git_commit": "abc", "promoted_from": "dev (mlw-mlops-dev)"}
-    assert workspace.deployments["blue"].tags[MODEL_TAG] == "churn-model:4"
-    assert calls == [("schedule", "churn-prod-monitor", "azureml:churn-prod:blue")]
-
-
-def _prod_endpoint_shared_with_dev(load: Callable[..., Any]) -> Callable[..., Any]:
-    """Point dev's endpoint name at the single fake endpoint too (it is named churn-prod)."""
-
-    def patched(name: str, **kwargs: Any) -> Any:
-        env = load(name, **kwargs)
-        return env.model_copy(
-            update={"endpoint": env.endpoint.model_copy(update={"name": "churn-prod"})}
+    for version in ("5", "6"):
+        cloud.registry_models[version] = Model(
+            name="acme-risk-model",
+            version=version,
+            tags={
+                MODEL_SHA256_TAG: SHA,
+                REFERENCE_TAG: f"acme-risk-prediction-reference:{version}",
+            },
         )
+    assert run("rollout", "--env", "dev", "--model", "acme-risk-model:5") == 0
+    deployment = workspace.deployments["blue"]
+    assert (
+        deployment.model == "azureml://registries/acme-registry/models/acme-risk-model/versions/5"
+    )
+    assert deployment.environment_variables == {"MLCORE_MODEL_SHA256": SHA}
+    monitor = next(c for c in cloud.calls if c[0] == "schedule")
+    assert monitor == ("schedule", "acme-risk-dev-monitor", "azureml:acme-dev:blue")
 
-    return patched
+
+def test_rollout_of_an_unpublished_version_is_refused(
+    run: Callable[..., int], cloud: Cloud, workspace: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("rollout", "--env", "dev", "--model", "acme-risk-model:9") == cli.EXIT_CONFIG
+    assert "has no model acme-risk-model:9" in capsys.readouterr().err
+    assert workspace.events == []
+
+
+def test_rollback_command_points_the_monitors_at_the_restored_deployment(
+    run: Callable[..., int], cloud: Cloud, workspace: Any
+) -> None:
+    for version in ("5", "6"):
+        cloud.registry_models[version] = Model(
+            name="acme-risk-model",
+            version=version,
+            tags={
+                MODEL_SHA256_TAG: SHA,
+                REFERENCE_TAG: f"acme-risk-prediction-reference:{version}",
+            },
+        )
+    assert run("rollout", "--env", "dev", "--model", "acme-risk-model:5") == 0
+    assert run("rollout", "--env", "dev", "--model", "acme-risk-model:6") == 0
+    cloud.calls.clear()
+    assert run("rollback", "--env", "dev") == 0
+    assert workspace.endpoint.traffic == {"blue": 100, "green": 0}
+    assert ("schedule", "acme-risk-dev-monitor", "azureml:acme-dev:blue") in cloud.calls

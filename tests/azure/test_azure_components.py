@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import re
 import shlex
+from pathlib import Path
 
 import pytest
 from azure.ai.ml.entities import CommandComponent, PipelineJob
 from mlops_azure.components import build_components
-from mlops_azure.config import SOURCE_DIR, AzureEnvironment
+from mlops_azure.config import AzureEnvironment
 from mlops_azure.definitions import Definitions
-from mlops_azure.training_pipeline import REGISTERED_OUTPUT, build_training_pipeline
+from mlops_azure.training_pipeline import (
+    REFERENCE_OUTPUT,
+    REGISTERED_OUTPUT,
+    build_training_pipeline,
+)
 
 from mlcore.cli import build_parser
 from mlcore.settings import MlopsSettings
@@ -26,7 +31,7 @@ def render(component: CommandComponent, *, omit_optional: bool = False) -> list[
     return shlex.split(_PLACEHOLDER.sub(lambda m: f"/mnt/{m.group(1)}/{m.group(2)}", command))
 
 
-@pytest.mark.parametrize("step", ["prep", "train", "evaluate", "register"])
+@pytest.mark.parametrize("step", ["prep", "train", "evaluate", "reference", "register"])
 def test_component_validates_offline(definitions: Definitions, step: str) -> None:
     component = definitions.components[step]
     assert component._validate().passed, component._validate()
@@ -34,7 +39,8 @@ def test_component_validates_offline(definitions: Definitions, step: str) -> Non
         component.environment
         == f"azureml:{definitions.environment.name}:{definitions.environment.version}"
     )
-    assert component.code == str(SOURCE_DIR)
+    code = definitions.components["prep"].code
+    assert component.code == code  # one staged snapshot: mlcore and the in-job scripts
 
 
 @pytest.mark.parametrize("step", ["prep", "train", "evaluate"])
@@ -72,9 +78,18 @@ def test_train_reads_the_prep_contract(definitions: Definitions) -> None:
 
 def test_register_copies_the_model_and_its_evaluation_only(definitions: Definitions) -> None:
     register = definitions.components["register"]
-    assert set(register.inputs) == {"model", "evaluation"}
+    assert set(register.inputs) == {"model", "evaluation", "reference"}
     assert "mlcore" not in register.command  # no ML logic: a copy of what the gate approved
     assert register.outputs["registered_model"].type == "custom_model"
+    assert register.outputs["registered_reference"].type == "mltable"
+
+
+def test_reference_step_runs_the_reference_job_on_the_validation_split(
+    definitions: Definitions,
+) -> None:
+    argv = render(definitions.components["reference"])
+    assert argv[:3] == ["python", "-m", "mlops_azure.jobs.reference"]
+    assert argv[argv.index("--data") + 1] == "/mnt/inputs/prepared/validation"
 
 
 def test_component_version_follows_the_source(
@@ -93,7 +108,7 @@ def test_pipeline_validates_and_wires_the_steps(definitions: Definitions) -> Non
     assert job._validate().passed, job._validate()
     document = job._to_dict()
     jobs = document["jobs"]
-    assert list(jobs) == ["prep", "train", "evaluate", "register"]
+    assert list(jobs) == ["prep", "train", "evaluate", "reference", "register"]
     assert jobs["evaluate"]["inputs"]["model"]["path"] == "${{parent.jobs.train.outputs.model}}"
     # register consumes evaluate's output: it cannot start before the gate has passed.
     assert (
@@ -113,26 +128,32 @@ def test_only_the_register_output_is_registered_and_failure_stops_the_pipeline(
     job = definitions.training_pipeline
     assert job.settings.continue_on_step_failure is False
     assert job.settings.default_compute == "cpu-cluster"
-    assert job.outputs[REGISTERED_OUTPUT].name == "churn-model"
-    assert list(job.outputs) == [REGISTERED_OUTPUT]
+    assert job.outputs[REGISTERED_OUTPUT].name == "acme-risk-model"
+    assert job.outputs[REFERENCE_OUTPUT].name == "acme-risk-prediction-reference"
+    # Both at the run's own version: the model names its reference exactly.
+    assert job.outputs[REGISTERED_OUTPUT].version == job.outputs[REFERENCE_OUTPUT].version
+    assert job.outputs[REGISTERED_OUTPUT].version == job.tags["run_key"]
+    assert list(job.outputs) == [REGISTERED_OUTPUT, REFERENCE_OUTPUT]
 
 
 def test_pipeline_with_a_champion_and_commit(
     dev_env: AzureEnvironment, settings: MlopsSettings, definitions: Definitions
 ) -> None:
-    components = build_components(settings, definitions.environment)
+    code = definitions.components["prep"].code
+    components = build_components(settings, definitions.environment, code=Path(code))
     job: PipelineJob = build_training_pipeline(
         dev_env,
         settings,
         components,
-        training_data="azureml:churn-training-data:1",
-        settings_data="azureml:churn-settings:abc",
-        champion_model="azureml:churn-model:4",
+        training_data="azureml:acme-risk-training-data:snapshot-1",
+        settings_data="azureml:acme-risk-settings:abc",
+        run_key="20250102030405",
+        champion_model="azureml:acme-risk-model:4",
         git_commit="0123abc",
     )
     assert job._validate().passed
     document = job._to_dict()
-    assert document["inputs"]["champion"]["path"] == "azureml:churn-model:4"
+    assert document["inputs"]["champion"]["path"] == "azureml:acme-risk-model:4"
     assert (
         document["jobs"]["evaluate"]["inputs"]["champion_model"]["path"]
         == "${{parent.inputs.champion}}"

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 from mlops_azure.config import (
-    ENVIRONMENTS_DIR,
     PLACEHOLDER_SUBSCRIPTION,
     AzureEnvironment,
     coordinate_overrides,
@@ -14,6 +13,8 @@ from mlops_azure.config import (
 )
 
 from mlcore.errors import ConfigError
+
+ENVIRONMENTS_DIR = Path(__file__).parent / "fixtures" / "environments"
 
 
 @pytest.mark.parametrize("name", ["dev", "prod"])
@@ -24,11 +25,13 @@ def test_shipped_environments_load(name: str) -> None:
     assert env.monitoring.alert_emails
 
 
-def test_prod_endpoint_is_private_and_dev_differs_in_workspace() -> None:
-    dev, prod = load_environment("dev"), load_environment("prod")
+def test_prod_is_private_and_shares_the_registry_with_dev() -> None:
+    dev, prod = (load_environment(n, environments_dir=ENVIRONMENTS_DIR) for n in ("dev", "prod"))
     assert prod.endpoint.public_network_access == "disabled"
+    assert prod.workspace_settings.public_network_access == "Disabled"
     assert dev.workspace != prod.workspace
-    assert prod.rollout.bake_seconds >= dev.rollout.bake_seconds
+    assert dev.registry == prod.registry
+    assert prod.rollout.min_requests >= dev.rollout.min_requests
 
 
 def test_settings_are_frozen(dev_env: AzureEnvironment) -> None:
@@ -51,7 +54,7 @@ def test_unknown_key_is_named_in_the_error(tmp_path: Path) -> None:
 
 def test_missing_environment_lists_the_known_ones() -> None:
     with pytest.raises(ConfigError, match=r"no Azure environment 'staging'.*\['dev', 'prod'\]"):
-        load_environment("staging")
+        load_environment("staging", environments_dir=ENVIRONMENTS_DIR)
 
 
 def test_subscription_must_be_a_guid(tmp_path: Path) -> None:
@@ -85,7 +88,39 @@ def test_variable_group_coordinates_override_the_file() -> None:
         "MLOPS_AZURE_PROD_WORKSPACE": "not-for-dev",
         "MLOPS_AZURE_DEV_RESOURCE_GROUP": "",
     }
-    env = load_environment("dev", overrides=coordinate_overrides(environ, "dev"))
+    env = load_environment(
+        "dev", environments_dir=ENVIRONMENTS_DIR, overrides=coordinate_overrides(environ, "dev")
+    )
     assert env.workspace == "mlw-from-variable-group"
     assert env.resource_group == "rg-mlops-dev"  # empty variable: the file's value stays
     env.require_real_subscription()
+
+
+def test_a_subnet_must_be_an_arm_subnet_id(tmp_path: Path) -> None:
+    text = (
+        (ENVIRONMENTS_DIR / "dev.yaml")
+        .read_text()
+        .replace("compute:\n", "compute:\n  subnet: my-subnet\n")
+    )
+    with pytest.raises(ConfigError, match=r"compute\.subnet"):
+        load_environment("dev", environments_dir=_write(tmp_path, "dev", text))
+
+
+def test_no_project_name_is_hard_coded_in_the_azure_code() -> None:
+    # Contract 3: names come from settings.project; only azure/environments/*.yaml (which
+    # `mlcore init` rewrites) may name the shipped project.
+    root = Path(__file__).resolve().parents[2]
+    files = [
+        *root.joinpath("azure").rglob("*"),
+        *root.joinpath("pipelines", "azure").rglob("*"),
+        root / "pipelines" / "azure-pipelines.yml",
+    ]
+    offenders = [
+        str(path.relative_to(root))
+        for path in files
+        if path.is_file()
+        and "environments" not in path.parts
+        and "__pycache__" not in path.parts
+        and "churn" in path.read_text(errors="ignore").lower()
+    ]
+    assert offenders == []

@@ -144,7 +144,7 @@ def test_stages_run_in_order(pipeline: dict[str, Any]) -> None:
     assert [s["stage"] for s in pipeline["stages"]] == ["CI", "Train", "DeployDev", "DeployProd"]
     assert _stage(pipeline, "Train")["dependsOn"] == "CI"
     assert _stage(pipeline, "DeployDev")["dependsOn"] == "Train"
-    assert _stage(pipeline, "DeployProd")["dependsOn"] == "DeployDev"
+    assert _stage(pipeline, "DeployProd")["dependsOn"] == ["Train", "DeployDev"]
     assert "refs/heads/main" in _stage(pipeline, "Train")["condition"]
 
 
@@ -168,7 +168,7 @@ def _variables(name: str) -> dict[str, str]:
 
 def test_prod_deploys_through_the_approval_environment(pipeline: dict[str, Any]) -> None:
     prod = _stage(pipeline, "DeployProd")
-    assert prod["variables"] == [{"template": "azure/variables/prod.yml"}]
+    assert prod["variables"][0] == {"template": "azure/variables/prod.yml"}
     (job,) = prod["jobs"]
     assert job["template"] == "azure/jobs/deploy.yml"
     assert job["parameters"]["approvalEnvironment"] == "${{ variables.approvalEnvironment }}"
@@ -180,36 +180,106 @@ def test_prod_deploys_through_the_approval_environment(pipeline: dict[str, Any])
     assert prod["condition"] == "succeeded()"
 
 
-def test_azure_steps_use_the_service_connection_from_variables() -> None:
-    steps = _load(REPO_ROOT / "pipelines" / "azure" / "steps" / "mlops-azure.yml")["steps"]
-    (task,) = steps
-    assert task["task"] == "AzureCLI@2"
+TRAIN_OUTPUT = "$[ stageDependencies.Train.train.outputs['publish.model'] ]"
+
+
+def test_train_publishes_the_model_as_a_stage_output(pipeline: dict[str, Any]) -> None:
+    (job,) = _stage(pipeline, "Train")["jobs"]
+    assert job["job"] == "train"
+    assert any(step.get("template") == "azure/steps/train.yml" for step in job["steps"])
+    (step,) = _load(REPO_ROOT / "pipelines" / "azure" / "steps" / "train.yml")["steps"]
+    # The step is named `publish`; `train` prints the vso line that sets `model` as output.
+    assert step["name"] == "publish"
+    assert step["inputs"]["arguments"].startswith("train ")
+    import mlops_azure.__main__ as cli
+
+    assert "variable=model;isOutput=true" in cli.OUTPUT_VARIABLE
+
+
+@pytest.mark.parametrize("stage", ["DeployDev", "DeployProd"])
+def test_every_deploy_stage_rolls_out_exactly_the_trained_version(
+    pipeline: dict[str, Any], stage: str
+) -> None:
+    definition = _stage(pipeline, stage)
+    model = next(v for v in definition["variables"] if v.get("name") == "model")
+    assert model["value"] == TRAIN_OUTPUT
+    assert "Train" in (
+        [definition["dependsOn"]]
+        if isinstance(definition["dependsOn"], str)
+        else definition["dependsOn"]
+    )
+    (job,) = definition["jobs"]
+    assert job["parameters"]["model"] == "$(model)"
+    deploy = (REPO_ROOT / "pipelines" / "azure" / "jobs" / "deploy.yml").read_text()
+    assert "arguments: --model ${{ parameters.model }}" in deploy
+    assert "--promote-from" not in json.dumps(pipeline)
+
+
+def test_runs_are_serialised(pipeline: dict[str, Any]) -> None:
+    assert pipeline["lockBehavior"] == "sequential"
+    assert _load(ROLLBACK)["lockBehavior"] == "sequential"
+
+
+def test_azure_stages_install_only_the_lean_set(pipeline: dict[str, Any]) -> None:
+    setup = _load(REPO_ROOT / "pipelines" / "azure" / "steps" / "setup.yml")
+    (target,) = [p for p in setup["parameters"] if p["name"] == "installTarget"]
+    assert target["default"] == "install-azure"
+    text = json.dumps(setup)
+    assert (
+        "make ${{ parameters.installTarget }}" in text
+        and "Cache@2" in text
+        and "PIP_CACHE_DIR" in text
+    )
+    ci = json.dumps(_stage(pipeline, "CI"))
+    assert '"installTarget": "install"' in ci  # only CI needs the CDK and SageMaker toolchain
+    for stage in ("Train", "DeployDev", "DeployProd"):
+        assert '"installTarget": "install"' not in json.dumps(_stage(pipeline, stage)), stage
+    for path in ALL_FILES:
+        assert "installTarget: install\n" not in path.read_text() or path == PIPELINE, path
+    control = (REPO_ROOT / "azure" / "requirements-control.txt").read_text()
+    names = {
+        line.strip() for line in control.splitlines() if line.strip() and not line.startswith("#")
+    }
+    pinned = {
+        line.split("==")[0].strip().lower()
+        for line in (REPO_ROOT / "requirements.txt").read_text().splitlines()
+        if "==" in line
+    }
+    assert names <= pinned  # the versions come from requirements.txt, not a second copy
+    assert not names & {"aws-cdk-lib", "sagemaker", "boto3", "moto", "cdk-nag", "cfn-lint"}
+
+
+def test_steps_sign_in_with_a_refreshing_pipeline_credential() -> None:
+    for template in ("mlops-azure.yml", "train.yml"):
+        (task,) = _load(REPO_ROOT / "pipelines" / "azure" / "steps" / template)["steps"]
+        assert task["task"] == "AzureCLI@2"
+        # AzurePipelinesCredential needs the job's access token (mlops_azure.credentials).
+        assert task["env"] == {"SYSTEM_ACCESSTOKEN": "$(System.AccessToken)"}
     assert task["inputs"]["azureSubscription"] == "${{ parameters.serviceConnection }}"
     assert _variables("dev")["serviceConnection"] != _variables("prod")["serviceConnection"]
-    for stage in ("Train",):
-        text = json.dumps(_stage(_load(PIPELINE), stage))
-        assert "${{ variables.serviceConnection }}" in text
 
 
-def test_rollout_commands_are_real_cli_commands() -> None:
+def test_the_commands_the_steps_run_are_real_cli_commands() -> None:
     import mlops_azure.__main__ as cli
 
     parser = cli.build_parser()
-    assert (
-        parser.parse_args(["rollout", "--env", "prod", "--promote-from", "dev"]).promote_from
-        == "dev"
-    )
     steps = _load(REPO_ROOT / "pipelines" / "azure" / "steps" / "mlops-azure.yml")
     allowed = next(p for p in steps["parameters"] if p["name"] == "command")["values"]
     for command in allowed:
-        assert parser.parse_args([command, "--env", "dev"]).command == command
+        extra = ["--model", "m:1"] if command == "rollout" else []
+        assert parser.parse_args([command, "--env", "dev", *extra]).command == command
 
 
-def test_rollback_pipeline_is_manual_and_covers_every_environment() -> None:
+def test_rollback_pipeline_is_manual_approved_and_covers_every_environment() -> None:
     rollback = _load(ROLLBACK)
     assert rollback["trigger"] == "none" and rollback["pr"] == "none"
     (parameter,) = rollback["parameters"]
     assert parameter["values"] == ["dev", "prod"]
     for environment in parameter["values"]:
-        assert {"agentPool", "serviceConnection"} <= set(_variables(environment))
+        assert {"agentPool", "serviceConnection", "approvalEnvironment"} <= set(
+            _variables(environment)
+        )
+    (job,) = rollback["stages"][0]["jobs"]
+    # A deployment job on the environment: its approvals gate a rollback too.
+    assert job["environment"] == "${{ variables.approvalEnvironment }}"
     assert "command: rollback" in ROLLBACK.read_text()

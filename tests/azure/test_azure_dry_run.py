@@ -19,8 +19,12 @@ from azure.ai.ml import (
     load_job,
     load_online_deployment,
     load_online_endpoint,
+    load_registry,
+    load_workspace,
 )
 from azure.ai.ml.entities._load_functions import load_schedule
+from azure.mgmt.eventgrid.models import EventSubscription, SystemTopic
+from mlops_azure.jobs.breach import BREACH_TAG, BREACH_WORDING
 
 LOADERS: dict[str, Callable[..., Any]] = {
     "compute": load_compute,
@@ -31,22 +35,33 @@ LOADERS: dict[str, Callable[..., Any]] = {
     "endpoint": load_online_endpoint,
     "deployment": load_online_deployment,
     "monitor": load_schedule,
+    "schedule": load_schedule,
+    "workspace": load_workspace,
+    "registry": load_registry,
 }
 EXPECTED_FILES = {
+    "workspace.yaml",
+    "registry.yaml",
     "compute.yaml",
     "environment-training.yaml",
     "environment-serving.yaml",
     "data-training.yaml",
-    "data-reference.yaml",
     "data-settings.yaml",
     "component-prep.yaml",
     "component-train.yaml",
     "component-evaluate.yaml",
+    "component-reference.yaml",
     "component-register.yaml",
     "pipeline-training.yaml",
     "endpoint.yaml",
     "deployment-blue.yaml",
     "monitor.yaml",
+    "schedule-performance.yaml",
+    "schedule-performance-job.yaml",
+}
+EVENT_GRID_FILES = {
+    "eventgrid-system-topic.json": SystemTopic,
+    "eventgrid-retrain-subscription.json": EventSubscription,
 }
 
 
@@ -59,20 +74,62 @@ def _no_client(*args: object, **kwargs: object) -> None:
 
 
 @pytest.fixture(scope="module")
-def dry_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def dry_run(
+    tmp_path_factory: pytest.TempPathFactory, environments_dir: Path, settings_file: Path
+) -> Path:
     output = tmp_path_factory.mktemp("dry-run") / "out" / "azure" / "dev"
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(socket.socket, "connect", _no_network)
-        patch.setattr(cli, "DefaultAzureCredential", _no_client)
+        patch.setattr(cli, "make_credential", _no_client)
         patch.setattr(cli, "MLClient", _no_client)
         for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET"):
             patch.delenv(name, raising=False)
-        assert cli.main(["apply", "--env", "dev", "--dry-run", "--output", str(output)]) == 0
+        argv = ["apply", "--env", "dev", "--dry-run", "--output", str(output)]
+        argv += ["--environments", str(environments_dir), "--settings", str(settings_file)]
+        assert cli.main(argv) == 0
     return output
 
 
 def test_dry_run_writes_one_yaml_per_entity(dry_run: Path) -> None:
     assert {p.name for p in dry_run.glob("*.yaml")} == EXPECTED_FILES
+    assert {p.name for p in dry_run.glob("*.json")} == set(EVENT_GRID_FILES)
+
+
+@pytest.mark.parametrize("filename", sorted(EVENT_GRID_FILES))
+def test_event_grid_files_load_back_with_the_management_sdk(dry_run: Path, filename: str) -> None:
+    written = json.loads((dry_run / filename).read_text())
+    model = EVENT_GRID_FILES[filename].deserialize(written)
+    assert model.serialize() == written
+
+
+def test_the_retrain_wiring_catches_exactly_breached_signals(dry_run: Path) -> None:
+    subscription = EventSubscription.deserialize(
+        json.loads((dry_run / "eventgrid-retrain-subscription.json").read_text())
+    )
+    assert subscription.filter.included_event_types == [
+        "Microsoft.MachineLearningServices.RunStatusChanged"
+    ]
+    (breach, status) = subscription.filter.advanced_filters
+    assert (breach.key, breach.values) == (f"data.RunTags.{BREACH_TAG}", [BREACH_WORDING])
+    assert (status.key, status.values) == ("data.RunStatus", ["Completed"])
+    assert subscription.destination.resource_id.endswith(
+        "/providers/Microsoft.Web/sites/acme-risk-dev-retrain/functions/retrain"
+    )
+    topic = SystemTopic.deserialize(
+        json.loads((dry_run / "eventgrid-system-topic.json").read_text())
+    )
+    assert topic.source.endswith("/workspaces/mlw-mlops-dev")
+
+
+def test_dry_run_writes_three_signals_and_the_performance_job(dry_run: Path) -> None:
+    monitor = yaml.safe_load((dry_run / "monitor.yaml").read_text())
+    assert set(monitor["create_monitor"]["monitoring_signals"]) == {
+        "data_drift",
+        "prediction_drift",
+        "data_quality",
+    }
+    performance = yaml.safe_load((dry_run / "schedule-performance-job.yaml").read_text())
+    assert performance["command"].startswith("python -m mlops_azure.jobs.performance")
 
 
 def _absolute_local_paths(document: Any, base: Path) -> Any:
@@ -105,12 +162,37 @@ def _forget_inline_component_identity(document: dict[str, Any]) -> dict[str, Any
     return document
 
 
-@pytest.mark.parametrize("filename", sorted(EXPECTED_FILES))
+def test_the_performance_job_file_loads_as_the_job_written(dry_run: Path) -> None:
+    # load_job returns a Command node for a command job; its _to_dict() nests the job as a
+    # component, so the fields users rely on are compared one by one.
+    path = dry_run / "schedule-performance-job.yaml"
+    written = yaml.safe_load(path.read_text())
+    job = load_job(path)
+    assert job.command == written["command"]
+    assert job.experiment_name == written["experiment_name"]
+    assert str(job.environment) == written["environment"].removeprefix("azureml:")
+    # The code path stays relative to the file, which is where Azure ML resolves it.
+    assert str(job.code) == written["code"] and (dry_run / written["code"] / "mlops_azure").is_dir()
+    # The loader drops the "azureml:" prefix of asset references, as it does for environments.
+    assert {k: v.path for k, v in job.inputs.items()} == {
+        k: v["path"].removeprefix("azureml:") if v["path"].count(":") == 2 else v["path"]
+        for k, v in written["inputs"].items()
+    }
+
+
+@pytest.mark.parametrize("filename", sorted(EXPECTED_FILES - {"schedule-performance-job.yaml"}))
 def test_sdk_loader_reads_back_what_was_written(dry_run: Path, filename: str) -> None:
     path = dry_run / filename
     written = yaml.safe_load(path.read_text())
-    entity = LOADERS[filename.split("-")[0].removesuffix(".yaml")](path)
+    stem = filename.removesuffix(".yaml")
+    entity = LOADERS.get(stem, LOADERS[stem.split("-")[0]])(path)
     loaded = json.loads(json.dumps(entity._to_dict(), default=str))
+    if filename.startswith("schedule-"):
+        # The schedule names its job's file, which the loader reads in (checked on its own
+        # above); the rest of the schedule must round-trip.
+        assert written["create_job"]["job"] == "./schedule-performance-job.yaml"
+        written.pop("create_job")
+        loaded.pop("create_job")
     expected = _absolute_local_paths(written, dry_run)
     actual = _absolute_local_paths(loaded, dry_run)
     if filename.startswith("pipeline"):
@@ -128,8 +210,7 @@ def test_local_paths_are_relative_and_exist(dry_run: Path) -> None:
     component = yaml.safe_load((dry_run / "component-train.yaml").read_text())
     assert not Path(component["code"]).is_absolute()
     assert (dry_run / component["code"] / "mlcore" / "cli.py").is_file()
-    reference = yaml.safe_load((dry_run / "data-reference.yaml").read_text())
-    assert (dry_run / reference["path"] / "MLTable").is_file()
+    assert (dry_run / component["code"] / "mlops_azure" / "jobs" / "reference.py").is_file()
 
 
 def test_loaded_components_and_pipeline_still_validate(dry_run: Path) -> None:
@@ -139,7 +220,7 @@ def test_loaded_components_and_pipeline_still_validate(dry_run: Path) -> None:
 
 
 def test_dry_run_with_a_bad_setting_fails_with_the_reason(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], environments_dir: Path
 ) -> None:
     settings = tmp_path / "mlops.yaml"
     settings.write_text("drift:\n  numeric_method: kl\n")
@@ -153,6 +234,8 @@ def test_dry_run_with_a_bad_setting_fails_with_the_reason(
             str(tmp_path / "out"),
             "--settings",
             str(settings),
+            "--environments",
+            str(environments_dir),
         ]
     )
     assert code == cli.EXIT_CONFIG

@@ -7,18 +7,20 @@ from pathlib import Path
 import pytest
 from azure.ai.ml.entities import CronTrigger, RecurrenceTrigger
 from mlops_azure import endpoint, monitoring
-from mlops_azure.config import SETTINGS_FILE, AzureEnvironment
+from mlops_azure.config import AzureEnvironment
 from mlops_azure.definitions import SCORING_SCRIPT, Definitions
 
 from mlcore.errors import ConfigError
 from mlcore.settings import MlopsSettings, load_settings
+
+SETTINGS_FILE = Path(__file__).parent / "fixtures" / "mlops.yaml"
 
 
 def test_endpoint_starts_without_traffic_and_respects_network_setting(
     definitions: Definitions,
 ) -> None:
     ep = definitions.endpoint
-    assert ep.name == "churn-dev"
+    assert ep.name == "acme-dev"
     assert not ep.traffic
     assert ep.auth_mode == "key"
     assert ep.public_network_access == "enabled"
@@ -32,8 +34,20 @@ def test_deployment_collects_inputs_and_outputs_at_the_configured_rate(
     assert set(collections) == {"model_inputs", "model_outputs"}
     assert all(c.enabled == "true" for c in collections.values())
     assert deployment.data_collector.sampling_rate == 1.0  # capture_sampling_percentage: 100
-    assert deployment.model == "azureml:churn-model:1"
-    assert deployment.tags[endpoint.MODEL_TAG] == "churn-model:1"
+    assert (
+        deployment.model == "azureml://registries/acme-registry/models/acme-risk-model/versions/1"
+    )
+    assert deployment.tags[endpoint.MODEL_TAG] == "acme-risk-model:1"
+
+
+def test_deployment_verifies_the_model_file_against_the_registry_digest(
+    definitions: Definitions,
+) -> None:
+    # Contract 1: serving checks model.joblib against MLCORE_MODEL_SHA256 before unpickling;
+    # the value is the registry model's model_sha256 tag.
+    assert definitions.deployment.environment_variables == {
+        endpoint.MODEL_SHA256_ENV: "sha256:" + "ab" * 32
+    }
 
 
 def test_deployment_serves_mlcore_through_the_collecting_entry_script(
@@ -43,6 +57,7 @@ def test_deployment_serves_mlcore_through_the_collecting_entry_script(
     assert definitions.deployment.code_configuration.scoring_script == SCORING_SCRIPT
     assert (code / SCORING_SCRIPT).is_file()
     assert (code / "mlcore" / "serve" / "azure_scoring.py").is_file()
+    assert (code / "mlops_azure" / "jobs" / "reference.py").is_file()
     assert not list(code.rglob("__pycache__"))
 
 
@@ -59,6 +74,10 @@ def test_deployment_refuses_unregistered_models_and_unknown_colours(
         endpoint.build_deployment(dev_env, settings, name="blue", model="./model", **common)
     with pytest.raises(ValueError, match="one of"):
         endpoint.build_deployment(dev_env, settings, name="red", model="azureml:m:1", **common)
+    with pytest.raises(ValueError, match="sha256:<hex>"):
+        endpoint.build_deployment(
+            dev_env, settings, name="blue", model="azureml:m:1", model_sha256="abc", **common
+        )
 
 
 @pytest.mark.parametrize(("live", "new"), [(None, "blue"), ("blue", "green"), ("green", "blue")])
@@ -83,7 +102,7 @@ def test_monitor_has_the_three_signals_with_alerts(definitions: Definitions) -> 
         "mlops-dev-alerts@example.com"
     ]
     target = definitions.monitor.create_monitor.monitoring_target
-    assert target.endpoint_deployment_id == "azureml:churn-dev:blue"
+    assert target.endpoint_deployment_id == "azureml:acme-dev:blue"
     assert target.ml_task == "classification"
 
 
@@ -92,19 +111,14 @@ def test_monitor_thresholds_are_the_shared_drift_settings(
 ) -> None:
     signals = _signals(definitions)
     drift = signals["data_drift"].metric_thresholds
-    assert drift.numerical.two_sample_kolmogorov_smirnov_test == settings.drift.p_value_threshold
+    # ks is monitored as normalised Wasserstein (monitoring.KS_REASON).
+    assert drift.numerical.normalized_wasserstein_distance == settings.drift.distance_threshold
     assert drift.categorical.pearsons_chi_squared_test == settings.drift.p_value_threshold
     prediction = signals["prediction_drift"].metric_thresholds
     assert prediction.categorical.pearsons_chi_squared_test == settings.drift.p_value_threshold
-    quality = signals["data_quality"].metric_thresholds
-    assert quality.numerical.null_value_rate == settings.drift.missing_rate_threshold
-    assert quality.categorical.null_value_rate == settings.drift.missing_rate_threshold
+    assert prediction.numerical.normalized_wasserstein_distance == settings.drift.distance_threshold
     reference = signals["data_drift"].reference_data
-    assert (
-        reference.input_data.path
-        == f"azureml:{definitions.reference_data.name}:{definitions.reference_data.version}"
-    )
-    assert reference.data_column_names == {"target_column": "churned"}
+    assert reference.data_column_names == {"target_column": "will_leave"}
 
 
 def test_changing_mlops_yaml_changes_the_monitor(dev_env: AzureEnvironment) -> None:
@@ -132,23 +146,9 @@ def test_changing_mlops_yaml_changes_the_monitor(dev_env: AzureEnvironment) -> N
         "owner@example.com",
         "mlops-dev-alerts@example.com",
     ]
+    assert monitor.name == "acme-risk-dev-monitor"
     assert isinstance(monitor.trigger, RecurrenceTrigger)
     assert (monitor.trigger.frequency, monitor.trigger.interval) == ("hour", 6)
-
-
-def test_regression_monitors_numeric_prediction_drift(dev_env: AzureEnvironment) -> None:
-    settings = load_settings(SETTINGS_FILE, overrides={"dataset": {"task": "regression"}})
-    env = dev_env.model_copy(
-        update={"monitoring": dev_env.monitoring.model_copy(update={"ml_task": None})}
-    )
-    monitor = monitoring.build_monitor_schedule(
-        env, settings, deployment_name="blue", reference_data="azureml:r:1"
-    )
-    prediction = monitor.create_monitor.monitoring_signals["prediction_drift"].metric_thresholds
-    assert (
-        prediction.numerical.two_sample_kolmogorov_smirnov_test == settings.drift.p_value_threshold
-    )
-    assert prediction.categorical is None
 
 
 @pytest.mark.parametrize(
@@ -202,13 +202,13 @@ def test_eventbridge_cron_becomes_azure_cron(expression: str, cron: str) -> None
 def test_declared_features_are_the_monitored_features(dev_env: AzureEnvironment) -> None:
     declared = load_settings(
         SETTINGS_FILE,
-        overrides={"dataset": {"numeric": ["age", "tenure_months"], "categorical": ["region"]}},
+        overrides={"dataset": {"numeric": ["age", "tenure"], "categorical": ["area"]}},
     )
     monitor = monitoring.build_monitor_schedule(
         dev_env, declared, deployment_name="blue", reference_data="azureml:r:1"
     )
     signals = monitor.create_monitor.monitoring_signals
-    assert signals["data_drift"].features == ["age", "tenure_months", "region"]
-    assert signals["data_quality"].features == ["age", "tenure_months", "region"]
+    assert signals["data_drift"].features == ["age", "tenure", "area"]
+    assert signals["data_quality"].features == ["age", "tenure", "area"]
     half = load_settings(SETTINGS_FILE, overrides={"dataset": {"numeric": ["age"]}})
     assert monitoring.monitored_features(half) == "all_features"

@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from azure.ai.ml.entities import PipelineJob
 from mlops_azure.components import GATE_FAILED_EXIT_CODE, build_components
-from mlops_azure.config import SETTINGS_FILE, AzureEnvironment
+from mlops_azure.config import AzureEnvironment
 from mlops_azure.definitions import Definitions
 from mlops_azure.training_pipeline import REGISTERED_OUTPUT, build_training_pipeline
 
@@ -110,8 +111,15 @@ def run_pipeline_locally(job: PipelineJob, inputs: dict[str, Path], folder: Path
     return LocalRun(exit_codes=exit_codes, folder=folder)
 
 
-# Fewer boosting rounds than mlops.yaml keeps the three pipeline runs quick; the model stays good.
-QUICK = {"training": {"hyperparameters": {"max_iter": 40}}}
+SETTINGS_FILE = Path(__file__).parent / "fixtures" / "mlops.yaml"
+# The churn generator's data on purpose, under the fixture project's column names.
+RENAMED = {
+    "churned": "will_leave",
+    "event_time": "signup_time",
+    "customer_id": "account_ref",
+    "region": "area",
+}
+QUICK: dict[str, Any] = {}
 
 
 def _settings_file(folder: Path, overrides: dict[str, Any]) -> Path:
@@ -124,9 +132,9 @@ def _settings_file(folder: Path, overrides: dict[str, Any]) -> Path:
 
 
 def _raw_data(folder: Path, *, shuffle_labels: bool = False) -> Path:
-    frame = make_churn(3_000, start="2025-01-01", end="2025-09-30", seed=3)
+    frame = make_churn(3_000, start="2025-01-01", end="2025-09-30", seed=3).rename(columns=RENAMED)
     if shuffle_labels:
-        frame["churned"] = np.random.default_rng(0).permutation(frame["churned"].to_numpy())
+        frame["will_leave"] = np.random.default_rng(0).permutation(frame["will_leave"].to_numpy())
     raw = folder / "raw"
     raw.mkdir(parents=True)
     frame.to_parquet(raw / "part-0.parquet", index=False)
@@ -136,13 +144,15 @@ def _raw_data(folder: Path, *, shuffle_labels: bool = False) -> Path:
 def _pipeline(
     env: AzureEnvironment, settings: MlopsSettings, definitions: Definitions, *, champion: bool
 ) -> PipelineJob:
+    code = Path(definitions.components["prep"].code)
     return build_training_pipeline(
         env,
         settings,
-        build_components(settings, definitions.environment),
-        training_data="azureml:churn-training-data:1",
-        settings_data="azureml:churn-settings:1",
-        champion_model="azureml:churn-model:1" if champion else None,
+        build_components(settings, definitions.environment, code=code),
+        training_data="azureml:acme-risk-training-data:snapshot-1",
+        settings_data="azureml:acme-risk-settings:1",
+        run_key="20250101000000",
+        champion_model="azureml:acme-risk-model:1" if champion else None,
     )
 
 
@@ -168,9 +178,24 @@ def first_model(
 
 
 def test_a_good_first_model_passes_the_gate_and_is_registered(first_model: LocalRun) -> None:
-    assert first_model.exit_codes == {"prep": 0, "train": 0, "evaluate": 0, "register": 0}
+    assert first_model.exit_codes == {
+        "prep": 0,
+        "train": 0,
+        "evaluate": 0,
+        "reference": 0,
+        "register": 0,
+    }
     assert _gate(first_model)["passed"] is True
     assert (first_model.registered / "model.joblib").is_file()
+    # Contract 1: the registered folder carries the health-check payload and the digest.
+    assert (first_model.registered / "sample_request.json").is_file()
+    metadata = json.loads((first_model.registered / "metadata.json").read_text())
+    assert metadata["model_sha256"].startswith("sha256:")
+    # The prediction reference registered beside it: validation rows with predictions.
+    reference = first_model.folder / "pipeline-outputs" / "registered_reference"
+    assert (reference / "MLTable").is_file()
+    frame = pd.read_parquet(reference / "reference.parquet")
+    assert {"will_leave", "will_leave_score", "tenure_months"} <= set(frame.columns)
     assert (
         json.loads((first_model.registered / "evaluation" / "gate.json").read_text())["passed"]
         is True

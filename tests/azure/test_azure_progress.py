@@ -8,7 +8,7 @@ from unittest.mock import Mock
 import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.core.polling import LROPoller
-from mlops_azure.progress import POLL_SECONDS, bake, wait_for
+from mlops_azure.progress import POLL_SECONDS, wait_for
 from rich.console import Console
 
 
@@ -22,10 +22,10 @@ def test_wait_polls_until_the_operation_is_done() -> None:
     poller = _poller(2)
     poller.result.return_value = "endpoint"
     console = Console(file=io.StringIO(), width=80)
-    assert wait_for(poller, "Endpoint churn-dev", console=console) == "endpoint"
+    assert wait_for(poller, "Endpoint acme-dev", console=console) == "endpoint"
     assert poller.wait.call_count == 2
     poller.wait.assert_called_with(timeout=POLL_SECONDS)
-    assert "Endpoint churn-dev: done" in console.file.getvalue()  # type: ignore[attr-defined]
+    assert "Endpoint acme-dev: done" in console.file.getvalue()  # type: ignore[attr-defined]
 
 
 def test_wait_raises_the_operation_error() -> None:
@@ -33,11 +33,3 @@ def test_wait_raises_the_operation_error() -> None:
     poller.result.side_effect = HttpResponseError(message="quota exceeded")
     with pytest.raises(HttpResponseError, match="quota exceeded"):
         wait_for(poller, "Compute", console=Console(file=io.StringIO()))
-
-
-def test_bake_sleeps_one_second_per_second_and_not_at_all_for_zero() -> None:
-    sleeps: list[float] = []
-    bake(4, "Canary", console=Console(file=io.StringIO()), sleep=sleeps.append)
-    assert sleeps == [1, 1, 1, 1]
-    bake(0, "Canary", console=Console(file=io.StringIO()), sleep=sleeps.append)
-    assert len(sleeps) == 4

@@ -1,7 +1,9 @@
-"""Blue/green rollout, automatic rollback and the rollback command, against patched operations.
+"""Gated blue/green rollout and rollback, against the fake endpoint with injected live metrics.
 
-The MLClient is real (with a mocked credential); its operation classes are patched
-to act on the in-memory workspace of conftest's ``workspace`` fixture.
+The MLClient is real (with a mocked credential); its operation classes are patched to
+act on conftest's in-memory endpoint. Live metrics come from :class:`FakeMetrics`, which
+answers for the phase the endpoint is in (mirror, canary, full), the way Azure Monitor
+reports the new deployment's share of traffic.
 """
 
 from __future__ import annotations
@@ -9,9 +11,10 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from unittest.mock import Mock
 
 import pytest
 from azure.ai.ml import MLClient
@@ -19,250 +22,396 @@ from azure.ai.ml.entities import ManagedOnlineDeployment
 from azure.ai.ml.operations import OnlineDeploymentOperations, OnlineEndpointOperations
 from azure.core.exceptions import HttpResponseError
 from azure.core.polling import LROPoller
-from mlops_azure.config import REPO_ROOT, AzureEnvironment, RolloutConfig
-from mlops_azure.definitions import SCORING_SCRIPT, Definitions
-from mlops_azure.endpoint import LIVE_MODEL_TAG, MODEL_TAG, PREVIOUS_MODEL_TAG, build_deployment
+from mlops_azure.config import AzureEnvironment, RolloutConfig
+from mlops_azure.definitions import Definitions, deployment_builder, spec_builder
+from mlops_azure.metrics import TrafficStats
 from mlops_azure.rollout import (
+    LIVE_TAG,
+    PREVIOUS_TAG,
+    RETIRED_TAG,
+    ROLLOUT_TAG,
+    DeploymentSpec,
     EndpointHealthCheck,
     EndpointRollout,
     HealthCheckFailed,
+    Placed,
     RolloutError,
 )
 from rich.console import Console
 
 from mlcore.settings import MlopsSettings
 
-REQUEST_FILE = REPO_ROOT / "azure" / "requests" / "churn-sample.json"
-PLAN = RolloutConfig(mirror_percent=20, canary_percent=10, bake_seconds=3, health_check_requests=2)
+PLAN = RolloutConfig(
+    mirror_percent=20,
+    canary_percent=10,
+    min_requests=50,
+    max_wait_seconds=600,
+    poll_seconds=60,
+    max_5xx_rate=0.01,
+    max_p99_latency_ms=300,
+    health_check_requests=2,
+    grace_period_hours=24,
+)
+HEALTHY = TrafficStats(requests=500, errors_5xx=0, p99_latency_ms=80)
+SHA = "sha256:" + "cd" * 32
+
+
+class FakeMetrics:
+    """Azure Monitor for the new deployment: stats by phase, read from the endpoint's state."""
+
+    def __init__(self, workspace: Any) -> None:
+        self.workspace = workspace
+        self.by_phase: dict[str, TrafficStats] = {}
+        self.reads: list[tuple[str, str]] = []
+
+    def phase(self, deployment: str) -> str:
+        endpoint = self.workspace.endpoint
+        if (endpoint.mirror_traffic or {}).get(deployment):
+            return "mirror"
+        share = (endpoint.traffic or {}).get(deployment, 0)
+        return "full" if share == 100 else "canary" if share else "none"
+
+    def traffic(self, deployment: str, start: datetime, end: datetime) -> TrafficStats:
+        phase = self.phase(deployment)
+        self.reads.append((deployment, phase))
+        return self.by_phase.get(phase, HEALTHY)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
 
 
 @pytest.fixture
-def sleeps() -> list[float]:
-    return []
+def clock() -> Clock:
+    return Clock()
 
 
 @pytest.fixture
-def rollout(ml_client: MLClient, sleeps: list[float]) -> EndpointRollout:
+def metrics(workspace: Any) -> FakeMetrics:
+    return FakeMetrics(workspace)
+
+
+@pytest.fixture
+def request_file(tmp_path: Path) -> Path:
+    # The shape of the model's sample_request.json (contract 1): held-out rows, features only.
+    path = tmp_path / "sample_request.json"
+    path.write_text(json.dumps({"instances": [{"tenure": 3, "area": "north"}] * 3}))
+    return path
+
+
+@pytest.fixture
+def rollout(
+    ml_client: MLClient, metrics: FakeMetrics, clock: Clock, request_file: Path
+) -> EndpointRollout:
     return EndpointRollout(
         ml_client,
-        endpoint_name="churn-dev",
+        endpoint_name="acme-dev",
         plan=PLAN,
         health_check=EndpointHealthCheck(
-            ml_client, "churn-dev", REQUEST_FILE, PLAN.health_check_requests
+            ml_client, "acme-dev", request_file, PLAN.health_check_requests
         ),
+        metrics=metrics,
         console=Console(file=io.StringIO()),
-        sleep=sleeps.append,
+        sleep=clock.sleep,
+        clock=clock,
     )
 
 
-@pytest.fixture
-def build(
-    dev_env: AzureEnvironment, settings: MlopsSettings, definitions: Definitions
-) -> Callable[[str], Callable[[str], ManagedOnlineDeployment]]:
-    code = Path(definitions.deployment.code_configuration.code)
+Serve = Callable[..., tuple[Callable[[str], ManagedOnlineDeployment], DeploymentSpec]]
 
-    def for_model(model: str) -> Callable[[str], ManagedOnlineDeployment]:
-        return lambda colour: build_deployment(
+
+@pytest.fixture
+def serve(
+    dev_env: AzureEnvironment,
+    settings: MlopsSettings,
+    definitions: Definitions,
+    tmp_path: Path,
+    registry_ref: Callable[[int], str],
+) -> Serve:
+    """(build, spec) for a registry model version, with the current code (or other code)."""
+
+    def for_model(version: int, *, code_marker: str = "") -> tuple[Any, DeploymentSpec]:
+        staged = deployment_builder(
             dev_env,
             settings,
-            name=colour,
-            model=model,
-            environment=definitions.environment,
-            code_dir=code,
-            scoring_script=SCORING_SCRIPT,
+            model=registry_ref(version),
+            model_sha256=SHA,
+            environment=definitions.serving_environment,
+            code_dir=tmp_path / f"code-{version}-{code_marker or 'base'}",
         )
+        if code_marker:  # a code-only change: same model and environment, new scoring code
+            (tmp_path / f"code-{version}-{code_marker}" / "score.py").write_text(
+                f"# {code_marker}\n"
+            )
+            return deployment_builder_with_code(
+                dev_env, settings, staged.spec, code_marker, tmp_path, version
+            )
+        return staged.build, staged.spec
 
     return for_model
 
 
-def test_first_rollout_goes_straight_to_full_traffic(
-    workspace: Any, rollout: EndpointRollout, build, sleeps
-) -> None:  # type: ignore[no-untyped-def]
-    result = rollout.rollout(build("azureml:churn-model:1"))
-    assert (result.live, result.removed, result.model) == ("blue", None, "churn-model:1")
-    assert workspace.events == [
-        ("create", "blue", "churn-model:1"),
-        ("invoke", "blue"),
-        ("invoke", "blue"),
-        ("traffic", {"blue": 100}, {}),
-        ("invoke", "blue"),
-        ("invoke", "blue"),
-        ("traffic", {"blue": 100}, {}),
-    ]
-    assert workspace.endpoint.tags[LIVE_MODEL_TAG] == "churn-model:1"
-    assert PREVIOUS_MODEL_TAG not in workspace.endpoint.tags
-    assert sleeps == [1, 1, 1]
+def deployment_builder_with_code(
+    env: AzureEnvironment,
+    settings: MlopsSettings,
+    spec: DeploymentSpec,
+    marker: str,
+    tmp: Path,
+    version: int,
+) -> tuple[Any, DeploymentSpec]:
+    changed = replace(spec, code=f"sha256:{marker}")
+    return spec_builder(env, settings, changed, code=tmp / f"code-{version}-{marker}"), changed
 
 
-def test_second_rollout_mirrors_then_canaries_then_switches_and_removes_the_old(
-    workspace: Any,
-    rollout: EndpointRollout,
-    build,
-    sleeps,  # type: ignore[no-untyped-def]
+def _live(workspace: Any) -> Placed | None:
+    return Placed.from_tag(workspace.endpoint.tags.get(LIVE_TAG))
+
+
+def _retired(workspace: Any) -> dict[str, str]:
+    value = workspace.endpoint.tags.get(RETIRED_TAG)
+    return json.loads(value) if value else {}
+
+
+def _live_on_blue(workspace: Any, serve: Serve, version: int = 1) -> DeploymentSpec:
+    """An endpoint whose last completed rollout put ``version`` on blue."""
+    _, spec = serve(version)
+    placed = Placed("blue", replace(spec, code_asset="azureml:code-blue:1"))
+    workspace.seed("blue", placed.spec, traffic={"blue": 100})
+    workspace.tag(**{LIVE_TAG: placed.to_tag()})
+    return placed.spec
+
+
+def test_first_rollout_checks_the_sample_then_full_traffic_metrics(
+    workspace: Any, rollout: EndpointRollout, serve: Serve, metrics: FakeMetrics
 ) -> None:
-    workspace.seed(
-        "blue", "churn-model:1", traffic={"blue": 100}, tags={LIVE_MODEL_TAG: "churn-model:1"}
-    )
-    result = rollout.rollout(build("azureml:churn-model:2"))
-    assert (result.live, result.removed) == ("green", "blue")
+    build, spec = serve(1)
+    result = rollout.rollout(build, spec)
+    assert (result.live, result.retired) == ("blue", None)
     assert workspace.without_invokes() == [
-        ("create", "green", "churn-model:2"),
-        ("traffic", {"blue": 100}, {"green": 20}),
-        ("traffic", {"blue": 90, "green": 10}, {}),
-        ("traffic", {"green": 100}, {}),
-        ("traffic", {"green": 100}, {}),
-        ("delete", "blue"),
-    ]
-    # Health checks at 0%, after mirroring, at the canary and at full traffic, all on green.
-    invokes = [e[1] for e in workspace.events if e[0] == "invoke"]
-    assert invokes == ["green"] * 2 * 4
-    assert set(workspace.deployments) == {"green"}
-    assert workspace.endpoint.tags[LIVE_MODEL_TAG] == "churn-model:2"
-    assert workspace.endpoint.tags[PREVIOUS_MODEL_TAG] == "churn-model:1"
-    assert sleeps == [1] * 9  # three bakes of three seconds
-
-
-def test_failed_health_check_at_the_canary_rolls_back(
-    workspace: Any, rollout: EndpointRollout, build
-) -> None:  # type: ignore[no-untyped-def]
-    workspace.seed(
-        "blue", "churn-model:1", traffic={"blue": 100}, tags={LIVE_MODEL_TAG: "churn-model:1"}
-    )
-    workspace.fails = lambda deployment, traffic: (
-        deployment == "green" and traffic.get("green", 0) > 0
-    )
-    with pytest.raises(RolloutError, match=r"rolled back.*all traffic on blue.*502"):
-        rollout.rollout(build("azureml:churn-model:2"))
-    assert workspace.without_invokes() == [
-        ("create", "green", "churn-model:2"),
-        ("traffic", {"blue": 100}, {"green": 20}),
-        ("traffic", {"blue": 90, "green": 10}, {}),
+        ("traffic", {}, {}),  # the rollout tag is set before anything changes
+        ("create", "blue", "acme-risk-model:1"),
         ("traffic", {"blue": 100}, {}),
-        ("delete", "green"),
+        ("traffic", {"blue": 100}, {}),
     ]
-    assert workspace.endpoint.tags[LIVE_MODEL_TAG] == "churn-model:1"
+    assert [e for e in workspace.events if e[0] == "invoke"] == [("invoke", "blue")] * 2
+    assert metrics.reads == [("blue", "full")]
+    live = _live(workspace)
+    assert live is not None and live.colour == "blue" and live.spec.same_as(spec)
+    assert live.spec.code_asset is not None  # what a rollback recreates from
+    assert workspace.endpoint.tags[ROLLOUT_TAG] == ""
+
+
+def test_second_rollout_mirrors_canaries_and_keeps_the_old_deployment_at_zero(
+    workspace: Any, rollout: EndpointRollout, serve: Serve, metrics: FakeMetrics, clock: Clock
+) -> None:
+    old = _live_on_blue(workspace, serve, 1)
+    build, spec = serve(2)
+    result = rollout.rollout(build, spec)
+    assert (result.live, result.retired) == ("green", "blue")
+    assert [e for e in workspace.without_invokes() if e[0] != "traffic" or e[1] or e[2]] == [
+        ("traffic", {"blue": 100}, {}),
+        ("create", "green", "acme-risk-model:2"),
+        ("traffic", {"blue": 100}, {"green": 20}),
+        ("traffic", {"blue": 90, "green": 10}, {}),
+        ("traffic", {"green": 100}, {}),
+        ("traffic", {"green": 100}, {}),
+    ]
+    assert [phase for _, phase in metrics.reads] == ["mirror", "canary", "full"]
+    assert set(workspace.deployments) == {"blue", "green"}  # blue kept for the grace period
+    assert workspace.endpoint.traffic == {"green": 100, "blue": 0}
+    assert _retired(workspace) == {"blue": clock.now.isoformat()}
+    previous = Placed.from_tag(workspace.endpoint.tags[PREVIOUS_TAG])
+    assert previous == Placed("blue", old)
+
+
+def test_a_canary_with_5xx_answers_is_rolled_back(
+    workspace: Any, rollout: EndpointRollout, serve: Serve, metrics: FakeMetrics
+) -> None:
+    old = _live_on_blue(workspace, serve, 1)
+    # The deployment answers the sample, but fails 3% of live canary traffic.
+    metrics.by_phase["canary"] = TrafficStats(requests=400, errors_5xx=12, p99_latency_ms=90)
+    build, spec = serve(2)
+    with pytest.raises(RolloutError, match=r"rolled back \(all traffic on blue\).*5xx rate 3\.00%"):
+        rollout.rollout(build, spec)
+    assert workspace.endpoint.traffic == {"blue": 100}
     assert set(workspace.deployments) == {"blue"}
+    assert _live(workspace) == Placed("blue", old)
+    assert workspace.endpoint.tags[ROLLOUT_TAG] == ""
 
 
-def test_new_deployment_that_answers_wrongly_never_gets_traffic(
-    workspace: Any,
-    rollout: EndpointRollout,
-    build,
-    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+def test_a_mirrored_deployment_that_is_too_slow_never_gets_live_traffic(
+    workspace: Any, rollout: EndpointRollout, serve: Serve, metrics: FakeMetrics
 ) -> None:
-    workspace.seed(
-        "blue", "churn-model:1", traffic={"blue": 100}, tags={LIVE_MODEL_TAG: "churn-model:1"}
-    )
+    _live_on_blue(workspace, serve, 1)
+    metrics.by_phase["mirror"] = TrafficStats(requests=300, errors_5xx=0, p99_latency_ms=900)
+    build, spec = serve(2)
+    with pytest.raises(RolloutError, match="P99 latency 900 ms > 300 ms"):
+        rollout.rollout(build, spec)
+    assert all(e[1].get("green", 0) == 0 for e in workspace.events if e[0] == "traffic")
+
+
+def test_a_phase_without_enough_requests_fails_after_the_wait(
+    workspace: Any, rollout: EndpointRollout, serve: Serve, metrics: FakeMetrics, clock: Clock
+) -> None:
+    _live_on_blue(workspace, serve, 1)
+    metrics.by_phase["mirror"] = TrafficStats(requests=5, errors_5xx=0, p99_latency_ms=50)
+    start = clock.now
+    build, spec = serve(2)
+    with pytest.raises(RolloutError, match="served 5 of the 50 requests needed within 600 s"):
+        rollout.rollout(build, spec)
+    assert clock.now - start >= timedelta(seconds=PLAN.max_wait_seconds)
+    assert workspace.endpoint.traffic == {"blue": 100}
+
+
+def test_a_deployment_failing_the_sample_request_never_gets_traffic(
+    workspace: Any, rollout: EndpointRollout, serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _live_on_blue(workspace, serve, 1)
     monkeypatch.setattr(
         OnlineEndpointOperations, "invoke", lambda ops, **kw: json.dumps({"predictions": []})
     )
+    build, spec = serve(2)
     with pytest.raises(RolloutError, match="answered 0 predictions for 3 records"):
-        rollout.rollout(build("azureml:churn-model:2"))
-    assert workspace.without_invokes() == [
-        ("create", "green", "churn-model:2"),
-        ("traffic", {"blue": 100}, {}),
-        ("delete", "green"),
-    ]
+        rollout.rollout(build, spec)
+    assert [e for e in workspace.events if e[0] == "traffic" and e[1] != {"blue": 100}] == []
+    assert set(workspace.deployments) == {"blue"}
 
 
-def test_failed_first_rollout_leaves_no_deployment(
-    workspace: Any, rollout: EndpointRollout, build
-) -> None:  # type: ignore[no-untyped-def]
-    workspace.fails = lambda deployment, traffic: True
-    with pytest.raises(RolloutError, match="no deployment serves traffic"):
-        rollout.rollout(build("azureml:churn-model:1"))
-    assert workspace.deployments == {}
-    assert workspace.without_invokes()[-1] == ("delete", "blue")
-
-
-def test_rollout_refuses_an_endpoint_that_is_mid_rollout(
-    workspace: Any, rollout: EndpointRollout, build
-) -> None:  # type: ignore[no-untyped-def]
-    workspace.seed(
-        "blue", "churn-model:1", traffic={"blue": 100}, tags={LIVE_MODEL_TAG: "churn-model:1"}
-    )
-    workspace.seed(
-        "green",
-        "churn-model:2",
-        traffic={"blue": 90, "green": 10},
-        tags={LIVE_MODEL_TAG: "churn-model:1"},
-    )
-    with pytest.raises(RolloutError, match=r"mid-rollout.*rollback"):
-        rollout.rollout(build("azureml:churn-model:3"))
-    assert workspace.events == []
-
-
-def test_rollback_mid_rollout_returns_traffic_to_the_live_model(
-    workspace: Any, rollout: EndpointRollout
+def test_redeploying_the_live_spec_changes_nothing(
+    workspace: Any, rollout: EndpointRollout, serve: Serve
 ) -> None:
-    workspace.seed(
-        "blue", "churn-model:1", traffic={"blue": 100}, tags={LIVE_MODEL_TAG: "churn-model:1"}
-    )
-    workspace.seed(
-        "green",
-        "churn-model:2",
-        traffic={"blue": 90, "green": 10},
-        tags={LIVE_MODEL_TAG: "churn-model:1"},
-    )
-    redeployed: list[str] = []
-    assert rollout.rollback(redeployed.append) == "blue"  # type: ignore[arg-type]
-    assert workspace.events == [("traffic", {"blue": 100}, {}), ("delete", "green")]
-    assert redeployed == []
+    live = _live_on_blue(workspace, serve, 1)
+    workspace.tag(**{PREVIOUS_TAG: Placed("green", replace(live, model="older")).to_tag()})
+    before = dict(workspace.endpoint.tags)
+    build, spec = serve(1)
+    result = rollout.rollout(build, spec)
+    assert result.changed is False
+    assert workspace.events == []
+    # previous still names the model before, not the live one (the old self-pointing bug).
+    assert workspace.endpoint.tags == before
 
 
-def test_rollback_after_completion_redeploys_the_previous_model(
+def test_a_code_only_rollout_goes_through_and_rolls_back(
+    workspace: Any, rollout: EndpointRollout, serve: Serve
+) -> None:
+    old = _live_on_blue(workspace, serve, 1)
+    build, spec = serve(1, code_marker="faster-parser")
+    assert spec.model == old.model and not spec.same_as(old)
+    assert rollout.rollout(build, spec).live == "green"
+    assert rollout.rollback(lambda s: pytest.fail("the old deployment is still there")) == "blue"
+    assert workspace.endpoint.traffic == {"blue": 100, "green": 0}
+    assert _live(workspace) == Placed("blue", old)
+
+
+def test_an_interrupted_rollout_is_rolled_back(
+    workspace: Any, rollout: EndpointRollout, serve: Serve
+) -> None:
+    old = _live_on_blue(workspace, serve, 1)
+    # The token expires at the canary step: that change and every one after it fail,
+    # the rollout's own attempt to restore the traffic included.
+    expired: list[bool] = []
+
+    def interrupted(event: tuple[Any, ...]) -> bool:
+        if event[0] == "traffic" and event[1].get("green") == 10:
+            expired.append(True)
+        return bool(expired)
+
+    workspace.interrupt_on = interrupted
+    build, spec = serve(2)
+    with pytest.raises(HttpResponseError, match="AADSTS700024"):
+        rollout.rollout(build, spec)
+    assert workspace.endpoint.mirror_traffic == {"green": 20}
+    assert json.loads(workspace.endpoint.tags[ROLLOUT_TAG])["to"] == "green"
+    # The next rollout refuses to start over an unfinished one.
+    with pytest.raises(RolloutError, match="unfinished rollout"):
+        rollout.rollout(*serve(3))
+    workspace.interrupt_on = lambda event: False
+    assert rollout.rollback(lambda s: pytest.fail("no redeploy needed")) == "blue"
+    assert workspace.endpoint.traffic == {"blue": 100}
+    assert workspace.endpoint.mirror_traffic == {}
+    assert set(workspace.deployments) == {"blue"}
+    assert _live(workspace) == Placed("blue", old)
+    assert workspace.endpoint.tags[ROLLOUT_TAG] == ""
+
+
+def test_rollback_after_the_grace_period_recreates_the_previous_spec(
     workspace: Any,
     rollout: EndpointRollout,
-    build,  # type: ignore[no-untyped-def]
+    serve: Serve,
+    clock: Clock,
+    dev_env: AzureEnvironment,
+    settings: MlopsSettings,
 ) -> None:
-    workspace.seed(
-        "green",
-        "churn-model:2",
-        traffic={"green": 100},
-        tags={LIVE_MODEL_TAG: "churn-model:2", PREVIOUS_MODEL_TAG: "churn-model:1"},
-    )
-    live = rollout.rollback(lambda model: rollout.rollout(build(model)))
-    assert live == "blue"
-    assert workspace.deployments["blue"].tags[MODEL_TAG] == "churn-model:1"
-    assert set(workspace.deployments) == {"blue"}
-    assert workspace.endpoint.tags[LIVE_MODEL_TAG] == "churn-model:1"
+    old = _live_on_blue(workspace, serve, 1)
+    rollout.rollout(*serve(2))
+    clock.now += timedelta(hours=PLAN.grace_period_hours + 1)
+    assert rollout.cleanup() == ["blue"]
+    assert set(workspace.deployments) == {"green"}
+    redeployed: list[DeploymentSpec] = []
+
+    def redeploy(spec: DeploymentSpec) -> Any:
+        redeployed.append(spec)
+        assert spec.code_asset is not None
+        return rollout.rollout(spec_builder(dev_env, settings, spec, code=spec.code_asset), spec)
+
+    assert rollout.rollback(redeploy) == "blue"
+    assert redeployed == [old]
+    created = workspace.deployments["blue"]
+    # Model, environment and code of the previous deployment, not the current ones.
+    assert created.model == old.model
+    assert created.environment == old.environment
+    assert created.code_configuration.code == old.code_asset
+    assert Placed.from_tag(workspace.endpoint.tags[LIVE_TAG]).spec.same_as(old)  # type: ignore[union-attr]
+
+
+def test_cleanup_keeps_deployments_inside_their_grace_period(
+    workspace: Any, rollout: EndpointRollout, serve: Serve, clock: Clock
+) -> None:
+    _live_on_blue(workspace, serve, 1)
+    rollout.rollout(*serve(2))
+    clock.now += timedelta(hours=PLAN.grace_period_hours - 1)
+    assert rollout.cleanup() == []
+    assert set(workspace.deployments) == {"blue", "green"}
 
 
 def test_rollback_with_nothing_to_return_to_says_so(
-    workspace: Any, rollout: EndpointRollout
+    workspace: Any, rollout: EndpointRollout, serve: Serve
 ) -> None:
-    workspace.seed(
-        "blue", "churn-model:1", traffic={"blue": 100}, tags={LIVE_MODEL_TAG: "churn-model:1"}
-    )
+    _live_on_blue(workspace, serve, 1)
     with pytest.raises(RolloutError, match="nothing to roll back to"):
-        rollout.rollback(lambda model: pytest.fail("must not redeploy"))
+        rollout.rollback(lambda spec: pytest.fail("must not redeploy"))
 
 
-def test_health_check_request_file_errors_are_explicit(ml_client: MLClient, tmp_path: Path) -> None:
-    bad = tmp_path / "request.json"
+def test_health_check_request_errors_are_explicit(ml_client: MLClient, tmp_path: Path) -> None:
+    bad = tmp_path / "sample_request.json"
     bad.write_text('{"instances": []}')
-    with pytest.raises(HealthCheckFailed, match="at least one record"):
-        EndpointHealthCheck(ml_client, "churn-dev", bad)("blue")
-    with pytest.raises(HealthCheckFailed, match="does not exist"):
-        EndpointHealthCheck(ml_client, "churn-dev", tmp_path / "missing.json")("blue")
+    with pytest.raises(HealthCheckFailed, match="with a record"):
+        EndpointHealthCheck(ml_client, "acme-dev", bad)("blue")
+    with pytest.raises(HealthCheckFailed, match=r"predates sample_request\.json"):
+        EndpointHealthCheck(ml_client, "acme-dev", tmp_path / "missing.json")("blue")
 
 
 def test_failed_deployment_creation_leaves_traffic_untouched(
     workspace: Any,
     rollout: EndpointRollout,
-    build: Callable[[str], Callable[[str], ManagedOnlineDeployment]],
+    serve: Serve,
     monkeypatch: pytest.MonkeyPatch,
+    finished: Callable[[object], LROPoller],
 ) -> None:
-    workspace.seed(
-        "blue", "churn-model:1", traffic={"blue": 100}, tags={LIVE_MODEL_TAG: "churn-model:1"}
-    )
-    poller = Mock(spec_set=LROPoller)
-    poller.done.return_value = True
-    poller.result.side_effect = HttpResponseError(message="image build failed")
+    _live_on_blue(workspace, serve, 1)
+    poller = finished(None)
+    poller.result.side_effect = HttpResponseError(message="image build failed")  # type: ignore[attr-defined]
     monkeypatch.setattr(OnlineDeploymentOperations, "begin_create_or_update", lambda ops, d: poller)
     with pytest.raises(
         RolloutError, match=r"could not be created; traffic was not changed \(all on blue\)"
     ):
-        rollout.rollout(build("azureml:churn-model:2"))
-    assert workspace.events == []
+        rollout.rollout(*serve(2))
     assert workspace.endpoint.traffic == {"blue": 100}
+    assert workspace.endpoint.tags[ROLLOUT_TAG] == ""

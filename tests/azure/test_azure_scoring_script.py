@@ -13,15 +13,13 @@ from typing import Any, ClassVar
 
 import pandas as pd
 import pytest
-from mlops_azure.config import REPO_ROOT
 from mlops_azure.definitions import SCORING_SCRIPT_SOURCE
 
 from mlcore.data import CHURN_SPEC
-from mlcore.serve import RequestError, azure_scoring
+from mlcore.serve import RequestError, azure_scoring, payload
 
+# The churn model of tests/conftest.py, on purpose: a real trained model.
 pytestmark = pytest.mark.xdist_group("trained_model")
-
-HEALTH_CHECK_REQUEST = REPO_ROOT / "azure" / "requests" / "churn-sample.json"
 
 
 class RecordingCollector:
@@ -35,9 +33,14 @@ class RecordingCollector:
         self.collected: list[tuple[pd.DataFrame, Any]] = []
         RecordingCollector.instances.append(self)
 
-    def collect(self, frame: pd.DataFrame, context: Any = None) -> str:
+    def collect(self, frame: pd.DataFrame, context: Any = None) -> Any:
         self.collected.append((frame, context))
-        return f"context-{len(self.collected)}"
+        return context
+
+
+class BasicCorrelationContext:
+    def __init__(self, id: str) -> None:
+        self.id = id
 
 
 @pytest.fixture
@@ -46,15 +49,18 @@ def score(
 ) -> Iterator[types.ModuleType]:
     monitoring = types.ModuleType("azureml.ai.monitoring")
     monitoring.Collector = RecordingCollector  # type: ignore[attr-defined]
+    context = types.ModuleType("azureml.ai.monitoring.context")
+    context.BasicCorrelationContext = BasicCorrelationContext  # type: ignore[attr-defined]
     for name, module in {
         "azureml": types.ModuleType("azureml"),
         "azureml.ai": types.ModuleType("azureml.ai"),
         "azureml.ai.monitoring": monitoring,
+        "azureml.ai.monitoring.context": context,
     }.items():
         monkeypatch.setitem(sys.modules, name, module)
     RecordingCollector.instances = []
     # The registered model as the register step packages it: model files plus its evaluation.
-    registered = tmp_path / "churn-model"
+    registered = tmp_path / "model"
     shutil.copytree(saved_model_dir, registered)
     (registered / "evaluation").mkdir()
     (registered / "evaluation" / "gate.json").write_text('{"passed": true}')
@@ -68,20 +74,56 @@ def score(
     monkeypatch.setattr(azure_scoring, "_predictor", None)
 
 
-def test_health_check_request_is_scored_and_collected(score: types.ModuleType) -> None:
-    body = HEALTH_CHECK_REQUEST.read_text()
-    records = len(json.loads(body)["instances"])
-    result = score.run(body)
-    assert len(result["predictions"]) == records
+@pytest.fixture
+def request_body(saved_model_dir: Path) -> str:
+    # The model's own health-check payload (contract 1), as the rollout sends it.
+    body = (saved_model_dir / "sample_request.json").read_text()
+    assert json.loads(body)["instances"], "the model holds an empty sample request"
+    return body
+
+
+def test_each_row_is_collected_with_an_inference_id_it_returns(
+    score: types.ModuleType, request_body: str
+) -> None:
+    result = score.run(request_body)
     inputs, outputs = RecordingCollector.instances
     assert (inputs.name, outputs.name) == ("model_inputs", "model_outputs")
-    ((features, _),) = inputs.collected
-    assert list(features.columns) == list(CHURN_SPEC.features)
-    assert len(features) == records
-    ((predictions, context),) = outputs.collected
-    assert context == "context-1"  # outputs are linked to the inputs they answer
-    assert set(predictions.columns) == {"prediction", "score"}
-    assert predictions["score"].between(0, 1).all()
+    ((features, context),) = inputs.collected
+    ((predictions, output_context),) = outputs.collected
+    assert output_context is context  # outputs are linked to the inputs they answer
+    ids = result["inference_ids"]
+    rows = len(json.loads(request_body)["instances"])
+    assert len(ids) == len(result["predictions"]) == rows == len(set(ids))
+    # Azure's preprocessor names rows "<correlation id>_<row>"; ours are the same ids.
+    assert ids == [f"{context.id}_{row}" for row in range(rows)]
+    assert features["inference_id"].tolist() == ids == predictions["inference_id"].tolist()
+    assert list(features.columns) == [*CHURN_SPEC.features, "inference_id"]
+
+
+def test_outputs_are_logged_under_the_targets_name_and_its_score(
+    score: types.ModuleType, request_body: str
+) -> None:
+    result = score.run(request_body)
+    ((predictions, _),) = RecordingCollector.instances[1].collected
+    target = CHURN_SPEC.target
+    assert list(predictions.columns) == [target, f"{target}_score", "inference_id"]
+    assert predictions[target].tolist() == [p["prediction"] for p in result["predictions"]]
+    assert predictions[f"{target}_score"].between(0, 1).all()
+
+
+def test_each_request_is_parsed_once(
+    score: types.ModuleType, request_body: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    real = payload.decode_request
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(payload, "decode_request", counting)
+    score.run(request_body)
+    assert len(calls) == 1
 
 
 def test_refused_requests_are_not_collected(score: types.ModuleType) -> None:

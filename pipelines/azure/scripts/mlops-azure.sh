@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run `python -m mlops_azure` from the repository root with the installed virtualenv.
-# AzureCLI@2 has signed in with the service connection; DefaultAzureCredential uses that session.
+# Inside AzureCLI@2 the command signs in with AzurePipelinesCredential (mlops_azure.credentials).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 export PYTHONPATH=azure

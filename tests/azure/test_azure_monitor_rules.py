@@ -1,0 +1,204 @@
+"""Azure ML's own monitoring rules, encoded as tests over the built MonitorSchedule.
+
+Sources (each rule cites its own):
+* the open-source monitoring components, Azure/azureml-assets,
+  assets/model_monitoring/components/src (read at commit 4b41f8c);
+* Learn, "Monitor performance of models deployed to production"
+  (how-to-monitor-model-performance) and "Collect production data"
+  (how-to-collect-production-data).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from mlops_azure import monitoring
+from mlops_azure.config import AzureEnvironment
+from mlops_azure.definitions import Definitions
+from mlops_azure.jobs.reference import azure_outputs, build_reference, output_columns
+from mlops_azure.monitoring import CATEGORICAL_METRICS, NUMERICAL_METRICS, AzureMetric, Refused
+
+from mlcore.errors import ConfigError
+from mlcore.settings import DriftSettings, MlopsSettings, load_settings
+
+SETTINGS = Path(__file__).parent / "fixtures" / "mlops.yaml"
+
+# azureml-assets .../data_drift_compute_metrics/numerical_data_drift_metrics.py,
+# _ks2sample_pandas_impl: DATASET_SIZE = 10000, computed only when both counts are below it.
+AZURE_KS_ROW_LIMIT = 10_000
+# Metric names Azure accepts per signal and data type (azureml-assets shared_utilities/
+# constants.py and the compute_*_metrics dispatchers; the SDK field names are their
+# snake_case forms in azure.ai.ml.entities NumericalDriftMetrics / CategoricalDriftMetrics /
+# DataQualityMetrics*).
+AZURE_DRIFT_NUMERICAL = {
+    "jensen_shannon_distance",
+    "normalized_wasserstein_distance",
+    "population_stability_index",
+    "two_sample_kolmogorov_smirnov_test",
+}
+AZURE_DRIFT_CATEGORICAL = {
+    "jensen_shannon_distance",
+    "population_stability_index",
+    "pearsons_chi_squared_test",
+}
+AZURE_QUALITY = {"null_value_rate", "data_type_error_rate", "out_of_bounds_rate"}
+
+
+def _set_fields(metrics: object) -> set[str]:
+    return {
+        key for key, value in vars(metrics).items() if value is not None and not key.startswith("_")
+    }
+
+
+def _signals(definitions: Definitions) -> dict:  # type: ignore[type-arg]
+    return definitions.monitor.create_monitor.monitoring_signals
+
+
+def _monitor(env: AzureEnvironment, **drift: object):  # type: ignore[no-untyped-def]
+    settings = load_settings(SETTINGS, overrides={"drift": drift} if drift else None)
+    return monitoring.build_monitor_schedule(
+        env, settings, deployment_name="blue", reference_data="azureml:r:1"
+    )
+
+
+@pytest.mark.parametrize("method", ["ks", "psi", "wasserstein", "jensenshannon"])
+def test_no_numeric_method_maps_to_azures_row_limited_ks(
+    dev_env: AzureEnvironment, method: str
+) -> None:
+    # Rule: Azure's two-sample KS refuses 10,000 rows or more on either side, and the
+    # demo's 60,000 training rows alone exceed it. No mapping may produce it.
+    signals = _monitor(dev_env, numeric_method=method).create_monitor.monitoring_signals
+    for name in ("data_drift", "prediction_drift"):
+        numerical = signals[name].metric_thresholds.numerical
+        assert numerical.two_sample_kolmogorov_smirnov_test is None, (method, name)
+
+
+def test_ks_is_mapped_explicitly_with_its_reason() -> None:
+    entry = NUMERICAL_METRICS["ks"]
+    assert isinstance(entry, AzureMetric)
+    assert entry.field == "normalized_wasserstein_distance"
+    assert f"{AZURE_KS_ROW_LIMIT:,}" in entry.reason
+    # Azure's normalised Wasserstein (W1 / reference std, same file, _normalized_wasserstein)
+    # is mlcore's `wasserstein` statistic: ks and wasserstein share one Azure metric.
+    assert NUMERICAL_METRICS["wasserstein"] == AzureMetric(entry.field, entry.threshold_setting)
+
+
+@pytest.mark.parametrize(
+    ("table", "allowed"),
+    [(NUMERICAL_METRICS, AZURE_DRIFT_NUMERICAL), (CATEGORICAL_METRICS, AZURE_DRIFT_CATEGORICAL)],
+)
+def test_every_mapping_names_a_metric_azure_computes_for_that_type(
+    table: dict[str, AzureMetric | Refused], allowed: set[str]
+) -> None:
+    for method, entry in table.items():
+        if isinstance(entry, AzureMetric):
+            assert entry.field in allowed, method
+            assert entry.threshold_setting in DriftSettings.model_fields, method
+
+
+def test_every_mlcore_method_is_in_the_table_mapped_or_refused() -> None:
+    # One table, no silent gap: each Literal value of DriftSettings has an entry.
+    numeric = DriftSettings.model_fields["numeric_method"].annotation.__args__  # type: ignore[union-attr]
+    categorical = DriftSettings.model_fields["categorical_method"].annotation.__args__  # type: ignore[union-attr]
+    assert set(numeric) == set(NUMERICAL_METRICS)
+    assert set(categorical) == set(CATEGORICAL_METRICS)
+
+
+def test_built_signals_use_only_valid_metric_names_per_type(definitions: Definitions) -> None:
+    signals = _signals(definitions)
+    for name in ("data_drift", "prediction_drift"):
+        thresholds = signals[name].metric_thresholds
+        assert _set_fields(thresholds.numerical) <= AZURE_DRIFT_NUMERICAL
+        assert _set_fields(thresholds.categorical) <= AZURE_DRIFT_CATEGORICAL
+    quality = signals["data_quality"].metric_thresholds
+    assert _set_fields(quality.numerical) <= AZURE_QUALITY
+    assert _set_fields(quality.categorical) <= AZURE_QUALITY
+
+
+@pytest.mark.parametrize("method", ["kl"])
+def test_a_method_azure_lacks_is_refused_with_the_options(
+    dev_env: AzureEnvironment, method: str
+) -> None:
+    with pytest.raises(
+        ConfigError, match=r"no Azure ML monitoring metric.*use one of \['jensenshannon'"
+    ):
+        _monitor(dev_env, numeric_method=method)
+    with pytest.raises(ConfigError, match="categorical_method 'kl'"):
+        _monitor(dev_env, categorical_method=method)
+
+
+def test_prediction_drift_target_column_is_the_models_output_column(
+    definitions: Definitions, settings: MlopsSettings
+) -> None:
+    # Learn (how-to-monitor-model-performance): target_column is the model's output column,
+    # and the reference for prediction drift is validation data holding predictions.
+    reference = _signals(definitions)["prediction_drift"].reference_data
+    assert reference.data_column_names == {"target_column": settings.dataset.target}
+    assert reference.data_context == "validation"
+    assert "/data/acme-risk-prediction-reference/versions/1" in reference.input_data.path
+
+
+def test_model_outputs_and_the_reference_share_the_prediction_columns(any_model) -> None:  # type: ignore[no-untyped-def]
+    # Rule: prediction drift compares only columns present in both datasets, and raises
+    # "Found no common columns between input datasets" otherwise (azureml-assets
+    # shared_utilities/df_utils.py, get_common_columns / try_get_common_columns_with_error:
+    # same name, case-sensitive, and a compatible type). Both sides are produced by the real
+    # code: the scoring script's output frame and the reference job's frame.
+    bundle, held_out = any_model
+    reference = build_reference(bundle, held_out)
+    outputs = azure_outputs(bundle.predict(held_out), bundle.spec.target)
+    common = {
+        c
+        for c in outputs.columns
+        if c in reference.columns and outputs[c].dtype.kind == reference[c].dtype.kind
+    }
+    expected = set(output_columns(bundle.spec.target))
+    if bundle.spec.task == "regression":
+        expected = {bundle.spec.target}  # a regression model has no score
+    assert common == expected
+    # Data drift and quality compare model_inputs with the same reference: the features.
+    assert set(bundle.spec.features) <= set(reference.columns)
+    # The reference holds the model's predictions under the target's name, not the labels.
+    predicted = bundle.predict(held_out)["prediction"].reset_index(drop=True)
+    assert reference[bundle.spec.target].tolist() == predicted.tolist()
+
+
+def test_null_value_rate_is_an_absolute_rate_from_missing_rate_threshold(
+    definitions: Definitions, settings: MlopsSettings
+) -> None:
+    # Rule: Azure's null_value_rate is the share of nulls in production, compared as is
+    # (azureml-assets data_quality_compute_metrics/compute_data_quality_metrics.py); mlcore's
+    # missing_rate_threshold is an increase over the reference. The README's monitor
+    # mapping says so; here the number passed is the setting, unchanged.
+    quality = _signals(definitions)["data_quality"].metric_thresholds
+    assert quality.numerical.null_value_rate == settings.drift.missing_rate_threshold
+    assert quality.categorical.null_value_rate == settings.drift.missing_rate_threshold
+
+
+def test_the_readme_lists_the_mapping_and_what_azure_lacks() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("### Monitor mapping") :]
+    for method in NUMERICAL_METRICS:
+        assert f"`{method}`" in section, method
+    for threshold in ("min_effect_size", "dataset_drift_share", "missing_rate_threshold"):
+        assert threshold in section, threshold
+
+
+def test_regression_monitors_its_numeric_output_only(dev_env: AzureEnvironment) -> None:
+    settings = load_settings(SETTINGS, overrides={"dataset": {"task": "regression"}})
+    env = dev_env.model_copy(
+        update={"monitoring": dev_env.monitoring.model_copy(update={"ml_task": None})}
+    )
+    monitor = monitoring.build_monitor_schedule(
+        env, settings, deployment_name="blue", reference_data="azureml:r:1"
+    )
+    prediction = monitor.create_monitor.monitoring_signals["prediction_drift"].metric_thresholds
+    assert prediction.numerical.normalized_wasserstein_distance == settings.drift.distance_threshold
+    assert prediction.categorical is None
+
+
+def test_monitor_names_come_from_the_project(definitions: Definitions) -> None:
+    document = json.dumps(definitions.monitor._to_dict(), default=str)
+    assert "acme-risk" in document and "churn" not in document
