@@ -55,8 +55,9 @@ CLOUDS = ("aws", "azure")
 CDK_FILE = "cdk.json"
 AZURE_ENVIRONMENTS = Path("azure") / "environments"
 _PROJECT_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
-# Azure ML online endpoint names: 3-32 letters, digits and hyphens (azure/mlops_azure/config.py).
+# Azure name lengths (azure/mlops_azure/config.py): endpoints 3-32 characters, registries 3-33.
 _AZURE_ENDPOINT_MAX = 32
+_AZURE_REGISTRY_MAX = 33
 # The gate's floor for a binary model's AUC, as the shipped settings use.
 _BINARY_AUC_FLOOR = 0.70
 # The live-quality alarm sits this far below the gate's floor.
@@ -445,13 +446,15 @@ def _git_origin_repository(root: Path) -> str | None:
 _AZURE_NAME_FIELDS: dict[tuple[str, ...], Callable[[str, str], str]] = {
     ("experiment_name",): lambda project, env: f"{project}-training-{env}",
     ("data", "path"): lambda project, env: f"{project}/raw/",
-    ("endpoint", "name"): lambda project, env: _endpoint_name(project, env),
+    ("data", "ground_truth_path"): lambda project, env: f"{project}/ground-truth/",
+    ("endpoint", "name"): lambda project, env: _within(project, f"-{env}", _AZURE_ENDPOINT_MAX),
+    ("registry", "name"): lambda project, env: _within(project, "-registry", _AZURE_REGISTRY_MAX),
 }
 
 
-def _endpoint_name(project: str, env: str) -> str:
-    head = project[: _AZURE_ENDPOINT_MAX - len(env) - 1].rstrip("-")
-    return f"{head}-{env}"
+def _within(project: str, suffix: str, limit: int) -> str:
+    """``project + suffix``, the project part shortened to keep within ``limit`` characters."""
+    return project[: limit - len(suffix)].rstrip("-") + suffix
 
 
 def _azure_changes(folder: Path, *, old: str, answers: InitAnswers, task: str) -> list[FileChange]:

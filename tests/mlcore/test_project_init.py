@@ -184,6 +184,8 @@ def test_cloud_names_follow_the_project_and_nothing_else_changes(
         expected["experiment_name"] = f"{project}-training-{env}"
         expected["data"]["path"] = f"{project}/raw/"
         expected["endpoint"]["name"] = f"{project}-{env}"
+        expected["data"]["ground_truth_path"] = f"{project}/ground-truth/"
+        expected["registry"]["name"] = f"{project}-registry"
         expected["monitoring"]["ml_task"] = after["monitoring"]["ml_task"]
         assert after == expected
         # Comments and layout survive: only the renamed lines differ.
@@ -192,7 +194,7 @@ def test_cloud_names_follow_the_project_and_nothing_else_changes(
             for a, b in zip(after_text.splitlines(), before_text.splitlines(), strict=True)
             if a != b
         ]
-        assert len(changed) <= 4
+        assert len(changed) <= 6
         environment = load_environment(env, environments_dir=root / "azure" / "environments")
         assert environment.endpoint.name == f"{project}-{env}"
     cdk = json.loads((root / "cdk.json").read_text())
@@ -215,6 +217,7 @@ def test_a_long_project_name_still_gives_valid_azure_endpoint_names(tmp_path: Pa
             change.path.write_text(change.new)
             env = load_environment(change.path.stem, environments_dir=change.path.parent)
             assert len(env.endpoint.name) <= 32 and env.endpoint.name.endswith(change.path.stem)
+            assert env.registry.name.endswith("-registry")
 
 
 def test_init_refuses_to_overwrite_a_configured_project_and_shows_the_diff(
