@@ -46,6 +46,7 @@ RUN_ID_KEY = "mlflow_run_id"
 LOCAL_STORE = Path("out") / "mlflow"
 # SageMaker mounts /opt/ml into every training, processing and serving container.
 _SAGEMAKER_ROOT = Path("/opt/ml")
+_SQLITE = "sqlite:///"
 # MLflow keys accept letters, digits, and _ - . space : / only.
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. :/]")
 _MAX_PARAM_LENGTH = 6000
@@ -76,7 +77,7 @@ def mlflow_installed() -> bool:
 
 def local_store_uri(root: Path) -> str:
     """The tracking URI of the embedded store in ``root`` (what ``mlflow ui --backend-store-uri`` takes)."""
-    return f"sqlite:///{root.resolve() / 'mlflow.db'}"
+    return f"{_SQLITE}{root.resolve() / 'mlflow.db'}"
 
 
 def resolve_tracking(
@@ -110,7 +111,9 @@ def resolve_tracking(
         return None
     uri = settings.tracking.uri or env.get("MLFLOW_TRACKING_URI") or None
     if uri is not None:
-        local_root = None
+        # A SQLite file named by URI keeps its artifacts beside it, not in ./mlruns of whatever
+        # directory the command runs in (MLflow's default).
+        local_root = Path(uri.removeprefix(_SQLITE)).parent if uri.startswith(_SQLITE) else None
     else:
         if _SAGEMAKER_ROOT.is_dir():
             logger.info(

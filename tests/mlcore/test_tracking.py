@@ -224,6 +224,17 @@ def test_on_a_workstation_the_default_store_is_under_out(
     assert target.experiment == "churn"
 
 
+def test_a_sqlite_store_named_by_uri_keeps_its_artifacts_beside_it(tmp_path: Path) -> None:
+    uri = local_store_uri(tmp_path / "store")
+    target = resolve_tracking(
+        load_settings(overrides={"tracking": {"uri": uri}}), environ={"MLCORE_TRACKING": "on"}
+    )
+    assert (
+        target is not None
+        and target.artifact_location == (tmp_path / "store" / "artifacts").resolve().as_uri()
+    )
+
+
 def test_the_tracking_uri_in_force_wins_over_the_local_store(tmp_path: Path) -> None:
     environ = {"MLCORE_TRACKING": "auto", "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"}
     target = resolve_tracking(load_settings(None), environ=environ, cwd=tmp_path)
