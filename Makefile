@@ -14,7 +14,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # The SageMaker SDK creates a boto3 client at import time; synth and tests need no real account.
 export AWS_DEFAULT_REGION ?= eu-west-1
 
-.PHONY: install install-demo install-azure demo test lint format synth aws-summary azure-dry-run bench clean
+.PHONY: install install-demo install-azure demo test lint format synth aws-summary azure-dry-run bench bench-serve clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -88,3 +88,8 @@ aws-summary: $(VENV)/.dev-installed
 # venvs under bench/.venvs/ from bench/requirements-*.txt, prints and saves the table.
 bench: $(VENV)/.dev-installed
 	$(PY) bench/run_bench.py
+
+# The serving benchmark (bench/README.md): mlcore serve against Seldon MLServer and Microsoft's
+# azureml-inference-server-http on the same model and rows; their venvs live under bench/.venvs/.
+bench-serve: $(VENV)/.dev-installed
+	$(PY) bench/run_serve_bench.py

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import App, Aspects, Environment
+from aws_cdk import App, Aspects, Environment, Stack, Stage, Tags
 from cdk_nag import AwsSolutionsChecks
 
 from cdk.cicd import CicdStack
 from cdk.config import AwsConfig, load_aws_config
+from cdk.monitoring.failures import FailureAlarms, functions_in, state_machines_in
+from cdk.settings_artifact import SettingsSource
 from cdk.stage import MlopsStage
-from mlcore.settings import MlopsSettings, load_settings
+from mlcore.settings import MlopsSettings
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +59,55 @@ def cdk_json_context(repository_root: Path) -> dict[str, Any]:
     return context
 
 
+#: The ``component`` tag of each stack, by construct id; other stacks use their id in kebab case.
+COMPONENTS = {
+    CICD_STACK_ID: "cicd",
+    "ModelBuild": "model-build",
+    "ReleaseState": "release-state",
+    "Serving": "serving",
+}
+
+
+def tag_environment(scope: Stage | Stack, *, project: str, environment: str) -> None:
+    """Tag every taggable resource with ``project``, ``environment`` and ``component``.
+
+    ``component`` is the stack the resource belongs to (model-build, serving, ...), so a cost
+    report can be split by what the money was spent on.
+    """
+    Tags.of(scope).add("project", project)
+    Tags.of(scope).add("environment", environment)
+    stacks = (
+        [scope]
+        if isinstance(scope, Stack)
+        else [c for c in scope.node.children if isinstance(c, Stack)]
+    )
+    for stack in stacks:
+        component = (
+            COMPONENTS.get(stack.node.id) or re.sub(r"(?<!^)(?=[A-Z])", "-", stack.node.id).lower()
+        )
+        Tags.of(stack).add("component", component)
+
+
+def watch_failures(stage: MlopsStage) -> FailureAlarms:
+    """Alarm on every Lambda error, failed model build and failed release of ``stage``.
+
+    Built once the stage is complete, so functions and state machines that other constructs
+    added (the release flow, the pipeline's CheckInputs) are all found; the alarms live in the
+    serving stack, beside the topic, and reach into the stacks it already depends on.
+    """
+    serving = stage.serving_stack
+    scopes = [stage.model_build_stack, stage.release_state_stack, serving]
+    return FailureAlarms(
+        serving,
+        "FailureAlarms",
+        topic=serving.alerts,
+        functions=functions_in(scopes),
+        pipeline_names=[stage.model_build_stack.model_build.pipeline_name],
+        state_machines=state_machines_in(scopes),
+        prefix=serving.endpoint.endpoint_name,
+    )
+
+
 def build_app(app: App, *, repository_root: Path, nag: bool = True) -> MlopsApp:
     """Read the ``mlops`` context and mlops.yaml, then build the CI/CD stack and every stage.
 
@@ -63,9 +115,12 @@ def build_app(app: App, *, repository_root: Path, nag: bool = True) -> MlopsApp:
     unsuppressed findings are error annotations, which make ``cdk synth`` fail.
     """
     config = load_aws_config(app.node.get_all_context())
-    settings_path = repository_root / config.settings_file
-    settings = load_settings(settings_path)
-    logger.info("building %d stages from %s", len(config.stages), settings_path)
+    # Resolved from the repository root, never the working directory, and parsed once: the
+    # jobs and monitors receive this very file (cdk.settings_artifact).
+    source = SettingsSource.resolve(repository_root, config.settings_file)
+    config = config.model_copy(update={"settings_file": str(source.path)})
+    settings = source.settings
+    logger.info("building %d stages from %s", len(config.stages), source.path)
 
     cicd = CicdStack(
         app,
@@ -85,12 +140,15 @@ def build_app(app: App, *, repository_root: Path, nag: bool = True) -> MlopsApp:
             aws_config=config,
             settings=settings,
         )
+        watch_failures(stage)
+        tag_environment(stage, project=settings.project, environment=name)
         if nag:
             # Aspects do not cross Stage boundaries, and CDK Pipelines synthesises each stage
             # when the pipeline is built: each stage gets its own checks, added before that.
             Aspects.of(stage).add(AwsSolutionsChecks(verbose=True))
         cicd.add_environment(stage)
         stages[name] = stage
+    tag_environment(cicd, project=settings.project, environment="toolchain")
     if nag:
         Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
     cicd.finalize()

@@ -17,6 +17,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from cdk.monitoring.settings import MonitorConfig
+from cdk.tracking import TrackingServerConfig
+
 CONTEXT_KEY = "mlops"
 _ACCOUNT = r"^\d{12}$"
 _REGION = r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$"
@@ -100,6 +103,10 @@ class StageConfig(_Frozen):
     # Buckets and keys survive `cdk destroy` (always set for production).
     retain_data: bool = False
     artifact_expiry_days: int = Field(365, ge=1)
+    # The monitors' infrastructure settings (cdk/monitoring/settings.py, MonitorConfig).
+    monitoring: MonitorConfig = Field(default_factory=MonitorConfig)
+    # An optional SageMaker managed MLflow tracking server (cdk/tracking.py); off by default.
+    mlflow: TrackingServerConfig = Field(default_factory=TrackingServerConfig)
 
     @model_validator(mode="after")
     def _spot_wait_covers_runtime(self) -> StageConfig:
@@ -121,6 +128,7 @@ class ToolchainConfig(_Frozen):
 class AwsConfig(_Frozen):
     """The whole AWS side: source, toolchain and the ordered stages (promotion order)."""
 
+    # Relative to the repository root (build_app resolves it there, whatever the working dir).
     settings_file: str = "mlops.yaml"
     # The revision synthesised; app.py fills it from CodeBuild's environment when present.
     source_revision: str = Field("unversioned", pattern=r"^[A-Za-z0-9._-]{1,64}$")

@@ -22,7 +22,6 @@ BUILD_CONTEXT = (
     "pyproject.toml",
     "requirements.txt",
     "README.md",
-    "mlops.yaml",
     "src",
     "pipelines/container",
 )

@@ -9,22 +9,29 @@ The SDK cannot take CDK tokens inside S3 URIs, so the definition is built with C
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from aws_cdk import ArnFormat, Duration, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from cdk.container_image import MlcoreImage
-from mlcore.settings import MlopsSettings
+from cdk.settings_artifact import SettingsArtifact
+from cdk.tracking import TrackingServer
 from pipelines.sagemaker.definition import ModelBuildOptions, PipelineTargets, pipeline_definition
 
 _NAME = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,62}$")
 PIPELINE_METRIC_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"
+PIPELINES_DIR = Path(__file__).resolve().parent.parent / "pipelines"
+# The CheckInputs function's asset: the one boto3-only module it runs, nothing else.
+_CHECK_ASSET_EXCLUDE = ["*", "!sagemaker", "!sagemaker/__init__.py", "!sagemaker/preflight.py"]
 
 
 class ModelBuild(Construct):
@@ -32,7 +39,8 @@ class ModelBuild(Construct):
 
     :param pipeline_name: name of the SageMaker pipeline (lowercase letters, digits, hyphens).
     :param model_package_group_name: name of the model package group models are registered in.
-    :param settings: the lifecycle settings from mlops.yaml (target, training, gate thresholds).
+    :param settings_artifact: the settings file every job reads (target, training, gate
+        thresholds); the definition is built from its parse.
     :param data_bucket: where training data lands; the jobs read ``data_prefix`` from it.
     :param artifact_bucket: where prep outputs, models and evaluation reports are written.
     :param key: the KMS key of both buckets; it also encrypts job volumes and outputs.
@@ -42,6 +50,8 @@ class ModelBuild(Construct):
     :param data_prefix: the key prefix of the training data in ``data_bucket``.
         Default: ``training-data``.
     :param retain: keep the model package group when the stack is deleted. Default: deleted.
+    :param tracking_server: an MLflow tracking server the jobs log to (``MLFLOW_TRACKING_URI``).
+        Default: none; mlcore then tracks nothing on AWS.
     """
 
     def __init__(
@@ -51,7 +61,7 @@ class ModelBuild(Construct):
         *,
         pipeline_name: str,
         model_package_group_name: str,
-        settings: MlopsSettings,
+        settings_artifact: SettingsArtifact,
         data_bucket: s3.IBucket,
         artifact_bucket: s3.IBucket,
         key: kms.IKey,
@@ -59,8 +69,10 @@ class ModelBuild(Construct):
         options: ModelBuildOptions | None = None,
         data_prefix: str = "training-data",
         retain: bool = False,
+        tracking_server: TrackingServer | None = None,
     ) -> None:
         super().__init__(scope, id_)
+        settings = settings_artifact.source.settings
         problems = [
             f"{label} must be 1-63 lowercase letters, digits or hyphens (no leading hyphen); got {value!r}"
             for label, value in (
@@ -103,6 +115,10 @@ class ModelBuild(Construct):
         )
 
         self.job_role = self._job_role(data_bucket, artifact_bucket, key)
+        settings_artifact.grant_read(self.job_role)
+        if tracking_server is not None:
+            tracking_server.grant_log(self.job_role)
+        self.check_function = self._check_inputs_function(data_bucket, data_prefix)
         self.pipeline_role = self._pipeline_role(artifact_bucket, key)
 
         targets = PipelineTargets(
@@ -113,30 +129,40 @@ class ModelBuild(Construct):
             default_input_data_url=f"s3://${{DataBucket}}/{data_prefix}/",
             region="${AWS::Region}",
             kms_key_id="${KmsKeyArn}",
+            settings_s3_uri=f"s3://${{SettingsBucket}}/{settings_artifact.asset.s3_object_key}",
+            check_function_arn="${CheckInputsFunctionArn}",
+            tracking_uri="${TrackingUri}" if tracking_server is not None else None,
         )
         body = pipeline_definition(
-            pipeline_name, settings=settings, targets=targets, options=options
+            pipeline_name,
+            settings=settings,
+            targets=targets,
+            options=options,
+            settings_digest=settings_artifact.source.sha256,
         )
+        variables = {
+            "JobRoleName": self.job_role.role_name,
+            "ImageUri": self.image.image_uri,
+            "ArtifactBucket": artifact_bucket.bucket_name,
+            "DataBucket": data_bucket.bucket_name,
+            "ModelPackageGroupName": model_package_group_name,
+            "KmsKeyArn": key.key_arn,
+            "SettingsBucket": settings_artifact.asset.s3_bucket_name,
+            "CheckInputsFunctionArn": self.check_function.function_arn,
+        }
+        if tracking_server is not None:
+            variables["TrackingUri"] = tracking_server.tracking_uri
         self.pipeline = sagemaker.CfnPipeline(
             self,
             "Pipeline",
             pipeline_name=pipeline_name,
             pipeline_display_name=pipeline_name,
-            pipeline_description="mlcore prep, train, evaluate, quality gate and model registration",
+            pipeline_description=(
+                "check inputs, mlcore prep, train, evaluate with the quality gate (champion "
+                "included), model registration"
+            ),
             role_arn=self.pipeline_role.role_arn,
-            pipeline_definition={
-                "PipelineDefinitionBody": Fn.sub(
-                    body,
-                    {
-                        "JobRoleName": self.job_role.role_name,
-                        "ImageUri": self.image.image_uri,
-                        "ArtifactBucket": artifact_bucket.bucket_name,
-                        "DataBucket": data_bucket.bucket_name,
-                        "ModelPackageGroupName": model_package_group_name,
-                        "KmsKeyArn": key.key_arn,
-                    },
-                )
-            },
+            pipeline_definition={"PipelineDefinitionBody": Fn.sub(body, variables)},
         )
         # CloudFormation must not create the pipeline before its role can act and the group exists.
         self.pipeline.node.add_dependency(self.pipeline_role.node.find_child("DefaultPolicy"))
@@ -222,6 +248,75 @@ class ModelBuild(Construct):
         )
         return role
 
+    def _check_inputs_function(self, data_bucket: s3.IBucket, data_prefix: str) -> lambda_.Function:
+        """The CheckInputs step's function: lists the data prefix, finds the champion."""
+        stack = Stack.of(self)
+        log_group = logs.LogGroup(self, "CheckInputsLogs", retention=logs.RetentionDays.ONE_MONTH)
+        role = iam.Role(
+            self,
+            "CheckInputsRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Checks the inputs of the {self.pipeline_name} pipeline",
+        )
+        log_group.grant_write(role)
+        # Listing only (no object reads), and only under the training-data prefix.
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[data_bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{data_prefix}/*", f"{data_prefix}/"]}},
+            )
+        )
+        # ListModelPackages has no resource type (Service Authorization Reference): "*".
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=["*"])
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:DescribeModelPackage"],
+                resources=[
+                    stack.format_arn(
+                        service="sagemaker",
+                        resource="model-package",
+                        resource_name=f"{self.model_package_group_name}/*",
+                    )
+                ],
+            )
+        )
+        function = lambda_.Function(
+            self,
+            "CheckInputs",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            handler="sagemaker.preflight.handler",
+            code=lambda_.Code.from_asset(str(PIPELINES_DIR), exclude=_CHECK_ASSET_EXCLUDE),
+            description=f"CheckInputs step of {self.pipeline_name}: training data and champion",
+            timeout=Duration.minutes(2),
+            memory_size=256,
+            role=role,
+            log_group=log_group,
+        )
+        NagSuppressions.add_resource_suppressions(
+            role,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason=(
+                        "sagemaker:ListModelPackages has no resource type, so it takes '*'; "
+                        "DescribeModelPackage is limited to versions of this pipeline's package "
+                        "group, whose numbers are assigned at registration."
+                    ),
+                    applies_to=[
+                        "Resource::*",
+                        {
+                            "regex": "/^Resource::arn:<AWS::Partition>:sagemaker:.*:model-package/.*/\\*$/"
+                        },
+                    ],
+                )
+            ],
+            apply_to_children=True,
+        )
+        return function
+
     def _pipeline_role(self, artifact_bucket: s3.IBucket, key: kms.IKey) -> iam.Role:
         """The role SageMaker Pipelines uses to start the jobs and register the model."""
         stack = Stack.of(self)
@@ -273,7 +368,8 @@ class ModelBuild(Construct):
                 conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
             )
         )
-        # The pipeline reads evaluation.json and lineage.json (property files) from the bucket.
+        self.check_function.grant_invoke(role)
+        # The pipeline reads gate.json and lineage.json (property files) from the bucket.
         artifact_bucket.grant_read(role)
         key.grant_decrypt(role)
         NagSuppressions.add_resource_suppressions(
@@ -285,7 +381,8 @@ class ModelBuild(Construct):
                         "SageMaker Pipelines names each processing and training job and each model "
                         "package version at run time, so the job and package ARNs end in a wildcard "
                         "(still limited to this account, region and package group); the pipeline "
-                        "reads property files under per-run artifact keys."
+                        "reads property files under per-run artifact keys; the ':*' on the "
+                        "CheckInputs function is its own versions and aliases."
                     ),
                     applies_to=[
                         "Action::s3:GetBucket*",
@@ -298,6 +395,8 @@ class ModelBuild(Construct):
                             "regex": "/^Resource::arn:<AWS::Partition>:sagemaker:.*:model-package/.*/\\*$/"
                         },
                         {"regex": "/^Resource::<.*Artifacts.*\\.Arn>/\\*$/"},
+                        # Versions and aliases of the pipeline's own CheckInputs function.
+                        {"regex": "/^Resource::<.*CheckInputs.*\\.Arn>:\\*$/"},
                     ],
                 )
             ],

@@ -6,6 +6,8 @@ image, model build, package group) are what the serving and monitoring stacks bu
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aws_cdk import CfnOutput, Duration, Environment, Stack
 from aws_cdk import aws_events as events
 from constructs import Construct
@@ -14,13 +16,15 @@ from cdk.artifact_store import ArtifactStore
 from cdk.config import StageConfig
 from cdk.container_image import MlcoreImage
 from cdk.model_build import ModelBuild
+from cdk.settings_artifact import SettingsArtifact, SettingsSource
+from cdk.tracking import TrackingServer
 from cdk.triggers import ModelBuildTriggers
 from mlcore.settings import MlopsSettings
 from pipelines.sagemaker.definition import ModelBuildOptions
 
 
 def resource_prefix(project: str, stage_name: str) -> str:
-    """``churn-dev``: the prefix of every physical name in one environment."""
+    """``<project>-dev``: the prefix of every physical name in one environment."""
     return f"{project}-{stage_name}"
 
 
@@ -40,6 +44,7 @@ class ModelBuildStack(Stack):
         stage_name: str,
         stage_config: StageConfig,
         settings: MlopsSettings,
+        settings_file: str | Path,
         data_prefix: str,
         source_revision: str,
         ci_account: str | None = None,
@@ -48,6 +53,15 @@ class ModelBuildStack(Stack):
     ) -> None:
         super().__init__(scope, id_, env=env, description=description)
         prefix = resource_prefix(settings.project, stage_name)
+        source = SettingsSource.from_file(settings_file)
+        if source.settings != settings:
+            raise ValueError(
+                f"the settings given to {id_} differ from the file {source.path} its jobs would "
+                "read; pass the settings parsed from that file (one settings artifact per run)"
+            )
+        # The file every job of this environment reads (the monitors upload the same bytes,
+        # hence the same asset object).
+        self.settings_artifact = SettingsArtifact(self, "Settings", source=source)
 
         self.artifact_store = ArtifactStore(
             self,
@@ -59,19 +73,31 @@ class ModelBuildStack(Stack):
         self.artifact_bucket = self.artifact_store.artifact_bucket
         self.data_bucket = self.artifact_store.data_bucket
         self.image = MlcoreImage(self, "MlcoreImage")
+        self.tracking_server: TrackingServer | None = None
+        if stage_config.mlflow.enabled:
+            self.tracking_server = TrackingServer(
+                self,
+                "Tracking",
+                tracking_server_name=f"{prefix}-mlflow",
+                artifact_bucket=self.artifact_bucket,
+                key=self.key,
+                config=stage_config.mlflow,
+                retain=stage_config.retain_data,
+            )
 
         self.model_build = ModelBuild(
             self,
             "ModelBuild",
             pipeline_name=f"{prefix}-model-build",
             model_package_group_name=f"{prefix}-models",
-            settings=settings,
+            settings_artifact=self.settings_artifact,
             data_bucket=self.data_bucket,
             artifact_bucket=self.artifact_bucket,
             key=self.key,
             image=self.image,
             data_prefix=data_prefix,
             retain=stage_config.retain_data,
+            tracking_server=self.tracking_server,
             options=ModelBuildOptions(
                 processing_instance_type=stage_config.processing_instance_type,
                 training_instance_type=stage_config.training_instance_type,
@@ -117,6 +143,16 @@ class ModelBuildStack(Stack):
             self,
             "DataBucketName",
             value=self.data_bucket.bucket_name,
-            description=f"Upload training data under s3://<this>/{data_prefix}/, then a _SUCCESS object",
+            description=(
+                f"Upload training data under s3://<this>/{data_prefix}/ (any subfolders), then a "
+                "_SUCCESS object; every run trains on the whole prefix"
+            ),
         )
         CfnOutput(self, "ArtifactBucketName", value=self.artifact_bucket.bucket_name)
+        if self.tracking_server is not None:
+            CfnOutput(
+                self,
+                "MlflowTrackingUri",
+                value=self.tracking_server.tracking_uri,
+                description="MLFLOW_TRACKING_URI of this environment's runs (needs sagemaker-mlflow)",
+            )

@@ -68,6 +68,9 @@ def test_mlcore_imports_only_what_it_declares() -> None:
         "starlette": "starlette",
         "uvicorn": "uvicorn",
         "rich": "rich",
+        "prometheus_client": "prometheus-client",
+        "threadpoolctl": "threadpoolctl",
+        "h11": "h11",
     }
     optional_as_imported = {"mlflow": "mlflow", "xgboost": "xgboost", "lightgbm": "lightgbm"}
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]

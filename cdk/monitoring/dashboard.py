@@ -75,7 +75,9 @@ class MonitoringDashboard(Construct):
             )
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(
-                title="Dataset drift (1 = drift)", left=[monitors.metric_dataset_drift()], width=8
+                title="Drift grade (0 none, 1 moderate, 2 major) and dataset drift (1 = major)",
+                left=[monitors.metric_drift_grade(), monitors.metric_dataset_drift()],
+                width=8,
             ),
             cloudwatch.GraphWidget(
                 title="Share of drifted features",
@@ -87,7 +89,12 @@ class MonitoringDashboard(Construct):
         self.dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(
                 title="Monitor alarms",
-                alarms=[*monitors.alarms, monitors.job_failed_alarm],
+                alarms=[
+                    *monitors.alarms,
+                    monitors.moderate_drift_alarm,
+                    monitors.job_failed_alarm,
+                    *monitors.heartbeat_alarms.values(),
+                ],
                 width=24,
             )
         )

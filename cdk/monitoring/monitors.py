@@ -9,7 +9,13 @@ the report into CloudWatch metrics; three alarms watch them:
 - data drift: ``DatasetDrift`` reached 1 (the share of drifted features passed
   ``drift.dataset_drift_share`` in mlops.yaml);
 - model quality: the live primary metric fell below ``monitoring.min_live_metric``;
-- monitor failed: a monitor job failed, so silence is not mistaken for health.
+- moderate drift: ``DriftGrade`` reached 1 (moderate): people are told, nothing retrains;
+- monitor failed: a monitor job failed, so silence is not mistaken for health;
+- heartbeat (one per monitor): no run completed in two schedule periods, measured by an
+  hourly heartbeat invocation (``HoursSinceMonitorRun``; a missing heartbeat breaches too).
+
+The data-drift alarm (major drift) and the quality alarm are the ones the retrain loop
+acts on. Alarm periods follow the schedules (one period, at most CloudWatch's one day).
 
 Reports land in ``s3://<reports bucket>/<reports_prefix>/<monitor>/yyyy/mm/dd/hh/report/``
 (``drift_report.json``, ``drift_report.html``, ``constraint_violations.json``,
@@ -19,6 +25,7 @@ read from ``s3://<reports bucket>/<ground_truth_prefix>/yyyy/mm/dd/hh/``.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
@@ -31,7 +38,6 @@ from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_sns as sns
@@ -42,7 +48,21 @@ from cdk.monitoring.settings import MonitorSettings
 from cdk.serving.approved_model import ApprovedModelParameter
 from cdk.serving.endpoint import ModelEndpoint
 from cdk.serving.functions import ControlPlaneFunction
+from cdk.settings_artifact import SettingsArtifact, SettingsSource
 from pipelines.monitoring import metrics as names
+from pipelines.monitoring.jobs import job_name_prefix
+
+# CloudWatch: an alarm's period is a multiple of 60 s, and one period may span one day at most.
+_MAX_ALARM_PERIOD = timedelta(days=1)
+
+
+def _alarm_period(schedule_period: timedelta) -> Duration:
+    """One schedule period, capped at one day, in whole minutes."""
+    return Duration.minutes(max(1, _minutes(min(schedule_period, _MAX_ALARM_PERIOD))))
+
+
+def _minutes(period: timedelta) -> int:
+    return int(period.total_seconds() // 60)
 
 
 class ModelMonitors(Construct):
@@ -98,9 +118,10 @@ class ModelMonitors(Construct):
                 "cannot be monitored; give it instances (EndpointSettings.serverless=None) or "
                 "leave the monitors out for this environment"
             )
-        if not Path(settings_file).is_file():
+        if not Path(settings_file).is_absolute() or not Path(settings_file).is_file():
             raise ValueError(
-                f"settings_file {settings_file} does not exist; pass the path of mlops.yaml"
+                f"settings_file {settings_file} must be the absolute path of an existing "
+                "mlops.yaml (resolved from the repository root, as the model-build jobs' is)"
             )
         stack = Stack.of(self)
         self.endpoint = endpoint
@@ -111,7 +132,10 @@ class ModelMonitors(Construct):
         self.ground_truth_prefix = ground_truth_prefix or f"ground-truth/{name}"
         self.reports_bucket = reports_bucket
 
-        settings_asset = s3_assets.Asset(self, "Settings", path=str(settings_file))
+        # The same file as the model-build jobs' (same bytes, same asset object).
+        settings_asset = SettingsArtifact(
+            self, "Settings", source=SettingsSource.from_file(settings_file)
+        )
 
         self.job_role = iam.Role(
             self,
@@ -165,10 +189,16 @@ class ModelMonitors(Construct):
                 "STATE_TABLE": state_table.table_name,
                 "KMS_KEY_ARN": encryption_key.key_arn,
                 "INSTANCE_TYPE": settings.instance_type,
-                "LOOKBACK_HOURS": str(settings.lookback_hours),
+                "DRIFT_PERIOD_MINUTES": str(_minutes(settings.drift_period)),
+                "QUALITY_PERIOD_MINUTES": str(_minutes(settings.quality_period)),
+                "MAX_WINDOW_HOURS": str(settings.max_window_hours),
                 "LABEL_DELAY_HOURS": str(settings.label_delay_hours),
                 "MAX_RUNTIME_SECONDS": str(settings.max_runtime_minutes * 60),
+                "VOLUME_SIZE_GB": str(settings.volume_size_gb),
+                "METRIC_NAMESPACE": namespace,
             },
+            # A two-week window lists up to 336 hour folders.
+            timeout=Duration.minutes(5),
         )
         starter = self.start_function.role
         endpoint.capture_bucket.grant_read(starter, f"{endpoint.capture_prefix}/{name}/*")
@@ -178,6 +208,13 @@ class ModelMonitors(Construct):
         approved_model.grant_read(starter)
         state_table.grant_read_write_data(starter)
         self.job_role.grant_pass_role(starter)
+        starter.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": namespace}},
+            )
+        )
         starter.add_to_policy(
             iam.PolicyStatement(
                 actions=["sagemaker:CreateProcessingJob", "sagemaker:AddTags"],
@@ -228,6 +265,20 @@ class ModelMonitors(Construct):
                     role=self.scheduler_role,
                 ),
             )
+        self.heartbeat_schedule = scheduler.Schedule(
+            self,
+            "HeartbeatSchedule",
+            description=f"Hourly heartbeat of {name}'s monitors (hours since each last ran)",
+            schedule=scheduler.ScheduleExpression.rate(Duration.hours(1)),
+            target=scheduler_targets.LambdaInvoke(
+                self.start_function.function,
+                input=scheduler.ScheduleTargetInput.from_object(
+                    {"heartbeat": True, "monitors": list(monitors)}
+                ),
+                retry_attempts=2,
+                role=self.scheduler_role,
+            ),
+        )
 
         self.publish_function = ControlPlaneFunction(
             self,
@@ -236,9 +287,10 @@ class ModelMonitors(Construct):
             description=f"Publishes {name}'s monitor reports as CloudWatch metrics",
             encryption_key=log_key,
             removal_policy=removal_policy,
-            environment={"METRIC_NAMESPACE": namespace},
+            environment={"METRIC_NAMESPACE": namespace, "STATE_TABLE": state_table.table_name},
         )
         publisher = self.publish_function.role
+        state_table.grant_read_write_data(publisher)
         reports_bucket.grant_read(publisher, f"{self.reports_prefix}/*")
         encryption_key.grant_decrypt(publisher)
         publisher.add_to_policy(
@@ -261,8 +313,11 @@ class ModelMonitors(Construct):
                 source=["aws.sagemaker"],
                 detail_type=["SageMaker Processing Job State Change"],
                 detail={
+                    # The same prefix job_name_for builds names from (endpoint names are cut
+                    # to fit SageMaker's 63 characters, differently per monitor).
                     "ProcessingJobName": [
-                        {"prefix": f"{name[:40]}-{monitor}-"} for monitor in monitors
+                        {"prefix": job_name_prefix(name, monitor)}  # type: ignore[arg-type]
+                        for monitor in monitors
                     ],
                     "ProcessingJobStatus": ["Completed", "Failed", "Stopped"],
                 },
@@ -288,6 +343,22 @@ class ModelMonitors(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         self.alarms: list[cloudwatch.Alarm] = [self.drift_alarm]
+        # Moderate drift tells people and starts nothing (contract: alerts act on moderate,
+        # the retrain trigger on major), so it is not in self.alarms.
+        self.moderate_drift_alarm = cloudwatch.Alarm(
+            self,
+            "ModerateDriftAlarm",
+            alarm_name=f"{name}-drift-moderate",
+            alarm_description=(
+                "Drift graded moderate or worse in the last drift run (DriftGrade >= 1); no "
+                f"retrain is started for moderate drift. Reports: {self.reports_prefix}/drift/"
+            ),
+            metric=self._metric(names.DRIFT_GRADE, {}, "Maximum", self._drift_period()),
+            threshold=names.GRADE_VALUES["moderate"],
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
         self.quality_alarm: cloudwatch.Alarm | None = None
         if settings.quality_enabled:
             self.quality_alarm = cloudwatch.Alarm(
@@ -317,18 +388,49 @@ class ModelMonitors(Construct):
                         names.MONITOR_JOB_FAILED,
                         {"Monitor": m},
                         "Sum",
-                        settings.drift_alarm_period_hours,
+                        self._drift_period(),
                     )
                     for m in monitors
                 },
-                period=Duration.hours(settings.drift_alarm_period_hours),
+                period=self._drift_period(),
             ),
             threshold=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             evaluation_periods=1,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        for alarm in (*self.alarms, self.job_failed_alarm):
+        self.heartbeat_alarms: dict[str, cloudwatch.Alarm] = {}
+        periods = {"drift": settings.drift_period, "quality": settings.quality_period}
+        for monitor in monitors:
+            limit_hours = 2 * periods[monitor].total_seconds() / 3600
+            self.heartbeat_alarms[monitor] = cloudwatch.Alarm(
+                self,
+                f"{monitor.capitalize()}HeartbeatAlarm",
+                alarm_name=f"{name}-{monitor}-monitor-stale",
+                alarm_description=(
+                    f"No {monitor} monitor run completed in two schedule periods "
+                    f"({limit_hours:g} h), or the hourly heartbeat stopped: the model is not "
+                    "being watched"
+                ),
+                metric=self._metric(
+                    names.HOURS_SINCE_MONITOR_RUN,
+                    {"Monitor": monitor},
+                    "Maximum",
+                    Duration.hours(1),
+                ),
+                threshold=limit_hours,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=2,
+                datapoints_to_alarm=2,
+                # No heartbeat is itself a failure (the scheduler or the function stopped).
+                treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+            )
+        for alarm in (
+            *self.alarms,
+            self.moderate_drift_alarm,
+            self.job_failed_alarm,
+            *self.heartbeat_alarms.values(),
+        ):
             alarm.add_alarm_action(alarm_action)
 
         for construct in (
@@ -344,7 +446,7 @@ class ModelMonitors(Construct):
                         id="AwsSolutions-IAM5",
                         reason=(
                             "Wildcards are objects under this endpoint's capture, report and "
-                            "ground-truth prefixes, the CDK asset object, versions of the one model "
+                            "ground-truth prefixes, versions of the one model "
                             "package group, jobs named after this endpoint, KMS data-key actions on "
                             "the one key, log streams, ecr:GetAuthorizationToken and PutMetricData "
                             "(no resource type; limited to our namespace by condition), and the "
@@ -355,43 +457,43 @@ class ModelMonitors(Construct):
                 apply_to_children=True,
             )
 
+    def _drift_period(self) -> Duration:
+        return _alarm_period(self.settings.drift_period)
+
+    def _quality_period(self) -> Duration:
+        return _alarm_period(self.settings.quality_period)
+
     def _metric(
-        self, metric_name: str, extra: dict[str, str], statistic: str, period_hours: int
+        self, metric_name: str, extra: dict[str, str], statistic: str, period: Duration
     ) -> cloudwatch.Metric:
         return cloudwatch.Metric(
             namespace=self.namespace,
             metric_name=metric_name,
             dimensions_map={"EndpointName": self.endpoint.endpoint_name, **extra},
             statistic=statistic,
-            period=Duration.hours(period_hours),
+            period=period,
         )
 
     def metric_dataset_drift(self) -> cloudwatch.Metric:
-        """1 when the last drift run found dataset drift, else 0 (Maximum over the period)."""
-        return self._metric(
-            names.DATASET_DRIFT, {}, "Maximum", self.settings.drift_alarm_period_hours
-        )
+        """1 when the last drift run found dataset drift (graded major), else 0 (Maximum)."""
+        return self._metric(names.DATASET_DRIFT, {}, "Maximum", self._drift_period())
+
+    def metric_drift_grade(self) -> cloudwatch.Metric:
+        """The last drift run's grade: 0 none, 1 moderate, 2 major (Maximum over the period)."""
+        return self._metric(names.DRIFT_GRADE, {}, "Maximum", self._drift_period())
 
     def metric_share_drifted_features(self) -> cloudwatch.Metric:
-        return self._metric(
-            names.SHARE_DRIFTED_FEATURES, {}, "Maximum", self.settings.drift_alarm_period_hours
-        )
+        return self._metric(names.SHARE_DRIFTED_FEATURES, {}, "Maximum", self._drift_period())
 
     def metric_feature_drift_statistic(self, feature: str) -> cloudwatch.Metric:
         return self._metric(
-            names.FEATURE_DRIFT_STATISTIC,
-            {"Feature": feature},
-            "Maximum",
-            self.settings.drift_alarm_period_hours,
+            names.FEATURE_DRIFT_STATISTIC, {"Feature": feature}, "Maximum", self._drift_period()
         )
 
     def metric_live(self, metric: str) -> cloudwatch.Metric:
         """A live model metric on labelled traffic (e.g. ``auc``), Minimum over the period."""
         return self._metric(
-            names.quality_metric_name(metric),
-            {},
-            "Minimum",
-            self.settings.quality_alarm_period_hours,
+            names.quality_metric_name(metric), {}, "Minimum", self._quality_period()
         )
 
     def grant_write_ground_truth(self, grantee: iam.IGrantable) -> iam.Grant:

@@ -8,10 +8,12 @@ the retrain cooldown, who gets alerts) is copied here by :meth:`MonitorSettings.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from datetime import timedelta
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cdk.monitoring.schedule import schedule_period
 from mlcore.evaluate import LOWER_IS_BETTER
 from mlcore.settings import MlopsSettings
 
@@ -41,24 +43,29 @@ class ModelMonitorSettings(_Frozen):
 
 
 class MonitorSettings(_Frozen):
-    """When the monitors run, on what, and the floors their alarms use."""
+    """When the monitors run, on what, and the floors their alarms use.
+
+    The windows and alarms follow the schedules: a run analyses everything captured since the
+    previous run's end (at most ``max_window_hours``; a longer gap is cut to its most recent
+    ``max_window_hours`` and the run says so), the drift and quality alarms look at one
+    schedule period (CloudWatch allows one day at most), and the heartbeat alarm fires when
+    no run completed in two periods.
+    """
 
     drift_schedule: str = "cron(0 * * * ? *)"
     quality_schedule: str = "cron(0 6 * * ? *)"
     quality_enabled: bool = True
-    # The alarms look at this many hours of monitor results (cover the schedule's interval).
-    drift_alarm_period_hours: int = Field(1, ge=1, le=24)
-    quality_alarm_period_hours: int = Field(24, ge=1, le=24)
     instance_type: str = Field("ml.m5.large", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
-    lookback_hours: int = Field(24, ge=1, le=24 * 14)
+    # The longest window one run analyses (two weeks by default); see the class docstring.
+    max_window_hours: int = Field(24 * 14, ge=1, le=24 * 90)
     label_delay_hours: int = Field(0, ge=0, le=24 * 90)
     max_runtime_minutes: int = Field(60, ge=5, le=24 * 60)
+    volume_size_gb: int = Field(30, ge=1, le=16384)
     primary_metric: str = "auc"
     min_live_metric: float = Field(0.65, ge=0, le=1)
     retrain_cooldown_hours: float = Field(24, ge=0)
     alert_emails: tuple[str, ...] = ()
     model_monitor: ModelMonitorSettings | None = None
-    timezone: Literal["UTC"] = "UTC"
 
     @field_validator("drift_schedule", "quality_schedule")
     @classmethod
@@ -67,6 +74,7 @@ class MonitorSettings(_Frozen):
             raise ValueError(
                 f"must be an EventBridge Scheduler expression like cron(0 * * * ? *) or rate(1 hour); got {value!r}"
             )
+        schedule_period(value)  # raises with the reason when the period cannot be derived
         return value
 
     @field_validator("primary_metric")
@@ -79,9 +87,20 @@ class MonitorSettings(_Frozen):
             )
         return value
 
+    @property
+    def drift_period(self) -> timedelta:
+        return schedule_period(self.drift_schedule)
+
+    @property
+    def quality_period(self) -> timedelta:
+        return schedule_period(self.quality_schedule)
+
     @classmethod
     def from_mlops(cls, settings: MlopsSettings, **overrides: Any) -> MonitorSettings:
-        """The monitors' settings from ``mlops.yaml`` (monitoring.* and gate.primary_metric)."""
+        """The monitors' settings from ``mlops.yaml`` (monitoring.* and gate.primary_metric).
+
+        ``overrides`` are the environment's infrastructure settings (``MonitorConfig``).
+        """
         monitoring = settings.monitoring
         base: dict[str, Any] = {
             "drift_schedule": monitoring.schedule,
@@ -91,3 +110,30 @@ class MonitorSettings(_Frozen):
             "alert_emails": tuple(monitoring.alert_emails),
         }
         return cls(**{**base, **overrides})
+
+
+class MonitorConfig(_Frozen):
+    """``stages.<name>.monitoring`` in cdk.json: the monitors' infrastructure, per environment.
+
+    What must agree across clouds (the drift schedule, the live-quality floor, the retrain
+    cooldown, alert e-mails, the drift thresholds) stays in mlops.yaml; everything else a
+    monitor has is set here. Unset keys keep ``MonitorSettings``' defaults.
+    """
+
+    quality_schedule: str | None = None
+    quality_enabled: bool | None = None
+    instance_type: str | None = None
+    max_window_hours: int | None = None
+    label_delay_hours: int | None = None
+    max_runtime_minutes: int | None = None
+    volume_size_gb: int | None = None
+    model_monitor: ModelMonitorSettings | None = None
+
+    @model_validator(mode="after")
+    def _values_are_valid_monitor_settings(self) -> MonitorConfig:
+        MonitorSettings(**self.overrides())  # the same rules, checked when cdk.json is read
+        return self
+
+    def overrides(self) -> dict[str, Any]:
+        """The keys set, as ``MonitorSettings`` fields."""
+        return {k: v for k, v in self if v is not None}

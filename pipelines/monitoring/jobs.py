@@ -6,8 +6,12 @@ Nothing runs between runs: the job's instance exists only while it works.
 
 A run covers whole hours, the folders SageMaker data capture writes
 (``<capture prefix>/<endpoint>/<variant>/yyyy/mm/dd/hh/``), from the end of the last
-run (kept in a DynamoDB item per monitor) up to the hour of the scheduled time. The
-capture files of the window are listed into a manifest, so the job reads exactly them.
+run (the watermark, a DynamoDB item per monitor) up to the hour of the scheduled time:
+whatever the schedule, nothing captured is left out. The first run covers one schedule
+period. A gap longer than ``max_window_hours`` (two weeks by default: the monitor was off,
+or failed for that long) is cut to its most recent ``max_window_hours``; the run then says
+so in its result, its log and ``window.json`` beside its report. The capture files of the
+window are listed into a manifest, so the job reads exactly them.
 
 - drift: ``mlcore drift --baseline <model> --current <capture> --output ...`` against
   the baseline saved in the served model's artifact;
@@ -15,7 +19,9 @@ capture files of the window are listed into a manifest, so the job reads exactly
   the predictions captured up to ``label_delay_hours`` earlier.
 
 The job writes its reports to ``<reports>/<monitor>/<window end>/``; when it ends, the
-publisher (:mod:`pipelines.monitoring.publish`) turns them into CloudWatch metrics.
+publisher (:mod:`pipelines.monitoring.publish`) turns them into CloudWatch metrics and
+records the completion. An hourly heartbeat invocation (``{"heartbeat": true}``) publishes
+``HoursSinceMonitorRun`` per monitor, which alarms when no run completed in two periods.
 Starting the same window twice is harmless: the job name is the window's, and SageMaker
 refuses a second job of that name.
 """
@@ -25,7 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -56,7 +62,10 @@ class MonitorJobConfig:
     instance_type: str = "ml.m5.large"
     variant_name: str = "AllTraffic"
     ground_truth_s3_uri: str | None = None
-    lookback_hours: int = 24
+    # One schedule period of each monitor: the first window, and the heartbeat's unit.
+    drift_period_minutes: int = 60
+    quality_period_minutes: int = 24 * 60
+    max_window_hours: int = 24 * 14
     label_delay_hours: int = 0
     max_runtime_seconds: int = 3600
     volume_size_gb: int = 30
@@ -84,7 +93,10 @@ class MonitorJobConfig:
         values.update({attr: env[name] for attr, name in optional_text.items() if env.get(name)})
         values["ground_truth_s3_uri"] = env.get("GROUND_TRUTH_S3_URI") or None
         optional_ints = {
-            "lookback_hours": "LOOKBACK_HOURS",
+            "drift_period_minutes": "DRIFT_PERIOD_MINUTES",
+            "quality_period_minutes": "QUALITY_PERIOD_MINUTES",
+            "max_window_hours": "MAX_WINDOW_HOURS",
+            "volume_size_gb": "VOLUME_SIZE_GB",
             "label_delay_hours": "LABEL_DELAY_HOURS",
             "max_runtime_seconds": "MAX_RUNTIME_SECONDS",
         }
@@ -92,6 +104,10 @@ class MonitorJobConfig:
             {attr: int(env[name]) for attr, name in optional_ints.items() if env.get(name)}
         )
         return cls(**values)
+
+    def period(self, monitor: Monitor) -> timedelta:
+        minutes = self.drift_period_minutes if monitor == "drift" else self.quality_period_minutes
+        return timedelta(minutes=minutes)
 
 
 @dataclass(frozen=True)
@@ -105,9 +121,12 @@ class MonitorRun:
     job_name: str | None = None
     reason: str | None = None
     captured_files: int = 0
+    # Set when the gap since the last run exceeded max_window_hours: where it really began.
+    uncovered_since: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "uncovered_since": self.uncovered_since.isoformat() if self.uncovered_since else None,
             "monitor": self.monitor,
             "status": self.status,
             "window_start": self.window_start.isoformat(),
@@ -123,6 +142,15 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     import boto3
 
     config = MonitorJobConfig.from_environment()
+    if event.get("heartbeat"):
+        return heartbeat(
+            config,
+            now=datetime.now(UTC),
+            dynamodb=boto3.client("dynamodb"),
+            cloudwatch=boto3.client("cloudwatch"),
+            namespace=os.environ.get("METRIC_NAMESPACE", "MLOps"),
+            monitors=tuple(parse_monitor(m) for m in event.get("monitors", MONITORS)),
+        )
     monitor = parse_monitor(event.get("monitor"))
     scheduled = (
         parse_time(event.get("scheduled_time"))
@@ -170,8 +198,20 @@ def start_monitor_run(
     window_end = scheduled_time.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     watermark_key = f"watermark#{config.endpoint_name}#{monitor}"
     last_end = _read_watermark(dynamodb, config.state_table, watermark_key)
-    earliest = window_end - timedelta(hours=config.lookback_hours)
-    window_start = max(last_end, earliest) if last_end else earliest
+    window_start = last_end if last_end else window_end - config.period(monitor)
+    earliest = window_end - timedelta(hours=config.max_window_hours)
+    uncovered_since = None
+    if window_start < earliest:
+        uncovered_since, window_start = window_start, earliest
+        logger.warning(
+            "%s monitor: %s to %s is longer than max_window_hours (%d); analysing only %s to %s",
+            monitor,
+            uncovered_since,
+            window_end,
+            config.max_window_hours,
+            window_start,
+            window_end,
+        )
     if window_start >= window_end:
         return MonitorRun(
             monitor, "skipped", window_start, window_end, reason="window already covered"
@@ -180,9 +220,17 @@ def start_monitor_run(
     def skip(reason: str, files: int = 0) -> MonitorRun:
         # An empty window stays analysed: the next run starts after it rather than re-reading it.
         _write_watermark(dynamodb, config.state_table, watermark_key, window_end)
+        # Nothing to analyse is a completed run for the heartbeat: the monitor is alive.
+        record_completion(dynamodb, config.state_table, config.endpoint_name, monitor, window_end)
         logger.info("%s monitor skipped %s..%s: %s", monitor, window_start, window_end, reason)
         return MonitorRun(
-            monitor, "skipped", window_start, window_end, reason=reason, captured_files=files
+            monitor,
+            "skipped",
+            window_start,
+            window_end,
+            reason=reason,
+            captured_files=files,
+            uncovered_since=uncovered_since,
         )
 
     model_package_arn = ssm.get_parameter(Name=config.model_package_parameter)["Parameter"]["Value"]
@@ -217,6 +265,23 @@ def start_monitor_run(
             _manifest_input(s3, "labels", labels, f"{run_uri}/manifests/labels.json", config)
         )
     job_name = job_name_for(config.endpoint_name, monitor, window_end)
+    run = MonitorRun(
+        monitor,
+        "started",
+        window_start,
+        window_end,
+        job_name=job_name,
+        captured_files=len(captured),
+        uncovered_since=uncovered_since,
+    )
+    bucket, key = split_s3_uri(f"{run_uri}/window.json")
+    s3.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=json.dumps({**run.to_dict(), "max_window_hours": config.max_window_hours}).encode(),
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=config.kms_key_arn,
+    )
     try:
         sagemaker.create_processing_job(
             ProcessingJobName=job_name,
@@ -256,18 +321,17 @@ def start_monitor_run(
                 "MLOPS_MONITOR": monitor,
                 "MLOPS_ENDPOINT": config.endpoint_name,
                 "MLOPS_MODEL_PACKAGE": model_package_arn,
+                "MLOPS_WINDOW_START": window_start.isoformat(),
+                "MLOPS_WINDOW_END": window_end.isoformat(),
             },
             Tags=[
                 {"Key": k, "Value": v} for k, v in {**config.tags, "mlops:monitor": monitor}.items()
             ],
         )
-        status: Literal["started", "already-started"] = "started"
     except sagemaker.exceptions.ResourceInUse:
-        status = "already-started"
+        run = replace(run, status="already-started")
     _write_watermark(dynamodb, config.state_table, watermark_key, window_end)
-    return MonitorRun(
-        monitor, status, window_start, window_end, job_name=job_name, captured_files=len(captured)
-    )
+    return run
 
 
 def monitor_command(monitor: Monitor, *, settings_file: str) -> list[str]:
@@ -293,8 +357,81 @@ def monitor_command(monitor: Monitor, *, settings_file: str) -> list[str]:
 
 def job_name_for(endpoint_name: str, monitor: Monitor, window_end: datetime) -> str:
     """``<endpoint>-<monitor>-<yyyymmddhh>``, within SageMaker's 63 characters."""
-    suffix = f"-{monitor}-{window_end:%Y%m%d%H}"
-    return f"{endpoint_name[: 63 - len(suffix)].rstrip('-')}{suffix}"
+    return f"{job_name_prefix(endpoint_name, monitor)}{window_end:%Y%m%d%H}"
+
+
+def job_name_prefix(endpoint_name: str, monitor: Monitor) -> str:
+    """What every job name of ``monitor`` starts with (the job-end rule matches on it)."""
+    suffix = f"-{monitor}-"
+    stamp = len("yyyymmddhh")
+    return f"{endpoint_name[: 63 - len(suffix) - stamp].rstrip('-')}{suffix}"
+
+
+def completion_key(endpoint_name: str, monitor: str) -> str:
+    return f"completed#{endpoint_name}#{monitor}"
+
+
+def record_completion(
+    dynamodb: Any, table: str, endpoint_name: str, monitor: str, when: datetime
+) -> None:
+    """Note that a run of ``monitor`` completed (the heartbeat reads it)."""
+    dynamodb.put_item(
+        TableName=table,
+        Item={
+            "pk": {"S": completion_key(endpoint_name, monitor)},
+            "at": {"S": when.astimezone(UTC).isoformat()},
+            "kind": {"S": "completed"},
+        },
+    )
+
+
+def heartbeat(
+    config: MonitorJobConfig,
+    *,
+    now: datetime,
+    dynamodb: Any,
+    cloudwatch: Any,
+    namespace: str,
+    monitors: tuple[Monitor, ...] = MONITORS,
+) -> dict[str, Any]:
+    """Publish ``HoursSinceMonitorRun`` for each monitor; its alarm fires past two periods.
+
+    Before a monitor's first completed run the clock starts at the first heartbeat (recorded
+    as such), so a fresh deployment is not reported as dead.
+    """
+    from .metrics import heartbeat_metric_data, put_metrics
+
+    ages: dict[str, float] = {}
+    data = []
+    for monitor in monitors:
+        key = completion_key(config.endpoint_name, monitor)
+        item = dynamodb.get_item(
+            TableName=config.state_table, Key={"pk": {"S": key}}, ConsistentRead=True
+        ).get("Item")
+        if item is None:
+            dynamodb.put_item(
+                TableName=config.state_table,
+                Item={
+                    "pk": {"S": key},
+                    "at": {"S": now.isoformat()},
+                    "kind": {"S": "clock-started"},
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+            last = now
+        else:
+            last = parse_time(item["at"]["S"])
+        ages[monitor] = max((now - last).total_seconds() / 3600, 0.0)
+        data.extend(
+            heartbeat_metric_data(
+                endpoint_name=config.endpoint_name,
+                monitor=monitor,
+                hours=ages[monitor],
+                timestamp=now,
+            )
+        )
+    put_metrics(cloudwatch, namespace=namespace, data=data)
+    return {"heartbeat": True, "hours_since_run": ages}
 
 
 def list_hourly_objects(s3: Any, root_uri: str, start: datetime, end: datetime) -> list[str]:

@@ -32,6 +32,15 @@ QUALITY_PREFIX = "Live_"
 QUALITY_BELOW_THRESHOLD = "QualityBelowThreshold"
 LABELLED_ROWS = "LabelledRows"
 MONITOR_JOB_FAILED = "MonitorJobFailed"
+# Hours since the monitor last completed a run (dimension Monitor): the heartbeat.
+HOURS_SINCE_MONITOR_RUN = "HoursSinceMonitorRun"
+# Graded drift (the drift report's "grade"): 0 none, 1 moderate, 2 major; absent when the
+# window held too little data, which DriftInsufficientData (1) says instead.
+DRIFT_GRADE = "DriftGrade"
+FEATURE_DRIFT_GRADE = "FeatureDriftGrade"
+DRIFT_INSUFFICIENT_DATA = "DriftInsufficientData"
+GRADE_VALUES = {"none": 0.0, "moderate": 1.0, "major": 2.0}
+INSUFFICIENT_DATA = "insufficient_data"
 # PutMetricData takes at most 1000 data per call.
 _BATCH = 1000
 
@@ -69,12 +78,47 @@ def drift_metric_data(
                 PREDICTION_DRIFT, 1.0 if report["prediction_drift"] else 0.0, endpoint, timestamp
             )
         )
+    data.extend(_grade_data(report, DRIFT_GRADE, endpoint, timestamp, dataset=True))
     for feature in report["features"]:
         dims = [*endpoint, {"Name": "Feature", "Value": str(feature["name"])}]
         data.append(_datum(FEATURE_DRIFTED, 1.0 if feature["drifted"] else 0.0, dims, timestamp))
+        data.extend(_grade_data(feature, FEATURE_DRIFT_GRADE, dims, timestamp, dataset=False))
         if feature.get("statistic") is not None:
             data.append(_datum(FEATURE_DRIFT_STATISTIC, feature["statistic"], dims, timestamp))
     return [d for d in data if d is not None]
+
+
+def _grade_data(
+    verdict: Mapping[str, Any],
+    name: str,
+    dimensions: list[dict[str, str]],
+    timestamp: datetime,
+    *,
+    dataset: bool,
+) -> list[dict[str, Any] | None]:
+    """The graded verdict (none/moderate/major) as 0/1/2; insufficient data as its own flag.
+
+    ``insufficient_data`` never counts as drift, so it publishes no grade at all (an alarm
+    on the grade sees no breaching value); the dataset's flag says the window was too thin.
+    """
+    grade = verdict.get("grade")
+    if grade is None:
+        if dataset:
+            logger.warning(
+                "the drift report has no 'grade' (written by an mlcore older than graded "
+                "verdicts): publishing DatasetDrift only, no DriftGrade"
+            )
+        return []
+    if grade == INSUFFICIENT_DATA:
+        return [_datum(DRIFT_INSUFFICIENT_DATA, 1.0, dimensions, timestamp)] if dataset else []
+    if grade not in GRADE_VALUES:
+        raise ValueError(
+            f"unknown drift grade {grade!r}; expected one of {[*GRADE_VALUES, INSUFFICIENT_DATA]}"
+        )
+    data = [_datum(name, GRADE_VALUES[grade], dimensions, timestamp)]
+    if dataset:
+        data.append(_datum(DRIFT_INSUFFICIENT_DATA, 0.0, dimensions, timestamp))
+    return data
 
 
 def quality_metric_data(
@@ -110,6 +154,14 @@ def quality_metric_data(
                 for name, number in metrics.items()
             )
     return [d for d in data if d is not None]
+
+
+def heartbeat_metric_data(
+    *, endpoint_name: str, monitor: str, hours: float, timestamp: datetime
+) -> list[dict[str, Any]]:
+    dims = [{"Name": "EndpointName", "Value": endpoint_name}, {"Name": "Monitor", "Value": monitor}]
+    datum = _datum(HOURS_SINCE_MONITOR_RUN, hours, dims, timestamp)
+    return [datum] if datum is not None else []
 
 
 def job_failed_metric_data(

@@ -16,7 +16,7 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
-from .jobs import OUTPUT_DIR, split_s3_uri
+from .jobs import OUTPUT_DIR, record_completion, split_s3_uri
 from .metrics import drift_metric_data, job_failed_metric_data, put_metrics, quality_metric_data
 
 logger = logging.getLogger(__name__)
@@ -41,13 +41,26 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         sagemaker=boto3.client("sagemaker"),
         s3=boto3.client("s3"),
         cloudwatch=boto3.client("cloudwatch"),
+        dynamodb=boto3.client("dynamodb"),
+        state_table=os.environ.get("STATE_TABLE"),
     )
 
 
 def publish_job_metrics(
-    job_name: str, *, namespace: str, sagemaker: Any, s3: Any, cloudwatch: Any
+    job_name: str,
+    *,
+    namespace: str,
+    sagemaker: Any,
+    s3: Any,
+    cloudwatch: Any,
+    dynamodb: Any = None,
+    state_table: str | None = None,
 ) -> dict[str, Any]:
-    """Read the job's report (or its failure) and publish the metrics; return a summary."""
+    """Read the job's report (or its failure) and publish the metrics; return a summary.
+
+    With ``state_table``, a completed job is recorded for the heartbeat, once its metrics are
+    out: a run whose report cannot be published does not count as completed.
+    """
     job = sagemaker.describe_processing_job(ProcessingJobName=job_name)
     environment = job.get("Environment", {})
     monitor, endpoint = environment.get("MLOPS_MONITOR"), environment.get("MLOPS_ENDPOINT")
@@ -71,6 +84,8 @@ def publish_job_metrics(
     make = drift_metric_data if monitor == "drift" else quality_metric_data
     data = make(report, endpoint_name=endpoint, timestamp=timestamp)
     put_metrics(cloudwatch, namespace=namespace, data=data)
+    if state_table:
+        record_completion(dynamodb, state_table, endpoint, monitor, timestamp)
     return {"job": job_name, "status": status, "published": len(data)}
 
 

@@ -1,14 +1,12 @@
 """Where the mlcore container keeps things: the paths the Dockerfile and the pipeline steps share.
 
 The pipeline steps call the ``mlcore`` CLI inside the one container image built from
-``pipelines/container/Dockerfile``. Keeping the paths in one module lets the tests check
+``pipelines/container/Dockerfile``; every step gets the settings file as an input (the image
+carries none). Keeping the paths in one module lets the tests check
 that the Dockerfile and the steps agree.
 """
 
 from __future__ import annotations
-
-#: mlops.yaml as baked into the image; every step reads its settings from here.
-CONTAINER_SETTINGS_PATH = "/opt/mlcore/mlops.yaml"
 
 #: SageMaker Processing paths (the job downloads inputs to, and uploads outputs from, these).
 PROCESSING_ROOT = "/opt/ml/processing"
@@ -17,11 +15,17 @@ PREP_OUTPUT_DIR = f"{PROCESSING_ROOT}/output"
 EVALUATE_MODEL_DIR = f"{PROCESSING_ROOT}/model"
 EVALUATE_DATA_DIR = f"{PROCESSING_ROOT}/input/test"
 EVALUATE_OUTPUT_DIR = f"{PROCESSING_ROOT}/evaluation"
+EVALUATE_CHAMPION_DIR = f"{PROCESSING_ROOT}/champion"
+#: The settings artifact (one file, named by its S3 key) in every processing job.
+PROCESSING_SETTINGS_DIR = f"{PROCESSING_ROOT}/input/settings"
+#: Training channels are downloaded under here, one folder per channel.
+TRAINING_CHANNEL_ROOT = "/opt/ml/input/data"
 
 #: Files mlcore writes that the pipeline reads back (PropertyFiles and model metrics).
 LINEAGE_FILE = "lineage.json"
 EVALUATION_FILE = "evaluation.json"
+GATE_FILE = "gate.json"
 SPEC_FILE = "spec.json"
 
 #: Training channels of the SageMaker training contract that ``mlcore train`` reads.
-TRAINING_CHANNELS = ("train", "validation", "spec")
+TRAINING_CHANNELS = ("train", "validation", "spec", "settings")

@@ -1,12 +1,23 @@
-"""The model-build SageMaker Pipeline: prep -> train -> evaluate -> gate -> register.
+"""The model-build SageMaker Pipeline: check inputs -> prep -> train -> evaluate (gate) -> register.
 
-Every step runs the ``mlcore`` CLI in the one container image (``pipelines/container``):
-prep and evaluate as Processing jobs whose ContainerEntrypoint is ``mlcore <command>``,
-training through the SageMaker training contract (the image's ``train`` invocation). The
-gate is a ConditionStep over ``evaluation.json`` with the thresholds from ``mlops.yaml`` as
-pipeline parameters, so one execution can be started with different thresholds without a
-redeploy. A passing model is registered as PendingManualApproval with its lineage (git
-commit, data fingerprint, hyperparameters, metrics) in the package's metadata.
+1. ``CheckInputs`` (a Lambda step, :mod:`pipelines.sagemaker.preflight`) looks for data under
+   the input prefix and for the newest Approved package of the group (the champion). With no
+   data the ``HasTrainingData`` condition ends the run as Succeeded without training, and the
+   step's ``message`` output says what to upload (the first deploy has an empty bucket).
+2. ``Prep`` and ``Train`` run the ``mlcore`` CLI in the one container image
+   (``pipelines/container``): prep as a Processing job, training through the SageMaker
+   training contract (``mlcore train --settings ...`` with no paths).
+3. ``Evaluate`` runs ``mlcore evaluate --fail-on-gate``; when there is a champion
+   (``HasChampion``), ``EvaluateVsChampion`` adds ``--champion-dir`` with the champion's model.
+   The gate is mlcore's (floors, ceilings and the champion tolerance of mlops.yaml): the same
+   rules and messages as Azure and ``make demo``. A failing challenger fails the step, and
+   nothing is registered.
+4. The register step records the model as PendingManualApproval with its lineage (git commit,
+   data fingerprint, hyperparameters, metrics) and the gate it passed (thresholds applied, the
+   champion it was compared with, the settings file's hash) in the package's metadata.
+
+Every job reads its settings from one file, the settings artifact the CDK app uploads from
+the repository root (``PipelineTargets.settings_s3_uri``): never a copy baked into the image.
 
 The definition is built offline: no credentials, no network. The CDK app passes
 CloudFormation ``${...}`` placeholders as the targets (role, image, bucket, package group)
@@ -15,16 +26,18 @@ and deploys the JSON through ``Fn::Sub``; tests pass real values and upsert it i
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import boto3
 from sagemaker.core.helper.session_helper import Session
+from sagemaker.core.lambda_helper import Lambda
 from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
 from sagemaker.core.processing import Processor
 from sagemaker.core.shapes import (
@@ -36,38 +49,49 @@ from sagemaker.core.shapes import (
     StoppingCondition,
 )
 from sagemaker.core.training.configs import Compute, InputData
-from sagemaker.core.workflow.conditions import (
-    Condition,
-    ConditionGreaterThanOrEqualTo,
-    ConditionLessThanOrEqualTo,
-)
+from sagemaker.core.workflow.conditions import ConditionEquals
 from sagemaker.core.workflow.execution_variables import ExecutionVariables
 from sagemaker.core.workflow.functions import Join, JsonGet
-from sagemaker.core.workflow.parameters import Parameter, ParameterFloat, ParameterString
+from sagemaker.core.workflow.parameters import Parameter, ParameterString
 from sagemaker.core.workflow.pipeline_context import PipelineSession
 from sagemaker.core.workflow.properties import PropertyFile
 from sagemaker.mlops.workflow import (
     ConditionStep,
-    FailStep,
+    LambdaOutput,
+    LambdaStep,
     ModelStep,
     Pipeline,
     ProcessingStep,
     TrainingStep,
 )
+from sagemaker.mlops.workflow.lambda_step import LambdaOutputTypeEnum
 from sagemaker.serve.model_builder import ModelBuilder
 from sagemaker.train.model_trainer import ModelTrainer
 
+from mlcore.evaluate import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from mlcore.settings import MlopsSettings
 from pipelines.sagemaker import contract
 
 logger = logging.getLogger(__name__)
 
+CHECK_STEP = "CheckInputs"
+DATA_CONDITION_STEP = "HasTrainingData"
 PREP_STEP = "Prep"
 TRAIN_STEP = "Train"
+CHAMPION_CONDITION_STEP = "HasChampion"
 EVALUATE_STEP = "Evaluate"
-GATE_STEP = "QualityGate"
+EVALUATE_VS_CHAMPION_STEP = "EvaluateVsChampion"
 REGISTER_STEP = "RegisterModel"
-GATE_FAILED_STEP = "GateFailed"
+REGISTER_VS_CHAMPION_STEP = "RegisterVsChampion"
+#: The CheckInputs Lambda step's outputs (pipelines.sagemaker.preflight.Inputs.outputs).
+CHECK_OUTPUTS = (
+    "has_data",
+    "data_files",
+    "has_champion",
+    "champion_package_arn",
+    "champion_model_url",
+    "message",
+)
 
 INPUT_DATA_PARAMETER = "InputDataUrl"
 PROCESSING_INSTANCE_PARAMETER = "ProcessingInstanceType"
@@ -88,10 +112,6 @@ _SDK_CONFIG = {
     "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}},
 }
 
-# mlcore writes evaluation.json in SageMaker's model-quality layout: the section depends on the task.
-_REGRESSION_METRICS = frozenset({"rmse", "mae", "r2", "mse"})
-_CLASSIFICATION_METRICS = frozenset({"auc", "accuracy", "f1", "precision", "recall", "log_loss"})
-
 
 @dataclass(frozen=True)
 class PipelineTargets:
@@ -101,6 +121,11 @@ class PipelineTargets:
     definition, because the resources do not exist yet at synth time. ``role_arn`` must look
     like an IAM role ARN (the SDK checks the shape), e.g.
     ``arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${RoleName}``.
+
+    ``settings_s3_uri`` is the one settings file every job reads (an object, not a prefix);
+    ``settings_file_name`` its last key segment, the name it has inside the jobs.
+    ``check_function_arn`` is the Lambda function of the CheckInputs step.
+    ``tracking_uri``, when given, becomes ``MLFLOW_TRACKING_URI`` in every job.
     """
 
     role_arn: str
@@ -109,7 +134,14 @@ class PipelineTargets:
     model_package_group_name: str
     default_input_data_url: str
     region: str
+    settings_s3_uri: str
+    check_function_arn: str
     kms_key_id: str | None = None
+    tracking_uri: str | None = None
+
+    @property
+    def settings_file_name(self) -> str:
+        return self.settings_s3_uri.rstrip("/").rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True)
@@ -142,27 +174,38 @@ class ModelBuildOptions:
             raise ValueError("invalid model-build options: " + "; ".join(problems))
 
 
-def metric_json_path(metric: str) -> str:
-    """Where ``mlcore evaluate`` puts ``metric`` in evaluation.json (SageMaker's layout).
+def gate_metric_names(settings: MlopsSettings) -> tuple[str, ...]:
+    """The metrics the gate reads, checked against the names ``mlcore evaluate`` reports.
 
-    >>> metric_json_path("auc")
-    'binary_classification_metrics.auc.value'
+    The names come from mlcore (:mod:`mlcore.evaluate`), so the definition cannot ask for a
+    metric mlcore never computes; a declared task narrows them to that task's metrics.
     """
-    if metric in _CLASSIFICATION_METRICS:
-        return f"binary_classification_metrics.{metric}.value"
-    if metric in _REGRESSION_METRICS:
-        return f"regression_metrics.{metric}.value"
-    known = sorted(_CLASSIFICATION_METRICS | _REGRESSION_METRICS)
-    raise ValueError(
-        f"gate metric {metric!r} is not one mlcore evaluate reports; use one of {known}"
-    )
+    gate = settings.gate
+    names = tuple(dict.fromkeys([*gate.min_metrics, *gate.max_metrics]))
+    if not names:
+        raise ValueError(
+            "gate.min_metrics and gate.max_metrics in mlops.yaml are both empty: the pipeline's "
+            "quality gate needs at least one threshold (for example min_metrics: {auc: 0.7})"
+        )
+    task = settings.dataset.task
+    known = {
+        "classification": CLASSIFICATION_METRICS,
+        "regression": REGRESSION_METRICS,
+        None: (*CLASSIFICATION_METRICS, *REGRESSION_METRICS),
+    }[task]
+    unknown = [m for m in (*names, gate.primary_metric) if m not in known]
+    if unknown:
+        raise ValueError(
+            f"gate metric(s) {unknown} in mlops.yaml are not ones mlcore evaluate reports"
+            + (f" for {task}" if task else "")
+            + f"; use one of {sorted(known)}"
+        )
+    return names
 
 
-def threshold_parameter_name(kind: str, metric: str) -> str:
-    """``("min", "log_loss")`` -> ``"MinLogLoss"``: a valid, readable pipeline parameter name."""
-    return kind.capitalize() + "".join(
-        part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", metric)
-    )
+def settings_sha256(path: str | Path) -> str:
+    """``sha256:<hex>`` of a settings file: recorded with every model it gated."""
+    return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def build_pipeline(
@@ -171,10 +214,13 @@ def build_pipeline(
     settings: MlopsSettings,
     targets: PipelineTargets,
     options: ModelBuildOptions | None = None,
+    settings_digest: str = "unrecorded",
     boto_session: boto3.Session | None = None,
 ) -> Pipeline:
     """Build the model-build pipeline. Nothing is sent to AWS.
 
+    ``settings`` must be what ``targets.settings_s3_uri`` holds (the CDK app parses and uploads
+    the same file); ``settings_digest`` is that file's :func:`settings_sha256`.
     ``boto_session`` is only needed to ``upsert`` or ``start`` the result (against moto or a real
     account); building the definition makes no calls.
     """
@@ -184,15 +230,7 @@ def build_pipeline(
         default_bucket=targets.artifact_bucket,
         sagemaker_config=_SDK_CONFIG,
     )
-    gate = settings.gate
-    thresholds: list[tuple[str, str, float]] = [
-        ("min", metric, value) for metric, value in gate.min_metrics.items()
-    ] + [("max", metric, value) for metric, value in gate.max_metrics.items()]
-    if not thresholds:
-        raise ValueError(
-            "gate.min_metrics and gate.max_metrics in mlops.yaml are both empty: the pipeline's "
-            "quality gate needs at least one threshold (for example min_metrics: {auc: 0.7})"
-        )
+    metric_names = gate_metric_names(settings)
 
     input_data = ParameterString(INPUT_DATA_PARAMETER, default_value=targets.default_input_data_url)
     processing_instance = ParameterString(
@@ -202,17 +240,7 @@ def build_pipeline(
         TRAINING_INSTANCE_PARAMETER, default_value=options.training_instance_type
     )
     git_commit = ParameterString(GIT_COMMIT_PARAMETER, default_value=options.source_revision)
-    threshold_parameters = {
-        (kind, metric): ParameterFloat(threshold_parameter_name(kind, metric), default_value=value)
-        for kind, metric, value in thresholds
-    }
-    parameters: list[Parameter] = [
-        input_data,
-        processing_instance,
-        training_instance,
-        git_commit,
-        *threshold_parameters.values(),
-    ]
+    parameters: list[Parameter] = [input_data, processing_instance, training_instance, git_commit]
 
     run_prefix = f"s3://{targets.artifact_bucket}/model-build"
     prep_uri = Join(on="/", values=[run_prefix, ExecutionVariables.PIPELINE_EXECUTION_ID, "prep"])
@@ -221,69 +249,67 @@ def build_pipeline(
     )
     model_uri = Join(on="/", values=[run_prefix, ExecutionVariables.PIPELINE_EXECUTION_ID, "model"])
 
+    check = LambdaStep(
+        name=CHECK_STEP,
+        description="Is there training data under InputDataUrl, and which package is the champion?",
+        lambda_func=Lambda(function_arn=targets.check_function_arn, session=session),
+        inputs={
+            "input_data_url": input_data,
+            "model_package_group_name": targets.model_package_group_name,
+        },
+        outputs=[
+            LambdaOutput(output_name=o, output_type=LambdaOutputTypeEnum.String)
+            for o in CHECK_OUTPUTS
+        ],
+    )
     with _role_checked_by_deployment():
-        prep = _prep_step(
-            settings, targets, options, session, input_data, processing_instance, prep_uri
-        )
+        prep = _prep_step(targets, options, session, input_data, processing_instance, prep_uri)
         train = _train_step(
             settings, targets, options, session, training_instance, git_commit, prep_uri, model_uri
         )
-        evaluation_file = PropertyFile(
-            name="Evaluation", output_name="evaluation", path=contract.EVALUATION_FILE
+        context = _GateContext(
+            settings=settings,
+            targets=targets,
+            options=options,
+            session=session,
+            instance_type=processing_instance,
+            train=train,
+            prep=prep,
+            check=check,
+            prep_uri=prep_uri,
+            evaluation_uri=evaluation_uri,
+            git_commit=git_commit,
+            input_data=input_data,
+            metric_names=metric_names,
+            settings_digest=settings_digest,
         )
-        evaluate = _evaluate_step(
-            targets,
-            options,
-            session,
-            processing_instance,
-            train,
-            prep_uri,
-            evaluation_uri,
-            evaluation_file,
+        against_champion = _evaluate_and_register(context, with_champion=True)
+        alone = _evaluate_and_register(context, with_champion=False)
+        has_champion = ConditionStep(
+            name=CHAMPION_CONDITION_STEP,
+            conditions=[
+                ConditionEquals(left=check.properties.Outputs["has_champion"], right="true")
+            ],
+            if_steps=against_champion,
+            else_steps=alone,
         )
-        conditions: list[Condition] = []
-        for (kind, metric), parameter in threshold_parameters.items():
-            observed = JsonGet(
-                step_name=evaluate.name,
-                property_file=evaluation_file,
-                json_path=metric_json_path(metric),
-            )
-            comparison = (
-                ConditionGreaterThanOrEqualTo if kind == "min" else ConditionLessThanOrEqualTo
-            )
-            conditions.append(comparison(left=observed, right=parameter))
-        register = _register_step(
-            settings,
-            targets,
-            options,
-            session,
-            train,
-            prep,
-            evaluate,
-            evaluation_file,
-            evaluation_uri,
-            git_commit,
-            input_data,
-        )
-        gate_failed = FailStep(
-            name=GATE_FAILED_STEP,
-            error_message=Join(
-                on=" ",
-                values=[
-                    "The model did not pass the quality gate; see",
-                    evaluation_uri,
-                    "for evaluation.json and gate.json.",
-                ],
-            ),
-        )
-        gate_step = ConditionStep(
-            name=GATE_STEP, conditions=conditions, if_steps=[register], else_steps=[gate_failed]
+        # No data: no else steps, so the execution ends as Succeeded and TrainDev does not
+        # block the later stages; CheckInputs' message output says why nothing was trained.
+        has_data = ConditionStep(
+            name=DATA_CONDITION_STEP,
+            conditions=[ConditionEquals(left=check.properties.Outputs["has_data"], right="true")],
+            if_steps=[prep, train, has_champion],
+            else_steps=[],
         )
         return Pipeline(
             name=name,
             parameters=parameters,
-            steps=[prep, train, evaluate, gate_step],
+            steps=[check, has_data],
             sagemaker_session=session,
+            # No SageMaker Experiments: runs are tracked in MLflow (MLFLOW_TRACKING_URI) and
+            # lineage is in the package metadata, so the pipeline role needs no
+            # sagemaker:CreateExperiment/CreateTrial/AssociateTrialComponent rights.
+            pipeline_experiment_config=None,
         )
 
 
@@ -293,11 +319,15 @@ def pipeline_definition(
     settings: MlopsSettings,
     targets: PipelineTargets,
     options: ModelBuildOptions | None = None,
+    settings_digest: str = "unrecorded",
 ) -> str:
     """The pipeline definition as JSON: what ``AWS::SageMaker::Pipeline`` deploys."""
-    pipeline = build_pipeline(name, settings=settings, targets=targets, options=options)
+    pipeline = build_pipeline(
+        name, settings=settings, targets=targets, options=options, settings_digest=settings_digest
+    )
     definition = json.loads(pipeline.definition())
     _tidy_registered_container(definition, targets.region)
+    _train_with_settings(definition, targets)
     return json.dumps(definition, sort_keys=True)
 
 
@@ -329,6 +359,10 @@ def _role_checked_by_deployment() -> Iterator[None]:
             os.environ["SAGEMAKER_VALIDATE_ROLE"] = previous
 
 
+def _job_environment(targets: PipelineTargets) -> dict[str, str]:
+    return {"MLFLOW_TRACKING_URI": targets.tracking_uri} if targets.tracking_uri else {}
+
+
 def _processor(
     command: str,
     targets: PipelineTargets,
@@ -347,12 +381,30 @@ def _processor(
         volume_kms_key=targets.kms_key_id,
         output_kms_key=targets.kms_key_id,
         max_runtime_in_seconds=options.max_runtime_seconds,
+        env=_job_environment(targets) or None,
         sagemaker_session=session,
     )
 
 
+def _s3_input(name: str, uri: object, local_path: str) -> ProcessingInput:
+    return ProcessingInput(
+        input_name=name,
+        s3_input=ProcessingS3Input(
+            s3_uri=uri, local_path=local_path, s3_data_type="S3Prefix", s3_input_mode="File"
+        ),
+    )
+
+
+def _settings_input(targets: PipelineTargets) -> ProcessingInput:
+    return _s3_input("settings", targets.settings_s3_uri, contract.PROCESSING_SETTINGS_DIR)
+
+
+def processing_settings_path(targets: PipelineTargets) -> str:
+    """Where a processing job finds the settings file (``--settings``)."""
+    return f"{contract.PROCESSING_SETTINGS_DIR}/{targets.settings_file_name}"
+
+
 def _prep_step(
-    settings: MlopsSettings,
     targets: PipelineTargets,
     options: ModelBuildOptions,
     session: Session,
@@ -362,18 +414,12 @@ def _prep_step(
 ) -> ProcessingStep:
     processor = _processor("prep", targets, options, session, instance_type)
     # One output for the whole folder: prep writes train/, validation/, test/ and, beside
-    # them, spec.json and lineage.json, which training and the register step read.
+    # them, spec.json and lineage.json, which training and the register step read. The data
+    # input is the whole prefix (every drop under it, read recursively by mlcore).
     step_args = processor.run(
         inputs=[
-            ProcessingInput(
-                input_name="data",
-                s3_input=ProcessingS3Input(
-                    s3_uri=input_data,
-                    local_path=contract.PREP_DATA_DIR,
-                    s3_data_type="S3Prefix",
-                    s3_input_mode="File",
-                ),
-            )
+            _s3_input("data", input_data, contract.PREP_DATA_DIR),
+            _settings_input(targets),
         ],
         outputs=[
             ProcessingOutput(
@@ -389,9 +435,7 @@ def _prep_step(
             "--output",
             contract.PREP_OUTPUT_DIR,
             "--settings",
-            contract.CONTAINER_SETTINGS_PATH,
-            "--target",
-            settings.dataset.target,
+            processing_settings_path(targets),
         ],
     )
     lineage = PropertyFile(name="Lineage", output_name="prep", path=contract.LINEAGE_FILE)
@@ -409,6 +453,16 @@ def training_hyperparameters(settings: MlopsSettings) -> dict[str, str]:
     for key, value in training.hyperparameters.items():
         values[key] = json.dumps(value) if not isinstance(value, str) else value
     return values
+
+
+def training_command(targets: PipelineTargets) -> list[str]:
+    """The training container's command: the SageMaker contract, settings from the artifact."""
+    return [
+        "mlcore",
+        "train",
+        "--settings",
+        f"{contract.TRAINING_CHANNEL_ROOT}/settings/{targets.settings_file_name}",
+    ]
 
 
 def _train_step(
@@ -441,15 +495,17 @@ def _train_step(
         ),
         stopping_condition=stopping,
         hyperparameters={**training_hyperparameters(settings), "git_commit": git_commit},
+        environment=_job_environment(targets) or None,
         output_data_config=OutputDataConfig(
             s3_output_path=model_uri, kms_key_id=targets.kms_key_id
         ),
     )
-    channels = {
+    channels: dict[str, object] = {
         "train": Join(on="/", values=[prep_uri, "train"]),
         "validation": Join(on="/", values=[prep_uri, "validation"]),
         # A prefix naming one object: the channel holds just spec.json.
         "spec": Join(on="/", values=[prep_uri, contract.SPEC_FILE]),
+        "settings": targets.settings_s3_uri,
     }
     step_args = trainer.train(
         input_data_config=[
@@ -459,60 +515,88 @@ def _train_step(
     return TrainingStep(name=TRAIN_STEP, step_args=step_args, depends_on=[PREP_STEP])
 
 
-def _evaluate_step(
-    targets: PipelineTargets,
-    options: ModelBuildOptions,
-    session: Session,
-    instance_type: ParameterString,
-    train: TrainingStep,
-    prep_uri: Join,
-    evaluation_uri: Join,
-    evaluation_file: PropertyFile,
-) -> ProcessingStep:
-    processor = _processor("evaluate", targets, options, session, instance_type)
+@dataclass(frozen=True)
+class _GateContext:
+    """What the evaluate and register steps of either branch are built from."""
+
+    settings: MlopsSettings
+    targets: PipelineTargets
+    options: ModelBuildOptions
+    session: Session
+    instance_type: ParameterString
+    train: TrainingStep
+    prep: ProcessingStep
+    check: LambdaStep
+    prep_uri: Join
+    evaluation_uri: Join
+    git_commit: ParameterString
+    input_data: ParameterString
+    metric_names: tuple[str, ...]
+    settings_digest: str
+
+
+def evaluate_arguments(targets: PipelineTargets, *, with_champion: bool) -> list[str]:
+    """``mlcore evaluate`` arguments: the gate decides, and a failing challenger fails the step."""
+    arguments = [
+        "--model-dir",
+        contract.EVALUATE_MODEL_DIR,
+        "--data",
+        contract.EVALUATE_DATA_DIR,
+        "--output",
+        contract.EVALUATE_OUTPUT_DIR,
+        "--settings",
+        processing_settings_path(targets),
+        "--fail-on-gate",
+    ]
+    if with_champion:
+        arguments += ["--champion-dir", contract.EVALUATE_CHAMPION_DIR]
+    return arguments
+
+
+def _evaluate_and_register(context: _GateContext, *, with_champion: bool) -> list[object]:
+    """The evaluate step and the register step that follows it, for one branch of HasChampion."""
+    evaluate_name = EVALUATE_VS_CHAMPION_STEP if with_champion else EVALUATE_STEP
+    targets = context.targets
+    processor = _processor(
+        "evaluate", targets, context.options, context.session, context.instance_type
+    )
+    inputs = [
+        _s3_input(
+            "model",
+            context.train.properties.ModelArtifacts.S3ModelArtifacts,
+            contract.EVALUATE_MODEL_DIR,
+        ),
+        _s3_input(
+            "test", Join(on="/", values=[context.prep_uri, "test"]), contract.EVALUATE_DATA_DIR
+        ),
+        _settings_input(targets),
+    ]
+    if with_champion:
+        inputs.append(
+            _s3_input(
+                "champion",
+                context.check.properties.Outputs["champion_model_url"],
+                contract.EVALUATE_CHAMPION_DIR,
+            )
+        )
     step_args = processor.run(
-        inputs=[
-            ProcessingInput(
-                input_name="model",
-                s3_input=ProcessingS3Input(
-                    s3_uri=train.properties.ModelArtifacts.S3ModelArtifacts,
-                    local_path=contract.EVALUATE_MODEL_DIR,
-                    s3_data_type="S3Prefix",
-                    s3_input_mode="File",
-                ),
-            ),
-            ProcessingInput(
-                input_name="test",
-                s3_input=ProcessingS3Input(
-                    s3_uri=Join(on="/", values=[prep_uri, "test"]),
-                    local_path=contract.EVALUATE_DATA_DIR,
-                    s3_data_type="S3Prefix",
-                    s3_input_mode="File",
-                ),
-            ),
-        ],
+        inputs=inputs,
         outputs=[
             ProcessingOutput(
                 output_name="evaluation",
                 s3_output=ProcessingS3Output(
-                    s3_uri=evaluation_uri,
+                    s3_uri=context.evaluation_uri,
                     local_path=contract.EVALUATE_OUTPUT_DIR,
                     s3_upload_mode="EndOfJob",
                 ),
             )
         ],
-        arguments=[
-            "--model-dir",
-            contract.EVALUATE_MODEL_DIR,
-            "--data",
-            contract.EVALUATE_DATA_DIR,
-            "--output",
-            contract.EVALUATE_OUTPUT_DIR,
-            "--settings",
-            contract.CONTAINER_SETTINGS_PATH,
-        ],
+        arguments=evaluate_arguments(targets, with_champion=with_champion),
     )
-    return ProcessingStep(name=EVALUATE_STEP, step_args=step_args, property_files=[evaluation_file])
+    gate_file = PropertyFile(name="Gate", output_name="evaluation", path=contract.GATE_FILE)
+    evaluate = ProcessingStep(name=evaluate_name, step_args=step_args, property_files=[gate_file])
+    register = _register_step(context, evaluate, gate_file, with_champion=with_champion)
+    return [evaluate, register]
 
 
 def _as_text(value: JsonGet) -> Join:
@@ -520,23 +604,35 @@ def _as_text(value: JsonGet) -> Join:
     return Join(on="", values=[value])
 
 
+def gate_metadata(settings: MlopsSettings, *, settings_digest: str) -> dict[str, str]:
+    """The gate a registered model passed, as package metadata: thresholds and their source.
+
+    The thresholds are those of the settings artifact every job read (its hash recorded with
+    them); no execution parameter can change them, so what is recorded is what was applied.
+    """
+    gate = settings.gate
+    metadata = {
+        "gate_primary_metric": gate.primary_metric,
+        "gate_champion_tolerance": str(gate.champion_tolerance),
+        "gate_settings_sha256": settings_digest,
+    }
+    metadata.update({f"gate_min_{m}": str(v) for m, v in gate.min_metrics.items()})
+    metadata.update({f"gate_max_{m}": str(v) for m, v in gate.max_metrics.items()})
+    return metadata
+
+
 def _register_step(
-    settings: MlopsSettings,
-    targets: PipelineTargets,
-    options: ModelBuildOptions,
-    session: Session,
-    train: TrainingStep,
-    prep: ProcessingStep,
+    context: _GateContext,
     evaluate: ProcessingStep,
-    evaluation_file: PropertyFile,
-    evaluation_uri: Join,
-    git_commit: ParameterString,
-    input_data: ParameterString,
+    gate_file: PropertyFile,
+    *,
+    with_champion: bool,
 ) -> ModelStep:
+    settings, targets, prep = context.settings, context.targets, context.prep
     lineage_file = prep.property_files[0]
     metadata: dict[str, object] = {
-        "git_commit": git_commit,
-        "data_url": input_data,
+        "git_commit": context.git_commit,
+        "data_url": context.input_data,
         "data_fingerprint": JsonGet(
             step_name=prep.name, property_file=lineage_file, json_path="data_fingerprint"
         ),
@@ -544,27 +640,32 @@ def _register_step(
             JsonGet(step_name=prep.name, property_file=lineage_file, json_path="rows")
         ),
         "pipeline_execution_arn": ExecutionVariables.PIPELINE_EXECUTION_ARN,
+        "model_sha256": JsonGet(
+            step_name=evaluate.name, property_file=gate_file, json_path="model_sha256"
+        ),
+        "gate_champion_package_arn": context.check.properties.Outputs["champion_package_arn"]
+        if with_champion
+        else "none",
+        **gate_metadata(settings, settings_digest=context.settings_digest),
     }
     for key, value in training_hyperparameters(settings).items():
         metadata[f"hp_{key}"] = value
-    gate_metrics = [
-        settings.gate.primary_metric,
-        *settings.gate.min_metrics,
-        *settings.gate.max_metrics,
-    ]
-    for metric in dict.fromkeys(gate_metrics):
+    # Gated metrics are never NaN on a model that passed; the primary metric is compared
+    # (so also a number) only when there is a champion.
+    recorded = list(context.metric_names)
+    if with_champion and settings.gate.primary_metric not in recorded:
+        recorded.append(settings.gate.primary_metric)
+    for metric in recorded:
         metadata[f"metric_{metric}"] = _as_text(
             JsonGet(
-                step_name=evaluate.name,
-                property_file=evaluation_file,
-                json_path=metric_json_path(metric),
+                step_name=evaluate.name, property_file=gate_file, json_path=f"challenger.{metric}"
             )
         )
     builder = ModelBuilder(
         image_uri=targets.image_uri,
-        s3_model_data_url=train.properties.ModelArtifacts.S3ModelArtifacts,
+        s3_model_data_url=context.train.properties.ModelArtifacts.S3ModelArtifacts,
         role_arn=targets.role_arn,
-        sagemaker_session=session,
+        sagemaker_session=context.session,
         # ModelBuilder otherwise sets the SDK's shared utils logger to DEBUG for the process.
         log_level=logging.WARNING,
     )
@@ -572,18 +673,33 @@ def _register_step(
         model_package_group_name=targets.model_package_group_name,
         content_types=["text/csv", "application/json"],
         response_types=["application/json"],
-        inference_instances=list(options.inference_instance_types),
-        transform_instances=list(options.inference_instance_types),
+        inference_instances=list(context.options.inference_instance_types),
+        transform_instances=list(context.options.inference_instance_types),
         approval_status=APPROVAL_STATUS,
         model_metrics=ModelMetrics(
             model_statistics=MetricsSource(
                 content_type="application/json",
-                s3_uri=Join(on="/", values=[evaluation_uri, contract.EVALUATION_FILE]),
+                s3_uri=Join(on="/", values=[context.evaluation_uri, contract.EVALUATION_FILE]),
             )
         ),
         customer_metadata_properties=metadata,
     )
-    return ModelStep(name=REGISTER_STEP, step_args=step_args)
+    name = REGISTER_VS_CHAMPION_STEP if with_champion else REGISTER_STEP
+    return ModelStep(name=name, step_args=step_args)
+
+
+def _train_with_settings(definition: dict[str, object], targets: PipelineTargets) -> None:
+    """Run the training container as ``mlcore train --settings <artifact>``.
+
+    ModelTrainer has no entry-point option, while CreateTrainingJob's AlgorithmSpecification
+    takes ContainerEntrypoint (botocore's SageMaker service model); without it SageMaker runs
+    ``<image> train``, which would read settings from the working directory.
+    """
+    for step in _all_steps(definition):
+        if step.get("Type") == "Training":
+            step["Arguments"]["AlgorithmSpecification"]["ContainerEntrypoint"] = training_command(  # type: ignore[index]
+                targets
+            )
 
 
 def _tidy_registered_container(definition: dict[str, object], region: str) -> None:

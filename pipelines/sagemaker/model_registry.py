@@ -4,8 +4,8 @@ The model-build pipeline registers each model that passes the quality gate as
 PendingManualApproval, with its lineage in the package's metadata. A reviewer approves it
 in SageMaker Studio (Models > Registered models) or here::
 
-    python -m pipelines.sagemaker.model_registry list --group churn-dev-models
-    python -m pipelines.sagemaker.model_registry approve --group churn-dev-models --latest \\
+    python -m pipelines.sagemaker.model_registry list --group <project>-dev-models
+    python -m pipelines.sagemaker.model_registry approve --group <project>-dev-models --latest \\
         --comment "AUC 0.87 on the March data; reviewed by J. Doe"
 
 Approving emits SageMaker's "Model Package State Change" event, which deployment listens to.
@@ -114,13 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     listing = sub.add_parser("list", help="list a group's packages with their lineage and metrics")
     listing.add_argument(
-        "--group", required=True, help="model package group, e.g. churn-dev-models"
+        "--group", required=True, help="model package group, e.g. <project>-dev-models"
     )
     listing.add_argument("--status", choices=["Approved", "Rejected", PENDING])
     for command in ("approve", "reject"):
         decide = sub.add_parser(command, help=f"{command} a package")
         decide.add_argument(
-            "--group", required=True, help="model package group, e.g. churn-dev-models"
+            "--group", required=True, help="model package group, e.g. <project>-dev-models"
         )
         which = decide.add_mutually_exclusive_group(required=True)
         which.add_argument("--package-arn", help="the package to decide on")

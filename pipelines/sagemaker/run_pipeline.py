@@ -3,7 +3,7 @@
 CI/CD runs this after deploying an environment (the "train on commit" trigger); people run it
 to start a training run by hand::
 
-    python -m pipelines.sagemaker.run_pipeline --pipeline-name churn-dev-model-build \\
+    python -m pipelines.sagemaker.run_pipeline --pipeline-name <project>-dev-model-build \\
         --parameter GitCommit=$(git rev-parse HEAD) --wait --timeout-minutes 120
 
 Exit codes: 0 the execution succeeded (or was started, without ``--wait``); 1 it failed or was
@@ -20,13 +20,19 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import boto3
+import botocore.session
+from botocore.credentials import CredentialProvider, DeferredRefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError
 
 logger = logging.getLogger(__name__)
 
+#: The pipeline's first step (pipelines.sagemaker.definition.CHECK_STEP); kept here so the CI
+#: image needs only boto3, not the SageMaker SDK that definition.py imports.
+CHECK_STEP = "CheckInputs"
 TERMINAL_STATUSES = frozenset({"Succeeded", "Failed", "Stopped"})
 EXIT_SUCCEEDED = 0
 EXIT_FAILED = 1
@@ -41,6 +47,8 @@ class StepStatus:
     name: str
     status: str
     failure_reason: str | None = None
+    # A Lambda step's output parameters (the CheckInputs step says why a run trained nothing).
+    outputs: tuple[tuple[str, str], ...] = ()
 
     def describe(self) -> str:
         text = f"{self.name}: {self.status}"
@@ -122,6 +130,12 @@ def step_statuses(client: Any, execution_arn: str) -> tuple[StepStatus, ...]:
                     name=step["StepName"],
                     status=step.get("StepStatus", "Unknown"),
                     failure_reason=step.get("FailureReason"),
+                    outputs=tuple(
+                        (o["Name"], o.get("Value", ""))
+                        for o in step.get("Metadata", {})
+                        .get("Lambda", {})
+                        .get("OutputParameters", [])
+                    ),
                 )
             )
         token = page.get("NextToken")
@@ -163,26 +177,88 @@ def wait_for_execution(
         sleep(min(poll_seconds, max(deadline - clock(), 0.0)))
 
 
+def skipped_reason(steps: Sequence[StepStatus]) -> str | None:
+    """Why a succeeded execution trained nothing (no data), from its CheckInputs step."""
+    for step in steps:
+        outputs = dict(step.outputs)
+        if step.name == CHECK_STEP and outputs.get("has_data") == "false":
+            return outputs.get("message") or "no training data"
+    return None
+
+
 def _declared_parameters(client: Any, pipeline_name: str) -> set[str]:
     described = client.describe_pipeline(PipelineName=pipeline_name)
     definition = json.loads(described["PipelineDefinition"])
     return {parameter["Name"] for parameter in definition.get("Parameters", [])}
 
 
-def sagemaker_client(*, region: str | None = None, assume_role_arn: str | None = None) -> Any:
-    """A SageMaker client, in another account through ``assume_role_arn`` when given."""
-    session = boto3.Session(region_name=region)
-    if assume_role_arn:
-        credentials = session.client("sts").assume_role(
-            RoleArn=assume_role_arn, RoleSessionName="mlops-run-pipeline"
-        )["Credentials"]
-        session = boto3.Session(
-            region_name=region,
-            aws_access_key_id=credentials["AccessKeyId"],
-            aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials["SessionToken"],
+def assumed_role_session(
+    role_arn: str,
+    *,
+    region: str | None = None,
+    source: boto3.Session | None = None,
+    session_name: str = "mlops-run-pipeline",
+    duration_seconds: int = 3600,
+    time_fetcher: Callable[[], datetime] | None = None,
+) -> boto3.Session:
+    """A session acting as ``role_arn`` whose credentials are renewed before they expire.
+
+    CodeBuild already runs as a role, so assuming the environment's CI role is role chaining,
+    which IAM caps at one hour whatever the role's MaxSessionDuration ("Role chaining limits
+    your session to a maximum of one hour", IAM User Guide, Roles terms). A training wait runs
+    for hours (``train_timeout_minutes``, 180 by default), so the credentials are botocore
+    refreshable credentials: botocore calls AssumeRole again from the source credentials
+    (themselves refreshed by CodeBuild) whenever fewer than 15 minutes remain.
+    """
+    source = source or boto3.Session(region_name=region)
+    if source.get_credentials() is None:
+        raise ValueError(
+            f"no AWS credentials to assume {role_arn} with: configure credentials (aws "
+            "configure, AWS_PROFILE or the CodeBuild role) or leave out --assume-role-arn"
         )
-    return session.client("sagemaker")
+    sts = source.client("sts", region_name=region or source.region_name)
+
+    def assume() -> dict[str, str]:
+        issued = sts.assume_role(
+            RoleArn=role_arn, RoleSessionName=session_name, DurationSeconds=duration_seconds
+        )["Credentials"]
+        logger.info("assumed %s until %s", role_arn, issued["Expiration"].isoformat())
+        return {
+            "access_key": issued["AccessKeyId"],
+            "secret_key": issued["SecretAccessKey"],
+            "token": issued["SessionToken"],
+            "expiry_time": issued["Expiration"].isoformat(),
+        }
+
+    options = {"time_fetcher": time_fetcher} if time_fetcher is not None else {}
+    credentials = DeferredRefreshableCredentials(
+        refresh_using=assume, method="assume-role", **options
+    )
+    core = botocore.session.Session()
+    # Ahead of the environment and profile providers: this session acts only as role_arn.
+    core.get_component("credential_provider").insert_before(
+        "env", _FixedCredentialProvider(credentials)
+    )
+    return boto3.Session(botocore_session=core, region_name=region or source.region_name)
+
+
+class _FixedCredentialProvider(CredentialProvider):  # type: ignore[misc]
+    METHOD = "mlops-assume-role"
+    CANONICAL_NAME = "custom-mlops-assume-role"
+
+    def __init__(self, credentials: DeferredRefreshableCredentials) -> None:
+        super().__init__()
+        self._credentials = credentials
+
+    def load(self) -> DeferredRefreshableCredentials:
+        return self._credentials
+
+
+def sagemaker_client(*, region: str | None = None, assume_role_arn: str | None = None) -> Any:
+    """A SageMaker client, acting as ``assume_role_arn`` (refreshed for long waits) when given."""
+    if assume_role_arn:
+        return assumed_role_session(assume_role_arn, region=region).client("sagemaker")
+    return boto3.Session(region_name=region).client("sagemaker")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start a SageMaker model-build pipeline execution and optionally wait for it.",
     )
     parser.add_argument(
-        "--pipeline-name", required=True, help="e.g. churn-dev-model-build (a stack output)"
+        "--pipeline-name", required=True, help="e.g. <project>-dev-model-build (a stack output)"
     )
     parser.add_argument(
         "--parameter",
@@ -258,6 +334,10 @@ def main(argv: Sequence[str] | None = None, *, client: Any | None = None) -> int
             f"execution {result.status}"
             + (f": {result.failure_reason}" if result.failure_reason else "")
         )
+        skipped = skipped_reason(result.steps) if result.status == "Succeeded" else None
+        if skipped:
+            # Not a failure (the first deploy has an empty bucket), but say it loudly.
+            print(f"no model was trained: {skipped}")
         return EXIT_SUCCEEDED if result.status == "Succeeded" else EXIT_FAILED
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

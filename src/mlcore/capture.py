@@ -27,7 +27,13 @@ Two request headers feed the metadata: ``X-Amzn-SageMaker-Inference-Id`` (the lo
 equivalent of InvokeEndpoint's ``InferenceId``, used to join late ground truth) and
 ``X-Mlcore-Inference-Time``, a local-only extension that sets the recorded inference
 time (ISO 8601; UTC when no offset is given) so simulated traffic from another period
-lands in that period's folders. SageMaker itself always records the real time.
+lands in that period's folders. The server honours it only when told to
+(``trust_inference_time_header``, which the demo sets); SageMaker itself always records
+the real time.
+
+A capture file whose writer was stopped mid-append can end in a torn line (no newline,
+not a whole JSON record). The readers skip such a final line, log it and count it in
+:class:`CaptureReadStats`; a line that is broken anywhere else is an error.
 """
 
 from __future__ import annotations
@@ -36,10 +42,14 @@ import base64
 import binascii
 import json
 import logging
+import os
 import random
+import tempfile
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,6 +59,7 @@ import pandas as pd
 from mlcore.data import DatasetSpec
 from mlcore.errors import ConfigError, DataError
 from mlcore.model import PREDICTION_COLUMN, SCORE_COLUMN
+from mlcore.serve.defaults import DEFAULT_ENDPOINT_NAME, DEFAULT_VARIANT_NAME
 from mlcore.serve.payload import (
     CSV,
     JSON,
@@ -65,10 +76,10 @@ INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
 INFERENCE_TIME_HEADER = "X-Mlcore-Inference-Time"
 INFERENCE_ID_COLUMN = "inference_id"
 INFERENCE_TIME_COLUMN = "inference_time"
-DEFAULT_ENDPOINT_NAME = "local-endpoint"
-DEFAULT_VARIANT_NAME = "AllTraffic"  # SageMaker's name for a single production variant
 EVENT_VERSION = "0"
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+# Hour folders a writer remembers its file for; older hours get a new file if they come back.
+OPEN_FILES_LIMIT = 48
 
 
 def parse_inference_time(value: str) -> datetime:
@@ -129,14 +140,33 @@ class CaptureWriter:
         self._json_types = frozenset(media_type(t) for t in json_content_types)
         self._random = random.Random(seed)
         self._lock = threading.Lock()
-        # One file per hour folder for the life of this writer, as SageMaker does per host.
-        self._files: dict[str, Path] = {}
+        # One file per hour folder, as SageMaker does per host; only the most recent hours are
+        # remembered, so the map stays bounded whatever times the records carry.
+        self._files: OrderedDict[str, Path] = OrderedDict()
         self.records_written = 0
 
     @property
     def prefix(self) -> Path:
         """The folder holding this endpoint variant's captured data."""
         return self.root / self.endpoint_name / self.variant_name
+
+    def check_writable(self) -> None:
+        """Create the capture folder and write a probe file there; ConfigError if that fails.
+
+        A server whose captures are all lost would answer every request and leave the
+        monitors blind, so it refuses to start instead.
+        """
+        try:
+            self.prefix.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.prefix, prefix=".write-probe-") as probe:
+                probe.write(b"probe")
+                probe.flush()
+                os.fsync(probe.fileno())
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write data capture to {self.prefix}: {exc}. Give a writable --capture-dir "
+                "(or none, to serve without capture)."
+            ) from exc
 
     def capture(
         self,
@@ -179,7 +209,7 @@ class CaptureWriter:
             return path
 
     def files(self) -> list[Path]:
-        """The capture files this writer has written, in time order."""
+        """The capture files of the hours this writer remembers (at most OPEN_FILES_LIMIT), in time order."""
         with self._lock:
             return sorted(self._files.values())
 
@@ -201,10 +231,23 @@ class CaptureWriter:
 
     def _file_for(self, when: datetime) -> Path:
         hour = when.strftime("%Y/%m/%d/%H")
-        if hour not in self._files:
-            name = f"{when:%M-%S}-{when.microsecond // 1000:03d}-{uuid.uuid4()}.jsonl"
-            self._files[hour] = self.prefix / hour / name
+        if hour in self._files:
+            self._files.move_to_end(hour)
+            return self._files[hour]
+        name = f"{when:%M-%S}-{when.microsecond // 1000:03d}-{uuid.uuid4()}.jsonl"
+        self._files[hour] = self.prefix / hour / name
+        while len(self._files) > OPEN_FILES_LIMIT:
+            self._files.popitem(last=False)
         return self._files[hour]
+
+
+@dataclass
+class CaptureReadStats:
+    """What a capture reader skipped: torn final lines (``file:line``) of files cut mid-append."""
+
+    files: int = 0
+    records: int = 0
+    torn_lines: list[str] = field(default_factory=list)
 
 
 def capture_files(path: str | Path) -> list[Path]:
@@ -223,31 +266,74 @@ def capture_files(path: str | Path) -> list[Path]:
     return files
 
 
+def capture_lines(
+    path: str | Path, stats: CaptureReadStats | None = None
+) -> Iterator[tuple[str, str]]:
+    """Yield ``(line, "file:line")`` for every whole record line of the capture files at ``path``.
+
+    A final line without its newline that is not a whole JSON document is the torn end
+    of a file cut mid-append: it is skipped, logged and counted in ``stats``.
+    Every other line is yielded, for the caller to parse (and refuse when it is broken).
+    """
+    stats = stats if stats is not None else CaptureReadStats()
+    for file in capture_files(path):
+        stats.files += 1
+        with file.open("rb") as handle:
+            for line_number, raw in enumerate(handle, start=1):
+                if not raw.strip():
+                    continue
+                where = f"{file}:{line_number}"
+                if not raw.endswith(b"\n") and not _is_json(raw):
+                    stats.torn_lines.append(where)
+                    logger.warning(
+                        "skipping the torn last line of %s (its writer stopped mid-append); "
+                        "%d torn line(s) so far",
+                        where,
+                        len(stats.torn_lines),
+                    )
+                    continue
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise DataError(f"{where} is not UTF-8 text: {exc}") from exc
+                stats.records += 1
+                yield line, where
+
+
+def _is_json(line: bytes) -> bool:
+    try:
+        json.loads(line)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
 def iter_capture(
-    path: str | Path, spec: DatasetSpec, *, chunk_rows: int = 50_000
+    path: str | Path,
+    spec: DatasetSpec,
+    *,
+    chunk_rows: int = 50_000,
+    stats: CaptureReadStats | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Yield captured rows as frames of at most ``chunk_rows`` rows, in file order.
 
     Memory stays bounded by about twice ``chunk_rows`` rows plus one request's
     payload, so a monitor can stream a day of traffic. See :func:`read_capture` for
-    the columns.
+    the columns. Torn final lines are skipped and counted in ``stats`` (see
+    :func:`capture_lines`).
     """
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
     batch = _Batch(spec)
     carry: pd.DataFrame | None = None
-    for file in capture_files(path):
-        with file.open(encoding="utf-8") as handle:
-            for line_number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                batch.add(line, f"{file}:{line_number}")
-                if batch.rows >= chunk_rows:
-                    carry = _join(carry, batch.to_frame())
-                    batch = _Batch(spec)
-                    while len(carry) >= chunk_rows:
-                        yield carry.iloc[:chunk_rows].reset_index(drop=True)
-                        carry = carry.iloc[chunk_rows:]
+    for line, where in capture_lines(path, stats):
+        batch.add(line, where)
+        if batch.rows >= chunk_rows:
+            carry = _join(carry, batch.to_frame())
+            batch = _Batch(spec)
+            while len(carry) >= chunk_rows:
+                yield carry.iloc[:chunk_rows].reset_index(drop=True)
+                carry = carry.iloc[chunk_rows:]
     if batch.rows:
         carry = _join(carry, batch.to_frame())
     while carry is not None and len(carry):
@@ -261,7 +347,9 @@ def _join(carry: pd.DataFrame | None, frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([carry, frame], ignore_index=True)
 
 
-def read_capture(path: str | Path, spec: DatasetSpec) -> pd.DataFrame:
+def read_capture(
+    path: str | Path, spec: DatasetSpec, *, stats: CaptureReadStats | None = None
+) -> pd.DataFrame:
     """Read captured traffic into one frame: one row per record of each request.
 
     Columns: the model's features (typed as the endpoint checked them), ``prediction``,
@@ -269,7 +357,7 @@ def read_capture(path: str | Path, spec: DatasetSpec) -> pd.DataFrame:
     none) and ``inference_time`` (UTC). Records captured without output have missing
     predictions. ``path`` is one capture file or a folder searched recursively.
     """
-    frames = list(iter_capture(path, spec, chunk_rows=1_000_000))
+    frames = list(iter_capture(path, spec, chunk_rows=1_000_000, stats=stats))
     if not frames:
         return _empty_frame(spec)
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]

@@ -8,22 +8,23 @@ explicit paths. ``mlcore demo`` runs the whole lifecycle locally.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlcore import __version__
 from mlcore.errors import MlcoreError
-from mlcore.settings import (
-    DEFAULT_SETTINGS_FILE,
-    SETTINGS_ENV_VAR,
-    MlopsSettings,
-    load_settings,
-    resolve_settings_path,
-)
+from mlcore.settings_file import DEFAULT_SETTINGS_FILE, SETTINGS_ENV_VAR, settings_path
 
+if TYPE_CHECKING:
+    from mlcore.settings import MlopsSettings
+
+# Every import below this module's own is deferred to the command that needs it, so
+# `mlcore --help` and `mlcore <command> --help` load no pandas, scikit-learn or scipy.
 logger = logging.getLogger("mlcore")
 
 EXIT_ERROR = 2
@@ -32,7 +33,9 @@ EXIT_GATE_FAILED = 3
 
 def settings_from_args(args: argparse.Namespace) -> MlopsSettings:
     """``--settings FILE``; else ``$MLOPS_SETTINGS``; else ./mlops.yaml when present; else defaults."""
-    return load_settings(resolve_settings_path(getattr(args, "settings", None)))
+    from mlcore.settings import load_settings
+
+    return load_settings(settings_path(getattr(args, "settings", None)))
 
 
 def _add_settings_option(parser: argparse.ArgumentParser) -> None:
@@ -148,7 +151,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The mlcore parser; ``argv`` (default: sys.argv) decides which component parser to load."""
     parser = argparse.ArgumentParser(
         prog="mlcore",
         description="mlcore: the entry points every host runs (SageMaker, Azure ML, CI, laptop).",
@@ -237,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings_option(evaluate)
     evaluate.set_defaults(handler=_cmd_evaluate)
 
-    _add_component_subcommands(sub)
+    _add_component_subcommands(sub, _chosen_command(argv))
 
     demo = sub.add_parser(
         "demo", help="run the whole lifecycle locally: train, gate, register, serve, drift, retrain"
@@ -254,21 +258,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_component_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from mlcore.drift.cli import add_drift_parser
-    from mlcore.project_init import add_extras_parser, add_init_parser
-    from mlcore.quality import add_quality_parser
-    from mlcore.serve.cli import add_serve_parser
+# Subcommands whose parser lives with their code: name -> (module, function, one-line help).
+# Only the chosen one's module is imported; the others appear in `mlcore --help` by this line.
+COMPONENT_COMMANDS = {
+    "init": (
+        "mlcore.project_init",
+        "add_init_parser",
+        "generate this project's settings from your data (mlops.yaml, cdk.json, Azure envs)",
+    ),
+    "drift": (
+        "mlcore.drift.cli",
+        "add_drift_parser",
+        "compare current data with the reference or the model's baseline",
+    ),
+    "quality": (
+        "mlcore.quality",
+        "add_quality_parser",
+        "join late ground truth with captured predictions and score live quality",
+    ),
+    "serve": (
+        "mlcore.serve.cli",
+        "add_serve_parser",
+        "serve a model over HTTP (SageMaker inference contract: GET /ping, POST /invocations)",
+    ),
+    "extras": (
+        "mlcore.project_init",
+        "add_extras_parser",
+        "the optional dependencies the settings need, for image and environment builds",
+    ),
+}
 
-    add_init_parser(sub)
-    add_drift_parser(sub)
-    add_quality_parser(sub)
-    add_serve_parser(sub)
-    add_extras_parser(sub)
+
+def _chosen_command(argv: Sequence[str] | None) -> str | None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    return next((a for a in args if not a.startswith("-")), None)
+
+
+def _add_component_subcommands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], chosen: str | None
+) -> None:
+    for name, (module, function, summary) in COMPONENT_COMMANDS.items():
+        if name == chosen:
+            getattr(importlib.import_module(module), function)(sub)
+        else:
+            sub.add_parser(name, help=summary)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

@@ -346,7 +346,14 @@ def _send_traffic(
     The client is the standard library's: the demo needs only mlcore's runtime dependencies.
     """
     requests = 0
-    with serve_in_thread(package.model_dir, capture_dir=capture_dir) as base_url:
+    # The registry's hash is checked before the model is unpickled, as on a real endpoint; the
+    # time header is trusted because this traffic replays a later period, not today's.
+    with serve_in_thread(
+        package.model_dir,
+        capture_dir=capture_dir,
+        expected_sha256=package.model_sha256,
+        trust_inference_time_header=True,
+    ) as base_url:
         address = urlsplit(base_url)
         connection = http.client.HTTPConnection(
             address.hostname or "127.0.0.1", address.port, timeout=30

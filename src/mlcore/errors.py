@@ -23,3 +23,7 @@ class RegistryError(MlcoreError):
 
 class TrackingError(MlcoreError):
     """Logging a run to the MLflow tracking server or store failed."""
+
+
+class OutputError(MlcoreError):
+    """An output folder could not be written (a full disk, no permission); nothing partial is left."""

@@ -15,6 +15,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlcore.atomic import check_output_dir, staged_output
 from mlcore.data import check_declared_columns, fingerprint, load_table, validate_frame
 from mlcore.errors import ModelError
 from mlcore.evaluate import evaluate_model, evaluation_document, slice_metrics
@@ -64,7 +65,10 @@ def run_evaluation(
     """Evaluate the challenger (and the champion on the same data), gate, and write the reports.
 
     The model card is titled ``model_name`` (default: the project's name, ``<project> model``).
+    The reports are published together (see :mod:`mlcore.atomic`): a failed write leaves
+    no evaluation.json behind for a ConditionStep to read.
     """
+    check_output_dir(output_dir)  # before any work
     challenger_dir = _model_folder(model_dir)
     challenger = ModelBundle.load(challenger_dir)
     frame = load_table(data)
@@ -95,22 +99,6 @@ def run_evaluation(
     )
 
     out = Path(output_dir)
-    write_json(out / "evaluation.json", evaluation_document(metrics, task=challenger.spec.task))
-    write_json(
-        out / "gate.json",
-        {
-            **decision.to_dict(),
-            MODEL_SHA256_KEY: file_sha256(challenger_dir / MODEL_FILE),
-            # The MLflow run the model was trained in (null when untracked), for the registers.
-            "mlflow_run_id": challenger.metadata.get("mlflow_run_id"),
-        },
-    )
-    sample = challenger_dir / SAMPLE_REQUEST_FILE
-    if sample.is_file():
-        shutil.copyfile(sample, out / SAMPLE_REQUEST_FILE)
-    else:
-        logger.warning("%s has no %s to publish beside the evaluation", model_dir, sample.name)
-    write_json(out / "slice_metrics.json", slices)
     card = build_model_card(
         challenger,
         metrics=metrics,
@@ -120,7 +108,27 @@ def run_evaluation(
         evaluation_fingerprint=fingerprint(frame),
         name=model_name or f"{settings.project} model",
     )
-    write_model_card(card, out)
+    sample = challenger_dir / SAMPLE_REQUEST_FILE
+    # What the pipeline reads first (evaluation.json, gate.json) is published last.
+    with staged_output(out, last=("gate.json", "evaluation.json")) as stage:
+        write_json(
+            stage / "evaluation.json", evaluation_document(metrics, task=challenger.spec.task)
+        )
+        write_json(
+            stage / "gate.json",
+            {
+                **decision.to_dict(),
+                MODEL_SHA256_KEY: file_sha256(challenger_dir / MODEL_FILE),
+                # The MLflow run the model was trained in (null when untracked), for the registers.
+                "mlflow_run_id": challenger.metadata.get("mlflow_run_id"),
+            },
+        )
+        if sample.is_file():
+            shutil.copyfile(sample, stage / SAMPLE_REQUEST_FILE)
+        else:
+            logger.warning("%s has no %s to publish beside the evaluation", model_dir, sample.name)
+        write_json(stage / "slice_metrics.json", slices)
+        write_model_card(card, stage)
     logger.info(
         "gate %s: %s", "passed" if decision.passed else "failed", "; ".join(decision.reasons)
     )

@@ -13,13 +13,22 @@ A model directory holds:
 ``metadata.json`` records the sha256 of ``model.joblib`` (``model_sha256``). Registries
 copy it outside the model folder, and serving checks the file against that copy.
 
+Loading checks before it unpickles: the file's bytes are read once, hashed, and compared
+with the hash in ``metadata.json`` (catches a torn or corrupted file) and, when the caller
+gives one, with a hash from outside the folder (catches a file that is not the one
+registered, even when ``metadata.json`` was rewritten with it). Only those same bytes are
+then unpickled, and the result must be a scikit-learn pipeline. Every problem is a
+:class:`~mlcore.errors.ModelError`.
+
 Training writes it, serving and evaluation load it, on every host alike.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import re
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
@@ -72,8 +81,15 @@ class ModelBundle:
             raise DataError(
                 f"input lacks feature columns {missing}; the model expects {list(self.spec.features)}"
             )
-        features = coerce_features(frame, self.spec)
-        out = pd.DataFrame(index=frame.index)
+        return self.predict_features(coerce_features(frame, self.spec))
+
+    def predict_features(self, features: pd.DataFrame) -> pd.DataFrame:
+        """:meth:`predict` for features already in canonical form, converted no second time.
+
+        ``features`` is what :func:`~mlcore.data.coerce_features` returns (the serving
+        payload parser builds exactly that): float64 numerics, string categoricals.
+        """
+        out = pd.DataFrame(index=features.index)
         if self.spec.task == "classification":
             proba = self.pipeline.predict_proba(features)
             classes = self.pipeline.classes_
@@ -93,19 +109,128 @@ class ModelBundle:
         return model_dir
 
     @classmethod
-    def load(cls, model_dir: str | Path) -> ModelBundle:
+    def load(cls, model_dir: str | Path, *, expected_sha256: str | None = None) -> ModelBundle:
+        """Load a model folder, checking the model file before anything is unpickled.
+
+        ``expected_sha256`` (``"sha256:<hex>"``) comes from outside the folder (the
+        registry entry, ``MLCORE_MODEL_SHA256``): a file with other bytes is refused
+        even if ``metadata.json`` was rewritten to match it. Raises ModelError.
+        """
         model_dir = Path(model_dir)
-        model_path, meta_path = model_dir / MODEL_FILE, model_dir / METADATA_FILE
-        missing = [p.name for p in (model_path, meta_path) if not p.exists()]
-        if missing:
+        expected = (
+            parse_sha256(expected_sha256, "the expected model hash") if expected_sha256 else None
+        )
+        metadata, spec = _read_metadata(model_dir)
+        model_bytes = _read_file(model_dir / MODEL_FILE)
+        actual = "sha256:" + hashlib.sha256(model_bytes).hexdigest()
+        if expected is not None and actual != expected:
             raise ModelError(
-                f"{model_dir} is not an mlcore model directory: missing {missing}. "
-                "Point to the folder `mlcore train --model-dir` wrote."
+                f"{model_dir / MODEL_FILE} has {actual}, but the registered model has {expected}: "
+                "this is not the file that was registered, so it is not unpickled. Deploy the "
+                "registered model folder, or set the hash of the model you mean to serve."
             )
-        metadata = json.loads(meta_path.read_text())
-        spec = DatasetSpec.from_dict(metadata.pop("spec"))
-        pipeline = joblib.load(model_path)
+        recorded = metadata.get(MODEL_SHA256_KEY)
+        if recorded is not None and actual != parse_sha256(
+            recorded, f"{METADATA_FILE} {MODEL_SHA256_KEY}"
+        ):
+            raise ModelError(
+                f"{model_dir / MODEL_FILE} has {actual}, but {METADATA_FILE} records {recorded}: "
+                "the model file is torn or corrupted. Copy the model folder again or retrain."
+            )
+        pipeline = _unpickle(model_bytes, model_dir / MODEL_FILE)
+        _check_pipeline(pipeline, spec, model_dir / MODEL_FILE)
         return cls(pipeline=pipeline, spec=spec, metadata=metadata)
+
+
+_SHA256 = re.compile(r"^(?:sha256:)?([0-9a-f]{64})$")
+
+
+def parse_sha256(value: object, source: str) -> str:
+    """``"sha256:<hex>"`` from ``"sha256:<hex>"`` or a bare 64-digit hex digest; else ModelError."""
+    match = _SHA256.match(value.strip().lower()) if isinstance(value, str) else None
+    if match is None:
+        raise ModelError(
+            f"{source} must be 'sha256:' followed by 64 hex digits (as metadata.json's "
+            f"{MODEL_SHA256_KEY} and the registry record it), got {value!r}"
+        )
+    return "sha256:" + match.group(1)
+
+
+def _read_file(path: Path) -> bytes:
+    if not path.is_file():
+        what = "a folder" if path.is_dir() else "missing"
+        raise ModelError(
+            f"{path.parent} is not an mlcore model directory: {path.name} is {what}. "
+            "Point to the folder `mlcore train --model-dir` wrote."
+        )
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"cannot read {path}: {exc}") from exc
+
+
+def _read_metadata(model_dir: Path) -> tuple[dict[str, Any], DatasetSpec]:
+    if not model_dir.is_dir():
+        raise ModelError(
+            f"{model_dir} is not an mlcore model directory: it is "
+            f"{'a file' if model_dir.exists() else 'missing'}. "
+            "Point to the folder `mlcore train --model-dir` wrote."
+        )
+    missing = [name for name in (MODEL_FILE, METADATA_FILE) if not (model_dir / name).exists()]
+    if missing:
+        raise ModelError(
+            f"{model_dir} is not an mlcore model directory: missing {missing}. "
+            "Point to the folder `mlcore train --model-dir` wrote."
+        )
+    path = model_dir / METADATA_FILE
+    try:
+        metadata = json.loads(_read_file(path).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ModelError(f"{path} is not valid JSON ({exc}); the model folder is damaged") from exc
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("spec"), dict):
+        raise ModelError(
+            f"{path} must be a JSON object with a 'spec' object; the folder is damaged"
+        )
+    raw_spec = metadata.pop("spec")
+    problems = [
+        f"{key} must be a list of column names, got {raw_spec[key]!r}"
+        for key in ("numeric", "categorical", "id_columns")
+        if key in raw_spec
+        and not (isinstance(raw_spec[key], list) and all(isinstance(c, str) for c in raw_spec[key]))
+    ]
+    if not isinstance(raw_spec.get("target"), str):
+        problems.append(f"target must be a column name, got {raw_spec.get('target')!r}")
+    if problems:
+        raise ModelError(f"invalid dataset spec in {path}: " + "; ".join(problems))
+    try:
+        spec = DatasetSpec.from_dict(raw_spec)
+    except (DataError, TypeError) as exc:
+        raise ModelError(f"invalid dataset spec in {path}: {exc}") from exc
+    return metadata, spec
+
+
+def _unpickle(model_bytes: bytes, path: Path) -> Any:
+    try:
+        return joblib.load(io.BytesIO(model_bytes))
+    except Exception as exc:  # unpickling arbitrary bytes can raise anything at all
+        raise ModelError(
+            f"cannot load {path}: {type(exc).__name__}: {exc}. The file is not a model "
+            "saved by this mlcore and scikit-learn; retrain it."
+        ) from exc
+
+
+def _check_pipeline(pipeline: Any, spec: DatasetSpec, path: Path) -> None:
+    if not isinstance(pipeline, Pipeline):
+        raise ModelError(
+            f"{path} holds a {type(pipeline).__module__}.{type(pipeline).__qualname__}, not a "
+            "scikit-learn Pipeline; it was not written by `mlcore train`"
+        )
+    needed = ("predict_proba", "classes_") if spec.task == "classification" else ("predict",)
+    absent = [name for name in needed if not hasattr(pipeline, name)]
+    if absent:
+        raise ModelError(
+            f"{path} holds a pipeline without {absent}, which a {spec.task} model needs; retrain it"
+        )
 
 
 def file_sha256(path: str | Path) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from mlcore.atomic import check_output_dir, staged_output
 from mlcore.data import (
     DatasetSpec,
     Split,
@@ -106,9 +107,6 @@ def prepare(
         seed=training.seed,
     )
     out = Path(output_dir)
-    for name in SPLITS:
-        save_table(getattr(split, name), out / name / f"{name}.parquet")
-    spec.save(out / "spec.json")
     lineage = {
         "source": source,
         "data_fingerprint": fingerprint(frame),
@@ -117,7 +115,12 @@ def prepare(
         "split_fingerprints": {name: fingerprint(getattr(split, name)) for name in SPLITS},
         "seed": training.seed,
     }
-    write_json(out / "lineage.json", lineage)
+    # Published whole or not at all; the files later steps read first are moved in last.
+    with staged_output(out, last=("spec.json", "lineage.json")) as stage:
+        for name in SPLITS:
+            save_table(getattr(split, name), stage / name / f"{name}.parquet")
+        spec.save(stage / "spec.json")
+        write_json(stage / "lineage.json", lineage)
     return PrepResult(spec=spec, split=split, lineage=lineage, output_dir=out)
 
 
@@ -129,6 +132,7 @@ def run_prep(
     target: str | None = None,
 ) -> PrepResult:
     """Prep ``data``, or the settings' ``dataset.path`` when no data is given."""
+    check_output_dir(output_dir)  # before any work
     if data is None:
         if settings.dataset.path is None:
             raise ConfigError(

@@ -7,6 +7,12 @@ ModelApprovalStatus, CustomerMetadataProperties, ModelMetrics, ...). The local r
 and tests use it the way the cloud pipelines use SageMaker's registry or Azure ML's
 model assets: register as PendingManualApproval, approve or reject, deploy the
 latest approved version.
+
+Every version records ``model_sha256`` (the sha256 of its ``model.joblib``) in its
+CustomerMetadataProperties, outside the model folder, as SageMaker packages and Azure
+model tags do; serving checks the file against it (``MLCORE_MODEL_SHA256``) before
+unpickling. Registration refuses a model file that does not match the hash its own
+``metadata.json`` records: a torn copy is never registered.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Any, Literal
 
 from mlcore.errors import RegistryError
 from mlcore.jsonio import write_json
+from mlcore.model import METADATA_FILE, MODEL_FILE, MODEL_SHA256_KEY, file_sha256
 
 ApprovalStatus = Literal["PendingManualApproval", "Approved", "Rejected"]
 APPROVAL_STATUSES: tuple[ApprovalStatus, ...] = ("PendingManualApproval", "Approved", "Rejected")
@@ -60,6 +67,11 @@ class ModelPackage:
     def metadata(self) -> dict[str, str]:
         return dict(self.description.get("CustomerMetadataProperties", {}))
 
+    @property
+    def model_sha256(self) -> str:
+        """``"sha256:<hex>"`` of the registered model file: what serving must be given."""
+        return self.metadata[MODEL_SHA256_KEY]
+
 
 class LocalModelRegistry:
     """Model package groups under ``root``. Versions are immutable; only approval changes."""
@@ -84,6 +96,7 @@ class LocalModelRegistry:
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
             raise RegistryError(f"cannot register {model_dir}: it is not a model directory")
+        model_sha256 = _model_sha256(model_dir, (metadata or {}).get(MODEL_SHA256_KEY))
         versions = self._group_dir(group) / "versions"
         versions.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=versions))
@@ -103,8 +116,11 @@ class LocalModelRegistry:
                 "LastModifiedTime": now,
                 # SageMaker limits metadata values to strings; keep the same shape.
                 "CustomerMetadataProperties": {
-                    k: v if isinstance(v, str) else json.dumps(v, sort_keys=True)
-                    for k, v in (metadata or {}).items()
+                    **{
+                        k: v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+                        for k, v in (metadata or {}).items()
+                    },
+                    MODEL_SHA256_KEY: model_sha256,
                 },
                 "InferenceSpecification": {
                     "Containers": [
@@ -192,6 +208,27 @@ class LocalModelRegistry:
                 return candidate
             except FileExistsError:
                 candidate += 1
+
+
+def _model_sha256(model_dir: Path, given: object) -> str:
+    """The model file's hash, checked against metadata.json's record and the caller's, if any."""
+    model_file = model_dir / MODEL_FILE
+    if not model_file.is_file():
+        raise RegistryError(f"cannot register {model_dir}: it has no {MODEL_FILE}")
+    actual = file_sha256(model_file)
+    try:
+        recorded = json.loads((model_dir / METADATA_FILE).read_text()).get(MODEL_SHA256_KEY)
+    except (OSError, ValueError, AttributeError) as exc:
+        raise RegistryError(
+            f"cannot register {model_dir}: unreadable {METADATA_FILE}: {exc}"
+        ) from exc
+    for source, expected in ((METADATA_FILE, recorded), ("the metadata given", given)):
+        if expected is not None and expected != actual:
+            raise RegistryError(
+                f"cannot register {model_dir}: {MODEL_FILE} has {actual} but {source} says "
+                f"{expected}; the model file is torn or not the one trained"
+            )
+    return actual
 
 
 def _now() -> str:

@@ -20,9 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from mlcore.errors import ConfigError
 from mlcore.example_dataset import EXAMPLE_DATASET, EXAMPLE_PROJECT
 
-DEFAULT_SETTINGS_FILE = "mlops.yaml"
-# Names the settings file when no --settings option is given (CI, tests, job containers).
-SETTINGS_ENV_VAR = "MLOPS_SETTINGS"
+# Kept in an import-light module for the command line's help; re-exported here.
+from mlcore.settings_file import DEFAULT_SETTINGS_FILE as DEFAULT_SETTINGS_FILE
+from mlcore.settings_file import SETTINGS_ENV_VAR as SETTINGS_ENV_VAR
 
 
 class _Frozen(BaseModel):
@@ -193,6 +193,23 @@ class MonitoringSettings(_Frozen):
     min_live_metric: float = Field(0.65, ge=0, le=1)
 
 
+class ServingSettings(_Frozen):
+    """Limits of the inference server (``mlcore serve``); each one answers a stalled or slow peer.
+
+    SageMaker gives a real-time invocation 60 s, so a request still scoring after
+    ``scoring_timeout_seconds`` gets a 503 the client can retry before that limit.
+    """
+
+    # A client must send its request line and headers within this time of starting them.
+    header_timeout_seconds: float = Field(10, gt=0, le=600)
+    # ...and the whole body within this time of the headers.
+    body_timeout_seconds: float = Field(30, gt=0, le=600)
+    # Queueing for the model plus scoring, per request.
+    scoring_timeout_seconds: float = Field(50, gt=0, le=3600)
+    # An idle keep-alive connection is closed after this long.
+    keep_alive_seconds: float = Field(5, gt=0, le=3600)
+
+
 class MlopsSettings(_Frozen):
     project: str = Field(pattern=r"^[a-z][a-z0-9-]{1,30}$")
     dataset: DatasetSettings = Field(default_factory=lambda: DatasetSettings.model_validate({}))
@@ -200,6 +217,7 @@ class MlopsSettings(_Frozen):
     gate: GateSettings = Field(default_factory=GateSettings)
     drift: DriftSettings = Field(default_factory=DriftSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
 
     @model_validator(mode="before")

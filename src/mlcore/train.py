@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from mlcore.atomic import check_output_dir, staged_output
 from mlcore.data import (
     DatasetSpec,
     coerce_features,
@@ -33,6 +34,7 @@ from mlcore.jsonio import write_json
 from mlcore.lineage import git_state, library_versions
 from mlcore.model import (
     BASELINE_DIR,
+    METADATA_FILE,
     PREDICTION_COLUMN,
     SAMPLE_REQUEST_FILE,
     SCORE_COLUMN,
@@ -126,17 +128,21 @@ def save_trained_model(
     """
     from mlcore.drift import build_baseline  # the drift engine is needed only when saving
 
+    target = check_output_dir(model_dir, what="model folder")
     request = sample_request(reference, bundle.spec)
     bundle.metadata["sample_request_source"] = reference_source
-    model_dir = bundle.save(model_dir)
-    write_json(model_dir / SAMPLE_REQUEST_FILE, request)
     frame = reference_with_predictions(bundle, reference)
     prediction_columns = (SCORE_COLUMN,) if SCORE_COLUMN in frame else (PREDICTION_COLUMN,)
     baseline = build_baseline(
         frame, bundle.spec, drift_settings or DriftSettings(), prediction_columns=prediction_columns
     )
-    baseline.save(model_dir / BASELINE_DIR)
-    return model_dir
+    # Everything lands in a staging folder first: a full disk never leaves a model folder that
+    # loads without its baseline (metadata.json, which loading needs, is published last).
+    with staged_output(target, last=(METADATA_FILE,)) as stage:
+        bundle.save(stage)
+        write_json(stage / SAMPLE_REQUEST_FILE, request)
+        baseline.save(stage / BASELINE_DIR)
+    return target
 
 
 def reference_with_predictions(bundle: ModelBundle, frame: pd.DataFrame) -> pd.DataFrame:
@@ -178,6 +184,7 @@ def train_from_paths(
     ``dataset`` (the settings) as prep resolves it, with ``target`` replacing
     ``dataset.target``. Validation data defaults to prep's ``validation/`` beside ``train/``.
     """
+    check_output_dir(model_dir, what="model folder")  # before any work, not after training
     spec_path, validation = _prep_outputs_beside(
         Path(data), spec_path=spec_path, validation=validation, explicit_target=target
     )

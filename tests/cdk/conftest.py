@@ -24,6 +24,22 @@ from cdk.assembly import MlopsApp, build_app, cdk_json_context
 from cdk.model_build_stack import ModelBuildStack
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
+#: The settings the shared synth uses (contract #2: never the root mlops.yaml).
+FIXTURE_SETTINGS = REPOSITORY_ROOT / "tests" / "fixtures" / "acme-settings.yaml"
+#: What the shared synth sets on top of cdk.json: fixture settings, an MLflow tracking server
+#: in dev, and monitor settings for staging, all through the same context keys a user has.
+SYNTH_OVERRIDES = {
+    "mlops.settings_file": str(FIXTURE_SETTINGS),
+    "mlops.stages.dev.mlflow.enabled": "true",
+    "mlops.stages.staging.monitoring.max_window_hours": "48",
+    "mlops.stages.staging.monitoring.quality_schedule": "rate(2 days)",
+    "mlops.stages.staging.monitoring.instance_type": "ml.c5.xlarge",
+    "mlops.stages.staging.monitoring.label_delay_hours": "6",
+}
+#: A settings file in the working directory of the synth that nothing may read.
+DECOY_SETTINGS = (
+    "project: decoy\ngate:\n  min_metrics: {auc: 0.01}\nmonitoring:\n  min_live_metric: 0.01\n"
+)
 _CREDENTIAL_VARIABLES = (
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
@@ -44,17 +60,24 @@ class Synth:
 
 
 @pytest.fixture(scope="session")
-def synth(tmp_path_factory: pytest.TempPathFactory, settings_file: Path) -> Synth:
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     outdir = tmp_path_factory.mktemp("cdk") / "cdk.out"
+    # Synth runs from another directory holding a decoy mlops.yaml: the settings must be
+    # resolved from the repository root (finding 8), and the tests compare them with it.
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    (elsewhere / "mlops.yaml").write_text(DECOY_SETTINGS)
     # Synth must need no credentials: prove it by synthesising without any.
     saved = {name: os.environ.pop(name) for name in _CREDENTIAL_VARIABLES if name in os.environ}
+    cwd = Path.cwd()
     try:
-        # The suite's settings, not the team's root mlops.yaml (tests/conftest.py).
-        context = {**cdk_json_context(REPOSITORY_ROOT), "mlops.settings_file": str(settings_file)}
-        app = App(context=context, outdir=str(outdir))
+        os.chdir(elsewhere)
+        app = App(
+            context={**cdk_json_context(REPOSITORY_ROOT), **SYNTH_OVERRIDES}, outdir=str(outdir)
+        )
         mlops = build_app(app, repository_root=REPOSITORY_ROOT)
         app.synth()
     finally:
+        os.chdir(cwd)
         os.environ.update(saved)
     return Synth(mlops=mlops, outdir=outdir)
 

@@ -60,7 +60,7 @@ def test_dev_trains_after_deploy_through_its_ci_role(templates: dict[str, Templa
     env = {
         v["Name"]: v["Value"] for v in project["Properties"]["Environment"]["EnvironmentVariables"]
     }
-    assert "role/churn-dev-ci-train" in json.dumps(env["CI_ROLE_ARN"])
+    assert "role/acme-dev-ci-train" in json.dumps(env["CI_ROLE_ARN"])
 
 
 def test_pipeline_updates_itself(templates: dict[str, Template]) -> None:

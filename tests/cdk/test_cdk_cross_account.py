@@ -21,6 +21,7 @@ def _stack(config: StageConfig) -> Stack:
         stage_name="prod",
         stage_config=config,
         settings=load_settings(resolve_settings_path()),
+        settings_file=resolve_settings_path(),
         data_prefix="training-data",
         source_revision="abc1234",
         ci_account="111111111111",

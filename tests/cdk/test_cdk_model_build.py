@@ -58,17 +58,21 @@ def _actions(statement: dict[str, Any]) -> list[str]:
 
 def test_pipeline_is_deployed_with_a_per_environment_name(templates: dict[str, Template]) -> None:
     templates["dev"].has_resource_properties(
-        "AWS::SageMaker::Pipeline", {"PipelineName": "churn-dev-model-build"}
+        "AWS::SageMaker::Pipeline", {"PipelineName": "acme-dev-model-build"}
     )
     templates["prod"].has_resource_properties(
-        "AWS::SageMaker::Pipeline", {"PipelineName": "churn-prod-model-build"}
+        "AWS::SageMaker::Pipeline", {"PipelineName": "acme-prod-model-build"}
     )
 
 
-def test_definition_runs_prep_train_evaluate_gate_register(templates: dict[str, Template]) -> None:
+def test_definition_checks_inputs_then_preps_trains_evaluates_registers(
+    templates: dict[str, Template],
+) -> None:
     definition, _ = _definition(templates["dev"])
-    assert [s["Name"] for s in definition["Steps"]] == ["Prep", "Train", "Evaluate", "QualityGate"]
-    assert {"RegisterModel", "GateFailed"} <= set(_steps(definition))
+    assert [s["Name"] for s in definition["Steps"]] == ["CheckInputs", "HasTrainingData"]
+    assert {"Prep", "Train", "Evaluate", "EvaluateVsChampion", "RegisterModel"} <= set(
+        _steps(definition)
+    )
 
 
 def test_definition_placeholders_are_all_substituted_by_cloudformation(
@@ -102,11 +106,41 @@ def test_jobs_encrypt_volumes_and_outputs_with_the_stage_key(
     assert variables["KmsKeyArn"] == {"Fn::GetAtt": ["ArtifactStoreKey28E2B6CF", "Arn"]}
 
 
-def test_gate_thresholds_come_from_mlops_yaml(synth: Any, templates: dict[str, Template]) -> None:
+def test_registered_gate_thresholds_are_those_of_the_settings_file(
+    synth: Any, templates: dict[str, Template]
+) -> None:
     definition, _ = _definition(templates["dev"])
-    parameters = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
-    for metric, value in synth.mlops.settings.gate.min_metrics.items():
-        assert parameters["Min" + metric.title().replace("_", "")] == value
+    metadata = _steps(definition)["RegisterModel"]["Arguments"]["CustomerMetadataProperties"]
+    gate = synth.mlops.settings.gate
+    for metric, value in gate.min_metrics.items():
+        assert metadata[f"gate_min_{metric}"] == str(value)
+    assert metadata["gate_settings_sha256"].startswith("sha256:")
+
+
+def test_the_check_step_runs_the_stack_s_check_inputs_function(
+    templates: dict[str, Template],
+) -> None:
+    definition, variables = _definition(templates["dev"])
+    assert definition["Steps"][0]["FunctionArn"] == "${CheckInputsFunctionArn}"
+    (function_id,) = templates["dev"].find_resources("AWS::Lambda::Function")
+    assert variables["CheckInputsFunctionArn"] == {"Fn::GetAtt": [function_id, "Arn"]}
+
+
+def test_check_inputs_may_only_list_the_training_data_prefix(
+    templates: dict[str, Template],
+) -> None:
+    role_id, _ = _role_named(templates["dev"], "CheckInputsRole")
+    (listing,) = [
+        s for s in _statements_of(templates["dev"], role_id) if "s3:ListBucket" in _actions(s)
+    ]
+    assert listing["Condition"] == {
+        "StringLike": {"s3:prefix": ["training-data/*", "training-data/"]}
+    }
+    assert not [
+        s
+        for s in _statements_of(templates["dev"], role_id)
+        if any(a.startswith("s3:Get") for a in _actions(s))
+    ]
 
 
 def test_spot_training_follows_the_stage_config(templates: dict[str, Template]) -> None:
@@ -122,7 +156,7 @@ def test_spot_training_follows_the_stage_config(templates: dict[str, Template]) 
 
 def test_model_package_group_is_created_per_environment(templates: dict[str, Template]) -> None:
     templates["staging"].has_resource_properties(
-        "AWS::SageMaker::ModelPackageGroup", {"ModelPackageGroupName": "churn-staging-models"}
+        "AWS::SageMaker::ModelPackageGroup", {"ModelPackageGroupName": "acme-staging-models"}
     )
 
 
@@ -174,7 +208,7 @@ def test_pipeline_role_registers_only_into_its_own_package_group(
         for s in _statements_of(templates["dev"], pipeline_role_id)
         if "sagemaker:CreateModelPackage" in _actions(s)
     ]
-    assert "churn-dev-models/*" in json.dumps(register["Resource"])
+    assert "acme-dev-models/*" in json.dumps(register["Resource"])
 
 
 def test_job_role_cannot_write_the_data_bucket(templates: dict[str, Template]) -> None:

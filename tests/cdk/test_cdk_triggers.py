@@ -42,7 +42,7 @@ def test_staging_does_not_retrain_on_new_data(templates: dict[str, Template]) ->
 def test_rules_target_the_pipeline_with_a_role(templates: dict[str, Template]) -> None:
     for rule in _rules(templates["prod"]):
         (target,) = rule["Targets"]
-        assert "pipeline/churn-prod-model-build" in json.dumps(target["Arn"])
+        assert "pipeline/acme-prod-model-build" in json.dumps(target["Arn"])
         assert "RoleArn" in target and target["RetryPolicy"]["MaximumRetryAttempts"] == 3
 
 
@@ -57,14 +57,14 @@ def test_events_role_may_only_start_this_pipeline(templates: dict[str, Template]
     ]
     (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
     assert statement["Action"] == "sagemaker:StartPipelineExecution"
-    assert json.dumps(statement["Resource"]).endswith(':pipeline/churn-prod-model-build"]]}')
+    assert json.dumps(statement["Resource"]).endswith(':pipeline/acme-prod-model-build"]]}')
 
 
 def test_ci_role_exists_only_where_training_follows_deploy(templates: dict[str, Template]) -> None:
-    templates["dev"].has_resource_properties("AWS::IAM::Role", {"RoleName": "churn-dev-ci-train"})
+    templates["dev"].has_resource_properties("AWS::IAM::Role", {"RoleName": "acme-dev-ci-train"})
     for stage in ("staging", "prod"):
         names = [
             r["Properties"].get("RoleName")
             for r in templates[stage].find_resources("AWS::IAM::Role").values()
         ]
-        assert "churn-" + stage + "-ci-train" not in names
+        assert "acme-" + stage + "-ci-train" not in names

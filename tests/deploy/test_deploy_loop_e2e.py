@@ -69,7 +69,7 @@ def _serve(model_dir: Path, capture_root: Path, live: pd.DataFrame) -> list[str]
     writer = CaptureWriter(capture_root, endpoint_name=ENDPOINT, seed=0)
     ids = []
     with (
-        serve_in_thread(model_dir, capture=writer) as url,
+        serve_in_thread(model_dir, capture=writer, trust_inference_time_header=True) as url,
         httpx.Client(base_url=url, timeout=30) as client,
     ):
         for number, record in enumerate(

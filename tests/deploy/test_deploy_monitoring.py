@@ -70,7 +70,9 @@ def _config(**overrides: Any) -> jobs.MonitorJobConfig:
         "role_arn": "arn:aws:iam::123456789012:role/monitor-job",
         "state_table": TABLE,
         "kms_key_arn": KEY_ARN,
-        "lookback_hours": 3,
+        # One schedule period: the first window (three hours here).
+        "drift_period_minutes": 180,
+        "quality_period_minutes": 180,
     }
     values.update(overrides)
     return jobs.MonitorJobConfig(**values)
@@ -98,7 +100,7 @@ def _run(
 
 def test_drift_job_reads_exactly_the_window_through_a_manifest(aws: dict[str, Any]) -> None:
     inside = [_put_capture(aws["s3"], datetime(2026, 3, 2, h, tzinfo=UTC)) for h in (7, 8, 9)]
-    _put_capture(aws["s3"], datetime(2026, 3, 2, 6, tzinfo=UTC))  # before the 3-hour lookback
+    _put_capture(aws["s3"], datetime(2026, 3, 2, 6, tzinfo=UTC))  # before the first period
     _put_capture(aws["s3"], datetime(2026, 3, 2, 10, tzinfo=UTC))  # the hour still being written
     run = _run(aws)
     assert run.status == "started" and run.captured_files == 3
@@ -205,7 +207,7 @@ def test_starting_a_window_twice_is_harmless() -> None:
             [{"Key": f"data-capture/{ENDPOINT}/AllTraffic/x{hour}.jsonl"}] if hour == 2 else []
         )
         stubs["s3"].add_response("list_objects_v2", {"Contents": contents, "IsTruncated": False})
-    stubs["s3"].add_response("put_object", {})
+    stubs["s3"].add_response("put_object", {})  # the capture manifest
     stubs["sm"].add_response(
         "describe_model_package",
         {
@@ -221,6 +223,7 @@ def test_starting_a_window_twice_is_harmless() -> None:
             },
         },
     )
+    stubs["s3"].add_response("put_object", {})  # window.json
     stubs["sm"].add_client_error("create_processing_job", "ResourceInUse", "job exists")
     stubs["ddb"].add_response("put_item", {})
     for stub in stubs.values():
@@ -242,6 +245,96 @@ def test_starting_a_window_twice_is_harmless() -> None:
 def test_job_names_fit_sagemaker_limits() -> None:
     name = jobs.job_name_for("e" * 63, "quality", SCHEDULED)
     assert len(name) <= 63 and name.endswith("-quality-2026030210")
+
+
+@pytest.mark.parametrize("length", [5, 40, 44, 46, 48])
+@pytest.mark.parametrize("monitor", jobs.MONITORS)
+def test_the_job_end_rule_prefix_matches_every_job_name(length: int, monitor: str) -> None:
+    # Finding 6: the rule matched name[:40] while names keep up to 46 characters of it.
+    endpoint = ("a-" * 30)[:length].rstrip("-") + "x"
+    name = jobs.job_name_for(endpoint, monitor, SCHEDULED)  # type: ignore[arg-type]
+    assert name.startswith(jobs.job_name_prefix(endpoint, monitor))  # type: ignore[arg-type]
+
+
+def _set_watermark(aws: dict[str, Any], monitor: str, when: datetime) -> None:
+    aws["dynamodb"].put_item(
+        TableName=TABLE,
+        Item={
+            "pk": {"S": f"watermark#{ENDPOINT}#{monitor}"},
+            "window_end": {"S": when.isoformat()},
+        },
+    )
+
+
+def test_a_weekly_schedule_analyses_everything_since_the_last_run(aws: dict[str, Any]) -> None:
+    # Finding 7: with rate(7 days) a 24-hour lookback left 144 hours of traffic unread.
+    last = SCHEDULED.replace(minute=0, second=0) - timedelta(days=7)
+    _set_watermark(aws, "drift", last)
+    keys = [_put_capture(aws["s3"], last + timedelta(hours=h)) for h in (0, 30, 100, 167)]
+    run = _run(aws)
+    assert (run.window_start, run.status, run.captured_files) == (last, "started", 4)
+    assert run.uncovered_since is None
+    manifest = json.loads(
+        aws["s3"]
+        .get_object(
+            Bucket=BUCKET, Key=f"monitoring/{ENDPOINT}/drift/2026/03/02/10/manifests/capture.json"
+        )["Body"]
+        .read()
+    )
+    assert manifest[1:] == keys
+
+
+def test_a_gap_beyond_the_maximum_window_is_cut_and_the_run_says_so(aws: dict[str, Any]) -> None:
+    end = SCHEDULED.replace(minute=0, second=0)
+    _set_watermark(aws, "drift", end - timedelta(days=20))
+    _put_capture(aws["s3"], end - timedelta(days=19))  # older than the cap: not analysed
+    _put_capture(aws["s3"], end - timedelta(hours=5))
+    run = _run(aws, max_window_hours=48)
+    assert run.window_start == end - timedelta(hours=48)
+    assert run.uncovered_since == end - timedelta(days=20)
+    assert run.captured_files == 1
+    window = json.loads(
+        aws["s3"]
+        .get_object(Bucket=BUCKET, Key=f"monitoring/{ENDPOINT}/drift/2026/03/02/10/window.json")[
+            "Body"
+        ]
+        .read()
+    )
+    assert window["uncovered_since"] == (end - timedelta(days=20)).isoformat()
+    assert window["max_window_hours"] == 48
+
+
+def _heartbeat(aws: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return jobs.heartbeat(
+        _config(),
+        now=now,
+        dynamodb=aws["dynamodb"],
+        cloudwatch=aws["cloudwatch"],
+        namespace="MLOps",
+    )
+
+
+def test_the_heartbeat_counts_hours_since_each_monitor_last_completed(
+    aws: dict[str, Any],
+) -> None:
+    # Finding 6: a monitor that stopped running must be noticed (two periods, in the alarm).
+    first = _heartbeat(aws, SCHEDULED)  # a fresh deployment: the clock starts now
+    assert first["hours_since_run"] == {"drift": 0.0, "quality": 0.0}
+    _run(aws, when=SCHEDULED + timedelta(hours=1))  # an empty window counts as a completed run
+    later = _heartbeat(aws, SCHEDULED + timedelta(hours=5))
+    assert later["hours_since_run"]["drift"] == pytest.approx(4 - 5 / 3600, abs=0.01)
+    assert later["hours_since_run"]["quality"] == pytest.approx(5.0)
+    dims = [{"Name": "EndpointName", "Value": ENDPOINT}, {"Name": "Monitor", "Value": "quality"}]
+    result = aws["cloudwatch"].get_metric_statistics(
+        Namespace="MLOps",
+        MetricName=metrics.HOURS_SINCE_MONITOR_RUN,
+        Dimensions=dims,
+        StartTime=SCHEDULED + timedelta(hours=4),
+        EndTime=SCHEDULED + timedelta(hours=6),
+        Period=3600,
+        Statistics=["Maximum"],
+    )
+    assert [p["Maximum"] for p in result["Datapoints"]] == [5.0]
 
 
 def test_bad_events_and_settings_say_what_is_wrong() -> None:
@@ -337,15 +430,61 @@ def test_completed_drift_job_becomes_cloudwatch_metrics(aws: dict[str, Any]) -> 
         sagemaker=_stub_job("Completed"),
         s3=aws["s3"],
         cloudwatch=aws["cloudwatch"],
+        dynamodb=aws["dynamodb"],
+        state_table=TABLE,
     )
     endpoint = [{"Name": "EndpointName", "Value": ENDPOINT}]
     assert summary["published"] == 8
+    completed = aws["dynamodb"].get_item(
+        TableName=TABLE, Key={"pk": {"S": jobs.completion_key(ENDPOINT, "drift")}}
+    )["Item"]
+    assert completed["kind"]["S"] == "completed"  # the heartbeat sees this run
     assert _metric_values(aws["cloudwatch"], metrics.DATASET_DRIFT, endpoint) == [1.0]
     assert _metric_values(
         aws["cloudwatch"],
         metrics.FEATURE_DRIFT_STATISTIC,
         [*endpoint, {"Name": "Feature", "Value": "monthly_charges"}],
     ) == [0.31]
+
+
+def _graded(grade: str, feature_grades: tuple[str, str]) -> dict[str, Any]:
+    report = _drift_report(grade == "major")
+    report["grade"] = grade
+    for feature, feature_grade in zip(report["features"], feature_grades, strict=True):
+        feature["grade"] = feature_grade
+    return report
+
+
+def test_a_graded_drift_report_publishes_its_grade() -> None:
+    # Contract 5: alerts act on moderate (DriftGrade >= 1), the retrain on major (DatasetDrift).
+    data = metrics.drift_metric_data(
+        _graded("moderate", ("moderate", "none")), endpoint_name=ENDPOINT, timestamp=SCHEDULED
+    )
+    by_name = {(d["MetricName"], len(d["Dimensions"])): d["Value"] for d in data}
+    assert by_name[(metrics.DRIFT_GRADE, 1)] == 1.0
+    assert by_name[(metrics.DATASET_DRIFT, 1)] == 0.0  # moderate is not dataset drift
+    assert by_name[(metrics.DRIFT_INSUFFICIENT_DATA, 1)] == 0.0
+    features = [d for d in data if d["MetricName"] == metrics.FEATURE_DRIFT_GRADE]
+    assert [d["Value"] for d in features] == [1.0, 0.0]
+
+
+def test_insufficient_data_publishes_no_grade_so_it_never_counts_as_drift() -> None:
+    data = metrics.drift_metric_data(
+        _graded("insufficient_data", ("insufficient_data", "none")),
+        endpoint_name=ENDPOINT,
+        timestamp=SCHEDULED,
+    )
+    names = [d["MetricName"] for d in data]
+    assert metrics.DRIFT_GRADE not in names
+    assert [d["Value"] for d in data if d["MetricName"] == metrics.DRIFT_INSUFFICIENT_DATA] == [1.0]
+    assert [d["Value"] for d in data if d["MetricName"] == metrics.FEATURE_DRIFT_GRADE] == [0.0]
+
+
+def test_an_unknown_grade_is_an_error() -> None:
+    with pytest.raises(ValueError, match="unknown drift grade 'severe'"):
+        metrics.drift_metric_data(
+            _graded("severe", ("none", "none")), endpoint_name=ENDPOINT, timestamp=SCHEDULED
+        )
 
 
 def test_failed_monitor_job_is_reported_as_such(aws: dict[str, Any]) -> None:

@@ -45,7 +45,8 @@ def captured(
     writer = CaptureWriter(root, endpoint_name="churn-prod", variant_name="blue")
     sent: list[dict[str, object]] = []
     with (
-        serve_in_thread(saved_model_dir, capture=writer) as url,
+        # The replay of another period's traffic, as the demo does: the time header is trusted.
+        serve_in_thread(saved_model_dir, capture=writer, trust_inference_time_header=True) as url,
         httpx.Client(base_url=url, timeout=30) as client,
     ):
         for i, start in enumerate(range(0, len(traffic), 20)):

@@ -84,3 +84,24 @@ def test_generator_concept_drift_changes_winter_churn_but_not_features() -> None
     pd.testing.assert_series_equal(calm["monthly_charges"], drifted["monthly_charges"])
     expensive = calm["monthly_charges"] > 80
     assert drifted.loc[expensive, "churned"].mean() > calm.loc[expensive, "churned"].mean() + 0.1
+
+
+def test_a_dated_drop_with_markers_loads_recursively(tmp_path, churn_frame: pd.DataFrame) -> None:
+    # What a Spark or Hadoop writer leaves in s3://<data bucket>/training-data/ (finding 4).
+    save_table(churn_frame.iloc[:100], tmp_path / "2026-09" / "part-0.parquet")
+    save_table(churn_frame.iloc[100:130], tmp_path / "2026-10" / "part-0.parquet")
+    (tmp_path / "2026-10" / "_SUCCESS").write_bytes(b"")
+    (tmp_path / "2026-10" / ".part-0.parquet.crc").write_bytes(b"\x00crc")
+    (tmp_path / "2026-10" / "part-0.parquet.crc").write_bytes(b"\x00crc")
+    save_table(churn_frame.iloc[:7], tmp_path / "_temporary" / "0" / "part-9.parquet")
+    save_table(churn_frame.iloc[:7], tmp_path / ".hidden" / "part-8.csv")
+    loaded = load_table(tmp_path)
+    assert len(loaded) == 130
+    pd.testing.assert_frame_equal(loaded, churn_frame.iloc[:130].reset_index(drop=True))
+
+
+def test_a_folder_holding_only_markers_is_an_error_that_says_so(tmp_path) -> None:
+    (tmp_path / "2026-10").mkdir()
+    (tmp_path / "2026-10" / "_SUCCESS").write_bytes(b"")
+    with pytest.raises(DataError, match="markers such as _SUCCESS"):
+        load_table(tmp_path)

@@ -141,3 +141,30 @@ def test_run_before_init_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(azure_scoring, "_predictor", None)
     with pytest.raises(ModelError, match="before init"):
         azure_scoring.run("[]")
+
+
+@pytest.mark.usefixtures("initialised")
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 100_000 + "]" * 100_000,
+        '{"instances": [[' + "1" * 4301 + "]]}",
+        '{"instances": [[' + "1" * 400 + "]]}",
+    ],
+    ids=["deep nesting", "4301-digit integer", "400-digit integer"],
+)
+def test_hostile_payloads_are_400s_on_the_azure_path_too(body: str, aml_response: type) -> None:
+    """Finding 1 of issue 12: these used to be 500s on both clouds."""
+    response = azure_scoring.run(body)
+    assert isinstance(response, aml_response)
+    assert response.status_code == 400 and response.message["message"]
+
+
+def test_init_refuses_a_model_that_is_not_the_registered_one(
+    azure_model_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AZUREML_MODEL_DIR", str(azure_model_root))
+    monkeypatch.setenv("MLCORE_MODEL_SHA256", "sha256:" + "0" * 64)
+    monkeypatch.setattr(azure_scoring, "_predictor", None)
+    with pytest.raises(ModelError, match="not the file that was registered"):
+        azure_scoring.init()

@@ -242,10 +242,25 @@ def test_unknown_route_and_wrong_method_get_json_errors(client: httpx.Client) ->
     assert_client_error(client.get("/invocations"), 405, "GET", "POST /invocations")
 
 
-def test_bad_inference_time_header_gets_400(client: httpx.Client, rows: pd.DataFrame) -> None:
+def test_the_inference_time_header_is_ignored_unless_trusted(
+    client: httpx.Client, rows: pd.DataFrame
+) -> None:
     response = post(
         client, csv_body(rows.iloc[:1]), "text/csv", **{"X-Mlcore-Inference-Time": "last tuesday"}
     )
+    assert response.status_code == 200, response.text
+
+
+def test_bad_inference_time_header_gets_400_when_trusted(
+    saved_model_dir: Path, rows: pd.DataFrame
+) -> None:
+    with (
+        serve_in_thread(saved_model_dir, trust_inference_time_header=True) as url,
+        httpx.Client(base_url=url, timeout=30) as http,
+    ):
+        response = post(
+            http, csv_body(rows.iloc[:1]), "text/csv", **{"X-Mlcore-Inference-Time": "last tuesday"}
+        )
     assert_client_error(response, 400, "X-Mlcore-Inference-Time", "ISO 8601")
 
 
@@ -255,19 +270,11 @@ def test_execution_parameters_tell_batch_transform_the_payload_limit(client: htt
     assert response.json()["BatchStrategy"] == "MULTI_RECORD"
 
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.mark.parametrize(
-    "sample", ["pipelines/deploy/smoke_payload.json", "azure/requests/churn-sample.json"]
-)
-def test_the_sample_requests_the_clouds_send_are_accepted(
-    client: httpx.Client, sample: str
+def test_the_models_own_sample_request_is_accepted(
+    client: httpx.Client, saved_model_dir: Path
 ) -> None:
-    """The deploy smoke test (AWS) and the rollout probe (Azure) send these files as they are."""
-    path = REPO_ROOT / sample
-    if not path.exists():
-        pytest.skip(f"{sample} is not in this checkout")
-    response = post(client, path.read_bytes(), "application/json")
+    """Every cloud's smoke test and health check sends the model folder's sample_request.json as it is."""
+    sample = saved_model_dir / "sample_request.json"
+    response = post(client, sample.read_bytes(), "application/json")
     assert response.status_code == 200, response.text
-    assert len(response.json()["predictions"]) == len(json.loads(path.read_text())["instances"])
+    assert len(response.json()["predictions"]) == len(json.loads(sample.read_text())["instances"])

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from mlcore.data import DatasetSpec
+from mlcore.data import DatasetSpec, coerce_features
 from mlcore.serve.payload import (
     CSV,
     JSON,
@@ -83,3 +87,89 @@ def test_encoded_predictions_decode_to_the_same_values(response_type: str) -> No
     rows = decode_response(encode_response(predictions, response_type), response_type)
     assert [int(r[0]) for r in rows] == [1, 0, 1]
     assert [r[1] for r in rows] == [0.9, 0.1, 0.6666666666666666]
+
+
+# Finding 1 of issue 12: each of these bodies used to escape the parser as a 500.
+HOSTILE_BODIES = {
+    "deeply nested arrays (RecursionError in json.loads)": "[" * 100_000 + "]" * 100_000,
+    "an integer of 4301 digits (ValueError from json.loads)": "[[" + "1" * 4301 + ', 1, "a"]]',
+    "an integer of 400 digits (OverflowError converting to float)": "[[" + "1" * 400 + ', 1, "a"]]',
+}
+
+
+@pytest.mark.parametrize("body", HOSTILE_BODIES.values(), ids=HOSTILE_BODIES.keys())
+def test_hostile_json_bodies_are_400s_with_a_message(body: str) -> None:
+    with pytest.raises(RequestError) as raised:
+        parse_request(body, JSON, SPEC)
+    assert raised.value.status == 400
+    assert raised.value.message
+
+
+def test_an_integer_too_large_for_a_float_is_named_as_out_of_range() -> None:
+    with pytest.raises(RequestError, match=r"'x' has infinite or out-of-range values \(record 2"):
+        parse_request('[[1, 2, "a"], [' + "9" * 400 + ', 2, "b"]]', JSON, SPEC)
+
+
+def test_a_deeply_nested_value_in_a_record_is_quoted_briefly() -> None:
+    nested = "[" * 500 + "]" * 500
+    with pytest.raises(RequestError, match="'city' has nested values") as raised:
+        parse_request(f"[[1, 2, {nested}]]", JSON, SPEC)
+    assert len(raised.value.message) < 300
+
+
+def test_categorical_values_come_out_as_the_model_scores_them() -> None:
+    """The parser's frame is already coerce_features' canonical form: no second conversion."""
+    frame = parse_request('[[1, 2, 7], [3, null, "Paris"], [5, 6, null], [7, 8, 1.5]]', JSON, SPEC)
+    assert frame["city"].tolist()[:2] == ["7", "Paris"]
+    assert frame.equals(coerce_features(frame, SPEC))
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(10**600), max_value=10**600)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.dictionaries(
+            st.sampled_from(["x", "z", "city", "instances", "other"]), children, max_size=5
+        )
+    ),
+    max_leaves=30,
+)
+
+
+def _as_json(value: object) -> str:
+    try:
+        return json.dumps(value)
+    except ValueError:  # an integer beyond str()'s digit limit: send its digits as they are
+        return "1" * 5000
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    body=st.one_of(
+        json_values.map(_as_json),
+        st.builds(
+            lambda records: json.dumps({"instances": records}), st.lists(json_values, max_size=4)
+        ),
+        st.text(max_size=200),
+        st.binary(max_size=200),
+    ),
+    content_type=st.sampled_from([CSV, JSON, "text/csv; charset=utf-8", "application/xml", None]),
+)
+def test_any_body_is_parsed_or_refused_with_a_4xx_message(
+    body: str | bytes, content_type: str | None
+) -> None:
+    try:
+        frame = parse_request(body, content_type, SPEC)
+    except RequestError as exc:
+        assert 400 <= exc.status < 500 and exc.message
+        return
+    assert list(frame.columns) == list(SPEC.features)
+    assert frame[list(SPEC.numeric)].dtypes.eq("float64").all()
+    assert np.isfinite(
+        frame[list(SPEC.numeric)].to_numpy()[frame[list(SPEC.numeric)].notna().to_numpy()]
+    ).all()

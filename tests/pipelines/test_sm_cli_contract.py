@@ -1,28 +1,32 @@
-"""The pipeline steps and the container call mlcore CLI commands and arguments that exist.
+"""The pipeline steps run mlcore commands that exist, and do what the pipeline relies on.
 
-The image is never built here (no Docker): instead every command it and the pipeline run is
-parsed with mlcore's real argument parser, and the Dockerfile is checked against the repo.
+The image is never built here (no Docker). Every command the pipeline runs is parsed with
+mlcore's real argument parser; then the Prep, Train and Evaluate commands of the definition
+are run for real (``mlcore.cli.main``) in an emulated container: the step's own arguments,
+with ``/opt/ml`` mapped to a temporary folder, on a public dataset with fixture settings.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
+import shutil
 import tomllib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
-
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+from sklearn.datasets import load_breast_cancer
+from sm_fixtures import FIXTURE_SETTINGS, TARGETS
 
 from cdk.container_image import BUILD_CONTEXT, DOCKERFILE
-from mlcore.cli import build_parser
-from mlcore.settings import load_settings, resolve_settings_path
-from pipelines.sagemaker import contract
-from pipelines.sagemaker.definition import PipelineTargets, pipeline_definition
+from mlcore.cli import EXIT_GATE_FAILED, build_parser
+from mlcore.cli import main as mlcore_main
+from mlcore.data import save_table
+from pipelines.sagemaker import contract, preflight
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE_TEXT = (REPOSITORY_ROOT / DOCKERFILE).read_text()
@@ -43,72 +47,54 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         raise AssertionError(f"mlcore rejects {' '.join(argv)!r} (exit {exc.code})") from exc
 
 
-@pytest.fixture(scope="module")
-def steps() -> dict[str, dict[str, Any]]:
-    targets = PipelineTargets(
-        role_arn="arn:aws:iam::123456789012:role/jobs",
-        image_uri="mlcore:test",
-        artifact_bucket="artifacts",
-        model_package_group_name="models",
-        default_input_data_url="s3://data/training-data/",
-        region="us-east-1",
-    )
-    settings = load_settings(resolve_settings_path())
-    definition = json.loads(pipeline_definition("p", settings=settings, targets=targets))
-    found: dict[str, dict[str, Any]] = {}
-    pending = list(definition["Steps"])
-    while pending:
-        step = pending.pop()
-        found[step["Name"]] = step
-        pending.extend(
-            step["Arguments"].get("IfSteps", []) + step["Arguments"].get("ElseSteps", [])
-        )
-    return found
+def _command(step: dict[str, Any]) -> list[str]:
+    app = step["Arguments"]["AppSpecification"]
+    return [*app["ContainerEntrypoint"], *app["ContainerArguments"]]
 
 
-@pytest.mark.parametrize("step_name", ["Prep", "Evaluate"])
+@pytest.mark.parametrize("step_name", ["Prep", "Evaluate", "EvaluateVsChampion"])
 def test_processing_step_command_parses_with_the_mlcore_cli(
     steps: dict[str, Any], step_name: str
 ) -> None:
-    app = steps[step_name]["Arguments"]["AppSpecification"]
-    entrypoint, arguments = app["ContainerEntrypoint"], app["ContainerArguments"]
-    assert entrypoint[0] == "mlcore"
-    args = _parse([*entrypoint[1:], *arguments])
-    assert args.settings == contract.CONTAINER_SETTINGS_PATH
+    command = _command(steps[step_name])
+    assert command[0] == "mlcore"
+    args = _parse(command[1:])
+    assert args.settings == f"{contract.PROCESSING_SETTINGS_DIR}/{TARGETS.settings_file_name}"
 
 
 def test_prep_writes_where_the_pipeline_uploads_from(steps: dict[str, Any]) -> None:
     prep = steps["Prep"]["Arguments"]
-    app = prep["AppSpecification"]
-    args = _parse([*app["ContainerEntrypoint"][1:], *app["ContainerArguments"]])
+    args = _parse(_command(steps["Prep"])[1:])
     (output,) = prep["ProcessingOutputConfig"]["Outputs"]
     assert args.output == output["S3Output"]["LocalPath"]
-    (data,) = prep["ProcessingInputs"]
-    assert args.data == data["S3Input"]["LocalPath"]
+    local = {i["InputName"]: i["S3Input"]["LocalPath"] for i in prep["ProcessingInputs"]}
+    assert args.data == local["data"]
+    assert args.settings.startswith(local["settings"] + "/")
 
 
-def test_evaluate_reads_the_inputs_the_pipeline_downloads(steps: dict[str, Any]) -> None:
-    evaluate = steps["Evaluate"]["Arguments"]
-    app = evaluate["AppSpecification"]
-    args = _parse([*app["ContainerEntrypoint"][1:], *app["ContainerArguments"]])
+@pytest.mark.parametrize("step_name", ["Evaluate", "EvaluateVsChampion"])
+def test_evaluate_reads_the_inputs_the_pipeline_downloads(
+    steps: dict[str, Any], step_name: str
+) -> None:
+    evaluate = steps[step_name]["Arguments"]
+    args = _parse(_command(steps[step_name])[1:])
     local = {i["InputName"]: i["S3Input"]["LocalPath"] for i in evaluate["ProcessingInputs"]}
     assert (args.model_dir, args.data) == (local["model"], local["test"])
+    assert args.champion_dir == local.get("champion")
     (output,) = evaluate["ProcessingOutputConfig"]["Outputs"]
     assert args.output == output["S3Output"]["LocalPath"]
+    assert args.fail_on_gate  # the gate is mlcore's: a failing challenger fails the step
+
+
+def test_training_command_is_the_sagemaker_contract_with_explicit_settings(
+    steps: dict[str, Any],
+) -> None:
+    command = steps["Train"]["Arguments"]["AlgorithmSpecification"]["ContainerEntrypoint"]
+    args = _parse(command[1:])
+    assert args.data is None and args.model_dir is None  # channels under /opt/ml/input/data
     assert (
-        not args.fail_on_gate
-    )  # the ConditionStep decides; evaluate must finish and write evaluation.json
-
-
-def test_training_invocation_follows_the_sagemaker_contract() -> None:
-    # SageMaker runs `<image> train`; with ENTRYPOINT ["mlcore"] that is `mlcore train`, no paths.
-    args = _parse(["train"])
-    assert args.data is None and args.model_dir is None
-
-
-def test_training_channels_are_the_ones_mlcore_reads(steps: dict[str, Any]) -> None:
-    channels = {c["ChannelName"] for c in steps["Train"]["Arguments"]["InputDataConfig"]}
-    assert channels == set(contract.TRAINING_CHANNELS)
+        args.settings == f"{contract.TRAINING_CHANNEL_ROOT}/settings/{TARGETS.settings_file_name}"
+    )
 
 
 def test_serving_invocation_parses() -> None:
@@ -131,14 +117,181 @@ def test_dockerfile_copies_only_files_in_the_build_context_that_exist() -> None:
             assert any(source == c or source.startswith(c + "/") for c in BUILD_CONTEXT), source
 
 
-def test_settings_land_where_the_steps_and_mlcore_look_for_them() -> None:
-    copies = [c.split() for c in _instructions("COPY")]
-    assert ["mlops.yaml", contract.CONTAINER_SETTINGS_PATH] in copies
-    # `mlcore train` (no --settings) reads ./mlops.yaml: the working directory must hold it.
-    (workdir,) = _instructions("WORKDIR")
-    assert str(Path(workdir) / "mlops.yaml") == contract.CONTAINER_SETTINGS_PATH
+def test_the_image_carries_no_settings_file() -> None:
+    # Finding 8: a baked-in mlops.yaml was a second copy that could disagree with the jobs'.
+    assert "mlops.yaml" not in DOCKERFILE_TEXT.split("FROM", 1)[1].replace("# ", "#").split("#")[0]
+    assert not [c for c in _instructions("COPY") if "mlops.yaml" in c]
+    assert "mlops.yaml" not in BUILD_CONTEXT
+
+
+def test_the_base_image_is_pinned_to_an_exact_release_and_digest() -> None:
+    # Finding 10: `python:3.11-slim-bookworm` moved under every rebuild.
+    (base,) = _instructions("FROM")
+    assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-[a-z]+@sha256:[0-9a-f]{64}", base), base
 
 
 def test_dockerfile_installs_with_the_pinned_requirements_as_constraints() -> None:
     assert re.search(r"pip install [^\n]*-c constraints\.txt \.", DOCKERFILE_TEXT)
     assert "requirements.txt" in DOCKERFILE_TEXT
+
+
+def test_the_check_step_and_mlcore_agree_on_what_is_a_marker() -> None:
+    # The CheckInputs Lambda cannot import mlcore; both must skip the same files.
+    from mlcore.data.io import is_marker
+
+    keys = [
+        "2026-10/part-0.parquet",
+        "2026-10/_SUCCESS",
+        "2026-10/.part-0.parquet.crc",
+        "2026-10/part-0.parquet.crc",
+        "_temporary/0/part-1.parquet",
+        ".hidden/x.csv",
+        "a/b/c.csv",
+        "a_b/c.csv",
+        "README",
+    ]
+    assert [preflight.is_marker(k) for k in keys] == [is_marker(k) for k in keys]
+
+
+# --- the steps run for real -------------------------------------------------------------------
+
+
+class Container:
+    """An emulated /opt/ml: the step's own command, with container paths under ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, container_path: str) -> Path:
+        return self.root / container_path.removeprefix("/opt/ml/")
+
+    def run(self, command: list[str], *extra: str) -> int:
+        argv = [str(self.path(a)) if a.startswith("/opt/ml/") else a for a in command[1:]]
+        return mlcore_main([*argv, *extra])
+
+    def put_settings(self, local_dir: str) -> None:
+        target = self.path(local_dir) / TARGETS.settings_file_name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(FIXTURE_SETTINGS, target)
+
+
+def _frame() -> pd.DataFrame:
+    data = load_breast_cancer(as_frame=True)
+    frame = data.data.rename(columns=lambda c: c.replace(" ", "_"))
+    frame["diagnosis"] = data.target
+    return frame
+
+
+def _train(steps: dict[str, Any], root: Path, prep_dir: Path, train_dir: Path) -> Path:
+    """Run the Train step's command with its channels and hyperparameters."""
+    container = Container(root)
+    arguments = steps["Train"]["Arguments"]
+    for channel, source in (
+        ("train", train_dir),
+        ("validation", prep_dir / "validation"),
+        ("spec", prep_dir / contract.SPEC_FILE),
+    ):
+        target = container.path(f"{contract.TRAINING_CHANNEL_ROOT}/{channel}")
+        if source.is_dir():
+            shutil.copytree(source, target)
+        else:
+            target.mkdir(parents=True)
+            shutil.copy(source, target)
+    container.put_settings(f"{contract.TRAINING_CHANNEL_ROOT}/settings")
+    hyperparameters = {
+        k: v if isinstance(v, str) else "abc1234" for k, v in arguments["HyperParameters"].items()
+    }
+    config = container.path("/opt/ml/input/config/hyperparameters.json")
+    config.parent.mkdir(parents=True)
+    config.write_text(json.dumps(hyperparameters))
+    command = arguments["AlgorithmSpecification"]["ContainerEntrypoint"]
+    assert container.run(command, "--sagemaker-root", str(root)) == 0
+    return root / "model"
+
+
+@pytest.fixture(scope="module")
+def built(steps: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Prep once; a champion trained on the data, a challenger trained on corrupted data."""
+    base = tmp_path_factory.mktemp("steps")
+    prep = Container(base / "prep")
+    frame = _frame()
+    save_table(frame.iloc[:300], prep.path(f"{contract.PREP_DATA_DIR}/2026-09/part-0.parquet"))
+    save_table(frame.iloc[300:], prep.path(f"{contract.PREP_DATA_DIR}/2026-10/part-0.parquet"))
+    prep.path(f"{contract.PREP_DATA_DIR}/2026-10/_SUCCESS").write_bytes(b"")
+    prep.put_settings(contract.PROCESSING_SETTINGS_DIR)
+    assert prep.run(_command(steps["Prep"])) == 0
+    prep_dir = prep.path(contract.PREP_OUTPUT_DIR)
+
+    champion = _train(steps, base / "champion", prep_dir, prep_dir / "train")
+    # The challenger learnt from a drop in which every feature but one was scrambled: still
+    # above the floors (AUC about 0.9), clearly below the champion (about 0.99).
+    corrupted = pd.read_parquet(prep_dir / "train" / "train.parquet")
+    rng = np.random.default_rng(0)
+    kept = {"diagnosis", "mean_radius"}
+    for column in [c for c in corrupted.columns if c not in kept]:
+        corrupted[column] = rng.permutation(corrupted[column].to_numpy())
+    save_table(corrupted, base / "corrupted" / "train.parquet")
+    challenger = _train(steps, base / "challenger", prep_dir, base / "corrupted")
+    return {"prep": prep_dir, "champion": champion, "challenger": challenger, "base": base}
+
+
+def _evaluate(
+    steps: dict[str, Any], built: dict[str, Path], step_name: str, name: str
+) -> tuple[int, Path]:
+    evaluate = Container(built["base"] / name)
+    shutil.copytree(built["challenger"], evaluate.path(contract.EVALUATE_MODEL_DIR))
+    shutil.copytree(built["prep"] / "test", evaluate.path(contract.EVALUATE_DATA_DIR))
+    if step_name == "EvaluateVsChampion":
+        shutil.copytree(built["champion"], evaluate.path(contract.EVALUATE_CHAMPION_DIR))
+    evaluate.put_settings(contract.PROCESSING_SETTINGS_DIR)
+    return evaluate.run(_command(steps[step_name])), evaluate.path(contract.EVALUATE_OUTPUT_DIR)
+
+
+@pytest.mark.slow
+def test_a_worse_challenger_fails_evaluate_against_the_champion(
+    steps: dict[str, Any], built: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Finding 3: the tolerance of mlops.yaml now applies on AWS, with mlcore's own message.
+    code, output = _evaluate(steps, built, "EvaluateVsChampion", "versus")
+    assert code == EXIT_GATE_FAILED
+    assert "worse than the champion's" in capsys.readouterr().err
+    gate = json.loads((output / contract.GATE_FILE).read_text())
+    assert gate["passed"] is False and gate["champion"] is not None
+
+
+@pytest.mark.slow
+def test_the_same_challenger_passes_the_floors_without_a_champion(
+    steps: dict[str, Any], built: dict[str, Path]
+) -> None:
+    # So it was the champion, not a floor, that stopped it above.
+    code, output = _evaluate(steps, built, "Evaluate", "alone")
+    assert code == 0
+    assert json.loads((output / contract.GATE_FILE).read_text())["passed"] is True
+
+
+@pytest.mark.slow
+def test_every_file_the_register_step_reads_exists_in_the_real_outputs(
+    steps: dict[str, Any], built: dict[str, Path]
+) -> None:
+    # The register step's JsonGet paths must resolve in what mlcore writes, or SageMaker
+    # fails the step after the gate has passed.
+    code, output = _evaluate(steps, built, "Evaluate", "paths")
+    assert code == 0
+    files = {
+        "Steps.Prep.PropertyFiles.Lineage": json.loads(
+            (built["prep"] / contract.LINEAGE_FILE).read_text()
+        ),
+        "Steps.Evaluate.PropertyFiles.Gate": json.loads((output / contract.GATE_FILE).read_text()),
+    }
+    metadata = steps["RegisterModel"]["Arguments"]["CustomerMetadataProperties"]
+    lookups = re.findall(
+        r'"Std:JsonGet": \{"Path": "([^"]+)", "PropertyFile": \{"Get": "([^"]+)"\}',
+        json.dumps(metadata, sort_keys=True),
+    )
+    assert lookups
+    for path, file in lookups:
+        value: Any = files[file]
+        for part in path.split("."):
+            assert isinstance(value, dict) and part in value, f"{file}: no {path}"
+            value = value[part]
+        assert value is not None, f"{file}: {path} is null"

@@ -1,83 +1,37 @@
-"""The SageMaker model-build pipeline definition, built offline with SDK v3."""
+"""The SageMaker model-build pipeline definition, built offline with SDK v3 (fixture settings)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
+from sm_fixtures import TARGETS, all_steps
 
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-
-from mlcore.settings import load_settings, resolve_settings_path
+from mlcore.evaluate import CLASSIFICATION_METRICS
+from mlcore.settings import MlopsSettings
+from pipelines.sagemaker import contract
 from pipelines.sagemaker.definition import (
     APPROVAL_STATUS,
+    CHECK_OUTPUTS,
     ModelBuildOptions,
-    PipelineTargets,
-    metric_json_path,
+    gate_metric_names,
     pipeline_definition,
-    threshold_parameter_name,
-)
-
-REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
-TARGETS = PipelineTargets(
-    role_arn="arn:aws:iam::123456789012:role/jobs",
-    image_uri="123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlcore:1",
-    artifact_bucket="artifacts-bucket",
-    model_package_group_name="churn-dev-models",
-    default_input_data_url="s3://data-bucket/training-data/",
-    region="eu-west-1",
-    kms_key_id="arn:aws:kms:eu-west-1:123456789012:key/abc",
 )
 
 
-def _steps(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    steps: dict[str, dict[str, Any]] = {}
-    pending = list(definition["Steps"])
-    while pending:
-        step = pending.pop()
-        steps[step["Name"]] = step
-        pending.extend(
-            step["Arguments"].get("IfSteps", []) + step["Arguments"].get("ElseSteps", [])
-        )
-    return steps
-
-
 @pytest.fixture(scope="module")
-def settings() -> Any:
-    return load_settings(resolve_settings_path())
-
-
-@pytest.fixture(scope="module")
-def definition(settings: Any) -> dict[str, Any]:
-    """Built with no AWS credentials reachable at all, as at `cdk synth` on a laptop or in CI."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name in (
-            "AWS_ACCESS_KEY_ID",
-            "AWS_SECRET_ACCESS_KEY",
-            "AWS_SESSION_TOKEN",
-            "AWS_PROFILE",
-        ):
-            patch.delenv(name, raising=False)
-        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-        patch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-        patch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-        return json.loads(
-            pipeline_definition("churn-dev-model-build", settings=settings, targets=TARGETS)
-        )
-
-
-@pytest.fixture(scope="module")
-def variant(settings: Any) -> dict[str, Any]:
-    """Spot training on, and a ceiling metric in the gate."""
-    gate = settings.gate.model_copy(update={"max_metrics": {"log_loss": 0.5}})
+def variant(fixture_settings: MlopsSettings) -> dict[str, Any]:
+    """Spot training on, a tracking server set."""
     return json.loads(
         pipeline_definition(
             "p",
-            settings=settings.model_copy(update={"gate": gate}),
-            targets=TARGETS,
+            settings=fixture_settings,
+            targets=dataclasses.replace(
+                TARGETS,
+                tracking_uri="arn:aws:sagemaker:eu-west-1:123456789012:mlflow-tracking-server/t",
+            ),
             options=ModelBuildOptions(
                 use_spot_training=True, max_runtime_seconds=1800, max_spot_wait_seconds=3600
             ),
@@ -85,38 +39,80 @@ def variant(settings: Any) -> dict[str, Any]:
     )
 
 
-def test_prep_runs_mlcore_prep_on_the_data_parameter(definition: dict[str, Any]) -> None:
-    prep = _steps(definition)["Prep"]["Arguments"]
-    assert prep["AppSpecification"]["ContainerEntrypoint"] == ["mlcore", "prep"]
-    (data,) = prep["ProcessingInputs"]
-    assert data["S3Input"]["S3Uri"] == {"Get": "Parameters.InputDataUrl"}
-    parameters = {p["Name"]: p for p in definition["Parameters"]}
-    assert parameters["InputDataUrl"]["DefaultValue"] == "s3://data-bucket/training-data/"
+def _args(step: dict[str, Any]) -> list[str]:
+    app = step["Arguments"]["AppSpecification"]
+    return [*app["ContainerEntrypoint"], *app["ContainerArguments"]]
 
 
-def test_training_uses_the_image_train_contract_with_lineage_hyperparameters(
-    definition: dict[str, Any], settings: Any
+def test_the_run_checks_its_inputs_before_any_job(definition: dict[str, Any]) -> None:
+    check, has_data = definition["Steps"]
+    assert (check["Name"], check["Type"]) == ("CheckInputs", "Lambda")
+    assert check["FunctionArn"] == TARGETS.check_function_arn
+    assert check["Arguments"] == {
+        "input_data_url": {"Get": "Parameters.InputDataUrl"},
+        "model_package_group_name": TARGETS.model_package_group_name,
+    }
+    assert [o["OutputName"] for o in check["OutputParameters"]] == list(CHECK_OUTPUTS)
+    assert has_data["Name"] == "HasTrainingData"
+
+
+def test_no_training_data_ends_the_run_without_a_job_or_a_failure(
+    definition: dict[str, Any],
 ) -> None:
-    train = _steps(definition)["Train"]["Arguments"]
-    assert train["AlgorithmSpecification"]["TrainingImage"] == TARGETS.image_uri
-    assert "ContainerEntrypoint" not in train["AlgorithmSpecification"]
+    # Finding 4: a first deploy has an empty bucket; the run must succeed, not fail TrainDev.
+    has_data = definition["Steps"][1]["Arguments"]
+    (condition,) = has_data["Conditions"]
+    assert condition == {
+        "Type": "Equals",
+        "LeftValue": {"Get": "Steps.CheckInputs.OutputParameters['has_data']"},
+        "RightValue": "true",
+    }
+    assert has_data["ElseSteps"] == []
+    assert [s["Name"] for s in has_data["IfSteps"]] == ["Prep", "Train", "HasChampion"]
+
+
+def test_prep_reads_the_whole_data_prefix_and_the_settings_artifact(
+    steps: dict[str, Any],
+) -> None:
+    prep = steps["Prep"]["Arguments"]
+    inputs = {i["InputName"]: i["S3Input"] for i in prep["ProcessingInputs"]}
+    assert inputs["data"]["S3Uri"] == {"Get": "Parameters.InputDataUrl"}
+    assert inputs["data"]["S3DataType"] == "S3Prefix"  # every drop under the prefix
+    assert inputs["settings"]["S3Uri"] == TARGETS.settings_s3_uri
+    assert _args(steps["Prep"])[-2:] == [
+        "--settings",
+        "/opt/ml/processing/input/settings/0f1e2d.yaml",
+    ]
+
+
+def test_training_runs_mlcore_train_with_the_settings_artifact(steps: dict[str, Any]) -> None:
+    train = steps["Train"]["Arguments"]
+    spec = train["AlgorithmSpecification"]
+    assert spec["TrainingImage"] == TARGETS.image_uri
+    assert spec["ContainerEntrypoint"] == [
+        "mlcore",
+        "train",
+        "--settings",
+        "/opt/ml/input/data/settings/0f1e2d.yaml",
+    ]
+    channels = {c["ChannelName"]: c for c in train["InputDataConfig"]}
+    assert set(channels) == set(contract.TRAINING_CHANNELS)
+    assert channels["settings"]["DataSource"]["S3DataSource"]["S3Uri"] == TARGETS.settings_s3_uri
     hyperparameters = train["HyperParameters"]
-    assert hyperparameters["target"] == settings.dataset.target
+    assert hyperparameters["target"] == "diagnosis"
     assert hyperparameters["git_commit"] == {"Get": "Parameters.GitCommit"}
-    assert all(isinstance(v, str) for k, v in hyperparameters.items() if k != "git_commit")
-    assert {c["ChannelName"] for c in train["InputDataConfig"]} == {"train", "validation", "spec"}
 
 
-def test_training_instance_type_is_a_parameter(definition: dict[str, Any]) -> None:
-    train = _steps(definition)["Train"]["Arguments"]
+def test_training_instance_type_is_a_parameter(steps: dict[str, Any]) -> None:
+    train = steps["Train"]["Arguments"]
     assert train["ResourceConfig"]["InstanceType"] == {"Get": "Parameters.TrainingInstanceType"}
 
 
 def test_spot_training_is_off_by_default_and_on_by_option(
-    definition: dict[str, Any], variant: dict[str, Any]
+    steps: dict[str, Any], variant: dict[str, Any]
 ) -> None:
-    assert "EnableManagedSpotTraining" not in _steps(definition)["Train"]["Arguments"]
-    arguments = _steps(variant)["Train"]["Arguments"]
+    assert "EnableManagedSpotTraining" not in steps["Train"]["Arguments"]
+    arguments = all_steps(variant)["Train"]["Arguments"]
     assert arguments["EnableManagedSpotTraining"] is True
     assert arguments["StoppingCondition"] == {
         "MaxRuntimeInSeconds": 1800,
@@ -131,97 +127,112 @@ def test_spot_wait_shorter_than_runtime_is_rejected() -> None:
         )
 
 
-def test_evaluation_reads_the_trained_model_and_test_split(definition: dict[str, Any]) -> None:
-    evaluate = _steps(definition)["Evaluate"]
-    inputs = {
-        i["InputName"]: i["S3Input"]["S3Uri"] for i in evaluate["Arguments"]["ProcessingInputs"]
+def test_a_champion_is_passed_to_mlcore_evaluate_which_decides_the_gate(
+    steps: dict[str, Any],
+) -> None:
+    # Finding 3: the same rules as Azure and the demo: mlcore's gate, champion included.
+    has_champion = steps["HasChampion"]["Arguments"]
+    assert has_champion["Conditions"][0]["LeftValue"] == {
+        "Get": "Steps.CheckInputs.OutputParameters['has_champion']"
     }
-    assert inputs["model"] == {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}
-    assert evaluate["PropertyFiles"] == [
-        {
-            "PropertyFileName": "Evaluation",
-            "OutputName": "evaluation",
-            "FilePath": "evaluation.json",
-        }
+    assert [s["Name"] for s in has_champion["IfSteps"]] == [
+        "EvaluateVsChampion",
+        "RegisterVsChampion",
     ]
+    assert [s["Name"] for s in has_champion["ElseSteps"]] == ["Evaluate", "RegisterModel"]
+    versus = steps["EvaluateVsChampion"]
+    assert _args(versus)[:2] == ["mlcore", "evaluate"]
+    assert "--fail-on-gate" in _args(versus)
+    champion_dir = _args(versus)[_args(versus).index("--champion-dir") + 1]
+    (champion,) = [
+        i for i in versus["Arguments"]["ProcessingInputs"] if i["InputName"] == "champion"
+    ]
+    assert champion["S3Input"]["LocalPath"] == champion_dir
+    assert champion["S3Input"]["S3Uri"] == {
+        "Get": "Steps.CheckInputs.OutputParameters['champion_model_url']"
+    }
 
 
-def test_gate_compares_evaluation_json_with_threshold_parameters(
-    settings: Any, definition: dict[str, Any]
+def test_without_a_champion_evaluate_gates_on_thresholds_alone(steps: dict[str, Any]) -> None:
+    alone = _args(steps["Evaluate"])
+    assert "--fail-on-gate" in alone and "--champion-dir" not in alone
+    assert "champion" not in {
+        i["InputName"] for i in steps["Evaluate"]["Arguments"]["ProcessingInputs"]
+    }
+
+
+def test_thresholds_cannot_be_lowered_per_execution(definition: dict[str, Any]) -> None:
+    # Finding 3: MinAuc=0 at start time used to weaken the gate without a trace.
+    names = {p["Name"] for p in definition["Parameters"]}
+    assert names == {"InputDataUrl", "ProcessingInstanceType", "TrainingInstanceType", "GitCommit"}
+
+
+def test_gate_metric_names_come_from_mlcore(fixture_settings: MlopsSettings) -> None:
+    assert set(gate_metric_names(fixture_settings)) <= set(CLASSIFICATION_METRICS)
+    gate = fixture_settings.gate.model_copy(update={"min_metrics": {"mse": 1.0}})
+    with pytest.raises(ValueError, match=r"\['mse'\] .* not ones mlcore evaluate reports"):
+        gate_metric_names(fixture_settings.model_copy(update={"gate": gate}))
+
+
+def test_a_regression_metric_is_refused_for_a_classification_task(
+    fixture_settings: MlopsSettings,
 ) -> None:
-    gate = _steps(definition)["QualityGate"]["Arguments"]
-    parameters = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
-    expected = {
-        (metric_json_path(m), threshold_parameter_name("min", m)) for m in settings.gate.min_metrics
-    }
-    seen = {
-        (c["LeftValue"]["Std:JsonGet"]["Path"], c["RightValue"]["Get"].removeprefix("Parameters."))
-        for c in gate["Conditions"]
-        if c["Type"] == "GreaterThanOrEqualTo"
-    }
-    assert seen == expected
-    assert parameters["MinAuc"] == settings.gate.min_metrics["auc"]
-    assert [s["Name"] for s in gate["IfSteps"]] == ["RegisterModel"]
-    assert [s["Name"] for s in gate["ElseSteps"]] == ["GateFailed"]
+    gate = fixture_settings.gate.model_copy(update={"min_metrics": {"r2": 0.5}})
+    with pytest.raises(ValueError, match="for classification"):
+        gate_metric_names(fixture_settings.model_copy(update={"gate": gate}))
 
 
-def test_ceiling_metrics_become_less_than_conditions(variant: dict[str, Any]) -> None:
-    gate = _steps(variant)["QualityGate"]["Arguments"]
-    assert {
-        "Type": "LessThanOrEqualTo",
-        "LeftValue": {
-            "Std:JsonGet": {
-                "PropertyFile": {"Get": "Steps.Evaluate.PropertyFiles.Evaluation"},
-                "Path": "binary_classification_metrics.log_loss.value",
-            }
-        },
-        "RightValue": {"Get": "Parameters.MaxLogLoss"},
-    } in gate["Conditions"]
-
-
-def test_a_gate_without_thresholds_is_rejected(settings: Any) -> None:
-    empty = settings.model_copy(
-        update={"gate": settings.gate.model_copy(update={"min_metrics": {}, "max_metrics": {}})}
-    )
+def test_a_gate_without_thresholds_is_rejected(fixture_settings: MlopsSettings) -> None:
+    empty = fixture_settings.gate.model_copy(update={"min_metrics": {}, "max_metrics": {}})
     with pytest.raises(ValueError, match="needs at least one threshold"):
-        pipeline_definition("p", settings=empty, targets=TARGETS)
+        pipeline_definition(
+            "p", settings=fixture_settings.model_copy(update={"gate": empty}), targets=TARGETS
+        )
 
 
-def test_unknown_gate_metric_lists_the_known_ones() -> None:
-    with pytest.raises(ValueError, match=r"use one of \[.*'auc'.*\]"):
-        metric_json_path("aucc")
-
-
-def test_registers_pending_approval_with_lineage_metadata(
-    settings: Any, definition: dict[str, Any]
+@pytest.mark.parametrize("register", ["RegisterModel", "RegisterVsChampion"])
+def test_registered_metadata_records_the_gate_that_was_applied(
+    steps: dict[str, Any], register: str
 ) -> None:
-    register = _steps(definition)["RegisterModel"]["Arguments"]
+    metadata = steps[register]["Arguments"]["CustomerMetadataProperties"]
+    assert metadata["gate_min_auc"] == "0.8" and metadata["gate_min_accuracy"] == "0.7"
+    assert metadata["gate_champion_tolerance"] == "0.01"
+    assert metadata["gate_settings_sha256"] == "sha256:fixture"
+    champion = metadata["gate_champion_package_arn"]
+    if register == "RegisterModel":
+        assert champion == "none"
+    else:
+        assert champion == {"Get": "Steps.CheckInputs.OutputParameters['champion_package_arn']"}
+    assert len(metadata) <= 50  # SageMaker's limit on metadata entries
+
+
+def test_registers_pending_approval_with_lineage_metadata(steps: dict[str, Any]) -> None:
+    register = steps["RegisterModel"]["Arguments"]
     assert register["ModelApprovalStatus"] == APPROVAL_STATUS == "PendingManualApproval"
-    assert register["ModelPackageGroupName"] == "churn-dev-models"
+    assert register["ModelPackageGroupName"] == "acme-dev-models"
     metadata = register["CustomerMetadataProperties"]
     assert metadata["git_commit"] == {"Get": "Parameters.GitCommit"}
     assert metadata["data_fingerprint"]["Std:JsonGet"]["PropertyFile"] == {
         "Get": "Steps.Prep.PropertyFiles.Lineage"
     }
-    assert metadata["hp_learning_rate"] == "0.08"
-    assert "Std:Join" in metadata["metric_auc"]
-    assert len(metadata) <= 50  # SageMaker's limit on metadata entries
+    assert metadata["hp_C"] == "1.0"
+    assert metadata["metric_auc"]["Std:Join"]["Values"][0]["Std:JsonGet"] == {
+        "PropertyFile": {"Get": "Steps.Evaluate.PropertyFiles.Gate"},
+        "Path": "challenger.auc",
+    }
 
 
 def test_registered_container_serves_with_the_same_image_in_the_target_region(
-    definition: dict[str, Any],
+    steps: dict[str, Any],
 ) -> None:
-    (container,) = _steps(definition)["RegisterModel"]["Arguments"]["InferenceSpecification"][
-        "Containers"
-    ]
+    (container,) = steps["RegisterModel"]["Arguments"]["InferenceSpecification"]["Containers"]
     assert container["Image"] == TARGETS.image_uri
     assert container["ModelDataUrl"] == {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}
     assert container["Environment"] == {"SAGEMAKER_REGION": "eu-west-1"}
 
 
-def test_jobs_encrypt_with_the_given_key(definition: dict[str, Any]) -> None:
-    steps = _steps(definition)
-    for name in ("Prep", "Evaluate"):
+def test_jobs_encrypt_with_the_given_key(steps: dict[str, Any]) -> None:
+    for name in ("Prep", "Evaluate", "EvaluateVsChampion"):
         arguments = steps[name]["Arguments"]
         assert (
             arguments["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"]
@@ -231,14 +242,37 @@ def test_jobs_encrypt_with_the_given_key(definition: dict[str, Any]) -> None:
     assert steps["Train"]["Arguments"]["ResourceConfig"]["VolumeKmsKeyId"] == TARGETS.kms_key_id
 
 
-def test_outputs_are_kept_per_execution(definition: dict[str, Any]) -> None:
-    (output,) = _steps(definition)["Prep"]["Arguments"]["ProcessingOutputConfig"]["Outputs"]
+def test_outputs_are_kept_per_execution(steps: dict[str, Any]) -> None:
+    (output,) = steps["Prep"]["Arguments"]["ProcessingOutputConfig"]["Outputs"]
     assert {"Get": "Execution.PipelineExecutionId"} in output["S3Output"]["S3Uri"]["Std:Join"][
         "Values"
     ]
 
 
-def test_definition_is_deterministic(settings: Any, definition: dict[str, Any]) -> None:
+def test_the_pipeline_asks_for_no_sagemaker_experiment(definition: dict[str, Any]) -> None:
+    # Finding 10: the SDK's default PipelineExperimentConfig needs Experiments permissions
+    # the pipeline role does not have; runs are tracked in MLflow instead.
+    assert definition.get("PipelineExperimentConfig") is None
+
+
+def test_a_tracking_server_reaches_every_job_as_mlflow_tracking_uri(
+    variant: dict[str, Any], steps: dict[str, Any]
+) -> None:
+    uri = "arn:aws:sagemaker:eu-west-1:123456789012:mlflow-tracking-server/t"
+    found = all_steps(variant)
+    for name in ("Prep", "Evaluate", "EvaluateVsChampion", "Train"):
+        assert found[name]["Arguments"]["Environment"] == {"MLFLOW_TRACKING_URI": uri}, name
+        assert "MLFLOW_TRACKING_URI" not in steps[name]["Arguments"].get("Environment", {})
+
+
+def test_definition_is_deterministic(
+    fixture_settings: MlopsSettings, definition: dict[str, Any]
+) -> None:
     # cdk diff must show no change to the pipeline unless its inputs change.
-    again = pipeline_definition("churn-dev-model-build", settings=settings, targets=TARGETS)
+    again = pipeline_definition(
+        "acme-dev-model-build",
+        settings=fixture_settings,
+        targets=TARGETS,
+        settings_digest="sha256:fixture",
+    )
     assert json.loads(again) == definition

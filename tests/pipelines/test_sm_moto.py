@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -20,14 +20,16 @@ from moto import mock_aws
 
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
-from mlcore.settings import load_settings, resolve_settings_path
-from pipelines.sagemaker import model_registry, run_pipeline
+from sm_fixtures import FIXTURE_SETTINGS
+
+from mlcore.settings import load_settings
+from pipelines.sagemaker import definition as sm_definition
+from pipelines.sagemaker import model_registry, preflight, run_pipeline
 from pipelines.sagemaker.definition import PipelineTargets, build_pipeline
 
 REGION = "us-east-1"
-REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
-GROUP = "churn-dev-models"
-PIPELINE = "churn-dev-model-build"
+GROUP = "acme-dev-models"
+PIPELINE = "acme-dev-model-build"
 EXECUTION_ARN = f"arn:aws:sagemaker:{REGION}:123456789012:pipeline/{PIPELINE}/execution/abc123"
 
 
@@ -38,6 +40,7 @@ def aws() -> Iterator[boto3.Session]:
 
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/model-build"  # moto's account id
+DATA_BUCKET = "acme-dev-data"
 
 
 def _create_sagemaker_role(session: boto3.Session) -> str:
@@ -62,14 +65,16 @@ def pipeline() -> Any:
     """Built once (a few seconds); each test upserts it into its own moto account."""
     return build_pipeline(
         PIPELINE,
-        settings=load_settings(resolve_settings_path()),
+        settings=load_settings(FIXTURE_SETTINGS),
         targets=PipelineTargets(
             role_arn=ROLE_ARN,
             image_uri=f"123456789012.dkr.ecr.{REGION}.amazonaws.com/mlcore:test",
-            artifact_bucket="churn-dev-artifacts",
+            artifact_bucket="acme-dev-artifacts",
             model_package_group_name=GROUP,
-            default_input_data_url="s3://churn-dev-data/training-data/",
+            default_input_data_url=f"s3://{DATA_BUCKET}/training-data/",
             region=REGION,
+            settings_s3_uri="s3://cdk-assets/0f1e.yaml",
+            check_function_arn=f"arn:aws:lambda:{REGION}:123456789012:function:check",
         ),
         # Fake keys: the clients are made now, outside moto, and only used inside it.
         boto_session=boto3.Session(
@@ -91,9 +96,9 @@ def test_definition_upserts_and_starts_in_sagemaker(aws: boto3.Session, upserted
     client = aws.client("sagemaker")
     described = client.describe_pipeline(PipelineName=PIPELINE)
     names = [s["Name"] for s in json.loads(described["PipelineDefinition"])["Steps"]]
-    assert names == ["Prep", "Train", "Evaluate", "QualityGate"]
+    assert names == [sm_definition.CHECK_STEP, sm_definition.DATA_CONDITION_STEP]
     arn = run_pipeline.start_execution(
-        client, PIPELINE, parameters={"GitCommit": "abc123", "MinAuc": "0.8"}
+        client, PIPELINE, parameters={"GitCommit": "abc123", "InputDataUrl": "s3://x/y/"}
     )
     (summary,) = client.list_pipeline_executions(PipelineName=PIPELINE)[
         "PipelineExecutionSummaries"
@@ -105,8 +110,8 @@ def test_definition_upserts_and_starts_in_sagemaker(aws: boto3.Session, upserted
 
 def test_misspelt_parameter_is_refused_before_starting(aws: boto3.Session, upserted: Any) -> None:
     client = aws.client("sagemaker")
-    with pytest.raises(ValueError, match=r"no parameter\(s\) \['MinAUC'\].*'MinAuc'"):
-        run_pipeline.start_execution(client, PIPELINE, parameters={"MinAUC": "0.8"})
+    with pytest.raises(ValueError, match=r"no parameter\(s\) \['GitComit'\].*'GitCommit'"):
+        run_pipeline.start_execution(client, PIPELINE, parameters={"GitComit": "abc"})
     assert (
         client.list_pipeline_executions(PipelineName=PIPELINE)["PipelineExecutionSummaries"] == []
     )
@@ -131,11 +136,19 @@ def test_run_pipeline_cli_rejects_a_malformed_parameter(capsys: pytest.CaptureFi
     assert "must look like Name=value" in capsys.readouterr().err
 
 
-def _scripted_client(statuses: list[str], steps: list[dict[str, Any]]) -> tuple[Any, Stubber]:
+def _scripted_client(
+    statuses: list[str], steps: list[dict[str, Any]], *, started: bool = False
+) -> tuple[Any, Stubber]:
     client = boto3.client(
         "sagemaker", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"
     )
     stubber = Stubber(client)
+    if started:
+        stubber.add_response(
+            "start_pipeline_execution",
+            {"PipelineExecutionArn": EXECUTION_ARN},
+            {"PipelineName": PIPELINE, "PipelineParameters": []},
+        )
     for status in statuses:
         stubber.add_response(
             "describe_pipeline_execution",
@@ -279,4 +292,139 @@ def test_registry_cli_says_when_nothing_awaits_approval(
         ["approve", "--group", GROUP, "--latest", "--comment", "ok"], client=client
     )
     assert code == 2
-    assert "no model package in churn-dev-models is waiting for approval" in capsys.readouterr().err
+    assert "no model package in acme-dev-models is waiting for approval" in capsys.readouterr().err
+
+
+CI_ROLE_ARN = "arn:aws:iam::222222222222:role/acme-dev-ci-train"
+
+
+def test_assumed_role_credentials_are_renewed_before_they_expire(aws: boto3.Session) -> None:
+    # Finding 5: CodeBuild -> CI role is role chaining, capped at one hour per AssumeRole; a
+    # 3-hour training wait must keep working. moto's STS issues one-hour credentials.
+    offset = [timedelta(0)]
+    session = run_pipeline.assumed_role_session(
+        CI_ROLE_ARN, region=REGION, source=aws, time_fetcher=lambda: _now() + offset[0]
+    )
+    credentials = session.get_credentials()
+    first = credentials.get_frozen_credentials()
+    assert credentials.get_frozen_credentials().access_key == first.access_key  # still valid
+    offset[0] = timedelta(minutes=48)  # 12 minutes left: inside botocore's refresh window
+    renewed = credentials.get_frozen_credentials()
+    assert renewed.access_key != first.access_key and renewed.token != first.token
+
+
+def test_assumed_role_client_acts_in_the_role_account(aws: boto3.Session) -> None:
+    # moto switches account with the assumed role, as AWS does for a role in another account.
+    client = run_pipeline.assumed_role_session(CI_ROLE_ARN, region=REGION, source=aws).client(
+        "sagemaker"
+    )
+    client.create_model_package_group(ModelPackageGroupName=GROUP)
+    arn = client.describe_model_package_group(ModelPackageGroupName=GROUP)["ModelPackageGroupArn"]
+    assert ":222222222222:" in arn
+    assert aws.client("sagemaker").list_model_package_groups()["ModelPackageGroupSummaryList"] == []
+
+
+def test_assuming_a_role_without_source_credentials_says_how_to_fix_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source = boto3.Session(region_name=REGION)
+    monkeypatch.setattr(source, "get_credentials", lambda: None)
+    with pytest.raises(ValueError, match=r"no AWS credentials to assume .*acme-dev-ci-train"):
+        run_pipeline.assumed_role_session(CI_ROLE_ARN, source=source)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def test_a_run_that_found_no_data_succeeds_and_says_nothing_was_trained(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Finding 4: TrainDev must not fail (and block staging and prod) on an empty bucket.
+    steps = [
+        {
+            "StepName": run_pipeline.CHECK_STEP,
+            "StepStatus": "Succeeded",
+            "Metadata": {
+                "Lambda": {
+                    "Arn": "arn:aws:lambda:us-east-1:123456789012:function:check",
+                    "OutputParameters": [
+                        {"Name": "has_data", "Value": "false"},
+                        {"Name": "message", "Value": "no training data under s3://d/t/"},
+                    ],
+                }
+            },
+        },
+        {"StepName": "HasTrainingData", "StepStatus": "Succeeded"},
+    ]
+    client, stubber = _scripted_client(["Succeeded"], steps)
+    stubber.add_response(
+        "start_pipeline_execution",
+        {"PipelineExecutionArn": EXECUTION_ARN},
+        {"PipelineName": PIPELINE, "PipelineParameters": []},
+    )
+    # start comes first: move its answer to the front of the queue.
+    stubber._queue.rotate(1)
+    with stubber:
+        code = run_pipeline.main(
+            ["--pipeline-name", PIPELINE, "--wait", "--poll-seconds", "1"], client=client
+        )
+    assert code == run_pipeline.EXIT_SUCCEEDED
+    assert "no model was trained: no training data under s3://d/t/" in capsys.readouterr().out
+
+
+def test_the_ci_wait_knows_the_check_step_by_its_name() -> None:
+    assert run_pipeline.CHECK_STEP == sm_definition.CHECK_STEP
+
+
+def _put(s3: Any, key: str, body: bytes = b"x") -> None:
+    s3.put_object(Bucket=DATA_BUCKET, Key=key, Body=body)
+
+
+def _check(aws: boto3.Session) -> dict[str, str]:
+    return preflight.check_inputs(
+        input_data_url=f"s3://{DATA_BUCKET}/training-data/",
+        model_package_group_name=GROUP,
+        s3=aws.client("s3"),
+        sagemaker=aws.client("sagemaker"),
+    ).outputs()
+
+
+def test_check_inputs_finds_no_data_in_an_empty_bucket_or_one_with_markers_only(
+    aws: boto3.Session,
+) -> None:
+    aws.client("s3").create_bucket(Bucket=DATA_BUCKET)
+    aws.client("sagemaker").create_model_package_group(ModelPackageGroupName=GROUP)
+    assert _check(aws)["has_data"] == "false"
+    _put(aws.client("s3"), "training-data/2026-10/_SUCCESS", b"")
+    _put(aws.client("s3"), "training-data/2026-10/.part-0.parquet.crc")
+    _put(aws.client("s3"), "other-prefix/part-0.parquet")
+    outputs = _check(aws)
+    assert (outputs["has_data"], outputs["data_files"]) == ("false", "0")
+    assert "training skipped" in outputs["message"] and "_SUCCESS" in outputs["message"]
+
+
+def test_check_inputs_counts_a_dated_drop_and_finds_the_newest_approved_champion(
+    aws: boto3.Session,
+) -> None:
+    s3, client = aws.client("s3"), aws.client("sagemaker")
+    s3.create_bucket(Bucket=DATA_BUCKET)
+    client.create_model_package_group(ModelPackageGroupName=GROUP)
+    _put(s3, "training-data/2026-10/part-0.parquet")
+    _put(s3, "training-data/2026-10/_SUCCESS", b"")
+    assert _check(aws)["has_champion"] == "false"
+    older = _register(client, "old0001")
+    model_registry.set_approval(client, older, "Approved", comment="first")
+    newest = _register(client, "abc1234")
+    _register(client, "pending9")  # pending packages are not champions
+    model_registry.set_approval(client, newest, "Approved", comment="second")
+    outputs = _check(aws)
+    assert (outputs["has_data"], outputs["data_files"]) == ("true", "1")
+    assert outputs["has_champion"] == "true"
+    assert outputs["champion_package_arn"] == newest
+    assert outputs["champion_model_url"] == "s3://a/model.tar.gz"
+
+
+def test_check_inputs_handler_says_which_inputs_are_missing() -> None:
+    with pytest.raises(ValueError, match=r"needs \['model_package_group_name'\]"):
+        preflight.handler({"input_data_url": "s3://b/p/"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -10,9 +11,56 @@ from mlcore.errors import DataError
 
 SUPPORTED_SUFFIXES = (".csv", ".parquet", ".pq")
 
+logger = logging.getLogger(__name__)
+
+
+def is_marker(relative_path: str | Path) -> bool:
+    """Whether a path inside a data folder is bookkeeping rather than data.
+
+    Markers are what writers leave beside the data: ``_SUCCESS`` and other names starting
+    with ``_`` (Spark's ``_temporary/``, ``_committed_*``), hidden files and folders
+    (starting with ``.``, which covers Hadoop's ``.part-0.parquet.crc``) and ``*.crc``
+    checksums. Any component of ``relative_path`` can make it a marker.
+    """
+    parts = Path(relative_path).parts
+    return any(part.startswith(("_", ".")) for part in parts) or str(
+        relative_path
+    ).lower().endswith(".crc")
+
+
+def data_files(folder: str | Path) -> list[Path]:
+    """The CSV and Parquet files anywhere under ``folder``, markers left out, in path order.
+
+    The order is that of the paths relative to ``folder``, so the same files always load into
+    the same table (and the same fingerprint), however the file system lists them.
+    """
+    folder = Path(folder)
+    files = []
+    ignored = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        relative = path.relative_to(folder)
+        if is_marker(relative):
+            continue
+        if path.suffix.lower() in SUPPORTED_SUFFIXES:
+            files.append(path)
+        else:
+            ignored.append(str(relative))
+    if ignored:
+        logger.warning(
+            "ignoring %d file(s) under %s that are neither %s nor markers: %s",
+            len(ignored),
+            folder,
+            "/".join(SUPPORTED_SUFFIXES),
+            ", ".join(ignored[:5]) + (" ..." if len(ignored) > 5 else ""),
+        )
+    return files
+
 
 def load_table(path: str | Path) -> pd.DataFrame:
-    """Load a CSV or Parquet file, or every such file in a folder (as SageMaker channels hold).
+    """Load a CSV or Parquet file, or every such file under a folder (as SageMaker channels hold).
+
+    A folder is read recursively (dated drops such as ``2026-10/part-0.parquet`` included);
+    markers such as ``_SUCCESS``, ``*.crc`` and hidden files are skipped (see :func:`is_marker`).
 
     Raises
     ------
@@ -23,11 +71,12 @@ def load_table(path: str | Path) -> pd.DataFrame:
     if not path.exists():
         raise DataError(f"data path does not exist: {path}")
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in SUPPORTED_SUFFIXES)
+        files = data_files(path)
         if not files:
             raise DataError(
-                f"no {'/'.join(SUPPORTED_SUFFIXES)} files in folder {path}; "
-                "put the data there or point to a file"
+                f"no {'/'.join(SUPPORTED_SUFFIXES)} files in folder {path} or its subfolders "
+                "(markers such as _SUCCESS and hidden files are not data); put the data there "
+                "or point to a file"
             )
         return pd.concat([_load_file(p) for p in files], ignore_index=True)
     return _load_file(path)

@@ -9,26 +9,24 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from mlcore.data import DatasetSpec, infer_spec, load_table
-from mlcore.drift.baseline import BASELINE_FILE, Baseline
-from mlcore.drift.detect import detect_drift
-from mlcore.drift.outputs import write_drift_outputs
-from mlcore.drift.results import DriftReport
-from mlcore.drift.streaming import DEFAULT_CHUNK_ROWS
 from mlcore.errors import ConfigError, DataError
-from mlcore.model import unpack_model_dir
-from mlcore.settings import (
-    DEFAULT_SETTINGS_FILE,
-    SETTINGS_ENV_VAR,
-    MlopsSettings,
-    load_settings,
-    resolve_settings_path,
-)
+from mlcore.settings_file import DEFAULT_SETTINGS_FILE, SETTINGS_ENV_VAR, settings_path
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlcore.data import DatasetSpec
+    from mlcore.drift.baseline import Baseline
+    from mlcore.drift.results import DriftReport
+    from mlcore.settings import MlopsSettings
 
 logger = logging.getLogger(__name__)
+
+# mlcore.drift.streaming.DEFAULT_CHUNK_ROWS, repeated so that building this parser (for
+# `mlcore drift --help`) imports no numpy or pandas; a test checks that the two agree.
+DEFAULT_CHUNK_ROWS = 100_000
 
 
 def add_drift_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -108,6 +106,11 @@ def add_drift_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
 
 
 def run_drift_command(args: argparse.Namespace) -> int:
+
+    from mlcore.data import load_table
+    from mlcore.drift.detect import detect_drift
+    from mlcore.drift.outputs import write_drift_outputs
+
     settings = _settings(args.settings)
     prediction_columns = tuple(args.prediction_columns) if args.prediction_columns else None
     reference: pd.DataFrame | Baseline
@@ -141,6 +144,8 @@ def _streaming_report(
     settings: MlopsSettings,
     prediction_columns: tuple[str, ...] | None,
 ) -> DriftReport:
+    import pandas as pd
+
     from mlcore.drift.baseline import build_baseline
     from mlcore.drift.streaming import detect_drift_streaming_path
 
@@ -168,6 +173,8 @@ def _streaming_report(
 
 def _columns_of(path: Path) -> set[str]:
     """Column names of a CSV or Parquet file (the first file of a folder), read cheaply."""
+    import pandas as pd
+
     files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
     for file in files:
         if file.suffix.lower() == ".csv":
@@ -181,6 +188,8 @@ def _columns_of(path: Path) -> set[str]:
 
 def read_current(path: Path, spec: DatasetSpec) -> pd.DataFrame:
     """CSV/Parquet (file or folder), or SageMaker data-capture JSON Lines (file or folder tree)."""
+    from mlcore.data import load_table
+
     if is_capture(path):
         from mlcore.capture import read_capture
 
@@ -195,6 +204,9 @@ def is_capture(path: Path) -> bool:
 
 
 def _load_baseline(path: Path) -> Baseline:
+    from mlcore.drift.baseline import BASELINE_FILE, Baseline
+    from mlcore.model import unpack_model_dir
+
     # A model folder holds the baseline in baseline/, and a Processing job receives the model
     # as SageMaker's model.tar.gz: accept the baseline folder, the model folder or the archive.
     if not (path / BASELINE_FILE).is_file():
@@ -205,8 +217,10 @@ def _load_baseline(path: Path) -> Baseline:
 
 
 def _settings(path: str | None) -> MlopsSettings:
+    from mlcore.settings import load_settings
+
     # --settings, else $MLOPS_SETTINGS, else ./mlops.yaml, else defaults: as every command.
-    return load_settings(resolve_settings_path(path))
+    return load_settings(settings_path(path))
 
 
 def _resolve_spec(
@@ -215,6 +229,8 @@ def _resolve_spec(
     settings: MlopsSettings,
     prediction_columns: tuple[str, ...],
 ) -> DatasetSpec:
+    from mlcore.data import DatasetSpec, infer_spec
+
     if args.spec is not None:
         return DatasetSpec.load(args.spec)
     dataset = settings.dataset

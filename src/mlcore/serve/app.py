@@ -1,33 +1,46 @@
 """The ASGI app implementing SageMaker's inference container contract.
 
-* ``GET /ping``: 200 once the model is loaded (it is loaded before the app exists).
+* ``GET /ping``: 200 once the model is loaded, verified and warmed up (all of which
+  happens before the app exists).
 * ``POST /invocations``: score a ``text/csv`` or ``application/json`` body and
   answer in the type the ``Accept`` header asks for (see :mod:`mlcore.serve.payload`).
 * ``GET /execution-parameters``: the batch-transform hints SageMaker asks for.
+* ``GET /metrics``: Prometheus counters of requests, errors, latency and capture failures.
 
 A request the model cannot score gets a 4xx with ``{"error": "<reason>", "message":
 "<what was wrong and how to fix it>"}``; a 500 means a fault on our side and is logged
-with its traceback. Scoring runs in a worker thread so ``/ping`` stays responsive
-while a large batch is scored.
+with its traceback.
+
+Scoring runs on one dedicated thread per process, one request at a time, with OpenMP
+and BLAS held to one thread: the model's numpy code holds the GIL for most of a small
+request, so more threads only fight over it (more throughput comes from more worker
+processes, one per vCPU). The event loop stays free, so
+``/ping`` answers while a large batch is scored. Each request has a deadline for its
+body (408) and one for queueing plus scoring (503), from the ``serving`` settings.
 
 Optional headers: ``X-Amzn-SageMaker-Inference-Id`` is recorded as the capture
-record's inferenceId; ``X-Mlcore-Inference-Time`` (local-only extension) sets the
-recorded inference time. Both only matter when data capture is on.
+record's inferenceId. ``X-Mlcore-Inference-Time`` sets the recorded inference time,
+but only when the app is built with ``trust_inference_time_header=True`` (the local
+demo replaying another period's traffic); otherwise it is ignored, as SageMaker does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
 from pathlib import Path
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from threadpoolctl import threadpool_limits
 
 from mlcore.capture import (
     INFERENCE_ID_HEADER,
@@ -35,15 +48,27 @@ from mlcore.capture import (
     CaptureWriter,
     parse_inference_time,
 )
-from mlcore.errors import DataError
+from mlcore.errors import ConfigError, DataError
 from mlcore.model import ModelBundle
+from mlcore.serve.defaults import DEFAULT_MAX_BODY_BYTES
+from mlcore.serve.metrics import ServingMetrics
 from mlcore.serve.payload import RequestError
 from mlcore.serve.predictor import Predictor
 
 logger = logging.getLogger(__name__)
 
-# SageMaker real-time endpoints accept payloads up to 6 MB; refuse more before reading it all.
-DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """Per-request deadlines (seconds); :class:`~mlcore.settings.ServingSettings` holds the defaults."""
+
+    body_timeout_seconds: float = 30
+    scoring_timeout_seconds: float = 50
+
+    def __post_init__(self) -> None:
+        for name in ("body_timeout_seconds", "scoring_timeout_seconds"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
 
 
 def create_app(
@@ -51,16 +76,35 @@ def create_app(
     *,
     capture: CaptureWriter | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    limits: RequestLimits | None = None,
+    expected_sha256: str | None = None,
+    trust_inference_time_header: bool = False,
+    metrics: ServingMetrics | None = None,
 ) -> Starlette:
     """Build the inference app for a model (a bundle, a predictor or a model directory).
 
-    ``capture`` records every sampled successful invocation in SageMaker's
-    data-capture layout; requests that fail are not captured.
+    A model directory is loaded through :meth:`Predictor.load`: its file is checked
+    against ``expected_sha256`` (default ``$MLCORE_MODEL_SHA256``) and its own
+    metadata before unpickling, and its sample request is scored once. ``capture``
+    records every sampled successful invocation in SageMaker's data-capture layout
+    (requests that fail are not captured); its folder must be writable.
     """
     if max_body_bytes < 1:
-        raise ValueError(f"max_body_bytes must be positive, got {max_body_bytes}")
-    predictor = model if isinstance(model, Predictor) else Predictor.load(model)
+        raise ConfigError(f"max_body_bytes must be positive, got {max_body_bytes}")
+    limits = limits or RequestLimits()
+    predictor = (
+        model
+        if isinstance(model, Predictor)
+        else Predictor.load(model, expected_sha256=expected_sha256)
+    )
+    if capture is not None:
+        capture.check_writable()
+    metrics = metrics or ServingMetrics()
     spec = predictor.bundle.spec
+    # One scoring call at a time per process (see the module docstring).
+    scorer = ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="mlcore-score", initializer=_one_native_thread
+    )
 
     async def ping(request: Request) -> Response:
         return JSONResponse({"status": "healthy"})
@@ -75,17 +119,42 @@ def create_app(
         )
 
     async def invocations(request: Request) -> Response:
+        started = time.perf_counter()
+        response = await _answer(request)
+        metrics.observe(response.status_code, time.perf_counter() - started)
+        return response
+
+    async def _answer(request: Request) -> Response:
         try:
-            body = await _read_body(request, max_body_bytes)
-            return await run_in_threadpool(_invoke, predictor, capture, body, request)
+            body = await _read_body(request, max_body_bytes, limits.body_timeout_seconds)
+            inference_time = (
+                _inference_time(request.headers.get(INFERENCE_TIME_HEADER))
+                if trust_inference_time_header
+                else None
+            )
+            work = asyncio.get_running_loop().run_in_executor(
+                scorer, _invoke, predictor, capture, metrics, body, request, inference_time
+            )
+            # On timeout wait_for cancels the wrapped future: a request still queued never runs.
+            return await asyncio.wait_for(work, limits.scoring_timeout_seconds)
         except RequestError as exc:
-            return error_response(exc.status, exc.message)
+            return error_response(exc.status, exc.message, close=exc.status == 408)
+        except TimeoutError:
+            return error_response(
+                503,
+                f"scoring did not finish within {limits.scoring_timeout_seconds:g} s "
+                "(serving.scoring_timeout_seconds); retry, or send fewer records per request",
+            )
         except Exception:
             logger.exception("scoring failed on a request the payload checks accepted")
             return error_response(
                 500,
                 "the model failed to score this request; the server log has the traceback",
             )
+
+    async def metrics_endpoint(request: Request) -> Response:
+        body, media_type = metrics.exposition()
+        return Response(body, media_type=media_type)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
@@ -101,11 +170,14 @@ def create_app(
             Route("/ping", ping, methods=["GET"]),
             Route("/invocations", invocations, methods=["POST"]),
             Route("/execution-parameters", execution_parameters, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
         ],
         exception_handlers={HTTPException: http_error},
     )
     app.state.predictor = predictor
     app.state.capture = capture
+    app.state.metrics = metrics
+    app.state.scorer = scorer
     logger.info(
         "serving a %s model with features %s%s",
         spec.task,
@@ -117,18 +189,34 @@ def create_app(
     return app
 
 
-def error_response(status: int, message: str) -> JSONResponse:
+def _one_native_thread() -> None:
+    """Keep OpenMP and BLAS to one thread on the scoring thread (the limit is per thread).
+
+    Server processes already use every vCPU; a small request scored by a team of OpenMP
+    threads spends most of its time starting and joining them (scikit-learn's gradient
+    boosting opens a parallel region per tree), and far worse on a busy machine.
+    """
+    threadpool_limits(limits=1)
+
+
+def error_response(status: int, message: str, *, close: bool = False) -> JSONResponse:
     """The JSON error body every non-2xx answer carries."""
     return JSONResponse(
-        {"error": HTTPStatus(status).phrase, "message": message}, status_code=status
+        {"error": HTTPStatus(status).phrase, "message": message},
+        status_code=status,
+        headers={"Connection": "close"} if close else None,
     )
 
 
 def _invoke(
-    predictor: Predictor, capture: CaptureWriter | None, body: bytes, request: Request
+    predictor: Predictor,
+    capture: CaptureWriter | None,
+    metrics: ServingMetrics,
+    body: bytes,
+    request: Request,
+    inference_time: datetime | None,
 ) -> Response:
     content_type = request.headers.get("content-type")
-    inference_time = _inference_time(request.headers.get(INFERENCE_TIME_HEADER))
     answer = predictor.answer(body, content_type, request.headers.get("accept"))
     response = Response(answer.body, media_type=answer.media_type)
     if capture is not None:
@@ -141,8 +229,9 @@ def _invoke(
                 inference_id=request.headers.get(INFERENCE_ID_HEADER),
                 inference_time=inference_time,
             )
-        except OSError:
-            # As on SageMaker, capture must never fail an inference; the loss is logged loudly.
+        except (OSError, ValueError):
+            # As on SageMaker, capture must never fail an inference; the loss is counted and logged.
+            metrics.capture_failed()
             logger.exception("data capture failed: the request was answered but not recorded")
     return response
 
@@ -156,7 +245,7 @@ def _inference_time(header: str | None) -> datetime | None:
         raise RequestError(400, f"header {INFERENCE_TIME_HEADER}: {exc}") from exc
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
     too_large = RequestError(
         413, f"the request body exceeds {limit} bytes; split the records into smaller requests"
     )
@@ -165,9 +254,21 @@ async def _read_body(request: Request, limit: int) -> bytes:
         raise too_large
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
+
+    async def read() -> None:
+        nonlocal size
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+
+    try:
+        await asyncio.wait_for(read(), timeout)
+    except TimeoutError as exc:
+        raise RequestError(
+            408,
+            f"the request body did not arrive within {timeout:g} s "
+            "(serving.body_timeout_seconds); send it at once",
+        ) from exc
     return b"".join(chunks)

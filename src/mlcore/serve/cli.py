@@ -1,21 +1,27 @@
-"""The ``mlcore serve`` subcommand: SageMaker's ``serve`` invocation and local serving."""
+"""The ``mlcore serve`` subcommand: SageMaker's ``serve`` invocation and local serving.
+
+Only the argument definitions live at module level; the server (starlette, uvicorn,
+the model's libraries) is imported when the command runs, so ``mlcore --help`` stays fast.
+"""
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from mlcore.capture import DEFAULT_ENDPOINT_NAME, DEFAULT_VARIANT_NAME
-from mlcore.serve.app import DEFAULT_MAX_BODY_BYTES
-from mlcore.serve.server import (
+from mlcore.serve.defaults import (
+    DEFAULT_ENDPOINT_NAME,
+    DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MODEL_DIR,
+    DEFAULT_VARIANT_NAME,
+    HOST_ENV,
+    MODEL_SHA256_ENV,
     PORT_ENV,
     WORKERS_ENV,
-    ServeOptions,
-    port_from_environment,
-    run_server,
-    workers_from_environment,
 )
-from mlcore.settings import load_settings
+
+if TYPE_CHECKING:
+    from mlcore.serve.server import ServeOptions
 
 
 def add_serve_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -27,7 +33,9 @@ def add_serve_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
             "Serve a model with uvicorn. POST /invocations takes text/csv (no header, features in "
             'the model\'s order) or application/json ({"instances": [...]} or a list of records) '
             "and answers in the type the Accept header asks for (application/json or text/csv). "
-            "With no arguments it follows SageMaker's contract, as `docker run <image> serve` does."
+            "With no arguments it follows SageMaker's contract, as `docker run <image> serve` does. "
+            "The model file is checked against its sha256 before it is unpickled, and the "
+            "model's sample_request.json is scored once before /ping answers."
         ),
     )
     parser.add_argument(
@@ -36,9 +44,17 @@ def add_serve_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
         help=f"model directory written by `mlcore train` (default: {DEFAULT_MODEL_DIR})",
     )
     parser.add_argument(
+        "--model-sha256",
+        default=None,
+        metavar="sha256:HEX",
+        help=f"the registered sha256 of model.joblib; a file with other bytes is refused before "
+        f"unpickling (default: ${MODEL_SHA256_ENV})",
+    )
+    parser.add_argument(
         "--host",
-        default="0.0.0.0",
-        help="interface to listen on (default: 0.0.0.0, as containers need)",
+        default=None,
+        help=f"interface to listen on (default: ${HOST_ENV}, else 0.0.0.0 inside a container "
+        "and 127.0.0.1 elsewhere)",
     )
     parser.add_argument(
         "--port", type=int, default=None, help=f"port (default: ${PORT_ENV}, else 8080)"
@@ -47,19 +63,21 @@ def add_serve_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
         "--workers",
         type=int,
         default=None,
-        help=f"server processes (default: ${WORKERS_ENV}, else 1)",
+        help=f"server processes (default: ${WORKERS_ENV}, else the vCPU count inside a "
+        "container and 1 elsewhere)",
     )
     parser.add_argument(
         "--capture-dir",
         default=None,
-        help="record requests and responses here in SageMaker's data-capture layout (default: off)",
+        help="record requests and responses here in SageMaker's data-capture layout; the "
+        "server refuses to start when it cannot write there (default: off)",
     )
     parser.add_argument(
         "--capture-sampling-percentage",
         type=float,
         default=None,
         help="share of requests to capture, 0-100 (default: monitoring.capture_sampling_percentage "
-        "from --settings, else 100)",
+        "from the settings)",
     )
     parser.add_argument(
         "--capture-endpoint-name",
@@ -72,38 +90,64 @@ def add_serve_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
         help=f"variant folder under the endpoint folder (default: {DEFAULT_VARIANT_NAME})",
     )
     parser.add_argument(
+        "--trust-inference-time-header",
+        action="store_true",
+        help="record the X-Mlcore-Inference-Time request header as the capture time (for replaying "
+        "another period's traffic locally; never on a real endpoint). Default: ignored",
+    )
+    parser.add_argument(
         "--max-body-bytes",
         type=int,
         default=DEFAULT_MAX_BODY_BYTES,
         help=f"largest request body accepted; larger ones get 413 (default: {DEFAULT_MAX_BODY_BYTES})",
     )
-    parser.add_argument("--settings", default=None, help="lifecycle settings file (mlops.yaml)")
+    parser.add_argument(
+        "--settings",
+        default=None,
+        metavar="FILE",
+        help="lifecycle settings file (default: $MLOPS_SETTINGS, else ./mlops.yaml if present, else "
+        "built-in defaults); its serving section sets the timeouts",
+    )
     parser.set_defaults(handler=serve_command)
 
 
 def options_from_args(args: argparse.Namespace) -> ServeOptions:
-    """Resolve the command line and SageMaker's environment variables into serve options."""
+    """Resolve the command line, the settings and SageMaker's environment into serve options."""
+    from mlcore.cli import settings_from_args
+    from mlcore.serve.server import (
+        ServeOptions,
+        default_host,
+        default_workers,
+        port_from_environment,
+    )
+
+    settings = settings_from_args(args)
     sampling = args.capture_sampling_percentage
     if sampling is None:
-        sampling = (
-            load_settings(args.settings).monitoring.capture_sampling_percentage
-            if args.settings
-            else 100
-        )
+        sampling = settings.monitoring.capture_sampling_percentage
+    serving = settings.serving
     return ServeOptions(
         model_dir=args.model_dir,
-        host=args.host,
+        host=args.host or default_host(),
         port=args.port if args.port is not None else port_from_environment(),
-        workers=args.workers if args.workers is not None else workers_from_environment(),
+        workers=args.workers if args.workers is not None else default_workers(),
         capture_dir=args.capture_dir,
         capture_endpoint_name=args.capture_endpoint_name,
         capture_variant_name=args.capture_variant_name,
         capture_sampling_percentage=sampling,
         max_body_bytes=args.max_body_bytes,
+        expected_sha256=args.model_sha256,
+        trust_inference_time_header=args.trust_inference_time_header,
+        header_timeout_seconds=serving.header_timeout_seconds,
+        body_timeout_seconds=serving.body_timeout_seconds,
+        scoring_timeout_seconds=serving.scoring_timeout_seconds,
+        keep_alive_seconds=serving.keep_alive_seconds,
     )
 
 
 def serve_command(args: argparse.Namespace) -> int:
     """Run the server until it is stopped; errors (bad model dir, bad options) raise MlcoreError."""
+    from mlcore.serve.server import run_server
+
     run_server(options_from_args(args))
     return 0

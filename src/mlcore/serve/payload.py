@@ -32,6 +32,7 @@ import csv
 import io
 import json
 import math
+import reprlib
 from typing import Any
 
 import numpy as np
@@ -96,9 +97,11 @@ def rows_to_frame(rows: list[list[Any]], spec: DatasetSpec) -> pd.DataFrame:
     """Build the feature frame from decoded records, checking every value's type.
 
     Numeric features become float64 (missing values NaN); a value that is not a
-    number or numeric string, or is a boolean or an infinity, is an error. Categorical
-    values stay as sent (the model turns them into strings); ``None`` and empty
-    strings become missing; nested objects and arrays are an error.
+    number or numeric string, or is a boolean, an infinity or too large for a float,
+    is an error. Categorical values become strings, as
+    :func:`~mlcore.data.coerce_features` makes them, so the model scores this frame
+    without converting it again; ``None`` and empty strings become missing; nested
+    objects and arrays are an error.
     """
     frame = pd.DataFrame(rows, columns=list(spec.features), dtype=object)
     problems: list[str] = []
@@ -115,9 +118,11 @@ def rows_to_frame(rows: list[list[Any]], spec: DatasetSpec) -> pd.DataFrame:
             column = spec.numeric[j]
             problems.append(
                 _describe(
-                    f"numeric feature {column!r} has infinite values", frame[column], infinite[:, j]
+                    f"numeric feature {column!r} has infinite or out-of-range values",
+                    frame[column],
+                    infinite[:, j],
                 )
-                + " (the model needs finite numbers)"
+                + " (the model needs finite numbers within the range of a 64-bit float)"
             )
         columns.update({c: numbers[:, j] for j, c in enumerate(spec.numeric)})
     for column in spec.categorical:
@@ -130,7 +135,7 @@ def rows_to_frame(rows: list[list[Any]], spec: DatasetSpec) -> pd.DataFrame:
                 )
             )
         missing = pd.isna(values) | (values == "")
-        columns[column] = np.where(missing, np.nan, values)
+        columns[column] = np.where(missing | nested, np.nan, _AS_TEXT(values))
     if problems:
         raise RequestError(400, "; ".join(problems))
     return pd.DataFrame(columns, columns=list(spec.features), index=pd.RangeIndex(len(frame)))
@@ -240,8 +245,20 @@ def _decode_csv(text: str, spec: DatasetSpec) -> list[list[Any]]:
 def _decode_json(text: str, spec: DatasetSpec) -> list[list[Any]]:
     try:
         document = json.loads(text)
+    except RecursionError as exc:
+        raise RequestError(
+            400,
+            "the JSON body is nested too deeply to read; send records as flat objects "
+            '{"feature": value} or arrays of values',
+        ) from exc
     except json.JSONDecodeError as exc:
         raise RequestError(400, f"the body is not valid JSON: {exc}") from exc
+    except ValueError as exc:  # Python refuses integers of more than 4300 digits
+        raise RequestError(
+            400,
+            "the JSON body holds an integer too long to read (over 4300 digits); "
+            "send numbers a 64-bit float can hold",
+        ) from exc
     if isinstance(document, dict):
         if "instances" not in document:
             raise RequestError(
@@ -288,9 +305,17 @@ def _json_instance(instance: Any, number: int, spec: DatasetSpec) -> list[Any]:
     )
 
 
-# Element-wise type tests over object arrays, looped in C by numpy.
+# Element-wise type tests and conversions over object arrays, looped in C by numpy.
 _IS_BOOL = np.frompyfunc(lambda v: isinstance(v, bool | np.bool_), 1, 1)
 _IS_NESTED = np.frompyfunc(lambda v: isinstance(v, dict | list), 1, 1)
+_AS_TEXT = np.frompyfunc(lambda v: v if isinstance(v, str) else _text(v), 1, 1)
+
+
+def _text(value: Any) -> str:
+    try:
+        return str(value)
+    except ValueError:  # an int beyond Python's digit limit for str(); still a category
+        return f"<integer of {value.bit_length()} bits>"
 
 
 def _fast_numbers(block: np.ndarray) -> np.ndarray | None:
@@ -304,24 +329,40 @@ def _fast_numbers(block: np.ndarray) -> np.ndarray | None:
     missing = pd.isna(block) | (block == "")
     try:
         return np.where(missing, np.nan, block).astype(np.float64)
+    except (ValueError, TypeError, OverflowError):
+        return None
+
+
+def _number(value: Any) -> float | None:
+    """``float(value)`` as the fast path computes it; NaN when missing, None when not a number.
+
+    An integer too large for a float becomes infinity, which the caller reports as out of range.
+    """
+    if value is None or isinstance(value, bool | np.bool_ | dict | list):
+        return None if value is not None else math.nan
+    if isinstance(value, str) and value.strip().lower() in _MISSING_NUMBER_TOKENS:
+        return math.nan
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
     except (ValueError, TypeError):
         return None
 
 
+_NUMBER = np.frompyfunc(_number, 1, 1)
+
+
 def _numeric_column(values: pd.Series, column: str, problems: list[str]) -> pd.Series:
-    is_bool = values.map(lambda v: isinstance(v, bool))
-    is_missing = values.isna() | values.map(
-        lambda v: isinstance(v, str) and v.strip().lower() in _MISSING_NUMBER_TOKENS
-    )
-    candidates = values.where(~(is_bool | is_missing), np.nan)
-    numbers = pd.to_numeric(candidates, errors="coerce").astype("float64")
-    not_numeric = (numbers.isna() & ~is_missing) | is_bool
+    converted = _NUMBER(values.to_numpy())
+    not_numeric = np.array([v is None for v in converted], dtype=bool)
     if not_numeric.any():
         problems.append(
             _describe(f"numeric feature {column!r} has non-numeric values", values, not_numeric)
             + " (send a number, or an empty field / null for a missing value)"
         )
-    return numbers
+    numbers = np.where(not_numeric, np.nan, converted).astype(np.float64)
+    return pd.Series(numbers, index=values.index)
 
 
 def _describe(what: str, values: pd.Series, mask: pd.Series | np.ndarray) -> str:
@@ -333,8 +374,13 @@ def _describe(what: str, values: pd.Series, mask: pd.Series | np.ndarray) -> str
     return f"{what} ({examples}{more})"
 
 
+# Bounded in depth and length: a client's deeply nested value must not exhaust the stack.
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 3, 60, 60, 60
+
+
 def _short(value: Any) -> str:
-    text = repr(value)
+    text = _REPR.repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 

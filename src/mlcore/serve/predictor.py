@@ -1,18 +1,36 @@
 """The predictor every host shares: request body in, prediction body out.
 
 The SageMaker-style HTTP app and the Azure ML scoring script both call
-:meth:`Predictor.answer`, so a payload means the same thing on every cloud.
+:meth:`Predictor.answer` (or :meth:`Predictor.score`), so a payload means the same
+thing on every cloud.
+
+:meth:`Predictor.load` is the one way serving loads a model folder: it checks the
+model file's hash before unpickling (see :meth:`~mlcore.model.ModelBundle.load`),
+then scores the folder's ``sample_request.json`` once, so a model that loads but
+cannot predict never reports healthy.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from mlcore.model import ModelBundle
-from mlcore.serve.payload import choose_response_type, encode_response, parse_request
+from mlcore.errors import ModelError
+from mlcore.model import SAMPLE_REQUEST_FILE, ModelBundle
+from mlcore.serve.defaults import MODEL_SHA256_ENV
+from mlcore.serve.payload import (
+    JSON,
+    RequestError,
+    choose_response_type,
+    encode_response,
+    parse_request,
+)
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -24,6 +42,11 @@ class Answer:
     records: int
 
 
+def expected_sha256_from_environment() -> str | None:
+    """``$MLCORE_MODEL_SHA256``, or None when unset or empty."""
+    return os.environ.get(MODEL_SHA256_ENV, "").strip() or None
+
+
 @dataclass(frozen=True)
 class Predictor:
     """Scores request payloads with a loaded :class:`~mlcore.model.ModelBundle`."""
@@ -31,9 +54,44 @@ class Predictor:
     bundle: ModelBundle
 
     @classmethod
-    def load(cls, model: ModelBundle | str | Path) -> Predictor:
-        """Wrap a bundle, or load one from a model directory."""
-        return cls(model if isinstance(model, ModelBundle) else ModelBundle.load(model))
+    def load(
+        cls, model: ModelBundle | str | Path, *, expected_sha256: str | None = None
+    ) -> Predictor:
+        """Wrap a bundle, or load, verify and warm up a model directory.
+
+        ``expected_sha256`` defaults to ``$MLCORE_MODEL_SHA256``. A bundle already in
+        memory is taken as it is (its caller loaded it). Raises ModelError.
+        """
+        if isinstance(model, ModelBundle):
+            return cls(model)
+        expected = expected_sha256 or expected_sha256_from_environment()
+        if expected is None:
+            logger.warning(
+                "%s is not set: the model file is checked against its own metadata.json only, "
+                "which catches corruption but not a substituted model",
+                MODEL_SHA256_ENV,
+            )
+        predictor = cls(ModelBundle.load(model, expected_sha256=expected))
+        predictor.warm_up(Path(model) / SAMPLE_REQUEST_FILE)
+        return predictor
+
+    def warm_up(self, sample_request: Path) -> None:
+        """Score the stored sample request once; raise ModelError if the model cannot."""
+        if not sample_request.is_file():
+            raise ModelError(
+                f"{sample_request.parent} has no {sample_request.name}, the request every health "
+                "check sends; retrain with this mlcore to write it"
+            )
+        try:
+            answer = self.answer(sample_request.read_bytes(), JSON, JSON)
+        except (RequestError, OSError) as exc:
+            raise ModelError(f"{sample_request} cannot be scored: {exc}") from exc
+        except Exception as exc:  # a model that unpickles but fails can raise anything
+            raise ModelError(
+                f"the model failed its warm-up prediction on {sample_request}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        logger.info("warm-up prediction on %s: %d record(s) scored", sample_request, answer.records)
 
     def score(
         self, body: bytes | str, content_type: str | None
@@ -45,7 +103,8 @@ class Predictor:
         its HTTP status) for a payload the model cannot score.
         """
         features = parse_request(body, content_type, self.bundle.spec)
-        return features, self.bundle.predict(features)
+        # parse_request already built the canonical feature frame: no second conversion.
+        return features, self.bundle.predict_features(features)
 
     def predict(self, body: bytes | str, content_type: str | None) -> pd.DataFrame:
         """The predictions for a payload (see :meth:`score`)."""

@@ -3,6 +3,21 @@
 SageMaker starts the container with ``serve`` and expects the server on the port in
 ``SAGEMAKER_BIND_TO_PORT`` (8080 when unset), the model in ``/opt/ml/model``, and
 honours ``SAGEMAKER_MODEL_SERVER_WORKERS`` for the number of server processes.
+
+Where the server listens (:func:`default_host`): ``--host`` or ``$MLCORE_SERVE_HOST``
+when given; else all interfaces (``0.0.0.0``) inside a container, where the platform's
+router must reach it; else loopback (``127.0.0.1``), so a laptop never exposes a model
+to its network by accident. "Inside a container" means a container runtime's marker
+file (``/.dockerenv``, ``/run/.containerenv``), Kubernetes' service variables, or one of
+the variables SageMaker sets for its serving containers.
+
+How many worker processes (:func:`default_workers`): ``--workers``, else
+``$SAGEMAKER_MODEL_SERVER_WORKERS``, else the number of vCPUs inside a container and
+1 elsewhere. Each worker scores one request at a time (see :mod:`mlcore.serve.app`).
+
+Every path (one process, several, or a background thread) listens on a socket created
+with ``IPPROTO_TCP`` and serves through :class:`~mlcore.serve.protocol.EndpointProtocol`,
+which sets ``TCP_NODELAY`` on each accepted connection.
 """
 
 from __future__ import annotations
@@ -11,38 +26,98 @@ import json
 import logging
 import os
 import socket
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from uvicorn.supervisors import Multiprocess
 
-from mlcore.capture import DEFAULT_ENDPOINT_NAME, DEFAULT_VARIANT_NAME, CaptureWriter
+from mlcore.capture import CaptureWriter
 from mlcore.errors import ConfigError
 from mlcore.model import ModelBundle
-from mlcore.serve.app import DEFAULT_MAX_BODY_BYTES, create_app
+from mlcore.serve.app import RequestLimits, create_app
+from mlcore.serve.defaults import (
+    DEFAULT_ENDPOINT_NAME,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MODEL_DIR,
+    DEFAULT_PORT,
+    DEFAULT_VARIANT_NAME,
+    HOST_ENV,
+    PORT_ENV,
+    WORKERS_ENV,
+)
+from mlcore.serve.metrics import MULTIPROCESS_ENV
+from mlcore.serve.predictor import Predictor
+from mlcore.serve.protocol import ServeConfig
+from mlcore.settings import ServingSettings
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL_DIR = "/opt/ml/model"
-DEFAULT_PORT = 8080
-PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
-WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
+LOOPBACK = "127.0.0.1"
+ALL_INTERFACES = "0.0.0.0"
+# Files a container runtime leaves in every container it starts (Docker; Podman and CRI-O).
+CONTAINER_MARKERS = ("/.dockerenv", "/run/.containerenv")
+# Variables only a platform that runs us in a container sets.
+CONTAINER_VARIABLES = (
+    "KUBERNETES_SERVICE_HOST",
+    PORT_ENV,
+    WORKERS_ENV,
+    "SAGEMAKER_SAFE_PORT_RANGE",
+    "SAGEMAKER_CONTAINER_LOG_LEVEL",
+)
 # How the parent hands its options to worker processes, which build their own app.
 _OPTIONS_ENV = "MLCORE_SERVE_OPTIONS"
 _STARTUP_TIMEOUT_SECONDS = 30.0
 
 
+def in_container(environ: Mapping[str, str] | None = None) -> bool:
+    """True when a container runtime's marker file or a container platform's variable is present."""
+    env = os.environ if environ is None else environ
+    return any(Path(marker).exists() for marker in CONTAINER_MARKERS) or any(
+        env.get(name) for name in CONTAINER_VARIABLES
+    )
+
+
+def default_host(environ: Mapping[str, str] | None = None) -> str:
+    """``$MLCORE_SERVE_HOST``; else 0.0.0.0 in a container and 127.0.0.1 elsewhere."""
+    env = os.environ if environ is None else environ
+    explicit = env.get(HOST_ENV, "").strip()
+    if explicit:
+        return explicit
+    return ALL_INTERFACES if in_container(env) else LOOPBACK
+
+
+def default_workers(environ: Mapping[str, str] | None = None) -> int:
+    """``$SAGEMAKER_MODEL_SERVER_WORKERS``; else the vCPU count in a container and 1 elsewhere."""
+    env = os.environ if environ is None else environ
+    if env.get(WORKERS_ENV, "").strip():
+        return _int_env(WORKERS_ENV, 1, env)
+    return _vcpus() if in_container(env) else 1
+
+
+def port_from_environment() -> int:
+    """``SAGEMAKER_BIND_TO_PORT`` as an int, or 8080 when unset."""
+    return _int_env(PORT_ENV, DEFAULT_PORT, os.environ)
+
+
+def workers_from_environment() -> int:
+    """The worker count :func:`default_workers` gives for this process's environment."""
+    return default_workers()
+
+
 @dataclass(frozen=True)
 class ServeOptions:
-    """Everything ``mlcore serve`` needs; :meth:`from_environment` fills SageMaker's defaults."""
+    """Everything ``mlcore serve`` needs; the CLI fills it from arguments, settings and SageMaker's variables."""
 
     model_dir: str = DEFAULT_MODEL_DIR
-    host: str = "0.0.0.0"  # inside a container the endpoint must listen on all interfaces
+    host: str = LOOPBACK
     port: int = DEFAULT_PORT
     workers: int = 1
     capture_dir: str | None = None
@@ -50,6 +125,12 @@ class ServeOptions:
     capture_variant_name: str = DEFAULT_VARIANT_NAME
     capture_sampling_percentage: float = 100
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    expected_sha256: str | None = None
+    trust_inference_time_header: bool = False
+    header_timeout_seconds: float = ServingSettings().header_timeout_seconds
+    body_timeout_seconds: float = ServingSettings().body_timeout_seconds
+    scoring_timeout_seconds: float = ServingSettings().scoring_timeout_seconds
+    keep_alive_seconds: float = ServingSettings().keep_alive_seconds
 
     def __post_init__(self) -> None:
         problems = []
@@ -63,6 +144,14 @@ class ServeOptions:
             )
         if self.max_body_bytes < 1:
             problems.append(f"max body bytes must be positive, got {self.max_body_bytes}")
+        for name in (
+            "header_timeout_seconds",
+            "body_timeout_seconds",
+            "scoring_timeout_seconds",
+            "keep_alive_seconds",
+        ):
+            if not getattr(self, name) > 0:
+                problems.append(f"{name} must be positive, got {getattr(self, name)}")
         if problems:
             raise ConfigError("invalid serve options: " + "; ".join(problems))
 
@@ -76,21 +165,23 @@ class ServeOptions:
             sampling_percentage=self.capture_sampling_percentage,
         )
 
-
-def port_from_environment() -> int:
-    """``SAGEMAKER_BIND_TO_PORT`` as an int, or 8080 when unset."""
-    return _int_env(PORT_ENV, DEFAULT_PORT)
-
-
-def workers_from_environment() -> int:
-    """``SAGEMAKER_MODEL_SERVER_WORKERS`` as an int, or 1 when unset."""
-    return _int_env(WORKERS_ENV, 1)
+    @property
+    def limits(self) -> RequestLimits:
+        return RequestLimits(
+            body_timeout_seconds=self.body_timeout_seconds,
+            scoring_timeout_seconds=self.scoring_timeout_seconds,
+        )
 
 
 def build_app(options: ServeOptions) -> Starlette:
-    """Load the model and build the app (raises ModelError when the model directory is unusable)."""
+    """Load, verify and warm up the model and build the app (raises ModelError/ConfigError)."""
     return create_app(
-        options.model_dir, capture=options.capture_writer(), max_body_bytes=options.max_body_bytes
+        options.model_dir,
+        capture=options.capture_writer(),
+        max_body_bytes=options.max_body_bytes,
+        limits=options.limits,
+        expected_sha256=options.expected_sha256,
+        trust_inference_time_header=options.trust_inference_time_header,
     )
 
 
@@ -102,47 +193,110 @@ def app_from_environment() -> Starlette:
     return build_app(ServeOptions(**json.loads(raw)))
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A bound TCP socket created with IPPROTO_TCP (asyncio then keeps TCP_NODELAY on)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as exc:
+        listener.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc}") from exc
+    listener.set_inheritable(True)
+    return listener
+
+
+def uvicorn_config(
+    options: ServeOptions, app: Starlette | str, *, own_logging: bool = True
+) -> ServeConfig:
+    """The uvicorn configuration every path uses: our protocol, deadlines and keep-alive.
+
+    ``own_logging=False`` leaves the caller's logging set-up alone (no uvicorn log config).
+    """
+    extra: dict[str, Any] = {} if own_logging else {"log_config": None}
+    return ServeConfig(
+        app,
+        **extra,
+        factory=isinstance(app, str),
+        workers=options.workers,
+        header_timeout_seconds=options.header_timeout_seconds,
+        timeout_keep_alive=max(1, round(options.keep_alive_seconds)),
+        lifespan="off",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
 def run_server(options: ServeOptions) -> None:
     """Serve in the foreground until SIGTERM/SIGINT (how SageMaker stops a container)."""
-    # Load the model here, in one process with a clear error, before any port is opened.
+    # Load, verify and warm up the model here, in one process with a clear error, before
+    # any port is opened; worker processes repeat it for their own copy.
     app = build_app(options)
+    listener = listening_socket(options.host, options.port)
     logger.info(
         "starting the inference server on %s:%d with %d worker(s), model %s",
         options.host,
-        options.port,
+        listener.getsockname()[1],
         options.workers,
         options.model_dir,
     )
-    if options.workers == 1:
-        uvicorn.run(app, host=options.host, port=options.port)
-        return
-    # Worker processes build their own app from the same options.
-    os.environ[_OPTIONS_ENV] = json.dumps(asdict(options))
-    uvicorn.run(
-        "mlcore.serve.server:app_from_environment",
-        factory=True,
-        host=options.host,
-        port=options.port,
-        workers=options.workers,
-    )
+    try:
+        if options.workers == 1:
+            uvicorn.Server(uvicorn_config(options, app)).run(sockets=[listener])
+            return
+        del app  # each worker builds its own from the options
+        with (
+            tempfile.TemporaryDirectory(prefix="mlcore-metrics-") as metrics_dir,
+            _environment(
+                {
+                    _OPTIONS_ENV: json.dumps(asdict(options)),
+                    # Set before the workers start, so each counts into files any of them can sum.
+                    MULTIPROCESS_ENV: os.environ.get(MULTIPROCESS_ENV) or metrics_dir,
+                }
+            ),
+        ):
+            config = uvicorn_config(options, "mlcore.serve.server:app_from_environment")
+            Multiprocess(config, sockets=[listener]).run()
+    finally:
+        listener.close()
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables (inherited by worker processes) for the block only."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @contextmanager
 def serve_in_thread(
-    model: ModelBundle | str | Path,
+    model: ModelBundle | Predictor | str | Path,
     *,
-    host: str = "127.0.0.1",
+    host: str = LOOPBACK,
     port: int = 0,
     capture: CaptureWriter | None = None,
     capture_dir: str | Path | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    expected_sha256: str | None = None,
+    trust_inference_time_header: bool = False,
+    settings: ServingSettings | None = None,
 ) -> Iterator[str]:
     """Run the real uvicorn server in a background thread; yield its base URL.
 
     ``port=0`` picks a free port. Data capture is off unless ``capture`` (a configured
     :class:`~mlcore.capture.CaptureWriter`) or ``capture_dir`` (capture every request
-    into that folder with default names) is given. ``host`` is an IPv4 address. The
-    server stops (finishing requests in flight) when the block exits.
+    into that folder with default names) is given. ``host`` is an IPv4 address.
+    ``settings`` sets the deadlines (default: :class:`~mlcore.settings.ServingSettings`).
+    The server stops (finishing requests in flight) when the block exits.
 
     Examples
     --------
@@ -151,18 +305,28 @@ def serve_in_thread(
     """
     if capture is not None and capture_dir is not None:
         raise ConfigError("give capture (a CaptureWriter) or capture_dir (a folder), not both")
-    writer = CaptureWriter(capture_dir) if capture_dir is not None else capture
-    app = create_app(model, capture=writer, max_body_bytes=max_body_bytes)
-    # proto must be IPPROTO_TCP: asyncio only sets TCP_NODELAY on sockets that say so, and
-    # without it every response waits ~40 ms for a delayed ACK (Nagle's algorithm).
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((host, port))
-    bound_port = listener.getsockname()[1]
-    # log_config=None leaves the caller's logging set-up alone.
-    config = uvicorn.Config(
-        app, lifespan="off", log_config=None, access_log=False, timeout_graceful_shutdown=10
+    serving = settings or ServingSettings()
+    options = ServeOptions(
+        host=host,
+        port=port,
+        max_body_bytes=max_body_bytes,
+        header_timeout_seconds=serving.header_timeout_seconds,
+        body_timeout_seconds=serving.body_timeout_seconds,
+        scoring_timeout_seconds=serving.scoring_timeout_seconds,
+        keep_alive_seconds=serving.keep_alive_seconds,
     )
+    writer = CaptureWriter(capture_dir) if capture_dir is not None else capture
+    app = create_app(
+        model,
+        capture=writer,
+        max_body_bytes=max_body_bytes,
+        limits=options.limits,
+        expected_sha256=expected_sha256,
+        trust_inference_time_header=trust_inference_time_header,
+    )
+    listener = listening_socket(host, port)
+    bound_port = listener.getsockname()[1]
+    config = uvicorn_config(options, app, own_logging=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [listener]}, name="mlcore-serve", daemon=True
@@ -189,10 +353,18 @@ def serve_in_thread(
                 "the inference server did not stop within %s s", _STARTUP_TIMEOUT_SECONDS
             )
         listener.close()
+        app.state.scorer.shutdown(wait=False, cancel_futures=True)
 
 
-def _int_env(name: str, default: int) -> int:
-    raw = os.environ.get(name)
+def _vcpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _int_env(name: str, default: int, environ: Mapping[str, str]) -> int:
+    raw = environ.get(name)
     if raw is None or not raw.strip():
         return default
     try:

@@ -1,0 +1,21 @@
+"""Names and defaults of the serving contract, in a module that imports nothing.
+
+``mlcore serve --help`` builds its parser from these without loading the server, and
+the server, the capture writer and the predictor take them from here.
+"""
+
+# SageMaker's serving contract (docs: "Custom Inference Code with Hosting Services").
+DEFAULT_MODEL_DIR = "/opt/ml/model"
+DEFAULT_PORT = 8080
+PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
+WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
+# SageMaker real-time endpoints accept payloads up to 6 MB.
+DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024
+
+# mlcore's own: where to listen, and the registered hash of the model file (brief contract 1).
+HOST_ENV = "MLCORE_SERVE_HOST"
+MODEL_SHA256_ENV = "MLCORE_MODEL_SHA256"
+
+# Data capture's folder names under the capture root.
+DEFAULT_ENDPOINT_NAME = "local-endpoint"
+DEFAULT_VARIANT_NAME = "AllTraffic"  # SageMaker's name for a single production variant
