@@ -50,7 +50,7 @@ demo: $(VENV)/.demo-installed
 	$(BIN)/mlcore demo --output out/demo
 	$(MAKE) --no-print-directory aws-summary
 
-test: $(VENV)/.dev-installed
+test: $(VENV)/.dev-installed node_modules/.package-lock.json
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 lint: $(VENV)/.dev-installed
@@ -70,7 +70,7 @@ clean:
 azure-dry-run: $(VENV)/.azure-installed
 	PYTHONPATH=azure $(PY) -m mlops_azure apply --env $(ENV) --dry-run --output out/azure/$(ENV)
 
-# The CDK CLI is pinned in package.json; npm ci reruns only when the lock file changes.
+# The CDK CLI and asl-validator (tests) are pinned in package.json; npm ci reruns only when the lock file changes.
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 

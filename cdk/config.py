@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cdk.monitoring.settings import MonitorConfig
+from cdk.serving.settings import EndpointOverrides
 from cdk.tracking import TrackingServerConfig
 
 CONTEXT_KEY = "mlops"
@@ -98,8 +99,15 @@ class StageConfig(_Frozen):
     manual_approval: bool = False
     # Serverless inference (pay per request, no capture or autoscaling): cheap for dev.
     serverless_inference: bool = False
-    # The stage whose endpoint this one's releases pass through first (smoke test, approval).
-    release_via: str | None = None
+    # This environment runs its own model-build pipeline (schedule, new data, CI, drift). The
+    # model-build stage always trains; in the others it is off unless set: they serve the
+    # packages promoted from the model-build stage. (AwsConfig fills it in per stage.)
+    train: bool = True
+    # A person approves in the release flow (SNS task token) before a model reaches this stage.
+    release_approval: bool = False
+    # Capacity, traffic shifting, rollback alarms and scaling of this stage's endpoint
+    # (cdk.serving.settings.EndpointSettings; unset fields keep its defaults).
+    endpoint: EndpointOverrides = Field(default_factory=EndpointOverrides)
     # Buckets and keys survive `cdk destroy` (always set for production).
     retain_data: bool = False
     artifact_expiry_days: int = Field(365, ge=1)
@@ -107,6 +115,39 @@ class StageConfig(_Frozen):
     monitoring: MonitorConfig = Field(default_factory=MonitorConfig)
     # An optional SageMaker managed MLflow tracking server (cdk/tracking.py); off by default.
     mlflow: TrackingServerConfig = Field(default_factory=TrackingServerConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _release_via_was_removed(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and "release_via" in data:
+            raise ValueError(
+                "release_via was removed: every release starts in the model-build stage and "
+                "goes through the stages in the order cdk.json lists them (each deployed from "
+                "its own promoted copy); delete release_via and set release_approval on the "
+                "stages a person must approve"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _training_settings_need_training(self) -> StageConfig:
+        if self.train:
+            return self
+        set_here = [
+            name
+            for name, active in (
+                ("training_schedule", self.training_schedule is not None),
+                ("retrain_on_new_data", self.retrain_on_new_data),
+                ("train_after_deploy", self.train_after_deploy),
+            )
+            if active
+        ]
+        if set_here:
+            raise ValueError(
+                f"{', '.join(set_here)} start training, but this stage does not train "
+                "(train: false: it serves models promoted from the model-build stage); move "
+                "them to the model-build stage or set train: true"
+            )
+        return self
 
     @model_validator(mode="after")
     def _spot_wait_covers_runtime(self) -> StageConfig:
@@ -136,6 +177,44 @@ class AwsConfig(_Frozen):
     source: SourceConfig
     toolchain: ToolchainConfig = Field(default_factory=ToolchainConfig)
     stages: dict[str, StageConfig]
+    # The stage that trains and registers the models every later stage is promoted from.
+    # Default: the first stage (dev in the shipped cdk.json).
+    model_build_stage: str | None = None
+    # How long a release waits for a person's approval before it stops (release_approval).
+    release_approval_timeout_hours: int = Field(7 * 24, ge=1, le=30 * 24)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_in_training_per_stage(cls, data: Any) -> Any:
+        """Only the model-build stage trains unless a stage says otherwise; a stage that does
+        not train has no new-data trigger unless it says otherwise (which it then cannot)."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("stages"), Mapping):
+            return data
+        stages = data["stages"]
+        build = data.get("model_build_stage")
+        if build not in stages:
+            # An unknown name is reported by the checks below, not as a side effect here.
+            build = next(iter(stages), None)
+        filled: dict[str, Any] = {}
+        for name, stage in stages.items():
+            if not isinstance(stage, Mapping):
+                filled[name] = stage
+                continue
+            stage = dict(stage)
+            stage.setdefault("train", name == build)
+            stage.setdefault("retrain_on_new_data", bool(stage["train"]))
+            filled[name] = stage
+        return {**data, "stages": filled}
+
+    @property
+    def build_stage(self) -> str:
+        """The stage whose model-build pipeline trains the models that are released."""
+        return self.model_build_stage or next(iter(self.stages))
+
+    def release_stages(self) -> list[str]:
+        """The stages a release reaches, in order: the model-build stage and every later one."""
+        names = list(self.stages)
+        return names[names.index(self.build_stage) :]
 
     @model_validator(mode="after")
     def _stages_are_usable(self) -> AwsConfig:
@@ -147,20 +226,37 @@ class AwsConfig(_Frozen):
                 f"stage names must be 2-12 lowercase letters/digits starting with a letter; got {bad}"
             )
         names = list(self.stages)
-        for position, (name, stage) in enumerate(self.stages.items()):
-            if stage.release_via is not None and stage.release_via not in names[:position]:
-                raise ValueError(
-                    f"stages.{name}.release_via is {stage.release_via!r}: it must name a stage "
-                    f"listed before {name!r} (one of {names[:position]})"
-                )
-            if (
-                stage.release_via is not None
-                and self.stages[stage.release_via].serverless_inference
-            ):
-                raise ValueError(
-                    f"stages.{name}.release_via names {stage.release_via!r}, a serverless stage: "
-                    "releases need a stage whose endpoint can be smoke-tested blue/green"
-                )
+        build = self.build_stage
+        if build not in names:
+            raise ValueError(
+                f"model_build_stage is {build!r}, which is not a stage; use one of {names}"
+            )
+        if not self.stages[build].train:
+            raise ValueError(
+                f"stages.{build}.train is false, but {build} is the model-build stage: it trains "
+                "every model that is released; set train: true or choose another model_build_stage"
+            )
+        if self.stages[build].release_approval:
+            raise ValueError(
+                f"stages.{build}.release_approval is true, but {build} is the model-build stage: "
+                "approving the package in its registry is what starts a release; remove it"
+            )
+        unreachable = names[: names.index(build)]
+        if unreachable:
+            raise ValueError(
+                f"stages {unreachable} come before the model-build stage {build!r}: releases "
+                "go from the model-build stage to the stages after it, so these would never "
+                f"receive a model; list {build!r} first or remove them"
+            )
+        accounts = {name: stage.account for name, stage in self.stages.items()}
+        if None in accounts.values() and len(set(accounts.values())) > 1:
+            agnostic = [name for name, account in accounts.items() if account is None]
+            raise ValueError(
+                f"stages {agnostic} have no account while others have one: the release flow "
+                "runs in the model-build stage's account and assumes a deploy role in each "
+                "stage's account, so it must know them all; set account on every stage, or "
+                "on none (one account for everything)"
+            )
         regions = {stage.region for stage in self.stages.values()} | {self.toolchain.region}
         if None in regions and len(regions) > 1:
             raise ValueError(

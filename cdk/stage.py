@@ -2,22 +2,39 @@
 
 from __future__ import annotations
 
-from aws_cdk import Environment, Stack, Stage
+from aws_cdk import Aws, Duration, Environment, Stack, Stage
 from constructs import Construct
 
 from cdk.config import AwsConfig, StageConfig
-from cdk.model_build_stack import ModelBuildStack
+from cdk.model_build_stack import ModelBuildStack, resource_prefix
 from cdk.serving.approved_model import ApprovedModelParameter
+from cdk.serving.release import ReleaseTarget
+from cdk.serving.release_access import (
+    ReleaseAccess,
+    change_role_name,
+    deploy_role_name,
+    descriptor_parameter_name,
+    model_package_parameter_name,
+    model_sha256_parameter_name,
+    release_function_role_names,
+    role_arn,
+)
 from cdk.serving.stack import ServingProps, ServingStack
 from mlcore.settings import MlopsSettings
 
 
-class MlopsStage(Stage):
-    """One environment: the model-build stack, then serving and monitoring beside it.
+def model_build_pipeline_name(project: str, stage_name: str) -> str:
+    return f"{resource_prefix(project, stage_name)}-model-build"
 
-    Approving a package in this environment's model package group releases it to this
-    environment's endpoint; a stage with ``release_via`` first releases to that stage's
-    endpoint (smoke test), then asks for approval before its own.
+
+class MlopsStage(Stage):
+    """One environment: the model-build stack, the release state and access, and serving.
+
+    The model-build environment (``AwsConfig.build_stage``, dev by default) trains and
+    registers models and holds the release flow: approving a package in its group releases
+    it to its own endpoint, then promotes a verified copy to each later environment in turn
+    (with a person's approval where ``release_approval`` is set), each through the deploy
+    role that environment's ReleaseState stack creates.
     """
 
     def __init__(
@@ -35,6 +52,8 @@ class MlopsStage(Stage):
             id_,
             env=Environment(account=stage_config.account, region=stage_config.region),
         )
+        project = settings.project
+        build_stage = aws_config.build_stage
         self.mlops_stage_name = stage_name
         self.stage_config = stage_config
         self.model_build_stack = ModelBuildStack(
@@ -47,24 +66,34 @@ class MlopsStage(Stage):
             data_prefix=aws_config.data_prefix,
             source_revision=aws_config.source_revision,
             ci_account=aws_config.toolchain.account,
-            description=f"{settings.project} {stage_name}: data, artifacts, model-build pipeline, registry",
+            description=f"{project} {stage_name}: data, artifacts, model-build pipeline, registry",
         )
         build = self.model_build_stack
         # The pointer to the released model package must exist before the serving stack
-        # deploys (it reads it as a parameter), and it outlives serving deploys: its own stack.
+        # deploys (it reads it as a parameter), and it outlives serving deploys: its own stack,
+        # which also holds the deploy role the release flow acts through.
         self.release_state_stack = Stack(
             self,
             "ReleaseState",
-            description=f"{settings.project} {stage_name}: which approved model package is released",
+            description=f"{project} {stage_name}: the released model package and the release's access",
         )
         approved = ApprovedModelParameter(
             self.release_state_stack,
             "ApprovedModel",
-            parameter_name=f"/mlops/{settings.project}/{stage_name}/model-package-arn",
+            parameter_name=model_package_parameter_name(project, stage_name),
+        )
+        approved_sha256 = ApprovedModelParameter(
+            self.release_state_stack,
+            "ApprovedModelSha256",
+            parameter_name=model_sha256_parameter_name(project, stage_name),
+            description="sha256 of the served package's model file (written by the release flow)",
         )
         serverless = stage_config.serverless_inference
-        endpoint: dict[str, object] = {"instance_type": stage_config.inference_instance_type}
-        if serverless:
+        endpoint: dict[str, object] = {
+            "instance_type": stage_config.inference_instance_type,
+            **stage_config.endpoint.as_settings(),
+        }
+        if serverless and "serverless" not in endpoint:
             endpoint["serverless"] = {}
         self.serving_stack = ServingStack(
             self,
@@ -84,17 +113,66 @@ class MlopsStage(Stage):
             image_uri=build.image.image_uri,
             image_repository=build.image.repository,
             model_package_group_name=build.model_build.model_package_group_name,
-            model_build_pipeline_name=build.model_build.pipeline_name,
+            model_build_pipeline_name=self._retrain_pipeline(aws_config, project),
             approved_model=approved,
-            description=f"{settings.project} {stage_name}: endpoint, monitors, retrain loop, dashboard",
+            approved_model_sha256=approved_sha256,
+            change_role_name=change_role_name(project, stage_name),
+            description=f"{project} {stage_name}: endpoint, monitors, retrain loop, dashboard",
         )
-        targets = []
-        if stage_config.release_via is not None:
-            # AwsConfig guarantees it names an earlier stage, already built in this scope.
-            via = scope.node.find_child(stage_config.release_via.capitalize())
-            assert isinstance(via, MlopsStage)
-            targets.append(via.serving_stack.release_target())
+        release_account = aws_config.stages[build_stage].account or Aws.ACCOUNT_ID
+        self.release_access = ReleaseAccess(
+            self.release_state_stack,
+            "ReleaseAccess",
+            environment=stage_name,
+            project=project,
+            release_account=release_account,
+            release_function_roles=release_function_role_names(project, build_stage),
+            pointer=(approved, approved_sha256),
+            serving_stack_name=self.serving_stack.stack_name,
+            endpoint_name=self.serving_stack.endpoint.endpoint_name,
+            model_package_group_name=build.model_build.model_package_group_name,
+            artifact_bucket=build.artifact_bucket,
+            image_repository=build.image.repository,
+            reads_trained_models=stage_config.train,
+        )
+        if stage_name == build_stage:
+            self.serving_stack.add_release_flow(
+                release_targets(self.serving_stack, aws_config, project),
+                function_role_names=release_function_role_names(project, build_stage),
+                approval_timeout=Duration.hours(aws_config.release_approval_timeout_hours),
+            )
+
+    def _retrain_pipeline(self, aws_config: AwsConfig, project: str) -> str | None:
+        """The pipeline a drift alarm here retrains: this stage's own, or the model-build
+        stage's when that one is in the same account and region (an EventBridge rule can
+        start a pipeline of its own account only). None: alarms notify, nothing retrains."""
+        if self.stage_config.train:
+            return model_build_pipeline_name(project, self.mlops_stage_name)
+        build = aws_config.stages[aws_config.build_stage]
+        if (build.account, build.region) == (self.stage_config.account, self.stage_config.region):
+            return model_build_pipeline_name(project, aws_config.build_stage)
+        return None
+
+
+def release_targets(stack: Stack, aws_config: AwsConfig, project: str) -> list[ReleaseTarget]:
+    """Every environment a release reaches, in order, as seen from the release flow's stack.
+
+    Plain strings only (names, accounts, regions from the config): stacks of other stages
+    cannot be referenced, and need not be, since each target describes itself at run time.
+    """
+    targets = []
+    for name in aws_config.release_stages():
+        stage = aws_config.stages[name]
         targets.append(
-            self.serving_stack.release_target(approval_before=stage_config.release_via is not None)
+            ReleaseTarget(
+                environment=name,
+                # Validation guarantees every stage has an account, or none has (one account).
+                role_arn=role_arn(
+                    stack, deploy_role_name(project, name), stage.account or Aws.ACCOUNT_ID
+                ),
+                descriptor_parameter=descriptor_parameter_name(project, name),
+                region=stage.region,
+                approval_before=stage.release_approval,
+            )
         )
-        self.serving_stack.add_release_flow(targets)
+    return targets

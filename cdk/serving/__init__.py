@@ -1,9 +1,12 @@
-"""Serving on AWS: the endpoint construct, the approved-model parameter, the release flow and the stack."""
+"""Serving on AWS: the endpoint, the model pointer, the release flow, the roles it acts
+through in each environment (release_access), and the stack."""
 
 from cdk.serving.approved_model import ApprovedModelParameter
 from cdk.serving.endpoint import ModelEndpoint
 from cdk.serving.release import ReleaseFlow, ReleaseTarget
+from cdk.serving.release_access import ReleaseAccess, ServingChangeRole
 from cdk.serving.settings import (
+    EndpointOverrides,
     EndpointSettings,
     RollbackAlarmSettings,
     ServerlessSettings,
@@ -12,11 +15,14 @@ from cdk.serving.settings import (
 
 __all__ = [
     "ApprovedModelParameter",
+    "EndpointOverrides",
     "EndpointSettings",
     "ModelEndpoint",
+    "ReleaseAccess",
     "ReleaseFlow",
     "ReleaseTarget",
     "RollbackAlarmSettings",
     "ServerlessSettings",
+    "ServingChangeRole",
     "TrafficShiftingSettings",
 ]

@@ -1,9 +1,11 @@
-"""The SSM parameter naming the model package an environment serves.
+"""The SSM parameters naming the model package an environment serves (the *pointer*).
 
-The release flow writes it; the serving stack reads it on every deployment (a
+Two parameters make the pointer: the package ARN and the sha256 of its model file (contract
+#1), which the serving stack sets as ``MLCORE_MODEL_SHA256`` on the deployed model. The
+release flow writes both; the serving stack reads it on every deployment (a
 CloudFormation parameter of type ``AWS::SSM::Parameter::Value<String>``). It must exist
 before the serving stack is first deployed, so it belongs to a stack deployed earlier
-(the model-build stack of the same environment). It starts as ``none`` (no model
+(the environment's ReleaseState stack). It starts as ``none`` (no model
 approved yet: the serving stack then creates no endpoint) and is created only if absent:
 CloudFormation does not own its value, so no later deployment resets a released model.
 Deleting the stack leaves the parameter in place, with the release history it holds.
@@ -23,15 +25,23 @@ NO_MODEL = "none"
 class ApprovedModelParameter(Construct):
     """Creates ``parameter_name`` with the value ``none`` unless it already exists.
 
-    :param parameter_name: e.g. ``/mlops/churn/prod/model-package-arn``.
+    :param parameter_name: e.g. ``/mlops/<project>/prod/model-package-arn``.
+    :param description: shown in the SSM console. Default: says it holds the package ARN.
     """
 
-    def __init__(self, scope: Construct, id_: str, *, parameter_name: str) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        parameter_name: str,
+        description: str = "Model package ARN this environment serves (written by the release flow)",
+    ) -> None:
         super().__init__(scope, id_)
         if not parameter_name.startswith("/") or " " in parameter_name:
             raise ValueError(
                 f"parameter_name must be an absolute SSM path without spaces, e.g. "
-                f"/mlops/churn/prod/model-package-arn; got {parameter_name!r}"
+                f"/mlops/<project>/prod/model-package-arn; got {parameter_name!r}"
             )
         self.parameter_name = parameter_name
         self.parameter_arn = Stack.of(self).format_arn(
@@ -45,7 +55,7 @@ class ApprovedModelParameter(Construct):
                 "Value": NO_MODEL,
                 "Type": "String",
                 "Overwrite": False,
-                "Description": "Model package ARN this environment serves (written by the release flow)",
+                "Description": description,
             },
             physical_resource_id=cr.PhysicalResourceId.of(parameter_name),
             ignore_error_codes_matching="ParameterAlreadyExists",

@@ -31,6 +31,12 @@ from constructs import Construct
 from cdk.serving.settings import EndpointSettings
 
 SAGEMAKER_NAMESPACE = "AWS/SageMaker"
+# The env var the serving container checks model.joblib against (contract #1).
+MODEL_SHA256_ENV = "MLCORE_MODEL_SHA256"
+# Where model archives live in an environment's artifact bucket: trained by its own
+# model-build pipeline (model-build/<execution>/model/...) or promoted into it by the release
+# (promoted/<group>/<version>/model/model.tar.gz). The endpoint may read these and nothing else.
+MODEL_DATA_KEY_PATTERNS = ("model-build/*/model/*", "promoted/*/model/*")
 
 
 class ModelEndpoint(Construct):
@@ -39,9 +45,13 @@ class ModelEndpoint(Construct):
     :param settings: capacity, capture, traffic shifting and rollback thresholds.
     :param model_package_arn: the approved model package to serve (a versioned package ARN;
         a CloudFormation parameter value is fine).
+    :param model_sha256: ``sha256:<hex>`` of the package's model file, set on the model as
+        ``MLCORE_MODEL_SHA256`` so the container refuses any other file (a parameter value is
+        fine).
     :param encryption_key: encrypts the instance volumes and the captured data.
     :param capture_bucket: receives the captured requests and responses.
-    :param model_bucket: holds the model data the package points to (read by the endpoint).
+    :param model_bucket: holds the model data the package points to; the endpoint may read
+        only the keys matching ``MODEL_DATA_KEY_PATTERNS``.
     :param image_repository: the ECR repository of the serving image. Default: the
         endpoint may pull from no repository of this account (use for SageMaker's own images).
     :param extra_rollback_alarms: alarms that also roll a deployment back. Default: only the
@@ -57,6 +67,7 @@ class ModelEndpoint(Construct):
         *,
         settings: EndpointSettings,
         model_package_arn: str,
+        model_sha256: str,
         encryption_key: kms.IKey,
         capture_bucket: s3.IBucket,
         model_bucket: s3.IBucket,
@@ -78,7 +89,8 @@ class ModelEndpoint(Construct):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"Runs the {settings.endpoint_name} endpoint's serving container",
         )
-        model_bucket.grant_read(self.role)
+        for pattern in MODEL_DATA_KEY_PATTERNS:
+            model_bucket.grant_read(self.role, pattern)
         if settings.captures_data:
             capture_bucket.grant_put(self.role, f"{settings.capture_prefix}/*")
         encryption_key.grant_encrypt_decrypt(self.role)
@@ -110,9 +122,15 @@ class ModelEndpoint(Construct):
                 NagPackSuppression(
                     id="AwsSolutions-IAM5",
                     reason=(
-                        "Wildcards are object keys and log streams under this endpoint's own "
-                        "prefixes, KMS data-key actions on the one key, and PutMetricData, which "
-                        "has no resource type (limited to the endpoint namespace by condition)."
+                        "Reads objects only under the artifact bucket's model-archive keys "
+                        "(model-build/*/model/*, promoted/*/model/*: archive names are set at "
+                        "training or promotion time), and lists and reads the configuration of "
+                        "that one bucket (CDK's grant_read); writes captured data only under "
+                        "this endpoint's capture prefix; uses the one data key "
+                        "(GenerateDataKey*/ReEncrypt* are CDK's grant on that key); pulls from "
+                        "the one image repository (ecr:GetAuthorizationToken has no resource); "
+                        "writes log streams of this endpoint's log group only; PutMetricData has "
+                        "no resource type and is limited to the /aws/sagemaker/Endpoints namespace."
                     ),
                 )
             ],
@@ -123,11 +141,18 @@ class ModelEndpoint(Construct):
             self,
             "Model",
             execution_role_arn=self.role.role_arn,
+            # CreateModel takes an environment beside a package name (the SageMaker Python
+            # SDK's ModelPackage passes both): serving verifies the model file against it.
             containers=[
-                sagemaker.CfnModel.ContainerDefinitionProperty(model_package_name=model_package_arn)
+                sagemaker.CfnModel.ContainerDefinitionProperty(
+                    model_package_name=model_package_arn,
+                    environment={MODEL_SHA256_ENV: model_sha256},
+                )
             ],
-            # The serving container needs no network: SageMaker fetches the model data for it.
-            enable_network_isolation=True,
+            # Instances need no network: SageMaker fetches the model data for the container.
+            # Serverless inference lists network isolation among its unsupported features
+            # ("Feature exclusions", docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html).
+            enable_network_isolation=True if settings.serverless is None else None,
         )
         # SageMaker checks at CreateModel that the role can read the model data and image.
         policy = self.role.node.try_find_child("DefaultPolicy")

@@ -40,6 +40,9 @@ class ControlPlaneFunction(Construct):
     :param removal_policy: of the log group. Default: destroyed with the stack.
     :param encryption_key: encrypts the log group and the environment variables. Default:
         AWS-owned keys.
+    :param role_name: a fixed name for the function's role (so that roles in other accounts
+        can trust it by ARN). Default: CloudFormation names it.
+    :param memory_size: in MiB. Default: 256.
     """
 
     def __init__(
@@ -54,6 +57,8 @@ class ControlPlaneFunction(Construct):
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
         removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
         encryption_key: kms.IKey | None = None,
+        role_name: str | None = None,
+        memory_size: int = 256,
     ) -> None:
         super().__init__(scope, id_)
         self.log_group = logs.LogGroup(
@@ -68,6 +73,7 @@ class ControlPlaneFunction(Construct):
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=description,
+            role_name=role_name,
         )
         self.log_group.grant_write(self.role)
         self.function = lambda_.Function(
@@ -80,7 +86,7 @@ class ControlPlaneFunction(Construct):
             environment=environment or {},
             environment_encryption=encryption_key,
             timeout=timeout or Duration.minutes(1),
-            memory_size=256,
+            memory_size=memory_size,
             role=self.role,
             log_group=self.log_group,
         )

@@ -1,23 +1,26 @@
-"""The release flow: an approved model package goes to staging, is smoke tested, waits for a
-person, then goes to prod.
+"""The release flow: a package approved in the model-build environment goes, stage by stage,
+to every environment after it, each through that environment's deploy role.
 
-Approving a package in the model registry emits "SageMaker Model Package State Change";
+Approving a package in the model-build group emits "SageMaker Model Package State Change";
 an EventBridge rule starts this Step Functions state machine with that event. For each
-target in order it:
+target in order (the model-build environment first) it:
 
-1. waits for a manual approval first, if the target asks for one: an SNS message carries
-   the two commands (``aws stepfunctions send-task-success`` / ``send-task-failure``) with
-   the task token; no answer within ``approval_timeout`` counts as a rejection;
-2. deploys (:mod:`pipelines.deploy.release`): writes the package ARN to the target's SSM
-   parameter and updates its serving stack, which updates the endpoint blue/green with
-   auto-rollback;
-3. polls the stack until the update ends; a failed update (SageMaker's alarm-driven
-   rollback included) stops the release;
-4. smoke tests the endpoint (:mod:`pipelines.deploy.smoke`); a failure rolls the target
-   back to the package it served before and stops the release.
+1. waits for a person first, if the target asks for it: an SNS message carries the
+   ``aws stepfunctions send-task-success`` / ``send-task-failure`` commands with the task
+   token; no answer within ``approval_timeout`` stops the release;
+2. promotes the package (:mod:`pipelines.deploy.promote`): in the model-build environment it
+   is the package itself; elsewhere a verified copy in the target's own group;
+3. deploys it (:mod:`pipelines.deploy.release`): writes the target's pointer and updates its
+   serving stack through the serving change role, blue/green with alarm-driven rollback;
+4. polls the stack until the update ends;
+5. smoke tests the endpoint with the model's own sample request (:mod:`pipelines.deploy.smoke`);
+   a failure redeploys what was served before (or removes the endpoint of a first release).
 
-Every stop (rejection, timeout, failed deploy, failed smoke test) and the final success
-is announced on the notification topic. Targets live in this stack's account and region.
+Every way a target can fail (promotion, deploy, stack failure or alarm rollback, smoke test,
+rejection, approval expiry, an error while checking) ends in the target's Restore step, which
+puts the pointer back on the package the endpoint actually serves; the SNS message says what
+failed, what is served and where the pointer is. The state machine then fails, which the
+caller can alarm on (:meth:`ReleaseFlow.metric_executions_failed`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
@@ -42,36 +46,41 @@ from cdk.serving.functions import ControlPlaneFunction
 
 @dataclass(frozen=True)
 class ReleaseTarget:
-    """One environment the release deploys to, in order.
+    """One environment the release reaches, in order.
 
-    :param environment: a short name (``staging``, ``prod``), used in state names.
-    :param stack_name: the serving stack that owns the endpoint.
-    :param parameter_name: the SSM parameter that stack reads the model package from.
-    :param endpoint_name: the endpoint to smoke test.
+    :param environment: its stage name (``dev``, ``staging``, ``prod``), used in state names.
+    :param role_arn: its deploy role, which the release functions assume.
+    :param descriptor_parameter: the SSM parameter describing it (read through that role).
+    :param region: its region. Default: the region of the release flow.
     :param approval_before: a person approves before this target is deployed.
     """
 
     environment: str
-    stack_name: str
-    parameter_name: str
-    endpoint_name: str
+    role_arn: str
+    descriptor_parameter: str
+    region: str | None = None
     approval_before: bool = False
 
     def payload(self) -> dict[str, str]:
-        return {
+        ref = {
             "environment": self.environment,
-            "stack_name": self.stack_name,
-            "parameter_name": self.parameter_name,
-            "endpoint_name": self.endpoint_name,
+            "role_arn": self.role_arn,
+            "descriptor_parameter": self.descriptor_parameter,
         }
+        if self.region:
+            ref["region"] = self.region
+        return ref
 
 
 class ReleaseFlow(Construct):
-    """Approval event -> staged deployment with smoke tests and a manual approval.
+    """Approval event -> promotion, deployment and smoke test per environment, with rollback.
 
-    :param model_package_group_name: the registry group whose approvals start a release.
-    :param targets: the environments, in promotion order (at least one).
+    :param model_package_group_name: the model-build group whose approvals start a release.
+    :param targets: the environments in promotion order; the first is the model-build
+        environment, whose packages the others receive copies of.
     :param notifications: receives approval requests and the outcome of every release.
+    :param function_role_names: fixed names of the deploy and smoke-test functions' roles
+        (the deploy roles trust them by ARN).
     :param approval_timeout: how long an approval waits. Default: 7 days.
     :param poll_interval: how often a deployment's progress is checked. Default: 1 minute.
     :param encryption_key: encrypts the flow's logs. Default: AWS-owned keys.
@@ -86,6 +95,7 @@ class ReleaseFlow(Construct):
         model_package_group_name: str,
         targets: Sequence[ReleaseTarget],
         notifications: sns.ITopic,
+        function_role_names: tuple[str, str],
         approval_timeout: Duration | None = None,
         poll_interval: Duration | None = None,
         encryption_key: kms.IKey | None = None,
@@ -98,117 +108,63 @@ class ReleaseFlow(Construct):
         names = [t.environment for t in targets]
         if len(set(names)) != len(names):
             problems.append(f"target environments must be unique, got {names}")
+        if targets and targets[0].approval_before:
+            problems.append(
+                f"the first target ({targets[0].environment}) is the model-build environment, "
+                "whose approval in the registry starts the release; it cannot ask again"
+            )
         if problems:
             raise ValueError("invalid ReleaseFlow: " + "; ".join(problems))
-        approval_timeout = approval_timeout or Duration.days(7)
-        poll_interval = poll_interval or Duration.minutes(1)
+        self.targets = list(targets)
+        self.source = targets[0]
         self.notifications = notifications
-        stack = Stack.of(self)
+        self._approval_timeout = approval_timeout or Duration.days(7)
+        self._poll_interval = poll_interval or Duration.minutes(1)
 
         self.deploy_function = ControlPlaneFunction(
             self,
             "Deploy",
             handler="deploy.release.handler",
-            description="Points an environment at an approved model package and updates its serving stack",
+            description="Promotes, deploys and restores model packages through each environment's deploy role",
             encryption_key=encryption_key,
             removal_policy=removal_policy,
+            role_name=function_role_names[0],
+            # Promotion streams model archives between accounts.
+            timeout=Duration.minutes(15),
+            memory_size=512,
         )
         self.smoke_function = ControlPlaneFunction(
             self,
             "SmokeTest",
             handler="deploy.smoke.handler",
-            description="Invokes a freshly deployed endpoint with a sample payload and checks the answer",
+            description="Invokes a freshly deployed endpoint with the model's sample request",
             encryption_key=encryption_key,
             removal_policy=removal_policy,
+            role_name=function_role_names[1],
+            # A serverless endpoint's first request waits for a cold start.
+            timeout=Duration.minutes(3),
         )
-        deploy_role = self.deploy_function.role
-        deploy_role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["ssm:GetParameter", "ssm:PutParameter"],
-                resources=[
-                    stack.format_arn(
-                        service="ssm",
-                        resource="parameter",
-                        resource_name=t.parameter_name.lstrip("/"),
-                    )
-                    for t in targets
-                ],
+        deploy_roles = [t.role_arn for t in targets]
+        for function in (self.deploy_function, self.smoke_function):
+            # Everything the functions do happens through a deploy role.
+            function.role.add_to_policy(
+                iam.PolicyStatement(actions=["sts:AssumeRole"], resources=deploy_roles)
             )
-        )
-        deploy_role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["cloudformation:DescribeStacks", "cloudformation:UpdateStack"],
-                resources=[
-                    stack.format_arn(
-                        service="cloudformation",
-                        resource="stack",
-                        resource_name=f"{t.stack_name}/*",
-                    )
-                    for t in targets
-                ],
-            )
-        )
-        deploy_role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["sagemaker:DescribeModelPackage"],
-                resources=[
-                    stack.format_arn(
-                        service="sagemaker",
-                        resource="model-package",
-                        resource_name=f"{model_package_group_name.lower()}/*",
-                    )
-                ],
-            )
-        )
-        # UpdateStack reuses the role the stack was deployed with (the CDK bootstrap's
-        # CloudFormation execution role), which the caller must be allowed to pass.
-        deploy_role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["iam:PassRole"],
-                resources=[
-                    stack.format_arn(
-                        service="iam",
-                        region="",
-                        resource="role",
-                        resource_name="cdk-*-cfn-exec-role-*",
-                    )
-                ],
-                conditions={
-                    "StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}
-                },
-            )
-        )
-        self.smoke_function.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["sagemaker:InvokeEndpoint"],
-                resources=[
-                    stack.format_arn(
-                        service="sagemaker",
-                        resource="endpoint",
-                        resource_name=t.endpoint_name.lower(),
-                    )
-                    for t in targets
-                ],
-            )
-        )
 
-        self._approval_timeout = approval_timeout
-        self._poll_interval = poll_interval
         start = sfn.Pass(
             self,
             "ReadApprovalEvent",
             parameters={"model_package_arn.$": "$.detail.ModelPackageArn"},
         )
-        chain: sfn.IChainable = start
         tail: sfn.INextable = start
         for target in targets:
             first, last = self._target_steps(target)
             tail.next(first)
             tail = last
         tail.next(
-            self._notify(
+            self._notify_text(
                 "NotifyReleased",
-                "Released {} to " + ", ".join(t.environment for t in targets) + ".",
+                "Released {} to " + ", ".join(names) + " (each from its own verified copy).",
             ).next(sfn.Succeed(self, "Released"))
         )
 
@@ -222,14 +178,17 @@ class ReleaseFlow(Construct):
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
-            comment="Approved model package -> staged deployment, smoke tests, manual approval",
-            definition_body=sfn.DefinitionBody.from_chainable(chain),
+            comment="Approved model package -> promotion, deployment and smoke test per environment",
+            definition_body=sfn.DefinitionBody.from_chainable(start),
             timeout=Duration.days(30),
             tracing_enabled=True,
             logs=sfn.LogOptions(
                 destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True
             ),
         )
+        # SnsPublish grants sns:Publish only; the topic is encrypted, and publishing to it
+        # also needs the key (Amazon SNS Developer Guide, "Encryption at rest").
+        notifications.grant_publish(self.state_machine)
         self.rule = events.Rule(
             self,
             "OnApproval",
@@ -244,110 +203,108 @@ class ReleaseFlow(Construct):
             ),
             targets=[events_targets.SfnStateMachine(self.state_machine)],
         )
-        for construct in (self.deploy_function, self.smoke_function, self.state_machine):
+        suppressions = {
+            self.deploy_function: (
+                "The function writes log streams of its own log group and may assume only the "
+                "listed deploy roles; the wildcard is CDK's KMS grant on the log key."
+            ),
+            self.smoke_function: (
+                "The function writes log streams of its own log group and may assume only the "
+                "listed deploy roles; the wildcard is CDK's KMS grant on the log key."
+            ),
+            self.state_machine: (
+                "The state machine invokes the two release functions (CDK grants their "
+                "versions and aliases, hence ':*'), publishes to the one topic, and writes "
+                "X-Ray traces and log deliveries, which have no resource-level permission."
+            ),
+        }
+        for construct, reason in suppressions.items():
             NagSuppressions.add_resource_suppressions(
                 construct,
-                [
-                    NagPackSuppression(
-                        id="AwsSolutions-IAM5",
-                        reason=(
-                            "Wildcards: stack ARNs end in a stack id unknown at synth; model "
-                            "packages are versions of the one group; the CDK bootstrap's "
-                            "execution role name has a qualifier; X-Ray, Lambda-version and "
-                            "log-delivery actions have no narrower resource."
-                        ),
-                    )
-                ],
+                [NagPackSuppression(id="AwsSolutions-IAM5", reason=reason)],
                 apply_to_children=True,
             )
 
+    def metric_executions_failed(self) -> cloudwatch.Metric:
+        """Release executions that failed, timed out or were aborted (Step Functions' metric)."""
+        return self.state_machine.metric_failed(period=Duration.minutes(5))
+
+    # One environment's states.
+
     def _target_steps(self, target: ReleaseTarget) -> tuple[sfn.State, sfn.INextable]:
         env = target.environment.capitalize()
-        result = f"$.{target.environment}"
-        fail = sfn.Fail(self, f"{env}Stopped", cause=f"release stopped at {target.environment}")
-        deploy = tasks.LambdaInvoke(
-            self,
-            f"Deploy{env}",
-            lambda_function=self.deploy_function.function,
-            payload=sfn.TaskInput.from_object(
+        slot = f"$.{target.environment}"
+        stopped = self._restore_and_stop(target)
+
+        def catch(task: sfn.TaskStateBase) -> sfn.TaskStateBase:
+            task.add_catch(stopped, result_path="$.error")
+            return task
+
+        promote = catch(
+            self._invoke(
+                f"Promote{env}",
+                self.deploy_function,
+                {
+                    "action": "promote",
+                    "source": self.source.payload(),
+                    "target": target.payload(),
+                    "model_package_arn": sfn.JsonPath.string_at("$.model_package_arn"),
+                },
+                result_selector={"package.$": "$.Payload.model_package_arn"},
+                result_path=slot,
+            )
+        )
+        deploy = catch(
+            self._invoke(
+                f"Deploy{env}",
+                self.deploy_function,
                 {
                     "action": "deploy",
                     "target": target.payload(),
-                    "model_package_arn": sfn.JsonPath.string_at("$.model_package_arn"),
-                }
-            ),
-            result_selector={
-                "previous.$": "$.Payload.previous_model_package_arn",
-                "updating.$": "$.Payload.updating",
-            },
-            result_path=result,
+                    "model_package_arn": sfn.JsonPath.string_at(f"{slot}.package"),
+                },
+                result_selector={
+                    "served_before.$": "$.Payload.served_before",
+                    "updating.$": "$.Payload.updating",
+                },
+                result_path=f"{slot}_deploy",
+            )
         )
-        deploy.add_catch(
-            self._notify(
-                f"Notify{env}DeployFailed",
-                f"Deploying {{}} to {target.environment} failed to start.",
-            ).next(fail),
-            result_path="$.error",
-        )
-        status = tasks.LambdaInvoke(
-            self,
-            f"Check{env}",
-            lambda_function=self.deploy_function.function,
-            payload=sfn.TaskInput.from_object({"action": "status", "target": target.payload()}),
-            result_selector={"state.$": "$.Payload.state", "detail.$": "$.Payload.detail"},
-            result_path=f"{result}_status",
-        )
-        wait = sfn.Wait(self, f"Wait{env}", time=sfn.WaitTime.duration(self._poll_interval))
-        smoke = tasks.LambdaInvoke(
-            self,
+        smoke = self._invoke(
             f"SmokeTest{env}",
-            lambda_function=self.smoke_function.function,
-            payload=sfn.TaskInput.from_object({"target": target.payload()}),
+            self.smoke_function,
+            {
+                "target": target.payload(),
+                "model_package_arn": sfn.JsonPath.string_at(f"{slot}.package"),
+            },
             result_path=sfn.JsonPath.DISCARD,
         )
-        rollback = tasks.LambdaInvoke(
+        smoke.add_catch(self._roll_back(target, stopped), result_path="$.error")
+        update_failed = sfn.Pass(
             self,
-            f"RollBack{env}",
-            lambda_function=self.deploy_function.function,
-            payload=sfn.TaskInput.from_object(
-                {
-                    "action": "rollback",
-                    "target": target.payload(),
-                    "model_package_arn": sfn.JsonPath.string_at(f"{result}.previous"),
-                }
-            ),
-            result_path=sfn.JsonPath.DISCARD,
-        )
-        smoke_failed = self._notify(
-            f"Notify{env}SmokeFailed",
-            f"The smoke test of {{}} in {target.environment} failed; it was rolled back where a previous model existed.",
-        ).next(fail)
-        rollback.add_catch(smoke_failed, result_path="$.rollback_error")
-        rollback.next(smoke_failed)
-        smoke.add_catch(
-            sfn.Choice(self, f"{env}HadPreviousModel")
-            .when(sfn.Condition.string_equals(f"{result}.previous", "none"), smoke_failed)
-            .otherwise(rollback),
+            f"{env}UpdateFailed",
+            parameters={
+                "Error": "StackUpdateFailed",
+                "Cause": sfn.JsonPath.string_at(f"{slot}_status.detail"),
+            },
             result_path="$.error",
+        ).next(stopped)
+        wait = self._wait_until_done(
+            f"{env}",
+            target,
+            slot_status=f"{slot}_status",
+            on_failed=update_failed,
+            on_done=smoke,
+            on_error=stopped,
         )
-        update_failed = self._notify(
-            f"Notify{env}UpdateFailed",
-            f"Updating {target.environment} to {{}} failed and was rolled back (alarms or stack errors).",
-        ).next(fail)
-        wait.next(status)
-        status.next(
-            sfn.Choice(self, f"{env}Updated")
-            .when(sfn.Condition.string_equals(f"{result}_status.state", "in_progress"), wait)
-            .when(sfn.Condition.string_equals(f"{result}_status.state", "failed"), update_failed)
-            .otherwise(smoke)
-        )
+        promote.next(deploy)
         deploy.next(
             sfn.Choice(self, f"{env}Changing")
-            .when(sfn.Condition.boolean_equals(f"{result}.updating", True), wait)
+            .when(sfn.Condition.boolean_equals(f"{slot}_deploy.updating", True), wait)
             .otherwise(smoke)
         )
         if not target.approval_before:
-            return deploy, smoke
+            return promote, smoke
         approval = tasks.SnsPublish(
             self,
             f"Approve{env}",
@@ -358,7 +315,7 @@ class ReleaseFlow(Construct):
                     "request": f"Approve the release to {target.environment}",
                     "model_package_arn": sfn.JsonPath.string_at("$.model_package_arn"),
                     "approve": "aws stepfunctions send-task-success --task-output true --task-token <task_token>",
-                    "reject": "aws stepfunctions send-task-failure --error Rejected --task-token <task_token>",
+                    "reject": "aws stepfunctions send-task-failure --error Rejected --cause <why> --task-token <task_token>",
                     "task_token": sfn.JsonPath.task_token,
                 }
             ),
@@ -366,18 +323,128 @@ class ReleaseFlow(Construct):
             task_timeout=sfn.Timeout.duration(self._approval_timeout),
             result_path=sfn.JsonPath.DISCARD,
         )
-        approval.add_catch(
-            self._notify(
-                f"Notify{env}Rejected",
-                f"The release of {{}} to {target.environment} was rejected or not approved in time.",
-            ).next(fail),
-            result_path="$.error",
-        )
-        approval.next(deploy)
+        approval.add_catch(stopped, result_path="$.error")
+        approval.next(promote)
         return approval, smoke
 
-    def _notify(self, id_: str, template: str) -> tasks.SnsPublish:
-        """An SNS message; ``{}`` in ``template`` becomes the model package ARN."""
+    def _wait_until_done(
+        self,
+        prefix: str,
+        target: ReleaseTarget,
+        *,
+        slot_status: str,
+        on_failed: sfn.IChainable,
+        on_done: sfn.IChainable,
+        on_error: sfn.IChainable,
+    ) -> sfn.Wait:
+        """Wait -> status -> (in progress: wait again | failed | done)."""
+        wait = sfn.Wait(self, f"Wait{prefix}", time=sfn.WaitTime.duration(self._poll_interval))
+        check = self._invoke(
+            f"Check{prefix}",
+            self.deploy_function,
+            {"action": "status", "target": target.payload()},
+            result_selector={"state.$": "$.Payload.state", "detail.$": "$.Payload.detail"},
+            result_path=slot_status,
+        )
+        check.add_catch(on_error, result_path="$.error")
+        wait.next(check)
+        check.next(
+            sfn.Choice(self, f"{prefix}Updated")
+            .when(sfn.Condition.string_equals(f"{slot_status}.state", "in_progress"), wait)
+            .when(sfn.Condition.string_equals(f"{slot_status}.state", "failed"), on_failed)
+            .otherwise(on_done)
+        )
+        return wait
+
+    def _roll_back(self, target: ReleaseTarget, stopped: sfn.IChainable) -> sfn.State:
+        """After a failed smoke test: serve what was served before (none: remove the endpoint)."""
+        env = target.environment.capitalize()
+        slot = f"$.{target.environment}"
+        rollback = self._invoke(
+            f"RollBack{env}",
+            self.deploy_function,
+            {
+                "action": "deploy",
+                "target": target.payload(),
+                "model_package_arn": sfn.JsonPath.string_at(f"{slot}_deploy.served_before"),
+            },
+            result_selector={"updating.$": "$.Payload.updating"},
+            result_path=f"{slot}_rollback",
+        )
+        # The smoke test's error stays in $.error: it is why the release stopped.
+        rollback.add_catch(stopped, result_path="$.rollback_error")
+        wait = self._wait_until_done(
+            f"{env}RollBack",
+            target,
+            slot_status=f"{slot}_rollback_status",
+            on_failed=stopped,
+            on_done=stopped,
+            on_error=stopped,
+        )
+        rollback.next(
+            sfn.Choice(self, f"{env}RollingBack")
+            .when(sfn.Condition.boolean_equals(f"{slot}_rollback.updating", True), wait)
+            .otherwise(stopped)
+        )
+        return rollback
+
+    def _restore_and_stop(self, target: ReleaseTarget) -> sfn.State:
+        """Restore (pointer on what is served) -> announce -> fail. One per target."""
+        env = target.environment.capitalize()
+        fail = sfn.Fail(self, f"{env}Stopped", cause=f"release stopped at {target.environment}")
+        restore = self._invoke(
+            f"Restore{env}",
+            self.deploy_function,
+            {
+                "action": "restore",
+                "target": target.payload(),
+                "model_package_arn": sfn.JsonPath.string_at("$.model_package_arn"),
+                "error": sfn.JsonPath.object_at("$.error"),
+            },
+            result_selector={"message.$": "$.Payload.message"},
+            result_path="$.restored",
+        )
+        restore.add_catch(
+            self._notify_text(
+                f"Notify{env}RestoreFailed",
+                f"The release of {{}} to {target.environment} failed, and so did putting its "
+                "pointer back on the served package: check the endpoint and the pointer "
+                f"(python -m pipelines.deploy.release restore, for {target.environment}).",
+            ).next(fail),
+            result_path="$.restore_error",
+        )
+        restore.next(
+            tasks.SnsPublish(
+                self,
+                f"Notify{env}Stopped",
+                topic=self.notifications,
+                subject=f"Model release stopped at {target.environment}",
+                message=sfn.TaskInput.from_json_path_at("$.restored.message"),
+                result_path=sfn.JsonPath.DISCARD,
+            ).next(fail)
+        )
+        return restore
+
+    def _invoke(
+        self,
+        id_: str,
+        function: ControlPlaneFunction,
+        payload: dict[str, object],
+        *,
+        result_path: str,
+        result_selector: dict[str, str] | None = None,
+    ) -> tasks.LambdaInvoke:
+        return tasks.LambdaInvoke(
+            self,
+            id_,
+            lambda_function=function.function,
+            payload=sfn.TaskInput.from_object(payload),
+            result_selector=result_selector,
+            result_path=result_path,
+        )
+
+    def _notify_text(self, id_: str, template: str) -> tasks.SnsPublish:
+        """An SNS message; ``{}`` in ``template`` becomes the released model package ARN."""
         return tasks.SnsPublish(
             self,
             id_,

@@ -101,3 +101,33 @@ class EndpointSettings(_Frozen):
     def variant_name(self) -> str:
         # One variant, named as SageMaker names a single variant; blue/green keeps the name.
         return "AllTraffic"
+
+
+class EndpointOverrides(_Frozen):
+    """The endpoint settings an environment may set in cdk.json (``stages.<name>.endpoint``).
+
+    Every field left out keeps :class:`EndpointSettings`' default. The endpoint's name, its
+    instance type (``inference_instance_type``), serverless mode (``serverless_inference``)
+    and its capture rate (``monitoring.capture_sampling_percentage`` in mlops.yaml) are set
+    elsewhere.
+    """
+
+    initial_instance_count: int | None = Field(None, ge=1, le=100)
+    min_instances: int | None = Field(None, ge=1, le=100)
+    max_instances: int | None = Field(None, ge=1, le=100)
+    target_invocations_per_instance: int | None = Field(None, ge=1)
+    scale_in_cooldown_seconds: int | None = Field(None, ge=0)
+    scale_out_cooldown_seconds: int | None = Field(None, ge=0)
+    serverless: ServerlessSettings | None = None
+    traffic_shifting: TrafficShiftingSettings | None = None
+    rollback_alarms: RollbackAlarmSettings | None = None
+
+    @model_validator(mode="after")
+    def _makes_valid_settings(self) -> EndpointOverrides:
+        # The capacity rules span fields: check them as EndpointSettings will.
+        EndpointSettings(endpoint_name="validation", **self.as_settings())
+        return self
+
+    def as_settings(self) -> dict[str, object]:
+        """The fields that were set, as keyword arguments of :class:`EndpointSettings`."""
+        return {name: value for name, value in self if value is not None}

@@ -1,15 +1,17 @@
 """One environment's serving stack: the endpoint, its monitors, the retrain loop and the dashboard.
 
-The stack only wires constructs together. It reads the model package to serve from the
-environment's SSM parameter through a CloudFormation parameter of type
-``AWS::SSM::Parameter::Value<String>``, so every deployment of the stack (by the CI/CD
-pipeline or by the release flow) serves the package the release flow last wrote there.
-While the parameter says ``none`` (no approved model yet) the endpoint and its scaling
-are not created; everything else is.
+The stack only wires constructs together. It reads the model package to serve, and the
+sha256 of its model file, from the environment's two pointer parameters in SSM through
+CloudFormation parameters of type ``AWS::SSM::Parameter::Value<String>``, so every
+deployment of the stack (by the CI/CD pipeline or by the release flow) serves the package
+the release flow last wrote there. While the pointer says ``none`` (no approved model yet)
+the endpoint and its scaling are not created; everything else is.
 
-The parameter must exist before this stack is first deployed: create it with
+The parameters must exist before this stack is first deployed: create them with
 :class:`cdk.serving.approved_model.ApprovedModelParameter` in a stack this one depends on
-(the environment's model-build stack).
+(the environment's ReleaseState stack). The release flow updates this stack through the
+:class:`cdk.serving.release_access.ServingChangeRole` it holds, which can change only the
+serving resources.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from cdk.monitoring.settings import MonitorSettings
 from cdk.serving.approved_model import NO_MODEL, ApprovedModelParameter
 from cdk.serving.endpoint import ModelEndpoint
 from cdk.serving.release import ReleaseFlow, ReleaseTarget
+from cdk.serving.release_access import ServingChangeRole
 from cdk.serving.settings import EndpointSettings
 from mlcore.settings import MlopsSettings
 
@@ -96,8 +99,11 @@ class ServingStack(Stack):
     :param image_uri: the mlcore image the monitor jobs run.
     :param image_repository: its ECR repository (the serving container's too).
     :param model_package_group_name: the registry group the served packages belong to.
-    :param model_build_pipeline_name: the pipeline the retrain loop starts.
+    :param model_build_pipeline_name: the pipeline the retrain loop starts (in this account).
+        Default: no retrain loop; the monitors' alarms only notify.
     :param approved_model: the SSM parameter naming the package to serve (in an earlier stack).
+    :param approved_model_sha256: the SSM parameter holding that package's model sha256.
+    :param change_role_name: the name of the role CloudFormation uses for release updates.
     """
 
     def __init__(
@@ -111,8 +117,10 @@ class ServingStack(Stack):
         image_uri: str,
         image_repository: ecr.IRepository,
         model_package_group_name: str,
-        model_build_pipeline_name: str,
         approved_model: ApprovedModelParameter,
+        approved_model_sha256: ApprovedModelParameter,
+        change_role_name: str,
+        model_build_pipeline_name: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id_, **kwargs)
@@ -181,6 +189,13 @@ class ServingStack(Stack):
             default=approved_model.parameter_name,
             description="SSM parameter holding the model package ARN to serve (written by the release flow)",
         )
+        self.model_sha256_parameter = CfnParameter(
+            self,
+            "ModelSha256",
+            type="AWS::SSM::Parameter::Value<String>",
+            default=approved_model_sha256.parameter_name,
+            description="SSM parameter holding the sha256 of the served package's model file",
+        )
         self.has_model = CfnCondition(
             self,
             "HasApprovedModel",
@@ -193,6 +208,7 @@ class ServingStack(Stack):
             "Endpoint",
             settings=props.endpoint,
             model_package_arn=self.model_package_parameter.value_as_string,
+            model_sha256=self.model_sha256_parameter.value_as_string,
             encryption_key=encryption_key,
             capture_bucket=artifact_bucket,
             model_bucket=artifact_bucket,
@@ -239,16 +255,17 @@ class ServingStack(Stack):
                 log_key=self.ops_key,
                 removal_policy=removal,
             )
-            self.retrain = RetrainLoop(
-                self,
-                "Retrain",
-                pipeline_name=model_build_pipeline_name,
-                alarms=self.monitors.alarms,
-                state_table=self.state_table,
-                cooldown=Duration.minutes(round(props.monitoring.retrain_cooldown_hours * 60)),
-                log_key=self.ops_key,
-                removal_policy=removal,
-            )
+            if model_build_pipeline_name is not None:
+                self.retrain = RetrainLoop(
+                    self,
+                    "Retrain",
+                    pipeline_name=model_build_pipeline_name,
+                    alarms=self.monitors.alarms,
+                    state_table=self.state_table,
+                    cooldown=Duration.minutes(round(props.monitoring.retrain_cooldown_hours * 60)),
+                    log_key=self.ops_key,
+                    removal_policy=removal,
+                )
             if props.monitoring.model_monitor is not None:
                 self.model_monitor = DataQualityMonitorSchedule(
                     self,
@@ -262,16 +279,28 @@ class ServingStack(Stack):
         self.dashboard = MonitoringDashboard(
             self, "Dashboard", endpoint=self.endpoint, monitors=self.monitors
         )
+        self.change_role = ServingChangeRole(
+            self,
+            "ReleaseChangeRole",
+            role_name=change_role_name,
+            endpoint=self.endpoint,
+            pointer=(approved_model, approved_model_sha256),
+            encryption_key_arn=encryption_key.key_arn,
+            extra_pass_roles=[self.model_monitor.role] if self.model_monitor else [],
+        )
 
         self.model_package_group_name = model_package_group_name
         self.release: ReleaseFlow | None = None
 
-    def add_release_flow(self, targets: Sequence[ReleaseTarget]) -> ReleaseFlow:
-        """Put the release flow in this stack: approved packages go to ``targets`` in order.
-
-        Call it once, on the stack of the environment that hosts the flow (normally the
-        last one, with ``approval_before=True`` on its own target).
-        """
+    def add_release_flow(
+        self,
+        targets: Sequence[ReleaseTarget],
+        *,
+        function_role_names: tuple[str, str],
+        approval_timeout: Duration | None = None,
+    ) -> ReleaseFlow:
+        """Put the release flow in this stack (the model-build environment's): packages
+        approved in its group go to ``targets`` in order, this environment first."""
         if self.release is not None:
             raise ValueError(f"{self.stack_name} already holds a release flow")
         removal = RemovalPolicy.RETAIN if self.props.retain else RemovalPolicy.DESTROY
@@ -281,17 +310,9 @@ class ServingStack(Stack):
             model_package_group_name=self.model_package_group_name,
             targets=targets,
             notifications=self.alerts,
+            function_role_names=function_role_names,
+            approval_timeout=approval_timeout,
             encryption_key=self.ops_key,
             removal_policy=removal,
         )
         return self.release
-
-    def release_target(self, *, approval_before: bool = False) -> ReleaseTarget:
-        """This environment as a target of a release flow (which may live in another stack)."""
-        return ReleaseTarget(
-            environment=self.props.environment,
-            stack_name=self.stack_name,
-            parameter_name=self.approved_model.parameter_name,
-            endpoint_name=self.endpoint.endpoint_name,
-            approval_before=approval_before,
-        )

@@ -1,22 +1,23 @@
-"""Roll an approved model package out to an environment's endpoint, or back.
+"""Roll a model package out to an environment's endpoint, check it, or put everything back.
 
-Each environment's serving stack reads the model package to serve from an SSM
-parameter (a CloudFormation parameter of type ``AWS::SSM::Parameter::Value<String>``).
-Deploying is therefore two calls: write the package ARN to the parameter, then update
-the serving stack with its previous template, which makes CloudFormation re-read the
-parameter, create a model and endpoint config for the new package, and update the
-endpoint. The endpoint's deployment config makes that update blue/green with traffic
-shifting, and SageMaker rolls it back by itself if a rollback alarm fires; CloudFormation
-then rolls the stack back too, and :func:`stack_state` reports the failure.
+Each environment's serving stack reads the package to serve, and the sha256 of its model
+file, from two SSM parameters (CloudFormation parameters of type
+``AWS::SSM::Parameter::Value<String>``): the *pointer*. Deploying is two calls made through
+the environment's deploy role: write the pointer, then update the serving stack with its
+previous template, passing the one CloudFormation role that may change serving resources
+only. CloudFormation re-reads the pointer, creates a model (with ``MLCORE_MODEL_SHA256``) and
+an endpoint config, and updates the endpoint blue/green; SageMaker rolls that back by itself
+when a rollback alarm fires, and CloudFormation then rolls the stack back
+(UPDATE_ROLLBACK_COMPLETE).
 
-Rolling back by hand (:func:`rollback`) is the same as deploying the previous package.
+Whatever went wrong, :func:`restore` ends a failed release: it reads the package the
+endpoint actually serves (endpoint -> endpoint config -> model -> model package) and puts the
+pointer back on it, so no later deploy of the serving stack brings back a rejected model.
 
-The release state machine calls :func:`handler`; people call the CLI::
+The release state machine calls :func:`handler`; people call the CLI, e.g.::
 
-    python -m pipelines.deploy.release deploy --stack-name churn-prod-serving \\
-        --parameter-name /mlops/churn/prod/model-package-arn --model-package-group churn
-    python -m pipelines.deploy.release rollback --stack-name ... --parameter-name ... \\
-        --model-package-arn <the package to go back to>
+    python -m pipelines.deploy.release restore --descriptor-parameter \\
+        /mlops/<project>/prod/release-target --role-arn <prod deploy role>
 """
 
 from __future__ import annotations
@@ -29,123 +30,155 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from .promote import promote
+from .targets import (
+    MODEL_SHA256_ENV,
+    MODEL_SHA256_KEY,
+    NO_MODEL,
+    Environment,
+    SessionFactory,
+    TargetRef,
+    assume_role_session,
+)
+
 logger = logging.getLogger(__name__)
 
-NO_MODEL = "none"
 _CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
 _NO_UPDATES = "No updates are to be performed"
 StackState = Literal["in_progress", "succeeded", "failed"]
 
 
 @dataclass(frozen=True)
-class ReleaseTarget:
-    """One environment the release flow deploys to."""
+class Served:
+    """The package an endpoint serves (``none`` when there is no endpoint) and its model hash."""
 
-    environment: str
-    stack_name: str
-    parameter_name: str
-    endpoint_name: str
+    model_package_arn: str
+    model_sha256: str
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ReleaseTarget:
-        needed = ("environment", "stack_name", "parameter_name", "endpoint_name")
-        missing = [k for k in needed if not data.get(k)]
-        if missing:
-            raise ValueError(f"release target lacks {missing}; got {data}")
-        return cls(**{k: data[k] for k in needed})
+    def nothing(cls) -> Served:
+        return cls(NO_MODEL, NO_MODEL)
 
 
 @dataclass(frozen=True)
 class DeployResult:
-    """What a deploy call changed: ``updating`` is False when the package was already served."""
+    """A started deploy: ``updating`` is False when the stack already served the package."""
 
-    stack_name: str
+    environment: str
     model_package_arn: str
-    previous_model_package_arn: str
+    served_before: str
     updating: bool
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def latest_approved_package(sagemaker: Any, group_name: str) -> str:
-    """The newest Approved model package in ``group_name``."""
-    response = sagemaker.list_model_packages(
-        ModelPackageGroupName=group_name,
-        ModelApprovalStatus="Approved",
-        SortBy="CreationTime",
-        SortOrder="Descending",
-        MaxResults=1,
-    )
-    packages = response.get("ModelPackageSummaryList", [])
-    if not packages:
+def serving(env: Environment) -> Served:
+    """What the endpoint serves now, read from SageMaker itself rather than from the pointer."""
+    sagemaker = env.client("sagemaker")
+    name = env.descriptor.endpoint_name
+    try:
+        endpoint = sagemaker.describe_endpoint(EndpointName=name)
+    except sagemaker.exceptions.ClientError as exc:
+        if "Could not find endpoint" in str(exc):
+            return Served.nothing()
+        raise
+    if endpoint.get("EndpointStatus") == "Failed":
+        # A failed endpoint answers no request: nothing is being served.
+        return Served.nothing()
+    config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    variants = config["ProductionVariants"]
+    if len(variants) != 1:
         raise ValueError(
-            f"model package group {group_name!r} holds no Approved package; approve one in "
-            "SageMaker Studio or with `aws sagemaker update-model-package "
-            "--model-approval-status Approved`"
+            f"endpoint {name} has {len(variants)} production variants; the release flow manages "
+            "endpoints with exactly one"
         )
-    return str(packages[0]["ModelPackageArn"])
+    model = sagemaker.describe_model(ModelName=variants[0]["ModelName"])
+    containers = model.get("Containers") or [model.get("PrimaryContainer") or {}]
+    container = containers[0]
+    arn = container.get("ModelPackageName")
+    if not arn:
+        raise ValueError(
+            f"endpoint {name} serves model {variants[0]['ModelName']}, which was not created from "
+            "a model package: it was changed outside the release flow; redeploy its serving stack"
+        )
+    sha = container.get("Environment", {}).get(MODEL_SHA256_ENV, NO_MODEL)
+    return Served(str(arn), str(sha))
 
 
-def deploy_model_package(
-    *,
-    cloudformation: Any,
-    ssm: Any,
-    sagemaker: Any,
-    stack_name: str,
-    parameter_name: str,
-    model_package_arn: str,
-) -> DeployResult:
-    """Point the environment at ``model_package_arn`` and start the stack update."""
-    status = sagemaker.describe_model_package(ModelPackageName=model_package_arn)[
-        "ModelApprovalStatus"
-    ]
+def model_sha256_of(env: Environment, model_package_arn: str) -> str:
+    """The package's ``model_sha256`` metadata (contract #1); a package must be Approved."""
+    described = env.client("sagemaker").describe_model_package(ModelPackageName=model_package_arn)
+    status = described["ModelApprovalStatus"]
     if status != "Approved":
         raise ValueError(
-            f"model package {model_package_arn} is {status}, not Approved: only approved "
-            "packages are deployed"
+            f"model package {model_package_arn} is {status}, not Approved: only approved packages "
+            "are deployed"
         )
-    previous = ssm.get_parameter(Name=parameter_name)["Parameter"]["Value"]
-    ssm.put_parameter(Name=parameter_name, Value=model_package_arn, Type="String", Overwrite=True)
+    sha = described.get("CustomerMetadataProperties", {}).get(MODEL_SHA256_KEY)
+    if not sha:
+        raise ValueError(
+            f"model package {model_package_arn} has no {MODEL_SHA256_KEY} metadata, so serving "
+            "could not verify its model file; retrain it with the current model-build pipeline"
+        )
+    return str(sha)
+
+
+def write_pointer(env: Environment, served: Served) -> None:
+    """Point the serving stack at ``served`` (the hash first: the ARN is what readers act on)."""
+    ssm = env.client("ssm")
+    descriptor = env.descriptor
+    for name, value in (
+        (descriptor.model_sha256_parameter, served.model_sha256),
+        (descriptor.model_package_parameter, served.model_package_arn),
+    ):
+        ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
+
+
+def read_pointer(env: Environment) -> Served:
+    ssm = env.client("ssm")
+    descriptor = env.descriptor
+    return Served(
+        ssm.get_parameter(Name=descriptor.model_package_parameter)["Parameter"]["Value"],
+        ssm.get_parameter(Name=descriptor.model_sha256_parameter)["Parameter"]["Value"],
+    )
+
+
+def deploy(env: Environment, model_package_arn: str) -> DeployResult:
+    """Point the environment at ``model_package_arn`` (``none`` removes the endpoint) and start
+    the stack update. If the update does not start, the pointer goes back to what is served."""
+    state, detail = stack_state(env)
+    if state == "in_progress":
+        # Another release (or a CI/CD deploy) is updating the stack: touching the pointer now
+        # would change what that update's rollback or the next deploy serves.
+        raise RuntimeError(
+            f"{env.descriptor.stack_name} is busy ({detail}); release again when it is done"
+        )
+    before = serving(env)
+    if model_package_arn == NO_MODEL:
+        wanted = Served.nothing()
+    else:
+        wanted = Served(model_package_arn, model_sha256_of(env, model_package_arn))
+    write_pointer(env, wanted)
     try:
-        updating = _update_stack(cloudformation, stack_name)
+        updating = _update_stack(env)
     except Exception:
-        # The stack did not take the new package: leave the parameter as the stack serves it.
-        ssm.put_parameter(Name=parameter_name, Value=previous, Type="String", Overwrite=True)
+        write_pointer(env, before)
         raise
     logger.info(
         "%s: %s -> %s (%s)",
-        stack_name,
-        previous,
+        env.ref.environment,
+        before.model_package_arn,
         model_package_arn,
         "updating" if updating else "already served",
     )
-    return DeployResult(stack_name, model_package_arn, previous, updating)
+    return DeployResult(env.ref.environment, model_package_arn, before.model_package_arn, updating)
 
 
-def rollback(
-    *,
-    cloudformation: Any,
-    ssm: Any,
-    sagemaker: Any,
-    stack_name: str,
-    parameter_name: str,
-    to_model_package_arn: str,
-) -> DeployResult:
-    """Serve ``to_model_package_arn`` again (normally the previous package): a deploy backwards."""
-    return deploy_model_package(
-        cloudformation=cloudformation,
-        ssm=ssm,
-        sagemaker=sagemaker,
-        stack_name=stack_name,
-        parameter_name=parameter_name,
-        model_package_arn=to_model_package_arn,
-    )
-
-
-def stack_state(cloudformation: Any, stack_name: str) -> tuple[StackState, str]:
+def stack_state(env: Environment) -> tuple[StackState, str]:
     """Where the serving stack's update stands, with CloudFormation's status and reason."""
-    stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+    cloudformation = env.client("cloudformation")
+    stack = cloudformation.describe_stacks(StackName=env.descriptor.stack_name)["Stacks"][0]
     status: str = stack["StackStatus"]
     detail = f"{status}: {stack.get('StackStatusReason', '')}".rstrip(": ")
     if status.endswith("_IN_PROGRESS"):
@@ -155,18 +188,49 @@ def stack_state(cloudformation: Any, stack_name: str) -> tuple[StackState, str]:
     return "failed", detail
 
 
-def _update_stack(cloudformation: Any, stack_name: str) -> bool:
-    stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+def restore(env: Environment, *, reason: str, attempted: str) -> dict[str, str]:
+    """End a failed release: the pointer goes back on the package the endpoint serves.
+
+    Returns the announcement for people: what failed, what is served, where the pointer is.
+    """
+    name = env.ref.environment
+    state, detail = stack_state(env)
+    served = serving(env)
+    pointer = read_pointer(env)
+    if state == "in_progress":
+        # Someone else's update is running (a concurrent release or a CI/CD deploy): it owns
+        # the pointer until it ends, and its own failure handling restores it.
+        moved = f"its pointer ({pointer.model_package_arn}) was left to the update in progress ({detail})"
+    elif pointer != served:
+        write_pointer(env, served)
+        moved = f"its pointer was moved back from {pointer.model_package_arn}"
+    else:
+        moved = "its pointer already named it"
+    message = (
+        f"Release of {attempted} to {name} stopped: {reason}. {name} serves "
+        f"{served.model_package_arn}; {moved}, so later deploys of the serving stack keep it."
+    )
+    logger.warning(message)
+    return {"environment": name, "serving": served.model_package_arn, "message": message}
+
+
+def _update_stack(env: Environment) -> bool:
+    cloudformation = env.client("cloudformation")
+    name = env.descriptor.stack_name
+    stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
     parameters = [
         {"ParameterKey": p["ParameterKey"], "UsePreviousValue": True}
         for p in stack.get("Parameters", [])
     ]
     try:
         cloudformation.update_stack(
-            StackName=stack_name,
+            StackName=name,
             UsePreviousTemplate=True,
             Parameters=parameters,
             Capabilities=_CAPABILITIES,
+            # The deploy role may pass this role only (an IAM condition on cloudformation:RoleArn):
+            # without it CloudFormation would reuse the stack's last role, the CDK's admin role.
+            RoleARN=env.descriptor.cloudformation_role_arn,
         )
     except cloudformation.exceptions.ClientError as exc:
         if _NO_UPDATES in str(exc):
@@ -175,74 +239,82 @@ def _update_stack(cloudformation: Any, stack_name: str) -> bool:
     return True
 
 
-def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+def handler(
+    event: dict[str, Any], context: Any = None, *, sessions: SessionFactory = assume_role_session
+) -> dict[str, Any]:
     """Lambda entry point for the release state machine.
 
-    ``{"action": "deploy", "target": {...}, "model_package_arn": "..."}`` starts a deploy;
-    ``{"action": "status", "target": {...}}`` reports the stack's state;
-    ``{"action": "rollback", "target": {...}, "model_package_arn": "<previous>"}`` goes back.
+    - ``{"action": "promote", "source": {...}, "target": {...}, "model_package_arn": ...}``
+      returns the package to deploy in the target (a verified copy, or the package itself in
+      the model-build environment);
+    - ``{"action": "deploy", "target": {...}, "model_package_arn": ...}`` starts a deploy;
+    - ``{"action": "status", "target": {...}}`` reports the serving stack's state;
+    - ``{"action": "restore", "target": {...}, "reason": ..., "model_package_arn": ...}``
+      puts the pointer back on what is served and returns the announcement.
     """
-    import boto3
-
     action = event.get("action")
-    target = ReleaseTarget.from_dict(event.get("target", {}))
-    cloudformation = boto3.client("cloudformation")
+    if action not in {"promote", "deploy", "status", "restore"}:
+        raise ValueError(f"action must be promote, deploy, status or restore; got {action!r}")
+    env = Environment.open(TargetRef.from_dict(event.get("target")), sessions)
     if action == "status":
-        state, detail = stack_state(cloudformation, target.stack_name)
+        state, detail = stack_state(env)
         return {"state": state, "detail": detail}
-    if action not in {"deploy", "rollback"}:
-        raise ValueError(f"action must be deploy, status or rollback; got {action!r}")
     arn = event.get("model_package_arn")
-    if not arn or arn == NO_MODEL:
+    if not isinstance(arn, str) or not arn:
         raise ValueError(f"{action} needs a model_package_arn; got {arn!r}")
-    result = deploy_model_package(
-        cloudformation=cloudformation,
-        ssm=boto3.client("ssm"),
-        sagemaker=boto3.client("sagemaker"),
-        stack_name=target.stack_name,
-        parameter_name=target.parameter_name,
-        model_package_arn=arn,
-    )
-    return result.to_dict()
+    if action == "restore":
+        return restore(env, reason=_reason(event.get("error")), attempted=arn)
+    if action == "promote":
+        source = Environment.open(TargetRef.from_dict(event.get("source")), sessions)
+        return promote(source=source, target=env, model_package_arn=arn).to_dict()
+    return deploy(env, arn).to_dict()
+
+
+def _reason(error: Any) -> str:
+    """A Step Functions error (``{"Error": ..., "Cause": ...}``) in one line for people."""
+    if not isinstance(error, dict):
+        return str(error or "unknown error")
+    if error.get("Error") == "States.Timeout":
+        return "nobody approved it in time (approval expired)"
+    if error.get("Error") == "Rejected":
+        return f"a person rejected it ({error.get('Cause') or 'no reason given'})"
+    cause = error.get("Cause", "")
+    try:
+        parsed = json.loads(cause)
+        cause = parsed.get("errorMessage", cause) if isinstance(parsed, dict) else cause
+    except (TypeError, json.JSONDecodeError):
+        pass
+    text = f"{error.get('Error', 'Error')}: {cause}".strip().rstrip(":")
+    return text[:600]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import boto3
-
     parser = argparse.ArgumentParser(prog="python -m pipelines.deploy.release", description=__doc__)
-    parser.add_argument("action", choices=["deploy", "rollback", "status"])
-    parser.add_argument("--stack-name", required=True)
-    parser.add_argument("--parameter-name", help="the SSM parameter the serving stack reads")
-    parser.add_argument("--model-package-arn", help="the package to serve")
+    parser.add_argument("action", choices=["deploy", "status", "restore"])
     parser.add_argument(
-        "--model-package-group", help="deploy the newest Approved package of this group"
+        "--descriptor-parameter",
+        required=True,
+        help="the environment's /mlops/<project>/<env>/release-target parameter",
     )
+    parser.add_argument("--environment", help="its name (default: from the parameter's path)")
+    parser.add_argument("--role-arn", help="its deploy role (default: your own credentials)")
+    parser.add_argument("--region")
+    parser.add_argument("--model-package-arn", help="deploy: the package to serve (or none)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    cloudformation = boto3.client("cloudformation")
+    environment = args.environment or args.descriptor_parameter.rstrip("/").split("/")[-2]
+    ref = TargetRef(environment, args.role_arn, args.region, args.descriptor_parameter)
+    env = Environment.open(ref, assume_role_session)
     if args.action == "status":
-        state, detail = stack_state(cloudformation, args.stack_name)
+        state, detail = stack_state(env)
         print(json.dumps({"state": state, "detail": detail}))
         return 0 if state != "failed" else 1
-    if not args.parameter_name:
-        parser.error(f"{args.action} needs --parameter-name")
-    sagemaker = boto3.client("sagemaker")
-    arn = args.model_package_arn
-    if arn is None and args.model_package_group and args.action == "deploy":
-        arn = latest_approved_package(sagemaker, args.model_package_group)
-    if arn is None:
-        parser.error(
-            f"{args.action} needs --model-package-arn (or --model-package-group for deploy)"
-        )
-    result = deploy_model_package(
-        cloudformation=cloudformation,
-        ssm=boto3.client("ssm"),
-        sagemaker=sagemaker,
-        stack_name=args.stack_name,
-        parameter_name=args.parameter_name,
-        model_package_arn=arn,
-    )
-    print(json.dumps(result.to_dict()))
+    if args.action == "restore":
+        print(json.dumps(restore(env, reason="restored by hand", attempted="(none)")))
+        return 0
+    if not args.model_package_arn:
+        parser.error("deploy needs --model-package-arn")
+    print(json.dumps(deploy(env, args.model_package_arn).to_dict()))
     return 0
 
 

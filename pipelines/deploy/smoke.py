@@ -1,13 +1,16 @@
-"""Smoke test a freshly deployed endpoint: invoke it with a sample payload and check the answer.
+"""Smoke test a freshly deployed endpoint: invoke it with the model's sample request.
+
+The payload is the ``sample_request.json`` that ``mlcore train`` wrote from held-out rows
+and ``mlcore evaluate`` copied beside ``evaluation.json`` (contract #1): the release reads it
+from the folder of the package's evaluation report (``ModelMetrics.ModelQuality.Statistics``), in the
+environment's own account, so every dataset is tested with records of its own schema.
 
 The check is what a caller relies on: the call succeeds, the body is the inference
 contract's JSON (``{"predictions": [{"prediction": ..., "score": ...}, ...]}``), there is
-one prediction per record sent, and every score is a probability. The sample payload is
-``smoke_payload.json`` beside this module (records of the churn example; replace it with
-records of your own data, in the same ``{"instances": [...]}`` shape).
+one prediction per record sent, and every score is a probability.
 
 The release state machine calls :func:`handler`; people can run
-``python -m pipelines.deploy.smoke --endpoint-name churn-staging``.
+``python -m pipelines.deploy.smoke --endpoint-name <name> --payload sample_request.json``.
 """
 
 from __future__ import annotations
@@ -16,16 +19,23 @@ import argparse
 import json
 import logging
 import math
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+
+from .promote import evaluation_report_url
+from .targets import (
+    SAMPLE_REQUEST_FILE,
+    Environment,
+    SessionFactory,
+    TargetRef,
+    assume_role_session,
+)
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_PAYLOAD = Path(__file__).with_name("smoke_payload.json")
 
 
 class SmokeTestFailed(Exception):
@@ -42,20 +52,50 @@ class SmokeResult:
         return asdict(self)
 
 
-def load_payload(path: str | Path = DEFAULT_PAYLOAD) -> dict[str, Any]:
+def parse_payload(text: str | bytes, *, source: str) -> dict[str, Any]:
+    """A sample request: ``{"instances": [record, ...]}`` with at least one record."""
     try:
-        payload = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"smoke payload {path} is not readable JSON: {exc}") from exc
+        payload = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"sample request {source} is not readable JSON: {exc}") from exc
     if (
         not isinstance(payload, dict)
         or not isinstance(payload.get("instances"), list)
         or not payload["instances"]
     ):
         raise ValueError(
-            f'smoke payload {path} must be {{"instances": [record, ...]}} with records'
+            f'sample request {source} must be {{"instances": [record, ...]}} with records'
         )
     return payload
+
+
+def load_payload(path: str | Path) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ValueError(f"sample request {path} is not readable: {exc}") from exc
+    return parse_payload(text, source=str(path))
+
+
+def package_sample_request(sagemaker: Any, s3: Any, model_package_arn: str) -> dict[str, Any]:
+    """The sample request stored beside the package's evaluation report."""
+    package = sagemaker.describe_model_package(ModelPackageName=model_package_arn)
+    report = evaluation_report_url(package)
+    if not report:
+        raise ValueError(
+            f"{model_package_arn} records no evaluation report, so it has no sample request; "
+            "retrain it with the current model-build pipeline"
+        )
+    url = f"{report.rsplit('/', 1)[0]}/{SAMPLE_REQUEST_FILE}"
+    parsed = urlparse(url)
+    try:
+        body = s3.get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))["Body"].read()
+    except s3.exceptions.ClientError as exc:
+        raise ValueError(
+            f"no sample request at {url} for {model_package_arn} (mlcore evaluate writes it "
+            f"beside evaluation.json): {exc}"
+        ) from exc
+    return parse_payload(body, source=url)
 
 
 def smoke_test(runtime: Any, *, endpoint_name: str, payload: dict[str, Any]) -> SmokeResult:
@@ -102,16 +142,18 @@ def smoke_test(runtime: Any, *, endpoint_name: str, payload: dict[str, Any]) -> 
     return SmokeResult(endpoint_name, records, len(predictions))
 
 
-def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    """Lambda entry point: ``{"target": {"endpoint_name": ...}}``."""
-    import boto3
-
-    endpoint_name = event.get("target", {}).get("endpoint_name")
-    if not endpoint_name:
-        raise ValueError(f"smoke test needs target.endpoint_name; got {event}")
-    payload = load_payload(os.environ.get("SMOKE_PAYLOAD_FILE", DEFAULT_PAYLOAD))
+def handler(
+    event: dict[str, Any], context: Any = None, *, sessions: SessionFactory = assume_role_session
+) -> dict[str, Any]:
+    """Lambda entry point: ``{"target": {...}, "model_package_arn": ...}``, through the
+    target's deploy role."""
+    arn = event.get("model_package_arn")
+    if not isinstance(arn, str) or not arn.startswith("arn:"):
+        raise ValueError(f"smoke test needs the deployed model_package_arn; got {arn!r}")
+    env = Environment.open(TargetRef.from_dict(event.get("target")), sessions)
+    payload = package_sample_request(env.client("sagemaker"), env.client("s3"), arn)
     return smoke_test(
-        boto3.client("sagemaker-runtime"), endpoint_name=endpoint_name, payload=payload
+        env.client("sagemaker-runtime"), endpoint_name=env.descriptor.endpoint_name, payload=payload
     ).to_dict()
 
 
@@ -120,7 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m pipelines.deploy.smoke", description=__doc__)
     parser.add_argument("--endpoint-name", required=True)
-    parser.add_argument("--payload", default=str(DEFAULT_PAYLOAD))
+    parser.add_argument(
+        "--payload", required=True, help="the model's sample_request.json (from its model folder)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:

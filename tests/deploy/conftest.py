@@ -16,9 +16,11 @@ import pytest
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 REPO = Path(__file__).resolve().parents[2]
+# Fixture settings (project "acme"), never the repository's mlops.yaml (contract #2).
+SETTINGS_FILE = REPO / "tests" / "fixtures" / "aws_settings.yaml"
 ACCOUNT, REGION = "111111111111", "eu-west-1"
-PIPELINE_NAME = "churn-dev-model-build"
-PACKAGE_GROUP = "churn-models"
+PIPELINE_NAME = "acme-dev-model-build"
+PACKAGE_GROUP = "acme-models"
 
 
 @dataclass
@@ -37,10 +39,11 @@ def build_app(outdir: str) -> DeployApp:
     from cdk_nag import AwsSolutionsChecks
 
     from cdk.serving.approved_model import ApprovedModelParameter
+    from cdk.serving.release import ReleaseTarget
     from cdk.serving.stack import ServingProps, ServingStack
-    from mlcore.settings import load_settings, resolve_settings_path
+    from mlcore.settings import load_settings
 
-    settings = load_settings(resolve_settings_path())
+    settings = load_settings(SETTINGS_FILE)
     app = App(outdir=outdir)
     env = Environment(account=ACCOUNT, region=REGION)
     build = Stack(app, "Build", env=env)
@@ -71,7 +74,13 @@ def build_app(outdir: str) -> DeployApp:
     repository = ecr.Repository(build, "Images", image_scan_on_push=True)
     approved = {
         name: ApprovedModelParameter(
-            build, f"Approved{name}", parameter_name=f"/mlops/churn/{name}/model-package-arn"
+            build, f"Approved{name}", parameter_name=f"/mlops/acme/{name}/model-package-arn"
+        )
+        for name in ("dev", "staging", "prod")
+    }
+    approved_sha256 = {
+        name: ApprovedModelParameter(
+            build, f"ApprovedSha{name}", parameter_name=f"/mlops/acme/{name}/model-sha256"
         )
         for name in ("dev", "staging", "prod")
     }
@@ -84,7 +93,7 @@ def build_app(outdir: str) -> DeployApp:
         model_build_pipeline_name=PIPELINE_NAME,
         env=env,
     )
-    settings_file = str(resolve_settings_path())
+    settings_file = str(SETTINGS_FILE)
     stacks = {
         "dev": ServingStack(
             app,
@@ -97,6 +106,8 @@ def build_app(outdir: str) -> DeployApp:
                 settings_file=settings_file,
             ),
             approved_model=approved["dev"],
+            approved_model_sha256=approved_sha256["dev"],
+            change_role_name="acme-dev-release-cfn",
             **common,
         ),
         "staging": ServingStack(
@@ -109,6 +120,8 @@ def build_app(outdir: str) -> DeployApp:
                 settings_file=settings_file,
             ),
             approved_model=approved["staging"],
+            approved_model_sha256=approved_sha256["staging"],
+            change_role_name="acme-staging-release-cfn",
             **common,
         ),
     }
@@ -123,18 +136,29 @@ def build_app(outdir: str) -> DeployApp:
                 "alert_emails": ("ml-team@example.com",),
                 "model_monitor": {
                     "analyzer_image_uri": "468650794304.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-model-monitor-analyzer",
-                    "baseline_statistics_s3_uri": "s3://baseline-bucket/churn/statistics.json",
-                    "baseline_constraints_s3_uri": "s3://baseline-bucket/churn/constraints.json",
+                    "baseline_statistics_s3_uri": "s3://baseline-bucket/acme/statistics.json",
+                    "baseline_constraints_s3_uri": "s3://baseline-bucket/acme/constraints.json",
                 },
             },
             retain=True,
             settings_file=settings_file,
         ),
         approved_model=approved["prod"],
+        approved_model_sha256=approved_sha256["prod"],
+        change_role_name="acme-prod-release-cfn",
         **common,
     )
-    stacks["prod"].add_release_flow(
-        [stacks["staging"].release_target(), stacks["prod"].release_target(approval_before=True)]
+    stacks["dev"].add_release_flow(
+        [
+            ReleaseTarget(
+                environment=name,
+                role_arn=f"arn:aws:iam::{ACCOUNT}:role/acme-{name}-release-deploy",
+                descriptor_parameter=f"/mlops/acme/{name}/release-target",
+                approval_before=name == "prod",
+            )
+            for name in ("dev", "staging", "prod")
+        ],
+        function_role_names=("acme-dev-release-fn", "acme-dev-smoke-fn"),
     )
     Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
     assembly = app.synth()
@@ -144,3 +168,22 @@ def build_app(outdir: str) -> DeployApp:
 @pytest.fixture(scope="session")
 def deploy_app(tmp_path_factory: pytest.TempPathFactory) -> DeployApp:
     return build_app(str(tmp_path_factory.mktemp("deploy-cdk-out")))
+
+
+@pytest.fixture(scope="session")
+def four_accounts() -> object:
+    """The whole app in toolchain, dev, staging and prod accounts (tests/fixtures)."""
+    import importlib.util
+    import sys
+
+    # Loaded by path under one module name: tests/ is no package (and site-packages may hold
+    # one called "tests"), and one module means one cached synth for both test folders.
+    name = "mlops_fixture_four_account_app"
+    if name not in sys.modules:
+        path = Path(__file__).resolve().parents[1] / "fixtures" / "four_account_app.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name].four_account_app()

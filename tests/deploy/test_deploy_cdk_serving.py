@@ -11,12 +11,15 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Annotations, Capture, Match, Template
+from release_asl import resolved_definition
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.xdist_group("deploy-cdk")
 
 # Names the test app (conftest.py) gives the part-1 resources it stands in for.
-MODEL_BUILD_PIPELINE = "churn-dev-model-build"
-MODEL_PACKAGE_GROUP = "churn-models"
+MODEL_BUILD_PIPELINE = "acme-dev-model-build"
+MODEL_PACKAGE_GROUP = "acme-models"
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +76,7 @@ def test_data_capture_is_on_and_encrypted_with_the_data_key(templates: dict[str,
             "KmsKeyId": key,
             "DataCaptureConfig": {
                 "EnableCapture": True,
-                "InitialSamplingPercentage": 100,
+                "InitialSamplingPercentage": 50,
                 "KmsKeyId": Match.object_like({"Fn::ImportValue": Match.string_like_regexp("Key")}),
                 "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
                 "DestinationS3Uri": Match.any_value(),
@@ -91,14 +94,26 @@ def test_endpoint_serves_the_package_named_by_the_ssm_parameter(
         "ModelPackageArn",
         {
             "Type": "AWS::SSM::Parameter::Value<String>",
-            "Default": "/mlops/churn/prod/model-package-arn",
+            "Default": "/mlops/acme/prod/model-package-arn",
         },
     )
     prod.has_resource_properties(
         "AWS::SageMaker::Model",
         {
-            "Containers": [{"ModelPackageName": {"Ref": "ModelPackageArn"}}],
+            "Containers": [
+                {
+                    "ModelPackageName": {"Ref": "ModelPackageArn"},
+                    "Environment": {"MLCORE_MODEL_SHA256": {"Ref": "ModelSha256"}},
+                }
+            ],
             "EnableNetworkIsolation": True,
+        },
+    )
+    prod.has_parameter(
+        "ModelSha256",
+        {
+            "Type": "AWS::SSM::Parameter::Value<String>",
+            "Default": "/mlops/acme/prod/model-sha256",
         },
     )
 
@@ -125,7 +140,7 @@ def test_autoscaling_tracks_invocations_per_instance(templates: dict[str, Templa
     staging.has_resource_properties(
         "AWS::ApplicationAutoScaling::ScalableTarget",
         {
-            "ResourceId": "endpoint/churn-staging/variant/AllTraffic",
+            "ResourceId": "endpoint/acme-staging/variant/AllTraffic",
             "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
             "ServiceNamespace": "sagemaker",
             "MinCapacity": 1,
@@ -177,7 +192,7 @@ def test_drift_alarm_rule_starts_the_model_build_pipeline(templates: dict[str, T
     gate = alarm_rule["Properties"]["Targets"][0]["Arn"]["Fn::GetAtt"][0]
     gate_env = _resources(staging, "AWS::Lambda::Function")[gate]["Properties"]["Environment"]
     assert gate_env["Variables"]["PIPELINE_NAME"] == MODEL_BUILD_PIPELINE
-    assert gate_env["Variables"]["COOLDOWN_HOURS"] == "24"
+    assert gate_env["Variables"]["COOLDOWN_HOURS"] == "12"
 
     retrain_rule = next(
         rule
@@ -224,9 +239,9 @@ def test_quality_alarm_fires_below_min_live_metric(templates: dict[str, Template
         {
             "MetricName": "Live_auc",
             "Namespace": "MLOps",
-            "Threshold": 0.65,
+            "Threshold": 0.6,
             "ComparisonOperator": "LessThanThreshold",
-            "Dimensions": [{"Name": "EndpointName", "Value": "churn-prod"}],
+            "Dimensions": [{"Name": "EndpointName", "Value": "acme-prod"}],
         },
     )
 
@@ -244,9 +259,25 @@ def test_state_table_logical_id_is_stable(templates: dict[str, Template]) -> Non
     assert list(_resources(templates["prod"], "AWS::DynamoDB::Table")) == ["State1C20CC9A"]
 
 
-def test_release_starts_on_approval_and_asks_before_prod(templates: dict[str, Template]) -> None:
-    prod = templates["prod"]
-    prod.has_resource_properties(
+def _state_machine(template: Template) -> dict[str, Any]:
+    _, machine = _only(template, "AWS::StepFunctions::StateMachine")
+    return json.loads(
+        "".join(
+            part if isinstance(part, str) else "X"
+            for part in machine["Properties"]["DefinitionString"]["Fn::Join"][1]
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def release_states(templates: dict[str, Template]) -> dict[str, Any]:
+    return _state_machine(templates["dev"])["States"]
+
+
+def test_release_starts_on_approval_in_the_model_build_group(
+    templates: dict[str, Template],
+) -> None:
+    templates["dev"].has_resource_properties(
         "AWS::Events::Rule",
         {
             "EventPattern": {
@@ -259,22 +290,69 @@ def test_release_starts_on_approval_and_asks_before_prod(templates: dict[str, Te
             }
         },
     )
-    _, machine = _only(prod, "AWS::StepFunctions::StateMachine")
-    definition = json.loads(
-        "".join(
-            part if isinstance(part, str) else "X"
-            for part in machine["Properties"]["DefinitionString"]["Fn::Join"][1]
-        )
-    )
-    states = definition["States"]
-    assert states["DeployStaging"]["Next"] == "StagingChanging"
+    for name in ("staging", "prod"):
+        templates[name].resource_count_is("AWS::StepFunctions::StateMachine", 0)
+
+
+def test_release_promotes_deploys_and_smoke_tests_each_stage_in_order(
+    release_states: dict[str, Any],
+) -> None:
+    states = release_states
+    assert states["ReadApprovalEvent"]["Next"] == "PromoteDev"
+    assert states["PromoteDev"]["Next"] == "DeployDev"
+    assert states["DeployDev"]["Next"] == "DevChanging"
+    assert states["SmokeTestDev"]["Next"] == "PromoteStaging"
     assert states["SmokeTestStaging"]["Next"] == "ApproveProd"
     assert states["ApproveProd"]["Resource"].endswith("sns:publish.waitForTaskToken")
-    assert states["ApproveProd"]["Next"] == "DeployProd"
-    assert states["ApproveProd"]["Catch"][0]["Next"] == "NotifyProdRejected"
-    assert states["SmokeTestProd"]["Catch"][0]["Next"] == "ProdHadPreviousModel"
-    assert states["ProdUpdated"]["Choices"][1]["Next"] == "NotifyProdUpdateFailed"
-    assert states["StagingHadPreviousModel"]["Default"] == "RollBackStaging"
+    assert states["ApproveProd"]["Next"] == "PromoteProd"
+    assert states["SmokeTestProd"]["Next"] == "NotifyReleased"
+
+
+@pytest.mark.parametrize("env", ["Dev", "Staging", "Prod"])
+def test_every_failure_of_a_stage_ends_in_its_restore_step(
+    release_states: dict[str, Any], env: str
+) -> None:
+    # Finding 2: a stack failure, an alarm rollback (UPDATE_ROLLBACK_COMPLETE is "failed"),
+    # a smoke test failure, a rejection or expiry, or any error puts the pointer back.
+    states = release_states
+    for name in (f"Promote{env}", f"Deploy{env}", f"Check{env}", f"Check{env}RollBack"):
+        assert [c["Next"] for c in states[name]["Catch"]] == [f"Restore{env}"], name
+    assert states[f"SmokeTest{env}"]["Catch"][0]["Next"] == f"RollBack{env}"
+    assert states[f"RollBack{env}"]["Catch"][0]["Next"] == f"Restore{env}"
+    failed = next(
+        c for c in states[f"{env}Updated"]["Choices"] if c.get("StringEquals") == "failed"
+    )
+    assert failed["Next"] == f"{env}UpdateFailed"
+    assert states[f"{env}UpdateFailed"]["Next"] == f"Restore{env}"
+    assert states[f"{env}RollBackUpdated"]["Default"] == f"Restore{env}"
+    assert states[f"Restore{env}"]["Next"] == f"Notify{env}Stopped"
+    assert states[f"Notify{env}Stopped"]["Parameters"]["Message.$"] == "$.restored.message"
+    assert states[f"Notify{env}Stopped"]["Next"] == f"{env}Stopped"
+    assert states[f"{env}Stopped"]["Type"] == "Fail"
+    if env == "Prod":
+        assert states["ApproveProd"]["Catch"][0]["Next"] == "RestoreProd"
+
+
+def test_smoke_test_rolls_back_to_what_was_served_before(release_states: dict[str, Any]) -> None:
+    payload = release_states["RollBackStaging"]["Parameters"]["Payload"]
+    assert payload["action"] == "deploy"
+    assert payload["model_package_arn.$"] == "$.staging_deploy.served_before"
+
+
+def test_state_machine_passes_asl_validator(templates: dict[str, Template], tmp_path: Path) -> None:
+    # AWS's States Language rules, as the independent npm asl-validator encodes them.
+    validator = REPO / "node_modules" / ".bin" / "asl-validator"
+    assert validator.exists(), "run `npm ci` (package.json pins asl-validator)"
+    path = tmp_path / "release.asl.json"
+    # Tokens resolved to ARNs of the right shape (the validator checks Resource ARNs).
+    path.write_text(json.dumps(resolved_definition(templates["dev"])))
+    result = subprocess.run(
+        [str(validator), "--json-path", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_model_monitor_schedule_only_where_configured(templates: dict[str, Template]) -> None:
@@ -306,6 +384,7 @@ def test_lambda_handlers_exist_in_pipelines(templates: dict[str, Template]) -> N
         "monitoring.jobs.handler",
         "monitoring.retrain.handler",
         "deploy.release.handler",
+        "deploy.smoke.handler",
     }
     for handler in handlers:
         module, function = handler.rsplit(".", 1)
@@ -348,3 +427,22 @@ def test_cfn_lint_reports_no_errors(deploy_app: Any) -> None:
     findings = json.loads(result.stdout or "[]")
     errors = [f for f in findings if f["Level"] == "Error"]
     assert errors == [], errors[:5]
+
+
+def test_release_state_machine_may_use_the_key_of_its_encrypted_topic(
+    templates: dict[str, Template],
+) -> None:
+    # Publishing to an SSE-KMS topic needs kms:GenerateDataKey* and kms:Decrypt on its key.
+    dev = templates["dev"]
+    (role,) = [
+        k for k in dev.find_resources("AWS::IAM::Role") if k.startswith("ReleaseStateMachineRole")
+    ]
+    statements = [
+        s
+        for p in dev.find_resources("AWS::IAM::Policy").values()
+        if {"Ref": role} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    kms = [s for s in statements if "kms:GenerateDataKey*" in s["Action"]]
+    (ops_key,) = [k for k in dev.find_resources("AWS::KMS::Key") if k.startswith("OpsKey")]
+    assert kms and kms[0]["Resource"] == {"Fn::GetAtt": [ops_key, "Arn"]}

@@ -10,7 +10,6 @@ from pydantic import ValidationError
 
 from cdk.monitoring.settings import MonitorSettings
 from cdk.serving.settings import EndpointSettings
-from mlcore.settings import resolve_settings_path
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -18,13 +17,13 @@ REPO = Path(__file__).resolve().parents[2]
 def test_endpoint_capacity_must_be_consistent() -> None:
     with pytest.raises(ValueError, match=r"min_instances \(3\) exceeds max_instances \(2\)"):
         EndpointSettings(
-            endpoint_name="churn-prod", min_instances=3, max_instances=2, initial_instance_count=2
+            endpoint_name="acme-prod", min_instances=3, max_instances=2, initial_instance_count=2
         )
 
 
 def test_endpoint_settings_reject_unknown_keys_and_bad_names() -> None:
     with pytest.raises(ValidationError) as caught:
-        EndpointSettings(endpoint_name="churn_prod!", instance_typ="ml.m5.large")  # type: ignore[call-arg]
+        EndpointSettings(endpoint_name="acme_prod!", instance_typ="ml.m5.large")  # type: ignore[call-arg]
     problems = {error["loc"][0] for error in caught.value.errors()}
     assert problems == {"endpoint_name", "instance_typ"}
 
@@ -61,8 +60,9 @@ def test_monitors_refuse_a_serverless_endpoint() -> None:
     endpoint = ModelEndpoint(
         stack,
         "E",
-        settings=EndpointSettings(endpoint_name="churn-dev", serverless={}),
+        settings=EndpointSettings(endpoint_name="acme-dev", serverless={}),
         model_package_arn="arn:aws:sagemaker:eu-west-1:111111111111:model-package/g/1",
+        model_sha256="sha256:" + "0" * 64,
         encryption_key=things["key"],
         capture_bucket=things["bucket"],
         model_bucket=things["bucket"],
@@ -73,7 +73,7 @@ def test_monitors_refuse_a_serverless_endpoint() -> None:
             "M",
             endpoint=endpoint,
             approved_model=ApprovedModelParameter(
-                stack, "P", parameter_name="/mlops/churn/dev/model"
+                stack, "P", parameter_name="/mlops/acme/dev/model"
             ),
             model_package_group_name="g",
             image_uri="img",
@@ -81,7 +81,7 @@ def test_monitors_refuse_a_serverless_endpoint() -> None:
             encryption_key=things["key"],
             model_bucket=things["bucket"],
             reports_bucket=things["bucket"],
-            settings_file=resolve_settings_path(),
+            settings_file=REPO / "tests" / "fixtures" / "aws_settings.yaml",
             settings=MonitorSettings(),
             state_table=dynamodb.Table(
                 stack,
@@ -106,7 +106,7 @@ def test_release_targets_must_be_unique() -> None:
     from cdk.serving.release import ReleaseFlow, ReleaseTarget
 
     _, stack, _ = _scope()
-    target = ReleaseTarget("prod", "ProdServing", "/mlops/churn/prod/model", "churn-prod")
+    target = ReleaseTarget("prod", "arn:aws:iam::1:role/r", "/mlops/acme/prod/release-target")
     with pytest.raises(ValueError, match="must be unique"):
         ReleaseFlow(
             stack,
@@ -114,4 +114,30 @@ def test_release_targets_must_be_unique() -> None:
             model_package_group_name="g",
             targets=[target, target],
             notifications=sns.Topic(stack, "N"),
+            function_role_names=("a", "b"),
         )
+
+
+def test_the_model_build_target_cannot_wait_for_an_approval() -> None:
+    from aws_cdk import aws_sns as sns
+
+    from cdk.serving.release import ReleaseFlow, ReleaseTarget
+
+    _, stack, _ = _scope()
+    first = ReleaseTarget("dev", "arn:aws:iam::1:role/r", "/p", approval_before=True)
+    with pytest.raises(ValueError, match="cannot ask again"):
+        ReleaseFlow(
+            stack,
+            "F",
+            model_package_group_name="g",
+            targets=[first],
+            notifications=sns.Topic(stack, "N"),
+            function_role_names=("a", "b"),
+        )
+
+
+def test_endpoint_overrides_are_checked_as_endpoint_settings() -> None:
+    from cdk.serving.settings import EndpointOverrides
+
+    with pytest.raises(ValueError, match=r"initial_instance_count \(5\) must lie between"):
+        EndpointOverrides(initial_instance_count=5, max_instances=4)

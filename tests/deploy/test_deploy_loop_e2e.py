@@ -41,8 +41,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("deploy-cdk")]
 
 REPO = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"
-ENDPOINT = "churn-staging"
-PIPELINE = "churn-dev-model-build"
+# Names the deploy_app fixture (tests/deploy/conftest.py, project "acme") gives its resources.
+ENDPOINT = "acme-staging"
+PIPELINE = "acme-dev-model-build"
 TABLE = "serving-state"
 LIVE_START = datetime(2026, 3, 2, 8, tzinfo=UTC)
 _COMPARE = {
