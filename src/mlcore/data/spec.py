@@ -167,7 +167,7 @@ def infer_spec(
         else:
             inferred_categorical.append(str(column))
     if task is None:
-        task = _infer_task(frame[target])
+        task = infer_task(frame[target])
     return DatasetSpec(
         target=target,
         numeric=tuple(inferred_numeric),
@@ -180,7 +180,8 @@ def infer_spec(
     )
 
 
-def _infer_task(target: pd.Series) -> Task:
+def infer_task(target: pd.Series) -> Task:
+    """Classification for text, boolean or few whole-number labels; regression otherwise."""
     values = target.dropna()
     if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
         return "classification"

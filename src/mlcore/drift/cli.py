@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlcore.errors import ConfigError, DataError
-from mlcore.settings_file import DEFAULT_SETTINGS_FILE
+from mlcore.settings_file import DEFAULT_SETTINGS_FILE, SETTINGS_ENV_VAR, settings_path
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,8 +63,8 @@ def add_drift_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
     parser.add_argument(
         "--settings",
         metavar="FILE",
-        help=f"lifecycle settings YAML (default: ./{DEFAULT_SETTINGS_FILE} if present, else "
-        "built-in defaults); its drift section sets the tests and thresholds",
+        help=f"lifecycle settings YAML (default: ${SETTINGS_ENV_VAR}, else ./{DEFAULT_SETTINGS_FILE} "
+        "if present, else built-in defaults); its drift section sets the tests and thresholds",
     )
     parser.add_argument(
         "--spec",
@@ -219,10 +219,8 @@ def _load_baseline(path: Path) -> Baseline:
 def _settings(path: str | None) -> MlopsSettings:
     from mlcore.settings import load_settings
 
-    if path is not None:
-        return load_settings(path)
-    default = Path(DEFAULT_SETTINGS_FILE)
-    return load_settings(default if default.is_file() else None)
+    # --settings, else $MLOPS_SETTINGS, else ./mlops.yaml, else defaults: as every command.
+    return load_settings(settings_path(path))
 
 
 def _resolve_spec(
