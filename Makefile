@@ -20,11 +20,12 @@ $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# The demo needs only mlcore's runtime dependencies (pinned by requirements.txt): a quick first run.
+# The demo needs only mlcore's runtime dependencies and MLflow, its tracking extra (pinned by
+# requirements.txt): a quick first run that leaves browsable runs in out/mlflow.
 # pip refuses extras in a constraints file, so the pins are copied without them.
 $(VENV)/.demo-installed: pyproject.toml requirements.txt | $(BIN)/activate
 	sed -E 's/\[[^]]*\]//' requirements.txt > $(VENV)/constraints.txt
-	$(BIN)/pip install --quiet -c $(VENV)/constraints.txt -e .
+	$(BIN)/pip install --quiet -c $(VENV)/constraints.txt -e ".[tracking]"
 	touch $@
 
 # Tests, synth and the cloud tooling need the full set, cloud SDKs included.

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlcore.atomic import check_output_dir, staged_output
-from mlcore.data import fingerprint, load_table, validate_frame
+from mlcore.data import check_declared_columns, fingerprint, load_table, validate_frame
 from mlcore.errors import ModelError
 from mlcore.evaluate import MetricReport, evaluate_bundle, evaluation_document, slice_metrics
 from mlcore.gate import GateDecision, evaluate_gate
@@ -61,7 +61,7 @@ def run_evaluation(
     output_dir: str | Path,
     settings: MlopsSettings,
     champion_dir: str | Path | None = None,
-    model_name: str = "challenger",
+    model_name: str | None = None,
 ) -> EvaluationResult:
     """Evaluate the challenger (and the champion on the same data), gate, and write the reports.
 
@@ -70,6 +70,7 @@ def run_evaluation(
     type (see :meth:`mlcore.settings.GateSettings.for_problem`). The reports are published
     together (see :mod:`mlcore.atomic`): a failed write leaves no evaluation.json behind
     for a ConditionStep to read.
+    The model card is titled ``model_name`` (default: the project's name, ``<project> model``).
     """
     check_output_dir(output_dir)  # before any work
     challenger_dir = _model_folder(model_dir)
@@ -78,6 +79,8 @@ def run_evaluation(
     gate_settings = settings.gate.for_problem(problem.problem_type)
     frame = load_table(data)
     validate_frame(frame, challenger.spec)
+    # A misspelt slice column is an error naming it, never a slice silently left out.
+    check_declared_columns(frame, {"dataset.slice_columns": settings.dataset.slice_columns})
     seed = settings.training.seed
     report = evaluate_bundle(challenger, frame, seed=seed)
     metrics = report.metrics
@@ -95,7 +98,7 @@ def run_evaluation(
     decision = evaluate_gate(metrics, champion_metrics, gate_settings)
 
     scored = frame.join(challenger.predict(frame))
-    slice_columns = [c for c in settings.dataset.slice_columns if c in frame.columns]
+    slice_columns = list(settings.dataset.slice_columns)
     slices = slice_metrics(
         scored,
         slice_columns=slice_columns,
@@ -114,7 +117,7 @@ def run_evaluation(
         gate=decision,
         evaluation_rows=len(frame),
         evaluation_fingerprint=fingerprint(frame),
-        name=model_name,
+        name=model_name or f"{settings.project} model",
     )
     sample = challenger_dir / SAMPLE_REQUEST_FILE
     # What the pipeline reads first (evaluation.json, gate.json) is published last.
@@ -122,7 +125,12 @@ def run_evaluation(
         write_json(stage / "evaluation.json", evaluation_document(report))
         write_json(
             stage / "gate.json",
-            {**decision.to_dict(), MODEL_SHA256_KEY: file_sha256(challenger_dir / MODEL_FILE)},
+            {
+                **decision.to_dict(),
+                MODEL_SHA256_KEY: file_sha256(challenger_dir / MODEL_FILE),
+                # The MLflow run the model was trained in (null when untracked), for the registers.
+                "mlflow_run_id": challenger.metadata.get("mlflow_run_id"),
+            },
         )
         if sample.is_file():
             shutil.copyfile(sample, stage / SAMPLE_REQUEST_FILE)

@@ -107,7 +107,10 @@ class ModelBundle:
         return self._proba(self._features(frame))
 
     def _proba(self, features: pd.DataFrame) -> pd.DataFrame:
-        proba = self.pipeline.predict_proba(features)
+        # Some estimators (XGBoost, LightGBM) answer in float32, whose rows miss summing to
+        # one by more than scikit-learn's log loss tolerates: score in float64, rows renormalised.
+        proba = np.asarray(self.pipeline.predict_proba(features), dtype=np.float64)
+        proba /= proba.sum(axis=1, keepdims=True)
         classes = [_plain(c) for c in self.pipeline.classes_]
         if self.classes and classes != self.classes:
             raise ModelError(

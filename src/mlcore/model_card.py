@@ -108,6 +108,8 @@ def build_model_card(
             "hyperparameters": meta.get("hyperparameters"),
             "seed": meta.get("seed"),
             "git_commit": meta.get("git_commit"),
+            # True: trained from uncommitted changes, so the commit alone does not rebuild it.
+            "git_dirty": meta.get("git_dirty"),
             "created_at": meta.get("created_at"),
             "library_versions": meta.get("library_versions"),
         },

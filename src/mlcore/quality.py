@@ -47,7 +47,7 @@ from mlcore.evaluate import (
 from mlcore.jsonio import write_json
 from mlcore.model import METADATA_FILE, PREDICTION_COLUMN, SCORE_COLUMN
 from mlcore.problem import BINARY, MULTICLASS, Problem
-from mlcore.settings import MlopsSettings, load_settings
+from mlcore.settings import MlopsSettings, load_settings, resolve_settings_path
 
 logger = logging.getLogger(__name__)
 
@@ -388,7 +388,7 @@ def _cmd_quality(args: argparse.Namespace) -> int:
         capture=args.capture,
         labels=args.labels,
         spec=spec_from_model_dir(args.model_dir),
-        settings=load_settings(args.settings),
+        settings=load_settings(resolve_settings_path(args.settings)),
         output=args.output,
         problem=problem_from_model_dir(args.model_dir),
     )

@@ -9,6 +9,8 @@ threshold fails loudly instead of silently keeping its default.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mlcore.errors import ConfigError
+from mlcore.example_dataset import EXAMPLE_DATASET, EXAMPLE_PROJECT
 from mlcore.metric_names import (
     ALL_METRICS,
     LOWER_IS_BETTER,
@@ -40,20 +43,25 @@ class _Frozen(BaseModel):
 
 
 class DatasetSettings(_Frozen):
-    """Where the training data is and how to read it. ``path: null`` uses the built-in churn generator."""
+    """Where the training data is and how to read it.
+
+    Every column named here must exist in the data: a misspelt name is an error, not a
+    silently ignored entry. An empty section (no ``path``, no ``target``) means the built-in
+    example data (:mod:`mlcore.example_dataset`), which ``mlcore demo`` generates.
+    """
 
     path: str | None = None
-    target: str = "churned"
+    target: str
     numeric: list[str] | None = Field(
         default=None, description="declared numeric features; inferred when null"
     )
     categorical: list[str] | None = Field(
         default=None, description="declared categorical features; inferred when null"
     )
-    timestamp: str | None = "event_time"
-    id_columns: list[str] = Field(default_factory=lambda: ["customer_id"])
+    timestamp: str | None = None
+    id_columns: list[str] = Field(default_factory=list)
     task: Literal["classification", "regression"] | None = None
-    slice_columns: list[str] = Field(default_factory=lambda: ["region", "contract_type"])
+    slice_columns: list[str] = Field(default_factory=list)
     positive_label: str | int | float | bool | None = Field(
         default=None,
         description="the class a binary model is built to find; when null, a conventional "
@@ -67,8 +75,30 @@ class DatasetSettings(_Frozen):
         "reaches this; null means 0.5",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_means_the_example(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("path") is None and "target" not in data:
+            return {**EXAMPLE_DATASET, **data}
+        return data
+
+    @property
+    def is_example(self) -> bool:
+        """True for the built-in example data (no ``path``): the demo generates it."""
+        return self.path is None
+
 
 HyperparameterValue = float | int | str | bool | None
+# The shipped algorithm's defaults; other algorithms and estimators start from their own.
+Algorithm = Literal[
+    "hist_gradient_boosting",
+    "random_forest",
+    "logistic_regression",
+    "ridge",
+    "xgboost",
+    "lightgbm",
+]
+_DEFAULT_ALGORITHM: Algorithm = "hist_gradient_boosting"
 
 
 def _default_hyperparameters() -> dict[str, HyperparameterValue]:
@@ -76,12 +106,24 @@ def _default_hyperparameters() -> dict[str, HyperparameterValue]:
 
 
 class TrainingSettings(_Frozen):
-    algorithm: Literal[
-        "hist_gradient_boosting", "random_forest", "logistic_regression", "ridge"
-    ] = "hist_gradient_boosting"
-    hyperparameters: dict[str, HyperparameterValue] = Field(
-        default_factory=_default_hyperparameters
+    """What to train: a built-in ``algorithm``, or your own ``estimator`` factory.
+
+    ``estimator: "package.module:factory"`` names a callable in your repository (a class
+    or a function) returning a scikit-learn-compatible estimator or pipeline; its
+    ``hyperparameters`` are passed to it as keyword arguments and checked against its
+    signature. With ``preprocess: true`` mlcore's imputation and one-hot encoding run
+    before it; with ``false`` it receives the feature columns as they are (numbers as
+    float64, categories as strings, missing values as NaN) and must handle them itself.
+    """
+
+    algorithm: Algorithm = _DEFAULT_ALGORITHM
+    estimator: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$",
+        description="'package.module:factory' of your own estimator; replaces algorithm",
     )
+    preprocess: bool = True
+    hyperparameters: dict[str, HyperparameterValue] = Field(default_factory=dict)
     seed: int = 42
     validation_fraction: float = Field(0.15, gt=0, lt=1)
     test_fraction: float = Field(0.15, gt=0, lt=1)
@@ -90,6 +132,53 @@ class TrainingSettings(_Frozen):
         description="time: the most recent rows are the test set, then validation; random: "
         "shuffled with the seed; auto: time when the data has the declared timestamp",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _algorithm_defaults(cls, data: Any) -> Any:
+        # The shipped defaults belong to the shipped algorithm: random_forest or a custom
+        # estimator must not inherit learning_rate and max_iter it does not accept.
+        if not isinstance(data, dict) or "hyperparameters" in data:
+            return data
+        if data.get("estimator") is None and data.get("algorithm", _DEFAULT_ALGORITHM) == (
+            _DEFAULT_ALGORITHM
+        ):
+            return {**data, "hyperparameters": _default_hyperparameters()}
+        return data
+
+    @model_validator(mode="after")
+    def _one_model_source(self) -> TrainingSettings:
+        if self.estimator is not None and "algorithm" in self.model_fields_set:
+            raise ValueError(
+                "set training.algorithm or training.estimator, not both: the estimator "
+                f"{self.estimator!r} replaces the built-in algorithm {self.algorithm!r}"
+            )
+        if not self.preprocess and self.estimator is None:
+            raise ValueError(
+                "training.preprocess: false is for your own estimator (training.estimator); "
+                "the built-in algorithms need mlcore's imputation and encoding"
+            )
+        return self
+
+    @property
+    def model_name(self) -> str:
+        """What is trained, as metadata and tracking record it: the algorithm or the factory."""
+        return self.estimator or self.algorithm
+
+
+class TrackingSettings(_Frozen):
+    """MLflow tracking of every ``mlcore train`` and ``mlcore evaluate`` (optional: ``mlcore[tracking]``).
+
+    ``enabled``: ``auto`` tracks when mlflow is installed, ``true`` requires it, ``false``
+    never tracks (the environment variable ``MLCORE_TRACKING`` overrides it). ``uri`` null
+    means ``$MLFLOW_TRACKING_URI`` when set (SageMaker managed MLflow, Azure ML jobs), else a
+    local store under ``out/mlflow`` on a workstation, else (inside a SageMaker container
+    with no URI) no tracking. ``experiment`` null means the project name.
+    """
+
+    enabled: bool | Literal["auto"] = "auto"
+    uri: str | None = None
+    experiment: str | None = Field(None, min_length=1, max_length=200)
 
 
 class GateSettings(_Frozen):
@@ -332,13 +421,25 @@ class ServingSettings(_Frozen):
 
 
 class MlopsSettings(_Frozen):
-    project: str = Field("churn", pattern=r"^[a-z][a-z0-9-]{1,30}$")
-    dataset: DatasetSettings = Field(default_factory=DatasetSettings)
+    project: str = Field(pattern=r"^[a-z][a-z0-9-]{1,30}$")
+    dataset: DatasetSettings = Field(default_factory=lambda: DatasetSettings.model_validate({}))
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     gate: GateSettings = Field(default_factory=GateSettings)
     drift: DriftSettings = Field(default_factory=DriftSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _example_project(cls, data: Any) -> Any:
+        # Only the built-in example has a default name; a project on its own data names itself.
+        if not isinstance(data, dict) or "project" in data:
+            return data
+        dataset = data.get("dataset") or {}
+        if isinstance(dataset, dict) and dataset.get("path") is None and "target" not in dataset:
+            return {**data, "project": EXAMPLE_PROJECT}
+        return data
 
     @model_validator(mode="before")
     @classmethod
@@ -372,6 +473,43 @@ class MlopsSettings(_Frozen):
                 "training.validation_fraction + training.test_fraction must stay below 0.9"
             )
         return self
+
+    @property
+    def experiment_name(self) -> str:
+        """The MLflow experiment runs are tracked under: ``tracking.experiment`` or the project."""
+        return self.tracking.experiment or self.project
+
+
+def resolve_settings_path(
+    explicit: str | Path | None = None, *, environ: Mapping[str, str] | None = None
+) -> Path | None:
+    """The settings file every command reads: ``explicit`` (``--settings``), else
+    ``$MLOPS_SETTINGS``, else ``./mlops.yaml`` when it exists, else None (built-in defaults)."""
+    env = os.environ if environ is None else environ
+    chosen = explicit or env.get(SETTINGS_ENV_VAR) or None
+    if chosen is not None:
+        return Path(chosen)
+    default = Path(DEFAULT_SETTINGS_FILE)
+    return default if default.is_file() else None
+
+
+def required_extras(settings: MlopsSettings) -> tuple[str, ...]:
+    """The optional dependency groups of mlcore (``pip install "mlcore[...]"``) these settings need.
+
+    Image and environment builds install them, so a configured ``xgboost`` works in every
+    job without installing what nobody configured. ``tracking`` is listed when
+    ``tracking.enabled`` is true; a cloud that passes a tracking server to its jobs adds
+    it itself (with ``auto`` a job tracks only when mlflow is installed).
+    """
+    extras: list[str] = []
+    if settings.training.estimator is None and settings.training.algorithm in (
+        "xgboost",
+        "lightgbm",
+    ):
+        extras.append(settings.training.algorithm)
+    if settings.tracking.enabled is True:
+        extras.append("tracking")
+    return tuple(extras)
 
 
 def load_settings(

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -25,14 +25,13 @@ from mlcore.data import (
     DatasetSpec,
     coerce_features,
     fingerprint,
-    infer_spec,
     load_table,
     validate_frame,
 )
 from mlcore.errors import ConfigError, MlcoreError
 from mlcore.evaluate import evaluate_model
 from mlcore.jsonio import write_json
-from mlcore.lineage import git_commit, library_versions
+from mlcore.lineage import git_state, library_versions
 from mlcore.model import (
     BASELINE_DIR,
     METADATA_FILE,
@@ -42,14 +41,31 @@ from mlcore.model import (
     ModelBundle,
     sample_request,
 )
-from mlcore.pipeline_factory import build_pipeline, coerce_hyperparameters
+from mlcore.pipeline_factory import build_pipeline
+from mlcore.prep import resolve_spec
 from mlcore.problem import class_metadata
-from mlcore.settings import DriftSettings, TrainingSettings
+from mlcore.settings import DatasetSettings, DriftSettings, TrainingSettings
+
+if TYPE_CHECKING:
+    from mlcore.tracking import TrackingTarget
+
 
 logger = logging.getLogger(__name__)
 
 # Hyperparameters that configure mlcore itself rather than the estimator.
-_CONTROL_KEYS = ("target", "algorithm", "seed", "git_commit", "task", "timestamp")
+_CONTROL_KEYS = (
+    "target",
+    "algorithm",
+    "estimator",
+    "seed",
+    "git_commit",
+    "git_dirty",
+    "task",
+    "timestamp",
+)
+# prep writes these beside train/: `mlcore train --data <prep>/train` finds them.
+SPEC_FILE = "spec.json"
+VALIDATION_DIR = "validation"
 
 
 def train_model(
@@ -59,33 +75,34 @@ def train_model(
     *,
     validation: pd.DataFrame | None = None,
     commit: str | None = None,
+    dirty: bool | None = None,
 ) -> ModelBundle:
     """Fit the configured pipeline on ``train``; the same data and settings give the same model.
 
-    Metadata records the algorithm, hyperparameters, seed, the training data's
-    fingerprint, the git commit when known, library versions and, when
-    ``validation`` is given, its metrics.
+    Metadata records the algorithm (or the ``estimator`` factory), hyperparameters, seed,
+    the training data's fingerprint, the git commit and whether the work tree was dirty,
+    library versions and, when ``validation`` is given, its metrics.
     """
     validate_frame(train, spec)
     if validation is not None:
         validate_frame(validation, spec)
-    hyperparameters = coerce_hyperparameters(
-        settings.algorithm, spec.task, settings.hyperparameters
-    )
-    pipeline = build_pipeline(
-        spec, algorithm=settings.algorithm, hyperparameters=hyperparameters, seed=settings.seed
-    )
+    pipeline, hyperparameters = build_pipeline(spec, training=settings)
     pipeline.fit(coerce_features(train, spec), train[spec.target])
+    git = git_state(commit, dirty=dirty)
     metadata: dict[str, Any] = {
-        "algorithm": settings.algorithm,
+        "algorithm": settings.model_name,
         "hyperparameters": hyperparameters,
         "seed": settings.seed,
         "data_fingerprint": fingerprint(train),
         "training_rows": len(train),
-        "git_commit": git_commit(commit),
+        "git_commit": git.commit,
+        "git_dirty": git.dirty,
         "library_versions": library_versions(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    if settings.estimator is not None:
+        metadata["estimator"] = settings.estimator
+        metadata["preprocess"] = settings.preprocess
     if spec.task == "classification":
         # Classes, and for a binary target the positive label and decision threshold.
         metadata.update(class_metadata(spec, pipeline.classes_, train[spec.target]))
@@ -245,51 +262,84 @@ def train_from_paths(
     target: str | None = None,
     validation: str | Path | None = None,
     spec_path: str | Path | None = None,
-    timestamp: str | None = None,
+    dataset: DatasetSettings | None = None,
     drift_settings: DriftSettings | None = None,
     commit: str | None = None,
-    id_columns: tuple[str, ...] = (),
-    positive_label: str | int | float | bool | None = None,
-    decision_threshold: float | None = None,
+    dirty: bool | None = None,
+    tracking: TrackingTarget | None = None,
 ) -> ModelBundle:
-    """Load the data, resolve the spec (declared file, or inferred from ``target``) and train.
+    """Load the data, resolve the spec and train; ``tracking`` logs the run to MLflow.
 
-    ``positive_label`` and ``decision_threshold`` (dataset settings) apply to an inferred spec;
-    a spec file carries its own.
+    The spec is the given file; else, when ``data`` is prep's ``train/`` folder and no
+    ``target`` overrides it, prep's ``spec.json`` beside it; else it is resolved from
+    ``dataset`` (the settings) as prep resolves it, with ``target`` replacing
+    ``dataset.target``. Validation data defaults to prep's ``validation/`` beside ``train/``.
     """
     check_output_dir(model_dir, what="model folder")  # before any work, not after training
+    spec_path, validation = _prep_outputs_beside(
+        Path(data), spec_path=spec_path, validation=validation, explicit_target=target
+    )
     train = load_table(data)
     if spec_path is not None:
         spec = DatasetSpec.load(spec_path)
-    elif target is not None:
-        present_ids = tuple(c for c in id_columns if c in train.columns)
-        ts = timestamp if timestamp in train.columns else None
-        spec = infer_spec(
-            train,
-            target=target,
-            timestamp=ts,
-            exclude=present_ids,
-            positive_label=positive_label,
-            decision_threshold=decision_threshold,
-        )
+    elif target is not None or dataset is not None:
+        declared = dataset if dataset is not None else DatasetSettings(target=str(target))
+        spec = resolve_spec(train, declared, target=target)
     else:
         raise ConfigError("give the target column (--target) or a dataset spec file (--spec)")
     validation_frame = load_table(validation) if validation is not None else None
-    bundle = train_model(train, spec, settings, validation=validation_frame, commit=commit)
+    bundle = train_model(
+        train, spec, settings, validation=validation_frame, commit=commit, dirty=dirty
+    )
     if validation_frame is None:
         logger.warning(
             "no validation data: the sample request uses training rows and the prediction "
             "baseline out-of-fold predictions of them"
         )
-    save_trained_model(
-        bundle,
-        model_dir,
-        reference=validation_frame,
-        training=train,
-        drift_settings=drift_settings,
-    )
+
+    def save() -> None:
+        save_trained_model(
+            bundle,
+            model_dir,
+            reference=validation_frame,
+            training=train,
+            drift_settings=drift_settings,
+        )
+
+    if tracking is None:
+        save()
+    else:
+        from mlcore.tracking import RUN_ID_KEY, log_training, tracked_run
+
+        # The run is opened first so that metadata.json records its id.
+        with tracked_run(tracking, run_name=f"{tracking.project} train") as run:
+            bundle.metadata[RUN_ID_KEY] = run.run_id
+            save()
+            log_training(run, Path(model_dir))
+        logger.info("tracked as MLflow run %s at %s", run.run_id, tracking.uri)
     logger.info("model written to %s", model_dir)
     return bundle
+
+
+def _prep_outputs_beside(
+    data: Path,
+    *,
+    spec_path: str | Path | None,
+    validation: str | Path | None,
+    explicit_target: str | None,
+) -> tuple[Path | None, Path | None]:
+    """prep's spec.json and validation/ next to its train/ folder, when not given explicitly."""
+    folder = data if data.is_dir() else data.parent
+    if folder.name != "train":
+        return (Path(spec_path) if spec_path else None), (Path(validation) if validation else None)
+    root = folder.parent
+    if spec_path is None and explicit_target is None and (root / SPEC_FILE).is_file():
+        spec_path = root / SPEC_FILE
+        logger.info("using the dataset spec prep wrote: %s", spec_path)
+    if validation is None and (root / VALIDATION_DIR).is_dir():
+        validation = root / VALIDATION_DIR
+        logger.info("using the validation split prep wrote: %s", validation)
+    return (Path(spec_path) if spec_path else None), (Path(validation) if validation else None)
 
 
 @dataclass(frozen=True)
@@ -344,9 +394,14 @@ def run_sagemaker_training(
     environ: Mapping[str, str] | None = None,
     base_settings: TrainingSettings | None = None,
     drift_settings: DriftSettings | None = None,
+    dataset: DatasetSettings | None = None,
+    tracking: TrackingTarget | None = None,
 ) -> int:
     """Train under the SageMaker contract. Returns the process exit code.
 
+    Hyperparameters ``target``, ``algorithm``, ``estimator``, ``seed``, ``git_commit`` and
+    ``git_dirty`` configure mlcore; the rest go to the estimator. Without a ``spec`` channel
+    the spec is resolved from ``dataset`` (the settings) as prep resolves it.
     On failure the reason goes to ``<output>/failure`` (SageMaker shows it as the
     job's FailureReason) and the exit code is 1.
     """
@@ -358,20 +413,9 @@ def run_sagemaker_training(
                 f"no 'train' channel: expected data under {Path(root) / 'input' / 'data' / 'train'} "
                 f"or SM_CHANNEL_TRAIN; channels present: {sorted(paths.channels)}"
             )
-        base = base_settings or TrainingSettings()
-        settings = TrainingSettings(
-            algorithm=control.get("algorithm", base.algorithm),
-            hyperparameters={**base.hyperparameters, **model_hps}
-            if model_hps
-            else base.hyperparameters,
-            seed=int(control.get("seed", base.seed)),
-            validation_fraction=base.validation_fraction,
-            test_fraction=base.test_fraction,
-        )
+        settings = _container_settings(base_settings or TrainingSettings(), control, model_hps)
         spec_dir = paths.channels.get("spec")
-        spec_path = (
-            spec_dir / "spec.json" if spec_dir and (spec_dir / "spec.json").exists() else None
-        )
+        spec_path = spec_dir / SPEC_FILE if spec_dir and (spec_dir / SPEC_FILE).exists() else None
         train_from_paths(
             data=paths.channels["train"],
             validation=paths.channels.get("validation"),
@@ -379,9 +423,11 @@ def run_sagemaker_training(
             settings=settings,
             target=control.get("target"),
             spec_path=spec_path,
-            timestamp=control.get("timestamp"),
+            dataset=dataset,
             drift_settings=drift_settings,
             commit=control.get("git_commit"),
+            dirty=_flag(control.get("git_dirty")),
+            tracking=tracking,
         )
     except (MlcoreError, ValueError, OSError) as exc:
         paths.output_dir.mkdir(parents=True, exist_ok=True)
@@ -389,3 +435,31 @@ def run_sagemaker_training(
         logger.error("training failed: %s\n%s", exc, traceback.format_exc())
         return 1
     return 0
+
+
+def _container_settings(
+    base: TrainingSettings, control: Mapping[str, Any], model_hps: Mapping[str, Any]
+) -> TrainingSettings:
+    """The settings' training section with the job's hyperparameters applied.
+
+    A custom ``estimator`` (from the settings or the job) takes precedence over the
+    ``algorithm`` hyperparameter, which pipelines always pass.
+    """
+    estimator = control.get("estimator") or base.estimator
+    update: dict[str, Any] = {"seed": int(control.get("seed", base.seed)), "estimator": estimator}
+    if estimator is None:
+        update["algorithm"] = control.get("algorithm", base.algorithm)
+    if model_hps:
+        update["hyperparameters"] = {**base.hyperparameters, **model_hps}
+    return base.model_copy(update=update)
+
+
+def _flag(value: Any) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    return None

@@ -140,6 +140,7 @@ def test_an_undefined_metric_is_printed_as_null(
     test = pd.read_parquet(root / "prep" / "test")
     test.assign(progression=150.0).to_parquet(tmp_path / "constant.parquet")
     (tmp_path / "mlops.yaml").write_text(
+        "project: diabetes\ndataset: {target: progression}\n"
         "gate: {primary_metric: mae, min_metrics: {}, max_metrics: {mae: 1000}}\n"
     )
     printed = _cli(

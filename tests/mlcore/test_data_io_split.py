@@ -68,9 +68,13 @@ def _shuffled_events(rows: int = 400) -> pd.DataFrame:
 
 
 def _prep(frame: pd.DataFrame, tmp_path: Path, **training: object) -> PrepResult:
+    # A declared timestamp must be a column of the data (a misspelt one is an error), so the
+    # settings declare one exactly when the frame has it.
+    timestamp = "observed" if "observed" in frame.columns else None
     settings = load_settings(
         overrides={
-            "dataset": {"target": "ok", "timestamp": "observed", "id_columns": []},
+            "project": "events",
+            "dataset": {"target": "ok", "timestamp": timestamp, "id_columns": []},
             "training": training,
         }
     )

@@ -19,10 +19,12 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoResult, Path]:
-    out = tmp_path_factory.mktemp("demo")
+    out = tmp_path_factory.mktemp("demo") / "demo"
     settings = MlopsSettings.model_validate({"training": {"hyperparameters": {"max_iter": 80}}})
     # One OpenMP thread: HistGradientBoosting's threads spin on an oversubscribed machine.
-    with threadpool_limits(limits=1):
+    # Tracked as `make demo` tracks: into the embedded store beside the demo's folder.
+    with threadpool_limits(limits=1), pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLCORE_TRACKING", "on")
         result = run_demo(
             DemoOptions(output_dir=out, rows=8_000, traffic_rows=1_500, quiet=True), settings
         )
@@ -139,3 +141,38 @@ def test_the_demos_metrics_on_your_data_equal_scikit_learns(
     )
     for name, value in expected.items():
         assert section[name]["value"] == pytest.approx(value), name
+
+
+def test_the_demo_leaves_browsable_runs_in_the_local_store(
+    demo_run: tuple[DemoResult, Path],
+) -> None:
+    import mlflow
+
+    result, out = demo_run
+    store = out.parent / "mlflow" / "mlflow.db"
+    assert result.tracking_uri == f"sqlite:///{store}" and store.is_file()
+    client = mlflow.MlflowClient(tracking_uri=result.tracking_uri)
+    experiment = client.get_experiment_by_name("churn")
+    runs = client.search_runs([experiment.experiment_id])
+    # v1, the refused challenger and v2: each trained and evaluated in one run.
+    assert len(runs) == 3
+    for run in runs:
+        assert run.data.params["algorithm"] == "hist_gradient_boosting"
+        assert "validation_auc" in run.data.metrics and "evaluation_auc" in run.data.metrics
+    mlflow.set_tracking_uri(result.tracking_uri)
+    models = mlflow.search_logged_models(
+        experiment_ids=[experiment.experiment_id], output_format="list"
+    )
+    assert len(models) == 3
+    info = mlflow.models.get_model_info(f"models:/{models[0].model_id}")
+    assert info.signature is not None and info.saved_input_example_info is not None
+
+
+def test_registered_versions_record_their_run_and_whether_the_tree_was_dirty(
+    demo_run: tuple[DemoResult, Path],
+) -> None:
+    _, out = demo_run
+    for package in LocalModelRegistry(out / "registry").list_packages("churn"):
+        metadata = json.loads((package.model_dir / "metadata.json").read_text())
+        assert package.metadata["mlflow_run_id"] == metadata["mlflow_run_id"]
+        assert package.metadata["git_dirty"] in ("true", "false", "unknown")

@@ -87,6 +87,7 @@ def test_prep_refuses_gate_metrics_the_data_cannot_give_before_any_training(
     )
     settings = load_settings(
         overrides={
+            "project": "grades",
             "dataset": {"target": "grade", "timestamp": None, "id_columns": []},
             "gate": {"primary_metric": "f1", "min_metrics": {"f1": 0.5}},
         }

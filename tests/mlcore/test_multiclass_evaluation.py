@@ -26,6 +26,9 @@ from mlcore.train import save_trained_model, train_model
 FAST = TrainingSettings(hyperparameters={"max_iter": 40, "learning_rate": 0.1}, seed=7)
 CULTIVARS = np.array(["barolo", "grignolino", "barbera"])
 
+# Settings for the wine data: its own project and target, no slices of the example dataset.
+WINE_SETTINGS = MlopsSettings.model_validate({"project": "wine", "dataset": {"target": "cultivar"}})
+
 
 def _strict_json(text: str) -> Any:
     def refuse(token: str) -> None:
@@ -76,9 +79,7 @@ def test_multiclass_evaluation_json_has_ovr_auc_and_log_loss_equal_to_scikit_lea
     wine_model: tuple[ModelBundle, Path, Path], wine: tuple[pd.DataFrame, Split], tmp_path: Path
 ) -> None:
     bundle, model_dir, test_path = wine_model
-    run_evaluation(
-        model_dir=model_dir, data=test_path, output_dir=tmp_path, settings=MlopsSettings()
-    )
+    run_evaluation(model_dir=model_dir, data=test_path, output_dir=tmp_path, settings=WINE_SETTINGS)
     document = json.loads((tmp_path / "evaluation.json").read_text())
     # SageMaker's multiclass layout (model-monitor-model-quality-metrics, "Multiclass Metrics").
     assert "binary_classification_metrics" not in document
@@ -109,7 +110,7 @@ def test_the_default_gate_passes_a_good_multiclass_model(
 ) -> None:
     _, model_dir, test_path = wine_model
     result = run_evaluation(
-        model_dir=model_dir, data=test_path, output_dir=tmp_path, settings=MlopsSettings()
+        model_dir=model_dir, data=test_path, output_dir=tmp_path, settings=WINE_SETTINGS
     )
     assert result.gate.passed, result.gate.reasons
     assert any(r.startswith("auc") and "meets the minimum 0.7" in r for r in result.gate.reasons)
@@ -122,7 +123,8 @@ def test_evaluate_prints_multiclass_metrics_as_strict_json(
 ) -> None:
     # Before: {"auc": NaN, "log_loss": NaN} on stdout, which strict JSON parsers reject.
     bundle, model_dir, test_path = wine_model
-    (tmp_path / "defaults.yaml").write_text("{}\n")  # built-in defaults, not the repo's mlops.yaml
+    # The default gate on the wine data's own settings, not the repo's mlops.yaml.
+    (tmp_path / "defaults.yaml").write_text("project: wine\ndataset: {target: cultivar}\n")
     code = main(
         [
             "evaluate",

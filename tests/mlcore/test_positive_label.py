@@ -140,7 +140,9 @@ def test_evaluation_and_model_card_state_the_positive_label_and_threshold(
         model_dir=tmp_path / "model",
         data=path,
         output_dir=tmp_path / "eval",
-        settings=MlopsSettings(),
+        settings=MlopsSettings.model_validate(
+            {"project": "outcomes", "dataset": {"target": "outcome"}}
+        ),
     )
     document = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     assert document["problem"] == {

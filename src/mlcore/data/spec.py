@@ -224,6 +224,7 @@ def _is_iso_datetime_text(values: pd.Series) -> bool:
 
 
 def infer_task(target: pd.Series) -> Task:
+    """Classification for text, boolean or few whole-number labels; regression otherwise."""
     values = target.dropna()
     if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
         return "classification"
