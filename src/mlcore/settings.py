@@ -401,6 +401,11 @@ class MonitoringSettings(_Frozen):
     alert_emails: list[str] = Field(default_factory=list)
     # A model-quality alarm fires when the primary metric on labelled traffic falls below this.
     min_live_metric: float = Field(0.65, ge=0, le=1)
+    # Which drift engine the scheduled monitors run: one process reading the window in chunks
+    # ("streaming"), a Spark job ("spark"), or Spark only when the window's captured data is
+    # larger than ``spark_min_capture_mb`` ("auto"; decided by the monitor when it starts).
+    engine: Literal["streaming", "spark", "auto"] = "streaming"
+    spark_min_capture_mb: float = Field(2048, gt=0)
 
 
 class ServingSettings(_Frozen):
