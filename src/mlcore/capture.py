@@ -48,7 +48,7 @@ import tempfile
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -277,27 +277,36 @@ def capture_lines(
     """
     stats = stats if stats is not None else CaptureReadStats()
     for file in capture_files(path):
-        stats.files += 1
         with file.open("rb") as handle:
-            for line_number, raw in enumerate(handle, start=1):
-                if not raw.strip():
-                    continue
-                where = f"{file}:{line_number}"
-                if not raw.endswith(b"\n") and not _is_json(raw):
-                    stats.torn_lines.append(where)
-                    logger.warning(
-                        "skipping the torn last line of %s (its writer stopped mid-append); "
-                        "%d torn line(s) so far",
-                        where,
-                        len(stats.torn_lines),
-                    )
-                    continue
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise DataError(f"{where} is not UTF-8 text: {exc}") from exc
-                stats.records += 1
-                yield line, where
+            yield from file_record_lines(handle, str(file), stats)
+
+
+def file_record_lines(
+    raw_lines: Iterable[bytes], source: str, stats: CaptureReadStats | None = None
+) -> Iterator[tuple[str, str]]:
+    """:func:`capture_lines` for one file's lines as bytes, newlines kept (a file handle, or
+    ``content.splitlines(keepends=True)`` of a file another engine read whole)."""
+    stats = stats if stats is not None else CaptureReadStats()
+    stats.files += 1
+    for line_number, raw in enumerate(raw_lines, start=1):
+        if not raw.strip():
+            continue
+        where = f"{source}:{line_number}"
+        if not raw.endswith(b"\n") and not _is_json(raw):
+            stats.torn_lines.append(where)
+            logger.warning(
+                "skipping the torn last line of %s (its writer stopped mid-append); "
+                "%d torn line(s) so far",
+                where,
+                len(stats.torn_lines),
+            )
+            continue
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{where} is not UTF-8 text: {exc}") from exc
+        stats.records += 1
+        yield line, where
 
 
 def _is_json(line: bytes) -> bool:
@@ -322,11 +331,19 @@ def iter_capture(
     the columns. Torn final lines are skipped and counted in ``stats`` (see
     :func:`capture_lines`).
     """
+    yield from frames_of_records(capture_lines(path, stats), spec, chunk_rows=chunk_rows)
+
+
+def frames_of_records(
+    records: Iterable[tuple[str, str]], spec: DatasetSpec, *, chunk_rows: int
+) -> Iterator[pd.DataFrame]:
+    """Frames of at most ``chunk_rows`` rows from ``(line, "file:line")`` capture records (see
+    :func:`iter_capture`)."""
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
     batch = _Batch(spec)
     carry: pd.DataFrame | None = None
-    for line, where in capture_lines(path, stats):
+    for line, where in records:
         batch.add(line, where)
         if batch.rows >= chunk_rows:
             carry = _join(carry, batch.to_frame())

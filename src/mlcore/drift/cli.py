@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 # checks both) without importing them for --help.
 REFERENCE_MODES = ("training", "same_period_last_year", "previous_window")
 DEFAULT_CHUNK_ROWS = 100_000
+ENGINES = ("exact", "streaming", "spark")
 
 
 def add_drift_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -61,7 +62,8 @@ def add_drift_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
         metavar="PATH",
         required=True,
         help="data to check: CSV or Parquet (file or folder), or a folder of SageMaker "
-        "data-capture JSON Lines files",
+        "data-capture JSON Lines files. With --engine spark: Parquet or data capture at a local "
+        "path or any URI Spark reads (s3://, s3a://, abfss://)",
     )
     parser.add_argument("--output", metavar="DIR", required=True, help="folder for the reports")
     parser.add_argument(
@@ -117,17 +119,32 @@ def add_drift_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
         "--workers", type=int, metavar="N", help="threads for per-column work (default: CPU count)"
     )
     parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help="exact (default): the whole current data in memory; streaming: read in chunks, "
+        "memory bounded whatever its size, KS and Wasserstein reported with a documented error "
+        "bound, the rest exact; spark: the streaming engine's summaries computed by Spark "
+        "executors per partition and merged (needs --baseline and pyspark: pip install "
+        "'mlcore[spark]')",
+    )
+    parser.add_argument(
         "--streaming",
         action="store_true",
-        help="read the current data in chunks (memory bounded whatever its size); KS and "
-        "Wasserstein are then reported with a documented error bound, the rest stays exact",
+        help="the same as --engine streaming",
+    )
+    parser.add_argument(
+        "--spark-master",
+        metavar="URL",
+        help="with --engine spark: the Spark master, e.g. local[4] (default: Spark's own, such "
+        "as what spark-submit or the cloud's Spark job set; local mode for plain python)",
     )
     parser.add_argument(
         "--chunk-rows",
         type=int,
         metavar="N",
         default=DEFAULT_CHUNK_ROWS,
-        help=f"rows per chunk with --streaming (default: {DEFAULT_CHUNK_ROWS})",
+        help="rows per chunk with --engine streaming, rows per Arrow batch an executor "
+        f"summarises with --engine spark (default: {DEFAULT_CHUNK_ROWS})",
     )
     parser.set_defaults(handler=run_drift_command)
 
@@ -146,8 +163,15 @@ def drift_report_for(args: argparse.Namespace) -> DriftReport:
 
     settings = load_drift_settings(args.settings)
     mode = args.reference_mode or settings.drift.reference.mode
+    args.engine = engine_of(args)
     if args.baseline is None and args.reference is None:
         raise ConfigError("give the reference: --baseline MODEL_DIR or --reference DATA")
+    if args.engine == "spark" and (args.reference is not None or mode != "training"):
+        raise ConfigError(
+            "--engine spark compares the current data with the training baseline: give "
+            "--baseline MODEL_DIR (and no --reference, reference mode training); the windowed "
+            "and table references run on --engine streaming or exact"
+        )
     baseline = _load_baseline(Path(args.baseline)) if args.baseline is not None else None
     if mode == "training":
         if baseline is not None and args.reference is not None:
@@ -167,6 +191,20 @@ def drift_report_for(args: argparse.Namespace) -> DriftReport:
     return _against_table(args, settings, mode=mode, baseline=baseline)
 
 
+def engine_of(args: argparse.Namespace) -> str:
+    """The engine from --engine and --streaming (its older spelling), checked together."""
+    from mlcore.errors import ConfigError
+
+    engine: str = args.engine or ("streaming" if args.streaming else "exact")
+    if args.streaming and engine != "streaming":
+        raise ConfigError(
+            f"--streaming means --engine streaming, but --engine {engine} was given: keep one"
+        )
+    if args.spark_master is not None and engine != "spark":
+        raise ConfigError(f"--spark-master applies to --engine spark, not to --engine {engine}")
+    return engine
+
+
 def _against_baseline(
     args: argparse.Namespace, baseline: Baseline, settings: MlopsSettings
 ) -> DriftReport:
@@ -176,7 +214,19 @@ def _against_baseline(
 
     info = ReferenceInfo(mode="training", source=str(args.baseline))
     predictions = tuple(args.prediction_columns) if args.prediction_columns else None
-    if args.streaming:
+    if args.engine == "spark":
+        from mlcore.drift.spark import detect_drift_spark_path
+
+        return detect_drift_spark_path(
+            baseline,
+            str(args.current),
+            settings=settings.drift,
+            prediction_columns=predictions,
+            reference_info=info,
+            master=args.spark_master,
+            chunk_rows=args.chunk_rows,
+        )
+    if args.engine == "streaming":
         from mlcore.drift.streaming import detect_drift_streaming_path
 
         return detect_drift_streaming_path(
@@ -231,7 +281,7 @@ def _against_table(
         spec = infer_drift_spec(args, reference, settings, predictions)
     capture = is_capture(current_path)
     reference, info = _reference_window(args, reference, current, spec, settings, mode, capture)
-    if args.streaming:
+    if args.engine == "streaming":
         from mlcore.drift.baseline import build_baseline
         from mlcore.drift.streaming import detect_drift_streaming_path
 
@@ -401,4 +451,10 @@ def summary(report: DriftReport, path: Path) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["add_drift_parser", "drift_report_for", "infer_drift_spec", "run_drift_command"]
+__all__ = [
+    "add_drift_parser",
+    "drift_report_for",
+    "engine_of",
+    "infer_drift_spec",
+    "run_drift_command",
+]

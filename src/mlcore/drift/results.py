@@ -14,10 +14,10 @@ from mlcore.drift.summaries import Kind
 from mlcore.settings import Bands
 
 Role = Literal["feature", "prediction", "label"]
-Engine = Literal["exact", "streaming"]
+Engine = Literal["exact", "streaming", "spark"]
 ParameterValue = str | int | float | bool | None | tuple[Any, ...]
 
-REPORT_SCHEMA_VERSION = "2.0"
+REPORT_SCHEMA_VERSION = "2.1"  # 2.1: mode "spark"
 
 
 def _frozen_mapping(values: Mapping[str, Any]) -> Mapping[str, Any]:

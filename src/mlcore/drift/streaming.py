@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -254,8 +255,10 @@ class StreamingPlan:
         *,
         expected_columns: Sequence[str] = (),
         reference_info: ReferenceInfo | None = None,
+        mode: Literal["streaming", "spark"] = "streaming",
     ) -> DriftReport:
-        """The drift report of everything summarised into ``current``."""
+        """The drift report of everything summarised into ``current`` (``mode`` names the engine
+        that summarised it: both grade the same sketches with the streaming implementations)."""
         graded = {
             name: _compare(name, role, side, current.columns[name], self.settings)
             for name, (role, side) in self.columns.items()
@@ -275,7 +278,7 @@ class StreamingPlan:
             current_rows=current.rows,
             settings=self.settings,
             results=graded,
-            mode="streaming",
+            mode=mode,
             ks_error_bound=max(bounds) if bounds else None,
             domain_classifier=classifier,
             missing_columns=[c for c in self.features if c in current.absent],

@@ -16,7 +16,7 @@ from typing import Literal
 from mlcore.drift.columns import with_primary
 from mlcore.drift.correction import adjust_p_values
 from mlcore.drift.grading import Grade, at_least
-from mlcore.drift.results import DriftReport, FeatureDrift, ReferenceInfo, TestResult
+from mlcore.drift.results import DriftReport, Engine, FeatureDrift, ReferenceInfo, TestResult
 from mlcore.settings import DriftSettings
 
 
@@ -26,7 +26,7 @@ def assemble_report(
     current_rows: int,
     settings: DriftSettings,
     results: Mapping[str, FeatureDrift],
-    mode: Literal["exact", "streaming"] = "exact",
+    mode: Engine = "exact",
     ks_error_bound: float | None = None,
     domain_classifier: TestResult | None = None,
     missing_columns: Sequence[str] = (),
