@@ -35,6 +35,7 @@ import logging
 import os
 import pickle
 import sys
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final
@@ -231,8 +232,22 @@ def _broadcast_plan(spark: SparkSession, plan: StreamingPlan) -> Broadcast[Strea
 
 def _merge_all(sketches: Any, plan: StreamingPlan) -> CurrentSketch:
     """Merge serialised partition sketches on the executors, in a tree, then on the driver."""
+    from pyspark.errors import PythonException
+
     zero = pickle.dumps(plan.empty_sketch())
-    merged: bytes = sketches.treeAggregate(zero, _merge_serialised, _merge_serialised, depth=2)
+    try:
+        with warnings.catch_warnings():
+            # pyspark 3.5 leaves the socket that brings results to the driver to the garbage
+            # collector; the warning says nothing about our data.
+            warnings.filterwarnings("ignore", "unclosed <socket", ResourceWarning)
+            merged: bytes = sketches.treeAggregate(
+                zero, _merge_serialised, _merge_serialised, depth=2
+            )
+    except PythonException as exc:
+        # An executor's error (bad data, most often) arrives as a Python traceback in text:
+        # its last line names the exception and says what was wrong.
+        lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+        raise DataError(f"a Spark task failed: {lines[-1] if lines else exc}") from exc
     total: CurrentSketch = pickle.loads(merged)  # our own executors' output
     return total
 
