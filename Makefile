@@ -14,7 +14,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # The SageMaker SDK creates a boto3 client at import time; synth and tests need no real account.
 export AWS_DEFAULT_REGION ?= eu-west-1
 
-.PHONY: install install-demo install-azure demo test lint format synth aws-summary azure-dry-run bench bench-serve calibrate clean
+.PHONY: install install-demo install-azure demo test lint format synth aws-summary azure-dry-run bench bench-spark bench-serve calibrate clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -90,6 +90,13 @@ aws-summary: $(VENV)/.dev-installed
 # venvs under bench/.venvs/ from bench/requirements-*.txt, prints and saves the table.
 bench: $(VENV)/.dev-installed
 	$(PY) bench/run_bench.py
+	$(MAKE) --no-print-directory bench-spark
+
+# The Spark engine in local mode against the streaming engine on the same Parquet files (10M
+# and 50M current rows, generated once; about 13 GB under bench/data/): rows per second, peak
+# driver memory, and the scaling from 1 to 2 cores. Saves bench/data/spark_bench.md and .json.
+bench-spark: $(VENV)/.dev-installed
+	$(PY) bench/run_spark_bench.py
 
 # The serving benchmark (bench/README.md): mlcore serve against Seldon MLServer and Microsoft's
 # azureml-inference-server-http on the same model and rows; their venvs live under bench/.venvs/.

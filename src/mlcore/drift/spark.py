@@ -34,6 +34,7 @@ import dataclasses
 import logging
 import os
 import pickle
+import re
 import sys
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -59,6 +60,9 @@ ENGINE: Final = "spark"
 INSTALL_HINT = "pip install 'mlcore[spark]'"
 CAPTURE_SUFFIX = ".jsonl"
 _SKETCH_COLUMN = "sketch"
+# How many partial merges the driver receives at most (each is one sketch: the grid counts of
+# every numeric column, the category counts and the domain classifier's row sample).
+MAX_DRIVER_SKETCHES = 16
 # Seeds of the per-batch row samples: one stream per (partition, batch), as the streaming
 # engine has one per chunk.
 _SEED_STRIDE = 100_003
@@ -232,24 +236,41 @@ def _broadcast_plan(spark: SparkSession, plan: StreamingPlan) -> Broadcast[Strea
 
 def _merge_all(sketches: Any, plan: StreamingPlan) -> CurrentSketch:
     """Merge serialised partition sketches on the executors, in a tree, then on the driver."""
+    from py4j.protocol import Py4JJavaError
     from pyspark.errors import PythonException
 
     zero = pickle.dumps(plan.empty_sketch())
+    # Deep enough that at most MAX_DRIVER_SKETCHES partial merges reach the driver at once.
+    depth, partitions = 2, max(1, sketches.getNumPartitions())
+    while partitions ** (1 / depth) > MAX_DRIVER_SKETCHES:
+        depth += 1
     try:
         with warnings.catch_warnings():
             # pyspark 3.5 leaves the socket that brings results to the driver to the garbage
             # collector; the warning says nothing about our data.
             warnings.filterwarnings("ignore", "unclosed <socket", ResourceWarning)
             merged: bytes = sketches.treeAggregate(
-                zero, _merge_serialised, _merge_serialised, depth=2
+                zero, _merge_serialised, _merge_serialised, depth=depth
             )
-    except PythonException as exc:
-        # An executor's error (bad data, most often) arrives as a Python traceback in text:
-        # its last line names the exception and says what was wrong.
-        lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-        raise DataError(f"a Spark task failed: {lines[-1] if lines else exc}") from exc
+    except (PythonException, Py4JJavaError) as exc:
+        raise DataError(f"a Spark task failed: {_task_error(str(exc))}") from exc
     total: CurrentSketch = pickle.loads(merged)  # our own executors' output
     return total
+
+
+def _task_error(text: str) -> str:
+    """What an executor's Python error said, from the traceback text Spark hands back (inside
+    Java's stack trace when an RDD action failed): mlcore's own error when there is one."""
+    raised = [
+        line.strip()
+        for line in text.splitlines()
+        if re.match(r"^\s*[\w.]*(Error|Exception): ", line)
+        and not line.strip().startswith(("py4j.", "org.apache.", "java."))
+    ]
+    ours = [line for line in raised if line.startswith("mlcore.")]
+    if ours:
+        return ours[-1].removeprefix("mlcore.errors.")
+    return raised[-1] if raised else _first_line(Exception(text))
 
 
 def _merge_serialised(first: bytes, second: bytes) -> bytes:
