@@ -137,6 +137,14 @@ def main() -> None:
         "--sizes", nargs="+", choices=sorted(SIZES), default=sorted(SIZES), help="row counts"
     )
     parser.add_argument("--repeats", type=int, default=1, help="runs per configuration (median)")
+    parser.add_argument(
+        "--engines", nargs="+", choices=("streaming", "spark"), default=["streaming", "spark"]
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="add to the saved table: keep its runs of the configurations not run now",
+    )
     parser.add_argument("--prepare-only", action="store_true", help="generate the data and stop")
     args = parser.parse_args()
     ensure_reference()
@@ -149,7 +157,16 @@ def main() -> None:
         plan += [("streaming", size, None), ("spark", size, "local[2]")]
         if size == "10M":
             plan.append(("spark", size, "local[1]"))
+    plan = [step for step in plan if step[0] in args.engines]
     records: list[dict[str, Any]] = []
+    saved = DATA / "spark_bench.json"
+    if args.keep and saved.is_file():
+        planned = {(engine, size, master) for engine, size, master in plan}
+        records = [
+            r
+            for r in json.loads(saved.read_text())
+            if (r["engine"], r["size"], r["master"]) not in planned
+        ]
     for engine, size, master in plan:
         runs = [run_one(engine, size, master=master) for _ in range(args.repeats)]
         runs.sort(key=lambda r: r["compute_seconds"])

@@ -28,11 +28,11 @@ class PeakSampler(threading.Thread):
     def __init__(self) -> None:
         super().__init__(daemon=True)
         self.driver = self.jvm = self.worker = 0
-        self._stop = threading.Event()
+        self._done = threading.Event()
 
     def run(self) -> None:
         me = psutil.Process()
-        while not self._stop.wait(0.05):
+        while not self._done.wait(0.05):
             self.driver = max(self.driver, me.memory_info().rss)
             for child in me.children():
                 try:
@@ -43,7 +43,7 @@ class PeakSampler(threading.Thread):
                     continue
 
     def stop(self) -> None:
-        self._stop.set()
+        self._done.set()
         self.join()
 
 

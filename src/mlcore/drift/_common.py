@@ -24,7 +24,8 @@ class DriftTest:
     """One check: its name, the column kinds it applies to and its implementation per engine.
 
     ``implementations`` maps an engine name (``"exact"``, ``"streaming"``) to a
-    function ``(pair, settings) -> TestResult`` reading that engine's pair.
+    function ``(pair, settings) -> TestResult`` reading that engine's pair (the Spark
+    engine grades with the ``"streaming"`` ones: it builds the same pairs).
     ``on_demand`` checks are costly (a full merge of both samples) and run only
     when they are the configured method.
     """

@@ -3,9 +3,10 @@
 
 Engines: ``exact`` reads full summaries (sorted values, category counts);
 ``streaming`` reads mergeable sketches on the reference grid (``sketches``).
-A further engine (Spark, issue 14) adds its key to the ``implementations`` of
-the checks it supports, module by module; the engines look implementations up
-here and say which check lacks one.
+The Spark engine (``spark``) computes those same sketches per partition and
+grades their sum with the ``streaming`` implementations, so every check
+registered here runs on Spark too, with no implementation of its own. The
+engines look implementations up here and say which check lacks one.
 """
 
 from __future__ import annotations
