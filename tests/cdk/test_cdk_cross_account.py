@@ -723,3 +723,48 @@ def test_in_one_account_prods_release_still_acts_on_prods_own_stack(synth: Any) 
     assert [t.approval_before for t in flow.targets] == [False, False, True]
     for stage in ("staging", "prod"):
         assert synth.mlops.stages[stage].serving_stack.release is None
+
+
+def test_in_one_account_drift_starts_the_model_build_pipeline_without_forwarding(
+    synth: Any,
+) -> None:
+    # One account and region: the staging and prod retrain loops start dev's pipeline with
+    # their own rule, as before; nothing is forwarded and dev receives nothing.
+    stages = synth.mlops.stages
+    assert stages["dev"].serving_stack.retrain_receiver is None
+    for stage in ("staging", "prod"):
+        loop = stages[stage].serving_stack.retrain
+        assert loop is not None and loop.forward_rule is None and loop.start is not None
+        assert loop.pipeline_name == f"{synth.mlops.settings.project}-dev-model-build"
+
+
+@pytest.mark.parametrize(
+    ("staging", "forwards"),
+    [
+        ({"account": "222222222222", "region": "eu-west-1"}, True),
+        ({"account": "111111111111", "region": "eu-central-1"}, True),
+        ({"account": "111111111111", "region": "eu-west-1"}, False),
+        ({"account": "222222222222", "region": "eu-west-1", "serverless_inference": True}, False),
+        ({"account": "222222222222", "region": "eu-west-1", "train": True}, False),
+    ],
+)
+def test_a_stage_forwards_retrains_only_when_it_cannot_start_the_pipeline_itself(
+    staging: dict[str, Any], forwards: bool
+) -> None:
+    from cdk.config import load_aws_config
+    from cdk.stage import forwards_retrains
+
+    config = load_aws_config(
+        {
+            "mlops": {
+                "source": {"provider": "codecommit", "repository": "r"},
+                "toolchain": {"account": "444444444444", "region": "eu-west-1"},
+                "stages": {
+                    "dev": {"account": "111111111111", "region": "eu-west-1"},
+                    "staging": staging,
+                },
+            }
+        }
+    )
+    assert forwards_retrains(config, "staging") is forwards
+    assert forwards_retrains(config, "dev") is False
