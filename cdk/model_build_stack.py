@@ -14,7 +14,7 @@ from constructs import Construct
 
 from cdk.artifact_store import ArtifactStore
 from cdk.config import StageConfig
-from cdk.container_image import MlcoreImage
+from cdk.container_image import MlcoreImage, image_extras
 from cdk.model_build import ModelBuild
 from cdk.settings_artifact import SettingsArtifact, SettingsSource
 from cdk.tracking import TrackingServer
@@ -72,7 +72,11 @@ class ModelBuildStack(Stack):
         self.key = self.artifact_store.key
         self.artifact_bucket = self.artifact_store.artifact_bucket
         self.data_bucket = self.artifact_store.data_bucket
-        self.image = MlcoreImage(self, "MlcoreImage")
+        self.image = MlcoreImage(
+            self,
+            "MlcoreImage",
+            extras=image_extras(settings, tracking_server=stage_config.mlflow.enabled),
+        )
         self.tracking_server: TrackingServer | None = None
         if stage_config.mlflow.enabled:
             self.tracking_server = TrackingServer(
