@@ -56,6 +56,35 @@ def declared_extras(root: Path) -> set[str]:
     return set(project.get("optional-dependencies", {}))
 
 
+def check_estimator_in_image(estimator: str | None, root: Path = REPOSITORY_ROOT) -> None:
+    """Raise ``ValueError`` unless the image would hold the module of ``training.estimator``.
+
+    The image installs the project in ``root`` (``pip install .``), whose packages
+    setuptools finds under ``src/`` (``[tool.setuptools.packages.find] where = ["src"]``);
+    the same discovery is run here, so a factory in a folder outside ``src/``, or in a
+    folder without ``__init__.py``, fails at synth rather than as an ImportError in the job.
+    """
+    if estimator is None:
+        return
+    from setuptools import find_packages
+
+    module = estimator.partition(":")[0]
+    packages = set(find_packages(where=str(root / "src")))
+    parent, _, name = module.rpartition(".")
+    in_image = module in packages or (
+        parent in packages and (root / "src" / parent.replace(".", "/") / f"{name}.py").is_file()
+    )
+    if not in_image:
+        top = module.split(".")[0]
+        raise ValueError(
+            f"training.estimator {estimator!r}: module {module!r} would not be in the mlcore "
+            f"image, which installs only the packages under {root / 'src'} (found: "
+            f"{sorted(p for p in packages if '.' not in p)}). Move it to "
+            f"src/{module.replace('.', '/')}.py with an __init__.py in src/{top}/ and each "
+            "folder below it, or set training.algorithm instead"
+        )
+
+
 class MlcoreImage(Construct):
     """The mlcore image as a CDK Docker image asset (ENTRYPOINT ``mlcore``).
 

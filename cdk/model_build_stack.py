@@ -14,7 +14,7 @@ from constructs import Construct
 
 from cdk.artifact_store import ArtifactStore
 from cdk.config import StageConfig
-from cdk.container_image import MlcoreImage, image_extras
+from cdk.container_image import MlcoreImage, check_estimator_in_image, image_extras
 from cdk.model_build import ModelBuild
 from cdk.settings_artifact import SettingsArtifact, SettingsSource
 from cdk.tracking import TrackingServer
@@ -59,6 +59,8 @@ class ModelBuildStack(Stack):
                 f"the settings given to {id_} differ from the file {source.path} its jobs would "
                 "read; pass the settings parsed from that file (one settings artifact per run)"
             )
+        # A custom estimator must be importable in the image the jobs run.
+        check_estimator_in_image(settings.training.estimator)
         # The file every job of this environment reads (the monitors upload the same bytes,
         # hence the same asset object).
         self.settings_artifact = SettingsArtifact(self, "Settings", source=source)

@@ -21,6 +21,7 @@ from cdk.container_image import (
     REPOSITORY_ROOT,
     TRACKING_SERVER_EXTRAS,
     MlcoreImage,
+    check_estimator_in_image,
     declared_extras,
     image_extras,
 )
@@ -179,3 +180,87 @@ def test_the_extras_reach_each_environments_image_asset(synth: Any) -> None:
         assert _docker_build_args(synth, stage) == {
             EXTRAS_BUILD_ARG: ",".join(image_extras(settings, tracking_server=False))
         }
+
+
+# A custom estimator (training.estimator "package.module:factory") must be in the image: the
+# Dockerfile installs the project, and setuptools packages only what it finds under src/
+# (pyproject [tool.setuptools.packages.find] where = ["src"]).
+
+
+def _project(root: Path, files: list[str]) -> Path:
+    for name in files:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("files", "estimator"),
+    [
+        (
+            ["src/acme_models/__init__.py", "src/acme_models/boosting.py"],
+            "acme_models.boosting:make",
+        ),
+        (
+            ["src/acme_models/__init__.py", "src/acme_models/nets/__init__.py"],
+            "acme_models.nets:make",
+        ),
+    ],
+    ids=["module", "package"],
+)
+def test_an_estimator_under_src_is_in_the_image(
+    tmp_path: Path, files: list[str], estimator: str
+) -> None:
+    check_estimator_in_image(estimator, _project(tmp_path, files))
+
+
+@pytest.mark.parametrize(
+    ("files", "estimator"),
+    [
+        (["models/__init__.py", "models/boosting.py"], "models.boosting:make"),
+        (["src/acme_models/boosting.py"], "acme_models.boosting:make"),
+        (["src/acme_models/__init__.py"], "acme_models.missing:make"),
+    ],
+    ids=["outside-src", "no-init", "no-module"],
+)
+def test_an_estimator_the_image_would_not_hold_is_refused_with_the_fix(
+    tmp_path: Path, files: list[str], estimator: str
+) -> None:
+    module = estimator.partition(":")[0]
+    with pytest.raises(ValueError, match="would not be in the mlcore image") as raised:
+        check_estimator_in_image(estimator, _project(tmp_path, files))
+    assert f"src/{module.replace('.', '/')}.py" in str(raised.value)
+
+
+def test_this_repositorys_own_packages_count_as_in_the_image() -> None:
+    check_estimator_in_image("mlcore.train:train_model")
+    check_estimator_in_image(None)
+
+
+def test_synth_stops_on_an_estimator_outside_src(tmp_path: Path, settings_file: Path) -> None:
+    from aws_cdk import App
+
+    from cdk.config import StageConfig
+    from cdk.model_build_stack import ModelBuildStack
+    from mlcore.settings import load_settings
+
+    text = settings_file.read_text()
+    custom = tmp_path / "mlops.yaml"
+    custom.write_text(
+        text.replace("training:\n", "training:\n  estimator: team_models.forest:make\n", 1).replace(
+            "  algorithm: ", "  # algorithm: ", 1
+        )
+    )
+    settings = load_settings(custom)
+    assert settings.training.estimator == "team_models.forest:make"
+    with pytest.raises(ValueError, match="'team_models' would not be in the mlcore image"):
+        ModelBuildStack(
+            App(),
+            "ModelBuild",
+            stage_name="dev",
+            stage_config=StageConfig(),
+            settings=settings,
+            settings_file=custom,
+            data_prefix="training-data",
+            source_revision="abc1234",
+        )
