@@ -449,7 +449,7 @@ def test_the_jobs_log_to_the_tracking_server_through_mlflow_tracking_uri(
 def test_without_a_tracking_server_the_jobs_get_no_tracking_uri(four_accounts: Any) -> None:
     # The four-account app's dev trains without one (only the shared synth's dev has one).
     template = Template.from_stack(four_accounts.stacks("dev")["build"])
-    body = next(iter(_resources(template, "AWS::SageMaker::Pipeline").values()))[
-        "Properties"
-    ]["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"][0]
+    body = next(iter(_resources(template, "AWS::SageMaker::Pipeline").values()))["Properties"][
+        "PipelineDefinition"
+    ]["PipelineDefinitionBody"]["Fn::Sub"][0]
     assert "MLFLOW_TRACKING_URI" not in body

@@ -253,7 +253,7 @@ def test_synth_stops_on_an_estimator_outside_src(tmp_path: Path, settings_file: 
     )
     settings = load_settings(custom)
     assert settings.training.estimator == "team_models.forest:make"
-    with pytest.raises(ValueError, match="'team_models.forest' would not be in the mlcore image"):
+    with pytest.raises(ValueError, match=r"'team_models\.forest' would not be in the mlcore image"):
         ModelBuildStack(
             App(),
             "ModelBuild",
