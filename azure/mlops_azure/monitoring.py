@@ -59,15 +59,17 @@ class AzureMetric:
     """The Azure ML metric that stands for one mlcore method, and where its threshold comes from."""
 
     field: str  # keyword of NumericalDriftMetrics / CategoricalDriftMetrics
-    # "p_value_threshold" for a test, else the drift.bands entry whose moderate band Azure
-    # alerts at (alerts act on moderate: contract 5; Azure has one threshold per metric).
+    # "p_value_threshold" for a test, else the drift.bands entry whose MAJOR band Azure
+    # breaches at. Azure has one threshold per metric, and a breached signal both alerts and
+    # starts retraining (mlops_azure.retrain); the retrain trigger acts on major (contract 5),
+    # so a moderate band here would retrain on moderate drift.
     threshold_setting: str
     reason: str = ""  # why a method maps to a different statistic
 
     def threshold(self, drift: DriftSettings) -> float:
         if self.threshold_setting == "p_value_threshold":
             return drift.p_value_threshold
-        return drift.band(self.threshold_setting).moderate
+        return drift.band(self.threshold_setting).major
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ class Refused:
 KS_REASON = (
     "Azure ML computes two-sample KS only when both datasets have fewer than 10,000 rows; "
     "ks is monitored on Azure as normalized Wasserstein distance (mlcore's wasserstein "
-    "statistic, also CDF-based, no row limit) at drift.bands.wasserstein.moderate"
+    "statistic, also CDF-based, no row limit) at drift.bands.wasserstein.major"
 )
 NUMERICAL_METRICS: dict[str, AzureMetric | Refused] = {
     "ks": AzureMetric("normalized_wasserstein_distance", "wasserstein", KS_REASON),

@@ -205,7 +205,7 @@ def test_regression_monitors_its_numeric_output_only(dev_env: AzureEnvironment) 
     prediction = monitor.create_monitor.monitoring_signals["prediction_drift"].metric_thresholds
     assert (
         prediction.numerical.normalized_wasserstein_distance
-        == settings.drift.bands.wasserstein.moderate
+        == settings.drift.bands.wasserstein.major
     )
     assert prediction.categorical is None
 
