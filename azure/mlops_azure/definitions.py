@@ -66,7 +66,12 @@ def stage_serving_code(dest: Path, *, source_dir: Path = SOURCE_DIR) -> Path:
 def runtime_environment(
     env: AzureEnvironment, settings: MlopsSettings, *, serving: bool = False
 ) -> Environment:
-    return assets.build_environment(env, settings, assets.runtime_requirements(), serving=serving)
+    """mlcore at CI's pins, with the extras the settings need (xgboost, lightgbm: the model
+    cannot be trained or unpickled without them)."""
+    requirements = assets.runtime_requirements(
+        extras=assets.environment_extras(settings, serving=serving)
+    )
+    return assets.build_environment(env, settings, requirements, serving=serving)
 
 
 def training_job(

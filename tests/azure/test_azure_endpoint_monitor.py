@@ -113,9 +113,7 @@ def test_monitor_breaches_at_the_major_drift_bands(
     signals = _signals(definitions)
     drift = signals["data_drift"].metric_thresholds
     # ks is monitored as normalised Wasserstein (monitoring.KS_REASON).
-    assert (
-        drift.numerical.normalized_wasserstein_distance == settings.drift.bands.wasserstein.major
-    )
+    assert drift.numerical.normalized_wasserstein_distance == settings.drift.bands.wasserstein.major
     assert drift.categorical.pearsons_chi_squared_test == settings.drift.p_value_threshold
     prediction = signals["prediction_drift"].metric_thresholds
     assert prediction.categorical.pearsons_chi_squared_test == settings.drift.p_value_threshold
