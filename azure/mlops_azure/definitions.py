@@ -29,7 +29,7 @@ from azure.ai.ml.entities import (
 from azure.mgmt.eventgrid.models import EventSubscription, SystemTopic
 
 from mlcore.settings import MlopsSettings
-from mlops_azure import assets, endpoint, monitoring, performance, retrain
+from mlops_azure import assets, drift_job, endpoint, monitoring, performance, retrain
 from mlops_azure.components import build_components, source_fingerprint
 from mlops_azure.config import REPO_ROOT, SETTINGS_FILE, SOURCE_DIR, AzureEnvironment
 from mlops_azure.rollout import DeploymentSpec
@@ -167,6 +167,7 @@ class Definitions:
     deployment: ManagedOnlineDeployment
     monitor: MonitorSchedule
     performance: JobSchedule | None
+    spark_drift: JobSchedule | None
     system_topic: SystemTopic
     retrain_subscription: EventSubscription
 
@@ -186,6 +187,7 @@ class Definitions:
             f"deployment-{self.deployment.name}": self.deployment,
             "monitor": self.monitor,
             **({"schedule-performance": self.performance} if self.performance else {}),
+            **({"schedule-spark-drift": self.spark_drift} if self.spark_drift else {}),
         }
 
     def event_grid(self) -> dict[str, Any]:
@@ -265,6 +267,14 @@ def build_definitions(
             settings_data=asset_ref(settings_data),
             environment=environment,
             code_dir=job_code,
+        ),
+        spark_drift=drift_job.build_drift_schedule(
+            env,
+            settings,
+            deployment_name=deployment_name,
+            reference_data=reference_ref(env, settings, reference_version),
+            settings_data=asset_ref(settings_data),
+            code_dir=drift_job.stage_spark_code(work_dir / "spark-code"),
         ),
         system_topic=retrain.build_system_topic(env),
         retrain_subscription=retrain.build_retrain_subscription(env, settings),

@@ -153,6 +153,28 @@ def schedule_trigger(expression: str) -> CronTrigger | RecurrenceTrigger:
     )
 
 
+def schedule_period_hours(expression: str) -> int:
+    """Hours between two runs of ``monitoring.schedule``: the window each run checks.
+
+    The collector writes hour folders, so the window is whole hours: ``rate(N minutes)``
+    gives 1, ``rate(N hours)`` N, ``rate(N days)`` 24 N. A cron expression runs hourly
+    when its hour field is not one number, else daily, weekly when it names weekdays,
+    and monthly (30 days) when it names days of the month.
+    """
+    trigger = schedule_trigger(expression)
+    if isinstance(trigger, RecurrenceTrigger):
+        per_unit = {"minute": 0, "hour": 1, "day": 24}[trigger.frequency]
+        return max(1, per_unit * trigger.interval)
+    _, hour, day, _, weekday = trigger.expression.split()
+    if not hour.isdigit():
+        return 1
+    if weekday != "*":
+        return 7 * 24
+    if day != "*":
+        return 30 * 24
+    return 24
+
+
 def ml_task(env: AzureEnvironment, settings: MlopsSettings) -> str:
     """The model's task, from mlops.yaml or, when that leaves it to inference, the Azure settings."""
     declared, fallback = settings.dataset.task, env.monitoring.ml_task
