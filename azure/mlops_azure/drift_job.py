@@ -39,9 +39,8 @@ from mlcore.errors import ConfigError
 from mlcore.settings import MlopsSettings
 from mlops_azure import assets
 from mlops_azure.config import SOURCE_DIR, AzureEnvironment
-from mlops_azure.endpoint import MODEL_INPUTS, MODEL_OUTPUTS
+from mlops_azure.endpoint import MODEL_INPUTS, MODEL_OUTPUTS, collected_data_uri
 from mlops_azure.monitoring import schedule_period_hours, schedule_trigger
-from mlops_azure.performance import collected_data_uri
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 ENTRY_FILE = "spark_drift.py"

@@ -4,6 +4,7 @@ own rules, and its entry file on local Spark over data laid out as the collector
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -472,3 +473,29 @@ def test_auto_chooses_spark_only_above_the_capture_threshold(
 def test_the_window_is_the_whole_hours_before_the_run() -> None:
     window = spark_drift.Window.ending_before(NOW, 3)
     assert window.hour_folders() == ["2026/06/01/09", "2026/06/01/10", "2026/06/01/11"]
+
+
+def test_the_prediction_reference_carries_the_models_baseline(
+    binary_model: Any, tmp_path: Path
+) -> None:
+    # Spark jobs take data inputs only (uri_file, uri_folder, mltable), so the reference
+    # asset the training run registers is where the Spark job finds the live model's baseline;
+    # its MLTable still names only the Parquet file Azure's monitor reads.
+    from mlops_azure.jobs import reference
+
+    from mlcore.train import save_trained_model
+
+    bundle, held_out = binary_model
+    model_dir = save_trained_model(bundle, tmp_path / "model", reference=held_out)
+    held_out.to_parquet(tmp_path / "validation.parquet")
+    output = tmp_path / "reference"
+    argv = ["--model-dir", str(model_dir), "--data", str(tmp_path / "validation.parquet")]
+    assert reference.main([*argv, "--output", str(output)]) == 0
+    assert (output / "baseline" / "baseline.json").read_bytes() == (
+        model_dir / "baseline" / "baseline.json"
+    ).read_bytes()
+    mltable = yaml.safe_load((output / "MLTable").read_text())
+    assert mltable["paths"] == [{"file": "./reference.parquet"}]
+    shutil.rmtree(model_dir / "baseline")
+    with pytest.raises(DataError, match="no baseline/ folder"):
+        copy_baseline(model_dir, tmp_path / "elsewhere")
