@@ -109,6 +109,15 @@ def test_the_job_reads_the_collected_traffic_and_the_models_reference_directly(
     assert loaded.args.endswith("--window-hours 1")
 
 
+def test_the_conf_holds_only_keys_azure_ml_maps_or_the_session_packages(dry_run: Path) -> None:
+    # azure-ai-ml maps exactly these conf keys to the job's sizes (_schema/job/
+    # parameterized_spark.py CONF_KEY_MAP); a misspelt key would reach Spark unchecked.
+    from azure.ai.ml._schema.job.parameterized_spark import CONF_KEY_MAP
+
+    written = yaml.safe_load((dry_run / JOB_FILE).read_text())
+    assert set(written["conf"]) == {*CONF_KEY_MAP.values(), drift_job.PYTHON_ENV_CONF}
+
+
 def test_the_conda_conf_installs_mlcores_pins_but_not_pyspark(loaded: SparkJob) -> None:
     # Azure's own monitoring components declare their session packages in this conf
     # (azureml-assets, model_data_collector_preprocessor/spec.yaml); the runtime has pyspark.
