@@ -13,9 +13,9 @@ serverless Spark session either way: one schedule holds one job type, and Azure 
 no other job from inside a run.
 
 Azure's rules this follows (azure-ai-ml 1.35, entities/_job/spark_helpers.py and
-spark_resource_configuration.py; Learn, "Submit Spark jobs in Azure Machine Learning"):
-inputs and outputs in ``direct`` mode (abfss:// URIs), of type uri_file, uri_folder or
-mltable; ``resources`` (serverless) instead of ``compute``; driver and executor cores
+spark_resource_configuration.py; the SDK's Spark samples and test configs): inputs and
+outputs in ``direct`` mode (abfss:// URIs), of type uri_file, uri_folder or mltable (no
+model inputs, hence the baseline inside the prediction reference asset); ``resources`` (serverless) instead of ``compute``; driver and executor cores
 and memory always given, and with dynamic allocation 0 < min executors <= max; a file
 entry; Python dependencies as the session's conda file in the
 ``spark.synapse.library.python.env`` conf (as Azure's own monitoring components do,

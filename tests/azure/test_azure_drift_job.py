@@ -359,6 +359,7 @@ def test_the_window_joins_inputs_and_outputs_under_mlcores_names(
     assert frame.filter(frame["prediction"].isNull()).count() == 0
 
 
+@pytest.mark.slow
 def test_a_small_window_runs_the_streaming_engine_end_to_end(
     spark: Any, collected: dict[str, Any]
 ) -> None:
