@@ -509,3 +509,22 @@ def test_the_prediction_reference_carries_the_models_baseline(
     shutil.rmtree(model_dir / "baseline")
     with pytest.raises(DataError, match="no baseline/ folder"):
         copy_baseline(model_dir, tmp_path / "elsewhere")
+
+
+@pytest.mark.parametrize(
+    ("schedule", "hours"),
+    [
+        ("rate(30 minutes)", 1),
+        ("rate(6 hours)", 6),
+        ("rate(2 days)", 48),
+        ("cron(0 * * * ? *)", 1),
+        ("cron(0 3 * * ? *)", 24),
+        ("cron(0 3 ? * MON *)", 168),
+    ],
+)
+def test_each_run_checks_the_hours_since_the_previous_one(
+    dev_env: AzureEnvironment, tmp_path: Path, schedule: str, hours: int
+) -> None:
+    job = _schedule(dev_env, _settings(engine="spark", schedule=schedule), tmp_path)
+    assert job is not None
+    assert job.create_job.args.endswith(f"--window-hours {hours}")
