@@ -122,8 +122,9 @@ def table(records: list[dict[str, Any]]) -> str:
         same = "-"
         if r["engine"] == "spark" and r["size"] in streaming:
             same = "yes" if r["grades"] == streaming[r["size"]]["grades"] else "NO"
-        jvm = f"{r['jvm_peak_mib']:,.0f}" if r.get("jvm_peak_mib") else "-"
-        worker = f"{r['worker_peak_mib']:,.0f}" if r.get("worker_peak_mib") else "-"
+        spark = r["engine"] == "spark"  # the streaming engine starts no JVM and no workers
+        jvm = f"{r['jvm_peak_mib']:,.0f}" if spark else "-"
+        worker = f"{r['worker_peak_mib']:,.0f}" if spark else "-"
         lines.append(
             f"| {r['label'].split(',')[0]} | {r['rows']:,} | {r['rows'] / r['compute_seconds']:,.0f} "
             f"| {r['compute_seconds']:.1f} | {r['driver_peak_mib']:,.0f} | {jvm} | {worker} | {same} |"

@@ -44,12 +44,15 @@ QUICK = DriftSettings(domain_classifier={"enabled": False})
 OUTPUT_FILES = ("drift_report.json", "statistics.json", "constraint_violations.json")
 
 
+# Local executors run this interpreter, which has mlcore and the pinned libraries. Set when the
+# module is collected, so it holds for whichever test starts this process's JVM first.
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+
+
 @pytest.fixture(scope="session")
 def spark() -> Iterator[Any]:
     from pyspark.sql import SparkSession
 
-    # Local executors run this interpreter, which has mlcore and the pinned libraries.
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     session = (
         SparkSession.builder.master("local[2]")
         .appName("mlcore-tests")
