@@ -22,9 +22,9 @@ from datetime import timedelta
 from typing import Any
 
 import jsii
-from aws_cdk import Annotations, IValidation, Stack
+from aws_cdk import Annotations, Stack
 from aws_cdk import aws_s3 as s3
-from constructs import Construct
+from constructs import Construct, IValidation
 
 from cdk.monitoring.settings import MonitorSettings
 
@@ -54,34 +54,35 @@ def required_retention_days(settings: MonitorSettings) -> int:
 def retention_problems(
     lifecycle: dict[str, Any] | None, capture_prefix: str, needed_days: int
 ) -> list[str]:
-    """What in a bucket's (resolved) ``LifecycleConfiguration`` cuts captures short."""
+    """What in a bucket's resolved ``lifecycleConfiguration`` (CfnBucket property names) cuts
+    captures short."""
     problems = []
-    for rule in (lifecycle or {}).get("Rules", []):
-        if rule.get("Status") != "Enabled" or not _applies(rule, capture_prefix):
+    for rule in (lifecycle or {}).get("rules", []):
+        if rule.get("status") != "Enabled" or not _applies(rule, capture_prefix):
             continue
-        name = rule.get("Id", "(unnamed)")
-        days = rule.get("ExpirationInDays")
+        name = rule.get("id", "(unnamed)")
+        days = rule.get("expirationInDays")
         if days is not None and days < needed_days:
             problems.append(f"lifecycle rule {name!r} expires captures after {days} days")
-        if rule.get("ExpirationDate") is not None:
+        if rule.get("expirationDate") is not None:
             problems.append(f"lifecycle rule {name!r} expires captures on a fixed date")
-        for transition in rule.get("Transitions", []):
+        for transition in rule.get("transitions", []):
             if (
-                transition.get("StorageClass") in _ARCHIVES
-                and transition.get("TransitionInDays", 0) < needed_days
+                transition.get("storageClass") in _ARCHIVES
+                and transition.get("transitionInDays", 0) < needed_days
             ):
                 problems.append(
-                    f"lifecycle rule {name!r} archives captures to {transition['StorageClass']} "
-                    f"after {transition.get('TransitionInDays', 0)} days (unreadable by a job)"
+                    f"lifecycle rule {name!r} archives captures to {transition['storageClass']} "
+                    f"after {transition.get('transitionInDays', 0)} days (unreadable by a job)"
                 )
     return problems
 
 
 def _applies(rule: dict[str, Any], prefix: str) -> bool:
     """Whether a rule can act on objects under ``prefix`` (tags: captures carry none)."""
-    if rule.get("TagFilters"):
+    if rule.get("tagFilters"):
         return False
-    rule_prefix = rule.get("Prefix") or ""
+    rule_prefix = rule.get("prefix") or ""
     return prefix.startswith(rule_prefix) or rule_prefix.startswith(prefix)
 
 
@@ -115,7 +116,11 @@ class CaptureRetentionCheck:
                 f"checked: keep captures at least {required_retention_days(self.settings)} days",
             )
             return []
-        lifecycle = Stack.of(cfn_bucket).resolve(cfn_bucket.lifecycle_configuration)
+        # The L2 bucket renders its rules lazily; jsii cannot hand that value to Python as
+        # the typed property, so the rendered properties (CfnResource.cfnProperties) are read.
+        lifecycle = Stack.of(cfn_bucket).resolve(
+            cfn_bucket._cfn_properties.get("lifecycleConfiguration")
+        )
         needed = required_retention_days(self.settings)
         problems = retention_problems(lifecycle, self.capture_prefix, needed)
         if not problems:
