@@ -247,11 +247,28 @@ class ModelMonitors(Construct):
                 conditions={"StringEquals": {"cloudwatch:namespace": namespace}},
             )
         )
+        instance_types = sorted(
+            {settings.instance_type}
+            | ({settings.spark_instance_type} if self.spark_image else set())
+        )
         starter.add_to_policy(
             iam.PolicyStatement(
-                actions=["sagemaker:CreateProcessingJob", "sagemaker:AddTags"],
+                actions=["sagemaker:CreateProcessingJob"],
                 resources=[job_arn_pattern],
+                # Only on the configured instance types, with volumes and outputs under our key
+                # (the service authorisation reference's condition keys for CreateProcessingJob).
+                conditions={
+                    "ForAllValues:StringEquals": {"sagemaker:InstanceTypes": instance_types},
+                    "ArnEquals": {
+                        "sagemaker:VolumeKmsKey": encryption_key.key_arn,
+                        "sagemaker:OutputKmsKey": encryption_key.key_arn,
+                    },
+                },
             )
+        )
+        # Tagging on create is authorised as AddTags, which has none of the keys above.
+        starter.add_to_policy(
+            iam.PolicyStatement(actions=["sagemaker:AddTags"], resources=[job_arn_pattern])
         )
         starter.add_to_policy(
             iam.PolicyStatement(

@@ -208,6 +208,50 @@ def test_the_job_role_may_pull_the_spark_image(spark_app: SparkApp) -> None:
     assert any(json.dumps(repository_arn) in json.dumps(s["Resource"]) for s in pulls)
 
 
+def test_the_starter_may_start_jobs_only_on_the_configured_instances_and_key(
+    spark_app: SparkApp,
+) -> None:
+    import gc
+    import warnings
+
+    # parliament 1.6.4 opens its data files at import without closing them (as in
+    # test_cdk_cross_account): finalise them here, where the ResourceWarning is expected.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        from parliament import analyze_policy_string
+
+        gc.collect()
+
+    role = spark_app.stack.resolve(spark_app.monitors.start_function.role.role_name)
+    (statement,) = [
+        statement
+        for policy in spark_app.template.find_resources("AWS::IAM::Policy").values()
+        if role in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement["Action"] == "sagemaker:CreateProcessingJob"
+    ]
+    condition = statement["Condition"]
+    assert condition["ForAllValues:StringEquals"]["sagemaker:InstanceTypes"] == [
+        "ml.m5.large",
+        "ml.r5.xlarge",
+    ]
+    key_construct = spark_app.stack.node.find_child("Key")
+    assert isinstance(key_construct, kms.Key)
+    key = spark_app.stack.resolve(key_construct.key_arn)
+    assert condition["ArnEquals"] == {"sagemaker:VolumeKmsKey": key, "sagemaker:OutputKmsKey": key}
+    # parliament (IAM's own action and condition-key definitions): no unknown key or action.
+    concrete = json.loads(
+        json.dumps({"Version": "2012-10-17", "Statement": [statement]}).replace(
+            json.dumps(key), '"arn:aws:kms:eu-west-1:111111111111:key/k"'
+        )
+    )
+    concrete["Statement"][0]["Resource"] = (
+        "arn:aws:sagemaker:eu-west-1:111111111111:processing-job/acme-prod-*"
+    )
+    findings = analyze_policy_string(json.dumps(concrete)).findings
+    assert [(f.issue, f.detail) for f in findings] == []
+
+
 def test_the_spark_variant_has_no_unsuppressed_cdk_nag_error(spark_app: SparkApp) -> None:
     errors = Annotations.from_stack(spark_app.stack).find_error(
         "*", Match.string_like_regexp(r"AwsSolutions-.*")

@@ -10,6 +10,7 @@ contract (aws/sagemaker-spark-container, ``smspark.cli``: ``smspark-submit [opti
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -259,6 +260,9 @@ def test_spark_expands_the_glob_to_exactly_the_window(tmp_path: Path) -> None:
         f"file://{tmp_path}/2026/03/01/23/part.jsonl",
         f"file://{tmp_path}/2026/03/02/00/part.jsonl",
     ]
+    # py4j logs "Closing down clientserver connection" from __del__ at interpreter exit, after
+    # pytest closed the captured streams; its info lines are not needed here.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     session = pyspark.SparkSession.builder.master("local[1]").appName("glob").getOrCreate()
     try:
         rows = session.read.text(jobs.spark_current_uri(uris)).collect()
