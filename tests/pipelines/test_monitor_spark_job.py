@@ -280,13 +280,22 @@ def test_the_app_runs_mlcore_drift_on_the_spark_engine(monkeypatch: pytest.Monke
 
 
 def test_the_image_holds_the_app_where_the_job_runs_it() -> None:
-    dockerfile = (REPOSITORY / "pipelines/monitoring/spark/Dockerfile").read_text()
-    copies = re.findall(r"^COPY (\S+) (\S+)$", dockerfile, flags=re.MULTILINE)
-    assert ("pipelines/monitoring/spark/drift_app.py", SPARK_APP) in copies
-    assert re.search(r"^FROM \$\{BASE_IMAGE\}$", dockerfile, flags=re.MULTILINE)
-    assert re.search(r'^ENTRYPOINT \["smspark-submit"\]$', dockerfile, flags=re.MULTILINE)
-    # The image's EMR Spark provides pyspark; a pip pyspark would shadow its jars.
-    assert "pyspark" not in re.sub(r"#.*", "", dockerfile)
+    # Read with BuildKit's own parser (the `dockerfile` package, as tests/cdk/test_cdk_image.py).
+    import dockerfile
+
+    instructions = list(
+        dockerfile.parse_file(str(REPOSITORY / "pipelines/monitoring/spark/Dockerfile"))
+    )
+    by_command = [(i.cmd, i.value) for i in instructions]
+    # BASE_IMAGE is declared before FROM, where FROM may use it (the CDK build passes it).
+    assert by_command[:2] == [("ARG", ("BASE_IMAGE",)), ("FROM", ("${BASE_IMAGE}",))]
+    assert ("COPY", ("pipelines/monitoring/spark/drift_app.py", SPARK_APP)) in by_command
+    assert by_command[-1] == ("ENTRYPOINT", (SPARK_SUBMIT,)) and instructions[-1].json
+    (install,) = [v[0] for c, v in by_command if c == "RUN" and "pip install" in v[0]]
+    # Into the interpreter the base image's PYSPARK_PYTHON names, with CI's pins as constraints;
+    # no pip pyspark: the image's EMR Spark provides pyspark, and a second one would shadow it.
+    assert "/usr/local/bin/python3 -m pip install --no-compile -c constraints.txt ." in install
+    assert "pyspark" not in install
 
 
 def test_runs_after_a_long_gap_cover_every_hour_folder() -> None:
