@@ -8,6 +8,7 @@ Python SDK's own image_uris config, so the registry account per region is AWS's,
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from aws_cdk import IgnoreMode, Stack, Token
@@ -38,6 +39,21 @@ def spark_base_image_uri(region: str) -> str:
         image_uris.retrieve(
             SPARK_FRAMEWORK, region=region, version=SPARK_VERSION, py_version=SPARK_PY_VERSION
         )
+    )
+
+
+def spark_base_repository_arn(region: str) -> str:
+    """The ECR repository of :func:`spark_base_image_uri`: CI/CD logs in to it to build on it."""
+    match = re.fullmatch(
+        r"(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?"
+        r"/(?P<repository>[^:@]+)[:@].+",
+        spark_base_image_uri(region),
+    )
+    if match is None:
+        raise ValueError(f"not an ECR image URI: {spark_base_image_uri(region)}")
+    partition = "aws-cn" if match["region"].startswith("cn-") else "aws"
+    return (
+        f"arn:{partition}:ecr:{match['region']}:{match['account']}:repository/{match['repository']}"
     )
 
 
