@@ -301,7 +301,12 @@ def servers(
             "--port",
             str(port),
         ],
-        {**peer_env, "PYTHONPATH": str(ROOT / "src"), "AZUREML_MODEL_DIR": str(model)},
+        {
+            **peer_env,
+            # score.py imports mlcore (src/) and the Azure package mlops_azure (azure/).
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "azure")]),
+            "AZUREML_MODEL_DIR": str(model),
+        },
         f"http://127.0.0.1:{port}/score",
         f"http://127.0.0.1:{port}/",
         "instances",
