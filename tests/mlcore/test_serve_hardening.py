@@ -121,15 +121,13 @@ class SlowPredictor(Predictor):
     most_at_once = 0
     lock = threading.Lock()
 
-    def score(
-        self, body: bytes | str, content_type: str | None
-    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def predict_frame(self, features: pd.DataFrame) -> pd.DataFrame:
         with SlowPredictor.lock:
             SlowPredictor.active += 1
             SlowPredictor.most_at_once = max(SlowPredictor.most_at_once, SlowPredictor.active)
         try:
             time.sleep(0.2)
-            return super().score(body, content_type)
+            return super().predict_frame(features)
         finally:
             with SlowPredictor.lock:
                 SlowPredictor.active -= 1

@@ -45,6 +45,7 @@ from mlcore.model import ModelBundle
 from mlcore.serve.app import RequestLimits, create_app
 from mlcore.serve.defaults import (
     DEFAULT_ENDPOINT_NAME,
+    DEFAULT_MAX_BATCH_BYTES,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MODEL_DIR,
     DEFAULT_PORT,
@@ -125,6 +126,7 @@ class ServeOptions:
     capture_variant_name: str = DEFAULT_VARIANT_NAME
     capture_sampling_percentage: float = 100
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES
     expected_sha256: str | None = None
     trust_inference_time_header: bool = False
     header_timeout_seconds: float = ServingSettings().header_timeout_seconds
@@ -144,6 +146,8 @@ class ServeOptions:
             )
         if self.max_body_bytes < 1:
             problems.append(f"max body bytes must be positive, got {self.max_body_bytes}")
+        if self.max_batch_bytes < 1:
+            problems.append(f"max batch bytes must be positive, got {self.max_batch_bytes}")
         for name in (
             "header_timeout_seconds",
             "body_timeout_seconds",
@@ -179,6 +183,7 @@ def build_app(options: ServeOptions) -> Starlette:
         options.model_dir,
         capture=options.capture_writer(),
         max_body_bytes=options.max_body_bytes,
+        max_batch_bytes=options.max_batch_bytes,
         limits=options.limits,
         expected_sha256=options.expected_sha256,
         trust_inference_time_header=options.trust_inference_time_header,
