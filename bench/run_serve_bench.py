@@ -234,35 +234,39 @@ class Server:
 
 
 def servers(
-    bins: dict[str, Path], mlcore_workers: int, peers_single_threaded: bool
+    bins: dict[str, Path], mlcore_workers: int, peers_single_threaded: bool, with_unbatched: bool
 ) -> list[Server]:
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("MLCORE_", "SAGEMAKER_"))}
     # mlcore holds OpenMP/BLAS to one thread per scoring thread itself; the peers only if asked.
     peer_env = {**base_env, "OMP_NUM_THREADS": "1"} if peers_single_threaded else dict(base_env)
     model = DATA / "model"
 
-    port = free_port()
-    mlcore = Server(
-        f"mlcore serve ({mlcore_workers} workers)",
-        [
-            str(MLCORE_PYTHON),
-            "-m",
-            "mlcore",
-            "serve",
-            "--model-dir",
-            str(model),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(mlcore_workers),
-        ],
-        {**base_env, "PYTHONPATH": str(ROOT / "src")},
-        f"http://127.0.0.1:{port}/invocations",
-        f"http://127.0.0.1:{port}/ping",
-        "instances",
-    )
+    def mlcore_server(name: str, *extra: str) -> Server:
+        port = free_port()
+        return Server(
+            name,
+            [
+                str(MLCORE_PYTHON),
+                "-m",
+                "mlcore",
+                "serve",
+                "--model-dir",
+                str(model),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(mlcore_workers),
+                *extra,
+            ],
+            {**base_env, "PYTHONPATH": str(ROOT / "src")},
+            f"http://127.0.0.1:{port}/invocations",
+            f"http://127.0.0.1:{port}/ping",
+            "instances",
+        )
+
+    mlcore = mlcore_server(f"mlcore serve ({mlcore_workers} workers)")
 
     folder = DATA / "mlserver"
     shutil.rmtree(folder, ignore_errors=True)
@@ -311,7 +315,17 @@ def servers(
         f"http://127.0.0.1:{port}/",
         "instances",
     )
-    return [mlcore, mlserver, azureml]
+    items = [mlcore, mlserver, azureml]
+    if with_unbatched:
+        # The same server scoring every request alone: how much of the difference batching makes.
+        items.append(
+            mlcore_server(
+                f"unbatched-mlcore ({mlcore_workers} workers, --max-batch-bytes 1)",
+                "--max-batch-bytes",
+                "1",
+            )
+        )
+    return items
 
 
 def check_answers(items: list[Server], paths: dict[tuple[str, int], Path]) -> None:
@@ -429,19 +443,26 @@ def main() -> None:
         action="store_true",
         help="run MLServer and azureml with OMP_NUM_THREADS=1, as mlcore holds its scoring thread",
     )
+    parser.add_argument(
+        "--with-unbatched",
+        action="store_true",
+        help="also run mlcore with --max-batch-bytes 1 (every request scored alone)",
+    )
     args = parser.parse_args()
 
     bins = {name: ensure_venv(name) for name in PEERS}
     ensure_model()
     paths = bodies()
-    items = servers(bins, args.mlcore_workers, args.peers_single_threaded)
+    items = servers(bins, args.mlcore_workers, args.peers_single_threaded, args.with_unbatched)
     results: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+    loads: list[float] = []  # the machine's 1-minute load average before each round and at the end
     try:
         for server in items:
             log(f"starting {server.name}")
             server.start()
         check_answers(items, paths)
         for round_number in range(1, args.repeats + 1):
+            loads.append(os.getloadavg()[0])
             for size in SIZES:
                 for concurrency in CONCURRENCY:
                     for server in items:
@@ -454,13 +475,15 @@ def main() -> None:
                             f"clients: {record['rps']:.1f} rps, p99 {record['p99_ms']:.1f} ms, "
                             f"{record['errors']} errors"
                         )
+        loads.append(os.getloadavg()[0])
     finally:
         for server in items:
             server.stop()
     text = table(results, items)
     header = (
         f"{args.repeats} interleaved rounds of {args.seconds:g} s per run; medians. Machine: "
-        f"{os.cpu_count()} vCPUs, shared with other work while it ran. Peers: "
+        f"{os.cpu_count()} vCPUs, shared with other work while it ran (1-minute load average "
+        f"{min(loads):.1f} to {max(loads):.1f}). Peers: "
         + ("OMP_NUM_THREADS=1." if args.peers_single_threaded else "their defaults.")
     )
     print(header + "\n\n" + text)

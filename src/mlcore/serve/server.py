@@ -250,7 +250,8 @@ def run_server(options: ServeOptions) -> None:
         if options.workers == 1:
             uvicorn.Server(uvicorn_config(options, app)).run(sockets=[listener])
             return
-        del app  # each worker builds its own from the options
+        app.state.scorer.shutdown()  # each worker builds its own app from the options
+        del app
         with (
             tempfile.TemporaryDirectory(prefix="mlcore-metrics-") as metrics_dir,
             _environment(
