@@ -14,17 +14,18 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # The SageMaker SDK creates a boto3 client at import time; synth and tests need no real account.
 export AWS_DEFAULT_REGION ?= eu-west-1
 
-.PHONY: install install-demo install-azure demo test lint format synth aws-summary azure-dry-run bench bench-serve clean
+.PHONY: install install-demo install-azure demo test lint format synth aws-summary azure-dry-run bench bench-serve calibrate clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# The demo needs only mlcore's runtime dependencies (pinned by requirements.txt): a quick first run.
+# The demo needs only mlcore's runtime dependencies and MLflow, its tracking extra (pinned by
+# requirements.txt): a quick first run that leaves browsable runs in out/mlflow.
 # pip refuses extras in a constraints file, so the pins are copied without them.
 $(VENV)/.demo-installed: pyproject.toml requirements.txt | $(BIN)/activate
 	sed -E 's/\[[^]]*\]//' requirements.txt > $(VENV)/constraints.txt
-	$(BIN)/pip install --quiet -c $(VENV)/constraints.txt -e .
+	$(BIN)/pip install --quiet -c $(VENV)/constraints.txt -e ".[tracking]"
 	touch $@
 
 # Tests, synth and the cloud tooling need the full set, cloud SDKs included.
@@ -49,8 +50,10 @@ demo: $(VENV)/.demo-installed
 	$(BIN)/mlcore demo --output out/demo
 	$(MAKE) --no-print-directory aws-summary
 
+# Two test workers on two cores: one OpenMP thread each, or HistGradientBoosting's thread teams
+# spin against each other and training in tests gets several times slower.
 test: $(VENV)/.dev-installed node_modules/.package-lock.json
-	$(BIN)/pytest -n 2 --dist loadgroup
+	OMP_NUM_THREADS=1 $(BIN)/pytest -n 2 --dist loadgroup
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
@@ -92,3 +95,8 @@ bench: $(VENV)/.dev-installed
 # azureml-inference-server-http on the same model and rows; their venvs live under bench/.venvs/.
 bench-serve: $(VENV)/.dev-installed
 	$(PY) bench/run_serve_bench.py
+
+# False-alarm and detection rates of the default drift rules by sample size (bench/calibrate.py;
+# the table is in the README, "Drift verdicts"). Saves bench/data/calibration.md and .json.
+calibrate: $(VENV)/.dev-installed
+	$(PY) bench/calibrate.py

@@ -182,12 +182,17 @@ class ModelBuild(Construct):
         artifact_bucket.grant_read_write(role)
         key.grant_encrypt_decrypt(role)
         # Encrypted job volumes: SageMaker creates grants on the key for the instances.
+        # DescribeKey supports no kms:GrantIsForAWSResource key (AWS KMS condition keys
+        # reference): under that condition it would be silently denied, so it stands alone.
         role.add_to_policy(
             iam.PolicyStatement(
-                actions=["kms:CreateGrant", "kms:DescribeKey"],
+                actions=["kms:CreateGrant"],
                 resources=[key.key_arn],
                 conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
             )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["kms:DescribeKey"], resources=[key.key_arn])
         )
         self.image.repository.grant_pull(role)
         role.add_to_policy(

@@ -1,15 +1,110 @@
-"""Fixtures shared across the suite. Expensive ones (data, a trained model) are built once per session."""
+"""Fixtures shared across the suite. Expensive ones (data, a trained model) are built once per session.
+
+The suite never reads the repository's root ``mlops.yaml``: that file is the team's, and
+describes whatever dataset they configured. Every test, and every subprocess a test
+starts, reads ``tests/fixtures/mlops.yaml`` through ``$MLOPS_SETTINGS`` (settings
+resolution: ``--settings`` > ``$MLOPS_SETTINGS`` > ``./mlops.yaml``), and a test that
+opens the root file anyway fails (``reads_root_settings`` marks the few that check the
+file itself).
+"""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
+
+# One OpenMP thread per test process, set before scikit-learn loads its OpenMP runtime:
+# pytest -n 2 already uses both cores, and on a busy machine HistGradientBoosting's
+# spinning threads made the suite's models many times slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pandas as pd
 import pytest
 
 from mlcore.data import CHURN_SPEC, Split, make_churn, split_frame
 from mlcore.model import ModelBundle
-from mlcore.settings import TrainingSettings
+from mlcore.settings import MlopsSettings, TrainingSettings, load_settings
+
+# pytester runs the root-settings guard below in a scratch project (tests/mlcore/test_settings.py).
+pytest_plugins = ("pytester",)
+
+REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
+FIXTURE_SETTINGS = Path(__file__).resolve().parent / "fixtures" / "mlops.yaml"
+ROOT_SETTINGS = REPOSITORY_ROOT / "mlops.yaml"
+
+# Set at import, before any test module is collected: some read settings at import time.
+os.environ["MLOPS_SETTINGS"] = str(FIXTURE_SETTINGS)
+# No test tracks to MLflow unless it asks to (and then into its own temporary store).
+os.environ["MLCORE_TRACKING"] = "off"
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+os.environ.pop("MLFLOW_RUN_ID", None)
+
+_root_settings_reads: list[str] = []
+_READS_BEFORE = pytest.StashKey[int]()
+
+
+def _watch_root_settings(event: str, args: tuple[object, ...]) -> None:
+    # An audit hook sees every open in this process, whoever calls it (our code, a cloud SDK).
+    if event != "open" or not args or not isinstance(args[0], str | Path):
+        return
+    name = os.fspath(args[0])
+    if name.endswith("mlops.yaml") and os.path.realpath(name) == str(ROOT_SETTINGS):
+        _root_settings_reads.append(_reader())
+
+
+def _reader() -> str:
+    """The innermost frame of this repository's code (not a library's) that opened the file."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        code = frame.f_code.co_filename
+        if code.startswith(str(REPOSITORY_ROOT)) and "/.venv/" not in code and code != __file__:
+            return f"{Path(code).relative_to(REPOSITORY_ROOT)}:{frame.f_lineno}"
+        frame = frame.f_back
+    return "outside the repository's code"
+
+
+sys.addaudithook(_watch_root_settings)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> object:
+    # Counted from before setup: module and session fixtures set up for this test count too.
+    item.stash[_READS_BEFORE] = len(_root_settings_reads)
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> object:
+    """Fail a test that read the root mlops.yaml: it would break when a team changes its dataset."""
+    result = yield
+    reads = _root_settings_reads[item.stash.get(_READS_BEFORE, len(_root_settings_reads)) :]
+    if reads and item.get_closest_marker("reads_root_settings") is None:
+        pytest.fail(
+            f"{item.nodeid} read the repository's mlops.yaml (from {sorted(set(reads))}); "
+            "tests use tests/fixtures/mlops.yaml: take the `settings_file` or `fixture_settings` "
+            "fixture, or mlcore.settings.resolve_settings_path() (which honours $MLOPS_SETTINGS)"
+        )
+    return result
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if _root_settings_reads:
+        raise pytest.UsageError(
+            f"collecting the tests read the repository's mlops.yaml (from {sorted(set(_root_settings_reads))}); "
+            "read tests/fixtures/mlops.yaml through $MLOPS_SETTINGS instead"
+        )
+
+
+@pytest.fixture(scope="session")
+def settings_file() -> Path:
+    """The settings file every test runs with (also in $MLOPS_SETTINGS)."""
+    return FIXTURE_SETTINGS
+
+
+@pytest.fixture(scope="session")
+def fixture_settings(settings_file: Path) -> MlopsSettings:
+    return load_settings(settings_file)
 
 
 @pytest.fixture(scope="session")

@@ -50,9 +50,11 @@ def test_azure_folder_does_not_shadow_the_azure_namespace() -> None:
 
 def test_mlcore_imports_only_what_it_declares() -> None:
     # `make demo` installs only mlcore's declared dependencies: an undeclared import works in the
-    # full dev venv and fails on a fresh clone.
+    # full dev venv and fails on a fresh clone. An optional extra (mlflow, xgboost, lightgbm) may be
+    # imported only inside a function, so that mlcore without it still imports.
     import ast
     import sys
+    import tomllib
 
     declared_as_imported = {
         "numpy": "numpy",
@@ -70,11 +72,16 @@ def test_mlcore_imports_only_what_it_declares() -> None:
         "threadpoolctl": "threadpoolctl",
         "h11": "h11",
     }
-    pyproject = (REPO / "pyproject.toml").read_text()
-    dependencies = pyproject.split("dependencies = [", 1)[1].split("]", 1)[0].lower()
+    optional_as_imported = {"mlflow": "mlflow", "xgboost": "xgboost", "lightgbm": "lightgbm"}
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    dependencies = " ".join(project["dependencies"]).lower()
+    extras = " ".join(" ".join(group) for group in project["optional-dependencies"].values())
     imported: dict[str, str] = {}
+    top_level_optional: dict[str, str] = {}
     for path in (REPO / "src" / "mlcore").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        module_level = set(map(id, tree.body))
+        for node in ast.walk(tree):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
             if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names = [node.module]
@@ -82,9 +89,29 @@ def test_mlcore_imports_only_what_it_declares() -> None:
                 top = name.split(".")[0]
                 if top != "mlcore" and top not in sys.stdlib_module_names:
                     imported.setdefault(top, str(path.relative_to(REPO)))
+                    if top in optional_as_imported and id(node) in module_level:
+                        top_level_optional[top] = str(path.relative_to(REPO))
     undeclared = {
         top: where
         for top, where in imported.items()
-        if top not in declared_as_imported or f'"{declared_as_imported[top]}' not in dependencies
+        if not (
+            (top in declared_as_imported and f"{declared_as_imported[top]}" in dependencies)
+            or (top in optional_as_imported and optional_as_imported[top] in extras)
+        )
     }
     assert undeclared == {}
+    assert top_level_optional == {}
+
+
+def test_the_extras_the_settings_name_are_declared_and_pinned() -> None:
+    import tomllib
+
+    from mlcore.pipeline_factory import OPTIONAL_EXTRAS
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    assert {*OPTIONAL_EXTRAS.values(), "tracking"} <= set(extras)
+    pins = (REPO / "requirements.txt").read_text()
+    for name in ("mlflow==", "xgboost-cpu==", "lightgbm=="):
+        assert f"\n{name}" in pins

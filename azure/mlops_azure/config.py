@@ -11,6 +11,7 @@ run (dataset, gate, drift thresholds) stays in ``mlops.yaml`` and is read throug
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,7 +26,8 @@ from mlcore.errors import ConfigError
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ENVIRONMENTS_DIR = REPO_ROOT / "azure" / "environments"
 SOURCE_DIR = REPO_ROOT / "src"
-SETTINGS_FILE = REPO_ROOT / "mlops.yaml"
+# Settings resolution as every mlcore command does it: $MLOPS_SETTINGS, else the root mlops.yaml.
+SETTINGS_FILE = Path(os.environ.get("MLOPS_SETTINGS") or REPO_ROOT / "mlops.yaml")
 
 # A GUID of zeros marks a settings file that still needs the user's subscription.
 PLACEHOLDER_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"

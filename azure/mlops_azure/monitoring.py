@@ -59,12 +59,15 @@ class AzureMetric:
     """The Azure ML metric that stands for one mlcore method, and where its threshold comes from."""
 
     field: str  # keyword of NumericalDriftMetrics / CategoricalDriftMetrics
-    threshold_setting: str  # the DriftSettings field the threshold is read from
+    # "p_value_threshold" for a test, else the drift.bands entry whose moderate band Azure
+    # alerts at (alerts act on moderate: contract 5; Azure has one threshold per metric).
+    threshold_setting: str
     reason: str = ""  # why a method maps to a different statistic
 
     def threshold(self, drift: DriftSettings) -> float:
-        value: float = getattr(drift, self.threshold_setting)
-        return value
+        if self.threshold_setting == "p_value_threshold":
+            return drift.p_value_threshold
+        return drift.band(self.threshold_setting).moderate
 
 
 @dataclass(frozen=True)
@@ -84,19 +87,19 @@ class Refused:
 KS_REASON = (
     "Azure ML computes two-sample KS only when both datasets have fewer than 10,000 rows; "
     "ks is monitored on Azure as normalized Wasserstein distance (mlcore's wasserstein "
-    "statistic, also CDF-based, no row limit) at drift.distance_threshold"
+    "statistic, also CDF-based, no row limit) at drift.bands.wasserstein.moderate"
 )
 NUMERICAL_METRICS: dict[str, AzureMetric | Refused] = {
-    "ks": AzureMetric("normalized_wasserstein_distance", "distance_threshold", KS_REASON),
-    "psi": AzureMetric("population_stability_index", "psi_threshold"),
-    "wasserstein": AzureMetric("normalized_wasserstein_distance", "distance_threshold"),
-    "jensenshannon": AzureMetric("jensen_shannon_distance", "distance_threshold"),
+    "ks": AzureMetric("normalized_wasserstein_distance", "wasserstein", KS_REASON),
+    "psi": AzureMetric("population_stability_index", "psi"),
+    "wasserstein": AzureMetric("normalized_wasserstein_distance", "wasserstein"),
+    "jensenshannon": AzureMetric("jensen_shannon_distance", "jensenshannon"),
     "kl": Refused("Azure ML monitoring has no Kullback-Leibler divergence"),
 }
 CATEGORICAL_METRICS: dict[str, AzureMetric | Refused] = {
     "chi2": AzureMetric("pearsons_chi_squared_test", "p_value_threshold"),
-    "psi": AzureMetric("population_stability_index", "psi_threshold"),
-    "jensenshannon": AzureMetric("jensen_shannon_distance", "distance_threshold"),
+    "psi": AzureMetric("population_stability_index", "psi"),
+    "jensenshannon": AzureMetric("jensen_shannon_distance", "jensenshannon"),
     "kl": Refused("Azure ML monitoring has no Kullback-Leibler divergence"),
 }
 
@@ -222,8 +225,9 @@ def build_monitor_schedule(
         data_column_names={"target_column": prediction_column},
     )
     # Azure's null_value_rate is an absolute rate per feature, mlcore's
-    # missing_rate_threshold an increase over the reference: the README says so.
-    missing_rate = drift.missing_rate_threshold
+    # drift.bands.missing_rate an increase over the reference: the README says so. The major
+    # band, so a feature that is routinely a little incomplete does not alert every run.
+    missing_rate = drift.bands.missing_rate.major
     features = monitored_features(settings)
     signals = {
         DATA_DRIFT: DataDriftSignal(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from mlcore import __version__
 from mlcore.errors import MlcoreError
+from mlcore.jsonio import dumps
 from mlcore.settings_file import DEFAULT_SETTINGS_FILE, SETTINGS_ENV_VAR, settings_path
 
 if TYPE_CHECKING:
@@ -56,18 +57,23 @@ def _cmd_prep(args: argparse.Namespace) -> int:
         settings=settings_from_args(args),
         target=args.target,
     )
-    print(json.dumps({"output": str(result.output_dir), **result.lineage["split_rows"]}))
+    print(dumps({"output": str(result.output_dir), **result.lineage["split_rows"]}))
     return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from mlcore.tracking import resolve_tracking
     from mlcore.train import run_sagemaker_training, train_from_paths
 
     settings = settings_from_args(args)
     if args.data is None and args.model_dir is None:
         # No paths: we are the entry point of a SageMaker training container.
         return run_sagemaker_training(
-            root=args.sagemaker_root, base_settings=settings.training, drift_settings=settings.drift
+            root=args.sagemaker_root,
+            base_settings=settings.training,
+            drift_settings=settings.drift,
+            dataset=settings.dataset,
+            tracking=resolve_tracking(settings),
         )
     if args.data is None or args.model_dir is None:
         raise MlcoreError(
@@ -85,21 +91,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
             update={"hyperparameters": {**training.hyperparameters, **overrides}}
         )
     if args.algorithm:
-        training = training.model_copy(update={"algorithm": args.algorithm})
+        training = training.model_copy(update={"algorithm": args.algorithm, "estimator": None})
+    if args.estimator:
+        training = training.model_copy(update={"estimator": args.estimator})
     bundle = train_from_paths(
         data=args.data,
         model_dir=args.model_dir,
         settings=training,
-        target=args.target or (None if args.spec else settings.dataset.target),
+        target=args.target,
         validation=args.validation,
         spec_path=args.spec,
-        timestamp=settings.dataset.timestamp,
-        id_columns=tuple(settings.dataset.id_columns),
+        dataset=settings.dataset,
         drift_settings=settings.drift,
         commit=args.git_commit,
+        tracking=resolve_tracking(settings),
     )
     print(
-        json.dumps(
+        dumps(
             {
                 "model_dir": str(args.model_dir),
                 "validation_metrics": bundle.metadata.get("validation_metrics"),
@@ -111,15 +119,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from mlcore.evaluation_job import run_evaluation
+    from mlcore.tracking import resolve_tracking, track_evaluation
 
+    settings = settings_from_args(args)
+    tracking = resolve_tracking(settings)
     result = run_evaluation(
         model_dir=args.model_dir,
         data=args.data,
         output_dir=args.output,
-        settings=settings_from_args(args),
+        settings=settings,
         champion_dir=args.champion_dir,
     )
-    print(json.dumps({"gate_passed": result.gate.passed, "metrics": result.metrics}, default=str))
+    if tracking is not None:
+        track_evaluation(tracking, model_dir=Path(args.model_dir), output_dir=result.output_dir)
+    print(dumps({"gate_passed": result.gate.passed, "metrics": result.metrics}))
     if args.fail_on_gate and not result.gate.passed:
         print("quality gate failed: " + "; ".join(result.gate.reasons), file=sys.stderr)
         return EXIT_GATE_FAILED
@@ -150,11 +163,13 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     prep = sub.add_parser("prep", help="validate raw data, split it and record its lineage")
-    prep.add_argument("--data", required=True, help="CSV or Parquet file, or a folder of them")
+    prep.add_argument(
+        "--data", help="CSV or Parquet file, or a folder of them (default: dataset.path)"
+    )
     prep.add_argument(
         "--output",
-        required=True,
-        help="folder for train/, validation/, test/, spec.json, lineage.json",
+        default="out/prep",
+        help="folder for train/, validation/, test/, spec.json, lineage.json (default: out/prep)",
     )
     prep.add_argument("--target", help="target column (default: dataset.target in the settings)")
     _add_settings_option(prep)
@@ -169,14 +184,29 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     train.add_argument("--data", help="training data: CSV or Parquet file, or a folder of them")
     train.add_argument("--model-dir", help="folder to write the model to")
     train.add_argument(
-        "--target", help="target column (features are inferred unless --spec is given)"
+        "--target",
+        help="target column: resolve the spec from the settings with this target instead of "
+        "prep's spec.json",
     )
     train.add_argument(
-        "--validation", help="validation data, for the metrics recorded with the model"
+        "--validation",
+        help="validation data, for the metrics recorded with the model (default: validation/ "
+        "beside a train/ folder that prep wrote)",
     )
-    train.add_argument("--spec", help="dataset spec JSON written by `mlcore prep`")
     train.add_argument(
-        "--algorithm", help="hist_gradient_boosting, random_forest, logistic_regression or ridge"
+        "--spec",
+        help="dataset spec JSON (default: prep's spec.json beside train/, else resolved from "
+        "the settings' dataset section)",
+    )
+    train.add_argument(
+        "--algorithm",
+        help="hist_gradient_boosting, random_forest, logistic_regression, ridge, xgboost or "
+        "lightgbm (default: training.algorithm)",
+    )
+    train.add_argument(
+        "--estimator",
+        metavar="MODULE:FACTORY",
+        help="your own scikit-learn-compatible estimator factory (default: training.estimator)",
     )
     train.add_argument(
         "--hyperparameters", help='JSON object of estimator hyperparameters, e.g. {"max_iter": 300}'
@@ -232,6 +262,11 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 # Subcommands whose parser lives with their code: name -> (module, function, one-line help).
 # Only the chosen one's module is imported; the others appear in `mlcore --help` by this line.
 COMPONENT_COMMANDS = {
+    "init": (
+        "mlcore.project_init",
+        "add_init_parser",
+        "generate this project's settings from your data (mlops.yaml, cdk.json, Azure envs)",
+    ),
     "drift": (
         "mlcore.drift.cli",
         "add_drift_parser",
@@ -246,6 +281,11 @@ COMPONENT_COMMANDS = {
         "mlcore.serve.cli",
         "add_serve_parser",
         "serve a model over HTTP (SageMaker inference contract: GET /ping, POST /invocations)",
+    ),
+    "extras": (
+        "mlcore.project_init",
+        "add_extras_parser",
+        "the optional dependencies the settings need, for image and environment builds",
     ),
 }
 

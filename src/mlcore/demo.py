@@ -31,6 +31,7 @@ from rich.table import Table
 from mlcore.capture import read_capture
 from mlcore.data import DatasetSpec, load_table, make_churn, save_table
 from mlcore.drift import Baseline, DriftReport, detect_drift, write_drift_outputs
+from mlcore.drift.sources import CAPTURE_METADATA_COLUMNS
 from mlcore.errors import MlcoreError
 from mlcore.evaluation_job import EvaluationResult, run_evaluation
 from mlcore.jsonio import write_json
@@ -39,6 +40,7 @@ from mlcore.prep import PrepResult, prepare, resolve_spec
 from mlcore.registry import LocalModelRegistry, ModelPackage
 from mlcore.serve import serve_in_thread
 from mlcore.settings import MlopsSettings
+from mlcore.tracking import RUN_ID_KEY, TrackingTarget, resolve_tracking, track_evaluation
 from mlcore.train import run_sagemaker_training
 
 logger = logging.getLogger(__name__)
@@ -71,6 +73,7 @@ class DemoResult:
     traffic_requests: int = 0
     captured_rows: int = 0
     seconds: float = 0.0
+    tracking_uri: str | None = None
 
 
 def run_demo(options: DemoOptions, settings: MlopsSettings) -> DemoResult:
@@ -81,6 +84,9 @@ def run_demo(options: DemoOptions, settings: MlopsSettings) -> DemoResult:
     group = settings.project
     result = DemoResult()
     started = time.perf_counter()
+    # Runs accumulate beside the demo's folder (out/mlflow for make demo): `mlflow ui` browses them.
+    tracking = resolve_tracking(settings, local_root=out.resolve().parent / "mlflow")
+    result.tracking_uri = tracking.uri if tracking else None
 
     with _step(console, "1/9 load the data: history to train on, a later period as live traffic"):
         history, live = _history_and_live(settings, options)
@@ -91,7 +97,7 @@ def run_demo(options: DemoOptions, settings: MlopsSettings) -> DemoResult:
         prep_v1 = prepare(history, spec, settings, out / "v1" / "prep", source="history")
 
     with _step(console, "3/9 train v1 in an emulated SageMaker training container"):
-        model_v1 = _train_in_container(prep_v1, settings, out / "v1" / "opt_ml")
+        model_v1 = _train_in_container(prep_v1, settings, out / "v1" / "opt_ml", tracking)
 
     with _step(console, "4/9 evaluate v1 and apply the quality gate"):
         eval_v1 = run_evaluation(
@@ -101,6 +107,7 @@ def run_demo(options: DemoOptions, settings: MlopsSettings) -> DemoResult:
             settings=settings,
             model_name=f"{group} v1",
         )
+        _track(tracking, model_v1, eval_v1)
         _require_gate(eval_v1, "v1")
 
     with _step(console, "5/9 register v1 and approve it"):
@@ -112,7 +119,9 @@ def run_demo(options: DemoOptions, settings: MlopsSettings) -> DemoResult:
         result.versions.append(_version_row(package_v1, eval_v1))
 
     with _step(console, "   a challenger trained on misaligned labels is refused by the gate"):
-        result.blocked = _blocked_challenger(prep_v1, settings, package_v1, out / "rejected")
+        result.blocked = _blocked_challenger(
+            prep_v1, settings, package_v1, out / "rejected", tracking
+        )
 
     with _step(console, "6/9 serve v1 over HTTP and send it the live period's traffic, captured"):
         capture_dir = out / "capture"
@@ -125,12 +134,13 @@ def run_demo(options: DemoOptions, settings: MlopsSettings) -> DemoResult:
         captured = read_capture(capture_dir, spec)
         result.captured_rows = len(captured)
         baseline = Baseline.load(package_v1.model_dir / BASELINE_DIR)
+        # The baseline's own prediction columns: the predicted-class mix and the score.
         report = detect_drift(
             baseline,
             captured,
             spec=spec,
             settings=settings.drift,
-            prediction_columns=_prediction_columns(spec),
+            expected_columns=CAPTURE_METADATA_COLUMNS,
         )
         write_drift_outputs(report, out / "drift")
         result.drift = report
@@ -141,7 +151,7 @@ def run_demo(options: DemoOptions, settings: MlopsSettings) -> DemoResult:
         with _step(console, "8/9 drift found: retrain v2 on recent labelled data"):
             # Ground truth for the live period has arrived by now: retrain on it.
             prep_v2 = prepare(live, spec, settings, out / "v2" / "prep", source="live period")
-            model_v2 = _train_in_container(prep_v2, settings, out / "v2" / "opt_ml")
+            model_v2 = _train_in_container(prep_v2, settings, out / "v2" / "opt_ml", tracking)
 
         with _step(console, "9/9 gate v2 against the champion v1 on recent data, then register"):
             eval_v2 = run_evaluation(
@@ -152,6 +162,7 @@ def run_demo(options: DemoOptions, settings: MlopsSettings) -> DemoResult:
                 champion_dir=package_v1.model_dir,
                 model_name=f"{group} v2",
             )
+            _track(tracking, model_v2, eval_v2)
             if eval_v2.gate.passed:
                 package_v2 = _register(registry, group, model_v2, eval_v2, prep_v2)
                 result.versions.append(_version_row(package_v2, eval_v2))
@@ -223,7 +234,14 @@ def _history_and_live(
     return frame.iloc[:cut].reset_index(drop=True), frame.iloc[cut:].reset_index(drop=True)
 
 
-def _train_in_container(prep: PrepResult, settings: MlopsSettings, root: Path) -> Path:
+def _track(tracking: TrackingTarget | None, model_dir: Path, evaluation: EvaluationResult) -> None:
+    if tracking is not None:
+        track_evaluation(tracking, model_dir=model_dir, output_dir=evaluation.output_dir)
+
+
+def _train_in_container(
+    prep: PrepResult, settings: MlopsSettings, root: Path, tracking: TrackingTarget | None
+) -> Path:
     """Lay out /opt/ml in ``root`` the way SageMaker does and run the training entry point."""
     data = root / "input" / "data"
     for channel in ("train", "validation"):
@@ -234,7 +252,12 @@ def _train_in_container(prep: PrepResult, settings: MlopsSettings, root: Path) -
     hyperparameters.update(algorithm=settings.training.algorithm, seed=str(settings.training.seed))
     write_json(root / "input" / "config" / "hyperparameters.json", hyperparameters)
     code = run_sagemaker_training(
-        root=root, environ={}, base_settings=settings.training, drift_settings=settings.drift
+        root=root,
+        environ={},
+        base_settings=settings.training,
+        drift_settings=settings.drift,
+        dataset=settings.dataset,
+        tracking=tracking,
     )
     if code != 0:
         failure = (root / "output" / "failure").read_text()
@@ -261,6 +284,9 @@ def _register(
         evaluation_dir=evaluation.output_dir,
         metadata={
             "git_commit": metadata.get("git_commit") or "unknown",
+            # Uncommitted changes mean the commit alone does not rebuild this model.
+            "git_dirty": _dirty_text(metadata.get("git_dirty")),
+            RUN_ID_KEY: metadata.get(RUN_ID_KEY) or "untracked",
             "data_fingerprint": prep.lineage["data_fingerprint"],
             "hyperparameters": metadata.get("hyperparameters", {}),
             "metrics": evaluation.metrics,
@@ -271,8 +297,16 @@ def _register(
     )
 
 
+def _dirty_text(dirty: bool | None) -> str:
+    return "unknown" if dirty is None else str(bool(dirty)).lower()
+
+
 def _blocked_challenger(
-    prep: PrepResult, settings: MlopsSettings, champion: ModelPackage, out: Path
+    prep: PrepResult,
+    settings: MlopsSettings,
+    champion: ModelPackage,
+    out: Path,
+    tracking: TrackingTarget | None,
 ) -> dict[str, Any]:
     """Train a challenger on misaligned labels (the classic join bug) and show the gate refusing it."""
     target = prep.spec.target
@@ -284,25 +318,22 @@ def _blocked_challenger(
     broken = PrepResult(
         spec=prep.spec, split=prep.split, lineage=prep.lineage, output_dir=broken_dir
     )
-    model_dir = _train_in_container(broken, settings, out / "opt_ml")
+    model_dir = _train_in_container(broken, settings, out / "opt_ml", tracking)
     evaluation = run_evaluation(
         model_dir=model_dir,
         data=prep.output_dir / "test",
         output_dir=out / "evaluation",
         settings=settings,
         champion_dir=champion.model_dir,
-        model_name="challenger with misaligned labels",
+        model_name=f"{settings.project} challenger with misaligned labels",
     )
+    _track(tracking, model_dir, evaluation)
     if evaluation.gate.passed:
         raise RuntimeError(
             "the gate let a challenger trained on shuffled labels through: "
             + "; ".join(evaluation.gate.reasons)
         )
     return {"metrics": evaluation.metrics, "gate": evaluation.gate.to_dict()}
-
-
-def _prediction_columns(spec: DatasetSpec) -> tuple[str, ...]:
-    return ("score",) if spec.task == "classification" else ("prediction",)
 
 
 def _send_traffic(
@@ -384,32 +415,25 @@ def _summary_document(result: DemoResult) -> dict[str, Any]:
         "drift": result.drift.to_dict() if result.drift else None,
         "traffic_requests": result.traffic_requests,
         "captured_rows": result.captured_rows,
+        "tracking_uri": result.tracking_uri,
         "seconds": round(result.seconds, 1),
     }
 
 
 def _print_summary(console: Console, result: DemoResult, out: Path) -> None:
-    table = Table(title="MLOps loop, run locally", show_lines=False)
-    for column in ("model", "status", "AUC", "F1", "gate"):
-        table.add_column(column)
-    for row in result.versions:
-        metrics = row["metrics"]
-        table.add_row(
-            f"v{row['version']}",
-            str(row["status"]),
-            f"{metrics.get('auc', float('nan')):.3f}",
-            f"{metrics.get('f1', float('nan')):.3f}",
-            _gate_text(row["gate"]),
-        )
+    rows = [(f"v{row['version']}", str(row["status"]), row) for row in result.versions]
     if result.blocked:
-        metrics = result.blocked["metrics"]
-        table.add_row(
-            "bad",
-            "not registered",
-            f"{metrics['auc']:.3f}",
-            f"{metrics['f1']:.3f}",
-            _gate_text(result.blocked["gate"]),
-        )
+        rows.append(("bad", "not registered", result.blocked))
+    # The gate's primary metric first, then one everybody reads for the task.
+    primary = rows[0][2]["gate"]["primary_metric"] if rows else "auc"
+    second = "rmse" if rows and "rmse" in rows[0][2]["metrics"] else "accuracy"
+    columns = [primary] if primary == second else [primary, second]
+    table = Table(title="MLOps loop, run locally", show_lines=False)
+    for column in ("model", "status", *columns, "gate"):
+        table.add_column(column)
+    for name, status, row in rows:
+        values = [_metric_text(row["metrics"], c) for c in columns]
+        table.add_row(name, status, *values, _gate_text(row["gate"]))
     console.print(table)
     if result.drift is not None:
         drifted = ", ".join(result.drift.drifted_features) or "none"
@@ -421,6 +445,13 @@ def _print_summary(console: Console, result: DemoResult, out: Path) -> None:
     console.print(
         f"Artifacts in {out}/ (registry, evaluation.json, model cards, drift report, capture). {result.seconds:.0f}s."
     )
+    if result.tracking_uri:
+        console.print(f"MLflow runs: mlflow ui --backend-store-uri {result.tracking_uri}")
+
+
+def _metric_text(metrics: dict[str, Any], name: str) -> str:
+    value = metrics.get(name)
+    return "n/a" if value is None or value != value else f"{value:.3f}"
 
 
 def _gate_text(gate: dict[str, Any]) -> str:

@@ -21,5 +21,9 @@ class RegistryError(MlcoreError):
     """A model registry operation is not allowed in the registry's current state."""
 
 
+class TrackingError(MlcoreError):
+    """Logging a run to the MLflow tracking server or store failed."""
+
+
 class OutputError(MlcoreError):
     """An output folder could not be written (a full disk, no permission); nothing partial is left."""

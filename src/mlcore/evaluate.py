@@ -1,91 +1,238 @@
-"""Model evaluation: metrics, per-slice metrics and SageMaker's evaluation.json layout."""
+"""Model evaluation: metrics per problem type, their uncertainty, slices and SageMaker's layout.
+
+The metric names are SageMaker Model Monitor's model-quality names ("Model quality metrics
+and Amazon CloudWatch monitoring", docs.aws.amazon.com/sagemaker/latest/dg/
+model-monitor-model-quality-metrics.html), plus one-vs-rest AUC and log loss for multiclass
+models, which that layout lacks. The one list per problem type, and the lower-is-better
+set, that settings, the gate and the cloud pipelines use, is :mod:`mlcore.metric_names`,
+published here too (``from mlcore.evaluate import METRICS_BY_PROBLEM_TYPE, LOWER_IS_BETTER``).
+
+* binary: the positive label and decision threshold of :class:`mlcore.problem.Problem`
+  define precision, recall, F-scores and the rates; AUC and log loss use the probability
+  of the positive label. A metric undefined on the data (recall without positive rows,
+  precision when nothing is predicted positive, AUC with one class) is NaN, written null.
+* multiclass: precision, recall and F-scores are weighted by class support, as SageMaker's
+  layout names them; a class the model never predicts counts as precision 0 (scikit-learn's
+  ``zero_division=0``), so never finding a class lowers the score instead of dropping out.
+  AUC is the one-vs-rest macro average (scikit-learn's ``multi_class="ovr"``); on a slice
+  or window that lacks some classes it averages over the classes present, since a class
+  with no rows has no AUC. Log loss uses every class's probability.
+* regression: RMSE, MSE, MAE and R2.
+
+Uncertainty follows SageMaker's definition: the standard deviation of a metric over five
+random subsamples of 80% of the rows, given only from 200 rows up (null below); the
+subsamples are drawn from a seeded generator, so the same data and seed give the same
+figures.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
+from sklearn.preprocessing import label_binarize
 
-from mlcore.data import DatasetSpec
-from mlcore.errors import DataError
+from mlcore.errors import DataError, ModelError
+from mlcore.jsonio import json_safe
+from mlcore.metric_names import (
+    ALL_METRICS,
+    BINARY,
+    BINARY_METRICS,
+    CLASSIFICATION_METRICS,
+    LOWER_IS_BETTER,
+    METRIC_SECTIONS,
+    METRICS_BY_PROBLEM_TYPE,
+    METRICS_BY_TASK,
+    MULTICLASS_METRICS,
+    PROBABILITY_METRICS,
+    REGRESSION,
+    REGRESSION_METRICS,
+    ProblemType,
+)
 from mlcore.model import PREDICTION_COLUMN, SCORE_COLUMN, ModelBundle
+from mlcore.problem import Problem
 
-CLASSIFICATION_METRICS = ("auc", "accuracy", "f1", "precision", "recall", "log_loss")
-REGRESSION_METRICS = ("rmse", "mae", "r2")
-# Metrics where a lower value is better; every other metric is better when higher.
-LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae"})
+# The metric vocabulary is defined in mlcore.metric_names (no heavy imports, so settings can
+# validate gate names without loading scikit-learn) and published here, beside the code
+# that computes it.
+__all__ = [
+    "ALL_METRICS",
+    "BINARY_METRICS",
+    "CLASSIFICATION_METRICS",
+    "LOWER_IS_BETTER",
+    "METRICS_BY_PROBLEM_TYPE",
+    "METRICS_BY_TASK",
+    "METRIC_SECTIONS",
+    "MIN_SLICE_ROWS",
+    "MULTICLASS_METRICS",
+    "PROBABILITY_METRICS",
+    "REGRESSION_METRICS",
+    "STD_METHOD",
+    "MetricReport",
+    "compute_metrics",
+    "confusion_matrix",
+    "evaluate_bundle",
+    "evaluate_model",
+    "evaluation_document",
+    "metric_names",
+    "metrics_from_document",
+    "score_predictions",
+    "slice_metrics",
+]
+
 # Slices smaller than this give metrics too noisy to act on; they are reported with their size only.
 MIN_SLICE_ROWS = 30
+# SageMaker's standard deviation: 5 subsamples of 80%, from 200 rows up.
+STD_MIN_ROWS = 200
+STD_SUBSAMPLES = 5
+STD_SUBSAMPLE_FRACTION = 0.8
+STD_METHOD = (
+    f"sample standard deviation over {STD_SUBSAMPLES} seeded random subsamples of "
+    f"{STD_SUBSAMPLE_FRACTION:.0%} of the rows (SageMaker Model Monitor's method); "
+    f"null below {STD_MIN_ROWS} rows"
+)
+
+ArrayLike: TypeAlias = Sequence[Any] | np.ndarray | pd.Series
+
+
+@dataclass(frozen=True)
+class MetricReport:
+    """Metrics of one set of predictions, with their standard deviations and confusion matrix.
+
+    ``confusion_matrix`` is ``{actual: {predicted: count}}`` over the model's classes, as
+    SageMaker's layout writes it (None for regression).
+    """
+
+    problem: Problem
+    rows: int
+    metrics: dict[str, float]
+    standard_deviations: dict[str, float]
+    confusion_matrix: dict[str, dict[str, int]] | None
+    seed: int
+
+
+def metric_names(problem_type: ProblemType) -> tuple[str, ...]:
+    """The metrics computed for ``problem_type``, in the order they are reported."""
+    return METRICS_BY_PROBLEM_TYPE[problem_type]
 
 
 def compute_metrics(
-    y_true: Sequence[Any] | np.ndarray | pd.Series,
-    y_pred: Sequence[Any] | np.ndarray | pd.Series,
-    y_score: Sequence[float] | np.ndarray | pd.Series | None = None,
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
     *,
-    task: str,
+    problem: Problem,
+    probabilities: ArrayLike | pd.DataFrame | None = None,
 ) -> dict[str, float]:
-    """Classification: AUC, accuracy, F1, precision, recall, log loss; regression: RMSE, MAE, R2.
+    """The metrics of ``problem``'s type (see the module docstring), equal to scikit-learn's.
 
-    For binary classification ``y_score`` is the probability of the positive class
-    (the larger label); AUC and log loss need it and are NaN without it, or when the
-    labels hold a single class. Multiclass F1/precision/recall are macro averages.
+    ``probabilities`` is the model's probability matrix (one column per class of
+    ``problem.classes``, in that order) or, for a binary problem only, the probability of
+    the positive label. Without it AUC and log loss are NaN: they are never derived from
+    the predicted labels or from the predicted class's probability.
+
+    Examples
+    --------
+    >>> from mlcore.problem import Problem
+    >>> binary = Problem(task="classification", classes=(0, 1), positive_label=1,
+    ...                  decision_threshold=0.5)
+    >>> compute_metrics([0, 1, 1, 0], [0, 1, 0, 0], problem=binary,
+    ...                 probabilities=[0.2, 0.9, 0.4, 0.3])["auc"]
+    1.0
     """
     truth, pred = np.asarray(y_true), np.asarray(y_pred)
     if len(truth) == 0:
         raise DataError("cannot compute metrics on zero rows")
     if len(truth) != len(pred):
         raise DataError(f"y_true has {len(truth)} rows but y_pred has {len(pred)}")
-    if task == "regression":
-        truth_f, pred_f = truth.astype(float), pred.astype(float)
-        return {
-            "rmse": float(math.sqrt(skm.mean_squared_error(truth_f, pred_f))),
-            "mae": float(skm.mean_absolute_error(truth_f, pred_f)),
-            "r2": float(skm.r2_score(truth_f, pred_f)) if len(truth) > 1 else float("nan"),
-        }
-    if task != "classification":
-        raise DataError(f"task must be 'classification' or 'regression', got {task!r}")
-    labels = np.unique(np.concatenate([truth, pred]))
-    binary = len(labels) <= 2
-    positive = labels.max() if binary else None
-    average = "binary" if binary and len(labels) == 2 else "macro"
-    kwargs: dict[str, Any] = {"zero_division": 0}
-    if average == "binary":
-        kwargs.update(average="binary", pos_label=positive)
-    else:
-        kwargs.update(average="macro")
-    result = {
-        "accuracy": float(skm.accuracy_score(truth, pred)),
-        "f1": float(skm.f1_score(truth, pred, **kwargs)),
-        "precision": float(skm.precision_score(truth, pred, **kwargs)),
-        "recall": float(skm.recall_score(truth, pred, **kwargs)),
-        "auc": float("nan"),
-        "log_loss": float("nan"),
+    if problem.problem_type == REGRESSION:
+        return _regression_metrics(truth.astype(float), pred.astype(float))
+    _check_known_classes(truth, problem, "the labels")
+    _check_known_classes(pred, problem, "the predictions")
+    proba = _probability_matrix(probabilities, problem, len(truth))
+    if problem.problem_type == BINARY:
+        return _binary_metrics(truth, pred, proba, problem)
+    return _multiclass_metrics(truth, pred, proba, problem)
+
+
+def score_predictions(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    *,
+    problem: Problem,
+    probabilities: ArrayLike | pd.DataFrame | None = None,
+    seed: int = 0,
+) -> MetricReport:
+    """:func:`compute_metrics` plus standard deviations and the confusion matrix."""
+    truth, pred = np.asarray(y_true), np.asarray(y_pred)
+    metrics = compute_metrics(truth, pred, problem=problem, probabilities=probabilities)
+    proba = (
+        None
+        if problem.problem_type == REGRESSION
+        else _probability_matrix(probabilities, problem, len(truth))
+    )
+    return MetricReport(
+        problem=problem,
+        rows=len(truth),
+        metrics=metrics,
+        standard_deviations=_standard_deviations(truth, pred, proba, problem, seed, metrics),
+        confusion_matrix=(
+            None if problem.problem_type == REGRESSION else confusion_matrix(truth, pred, problem)
+        ),
+        seed=seed,
+    )
+
+
+def confusion_matrix(
+    y_true: ArrayLike, y_pred: ArrayLike, problem: Problem
+) -> dict[str, dict[str, int]]:
+    """``{actual: {predicted: count}}`` over every class of the model, SageMaker's orientation."""
+    labels = list(problem.classes)
+    counts = skm.confusion_matrix(np.asarray(y_true), np.asarray(y_pred), labels=labels)
+    return {
+        str(actual): {str(predicted): int(counts[i, j]) for j, predicted in enumerate(labels)}
+        for i, actual in enumerate(labels)
     }
-    if y_score is not None and binary and len(np.unique(truth)) == 2:
-        score = np.asarray(y_score, dtype=float)
-        positive_truth = (truth == positive).astype(int)
-        result["auc"] = float(skm.roc_auc_score(positive_truth, score))
-        result["log_loss"] = float(
-            skm.log_loss(positive_truth, np.clip(score, 1e-15, 1 - 1e-15), labels=[0, 1])
-        )
-    return result
 
 
-def evaluate_model(bundle: ModelBundle, frame: pd.DataFrame) -> dict[str, float]:
-    """Predict on ``frame`` (which must hold the target) and compute the task's metrics."""
+def evaluate_bundle(
+    bundle: ModelBundle, frame: pd.DataFrame, *, seed: int = 0, problem: Problem | None = None
+) -> MetricReport:
+    """Predict on ``frame`` (which must hold the target) and score the predictions.
+
+    ``problem`` scores the model against another model's labels (the challenger's
+    positive label, when the gate scores the champion): both must know the same classes.
+    """
     spec = bundle.spec
     if spec.target not in frame.columns:
         raise DataError(f"evaluation data lacks the target column {spec.target!r}")
+    own = bundle.problem
+    problem = problem or own
+    if set(problem.classes) != set(own.classes):
+        raise ModelError(
+            f"the models predict different classes ({list(own.classes)} vs {list(problem.classes)}), "
+            "so their metrics cannot be compared on the same terms"
+        )
     predictions = bundle.predict(frame)
-    score = predictions.get(SCORE_COLUMN, None)
-    return compute_metrics(
-        frame[spec.target], predictions[PREDICTION_COLUMN], score, task=spec.task
+    probabilities = None
+    if spec.task == "classification":
+        probabilities = bundle.predict_proba(frame)[list(problem.classes)]
+    return score_predictions(
+        frame[spec.target],
+        predictions[PREDICTION_COLUMN],
+        problem=problem,
+        probabilities=probabilities,
+        seed=seed,
     )
+
+
+def evaluate_model(bundle: ModelBundle, frame: pd.DataFrame) -> dict[str, float]:
+    """The metrics of ``bundle`` on ``frame`` (which must hold the target)."""
+    return evaluate_bundle(bundle, frame).metrics
 
 
 def slice_metrics(
@@ -93,67 +240,239 @@ def slice_metrics(
     *,
     slice_columns: Sequence[str],
     target: str,
-    task: str,
+    problem: Problem,
+    probabilities: ArrayLike | pd.DataFrame | None = None,
     prediction_column: str = PREDICTION_COLUMN,
     score_column: str = SCORE_COLUMN,
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """Metrics per value of each categorical slice column: ``{column: {value: {metric: value}}}``.
+    """Metrics per value of each slice column: ``{column: {value: {metric: value}}}``.
 
-    ``frame`` holds the target and the predictions. Every slice reports ``rows``;
-    slices under ``MIN_SLICE_ROWS`` rows report only that, since their metrics would be noise.
+    ``frame`` holds the target and the predictions. ``probabilities`` is the probability
+    matrix row-aligned with ``frame``; without it a binary problem reads the positive
+    label's probability from ``score_column``, and a multiclass one reports AUC and log
+    loss as NaN. Every slice is scored as the model's problem (a slice of a multiclass
+    model holding two classes is still multiclass). Every slice reports ``rows``; slices
+    under ``MIN_SLICE_ROWS`` rows report only that, since their metrics would be noise.
     """
     missing = [c for c in (*slice_columns, target, prediction_column) if c not in frame.columns]
     if missing:
         raise DataError(
             f"slice metrics need columns {missing}; the frame has {list(frame.columns)}"
         )
+    proba: np.ndarray | None = None
+    if problem.problem_type != REGRESSION:
+        source = probabilities
+        if source is None and problem.problem_type == BINARY and score_column in frame.columns:
+            source = frame[score_column]
+        proba = _probability_matrix(source, problem, len(frame))
+    truth, pred = frame[target].to_numpy(), frame[prediction_column].to_numpy()
     result: dict[str, dict[str, dict[str, float]]] = {}
     for column in slice_columns:
+        groups = frame.groupby(frame[column].astype(str), sort=True, dropna=False).indices
         per_value: dict[str, dict[str, float]] = {}
-        for value, group in frame.groupby(frame[column].astype(str), sort=True, dropna=False):
-            entry: dict[str, float] = {"rows": float(len(group))}
-            if len(group) >= MIN_SLICE_ROWS:
-                score = group.get(score_column, None)
+        for value, positions in groups.items():
+            entry: dict[str, float] = {"rows": float(len(positions))}
+            if len(positions) >= MIN_SLICE_ROWS:
                 entry.update(
-                    compute_metrics(group[target], group[prediction_column], score, task=task)
+                    compute_metrics(
+                        truth[positions],
+                        pred[positions],
+                        problem=problem,
+                        probabilities=None if proba is None else proba[positions],
+                    )
                 )
             per_value[str(value)] = entry
         result[column] = per_value
     return result
 
 
-def evaluation_document(metrics: dict[str, float], *, task: str) -> dict[str, Any]:
-    """The SageMaker model-quality layout, readable by a ConditionStep through a PropertyFile.
+def evaluation_document(report: MetricReport) -> dict[str, Any]:
+    """SageMaker's model-quality layout, readable by a ConditionStep through a PropertyFile.
 
-    ``{"binary_classification_metrics": {"auc": {"value": 0.9, "standard_deviation": "NaN"}}}``.
-    NaN is written as the string "NaN", as SageMaker does, so the file stays valid JSON.
+    ``{"multiclass_classification_metrics": {"confusion_matrix": {...},
+    "accuracy": {"value": 0.97, "standard_deviation": 0.01}, ...}, "problem": {...},
+    "evaluation": {...}}``. ``problem`` states the problem type, the classes and, for a
+    binary model, the positive label, the rule that chose it and the decision threshold;
+    ``evaluation`` the row count and how the standard deviations were computed. NaN is
+    written as null, so the file is strict JSON.
     """
-    section = "regression_metrics" if task == "regression" else "binary_classification_metrics"
-    return {
-        section: {
-            name: {"value": _json_number(value), "standard_deviation": "NaN"}
-            for name, value in metrics.items()
+    problem = report.problem
+    section: dict[str, Any] = {}
+    if report.confusion_matrix is not None:
+        section["confusion_matrix"] = report.confusion_matrix
+    for name, value in report.metrics.items():
+        section[name] = {
+            "value": value,
+            "standard_deviation": report.standard_deviations.get(name, math.nan),
         }
+    document = {
+        METRIC_SECTIONS[problem.problem_type]: section,
+        "problem": problem.to_dict(),
+        "evaluation": {
+            "rows": report.rows,
+            "standard_deviation_method": STD_METHOD,
+            "seed": report.seed,
+        },
     }
+    safe: dict[str, Any] = json_safe(document)
+    return safe
 
 
 def metrics_from_document(document: dict[str, Any]) -> dict[str, float]:
-    """Read metrics back from an evaluation.json document (ours or SageMaker's)."""
-    for section in (
-        "binary_classification_metrics",
-        "multiclass_classification_metrics",
-        "regression_metrics",
-    ):
+    """Read metrics back from an evaluation.json document (ours or SageMaker's).
+
+    Null and SageMaker's ``"NaN"`` read as NaN; entries that are not metrics (the
+    confusion matrix, curves) are skipped.
+    """
+    for section in METRIC_SECTIONS.values():
         if section in document:
-            return {name: float(entry["value"]) for name, entry in document[section].items()}
+            return {
+                name: _number(entry["value"])
+                for name, entry in document[section].items()
+                if isinstance(entry, dict) and "value" in entry
+            }
     raise DataError(f"no metrics section in evaluation document; keys are {sorted(document)}")
 
 
-def _json_number(value: float) -> float | str:
-    return (
-        "NaN" if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+def _number(value: Any) -> float:
+    return math.nan if value is None or value == "NaN" else float(value)
+
+
+def _regression_metrics(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    mse = float(skm.mean_squared_error(truth, pred))
+    return {
+        "rmse": math.sqrt(mse),
+        "mse": mse,
+        "mae": float(skm.mean_absolute_error(truth, pred)),
+        # R2 compares with the variance of the truth: undefined for one row or a constant truth.
+        "r2": float(skm.r2_score(truth, pred))
+        if len(truth) > 1 and np.ptp(truth) > 0
+        else math.nan,
+    }
+
+
+def _binary_metrics(
+    truth: np.ndarray, pred: np.ndarray, proba: np.ndarray | None, problem: Problem
+) -> dict[str, float]:
+    actual = truth == problem.positive_label
+    predicted = pred == problem.positive_label
+    result: dict[str, float] = {
+        "auc": math.nan,
+        "accuracy": float(skm.accuracy_score(truth, pred)),
+    }
+    for name, beta in (("f0_5", 0.5), ("f1", 1.0), ("f2", 2.0)):
+        precision, recall, f_score, _ = skm.precision_recall_fscore_support(
+            actual, predicted, beta=beta, average="binary", pos_label=True, zero_division=np.nan
+        )
+        result.update(precision=float(precision), recall=float(recall))
+        result[name] = float(f_score)
+    result["log_loss"] = math.nan
+    positives, negatives = int(actual.sum()), int((~actual).sum())
+    tpr = float((actual & predicted).sum() / positives) if positives else math.nan
+    tnr = float((~actual & ~predicted).sum() / negatives) if negatives else math.nan
+    result.update(
+        true_positive_rate=tpr,
+        true_negative_rate=tnr,
+        false_positive_rate=1.0 - tnr,
+        false_negative_rate=1.0 - tpr,
     )
+    if proba is not None:
+        score = proba[:, problem.positive_index]
+        if positives and negatives:
+            result["auc"] = float(skm.roc_auc_score(actual, score))
+        result["log_loss"] = float(skm.log_loss(actual, score, labels=[False, True]))
+    return {name: result[name] for name in BINARY_METRICS}
 
 
-def spec_metric_names(spec: DatasetSpec) -> tuple[str, ...]:
-    return REGRESSION_METRICS if spec.task == "regression" else CLASSIFICATION_METRICS
+def _multiclass_metrics(
+    truth: np.ndarray, pred: np.ndarray, proba: np.ndarray | None, problem: Problem
+) -> dict[str, float]:
+    labels = list(problem.classes)
+    result: dict[str, float] = {
+        "auc": math.nan,
+        "accuracy": float(skm.accuracy_score(truth, pred)),
+    }
+    for name, beta in (("f0_5", 0.5), ("f1", 1.0), ("f2", 2.0)):
+        precision, recall, f_score, _ = skm.precision_recall_fscore_support(
+            truth, pred, beta=beta, labels=labels, average="weighted", zero_division=0
+        )
+        result.update(weighted_precision=float(precision), weighted_recall=float(recall))
+        result[f"weighted_{name}"] = float(f_score)
+    result["log_loss"] = math.nan
+    if proba is not None:
+        indicator = label_binarize(truth, classes=labels)
+        present = np.flatnonzero(indicator.any(axis=0))
+        if len(present) >= 2:
+            # With every class present this is roc_auc_score(multi_class="ovr"), macro average.
+            result["auc"] = float(
+                skm.roc_auc_score(indicator[:, present], proba[:, present], average="macro")
+            )
+        result["log_loss"] = float(skm.log_loss(truth, proba, labels=labels))
+    return {name: result[name] for name in MULTICLASS_METRICS}
+
+
+def _probability_matrix(
+    probabilities: ArrayLike | pd.DataFrame | None, problem: Problem, rows: int
+) -> np.ndarray | None:
+    """Probabilities as an (n, classes) array, or None; a 1-D input is binary P(positive)."""
+    if probabilities is None:
+        return None
+    if isinstance(probabilities, pd.DataFrame):
+        columns = list(probabilities.columns)
+        if columns != list(problem.classes):
+            raise DataError(
+                f"probability columns {columns} do not match the model's classes {list(problem.classes)}"
+            )
+    matrix = np.asarray(probabilities, dtype=float)
+    if matrix.ndim == 1:
+        if problem.problem_type != BINARY:
+            raise DataError(
+                "a multiclass model's AUC and log loss need the full probability matrix "
+                "(ModelBundle.predict_proba); one score per row cannot give them"
+            )
+        positive = problem.positive_index
+        matrix = np.column_stack(
+            [1.0 - matrix, matrix] if positive == 1 else [matrix, 1.0 - matrix]
+        )
+    if matrix.shape != (rows, len(problem.classes)):
+        raise DataError(
+            f"probabilities have shape {matrix.shape}; expected ({rows}, {len(problem.classes)}) "
+            f"for {rows} rows and classes {list(problem.classes)}"
+        )
+    return matrix
+
+
+def _check_known_classes(values: np.ndarray, problem: Problem, what: str) -> None:
+    known = set(problem.classes)
+    unknown = [v for v in pd.unique(values) if v not in known]
+    if unknown:
+        raise DataError(
+            f"{what} hold classes the model was not trained on: {unknown[:10]}; the model's "
+            f"classes are {list(problem.classes)}. Check the label encoding (e.g. 1 vs '1')."
+        )
+
+
+def _standard_deviations(
+    truth: np.ndarray,
+    pred: np.ndarray,
+    proba: np.ndarray | None,
+    problem: Problem,
+    seed: int,
+    metrics: dict[str, float],
+) -> dict[str, float]:
+    if len(truth) < STD_MIN_ROWS:
+        return dict.fromkeys(metrics, math.nan)
+    rng = np.random.default_rng(seed)
+    size = int(len(truth) * STD_SUBSAMPLE_FRACTION)
+    samples: dict[str, list[float]] = {name: [] for name in metrics}
+    for _ in range(STD_SUBSAMPLES):
+        rows = rng.choice(len(truth), size=size, replace=False)
+        values = compute_metrics(
+            truth[rows],
+            pred[rows],
+            problem=problem,
+            probabilities=None if proba is None else proba[rows],
+        )
+        for name, value in values.items():
+            samples[name].append(value)
+    return {name: float(np.std(values, ddof=1)) for name, values in samples.items()}

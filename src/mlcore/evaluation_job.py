@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlcore.atomic import check_output_dir, staged_output
-from mlcore.data import fingerprint, load_table, validate_frame
+from mlcore.data import check_declared_columns, fingerprint, load_table, validate_frame
 from mlcore.errors import ModelError
-from mlcore.evaluate import evaluate_model, evaluation_document, slice_metrics
+from mlcore.evaluate import MetricReport, evaluate_bundle, evaluation_document, slice_metrics
 from mlcore.gate import GateDecision, evaluate_gate
 from mlcore.jsonio import write_json
 from mlcore.model import (
@@ -40,6 +40,7 @@ class EvaluationResult:
     metrics: dict[str, float]
     gate: GateDecision
     output_dir: Path
+    report: MetricReport
 
 
 def load_model_dir(model_dir: str | Path) -> ModelBundle:
@@ -60,19 +61,29 @@ def run_evaluation(
     output_dir: str | Path,
     settings: MlopsSettings,
     champion_dir: str | Path | None = None,
-    model_name: str = "challenger",
+    model_name: str | None = None,
 ) -> EvaluationResult:
     """Evaluate the challenger (and the champion on the same data), gate, and write the reports.
 
-    The reports are published together (see :mod:`mlcore.atomic`): a failed write leaves
-    no evaluation.json behind for a ConditionStep to read.
+    The champion is scored with the challenger's positive label, so both are measured on
+    the same terms; the gate's metric names are checked against the challenger's problem
+    type (see :meth:`mlcore.settings.GateSettings.for_problem`). The reports are published
+    together (see :mod:`mlcore.atomic`): a failed write leaves no evaluation.json behind
+    for a ConditionStep to read.
+    The model card is titled ``model_name`` (default: the project's name, ``<project> model``).
     """
     check_output_dir(output_dir)  # before any work
     challenger_dir = _model_folder(model_dir)
     challenger = ModelBundle.load(challenger_dir)
+    problem = challenger.problem
+    gate_settings = settings.gate.for_problem(problem.problem_type)
     frame = load_table(data)
     validate_frame(frame, challenger.spec)
-    metrics = evaluate_model(challenger, frame)
+    # A misspelt slice column is an error naming it, never a slice silently left out.
+    check_declared_columns(frame, {"dataset.slice_columns": settings.dataset.slice_columns})
+    seed = settings.training.seed
+    report = evaluate_bundle(challenger, frame, seed=seed)
+    metrics = report.metrics
     champion_metrics = None
     if champion_dir is not None:
         champion = load_model_dir(champion_dir)
@@ -83,37 +94,43 @@ def run_evaluation(
             logger.warning(
                 "champion and challenger use different features; comparing on the same rows anyway"
             )
-        champion_metrics = evaluate_model(champion, frame)
-    decision = evaluate_gate(metrics, champion_metrics, settings.gate)
+        champion_metrics = evaluate_bundle(champion, frame, seed=seed, problem=problem).metrics
+    decision = evaluate_gate(metrics, champion_metrics, gate_settings)
 
     scored = frame.join(challenger.predict(frame))
-    slice_columns = [c for c in settings.dataset.slice_columns if c in frame.columns]
+    slice_columns = list(settings.dataset.slice_columns)
     slices = slice_metrics(
         scored,
         slice_columns=slice_columns,
         target=challenger.spec.target,
-        task=challenger.spec.task,
+        problem=problem,
+        probabilities=(
+            challenger.predict_proba(frame) if challenger.spec.task == "classification" else None
+        ),
     )
 
     out = Path(output_dir)
     card = build_model_card(
         challenger,
-        metrics=metrics,
+        report=report,
         slices=slices,
         gate=decision,
         evaluation_rows=len(frame),
         evaluation_fingerprint=fingerprint(frame),
-        name=model_name,
+        name=model_name or f"{settings.project} model",
     )
     sample = challenger_dir / SAMPLE_REQUEST_FILE
     # What the pipeline reads first (evaluation.json, gate.json) is published last.
     with staged_output(out, last=("gate.json", "evaluation.json")) as stage:
-        write_json(
-            stage / "evaluation.json", evaluation_document(metrics, task=challenger.spec.task)
-        )
+        write_json(stage / "evaluation.json", evaluation_document(report))
         write_json(
             stage / "gate.json",
-            {**decision.to_dict(), MODEL_SHA256_KEY: file_sha256(challenger_dir / MODEL_FILE)},
+            {
+                **decision.to_dict(),
+                MODEL_SHA256_KEY: file_sha256(challenger_dir / MODEL_FILE),
+                # The MLflow run the model was trained in (null when untracked), for the registers.
+                "mlflow_run_id": challenger.metadata.get("mlflow_run_id"),
+            },
         )
         if sample.is_file():
             shutil.copyfile(sample, stage / SAMPLE_REQUEST_FILE)
@@ -124,4 +141,4 @@ def run_evaluation(
     logger.info(
         "gate %s: %s", "passed" if decision.passed else "failed", "; ".join(decision.reasons)
     )
-    return EvaluationResult(metrics=metrics, gate=decision, output_dir=out)
+    return EvaluationResult(metrics=metrics, gate=decision, output_dir=out, report=report)

@@ -21,8 +21,13 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def dumps(data: Any, **options: Any) -> str:
+    """``json.dumps`` that never emits NaN or Infinity: what the CLI prints on stdout."""
+    return json.dumps(json_safe(data), default=str, allow_nan=False, **options)
+
+
 def write_json(path: str | Path, data: Any) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(json_safe(data), indent=2, default=str, allow_nan=False) + "\n")
+    path.write_text(dumps(data, indent=2) + "\n")
     return path

@@ -4,7 +4,8 @@ A model directory holds:
 
 * ``model.joblib``: the fitted pipeline (preprocessing + estimator);
 * ``metadata.json``: dataset spec, algorithm, hyperparameters, seed, data
-  fingerprint, git commit, library versions and class labels;
+  fingerprint, git commit, library versions, the classes and, for a binary model,
+  the positive label (with the rule that chose it) and the decision threshold;
 * ``baseline/``: the drift baseline computed from the training data, read by the
   monitors (written by :mod:`mlcore.train`);
 * ``sample_request.json``: a few held-out rows as an inference request, the payload
@@ -42,6 +43,8 @@ from sklearn.pipeline import Pipeline
 
 from mlcore.data import DatasetSpec, coerce_features
 from mlcore.errors import DataError, ModelError
+from mlcore.jsonio import dumps
+from mlcore.problem import BINARY, Problem
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
@@ -69,19 +72,21 @@ class ModelBundle:
     def classes(self) -> list[Any]:
         return list(self.metadata.get("classes", []))
 
+    @property
+    def problem(self) -> Problem:
+        """Problem type, classes, positive label and decision threshold, from the metadata."""
+        return Problem.from_metadata(self.spec, self.metadata)
+
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Predict for the feature columns of ``frame``.
 
-        Returns a frame with ``prediction`` and, for classification, ``score``: the
-        probability of the positive (last) class for binary problems, of the
-        predicted class otherwise.
+        Returns a frame with ``prediction`` and, for classification, ``score``. Binary:
+        ``score`` is the probability of the positive label and ``prediction`` is the
+        positive label when ``score`` reaches the decision threshold. Multiclass: the
+        most probable class and its probability. :meth:`predict_proba` gives every
+        class's probability.
         """
-        missing = [c for c in self.spec.features if c not in frame.columns]
-        if missing:
-            raise DataError(
-                f"input lacks feature columns {missing}; the model expects {list(self.spec.features)}"
-            )
-        return self.predict_features(coerce_features(frame, self.spec))
+        return self.predict_features(self._features(frame))
 
     def predict_features(self, features: pd.DataFrame) -> pd.DataFrame:
         """:meth:`predict` for features already in canonical form, converted no second time.
@@ -89,15 +94,57 @@ class ModelBundle:
         ``features`` is what :func:`~mlcore.data.coerce_features` returns (the serving
         payload parser builds exactly that): float64 numerics, string categoricals.
         """
-        out = pd.DataFrame(index=features.index)
-        if self.spec.task == "classification":
-            proba = self.pipeline.predict_proba(features)
-            classes = self.pipeline.classes_
-            out[PREDICTION_COLUMN] = classes[np.argmax(proba, axis=1)]
-            out[SCORE_COLUMN] = proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)
-        else:
+        if self.spec.task != "classification":
+            out = pd.DataFrame(index=features.index)
             out[PREDICTION_COLUMN] = self.pipeline.predict(features)
+            return out
+        return self._predict_from_proba(self._proba(features))
+
+    def predict_proba(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The full probability matrix: one column per class, in :attr:`classes` order."""
+        if self.spec.task != "classification":
+            raise ModelError("predict_proba is for classifiers; this model is a regressor")
+        return self._proba(self._features(frame))
+
+    def _proba(self, features: pd.DataFrame) -> pd.DataFrame:
+        # Some estimators (XGBoost, LightGBM) answer in float32, whose rows miss summing to
+        # one by more than scikit-learn's log loss tolerates: score in float64, rows renormalised.
+        proba = np.asarray(self.pipeline.predict_proba(features), dtype=np.float64)
+        proba /= proba.sum(axis=1, keepdims=True)
+        classes = [_plain(c) for c in self.pipeline.classes_]
+        if self.classes and classes != self.classes:
+            raise ModelError(
+                f"the pipeline's classes {classes} differ from the metadata's {self.classes}: "
+                "model.joblib and metadata.json come from different trainings"
+            )
+        return pd.DataFrame(proba, index=features.index, columns=pd.Index(classes, dtype=object))
+
+    def _predict_from_proba(self, proba: pd.DataFrame) -> pd.DataFrame:
+        problem = self.problem
+        matrix = proba.to_numpy()
+        out = pd.DataFrame(index=proba.index)
+        if problem.problem_type == BINARY:
+            score = matrix[:, problem.positive_index]
+            threshold = problem.decision_threshold
+            out[PREDICTION_COLUMN] = np.where(
+                score >= threshold, problem.positive_label, problem.negative_label
+            )
+            out[SCORE_COLUMN] = score
+        else:
+            classes = np.asarray(proba.columns, dtype=object)
+            out[PREDICTION_COLUMN] = classes[np.argmax(matrix, axis=1)]
+            out[SCORE_COLUMN] = matrix.max(axis=1)
+        # Keep the label type (int classes stay ints, not objects) for serving and capture.
+        out[PREDICTION_COLUMN] = pd.Series(out[PREDICTION_COLUMN].tolist(), index=out.index)
         return out
+
+    def _features(self, frame: pd.DataFrame) -> pd.DataFrame:
+        missing = [c for c in self.spec.features if c not in frame.columns]
+        if missing:
+            raise DataError(
+                f"input lacks feature columns {missing}; the model expects {list(self.spec.features)}"
+            )
+        return coerce_features(frame, self.spec)
 
     def save(self, model_dir: str | Path) -> Path:
         model_dir = Path(model_dir)
@@ -105,7 +152,7 @@ class ModelBundle:
         joblib.dump(self.pipeline, model_dir / MODEL_FILE)
         self.metadata[MODEL_SHA256_KEY] = file_sha256(model_dir / MODEL_FILE)
         payload = {**self.metadata, "spec": self.spec.to_dict()}
-        (model_dir / METADATA_FILE).write_text(json.dumps(payload, indent=2, default=str) + "\n")
+        (model_dir / METADATA_FILE).write_text(dumps(payload, indent=2) + "\n")
         return model_dir
 
     @classmethod
@@ -256,6 +303,10 @@ def sample_request(frame: pd.DataFrame, spec: DatasetSpec) -> dict[str, Any]:
     rows = frame[list(spec.features)].head(SAMPLE_REQUEST_ROWS)
     records = json.loads(rows.to_json(orient="records", date_format="iso"))
     return {"instances": records}
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
 
 
 def unpack_model_dir(model_dir: str | Path) -> Path:

@@ -1,7 +1,10 @@
 """Model cards with the sections of "Model Cards for Model Reporting" (Mitchell et al., 2019).
 
 Every statement in the card is derived from the model's metadata, its evaluation
-and its slices, so the card cannot drift from the model it describes.
+and its slices, so the card cannot drift from the model it describes. As the paper
+lays them out, "Metrics" says how the model is measured (the measures, the decision
+threshold and positive label, how uncertainty is estimated) and "Quantitative analyses"
+gives the results: overall with standard deviations, the confusion matrix, and per slice.
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+from mlcore.evaluate import STD_METHOD, MetricReport
 from mlcore.gate import GateDecision
 from mlcore.jsonio import write_json
 from mlcore.model import ModelBundle
+from mlcore.problem import RULE_LEGACY, RULE_MINORITY
 
 # Column names that often stand for protected or sensitive attributes; the card asks
 # for a fairness review when a model uses one of them.
@@ -49,6 +54,7 @@ SECTIONS = (
     "metrics",
     "evaluation_data",
     "training_data",
+    "quantitative_analyses",
     "ethical_considerations",
     "caveats_and_recommendations",
 )
@@ -57,7 +63,7 @@ SECTIONS = (
 def build_model_card(
     bundle: ModelBundle,
     *,
-    metrics: dict[str, float],
+    report: MetricReport,
     slices: dict[str, dict[str, dict[str, float]]],
     gate: GateDecision,
     evaluation_rows: int,
@@ -65,6 +71,7 @@ def build_model_card(
     name: str = "model",
 ) -> dict[str, Any]:
     spec, meta = bundle.spec, bundle.metadata
+    problem = report.problem
     primary = gate.primary_metric
     sensitive = [f for f in spec.features if _looks_sensitive(f)]
     disparities: dict[str, float] = {}
@@ -73,8 +80,8 @@ def build_model_card(
         if spread is not None:
             disparities[column] = spread
     caveats = [
-        "Performance was measured on held-out data from the same period as training; "
-        "it degrades when the input distribution or the feature-target relationship shifts. "
+        "Performance was measured on held-out rows of the training data's period (the most "
+        "recent ones when the split is time-ordered); it degrades when the input distribution or the feature-target relationship shifts. "
         "The drift and model-quality monitors watch for both.",
     ]
     caveats += [
@@ -82,6 +89,11 @@ def build_model_card(
         for column, gap in disparities.items()
         if gap > _DISPARITY_WARNING
     ]
+    if problem.positive_label_rule in (RULE_MINORITY, RULE_LEGACY):
+        caveats.append(
+            f"The positive label {problem.positive_label!r} was not declared ({problem.positive_label_rule}); "
+            "set dataset.positive_label to state which class the model is meant to find."
+        )
     if not gate.passed:
         caveats.insert(
             0,
@@ -96,6 +108,8 @@ def build_model_card(
             "hyperparameters": meta.get("hyperparameters"),
             "seed": meta.get("seed"),
             "git_commit": meta.get("git_commit"),
+            # True: trained from uncommitted changes, so the commit alone does not rebuild it.
+            "git_dirty": meta.get("git_dirty"),
             "created_at": meta.get("created_at"),
             "library_versions": meta.get("library_versions"),
         },
@@ -110,9 +124,11 @@ def build_model_card(
             "features_needing_fairness_review": sensitive,
         },
         "metrics": {
-            "overall": metrics,
+            "problem_type": problem.problem_type,
+            "performance_measures": list(report.metrics),
             "primary_metric": primary,
-            "by_slice": slices,
+            **_label_statement(problem.to_dict()),
+            "uncertainty": STD_METHOD,
             "quality_gate": gate.to_dict(),
         },
         "evaluation_data": {"rows": evaluation_rows, "fingerprint": evaluation_fingerprint},
@@ -122,6 +138,14 @@ def build_model_card(
             "target": spec.target,
             "numeric_features": list(spec.numeric),
             "categorical_features": list(spec.categorical),
+        },
+        "quantitative_analyses": {
+            "overall": {
+                name: {"value": value, "standard_deviation": report.standard_deviations.get(name)}
+                for name, value in report.metrics.items()
+            },
+            "confusion_matrix": report.confusion_matrix,
+            "by_slice": slices,
         },
         "ethical_considerations": {
             "sensitive_features": sensitive,
@@ -135,6 +159,12 @@ def build_model_card(
         },
         "caveats_and_recommendations": caveats,
     }
+
+
+def _label_statement(problem: dict[str, Any]) -> dict[str, Any]:
+    """How predictions become labels: the classes and, for binary models, the positive label,
+    why it is the positive one, and the probability at which a row is called positive."""
+    return {k: v for k, v in problem.items() if k != "problem_type"}
 
 
 def _looks_sensitive(column: str) -> bool:
@@ -155,23 +185,25 @@ def render_markdown(card: dict[str, Any]) -> str:
         lines += [f"## {section.replace('_', ' ').capitalize()}", ""]
         body = card[section]
         if section == "metrics":
-            lines += ["| metric | value |", "|---|---|"]
-            lines += [f"| {k} | {_fmt(v)} |" for k, v in body["overall"].items()]
+            lines += [
+                f"- **problem type**: {body['problem_type'].replace('_', ' ')}",
+                f"- **performance measures**: {', '.join(body['performance_measures'])}",
+                f"- **primary metric**: {body['primary_metric']}",
+            ]
+            if "classes" in body:
+                lines.append(f"- **classes**: {_fmt(body['classes'])}")
+            if "positive_label" in body:
+                lines += [
+                    f"- **positive label**: {body['positive_label']!r} ({body['positive_label_rule']})",
+                    f"- **decision threshold**: predicted {body['positive_label']!r} when its "
+                    f"probability is at least {body['decision_threshold']}",
+                ]
+            lines.append(f"- **uncertainty**: {body['uncertainty']}")
             gate = body["quality_gate"]
             lines += ["", f"Quality gate: **{'PASSED' if gate['passed'] else 'FAILED'}**", ""]
             lines += [f"- {reason}" for reason in gate["reasons"]]
-            for column, values in body["by_slice"].items():
-                lines += [
-                    "",
-                    f"By {column}:",
-                    "",
-                    "| value | rows | " + body["primary_metric"] + " |",
-                    "|---|---|---|",
-                ]
-                lines += [
-                    f"| {value} | {int(m['rows'])} | {_fmt(m.get(body['primary_metric'], math.nan))} |"
-                    for value, m in values.items()
-                ]
+        elif section == "quantitative_analyses":
+            lines += _render_quantitative(body, card["metrics"]["primary_metric"])
         elif isinstance(body, list):
             lines += [f"- {item}" for item in body]
         else:
@@ -180,7 +212,38 @@ def render_markdown(card: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _render_quantitative(body: dict[str, Any], primary: str) -> list[str]:
+    lines = ["| metric | value | standard deviation |", "|---|---|---|"]
+    lines += [
+        f"| {name} | {_fmt(entry['value'])} | {_fmt(entry['standard_deviation'])} |"
+        for name, entry in body["overall"].items()
+    ]
+    matrix = body["confusion_matrix"]
+    if matrix:
+        labels = list(matrix)
+        lines += [
+            "",
+            "Confusion matrix (rows: actual class, columns: predicted class):",
+            "",
+            "| actual / predicted | " + " | ".join(labels) + " |",
+            "|---|" + "---|" * len(labels),
+        ]
+        lines += [
+            f"| {actual} | " + " | ".join(str(matrix[actual][p]) for p in labels) + " |"
+            for actual in labels
+        ]
+    for column, values in body["by_slice"].items():
+        lines += ["", f"By {column}:", "", f"| value | rows | {primary} |", "|---|---|---|"]
+        lines += [
+            f"| {value} | {int(m['rows'])} | {_fmt(m.get(primary, math.nan))} |"
+            for value, m in values.items()
+        ]
+    return lines
+
+
 def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
     if isinstance(value, float):
         return "n/a" if math.isnan(value) else f"{value:.4f}"
     if isinstance(value, dict | list):

@@ -28,7 +28,7 @@ import math
 import sys
 import tarfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +36,18 @@ import pandas as pd
 
 from mlcore.data import DatasetSpec, load_table
 from mlcore.errors import ConfigError, DataError, MlcoreError
-from mlcore.evaluate import LOWER_IS_BETTER, compute_metrics, evaluation_document, slice_metrics
+from mlcore.evaluate import (
+    LOWER_IS_BETTER,
+    PROBABILITY_METRICS,
+    MetricReport,
+    evaluation_document,
+    score_predictions,
+    slice_metrics,
+)
 from mlcore.jsonio import write_json
 from mlcore.model import METADATA_FILE, PREDICTION_COLUMN, SCORE_COLUMN
-from mlcore.settings import MlopsSettings, load_settings
+from mlcore.problem import BINARY, MULTICLASS, Problem
+from mlcore.settings import MlopsSettings, load_settings, resolve_settings_path
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +74,8 @@ class QualityReport:
 
     ``slices`` is ``{column: {value: {metric: value}}}`` as
     :func:`mlcore.evaluate.slice_metrics` returns it (small slices carry ``rows`` only).
+    ``problem`` is the model's problem (type, classes, positive label); ``notes`` says
+    which metrics the captured data cannot give, and why.
     """
 
     task: str
@@ -78,9 +88,14 @@ class QualityReport:
     below_threshold: bool
     metrics: dict[str, float] = field(default_factory=dict)
     slices: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    problem: dict[str, Any] = field(default_factory=dict)
+    standard_deviations: dict[str, float] = field(default_factory=dict)
+    confusion_matrix: dict[str, dict[str, int]] | None = None
+    notes: list[str] = field(default_factory=list)
+    metric_report: MetricReport | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "metric_report"}
 
 
 def read_ground_truth(path: str | Path, *, target: str) -> pd.DataFrame:
@@ -180,18 +195,32 @@ def evaluate_quality(
     *,
     spec: DatasetSpec,
     settings: MlopsSettings,
+    problem: Problem,
 ) -> QualityReport:
     """Score the labelled live traffic: overall, per slice, and against ``min_live_metric``.
 
-    The primary metric is ``gate.primary_metric``, the one the model was promoted on;
-    it must be one where higher is better, since ``min_live_metric`` is a floor.
+    ``problem`` is the served model's (:func:`problem_from_model_dir`): a window or a slice
+    is always scored as the model's problem type, whatever classes it happens to hold.
+    The primary metric is ``gate.primary_metric``, the one the model was promoted on; it
+    must be one where higher is better, since ``min_live_metric`` is a floor. Capture
+    records a binary model's positive-label probability but only the predicted class's
+    probability for a multiclass model, so live multiclass AUC and log loss cannot be
+    computed: they are null, with a note, and a multiclass primary metric must be one of
+    the label-based metrics.
     """
-    metric = settings.gate.primary_metric
+    metric = settings.gate.for_problem(problem.problem_type).primary_metric
     if metric in LOWER_IS_BETTER:
         raise ConfigError(
             f"gate.primary_metric is {metric!r}, where lower is better, but "
             "monitoring.min_live_metric is a floor; pick a higher-is-better primary metric "
-            "(auc, accuracy, f1, precision, recall or r2)"
+            "(auc, accuracy, f1, weighted_f1 or r2, for example)"
+        )
+    if problem.problem_type == MULTICLASS and metric in PROBABILITY_METRICS:
+        raise ConfigError(
+            f"gate.primary_metric is {metric!r}, which needs every class's probability, but "
+            "captured traffic of a multiclass model holds only the predicted class and its "
+            "probability; monitor a label-based metric instead (for example gate.primary_metric: "
+            "accuracy or weighted_f1)"
         )
     if joined.labelled == 0:
         raise DataError(
@@ -199,13 +228,25 @@ def evaluate_quality(
             "and that the ground truth uses the same ids"
         )
     frame = joined.frame
-    score = frame[SCORE_COLUMN] if SCORE_COLUMN in frame.columns else None
-    metrics = compute_metrics(frame[spec.target], frame[PREDICTION_COLUMN], score, task=spec.task)
-    if metric not in metrics:
-        raise ConfigError(
-            f"gate.primary_metric {metric!r} is not computed for {spec.task}; "
-            f"choose one of {sorted(metrics)}"
+    probabilities = None
+    notes: list[str] = []
+    if problem.problem_type == BINARY and SCORE_COLUMN in frame.columns:
+        probabilities = frame[SCORE_COLUMN]
+    elif problem.problem_type == BINARY:
+        notes.append("capture holds no score column: auc and log_loss are null")
+    elif problem.problem_type == MULTICLASS:
+        notes.append(
+            "auc and log_loss are null: capture holds only the predicted class's probability, "
+            "not every class's"
         )
+    scored = score_predictions(
+        frame[spec.target],
+        frame[PREDICTION_COLUMN],
+        problem=problem,
+        probabilities=probabilities,
+        seed=settings.training.seed,
+    )
+    metrics = scored.metrics
     slice_columns = [c for c in settings.dataset.slice_columns if c in frame.columns]
     absent = sorted(set(settings.dataset.slice_columns) - set(slice_columns))
     if absent:
@@ -213,7 +254,13 @@ def evaluate_quality(
             f"dataset.slice_columns {absent} are not in the captured data (columns: "
             f"{list(frame.columns)}); slice on model features or fix dataset.slice_columns"
         )
-    slices = slice_metrics(frame, slice_columns=slice_columns, target=spec.target, task=spec.task)
+    slices = slice_metrics(
+        frame,
+        slice_columns=slice_columns,
+        target=spec.target,
+        problem=problem,
+        probabilities=probabilities,
+    )
     value = metrics[metric]
     # NaN (e.g. AUC when the labelled traffic holds one class) is not evidence of decay.
     below = not math.isnan(value) and value < settings.monitoring.min_live_metric
@@ -228,6 +275,11 @@ def evaluate_quality(
         below_threshold=below,
         metrics=metrics,
         slices=slices,
+        problem=problem.to_dict(),
+        standard_deviations=scored.standard_deviations,
+        confusion_matrix=scored.confusion_matrix,
+        notes=notes,
+        metric_report=scored,
     )
     logger.info(
         "live %s %.4f on %d labelled rows (floor %.4f)%s",
@@ -242,12 +294,14 @@ def evaluate_quality(
 
 def write_quality_outputs(report: QualityReport, out_dir: str | Path) -> dict[str, Path]:
     """Write ``quality_report.json`` and the SageMaker-layout ``evaluation.json``."""
+    if report.metric_report is None:
+        raise DataError(
+            "this quality report carries no metrics to write; build it with evaluate_quality"
+        )
     out = Path(out_dir)
     return {
         "quality_report": write_json(out / QUALITY_REPORT_FILE, report.to_dict()),
-        "evaluation": write_json(
-            out / EVALUATION_FILE, evaluation_document(report.metrics, task=report.task)
-        ),
+        "evaluation": write_json(out / EVALUATION_FILE, evaluation_document(report.metric_report)),
     }
 
 
@@ -258,6 +312,7 @@ def run_quality(
     spec: DatasetSpec,
     settings: MlopsSettings,
     output: str | Path,
+    problem: Problem,
 ) -> QualityReport:
     """Read capture and labels, join, score, and write the outputs: the monitor job's work."""
     from mlcore.capture import read_capture  # the serving layer, imported only when reading capture
@@ -266,7 +321,7 @@ def run_quality(
     joined = join_ground_truth(
         predictions, read_ground_truth(labels, target=spec.target), target=spec.target
     )
-    report = evaluate_quality(joined, spec=spec, settings=settings)
+    report = evaluate_quality(joined, spec=spec, settings=settings, problem=problem)
     write_quality_outputs(report, output)
     return report
 
@@ -275,24 +330,38 @@ def spec_from_model_dir(model_dir: str | Path) -> DatasetSpec:
     """The dataset spec in a model directory's metadata.json, or in the SageMaker
     ``model.tar.gz`` the directory holds (as a Processing job receives the model)."""
     folder = Path(model_dir)
+    metadata = _metadata_from_model_dir(folder)
+    try:
+        return DatasetSpec.from_dict(metadata["spec"])
+    except KeyError as exc:
+        raise ConfigError(f"no readable dataset spec in {folder}: {exc!r}") from exc
+
+
+def problem_from_model_dir(model_dir: str | Path) -> Problem:
+    """The served model's problem (type, classes, positive label, threshold), from its metadata."""
+    metadata = _metadata_from_model_dir(Path(model_dir))
+    return Problem.from_metadata(spec_from_model_dir(model_dir), metadata)
+
+
+def _metadata_from_model_dir(folder: Path) -> dict[str, Any]:
     path, archive = folder / METADATA_FILE, folder / MODEL_ARCHIVE
     try:
         if path.is_file():
-            metadata = json.loads(path.read_text())
-        elif archive.is_file():
+            metadata: dict[str, Any] = json.loads(path.read_text())
+            return metadata
+        if archive.is_file():
             with tarfile.open(archive) as tar:
                 member = tar.extractfile(METADATA_FILE)
                 if member is None:
                     raise KeyError(METADATA_FILE)
-                metadata = json.loads(member.read())
-        else:
-            raise ConfigError(
-                f"{folder} holds neither {METADATA_FILE} nor {MODEL_ARCHIVE}; point --model-dir at "
-                "the folder `mlcore train --model-dir` wrote, or at one holding SageMaker's model.tar.gz"
-            )
-        return DatasetSpec.from_dict(metadata["spec"])
+                packed: dict[str, Any] = json.loads(member.read())
+                return packed
     except (KeyError, json.JSONDecodeError, tarfile.TarError) as exc:
-        raise ConfigError(f"no readable dataset spec in {folder}: {exc!r}") from exc
+        raise ConfigError(f"no readable model metadata in {folder}: {exc!r}") from exc
+    raise ConfigError(
+        f"{folder} holds neither {METADATA_FILE} nor {MODEL_ARCHIVE}; point --model-dir at "
+        "the folder `mlcore train --model-dir` wrote, or at one holding SageMaker's model.tar.gz"
+    )
 
 
 def add_quality_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -319,8 +388,9 @@ def _cmd_quality(args: argparse.Namespace) -> int:
         capture=args.capture,
         labels=args.labels,
         spec=spec_from_model_dir(args.model_dir),
-        settings=load_settings(args.settings),
+        settings=load_settings(resolve_settings_path(args.settings)),
         output=args.output,
+        problem=problem_from_model_dir(args.model_dir),
     )
     print(
         f"{report.primary_metric}={report.primary_value:.4f} on {report.rows} labelled rows; "

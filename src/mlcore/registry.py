@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mlcore.errors import RegistryError
-from mlcore.jsonio import write_json
+from mlcore.jsonio import dumps, write_json
 from mlcore.model import METADATA_FILE, MODEL_FILE, MODEL_SHA256_KEY, file_sha256
 
 ApprovalStatus = Literal["PendingManualApproval", "Approved", "Rejected"]
@@ -117,7 +117,7 @@ class LocalModelRegistry:
                 # SageMaker limits metadata values to strings; keep the same shape.
                 "CustomerMetadataProperties": {
                     **{
-                        k: v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+                        k: v if isinstance(v, str) else dumps(v, sort_keys=True)
                         for k, v in (metadata or {}).items()
                     },
                     MODEL_SHA256_KEY: model_sha256,

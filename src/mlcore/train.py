@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -25,14 +25,13 @@ from mlcore.data import (
     DatasetSpec,
     coerce_features,
     fingerprint,
-    infer_spec,
     load_table,
     validate_frame,
 )
 from mlcore.errors import ConfigError, MlcoreError
 from mlcore.evaluate import evaluate_model
 from mlcore.jsonio import write_json
-from mlcore.lineage import git_commit, library_versions
+from mlcore.lineage import git_state, library_versions
 from mlcore.model import (
     BASELINE_DIR,
     METADATA_FILE,
@@ -42,13 +41,31 @@ from mlcore.model import (
     ModelBundle,
     sample_request,
 )
-from mlcore.pipeline_factory import build_pipeline, coerce_hyperparameters
-from mlcore.settings import DriftSettings, TrainingSettings
+from mlcore.pipeline_factory import build_pipeline
+from mlcore.prep import resolve_spec
+from mlcore.problem import class_metadata
+from mlcore.settings import DatasetSettings, DriftSettings, TrainingSettings
+
+if TYPE_CHECKING:
+    from mlcore.tracking import TrackingTarget
+
 
 logger = logging.getLogger(__name__)
 
 # Hyperparameters that configure mlcore itself rather than the estimator.
-_CONTROL_KEYS = ("target", "algorithm", "seed", "git_commit", "task", "timestamp")
+_CONTROL_KEYS = (
+    "target",
+    "algorithm",
+    "estimator",
+    "seed",
+    "git_commit",
+    "git_dirty",
+    "task",
+    "timestamp",
+)
+# prep writes these beside train/: `mlcore train --data <prep>/train` finds them.
+SPEC_FILE = "spec.json"
+VALIDATION_DIR = "validation"
 
 
 def train_model(
@@ -58,35 +75,37 @@ def train_model(
     *,
     validation: pd.DataFrame | None = None,
     commit: str | None = None,
+    dirty: bool | None = None,
 ) -> ModelBundle:
     """Fit the configured pipeline on ``train``; the same data and settings give the same model.
 
-    Metadata records the algorithm, hyperparameters, seed, the training data's
-    fingerprint, the git commit when known, library versions and, when
-    ``validation`` is given, its metrics.
+    Metadata records the algorithm (or the ``estimator`` factory), hyperparameters, seed,
+    the training data's fingerprint, the git commit and whether the work tree was dirty,
+    library versions and, when ``validation`` is given, its metrics.
     """
     validate_frame(train, spec)
     if validation is not None:
         validate_frame(validation, spec)
-    hyperparameters = coerce_hyperparameters(
-        settings.algorithm, spec.task, settings.hyperparameters
-    )
-    pipeline = build_pipeline(
-        spec, algorithm=settings.algorithm, hyperparameters=hyperparameters, seed=settings.seed
-    )
+    pipeline, hyperparameters = build_pipeline(spec, training=settings)
     pipeline.fit(coerce_features(train, spec), train[spec.target])
+    git = git_state(commit, dirty=dirty)
     metadata: dict[str, Any] = {
-        "algorithm": settings.algorithm,
+        "algorithm": settings.model_name,
         "hyperparameters": hyperparameters,
         "seed": settings.seed,
         "data_fingerprint": fingerprint(train),
         "training_rows": len(train),
-        "git_commit": git_commit(commit),
+        "git_commit": git.commit,
+        "git_dirty": git.dirty,
         "library_versions": library_versions(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    if settings.estimator is not None:
+        metadata["estimator"] = settings.estimator
+        metadata["preprocess"] = settings.preprocess
     if spec.task == "classification":
-        metadata["classes"] = [_plain(c) for c in pipeline.classes_]
+        # Classes, and for a binary target the positive label and decision threshold.
+        metadata.update(class_metadata(spec, pipeline.classes_, train[spec.target]))
     bundle = ModelBundle(pipeline=pipeline, spec=spec, metadata=metadata)
     if validation is not None:
         bundle.metadata["validation_metrics"] = evaluate_model(bundle, validation)
@@ -94,31 +113,67 @@ def train_model(
     return bundle
 
 
+# Held-out rows give the prediction baseline on their own from this many rows; below it the
+# baseline adds out-of-fold predictions of the training rows (a 22-row baseline is noise).
+MIN_HELD_OUT_PREDICTIONS = 1000
+OUT_OF_FOLD_SPLITS = 5
+
+
 def save_trained_model(
     bundle: ModelBundle,
     model_dir: str | Path,
     *,
-    reference: pd.DataFrame,
+    reference: pd.DataFrame | None = None,
+    training: pd.DataFrame | None = None,
     drift_settings: DriftSettings | None = None,
-    reference_source: str = "validation",
+    reference_source: str | None = None,
 ) -> Path:
     """Write the model and, beside it, the drift baseline and the sample request.
 
-    The baseline holds ``reference`` (held-out data the model has not been fitted
-    on, ideally) together with the model's own predictions on it, so the monitor
-    checks prediction drift as well as feature drift. The sample request is the first
-    rows of ``reference``; ``reference_source`` ("validation" or "train") is recorded
-    in the metadata so nobody mistakes in-sample rows for held-out ones.
+    ``reference`` is held-out data (the validation split) and ``training`` the
+    rows the model was fitted on; give either or both. The feature (and label)
+    baseline describes all of them. The prediction baseline is never in-sample:
+    the model's predictions on the held-out rows when there are at least
+    ``MIN_HELD_OUT_PREDICTIONS`` of them (or no training rows were given), else
+    out-of-fold predictions of the training rows (each predicted by the same
+    pipeline fitted on the other folds) together with the held-out ones. Which
+    one was used is recorded as ``prediction_source`` in the baseline and in
+    ``metadata.json``. Classifiers are monitored on the predicted-class mix
+    (``prediction``) and the score; regressors on the prediction.
+
+    The sample request is the first rows of ``reference`` (of ``training`` when
+    there is no held-out data); ``reference_source`` ("validation" or "train",
+    by default which of the two it was) is recorded in the metadata so nobody
+    mistakes in-sample rows for held-out ones.
     """
     from mlcore.drift import build_baseline  # the drift engine is needed only when saving
 
     target = check_output_dir(model_dir, what="model folder")
-    request = sample_request(reference, bundle.spec)
-    bundle.metadata["sample_request_source"] = reference_source
-    frame = reference_with_predictions(bundle, reference)
-    prediction_columns = (SCORE_COLUMN,) if SCORE_COLUMN in frame else (PREDICTION_COLUMN,)
+    request_rows = reference if reference is not None else training
+    if request_rows is None:
+        raise ConfigError("give the held-out rows (reference=) or the training rows (training=)")
+    request = sample_request(request_rows, bundle.spec)
+    bundle.metadata["sample_request_source"] = reference_source or (
+        "validation" if reference is not None else "train"
+    )
+    frames = [f for f in (training, reference) if f is not None]
+    described = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    predictions, source = _baseline_predictions(bundle, training=training, held_out=reference)
+    prediction_columns = tuple(c for c in (PREDICTION_COLUMN, SCORE_COLUMN) if c in predictions)
+    bundle.metadata["drift_baseline"] = {
+        "rows": int(described.shape[0]),
+        "prediction_rows": int(predictions.shape[0]),
+        "prediction_source": source,
+        "prediction_columns": list(prediction_columns),
+    }
+    columns = [c for c in (*bundle.spec.features, bundle.spec.target) if c in described.columns]
     baseline = build_baseline(
-        frame, bundle.spec, drift_settings or DriftSettings(), prediction_columns=prediction_columns
+        described[columns],
+        bundle.spec,
+        drift_settings or DriftSettings(),
+        prediction_columns=prediction_columns,
+        predictions=predictions,
+        prediction_source=source,
     )
     # Everything lands in a staging folder first: a full disk never leaves a model folder that
     # loads without its baseline (metadata.json, which loading needs, is published last).
@@ -136,8 +191,60 @@ def reference_with_predictions(bundle: ModelBundle, frame: pd.DataFrame) -> pd.D
     return pd.concat([features.reset_index(drop=True), predictions.reset_index(drop=True)], axis=1)
 
 
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
+def _baseline_predictions(
+    bundle: ModelBundle, *, training: pd.DataFrame | None, held_out: pd.DataFrame | None
+) -> tuple[pd.DataFrame, str]:
+    """Predictions for the prediction baseline, never of rows the model was fitted on."""
+    held = bundle.predict(held_out).reset_index(drop=True) if held_out is not None else None
+    enough = held is not None and held.shape[0] >= MIN_HELD_OUT_PREDICTIONS
+    if held is not None and (enough or training is None):
+        return held, f"held-out rows ({held.shape[0]})"
+    folds = None if training is None else _out_of_fold_predictions(bundle, training)
+    if folds is None:
+        if held is not None:
+            return held, f"held-out rows ({held.shape[0]}; too few rows per class for folds)"
+        raise ConfigError(
+            "cannot build a prediction baseline that is not in-sample: no held-out rows were "
+            "given and some class has fewer than 2 training rows for out-of-fold predictions; "
+            "give validation data"
+        )
+    parts = [folds] if held is None else [folds, held]
+    combined = pd.concat(parts, ignore_index=True)
+    described = (
+        f"out-of-fold predictions of {folds.shape[0]} training rows ({OUT_OF_FOLD_SPLITS}-fold)"
+    )
+    if held is not None:
+        described += f" and held-out rows ({held.shape[0]})"
+    return combined, described
+
+
+def _out_of_fold_predictions(bundle: ModelBundle, training: pd.DataFrame) -> pd.DataFrame | None:
+    """Each training row predicted by the same pipeline fitted on the other folds."""
+    from sklearn.base import clone
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    spec, target = bundle.spec, training[bundle.spec.target]
+    seed = int(bundle.metadata.get("seed", 0))
+    splitter: KFold | StratifiedKFold
+    if spec.task == "classification":
+        # Every fold's training part must hold every class, so the scores mean the same thing.
+        splits = min(OUT_OF_FOLD_SPLITS, int(target.value_counts().min()))
+        if splits < 2:
+            return None
+        splitter = StratifiedKFold(n_splits=splits, shuffle=True, random_state=seed)
+    else:
+        splits = min(OUT_OF_FOLD_SPLITS, int(training.shape[0]))
+        if splits < 2:
+            return None
+        splitter = KFold(n_splits=splits, shuffle=True, random_state=seed)
+    parts = []
+    for fit_rows, predict_rows in splitter.split(training, target):
+        fitted = clone(bundle.pipeline).fit(
+            coerce_features(training.iloc[fit_rows], spec), target.iloc[fit_rows]
+        )
+        fold = ModelBundle(pipeline=fitted, spec=spec, metadata=bundle.metadata)
+        parts.append(fold.predict(training.iloc[predict_rows]).set_axis(predict_rows))
+    return pd.concat(parts).sort_index().reset_index(drop=True)
 
 
 def split_hyperparameters(raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -155,40 +262,84 @@ def train_from_paths(
     target: str | None = None,
     validation: str | Path | None = None,
     spec_path: str | Path | None = None,
-    timestamp: str | None = None,
+    dataset: DatasetSettings | None = None,
     drift_settings: DriftSettings | None = None,
     commit: str | None = None,
-    id_columns: tuple[str, ...] = (),
+    dirty: bool | None = None,
+    tracking: TrackingTarget | None = None,
 ) -> ModelBundle:
-    """Load the data, resolve the spec (declared file, or inferred from ``target``) and train."""
+    """Load the data, resolve the spec and train; ``tracking`` logs the run to MLflow.
+
+    The spec is the given file; else, when ``data`` is prep's ``train/`` folder and no
+    ``target`` overrides it, prep's ``spec.json`` beside it; else it is resolved from
+    ``dataset`` (the settings) as prep resolves it, with ``target`` replacing
+    ``dataset.target``. Validation data defaults to prep's ``validation/`` beside ``train/``.
+    """
     check_output_dir(model_dir, what="model folder")  # before any work, not after training
+    spec_path, validation = _prep_outputs_beside(
+        Path(data), spec_path=spec_path, validation=validation, explicit_target=target
+    )
     train = load_table(data)
     if spec_path is not None:
         spec = DatasetSpec.load(spec_path)
-    elif target is not None:
-        present_ids = tuple(c for c in id_columns if c in train.columns)
-        ts = timestamp if timestamp in train.columns else None
-        spec = infer_spec(train, target=target, timestamp=ts, exclude=present_ids)
+    elif target is not None or dataset is not None:
+        declared = dataset if dataset is not None else DatasetSettings(target=str(target))
+        spec = resolve_spec(train, declared, target=target)
     else:
         raise ConfigError("give the target column (--target) or a dataset spec file (--spec)")
     validation_frame = load_table(validation) if validation is not None else None
-    bundle = train_model(train, spec, settings, validation=validation_frame, commit=commit)
-    if validation_frame is not None:
-        reference, source = validation_frame, "validation"
-    else:
-        logger.warning(
-            "no validation data: the drift baseline and the sample request use training rows"
-        )
-        reference, source = train, "train"
-    save_trained_model(
-        bundle,
-        model_dir,
-        reference=reference,
-        drift_settings=drift_settings,
-        reference_source=source,
+    bundle = train_model(
+        train, spec, settings, validation=validation_frame, commit=commit, dirty=dirty
     )
+    if validation_frame is None:
+        logger.warning(
+            "no validation data: the sample request uses training rows and the prediction "
+            "baseline out-of-fold predictions of them"
+        )
+
+    def save() -> None:
+        save_trained_model(
+            bundle,
+            model_dir,
+            reference=validation_frame,
+            training=train,
+            drift_settings=drift_settings,
+        )
+
+    if tracking is None:
+        save()
+    else:
+        from mlcore.tracking import RUN_ID_KEY, log_training, tracked_run
+
+        # The run is opened first so that metadata.json records its id.
+        with tracked_run(tracking, run_name=f"{tracking.project} train") as run:
+            bundle.metadata[RUN_ID_KEY] = run.run_id
+            save()
+            log_training(run, Path(model_dir))
+        logger.info("tracked as MLflow run %s at %s", run.run_id, tracking.uri)
     logger.info("model written to %s", model_dir)
     return bundle
+
+
+def _prep_outputs_beside(
+    data: Path,
+    *,
+    spec_path: str | Path | None,
+    validation: str | Path | None,
+    explicit_target: str | None,
+) -> tuple[Path | None, Path | None]:
+    """prep's spec.json and validation/ next to its train/ folder, when not given explicitly."""
+    folder = data if data.is_dir() else data.parent
+    if folder.name != "train":
+        return (Path(spec_path) if spec_path else None), (Path(validation) if validation else None)
+    root = folder.parent
+    if spec_path is None and explicit_target is None and (root / SPEC_FILE).is_file():
+        spec_path = root / SPEC_FILE
+        logger.info("using the dataset spec prep wrote: %s", spec_path)
+    if validation is None and (root / VALIDATION_DIR).is_dir():
+        validation = root / VALIDATION_DIR
+        logger.info("using the validation split prep wrote: %s", validation)
+    return (Path(spec_path) if spec_path else None), (Path(validation) if validation else None)
 
 
 @dataclass(frozen=True)
@@ -243,9 +394,14 @@ def run_sagemaker_training(
     environ: Mapping[str, str] | None = None,
     base_settings: TrainingSettings | None = None,
     drift_settings: DriftSettings | None = None,
+    dataset: DatasetSettings | None = None,
+    tracking: TrackingTarget | None = None,
 ) -> int:
     """Train under the SageMaker contract. Returns the process exit code.
 
+    Hyperparameters ``target``, ``algorithm``, ``estimator``, ``seed``, ``git_commit`` and
+    ``git_dirty`` configure mlcore; the rest go to the estimator. Without a ``spec`` channel
+    the spec is resolved from ``dataset`` (the settings) as prep resolves it.
     On failure the reason goes to ``<output>/failure`` (SageMaker shows it as the
     job's FailureReason) and the exit code is 1.
     """
@@ -257,20 +413,9 @@ def run_sagemaker_training(
                 f"no 'train' channel: expected data under {Path(root) / 'input' / 'data' / 'train'} "
                 f"or SM_CHANNEL_TRAIN; channels present: {sorted(paths.channels)}"
             )
-        base = base_settings or TrainingSettings()
-        settings = TrainingSettings(
-            algorithm=control.get("algorithm", base.algorithm),
-            hyperparameters={**base.hyperparameters, **model_hps}
-            if model_hps
-            else base.hyperparameters,
-            seed=int(control.get("seed", base.seed)),
-            validation_fraction=base.validation_fraction,
-            test_fraction=base.test_fraction,
-        )
+        settings = _container_settings(base_settings or TrainingSettings(), control, model_hps)
         spec_dir = paths.channels.get("spec")
-        spec_path = (
-            spec_dir / "spec.json" if spec_dir and (spec_dir / "spec.json").exists() else None
-        )
+        spec_path = spec_dir / SPEC_FILE if spec_dir and (spec_dir / SPEC_FILE).exists() else None
         train_from_paths(
             data=paths.channels["train"],
             validation=paths.channels.get("validation"),
@@ -278,9 +423,11 @@ def run_sagemaker_training(
             settings=settings,
             target=control.get("target"),
             spec_path=spec_path,
-            timestamp=control.get("timestamp"),
+            dataset=dataset,
             drift_settings=drift_settings,
             commit=control.get("git_commit"),
+            dirty=_flag(control.get("git_dirty")),
+            tracking=tracking,
         )
     except (MlcoreError, ValueError, OSError) as exc:
         paths.output_dir.mkdir(parents=True, exist_ok=True)
@@ -288,3 +435,31 @@ def run_sagemaker_training(
         logger.error("training failed: %s\n%s", exc, traceback.format_exc())
         return 1
     return 0
+
+
+def _container_settings(
+    base: TrainingSettings, control: Mapping[str, Any], model_hps: Mapping[str, Any]
+) -> TrainingSettings:
+    """The settings' training section with the job's hyperparameters applied.
+
+    A custom ``estimator`` (from the settings or the job) takes precedence over the
+    ``algorithm`` hyperparameter, which pipelines always pass.
+    """
+    estimator = control.get("estimator") or base.estimator
+    update: dict[str, Any] = {"seed": int(control.get("seed", base.seed)), "estimator": estimator}
+    if estimator is None:
+        update["algorithm"] = control.get("algorithm", base.algorithm)
+    if model_hps:
+        update["hyperparameters"] = {**base.hyperparameters, **model_hps}
+    return base.model_copy(update=update)
+
+
+def _flag(value: Any) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from azure.ai.ml.entities import CronTrigger, RecurrenceTrigger
 from mlops_azure import endpoint, monitoring
 from mlops_azure.config import AzureEnvironment
@@ -112,11 +113,16 @@ def test_monitor_thresholds_are_the_shared_drift_settings(
     signals = _signals(definitions)
     drift = signals["data_drift"].metric_thresholds
     # ks is monitored as normalised Wasserstein (monitoring.KS_REASON).
-    assert drift.numerical.normalized_wasserstein_distance == settings.drift.distance_threshold
+    assert (
+        drift.numerical.normalized_wasserstein_distance == settings.drift.bands.wasserstein.moderate
+    )
     assert drift.categorical.pearsons_chi_squared_test == settings.drift.p_value_threshold
     prediction = signals["prediction_drift"].metric_thresholds
     assert prediction.categorical.pearsons_chi_squared_test == settings.drift.p_value_threshold
-    assert prediction.numerical.normalized_wasserstein_distance == settings.drift.distance_threshold
+    assert (
+        prediction.numerical.normalized_wasserstein_distance
+        == settings.drift.bands.wasserstein.moderate
+    )
     reference = signals["data_drift"].reference_data
     assert reference.data_column_names == {"target_column": "will_leave"}
 
@@ -128,9 +134,11 @@ def test_changing_mlops_yaml_changes_the_monitor(dev_env: AzureEnvironment) -> N
             "drift": {
                 "numeric_method": "psi",
                 "categorical_method": "jensenshannon",
-                "psi_threshold": 0.25,
-                "distance_threshold": 0.07,
-                "missing_rate_threshold": 0.02,
+                "bands": {
+                    "psi": {"moderate": 0.25, "major": 0.3},
+                    "jensenshannon": {"moderate": 0.07, "major": 0.2},
+                    "missing_rate": {"moderate": 0.01, "major": 0.02},
+                },
             },
             "monitoring": {"alert_emails": ["owner@example.com"], "schedule": "rate(6 hours)"},
         },
@@ -151,15 +159,26 @@ def test_changing_mlops_yaml_changes_the_monitor(dev_env: AzureEnvironment) -> N
     assert (monitor.trigger.frequency, monitor.trigger.interval) == ("hour", 6)
 
 
+def test_a_regression_task_on_a_classification_monitor_is_refused(
+    dev_env: AzureEnvironment,
+) -> None:
+    # A regression task needs regression gate metrics: the fixture gates on auc, and
+    # overrides merge into its min_metrics rather than replace them.
+    data = yaml.safe_load(SETTINGS_FILE.read_text())
+    data["dataset"]["task"] = "regression"
+    data["gate"] = {"primary_metric": "r2", "min_metrics": {"r2": 0.0}}
+    settings = MlopsSettings.model_validate(data)
+    with pytest.raises(ConfigError, match=r"dataset\.task 'regression'.*ml_task 'classification'"):
+        monitoring.build_monitor_schedule(
+            dev_env, settings, deployment_name="blue", reference_data="azureml:r:1"
+        )
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
         ({"drift": {"numeric_method": "kl"}}, "numeric_method 'kl' has no Azure ML"),
         ({"drift": {"categorical_method": "kl"}}, "categorical_method 'kl' has no Azure ML"),
-        (
-            {"dataset": {"task": "regression"}},
-            "dataset.task 'regression'.*ml_task 'classification'",
-        ),
         ({"monitoring": {"schedule": "cron(0 12 * * ? 2027)"}}, "cannot run on Azure ML"),
     ],
 )

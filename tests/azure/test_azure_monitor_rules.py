@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from mlops_azure import monitoring
 from mlops_azure.config import AzureEnvironment
 from mlops_azure.definitions import Definitions
@@ -21,7 +22,7 @@ from mlops_azure.jobs.reference import azure_outputs, build_reference, output_co
 from mlops_azure.monitoring import CATEGORICAL_METRICS, NUMERICAL_METRICS, AzureMetric, Refused
 
 from mlcore.errors import ConfigError
-from mlcore.settings import DriftSettings, MlopsSettings, load_settings
+from mlcore.settings import DriftBands, DriftSettings, MlopsSettings, load_settings
 
 SETTINGS = Path(__file__).parent / "fixtures" / "mlops.yaml"
 
@@ -95,7 +96,10 @@ def test_every_mapping_names_a_metric_azure_computes_for_that_type(
     for method, entry in table.items():
         if isinstance(entry, AzureMetric):
             assert entry.field in allowed, method
-            assert entry.threshold_setting in DriftSettings.model_fields, method
+            # A test's p-value threshold, or the graded bands of a distance (drift.bands.<name>).
+            assert entry.threshold_setting == "p_value_threshold" or (
+                entry.threshold_setting in DriftBands.model_fields
+            ), method
 
 
 def test_every_mlcore_method_is_in_the_table_mapped_or_refused() -> None:
@@ -165,16 +169,16 @@ def test_model_outputs_and_the_reference_share_the_prediction_columns(any_model)
     assert reference[bundle.spec.target].tolist() == predicted.tolist()
 
 
-def test_null_value_rate_is_an_absolute_rate_from_missing_rate_threshold(
+def test_null_value_rate_is_an_absolute_rate_from_the_missing_rate_band(
     definitions: Definitions, settings: MlopsSettings
 ) -> None:
     # Rule: Azure's null_value_rate is the share of nulls in production, compared as is
     # (azureml-assets data_quality_compute_metrics/compute_data_quality_metrics.py); mlcore's
-    # missing_rate_threshold is an increase over the reference. The README's monitor
-    # mapping says so; here the number passed is the setting, unchanged.
+    # drift.bands.missing_rate grades an increase over the reference. The README's monitor
+    # mapping says so; here the number passed is the major band, unchanged.
     quality = _signals(definitions)["data_quality"].metric_thresholds
-    assert quality.numerical.null_value_rate == settings.drift.missing_rate_threshold
-    assert quality.categorical.null_value_rate == settings.drift.missing_rate_threshold
+    assert quality.numerical.null_value_rate == settings.drift.bands.missing_rate.major
+    assert quality.categorical.null_value_rate == settings.drift.bands.missing_rate.major
 
 
 def test_the_readme_lists_the_mapping_and_what_azure_lacks() -> None:
@@ -182,12 +186,16 @@ def test_the_readme_lists_the_mapping_and_what_azure_lacks() -> None:
     section = readme[readme.index("### Monitor mapping") :]
     for method in NUMERICAL_METRICS:
         assert f"`{method}`" in section, method
-    for threshold in ("min_effect_size", "dataset_drift_share", "missing_rate_threshold"):
+    for threshold in ("bands.ks", "dataset_drift_share", "bands.missing_rate"):
         assert threshold in section, threshold
 
 
 def test_regression_monitors_its_numeric_output_only(dev_env: AzureEnvironment) -> None:
-    settings = load_settings(SETTINGS, overrides={"dataset": {"task": "regression"}})
+    # The gate is replaced, not merged: the fixture's auc floor is no regression metric.
+    data = yaml.safe_load(SETTINGS.read_text())
+    data["dataset"]["task"] = "regression"
+    data["gate"] = {"primary_metric": "r2", "min_metrics": {"r2": 0.0}}
+    settings = MlopsSettings.model_validate(data)
     env = dev_env.model_copy(
         update={"monitoring": dev_env.monitoring.model_copy(update={"ml_task": None})}
     )
@@ -195,7 +203,10 @@ def test_regression_monitors_its_numeric_output_only(dev_env: AzureEnvironment) 
         env, settings, deployment_name="blue", reference_data="azureml:r:1"
     )
     prediction = monitor.create_monitor.monitoring_signals["prediction_drift"].metric_thresholds
-    assert prediction.numerical.normalized_wasserstein_distance == settings.drift.distance_threshold
+    assert (
+        prediction.numerical.normalized_wasserstein_distance
+        == settings.drift.bands.wasserstein.moderate
+    )
     assert prediction.categorical is None
 
 

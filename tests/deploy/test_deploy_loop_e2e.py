@@ -33,7 +33,7 @@ from mlcore.cli import main as mlcore_main
 from mlcore.data import CHURN_SPEC, make_churn
 from mlcore.quality import add_quality_parser
 from mlcore.serve import serve_in_thread
-from mlcore.settings import load_settings
+from mlcore.settings import load_settings, resolve_settings_path
 from mlcore.train import save_trained_model, train_model
 from pipelines.monitoring import jobs, metrics, retrain
 
@@ -56,7 +56,7 @@ _COMPARE = {
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    settings = load_settings(REPO / "mlops.yaml")
+    settings = load_settings(resolve_settings_path())
     data = make_churn(4_000, seed=3)
     train, holdout = data.iloc[:3_000], data.iloc[3_000:]
     bundle = train_model(train, CHURN_SPEC, settings.training)
@@ -92,7 +92,7 @@ def _job_workspace(tmp: Path, capture_root: Path, model: Path) -> Path:
     shutil.copytree(capture_root, root / "input" / "capture")
     shutil.copytree(model, root / "input" / "model")
     (root / "input" / "settings").mkdir(parents=True)
-    shutil.copy(REPO / "mlops.yaml", root / "input" / "settings" / "mlops.yaml")
+    shutil.copy(resolve_settings_path(), root / "input" / "settings" / "mlops.yaml")
     return root
 
 
@@ -286,7 +286,9 @@ def test_late_labels_that_disagree_raise_the_quality_alarm_and_a_retrain(
     report = json.loads((root / "output" / "quality_report.json").read_text())
     assert report["rows"] == 250 and report["unlabelled_predictions"] == 50
     assert report["below_threshold"] is True
-    assert set(report["slices"]) == {"region", "contract_type"}
+    assert set(report["slices"]) == set(
+        load_settings(resolve_settings_path()).dataset.slice_columns
+    )
 
     alarm = _deployed(
         deploy_app,

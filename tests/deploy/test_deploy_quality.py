@@ -12,9 +12,11 @@ import pytest
 
 from mlcore.data import DatasetSpec
 from mlcore.errors import ConfigError, DataError
+from mlcore.problem import Problem
 from mlcore.quality import (
     evaluate_quality,
     join_ground_truth,
+    problem_from_model_dir,
     read_ground_truth,
     spec_from_model_dir,
     write_quality_outputs,
@@ -24,6 +26,7 @@ from mlcore.settings import load_settings
 SPEC = DatasetSpec(
     target="churned", numeric=("age",), categorical=("region",), task="classification"
 )
+PROBLEM = Problem(task="classification", classes=(0, 1), positive_label=1, decision_threshold=0.5)
 
 
 def _predictions(n: int = 200, seed: int = 0) -> pd.DataFrame:
@@ -78,7 +81,7 @@ def test_a_label_given_twice_is_an_error() -> None:
 def test_agreeing_labels_give_perfect_metrics_and_no_breach() -> None:
     predictions = _predictions()
     joined = join_ground_truth(predictions, _labels_agreeing(predictions), target="churned")
-    report = evaluate_quality(joined, spec=SPEC, settings=_settings())
+    report = evaluate_quality(joined, spec=SPEC, problem=PROBLEM, settings=_settings())
     assert report.metrics["accuracy"] == 1.0 and report.primary_value == 1.0
     assert not report.below_threshold
     assert set(report.slices["region"]) == {"north", "south"}
@@ -89,7 +92,10 @@ def test_reversed_labels_breach_the_floor() -> None:
     predictions = _predictions()
     labels = _labels_agreeing(predictions).assign(churned=lambda f: 1 - f["churned"])
     report = evaluate_quality(
-        join_ground_truth(predictions, labels, target="churned"), spec=SPEC, settings=_settings()
+        join_ground_truth(predictions, labels, target="churned"),
+        spec=SPEC,
+        problem=PROBLEM,
+        settings=_settings(),
     )
     assert report.primary_value < 0.1 and report.below_threshold
 
@@ -98,7 +104,10 @@ def test_one_class_traffic_gives_nan_auc_not_a_false_alarm() -> None:
     predictions = _predictions()
     labels = _labels_agreeing(predictions).assign(churned=0)
     report = evaluate_quality(
-        join_ground_truth(predictions, labels, target="churned"), spec=SPEC, settings=_settings()
+        join_ground_truth(predictions, labels, target="churned"),
+        spec=SPEC,
+        problem=PROBLEM,
+        settings=_settings(),
     )
     assert np.isnan(report.primary_value) and not report.below_threshold
 
@@ -107,14 +116,14 @@ def test_lower_is_better_primary_metric_is_refused() -> None:
     predictions = _predictions()
     joined = join_ground_truth(predictions, _labels_agreeing(predictions), target="churned")
     with pytest.raises(ConfigError, match="lower is better"):
-        evaluate_quality(joined, spec=SPEC, settings=_settings(primary="log_loss"))
+        evaluate_quality(joined, spec=SPEC, problem=PROBLEM, settings=_settings(primary="log_loss"))
 
 
 def test_no_labelled_rows_says_how_to_fix_it() -> None:
     labels = pd.DataFrame({"inference_id": ["other"], "churned": [1]})
     joined = join_ground_truth(_predictions(5), labels, target="churned")
     with pytest.raises(DataError, match="inference id"):
-        evaluate_quality(joined, spec=SPEC, settings=_settings())
+        evaluate_quality(joined, spec=SPEC, problem=PROBLEM, settings=_settings())
 
 
 def test_unknown_slice_column_is_an_error() -> None:
@@ -122,7 +131,7 @@ def test_unknown_slice_column_is_an_error() -> None:
     joined = join_ground_truth(predictions, _labels_agreeing(predictions), target="churned")
     settings = load_settings(None, overrides={"dataset": {"slice_columns": ["plan"]}})
     with pytest.raises(DataError, match="slice_columns"):
-        evaluate_quality(joined, spec=SPEC, settings=settings)
+        evaluate_quality(joined, spec=SPEC, problem=PROBLEM, settings=settings)
 
 
 def test_sagemaker_ground_truth_jsonl_is_read_with_numeric_labels(tmp_path: Path) -> None:
@@ -173,9 +182,116 @@ def test_outputs_are_valid_json_in_sagemaker_layout(tmp_path: Path) -> None:
     predictions = _predictions()
     labels = _labels_agreeing(predictions).assign(churned=0)
     report = evaluate_quality(
-        join_ground_truth(predictions, labels, target="churned"), spec=SPEC, settings=_settings()
+        join_ground_truth(predictions, labels, target="churned"),
+        spec=SPEC,
+        problem=PROBLEM,
+        settings=_settings(),
     )
     paths = write_quality_outputs(report, tmp_path)
     evaluation = json.loads(paths["evaluation"].read_text())
-    assert evaluation["binary_classification_metrics"]["auc"]["value"] in (None, "NaN")
+    assert evaluation["binary_classification_metrics"]["auc"]["value"] is None
     assert json.loads(paths["quality_report"].read_text())["rows"] == 200
+
+
+SPECIES = ("setosa", "versicolor", "virginica")
+MULTICLASS = Problem(task="classification", classes=SPECIES)
+IRIS_SPEC = DatasetSpec(
+    target="species", numeric=("petal",), categorical=("region",), task="classification"
+)
+
+
+def _multiclass_window(n: int = 200, seed: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Captured predictions of a 3-class model in a window where only two classes occur."""
+    rng = np.random.default_rng(seed)
+    truth = rng.choice(["versicolor", "virginica"], size=n)
+    wrong = rng.uniform(size=n) < 0.1
+    prediction = np.where(wrong, np.where(truth == "virginica", "versicolor", "virginica"), truth)
+    predictions = pd.DataFrame(
+        {
+            "petal": rng.uniform(3, 7, size=n),
+            "region": np.where(np.arange(n) % 2 == 0, "north", "south"),
+            "prediction": prediction,
+            "score": rng.uniform(0.5, 1.0, size=n),  # the predicted class's probability
+            "inference_id": [f"id-{i}" for i in range(n)],
+        }
+    )
+    labels = pd.DataFrame({"inference_id": predictions["inference_id"], "species": truth})
+    return predictions, labels
+
+
+def _multiclass_settings(primary: str):  # type: ignore[no-untyped-def]
+    return load_settings(
+        None,
+        overrides={"gate": {"primary_metric": primary}, "dataset": {"slice_columns": ["region"]}},
+    )
+
+
+def test_live_multiclass_metrics_never_fall_back_to_a_binary_computation() -> None:
+    predictions, labels = _multiclass_window()
+    report = evaluate_quality(
+        join_ground_truth(predictions, labels, target="species"),
+        spec=IRIS_SPEC,
+        problem=MULTICLASS,
+        settings=_multiclass_settings("accuracy"),
+    )
+    # Two classes in the window, but the model has three: still multiclass, and no AUC
+    # from the predicted class's probability.
+    assert report.problem["problem_type"] == "multiclass_classification"
+    assert np.isnan(report.metrics["auc"]) and "f1" not in report.metrics
+    assert report.metrics["accuracy"] == pytest.approx(0.9, abs=0.05)
+    assert np.isnan(report.slices["region"]["north"]["auc"])
+    assert any("auc and log_loss are null" in note for note in report.notes)
+    assert set(report.confusion_matrix or {}) == set(SPECIES)
+
+
+def test_live_multiclass_outputs_use_the_multiclass_section(tmp_path: Path) -> None:
+    predictions, labels = _multiclass_window()
+    report = evaluate_quality(
+        join_ground_truth(predictions, labels, target="species"),
+        spec=IRIS_SPEC,
+        problem=MULTICLASS,
+        settings=_multiclass_settings("weighted_f1"),
+    )
+    evaluation = json.loads(write_quality_outputs(report, tmp_path)["evaluation"].read_text())
+    assert "binary_classification_metrics" not in evaluation
+    assert evaluation["multiclass_classification_metrics"]["auc"]["value"] is None
+
+
+def test_a_multiclass_primary_metric_that_needs_probabilities_is_refused() -> None:
+    predictions, labels = _multiclass_window()
+    joined = join_ground_truth(predictions, labels, target="species")
+    with pytest.raises(ConfigError, match="accuracy or weighted_f1"):
+        evaluate_quality(
+            joined, spec=IRIS_SPEC, problem=MULTICLASS, settings=_multiclass_settings("auc")
+        )
+
+
+def test_a_binary_window_scores_the_recorded_positive_label(tmp_path: Path) -> None:
+    # The positive label is "stay" here, recorded in the model's metadata: the captured
+    # score is P("stay") and recall is about finding "stay".
+    (tmp_path / "metadata.json").write_text(
+        json.dumps(
+            {
+                "spec": SPEC.to_dict(),
+                "classes": ["leave", "stay"],
+                "positive_label": "stay",
+                "positive_label_rule": "declared in dataset.positive_label",
+                "decision_threshold": 0.5,
+            }
+        )
+    )
+    problem = problem_from_model_dir(tmp_path)
+    assert problem.positive_label == "stay" and problem.decision_threshold == 0.5
+    predictions = _predictions()
+    predictions["prediction"] = np.where(predictions["score"] >= 0.5, "stay", "leave")
+    labels = pd.DataFrame(
+        {"inference_id": predictions["inference_id"], "churned": predictions["prediction"]}
+    )
+    report = evaluate_quality(
+        join_ground_truth(predictions, labels, target="churned"),
+        spec=SPEC,
+        problem=problem,
+        settings=_settings(),
+    )
+    assert report.metrics["auc"] == 1.0 and report.metrics["recall"] == 1.0
+    assert report.problem["positive_label"] == "stay"

@@ -12,7 +12,7 @@ import pytest
 
 from mlcore.cli import EXIT_ERROR, EXIT_GATE_FAILED, build_parser, main, settings_from_args
 
-SUBCOMMANDS = ("prep", "train", "evaluate", "drift", "quality", "serve", "demo")
+SUBCOMMANDS = ("init", "prep", "train", "evaluate", "drift", "quality", "serve", "demo", "extras")
 
 
 def test_every_subcommand_has_help() -> None:
@@ -167,7 +167,9 @@ def test_bad_input_is_a_clear_error_not_a_traceback(
     )
     assert code == EXIT_ERROR
     err = capsys.readouterr().err
-    assert err.startswith("error: target column 'label' not found") and "Traceback" not in err
+    assert err.startswith("error: the settings name columns that are not in the data")
+    assert "target (dataset.target or --target) names column 'label'" in err
+    assert "Traceback" not in err
     assert not (tmp_path / "m").exists()
 
 
@@ -243,3 +245,113 @@ def test_settings_file_comes_from_the_environment_when_no_option_is_given(
         ["prep", "--data", "x", "--output", "y", "--settings", str(explicit)]
     )
     assert settings_from_args(args).project == "from-option"
+
+
+def test_help_starts_without_importing_mlflow_or_the_estimator_libraries() -> None:
+    # Tracking and optional estimators load only when a command needs them.
+    code = (
+        "import sys\n"
+        "from mlcore.cli import build_parser\n"
+        "build_parser()\n"
+        "print(sorted(m for m in ('mlflow', 'xgboost', 'lightgbm', 'pandas') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert "mlflow" not in result.stdout and "xgboost" not in result.stdout
+    assert "lightgbm" not in result.stdout
+
+
+def test_prep_reads_dataset_path_from_the_settings_when_no_data_is_given(
+    tmp_path: Path, raw_csv: Path
+) -> None:
+    settings = tmp_path / "mlops.yaml"
+    settings.write_text(
+        "project: customers\n"
+        f"dataset:\n  path: {raw_csv}\n  target: churned\n  id_columns: [customer_id]\n"
+        "  timestamp: event_time\n"
+    )
+    assert main(["prep", "--output", str(tmp_path / "prep"), "--settings", str(settings)]) == 0
+    lineage = json.loads((tmp_path / "prep" / "lineage.json").read_text())
+    assert lineage["source"] == str(raw_csv) and lineage["rows"] == 3_000
+
+
+def test_prep_without_data_or_dataset_path_says_how_to_give_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["prep", "--output", str(tmp_path / "prep")]) == EXIT_ERROR
+    assert "give --data, or set dataset.path" in capsys.readouterr().err
+
+
+def test_train_finds_the_spec_and_validation_prep_wrote_beside_train(
+    tmp_path: Path, raw_csv: Path, fast_settings: Path
+) -> None:
+    settings = ["--settings", str(fast_settings)]
+    assert (
+        main(["prep", "--data", str(raw_csv), "--output", str(tmp_path / "prep"), *settings]) == 0
+    )
+    # No --spec, no --validation, no --target: prep's outputs are found beside train/.
+    code = main(
+        [
+            "train",
+            "--data",
+            str(tmp_path / "prep" / "train"),
+            "--model-dir",
+            str(tmp_path / "model"),
+            *settings,
+        ]
+    )
+    assert code == 0
+    metadata = json.loads((tmp_path / "model" / "metadata.json").read_text())
+    prep_spec = json.loads((tmp_path / "prep" / "spec.json").read_text())
+    assert metadata["spec"] == prep_spec
+    assert metadata["sample_request_source"] == "validation" and metadata["validation_metrics"]
+
+
+def test_train_with_a_target_honours_the_declared_types_and_task(tmp_path: Path) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(
+        {
+            "plot_id": np.arange(400) + 1000,
+            "soil_code": rng.integers(1, 4, 400),
+            "rain_mm": rng.normal(50, 10, 400),
+        }
+    )
+    # A whole-number target that dtype inference would call classes: the settings say regression.
+    frame["yield_kg"] = (frame["rain_mm"] * 3 + frame["soil_code"] * 10).round()
+    frame.to_csv(tmp_path / "plots.csv", index=False)
+    settings = tmp_path / "mlops.yaml"
+    settings.write_text(
+        "project: harvest\n"
+        "dataset:\n  path: plots.csv\n  target: yield_kg\n  task: regression\n"
+        "  categorical: [soil_code]\n  id_columns: [plot_id]\n"
+        "training:\n  algorithm: ridge\n"
+    )
+    code = main(
+        [
+            "train",
+            "--data",
+            str(tmp_path / "plots.csv"),
+            "--target",
+            "yield_kg",
+            "--model-dir",
+            str(tmp_path / "m"),
+            "--settings",
+            str(settings),
+        ]
+    )
+    assert code == 0
+    spec = json.loads((tmp_path / "m" / "metadata.json").read_text())["spec"]
+    assert spec["task"] == "regression" and spec["categorical"] == ["soil_code"]
+    assert "plot_id" not in spec["numeric"]
+
+
+def test_extras_prints_what_the_settings_need(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = tmp_path / "mlops.yaml"
+    settings.write_text("training:\n  algorithm: lightgbm\n")
+    assert main(["extras", "--settings", str(settings)]) == 0
+    assert capsys.readouterr().out.strip() == "lightgbm"

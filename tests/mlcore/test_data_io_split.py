@@ -1,10 +1,16 @@
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
 import pytest
 
 from mlcore.data import CHURN_SPEC, fingerprint, load_table, make_churn, save_table, split_frame
-from mlcore.errors import DataError
+from mlcore.errors import ConfigError, DataError
+from mlcore.prep import PrepResult, prepare, resolve_spec
+from mlcore.settings import load_settings
 
 
 def test_csv_and_parquet_load_to_the_same_table(tmp_path, churn_frame: pd.DataFrame) -> None:
@@ -46,6 +52,67 @@ def test_split_by_time_puts_the_most_recent_rows_in_test(churn_frame: pd.DataFra
     split = split_frame(churn_frame, CHURN_SPEC, by_time=True)
     assert split.train["event_time"].max() <= split.validation["event_time"].min()
     assert split.validation["event_time"].max() <= split.test["event_time"].min()
+
+
+def _shuffled_events(rows: int = 400) -> pd.DataFrame:
+    """A table whose row order is not its time order, with its own column names."""
+    rng = np.random.default_rng(4)
+    return pd.DataFrame(
+        {
+            "observed": pd.Timestamp("2024-03-01")
+            + pd.to_timedelta(rng.permutation(rows), unit="D"),
+            "reading": rng.normal(size=rows),
+            "ok": rng.choice([0, 1], size=rows),
+        }
+    )
+
+
+def _prep(frame: pd.DataFrame, tmp_path: Path, **training: object) -> PrepResult:
+    # A declared timestamp must be a column of the data (a misspelt one is an error), so the
+    # settings declare one exactly when the frame has it.
+    timestamp = "observed" if "observed" in frame.columns else None
+    settings = load_settings(
+        overrides={
+            "project": "events",
+            "dataset": {"target": "ok", "timestamp": timestamp, "id_columns": []},
+            "training": training,
+        }
+    )
+    spec = resolve_spec(frame, settings.dataset)
+    return prepare(frame, spec, settings, tmp_path / "prep", source="test")
+
+
+def test_prep_splits_by_time_by_default_when_a_timestamp_is_declared(tmp_path: Path) -> None:
+    # Before: split_frame(by_time=...) existed but prep always shuffled.
+    result = _prep(_shuffled_events(), tmp_path)
+    split = result.split
+    assert split.train["observed"].max() < split.validation["observed"].min()
+    assert split.validation["observed"].max() < split.test["observed"].min()
+    assert result.lineage["split"] == "time"
+    lineage = json.loads((tmp_path / "prep" / "lineage.json").read_text())
+    assert lineage["split"] == "time"
+
+
+def test_training_split_random_shuffles_despite_a_timestamp(tmp_path: Path) -> None:
+    result = _prep(_shuffled_events(), tmp_path, split="random")
+    assert result.lineage["split"] == "random"
+    assert result.split.test["observed"].min() < result.split.train["observed"].max()
+
+
+def test_a_time_split_without_a_timestamp_column_is_an_error(tmp_path: Path) -> None:
+    frame = _shuffled_events().drop(columns=["observed"])
+    with pytest.raises(
+        ConfigError, match=r"training.split is 'time' but the data has no timestamp"
+    ):
+        _prep(frame, tmp_path, split="time")
+
+
+def test_without_a_timestamp_auto_is_a_seeded_random_split(tmp_path: Path) -> None:
+    frame = _shuffled_events().drop(columns=["observed"])
+    first = _prep(frame, tmp_path / "a")
+    second = _prep(frame, tmp_path / "b")
+    assert first.lineage["split"] == "random"
+    pd.testing.assert_frame_equal(first.split.test, second.split.test)
 
 
 def test_split_refuses_fractions_that_leave_no_training_rows(churn_frame: pd.DataFrame) -> None:

@@ -37,6 +37,13 @@ def _frame(seed: int, *, shift: float = 0.0, rows: int = 3000) -> pd.DataFrame:
     )
 
 
+@pytest.fixture(autouse=True)
+def _outside_the_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tests never read the repository's mlops.yaml: run where there is none, as a user would.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLOPS_SETTINGS", raising=False)
+
+
 def run(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     add_drift_parser(parser.add_subparsers())
@@ -53,7 +60,7 @@ def files(tmp_path: Path) -> dict[str, Path]:
         "shifted": tmp_path / "shifted.csv",
     }
     _frame(1).to_csv(paths["reference"], index=False)
-    _frame(2).to_parquet(paths["same"])
+    _frame(12).to_parquet(paths["same"])
     _frame(3, shift=1.0).to_csv(paths["shifted"], index=False)
     return paths
 
@@ -75,10 +82,11 @@ def test_drift_found_exits_zero_and_writes_every_file(
     assert code == 0
     assert {p.name for p in out.iterdir()} == OUTPUT_FILES
     report = json.loads((out / "drift_report.json").read_text())
-    assert report["drifted_features"] == ["charges"]
+    assert report["drifted_features"] == ["charges"] and report["grade"] == "major"
     assert "charges" in capsys.readouterr().out
     violations = json.loads((out / "constraint_violations.json").read_text())["violations"]
-    assert [v["feature_name"] for v in violations] == ["charges"]
+    drift = [v for v in violations if v["constraint_check_type"] == "baseline_drift_check"]
+    assert {v["feature_name"] for v in drift} >= {"charges"}
 
 
 def test_no_drift_also_exits_zero_and_says_so(tmp_path: Path, files: dict[str, Path]) -> None:
@@ -98,12 +106,15 @@ def test_no_drift_also_exits_zero_and_says_so(tmp_path: Path, files: dict[str, P
     )
     report = json.loads((out / "drift_report.json").read_text())
     assert report["dataset_drift"] is False and report["drifted_features"] == []
+    assert report["grade"] == "none"
     assert json.loads((out / "constraint_violations.json").read_text()) == {"violations": []}
 
 
 def test_settings_file_sets_the_thresholds(tmp_path: Path, files: dict[str, Path]) -> None:
     settings = tmp_path / "mlops.yaml"
-    settings.write_text("drift:\n  numeric_method: psi\n  psi_bins: 4\n")
+    settings.write_text(
+        "drift:\n  numeric_method: psi\n  psi_bins: 4\n  domain_classifier: {enabled: false}\n"
+    )
     out = tmp_path / "out"
     run(
         [
@@ -146,6 +157,15 @@ def test_baseline_of_a_model_folder_checks_captured_traffic(
     assert [p["name"] for p in report["predictions"]] == ["score"]
     assert report["prediction_drift"] is True
     assert report["mode"] == ("streaming" if streaming else "exact")
+    assert report["extra_columns"] == []  # capture's outputs and metadata are expected
+
+
+def test_capture_columns_beside_the_features_are_known_to_the_drift_job() -> None:
+    from mlcore.capture import capture_columns
+    from mlcore.drift.sources import CAPTURE_METADATA_COLUMNS
+
+    classifier = DatasetSpec(target="y", numeric=("x",))
+    assert set(capture_columns(classifier)) - {"x"} == set(CAPTURE_METADATA_COLUMNS)
 
 
 def _write_capture(path: Path, frame: pd.DataFrame, *, batch: int = 50) -> None:
@@ -184,7 +204,7 @@ def _write_capture(path: Path, frame: pd.DataFrame, *, batch: int = 50) -> None:
     ("extra", "message"),
     [
         (["--current", "missing.csv"], "does not exist"),
-        (["--current", "shifted.csv", "--target", "nope"], "target column 'nope' is not in"),
+        (["--current", "shifted.csv", "--reference-mode", "previous_window"], "needs event times"),
         (["--current", "notes.txt"], "unsupported file type"),
     ],
 )
@@ -219,3 +239,143 @@ def test_a_folder_without_a_baseline_is_refused(
     )
     assert code != 0
     assert "no drift baseline" in capsys.readouterr().err
+
+
+def test_any_pair_of_csvs_without_a_target_works_from_any_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No mlops.yaml here, and the default target ("churned") is in neither table.
+    rng = np.random.default_rng(5)
+    first = pd.DataFrame(
+        {"height": rng.normal(170, 10, 2000), "city": rng.choice(["x", "y"], 2000)}
+    )
+    second = first.assign(height=first["height"] + 8)
+    first.to_csv(tmp_path / "a.csv", index=False)
+    second.to_csv(tmp_path / "b.csv", index=False)
+    code = main(["drift", "--reference", "a.csv", "--current", "b.csv", "--output", "out"])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "out" / "drift_report.json").read_text())
+    assert [f["name"] for f in report["features"]] == ["height", "city"]
+    assert report["drifted_features"] == ["height"] and report["labels"] == []
+    assert report["reference"] == {
+        "mode": "data",
+        "source": "a.csv",
+        "window_start": None,
+        "window_end": None,
+    }
+
+
+def test_the_target_of_a_table_pair_is_monitored_as_label_drift(
+    tmp_path: Path, files: dict[str, Path]
+) -> None:
+    flipped = _frame(12).assign(churned=1)
+    flipped.to_csv(tmp_path / "flipped.csv", index=False)
+    run(["--reference", str(files["reference"]), "--current", "flipped.csv", "--output", "out"])
+    report = json.loads((tmp_path / "out" / "drift_report.json").read_text())
+    assert "churned" not in [f["name"] for f in report["features"]]
+    assert report["label_grade"] == "major" and report["label_drift"] is True
+    assert report["grade"] == "none"  # the features did not move
+
+
+def _seasonal_history(tmp_path: Path) -> Path:
+    """Two winters and a summer: coats sell in winter, every year. (The domain classifier is
+    tested on its own; off here, each report rests on the two columns alone.)"""
+    (tmp_path / "mlops.yaml").write_text("drift:\n  domain_classifier: {enabled: false}\n")
+    rng = np.random.default_rng(11)
+    times = pd.date_range("2024-11-01", "2026-02-28", freq="2h", tz="UTC")
+    winter = times.month.isin([11, 12, 1, 2])
+    history = pd.DataFrame(
+        {
+            "event_time": times.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "coat_sales": rng.normal(np.where(winter, 80.0, 20.0), 5.0),
+            "region": rng.choice(["north", "south"], len(times)),
+        }
+    )
+    history.to_csv(tmp_path / "history.csv", index=False)
+    return tmp_path / "history.csv"
+
+
+def test_winter_traffic_is_compared_with_last_winter_and_the_window_is_recorded(
+    tmp_path: Path,
+) -> None:
+    history = _seasonal_history(tmp_path)
+    frame = pd.read_csv(history)
+    this_winter = frame[frame["event_time"].between("2026-01-05", "2026-01-19")]
+    this_winter.to_csv(tmp_path / "now.csv", index=False)
+    summer = frame[frame["event_time"].between("2025-06-01", "2025-09-01")]
+    summer.to_csv(tmp_path / "summer.csv", index=False)
+    # Against a summer reference, winter drifts ...
+    run(["--reference", "summer.csv", "--current", "now.csv", "--output", "vs-summer"])
+    against_summer = json.loads((tmp_path / "vs-summer" / "drift_report.json").read_text())
+    assert against_summer["grade"] == "major"
+    # ... against the same weeks a year earlier it does not.
+    run(
+        [
+            *("--reference", str(history), "--current", "now.csv", "--output", "vs-last-year"),
+            *("--reference-mode", "same_period_last_year"),
+        ]
+    )
+    report = json.loads((tmp_path / "vs-last-year" / "drift_report.json").read_text())
+    assert report["grade"] == "none"
+    assert report["reference"]["mode"] == "same_period_last_year"
+    assert report["reference"]["window_start"].startswith("2025-01-06")  # 364 days earlier
+    assert report["reference_rows"] == 14 * 12  # two-hourly rows of the same 14 days
+
+
+def test_the_previous_window_is_the_same_length_just_before(tmp_path: Path) -> None:
+    history = _seasonal_history(tmp_path)
+    frame = pd.read_csv(history)
+    frame[frame["event_time"].between("2026-01-25", "2026-02-15")].to_csv(
+        tmp_path / "weeks.csv", index=False
+    )
+    settings = tmp_path / "mlops.yaml"  # the mode from mlops.yaml, as the monitors set it
+    settings.write_text(
+        "drift:\n  reference: {mode: previous_window}\n  domain_classifier: {enabled: false}\n"
+    )
+    run(["--reference", str(history), "--current", "weeks.csv", "--output", "out"])
+    report = json.loads((tmp_path / "out" / "drift_report.json").read_text())
+    assert report["reference"]["mode"] == "previous_window"
+    assert report["reference"]["window_end"] < "2026-01-25"
+    assert report["reference"]["window_start"].startswith("2026-01-04")
+    assert report["reference_rows"] == 21 * 12 - 1  # the window is 2 hours short of 21 days
+    assert report["grade"] == "none"
+
+
+def test_a_window_reference_without_reference_data_is_refused(
+    tmp_path: Path, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    model_dir = tmp_path / "model"
+    build_baseline(_frame(1), SPEC).save(model_dir / "baseline")
+    code = main(
+        [
+            *("drift", "--baseline", str(model_dir), "--current", str(files["same"])),
+            *("--output", "o", "--reference-mode", "same_period_last_year"),
+        ]
+    )
+    assert code != 0
+    assert "pass --reference PATH" in capsys.readouterr().err
+
+
+def test_an_empty_previous_window_is_insufficient_data_not_an_error(tmp_path: Path) -> None:
+    history = _seasonal_history(tmp_path)
+    frame = pd.read_csv(history)
+    frame.iloc[:50].to_csv(tmp_path / "first.csv", index=False)  # nothing before it
+    code = run(
+        [
+            *("--reference", str(history), "--current", "first.csv", "--output", "out"),
+            *("--reference-mode", "previous_window"),
+        ]
+    )
+    assert code == 0
+    report = json.loads((tmp_path / "out" / "drift_report.json").read_text())
+    assert report["grade"] == "insufficient_data" and report["dataset_drift"] is False
+    assert report["reference_rows"] == 0
+
+
+def test_the_cli_reference_modes_are_the_settings() -> None:
+    import typing
+
+    from mlcore.drift import cli
+    from mlcore.settings import ReferenceMode
+
+    assert typing.get_args(ReferenceMode) == cli.REFERENCE_MODES

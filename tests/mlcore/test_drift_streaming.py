@@ -30,6 +30,9 @@ from mlcore.drift.streaming import (
 )
 from mlcore.settings import DriftSettings
 
+# The domain classifier is compared across engines in its own test below.
+QUICK = DriftSettings(domain_classifier={"enabled": False})
+
 values = hnp.arrays(
     np.float64,
     st.integers(0, 200),
@@ -93,7 +96,7 @@ def test_merging_category_counts_equals_counting_the_concatenation(
 
 @pytest.fixture(scope="module")
 def churn_baseline() -> Baseline:
-    return build_baseline(make_churn(20_000, seed=1), CHURN_SPEC)
+    return build_baseline(make_churn(20_000, seed=1), CHURN_SPEC, QUICK)
 
 
 @pytest.mark.parametrize("shift", [0.0, 1.0])
@@ -101,9 +104,9 @@ def test_streaming_agrees_with_exact_mode_within_its_bound(
     churn_baseline: Baseline, shift: float
 ) -> None:
     current = make_churn(20_000, seed=2, covariate_shift=shift)
-    exact = detect_drift(churn_baseline, current)
+    exact = detect_drift(churn_baseline, current, settings=QUICK)
     chunks = (current.iloc[i : i + 3000] for i in range(0, len(current), 3000))
-    streamed = detect_drift_streaming(churn_baseline, chunks)
+    streamed = detect_drift_streaming(churn_baseline, chunks, settings=QUICK)
     assert streamed.mode == "streaming" and streamed.current_rows == len(current)
     assert streamed.drifted_features == exact.drifted_features
     assert streamed.dataset_drift == exact.dataset_drift
@@ -114,42 +117,41 @@ def test_streaming_agrees_with_exact_mode_within_its_bound(
                 assert other.test(method).statistic == pytest.approx(
                     feature.test(method).statistic, abs=1e-12
                 )
-        assert other.missing == feature.missing
+        assert other.checks == feature.checks  # missing rate, out-of-range, unseen: exact
+        assert other.grade == feature.grade
         if feature.kind == "numeric":
             ks, exact_ks = other.test("ks"), feature.test("ks")
             bound = ks.parameters["error_bound"]
             assert ks.statistic <= exact_ks.statistic + 1e-12
             assert exact_ks.statistic <= ks.statistic + bound + 1e-12
             assert bound <= streamed.ks_error_bound
-    by_distance = DriftSettings(numeric_method="wasserstein")
-    exact_w = detect_drift(churn_baseline, current, settings=by_distance)
-    streamed_w = detect_drift_streaming(churn_baseline, [current], settings=by_distance)
-    for feature in exact_w.features:
+    for feature in exact.features:
         if feature.kind == "numeric":
-            w, expected = streamed_w.feature(feature.name).primary, feature.primary
+            w, expected = streamed.feature(feature.name).primary, feature.primary
             assert w.method == expected.method == "wasserstein"
             assert abs(w.statistic - expected.statistic) <= w.parameters["error_bound"] + 1e-9
 
 
 def test_the_ks_bound_is_small_on_continuous_data(churn_baseline: Baseline) -> None:
     current = make_churn(20_000, seed=3)
-    report = detect_drift_streaming(churn_baseline, [current])
+    report = detect_drift_streaming(churn_baseline, [current], settings=QUICK)
     bound = report.feature("monthly_charges").test("ks").parameters["error_bound"]
     assert bound < 0.002
 
 
 def test_one_chunk_or_many_give_the_same_report(churn_baseline: Baseline) -> None:
     current = make_churn(9000, seed=4, covariate_shift=0.5)
-    whole = detect_drift_streaming(churn_baseline, [current]).to_dict()
+    whole = detect_drift_streaming(churn_baseline, [current], settings=QUICK).to_dict()
     parts = detect_drift_streaming(
-        churn_baseline, (current.iloc[i : i + 1000] for i in range(0, 9000, 1000))
+        churn_baseline, (current.iloc[i : i + 1000] for i in range(0, 9000, 1000)), settings=QUICK
     ).to_dict()
     for a, b in zip(whole["features"], parts["features"], strict=True):
-        assert a["tests"] == b["tests"] and a["drifted"] == b["drifted"]
+        assert a["tests"] == b["tests"] and a["checks"] == b["checks"]
+        assert a["grade"] == b["grade"]
 
 
 def test_sketches_from_partitions_merge_into_one_report(churn_baseline: Baseline) -> None:
-    plan = StreamingPlan.from_baseline(churn_baseline, DriftSettings())
+    plan = StreamingPlan.from_baseline(churn_baseline, QUICK)
     current = make_churn(6000, seed=5)
     left, right = plan.sketch(current.iloc[:2500]), plan.sketch(current.iloc[2500:])
     merged: DriftReport = plan.report(left.merge(right))
@@ -179,7 +181,7 @@ def test_cli_streaming_writes_a_streaming_report(tmp_path: Path) -> None:
     spec = DatasetSpec(target="y", numeric=("x",), categorical=("c",))
     rng = np.random.default_rng(0)
     reference = pd.DataFrame({"x": rng.normal(size=5000), "c": "a", "y": 0})
-    build_baseline(reference, spec).save(tmp_path / "baseline")
+    build_baseline(reference, spec, QUICK).save(tmp_path / "baseline")
     pd.DataFrame({"x": rng.normal(1.0, size=5000), "c": "a"}).to_csv(
         tmp_path / "cur.csv", index=False
     )
@@ -214,11 +216,11 @@ def test_parquet_is_read_one_column_chunk_at_a_time_with_the_same_result(
     (tmp_path / "parts").mkdir()
     current.iloc[:3000].to_parquet(tmp_path / "parts" / "a.parquet", row_group_size=700)
     current.iloc[3000:].to_parquet(tmp_path / "parts" / "b.parquet", row_group_size=700)
-    from_parquet = detect_drift_streaming_path(churn_baseline, tmp_path / "parts")
-    from_frame = detect_drift_streaming(churn_baseline, [current])
+    from_parquet = detect_drift_streaming_path(churn_baseline, tmp_path / "parts", settings=QUICK)
+    from_frame = detect_drift_streaming(churn_baseline, [current], settings=QUICK)
     assert from_parquet.current_rows == 5000
     for a, b in zip(from_parquet.features, from_frame.features, strict=True):
-        assert a.tests == b.tests and a.missing == b.missing
+        assert a.tests == b.tests and a.checks == b.checks
 
 
 def test_ks_is_exact_in_streaming_mode_for_discrete_values() -> None:
@@ -226,8 +228,61 @@ def test_ks_is_exact_in_streaming_mode_for_discrete_values() -> None:
     rng = np.random.default_rng(8)
     reference = pd.DataFrame({"calls": rng.poisson(4, 50_000).astype(float), "y": 0})
     current = pd.DataFrame({"calls": rng.poisson(4.3, 50_000).astype(float), "y": 0})
-    baseline = build_baseline(reference, spec)
-    streamed = detect_drift_streaming(baseline, [current]).feature("calls").test("ks")
-    exact = detect_drift(baseline, current).feature("calls").test("ks")
+    baseline = build_baseline(reference, spec, QUICK)
+    streamed = (
+        detect_drift_streaming(baseline, [current], settings=QUICK).feature("calls").test("ks")
+    )
+    exact = detect_drift(baseline, current, settings=QUICK).feature("calls").test("ks")
     assert streamed.parameters["error_bound"] == 0.0
     assert streamed.statistic == pytest.approx(exact.statistic, abs=1e-12)
+
+
+def test_data_quality_problems_grade_the_same_in_both_engines() -> None:
+    spec = DatasetSpec(target="y", numeric=("x",), categorical=("c",))
+    rng = np.random.default_rng(9)
+    reference = pd.DataFrame(
+        {"x": rng.normal(size=4000), "c": rng.choice(["a", "b"], 4000), "y": 0}
+    )
+    current = pd.DataFrame(
+        {
+            "x": pd.Series(np.r_[rng.normal(size=3600), np.full(400, -999.0)], dtype=object),
+            "c": np.r_[rng.choice(["a", "b"], 3700), np.full(300, "new")],
+            "extra": 1,
+        }
+    )
+    current.loc[5, "x"] = "N/A"
+    baseline = build_baseline(reference, spec, QUICK)
+    exact = detect_drift(baseline, current, settings=QUICK)
+    streamed = detect_drift_streaming(
+        baseline, (current.iloc[i : i + 900] for i in range(0, 4000, 900)), settings=QUICK
+    )
+    for report in (exact, streamed):
+        x, c = report.feature("x"), report.feature("c")
+        assert x.check("out_of_range").grade == "major"
+        assert x.data_type.violated and x.data_type.examples == ("N/A",)
+        assert c.check("unseen_values").grade == "major"
+        assert report.extra_columns == ("extra",)
+    assert exact.feature("x").checks == streamed.feature("x").checks
+    assert exact.feature("c").checks == streamed.feature("c").checks
+
+
+def test_a_column_missing_from_the_stream_is_reported_not_graded() -> None:
+    spec = DatasetSpec(target="y", numeric=("x",), categorical=("c",))
+    rng = np.random.default_rng(10)
+    reference = pd.DataFrame({"x": rng.normal(size=2000), "c": "a", "y": 0})
+    baseline = build_baseline(reference, spec, QUICK)
+    report = detect_drift_streaming(baseline, [reference[["x"]]], settings=QUICK)
+    assert report.missing_columns == ("c",)
+    assert [f.name for f in report.features] == ["x"]
+
+
+def test_the_domain_classifier_runs_on_a_mergeable_row_sample_in_streaming_mode() -> None:
+    baseline = build_baseline(make_churn(6000, seed=1), CHURN_SPEC)
+    current = make_churn(6000, seed=2, covariate_shift=1.0)
+    streamed = detect_drift_streaming(
+        baseline, (current.iloc[i : i + 1000] for i in range(0, 6000, 1000))
+    )
+    classifier = streamed.domain_classifier
+    assert classifier is not None and classifier.grade == "major"
+    assert classifier.parameters["current_size"] == 5000  # the sample cap, across chunks
+    assert classifier.parameters["separating_features"][0][0] == "monthly_charges"

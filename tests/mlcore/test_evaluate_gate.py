@@ -6,49 +6,123 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sklearn.metrics import f1_score, log_loss, roc_auc_score
+from sklearn.metrics import (
+    confusion_matrix,
+    f1_score,
+    fbeta_score,
+    log_loss,
+    mean_absolute_error,
+    mean_squared_error,
+    precision_score,
+    r2_score,
+    recall_score,
+    roc_auc_score,
+)
 
 from mlcore.data import Split
+from mlcore.errors import DataError
 from mlcore.evaluate import (
     compute_metrics,
     evaluation_document,
     metrics_from_document,
+    score_predictions,
     slice_metrics,
 )
 from mlcore.evaluation_job import run_evaluation
 from mlcore.gate import evaluate_gate
+from mlcore.problem import Problem
 from mlcore.settings import GateSettings, MlopsSettings
 
+BINARY = Problem(task="classification", classes=(0, 1), positive_label=1, decision_threshold=0.5)
+REGRESSION = Problem(task="regression")
 
-def test_classification_metrics_match_scikit_learn() -> None:
+
+def test_binary_metrics_match_scikit_learn() -> None:
     rng = np.random.default_rng(0)
     truth = rng.integers(0, 2, 500)
     score = np.clip(truth * 0.3 + rng.uniform(size=500) * 0.7, 0, 1)
     pred = (score > 0.5).astype(int)
-    metrics = compute_metrics(truth, pred, score, task="classification")
+    metrics = compute_metrics(truth, pred, problem=BINARY, probabilities=score)
     assert metrics["auc"] == pytest.approx(roc_auc_score(truth, score))
     assert metrics["f1"] == pytest.approx(f1_score(truth, pred))
+    assert metrics["f2"] == pytest.approx(fbeta_score(truth, pred, beta=2))
+    assert metrics["precision"] == pytest.approx(precision_score(truth, pred))
+    assert metrics["recall"] == pytest.approx(recall_score(truth, pred))
     assert metrics["log_loss"] == pytest.approx(log_loss(truth, score))
+    tn, fp, fn, tp = confusion_matrix(truth, pred).ravel()
+    assert metrics["false_positive_rate"] == pytest.approx(fp / (fp + tn))
+    assert metrics["true_negative_rate"] == pytest.approx(tn / (fp + tn))
+    assert metrics["false_negative_rate"] == pytest.approx(fn / (fn + tp))
 
 
-def test_auc_is_nan_when_labels_hold_one_class() -> None:
-    metrics = compute_metrics([1, 1, 1], [1, 0, 1], [0.9, 0.2, 0.8], task="classification")
-    assert math.isnan(metrics["auc"]) and metrics["accuracy"] == pytest.approx(2 / 3)
-
-
-def test_regression_metrics() -> None:
-    metrics = compute_metrics([1.0, 2.0, 3.0], [1.0, 2.0, 5.0], task="regression")
-    assert metrics["mae"] == pytest.approx(2 / 3) and metrics["rmse"] == pytest.approx(
-        math.sqrt(4 / 3)
+def test_binary_metrics_follow_the_positive_label_not_the_label_order() -> None:
+    # "a" is the positive label though it sorts first; the score is P("a").
+    problem = Problem(
+        task="classification", classes=("a", "b"), positive_label="a", decision_threshold=0.5
     )
+    truth = np.array(["a", "a", "b", "b", "b"])
+    pred = np.array(["a", "b", "b", "b", "a"])
+    score = np.array([0.9, 0.4, 0.2, 0.1, 0.6])
+    metrics = compute_metrics(truth, pred, problem=problem, probabilities=score)
+    assert metrics["recall"] == pytest.approx(recall_score(truth, pred, pos_label="a"))
+    assert metrics["precision"] == pytest.approx(precision_score(truth, pred, pos_label="a"))
+    assert metrics["auc"] == pytest.approx(roc_auc_score(truth == "a", score))
+
+
+def test_auc_and_recall_are_undefined_when_labels_hold_one_class() -> None:
+    metrics = compute_metrics([0, 0, 0], [1, 0, 0], problem=BINARY, probabilities=[0.9, 0.2, 0.1])
+    assert math.isnan(metrics["auc"]) and math.isnan(metrics["recall"])
+    assert metrics["accuracy"] == pytest.approx(2 / 3)
+    assert metrics["false_positive_rate"] == pytest.approx(1 / 3)
+
+
+def test_auc_needs_probabilities_and_is_never_taken_from_labels() -> None:
+    metrics = compute_metrics([0, 1, 1, 0], [0, 1, 1, 0], problem=BINARY)
+    assert math.isnan(metrics["auc"]) and math.isnan(metrics["log_loss"])
+    assert metrics["accuracy"] == 1.0
+
+
+def test_labels_the_model_never_saw_are_an_error() -> None:
+    with pytest.raises(DataError, match="not trained on"):
+        compute_metrics([0, 2], [0, 1], problem=BINARY)
+
+
+def test_regression_metrics_match_scikit_learn() -> None:
+    truth, pred = [1.0, 2.0, 3.0, 4.0], [1.0, 2.5, 5.0, 3.0]
+    metrics = compute_metrics(truth, pred, problem=REGRESSION)
+    assert metrics["mae"] == pytest.approx(mean_absolute_error(truth, pred))
+    assert metrics["mse"] == pytest.approx(mean_squared_error(truth, pred))
+    assert metrics["rmse"] == pytest.approx(math.sqrt(mean_squared_error(truth, pred)))
+    assert metrics["r2"] == pytest.approx(r2_score(truth, pred))
 
 
 def test_evaluation_document_is_sagemaker_model_quality_layout() -> None:
-    document = evaluation_document({"auc": 0.9, "log_loss": float("nan")}, task="classification")
-    assert document["binary_classification_metrics"]["auc"]["value"] == 0.9
-    assert document["binary_classification_metrics"]["log_loss"]["value"] == "NaN"
-    assert json.loads(json.dumps(document)) == document
-    assert metrics_from_document(document)["auc"] == 0.9
+    # Layout: docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-model-quality-metrics.html
+    # (awsdocs/amazon-sagemaker-developer-guide, doc_source/model-monitor-model-quality-metrics.md):
+    # {"binary_classification_metrics": {"confusion_matrix": {actual: {predicted: n}},
+    #  "<metric>": {"value": ..., "standard_deviation": ...}}}.
+    report = score_predictions([0, 1, 1, 0], [0, 1, 0, 0], problem=BINARY)
+    document = evaluation_document(report)
+    section = document["binary_classification_metrics"]
+    assert section["accuracy"] == {"value": 0.75, "standard_deviation": None}
+    assert section["auc"]["value"] is None  # no probabilities: null, never the string "NaN"
+    assert section["confusion_matrix"] == {"0": {"0": 2, "1": 0}, "1": {"0": 1, "1": 1}}
+    assert document["problem"]["positive_label"] == 1
+    assert json.loads(json.dumps(document, allow_nan=False)) == document
+    assert metrics_from_document(document)["accuracy"] == 0.75
+
+
+def test_metrics_are_read_back_from_sagemakers_own_nan_strings() -> None:
+    document = {
+        "multiclass_classification_metrics": {
+            "confusion_matrix": {"0": {"0": 1}},
+            "accuracy": {"value": 0.5, "standard_deviation": "NaN"},
+            "weighted_f1": {"value": "NaN", "standard_deviation": "NaN"},
+        }
+    }
+    metrics = metrics_from_document(document)
+    assert metrics["accuracy"] == 0.5 and math.isnan(metrics["weighted_f1"])
+    assert "confusion_matrix" not in metrics
 
 
 def test_slice_metrics_report_small_slices_by_size_only() -> None:
@@ -62,7 +136,7 @@ def test_slice_metrics_report_small_slices_by_size_only() -> None:
             "score": [0.1, 0.9] * 20 + [0.2] * 5,
         }
     )
-    result = slice_metrics(frame, slice_columns=["region"], target="y", task="classification")
+    result = slice_metrics(frame, slice_columns=["region"], target="y", problem=BINARY)
     assert result["region"]["n"]["auc"] == 1.0 and result["region"]["n"]["rows"] == 40
     assert result["region"]["s"] == {"rows": 5.0}
 

@@ -10,10 +10,11 @@ from mlcore.settings import load_settings
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.reads_root_settings
 def test_the_repository_settings_file_is_valid() -> None:
+    # Whatever dataset the team configured: the file loads, and names its project.
     settings = load_settings(REPO / "mlops.yaml")
-    assert settings.gate.primary_metric == "auc"
-    assert settings.drift.psi_bins == 10
+    assert settings.project and settings.dataset.target
 
 
 def test_a_misspelt_key_is_an_error_naming_it(tmp_path: Path) -> None:
@@ -40,3 +41,120 @@ def test_missing_and_malformed_files_are_clear_errors(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("gate: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_settings(tmp_path / "bad.yaml")
+
+
+def test_an_empty_dataset_section_means_the_built_in_example() -> None:
+    from mlcore.data import CHURN_SPEC
+
+    settings = load_settings(None)
+    assert settings.dataset.is_example and settings.project == "churn"
+    assert settings.dataset.target == CHURN_SPEC.target
+    assert settings.dataset.id_columns == list(CHURN_SPEC.id_columns)
+
+
+def test_settings_for_your_own_data_name_the_target_and_the_project(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text("dataset:\n  path: data/loans.csv\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path / "s.yaml")
+    assert "project: Field required" in str(info.value)
+    assert "dataset.target: Field required" in str(info.value)
+
+
+def test_own_data_inherits_no_example_columns() -> None:
+    settings = load_settings(
+        overrides={"project": "loans", "dataset": {"path": "x.csv", "target": "defaulted"}}
+    )
+    assert settings.dataset.timestamp is None
+    assert settings.dataset.id_columns == [] and settings.dataset.slice_columns == []
+
+
+def test_another_algorithm_starts_from_its_own_hyperparameter_defaults() -> None:
+    settings = load_settings(overrides={"training": {"algorithm": "random_forest"}})
+    assert settings.training.hyperparameters == {}
+
+
+def test_an_estimator_and_an_algorithm_together_are_an_error(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(
+        "training:\n  algorithm: ridge\n  estimator: my_models.forest:make\n"
+    )
+    with pytest.raises(
+        ConfigError, match=r"set training\.algorithm or training\.estimator, not both"
+    ):
+        load_settings(tmp_path / "s.yaml")
+
+
+def test_switching_preprocessing_off_needs_your_own_estimator() -> None:
+    with pytest.raises(ConfigError, match=r"training\.preprocess: false is for your own estimator"):
+        load_settings(overrides={"training": {"preprocess": False}})
+
+
+def test_a_malformed_estimator_reference_is_an_error() -> None:
+    with pytest.raises(ConfigError, match=r"training\.estimator"):
+        load_settings(overrides={"training": {"estimator": "my_models.forest.make"}})
+
+
+def test_settings_path_follows_option_then_environment_then_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlcore.settings import resolve_settings_path
+
+    monkeypatch.chdir(tmp_path)
+    assert resolve_settings_path(environ={}) is None
+    (tmp_path / "mlops.yaml").write_text("project: here\n")
+    assert resolve_settings_path(environ={}) == Path("mlops.yaml")
+    assert resolve_settings_path(environ={"MLOPS_SETTINGS": "/env.yaml"}) == Path("/env.yaml")
+    assert resolve_settings_path("/opt.yaml", environ={"MLOPS_SETTINGS": "/env.yaml"}) == Path(
+        "/opt.yaml"
+    )
+
+
+def test_the_extras_the_settings_need() -> None:
+    from mlcore.settings import required_extras
+
+    assert required_extras(load_settings(None)) == ()
+    xgb = load_settings(
+        overrides={"training": {"algorithm": "xgboost"}, "tracking": {"enabled": True}}
+    )
+    assert required_extras(xgb) == ("xgboost", "tracking")
+
+
+def test_the_suite_runs_on_fixture_settings_not_the_repository_file() -> None:
+    import os
+
+    from mlcore.settings import resolve_settings_path
+
+    path = resolve_settings_path()
+    assert path is not None and path.parent.name == "fixtures"
+    assert os.environ["MLCORE_TRACKING"] == "off"
+    assert path.resolve() != (REPO / "mlops.yaml").resolve()
+
+
+def test_reading_the_root_settings_file_fails_the_test_that_does_it(
+    pytester: pytest.Pytester,
+) -> None:
+    # The guard of tests/conftest.py, exercised on a copy of itself in a scratch project.
+    conftest = (REPO / "tests" / "conftest.py").read_text().replace("pytest_plugins", "_plugins")
+    root = pytester.path
+    (root / "tests" / "fixtures").mkdir(parents=True)
+    (root / "tests" / "conftest.py").write_text(conftest)
+    (root / "tests" / "fixtures" / "mlops.yaml").write_text("project: fixture\n")
+    (root / "mlops.yaml").write_text("project: theirs\n")
+    (root / "tests" / "test_reads.py").write_text(
+        "from pathlib import Path\n"
+        "import pytest\n"
+        "from mlcore.settings import load_settings, resolve_settings_path\n"
+        "ROOT = Path(__file__).resolve().parents[1] / 'mlops.yaml'\n"
+        "def test_reads_the_root_file():\n"
+        "    assert load_settings(ROOT).project == 'theirs'\n"
+        "@pytest.mark.reads_root_settings\n"
+        "def test_marked_may_read_it():\n"
+        "    assert load_settings(ROOT).project == 'theirs'\n"
+        "def test_uses_the_fixture():\n"
+        "    assert load_settings(resolve_settings_path()).project == 'fixture'\n"
+    )
+    (root / "pytest.ini").write_text(
+        "[pytest]\nmarkers =\n    reads_root_settings: allowed\n    slow: slow\n"
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist", "tests")
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines(["*test_reads_the_root_file*read the repository's mlops.yaml*"])

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlcore.data import CHURN_SPEC, Split
+from mlcore.data import CHURN_SPEC, DatasetSpec, Split
 from mlcore.errors import ConfigError
 from mlcore.evaluate import evaluate_model
 from mlcore.model import MODEL_FILE, SAMPLE_REQUEST_FILE, ModelBundle, file_sha256
@@ -190,3 +190,198 @@ def test_sample_request_is_strict_json_with_missing_values_as_null(
     request = json.loads(text)
     assert request["instances"][0]["monthly_charges"] is None
     assert json.loads((tmp_path / "metadata.json").read_text())["sample_request_source"] == "train"
+
+
+@pytest.fixture(scope="module")
+def wine() -> tuple[pd.DataFrame, DatasetSpec]:
+    """Three classes with text labels: what XGBoost cannot take as they are."""
+    from sklearn.datasets import load_wine
+
+    data = load_wine(as_frame=True)
+    frame = data.frame.rename(columns={"target": "cultivar"})
+    frame["cultivar"] = frame["cultivar"].map({0: "barolo", 1: "grignolino", 2: "barbera"})
+    spec = DatasetSpec(target="cultivar", numeric=tuple(data.feature_names), task="classification")
+    return frame.sample(frac=1.0, random_state=0).reset_index(drop=True), spec
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "hyperparameters"),
+    [("xgboost", {"n_estimators": "30", "max_depth": "3"}), ("lightgbm", {"n_estimators": 30})],
+)
+def test_xgboost_and_lightgbm_train_on_text_labels_and_keep_them(
+    wine: tuple[pd.DataFrame, DatasetSpec],
+    algorithm: str,
+    hyperparameters: dict[str, object],
+    tmp_path: Path,
+) -> None:
+    frame, spec = wine
+    settings = TrainingSettings(algorithm=algorithm, hyperparameters=hyperparameters)
+    bundle = train_model(frame.iloc[:140], spec, settings, validation=frame.iloc[140:])
+    assert bundle.metadata["algorithm"] == algorithm
+    assert sorted(bundle.metadata["classes"]) == ["barbera", "barolo", "grignolino"]
+    assert bundle.metadata["validation_metrics"]["accuracy"] > 0.8
+    assert algorithm in bundle.metadata["library_versions"] or (
+        f"{algorithm}-cpu" in bundle.metadata["library_versions"]
+    )
+    save_trained_model(bundle, tmp_path, reference=frame.iloc[140:])
+    reloaded = ModelBundle.load(tmp_path)
+    assert set(reloaded.predict(frame.head(5))["prediction"]) <= set(bundle.metadata["classes"])
+
+
+def test_xgboost_hyperparameters_are_checked_by_name(
+    wine: tuple[pd.DataFrame, DatasetSpec],
+) -> None:
+    frame, spec = wine
+    with pytest.raises(
+        ConfigError, match=r"unknown hyperparameters \['n_trees'\] for XGBClassifier"
+    ):
+        train_model(
+            frame, spec, TrainingSettings(algorithm="xgboost", hyperparameters={"n_trees": 3})
+        )
+
+
+def test_a_missing_optional_library_names_the_extra_to_install(
+    wine: tuple[pd.DataFrame, DatasetSpec], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "lightgbm", None)  # as if it were not installed
+    frame, spec = wine
+    with pytest.raises(ConfigError, match=r'pip install "mlcore\[lightgbm\]"'):
+        train_model(frame, spec, TrainingSettings(algorithm="lightgbm"))
+
+
+CUSTOM_MODULE = '''
+from sklearn.ensemble import ExtraTreesClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+
+def make_forest(n_trees=20, depth=None, random_state=None):
+    """A team's own pipeline: scaling and extra trees."""
+    return make_pipeline(
+        StandardScaler(),
+        ExtraTreesClassifier(n_estimators=n_trees, max_depth=depth, random_state=random_state),
+    )
+
+
+def make_regressor_without_proba(alpha=1.0):
+    from sklearn.svm import LinearSVC
+
+    return LinearSVC(C=alpha)
+'''
+
+
+@pytest.fixture
+def team_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    package = tmp_path / "team_models"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "forest.py").write_text(CUSTOM_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "team_models.forest"
+
+
+def test_a_custom_estimator_gets_its_hyperparameters_and_the_seed(
+    churn_split: Split, team_models: str
+) -> None:
+    settings = TrainingSettings(
+        estimator=f"{team_models}:make_forest", hyperparameters={"n_trees": "15", "depth": 6}
+    )
+    bundle = train_model(churn_split.train, CHURN_SPEC, settings, validation=churn_split.validation)
+    forest = bundle.pipeline.named_steps["model"].steps[-1][1]
+    assert (forest.n_estimators, forest.max_depth, forest.random_state) == (15, 6, 42)
+    assert (
+        bundle.metadata["algorithm"] == bundle.metadata["estimator"] == f"{team_models}:make_forest"
+    )
+    assert bundle.metadata["validation_metrics"]["auc"] > 0.7
+
+
+def test_custom_hyperparameters_are_validated_against_the_factory_signature(
+    churn_split: Split, team_models: str
+) -> None:
+    settings = TrainingSettings(
+        estimator=f"{team_models}:make_forest", hyperparameters={"trees": 5}
+    )
+    with pytest.raises(ConfigError, match=r"unknown hyperparameters \['trees'\].*'n_trees'"):
+        train_model(churn_split.train, CHURN_SPEC, settings)
+
+
+def test_a_classifier_without_probabilities_is_refused_before_fitting(
+    churn_split: Split, team_models: str
+) -> None:
+    settings = TrainingSettings(estimator=f"{team_models}:make_regressor_without_proba")
+    with pytest.raises(ConfigError, match="has no predict_proba"):
+        train_model(churn_split.train, CHURN_SPEC, settings)
+
+
+def test_an_estimator_module_that_cannot_be_imported_says_where_to_put_it(
+    churn_split: Split,
+) -> None:
+    settings = TrainingSettings(estimator="nowhere_to_be_found.models:make")
+    with pytest.raises(ConfigError, match="Put the package under src/"):
+        train_model(churn_split.train, CHURN_SPEC, settings)
+
+
+def test_the_git_commit_carries_a_dirty_flag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+
+    from mlcore.lineage import git_state
+
+    for name in (
+        "GIT_COMMIT",
+        "CODEBUILD_RESOLVED_SOURCE_VERSION",
+        "BUILD_SOURCEVERSION",
+        "GITHUB_SHA",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "a.txt").write_text("one\n")
+    git("add", "a.txt")
+    git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "first")
+    clean = git_state(cwd=tmp_path)
+    assert clean.commit is not None and len(clean.commit) == 40 and clean.dirty is False
+    (tmp_path / "a.txt").write_text("two\n")
+    assert git_state(cwd=tmp_path).dirty is True
+    # A commit handed over by a pipeline, without git to look: the flag is unknown, not "clean".
+    assert git_state("abc123", cwd=tmp_path / "nowhere").dirty is None
+
+
+def test_metadata_records_whether_the_tree_was_dirty(
+    churn_split: Split, fast_training: TrainingSettings
+) -> None:
+    bundle = train_model(
+        churn_split.train.head(500), CHURN_SPEC, fast_training, commit="feed", dirty=True
+    )
+    assert (bundle.metadata["git_commit"], bundle.metadata["git_dirty"]) == ("feed", True)
+
+
+def test_the_model_card_shows_whether_the_tree_was_dirty(
+    churn_split: Split, fast_training: TrainingSettings
+) -> None:
+    from mlcore.evaluate import evaluate_bundle
+    from mlcore.gate import evaluate_gate
+    from mlcore.model_card import build_model_card, render_markdown
+    from mlcore.settings import GateSettings
+
+    bundle = train_model(
+        churn_split.train.head(800), CHURN_SPEC, fast_training, commit="feed", dirty=True
+    )
+    report = evaluate_bundle(bundle, churn_split.test)
+    card = build_model_card(
+        bundle,
+        report=report,
+        slices={},
+        gate=evaluate_gate(report.metrics, None, GateSettings()),
+        evaluation_rows=len(churn_split.test),
+        evaluation_fingerprint="sha256:x",
+        name="churn v1",
+    )
+    assert card["model_details"]["git_dirty"] is True
+    assert "**git dirty**: True" in render_markdown(card)

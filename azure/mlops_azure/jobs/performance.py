@@ -34,6 +34,7 @@ from mlcore.data import DatasetSpec
 from mlcore.errors import DataError, MlcoreError
 from mlcore.jsonio import write_json
 from mlcore.model import METADATA_FILE, PREDICTION_COLUMN, SCORE_COLUMN
+from mlcore.problem import Problem
 from mlcore.quality import (
     INFERENCE_ID_COLUMN,
     QualityReport,
@@ -189,7 +190,9 @@ def run(
             "no labelled predictions yet: %d collected, %d labels", len(predictions), len(truth)
         )
         return None
-    report = evaluate_quality(joined, spec=spec, settings=settings)
+    # Scored as the model's problem (its classes, positive label), whatever the window holds.
+    problem = Problem.from_metadata(spec, metadata)
+    report = evaluate_quality(joined, spec=spec, settings=settings, problem=problem)
     write_quality_outputs(report, output)
     return report
 

@@ -1,10 +1,15 @@
 """Data loading, dataset specs, validation, splitting, fingerprints and example data."""
 
-from mlcore.data.io import load_table, save_table
+from mlcore.data.io import load_table, sample_table, save_table
 from mlcore.data.spec import DatasetSpec, Task, infer_spec
 from mlcore.data.split import Split, fingerprint, split_frame
 from mlcore.data.synthetic import CHURN_SPEC, make_churn
-from mlcore.data.validate import DataValidationError, coerce_features, validate_frame
+from mlcore.data.validate import (
+    DataValidationError,
+    check_declared_columns,
+    coerce_features,
+    validate_frame,
+)
 
 __all__ = [
     "CHURN_SPEC",
@@ -12,11 +17,13 @@ __all__ = [
     "DatasetSpec",
     "Split",
     "Task",
+    "check_declared_columns",
     "coerce_features",
     "fingerprint",
     "infer_spec",
     "load_table",
     "make_churn",
+    "sample_table",
     "save_table",
     "split_frame",
     "validate_frame",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +31,10 @@ class DatasetSpec:
     categorical : categorical feature columns (strings or small integer codes).
     timestamp : optional event-time column, used for time-ordered splits and drift windows.
     task : "classification" or "regression".
+    positive_label : the class a binary classifier is built to find; None lets training
+        choose it by the documented rule (:mod:`mlcore.problem`).
+    decision_threshold : a binary classifier predicts the positive label when its
+        probability reaches this; None means 0.5.
 
     Examples
     --------
@@ -44,6 +49,8 @@ class DatasetSpec:
     timestamp: str | None = None
     task: Task = "classification"
     id_columns: tuple[str, ...] = field(default=())
+    positive_label: str | int | float | bool | None = None
+    decision_threshold: float | None = None
 
     def __post_init__(self) -> None:
         # Accept lists from JSON/YAML but store tuples so the spec stays hashable.
@@ -64,6 +71,16 @@ class DatasetSpec:
             problems.append(f"target {self.target!r} is also declared as a feature")
         if self.timestamp is not None and self.timestamp in self.features:
             problems.append(f"timestamp {self.timestamp!r} is also declared as a feature")
+        if self.task == "regression" and (
+            self.positive_label is not None or self.decision_threshold is not None
+        ):
+            problems.append(
+                "positive_label and decision_threshold apply to classification, not regression"
+            )
+        if self.decision_threshold is not None and not 0 < self.decision_threshold < 1:
+            problems.append(
+                f"decision_threshold must be between 0 and 1, got {self.decision_threshold}"
+            )
         if problems:
             raise DataError("invalid dataset spec: " + "; ".join(problems))
 
@@ -77,7 +94,16 @@ class DatasetSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DatasetSpec:
-        allowed = {"target", "numeric", "categorical", "timestamp", "task", "id_columns"}
+        allowed = {
+            "target",
+            "numeric",
+            "categorical",
+            "timestamp",
+            "task",
+            "id_columns",
+            "positive_label",
+            "decision_threshold",
+        }
         unknown = set(data) - allowed
         if unknown:
             raise DataError(
@@ -107,6 +133,8 @@ def infer_spec(
     numeric: Sequence[str] | None = None,
     categorical: Sequence[str] | None = None,
     exclude: Sequence[str] = (),
+    positive_label: str | int | float | bool | None = None,
+    decision_threshold: float | None = None,
 ) -> DatasetSpec:
     """Infer feature types from column dtypes; declared lists take precedence.
 
@@ -123,24 +151,14 @@ def infer_spec(
         raise DataError(
             f"timestamp column {timestamp!r} not found; columns are {list(frame.columns)}"
         )
-    skip = {target, *exclude}
+    skip = [target, *exclude]
     if timestamp:
-        skip.add(timestamp)
-    declared = set(numeric or ()) | set(categorical or ())
-    inferred_numeric: list[str] = list(numeric or ())
-    inferred_categorical: list[str] = list(categorical or ())
-    for column in frame.columns:
-        if column in skip or column in declared:
-            continue
-        dtype = frame[column].dtype
-        if pd.api.types.is_datetime64_any_dtype(dtype):
-            continue  # a second time column is not a model feature
-        if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
-            inferred_numeric.append(str(column))
-        else:
-            inferred_categorical.append(str(column))
+        skip.append(timestamp)
+    inferred_numeric, inferred_categorical = infer_feature_columns(
+        frame, exclude=skip, numeric=numeric, categorical=categorical
+    )
     if task is None:
-        task = _infer_task(frame[target])
+        task = infer_task(frame[target])
     return DatasetSpec(
         target=target,
         numeric=tuple(inferred_numeric),
@@ -148,10 +166,65 @@ def infer_spec(
         timestamp=timestamp,
         task=task,
         id_columns=tuple(exclude),
+        positive_label=positive_label,
+        decision_threshold=decision_threshold,
     )
 
 
-def _infer_task(target: pd.Series) -> Task:
+def infer_feature_columns(
+    frame: pd.DataFrame,
+    *,
+    exclude: Sequence[str] = (),
+    numeric: Sequence[str] | None = None,
+    categorical: Sequence[str] | None = None,
+) -> tuple[list[str], list[str]]:
+    """Numeric and categorical feature columns of ``frame``: declared ones first, the others by
+    dtype. Numeric dtypes (except booleans) are numeric, everything else categorical, except
+    datetime columns, which are never features: a datetime64 column (Parquet) and the same
+    column read from CSV as ISO 8601 text are both left out, so both formats give one feature
+    set."""
+    skip = set(exclude)
+    declared = set(numeric or ()) | set(categorical or ())
+    inferred_numeric: list[str] = list(numeric or ())
+    inferred_categorical: list[str] = list(categorical or ())
+    for column in frame.columns:
+        if column in skip or column in declared:
+            continue
+        values = frame[column]
+        if pd.api.types.is_datetime64_any_dtype(values.dtype) or _is_iso_datetime_text(values):
+            continue  # a second time column is not a model feature
+        if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(
+            values.dtype
+        ):
+            inferred_numeric.append(str(column))
+        else:
+            inferred_categorical.append(str(column))
+    return inferred_numeric, inferred_categorical
+
+
+# What pandas writes for a datetime column in CSV ("2025-01-31 08:15:00+00:00") and ISO 8601
+# with a "T": a date, optionally a time with seconds, fractions and an offset.
+_ISO_DATETIME = re.compile(
+    r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$"
+)
+
+
+def _is_iso_datetime_text(values: pd.Series) -> bool:
+    """A text column whose every non-missing value is an ISO 8601 date or date-time."""
+    if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+        return False
+    present = values.dropna()
+    if present.empty:
+        return False
+    # The first values settle it for almost every text column; only date-like ones are scanned.
+    head = present.iloc[:1000].astype(str)
+    if not head.str.fullmatch(_ISO_DATETIME).all():
+        return False
+    return bool(present.astype(str).str.fullmatch(_ISO_DATETIME).all())
+
+
+def infer_task(target: pd.Series) -> Task:
+    """Classification for text, boolean or few whole-number labels; regression otherwise."""
     values = target.dropna()
     if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
         return "classification"

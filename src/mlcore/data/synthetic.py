@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mlcore.data.spec import DatasetSpec
+from mlcore.example_dataset import EXAMPLE_ID_COLUMN, EXAMPLE_TARGET, EXAMPLE_TIMESTAMP
 
 NUMERIC_FEATURES = (
     "age",
@@ -36,9 +37,9 @@ NUMERIC_FEATURES = (
     "satisfaction_score",
 )
 CATEGORICAL_FEATURES = ("contract_type", "payment_method", "region", "plan_tier")
-TARGET = "churned"
-TIMESTAMP = "event_time"
-ID_COLUMN = "customer_id"
+TARGET = EXAMPLE_TARGET
+TIMESTAMP = EXAMPLE_TIMESTAMP
+ID_COLUMN = EXAMPLE_ID_COLUMN
 
 CHURN_SPEC = DatasetSpec(
     target=TARGET,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -12,10 +15,33 @@ from mlcore.errors import DataError
 class DataValidationError(DataError):
     """The data does not match its spec. ``problems`` lists each mismatch."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(
+        self, problems: list[str], *, heading: str = "the data does not match the dataset spec"
+    ) -> None:
         self.problems = problems
-        super().__init__(
-            "the data does not match the dataset spec:\n  - " + "\n  - ".join(problems)
+        super().__init__(f"{heading}:\n  - " + "\n  - ".join(problems))
+
+
+def check_declared_columns(frame: pd.DataFrame, declared: Mapping[str, Sequence[str]]) -> None:
+    """Every column a setting names must be in ``frame``; raise one error naming each that is not.
+
+    ``declared`` maps a setting (``"dataset.id_columns"``) to the columns it names. A
+    misspelt name would otherwise be dropped silently (an id fitted as a feature, a slice
+    never reported), so each is listed with the closest existing column names.
+    """
+    columns = [str(c) for c in frame.columns]
+    problems = []
+    for setting, names in declared.items():
+        for name in names:
+            if name in frame.columns:
+                continue
+            close = difflib.get_close_matches(name, columns, n=3, cutoff=0.6)
+            hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            problems.append(f"{setting} names column {name!r}, which is not in the data{hint}")
+    if problems:
+        raise DataValidationError(
+            [*problems, f"the data has columns {columns}: fix the names in the settings file"],
+            heading="the settings name columns that are not in the data",
         )
 
 

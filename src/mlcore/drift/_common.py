@@ -1,18 +1,47 @@
-"""Small helpers the test modules share: coercing raw inputs and the "could not run" result."""
+"""What the check modules share: the registry entry type, input coercion, "could not run"."""
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeAlias
 
 import numpy.typing as npt
 import pandas as pd
 
-from mlcore.drift.pairs import BinnablePair, CategoricalPair, NumericPair
+from mlcore.drift.pairs import CategoricalPair, NumericPair
 from mlcore.drift.results import TestResult
-from mlcore.drift.summaries import CategoricalSummary, NumericSummary
+from mlcore.drift.summaries import CategoricalSummary, Kind, NumericSummary
+from mlcore.settings import Bands, DriftSettings
 
 NumericInput: TypeAlias = npt.ArrayLike | pd.Series | NumericSummary
 CategoricalInput: TypeAlias = npt.ArrayLike | pd.Series | CategoricalSummary
+TestFunction = Callable[[Any, DriftSettings], TestResult]
+
+
+@dataclass(frozen=True)
+class DriftTest:
+    """One check: its name, the column kinds it applies to and its implementation per engine.
+
+    ``implementations`` maps an engine name (``"exact"``, ``"streaming"``) to a
+    function ``(pair, settings) -> TestResult`` reading that engine's pair.
+    ``on_demand`` checks are costly (a full merge of both samples) and run only
+    when they are the configured method.
+    """
+
+    name: str
+    kinds: tuple[Kind, ...]
+    implementations: Mapping[str, TestFunction]
+    on_demand: bool = False
+
+    def implementation(self, engine: str) -> TestFunction:
+        try:
+            return self.implementations[engine]
+        except KeyError:
+            raise ValueError(
+                f"drift check {self.name!r} has no {engine!r} implementation; it has "
+                f"{sorted(self.implementations)}"
+            ) from None
 
 
 def numeric_pair(reference: NumericInput, current: NumericInput) -> NumericPair:
@@ -33,8 +62,8 @@ def categorical_pair(reference: CategoricalInput, current: CategoricalInput) -> 
     return CategoricalPair(summary(reference), summary(current))
 
 
-def untestable(method: str, threshold: float, pair: BinnablePair) -> TestResult:
-    """The defined result when one side has no non-missing value: no statistic, no drift claim.
+def untestable(method: str, bands: Bands, alpha: float, pair: Any) -> TestResult:
+    """The defined result when one side has no non-missing value: insufficient data.
 
     The missing-value-rate check still runs and flags such a column.
     """
@@ -47,8 +76,9 @@ def untestable(method: str, threshold: float, pair: BinnablePair) -> TestResult:
         method=method,
         statistic=None,
         p_value=None,
-        threshold=threshold,
-        drifted=False,
+        bands=bands,
+        alpha=alpha,
+        grade="insufficient_data",
         parameters={
             "reference_size": pair.reference.n_valid,
             "current_size": pair.current.n_valid,

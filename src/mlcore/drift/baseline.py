@@ -10,8 +10,16 @@ missing counts, so every statistic is exact. Layout of the folder:
   role, missing counts and (categorical) category counts;
 * ``numeric/<index>.npy``: sorted float64 values of each numeric column
   (loaded memory-mapped, so a large baseline costs no memory until read);
+* ``sample.parquet``: a seeded sample of reference rows (features only), what
+  the domain classifier compares current rows with;
 * ``statistics.json`` and ``constraints.json``: the same reference in SageMaker
   Model Monitor's baseline formats, for people and tools used to them.
+
+Columns have a role: ``feature`` (the spec's features), ``prediction`` (model
+outputs, checked for prediction drift) or ``label`` (the target, checked for
+label drift when current data carries it). Predictions may come from other
+rows than the features (held-out or out-of-fold predictions; see
+``mlcore.train``): ``prediction_source`` says which.
 """
 
 from __future__ import annotations
@@ -31,16 +39,25 @@ import numpy as np
 import pandas as pd
 
 from mlcore.data import DatasetSpec
+from mlcore.drift.monitor_formats import baseline_constraints, baseline_statistics
 from mlcore.drift.profiles import profile, profile_from_dict, remember_profile
 from mlcore.drift.results import Role
-from mlcore.drift.summaries import CategoricalSummary, ColumnSummary, Kind, NumericSummary
+from mlcore.drift.summaries import (
+    CategoricalSummary,
+    ColumnSummary,
+    Kind,
+    NumericSummary,
+    category_labels,
+    parse_numeric,
+)
 from mlcore.errors import DataError, ModelError
 from mlcore.settings import DriftSettings
 
 logger = logging.getLogger(__name__)
 
-BASELINE_FORMAT_VERSION = 1
+BASELINE_FORMAT_VERSION = 2
 BASELINE_FILE = "baseline.json"
+SAMPLE_FILE = "sample.parquet"
 
 
 @dataclass(frozen=True)
@@ -61,10 +78,18 @@ class Baseline:
     rows: int
     settings: DriftSettings = field(default_factory=DriftSettings)
     created_at: str = ""
+    # Every column of the data the baseline was built from: current columns beyond these are extra.
+    reference_columns: tuple[str, ...] = ()
+    sample: pd.DataFrame | None = None
+    prediction_source: str | None = None
 
     @property
     def prediction_columns(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns if c.role == "prediction")
+
+    @property
+    def label_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.role == "label")
 
     def column(self, name: str) -> ColumnBaseline:
         for column in self.columns:
@@ -76,7 +101,6 @@ class Baseline:
 
     def save(self, directory: str | Path) -> Path:
         """Write the baseline folder (see the module docstring) and return its path."""
-        from mlcore.drift.outputs import baseline_constraints, baseline_statistics
         from mlcore.jsonio import write_json
 
         directory = Path(directory)
@@ -100,6 +124,7 @@ class Baseline:
                     n_valid=column.summary.n_valid,
                     n_posinf=column.summary.n_posinf,
                     n_neginf=column.summary.n_neginf,
+                    n_not_numeric=column.summary.n_not_numeric,
                 )
             else:
                 entry["counts"] = column.summary.count_map()
@@ -112,9 +137,13 @@ class Baseline:
                 "rows": self.rows,
                 "spec": self.spec.to_dict(),
                 "settings": self.settings.model_dump(),
+                "reference_columns": list(self.reference_columns),
+                "prediction_source": self.prediction_source,
                 "columns": described,
             },
         )
+        if self.sample is not None:
+            self.sample.to_parquet(directory / SAMPLE_FILE, index=False)
         write_json(directory / "statistics.json", baseline_statistics(self))
         write_json(directory / "constraints.json", baseline_constraints(self))
         logger.info("drift baseline with %d columns written to %s", len(self.columns), directory)
@@ -147,6 +176,7 @@ class Baseline:
                     n_missing=entry["n_missing"],
                     n_posinf=entry["n_posinf"],
                     n_neginf=entry["n_neginf"],
+                    n_not_numeric=entry.get("n_not_numeric", 0),
                 )
             else:
                 summary = CategoricalSummary.from_counts(
@@ -163,12 +193,20 @@ class Baseline:
                     dtype=entry.get("dtype", ""),
                 )
             )
+        sample_path = directory / SAMPLE_FILE
+        try:
+            settings = DriftSettings.model_validate(document["settings"])
+        except ValueError as exc:
+            raise ModelError(f"drift baseline {directory} holds invalid settings: {exc}") from exc
         return cls(
             spec=DatasetSpec.from_dict(document["spec"]),
             columns=tuple(columns),
             rows=int(document["rows"]),
-            settings=DriftSettings.model_validate(document["settings"]),
+            settings=settings,
             created_at=document.get("created_at", ""),
+            reference_columns=tuple(document.get("reference_columns", ())),
+            sample=pd.read_parquet(sample_path) if sample_path.is_file() else None,
+            prediction_source=document.get("prediction_source"),
         )
 
 
@@ -178,56 +216,127 @@ def build_baseline(
     settings: DriftSettings | None = None,
     *,
     prediction_columns: Sequence[str] = (),
+    predictions: pd.DataFrame | None = None,
+    prediction_source: str | None = None,
     workers: int | None = None,
 ) -> Baseline:
-    """Summarise the reference ``frame``: the spec's features and the given prediction columns.
+    """Summarise the reference ``frame``: the spec's features, its target when present (label
+    drift) and the prediction columns.
 
+    Prediction columns are read from ``predictions`` when given (predictions of
+    other rows than ``frame``'s, such as out-of-fold ones), else from ``frame``.
     A prediction column is numeric when its dtype is (a score, a regression
     output) and categorical otherwise (class labels).
     """
-    plan = column_plan(frame, spec, prediction_columns, side="reference")
+    settings = settings or DriftSettings()
     if frame.shape[0] == 0:
         raise DataError("the reference data has no rows; a baseline needs data to describe")
+    source = frame if predictions is None else predictions
+    plan = column_plan(frame, spec, (), side="reference")
+    prediction_only: dict[str, tuple[Kind, Role]] = {
+        name: (prediction_kind(source[name], spec), "prediction") for name in prediction_columns
+    }
+    column_plan(source, spec, prediction_columns, side="reference", require_features=False)
     summaries = summarise_columns(frame, plan, workers=workers)
+    summaries.update(summarise_columns(source, prediction_only, workers=workers))
+    plan.update(prediction_only)
     columns = tuple(
         ColumnBaseline(
-            name=name, kind=kind, role=role, summary=summaries[name], dtype=str(frame[name].dtype)
+            name=name,
+            kind=kind,
+            role=role,
+            summary=summaries[name],
+            dtype=str((frame if role != "prediction" else source)[name].dtype),
         )
         for name, (kind, role) in plan.items()
     )
+    known = list(dict.fromkeys([*map(str, frame.columns), *prediction_columns]))
     return Baseline(
         spec=spec,
         columns=columns,
         rows=int(frame.shape[0]),
-        settings=settings or DriftSettings(),
+        settings=settings,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        reference_columns=tuple(known),
+        sample=feature_sample(
+            frame,
+            spec,
+            rows=settings.domain_classifier.max_rows,
+            seed=settings.domain_classifier.seed,
+        ),
+        prediction_source=prediction_source
+        if prediction_source is not None
+        else ("reference rows" if prediction_columns else None),
     )
 
 
+def feature_sample(frame: pd.DataFrame, spec: DatasetSpec, *, rows: int, seed: int) -> pd.DataFrame:
+    """At most ``rows`` rows of the features, drawn without replacement (seeded), typed as the
+    drift tests read them: floats for numeric features, text (or missing) for categorical ones."""
+    present = [c for c in spec.features if c in frame.columns]
+    chosen = frame[present]
+    if chosen.shape[0] > rows:
+        chosen = chosen.sample(n=rows, random_state=seed)
+    out = pd.DataFrame(index=range(chosen.shape[0]))
+    for name in present:
+        values = chosen[name].reset_index(drop=True)
+        if name in spec.numeric:
+            out[name] = parse_numeric(values, name=name).values
+        else:
+            labels = category_labels(values.dropna())
+            out[name] = pd.Series(labels, dtype=object).reindex(values.index)
+    return out
+
+
 def column_plan(
-    frame: pd.DataFrame, spec: DatasetSpec, prediction_columns: Sequence[str], *, side: str
+    frame: pd.DataFrame,
+    spec: DatasetSpec,
+    prediction_columns: Sequence[str],
+    *,
+    side: str,
+    require_features: bool = True,
 ) -> dict[str, tuple[Kind, Role]]:
-    """Kind and role of every column to check, after checking that ``frame`` has them all."""
-    wanted = [*spec.features, *prediction_columns]
-    absent = [c for c in wanted if c not in frame.columns]
+    """Kind and role of every column of ``frame`` to check: features (all required unless
+    ``require_features`` is False), the target when present, and the prediction columns."""
+    absent = [c for c in prediction_columns if c not in frame.columns]
+    if require_features:
+        absent = [c for c in spec.features if c not in frame.columns] + absent
     if absent:
         raise DataError(
             f"the {side} data lacks column(s) {absent}; it has {list(frame.columns)}. "
             "Give data with the model's feature columns (and prediction columns, if checked)"
         )
-    overlap = set(prediction_columns) & set(spec.features)
+    overlap = set(prediction_columns) & ({*spec.features, spec.target})
     if overlap:
-        raise DataError(f"prediction column(s) {sorted(overlap)} are also features in the spec")
+        raise DataError(
+            f"prediction column(s) {sorted(overlap)} are also features or the target in the spec"
+        )
     plan: dict[str, tuple[Kind, Role]] = {}
     for name in spec.numeric:
-        plan[name] = ("numeric", "feature")
+        if name in frame.columns:
+            plan[name] = ("numeric", "feature")
     for name in spec.categorical:
-        plan[name] = ("categorical", "feature")
+        if name in frame.columns:
+            plan[name] = ("categorical", "feature")
+    if spec.target in frame.columns:
+        # Label drift: the target's distribution, when the data carries it.
+        plan[spec.target] = ("categorical" if spec.task == "classification" else "numeric", "label")
     for name in prediction_columns:
-        dtype = frame[name].dtype
-        numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
-        plan[name] = ("numeric" if numeric else "categorical", "prediction")
+        plan[name] = (prediction_kind(frame[name], spec), "prediction")
     return plan
+
+
+def prediction_kind(values: pd.Series, spec: DatasetSpec) -> Kind:
+    """A model output is categorical when it is a class label: text, or, for a classifier,
+    whole numbers (class codes); scores and regression outputs are numeric."""
+    dtype = values.dtype
+    if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+        return "categorical"
+    if spec.task == "classification":
+        numbers = values.dropna().to_numpy(dtype=np.float64)
+        if numbers.size and np.all(numbers == np.round(numbers)):
+            return "categorical"
+    return "numeric"
 
 
 def summarise_column(values: pd.Series, kind: Kind, *, name: str) -> ColumnSummary:

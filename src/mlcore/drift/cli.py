@@ -1,31 +1,32 @@
 """``mlcore drift``: the drift job run by the monitors, the demo and users alike.
 
-It exits 0 whether or not drift was found (the report says which) and non-zero,
-through mlcore's CLI error handling, when the input is wrong.
+It exits 0 whatever the grade (the report says it) and non-zero, through
+mlcore's CLI error handling, when the input is wrong. Any pair of tables works
+(``--reference A --current B``, from any directory): the feature types are
+inferred from the reference; the target, when both tables hold it, is
+checked for label drift apart from the features. Heavy imports wait until the
+command runs, so ``mlcore drift --help`` stays quick.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlcore.errors import ConfigError, DataError
-from mlcore.settings_file import DEFAULT_SETTINGS_FILE
+from mlcore.settings_file import SETTINGS_ENV_VAR
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from mlcore.data import DatasetSpec
     from mlcore.drift.baseline import Baseline
-    from mlcore.drift.results import DriftReport
+    from mlcore.drift.results import DriftReport, ReferenceInfo
     from mlcore.settings import MlopsSettings
 
-logger = logging.getLogger(__name__)
-
-# mlcore.drift.streaming.DEFAULT_CHUNK_ROWS, repeated so that building this parser (for
-# `mlcore drift --help`) imports no numpy or pandas; a test checks that the two agree.
+# Kept in step with mlcore.settings.ReferenceMode and streaming.DEFAULT_CHUNK_ROWS (a test
+# checks both) without importing them for --help.
+REFERENCE_MODES = ("training", "same_period_last_year", "previous_window")
 DEFAULT_CHUNK_ROWS = 100_000
 
 
@@ -35,22 +36,25 @@ def add_drift_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
         "drift",
         help="compare current data with the reference or the model's baseline",
         description=(
-            "Per-column drift tests (KS, chi-squared, PSI, JS, KL, Wasserstein, missing rate), a "
-            "dataset verdict, and Model Monitor-style outputs. Writes drift_report.json, "
-            "statistics.json, constraints.json, constraint_violations.json and "
-            "drift_report.html to --output. Exits 0 whether or not drift was found."
+            "Per column a graded verdict (none, moderate, major, or insufficient data) from the "
+            "configured method (Wasserstein, PSI, KS, chi-squared, JS or KL) and data-quality "
+            "checks (missing rate, out-of-range and unseen values, data types, missing and extra "
+            "columns); a domain classifier across columns; a dataset grade. Writes "
+            "drift_report.json, statistics.json, constraints.json, constraint_violations.json "
+            "and drift_report.html to --output. Exits 0 whatever the grade."
         ),
     )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument(
+    parser.add_argument(
         "--reference",
         metavar="PATH",
-        help="reference data: CSV or Parquet file, or a folder of them",
+        help="reference data: CSV or Parquet (file or folder), or data capture (with --baseline "
+        "or --spec). With --baseline: the data of the seasonal or previous window",
     )
-    source.add_argument(
+    parser.add_argument(
         "--baseline",
         metavar="DIR",
-        help="a drift baseline folder (or a model folder holding baseline/) written by training",
+        help="a drift baseline folder (or a model folder holding baseline/, or model.tar.gz) "
+        "written by training",
     )
     parser.add_argument(
         "--current",
@@ -63,20 +67,43 @@ def add_drift_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
     parser.add_argument(
         "--settings",
         metavar="FILE",
-        help=f"lifecycle settings YAML (default: ./{DEFAULT_SETTINGS_FILE} if present, else "
-        "built-in defaults); its drift section sets the tests and thresholds",
+        help=f"lifecycle settings YAML (default: ${SETTINGS_ENV_VAR}, else ./mlops.yaml if present, "
+        "else built-in defaults); its drift section sets methods, bands and windows",
+    )
+    parser.add_argument(
+        "--reference-mode",
+        choices=REFERENCE_MODES,
+        help="what the current window is compared with (default: drift.reference.mode): the "
+        "training baseline, the same period a year earlier or the previous window, both taken "
+        "from --reference by timestamp",
+    )
+    parser.add_argument(
+        "--timestamp",
+        metavar="COL",
+        help="event-time column for the windows (default: dataset.timestamp; inference_time "
+        "for data capture)",
+    )
+    parser.add_argument(
+        "--window-start",
+        metavar="TIME",
+        help="start of the current window, ISO 8601 (default: the current data's first time)",
+    )
+    parser.add_argument(
+        "--window-end",
+        metavar="TIME",
+        help="end of the current window, ISO 8601 (default: the current data's last time)",
     )
     parser.add_argument(
         "--spec",
         metavar="FILE",
-        help="dataset spec JSON (from mlcore prep); with --reference, default: inferred from the "
-        "reference's column types",
+        help="dataset spec JSON (from mlcore prep); with --reference alone, default: inferred "
+        "from the reference's column types",
     )
     parser.add_argument(
         "--target",
         metavar="COL",
-        help="target column, left out of the features when inferring the spec "
-        "(default: dataset.target from the settings)",
+        help="target column: never a feature, checked for label drift when both sides hold it "
+        "(default: dataset.target from the settings; absent is fine)",
     )
     parser.add_argument(
         "--prediction-column",
@@ -92,8 +119,8 @@ def add_drift_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
     parser.add_argument(
         "--streaming",
         action="store_true",
-        help="read the current data in chunks (memory bounded whatever its size); KS is then "
-        "reported with a documented error bound, other statistics stay exact",
+        help="read the current data in chunks (memory bounded whatever its size); KS and "
+        "Wasserstein are then reported with a documented error bound, the rest stays exact",
     )
     parser.add_argument(
         "--chunk-rows",
@@ -106,101 +133,223 @@ def add_drift_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
 
 
 def run_drift_command(args: argparse.Namespace) -> int:
-
-    from mlcore.data import load_table
-    from mlcore.drift.detect import detect_drift
     from mlcore.drift.outputs import write_drift_outputs
 
-    settings = _settings(args.settings)
-    prediction_columns = tuple(args.prediction_columns) if args.prediction_columns else None
-    reference: pd.DataFrame | Baseline
-    if args.baseline is not None:
-        reference = _load_baseline(Path(args.baseline))
-        spec = reference.spec
-    else:
-        reference = load_table(args.reference)
-        spec = _resolve_spec(args, reference, settings, prediction_columns or ())
-    if args.streaming:
-        report = _streaming_report(args, reference, spec, settings, prediction_columns)
-    else:
-        current = read_current(Path(args.current), spec)
-        report = detect_drift(
-            reference,
-            current,
-            spec=spec,
-            settings=settings.drift,
-            prediction_columns=prediction_columns,
-            workers=args.workers,
-        )
+    report = drift_report_for(args)
     paths = write_drift_outputs(report, args.output)
-    print(_summary(report, paths["drift_report"]))
+    print(summary(report, paths["drift_report"]))
     return 0
 
 
-def _streaming_report(
-    args: argparse.Namespace,
-    reference: pd.DataFrame | Baseline,
-    spec: DatasetSpec,
-    settings: MlopsSettings,
-    prediction_columns: tuple[str, ...] | None,
-) -> DriftReport:
-    import pandas as pd
+def drift_report_for(args: argparse.Namespace) -> DriftReport:
+    from mlcore.errors import ConfigError
 
-    from mlcore.drift.baseline import build_baseline
-    from mlcore.drift.streaming import detect_drift_streaming_path
-
-    if isinstance(reference, pd.DataFrame):
-        reference = build_baseline(
-            reference, spec, settings.drift, prediction_columns=prediction_columns or ()
+    settings = load_drift_settings(args.settings)
+    mode = args.reference_mode or settings.drift.reference.mode
+    if args.baseline is None and args.reference is None:
+        raise ConfigError("give the reference: --baseline MODEL_DIR or --reference DATA")
+    baseline = _load_baseline(Path(args.baseline)) if args.baseline is not None else None
+    if mode == "training":
+        if baseline is not None and args.reference is not None:
+            raise ConfigError(
+                "--baseline and --reference together compare with a window of the reference "
+                "data: add --reference-mode same_period_last_year or previous_window (or set "
+                "drift.reference.mode), or give only one of them"
+            )
+        if baseline is not None:
+            return _against_baseline(args, baseline, settings)
+        return _against_table(args, settings, mode="data")
+    if args.reference is None:
+        raise ConfigError(
+            f"the {mode} reference is taken from reference data by timestamp: pass --reference "
+            "PATH (a table or data capture holding at least that window)"
         )
-    predictions = reference.prediction_columns if prediction_columns is None else prediction_columns
-    current = Path(args.current)
-    if not current.exists():
-        raise DataError(f"data path does not exist: {current}")
-    if not is_capture(current):
-        # Data files may lack the baseline's prediction columns: check those the data has.
-        available = _columns_of(current)
-        predictions = tuple(c for c in predictions if c in available)
-    return detect_drift_streaming_path(
-        reference,
+    return _against_table(args, settings, mode=mode, baseline=baseline)
+
+
+def _against_baseline(
+    args: argparse.Namespace, baseline: Baseline, settings: MlopsSettings
+) -> DriftReport:
+    from mlcore.drift.detect import detect_drift
+    from mlcore.drift.results import ReferenceInfo
+    from mlcore.drift.sources import CAPTURE_METADATA_COLUMNS, is_capture, read_data
+
+    info = ReferenceInfo(mode="training", source=str(args.baseline))
+    predictions = tuple(args.prediction_columns) if args.prediction_columns else None
+    if args.streaming:
+        from mlcore.drift.streaming import detect_drift_streaming_path
+
+        return detect_drift_streaming_path(
+            baseline,
+            Path(args.current),
+            settings=settings.drift,
+            prediction_columns=predictions,
+            workers=args.workers,
+            chunk_rows=args.chunk_rows,
+            reference_info=info,
+        )
+    current_path = Path(args.current)
+    current = read_data(current_path, baseline.spec)
+    return detect_drift(
+        baseline,
         current,
         settings=settings.drift,
         prediction_columns=predictions,
         workers=args.workers,
-        chunk_rows=args.chunk_rows,
+        reference_info=info,
+        expected_columns=CAPTURE_METADATA_COLUMNS if is_capture(current_path) else (),
     )
 
 
-def _columns_of(path: Path) -> set[str]:
-    """Column names of a CSV or Parquet file (the first file of a folder), read cheaply."""
+def _against_table(
+    args: argparse.Namespace,
+    settings: MlopsSettings,
+    *,
+    mode: str,
+    baseline: Baseline | None = None,
+) -> DriftReport:
+    from mlcore.data import DatasetSpec
+    from mlcore.drift.detect import detect_drift
+    from mlcore.drift.sources import CAPTURE_METADATA_COLUMNS, is_capture, read_data
+
+    reference_path, current_path = Path(args.reference), Path(args.current)
+    spec: DatasetSpec | None = None
+    if baseline is not None:
+        spec = baseline.spec
+    elif args.spec is not None:
+        spec = DatasetSpec.load(args.spec)
+    reference = read_data(reference_path, spec)
+    current = read_data(current_path, spec)
+    predictions: tuple[str, ...] = tuple(args.prediction_columns or ())
+    if baseline is not None and not predictions:
+        predictions = tuple(
+            c
+            for c in baseline.prediction_columns
+            if c in reference.columns and c in current.columns
+        )
+    if spec is None:
+        spec = infer_drift_spec(args, reference, settings, predictions)
+    capture = is_capture(current_path)
+    reference, info = _reference_window(args, reference, current, spec, settings, mode, capture)
+    if args.streaming:
+        from mlcore.drift.baseline import build_baseline
+        from mlcore.drift.streaming import detect_drift_streaming_path
+
+        built = build_baseline(reference, spec, settings.drift, prediction_columns=predictions)
+        return detect_drift_streaming_path(
+            built,
+            current_path,
+            settings=settings.drift,
+            prediction_columns=predictions,
+            workers=args.workers,
+            chunk_rows=args.chunk_rows,
+            reference_info=info,
+        )
+    return detect_drift(
+        reference,
+        current,
+        spec=spec,
+        settings=settings.drift,
+        prediction_columns=predictions,
+        workers=args.workers,
+        reference_info=info,
+        expected_columns=CAPTURE_METADATA_COLUMNS if capture else (),
+    )
+
+
+def _reference_window(
+    args: argparse.Namespace,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    spec: DatasetSpec,
+    settings: MlopsSettings,
+    mode: str,
+    capture: bool,
+) -> tuple[pd.DataFrame, ReferenceInfo]:
     import pandas as pd
 
-    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        if file.suffix.lower() == ".csv":
-            return set(pd.read_csv(file, nrows=0).columns)
-        if file.suffix.lower() in (".parquet", ".pq"):
-            import pyarrow.parquet as pq
+    from mlcore.drift import windows
+    from mlcore.drift.results import ReferenceInfo
+    from mlcore.errors import ConfigError
 
-            return set(pq.ParquetFile(file).schema_arrow.names)
-    raise DataError(f"no .csv or .parquet files at {path}")
+    if mode == "data":
+        return reference, ReferenceInfo(mode="data", source=str(args.reference))
+    column = args.timestamp or ("inference_time" if capture else spec.timestamp)
+    if column is None:
+        raise ConfigError(
+            f"the {mode} reference needs event times: set dataset.timestamp or pass --timestamp"
+        )
+    window = windows.window_of(current, column)
+    try:
+        if args.window_start is not None:
+            window = windows.Window(pd.Timestamp(args.window_start, tz="UTC"), window.end)
+        if args.window_end is not None:
+            window = windows.Window(window.start, pd.Timestamp(args.window_end, tz="UTC"))
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"--window-start/--window-end must be ISO 8601 times: {exc}") from exc
+    reference_window = windows.reference_window(
+        window,
+        mode,  # type: ignore[arg-type]
+        seasonal_offset_days=settings.drift.reference.seasonal_offset_days,
+    )
+    start, end = reference_window.iso()
+    selected = windows.rows_in(reference, column, reference_window)
+    info = ReferenceInfo(
+        mode=mode,  # type: ignore[arg-type]
+        source=str(args.reference),
+        window_start=start,
+        window_end=end,
+    )
+    return selected, info
 
 
-def read_current(path: Path, spec: DatasetSpec) -> pd.DataFrame:
-    """CSV/Parquet (file or folder), or SageMaker data-capture JSON Lines (file or folder tree)."""
-    from mlcore.data import load_table
+def infer_drift_spec(
+    args: argparse.Namespace,
+    reference: pd.DataFrame,
+    settings: MlopsSettings,
+    prediction_columns: tuple[str, ...],
+) -> DatasetSpec:
+    """Feature types of any table: declared in the settings, else inferred from the reference's
+    dtypes. The target (when present), the timestamp, id columns, prediction columns and
+    datetime-like columns are never features."""
+    from mlcore.data import DatasetSpec
+    from mlcore.data.spec import infer_feature_columns, infer_task
+    from mlcore.errors import ConfigError
 
-    if is_capture(path):
-        from mlcore.capture import read_capture
+    dataset = settings.dataset
+    target = args.target or dataset.target
+    timestamp = args.timestamp or dataset.timestamp
+    present = set(map(str, reference.columns))
+    exclude = [target, *(c for c in dataset.id_columns if c in present), *prediction_columns]
+    if timestamp:
+        exclude.append(timestamp)
+    numeric, categorical = infer_feature_columns(
+        reference, exclude=exclude, numeric=dataset.numeric, categorical=dataset.categorical
+    )
+    if not numeric and not categorical:
+        raise ConfigError(
+            f"no feature columns left in the reference data (columns: {list(reference.columns)}) "
+            "once the target, timestamp, id and prediction columns are set aside"
+        )
+    task = dataset.task or (
+        infer_task(reference[target]) if target in present else "classification"
+    )
+    return DatasetSpec(
+        target=target,
+        numeric=tuple(numeric),
+        categorical=tuple(categorical),
+        timestamp=timestamp if timestamp in present else None,
+        task=task,
+        id_columns=tuple(c for c in dataset.id_columns if c in present),
+    )
 
-        return read_capture(path, spec)
-    return load_table(path)
 
+def load_drift_settings(path: str | None) -> MlopsSettings:
+    """``--settings FILE`` > $MLOPS_SETTINGS > ./mlops.yaml > built-in defaults."""
+    from mlcore.settings import load_settings
+    from mlcore.settings_file import settings_path
 
-def is_capture(path: Path) -> bool:
-    if path.is_file():
-        return path.suffix.lower() == ".jsonl"
-    return path.is_dir() and next(path.rglob("*.jsonl"), None) is not None
+    return load_settings(settings_path(path))
 
 
 def _load_baseline(path: Path) -> Baseline:
@@ -216,56 +365,40 @@ def _load_baseline(path: Path) -> Baseline:
     return Baseline.load(path)
 
 
-def _settings(path: str | None) -> MlopsSettings:
-    from mlcore.settings import load_settings
-
-    if path is not None:
-        return load_settings(path)
-    default = Path(DEFAULT_SETTINGS_FILE)
-    return load_settings(default if default.is_file() else None)
-
-
-def _resolve_spec(
-    args: argparse.Namespace,
-    reference: pd.DataFrame,
-    settings: MlopsSettings,
-    prediction_columns: tuple[str, ...],
-) -> DatasetSpec:
-    from mlcore.data import DatasetSpec, infer_spec
-
-    if args.spec is not None:
-        return DatasetSpec.load(args.spec)
-    dataset = settings.dataset
-    target = args.target or dataset.target
-    if target not in reference.columns:
-        raise ConfigError(
-            f"cannot infer the feature columns: target column {target!r} is not in the reference "
-            f"data (columns: {list(reference.columns)}). Pass --target COL or --spec spec.json"
-        )
-    timestamp = dataset.timestamp if dataset.timestamp in reference.columns else None
-    ids = [c for c in dataset.id_columns if c in reference.columns]
-    return infer_spec(
-        reference,
-        target=target,
-        timestamp=timestamp,
-        numeric=dataset.numeric,
-        categorical=dataset.categorical,
-        exclude=[*ids, *prediction_columns],
-    )
-
-
-def _summary(report: DriftReport, path: Path) -> str:
-    verdict = "DATASET DRIFT" if report.dataset_drift else "no dataset drift"
-    drifted = ", ".join(report.drifted_features) or "none"
+def summary(report: DriftReport, path: Path) -> str:
+    verdict = {
+        "major": "MAJOR DATASET DRIFT",
+        "moderate": "moderate dataset drift (alert)",
+        "none": "no dataset drift",
+        "insufficient_data": "insufficient data for a verdict",
+    }[report.grade]
     lines = [
-        f"{verdict}: {len(report.drifted_features)}/{len(report.features)} features drifted "
-        f"({report.share_drifted:.0%}; threshold {report.dataset_drift_share:.0%})",
-        f"drifted features: {drifted}",
+        f"{verdict}: {len(report.drifted_features)}/{len(report.features)} features major, "
+        f"{len(report.alerting_features)} moderate or major "
+        f"({report.share_drifted:.0%} major; the dataset grades at {report.dataset_drift_share:.0%})",
+        f"major: {', '.join(report.drifted_features) or 'none'}",
     ]
-    if report.prediction_drift is not None:
-        lines.append(f"prediction drift: {'yes' if report.prediction_drift else 'no'}")
+    moderate = [f for f in report.alerting_features if f not in report.drifted_features]
+    if moderate:
+        lines.append(f"moderate: {', '.join(moderate)}")
+    if report.domain_classifier is not None and report.domain_classifier.statistic is not None:
+        lines.append(
+            f"domain classifier: AUC {report.domain_classifier.statistic:.3f} "
+            f"({report.domain_classifier.grade})"
+        )
+    if report.prediction_grade is not None:
+        lines.append(f"prediction drift: {report.prediction_grade}")
+    if report.label_grade is not None:
+        lines.append(f"label drift: {report.label_grade}")
+    problems = len(report.missing_columns) + len(report.extra_columns)
+    if problems:
+        lines.append(
+            f"columns: {len(report.missing_columns)} missing, {len(report.extra_columns)} extra"
+        )
+    if report.note:
+        lines.append(report.note)
     lines.append(f"report: {path}")
     return "\n".join(lines)
 
 
-__all__ = ["add_drift_parser", "read_current", "run_drift_command"]
+__all__ = ["add_drift_parser", "drift_report_for", "infer_drift_spec", "run_drift_command"]

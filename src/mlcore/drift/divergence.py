@@ -5,6 +5,11 @@ so it lies in [0, 1], and needs no smoothing: it is finite for empty bins. KL
 divergence (reference || current) uses the natural log and the same recorded
 additive smoothing as PSI, without which one empty current bin makes it
 infinite.
+
+Bands: for small changes every such divergence is a multiple of the same
+chi-squared distance, with PSI ~ 2 KL ~ 8 ln(2) JS^2. PSI's 0.1 / 0.2 become
+0.05 / 0.1 for KL and 0.13 / 0.19 for the JS distance. The significance test
+is the column's (``significance``).
 """
 
 from __future__ import annotations
@@ -12,72 +17,116 @@ from __future__ import annotations
 from scipy import stats
 from scipy.spatial import distance
 
-from mlcore.drift._common import NumericInput, numeric_pair, untestable
+from mlcore.drift._common import DriftTest, NumericInput, numeric_pair, untestable
 from mlcore.drift.pairs import PSEUDO_COUNT, BinnablePair
 from mlcore.drift.psi import binning_parameters
 from mlcore.drift.results import TestResult
-from mlcore.settings import DriftSettings
+from mlcore.drift.significance import significance_of
+from mlcore.settings import Bands, DriftSettings
 
 JS_METHOD = "jensenshannon"
 KL_METHOD = "kl"
 JS_LOG_BASE = 2.0
+JS_BANDS = Bands(moderate=0.13, major=0.19)
+KL_BANDS = Bands(moderate=0.05, major=0.1)
 
 
 def jensenshannon_drift(
-    reference: NumericInput, current: NumericInput, *, threshold: float = 0.1, bins: int = 10
+    reference: NumericInput,
+    current: NumericInput,
+    *,
+    alpha: float = 0.05,
+    bands: Bands = JS_BANDS,
+    bins: int = 10,
 ) -> TestResult:
     """Jensen-Shannon distance (base 2) between the binned numeric samples."""
-    return jensenshannon_test_pair(numeric_pair(reference, current), threshold=threshold, bins=bins)
+    return jensenshannon_graded(
+        numeric_pair(reference, current), alpha=alpha, bands=bands, bins=bins
+    )
 
 
 def kl_drift(
-    reference: NumericInput, current: NumericInput, *, threshold: float = 0.1, bins: int = 10
+    reference: NumericInput,
+    current: NumericInput,
+    *,
+    alpha: float = 0.05,
+    bands: Bands = KL_BANDS,
+    bins: int = 10,
 ) -> TestResult:
     """KL divergence (natural log) of the binned reference from the binned current sample."""
-    return kl_test_pair(numeric_pair(reference, current), threshold=threshold, bins=bins)
+    return kl_graded(numeric_pair(reference, current), alpha=alpha, bands=bands, bins=bins)
 
 
 def jensenshannon_test(pair: BinnablePair, settings: DriftSettings) -> TestResult:
-    return jensenshannon_test_pair(
-        pair, threshold=settings.distance_threshold, bins=settings.psi_bins
+    return jensenshannon_graded(
+        pair,
+        alpha=settings.p_value_threshold,
+        bands=settings.bands.jensenshannon,
+        bins=settings.psi_bins,
     )
 
 
 def kl_test(pair: BinnablePair, settings: DriftSettings) -> TestResult:
-    return kl_test_pair(pair, threshold=settings.distance_threshold, bins=settings.psi_bins)
+    return kl_graded(
+        pair, alpha=settings.p_value_threshold, bands=settings.bands.kl, bins=settings.psi_bins
+    )
 
 
-def jensenshannon_test_pair(pair: BinnablePair, *, threshold: float, bins: int) -> TestResult:
+def jensenshannon_graded(
+    pair: BinnablePair, *, alpha: float, bands: Bands, bins: int
+) -> TestResult:
     if not pair.testable:
-        return untestable(JS_METHOD, threshold, pair)
+        return untestable(JS_METHOD, bands, alpha, pair)
     ref, cur = pair.binned(bins).proportions()
     statistic = float(distance.jensenshannon(ref, cur, base=JS_LOG_BASE))
     parameters = binning_parameters(pair, bins)
     parameters["smoothing"] = {"method": "none", "reason": "finite for empty bins"}
-    return TestResult(
-        method=JS_METHOD,
+    significance = significance_of(pair)
+    return TestResult.graded(
+        JS_METHOD,
         statistic=statistic,
-        p_value=None,
-        threshold=threshold,
-        drifted=statistic >= threshold,
-        parameters={**parameters, "log_base": JS_LOG_BASE, "form": "distance (sqrt of divergence)"},
+        p_value=significance.p_value,
+        bands=bands,
+        alpha=alpha,
+        significance_test=significance.test,
+        parameters={
+            **parameters,
+            **significance.parameters,
+            "log_base": JS_LOG_BASE,
+            "form": "distance (sqrt of divergence)",
+        },
     )
 
 
-def kl_test_pair(pair: BinnablePair, *, threshold: float, bins: int) -> TestResult:
+def kl_graded(pair: BinnablePair, *, alpha: float, bands: Bands, bins: int) -> TestResult:
     if not pair.testable:
-        return untestable(KL_METHOD, threshold, pair)
+        return untestable(KL_METHOD, bands, alpha, pair)
     ref, cur = pair.binned(bins).proportions(pseudo_count=PSEUDO_COUNT)
     statistic = float(stats.entropy(ref, cur))
-    return TestResult(
-        method=KL_METHOD,
+    significance = significance_of(pair)
+    return TestResult.graded(
+        KL_METHOD,
         statistic=statistic,
-        p_value=None,
-        threshold=threshold,
-        drifted=statistic >= threshold,
+        p_value=significance.p_value,
+        bands=bands,
+        alpha=alpha,
+        significance_test=significance.test,
         parameters={
             **binning_parameters(pair, bins),
+            **significance.parameters,
             "log_base": "e",
             "direction": "KL(reference || current)",
         },
     )
+
+
+JENSENSHANNON_TEST = DriftTest(
+    name=JS_METHOD,
+    kinds=("numeric", "categorical"),
+    implementations={"exact": jensenshannon_test, "streaming": jensenshannon_test},
+)
+KL_TEST = DriftTest(
+    name=KL_METHOD,
+    kinds=("numeric", "categorical"),
+    implementations={"exact": kl_test, "streaming": kl_test},
+)

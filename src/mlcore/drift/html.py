@@ -1,9 +1,10 @@
 """A self-contained HTML drift report: one file, inline CSS and SVG, nothing fetched to view it.
 
-Order of the page: the dataset verdict, what the PSI bands mean, then one card
-per column sorted by drift score (PSI, computed for every column on the same
-kind of bins, so scores compare across columns), each with the
-reference-vs-current distribution and the statistic and threshold that decided.
+Order of the page: the dataset grade, what the grades mean, then one card per
+column, most severe grade first and then by drift score (PSI, computed for
+every column on the same kind of bins, so scores compare across columns),
+each with the reference-vs-current distribution and every check with its
+grade.
 """
 
 from __future__ import annotations
@@ -20,37 +21,60 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;
 max-width:1100px}
 h1{margin-bottom:.2rem}.muted{color:#57606a}.verdict{padding:1rem 1.2rem;border-radius:8px;
 font-size:1.2rem;margin:1rem 0}.drift{background:#ffebe9;border:1px solid #ff8182}
-.nodrift{background:#dafbe1;border:1px solid #4ac26b}.card{border:1px solid #d0d7de;
+.nodrift{background:#dafbe1;border:1px solid #4ac26b}.moderate{background:#fff8c5;
+border:1px solid #d4a72c}.insufficient{background:#f6f8fa;border:1px solid #d0d7de}.card{border:1px solid #d0d7de;
 border-radius:8px;padding:.8rem 1rem;margin:.8rem 0}.card h3{margin:.2rem 0}
 .tag{display:inline-block;padding:.1rem .5rem;border-radius:1rem;font-size:.8rem;margin-left:.4rem}
 .tag.red{background:#ffebe9;color:#82071e}.tag.green{background:#dafbe1;color:#116329}
+.tag.amber{background:#fff8c5;color:#7d4e00}.tag.grey{background:#f6f8fa;color:#57606a}
 table{border-collapse:collapse;font-size:.9rem}td,th{padding:.2rem .6rem;border-bottom:1px solid
 #eaeef2;text-align:left}.legend span{display:inline-block;width:.8rem;height:.8rem;margin:0 .3rem}
 """
 
 
+_VERDICT = {
+    "major": ("drift", "Major dataset drift"),
+    "moderate": ("moderate", "Moderate dataset drift (alert)"),
+    "none": ("nodrift", "No dataset drift"),
+    "insufficient_data": ("insufficient", "Insufficient data for a verdict"),
+}
+_TAG = {
+    "major": "<span class='tag red'>major</span>",
+    "moderate": "<span class='tag amber'>moderate</span>",
+    "none": "<span class='tag green'>none</span>",
+    "insufficient_data": "<span class='tag grey'>insufficient data</span>",
+}
+_SEVERITY = {"major": 0, "moderate": 1, "insufficient_data": 2, "none": 3}
+
+
 def render_html(report: DriftReport) -> str:
-    drifted = len(report.drifted_features)
-    verdict_class = "drift" if report.dataset_drift else "nodrift"
-    verdict = "Dataset drift detected" if report.dataset_drift else "No dataset drift"
+    verdict_class, verdict = _VERDICT[report.grade]
     columns = sorted(report.columns, key=_sort_key)
-    prediction = {None: "not checked", True: "drifted", False: "no drift"}[report.prediction_drift]
+    prediction = report.prediction_grade or "not checked"
+    reference = report.reference
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<title>Drift report</title>",
         f"<style>{_CSS}</style></head><body>",
         "<h1>Drift report</h1>",
-        f"<p class='muted'>{report.reference_rows:,} reference rows vs {report.current_rows:,} "
-        f"current rows; mode: {report.mode}</p>",
-        f"<div class='verdict {verdict_class}'><strong>{verdict}</strong>: {drifted} of "
-        f"{len(report.features)} features drifted ({report.share_drifted:.0%}; the dataset "
-        f"drifts at {report.dataset_drift_share:.0%} or more). Prediction drift: {prediction}.</div>",
+        f"<p class='muted'>{report.reference_rows:,} reference rows ({html.escape(reference.mode)}"
+        f"{', ' + html.escape(reference.source) if reference.source else ''}) vs "
+        f"{report.current_rows:,} current rows; engine: {report.mode}</p>",
+        f"<div class='verdict {verdict_class}'><strong>{verdict}</strong>: "
+        f"{len(report.drifted_features)} of {len(report.features)} features major, "
+        f"{len(report.alerting_features)} moderate or major (the dataset grades at "
+        f"{report.dataset_drift_share:.0%} of the graded features). Prediction drift: "
+        f"{html.escape(prediction)}."
+        + (f" {html.escape(report.note)}" if report.note else "")
+        + "</div>",
+        _classifier(report),
         _settings_table(report),
-        f"<h2>Reading PSI</h2><p>Population Stability Index on {report.settings['psi_bins']} "
-        "equal-mass bins of the "
-        "reference (categories for categorical columns): below 0.1 the population is stable, "
-        "0.1 to 0.2 is a moderate shift worth watching, 0.2 or more is a significant shift. "
-        "Columns below are sorted by PSI, largest first; drifted columns come first.</p>",
+        "<h2>Reading the grades</h2><p>Each check measures an effect size and is graded only "
+        "when a significance test rules out chance: <strong>major</strong> at or above its major "
+        "threshold (the dataset verdict and retraining act on it), <strong>moderate</strong> at "
+        "or above its moderate threshold (alerts act on it), <strong>none</strong> below, and "
+        "<strong>insufficient data</strong> below the minimum window. PSI's thresholds are the "
+        "usual 0.1 and 0.2; the other methods' are their documented equivalents.</p>",
         "<p class='legend'><span style='background:#8c959f'></span>reference"
         "<span style='background:#0969da'></span>current</p>",
     ]
@@ -59,21 +83,36 @@ def render_html(report: DriftReport) -> str:
     return "\n".join(parts)
 
 
-def _sort_key(column: FeatureDrift) -> tuple[bool, float]:
+def _classifier(report: DriftReport) -> str:
+    result = report.domain_classifier
+    if result is None:
+        return ""
+    separating = result.parameters.get("separating_features", ())
+    listed = ", ".join(f"{html.escape(str(n))} ({v:.3f})" for n, v in list(separating)[:5])
+    return (
+        f"<div class='card'><h3>Domain classifier{_TAG[result.grade]}</h3>"
+        f"<p class='muted'>{html.escape(result.explanation())}. Features that separate the "
+        f"windows most (AUC lost when shuffled): {listed or 'none'}.</p></div>"
+    )
+
+
+def _sort_key(column: FeatureDrift) -> tuple[int, float]:
     psi = column.test("psi").statistic
-    return (not column.drifted, -(psi if psi is not None else -1.0))
+    return (_SEVERITY[column.grade], -(psi if psi is not None else -1.0))
 
 
 def _settings_table(report: DriftReport) -> str:
     settings = report.settings
+    bands = settings["bands"]
     rows = [
-        ("numeric test", settings["numeric_method"]),
-        ("categorical test", settings["categorical_method"]),
-        ("p-value threshold", settings["p_value_threshold"]),
-        ("KS minimum effect size", settings["min_effect_size"]),
-        ("PSI threshold", settings["psi_threshold"]),
-        ("distance threshold", settings["distance_threshold"]),
-        ("missing-rate increase threshold", settings["missing_rate_threshold"]),
+        ("numeric method", settings["numeric_method"]),
+        ("categorical method", settings["categorical_method"]),
+        ("significance level per column", settings["p_value_threshold"]),
+        ("minimum window", settings["min_window"]),
+        *(
+            (f"{name} moderate / major", f"{band['moderate']:g} / {band['major']:g}")
+            for name, band in bands.items()
+        ),
         ("multiple-testing correction", settings["correction"]),
     ]
     body = "".join(
@@ -83,12 +122,8 @@ def _settings_table(report: DriftReport) -> str:
 
 
 def _card(column: FeatureDrift) -> str:
-    tag = (
-        "<span class='tag red'>drift</span>"
-        if column.drifted
-        else ("<span class='tag green'>no drift</span>")
-    )
-    role = " (prediction)" if column.role == "prediction" else ""
+    tag = _TAG[column.grade]
+    role = f" ({column.role})" if column.role != "feature" else ""
     reasons = "; ".join(column.reasons) or column.primary.explanation()
     return (
         f"<div class='card'><h3>{html.escape(column.name)}{role}{tag}</h3>"
@@ -99,15 +134,10 @@ def _card(column: FeatureDrift) -> str:
 
 
 def _tests_table(column: FeatureDrift) -> str:
-    rows = [_test_row(t, t.method == column.method) for t in column.tests]
-    missing = column.missing
-    rows.append(
-        f"<tr><td>missing rate</td><td>{missing.reference_rate:.2%} &rarr; "
-        f"{missing.current_rate:.2%}</td><td></td><td>rise &gt; {missing.threshold:g}</td>"
-        f"<td>{'yes' if missing.drifted else 'no'}</td></tr>"
-    )
+    rows = [_test_row(t, t.method == column.method) for t in (*column.tests, *column.checks)]
     head = (
-        "<tr><th>test</th><th>statistic</th><th>p-value</th><th>threshold</th><th>drift</th></tr>"
+        "<tr><th>check</th><th>effect size</th><th>p-value</th><th>moderate / major</th>"
+        "<th>grade</th></tr>"
     )
     return f"<table>{head}{''.join(rows)}</table>"
 
@@ -121,7 +151,7 @@ def _test_row(test: TestResult, primary: bool) -> str:
     note = f" <span class='muted'>{html.escape(test.note)}</span>" if test.note else ""
     return (
         f"<tr><td>{name}</td><td>{statistic}{note}</td><td>{p_value}</td>"
-        f"<td>{test.threshold:g}</td><td>{'yes' if test.drifted else 'no'}</td></tr>"
+        f"<td>{test.bands.moderate:g} / {test.bands.major:g}</td><td>{_TAG[test.grade]}</td></tr>"
     )
 
 

@@ -1,24 +1,40 @@
-"""Two-sample Kolmogorov-Smirnov test with an effect-size floor (numeric columns).
+"""Two-sample Kolmogorov-Smirnov: the KS statistic graded on its bands (numeric columns).
 
-At large sample sizes KS flags differences far too small to matter, so a
-column drifts only when the p-value is below the threshold AND the KS statistic
-(the largest gap between the two empirical CDFs, itself an effect size in
-[0, 1]) is at least ``min_effect_size``.
+The statistic D (the largest gap between the two empirical CDFs) is an effect
+size in [0, 1]; the KS test's p-value is the significance test, exact up to
+10,000 values a side (scipy's) and asymptotic beyond. D's default bands (0.02
+moderate, 0.04 major) are those of the Wasserstein method on a normal location
+shift: a shift of s standard deviations gives W = s and D = 2 * Phi(s / 2) - 1,
+about 0.4 * s. The p-value is also the significance test of every other
+numeric method (``significance``).
+
+Streaming mode knows both CDFs exactly at every grid edge, so the reported
+statistic (the largest gap at an edge) is a true lower bound of the exact one.
+Between two edges each CDF rises by at most its mass in that bin, which bounds
+the gap there too: the exact statistic lies in ``[statistic, statistic +
+error_bound]``, with ``error_bound`` recorded per column (at most the largest
+single-bin mass of either sample). The p-value is computed from the reported
+statistic.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import special, stats
 
-from mlcore.drift._common import NumericInput, numeric_pair, untestable
+from mlcore.drift._common import DriftTest, NumericInput, numeric_pair, untestable
 from mlcore.drift.pairs import NumericPair
 from mlcore.drift.results import TestResult
-from mlcore.settings import DriftSettings
+from mlcore.drift.sketches import StreamingNumericPair
+from mlcore.settings import Bands, DriftSettings
 
 METHOD = "ks"
+DEFAULT_BANDS = Bands(moderate=0.02, major=0.04)
 # scipy's ks_2samp(method="auto") is exact up to this sample size and asymptotic beyond it.
 _SCIPY_EXACT_MAX_N = 10_000
 # scipy's kstwo uses other methods up to this size; they are fast there.
@@ -29,62 +45,109 @@ def ks_drift(
     reference: NumericInput,
     current: NumericInput,
     *,
-    threshold: float = 0.05,
-    min_effect_size: float = 0.0,
+    alpha: float = 0.05,
+    bands: Bands = DEFAULT_BANDS,
 ) -> TestResult:
-    """KS test of ``current`` against ``reference``.
+    """KS test of ``current`` against ``reference``, graded on ``bands``.
 
     Examples
     --------
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
-    >>> result = ks_drift(rng.normal(size=500), rng.normal(1.0, size=500), min_effect_size=0.1)
-    >>> result.drifted, result.statistic > 0.3
-    (True, True)
+    >>> result = ks_drift(rng.normal(size=500), rng.normal(1.0, size=500))
+    >>> result.grade, result.statistic > 0.3
+    ('major', True)
     """
-    return ks_test_pair(
-        numeric_pair(reference, current), threshold=threshold, min_effect_size=min_effect_size
-    )
+    return _graded(numeric_pair(reference, current), ks_exact_statistic_and_p, alpha, bands)
 
 
-def ks_test(pair: NumericPair, settings: DriftSettings) -> TestResult:
-    return ks_test_pair(
-        pair, threshold=settings.p_value_threshold, min_effect_size=settings.min_effect_size
-    )
+@dataclass(frozen=True)
+class KsMeasurement:
+    statistic: float
+    p_value: float
+    method: str
+    extra: dict[str, float | int]
 
 
-def ks_test_pair(pair: NumericPair, *, threshold: float, min_effect_size: float) -> TestResult:
-    if not pair.testable:
-        return untestable(METHOD, threshold, pair)
+def ks_exact_statistic_and_p(pair: NumericPair) -> KsMeasurement:
     n_ref, n_cur = pair.reference.n_valid, pair.current.n_valid
     if max(n_ref, n_cur) <= _SCIPY_EXACT_MAX_N:
         # Small samples: scipy's exact distribution; sorting is cheap at this size.
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             exact = stats.ks_2samp(pair.reference.sorted_values, pair.current.sorted_values)
-        statistic, p_value, mode = float(exact.statistic), float(exact.pvalue), "exact"
+        mode = "exact"
         if any("Switching to" in str(w.message) for w in caught):
             # scipy gives up on the exact sum for some tied samples and falls back itself.
             mode = "asymp (scipy's exact calculation failed)"
-    else:
-        statistic = pair.ks_statistic
-        p_value = ks_asymptotic_p_value(statistic, n_ref, n_cur)
-        mode = "asymp"
-    return TestResult(
-        method=METHOD,
-        statistic=statistic,
-        p_value=p_value,
-        threshold=threshold,
-        drifted=ks_drifted(
-            p_value, statistic, threshold=threshold, min_effect_size=min_effect_size
-        ),
+        return KsMeasurement(float(exact.statistic), float(exact.pvalue), mode, {})
+    statistic = pair.ks_statistic
+    return KsMeasurement(statistic, ks_asymptotic_p_value(statistic, n_ref, n_cur), "asymp", {})
+
+
+def ks_streaming_statistic_and_p(pair: StreamingNumericPair) -> KsMeasurement:
+    ref_lo, ref_hi, cur_lo, cur_hi, gap_at_edge = pair.cdf_bounds()
+    at_edges = float(np.max(gap_at_edge))
+    within = float(np.max(np.maximum(ref_hi - cur_lo, cur_hi - ref_lo)))
+    upper = max(at_edges, within)
+    p_value = ks_asymptotic_p_value(at_edges, pair.reference.n_valid, pair.current.n_valid)
+    return KsMeasurement(
+        at_edges,
+        p_value,
+        "asymp (from the statistic's lower bound)",
+        {
+            "statistic_upper_bound": upper,
+            "error_bound": upper - at_edges,
+            "grid_bins": int(pair.reference.edges.shape[0] + 1),
+        },
+    )
+
+
+def ks_measurement(
+    pair: NumericPair | StreamingNumericPair,
+    measure: Callable[[Any], KsMeasurement],
+) -> KsMeasurement:
+    """The KS statistic and p-value of a pair, computed once: the KS test and the significance
+    test of every other numeric method share it."""
+    cached: KsMeasurement | None = pair.__dict__.get("_ks")
+    if cached is None:
+        cached = pair.__dict__["_ks"] = measure(pair)
+    return cached
+
+
+def ks_exact(pair: NumericPair, settings: DriftSettings) -> TestResult:
+    return _graded(pair, ks_exact_statistic_and_p, settings.p_value_threshold, settings.bands.ks)
+
+
+def ks_streaming(pair: StreamingNumericPair, settings: DriftSettings) -> TestResult:
+    return _graded(
+        pair, ks_streaming_statistic_and_p, settings.p_value_threshold, settings.bands.ks
+    )
+
+
+def _graded(
+    pair: NumericPair | StreamingNumericPair,
+    measure: Callable[[Any], KsMeasurement],
+    alpha: float,
+    bands: Bands,
+) -> TestResult:
+    if not pair.testable:
+        return untestable(METHOD, bands, alpha, pair)
+    found = ks_measurement(pair, measure)
+    return TestResult.graded(
+        METHOD,
+        statistic=found.statistic,
+        p_value=found.p_value,
+        bands=bands,
+        alpha=alpha,
+        significance_test="ks",
         parameters={
             "alternative": "two-sided",
-            "p_value_method": mode,
-            "min_effect_size": min_effect_size,
-            "effect_size": statistic,
-            "reference_size": n_ref,
-            "current_size": n_cur,
+            "p_value_method": found.method,
+            "effect_size": "KS statistic D",
+            **found.extra,
+            "reference_size": pair.reference.n_valid,
+            "current_size": pair.current.n_valid,
         },
     )
 
@@ -131,7 +194,8 @@ def smirnov_sf(n: int, d: float) -> float:
     return float(d * np.sum(np.exp(log_terms)))
 
 
-def ks_drifted(
-    p_value: float, statistic: float, *, threshold: float, min_effect_size: float
-) -> bool:
-    return p_value < threshold and statistic >= min_effect_size
+TEST = DriftTest(
+    name=METHOD,
+    kinds=("numeric",),
+    implementations={"exact": ks_exact, "streaming": ks_streaming},
+)

@@ -16,6 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
+from mlcore.drift.profiles import profile
 from mlcore.drift.summaries import CategoricalSummary, FloatArray, IntArray, NumericSummary
 
 # Added to every bin's count on both sides before PSI and KL, so an empty bin gives a
@@ -48,6 +49,20 @@ class NumericPair:
     @property
     def testable(self) -> bool:
         return self.reference.n_valid > 0 and self.current.n_valid > 0
+
+    @property
+    def out_of_range(self) -> tuple[int, int]:
+        """Current values (below the reference minimum, above its maximum)."""
+        ref, cur = self.reference.sorted_values, self.current.sorted_values
+        if ref.shape[0] == 0 or cur.shape[0] == 0:
+            return 0, 0
+        below = int(np.searchsorted(cur, ref[0], side="left"))
+        above = int(cur.shape[0] - np.searchsorted(cur, ref[-1], side="right"))
+        return below, above
+
+    @property
+    def reference_std(self) -> float:
+        return profile(self.reference).std_dev or 0.0  # cached with the baseline
 
     @cached_property
     def ecdf_gap(self) -> tuple[FloatArray, FloatArray]:
@@ -127,6 +142,14 @@ class CategoricalPair:
     def unseen_categories(self) -> tuple[str, ...]:
         known = set(self.reference.labels)
         return tuple(label for label in self.current.labels if label not in known)
+
+    @property
+    def reference_singleton_share(self) -> float:
+        """Share of reference values whose category occurs exactly once (Good-Turing's estimate
+        of how much of the distribution the reference has not seen)."""
+        counts = self.reference.counts
+        total = int(counts.sum())
+        return 0.0 if total == 0 else float(np.count_nonzero(counts == 1) / total)
 
     @property
     def unseen_share(self) -> float:

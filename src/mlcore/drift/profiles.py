@@ -81,7 +81,7 @@ def _profile(summary: ColumnSummary) -> ColumnProfile:
 def _numeric_profile(summary: NumericSummary) -> ColumnProfile:
     values = summary.sorted_values
     # Infinite values are neither present (no distribution) nor silently dropped: counted missing.
-    missing = summary.n_missing + summary.n_posinf + summary.n_neginf
+    missing = summary.n_total - summary.n_valid
     if values.shape[0] == 0:
         return ColumnProfile(inferred_type="Fractional", num_present=0, num_missing=missing)
     low, high = float(values[0]), float(values[-1])

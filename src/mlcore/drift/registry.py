@@ -1,53 +1,48 @@
-"""Which test functions exist for which column kind. A new test is one module and one line here."""
+"""Which checks exist, for which column kind, on which engine. A new check is one module
+(defining ``TEST`` with an implementation per engine) and one line in ``TESTS`` or ``CHECKS``.
+
+Engines: ``exact`` reads full summaries (sorted values, category counts);
+``streaming`` reads mergeable sketches on the reference grid (``sketches``).
+A further engine (Spark, issue 14) adds its key to the ``implementations`` of
+the checks it supports, module by module; the engines look implementations up
+here and say which check lacks one.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
-
-from mlcore.drift.chi2 import chi2_test
-from mlcore.drift.divergence import jensenshannon_test, kl_test
-from mlcore.drift.ks import ks_test
-from mlcore.drift.psi import psi_test
-from mlcore.drift.results import TestResult
+from mlcore.drift import chi2, divergence, ks, missing, out_of_range, psi, unseen, wasserstein
+from mlcore.drift._common import DriftTest
 from mlcore.drift.summaries import Kind
-from mlcore.drift.wasserstein import wasserstein_test
 from mlcore.settings import DriftSettings
 
-TestFunction = Callable[[Any, DriftSettings], TestResult]
-
-NUMERIC_TESTS: Mapping[str, TestFunction] = {
-    "ks": ks_test,
-    "psi": psi_test,
-    "wasserstein": wasserstein_test,
-    "jensenshannon": jensenshannon_test,
-    "kl": kl_test,
-}
-
-CATEGORICAL_TESTS: Mapping[str, TestFunction] = {
-    "chi2": chi2_test,
-    "psi": psi_test,
-    "jensenshannon": jensenshannon_test,
-    "kl": kl_test,
-}
+# Distribution tests: the configured one decides, every other one is reported beside it.
+TESTS: tuple[DriftTest, ...] = (
+    ks.TEST,
+    chi2.TEST,
+    psi.TEST,
+    wasserstein.TEST,
+    divergence.JENSENSHANNON_TEST,
+    divergence.KL_TEST,
+)
+# Data-quality checks: each also grades the column.
+CHECKS: tuple[DriftTest, ...] = (missing.TEST, out_of_range.TEST, unseen.TEST)
 
 
-# Tests that need a full merge of both samples (about 3x the cost of all the others together
-# on a large column) run only when they are the configured method.
-ON_DEMAND = frozenset({"wasserstein"})
+def tests_for(kind: Kind) -> dict[str, DriftTest]:
+    return {test.name: test for test in TESTS if kind in test.kinds}
 
 
-def tests_for(kind: Kind) -> Mapping[str, TestFunction]:
-    return NUMERIC_TESTS if kind == "numeric" else CATEGORICAL_TESTS
+def checks_for(kind: Kind) -> tuple[DriftTest, ...]:
+    return tuple(check for check in CHECKS if kind in check.kinds)
 
 
-def tests_to_run(kind: Kind, settings: DriftSettings) -> dict[str, TestFunction]:
+def tests_to_run(kind: Kind, settings: DriftSettings) -> dict[str, DriftTest]:
     """Every test of the kind except the on-demand ones, which run only when configured."""
     primary = primary_method(kind, settings)
     return {
         name: test
         for name, test in tests_for(kind).items()
-        if name not in ON_DEMAND or name == primary
+        if not test.on_demand or name == primary
     }
 
 

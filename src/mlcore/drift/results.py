@@ -1,17 +1,23 @@
-"""Typed results: one per statistical test, one per column, one per report. JSON at the edges only."""
+"""Typed results: one per check, one per column, one per report. JSON at the edges only."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
+from mlcore.drift.grading import Grade, at_least, grade_effect, worst
 from mlcore.drift.profiles import ColumnProfile
 from mlcore.drift.summaries import Kind
+from mlcore.settings import Bands
 
-Role = Literal["feature", "prediction"]
+Role = Literal["feature", "prediction", "label"]
+Engine = Literal["exact", "streaming"]
 ParameterValue = str | int | float | bool | None | tuple[Any, ...]
+
+REPORT_SCHEMA_VERSION = "2.0"
 
 
 def _frozen_mapping(values: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -20,12 +26,14 @@ def _frozen_mapping(values: Mapping[str, Any]) -> Mapping[str, Any]:
 
 @dataclass(frozen=True)
 class TestResult:
-    """The outcome of one statistical test on one column.
+    """The outcome of one check on one column (or, for the domain classifier, on the data).
 
-    ``statistic`` and ``p_value`` are None when the test could not run (for
-    example a column with no non-missing values); ``note`` then says why.
-    ``parameters`` records every choice that shapes the number: bins and their
-    edges, smoothing, log base, normalisation, sample sizes.
+    ``statistic`` is the check's effect size, graded on ``bands`` once
+    ``p_value`` (from ``significance_test``) is below ``alpha``; see
+    :mod:`mlcore.drift.grading`. ``statistic`` and ``p_value`` are None when the
+    check could not run; ``note`` then says why. ``parameters`` records every
+    choice that shapes the number: bins and their edges, smoothing, log base,
+    normalisation, sample sizes.
     """
 
     __test__ = False  # not a pytest test class despite the name
@@ -33,8 +41,10 @@ class TestResult:
     method: str
     statistic: float | None
     p_value: float | None
-    threshold: float
-    drifted: bool
+    bands: Bands
+    alpha: float
+    grade: Grade
+    significance_test: str | None = None
     parameters: Mapping[str, Any] = field(default_factory=dict)
     note: str | None = None
     p_value_adjusted: float | None = None
@@ -42,31 +52,93 @@ class TestResult:
     def __post_init__(self) -> None:
         object.__setattr__(self, "parameters", _frozen_mapping(self.parameters))
 
+    @classmethod
+    def graded(
+        cls,
+        method: str,
+        *,
+        statistic: float | None,
+        p_value: float | None,
+        bands: Bands,
+        alpha: float,
+        significance_test: str | None,
+        parameters: Mapping[str, Any],
+        note: str | None = None,
+    ) -> TestResult:
+        return cls(
+            method=method,
+            statistic=statistic,
+            p_value=p_value,
+            bands=bands,
+            alpha=alpha,
+            grade=grade_effect(statistic, p_value, bands=bands, alpha=alpha),
+            significance_test=significance_test,
+            parameters=parameters,
+            note=note,
+        )
+
+    @property
+    def threshold(self) -> float:
+        """The major band: at or above it (and significant) the check grades major."""
+        return self.bands.major
+
+    @property
+    def drifted(self) -> bool:
+        return self.grade == "major"
+
+    @property
+    def deciding_p_value(self) -> float | None:
+        return self.p_value if self.p_value_adjusted is None else self.p_value_adjusted
+
+    def regraded(
+        self,
+        *,
+        alpha: float | None = None,
+        p_value_adjusted: float | None = None,
+        insufficient: str | None = None,
+    ) -> TestResult:
+        """The same measurement graded at another level, after a correction, or as
+        insufficient data (``insufficient`` says why)."""
+        if insufficient is not None:
+            return dataclasses.replace(
+                self,
+                grade="insufficient_data",
+                note=insufficient if self.note is None else f"{self.note}; {insufficient}",
+            )
+        level = self.alpha if alpha is None else alpha
+        adjusted = self.p_value_adjusted if p_value_adjusted is None else p_value_adjusted
+        p_value = self.p_value if adjusted is None else adjusted
+        return dataclasses.replace(
+            self,
+            alpha=level,
+            p_value_adjusted=adjusted,
+            grade=grade_effect(self.statistic, p_value, bands=self.bands, alpha=level)
+            if self.grade != "insufficient_data"
+            else "insufficient_data",
+        )
+
     def explanation(self) -> str:
-        """One sentence: the numbers behind ``drifted`` and the rule applied to them."""
-        if self.statistic is None:
-            return f"{self.method}: {self.note}"
-        if self.p_value is None:
-            relation = ">=" if self.drifted else "<"
-            return f"{self.method} {self.statistic:.4g} {relation} threshold {self.threshold:g}"
-        adjusted = self.parameters.get("correction", "none") != "none"
-        p_value = (
-            self.p_value_adjusted
-            if adjusted and self.p_value_adjusted is not None
-            else (self.p_value)
+        """One sentence: the numbers behind ``grade`` and the rule applied to them."""
+        if self.grade == "insufficient_data" or self.statistic is None:
+            return f"{self.method}: insufficient data ({self.note or 'not computed'})"
+        p_value = self.deciding_p_value
+        label = "adjusted p-value" if self.p_value_adjusted is not None else "p-value"
+        significance = (
+            f"{self.significance_test} {label} {p_value:.3g} "
+            f"{'<' if p_value is not None and p_value < self.alpha else '>='} {self.alpha:.3g}"
         )
-        label = f"{self.parameters['correction']}-adjusted p-value" if adjusted else "p-value"
-        text = (
-            f"{self.method} {label} {p_value:.3g} {'<' if p_value < self.threshold else '>='} "
-            f"{self.threshold:g}"
+        if self.grade in ("major", "moderate"):
+            band = self.bands.major if self.grade == "major" else self.bands.moderate
+            return (
+                f"{self.method} {self.statistic:.4g} >= {self.grade} threshold {band:g} "
+                f"({significance})"
+            )
+        if p_value is not None and not p_value < self.alpha:
+            return f"{self.method} {self.statistic:.4g}, not significant ({significance})"
+        return (
+            f"{self.method} {self.statistic:.4g} < moderate threshold {self.bands.moderate:g} "
+            f"({significance})"
         )
-        if "min_effect_size" in self.parameters:
-            floor = float(self.parameters["min_effect_size"])
-            relation = ">=" if self.statistic >= floor else "<"
-            text += f", statistic {self.statistic:.4g} {relation} minimum effect size {floor:g}"
-        else:
-            text += f" (statistic {self.statistic:.4g})"
-        return text
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,7 +146,11 @@ class TestResult:
             "statistic": self.statistic,
             "p_value": self.p_value,
             "p_value_adjusted": self.p_value_adjusted,
-            "threshold": self.threshold,
+            "significance_test": self.significance_test,
+            "alpha": self.alpha,
+            "moderate_threshold": self.bands.moderate,
+            "threshold": self.bands.major,
+            "grade": self.grade,
             "drifted": self.drifted,
             "parameters": _plain(self.parameters),
             "note": self.note,
@@ -82,46 +158,63 @@ class TestResult:
 
 
 @dataclass(frozen=True)
-class MissingRateResult:
-    """The missing-value-rate check: drifts when the rate rises by more than ``threshold``."""
+class DataTypeCheck:
+    """Model Monitor's data_type_check: the share of values of the baseline's inferred type."""
 
-    reference_rate: float
-    current_rate: float
-    threshold: float
-    drifted: bool
+    expected: str  # "Integral", "Fractional" or "String"
+    conforming: int
+    total: int  # non-missing values examined
+    examples: tuple[str, ...] = ()
 
     @property
-    def increase(self) -> float:
-        return self.current_rate - self.reference_rate
+    def observed_share(self) -> float:
+        return 1.0 if self.total == 0 else self.conforming / self.total
+
+    @property
+    def violated(self) -> bool:
+        return self.conforming < self.total
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "method": "missing_rate",
-            "reference_rate": self.reference_rate,
-            "current_rate": self.current_rate,
-            "increase": self.increase,
-            "threshold": self.threshold,
-            "drifted": self.drifted,
+            "expected_type": self.expected,
+            "observed_share": self.observed_share,
+            "nonconforming": self.total - self.conforming,
+            "examples": list(self.examples),
         }
 
 
 @dataclass(frozen=True)
 class FeatureDrift:
-    """Every test run on one column; ``primary`` (the configured method) and the missing-rate
-    check decide ``drifted``."""
+    """Every check of one column; the configured method (``primary``) and the data-quality
+    checks (``checks``: missing rate, out-of-range or unseen values) decide ``grade``."""
 
     name: str
     role: Role
     kind: Kind
     primary: TestResult
     tests: tuple[TestResult, ...]
-    missing: MissingRateResult
+    checks: tuple[TestResult, ...]
     reference_count: int
     current_count: int
     reference_profile: ColumnProfile
     current_profile: ColumnProfile
+    data_type: DataTypeCheck
     unseen_categories: tuple[str, ...] = ()
     unseen_share: float = 0.0
+
+    @property
+    def grade(self) -> Grade:
+        return worst(
+            [self.primary.grade, *(c.grade for c in self.checks)], decisive=self.primary.grade
+        )
+
+    @property
+    def drifted(self) -> bool:
+        return self.grade == "major"
+
+    @property
+    def alerting(self) -> bool:
+        return at_least(self.grade, "moderate")
 
     @property
     def method(self) -> str:
@@ -140,20 +233,24 @@ class FeatureDrift:
         return self.primary.threshold
 
     @property
-    def drifted(self) -> bool:
-        return self.primary.drifted or self.missing.drifted
+    def missing(self) -> TestResult:
+        return self.check("missing_rate")
 
     @property
     def reasons(self) -> tuple[str, ...]:
-        reasons = []
-        if self.primary.drifted:
-            reasons.append(self.primary.explanation())
-        if self.missing.drifted:
-            reasons.append(
-                f"missing-value rate rose from {self.missing.reference_rate:.2%} "
-                f"to {self.missing.current_rate:.2%}"
-            )
-        return tuple(reasons)
+        return tuple(
+            result.explanation()
+            for result in (self.primary, *self.checks)
+            if at_least(result.grade, "moderate")
+        )
+
+    def check(self, method: str) -> TestResult:
+        for result in self.checks:
+            if result.method == method:
+                return result
+        raise KeyError(
+            f"no {method!r} check for {self.name!r}; have {[c.method for c in self.checks]}"
+        )
 
     def test(self, method: str) -> TestResult:
         for result in self.tests:
@@ -164,19 +261,32 @@ class FeatureDrift:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        missing = self.missing
         return {
             "name": self.name,
             "role": self.role,
             "kind": self.kind,
+            "grade": self.grade,
+            "drifted": self.drifted,
             "method": self.primary.method,
             "statistic": self.primary.statistic,
             "p_value": self.primary.p_value,
             "p_value_adjusted": self.primary.p_value_adjusted,
+            "moderate_threshold": self.primary.bands.moderate,
             "threshold": self.primary.threshold,
-            "drifted": self.drifted,
             "reasons": list(self.reasons),
             "parameters": _plain(self.primary.parameters),
-            "missing": self.missing.to_dict(),
+            "missing": {
+                "method": "missing_rate",
+                "reference_rate": missing.parameters["reference_rate"],
+                "current_rate": missing.parameters["current_rate"],
+                "increase": missing.statistic,
+                "threshold": missing.threshold,
+                "grade": missing.grade,
+                "drifted": missing.drifted,
+            },
+            "checks": [c.to_dict() for c in self.checks],
+            "data_type": self.data_type.to_dict(),
             "reference_count": self.reference_count,
             "current_count": self.current_count,
             "unseen_categories": list(self.unseen_categories),
@@ -186,41 +296,78 @@ class FeatureDrift:
 
 
 @dataclass(frozen=True)
+class ReferenceInfo:
+    """What the current data was compared with, recorded in every report."""
+
+    mode: Literal["training", "same_period_last_year", "previous_window", "data"] = "training"
+    source: str | None = None
+    window_start: str | None = None
+    window_end: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
 class DriftReport:
     """Drift of one current dataset against a reference.
 
-    ``dataset_drift`` is True when ``share_drifted`` (drifted features / features,
-    prediction columns excluded) reaches ``settings.dataset_drift_share``.
+    ``grade`` is "major" when at least ``dataset_drift_share`` of the graded
+    features grade major, or the domain classifier does; "moderate" likewise for
+    moderate-or-major; "insufficient_data" when the current window is below the
+    minimum or no feature could be graded. ``dataset_drift`` is ``grade == "major"``.
     """
 
     features: tuple[FeatureDrift, ...]
     predictions: tuple[FeatureDrift, ...]
+    labels: tuple[FeatureDrift, ...]
+    grade: Grade
     share_drifted: float
-    dataset_drift: bool
+    share_alerting: float
     dataset_drift_share: float
     reference_rows: int
     current_rows: int
     settings: Mapping[str, Any]
-    mode: Literal["exact", "streaming"] = "exact"
+    mode: Engine = "exact"
     ks_error_bound: float | None = None
+    domain_classifier: TestResult | None = None
+    missing_columns: tuple[str, ...] = ()
+    extra_columns: tuple[str, ...] = ()
+    reference: ReferenceInfo = field(default_factory=ReferenceInfo)
+    note: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "settings", _frozen_mapping(self.settings))
+
+    @property
+    def dataset_drift(self) -> bool:
+        return self.grade == "major"
 
     @property
     def drifted_features(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.features if f.drifted)
 
     @property
-    def prediction_drift(self) -> bool | None:
+    def alerting_features(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features if f.alerting)
+
+    @property
+    def prediction_grade(self) -> Grade | None:
         """None when no prediction column was checked."""
-        if not self.predictions:
-            return None
-        return any(p.drifted for p in self.predictions)
+        return _group_grade(self.predictions)
+
+    @property
+    def prediction_drift(self) -> bool | None:
+        grade = self.prediction_grade
+        return None if grade is None else grade == "major"
+
+    @property
+    def label_grade(self) -> Grade | None:
+        return _group_grade(self.labels)
 
     @property
     def columns(self) -> tuple[FeatureDrift, ...]:
-        return self.features + self.predictions
+        return self.features + self.predictions + self.labels
 
     def feature(self, name: str) -> FeatureDrift:
         for result in self.columns:
@@ -232,26 +379,49 @@ class DriftReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The drift_report.json document (schema: drift_report.schema.json beside this module)."""
+        counts = {g: sum(1 for f in self.features if f.grade == g) for g in _GRADE_ORDER}
+        label_grade = self.label_grade
         return {
             "schema_version": REPORT_SCHEMA_VERSION,
+            "grade": self.grade,
             "dataset_drift": self.dataset_drift,
             "share_drifted": self.share_drifted,
+            "share_alerting": self.share_alerting,
             "dataset_drift_share": self.dataset_drift_share,
             "number_of_features": len(self.features),
             "number_of_drifted_features": len(self.drifted_features),
+            "feature_grades": counts,
             "drifted_features": list(self.drifted_features),
+            "alerting_features": list(self.alerting_features),
+            "prediction_grade": self.prediction_grade,
             "prediction_drift": self.prediction_drift,
+            "label_grade": label_grade,
+            "label_drift": None if label_grade is None else label_grade == "major",
+            "domain_classifier": None
+            if self.domain_classifier is None
+            else self.domain_classifier.to_dict(),
+            "missing_columns": list(self.missing_columns),
+            "extra_columns": list(self.extra_columns),
+            "reference": self.reference.to_dict(),
             "reference_rows": self.reference_rows,
             "current_rows": self.current_rows,
             "mode": self.mode,
             "ks_error_bound": self.ks_error_bound,
+            "note": self.note,
             "settings": _plain(self.settings),
             "features": [f.to_dict() for f in self.features],
             "predictions": [p.to_dict() for p in self.predictions],
+            "labels": [label.to_dict() for label in self.labels],
         }
 
 
-REPORT_SCHEMA_VERSION = "1.0"
+_GRADE_ORDER: tuple[Grade, ...] = ("none", "moderate", "major", "insufficient_data")
+
+
+def _group_grade(columns: tuple[FeatureDrift, ...]) -> Grade | None:
+    if not columns:
+        return None
+    return worst([c.grade for c in columns])
 
 
 def _plain(value: Any) -> Any:

@@ -7,9 +7,12 @@ monitoring run only summarises the current data.
 
 Missing-value policy (the same for every test): null and NaN are missing;
 +/-infinity is counted separately and also left out of the distribution tests,
-because no distance between distributions is defined for it. Both counts feed
-the missing-value-rate check, so a column that starts producing infinities is
-still flagged.
+because no distance between distributions is defined for it. A value of a
+numeric column that is not a number (one "N/A" string among numbers) is a data
+type problem, not a reason to stop: it is counted (with a few examples) for
+Model Monitor's ``data_type_check`` and treated as missing. Every such count
+feeds the missing-value-rate check, so a column that starts producing
+infinities or text is still flagged.
 """
 
 from __future__ import annotations
@@ -30,12 +33,15 @@ IntArray = npt.NDArray[np.int64]
 
 @dataclass(frozen=True, eq=False)
 class NumericSummary:
-    """A numeric column: its sorted finite values and how many values were missing or infinite."""
+    """A numeric column: its sorted finite values and how many values were missing, infinite
+    or not numbers at all."""
 
     sorted_values: FloatArray
     n_missing: int = 0
     n_posinf: int = 0
     n_neginf: int = 0
+    n_not_numeric: int = 0
+    not_numeric_examples: tuple[str, ...] = ()
 
     @property
     def n_valid(self) -> int:
@@ -43,21 +49,28 @@ class NumericSummary:
 
     @property
     def n_total(self) -> int:
-        return self.n_valid + self.n_missing + self.n_posinf + self.n_neginf
+        return self.n_valid + self.n_missing + self.n_posinf + self.n_neginf + self.n_not_numeric
 
     @property
     def invalid_rate(self) -> float:
-        """Share of values that are missing or infinite (0.0 for an empty column)."""
+        """Share of values that are missing, infinite or not numbers (0.0 for an empty column)."""
         if self.n_total == 0:
             return 0.0
         return (self.n_total - self.n_valid) / self.n_total
+
+    @property
+    def n_fractional(self) -> int:
+        """Finite values with a fractional part (an "Integral" reference expects none)."""
+        values = self.sorted_values
+        return int(np.count_nonzero(values != np.floor(values)))
 
     @classmethod
     def from_values(
         cls, values: npt.ArrayLike | pd.Series, *, name: str = "column"
     ) -> NumericSummary:
-        """Summarise raw values. Raises DataError when they are not numbers."""
-        array = _as_float_array(values, name=name)
+        """Summarise raw values; values that are not numbers are counted, never fatal."""
+        parsed = parse_numeric(values, name=name)
+        array = parsed.values
         if np.isfinite(array).all():  # the common case: one check, no masks
             return cls(sorted_values=np.sort(array))
         missing = np.isnan(array)
@@ -66,9 +79,11 @@ class NumericSummary:
         finite = array[~(missing | posinf | neginf)]
         return cls(
             sorted_values=np.sort(finite),
-            n_missing=int(missing.sum()),
+            n_missing=int(missing.sum()) - parsed.n_not_numeric,
             n_posinf=int(posinf.sum()),
             n_neginf=int(neginf.sum()),
+            n_not_numeric=parsed.n_not_numeric,
+            not_numeric_examples=parsed.examples,
         )
 
     def merge(self, other: NumericSummary) -> NumericSummary:
@@ -80,6 +95,10 @@ class NumericSummary:
             n_missing=self.n_missing + other.n_missing,
             n_posinf=self.n_posinf + other.n_posinf,
             n_neginf=self.n_neginf + other.n_neginf,
+            n_not_numeric=self.n_not_numeric + other.n_not_numeric,
+            not_numeric_examples=merge_examples(
+                self.not_numeric_examples, other.not_numeric_examples
+            ),
         )
 
 
@@ -158,23 +177,51 @@ def category_labels(series: pd.Series) -> pd.Series:
     return series.astype(str)
 
 
-def _as_float_array(values: npt.ArrayLike | pd.Series, *, name: str) -> FloatArray:
-    if isinstance(values, pd.Series):
-        if not pd.api.types.is_numeric_dtype(values.dtype):
-            converted = pd.to_numeric(values, errors="coerce")
-            bad = values[converted.isna() & values.notna()]
-            if len(bad):
-                raise DataError(
-                    f"column {name!r} should be numeric but holds {len(bad)} non-numeric value(s), "
-                    f"e.g. {bad.iloc[0]!r}; fix the data or declare the column categorical in the spec"
-                )
-            values = converted
+# How many distinct offending values a summary keeps to show in a data_type_check violation.
+MAX_EXAMPLES = 5
+
+
+@dataclass(frozen=True, eq=False)
+class ParsedNumbers:
+    """Raw values as float64, NaN where a value was missing or not a number."""
+
+    values: FloatArray
+    # Values that are neither null, blank nor numbers: NaN in ``values``, but type errors.
+    n_not_numeric: int = 0
+    examples: tuple[str, ...] = ()
+
+
+def parse_numeric(values: npt.ArrayLike | pd.Series, *, name: str) -> ParsedNumbers:
+    """Values of a numeric column as floats, counting (never raising on) values that are not
+    numbers: a monitor reports them as a data type violation and keeps going. Blank strings
+    are missing values, not type errors."""
+    if not isinstance(values, pd.Series):
+        array = np.asarray(values)
+        if array.ndim != 1:
+            raise DataError(f"column {name!r} must be one-dimensional, got shape {array.shape}")
+        if array.dtype.kind in "biuf":
+            return ParsedNumbers(np.asarray(array, dtype=np.float64))
+        values = pd.Series(array)
+    if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
         if values.dtype == np.float64:  # plain float64 column: a view, no copy
-            return np.asarray(values.to_numpy(), dtype=np.float64)
-        return np.asarray(values.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
-    array = np.asarray(values)
-    if array.ndim != 1:
-        raise DataError(f"column {name!r} must be one-dimensional, got shape {array.shape}")
-    if array.dtype.kind not in "biuf":
-        return _as_float_array(pd.Series(array), name=name)
-    return np.asarray(array, dtype=np.float64)
+            return ParsedNumbers(np.asarray(values.to_numpy(), dtype=np.float64))
+        return ParsedNumbers(
+            np.asarray(values.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+        )
+    converted = pd.to_numeric(values, errors="coerce")
+    unparsed = values[converted.isna() & values.notna()].astype(str)
+    offending = unparsed[unparsed.str.strip() != ""]
+    return ParsedNumbers(
+        np.asarray(converted.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64),
+        n_not_numeric=int(offending.shape[0]),
+        examples=tuple(str(v) for v in pd.unique(offending)[:MAX_EXAMPLES]),
+    )
+
+
+def merge_examples(first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys((*first, *second)))[:MAX_EXAMPLES]
+
+
+def _as_float_array(values: npt.ArrayLike | pd.Series, *, name: str) -> FloatArray:
+    """Float values with anything that is not a number as NaN (see ``parse_numeric``)."""
+    return parse_numeric(values, name=name).values

@@ -1,0 +1,332 @@
+"""Mergeable summaries of current data on a reference grid: what the streaming engine keeps.
+
+The reference side stays exact (it comes from the baseline). Each chunk of
+current data is reduced to summaries that combine by addition, so the same
+code can run per partition on a distributed engine and be merged on one
+machine:
+
+* numeric columns: counts on a fixed grid of cut points (the reference's
+  1/4096 quantiles plus the PSI bin edges), counts below the reference's
+  minimum and above its maximum, missing, infinite and not-a-number counts,
+  min/max, and count/mean/M2 moments (Chan et al.'s pairwise update);
+* categorical columns: category counts (``CategoricalSummary``, exact);
+* a uniform sample of rows for the domain classifier (``RowSample``: the rows
+  with the smallest random keys, which merge exactly).
+
+This module holds data structures only; the tests that read them live in
+their own modules (``ks``, ``wasserstein``, ...) beside their exact versions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from mlcore.drift.pairs import (
+    BinnedCounts,
+    bin_labels,
+    counts_in_bins,
+    quantile_edges,
+    sorted_quantiles,
+)
+from mlcore.drift.profiles import ColumnProfile, profile
+from mlcore.drift.summaries import (
+    FloatArray,
+    IntArray,
+    NumericSummary,
+    merge_examples,
+    parse_numeric,
+)
+
+GRID_BINS = 4096
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceGrid:
+    """Everything the streaming tests need from one numeric reference column, precomputed once."""
+
+    edges: FloatArray  # grid cut points; bin k holds values in (edges[k-1], edges[k]]
+    counts: IntArray  # reference counts per grid bin (len(edges) + 1)
+    at_edges: IntArray  # reference values exactly equal to each edge (ties, discrete data)
+    psi_bins: int
+    psi_edges: FloatArray
+    psi_counts: IntArray
+    std: float
+    n_valid: int
+    n_total: int
+    invalid_rate: float
+    low: float
+    high: float
+    reference_profile: ColumnProfile
+
+    @classmethod
+    def from_summary(cls, summary: NumericSummary, *, psi_bins: int) -> ReferenceGrid:
+        values = summary.sorted_values
+        if values.shape[0] == 0:
+            empty = np.empty(0, dtype=np.float64)
+            return cls(
+                edges=empty,
+                counts=np.zeros(1, dtype=np.int64),
+                at_edges=np.zeros(0, dtype=np.int64),
+                psi_bins=psi_bins,
+                psi_edges=empty,
+                psi_counts=np.zeros(1, dtype=np.int64),
+                std=0.0,
+                n_valid=0,
+                n_total=summary.n_total,
+                invalid_rate=summary.invalid_rate,
+                low=math.nan,
+                high=math.nan,
+                reference_profile=profile(summary),
+            )
+        psi_edges = quantile_edges(values, psi_bins)
+        levels = np.arange(1, GRID_BINS) / GRID_BINS
+        edges = np.union1d(np.unique(sorted_quantiles(values, levels)), psi_edges)
+        at_edges = np.searchsorted(values, edges, side="right") - np.searchsorted(
+            values, edges, side="left"
+        )
+        return cls(
+            edges=edges,
+            counts=counts_in_bins(values, edges),
+            at_edges=at_edges.astype(np.int64),
+            psi_bins=psi_bins,
+            psi_edges=psi_edges,
+            psi_counts=counts_in_bins(values, psi_edges),
+            std=float(np.std(values)),
+            n_valid=int(values.shape[0]),
+            n_total=summary.n_total,
+            invalid_rate=summary.invalid_rate,
+            low=float(values[0]),
+            high=float(values[-1]),
+            reference_profile=profile(summary),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class NumericSketch:
+    """Mergeable summary of current numeric values on a reference grid."""
+
+    counts: IntArray
+    at_edges: IntArray  # values exactly equal to each grid edge
+    n_missing: int = 0
+    n_posinf: int = 0
+    n_neginf: int = 0
+    n_not_numeric: int = 0
+    not_numeric_examples: tuple[str, ...] = ()
+    below: int = 0  # finite values under the reference's minimum
+    above: int = 0  # and over its maximum
+    n_fractional: int = 0  # finite values with a fractional part
+    count: int = 0
+    mean: float = 0.0
+    m2: float = 0.0  # sum of squared deviations from the mean
+    low: float = math.inf
+    high: float = -math.inf
+
+    @property
+    def n_valid(self) -> int:
+        return self.count
+
+    @property
+    def n_total(self) -> int:
+        return self.count + self.n_missing + self.n_posinf + self.n_neginf + self.n_not_numeric
+
+    @property
+    def invalid_rate(self) -> float:
+        return 0.0 if self.n_total == 0 else (self.n_total - self.count) / self.n_total
+
+    @classmethod
+    def empty(cls, grid: ReferenceGrid) -> NumericSketch:
+        return cls(
+            counts=np.zeros(grid.edges.shape[0] + 1, dtype=np.int64),
+            at_edges=np.zeros(grid.edges.shape[0], dtype=np.int64),
+        )
+
+    @classmethod
+    def of_values(cls, values: pd.Series, grid: ReferenceGrid, *, name: str) -> NumericSketch:
+        parsed = parse_numeric(values, name=name)
+        array = parsed.values
+        finite_mask = np.isfinite(array)
+        if finite_mask.all():  # the common case: no masks to build
+            finite, nan, posinf = array, 0, 0
+        else:
+            finite = array[finite_mask]
+            nan, posinf = int(np.isnan(array).sum()), int(np.isposinf(array).sum())
+        bins = np.searchsorted(grid.edges, finite, side="left")
+        counts = np.bincount(bins, minlength=grid.edges.shape[0] + 1).astype(np.int64)
+        n_edges = grid.edges.shape[0]
+        on_edge = bins < n_edges
+        on_edge[on_edge] = grid.edges[bins[on_edge]] == finite[on_edge]
+        at_edges = np.bincount(bins[on_edge], minlength=n_edges).astype(np.int64)
+        n = int(finite.shape[0])
+        mean = float(finite.mean()) if n else 0.0
+        return cls(
+            counts=counts,
+            at_edges=at_edges,
+            n_missing=nan - parsed.n_not_numeric,
+            n_posinf=posinf,
+            n_neginf=int(array.shape[0] - n - nan - posinf),
+            n_not_numeric=parsed.n_not_numeric,
+            not_numeric_examples=parsed.examples,
+            below=int(np.count_nonzero(finite < grid.low)) if n and grid.n_valid else 0,
+            above=int(np.count_nonzero(finite > grid.high)) if n and grid.n_valid else 0,
+            n_fractional=int(np.count_nonzero(finite != np.floor(finite))),
+            count=n,
+            mean=mean,
+            m2=float(np.sum((finite - mean) ** 2)) if n else 0.0,
+            low=float(finite.min()) if n else math.inf,
+            high=float(finite.max()) if n else -math.inf,
+        )
+
+    def merge(self, other: NumericSketch) -> NumericSketch:
+        n = self.count + other.count
+        if n == 0:
+            mean, m2 = 0.0, 0.0
+        else:
+            delta = other.mean - self.mean
+            mean = self.mean + delta * other.count / n
+            m2 = self.m2 + other.m2 + delta * delta * self.count * other.count / n
+        return NumericSketch(
+            counts=self.counts + other.counts,
+            at_edges=self.at_edges + other.at_edges,
+            n_missing=self.n_missing + other.n_missing,
+            n_posinf=self.n_posinf + other.n_posinf,
+            n_neginf=self.n_neginf + other.n_neginf,
+            n_not_numeric=self.n_not_numeric + other.n_not_numeric,
+            not_numeric_examples=merge_examples(
+                self.not_numeric_examples, other.not_numeric_examples
+            ),
+            below=self.below + other.below,
+            above=self.above + other.above,
+            n_fractional=self.n_fractional + other.n_fractional,
+            count=n,
+            mean=mean,
+            m2=m2,
+            low=min(self.low, other.low),
+            high=max(self.high, other.high),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class StreamingNumericPair:
+    """A reference grid beside a current sketch: what the streaming numeric tests read."""
+
+    reference: ReferenceGrid
+    current: NumericSketch
+
+    @property
+    def testable(self) -> bool:
+        return self.reference.n_valid > 0 and self.current.n_valid > 0
+
+    @property
+    def out_of_range(self) -> tuple[int, int]:
+        """Current values (below the reference minimum, above its maximum)."""
+        return self.current.below, self.current.above
+
+    @property
+    def reference_std(self) -> float:
+        return self.reference.std
+
+    def binned(self, n_bins: int) -> BinnedCounts:
+        if n_bins != self.reference.psi_bins:
+            raise ValueError(
+                f"this streaming plan was built for {self.reference.psi_bins} PSI bins, not {n_bins}"
+            )
+        # Every PSI edge is a grid edge, so PSI-bin counts are sums of whole grid bins.
+        upper = np.append(self.reference.edges, np.inf)
+        psi_bin = np.searchsorted(self.reference.psi_edges, upper, side="left")
+        current = np.bincount(
+            psi_bin, weights=self.current.counts, minlength=self.reference.psi_edges.shape[0] + 1
+        )
+        return BinnedCounts(
+            reference=self.reference.psi_counts,
+            current=np.rint(current).astype(np.int64),
+            labels=bin_labels(self.reference.psi_edges),
+            edges=tuple(float(e) for e in self.reference.psi_edges),
+        )
+
+    def cdf_bounds(self) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+        """Both CDFs around every grid bin (e_{k-1}, e_k].
+
+        Returns (reference at e_{k-1}, reference just below e_k, current at
+        e_{k-1}, current just below e_k, |gap| at e_k). Inside the open interval
+        each CDF lies between its two end values; at the edge itself both are
+        known exactly, atoms included, so discrete data gives an exact result.
+        """
+        n_ref, n_cur = self.reference.n_valid, self.current.n_valid
+        ref = np.concatenate([[0], np.cumsum(self.reference.counts)]) / n_ref
+        cur = np.concatenate([[0], np.cumsum(self.current.counts)]) / n_cur
+        atoms_ref = np.append(self.reference.at_edges, 0) / n_ref
+        atoms_cur = np.append(self.current.at_edges, 0) / n_cur
+        at_edge = np.abs(ref[1:] - cur[1:])
+        return ref[:-1], ref[1:] - atoms_ref, cur[:-1], cur[1:] - atoms_cur, at_edge
+
+
+def sketch_profile(grid: ReferenceGrid, sketch: NumericSketch) -> ColumnProfile:
+    """The current side's descriptive statistics, from its sketch (histogram on the PSI bins)."""
+    missing = sketch.n_total - sketch.count
+    if sketch.count == 0:
+        return ColumnProfile(inferred_type="Fractional", num_present=0, num_missing=missing)
+    binned = StreamingNumericPair(grid, sketch).binned(grid.psi_bins)
+    bounds = [sketch.low, *binned.edges, sketch.high]
+    buckets = tuple(
+        (float(min(lo, hi)), float(hi), int(c))
+        for lo, hi, c in zip(bounds[:-1], bounds[1:], binned.current, strict=True)
+    )
+    return ColumnProfile(
+        inferred_type="Fractional" if sketch.n_fractional else "Integral",
+        num_present=sketch.count,
+        num_missing=missing,
+        mean=sketch.mean,
+        sum=sketch.mean * sketch.count,
+        std_dev=math.sqrt(sketch.m2 / sketch.count),
+        min=sketch.low,
+        max=sketch.high,
+        buckets=buckets,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class RowSample:
+    """A uniform sample of at most ``size`` rows: the rows with the smallest random keys.
+
+    Keys are uniform draws, one per row, so keeping the smallest ``size`` keys
+    of any chunks (or of partitions, on any engine) is the same as keeping
+    the smallest of all rows: samples merge exactly.
+    """
+
+    size: int
+    keys: FloatArray
+    rows: pd.DataFrame
+
+    @classmethod
+    def empty(cls, size: int, columns: list[str]) -> RowSample:
+        return cls(size=size, keys=np.empty(0), rows=pd.DataFrame(columns=columns))
+
+    @classmethod
+    def of_rows(cls, frame: pd.DataFrame, *, size: int, rng: np.random.Generator) -> RowSample:
+        keys = rng.random(frame.shape[0])
+        return cls(size=size, keys=keys, rows=frame.reset_index(drop=True)).shrunk()
+
+    def merge(self, other: RowSample) -> RowSample:
+        if self.rows.shape[0] == 0:
+            return other
+        if other.rows.shape[0] == 0:
+            return self
+        return RowSample(
+            size=self.size,
+            keys=np.concatenate([self.keys, other.keys]),
+            rows=pd.concat([self.rows, other.rows], ignore_index=True),
+        ).shrunk()
+
+    def shrunk(self) -> RowSample:
+        if self.keys.shape[0] <= self.size:
+            return self
+        keep = np.sort(np.argpartition(self.keys, self.size - 1)[: self.size])
+        return RowSample(
+            size=self.size,
+            keys=self.keys[keep],
+            rows=self.rows.iloc[keep].reset_index(drop=True),
+        )
