@@ -23,7 +23,7 @@ from pathlib import Path
 
 from azure.ai.ml import MLClient
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import AzureError
+from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.mgmt.eventgrid import EventGridManagementClient
 from azure.mgmt.monitor import MonitorManagementClient
 from rich.console import Console
@@ -60,6 +60,7 @@ from mlops_azure.definitions import (
     stage_job_code,
     training_job,
 )
+from mlops_azure.drift_job import build_drift_schedule, drift_schedule_name, stage_spark_code
 from mlops_azure.metrics import AzureMonitorMetrics, endpoint_resource_id
 from mlops_azure.monitoring import build_monitor_schedule
 from mlops_azure.performance import build_performance_schedule
@@ -322,6 +323,7 @@ def _point_monitors(
     )
     settings_data = assets.build_settings_data(settings, settings_file)
     client.data.create_or_update(settings_data)
+    _point_drift_job(client, env, settings, console, live, model, asset_ref(settings_data))
     with tempfile.TemporaryDirectory(prefix="mlops-azure-") as tmp:
         schedule = build_performance_schedule(
             env,
@@ -340,6 +342,43 @@ def _point_monitors(
             f"Performance job {schedule.name} -> {live}",
             console=console,
         )
+
+
+def _point_drift_job(
+    client: MLClient,
+    env: AzureEnvironment,
+    settings: MlopsSettings,
+    console: Console,
+    live: str,
+    model: RegistryModel,
+    settings_data: str,
+) -> None:
+    """The Spark drift job follows the live deployment; with the streaming engine it is off."""
+    with tempfile.TemporaryDirectory(prefix="mlops-azure-") as tmp:
+        schedule = build_drift_schedule(
+            env,
+            settings,
+            deployment_name=live,
+            reference_data=model.prediction_reference,
+            settings_data=settings_data,
+            code_dir=stage_spark_code(Path(tmp) / "spark-code"),
+        )
+        if schedule is not None:
+            wait_for(
+                client.schedules.begin_create_or_update(schedule),
+                f"Spark drift job {schedule.name} -> {live}",
+                console=console,
+            )
+            return
+    name = drift_schedule_name(env, settings)
+    try:
+        wait_for(
+            client.schedules.begin_disable(name),
+            f"Spark drift job {name} off (monitoring.engine: streaming)",
+            console=console,
+        )
+    except ResourceNotFoundError:
+        console.print("No Spark drift job (monitoring.engine: streaming)")
 
 
 def cmd_rollout(

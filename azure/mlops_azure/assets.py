@@ -23,15 +23,15 @@ from azure.ai.ml.entities import (
     SystemCreatedStorageAccount,
     Workspace,
 )
+from packaging.requirements import Requirement
 
 from mlcore.errors import ConfigError
-from mlcore.settings import MlopsSettings
+from mlcore.settings import MlopsSettings, required_extras
 from mlops_azure.config import REPO_ROOT, AzureEnvironment
 
 # Pins added to mlcore's runtime set in the Azure ML job and serving environments.
 JOB_REQUIREMENTS_FILE = REPO_ROOT / "azure" / "requirements-job.txt"
 SERVING_REQUIREMENTS_FILE = REPO_ROOT / "azure" / "requirements-serving.txt"
-_REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 _MANAGED_NETWORK_MODES = {
     "disabled": "Disabled",
     "allow_internet_outbound": "AllowInternetOutbound",
@@ -56,35 +56,95 @@ def read_pins(requirements: Path) -> dict[str, tuple[str, str]]:
     return pins
 
 
-def runtime_requirements(
-    pyproject: Path = REPO_ROOT / "pyproject.toml",
-    requirements: Path = REPO_ROOT / "requirements.txt",
-) -> list[str]:
-    """mlcore's runtime dependencies (pyproject) at the exact versions CI tests (requirements.txt).
+# mlcore extras an Azure environment does not install from pyproject, and why. The job
+# environment's MLflow is requirements-job.txt's (azureml-mlflow cannot share CI's mlflow),
+# serving never tracks, and serverless Spark brings its own pyspark (runtime 3.5).
+JOB_PROVIDED_EXTRAS = {
+    "tracking": "requirements-job.txt pins mlflow-skinny and azureml-mlflow for the workspace",
+    "spark": "serverless Spark jobs run on Azure's Spark runtime, which brings pyspark",
+}
+SERVING_SKIPPED_EXTRAS = {
+    "tracking": "the endpoint scores requests; it logs no MLflow runs",
+    "spark": "the endpoint never runs Spark",
+}
+# Azure ML environments and serverless Spark run on Linux: pyproject markers are read for it.
+_AZURE_MARKER_ENVIRONMENT = {
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "os_name": "posix",
+}
 
-    Raises
-    ------
-    ConfigError
-        When a runtime dependency has no ``name==version`` pin in requirements.txt.
-    """
-    declared = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
-    pins = read_pins(requirements)
+
+def _pinned(
+    declared: Iterable[str], pins: dict[str, tuple[str, str]], *, source: str, requirements: Path
+) -> list[str]:
     pinned, missing = [], []
-    for requirement in declared:
-        match = _REQUIREMENT_NAME.match(requirement)
-        if match is None:
-            raise ConfigError(f"cannot read the dependency {requirement!r} in {pyproject}")
-        name = match.group(1)
+    for text in declared:
+        try:
+            requirement = Requirement(text)
+        except ValueError as exc:
+            raise ConfigError(f"cannot read the dependency {text!r} in {source}: {exc}") from exc
+        if requirement.marker is not None and not requirement.marker.evaluate(
+            dict(_AZURE_MARKER_ENVIRONMENT)
+        ):
+            continue
+        name = requirement.name
         if _normalise(name) not in pins:
             missing.append(name)
         else:
             pinned.append(f"{name}=={pins[_normalise(name)][1]}")
     if missing:
         raise ConfigError(
-            f"{requirements} has no exact pin (name==version) for mlcore's runtime "
-            f"dependencies {missing}; add them so the Azure environment matches CI"
+            f"{requirements} has no exact pin (name==version) for {source} {missing}; add them "
+            "so the Azure environment matches CI"
         )
     return pinned
+
+
+def runtime_requirements(
+    pyproject: Path = REPO_ROOT / "pyproject.toml",
+    requirements: Path = REPO_ROOT / "requirements.txt",
+    *,
+    extras: Iterable[str] = (),
+) -> list[str]:
+    """mlcore's runtime dependencies (pyproject) and those of ``extras`` (its optional
+    dependency groups, as ``pip install "mlcore[extras]"`` adds them), at the exact
+    versions CI tests (requirements.txt). Markers are read for Linux.
+
+    Raises
+    ------
+    ConfigError
+        When a dependency has no ``name==version`` pin in requirements.txt, or an extra is
+        not declared in pyproject.toml.
+    """
+    project = tomllib.loads(pyproject.read_text())["project"]
+    pins = read_pins(requirements)
+    pinned = _pinned(
+        project["dependencies"],
+        pins,
+        source="mlcore's runtime dependencies",
+        requirements=requirements,
+    )
+    optional = project.get("optional-dependencies", {})
+    for extra in extras:
+        if extra not in optional:
+            raise ConfigError(
+                f"the settings need mlcore[{extra}], which {pyproject} does not declare "
+                f"(known extras: {sorted(optional)})"
+            )
+        for requirement in _pinned(
+            optional[extra], pins, source=f"mlcore[{extra}]", requirements=requirements
+        ):
+            if requirement not in pinned:
+                pinned.append(requirement)
+    return pinned
+
+
+def environment_extras(settings: MlopsSettings, *, serving: bool) -> list[str]:
+    """The extras ``settings`` need (:func:`mlcore.settings.required_extras`) that the job
+    (or serving) environment installs from pyproject; the rest are provided or not needed."""
+    skipped = SERVING_SKIPPED_EXTRAS if serving else JOB_PROVIDED_EXTRAS
+    return [extra for extra in required_extras(settings) if extra not in skipped]
 
 
 def with_additions(requirements: Iterable[str], additions: Path) -> list[str]:

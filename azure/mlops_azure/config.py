@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mlcore.errors import ConfigError
 
@@ -171,9 +171,62 @@ class RetrainConfig(_Frozen):
     )
 
 
+# Serverless Spark instance types (azure-ai-ml SparkResourceConfiguration.instance_type_list)
+# with their vCPUs and memory in GiB (Azure VM sizes, Esv3 series).
+SPARK_INSTANCE_TYPES: dict[str, tuple[int, int]] = {
+    "standard_e4s_v3": (4, 32),
+    "standard_e8s_v3": (8, 64),
+    "standard_e16s_v3": (16, 128),
+    "standard_e32s_v3": (32, 256),
+    "standard_e64s_v3": (64, 432),
+}
+SparkInstanceType = Literal[
+    "standard_e4s_v3", "standard_e8s_v3", "standard_e16s_v3", "standard_e32s_v3", "standard_e64s_v3"
+]
+# azure-ai-ml's own pattern for Spark memory sizes (_schema/job/parameterized_spark.py).
+_SPARK_MEMORY = r"^\d+[kKmMgGtT]$"
+_MEMORY_GIB = {"k": 1 / 1024**2, "m": 1 / 1024, "g": 1.0, "t": 1024.0}
+
+
+def memory_gib(size: str) -> float:
+    return int(size[:-1]) * _MEMORY_GIB[size[-1].lower()]
+
+
+class SparkDriftConfig(_Frozen):
+    """Size of the serverless Spark drift job (``monitoring.engine: spark | auto`` in mlops.yaml).
+
+    Executors scale between ``min_executors`` and ``max_executors`` (dynamic allocation);
+    each driver and executor runs on one instance of ``monitoring.spark_instance_type``,
+    so its cores and memory must fit that instance. The defaults are those of Azure's own
+    monitoring components on standard_e4s_v3 (azureml-assets, model_data_collector_preprocessor).
+    """
+
+    driver_cores: int = Field(4, ge=1)
+    driver_memory: str = Field("28g", pattern=_SPARK_MEMORY)
+    executor_cores: int = Field(4, ge=1)
+    executor_memory: str = Field("28g", pattern=_SPARK_MEMORY)
+    min_executors: int = Field(1, ge=1)
+    max_executors: int = Field(4, ge=1)
+
+    @model_validator(mode="after")
+    def _executor_range(self) -> SparkDriftConfig:
+        # azure-ai-ml (entities/_job/spark_helpers.py, _validate_spark_configurations):
+        # min executors > 0 and min <= max when dynamic allocation is on.
+        if self.min_executors > self.max_executors:
+            raise ValueError(
+                f"min_executors ({self.min_executors}) must not exceed max_executors "
+                f"({self.max_executors})"
+            )
+        return self
+
+
 class MonitoringConfig(_Frozen):
-    spark_instance_type: str = "standard_e4s_v3"
-    spark_runtime_version: str = "3.4"
+    spark_instance_type: SparkInstanceType = "standard_e4s_v3"
+    # azure-ai-ml accepts "3.4" and "3.5" for monitors (entities/_monitoring/compute.py);
+    # Synapse's Spark 3.4 runtime (Python 3.10) left support on 31 March 2026, and the Spark
+    # drift job needs 3.5 (Spark 3.5, Python 3.11, Java 17: mlcore needs Python 3.11).
+    spark_runtime_version: Literal["3.4", "3.5"] = "3.5"
+    spark_drift: SparkDriftConfig = Field(default_factory=SparkDriftConfig)
     alert_emails: list[str] = Field(default_factory=list)
     ml_task: Literal["classification", "regression"] | None = Field(
         None, description="used only when mlops.yaml leaves dataset.task unset"
@@ -186,6 +239,20 @@ class MonitoringConfig(_Frozen):
         if bad:
             raise ValueError(f"not e-mail addresses: {bad}")
         return value
+
+    @model_validator(mode="after")
+    def _spark_fits_the_instance(self) -> MonitoringConfig:
+        cores, memory = SPARK_INSTANCE_TYPES[self.spark_instance_type]
+        job = self.spark_drift
+        for role in ("driver", "executor"):
+            role_cores, role_memory = getattr(job, f"{role}_cores"), getattr(job, f"{role}_memory")
+            if role_cores > cores or memory_gib(role_memory) > memory:
+                raise ValueError(
+                    f"spark_drift.{role}_cores {role_cores} / {role}_memory {role_memory} do not "
+                    f"fit {self.spark_instance_type} ({cores} vCPUs, {memory} GiB); choose a "
+                    "larger spark_instance_type or smaller sizes"
+                )
+        return self
 
 
 class AzureEnvironment(_Frozen):

@@ -29,7 +29,7 @@ from azure.ai.ml.entities import (
 from azure.mgmt.eventgrid.models import EventSubscription, SystemTopic
 
 from mlcore.settings import MlopsSettings
-from mlops_azure import assets, endpoint, monitoring, performance, retrain
+from mlops_azure import assets, drift_job, endpoint, monitoring, performance, retrain
 from mlops_azure.components import build_components, source_fingerprint
 from mlops_azure.config import REPO_ROOT, SETTINGS_FILE, SOURCE_DIR, AzureEnvironment
 from mlops_azure.rollout import DeploymentSpec
@@ -66,7 +66,12 @@ def stage_serving_code(dest: Path, *, source_dir: Path = SOURCE_DIR) -> Path:
 def runtime_environment(
     env: AzureEnvironment, settings: MlopsSettings, *, serving: bool = False
 ) -> Environment:
-    return assets.build_environment(env, settings, assets.runtime_requirements(), serving=serving)
+    """mlcore at CI's pins, with the extras the settings need (xgboost, lightgbm: the model
+    cannot be trained or unpickled without them)."""
+    requirements = assets.runtime_requirements(
+        extras=assets.environment_extras(settings, serving=serving)
+    )
+    return assets.build_environment(env, settings, requirements, serving=serving)
 
 
 def training_job(
@@ -162,6 +167,7 @@ class Definitions:
     deployment: ManagedOnlineDeployment
     monitor: MonitorSchedule
     performance: JobSchedule | None
+    spark_drift: JobSchedule | None
     system_topic: SystemTopic
     retrain_subscription: EventSubscription
 
@@ -181,6 +187,7 @@ class Definitions:
             f"deployment-{self.deployment.name}": self.deployment,
             "monitor": self.monitor,
             **({"schedule-performance": self.performance} if self.performance else {}),
+            **({"schedule-spark-drift": self.spark_drift} if self.spark_drift else {}),
         }
 
     def event_grid(self) -> dict[str, Any]:
@@ -260,6 +267,14 @@ def build_definitions(
             settings_data=asset_ref(settings_data),
             environment=environment,
             code_dir=job_code,
+        ),
+        spark_drift=drift_job.build_drift_schedule(
+            env,
+            settings,
+            deployment_name=deployment_name,
+            reference_data=reference_ref(env, settings, reference_version),
+            settings_data=asset_ref(settings_data),
+            code_dir=drift_job.stage_spark_code(work_dir / "spark-code"),
         ),
         system_topic=retrain.build_system_topic(env),
         retrain_subscription=retrain.build_retrain_subscription(env, settings),

@@ -129,3 +129,12 @@ def model_label(model: str) -> str:
         # azureml://registries/<r>/models/<name>/versions/<version>
         return f"{parts[5]}:{parts[7]}"
     return model.removeprefix("azureml:")
+
+
+def collected_data_uri(env: AzureEnvironment, deployment: str, collection: str) -> str:
+    """Where the data collector writes a deployment's collection in the workspace blob store
+    (Learn, how-to-collect-production-data: modelDataCollector/<endpoint>/<deployment>/<collection>)."""
+    return (
+        "azureml://datastores/workspaceblobstore/paths/modelDataCollector/"
+        f"{env.endpoint.name}/{deployment}/{collection}/"
+    )

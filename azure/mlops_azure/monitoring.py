@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from azure.ai.ml import Input
 from azure.ai.ml.entities import (
     AlertNotification,
+    BaselineDataRange,
     CategoricalDriftMetrics,
     CronTrigger,
     DataDriftMetricThreshold,
@@ -45,6 +46,7 @@ from azure.ai.ml.entities import (
 from mlcore.errors import ConfigError
 from mlcore.settings import DriftSettings, MlopsSettings
 from mlops_azure.config import AzureEnvironment
+from mlops_azure.endpoint import MODEL_INPUTS, MODEL_OUTPUTS, collected_data_uri
 from mlops_azure.jobs.reference import output_columns
 
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
@@ -59,15 +61,17 @@ class AzureMetric:
     """The Azure ML metric that stands for one mlcore method, and where its threshold comes from."""
 
     field: str  # keyword of NumericalDriftMetrics / CategoricalDriftMetrics
-    # "p_value_threshold" for a test, else the drift.bands entry whose moderate band Azure
-    # alerts at (alerts act on moderate: contract 5; Azure has one threshold per metric).
+    # "p_value_threshold" for a test, else the drift.bands entry whose MAJOR band Azure
+    # breaches at. Azure has one threshold per metric, and a breached signal both alerts and
+    # starts retraining (mlops_azure.retrain); the retrain trigger acts on major (contract 5),
+    # so a moderate band here would retrain on moderate drift.
     threshold_setting: str
     reason: str = ""  # why a method maps to a different statistic
 
     def threshold(self, drift: DriftSettings) -> float:
         if self.threshold_setting == "p_value_threshold":
             return drift.p_value_threshold
-        return drift.band(self.threshold_setting).moderate
+        return drift.band(self.threshold_setting).major
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,7 @@ class Refused:
 KS_REASON = (
     "Azure ML computes two-sample KS only when both datasets have fewer than 10,000 rows; "
     "ks is monitored on Azure as normalized Wasserstein distance (mlcore's wasserstein "
-    "statistic, also CDF-based, no row limit) at drift.bands.wasserstein.moderate"
+    "statistic, also CDF-based, no row limit) at drift.bands.wasserstein.major"
 )
 NUMERICAL_METRICS: dict[str, AzureMetric | Refused] = {
     "ks": AzureMetric("normalized_wasserstein_distance", "wasserstein", KS_REASON),
@@ -149,6 +153,85 @@ def schedule_trigger(expression: str) -> CronTrigger | RecurrenceTrigger:
         f"monitoring.schedule {expression!r} cannot run on Azure ML: use 'rate(N hours|days)' or "
         "'cron(minute hour day month weekday *)' in mlops.yaml"
     )
+
+
+def schedule_period_hours(expression: str) -> int:
+    """Hours between two runs of ``monitoring.schedule``: the window each run checks.
+
+    The collector writes hour folders, so the window is whole hours: ``rate(N minutes)``
+    gives 1, ``rate(N hours)`` N, ``rate(N days)`` 24 N. A cron expression runs hourly
+    when its hour field is not one number, else daily, weekly when it names weekdays,
+    and monthly (30 days) when it names days of the month.
+    """
+    trigger = schedule_trigger(expression)
+    if isinstance(trigger, RecurrenceTrigger):
+        per_unit = {"minute": 0, "hour": 1, "day": 24}[trigger.frequency]
+        return max(1, per_unit * trigger.interval)
+    _, hour, day, _, weekday = trigger.expression.split()
+    if not hour.isdigit():
+        return 1
+    if weekday != "*":
+        return 7 * 24
+    if day != "*":
+        return 30 * 24
+    return 24
+
+
+def monitor_window_days(trigger: CronTrigger | RecurrenceTrigger) -> int:
+    """Days of production data each monitor run reads: azure-ai-ml's default for the trigger.
+
+    The signals leave their production data to the SDK, which sizes its window from the
+    trigger (entities/_monitoring/schedule.py, MonitorSchedule._to_rest_object): one day
+    for minute and hour recurrences, N days for ``day``, 7 N for ``week``, 30 N for
+    ``month``, and 7 days for any cron expression. A rolling reference must use the same size.
+    """
+    if isinstance(trigger, RecurrenceTrigger):
+        per_unit = {"minute": 0, "hour": 0, "day": 1, "week": 7, "month": 30}[trigger.frequency]
+        return per_unit * trigger.interval if per_unit else 1
+    return 7
+
+
+@dataclass(frozen=True)
+class ReferenceWindow:
+    """Where a signal's reference comes from under ``drift.reference.mode``."""
+
+    mode: str
+    window_days: int
+    offset_days: int | None  # None: the model's validation rows (mode training)
+
+    @property
+    def tags(self) -> dict[str, str]:
+        tags = {"drift_reference_mode": self.mode}
+        if self.offset_days is not None:
+            tags["drift_reference_window"] = f"P{self.window_days}D"
+            tags["drift_reference_offset"] = f"P{self.offset_days}D"
+        return tags
+
+
+def reference_window(
+    settings: MlopsSettings, trigger: CronTrigger | RecurrenceTrigger
+) -> ReferenceWindow:
+    """``drift.reference`` as Azure's monitor expresses it, or a ConfigError naming why not.
+
+    ``training`` is the model's validation rows with its predictions (a fixed MLTable).
+    ``previous_window`` is the collected traffic of the window just before (Azure's
+    trailing reference: lookback size = the production window, offset = one window);
+    ``same_period_last_year`` the same window ``seasonal_offset_days`` earlier.
+    """
+    reference = settings.drift.reference
+    days = monitor_window_days(trigger)
+    if reference.mode == "training":
+        return ReferenceWindow("training", days, None)
+    if reference.mode == "previous_window":
+        return ReferenceWindow("previous_window", days, days)
+    if reference.seasonal_offset_days < days:
+        raise ConfigError(
+            f"drift.reference.seasonal_offset_days {reference.seasonal_offset_days} is shorter "
+            f"than the Azure monitor's window of {days} days (monitoring.schedule "
+            f"{settings.monitoring.schedule!r}): the reference would overlap the data it is "
+            f"compared with; use at least {days} days, or a more frequent rate() schedule"
+        )
+    return ReferenceWindow("same_period_last_year", days, reference.seasonal_offset_days)
 
 
 def ml_task(env: AzureEnvironment, settings: MlopsSettings) -> str:
@@ -217,13 +300,36 @@ def build_monitor_schedule(
     task = ml_task(env, settings)
     drift = settings.drift
     prediction_column, _ = output_columns(settings.dataset.target)
-    reference = ReferenceData(
-        input_data=Input(type="mltable", path=reference_data),
-        data_context="validation",
-        # Learn: target_column is the model's output column. ReferenceData(
-        # target_column_name=...) raises TypeError in azure-ai-ml 1.35.
-        data_column_names={"target_column": prediction_column},
-    )
+    trigger = schedule_trigger(settings.monitoring.schedule)
+    window = reference_window(settings, trigger)
+    # Learn: target_column is the model's output column. ReferenceData(
+    # target_column_name=...) raises TypeError in azure-ai-ml 1.35.
+    columns = {"target_column": prediction_column}
+    if window.offset_days is None:
+        reference = ReferenceData(
+            input_data=Input(type="mltable", path=reference_data),
+            data_context="validation",
+            data_column_names=columns,
+        )
+        outputs_reference = reference
+    else:
+        # The deployment's own collected traffic, a window back (azure-ai-ml builds its
+        # default rolling reference the same way: operations/_schedule_operations.py).
+        def collected(collection: str) -> ReferenceData:
+            return ReferenceData(
+                input_data=Input(
+                    type="uri_folder",
+                    path=collected_data_uri(env, deployment_name, collection),
+                ),
+                data_context=collection,
+                data_window=BaselineDataRange(
+                    lookback_window_size=f"P{window.window_days}D",
+                    lookback_window_offset=f"P{window.offset_days}D",
+                ),
+                data_column_names=columns,
+            )
+
+        reference, outputs_reference = collected(MODEL_INPUTS), collected(MODEL_OUTPUTS)
     # Azure's null_value_rate is an absolute rate per feature, mlcore's
     # drift.bands.missing_rate an increase over the reference: the README says so. The major
     # band, so a feature that is routinely a little incomplete does not alert every run.
@@ -240,7 +346,7 @@ def build_monitor_schedule(
             alert_enabled=True,
         ),
         PREDICTION_DRIFT: PredictionDriftSignal(
-            reference_data=reference,
+            reference_data=outputs_reference,
             metric_thresholds=prediction_drift_metrics(task, drift),
             alert_enabled=True,
         ),
@@ -257,8 +363,15 @@ def build_monitor_schedule(
     return MonitorSchedule(
         name=f"{settings.project}-{env.name}-monitor",
         display_name=f"{settings.project} model monitor ({env.name})",
-        description="data drift, prediction drift and data quality against the model's validation rows",
-        trigger=schedule_trigger(settings.monitoring.schedule),
+        description=(
+            "data drift, prediction drift and data quality against "
+            + (
+                "the model's validation rows"
+                if window.offset_days is None
+                else f"collected traffic {window.offset_days} days earlier ({window.mode})"
+            )
+        ),
+        trigger=trigger,
         create_monitor=MonitorDefinition(
             compute=ServerlessSparkCompute(
                 runtime_version=env.monitoring.spark_runtime_version,
@@ -271,5 +384,5 @@ def build_monitor_schedule(
             monitoring_signals=signals,
             alert_notification=AlertNotification(emails=alert_emails(env, settings)),
         ),
-        tags={"environment": env.name},
+        tags={"environment": env.name, **window.tags},
     )

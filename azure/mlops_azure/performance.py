@@ -22,20 +22,11 @@ from azure.ai.ml.entities import Environment, JobSchedule
 from mlcore.settings import MlopsSettings
 from mlops_azure.assets import datastore_uri
 from mlops_azure.config import AzureEnvironment
-from mlops_azure.endpoint import MODEL_INPUTS, MODEL_OUTPUTS
+from mlops_azure.endpoint import MODEL_INPUTS, MODEL_OUTPUTS, collected_data_uri
 from mlops_azure.monitoring import schedule_trigger
 
 # Only traffic this recent is scored each run: older labels were judged by earlier runs.
 LOOKBACK_DAYS = 7
-
-
-def collected_data_uri(env: AzureEnvironment, deployment: str, collection: str) -> str:
-    """Where the data collector writes a deployment's collection in the workspace blob store
-    (Learn, how-to-collect-production-data: modelDataCollector/<endpoint>/<deployment>/<collection>)."""
-    return (
-        "azureml://datastores/workspaceblobstore/paths/modelDataCollector/"
-        f"{env.endpoint.name}/{deployment}/{collection}/"
-    )
 
 
 def build_performance_schedule(

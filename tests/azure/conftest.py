@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from unittest.mock import Mock
 
+import mlops_azure.__main__ as cli
 import pytest
 from azure.ai.ml import MLClient
 from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint
@@ -279,14 +280,49 @@ def _dataset(kind: str) -> tuple[Any, str, str]:
 @pytest.fixture(scope="session", params=["binary", "multiclass", "regression"])
 def any_model(request: pytest.FixtureRequest) -> tuple[Any, Any]:
     """(bundle, held-out frame) for a small model of each task, named nothing like churn."""
+    return _small_model(request.param)
+
+
+@pytest.fixture(scope="session")
+def binary_model() -> tuple[Any, Any]:
+    """The binary one of :func:`any_model`, for tests of one path that is not task-specific."""
+    return _small_model("binary")
+
+
+def _small_model(kind: str) -> tuple[Any, Any]:
     from mlcore.data import infer_spec
     from mlcore.settings import TrainingSettings
     from mlcore.train import train_model
 
-    frame, target, task = _dataset(request.param)
+    frame, target, task = _dataset(kind)
     # The bundled datasets are sorted by class: shuffle so both parts hold every class.
     frame = frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
     spec = infer_spec(frame, target=target, task=task)  # type: ignore[arg-type]
     train, held_out = frame.iloc[: len(frame) * 3 // 4], frame.iloc[len(frame) * 3 // 4 :]
     settings = TrainingSettings(hyperparameters={"max_iter": 20}, seed=1)
     return train_model(train, spec, settings), held_out.reset_index(drop=True)
+
+
+def _no_network(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the dry run tried to open a network connection")
+
+
+def _no_client(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the dry run tried to build an Azure client or credential")
+
+
+@pytest.fixture(scope="session")
+def dry_run(
+    tmp_path_factory: pytest.TempPathFactory, environments_dir: Path, settings_file: Path
+) -> Path:
+    output = tmp_path_factory.mktemp("dry-run") / "out" / "azure" / "dev"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "connect", _no_network)
+        patch.setattr(cli, "make_credential", _no_client)
+        patch.setattr(cli, "MLClient", _no_client)
+        for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET"):
+            patch.delenv(name, raising=False)
+        argv = ["apply", "--env", "dev", "--dry-run", "--output", str(output)]
+        argv += ["--environments", str(environments_dir), "--settings", str(settings_file)]
+        assert cli.main(argv) == 0
+    return output

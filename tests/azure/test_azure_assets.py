@@ -178,3 +178,61 @@ def test_settings_asset_is_versioned_by_content(settings: MlopsSettings, tmp_pat
     )
     with pytest.raises(ConfigError, match="does not exist"):
         assets.build_settings_data(settings, tmp_path / "missing.yaml")
+
+
+def _settings_with(settings: MlopsSettings, **sections: dict[str, object]) -> MlopsSettings:
+    data = settings.model_dump()
+    for section, values in sections.items():
+        data[section] = {**data[section], **values}
+    if "training" in sections:
+        data["training"].pop("hyperparameters")  # the fixture's belong to its algorithm
+    return MlopsSettings.model_validate(data)
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "package"), [("xgboost", "xgboost-cpu"), ("lightgbm", "lightgbm")]
+)
+def test_a_configured_estimator_is_installed_in_the_job_and_serving_environments(
+    dev_env: AzureEnvironment, settings: MlopsSettings, algorithm: str, package: str
+) -> None:
+    # The endpoint unpickles the model, so it needs the estimator's package as much as
+    # training does (pyproject: mlcore[xgboost] is xgboost-cpu on Linux, where Azure runs).
+    from mlops_azure.definitions import runtime_environment
+
+    configured = _settings_with(settings, training={"algorithm": algorithm})
+    pin = f"{package}=={_ci_pins()[package]}"
+    for serving in (False, True):
+        pip = _pip(runtime_environment(dev_env, configured, serving=serving))
+        assert pin in pip, (serving, pip)
+        assert not any(p.startswith("xgboost==") for p in pip), "the non-Linux xgboost wheel"
+    plain = _pip(runtime_environment(dev_env, settings))
+    assert not any(p.startswith(package + "==") for p in plain), "installed although unconfigured"
+
+
+def test_tracking_on_uses_the_workspace_mlflow_pins_not_cis(
+    dev_env: AzureEnvironment, settings: MlopsSettings
+) -> None:
+    # mlcore[tracking] is mlflow 3.17.2, which azureml-mlflow cannot share: the job
+    # environment's MLflow is requirements-job.txt's, and the endpoint tracks nothing.
+    from mlops_azure.definitions import runtime_environment
+
+    tracked = _settings_with(settings, tracking={"enabled": True})
+    job = _pip(runtime_environment(dev_env, tracked))
+    assert "mlflow-skinny==3.15.0" in job and "azureml-mlflow==1.62.0.post6" in job
+    assert not any(p.startswith("mlflow==") for p in job), job
+    serving = _pip(runtime_environment(dev_env, tracked, serving=True))
+    assert not any(p.startswith(("mlflow==", "mlflow-skinny==")) for p in serving), serving
+
+
+def test_an_extra_pyproject_lacks_is_a_clear_error(tmp_path: Path) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(
+        '[project]\nname = "x"\ndependencies = ["numpy>=2"]\n'
+        '[project.optional-dependencies]\nlightgbm = ["lightgbm>=4"]\n'
+    )
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("numpy==2.4.6\n")
+    with pytest.raises(ConfigError, match=r"mlcore\[xgboost\].*known extras: \['lightgbm'\]"):
+        assets.runtime_requirements(pyproject, requirements, extras=["xgboost"])
+    with pytest.raises(ConfigError, match=r"no exact pin.*mlcore\[lightgbm\] \['lightgbm'\]"):
+        assets.runtime_requirements(pyproject, requirements, extras=["lightgbm"])

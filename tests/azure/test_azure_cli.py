@@ -15,6 +15,7 @@ from unittest.mock import Mock
 
 import mlops_azure.__main__ as cli
 import pytest
+import yaml
 from azure.ai.ml.entities import AzureBlobDatastore, Data, Model, PipelineJob
 from azure.ai.ml.operations import (
     ComponentOperations,
@@ -113,15 +114,19 @@ def cloud(monkeypatch: pytest.MonkeyPatch, finished: Callable[[object], LROPolle
 
     def record(kind: str, poller: bool) -> Callable[..., Any]:
         def call(ops: Any, entity: Any, **kwargs: Any) -> Any:
-            detail = (
-                entity.create_monitor.monitoring_target.endpoint_deployment_id
-                if kind == "schedule" and hasattr(entity, "create_monitor")
-                else getattr(entity, "version", None)
-            )
+            detail = getattr(entity, "version", None)
+            if kind == "schedule" and hasattr(entity, "create_monitor"):
+                detail = entity.create_monitor.monitoring_target.endpoint_deployment_id
+            elif kind == "schedule":
+                detail = entity.create_job.inputs["model_inputs"].path  # the jobs' traffic
             state.calls.append((kind, entity.name, detail))
             return finished(entity) if poller else entity
 
         return call
+
+    def disable(ops: Any, name: str, **kwargs: Any) -> Any:
+        state.calls.append(("schedule-disabled", name, None))
+        return finished(None)
 
     def scope(ops: Any) -> str:
         return "registry" if ops._operation_scope.registry_name else "workspace"
@@ -214,6 +219,7 @@ def cloud(monkeypatch: pytest.MonkeyPatch, finished: Callable[[object], LROPolle
     monkeypatch.setattr(DataOperations, "share", data_share)
     monkeypatch.setattr(ComponentOperations, "create_or_update", record("component", False))
     monkeypatch.setattr(ScheduleOperations, "begin_create_or_update", record("schedule", True))
+    monkeypatch.setattr(ScheduleOperations, "begin_disable", disable)
     monkeypatch.setattr(ModelOperations, "get", model_get)
     monkeypatch.setattr(ModelOperations, "create_or_update", model_update)
     monkeypatch.setattr(ModelOperations, "share", model_share)
@@ -297,7 +303,31 @@ def test_reapplying_keeps_live_traffic_and_points_the_monitors_at_it(
     assert workspace.endpoint.traffic == {"blue": 100}
     schedules = [c for c in cloud.calls if c[0] == "schedule"]
     assert schedules[0] == ("schedule", "acme-risk-dev-monitor", "azureml:acme-dev:blue")
-    assert schedules[1][1] == "acme-risk-dev-performance"
+    collector = "azureml://datastores/workspaceblobstore/paths/modelDataCollector/acme-dev/blue"
+    # The fixture settings say monitoring.engine: auto: the Spark drift job follows blue too.
+    assert schedules[1] == ("schedule", "acme-risk-dev-spark-drift", f"{collector}/model_inputs/")
+    assert schedules[2] == ("schedule", "acme-risk-dev-performance", f"{collector}/model_inputs/")
+
+
+def test_the_streaming_engine_turns_the_spark_drift_job_off(
+    run: Callable[..., int], cloud: Cloud, workspace: Any, settings_file: Path, tmp_path: Path
+) -> None:
+    cloud.registry_models["5"] = Model(
+        name="acme-risk-model",
+        version="5",
+        tags={MODEL_SHA256_TAG: SHA, REFERENCE_TAG: "acme-risk-prediction-reference:5"},
+    )
+    document = yaml.safe_load(settings_file.read_text())
+    document["monitoring"]["engine"] = "streaming"
+    streaming = tmp_path / "mlops.yaml"
+    streaming.write_text(yaml.safe_dump(document))
+    assert (
+        run("rollout", "--env", "dev", "--model", "acme-risk-model:5", "--settings", str(streaming))
+        == 0
+    )
+    names = [c[1] for c in cloud.calls if c[0].startswith("schedule")]
+    assert "acme-risk-dev-spark-drift" not in [c[1] for c in cloud.calls if c[0] == "schedule"]
+    assert ("schedule-disabled", "acme-risk-dev-spark-drift", None) in cloud.calls, names
 
 
 def test_train_versions_the_data_by_its_files_and_publishes_to_the_registry(

@@ -107,21 +107,19 @@ def test_monitor_has_the_three_signals_with_alerts(definitions: Definitions) -> 
     assert target.ml_task == "classification"
 
 
-def test_monitor_thresholds_are_the_shared_drift_settings(
+def test_monitor_breaches_at_the_major_drift_bands(
     definitions: Definitions, settings: MlopsSettings
 ) -> None:
     signals = _signals(definitions)
     drift = signals["data_drift"].metric_thresholds
     # ks is monitored as normalised Wasserstein (monitoring.KS_REASON).
-    assert (
-        drift.numerical.normalized_wasserstein_distance == settings.drift.bands.wasserstein.moderate
-    )
+    assert drift.numerical.normalized_wasserstein_distance == settings.drift.bands.wasserstein.major
     assert drift.categorical.pearsons_chi_squared_test == settings.drift.p_value_threshold
     prediction = signals["prediction_drift"].metric_thresholds
     assert prediction.categorical.pearsons_chi_squared_test == settings.drift.p_value_threshold
     assert (
         prediction.numerical.normalized_wasserstein_distance
-        == settings.drift.bands.wasserstein.moderate
+        == settings.drift.bands.wasserstein.major
     )
     reference = signals["data_drift"].reference_data
     assert reference.data_column_names == {"target_column": "will_leave"}
@@ -147,8 +145,10 @@ def test_changing_mlops_yaml_changes_the_monitor(dev_env: AzureEnvironment) -> N
         dev_env, settings, deployment_name="green", reference_data="azureml:r:1"
     )
     signals = monitor.create_monitor.monitoring_signals
-    assert signals["data_drift"].metric_thresholds.numerical.population_stability_index == 0.25
-    assert signals["data_drift"].metric_thresholds.categorical.jensen_shannon_distance == 0.07
+    # The major bands: a breached Azure signal starts retraining, which acts on major
+    # (contract 5); the moderate values must not be what Azure breaches at.
+    assert signals["data_drift"].metric_thresholds.numerical.population_stability_index == 0.3
+    assert signals["data_drift"].metric_thresholds.categorical.jensen_shannon_distance == 0.2
     assert signals["data_quality"].metric_thresholds.numerical.null_value_rate == 0.02
     assert monitor.create_monitor.alert_notification.emails == [
         "owner@example.com",

@@ -205,7 +205,7 @@ def test_regression_monitors_its_numeric_output_only(dev_env: AzureEnvironment) 
     prediction = monitor.create_monitor.monitoring_signals["prediction_drift"].metric_thresholds
     assert (
         prediction.numerical.normalized_wasserstein_distance
-        == settings.drift.bands.wasserstein.moderate
+        == settings.drift.bands.wasserstein.major
     )
     assert prediction.categorical is None
 
@@ -213,3 +213,116 @@ def test_regression_monitors_its_numeric_output_only(dev_env: AzureEnvironment) 
 def test_monitor_names_come_from_the_project(definitions: Definitions) -> None:
     document = json.dumps(definitions.monitor._to_dict(), default=str)
     assert "acme-risk" in document and "churn" not in document
+
+
+# --- drift.reference.mode as Azure's reference data ----------------------------------------
+
+COLLECTOR = "azureml://datastores/workspaceblobstore/paths/modelDataCollector/acme-dev/blue"
+
+
+def _monitor_document(
+    env: AzureEnvironment, tmp_path: Path, *, mode: str, schedule: str = "rate(1 days)"
+) -> dict:  # type: ignore[type-arg]
+    from azure.ai.ml.entities._load_functions import load_schedule
+    from mlops_azure.apply import entity_document
+
+    settings = load_settings(
+        SETTINGS,
+        overrides={"drift": {"reference": {"mode": mode}}, "monitoring": {"schedule": schedule}},
+    )
+    monitor = monitoring.build_monitor_schedule(
+        env, settings, deployment_name="blue", reference_data="azureml:acme-risk-ref:4"
+    )
+    document = entity_document(monitor)
+    # What the dry run writes must load back through the SDK unchanged.
+    path = tmp_path / "monitor.yaml"
+    path.write_text(yaml.safe_dump(document))
+    assert json.loads(json.dumps(load_schedule(path)._to_dict(), default=str)) == document
+    return document
+
+
+@pytest.mark.parametrize(
+    ("mode", "offset"), [("previous_window", "P1D"), ("same_period_last_year", "P364D")]
+)
+def test_a_rolling_reference_is_the_collected_traffic_a_window_back(
+    dev_env: AzureEnvironment, tmp_path: Path, mode: str, offset: str
+) -> None:
+    # azure-ai-ml's ReferenceData(data_window=BaselineDataRange(lookback_window_size,
+    # lookback_window_offset)) becomes a trailing (rolling) input; its own default rolling
+    # reference reads the deployment's collected model_inputs / model_outputs the same way
+    # (operations/_schedule_operations.py).
+    document = _monitor_document(dev_env, tmp_path, mode=mode)
+    signals = document["create_monitor"]["monitoring_signals"]
+    for name, collection in (
+        ("data_drift", "model_inputs"),
+        ("data_quality", "model_inputs"),
+        ("prediction_drift", "model_outputs"),
+    ):
+        reference = signals[name]["reference_data"]
+        assert reference["input_data"] == {
+            "type": "uri_folder",
+            "path": f"{COLLECTOR}/{collection}/",
+        }, name
+        assert reference["data_context"] == collection
+        assert reference["data_window"] == {
+            "lookback_window_size": "P1D",
+            "lookback_window_offset": offset,
+        }
+    assert document["tags"]["drift_reference_mode"] == mode
+    assert document["tags"]["drift_reference_offset"] == offset
+
+
+def test_the_training_mode_keeps_the_models_validation_reference(
+    dev_env: AzureEnvironment, tmp_path: Path
+) -> None:
+    document = _monitor_document(dev_env, tmp_path, mode="training")
+    for signal in document["create_monitor"]["monitoring_signals"].values():
+        reference = signal["reference_data"]
+        assert reference["input_data"] == {"type": "mltable", "path": "azureml:acme-risk-ref:4"}
+        assert reference["data_context"] == "validation" and "data_window" not in reference
+    assert document["tags"]["drift_reference_mode"] == "training"
+
+
+@pytest.mark.parametrize("schedule", ["rate(6 hours)", "rate(3 days)", "cron(0 * * * ? *)"])
+def test_the_reference_window_is_as_long_as_azures_production_window(
+    dev_env: AzureEnvironment, schedule: str
+) -> None:
+    # The production window is the SDK's default for the trigger (MonitorSchedule.
+    # _to_rest_object); the rolling reference must be the same length. Compared on the
+    # REST body the SDK sends.
+    from azure.ai.ml import Input
+    from azure.ai.ml.entities import BaselineDataRange, ProductionData
+
+    settings = load_settings(
+        SETTINGS,
+        overrides={
+            "drift": {"reference": {"mode": "previous_window"}},
+            "monitoring": {"schedule": schedule},
+        },
+    )
+    monitor = monitoring.build_monitor_schedule(
+        dev_env, settings, deployment_name="blue", reference_data="azureml:r:1"
+    )
+    drift = monitor.create_monitor.monitoring_signals["data_drift"]
+    drift.production_data = ProductionData(  # what the SDK fills in from the deployment
+        input_data=Input(type="uri_folder", path="azureml:acme-dev-blue-model_inputs:1"),
+        data_context="model_inputs",
+        data_window=BaselineDataRange(lookback_window_size="default", lookback_window_offset="P0D"),
+    )
+    rest = monitor._to_rest_object().properties.action.monitor_definition.signals["data_drift"]
+    assert rest.production_data.window_size == rest.reference_data.window_size
+    assert rest.reference_data.window_offset == rest.production_data.window_size
+
+
+def test_a_seasonal_offset_inside_the_window_is_refused(dev_env: AzureEnvironment) -> None:
+    settings = load_settings(
+        SETTINGS,
+        overrides={
+            "drift": {"reference": {"mode": "same_period_last_year", "seasonal_offset_days": 7}},
+            "monitoring": {"schedule": "rate(14 days)"},
+        },
+    )
+    with pytest.raises(ConfigError, match="shorter than the Azure monitor's window of 14 days"):
+        monitoring.build_monitor_schedule(
+            dev_env, settings, deployment_name="blue", reference_data="azureml:r:1"
+        )

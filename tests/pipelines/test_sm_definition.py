@@ -276,3 +276,21 @@ def test_definition_is_deterministic(
         settings_digest="sha256:fixture",
     )
     assert json.loads(again) == definition
+
+
+def test_the_sdk_still_rejects_an_invalid_config_after_the_schema_check_is_cached() -> None:
+    # definition.py checks the SDK's config schema once instead of on every lookup; configs
+    # themselves must still be validated each time, as jsonschema.validate would.
+    import jsonschema
+    from sagemaker.core.config.config_manager import SageMakerConfig
+
+    import pipelines.sagemaker.definition  # noqa: F401  (installs the cached validator)
+
+    valid = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {}}}}
+    SageMakerConfig.validate_sagemaker_config(valid)
+    invalid = {
+        "SchemaVersion": "1.0",
+        "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": "yes"}}},
+    }
+    with pytest.raises(jsonschema.ValidationError):
+        SageMakerConfig.validate_sagemaker_config(invalid)

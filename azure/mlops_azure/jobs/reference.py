@@ -6,12 +6,19 @@ that reference. This writes exactly mlcore's drift baseline frame (validation fe
 beside the model's predictions), with the prediction under the target's name and the
 score beside it, the names the scoring script logs (:func:`output_columns`).
 
+The folder also carries the model's drift baseline (``baseline/``, as training wrote it),
+so the Spark drift job (:mod:`mlops_azure.jobs.spark_drift`) reads the baseline of exactly
+the live model from the same registered asset: Spark jobs take data inputs only (uri_file,
+uri_folder, mltable), never a model. The MLTable file names only the Parquet file, so
+Azure's monitor reads what it did before.
+
 Run as ``python -m mlops_azure.jobs.reference --model-dir DIR --data PATH --output DIR``.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +28,7 @@ import yaml
 
 from mlcore.data import load_table
 from mlcore.errors import DataError, MlcoreError
-from mlcore.model import PREDICTION_COLUMN, SCORE_COLUMN, ModelBundle
+from mlcore.model import BASELINE_DIR, PREDICTION_COLUMN, SCORE_COLUMN, ModelBundle
 from mlcore.train import reference_with_predictions
 
 REFERENCE_FILE = "reference.parquet"
@@ -65,6 +72,20 @@ def write_reference(frame: pd.DataFrame, output: Path) -> Path:
     return output
 
 
+def copy_baseline(model_dir: Path, output: Path) -> Path:
+    """The model's drift baseline into ``output/baseline``: what the Spark drift job compares with."""
+    source = model_dir / BASELINE_DIR
+    if not source.is_dir():
+        raise DataError(
+            f"{model_dir} has no {BASELINE_DIR}/ folder: the model was not saved by mlcore train"
+        )
+    target = output / BASELINE_DIR
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target)
+    return target
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlops_azure.jobs.reference")
     parser.add_argument("--model-dir", required=True, help="model folder written by mlcore train")
@@ -75,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bundle = ModelBundle.load(args.model_dir)
         reference = build_reference(bundle, load_table(args.data))
         write_reference(reference, Path(args.output))
+        copy_baseline(Path(args.model_dir), Path(args.output))
     except MlcoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
