@@ -96,13 +96,14 @@ def watch_failures(stage: MlopsStage) -> FailureAlarms:
     serving stack, beside the topic, and reach into the stacks it already depends on.
     """
     serving = stage.serving_stack
+    build = stage.model_build_stack.model_build
     scopes = [stage.model_build_stack, stage.release_state_stack, serving]
     return FailureAlarms(
         serving,
         "FailureAlarms",
         topic=serving.alerts,
         functions=functions_in(scopes),
-        pipeline_names=[stage.model_build_stack.model_build.pipeline_name],
+        pipeline_names=[build.pipeline_name] if build is not None else [],
         state_machines=state_machines_in(scopes),
         prefix=serving.endpoint.endpoint_name,
     )

@@ -95,7 +95,9 @@ class CicdStack(Stack):
         return self.pipeline.add_stage(stage, pre=pre, post=post)
 
     def _training_step(self, stage: MlopsStage) -> pipelines.CodeBuildStep:
-        model_build_stack = stage.model_build_stack
+        pipeline_name = stage.model_build_stack.pipeline_name_output
+        if pipeline_name is None:  # config.py refuses train_after_deploy without train
+            raise ValueError(f"{stage.mlops_stage_name} trains after deploy but has no pipeline")
         role_arn = ModelBuildTriggers.ci_role_arn(
             self, ci_role_name(self.project, stage.mlops_stage_name), stage.stage_config.account
         )
@@ -112,7 +114,7 @@ class CicdStack(Stack):
                 f" --wait --timeout-minutes {timeout}"
             ],
             env={"CI_ROLE_ARN": role_arn, "SOURCE_REVISION": self._source.revision()},
-            env_from_cfn_outputs={"PIPELINE_NAME": model_build_stack.pipeline_name_output},
+            env_from_cfn_outputs={"PIPELINE_NAME": pipeline_name},
             role_policy_statements=[
                 iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[role_arn])
             ],

@@ -7,11 +7,16 @@ files the image is built from, so it needs no Docker.
 
 from __future__ import annotations
 
+import re
+import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 
 from aws_cdk import IgnoreMode
 from aws_cdk import aws_ecr_assets as ecr_assets
 from constructs import Construct
+
+from mlcore.settings import MlopsSettings, required_extras
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = "pipelines/container/Dockerfile"
@@ -27,13 +32,75 @@ BUILD_CONTEXT = (
 )
 
 
+#: The Dockerfile's build argument naming the extras to install (``mlcore[<extras>]``).
+EXTRAS_BUILD_ARG = "MLCORE_EXTRAS"
+#: What a job needs to log to a SageMaker managed MLflow tracking server (cdk/tracking.py):
+#: mlflow itself and the plugin that signs requests to the server's ARN.
+TRACKING_SERVER_EXTRAS = ("tracking", "sagemaker-mlflow")
+
+
+def image_extras(settings: MlopsSettings, *, tracking_server: bool) -> tuple[str, ...]:
+    """The mlcore extras an environment's image installs: what the settings need
+    (:func:`mlcore.settings.required_extras`), and the MLflow client and SageMaker plugin
+    where the environment has a tracking server its jobs log to."""
+    extras = list(required_extras(settings))
+    if tracking_server:
+        extras += [extra for extra in TRACKING_SERVER_EXTRAS if extra not in extras]
+    return tuple(extras)
+
+
+def declared_extras(root: Path) -> set[str]:
+    """The extras ``pyproject.toml`` declares (``[project.optional-dependencies]``)."""
+    with (root / "pyproject.toml").open("rb") as file:
+        project = tomllib.load(file).get("project", {})
+    return set(project.get("optional-dependencies", {}))
+
+
+def check_estimator_in_image(estimator: str | None, root: Path = REPOSITORY_ROOT) -> None:
+    """Raise ``ValueError`` unless the image would hold the module of ``training.estimator``.
+
+    The image installs the project in ``root`` (``pip install .``), whose packages
+    setuptools finds under ``src/`` (``[tool.setuptools.packages.find] where = ["src"]``);
+    the same discovery is run here, so a factory in a folder outside ``src/``, or in a
+    folder without ``__init__.py``, fails at synth rather than as an ImportError in the job.
+    """
+    if estimator is None:
+        return
+    from setuptools import find_packages
+
+    module = estimator.partition(":")[0]
+    packages = set(find_packages(where=str(root / "src")))
+    parent, _, name = module.rpartition(".")
+    in_image = module in packages or (
+        parent in packages and (root / "src" / parent.replace(".", "/") / f"{name}.py").is_file()
+    )
+    if not in_image:
+        top = module.split(".")[0]
+        raise ValueError(
+            f"training.estimator {estimator!r}: module {module!r} would not be in the mlcore "
+            f"image, which installs only the packages under {root / 'src'} (found: "
+            f"{sorted(p for p in packages if '.' not in p)}). Move it to "
+            f"src/{module.replace('.', '/')}.py with an __init__.py in src/{top}/ and each "
+            "folder below it, or set training.algorithm instead"
+        )
+
+
 class MlcoreImage(Construct):
     """The mlcore image as a CDK Docker image asset (ENTRYPOINT ``mlcore``).
 
+    :param extras: mlcore extras to install (``pip install "mlcore[<extras>]"``), each one
+        ``pyproject.toml`` declares; see :func:`image_extras`. Default: none, mlcore alone.
     :param directory: the repository to build from. Default: this repository.
     """
 
-    def __init__(self, scope: Construct, id_: str, *, directory: Path | None = None) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        extras: Sequence[str] = (),
+        directory: Path | None = None,
+    ) -> None:
         super().__init__(scope, id_)
         root = directory or REPOSITORY_ROOT
         missing = [path for path in (*BUILD_CONTEXT, DOCKERFILE) if not (root / path).exists()]
@@ -42,6 +109,15 @@ class MlcoreImage(Construct):
                 f"cannot build the mlcore image from {root}: missing {missing}; "
                 "pass the repository root as directory"
             )
+        declared = declared_extras(root)
+        unknown = [e for e in extras if e not in declared or not re.fullmatch(r"[a-z0-9-]+", e)]
+        if unknown:
+            raise ValueError(
+                f"the mlcore image cannot install extras {unknown}: {root / 'pyproject.toml'} "
+                f"declares {sorted(declared)} under [project.optional-dependencies]; add them "
+                "there or fix the setting that asks for them"
+            )
+        self.extras = tuple(extras)
         self.asset = ecr_assets.DockerImageAsset(
             self,
             "Asset",
@@ -56,6 +132,8 @@ class MlcoreImage(Construct):
                 "**/*.egg-info",
             ],
             display_name="mlcore",
+            # Part of the asset's hash: environments needing other extras get their own image.
+            build_args={EXTRAS_BUILD_ARG: ",".join(self.extras)},
         )
         self.image_uri = self.asset.image_uri
         self.repository = self.asset.repository

@@ -34,6 +34,58 @@ PIPELINES_DIR = Path(__file__).resolve().parent.parent / "pipelines"
 _CHECK_ASSET_EXCLUDE = ["*", "!sagemaker", "!sagemaker/__init__.py", "!sagemaker/preflight.py"]
 
 
+def model_package_group(
+    scope: Construct, name: str, *, description: str, retain: bool
+) -> sagemaker.CfnModelPackageGroup:
+    """The registry group, always as ``<scope>/ModelPackageGroup`` (its logical ID is pinned)."""
+    group = sagemaker.CfnModelPackageGroup(
+        scope,
+        "ModelPackageGroup",
+        model_package_group_name=name,
+        model_package_group_description=description,
+    )
+    group.apply_removal_policy(RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY)
+    return group
+
+
+def model_package_group_arn(stack: Stack, name: str) -> str:
+    # Formatted from the name rather than read with GetAtt: policies that name the group need
+    # not wait for it, and the ARN is known to tests before deployment.
+    return stack.format_arn(service="sagemaker", resource="model-package-group", resource_name=name)
+
+
+class ModelRegistry(Construct):
+    """Only the model package group: an environment that serves promoted models and trains
+    none (``train: false``). The release flow registers each promoted copy in it.
+
+    :param model_package_group_name: the group's name.
+    :param retain: keep the group when the stack is deleted. Default: deleted.
+    """
+
+    def __init__(
+        self, scope: Construct, id_: str, *, model_package_group_name: str, retain: bool = False
+    ) -> None:
+        super().__init__(scope, id_)
+        if not _NAME.match(model_package_group_name):
+            raise ValueError(
+                "model_package_group_name must be 1-63 lowercase letters, digits or hyphens; "
+                f"got {model_package_group_name!r}"
+            )
+        self.model_package_group_name = model_package_group_name
+        self.model_package_group = model_package_group(
+            self,
+            model_package_group_name,
+            description=(
+                "Models promoted from the model-build environment (verified copies); this "
+                "environment trains none."
+            ),
+            retain=retain,
+        )
+        self.model_package_group_arn = model_package_group_arn(
+            Stack.of(self), model_package_group_name
+        )
+
+
 class ModelBuild(Construct):
     """A SageMaker model-build pipeline (prep -> train -> evaluate -> gate -> register).
 
@@ -91,25 +143,16 @@ class ModelBuild(Construct):
         self.model_package_group_name = model_package_group_name
         stack = Stack.of(self)
 
-        self.model_package_group = sagemaker.CfnModelPackageGroup(
+        self.model_package_group = model_package_group(
             self,
-            "ModelPackageGroup",
-            model_package_group_name=model_package_group_name,
-            model_package_group_description=(
+            model_package_group_name,
+            description=(
                 f"Models trained by the {pipeline_name} pipeline; each package carries its git "
                 "commit, data fingerprint, hyperparameters and metrics in its metadata."
             ),
+            retain=retain,
         )
-        self.model_package_group.apply_removal_policy(
-            RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY
-        )
-        # Formatted from the name rather than read with GetAtt: policies that name the group need
-        # not wait for it, and the ARN is known to tests before deployment.
-        self.model_package_group_arn = stack.format_arn(
-            service="sagemaker",
-            resource="model-package-group",
-            resource_name=model_package_group_name,
-        )
+        self.model_package_group_arn = model_package_group_arn(stack, model_package_group_name)
         self.pipeline_arn = stack.format_arn(
             service="sagemaker", resource="pipeline", resource_name=pipeline_name
         )

@@ -14,8 +14,8 @@ from constructs import Construct
 
 from cdk.artifact_store import ArtifactStore
 from cdk.config import StageConfig
-from cdk.container_image import MlcoreImage
-from cdk.model_build import ModelBuild
+from cdk.container_image import MlcoreImage, check_estimator_in_image, image_extras
+from cdk.model_build import ModelBuild, ModelRegistry
 from cdk.settings_artifact import SettingsArtifact, SettingsSource
 from cdk.tracking import TrackingServer
 from cdk.triggers import ModelBuildTriggers
@@ -34,7 +34,11 @@ def ci_role_name(project: str, stage_name: str) -> str:
 
 
 class ModelBuildStack(Stack):
-    """Artifact store, mlcore image, SageMaker model-build pipeline, registry and triggers."""
+    """Artifact store, mlcore image, SageMaker model-build pipeline, registry and triggers.
+
+    A stage that does not train (``train: false``) gets the artifact store, image, settings
+    and registry group only: it serves the copies the release flow promotes into them.
+    """
 
     def __init__(
         self,
@@ -59,6 +63,8 @@ class ModelBuildStack(Stack):
                 f"the settings given to {id_} differ from the file {source.path} its jobs would "
                 "read; pass the settings parsed from that file (one settings artifact per run)"
             )
+        # A custom estimator must be importable in the image the jobs run.
+        check_estimator_in_image(settings.training.estimator)
         # The file every job of this environment reads (the monitors upload the same bytes,
         # hence the same asset object).
         self.settings_artifact = SettingsArtifact(self, "Settings", source=source)
@@ -72,7 +78,11 @@ class ModelBuildStack(Stack):
         self.key = self.artifact_store.key
         self.artifact_bucket = self.artifact_store.artifact_bucket
         self.data_bucket = self.artifact_store.data_bucket
-        self.image = MlcoreImage(self, "MlcoreImage")
+        self.image = MlcoreImage(
+            self,
+            "MlcoreImage",
+            extras=image_extras(settings, tracking_server=stage_config.mlflow.enabled),
+        )
         self.tracking_server: TrackingServer | None = None
         if stage_config.mlflow.enabled:
             self.tracking_server = TrackingServer(
@@ -85,6 +95,68 @@ class ModelBuildStack(Stack):
                 retain=stage_config.retain_data,
             )
 
+        self.model_build: ModelBuild | None = None
+        self.triggers: ModelBuildTriggers | None = None
+        self.pipeline_name_output: CfnOutput | None = None
+        if not stage_config.train:
+            # Serves promoted models only: a pipeline here would stand idle (nothing may start
+            # it, config.py refuses training triggers), so only the registry group is made.
+            # Its construct id is ModelBuild's, so the group keeps its logical ID.
+            registry = ModelRegistry(
+                self,
+                "ModelBuild",
+                model_package_group_name=f"{prefix}-models",
+                retain=stage_config.retain_data,
+            )
+            self.model_package_group_name = registry.model_package_group_name
+            self.model_package_group = registry.model_package_group
+        else:
+            self._build_pipeline(
+                prefix=prefix,
+                stage_name=stage_name,
+                stage_config=stage_config,
+                settings=settings,
+                data_prefix=data_prefix,
+                source_revision=source_revision,
+                ci_account=ci_account,
+            )
+        CfnOutput(
+            self,
+            "ModelPackageGroupName",
+            value=self.model_package_group_name,
+            description="Approve models here (SageMaker Studio > Models, or pipelines.sagemaker.model_registry)",
+        )
+        if self.model_build is not None:
+            CfnOutput(
+                self,
+                "DataBucketName",
+                value=self.data_bucket.bucket_name,
+                description=(
+                    f"Upload training data under s3://<this>/{data_prefix}/ (any subfolders), "
+                    "then a _SUCCESS object; every run trains on the whole prefix"
+                ),
+            )
+        CfnOutput(self, "ArtifactBucketName", value=self.artifact_bucket.bucket_name)
+        if self.tracking_server is not None:
+            CfnOutput(
+                self,
+                "MlflowTrackingUri",
+                value=self.tracking_server.tracking_uri,
+                description="MLFLOW_TRACKING_URI of this environment's runs (needs sagemaker-mlflow)",
+            )
+
+    def _build_pipeline(
+        self,
+        *,
+        prefix: str,
+        stage_name: str,
+        stage_config: StageConfig,
+        settings: MlopsSettings,
+        data_prefix: str,
+        source_revision: str,
+        ci_account: str | None,
+    ) -> None:
+        """The model-build pipeline, its triggers and its outputs (a stage that trains)."""
         self.model_build = ModelBuild(
             self,
             "ModelBuild",
@@ -108,9 +180,8 @@ class ModelBuildStack(Stack):
                 source_revision=source_revision,
             ),
         )
+        self.model_package_group_name = self.model_build.model_package_group_name
         self.model_package_group = self.model_build.model_package_group
-        self.pipeline = self.model_build.pipeline
-
         self.triggers = ModelBuildTriggers(
             self,
             "Triggers",
@@ -126,33 +197,9 @@ class ModelBuildStack(Stack):
             else None,
             ci_account=ci_account if stage_config.train_after_deploy else None,
         )
-
         self.pipeline_name_output = CfnOutput(
             self,
             "ModelBuildPipelineName",
             value=self.model_build.pipeline_name,
             description="Start a training run: python -m pipelines.sagemaker.run_pipeline --pipeline-name <this>",
         )
-        CfnOutput(
-            self,
-            "ModelPackageGroupName",
-            value=self.model_build.model_package_group_name,
-            description="Approve models here (SageMaker Studio > Models, or pipelines.sagemaker.model_registry)",
-        )
-        CfnOutput(
-            self,
-            "DataBucketName",
-            value=self.data_bucket.bucket_name,
-            description=(
-                f"Upload training data under s3://<this>/{data_prefix}/ (any subfolders), then a "
-                "_SUCCESS object; every run trains on the whole prefix"
-            ),
-        )
-        CfnOutput(self, "ArtifactBucketName", value=self.artifact_bucket.bucket_name)
-        if self.tracking_server is not None:
-            CfnOutput(
-                self,
-                "MlflowTrackingUri",
-                value=self.tracking_server.tracking_uri,
-                description="MLFLOW_TRACKING_URI of this environment's runs (needs sagemaker-mlflow)",
-            )

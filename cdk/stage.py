@@ -7,6 +7,7 @@ from constructs import Construct
 
 from cdk.config import AwsConfig, StageConfig
 from cdk.model_build_stack import ModelBuildStack, resource_prefix
+from cdk.monitoring.retrain import RemoteRetrainBus, retrain_bus_name
 from cdk.serving.approved_model import ApprovedModelParameter
 from cdk.serving.release import ReleaseTarget
 from cdk.serving.release_access import (
@@ -19,7 +20,7 @@ from cdk.serving.release_access import (
     release_function_role_names,
     role_arn,
 )
-from cdk.serving.stack import ServingProps, ServingStack
+from cdk.serving.stack import RetrainReceiverProps, ServingProps, ServingStack
 from mlcore.settings import MlopsSettings
 
 
@@ -112,8 +113,10 @@ class MlopsStage(Stage):
             artifact_bucket=build.artifact_bucket,
             image_uri=build.image.image_uri,
             image_repository=build.image.repository,
-            model_package_group_name=build.model_build.model_package_group_name,
+            model_package_group_name=build.model_package_group_name,
             model_build_pipeline_name=self._retrain_pipeline(aws_config, project),
+            retrain_forward_to=self._retrain_forward_to(aws_config, project),
+            retrain_receiver=self._retrain_receiver(aws_config, settings),
             approved_model=approved,
             approved_model_sha256=approved_sha256,
             change_role_name=change_role_name(project, stage_name),
@@ -130,7 +133,7 @@ class MlopsStage(Stage):
             pointer=(approved, approved_sha256),
             serving_stack_name=self.serving_stack.stack_name,
             endpoint_name=self.serving_stack.endpoint.endpoint_name,
-            model_package_group_name=build.model_build.model_package_group_name,
+            model_package_group_name=build.model_package_group_name,
             artifact_bucket=build.artifact_bucket,
             image_repository=build.image.repository,
             reads_trained_models=stage_config.train,
@@ -143,15 +146,54 @@ class MlopsStage(Stage):
             )
 
     def _retrain_pipeline(self, aws_config: AwsConfig, project: str) -> str | None:
-        """The pipeline a drift alarm here retrains: this stage's own, or the model-build
-        stage's when that one is in the same account and region (an EventBridge rule can
-        start a pipeline of its own account only). None: alarms notify, nothing retrains."""
+        """The pipeline a drift alarm here retrains: this stage's own when it trains, else the
+        model-build stage's (started here when it is in this account and region, else
+        forwarded to that account's retrain bus, see ``_retrain_forward_to``)."""
         if self.stage_config.train:
             return model_build_pipeline_name(project, self.mlops_stage_name)
+        return model_build_pipeline_name(project, aws_config.build_stage)
+
+    def _retrain_forward_to(self, aws_config: AwsConfig, project: str) -> RemoteRetrainBus | None:
+        if not forwards_retrains(aws_config, self.mlops_stage_name):
+            return None
         build = aws_config.stages[aws_config.build_stage]
-        if (build.account, build.region) == (self.stage_config.account, self.stage_config.region):
-            return model_build_pipeline_name(project, aws_config.build_stage)
-        return None
+        # Validation sets accounts on every stage or on none (then this is another region of
+        # the one account), and regions likewise.
+        return RemoteRetrainBus(
+            account=build.account or Aws.ACCOUNT_ID,
+            region=build.region or Aws.REGION,
+            bus_name=retrain_bus_name(resource_prefix(project, aws_config.build_stage)),
+        )
+
+    def _retrain_receiver(
+        self, aws_config: AwsConfig, settings: MlopsSettings
+    ) -> RetrainReceiverProps | None:
+        if self.mlops_stage_name != aws_config.build_stage:
+            return None
+        senders = [
+            aws_config.stages[name].account or Aws.ACCOUNT_ID
+            for name in aws_config.stages
+            if forwards_retrains(aws_config, name)
+        ]
+        if not senders:
+            return None
+        return RetrainReceiverProps(
+            bus_name=retrain_bus_name(resource_prefix(settings.project, self.mlops_stage_name)),
+            sender_accounts=tuple(senders),
+            cooldown_hours=settings.monitoring.retrain_cooldown_hours,
+        )
+
+
+def forwards_retrains(aws_config: AwsConfig, stage_name: str) -> bool:
+    """Whether drift in ``stage_name`` retrains through the model-build stage's retrain bus:
+    it has monitors (not serverless), does not train itself, and lives in another account
+    or region than the model-build stage (an EventBridge rule starts pipelines of its own
+    account and region only)."""
+    stage = aws_config.stages[stage_name]
+    if stage.train or stage.serverless_inference:
+        return False
+    build = aws_config.stages[aws_config.build_stage]
+    return (build.account, build.region) != (stage.account, stage.region)
 
 
 def release_targets(stack: Stack, aws_config: AwsConfig, project: str) -> list[ReleaseTarget]:

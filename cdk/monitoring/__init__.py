@@ -3,7 +3,7 @@
 from cdk.monitoring.dashboard import MonitoringDashboard
 from cdk.monitoring.model_monitor import DataQualityMonitorSchedule
 from cdk.monitoring.monitors import ModelMonitors
-from cdk.monitoring.retrain import RetrainLoop
+from cdk.monitoring.retrain import RetrainLoop, RetrainReceiver
 from cdk.monitoring.settings import ModelMonitorSettings, MonitorSettings
 
 __all__ = [
@@ -13,4 +13,5 @@ __all__ = [
     "MonitorSettings",
     "MonitoringDashboard",
     "RetrainLoop",
+    "RetrainReceiver",
 ]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from aws_cdk import ArnFormat, CfnCondition, CfnParameter, Duration, Fn, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ecr as ecr
@@ -35,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cdk.monitoring.dashboard import MonitoringDashboard
 from cdk.monitoring.model_monitor import DataQualityMonitorSchedule
 from cdk.monitoring.monitors import ModelMonitors
-from cdk.monitoring.retrain import RetrainLoop
+from cdk.monitoring.retrain import RemoteRetrainBus, RetrainLoop, RetrainReceiver
 from cdk.monitoring.settings import MonitorSettings
 from cdk.serving.approved_model import NO_MODEL, ApprovedModelParameter
 from cdk.serving.endpoint import ModelEndpoint
@@ -90,6 +91,20 @@ class ServingProps(BaseModel):
         )
 
 
+def retrain_cooldown(monitoring: MonitorSettings) -> Duration:
+    return Duration.minutes(round(monitoring.retrain_cooldown_hours * 60))
+
+
+class RetrainReceiverProps(BaseModel):
+    """Retrain requests this (model-build) environment accepts from other accounts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bus_name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,256}$")
+    sender_accounts: tuple[str, ...] = Field(min_length=1)
+    cooldown_hours: float = Field(ge=0)
+
+
 class ServingStack(Stack):
     """Endpoint (blue/green, auto-rollback, capture, autoscaling), monitors, retrain loop, dashboard.
 
@@ -99,8 +114,14 @@ class ServingStack(Stack):
     :param image_uri: the mlcore image the monitor jobs run.
     :param image_repository: its ECR repository (the serving container's too).
     :param model_package_group_name: the registry group the served packages belong to.
-    :param model_build_pipeline_name: the pipeline the retrain loop starts (in this account).
-        Default: no retrain loop; the monitors' alarms only notify.
+    :param model_build_pipeline_name: the pipeline the retrain loop starts (in this account,
+        unless ``retrain_forward_to`` is given). Default: no retrain loop; the monitors'
+        alarms only notify.
+    :param retrain_forward_to: the model-build account's retrain bus, when the pipeline is
+        in another account or region: granted requests are forwarded there. Default: the
+        pipeline is started here.
+    :param retrain_receiver: accept retrain requests for ``model_build_pipeline_name`` from
+        other accounts on this bus. Default: none are accepted.
     :param approved_model: the SSM parameter naming the package to serve (in an earlier stack).
     :param approved_model_sha256: the SSM parameter holding that package's model sha256.
     :param change_role_name: the name of the role CloudFormation uses for release updates.
@@ -121,6 +142,8 @@ class ServingStack(Stack):
         approved_model_sha256: ApprovedModelParameter,
         change_role_name: str,
         model_build_pipeline_name: str | None = None,
+        retrain_forward_to: RemoteRetrainBus | None = None,
+        retrain_receiver: RetrainReceiverProps | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id_, **kwargs)
@@ -262,10 +285,27 @@ class ServingStack(Stack):
                     pipeline_name=model_build_pipeline_name,
                     alarms=self.monitors.alarms,
                     state_table=self.state_table,
-                    cooldown=Duration.minutes(round(props.monitoring.retrain_cooldown_hours * 60)),
+                    cooldown=retrain_cooldown(props.monitoring),
+                    forward_to=retrain_forward_to,
                     log_key=self.ops_key,
                     removal_policy=removal,
                 )
+                if self.retrain.forward_rule is not None:
+                    cloudwatch.Alarm(
+                        self,
+                        "RetrainForwardFailed",
+                        alarm_name=f"{props.endpoint.endpoint_name}-retrain-forward-failed",
+                        alarm_description=(
+                            "A granted retrain request could not be delivered to the model-build "
+                            "account's retrain bus: drift here started no retrain. Check that "
+                            "account's RetrainReceiver (bus policy) and the forwarding rule."
+                        ),
+                        metric=self.retrain.metric_forward_failures(),
+                        threshold=1,
+                        evaluation_periods=1,
+                        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                    ).add_alarm_action(cloudwatch_actions.SnsAction(self.alerts))
             if props.monitoring.model_monitor is not None:
                 self.model_monitor = DataQualityMonitorSchedule(
                     self,
@@ -276,6 +316,28 @@ class ServingStack(Stack):
                     reports_bucket=artifact_bucket,
                 )
                 self.model_monitor.schedule.cfn_options.condition = self.has_model
+        self.retrain_receiver: RetrainReceiver | None = None
+        if retrain_receiver is not None:
+            if model_build_pipeline_name is None:
+                raise ValueError(
+                    "retrain_receiver needs model_build_pipeline_name: the pipeline that the "
+                    "forwarded requests start"
+                )
+            self.retrain_receiver = RetrainReceiver(
+                self,
+                "RetrainReceiver",
+                pipeline_name=model_build_pipeline_name,
+                bus_name=retrain_receiver.bus_name,
+                sender_accounts=retrain_receiver.sender_accounts,
+                state_table=self.state_table,
+                # The same cooldown as this environment's own alarms, and the same table
+                # item: one retrain per cooldown, whichever account asked.
+                cooldown=Duration.hours(retrain_receiver.cooldown_hours),
+                key=self.ops_key,
+                start_rule=self.retrain is None or self.retrain.start is None,
+                log_key=self.ops_key,
+                removal_policy=removal,
+            )
         self.dashboard = MonitoringDashboard(
             self, "Dashboard", endpoint=self.endpoint, monitors=self.monitors
         )

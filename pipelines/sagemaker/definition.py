@@ -474,11 +474,15 @@ def _prep_step(
 def training_hyperparameters(settings: MlopsSettings) -> dict[str, str]:
     """The hyperparameters ``mlcore train`` reads in a SageMaker container (all strings)."""
     training = settings.training
-    values: dict[str, str] = {
-        "target": settings.dataset.target,
-        "algorithm": training.algorithm,
-        "seed": str(training.seed),
-    }
+    values: dict[str, str] = {"target": settings.dataset.target}
+    if training.estimator is not None:
+        # "package.module:factory" from the image's src/ (cdk.container_image checks it is
+        # there at synth). It replaces the algorithm (mlcore.train), so the job, and the
+        # package's hp_* metadata, name what was really trained.
+        values["estimator"] = training.estimator
+    else:
+        values["algorithm"] = training.algorithm
+    values["seed"] = str(training.seed)
     for key, value in training.hyperparameters.items():
         values[key] = json.dumps(value) if not isinstance(value, str) else value
     return values

@@ -60,10 +60,12 @@ def _alarm(template: Template, name_suffix: str) -> dict[str, Any]:
 def _settings_keys(serving: dict[str, Template], templates: dict[str, Template]) -> set[str]:
     keys = set()
     for stage in ("dev", "staging", "prod"):
-        body, _ = next(iter(_resources(templates[stage], "AWS::SageMaker::Pipeline").values()))[
-            "Properties"
-        ]["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"]
-        keys |= set(re.findall(r"s3://\$\{SettingsBucket\}/([0-9a-f]+\.yaml)", body))
+        # Only dev trains (staging and prod deploy no pipeline: train is false there).
+        for pipeline in _resources(templates[stage], "AWS::SageMaker::Pipeline").values():
+            body, _ = pipeline["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"][
+                "Fn::Sub"
+            ]
+            keys |= set(re.findall(r"s3://\$\{SettingsBucket\}/([0-9a-f]+\.yaml)", body))
         if stage != "dev":  # dev is serverless: no monitors
             uri = json.dumps(_function_env(serving[stage], "MonitorsStartJob")["SETTINGS_S3_URI"])
             keys |= set(re.findall(r"/([0-9a-f]+\.yaml)", uri))
@@ -186,7 +188,9 @@ def test_every_lambda_function_of_an_environment_has_an_errors_alarm(
     assert len(alarms) == len(own) + len(others)
     for logical_id in own:
         assert json.dumps({"Ref": logical_id}) in watched
-    assert any("CheckInputs" in w for w in watched)  # the model-build stack's, imported
+    # The model-build stack's CheckInputs, imported; stages that do not train have none.
+    trains = stage.model_build_stack.model_build is not None
+    assert any("CheckInputs" in w for w in watched) is trains
     for alarm in alarms:
         assert alarm["AlarmActions"] and alarm["Threshold"] == 1
 
@@ -205,7 +209,7 @@ def _rules(template: Template) -> list[dict[str, Any]]:
     return [r["Properties"] for r in _resources(template, "AWS::Events::Rule").values()]
 
 
-@pytest.mark.parametrize("environment", ["dev", "staging", "prod"])
+@pytest.mark.parametrize("environment", ["dev"])
 def test_a_failed_model_build_execution_reaches_the_alerts_topic(
     serving: dict[str, Template], environment: str
 ) -> None:
@@ -219,6 +223,17 @@ def test_a_failed_model_build_execution_reaches_the_alerts_topic(
     assert f"pipeline/acme-{environment}-model-build" in json.dumps(detail["pipelineArn"])
     (target,) = rule["Targets"]
     assert "Alerts" in json.dumps(target["Arn"])
+
+
+@pytest.mark.parametrize("environment", ["staging", "prod"])
+def test_a_stage_without_a_pipeline_watches_no_model_build_executions(
+    serving: dict[str, Template], environment: str
+) -> None:
+    assert not [
+        r
+        for r in _rules(serving[environment])
+        if r.get("EventPattern", {}).get("detail-type") == [PIPELINE_STATUS_EVENT]
+    ]
 
 
 def test_a_failed_release_execution_reaches_the_alerts_topic(
@@ -433,10 +448,10 @@ def test_the_jobs_log_to_the_tracking_server_through_mlflow_tracking_uri(
     assert {"sagemaker-mlflow:CreateRun", "sagemaker-mlflow:LogBatch"} <= actions
 
 
-def test_without_a_tracking_server_the_jobs_get_no_tracking_uri(
-    templates: dict[str, Template],
-) -> None:
-    body = next(iter(_resources(templates["prod"], "AWS::SageMaker::Pipeline").values()))[
-        "Properties"
-    ]["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"][0]
+def test_without_a_tracking_server_the_jobs_get_no_tracking_uri(four_accounts: Any) -> None:
+    # The four-account app's dev trains without one (only the shared synth's dev has one).
+    template = Template.from_stack(four_accounts.stacks("dev")["build"])
+    body = next(iter(_resources(template, "AWS::SageMaker::Pipeline").values()))["Properties"][
+        "PipelineDefinition"
+    ]["PipelineDefinitionBody"]["Fn::Sub"][0]
     assert "MLFLOW_TRACKING_URI" not in body

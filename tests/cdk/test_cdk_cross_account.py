@@ -142,15 +142,22 @@ def test_no_account_grants_another_anything_else(
                 found[(stage, kind, resource["Type"])] = (
                     found.get((stage, kind, resource["Type"]), set()) | foreign
                 )
+    serving_accounts = {ACCOUNTS["staging"], ACCOUNTS["prod"]}
     assert found == {
         ("dev", "build", "AWS::IAM::Role"): {ACCOUNTS["toolchain"]},
-        ("dev", "serving", "AWS::IAM::Policy"): {ACCOUNTS["staging"], ACCOUNTS["prod"]},
-        ("dev", "serving", "AWS::StepFunctions::StateMachine"): {
-            ACCOUNTS["staging"],
-            ACCOUNTS["prod"],
-        },
+        ("dev", "serving", "AWS::IAM::Policy"): serving_accounts,
+        ("dev", "serving", "AWS::StepFunctions::StateMachine"): serving_accounts,
+        # The closed loop: dev's retrain bus admits, its rule matches and its gate checks
+        # requests from staging and prod; they forward to dev's bus through their own role.
+        ("dev", "serving", "AWS::Events::EventBusPolicy"): serving_accounts,
+        ("dev", "serving", "AWS::Events::Rule"): serving_accounts,
+        ("dev", "serving", "AWS::Lambda::Function"): serving_accounts,
         ("staging", "release", "AWS::IAM::Role"): {ACCOUNTS["dev"]},
+        ("staging", "serving", "AWS::Events::Rule"): {ACCOUNTS["dev"]},
+        ("staging", "serving", "AWS::IAM::Policy"): {ACCOUNTS["dev"]},
         ("prod", "release", "AWS::IAM::Role"): {ACCOUNTS["dev"]},
+        ("prod", "serving", "AWS::Events::Rule"): {ACCOUNTS["dev"]},
+        ("prod", "serving", "AWS::IAM::Policy"): {ACCOUNTS["dev"]},
     }
 
 
@@ -183,6 +190,195 @@ def test_the_flow_acts_in_each_environment_through_that_environments_role(
         )
         assert target["descriptor_parameter"] == f"/mlops/acme/{stage}/release-target"
         assert target["region"] == "eu-west-1"
+
+
+# The closed loop across accounts: drift in staging or prod retrains in dev (the model-build
+# account), through dev's own checks and cooldown. Rules encoded: Amazon EventBridge User
+# Guide, "Sending and receiving events between AWS accounts" (the sender's rule targets the
+# receiver's bus by ARN with a role allowed events:PutEvents on it; the receiver's bus policy
+# names the sending accounts; the receiver's rule matches the sending account) and "Example
+# policy: Send events to a custom bus in a different account" (conditions on events:source
+# and events:detail-type); botocore's events model, PutPermission: "Rules with an account
+# field do not match any events sent from other accounts".
+
+RETRAIN_BUS = f"arn:aws:events:eu-west-1:{ACCOUNTS['dev']}:event-bus/acme-dev-retrain-requests"
+DEV_PIPELINE = "acme-dev-model-build"
+
+
+def _rules(template: Template) -> dict[str, dict[str, Any]]:
+    return {
+        logical_id: rule["Properties"]
+        for logical_id, rule in template.find_resources("AWS::Events::Rule").items()
+    }
+
+
+def _retrain_rules(template: Template) -> dict[str, dict[str, Any]]:
+    return {
+        logical_id: rule
+        for logical_id, rule in _rules(template).items()
+        if rule["EventPattern"].get("source") == ["mlops.retrain"]
+    }
+
+
+@pytest.mark.parametrize("stage", ["staging", "prod"])
+def test_drift_granted_in_a_serving_account_is_forwarded_to_the_model_build_bus(
+    templates: dict[tuple[str, str], Template], stage: str
+) -> None:
+    serving = templates[(stage, "serving")]
+    (rule,) = _retrain_rules(serving).values()
+    # Only this account's own granted requests, for dev's pipeline, and nothing starts here.
+    assert rule["EventPattern"] == {
+        "source": ["mlops.retrain"],
+        "detail-type": ["Retrain Requested"],
+        "account": [ACCOUNTS[stage]],
+        "detail": {"pipeline_name": [DEV_PIPELINE]},
+    }
+    (target,) = rule["Targets"]
+    assert _text(target["Arn"]) == RETRAIN_BUS
+    # No input transformation: not available for another account's bus (PutTargets).
+    assert not {"Input", "InputPath", "InputTransformer"} & set(target)
+    role_id = target["RoleArn"]["Fn::GetAtt"][0]
+    (statement,) = _statements(serving, role_id)
+    assert statement["Action"] == "events:PutEvents"
+    assert _resources(statement) == [RETRAIN_BUS]
+    role = serving.find_resources("AWS::IAM::Role")[role_id]["Properties"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "events.amazonaws.com"
+    }
+
+
+@pytest.mark.parametrize("stage", ["staging", "prod"])
+def test_the_serving_gate_still_applies_its_cooldown_before_forwarding(
+    templates: dict[tuple[str, str], Template], stage: str
+) -> None:
+    serving = templates[(stage, "serving")]
+    alarm_rule = next(
+        r for r in _rules(serving).values() if r["EventPattern"]["source"] == ["aws.cloudwatch"]
+    )
+    gate_id = alarm_rule["Targets"][0]["Arn"]["Fn::GetAtt"][0]
+    gate = serving.find_resources("AWS::Lambda::Function")[gate_id]["Properties"]
+    assert gate["Handler"] == "monitoring.retrain.handler"
+    assert gate["Environment"]["Variables"]["PIPELINE_NAME"] == DEV_PIPELINE
+    # Nothing in a serving account may start a pipeline.
+    for statement in (
+        s
+        for p in serving.find_resources("AWS::IAM::Policy").values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ):
+        assert "sagemaker:StartPipelineExecution" not in _actions(statement)
+
+
+@pytest.mark.parametrize("stage", ["staging", "prod"])
+def test_a_request_that_never_reaches_the_model_build_account_alarms(
+    templates: dict[tuple[str, str], Template], stage: str
+) -> None:
+    serving = templates[(stage, "serving")]
+    (forward_id,) = _retrain_rules(serving)
+    serving.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "Namespace": "AWS/Events",
+            "MetricName": "FailedInvocations",
+            "Dimensions": [{"Name": "RuleName", "Value": {"Ref": forward_id}}],
+            "AlarmActions": [{"Ref": Match.string_like_regexp("^Alerts")}],
+        },
+    )
+
+
+def test_the_model_build_bus_admits_exactly_staging_and_prod_retrain_requests(
+    templates: dict[tuple[str, str], Template],
+) -> None:
+    serving = templates[("dev", "serving")]
+    (bus_id, bus), *_ = serving.find_resources("AWS::Events::EventBus").items()
+    assert bus["Properties"]["Name"] == "acme-dev-retrain-requests"
+    # Encrypted with the serving stack's customer-managed key.
+    assert bus["Properties"]["KmsKeyIdentifier"]["Fn::GetAtt"][0].startswith("OpsKey")
+    statements = [
+        p["Properties"]["Statement"]
+        for p in serving.find_resources("AWS::Events::EventBusPolicy").values()
+    ]
+    assert sorted(_text(s["Principal"]["AWS"]) for s in statements) == [
+        f"arn:aws:iam::{ACCOUNTS['staging']}:root",
+        f"arn:aws:iam::{ACCOUNTS['prod']}:root",
+    ]
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        assert statement["Action"] == "events:PutEvents"
+        assert statement["Resource"] == {"Fn::GetAtt": [bus_id, "Arn"]}
+        assert statement["Condition"] == {
+            "ForAllValues:StringEquals": {"events:source": ["mlops.retrain"]},
+            "StringEquals": {"events:detail-type": "Retrain Requested"},
+        }
+
+
+def test_forwarded_requests_go_through_the_model_build_accounts_own_gate(
+    templates: dict[tuple[str, str], Template],
+) -> None:
+    serving = templates[("dev", "serving")]
+    (bus_id,) = serving.find_resources("AWS::Events::EventBus")
+    on_bus = [r for r in _rules(serving).values() if r.get("EventBusName") == {"Ref": bus_id}]
+    assert len(on_bus) == 1
+    (receiver,) = on_bus
+    assert receiver["EventPattern"] == {
+        "source": ["mlops.retrain"],
+        "detail-type": ["Retrain Requested"],
+        "account": [ACCOUNTS["staging"], ACCOUNTS["prod"]],
+        "detail": {"pipeline_name": [DEV_PIPELINE]},
+    }
+    gate_id = receiver["Targets"][0]["Arn"]["Fn::GetAtt"][0]
+    gate = serving.find_resources("AWS::Lambda::Function")[gate_id]["Properties"]
+    assert gate["Handler"] == "monitoring.retrain.receive_handler"
+    variables = gate["Environment"]["Variables"]
+    assert variables["PIPELINE_NAME"] == DEV_PIPELINE
+    assert variables["ALLOWED_ACCOUNTS"] == f"{ACCOUNTS['staging']},{ACCOUNTS['prod']}"
+    # The cooldown of mlops.yaml (the fixture settings say 12 hours).
+    assert float(variables["COOLDOWN_HOURS"]) == (
+        load_settings(SETTINGS).monitoring.retrain_cooldown_hours
+    )
+    # Its role puts the granted request on dev's default bus, and nowhere else.
+    role_id = gate["Role"]["Fn::GetAtt"][0]
+    puts = [s for s in _statements(serving, role_id) if "events:PutEvents" in _actions(s)]
+    assert [_resources(s) for s in puts] == [
+        [f"arn:aws:events:eu-west-1:{ACCOUNTS['dev']}:event-bus/default"]
+    ]
+
+
+def test_only_a_request_granted_in_the_model_build_account_starts_its_pipeline(
+    templates: dict[tuple[str, str], Template],
+) -> None:
+    serving = templates[("dev", "serving")]
+    starts = [
+        r
+        for r in _rules(serving).values()
+        if any(":pipeline/" in _text(t["Arn"]) for t in r["Targets"])
+        and r["EventPattern"].get("source") == ["mlops.retrain"]
+    ]
+    # One rule (two would start two runs per request), on the default bus: forwarded
+    # requests land on the retrain bus, so they reach the pipeline only through the gate.
+    assert len(starts) == 1
+    (start,) = starts
+    assert "EventBusName" not in start
+    assert _text(start["Targets"][0]["Arn"]) == (
+        f"arn:aws:sagemaker:eu-west-1:{ACCOUNTS['dev']}:pipeline/{DEV_PIPELINE}"
+    )
+
+
+def test_the_retrain_bus_policy_passes_parliament(
+    templates: dict[tuple[str, str], Template],
+) -> None:
+    # parliament checks that events:PutEvents exists and supports the two condition keys
+    # (an unsupported key would silently refuse every forwarded request).
+    analyze_policy_string = _parliament()
+    policies = templates[("dev", "serving")].find_resources("AWS::Events::EventBusPolicy")
+    assert len(policies) == 2
+    for policy in policies.values():
+        statement = dict(policy["Properties"]["Statement"])
+        statement["Resource"] = RETRAIN_BUS
+        document = {"Version": "2012-10-17", "Statement": [statement]}
+        findings = analyze_policy_string(_plausible(document)).findings
+        # CDK's "cdk-" prefix: IAM's Sid is alphanumeric, but an EventBridge statement id may
+        # hold hyphens (botocore's events model: StatementId [a-zA-Z0-9-_]+).
+        assert [f.issue for f in findings if f.issue != "INVALID_SID"] == []
 
 
 # Least privilege (finding 9).
@@ -527,3 +723,48 @@ def test_in_one_account_prods_release_still_acts_on_prods_own_stack(synth: Any) 
     assert [t.approval_before for t in flow.targets] == [False, False, True]
     for stage in ("staging", "prod"):
         assert synth.mlops.stages[stage].serving_stack.release is None
+
+
+def test_in_one_account_drift_starts_the_model_build_pipeline_without_forwarding(
+    synth: Any,
+) -> None:
+    # One account and region: the staging and prod retrain loops start dev's pipeline with
+    # their own rule, as before; nothing is forwarded and dev receives nothing.
+    stages = synth.mlops.stages
+    assert stages["dev"].serving_stack.retrain_receiver is None
+    for stage in ("staging", "prod"):
+        loop = stages[stage].serving_stack.retrain
+        assert loop is not None and loop.forward_rule is None and loop.start is not None
+        assert loop.pipeline_name == f"{synth.mlops.settings.project}-dev-model-build"
+
+
+@pytest.mark.parametrize(
+    ("staging", "forwards"),
+    [
+        ({"account": "222222222222", "region": "eu-west-1"}, True),
+        ({"account": "111111111111", "region": "eu-central-1"}, True),
+        ({"account": "111111111111", "region": "eu-west-1"}, False),
+        ({"account": "222222222222", "region": "eu-west-1", "serverless_inference": True}, False),
+        ({"account": "222222222222", "region": "eu-west-1", "train": True}, False),
+    ],
+)
+def test_a_stage_forwards_retrains_only_when_it_cannot_start_the_pipeline_itself(
+    staging: dict[str, Any], forwards: bool
+) -> None:
+    from cdk.config import load_aws_config
+    from cdk.stage import forwards_retrains
+
+    config = load_aws_config(
+        {
+            "mlops": {
+                "source": {"provider": "codecommit", "repository": "r"},
+                "toolchain": {"account": "444444444444", "region": "eu-west-1"},
+                "stages": {
+                    "dev": {"account": "111111111111", "region": "eu-west-1"},
+                    "staging": staging,
+                },
+            }
+        }
+    )
+    assert forwards_retrains(config, "staging") is forwards
+    assert forwards_retrains(config, "dev") is False

@@ -131,7 +131,8 @@ def test_the_base_image_is_pinned_to_an_exact_release_and_digest() -> None:
 
 
 def test_dockerfile_installs_with_the_pinned_requirements_as_constraints() -> None:
-    assert re.search(r"pip install [^\n]*-c constraints\.txt \.", DOCKERFILE_TEXT)
+    # The target is "." with the build's extras (tests/cdk/test_cdk_image.py runs the line).
+    assert re.search(r'pip install [^\n]*-c constraints\.txt "?\.', DOCKERFILE_TEXT)
     assert "requirements.txt" in DOCKERFILE_TEXT
 
 
@@ -169,10 +170,10 @@ class Container:
         argv = [str(self.path(a)) if a.startswith("/opt/ml/") else a for a in command[1:]]
         return mlcore_main([*argv, *extra])
 
-    def put_settings(self, local_dir: str) -> None:
+    def put_settings(self, local_dir: str, source: Path = FIXTURE_SETTINGS) -> None:
         target = self.path(local_dir) / TARGETS.settings_file_name
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(FIXTURE_SETTINGS, target)
+        shutil.copy(source, target)
 
 
 def _frame() -> pd.DataFrame:
@@ -182,7 +183,13 @@ def _frame() -> pd.DataFrame:
     return frame
 
 
-def _train(steps: dict[str, Any], root: Path, prep_dir: Path, train_dir: Path) -> Path:
+def _train(
+    steps: dict[str, Any],
+    root: Path,
+    prep_dir: Path,
+    train_dir: Path,
+    settings: Path = FIXTURE_SETTINGS,
+) -> Path:
     """Run the Train step's command with its channels and hyperparameters."""
     container = Container(root)
     arguments = steps["Train"]["Arguments"]
@@ -197,7 +204,7 @@ def _train(steps: dict[str, Any], root: Path, prep_dir: Path, train_dir: Path) -
         else:
             target.mkdir(parents=True)
             shutil.copy(source, target)
-    container.put_settings(f"{contract.TRAINING_CHANNEL_ROOT}/settings")
+    container.put_settings(f"{contract.TRAINING_CHANNEL_ROOT}/settings", settings)
     hyperparameters = {
         k: v if isinstance(v, str) else "abc1234" for k, v in arguments["HyperParameters"].items()
     }
@@ -295,3 +302,88 @@ def test_every_file_the_register_step_reads_exists_in_the_real_outputs(
             assert isinstance(value, dict) and part in value, f"{file}: no {path}"
             value = value[part]
         assert value is not None, f"{file}: {path} is null"
+
+
+# --- a custom estimator (training.estimator) through the Train step --------------------------
+
+CUSTOM_ESTIMATOR = "acme_forest.models:make"
+_FOREST_MODULE = """
+from sklearn.ensemble import RandomForestClassifier
+
+
+def make(n_estimators=10, random_state=0):
+    return RandomForestClassifier(n_estimators=n_estimators, random_state=random_state)
+"""
+
+
+@pytest.fixture(scope="module")
+def custom(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Settings naming a custom estimator, its module, and the pipeline built from them."""
+    import os
+
+    from mlcore.settings import load_settings
+    from pipelines.sagemaker.definition import pipeline_definition
+
+    root = tmp_path_factory.mktemp("custom")
+    package = root / "acme_forest"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "models.py").write_text(_FOREST_MODULE)
+    text = FIXTURE_SETTINGS.read_text()
+    before = "  algorithm: logistic_regression\n  hyperparameters: {C: 1.0, max_iter: 500}\n"
+    assert before in text
+    settings_file = root / "mlops.yaml"
+    settings_file.write_text(
+        text.replace(
+            before, f"  estimator: {CUSTOM_ESTIMATOR}\n  hyperparameters: {{n_estimators: 25}}\n"
+        )
+    )
+    settings = load_settings(settings_file)
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    definition = json.loads(
+        pipeline_definition(
+            "acme-dev-model-build",
+            settings=settings,
+            targets=TARGETS,
+            settings_digest="sha256:custom",
+        )
+    )
+    from sm_fixtures import all_steps
+
+    return {"root": root, "settings": settings_file, "steps": all_steps(definition)}
+
+
+def test_the_train_step_names_the_custom_estimator_instead_of_an_algorithm(
+    custom: dict[str, Any],
+) -> None:
+    hyperparameters = custom["steps"]["Train"]["Arguments"]["HyperParameters"]
+    assert hyperparameters["estimator"] == CUSTOM_ESTIMATOR
+    assert "algorithm" not in hyperparameters
+    assert hyperparameters["n_estimators"] == "25"
+    # The registered package records what was trained.
+    register = next(step for name, step in custom["steps"].items() if name.startswith("Register"))
+    metadata = register["Arguments"]["CustomerMetadataProperties"]
+    assert metadata["hp_estimator"] == CUSTOM_ESTIMATOR and "hp_algorithm" not in metadata
+
+
+def test_the_train_step_trains_the_custom_estimator_in_the_container(
+    custom: dict[str, Any], built: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import joblib
+
+    # In the image the package is installed from src/; here it is importable from its folder.
+    monkeypatch.syspath_prepend(str(custom["root"]))
+    model_dir = _train(
+        custom["steps"],
+        custom["root"] / "container",
+        built["prep"],
+        built["prep"] / "train",
+        settings=custom["settings"],
+    )
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    assert metadata["estimator"] == CUSTOM_ESTIMATOR
+    pipeline = joblib.load(model_dir / "model.joblib")
+    # The fitted pipeline's last step is the factory's estimator, with the job's hyperparameter.
+    estimator = pipeline.steps[-1][1]
+    assert type(estimator).__name__ == "RandomForestClassifier"
+    assert estimator.n_estimators == 25
