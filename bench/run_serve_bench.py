@@ -2,12 +2,16 @@
 
 Three servers score the same model on the same rows, each in its own processes:
 
-* mlcore serve (this repository), as its container runs it: one worker per vCPU;
-* Seldon MLServer 1.7.1 with mlserver-sklearn, loading the same model.joblib, at its
-  default settings (one parallel inference worker behind its HTTP process);
+* mlcore serve (this repository);
+* Seldon MLServer 1.7.1 with mlserver-sklearn, loading the same model.joblib;
 * Microsoft's azureml-inference-server-http 1.5.1 running azure/scoring/score.py (the
-  repository's Azure entry script, mlcore's scoring plus Azure's data collector) at its
-  default worker count.
+  repository's Azure entry script, mlcore's scoring plus Azure's data collector).
+
+All three run on equal thread settings: the same number of worker processes (``--workers``,
+default one per vCPU, as mlcore's container runs: mlcore's ``--workers``, MLServer's
+``parallel_workers``, azureml's gunicorn ``--worker_count``) and one OpenMP/BLAS thread per
+process (``OMP_NUM_THREADS=1`` and its BLAS siblings for every server; mlcore also holds its
+scoring thread to one itself). Everything else is each server's default.
 
 MLServer and azureml run in their own virtualenvs under bench/.venvs/, created from
 bench/requirements-*.txt (re-created when a file changes); neither is a dependency of
@@ -233,36 +237,43 @@ class Server:
             self.peak_rss = max(self.peak_rss, self.rss_bytes())
 
 
-def servers(
-    bins: dict[str, Path], mlcore_workers: int, peers_single_threaded: bool
-) -> list[Server]:
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("MLCORE_", "SAGEMAKER_"))}
-    # mlcore holds OpenMP/BLAS to one thread per scoring thread itself; the peers only if asked.
-    peer_env = {**base_env, "OMP_NUM_THREADS": "1"} if peers_single_threaded else dict(base_env)
+# One OpenMP/BLAS thread per process, for every server alike.
+ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
+def servers(bins: dict[str, Path], workers: int, with_unbatched: bool) -> list[Server]:
+    base_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("MLCORE_", "SAGEMAKER_"))},
+        **ONE_THREAD,
+    }
     model = DATA / "model"
 
-    port = free_port()
-    mlcore = Server(
-        f"mlcore serve ({mlcore_workers} workers)",
-        [
-            str(MLCORE_PYTHON),
-            "-m",
-            "mlcore",
-            "serve",
-            "--model-dir",
-            str(model),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(mlcore_workers),
-        ],
-        {**base_env, "PYTHONPATH": str(ROOT / "src")},
-        f"http://127.0.0.1:{port}/invocations",
-        f"http://127.0.0.1:{port}/ping",
-        "instances",
-    )
+    def mlcore_server(name: str, *extra: str) -> Server:
+        port = free_port()
+        return Server(
+            name,
+            [
+                str(MLCORE_PYTHON),
+                "-m",
+                "mlcore",
+                "serve",
+                "--model-dir",
+                str(model),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                *extra,
+            ],
+            {**base_env, "PYTHONPATH": str(ROOT / "src")},
+            f"http://127.0.0.1:{port}/invocations",
+            f"http://127.0.0.1:{port}/ping",
+            "instances",
+        )
+
+    mlcore = mlcore_server("mlcore serve")
 
     folder = DATA / "mlserver"
     shutil.rmtree(folder, ignore_errors=True)
@@ -270,7 +281,14 @@ def servers(
     shutil.copy(model / "model.joblib", folder / "model.joblib")
     port, grpc, metrics = free_port(), free_port(), free_port()
     (folder / "settings.json").write_text(
-        json.dumps({"http_port": port, "grpc_port": grpc, "metrics_port": metrics})
+        json.dumps(
+            {
+                "http_port": port,
+                "grpc_port": grpc,
+                "metrics_port": metrics,
+                "parallel_workers": workers,
+            }
+        )
     )
     (folder / "model-settings.json").write_text(
         json.dumps(
@@ -284,7 +302,7 @@ def servers(
     mlserver = Server(
         "MLServer 1.7.1",
         [str(bins["mlserver"] / "mlserver"), "start", str(folder)],
-        peer_env,
+        base_env,
         f"http://127.0.0.1:{port}/v2/models/churn/infer",
         f"http://127.0.0.1:{port}/v2/health/ready",
         "v2",
@@ -300,13 +318,30 @@ def servers(
             str(ROOT / "azure" / "scoring" / "score.py"),
             "--port",
             str(port),
+            "--worker_count",
+            str(workers),
         ],
-        {**peer_env, "PYTHONPATH": str(ROOT / "src"), "AZUREML_MODEL_DIR": str(model)},
+        {
+            **base_env,
+            # score.py imports mlcore (src/) and the Azure package mlops_azure (azure/).
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "azure")]),
+            "AZUREML_MODEL_DIR": str(model),
+        },
         f"http://127.0.0.1:{port}/score",
         f"http://127.0.0.1:{port}/",
         "instances",
     )
-    return [mlcore, mlserver, azureml]
+    items = [mlcore, mlserver, azureml]
+    if with_unbatched:
+        # The same server scoring every request alone: how much of the difference batching makes.
+        items.append(
+            mlcore_server(
+                "unbatched-mlcore (--max-batch-bytes 1)",
+                "--max-batch-bytes",
+                "1",
+            )
+        )
+    return items
 
 
 def check_answers(items: list[Server], paths: dict[tuple[str, int], Path]) -> None:
@@ -414,29 +449,31 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (medians)")
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per run")
     parser.add_argument(
-        "--mlcore-workers",
+        "--workers",
         type=int,
         default=len(os.sched_getaffinity(0)),
-        help="mlcore's worker processes (default: the vCPU count, as in its container)",
+        help="worker processes of every server (default: the vCPU count, mlcore's container default)",
     )
     parser.add_argument(
-        "--peers-single-threaded",
+        "--with-unbatched",
         action="store_true",
-        help="run MLServer and azureml with OMP_NUM_THREADS=1, as mlcore holds its scoring thread",
+        help="also run mlcore with --max-batch-bytes 1 (every request scored alone)",
     )
     args = parser.parse_args()
 
     bins = {name: ensure_venv(name) for name in PEERS}
     ensure_model()
     paths = bodies()
-    items = servers(bins, args.mlcore_workers, args.peers_single_threaded)
+    items = servers(bins, args.workers, args.with_unbatched)
     results: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+    loads: list[float] = []  # the machine's 1-minute load average before each round and at the end
     try:
         for server in items:
             log(f"starting {server.name}")
             server.start()
         check_answers(items, paths)
         for round_number in range(1, args.repeats + 1):
+            loads.append(os.getloadavg()[0])
             for size in SIZES:
                 for concurrency in CONCURRENCY:
                     for server in items:
@@ -449,19 +486,20 @@ def main() -> None:
                             f"clients: {record['rps']:.1f} rps, p99 {record['p99_ms']:.1f} ms, "
                             f"{record['errors']} errors"
                         )
+        loads.append(os.getloadavg()[0])
     finally:
         for server in items:
             server.stop()
     text = table(results, items)
     header = (
         f"{args.repeats} interleaved rounds of {args.seconds:g} s per run; medians. Machine: "
-        f"{os.cpu_count()} vCPUs, shared with other work while it ran. Peers: "
-        + ("OMP_NUM_THREADS=1." if args.peers_single_threaded else "their defaults.")
+        f"{os.cpu_count()} vCPUs, shared with other work while it ran (1-minute load average "
+        f"{min(loads):.1f} to {max(loads):.1f}). Every server: {args.workers} worker processes, "
+        "OMP_NUM_THREADS=1."
     )
     print(header + "\n\n" + text)
-    suffix = "-peers-single-threaded" if args.peers_single_threaded else ""
-    (DATA / f"results{suffix}.md").write_text(header + "\n\n" + text + "\n")
-    (DATA / f"results{suffix}.json").write_text(
+    (DATA / "results.md").write_text(header + "\n\n" + text + "\n")
+    (DATA / "results.json").write_text(
         json.dumps({f"{k[0]}|{k[1]}|{k[2]}": v for k, v in results.items()}, indent=1) + "\n"
     )
 

@@ -19,6 +19,7 @@ from cdk_nag import AwsSolutionsChecks
 from cdk.cicd import CicdStack
 from cdk.config import AwsConfig, load_aws_config
 from cdk.monitoring.failures import FailureAlarms, functions_in, state_machines_in
+from cdk.monitoring.spark_image import FALLBACK_REGION, spark_base_repository_arn
 from cdk.settings_artifact import SettingsSource
 from cdk.stage import MlopsStage
 from mlcore.settings import MlopsSettings
@@ -109,6 +110,14 @@ def watch_failures(stage: MlopsStage) -> FailureAlarms:
     )
 
 
+def _spark_base_repositories(config: AwsConfig, settings: MlopsSettings) -> list[str]:
+    """SageMaker's Spark image repositories the stages' Spark monitor images are built FROM."""
+    if settings.monitoring.engine == "streaming":
+        return []
+    regions = {stage.region or config.toolchain.region for stage in config.stages.values()}
+    return sorted({spark_base_repository_arn(region or FALLBACK_REGION) for region in regions})
+
+
 def build_app(app: App, *, repository_root: Path, nag: bool = True) -> MlopsApp:
     """Read the ``mlops`` context and mlops.yaml, then build the CI/CD stack and every stage.
 
@@ -128,6 +137,7 @@ def build_app(app: App, *, repository_root: Path, nag: bool = True) -> MlopsApp:
         CICD_STACK_ID,
         source_config=config.source,
         project=settings.project,
+        docker_base_repositories=_spark_base_repositories(config, settings),
         env=Environment(account=config.toolchain.account, region=config.toolchain.region),
         description=f"{settings.project}: self-mutating CI/CD pipeline for the MLOps environments",
     )

@@ -8,9 +8,12 @@ for the run (the "train on commit" trigger), through a role in that environment'
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Duration, Environment, Stack, pipelines
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codepipeline as codepipeline
+from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
@@ -32,6 +35,9 @@ class CicdStack(Stack):
 
     :param source_config: where the code comes from (see ``cdk.source``).
     :param project: the project name from mlops.yaml (prefix of physical names).
+    :param docker_base_repositories: ARNs of other accounts' ECR repositories the stages' images
+        are built FROM (SageMaker's Spark processing image): the pipeline logs in to them
+        before it builds or publishes image assets.
     """
 
     def __init__(
@@ -41,6 +47,7 @@ class CicdStack(Stack):
         *,
         source_config: SourceConfig,
         project: str,
+        docker_base_repositories: Sequence[str] = (),
         env: Environment | None = None,
         description: str | None = None,
     ) -> None:
@@ -72,6 +79,16 @@ class CicdStack(Stack):
             cross_account_keys=True,
             enable_key_rotation=True,
             docker_enabled_for_synth=False,
+            docker_credentials=[
+                pipelines.DockerCredential.ecr(
+                    [
+                        ecr.Repository.from_repository_arn(self, f"DockerBase{index}", arn)
+                        for index, arn in enumerate(docker_base_repositories)
+                    ]
+                )
+            ]
+            if docker_base_repositories
+            else None,
             code_build_defaults=pipelines.CodeBuildOptions(
                 build_environment=codebuild.BuildEnvironment(build_image=_BUILD_IMAGE)
             ),

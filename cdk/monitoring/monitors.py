@@ -2,7 +2,12 @@
 
 EventBridge Scheduler invokes a small function on each monitor's schedule; it starts a
 SageMaker Processing job in the one mlcore image over the captured data since the last
-run (:mod:`pipelines.monitoring.jobs`). Nothing runs between runs. When a job ends, an
+run (:mod:`pipelines.monitoring.jobs`), or, for drift with ``monitoring.engine`` spark
+(or auto and a large window), a PySpark processing job on the Spark monitor image
+(:mod:`cdk.monitoring.spark_image`) sized by ``spark_instance_count``/``spark_instance_type``.
+With ``drift.reference.mode`` previous_window or same_period_last_year the job also
+receives the captured data of the reference window; synth checks that the capture bucket
+keeps captures that long (:mod:`cdk.monitoring.capture_retention`). Nothing runs between runs. When a job ends, an
 EventBridge rule hands it to a publisher (:mod:`pipelines.monitoring.publish`) that turns
 the report into CloudWatch metrics; three alarms watch them:
 
@@ -44,7 +49,9 @@ from aws_cdk import aws_sns as sns
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
+from cdk.monitoring.capture_retention import CaptureRetentionCheck
 from cdk.monitoring.settings import MonitorSettings
+from cdk.monitoring.spark_image import SparkMonitorImage
 from cdk.serving.approved_model import ApprovedModelParameter
 from cdk.serving.endpoint import ModelEndpoint
 from cdk.serving.functions import ControlPlaneFunction
@@ -164,6 +171,27 @@ class ModelMonitors(Construct):
             )
         )
 
+        # Only environments that may run Spark build and hold the (large) Spark image.
+        self.spark_image: SparkMonitorImage | None = None
+        spark_environment: dict[str, str] = {}
+        if settings.engine != "streaming":
+            self.spark_image = SparkMonitorImage(self, "SparkImage")
+            self.spark_image.repository.grant_pull(self.job_role)
+            spark_environment = {
+                "SPARK_IMAGE_URI": self.spark_image.image_uri,
+                "SPARK_INSTANCE_COUNT": str(settings.spark_instance_count),
+                "SPARK_INSTANCE_TYPE": settings.spark_instance_type,
+                "SPARK_MIN_CAPTURE_MB": f"{settings.spark_min_capture_mb:g}",
+            }
+        self.node.add_validation(
+            CaptureRetentionCheck(
+                self,
+                bucket=endpoint.capture_bucket,
+                capture_prefix=f"{endpoint.capture_prefix}/{name}/",
+                settings=settings,
+            )
+        )
+
         job_arn_pattern = stack.format_arn(
             service="sagemaker", resource="processing-job", resource_name=f"{name.lower()}-*"
         )
@@ -196,6 +224,10 @@ class ModelMonitors(Construct):
                 "MAX_RUNTIME_SECONDS": str(settings.max_runtime_minutes * 60),
                 "VOLUME_SIZE_GB": str(settings.volume_size_gb),
                 "METRIC_NAMESPACE": namespace,
+                "REFERENCE_MODE": settings.reference_mode,
+                "SEASONAL_OFFSET_DAYS": str(settings.seasonal_offset_days),
+                "DRIFT_ENGINE": settings.engine,
+                **spark_environment,
             },
             # A two-week window lists up to 336 hour folders.
             timeout=Duration.minutes(5),
@@ -215,11 +247,28 @@ class ModelMonitors(Construct):
                 conditions={"StringEquals": {"cloudwatch:namespace": namespace}},
             )
         )
+        instance_types = sorted(
+            {settings.instance_type}
+            | ({settings.spark_instance_type} if self.spark_image else set())
+        )
         starter.add_to_policy(
             iam.PolicyStatement(
-                actions=["sagemaker:CreateProcessingJob", "sagemaker:AddTags"],
+                actions=["sagemaker:CreateProcessingJob"],
                 resources=[job_arn_pattern],
+                # Only on the configured instance types, with volumes and outputs under our key
+                # (the service authorisation reference's condition keys for CreateProcessingJob).
+                conditions={
+                    "ForAllValues:StringEquals": {"sagemaker:InstanceTypes": instance_types},
+                    "ArnEquals": {
+                        "sagemaker:VolumeKmsKey": encryption_key.key_arn,
+                        "sagemaker:OutputKmsKey": encryption_key.key_arn,
+                    },
+                },
             )
+        )
+        # Tagging on create is authorised as AddTags, which has none of the keys above.
+        starter.add_to_policy(
+            iam.PolicyStatement(actions=["sagemaker:AddTags"], resources=[job_arn_pattern])
         )
         starter.add_to_policy(
             iam.PolicyStatement(

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cdk.monitoring.schedule import schedule_period
 from mlcore.evaluate import LOWER_IS_BETTER
-from mlcore.settings import MlopsSettings
+from mlcore.settings import MlopsSettings, ReferenceMode
 
 _SCHEDULE = re.compile(r"^(rate|cron)\(.+\)$")
 
@@ -66,6 +66,16 @@ class MonitorSettings(_Frozen):
     retrain_cooldown_hours: float = Field(24, ge=0)
     alert_emails: tuple[str, ...] = ()
     model_monitor: ModelMonitorSettings | None = None
+    # What the drift job compares each window with (drift.reference in mlops.yaml): the
+    # starter gives the job the captured data of that reference window.
+    reference_mode: ReferenceMode = "training"
+    seasonal_offset_days: int = Field(364, ge=1, le=3660)
+    # Which drift engine runs (monitoring.engine / spark_min_capture_mb in mlops.yaml), and the
+    # Spark cluster it runs on when it is Spark (cdk.json: the cloud's own sizes, contract 7).
+    engine: Literal["streaming", "spark", "auto"] = "streaming"
+    spark_min_capture_mb: float = Field(2048, gt=0)
+    spark_instance_count: int = Field(2, ge=1, le=100)
+    spark_instance_type: str = Field("ml.m5.xlarge", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 
     @field_validator("drift_schedule", "quality_schedule")
     @classmethod
@@ -108,6 +118,10 @@ class MonitorSettings(_Frozen):
             "min_live_metric": monitoring.min_live_metric,
             "retrain_cooldown_hours": monitoring.retrain_cooldown_hours,
             "alert_emails": tuple(monitoring.alert_emails),
+            "reference_mode": settings.drift.reference.mode,
+            "seasonal_offset_days": settings.drift.reference.seasonal_offset_days,
+            "engine": monitoring.engine,
+            "spark_min_capture_mb": monitoring.spark_min_capture_mb,
         }
         return cls(**{**base, **overrides})
 
@@ -128,6 +142,9 @@ class MonitorConfig(_Frozen):
     max_runtime_minutes: int | None = None
     volume_size_gb: int | None = None
     model_monitor: ModelMonitorSettings | None = None
+    # The Spark drift job's cluster (monitoring.engine spark or auto in mlops.yaml).
+    spark_instance_count: int | None = None
+    spark_instance_type: str | None = None
 
     @model_validator(mode="after")
     def _values_are_valid_monitor_settings(self) -> MonitorConfig:

@@ -393,7 +393,7 @@ class _Batch:
 
     def __init__(self, spec: DatasetSpec) -> None:
         self.spec = spec
-        self.features: list[list[Any]] = []
+        self.features: list[Sequence[Any]] = []
         self.outputs: list[list[Any]] = []
         self.inference_ids: list[str | None] = []
         self.inference_times: list[str] = []

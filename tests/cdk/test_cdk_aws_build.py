@@ -348,6 +348,8 @@ def test_every_monitor_setting_has_a_cdk_json_key_or_an_mlops_yaml_one() -> None
 
     from_mlops = {"drift_schedule", "primary_metric", "min_live_metric"}
     from_mlops |= {"retrain_cooldown_hours", "alert_emails"}
+    # drift.reference.* and monitoring.engine / spark_min_capture_mb (issues 11 and 14).
+    from_mlops |= {"reference_mode", "seasonal_offset_days", "engine", "spark_min_capture_mb"}
     assert set(MonitorSettings.model_fields) == from_mlops | set(MonitorConfig.model_fields)
 
 

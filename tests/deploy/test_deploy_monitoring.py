@@ -120,6 +120,8 @@ def test_drift_job_reads_exactly_the_window_through_a_manifest(aws: dict[str, An
         "--current", "/opt/ml/processing/input/capture",
         "--output", "/opt/ml/processing/output",
         "--settings", "/opt/ml/processing/input/settings/abc123.yaml",
+        # monitoring.engine streaming and drift.reference.mode training by default.
+        "--streaming", "--reference-mode", "training",
     ]  # fmt: skip
     inputs = {i["InputName"]: i["S3Input"] for i in job["ProcessingInputs"]}
     assert inputs["capture"]["S3DataType"] == "ManifestFile"

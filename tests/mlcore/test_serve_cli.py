@@ -58,6 +58,13 @@ def test_serve_honours_sagemaker_port_and_worker_variables(
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_ping(url, process)
+        # The parent only supervises (it checked the model in a child): a model library loaded
+        # in it would cost a whole worker's memory. Checked on this running server to save a start.
+        maps = Path(f"/proc/{process.pid}/maps")
+        if maps.is_file():  # Linux
+            mapped = maps.read_text()
+            for library in ("/numpy/", "/pandas/", "/sklearn/", "/scipy/"):
+                assert library not in mapped, f"the supervising process has {library} loaded"
         body = churn_frame.iloc[:5][list(CHURN_SPEC.features)].to_csv(header=False, index=False)
         for _ in range(4):
             response = httpx.post(

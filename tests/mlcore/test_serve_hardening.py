@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -114,6 +116,32 @@ def test_a_client_stalled_mid_body_is_answered_408(url: str) -> None:
     assert status == 408 and "body did not arrive" in body["message"]
 
 
+def test_a_request_head_past_the_cap_gets_a_json_431_and_is_dropped(url: str) -> None:
+    # The cap counts the bytes after the read the head began in (httptools keeps an
+    # unfinished header in memory; h11 stopped at 16 KiB).
+    answer = raw_exchange(
+        url,
+        b"POST /invocations HTTP/1.1\r\nHost: x\r\n",
+        b"X-Padding: " + b"a" * 40_000 + b"\r\n",
+        pause=0.1,
+    )
+    status, body = status_and_json(answer)
+    assert status == 431 and "exceed 16384 bytes" in body["message"]
+
+
+def test_a_large_body_sent_with_its_head_in_one_write_is_not_taken_for_a_large_head(
+    url: str, churn_frame: pd.DataFrame
+) -> None:
+    body = churn_frame.iloc[:600][FEATURES].to_json(orient="records").encode()
+    head = (
+        "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    assert len(body) > 100_000
+    status, answer = status_and_json(raw_exchange(url, head + body))
+    assert status == 200 and len(answer["predictions"]) == 600
+
+
 class SlowPredictor(Predictor):
     """Records how many scoring calls overlap, and takes its time over each."""
 
@@ -121,15 +149,13 @@ class SlowPredictor(Predictor):
     most_at_once = 0
     lock = threading.Lock()
 
-    def score(
-        self, body: bytes | str, content_type: str | None
-    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def predict_frame(self, features: pd.DataFrame) -> pd.DataFrame:
         with SlowPredictor.lock:
             SlowPredictor.active += 1
             SlowPredictor.most_at_once = max(SlowPredictor.most_at_once, SlowPredictor.active)
         try:
             time.sleep(0.2)
-            return super().score(body, content_type)
+            return super().predict_frame(features)
         finally:
             with SlowPredictor.lock:
                 SlowPredictor.active -= 1
@@ -202,6 +228,63 @@ def test_the_protocol_sets_tcp_nodelay_on_each_accepted_connection() -> None:
                     protocol._cancel_header_deadline()
     finally:
         loop.close()
+
+
+def server_side_nodelay(client: socket.socket) -> int:
+    """TCP_NODELAY of the server's end of ``client``'s connection (the server runs in this process)."""
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            candidate = socket.socket(fileno=os.dup(int(fd)))
+        except OSError:
+            continue  # not a socket
+        with candidate:
+            try:
+                if candidate.getpeername() == client.getsockname():
+                    return candidate.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            except OSError:
+                continue
+    raise AssertionError("the server's end of the connection was not found")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/fd")
+def test_a_uvicorn_bound_socket_serves_with_tcp_nodelay_on_the_real_event_loop(
+    trained_bundle: ModelBundle,
+) -> None:
+    """The server as configured (uvloop, httptools), on a socket bound as uvicorn binds (proto 0).
+
+    uvloop sets TCP_NODELAY on its TCP transports itself (this test passes without the
+    protocol's own setsockopt, which the test above checks and the asyncio loop needs).
+    """
+    import uvicorn
+
+    from mlcore.serve import create_app
+
+    app = create_app(Predictor(trained_bundle))
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        server = uvicorn.Server(uvicorn_config(ServeOptions(port=0), app, own_logging=False))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+        thread.start()
+        try:
+            while not server.started:
+                time.sleep(0.01)
+            assert type(server.servers[0].get_loop()).__module__.startswith("uvloop")
+            with socket.create_connection(listener.getsockname()) as client:
+                client.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert client.recv(4096).startswith(b"HTTP/1.1 200")
+                assert server_side_nodelay(client) == 1
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+            app.state.scorer.shutdown(cancel_futures=True)
+
+
+def test_the_server_runs_on_uvloop_and_the_httptools_protocol() -> None:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    config = uvicorn_config(ServeOptions(), "mlcore.serve.server:app_from_environment")
+    assert config.loop == ("asyncio" if sys.platform == "win32" else "uvloop")
+    assert isinstance(config.http, type) and issubclass(config.http, HttpToolsProtocol)
 
 
 @pytest.mark.parametrize("workers", [1, 3])

@@ -79,6 +79,22 @@ def test_mlcore_serve_refuses_a_tampered_model_with_exit_2_via_the_environment(
     assert not marker.exists()
 
 
+def test_mlcore_serve_with_several_workers_refuses_a_tampered_model_with_exit_2(
+    model_copy: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Several workers: the model is checked in a child process; its refusal is still exit 2.
+    monkeypatch.setenv("MLCORE_MODEL_SHA256", file_sha256(model_copy / "model.joblib"))
+    marker = tmp_path / "code-ran"
+    tamper(model_copy, marker, rewrite_metadata=True)
+    argv = ["serve", "--model-dir", str(model_copy), "--host", "127.0.0.1", "--port", "0"]
+    assert main([*argv, "--workers", "2"]) == 2
+    assert "not the file that was registered" in capsys.readouterr().err
+    assert not marker.exists()
+
+
 def test_mlcore_serve_takes_the_registered_hash_as_an_option(
     model_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -11,12 +11,15 @@ A request the model cannot score gets a 4xx with ``{"error": "<reason>", "messag
 "<what was wrong and how to fix it>"}``; a 500 means a fault on our side and is logged
 with its traceback.
 
-Scoring runs on one dedicated thread per process, one request at a time, with OpenMP
-and BLAS held to one thread: the model's numpy code holds the GIL for most of a small
-request, so more threads only fight over it (more throughput comes from more worker
-processes, one per vCPU). The event loop stays free, so
-``/ping`` answers while a large batch is scored. Each request has a deadline for its
-body (408) and one for queueing plus scoring (503), from the ``serving`` settings.
+Scoring runs on one dedicated thread per process, one model call at a time, with
+OpenMP and BLAS held to one thread: the model's numpy code holds the GIL for most of a
+small request, so more threads only fight over it (more throughput comes from more
+worker processes, one per vCPU). When requests queue up behind a model call, the
+thread scores all that are waiting (up to ``max_batch_bytes`` of bodies) in the next
+call, each still decoded, checked, answered and captured on its own (see
+:mod:`mlcore.serve.scorer`). The event loop stays free, so ``/ping`` answers while a
+large batch is scored. Each request has a deadline for its body (408) and one for
+queueing plus scoring (503), from the ``serving`` settings.
 
 Optional headers: ``X-Amzn-SageMaker-Inference-Id`` is recorded as the capture
 record's inferenceId. ``X-Mlcore-Inference-Time`` sets the recorded inference time,
@@ -29,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
@@ -50,10 +53,11 @@ from mlcore.capture import (
 )
 from mlcore.errors import ConfigError, DataError
 from mlcore.model import ModelBundle
-from mlcore.serve.defaults import DEFAULT_MAX_BODY_BYTES
+from mlcore.serve.defaults import DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_BODY_BYTES
 from mlcore.serve.metrics import ServingMetrics
 from mlcore.serve.payload import RequestError
-from mlcore.serve.predictor import Predictor
+from mlcore.serve.predictor import Payload, Predictor
+from mlcore.serve.scorer import Scorer
 
 logger = logging.getLogger(__name__)
 
@@ -71,11 +75,27 @@ class RequestLimits:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
 
 
+@dataclass(frozen=True)
+class Invocation:
+    """What the scoring thread needs of one request (read from it on the event loop)."""
+
+    body: bytes
+    content_type: str | None
+    accept: str | None
+    inference_id: str | None
+    inference_time: datetime | None
+
+    @property
+    def payload(self) -> Payload:
+        return Payload(self.body, self.content_type, self.accept)
+
+
 def create_app(
     model: ModelBundle | Predictor | str | Path,
     *,
     capture: CaptureWriter | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
     limits: RequestLimits | None = None,
     expected_sha256: str | None = None,
     trust_inference_time_header: bool = False,
@@ -88,9 +108,13 @@ def create_app(
     metadata before unpickling, and its sample request is scored once. ``capture``
     records every sampled successful invocation in SageMaker's data-capture layout
     (requests that fail are not captured); its folder must be writable.
+    ``max_batch_bytes`` caps the bodies scored together in one model call (a larger
+    request is still scored, alone; 1 scores every request alone).
     """
     if max_body_bytes < 1:
         raise ConfigError(f"max_body_bytes must be positive, got {max_body_bytes}")
+    if max_batch_bytes < 1:
+        raise ConfigError(f"max_batch_bytes must be positive, got {max_batch_bytes}")
     limits = limits or RequestLimits()
     predictor = (
         model
@@ -101,9 +125,11 @@ def create_app(
         capture.check_writable()
     metrics = metrics or ServingMetrics()
     spec = predictor.bundle.spec
-    # One scoring call at a time per process (see the module docstring).
-    scorer = ThreadPoolExecutor(
-        max_workers=1, thread_name_prefix="mlcore-score", initializer=_one_native_thread
+    # One model call at a time per process (see the module docstring).
+    scorer: Scorer[Invocation, Response | Exception] = Scorer(
+        lambda batch: _score_batch(predictor, capture, metrics, batch),
+        max_batch_size=max_batch_bytes,
+        initializer=_one_native_thread,
     )
 
     async def ping(request: Request) -> Response:
@@ -127,16 +153,19 @@ def create_app(
     async def _answer(request: Request) -> Response:
         try:
             body = await _read_body(request, max_body_bytes, limits.body_timeout_seconds)
-            inference_time = (
-                _inference_time(request.headers.get(INFERENCE_TIME_HEADER))
+            headers = request.headers
+            invocation = Invocation(
+                body,
+                content_type=headers.get("content-type"),
+                accept=headers.get("accept"),
+                inference_id=headers.get(INFERENCE_ID_HEADER),
+                inference_time=_inference_time(headers.get(INFERENCE_TIME_HEADER))
                 if trust_inference_time_header
-                else None
+                else None,
             )
-            work = asyncio.get_running_loop().run_in_executor(
-                scorer, _invoke, predictor, capture, metrics, body, request, inference_time
-            )
-            # On timeout wait_for cancels the wrapped future: a request still queued never runs.
-            return await asyncio.wait_for(work, limits.scoring_timeout_seconds)
+            work = asyncio.wrap_future(scorer.submit(invocation, size=len(body)))
+            # On timeout wait_for cancels the future: a request still queued is never scored.
+            result = await asyncio.wait_for(work, limits.scoring_timeout_seconds)
         except RequestError as exc:
             return error_response(exc.status, exc.message, close=exc.status == 408)
         except TimeoutError:
@@ -145,12 +174,17 @@ def create_app(
                 f"scoring did not finish within {limits.scoring_timeout_seconds:g} s "
                 "(serving.scoring_timeout_seconds); retry, or send fewer records per request",
             )
-        except Exception:
-            logger.exception("scoring failed on a request the payload checks accepted")
+        except Exception as exc:
+            result = exc
+        if isinstance(result, RequestError):
+            return error_response(result.status, result.message)
+        if isinstance(result, Exception):
+            logger.error("scoring failed on a request the payload checks accepted", exc_info=result)
             return error_response(
                 500,
                 "the model failed to score this request; the server log has the traceback",
             )
+        return result
 
     async def metrics_endpoint(request: Request) -> Response:
         body, media_type = metrics.exposition()
@@ -208,32 +242,42 @@ def error_response(status: int, message: str, *, close: bool = False) -> JSONRes
     )
 
 
-def _invoke(
+def _score_batch(
     predictor: Predictor,
     capture: CaptureWriter | None,
     metrics: ServingMetrics,
-    body: bytes,
-    request: Request,
-    inference_time: datetime | None,
-) -> Response:
-    content_type = request.headers.get("content-type")
-    answer = predictor.answer(body, content_type, request.headers.get("accept"))
-    response = Response(answer.body, media_type=answer.media_type)
-    if capture is not None:
-        try:
-            capture.capture(
-                request_body=body,
-                request_content_type=content_type,
-                response_body=bytes(response.body),
-                response_content_type=response.headers.get("content-type"),
-                inference_id=request.headers.get(INFERENCE_ID_HEADER),
-                inference_time=inference_time,
-            )
-        except (OSError, ValueError):
-            # As on SageMaker, capture must never fail an inference; the loss is counted and logged.
-            metrics.capture_failed()
-            logger.exception("data capture failed: the request was answered but not recorded")
-    return response
+    batch: Sequence[Invocation],
+) -> list[Response | Exception]:
+    """Score the waiting requests in one model call; answer and capture each on its own."""
+    answers = predictor.answer_many([invocation.payload for invocation in batch])
+    results: list[Response | Exception] = []
+    for invocation, answer in zip(batch, answers, strict=True):
+        if isinstance(answer, Exception):
+            results.append(answer)
+            continue
+        response = Response(answer.body, media_type=answer.media_type)
+        if capture is not None:
+            _capture(capture, metrics, invocation, response)
+        results.append(response)
+    return results
+
+
+def _capture(
+    capture: CaptureWriter, metrics: ServingMetrics, invocation: Invocation, response: Response
+) -> None:
+    try:
+        capture.capture(
+            request_body=invocation.body,
+            request_content_type=invocation.content_type,
+            response_body=bytes(response.body),
+            response_content_type=response.headers.get("content-type"),
+            inference_id=invocation.inference_id,
+            inference_time=invocation.inference_time,
+        )
+    except (OSError, ValueError):
+        # As on SageMaker, capture must never fail an inference; the loss is counted and logged.
+        metrics.capture_failed()
+        logger.exception("data capture failed: the request was answered but not recorded")
 
 
 def _inference_time(header: str | None) -> datetime | None:

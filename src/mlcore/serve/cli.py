@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from mlcore.serve.defaults import (
     DEFAULT_ENDPOINT_NAME,
+    DEFAULT_MAX_BATCH_BYTES,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MODEL_DIR,
     DEFAULT_VARIANT_NAME,
@@ -102,6 +103,14 @@ def add_serve_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
         help=f"largest request body accepted; larger ones get 413 (default: {DEFAULT_MAX_BODY_BYTES})",
     )
     parser.add_argument(
+        "--max-batch-bytes",
+        type=int,
+        default=DEFAULT_MAX_BATCH_BYTES,
+        help="requests waiting while the model is busy are scored together in one model call, "
+        f"up to this many body bytes per call; 1 scores each request alone (default: "
+        f"{DEFAULT_MAX_BATCH_BYTES})",
+    )
+    parser.add_argument(
         "--settings",
         default=None,
         metavar="FILE",
@@ -136,6 +145,7 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         capture_variant_name=args.capture_variant_name,
         capture_sampling_percentage=sampling,
         max_body_bytes=args.max_body_bytes,
+        max_batch_bytes=args.max_batch_bytes,
         expected_sha256=args.model_sha256,
         trust_inference_time_header=args.trust_inference_time_header,
         header_timeout_seconds=serving.header_timeout_seconds,

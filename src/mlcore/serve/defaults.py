@@ -11,6 +11,10 @@ PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
 WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
 # SageMaker real-time endpoints accept payloads up to 6 MB.
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024
+# Request bodies the scoring thread scores together in one model call when they queue up
+# (about 650 JSON records of 20 features): enough to spread a pipeline's fixed cost per
+# call over many requests, small enough that no batch holds up the next for long.
+DEFAULT_MAX_BATCH_BYTES = 256 * 1024
 
 # mlcore's own: where to listen, and the registered hash of the model file (brief contract 1).
 HOST_ENV = "MLCORE_SERVE_HOST"

@@ -33,6 +33,8 @@ import io
 import json
 import math
 import reprlib
+from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -69,7 +71,7 @@ def media_type(header: str | None) -> str:
 
 def decode_request(
     body: bytes | str, content_type: str | None, spec: DatasetSpec
-) -> list[list[Any]]:
+) -> list[Sequence[Any]]:
     """Split a request body into records (values in feature order), checking format and lengths."""
     kind = media_type(content_type)
     if not kind:
@@ -93,9 +95,10 @@ def decode_request(
     return _decode_json(text, spec)
 
 
-def rows_to_frame(rows: list[list[Any]], spec: DatasetSpec) -> pd.DataFrame:
+def rows_to_frame(rows: Sequence[Sequence[Any]], spec: DatasetSpec) -> pd.DataFrame:
     """Build the feature frame from decoded records, checking every value's type.
 
+    ``rows`` hold the values in feature order (as :func:`decode_request` returns them).
     Numeric features become float64 (missing values NaN); a value that is not a
     number or numeric string, or is a boolean, an infinity or too large for a float,
     is an error. Categorical values become strings, as
@@ -103,15 +106,22 @@ def rows_to_frame(rows: list[list[Any]], spec: DatasetSpec) -> pd.DataFrame:
     without converting it again; ``None`` and empty strings become missing; nested
     objects and arrays are an error.
     """
-    frame = pd.DataFrame(rows, columns=list(spec.features), dtype=object)
+    count = len(rows)
+    # One object array per feature, straight from the records: no intermediate frame.
+    # fromiter keeps each value as one object, even a list (which the checks then name).
+    transposed = zip(*rows, strict=True) if count else (() for _ in spec.features)
+    values_of = {
+        name: np.fromiter(values, dtype=object, count=count)
+        for name, values in zip(spec.features, transposed, strict=True)
+    }
     problems: list[str] = []
     columns: dict[str, Any] = {}
     if spec.numeric:
-        block = frame[list(spec.numeric)].to_numpy()
+        block = np.stack([values_of[c] for c in spec.numeric], axis=1)
         numbers = _fast_numbers(block)
         if numbers is None:  # something is not a plain number: find and name it, column by column
             numbers = np.column_stack(
-                [_numeric_column(frame[c], c, problems).to_numpy() for c in spec.numeric]
+                [_numeric_column(values_of[c], c, problems) for c in spec.numeric]
             )
         infinite = np.isinf(numbers)
         for j in np.flatnonzero(infinite.any(axis=0)):
@@ -119,26 +129,24 @@ def rows_to_frame(rows: list[list[Any]], spec: DatasetSpec) -> pd.DataFrame:
             problems.append(
                 _describe(
                     f"numeric feature {column!r} has infinite or out-of-range values",
-                    frame[column],
+                    values_of[column],
                     infinite[:, j],
                 )
                 + " (the model needs finite numbers within the range of a 64-bit float)"
             )
         columns.update({c: numbers[:, j] for j, c in enumerate(spec.numeric)})
     for column in spec.categorical:
-        values = frame[column].to_numpy()
+        values = values_of[column]
         nested = _IS_NESTED(values).astype(bool)
         if nested.any():
             problems.append(
-                _describe(
-                    f"categorical feature {column!r} has nested values", frame[column], nested
-                )
+                _describe(f"categorical feature {column!r} has nested values", values, nested)
             )
         missing = pd.isna(values) | (values == "")
         columns[column] = np.where(missing | nested, np.nan, _AS_TEXT(values))
     if problems:
         raise RequestError(400, "; ".join(problems))
-    return pd.DataFrame(columns, columns=list(spec.features), index=pd.RangeIndex(len(frame)))
+    return pd.DataFrame(columns, columns=list(spec.features), index=pd.RangeIndex(count))
 
 
 def parse_request(body: bytes | str, content_type: str | None, spec: DatasetSpec) -> pd.DataFrame:
@@ -174,24 +182,35 @@ def choose_response_type(accept: str | None) -> str:
 
 def prediction_records(predictions: pd.DataFrame) -> list[dict[str, Any]]:
     """``[{"prediction": ..., "score": ...}, ...]`` with plain Python values, one per row."""
-    columns = [c for c in (PREDICTION_COLUMN, SCORE_COLUMN) if c in predictions.columns]
     # tolist() gives plain Python numbers and strings, which json and csv both accept.
-    lists = [predictions[c].tolist() for c in columns]
-    return [dict(zip(columns, values, strict=True)) for values in zip(*lists, strict=True)]
+    return _records({c: predictions[c].tolist() for c in predictions.columns})
 
 
 def encode_response(predictions: pd.DataFrame, response_type: str) -> str:
     """Serialise a prediction frame (``prediction`` and maybe ``score``) as JSON or CSV."""
+    return encode_response_columns(
+        {c: predictions[c].tolist() for c in predictions.columns}, response_type
+    )
+
+
+def encode_response_columns(columns: dict[str, list[Any]], response_type: str) -> str:
+    """:func:`encode_response` for predictions given as plain lists per column."""
     if response_type == JSON:
-        return json.dumps({"predictions": prediction_records(predictions)})
+        return json.dumps({"predictions": _records(columns)})
     if response_type == CSV:
-        columns = [c for c in (PREDICTION_COLUMN, SCORE_COLUMN) if c in predictions.columns]
+        names = [c for c in (PREDICTION_COLUMN, SCORE_COLUMN) if c in columns]
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerows(
-            zip(*(predictions[c].tolist() for c in columns), strict=True)
+            zip(*(columns[c] for c in names), strict=True)
         )
         return buffer.getvalue()
     raise ValueError(f"unsupported response type {response_type!r}; use one of {RESPONSE_TYPES}")
+
+
+def _records(columns: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    names = [c for c in (PREDICTION_COLUMN, SCORE_COLUMN) if c in columns]
+    lists = [columns[c] for c in names]
+    return [dict(zip(names, values, strict=True)) for values in zip(*lists, strict=True)]
 
 
 def decode_response(body: str, content_type: str | None) -> list[list[Any]]:
@@ -224,9 +243,9 @@ def _as_text(body: bytes | str) -> str:
         raise RequestError(400, f"the request body is not valid UTF-8 text: {exc}") from exc
 
 
-def _decode_csv(text: str, spec: DatasetSpec) -> list[list[Any]]:
+def _decode_csv(text: str, spec: DatasetSpec) -> list[Sequence[Any]]:
     try:
-        records = [row for row in csv.reader(io.StringIO(text)) if row]
+        records: list[Sequence[Any]] = [row for row in csv.reader(io.StringIO(text)) if row]
     except csv.Error as exc:
         raise RequestError(400, f"the CSV body could not be parsed: {exc}") from exc
     n_features = len(spec.features)
@@ -242,7 +261,7 @@ def _decode_csv(text: str, spec: DatasetSpec) -> list[list[Any]]:
     return records
 
 
-def _decode_json(text: str, spec: DatasetSpec) -> list[list[Any]]:
+def _decode_json(text: str, spec: DatasetSpec) -> list[Sequence[Any]]:
     try:
         document = json.loads(text)
     except RecursionError as exc:
@@ -276,20 +295,28 @@ def _decode_json(text: str, spec: DatasetSpec) -> list[list[Any]]:
         )
     if not instances:
         raise RequestError(400, "the request holds no records; send at least one instance")
-    return [_json_instance(instance, i, spec) for i, instance in enumerate(instances, start=1)]
+    # itemgetter picks every feature of a record in one call, in C.
+    getter = itemgetter(*spec.features)
+    return [
+        _json_instance(instance, i, spec, getter) for i, instance in enumerate(instances, start=1)
+    ]
 
 
-def _json_instance(instance: Any, number: int, spec: DatasetSpec) -> list[Any]:
+def _json_instance(
+    instance: Any, number: int, spec: DatasetSpec, getter: itemgetter[Any]
+) -> Sequence[Any]:
     features = spec.features
     if isinstance(instance, dict):
-        missing = [f for f in features if f not in instance]
-        if missing:
+        try:
+            values = getter(instance)
+        except KeyError:
+            missing = [f for f in features if f not in instance]
             raise RequestError(
                 400,
                 f"record {number} lacks features {missing}; send every feature of "
                 f"{list(features)} (null for a missing value)",
-            )
-        return [instance[f] for f in features]
+            ) from None
+        return values if len(features) > 1 else (values,)
     if isinstance(instance, list):
         if len(instance) != len(features):
             raise RequestError(
@@ -308,6 +335,8 @@ def _json_instance(instance: Any, number: int, spec: DatasetSpec) -> list[Any]:
 # Element-wise type tests and conversions over object arrays, looped in C by numpy.
 _IS_BOOL = np.frompyfunc(lambda v: isinstance(v, bool | np.bool_), 1, 1)
 _IS_NESTED = np.frompyfunc(lambda v: isinstance(v, dict | list), 1, 1)
+# Values that astype(float64) converts exactly as float() does (None to NaN).
+_PLAIN_NUMBER_TYPES = frozenset({int, float, type(None)})
 _AS_TEXT = np.frompyfunc(lambda v: v if isinstance(v, str) else _text(v), 1, 1)
 
 
@@ -324,10 +353,13 @@ def _fast_numbers(block: np.ndarray) -> np.ndarray | None:
     Returns None when any value needs a closer look (a non-numeric string, a
     boolean, a nested value), which the per-column path then names.
     """
-    if _IS_BOOL(block).astype(bool).any():  # bool is an int: float(True) would slip through
+    kinds = set(map(type, block.flat))  # one pass in C; JSON gives a handful of types
+    if bool in kinds or np.bool_ in kinds:  # bool is an int: float(True) would slip through
         return None
-    missing = pd.isna(block) | (block == "")
     try:
+        if kinds <= _PLAIN_NUMBER_TYPES:  # JSON numbers and nulls: None becomes NaN
+            return block.astype(np.float64)
+        missing = pd.isna(block) | (block == "")
         return np.where(missing, np.nan, block).astype(np.float64)
     except (ValueError, TypeError, OverflowError):
         return None
@@ -353,23 +385,20 @@ def _number(value: Any) -> float | None:
 _NUMBER = np.frompyfunc(_number, 1, 1)
 
 
-def _numeric_column(values: pd.Series, column: str, problems: list[str]) -> pd.Series:
-    converted = _NUMBER(values.to_numpy())
+def _numeric_column(values: np.ndarray, column: str, problems: list[str]) -> np.ndarray:
+    converted = _NUMBER(values)
     not_numeric = np.array([v is None for v in converted], dtype=bool)
     if not_numeric.any():
         problems.append(
             _describe(f"numeric feature {column!r} has non-numeric values", values, not_numeric)
             + " (send a number, or an empty field / null for a missing value)"
         )
-    numbers = np.where(not_numeric, np.nan, converted).astype(np.float64)
-    return pd.Series(numbers, index=values.index)
+    return np.where(not_numeric, np.nan, converted).astype(np.float64)
 
 
-def _describe(what: str, values: pd.Series, mask: pd.Series | np.ndarray) -> str:
-    positions = np.flatnonzero(np.asarray(mask))
-    examples = ", ".join(
-        f"record {p + 1}: {_short(values.iloc[p])}" for p in positions[:_MAX_EXAMPLES]
-    )
+def _describe(what: str, values: np.ndarray, mask: np.ndarray) -> str:
+    positions = np.flatnonzero(mask)
+    examples = ", ".join(f"record {p + 1}: {_short(values[p])}" for p in positions[:_MAX_EXAMPLES])
     more = f" and {len(positions) - _MAX_EXAMPLES} more" if len(positions) > _MAX_EXAMPLES else ""
     return f"{what} ({examples}{more})"
 

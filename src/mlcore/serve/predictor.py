@@ -1,8 +1,13 @@
 """The predictor every host shares: request body in, prediction body out.
 
 The SageMaker-style HTTP app and the Azure ML scoring script both call
-:meth:`Predictor.answer` (or :meth:`Predictor.score`), so a payload means the same
-thing on every cloud.
+:meth:`Predictor.answer`, :meth:`Predictor.answer_many` or :meth:`Predictor.score`,
+so a payload means the same thing on every cloud.
+
+:meth:`Predictor.answer_many` scores several requests in one model call (the HTTP
+server's scoring thread hands it whatever requests are waiting): each request is
+decoded, checked and answered on its own, exactly as :meth:`Predictor.answer` would
+answer it alone, and one request's error never fails another.
 
 :meth:`Predictor.load` is the one way serving loads a model folder: it checks the
 model file's hash before unpickling (see :meth:`~mlcore.model.ModelBundle.load`),
@@ -14,8 +19,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import pandas as pd
 
@@ -26,8 +33,11 @@ from mlcore.serve.payload import (
     JSON,
     RequestError,
     choose_response_type,
+    decode_request,
     encode_response,
+    encode_response_columns,
     parse_request,
+    rows_to_frame,
 )
 
 logger = logging.getLogger(__name__)
@@ -40,6 +50,15 @@ class Answer:
     body: str
     media_type: str
     records: int
+
+
+@dataclass(frozen=True)
+class Payload:
+    """One request to score: its body, ``Content-Type`` and ``Accept`` header."""
+
+    body: bytes | str
+    content_type: str | None
+    accept: str | None = None
 
 
 def expected_sha256_from_environment() -> str | None:
@@ -104,7 +123,11 @@ class Predictor:
         """
         features = parse_request(body, content_type, self.bundle.spec)
         # parse_request already built the canonical feature frame: no second conversion.
-        return features, self.bundle.predict_features(features)
+        return features, self.predict_frame(features)
+
+    def predict_frame(self, features: pd.DataFrame) -> pd.DataFrame:
+        """The one model call: predictions for a feature frame :func:`parse_request` built."""
+        return self.bundle.predict_features(features)
 
     def predict(self, body: bytes | str, content_type: str | None) -> pd.DataFrame:
         """The predictions for a payload (see :meth:`score`)."""
@@ -116,3 +139,84 @@ class Predictor:
         response_type = choose_response_type(accept)
         predictions = self.predict(body, content_type)
         return Answer(encode_response(predictions, response_type), response_type, len(predictions))
+
+    def answer_many(self, payloads: Sequence[Payload]) -> list[Answer | Exception]:
+        """Answer several requests with one model call; one result per payload, in order.
+
+        A result is the :class:`Answer` :meth:`answer` would give that payload alone, or
+        the exception it would raise (a :class:`RequestError` for a payload the model
+        cannot score). The predictions are those of the payloads scored one by one: a
+        fitted pipeline scores each row on its own.
+        """
+        spec = self.bundle.spec
+        results: list[Answer | Exception | None] = [None] * len(payloads)
+        decoded: list[tuple[int, str, list[Sequence[Any]]]] = []  # (position, response type, rows)
+        for position, payload in enumerate(payloads):
+            try:
+                response_type = choose_response_type(payload.accept)
+                rows = decode_request(payload.body, payload.content_type, spec)
+            except RequestError as exc:
+                results[position] = exc
+                continue
+            decoded.append((position, response_type, rows))
+        if decoded:
+            try:
+                features = rows_to_frame([row for _, _, rows in decoded for row in rows], spec)
+            except RequestError:
+                # Some payload has a bad value: check each alone, so its error names its records.
+                decoded = self._keep_valid(decoded, results)
+                features = rows_to_frame([row for _, _, rows in decoded for row in rows], spec)
+            self._predict_and_encode(decoded, features, results)
+        unanswered = [i for i, result in enumerate(results) if result is None]
+        if unanswered:  # a fault here, not the client's: the scorer answers 500
+            raise RuntimeError(f"no result for payloads {unanswered} of the batch")
+        return cast(list[Answer | Exception], results)
+
+    def _keep_valid(
+        self,
+        decoded: list[tuple[int, str, list[Sequence[Any]]]],
+        results: list[Answer | Exception | None],
+    ) -> list[tuple[int, str, list[Sequence[Any]]]]:
+        valid = []
+        for item in decoded:
+            try:
+                rows_to_frame(item[2], self.bundle.spec)
+            except RequestError as exc:
+                results[item[0]] = exc
+                continue
+            valid.append(item)
+        return valid
+
+    def _predict_and_encode(
+        self,
+        decoded: list[tuple[int, str, list[Sequence[Any]]]],
+        features: pd.DataFrame,
+        results: list[Answer | Exception | None],
+    ) -> None:
+        if not decoded:
+            return
+        try:
+            predictions = self.predict_frame(features)
+        except Exception as exc:
+            if len(decoded) == 1:
+                results[decoded[0][0]] = exc
+                return
+            # One payload the model chokes on must not fail the others: score each alone.
+            logger.warning("a batch of %d requests failed; scoring them one by one", len(decoded))
+            start = 0
+            for item in decoded:
+                end = start + len(item[2])
+                single = features.iloc[start:end].reset_index(drop=True)
+                self._predict_and_encode([item], single, results)
+                start = end
+            return
+        # Plain Python lists once for the whole batch; each answer encodes its slice.
+        columns = {name: predictions[name].tolist() for name in predictions.columns}
+        start = 0
+        for position, response_type, rows in decoded:
+            end = start + len(rows)
+            body = encode_response_columns(
+                {name: values[start:end] for name, values in columns.items()}, response_type
+            )
+            results[position] = Answer(body, response_type, end - start)
+            start = end

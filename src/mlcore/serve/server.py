@@ -18,33 +18,39 @@ How many worker processes (:func:`default_workers`): ``--workers``, else
 Every path (one process, several, or a background thread) listens on a socket created
 with ``IPPROTO_TCP`` and serves through :class:`~mlcore.serve.protocol.EndpointProtocol`,
 which sets ``TCP_NODELAY`` on each accepted connection.
+
+With several workers the parent only supervises them: it checks the model in a
+short-lived child process (the same load, verification and warm-up, the same error and
+exit code, before any port opens) and never imports pandas, scikit-learn or the model
+itself, so it costs a few tens of MB rather than a whole worker's memory. This module
+imports the model's libraries only inside the functions that need them.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
 import socket
 import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
-from starlette.applications import Starlette
 from uvicorn.supervisors import Multiprocess
 
-from mlcore.capture import CaptureWriter
-from mlcore.errors import ConfigError
-from mlcore.model import ModelBundle
-from mlcore.serve.app import RequestLimits, create_app
+from mlcore.errors import ConfigError, ModelError
 from mlcore.serve.defaults import (
     DEFAULT_ENDPOINT_NAME,
+    DEFAULT_MAX_BATCH_BYTES,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MODEL_DIR,
     DEFAULT_PORT,
@@ -54,9 +60,16 @@ from mlcore.serve.defaults import (
     WORKERS_ENV,
 )
 from mlcore.serve.metrics import MULTIPROCESS_ENV
-from mlcore.serve.predictor import Predictor
 from mlcore.serve.protocol import ServeConfig
 from mlcore.settings import ServingSettings
+
+if TYPE_CHECKING:  # the model's libraries (pandas, scikit-learn) load only where used
+    from starlette.applications import Starlette
+
+    from mlcore.capture import CaptureWriter
+    from mlcore.model import ModelBundle
+    from mlcore.serve.app import RequestLimits
+    from mlcore.serve.predictor import Predictor
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +138,7 @@ class ServeOptions:
     capture_variant_name: str = DEFAULT_VARIANT_NAME
     capture_sampling_percentage: float = 100
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES
     expected_sha256: str | None = None
     trust_inference_time_header: bool = False
     header_timeout_seconds: float = ServingSettings().header_timeout_seconds
@@ -144,6 +158,8 @@ class ServeOptions:
             )
         if self.max_body_bytes < 1:
             problems.append(f"max body bytes must be positive, got {self.max_body_bytes}")
+        if self.max_batch_bytes < 1:
+            problems.append(f"max batch bytes must be positive, got {self.max_batch_bytes}")
         for name in (
             "header_timeout_seconds",
             "body_timeout_seconds",
@@ -158,6 +174,8 @@ class ServeOptions:
     def capture_writer(self) -> CaptureWriter | None:
         if self.capture_dir is None:
             return None
+        from mlcore.capture import CaptureWriter
+
         return CaptureWriter(
             self.capture_dir,
             endpoint_name=self.capture_endpoint_name,
@@ -167,6 +185,8 @@ class ServeOptions:
 
     @property
     def limits(self) -> RequestLimits:
+        from mlcore.serve.app import RequestLimits
+
         return RequestLimits(
             body_timeout_seconds=self.body_timeout_seconds,
             scoring_timeout_seconds=self.scoring_timeout_seconds,
@@ -175,10 +195,13 @@ class ServeOptions:
 
 def build_app(options: ServeOptions) -> Starlette:
     """Load, verify and warm up the model and build the app (raises ModelError/ConfigError)."""
+    from mlcore.serve.app import create_app
+
     return create_app(
         options.model_dir,
         capture=options.capture_writer(),
         max_body_bytes=options.max_body_bytes,
+        max_batch_bytes=options.max_batch_bytes,
         limits=options.limits,
         expected_sha256=options.expected_sha256,
         trust_inference_time_header=options.trust_inference_time_header,
@@ -228,11 +251,61 @@ def uvicorn_config(
     )
 
 
+def check_model(options: ServeOptions) -> None:
+    """Build the app once and stop it: the model loads, verifies and warms up, or this raises."""
+    build_app(options).state.scorer.shutdown()
+
+
+def check_model_in_child(options: ServeOptions) -> None:
+    """:func:`check_model` in a spawned child process; its ModelError/ConfigError is raised here.
+
+    The child exits afterwards, taking pandas, scikit-learn and the model with it.
+    """
+    with ProcessPoolExecutor(
+        max_workers=1, mp_context=multiprocessing.get_context("spawn")
+    ) as checker:
+        try:
+            checker.submit(check_model, options).result()
+        except BrokenProcessPool as exc:  # killed (out of memory, say) or crashed in native code
+            raise ModelError(
+                f"the process checking the model in {options.model_dir} died before it "
+                f"finished ({exc}); check that the model loads with `mlcore serve --workers 1` "
+                "and that the machine has memory for it"
+            ) from exc
+
+
 def run_server(options: ServeOptions) -> None:
-    """Serve in the foreground until SIGTERM/SIGINT (how SageMaker stops a container)."""
-    # Load, verify and warm up the model here, in one process with a clear error, before
-    # any port is opened; worker processes repeat it for their own copy.
-    app = build_app(options)
+    """Serve in the foreground until SIGTERM/SIGINT (how SageMaker stops a container).
+
+    The model is loaded, verified and warmed up before any port opens, so a bad model is
+    one clear error (exit 2), not a crash loop of workers.
+    """
+    if options.workers == 1:
+        app = build_app(options)
+        with _listening(options) as listener:
+            uvicorn.Server(uvicorn_config(options, app)).run(sockets=[listener])
+        return
+    # Each worker builds its own app from the options; the check runs in a child so that
+    # this supervising process never holds the model's libraries.
+    check_model_in_child(options)
+    with (
+        _listening(options) as listener,
+        tempfile.TemporaryDirectory(prefix="mlcore-metrics-") as metrics_dir,
+        _environment(
+            {
+                _OPTIONS_ENV: json.dumps(asdict(options)),
+                # Set before the workers start, so each counts into files any of them can sum.
+                MULTIPROCESS_ENV: os.environ.get(MULTIPROCESS_ENV) or metrics_dir,
+            }
+        ),
+    ):
+        config = uvicorn_config(options, "mlcore.serve.server:app_from_environment")
+        Multiprocess(config, sockets=[listener]).run()
+
+
+@contextmanager
+def _listening(options: ServeOptions) -> Iterator[socket.socket]:
+    """The server's listening socket, logged, and closed when serving ends."""
     listener = listening_socket(options.host, options.port)
     logger.info(
         "starting the inference server on %s:%d with %d worker(s), model %s",
@@ -242,22 +315,7 @@ def run_server(options: ServeOptions) -> None:
         options.model_dir,
     )
     try:
-        if options.workers == 1:
-            uvicorn.Server(uvicorn_config(options, app)).run(sockets=[listener])
-            return
-        del app  # each worker builds its own from the options
-        with (
-            tempfile.TemporaryDirectory(prefix="mlcore-metrics-") as metrics_dir,
-            _environment(
-                {
-                    _OPTIONS_ENV: json.dumps(asdict(options)),
-                    # Set before the workers start, so each counts into files any of them can sum.
-                    MULTIPROCESS_ENV: os.environ.get(MULTIPROCESS_ENV) or metrics_dir,
-                }
-            ),
-        ):
-            config = uvicorn_config(options, "mlcore.serve.server:app_from_environment")
-            Multiprocess(config, sockets=[listener]).run()
+        yield listener
     finally:
         listener.close()
 
@@ -303,6 +361,9 @@ def serve_in_thread(
     >>> with serve_in_thread("out/model") as url:  # doctest: +SKIP
     ...     httpx.post(f"{url}/invocations", content=csv_text, headers={"Content-Type": "text/csv"})
     """
+    from mlcore.capture import CaptureWriter
+    from mlcore.serve.app import create_app
+
     if capture is not None and capture_dir is not None:
         raise ConfigError("give capture (a CaptureWriter) or capture_dir (a folder), not both")
     serving = settings or ServingSettings()
