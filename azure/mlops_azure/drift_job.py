@@ -115,14 +115,6 @@ def _check_supported(env: AzureEnvironment, settings: MlopsSettings) -> None:
             f"monitoring.spark_runtime_version {env.monitoring.spark_runtime_version!r}: set "
             f'"{SPARK_DRIFT_RUNTIME}"'
         )
-    mode = settings.drift.reference.mode
-    if mode != "training":
-        raise ConfigError(
-            f"drift.reference.mode {mode!r} with monitoring.engine "
-            f"{settings.monitoring.engine!r}: the Spark drift job compares with the model's "
-            "training baseline only; use drift.reference.mode training, or monitoring.engine "
-            "streaming (Azure's monitor then takes the reference window from collected traffic)"
-        )
 
 
 def build_drift_job(

@@ -590,6 +590,13 @@ def drift_command(
     """
     settings = f"{INPUT_ROOT}/settings/{settings_file}"
     if engine == "spark":
+        if reference is not None and reference.mode != "training":
+            # mlcore's settings refuse this pair; a hand-edited function environment may not.
+            raise ValueError(
+                f"the Spark drift engine compares with the training baseline only, not the "
+                f"{reference.mode} reference: set drift.reference.mode training or "
+                "monitoring.engine streaming, and deploy again"
+            )
         if current_uri is None:
             raise ValueError("the Spark drift job reads the window from S3: give current_uri")
         from .spark import SPARK_APP, SPARK_SUBMIT

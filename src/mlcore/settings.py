@@ -472,6 +472,20 @@ class MlopsSettings(_Frozen):
         return self
 
     @model_validator(mode="after")
+    def _spark_compares_with_the_training_baseline(self) -> MlopsSettings:
+        # The Spark engine summarises the current window against the baseline saved with the
+        # model; a reference window of captured data would have to be read whole by one process.
+        mode = self.drift.reference.mode
+        if self.monitoring.engine != "streaming" and mode != "training":
+            raise ValueError(
+                f"monitoring.engine {self.monitoring.engine!r} with drift.reference.mode "
+                f"{mode!r}: the Spark engine compares each window with the model's training "
+                "baseline only; set drift.reference.mode: training, or monitoring.engine: "
+                "streaming to compare with a window of captured data"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _split_leaves_training_rows(self) -> MlopsSettings:
         if self.training.validation_fraction + self.training.test_fraction >= 0.9:
             raise ValueError(

@@ -1,8 +1,8 @@
 """The Spark drift monitor and the reference modes in CDK (issues 14 and 11).
 
 One small stack (a key, buckets, an image repository, an endpoint and its monitors, with
-``monitoring.engine: spark`` and ``drift.reference.mode: previous_window`` in fixture
-settings) is synthesised once for this module, under cdk-nag; cfn-lint checks its
+``monitoring.engine: spark`` in fixture settings; the Spark engine compares with the
+training baseline, so ``drift.reference.mode`` is ``training``) is synthesised once for this module, under cdk-nag; cfn-lint checks its
 template. The shared full-app synth (tests/cdk/conftest.py) keeps the default engine.
 """
 
@@ -140,7 +140,7 @@ def _monitored_stack(
 @pytest.fixture(scope="module")
 def spark_app(tmp_path_factory: pytest.TempPathFactory) -> SparkApp:
     tmp = tmp_path_factory.mktemp("spark-monitor")
-    settings_file = _settings_file(tmp, engine="spark", reference={"mode": "previous_window"})
+    settings_file = _settings_file(tmp, engine="spark", reference={"mode": "training"})
     outdir = tmp / "cdk.out"
     app = App(outdir=str(outdir))
     stack, monitors = _monitored_stack(
@@ -169,7 +169,7 @@ def test_the_spark_settings_reach_the_starter(spark_app: SparkApp) -> None:
     assert env["DRIFT_ENGINE"] == "spark"
     assert env["SPARK_INSTANCE_COUNT"] == "3" and env["SPARK_INSTANCE_TYPE"] == "ml.r5.xlarge"
     assert env["SPARK_MIN_CAPTURE_MB"] == "2048"
-    assert env["REFERENCE_MODE"] == "previous_window" and env["SEASONAL_OFFSET_DAYS"] == "364"
+    assert env["REFERENCE_MODE"] == "training" and env["SEASONAL_OFFSET_DAYS"] == "364"
     # The Spark monitor image asset (in the bootstrap asset repository), not the mlcore image.
     image = spark_app.monitors.spark_image
     assert image is not None

@@ -158,3 +158,16 @@ def test_reading_the_root_settings_file_fails_the_test_that_does_it(
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist", "tests")
     result.assert_outcomes(passed=3, errors=1)
     result.stdout.fnmatch_lines(["*test_reads_the_root_file*read the repository's mlops.yaml*"])
+
+
+@pytest.mark.parametrize("engine", ["spark", "auto"])
+def test_spark_with_a_windowed_reference_is_refused_with_both_ways_out(engine: str) -> None:
+    # The Spark engine compares with the training baseline only (mlcore.drift.spark); both
+    # clouds' monitors would otherwise pick Spark for a reference it cannot use.
+    overrides = {
+        "monitoring": {"engine": engine},
+        "drift": {"reference": {"mode": "previous_window"}},
+    }
+    with pytest.raises(ConfigError, match=r"drift\.reference\.mode: training, or monitoring\.engine"):
+        load_settings(overrides=overrides)
+    assert load_settings(overrides={"monitoring": {"engine": engine}}).monitoring.engine == engine

@@ -200,17 +200,14 @@ def test_the_spark_job_publishes_as_the_streaming_job_does(aws: dict[str, Any]) 
     assert output["S3Output"]["LocalPath"] == jobs.OUTPUT_DIR
 
 
-def test_a_windowed_reference_reaches_the_spark_job_as_an_input(aws: dict[str, Any]) -> None:
+def test_a_windowed_reference_is_never_given_to_the_spark_job(aws: dict[str, Any]) -> None:
+    # mlcore's Spark engine compares with the training baseline only, and the settings refuse
+    # the pair; a function environment edited by hand is refused before any job starts.
     _put_capture(aws["s3"], datetime(2026, 3, 2, 8, tzinfo=UTC))
     _put_capture(aws["s3"], datetime(2026, 3, 2, 9, tzinfo=UTC))
-    run, request = _start(aws, _config(reference_mode="previous_window", drift_period_minutes=60))
-    _check_against_the_service_model(request)
-    entrypoint = request["AppSpecification"]["ContainerEntrypoint"]
-    assert entrypoint[entrypoint.index("--reference-mode") + 1] == "previous_window"
-    assert entrypoint[entrypoint.index("--reference") + 1] == f"{jobs.INPUT_ROOT}/reference"
-    assert entrypoint[entrypoint.index("--window-start") + 1] == "2026-03-02T09:00:00+00:00"
-    assert "reference" in {i["InputName"] for i in request["ProcessingInputs"]}
-    assert run.reference.captured_files == 1 and run.engine == "spark"
+    with pytest.raises(ValueError, match="training baseline only"):
+        _start(aws, _config(reference_mode="previous_window", drift_period_minutes=60))
+    assert not aws["sagemaker"].list_processing_jobs()["ProcessingJobSummaries"]
 
 
 @pytest.mark.parametrize(("threshold_mb", "engine"), [(1.0, "streaming"), (0.001, "spark")])
