@@ -168,6 +168,8 @@ def test_spark_with_a_windowed_reference_is_refused_with_both_ways_out(engine: s
         "monitoring": {"engine": engine},
         "drift": {"reference": {"mode": "previous_window"}},
     }
-    with pytest.raises(ConfigError, match=r"drift\.reference\.mode: training, or monitoring\.engine"):
+    with pytest.raises(
+        ConfigError, match=r"drift\.reference\.mode: training, or monitoring\.engine"
+    ):
         load_settings(overrides=overrides)
     assert load_settings(overrides={"monitoring": {"engine": engine}}).monitoring.engine == engine
