@@ -10,9 +10,12 @@ file itself).
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 # One OpenMP thread per test process, set before scikit-learn loads its OpenMP runtime:
 # pytest -n 2 already uses both cores, and on a busy machine HistGradientBoosting's
@@ -142,3 +145,38 @@ def saved_model_dir(
     return save_trained_model(
         trained_bundle, tmp_path_factory.mktemp("model"), reference=churn_split.validation
     )
+
+
+# Local Spark executors run this interpreter, which has mlcore and the pinned libraries. Set at
+# collection, so it holds for whichever test starts this process's JVM first.
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """The one local SparkSession of a test run: a JVM takes 20-60 s to start on 2 cores.
+
+    Every module that uses it marks its tests ``xdist_group("spark")``, so under
+    ``pytest -n 2 --dist loadgroup`` they share one worker and this one session. No test may
+    stop it.
+    """
+    from pyspark.sql import SparkSession
+
+    # py4j logs "Closing down clientserver connection" from __del__ at interpreter exit, after
+    # pytest has closed the captured streams; its info lines are not needed.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("mlops-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.default.parallelism", "2")
+        # A JVM that lives for a minute: quick compilation and a small collector start faster.
+        .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

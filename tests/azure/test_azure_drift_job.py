@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,8 @@ from mlops_azure.retrain_handler import RUN_STATUS_CHANGED, breach_of
 from mlcore.errors import ConfigError, DataError
 from mlcore.settings import MlopsSettings, load_settings
 
+# The local Spark tests share the test run's one SparkSession (tests/conftest.py).
+pytestmark = pytest.mark.xdist_group("spark")
 JOB_FILE = "schedule-spark-drift-job.yaml"
 SCHEDULE_FILE = "schedule-spark-drift.yaml"
 FIXTURE_SETTINGS = Path(__file__).parent / "fixtures" / "mlops.yaml"
@@ -246,21 +247,6 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
         connect(sock, address)
 
     monkeypatch.setattr(socket.socket, "connect", loopback_only)
-
-
-@pytest.fixture(scope="session")
-def spark() -> Iterator[Any]:
-    """One local Spark session for the Azure tests (pyspark 3.5, as on runtime 3.5)."""
-    from pyspark.sql import SparkSession
-
-    session = (
-        SparkSession.builder.master("local[1]")
-        .appName("mlops-azure-tests")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.ui.enabled", "false")
-        .getOrCreate()
-    )
-    yield session
 
 
 def _collect(folder: Path, hour: str, frames: list[pd.DataFrame]) -> None:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,31 +41,6 @@ FIXTURE_SETTINGS = Path(__file__).resolve().parents[1] / "fixtures" / "mlops.yam
 # The domain classifier trains on a random sample of rows; it has its own test below.
 QUICK = DriftSettings(domain_classifier={"enabled": False})
 OUTPUT_FILES = ("drift_report.json", "statistics.json", "constraint_violations.json")
-
-
-# Local executors run this interpreter, which has mlcore and the pinned libraries. Set when the
-# module is collected, so it holds for whichever test starts this process's JVM first.
-os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-
-
-@pytest.fixture(scope="session")
-def spark() -> Iterator[Any]:
-    from pyspark.sql import SparkSession
-
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("mlcore-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.default.parallelism", "2")
-        # A JVM that lives for a minute: quick compilation and a small collector start faster.
-        .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
 
 
 class Case:
