@@ -228,7 +228,10 @@ def _monitor_document(
 
     settings = load_settings(
         SETTINGS,
-        overrides={"drift": {"reference": {"mode": mode}}, "monitoring": {"schedule": schedule}},
+        overrides={
+            "drift": {"reference": {"mode": mode}},
+            "monitoring": {"schedule": schedule, "engine": "streaming"},
+        },
     )
     monitor = monitoring.build_monitor_schedule(
         env, settings, deployment_name="blue", reference_data="azureml:acme-risk-ref:4"
@@ -297,7 +300,7 @@ def test_the_reference_window_is_as_long_as_azures_production_window(
         SETTINGS,
         overrides={
             "drift": {"reference": {"mode": "previous_window"}},
-            "monitoring": {"schedule": schedule},
+            "monitoring": {"schedule": schedule, "engine": "streaming"},
         },
     )
     monitor = monitoring.build_monitor_schedule(
@@ -319,7 +322,7 @@ def test_a_seasonal_offset_inside_the_window_is_refused(dev_env: AzureEnvironmen
         SETTINGS,
         overrides={
             "drift": {"reference": {"mode": "same_period_last_year", "seasonal_offset_days": 7}},
-            "monitoring": {"schedule": "rate(14 days)"},
+            "monitoring": {"schedule": "rate(14 days)", "engine": "streaming"},
         },
     )
     with pytest.raises(ConfigError, match="shorter than the Azure monitor's window of 14 days"):
