@@ -180,3 +180,23 @@ def spark() -> Iterator[Any]:
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def four_accounts() -> object:
+    """The whole app in toolchain, dev, staging and prod accounts, with fixture settings
+    (tests/fixtures/four_account_app.py): synthesised once per test process, for tests/cdk and
+    tests/deploy alike."""
+    import importlib.util
+
+    # Loaded by path under one module name: tests/ is no package (and site-packages may hold
+    # one called "tests"), and one module means one cached synth for every test folder.
+    name = "mlops_fixture_four_account_app"
+    if name not in sys.modules:
+        path = Path(__file__).resolve().parent / "fixtures" / "four_account_app.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name].four_account_app()

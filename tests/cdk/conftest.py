@@ -89,22 +89,3 @@ def templates(synth: Synth) -> dict[str, Template]:
     for name in synth.mlops.stages:
         result[name] = Template.from_stack(synth.stage_stack(name))
     return result
-
-
-@pytest.fixture(scope="session")
-def four_accounts() -> object:
-    """The whole app in toolchain, dev, staging and prod accounts, with fixture settings."""
-    import importlib.util
-    import sys
-
-    # Loaded by path under one module name: tests/ is no package (and site-packages may hold
-    # one called "tests"), and one module means one cached synth for both test folders.
-    name = "mlops_fixture_four_account_app"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "fixtures" / "four_account_app.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name].four_account_app()

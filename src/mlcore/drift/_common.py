@@ -73,13 +73,10 @@ def untestable(method: str, bands: Bands, alpha: float, pair: Any) -> TestResult
         for side, summary in (("reference", pair.reference), ("current", pair.current))
         if summary.n_valid == 0
     ]
-    return TestResult(
-        method=method,
-        statistic=None,
-        p_value=None,
+    return TestResult.insufficient(
+        method,
         bands=bands,
         alpha=alpha,
-        grade="insufficient_data",
         parameters={
             "reference_size": pair.reference.n_valid,
             "current_size": pair.current.n_valid,

@@ -69,13 +69,10 @@ def domain_classifier_drift(
             if short
             else "no feature is present on both sides"
         )
-        return TestResult(
-            method=METHOD,
-            statistic=None,
-            p_value=None,
+        return TestResult.insufficient(
+            METHOD,
             bands=bands,
             alpha=alpha,
-            grade="insufficient_data",
             parameters={"reference_size": n_ref, "current_size": n_cur},
             note=why,
         )

@@ -203,13 +203,10 @@ def _domain_classifier(
 ) -> TestResult:
     options = settings.domain_classifier
     if reference_sample is None:
-        return TestResult(
-            method="domain_classifier",
-            statistic=None,
-            p_value=None,
+        return TestResult.insufficient(
+            "domain_classifier",
             bands=options.bands,
             alpha=settings.p_value_threshold,
-            grade="insufficient_data",
             note="the baseline holds no sample of reference rows; rebuild it by retraining",
         )
     current_sample = feature_sample(current, spec, rows=options.max_rows, seed=options.seed)

@@ -29,13 +29,10 @@ def out_of_range_check(pair: Any, settings: DriftSettings) -> TestResult:
     n_ref, n_cur = pair.reference.n_valid, pair.current.n_valid
     below, above = pair.out_of_range
     if n_ref < 2 or n_cur == 0:
-        return TestResult(
-            method=METHOD,
-            statistic=None,
-            p_value=None,
+        return TestResult.insufficient(
+            METHOD,
             bands=bands,
             alpha=alpha,
-            grade="insufficient_data",
             parameters={"reference_size": n_ref, "current_size": n_cur},
             note="needs at least two reference values and one current value",
         )

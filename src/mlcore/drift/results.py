@@ -77,6 +77,28 @@ class TestResult:
             note=note,
         )
 
+    @classmethod
+    def insufficient(
+        cls,
+        method: str,
+        *,
+        bands: Bands,
+        alpha: float,
+        note: str,
+        parameters: Mapping[str, Any] | None = None,
+    ) -> TestResult:
+        """A check that could not be computed: graded insufficient data, ``note`` says why."""
+        return cls(
+            method=method,
+            statistic=None,
+            p_value=None,
+            bands=bands,
+            alpha=alpha,
+            grade="insufficient_data",
+            parameters=parameters or {},
+            note=note,
+        )
+
     @property
     def threshold(self) -> float:
         """The major band: at or above it (and significant) the check grades major."""

@@ -289,13 +289,10 @@ class StreamingPlan:
     def _domain_classifier(self, current: CurrentSketch) -> TestResult:
         options = self.settings.domain_classifier
         if self.reference_sample is None or current.sample is None:
-            return TestResult(
-                method="domain_classifier",
-                statistic=None,
-                p_value=None,
+            return TestResult.insufficient(
+                "domain_classifier",
                 bands=options.bands,
                 alpha=self.settings.p_value_threshold,
-                grade="insufficient_data",
                 note="no sample of reference rows in the baseline, or no current rows",
             )
         rows = current.sample.rows

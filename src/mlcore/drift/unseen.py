@@ -36,13 +36,10 @@ def unseen_values_check(pair: CategoricalPair, settings: DriftSettings) -> TestR
     bands, alpha = settings.bands.unseen_values, settings.p_value_threshold
     n_ref, n_cur = pair.reference.n_valid, pair.current.n_valid
     if n_ref == 0 or n_cur == 0:
-        return TestResult(
-            method=METHOD,
-            statistic=None,
-            p_value=None,
+        return TestResult.insufficient(
+            METHOD,
             bands=bands,
             alpha=alpha,
-            grade="insufficient_data",
             parameters={"reference_size": n_ref, "current_size": n_cur},
             note="needs values on both sides",
         )
