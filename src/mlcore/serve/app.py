@@ -176,11 +176,12 @@ def create_app(
 ) -> Starlette:
     """Build the inference app for a model (a bundle, a predictor or a model directory).
 
-    A model directory is loaded through :meth:`Predictor.load`: its file is checked
+    A model directory is loaded through :meth:`Predictor.load`: its files are checked
     against ``expected_sha256`` (default ``$MLCORE_MODEL_SHA256``) and its own
-    metadata before unpickling, and its sample request is scored once. ``capture``
-    records every sampled successful invocation in SageMaker's data-capture layout
-    (requests that fail are not captured); its folder must be writable.
+    manifest before anything is parsed or unpickled, and its sample request is scored
+    once. ``capture`` records every sampled successful invocation in SageMaker's
+    data-capture layout (requests that fail, and requests whose caller is gone, are not
+    captured); its folder must be writable.
     ``max_batch_bytes`` caps the bodies scored together in one model call (a larger
     request is still scored, alone; 1 scores every request alone).
     """
@@ -379,7 +380,8 @@ def _score_batch(
         if isinstance(answer, Exception):
             results.append(answer)
             continue
-        if not invocation.claim.answer():
+        # Past its deadline the caller gets (or got) a 503: the answer is not its to keep.
+        if not invocation.still_wanted() or not invocation.claim.answer():
             results.append(Abandoned("the caller left while the request was scored"))
             continue
         response = Response(answer.body, media_type=answer.media_type)
