@@ -131,7 +131,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         champion_dir=args.champion_dir,
     )
     if tracking is not None:
-        track_evaluation(tracking, model_dir=Path(args.model_dir), output_dir=result.output_dir)
+        track_evaluation(
+            tracking,
+            model_dir=Path(args.model_dir),
+            output_dir=result.output_dir,
+            data=args.data,
+            role=args.role,
+        )
     print(dumps({"gate_passed": result.gate.passed, "metrics": result.metrics}))
     if args.fail_on_gate and not result.gate.passed:
         print("quality gate failed: " + "; ".join(result.gate.reasons), file=sys.stderr)
@@ -238,6 +244,13 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     )
     evaluate.add_argument(
         "--fail-on-gate", action="store_true", help=f"exit {EXIT_GATE_FAILED} when the gate fails"
+    )
+    evaluate.add_argument(
+        "--role",
+        choices=("champion", "challenger", "retrain"),
+        help="what the model is, for its MLflow run's name and mlcore.role tag (default: "
+        "challenger with --champion-dir, else champion; retrain for a model trained because "
+        "drift was found)",
     )
     _add_settings_option(evaluate)
     evaluate.set_defaults(handler=_cmd_evaluate)
