@@ -144,7 +144,8 @@ def _binary_plans(data: EvaluationData) -> list[_Plan]:
 
 def _multiclass_plans(data: EvaluationData) -> list[_Plan]:
     plans: list[_Plan] = []
-    if data.proba is not None:
+    # One-vs-rest curves need a class with rows of its own and rows of others.
+    if data.proba is not None and len(set(data.truth.tolist())) >= 2:
         proba = data.proba
         correct = data.pred == data.truth
         plans += [
