@@ -309,7 +309,10 @@ def test_runs_are_named_and_tagged_by_version_role_and_gate_with_their_data_and_
     assert run.data.tags["mlcore.role"] == "champion"
     assert set(_contexts(run)) == {"training", "validation", "evaluation"}
     figures = {a.path for a in _client(store).list_artifacts(run_id, "evaluation/figures")}
-    assert {"evaluation/figures/roc_curve.png", "evaluation/figures/confusion_matrix.png"} <= figures
+    assert {
+        "evaluation/figures/roc_curve.png",
+        "evaluation/figures/confusion_matrix.png",
+    } <= figures
     card = {a.path for a in _client(store).list_artifacts(run_id, "evaluation")}
     assert "evaluation/model_card.html" in card
 
