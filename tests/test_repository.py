@@ -71,6 +71,7 @@ def test_mlcore_imports_only_what_it_declares() -> None:
         "prometheus_client": "prometheus-client",
         "threadpoolctl": "threadpoolctl",
         "h11": "h11",
+        "matplotlib": "matplotlib",
     }
     optional_as_imported = {
         "mlflow": "mlflow",

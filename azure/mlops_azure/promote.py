@@ -32,6 +32,10 @@ logger = logging.getLogger(__name__)
 MODEL_SHA256_TAG = MODEL_SHA256_KEY
 REFERENCE_TAG = "prediction_reference"
 RUN_TAG = "azureml_job"
+# Where the model card sits inside the registered model (the register component copies the
+# evaluation folder into it): the HTML page, with the figures, Markdown and JSON beside it.
+MODEL_CARD_TAG = "model_card"
+MODEL_CARD_PATH = "evaluation/model_card.html"
 
 
 class PromotionError(MlcoreError):
@@ -124,7 +128,32 @@ def lineage_tags(model_dir: Path, *, job_name: str, reference: str) -> dict[str,
     for key in ("git_commit", "git_dirty", "data_fingerprint", "mlflow_run_id", "algorithm"):
         if metadata.get(key) not in (None, ""):
             tags[key] = str(metadata[key])
+    if (model_dir / MODEL_CARD_PATH).is_file():
+        tags[MODEL_CARD_TAG] = MODEL_CARD_PATH
     return tags
+
+
+def card_description(model_dir: Path) -> str | None:
+    """The model's description in the registry: its model card's verdict and primary metric
+    with the interval and the no-skill baseline, and where the full card is."""
+    path = model_dir / "evaluation" / "model_card.json"
+    if not path.is_file():
+        return None
+    card = json.loads(path.read_text())
+    metrics = card["metrics"]
+    primary = metrics["primary_metric"]
+    entry = card["quantitative_analyses"]["overall"].get(primary, {})
+
+    def number(value: Any) -> str:
+        return "n/a" if value is None else f"{value:.4f}"
+
+    verdict = "passed" if metrics["quality_gate"]["passed"] else "FAILED"
+    return (
+        f"{card['model_details']['name']}: quality gate {verdict}; {primary} "
+        f"{number(entry.get('value'))} (95% interval {number(entry.get('lower'))} to "
+        f"{number(entry.get('upper'))}; no-skill baseline {number(entry.get('no_skill'))}). "
+        f"Model card: {MODEL_CARD_PATH} in the model's files."
+    )
 
 
 def publish(
@@ -147,6 +176,7 @@ def publish(
         workspace.jobs.download(job_name, output_name="registered_model", download_path=tmp)
         folder = model_folder(Path(tmp))
         tags = lineage_tags(folder, job_name=job_name, reference=f"{reference_name}:{version}")
+        description = card_description(folder)
     try:
         existing = registry.models.get(name=model_name, version=version)
     except ResourceNotFoundError:
@@ -161,6 +191,8 @@ def publish(
         return RegistryModel(registry_name, model_name, version, dict(existing.tags or {}))
     model = workspace.models.get(name=model_name, version=version)
     model.tags = {**(model.tags or {}), **tags}
+    if description is not None:
+        model.description = description
     workspace.models.create_or_update(model)
     workspace.data.share(
         reference_name,

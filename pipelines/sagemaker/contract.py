@@ -25,6 +25,8 @@ TRAINING_CHANNEL_ROOT = "/opt/ml/input/data"
 LINEAGE_FILE = "lineage.json"
 EVALUATION_FILE = "evaluation.json"
 GATE_FILE = "gate.json"
+#: The model card as CreateModelPackage's ModelCard member (mlcore.model_package_card).
+MODEL_CARD_FILE = "model_package_card.json"
 SPEC_FILE = "spec.json"
 
 #: Training channels of the SageMaker training contract that ``mlcore train`` reads.

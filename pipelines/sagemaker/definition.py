@@ -9,12 +9,15 @@
    training contract (``mlcore train --settings ...`` with no paths).
 3. ``Evaluate`` runs ``mlcore evaluate --fail-on-gate``; when there is a champion
    (``HasChampion``), ``EvaluateVsChampion`` adds ``--champion-dir`` with the champion's model.
-   The gate is mlcore's (floors, ceilings and the champion tolerance of mlops.yaml): the same
+   The gate is mlcore's (floors, ceilings, and the champion tolerance and confidence of
+   mlops.yaml, judged on a paired bootstrap): the same
    rules and messages as Azure and ``make demo``. A failing challenger fails the step, and
    nothing is registered.
 4. The register step records the model as PendingManualApproval with its lineage (git commit,
    data fingerprint, hyperparameters, metrics) and the gate it passed (thresholds applied, the
-   champion it was compared with, the settings file's hash) in the package's metadata.
+   champion it was compared with, the settings file's hash) in the package's metadata, and the
+   model card ``mlcore evaluate`` wrote (``model_package_card.json``, read through a property
+   file) as the package's ModelCard, pending review with the package.
 
 Every job reads its settings from one file, the settings artifact the CDK app uploads from
 the repository root (``PipelineTargets.settings_s3_uri``): never a copy baked into the image.
@@ -45,6 +48,7 @@ from sagemaker.core.lambda_helper import Lambda
 from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
 from sagemaker.core.processing import Processor
 from sagemaker.core.shapes import (
+    ModelPackageModelCard,
     OutputDataConfig,
     ProcessingInput,
     ProcessingOutput,
@@ -73,6 +77,7 @@ from sagemaker.serve.model_builder import ModelBuilder
 from sagemaker.train.model_trainer import ModelTrainer
 
 from mlcore.evaluate import CLASSIFICATION_METRICS, REGRESSION_METRICS
+from mlcore.model_package_card import CARD_STATUS
 from mlcore.settings import MlopsSettings
 from pipelines.sagemaker import contract
 
@@ -627,8 +632,13 @@ def _evaluate_and_register(context: _GateContext, *, with_champion: bool) -> lis
         arguments=evaluate_arguments(targets, with_champion=with_champion),
     )
     gate_file = PropertyFile(name="Gate", output_name="evaluation", path=contract.GATE_FILE)
-    evaluate = ProcessingStep(name=evaluate_name, step_args=step_args, property_files=[gate_file])
-    register = _register_step(context, evaluate, gate_file, with_champion=with_champion)
+    card_file = PropertyFile(
+        name="ModelCard", output_name="evaluation", path=contract.MODEL_CARD_FILE
+    )
+    evaluate = ProcessingStep(
+        name=evaluate_name, step_args=step_args, property_files=[gate_file, card_file]
+    )
+    register = _register_step(context, evaluate, gate_file, card_file, with_champion=with_champion)
     return [evaluate, register]
 
 
@@ -647,6 +657,7 @@ def gate_metadata(settings: MlopsSettings, *, settings_digest: str) -> dict[str,
     metadata = {
         "gate_primary_metric": gate.primary_metric,
         "gate_champion_tolerance": str(gate.champion_tolerance),
+        "gate_champion_confidence": str(gate.champion_confidence),
         "gate_settings_sha256": settings_digest,
     }
     metadata.update({f"gate_min_{m}": str(v) for m, v in gate.min_metrics.items()})
@@ -658,6 +669,7 @@ def _register_step(
     context: _GateContext,
     evaluate: ProcessingStep,
     gate_file: PropertyFile,
+    card_file: PropertyFile,
     *,
     with_champion: bool,
 ) -> ModelStep:
@@ -716,6 +728,14 @@ def _register_step(
             )
         ),
         customer_metadata_properties=metadata,
+        # The model card mlcore evaluate wrote for this model, in the model package card
+        # schema: reviewers read it on the version's page before approving.
+        model_card=ModelPackageModelCard(
+            model_card_content=JsonGet(
+                step_name=evaluate.name, property_file=card_file, json_path="ModelCardContent"
+            ),
+            model_card_status=CARD_STATUS,
+        ),
     )
     name = REGISTER_VS_CHAMPION_STEP if with_champion else REGISTER_STEP
     return ModelStep(name=name, step_args=step_args)

@@ -9,6 +9,13 @@ in SageMaker Studio (Models > Registered models) or here::
         --comment "AUC 0.87 on the March data; reviewed by J. Doe"
 
 Approving emits SageMaker's "Model Package State Change" event, which deployment listens to.
+
+Each package carries the model card ``mlcore evaluate`` wrote (``ModelCard`` in
+CreateModelPackage, the register step reads it from the evaluation's
+``model_package_card.json``): Studio shows it on the version's page, ``list`` prints its
+status, and ``check-card`` checks such a file against what CreateModelPackage accepts::
+
+    python -m pipelines.sagemaker.model_registry check-card out/evaluation/model_package_card.json
 """
 
 from __future__ import annotations
@@ -16,12 +23,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
+import botocore.session
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
+from botocore.validate import validate_parameters
 
 ApprovalStatus = Literal["Approved", "Rejected", "PendingManualApproval"]
 PENDING = "PendingManualApproval"
@@ -35,6 +45,9 @@ class ModelPackage:
     version: int
     status: str
     metadata: dict[str, str]
+    # The model card's content (model package card schema) and status, when it has one.
+    model_card: dict[str, Any] | None = None
+    model_card_status: str | None = None
 
     @property
     def git_commit(self) -> str | None:
@@ -77,12 +90,120 @@ def list_packages(
 
 def describe_package(client: Any, arn: str) -> ModelPackage:
     described = client.describe_model_package(ModelPackageName=arn)
+    card = described.get("ModelCard") or {}
+    content = card.get("ModelCardContent")
     return ModelPackage(
         arn=described["ModelPackageArn"],
         version=int(described.get("ModelPackageVersion", 0)),
         status=described["ModelApprovalStatus"],
         metadata=dict(described.get("CustomerMetadataProperties", {})),
+        model_card=json.loads(content) if content else None,
+        model_card_status=card.get("ModelCardStatus"),
     )
+
+
+# The model package card schema keeps only these of the model card's model_overview
+# (ModelPackageModelCard in the SageMaker API reference).
+_PACKAGE_OVERVIEW = frozenset({"model_creator", "model_artifact"})
+_MAX_MATRIX = 20
+
+
+def check_model_card(member: Mapping[str, Any]) -> None:
+    """Check CreateModelPackage's ``ModelCard`` member before SageMaker sees it.
+
+    The member against botocore's service model (types and required members through its
+    validator; the status enum and the content's length, which the validator leaves to the
+    service), and the content against the model package card schema: the SageMaker SDK's
+    ``ModelCardContent`` shapes, generated from the model card JSON schema, with every key
+    required to survive their round trip (the shapes drop keys they do not know), and
+    ``model_overview`` limited to the package schema's two properties.
+
+    Raises
+    ------
+    ValueError
+        Listing every problem found.
+    """
+    from pydantic import ValidationError
+    from sagemaker.core.shapes.model_card_shapes import ModelCardContent
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    shape = model.operation_model("CreateModelPackage").input_shape.members["ModelCard"]
+    problems: list[str] = []
+    try:
+        validate_parameters(dict(member), shape)
+    except ParamValidationError as exc:
+        problems.append(str(exc))
+    status = member.get("ModelCardStatus")
+    allowed = shape.members["ModelCardStatus"].enum
+    if status not in allowed:
+        problems.append(f"ModelCardStatus {status!r} is not one of {allowed}")
+    text = member.get("ModelCardContent")
+    limit = shape.members["ModelCardContent"].metadata.get("max")
+    if isinstance(text, str) and limit is not None and len(text) > limit:
+        problems.append(f"ModelCardContent is {len(text)} characters, over the {limit} allowed")
+    content: Any = None
+    if isinstance(text, str):
+        try:
+            content = json.loads(text)
+        except json.JSONDecodeError as exc:
+            problems.append(f"ModelCardContent is not JSON: {exc}")
+    if isinstance(content, dict):
+        try:
+            parsed = ModelCardContent.model_validate(content)
+        except ValidationError as exc:
+            problems.append(f"the content breaks the model card schema: {exc}")
+        else:
+            kept = parsed.model_dump(mode="json", exclude_unset=True)
+            problems += [
+                f"the model card schema has no {path}" for path in _dropped(content, kept, "")
+            ]
+        extra = set(content.get("model_overview") or {}) - _PACKAGE_OVERVIEW
+        if extra:
+            problems.append(
+                f"a model package card's model_overview holds only {sorted(_PACKAGE_OVERVIEW)}, "
+                f"not {sorted(extra)}"
+            )
+        problems += _oversized_matrices(content)
+    if problems:
+        raise ValueError("the model card would be refused: " + "; ".join(problems))
+
+
+def _dropped(given: Any, kept: Any, path: str) -> list[str]:
+    """Paths in ``given`` that the schema's round trip did not keep."""
+    if isinstance(given, dict):
+        if not isinstance(kept, dict):
+            return [path or "content"]
+        return [
+            problem
+            for key, value in given.items()
+            for problem in (
+                [f"{path}.{key}".lstrip(".")]
+                if key not in kept
+                else _dropped(value, kept[key], f"{path}.{key}")
+            )
+        ]
+    if isinstance(given, list) and isinstance(kept, list):
+        return [
+            problem
+            for index, (a, b) in enumerate(zip(given, kept, strict=False))
+            for problem in _dropped(a, b, f"{path}[{index}]")
+        ]
+    return []
+
+
+def _oversized_matrices(content: dict[str, Any]) -> list[str]:
+    # The JSON schema's matrix_metric holds at most 20 rows of at most 20 numbers; the
+    # SDK's shapes do not carry that limit.
+    problems = []
+    for evaluation in content.get("evaluation_details") or []:
+        for group in evaluation.get("metric_groups") or []:
+            for metric in group.get("metric_data") or []:
+                value = metric.get("value")
+                if metric.get("type") == "matrix" and (
+                    len(value) > _MAX_MATRIX or any(len(row) > _MAX_MATRIX for row in value)
+                ):
+                    problems.append(f"the matrix {metric.get('name')!r} exceeds 20 x 20")
+    return problems
 
 
 def latest_pending(client: Any, group: str) -> ModelPackage:
@@ -117,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--group", required=True, help="model package group, e.g. <project>-dev-models"
     )
     listing.add_argument("--status", choices=["Approved", "Rejected", PENDING])
+    check = sub.add_parser(
+        "check-card", help="check a model_package_card.json against what SageMaker accepts"
+    )
+    check.add_argument("file", help="model_package_card.json written by mlcore evaluate")
     for command in ("approve", "reject"):
         decide = sub.add_parser(command, help=f"{command} a package")
         decide.add_argument(
@@ -132,6 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, *, client: Any | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "check-card":
+            check_model_card(json.loads(Path(args.file).read_text()))
+            print(f"{args.file}: a valid ModelCard for CreateModelPackage")
+            return 0
         client = client or boto3.Session(region_name=args.region).client("sagemaker")
         if args.command == "list":
             for package in list_packages(client, args.group, status=args.status):
@@ -141,6 +270,7 @@ def main(argv: Sequence[str] | None = None, *, client: Any | None = None) -> int
                             "arn": package.arn,
                             "version": package.version,
                             "status": package.status,
+                            "model_card": package.model_card_status or "none",
                             **package.metadata,
                         }
                     )

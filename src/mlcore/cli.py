@@ -143,7 +143,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
     )
     if tracking is not None:
-        track_evaluation(tracking, model_dir=Path(args.model_dir), output_dir=result.output_dir)
+        track_evaluation(
+            tracking,
+            model_dir=Path(args.model_dir),
+            output_dir=result.output_dir,
+            data=args.data,
+            role=args.role,
+        )
     print(dumps({"gate_passed": result.gate.passed, "metrics": result.metrics}))
     if args.fail_on_gate and not result.gate.passed:
         print("quality gate failed: " + "; ".join(result.gate.reasons), file=sys.stderr)
@@ -254,6 +260,13 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         "--fail-on-gate", action="store_true", help=f"exit {EXIT_GATE_FAILED} when the gate fails"
     )
     _add_overwrite_option(evaluate)
+    evaluate.add_argument(
+        "--role",
+        choices=("champion", "challenger", "retrain"),
+        help="what the model is, for its MLflow run's name and mlcore.role tag (default: "
+        "challenger with --champion-dir, else champion; retrain for a model trained because "
+        "drift was found)",
+    )
     _add_settings_option(evaluate)
     evaluate.set_defaults(handler=_cmd_evaluate)
 

@@ -31,7 +31,9 @@ from rich.table import Table
 from mlcore.capture import read_capture
 from mlcore.data import DatasetSpec, load_table, make_churn, save_table
 from mlcore.drift import Baseline, DriftReport, detect_drift, write_drift_outputs
+from mlcore.drift.html import ReportContext
 from mlcore.drift.sources import CAPTURE_METADATA_COLUMNS
+from mlcore.drift.windows import window_of
 from mlcore.errors import MlcoreError
 from mlcore.evaluation_job import EvaluationResult, run_evaluation
 from mlcore.jsonio import write_json
@@ -40,7 +42,13 @@ from mlcore.prep import PrepResult, prepare, resolve_spec
 from mlcore.registry import LocalModelRegistry, ModelPackage
 from mlcore.serve import serve_in_thread
 from mlcore.settings import MlopsSettings
-from mlcore.tracking import RUN_ID_KEY, TrackingTarget, resolve_tracking, track_evaluation
+from mlcore.tracking import (
+    RUN_ID_KEY,
+    TrackingTarget,
+    record_registration,
+    resolve_tracking,
+    track_evaluation,
+)
 from mlcore.train import run_sagemaker_training
 
 logger = logging.getLogger(__name__)
@@ -107,11 +115,14 @@ def run_demo(options: DemoOptions, settings: MlopsSettings) -> DemoResult:
             settings=settings,
             model_name=f"{group} v1",
         )
-        _track(tracking, model_v1, eval_v1)
+        run_v1 = _track(
+            tracking, model_v1, eval_v1, role="champion", data=prep_v1.output_dir / "test"
+        )
         _require_gate(eval_v1, "v1")
 
     with _step(console, "5/9 register v1 and approve it"):
         package_v1 = _register(registry, group, model_v1, eval_v1, prep_v1)
+        _record_version(tracking, run_v1, package_v1)
         # In the cloud a person approves in SageMaker Studio or Azure ML; the demo plays that part.
         package_v1 = registry.update_approval(
             group, package_v1.version, "Approved", reason="approved by the demo"
@@ -142,7 +153,14 @@ def run_demo(options: DemoOptions, settings: MlopsSettings) -> DemoResult:
             settings=settings.drift,
             expected_columns=CAPTURE_METADATA_COLUMNS,
         )
-        write_drift_outputs(report, out / "drift")
+        window = window_of(captured, "inference_time").iso()
+        context = ReportContext(
+            model_version=f"{group}:{package_v1.version}",
+            model_sha256=package_v1.model_sha256,
+            current_window_start=window[0],
+            current_window_end=window[1],
+        )
+        write_drift_outputs(report, out / "drift", context=context)
         result.drift = report
 
     if not report.dataset_drift:
@@ -162,9 +180,12 @@ def run_demo(options: DemoOptions, settings: MlopsSettings) -> DemoResult:
                 champion_dir=package_v1.model_dir,
                 model_name=f"{group} v2",
             )
-            _track(tracking, model_v2, eval_v2)
+            run_v2 = _track(
+                tracking, model_v2, eval_v2, role="retrain", data=prep_v2.output_dir / "test"
+            )
             if eval_v2.gate.passed:
                 package_v2 = _register(registry, group, model_v2, eval_v2, prep_v2)
+                _record_version(tracking, run_v2, package_v2)
                 result.versions.append(_version_row(package_v2, eval_v2))
             else:
                 result.versions.append(
@@ -234,9 +255,27 @@ def _history_and_live(
     return frame.iloc[:cut].reset_index(drop=True), frame.iloc[cut:].reset_index(drop=True)
 
 
-def _track(tracking: TrackingTarget | None, model_dir: Path, evaluation: EvaluationResult) -> None:
-    if tracking is not None:
-        track_evaluation(tracking, model_dir=model_dir, output_dir=evaluation.output_dir)
+def _track(
+    tracking: TrackingTarget | None,
+    model_dir: Path,
+    evaluation: EvaluationResult,
+    *,
+    role: str,
+    data: Path,
+) -> str | None:
+    """The evaluation logged to MLflow, the run named by the model's role; the run id."""
+    if tracking is None:
+        return None
+    return track_evaluation(
+        tracking, model_dir=model_dir, output_dir=evaluation.output_dir, data=data, role=role
+    )
+
+
+def _record_version(
+    tracking: TrackingTarget | None, run_id: str | None, package: ModelPackage
+) -> None:
+    if tracking is not None and run_id is not None:
+        record_registration(tracking, run_id, str(package.version))
 
 
 def _train_in_container(
@@ -330,7 +369,7 @@ def _blocked_challenger(
         champion_dir=champion.model_dir,
         model_name=f"{settings.project} challenger with misaligned labels",
     )
-    _track(tracking, model_dir, evaluation)
+    _track(tracking, model_dir, evaluation, role="challenger", data=prep.output_dir / "test")
     if evaluation.gate.passed:
         raise RuntimeError(
             "the gate let a challenger trained on shuffled labels through: "

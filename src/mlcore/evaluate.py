@@ -19,17 +19,22 @@ published here too (``from mlcore.evaluate import METRICS_BY_PROBLEM_TYPE, LOWER
   with no rows has no AUC. Log loss uses every class's probability.
 * regression: RMSE, MSE, MAE and R2.
 
-Uncertainty follows SageMaker's definition: the standard deviation of a metric over five
-random subsamples of 80% of the rows, given only from 200 rows up (null below); the
-subsamples are drawn from a seeded generator, so the same data and seed give the same
-figures.
+Uncertainty is a percentile bootstrap (:mod:`mlcore.uncertainty`): every metric gets a
+95% interval and a standard error from 1,000 seeded resamples of the evaluation rows, so
+the same data and seed give the same figures. (SageMaker's layout calls the standard error
+``standard_deviation``; its own five subsamples of 80% understate it about twofold, since
+each subsample repeats most of the rows of the others.)
+
+Beside the model, the report scores the no-skill baseline: the best constant prediction on
+the same rows (the class shares as probabilities and the majority class as the label; the
+mean for regression), so a reader sees what the metrics would be with no model at all.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -48,6 +53,7 @@ from mlcore.metric_names import (
     METRIC_SECTIONS,
     METRICS_BY_PROBLEM_TYPE,
     METRICS_BY_TASK,
+    MULTICLASS,
     MULTICLASS_METRICS,
     PROBABILITY_METRICS,
     REGRESSION,
@@ -56,6 +62,16 @@ from mlcore.metric_names import (
 )
 from mlcore.model import PREDICTION_COLUMN, SCORE_COLUMN, ModelBundle
 from mlcore.problem import Problem
+from mlcore.uncertainty import (
+    CONFIDENCE,
+    METHOD,
+    RESAMPLES,
+    Interval,
+    bootstrap_metrics,
+    describe,
+    interval,
+    weighted_metrics,
+)
 
 # The metric vocabulary is defined in mlcore.metric_names (no heavy imports, so settings can
 # validate gate names without loading scikit-learn) and published here, beside the code
@@ -70,9 +86,10 @@ __all__ = [
     "METRIC_SECTIONS",
     "MIN_SLICE_ROWS",
     "MULTICLASS_METRICS",
+    "NO_SKILL_METHOD",
     "PROBABILITY_METRICS",
     "REGRESSION_METRICS",
-    "STD_METHOD",
+    "FeatureImportance",
     "MetricReport",
     "compute_metrics",
     "confusion_matrix",
@@ -81,20 +98,22 @@ __all__ = [
     "evaluation_document",
     "metric_names",
     "metrics_from_document",
+    "no_skill_metrics",
+    "permutation_feature_importance",
     "score_predictions",
     "slice_metrics",
+    "uncertainty_statement",
 ]
 
 # Slices smaller than this give metrics too noisy to act on; they are reported with their size only.
 MIN_SLICE_ROWS = 30
-# SageMaker's standard deviation: 5 subsamples of 80%, from 200 rows up.
-STD_MIN_ROWS = 200
-STD_SUBSAMPLES = 5
-STD_SUBSAMPLE_FRACTION = 0.8
-STD_METHOD = (
-    f"sample standard deviation over {STD_SUBSAMPLES} seeded random subsamples of "
-    f"{STD_SUBSAMPLE_FRACTION:.0%} of the rows (SageMaker Model Monitor's method); "
-    f"null below {STD_MIN_ROWS} rows"
+# Permutation importance: rows scored and shuffles per feature (one prediction each).
+IMPORTANCE_MAX_ROWS = 1000
+IMPORTANCE_REPEATS = 5
+NO_SKILL_METHOD = (
+    "the best constant prediction on the evaluation rows: every row gets the class shares as "
+    "probabilities and the majority class as its label (classification), or the mean "
+    "(regression)"
 )
 
 ArrayLike: TypeAlias = Sequence[Any] | np.ndarray | pd.Series
@@ -102,18 +121,30 @@ ArrayLike: TypeAlias = Sequence[Any] | np.ndarray | pd.Series
 
 @dataclass(frozen=True)
 class MetricReport:
-    """Metrics of one set of predictions, with their standard deviations and confusion matrix.
+    """Metrics of one set of predictions, their bootstrap intervals and confusion matrix.
 
     ``confusion_matrix`` is ``{actual: {predicted: count}}`` over the model's classes, as
-    SageMaker's layout writes it (None for regression).
+    SageMaker's layout writes it (None for regression). ``replicates`` holds each metric's
+    value on every bootstrap resample: two reports of the same rows and ``seed`` were
+    resampled alike, which is what makes :func:`mlcore.gate.compare_with_champion` paired.
+    ``no_skill`` are the metrics of the no-skill baseline on the same rows.
     """
 
     problem: Problem
     rows: int
     metrics: dict[str, float]
-    standard_deviations: dict[str, float]
+    intervals: dict[str, Interval]
     confusion_matrix: dict[str, dict[str, int]] | None
     seed: int
+    no_skill: dict[str, float] = field(default_factory=dict)
+    resamples: int = RESAMPLES
+    confidence: float = CONFIDENCE
+    replicates: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def standard_deviations(self) -> dict[str, float]:
+        """The bootstrap standard error of each metric (SageMaker's ``standard_deviation``)."""
+        return {name: self.intervals[name].standard_error for name in self.metrics}
 
 
 def metric_names(problem_type: ProblemType) -> tuple[str, ...]:
@@ -130,19 +161,28 @@ def compute_metrics(
 ) -> dict[str, float]:
     """The metrics of ``problem``'s type (see the module docstring), equal to scikit-learn's.
 
-    ``probabilities`` is the model's probability matrix (one column per class of
-    ``problem.classes``, in that order) or, for a binary problem only, the probability of
-    the positive label. Without it AUC and log loss are NaN: they are never derived from
-    the predicted labels or from the predicted class's probability.
+        ``probabilities`` is the model's probability matrix (one column per class of
+        ``problem.classes``, in that order) or, for a binary problem only, the probability of
+        the positive label. Without it AUC and log loss are NaN: they are never derived from
+        the predicted labels or from the predicted class's probability.
 
-    Examples
-    --------
-    >>> from mlcore.problem import Problem
-    >>> binary = Problem(task="classification", classes=(0, 1), positive_label=1,
-    ...                  decision_threshold=0.5)
-    >>> compute_metrics([0, 1, 1, 0], [0, 1, 0, 0], problem=binary,
-    ...                 probabilities=[0.2, 0.9, 0.4, 0.3])["auc"]
-    1.0
+        Examples
+        --------
+        >>> from mlcore.problem import Problem
+    from mlcore.uncertainty import (
+        CONFIDENCE,
+        METHOD,
+        RESAMPLES,
+        Interval,
+        bootstrap_metrics,
+        describe,
+        interval,
+    )
+        >>> binary = Problem(task="classification", classes=(0, 1), positive_label=1,
+        ...                  decision_threshold=0.5)
+        >>> compute_metrics([0, 1, 1, 0], [0, 1, 0, 0], problem=binary,
+        ...                 probabilities=[0.2, 0.9, 0.4, 0.3])["auc"]
+        1.0
     """
     truth, pred = np.asarray(y_true), np.asarray(y_pred)
     if len(truth) == 0:
@@ -166,8 +206,11 @@ def score_predictions(
     problem: Problem,
     probabilities: ArrayLike | pd.DataFrame | None = None,
     seed: int = 0,
+    resamples: int = RESAMPLES,
+    confidence: float = CONFIDENCE,
 ) -> MetricReport:
-    """:func:`compute_metrics` plus standard deviations and the confusion matrix."""
+    """:func:`compute_metrics` plus bootstrap intervals, the confusion matrix and the
+    no-skill baseline's metrics."""
     truth, pred = np.asarray(y_true), np.asarray(y_pred)
     metrics = compute_metrics(truth, pred, problem=problem, probabilities=probabilities)
     proba = (
@@ -175,15 +218,51 @@ def score_predictions(
         if problem.problem_type == REGRESSION
         else _probability_matrix(probabilities, problem, len(truth))
     )
+    replicates = bootstrap_metrics(
+        truth, pred, proba, problem=problem, resamples=resamples, seed=seed
+    )
     return MetricReport(
         problem=problem,
         rows=len(truth),
         metrics=metrics,
-        standard_deviations=_standard_deviations(truth, pred, proba, problem, seed, metrics),
+        intervals={
+            name: _interval_around(value, replicates[name], confidence)
+            for name, value in metrics.items()
+        },
         confusion_matrix=(
             None if problem.problem_type == REGRESSION else confusion_matrix(truth, pred, problem)
         ),
         seed=seed,
+        no_skill=no_skill_metrics(truth, problem=problem),
+        resamples=resamples,
+        confidence=confidence,
+        replicates=replicates,
+    )
+
+
+def no_skill_metrics(y_true: ArrayLike, *, problem: Problem) -> dict[str, float]:
+    """The metrics of the no-skill baseline (``NO_SKILL_METHOD``) on ``y_true``.
+
+    Examples
+    --------
+    >>> from mlcore.problem import Problem
+    >>> round(no_skill_metrics([1.0, 2.0, 3.0], problem=Problem(task="regression"))["r2"], 6)
+    0.0
+    """
+    truth = np.asarray(y_true)
+    if problem.problem_type == REGRESSION:
+        values = truth.astype(float)
+        return compute_metrics(values, np.full(len(values), values.mean()), problem=problem)
+    labels = list(problem.classes)
+    counts = pd.Series(truth).value_counts().reindex(labels, fill_value=0).to_numpy()
+    shares = counts / counts.sum()
+    # Ties go to the class listed first, as np.argmax picks it.
+    majority = np.full(len(truth), labels[int(np.argmax(counts))], dtype=truth.dtype)
+    return compute_metrics(
+        truth,
+        majority,
+        problem=problem,
+        probabilities=np.tile(shares, (len(truth), 1)),
     )
 
 
@@ -227,6 +306,89 @@ def evaluate_bundle(
         problem=problem,
         probabilities=probabilities,
         seed=seed,
+    )
+
+
+@dataclass(frozen=True)
+class FeatureImportance:
+    """How much a metric worsens when one feature's values are shuffled (mean and standard
+    deviation over the repeats); positive: the model relies on the feature."""
+
+    feature: str
+    mean: float
+    std: float
+
+
+def permutation_feature_importance(
+    bundle: ModelBundle,
+    frame: pd.DataFrame,
+    *,
+    metric: str,
+    seed: int = 0,
+    max_rows: int = IMPORTANCE_MAX_ROWS,
+    repeats: int = IMPORTANCE_REPEATS,
+) -> tuple[FeatureImportance, ...]:
+    """Permutation importance of every feature on ``metric`` (scikit-learn's
+    ``permutation_importance``), scored as the evaluation scores the model.
+
+    Computed on at most ``max_rows`` rows drawn with ``seed`` (the cost is one prediction
+    per feature and repeat); empty when ``metric`` is undefined on those rows.
+    """
+    from sklearn.inspection import permutation_importance
+
+    from mlcore.data import coerce_features
+
+    spec, problem = bundle.spec, bundle.problem
+    rows = frame if len(frame) <= max_rows else frame.sample(n=max_rows, random_state=seed)
+    # Converted once: shuffling a column keeps its canonical type, so every repeat predicts
+    # from features as serving would, without converting them again.
+    features = coerce_features(rows, spec)
+    full_matrix = problem.problem_type == MULTICLASS and metric in PROBABILITY_METRICS
+    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+
+    def score(_estimator: Any, x: pd.DataFrame, y: pd.Series) -> float:
+        # The bundle, not the bare pipeline, predicts: the decision threshold and the
+        # positive label apply as in every other metric of the evaluation.
+        predicted = bundle.predict_features(x)
+        probabilities: Any = None
+        if full_matrix:
+            probabilities = bundle.predict_proba(x)
+        elif problem.problem_type == BINARY:
+            probabilities = predicted[SCORE_COLUMN]  # P(positive label)
+        truth = y.to_numpy()
+        proba = (
+            None
+            if problem.problem_type == REGRESSION
+            else _probability_matrix(probabilities, problem, len(truth))
+        )
+        # compute_metrics' values without its per-call validation (the scorer runs once per
+        # feature and repeat): the vectorised form the bootstrap uses, held equal to it.
+        values = weighted_metrics(
+            truth,
+            predicted[PREDICTION_COLUMN].to_numpy(),
+            proba,
+            np.ones(len(truth)),
+            problem=problem,
+        )
+        return sign * float(values[metric][0])
+
+    baseline = score(None, features, rows[spec.target])
+    if math.isnan(baseline):
+        return ()
+    result = permutation_importance(
+        bundle.pipeline,
+        features,
+        rows[spec.target],
+        scoring=score,
+        n_repeats=repeats,
+        random_state=seed,
+        n_jobs=1,
+    )
+    return tuple(
+        FeatureImportance(feature=str(name), mean=float(mean), std=float(std))
+        for name, mean, std in zip(
+            spec.features, result.importances_mean, result.importances_std, strict=True
+        )
     )
 
 
@@ -289,33 +451,53 @@ def slice_metrics(
 def evaluation_document(report: MetricReport) -> dict[str, Any]:
     """SageMaker's model-quality layout, readable by a ConditionStep through a PropertyFile.
 
-    ``{"multiclass_classification_metrics": {"confusion_matrix": {...},
-    "accuracy": {"value": 0.97, "standard_deviation": 0.01}, ...}, "problem": {...},
-    "evaluation": {...}}``. ``problem`` states the problem type, the classes and, for a
-    binary model, the positive label, the rule that chose it and the decision threshold;
-    ``evaluation`` the row count and how the standard deviations were computed. NaN is
-    written as null, so the file is strict JSON.
+    ``{"binary_classification_metrics": {"confusion_matrix": {...}, "auc": {"value": 0.87,
+    "standard_deviation": 0.01, "confidence_interval": {"lower": 0.85, "upper": 0.89,
+    "confidence": 0.95}}, ...}, "no_skill_baseline": {...}, "problem": {...},
+    "evaluation": {...}}``. ``standard_deviation`` is the bootstrap standard error;
+    ``no_skill_baseline`` holds the baseline's metrics and how it predicts; ``problem``
+    states the problem type, the classes and, for a binary model, the positive label, the
+    rule that chose it and the decision threshold; ``evaluation`` the row count and how the
+    intervals were computed. NaN is written as null, so the file is strict JSON.
     """
     problem = report.problem
     section: dict[str, Any] = {}
     if report.confusion_matrix is not None:
         section["confusion_matrix"] = report.confusion_matrix
     for name, value in report.metrics.items():
+        bounds = report.intervals[name]
         section[name] = {
             "value": value,
-            "standard_deviation": report.standard_deviations.get(name, math.nan),
+            "standard_deviation": bounds.standard_error,
+            "confidence_interval": {
+                "lower": bounds.lower,
+                "upper": bounds.upper,
+                "confidence": bounds.confidence,
+            },
         }
     document = {
         METRIC_SECTIONS[problem.problem_type]: section,
+        "no_skill_baseline": {"method": NO_SKILL_METHOD, "metrics": report.no_skill},
         "problem": problem.to_dict(),
         "evaluation": {
             "rows": report.rows,
-            "standard_deviation_method": STD_METHOD,
             "seed": report.seed,
+            "uncertainty": uncertainty_statement(report),
         },
     }
     safe: dict[str, Any] = json_safe(document)
     return safe
+
+
+def uncertainty_statement(report: MetricReport) -> dict[str, Any]:
+    """How ``report``'s intervals were computed, for evaluation.json and the model card."""
+    return {
+        "method": METHOD,
+        "resamples": report.resamples,
+        "confidence": report.confidence,
+        "seed": report.seed,
+        "description": describe(resamples=report.resamples, confidence=report.confidence),
+    }
 
 
 def metrics_from_document(document: dict[str, Any]) -> dict[str, float]:
@@ -452,27 +634,8 @@ def _check_known_classes(values: np.ndarray, problem: Problem, what: str) -> Non
         )
 
 
-def _standard_deviations(
-    truth: np.ndarray,
-    pred: np.ndarray,
-    proba: np.ndarray | None,
-    problem: Problem,
-    seed: int,
-    metrics: dict[str, float],
-) -> dict[str, float]:
-    if len(truth) < STD_MIN_ROWS:
-        return dict.fromkeys(metrics, math.nan)
-    rng = np.random.default_rng(seed)
-    size = int(len(truth) * STD_SUBSAMPLE_FRACTION)
-    samples: dict[str, list[float]] = {name: [] for name in metrics}
-    for _ in range(STD_SUBSAMPLES):
-        rows = rng.choice(len(truth), size=size, replace=False)
-        values = compute_metrics(
-            truth[rows],
-            pred[rows],
-            problem=problem,
-            probabilities=None if proba is None else proba[rows],
-        )
-        for name, value in values.items():
-            samples[name].append(value)
-    return {name: float(np.std(values, ddof=1)) for name, values in samples.items()}
+def _interval_around(value: float, replicates: np.ndarray, confidence: float) -> Interval:
+    # A metric undefined on the whole evaluation has no interval either.
+    if math.isnan(value):
+        return Interval(math.nan, math.nan, math.nan, confidence)
+    return interval(replicates, confidence=confidence)

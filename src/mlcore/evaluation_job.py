@@ -4,8 +4,10 @@ Runs as ``mlcore evaluate`` in a SageMaker Processing job, an Azure ML command j
 CI or the local run; the files it writes are the contract with the pipelines:
 ``evaluation.json`` (SageMaker model-quality layout, read by a ConditionStep),
 ``gate.json`` (with the challenger's ``model_sha256``, for the register step to record),
-``slice_metrics.json``, ``model_card.json``, ``model_card.md`` and a copy of the model's
-``sample_request.json``, so a pipeline can publish it without unpacking the model archive.
+``slice_metrics.json``, the model card (``model_card.json``, ``.md`` and ``.html``, and
+``model_package_card.json``: the card as SageMaker's model package takes it), the
+figures under ``figures/`` and a copy of the model's ``sample_request.json``, so a
+pipeline can publish it without unpacking the model archive.
 """
 
 from __future__ import annotations
@@ -18,16 +20,27 @@ from pathlib import Path
 from mlcore.atomic import check_output_dir, staged_output
 from mlcore.data import check_declared_columns, fingerprint, load_table, validate_frame
 from mlcore.errors import ModelError
-from mlcore.evaluate import MetricReport, evaluate_bundle, evaluation_document, slice_metrics
+from mlcore.evaluate import (
+    IMPORTANCE_MAX_ROWS,
+    MetricReport,
+    evaluate_bundle,
+    evaluation_document,
+    permutation_feature_importance,
+    score_predictions,
+    slice_metrics,
+)
+from mlcore.figures import EvaluationData, write_figures
 from mlcore.gate import GateDecision, evaluate_gate
 from mlcore.jsonio import write_json
 from mlcore.model import (
     MODEL_SHA256_KEY,
+    PREDICTION_COLUMN,
     SAMPLE_REQUEST_FILE,
     ModelBundle,
     unpack_model_dir,
 )
 from mlcore.model_card import build_model_card, write_model_card
+from mlcore.model_package_card import MODEL_PACKAGE_CARD_FILE, model_package_card
 from mlcore.settings import MlopsSettings
 
 logger = logging.getLogger(__name__)
@@ -81,9 +94,21 @@ def run_evaluation(
     # A misspelt slice column is an error naming it, never a slice silently left out.
     check_declared_columns(frame, {"dataset.slice_columns": settings.dataset.slice_columns})
     seed = settings.training.seed
-    report = evaluate_bundle(challenger, frame, seed=seed)
-    metrics = report.metrics
-    champion_metrics = None
+    # One prediction pass over the evaluation rows feeds the metrics, slices and figures.
+    predictions = challenger.predict(frame)
+    probabilities = (
+        challenger.predict_proba(frame)[list(problem.classes)]
+        if challenger.spec.task == "classification"
+        else None
+    )
+    report = score_predictions(
+        frame[challenger.spec.target],
+        predictions[PREDICTION_COLUMN],
+        problem=problem,
+        probabilities=probabilities,
+        seed=seed,
+    )
+    champion_report = None
     if champion_dir is not None:
         champion = load_model_dir(champion_dir)
         if (
@@ -93,34 +118,49 @@ def run_evaluation(
             logger.warning(
                 "champion and challenger use different features; comparing on the same rows anyway"
             )
-        champion_metrics = evaluate_bundle(champion, frame, seed=seed, problem=problem).metrics
-    decision = evaluate_gate(metrics, champion_metrics, gate_settings)
+        # Same rows, same seed: the champion's resamples pair with the challenger's.
+        champion_report = evaluate_bundle(champion, frame, seed=seed, problem=problem)
+    decision = evaluate_gate(report, champion_report, gate_settings)
 
-    scored = frame.join(challenger.predict(frame))
-    slice_columns = list(settings.dataset.slice_columns)
     slices = slice_metrics(
-        scored,
-        slice_columns=slice_columns,
+        frame.join(predictions),
+        slice_columns=list(settings.dataset.slice_columns),
         target=challenger.spec.target,
         problem=problem,
-        probabilities=(
-            challenger.predict_proba(frame) if challenger.spec.task == "classification" else None
-        ),
+        probabilities=probabilities,
+    )
+    importance = permutation_feature_importance(
+        challenger, frame, metric=gate_settings.primary_metric, seed=seed
     )
 
     out = Path(output_dir)
-    card = build_model_card(
-        challenger,
-        report=report,
-        slices=slices,
-        gate=decision,
-        evaluation_rows=len(frame),
-        evaluation_fingerprint=fingerprint(frame),
-        name=model_name or f"{settings.project} model",
-    )
     sample = challenger_dir / SAMPLE_REQUEST_FILE
     # What the pipeline reads first (evaluation.json, gate.json) is published last.
     with staged_output(out, last=("gate.json", "evaluation.json"), overwrite=overwrite) as stage:
+        figures = write_figures(
+            stage,
+            EvaluationData(
+                problem=problem,
+                truth=frame[challenger.spec.target].to_numpy(),
+                pred=predictions[PREDICTION_COLUMN].to_numpy(),
+                proba=None if probabilities is None else probabilities.to_numpy(dtype=float),
+                importance=importance,
+                importance_metric=gate_settings.primary_metric,
+                seed=seed,
+            ),
+        )
+        card = build_model_card(
+            challenger,
+            report=report,
+            slices=slices,
+            gate=decision,
+            evaluation_rows=len(frame),
+            evaluation_fingerprint=fingerprint(frame),
+            name=model_name or f"{settings.project} model",
+            figures=figures,
+            importance=importance,
+            importance_rows=min(len(frame), IMPORTANCE_MAX_ROWS),
+        )
         write_json(stage / "evaluation.json", evaluation_document(report))
         write_json(
             stage / "gate.json",
@@ -138,7 +178,8 @@ def run_evaluation(
             logger.warning("%s has no %s to publish beside the evaluation", model_dir, sample.name)
         write_json(stage / "slice_metrics.json", slices)
         write_model_card(card, stage)
+        write_json(stage / MODEL_PACKAGE_CARD_FILE, model_package_card(card))
     logger.info(
         "gate %s: %s", "passed" if decision.passed else "failed", "; ".join(decision.reasons)
     )
-    return EvaluationResult(metrics=metrics, gate=decision, output_dir=out, report=report)
+    return EvaluationResult(metrics=report.metrics, gate=decision, output_dir=out, report=report)

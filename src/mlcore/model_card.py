@@ -3,8 +3,14 @@
 Every statement in the card is derived from the model's metadata, its evaluation
 and its slices, so the card cannot drift from the model it describes. As the paper
 lays them out, "Metrics" says how the model is measured (the measures, the decision
-threshold and positive label, how uncertainty is estimated) and "Quantitative analyses"
-gives the results: overall with standard deviations, the confusion matrix, and per slice.
+threshold and positive label, how uncertainty is estimated, the no-skill baseline) and
+"Quantitative analyses" gives the results: overall with bootstrap intervals beside the
+no-skill baseline, the confusion matrix, per slice, the permutation feature importance
+and the evaluation's figures.
+
+The card is written three ways from one dictionary: ``model_card.json`` (for tools),
+``model_card.md`` (for a repository or a pull request) and ``model_card.html`` (one
+self-contained page with the figures embedded, :mod:`mlcore.model_card_html`).
 """
 
 from __future__ import annotations
@@ -12,13 +18,21 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mlcore.evaluate import STD_METHOD, MetricReport
+from mlcore.evaluate import (
+    IMPORTANCE_REPEATS,
+    NO_SKILL_METHOD,
+    FeatureImportance,
+    MetricReport,
+    uncertainty_statement,
+)
+from mlcore.figures import FigureFile
 from mlcore.gate import GateDecision
 from mlcore.jsonio import write_json
-from mlcore.model import ModelBundle
+from mlcore.model import MODEL_SHA256_KEY, ModelBundle
 from mlcore.problem import RULE_LEGACY, RULE_MINORITY
 
 # Column names that often stand for protected or sensitive attributes; the card asks
@@ -69,6 +83,9 @@ def build_model_card(
     evaluation_rows: int,
     evaluation_fingerprint: str,
     name: str = "model",
+    figures: Sequence[FigureFile] = (),
+    importance: Sequence[FeatureImportance] = (),
+    importance_rows: int = 0,
 ) -> dict[str, Any]:
     spec, meta = bundle.spec, bundle.metadata
     problem = report.problem
@@ -112,6 +129,7 @@ def build_model_card(
             "git_dirty": meta.get("git_dirty"),
             "created_at": meta.get("created_at"),
             "library_versions": meta.get("library_versions"),
+            "model_sha256": meta.get(MODEL_SHA256_KEY),
         },
         "intended_use": {
             "primary_use": f"Predict {spec.target!r} ({spec.task}) from {len(spec.features)} tabular features "
@@ -128,7 +146,8 @@ def build_model_card(
             "performance_measures": list(report.metrics),
             "primary_metric": primary,
             **_label_statement(problem.to_dict()),
-            "uncertainty": STD_METHOD,
+            "uncertainty": uncertainty_statement(report),
+            "no_skill_baseline": NO_SKILL_METHOD,
             "quality_gate": gate.to_dict(),
         },
         "evaluation_data": {"rows": evaluation_rows, "fingerprint": evaluation_fingerprint},
@@ -141,11 +160,28 @@ def build_model_card(
         },
         "quantitative_analyses": {
             "overall": {
-                name: {"value": value, "standard_deviation": report.standard_deviations.get(name)}
+                name: {
+                    "value": value,
+                    "lower": report.intervals[name].lower,
+                    "upper": report.intervals[name].upper,
+                    "standard_error": report.intervals[name].standard_error,
+                    "no_skill": report.no_skill.get(name),
+                }
                 for name, value in report.metrics.items()
             },
+            "confidence": report.confidence,
             "confusion_matrix": report.confusion_matrix,
             "by_slice": slices,
+            "feature_importance": {
+                "metric": primary,
+                "rows": importance_rows,
+                "repeats": IMPORTANCE_REPEATS,
+                "features": [
+                    {"feature": item.feature, "mean": item.mean, "std": item.std}
+                    for item in sorted(importance, key=lambda item: -item.mean)
+                ],
+            },
+            "figures": [figure.to_dict() for figure in figures],
         },
         "ethical_considerations": {
             "sensitive_features": sensitive,
@@ -198,7 +234,10 @@ def render_markdown(card: dict[str, Any]) -> str:
                     f"- **decision threshold**: predicted {body['positive_label']!r} when its "
                     f"probability is at least {body['decision_threshold']}",
                 ]
-            lines.append(f"- **uncertainty**: {body['uncertainty']}")
+            lines += [
+                f"- **uncertainty**: {body['uncertainty']['description']}",
+                f"- **no-skill baseline**: {body['no_skill_baseline']}",
+            ]
             gate = body["quality_gate"]
             lines += ["", f"Quality gate: **{'PASSED' if gate['passed'] else 'FAILED'}**", ""]
             lines += [f"- {reason}" for reason in gate["reasons"]]
@@ -213,9 +252,10 @@ def render_markdown(card: dict[str, Any]) -> str:
 
 
 def _render_quantitative(body: dict[str, Any], primary: str) -> list[str]:
-    lines = ["| metric | value | standard deviation |", "|---|---|---|"]
+    confidence = f"{body['confidence']:.0%} interval"
+    lines = [f"| metric | value | {confidence} | no-skill baseline |", "|---|---|---|---|"]
     lines += [
-        f"| {name} | {_fmt(entry['value'])} | {_fmt(entry['standard_deviation'])} |"
+        f"| {name} | {_fmt(entry['value'])} | {interval_text(entry)} | {_fmt(entry['no_skill'])} |"
         for name, entry in body["overall"].items()
     ]
     matrix = body["confusion_matrix"]
@@ -238,7 +278,31 @@ def _render_quantitative(body: dict[str, Any], primary: str) -> list[str]:
             f"| {value} | {int(m['rows'])} | {_fmt(m.get(primary, math.nan))} |"
             for value, m in values.items()
         ]
+    importance = body["feature_importance"]
+    if importance["features"]:
+        lines += [
+            "",
+            f"Permutation feature importance (how much {importance['metric']} worsens when the "
+            f"feature is shuffled; {importance['repeats']} repeats on {importance['rows']} rows):",
+            "",
+            "| feature | mean | standard deviation |",
+            "|---|---|---|",
+        ]
+        lines += [
+            f"| {item['feature']} | {_fmt(item['mean'])} | {_fmt(item['std'])} |"
+            for item in importance["features"]
+        ]
+    for figure in body["figures"]:
+        lines += ["", f"![{figure['title']}]({figure['path']})", "", f"*{figure['caption']}*"]
     return lines
+
+
+def interval_text(entry: dict[str, Any]) -> str:
+    """``[lower, upper]`` of an overall metric entry, or ``n/a`` when none was given."""
+    lower, upper = entry.get("lower"), entry.get("upper")
+    if lower is None or upper is None or math.isnan(lower) or math.isnan(upper):
+        return "n/a"
+    return f"[{lower:.4f}, {upper:.4f}]"
 
 
 def _fmt(value: Any) -> str:
@@ -251,10 +315,15 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def write_model_card(card: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
+def write_model_card(card: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path, Path]:
+    """``model_card.json``, ``.md`` and ``.html`` in ``out_dir``, which holds the figures."""
+    from mlcore.model_card_html import render_html
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / "model_card.json", out / "model_card.md"
+    html_path = out / "model_card.html"
     write_json(json_path, card)
-    md_path.write_text(render_markdown(card))
-    return json_path, md_path
+    md_path.write_text(render_markdown(card), encoding="utf-8")
+    html_path.write_text(render_html(card, root=out), encoding="utf-8")
+    return json_path, md_path, html_path

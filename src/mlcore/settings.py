@@ -186,9 +186,11 @@ class GateSettings(_Frozen):
 
     Floors apply to higher-is-better metrics and ceilings to lower-is-better ones
     (``mlcore.evaluate.LOWER_IS_BETTER``); the other way round is refused, since a floor
-    on RMSE would pass worse models and fail better ones. A challenger must also not be
-    worse than the champion on ``primary_metric`` by more than ``champion_tolerance``
-    (absolute). Metric names are checked against the task (``dataset.task``) when the
+    on RMSE would pass worse models and fail better ones. A challenger is refused when,
+    scored on the same rows as the champion, it is worse on ``primary_metric`` by more
+    than ``champion_tolerance`` (absolute) at ``champion_confidence`` (a one-sided bound
+    from the paired bootstrap, :mod:`mlcore.gate`): a shortfall within noise is not a
+    refusal. Metric names are checked against the task (``dataset.task``) when the
     settings load, and against the model's problem type when it is evaluated.
 
     When ``primary_metric`` and ``min_metrics`` are not set, a classifier is gated on
@@ -200,6 +202,7 @@ class GateSettings(_Frozen):
     min_metrics: dict[str, float] = Field(default_factory=lambda: {"auc": 0.70})
     max_metrics: dict[str, float] = Field(default_factory=dict)
     champion_tolerance: float = Field(0.005, ge=0)
+    champion_confidence: float = Field(0.95, ge=0.5, lt=1)
 
     @model_validator(mode="after")
     def _thresholds_point_the_right_way(self) -> GateSettings:

@@ -7,12 +7,19 @@ tracking server), so a run logged here is browsable wherever the job ran:
   AWS job wiring passes and what Azure ML sets in its jobs), else on a workstation an
   embedded SQLite store under ``out/mlflow`` (``mlflow ui`` browses it), else (inside
   a SageMaker container with no URI) nothing;
-* training logs params, validation metrics, the model with a signature and an input
-  example (the model's own ``sample_request.json``), ``metadata.json`` and the sample
-  request, and writes the run id into ``metadata.json`` (``mlflow_run_id``);
+* training logs params, validation metrics, the training and validation data as dataset
+  inputs (``mlflow.log_input``), the model with a signature and an input example (the
+  model's own ``sample_request.json``), ``metadata.json`` and the sample request, and
+  writes the run id into ``metadata.json`` (``mlflow_run_id``);
 * evaluation logs into the training run when the store holds it (into the job's own
-  run inside an Azure ML job), with evaluation and champion metrics, slice metrics,
-  ``evaluation.json``, ``gate.json`` and the model card.
+  run inside an Azure ML job), with evaluation and champion metrics, slice metrics, the
+  evaluation data as a dataset input, and every file of the evaluation: ``evaluation.json``,
+  ``gate.json``, the model card (JSON, Markdown, HTML) and the figures;
+* runs are named and tagged so that models tell apart in the UI: ``<project> v<version>
+  <role>: gate passed|failed`` (the model's short hash until the registry gives it a
+  version, see :func:`record_registration`), with the tags ``mlcore.role`` (champion: judged
+  on thresholds alone; challenger: compared with a champion; retrain: trained because drift
+  was found), ``mlcore.gate`` and ``mlcore.model_version``.
 
 mlflow is the optional extra ``mlcore[tracking]``: this module imports it only when a
 run is tracked, so without it (or with tracking off) training and evaluation are unchanged.
@@ -45,6 +52,14 @@ logger = logging.getLogger(__name__)
 TRACKING_ENV_VAR = "MLCORE_TRACKING"
 #: Key of the MLflow run id in metadata.json, gate.json and every registry's metadata.
 RUN_ID_KEY = "mlflow_run_id"
+#: What a run's model is in the lifecycle (``mlcore.role``): judged on thresholds alone,
+#: compared with a champion, or trained because drift was found.
+ROLES = ("champion", "challenger", "retrain")
+ROLE_TAG = "mlcore.role"
+VERSION_TAG = "mlcore.model_version"
+GATE_TAG = "mlcore.gate"
+# MLflow's own tag for a run's display name.
+_RUN_NAME_TAG = "mlflow.runName"
 #: Where a workstation's runs go when no tracking URI is set, relative to the working directory.
 LOCAL_STORE = Path("out") / "mlflow"
 # SageMaker mounts /opt/ml into every training, processing and serving container.
@@ -195,8 +210,15 @@ class TrackedRun:
     resumed: bool = False
 
 
-def log_training(run: TrackedRun, model_dir: Path) -> None:
-    """Params, validation metrics, tags, metadata, sample request and the model of a training run."""
+def log_training(
+    run: TrackedRun,
+    model_dir: Path,
+    *,
+    datasets: Mapping[str, tuple[Any, str]] | None = None,
+) -> None:
+    """Params, validation metrics, tags, metadata, sample request and the model of a training
+    run; ``datasets`` maps a context ("training", "validation") to (frame, source), logged
+    as the run's dataset inputs."""
     from mlcore.model import METADATA_FILE, SAMPLE_REQUEST_FILE, ModelBundle
 
     bundle = ModelBundle.load(model_dir)
@@ -210,14 +232,29 @@ def log_training(run: TrackedRun, model_dir: Path) -> None:
             )
         )
         mlflow.set_tags(_lineage_tags(bundle, kind="train"))
+        mlflow.set_tag(
+            _RUN_NAME_TAG, f"{run.target.project} model {_short_hash(bundle.sha256)}: trained"
+        )
+        for context, (frame, source) in (datasets or {}).items():
+            _log_dataset(frame, source=source, context=context, target=bundle.spec.target)
         for name in (METADATA_FILE, SAMPLE_REQUEST_FILE):
             if (model_dir / name).is_file():
                 mlflow.log_artifact(str(model_dir / name), artifact_path="mlcore")
         _log_model(bundle, model_dir)
 
 
-def log_evaluation(run: TrackedRun, *, model_dir: Path, output_dir: Path) -> None:
-    """Evaluation metrics, slice metrics, the gate and the model card, from the evaluation's files.
+def log_evaluation(
+    run: TrackedRun,
+    *,
+    model_dir: Path,
+    output_dir: Path,
+    role: str,
+    version: str | None = None,
+    data: Any = None,
+    data_source: str | None = None,
+) -> None:
+    """Evaluation metrics, slice metrics, the gate, the evaluation data and every file of the
+    evaluation (model card and figures included), from the evaluation's output folder.
 
     An evaluation that could not continue its training run logs the model's params and
     the model too, so every run holds the model it measured.
@@ -231,6 +268,10 @@ def log_evaluation(run: TrackedRun, *, model_dir: Path, output_dir: Path) -> Non
     values = {f"evaluation_{k}": v for k, v in metrics.items()}
     values.update({f"champion_{k}": v for k, v in (gate.get("champion") or {}).items()})
     values["gate_passed"] = 1.0 if gate.get("passed") else 0.0
+    comparison = gate.get("champion_comparison") or {}
+    for key, name in (("shortfall", "gate_shortfall"), ("lower_bound", "gate_shortfall_bound")):
+        if comparison.get(key) is not None:
+            values[name] = float(comparison[key])
     slices_file = output_dir / "slice_metrics.json"
     if slices_file.is_file():
         values.update(_slice_metrics(json.loads(slices_file.read_text())))
@@ -244,27 +285,95 @@ def log_evaluation(run: TrackedRun, *, model_dir: Path, output_dir: Path) -> Non
                 mlflow.set_tag("mlcore.training_run_id", training_run)
             _log_model(bundle, model_dir)
         mlflow.log_metrics(_finite(values))
-        mlflow.set_tags(
-            {
-                "mlcore.gate": "passed" if gate.get("passed") else "failed",
-                "mlcore.gate_reasons": "; ".join(gate.get("reasons", []))[:_MAX_TAG_LENGTH],
-            }
-        )
-        for path in sorted(output_dir.iterdir()):
-            if path.is_file():
-                mlflow.log_artifact(str(path), artifact_path="evaluation")
+        passed = bool(gate.get("passed"))
+        tags = {
+            GATE_TAG: "passed" if passed else "failed",
+            "mlcore.gate_reasons": "; ".join(gate.get("reasons", []))[:_MAX_TAG_LENGTH],
+            ROLE_TAG: role,
+            _RUN_NAME_TAG: run_name(run.target.project, bundle.sha256, role, passed, version),
+        }
+        if version is not None:
+            tags[VERSION_TAG] = version
+        mlflow.set_tags(tags)
+        if data is not None:
+            _log_dataset(data, source=data_source, context="evaluation", target=bundle.spec.target)
+        # Every file and folder of the evaluation: the card in all its forms and the figures.
+        mlflow.log_artifacts(str(output_dir), artifact_path="evaluation")
 
 
-def track_evaluation(target: TrackingTarget, *, model_dir: Path, output_dir: Path) -> str:
-    """Log an evaluation's outputs into its model's training run (or a new run); the run id."""
+def run_name(
+    project: str, model_sha256: str | None, role: str, passed: bool, version: str | None
+) -> str:
+    """``<project> v<version> <role>: gate passed|failed``; the model's short hash stands in
+    for the version until the registry gives one."""
+    label = f"v{version}" if version is not None else f"model {_short_hash(model_sha256)}"
+    return f"{project} {label} {role}: gate {'passed' if passed else 'failed'}"
+
+
+def track_evaluation(
+    target: TrackingTarget,
+    *,
+    model_dir: Path,
+    output_dir: Path,
+    data: str | Path | None = None,
+    role: str | None = None,
+    version: str | None = None,
+) -> str:
+    """Log an evaluation's outputs into its model's training run (or a new run); the run id.
+
+    ``data`` is the evaluation data (logged as the run's dataset input); ``role`` one of
+    ``ROLES`` (default: challenger when the gate compared with a champion, else champion);
+    ``version`` the model's registry version when it already has one.
+    """
+    from mlcore.data import load_table
     from mlcore.model import METADATA_FILE, unpack_model_dir
 
+    gate = json.loads((output_dir / "gate.json").read_text())
+    role = role or ("challenger" if gate.get("champion") is not None else "champion")
+    if role not in ROLES:
+        raise ConfigError(f"unknown run role {role!r}; use one of {', '.join(ROLES)}")
     folder = unpack_model_dir(model_dir)
     training_run = json.loads((folder / METADATA_FILE).read_text()).get(RUN_ID_KEY)
+    frame = load_table(data) if data is not None else None
     with tracked_run(target, run_name=f"{target.project} evaluate", resume=training_run) as run:
-        log_evaluation(run, model_dir=folder, output_dir=output_dir)
+        log_evaluation(
+            run,
+            model_dir=folder,
+            output_dir=output_dir,
+            role=role,
+            version=version,
+            data=frame,
+            data_source=None if data is None else str(data),
+        )
     logger.info("evaluation tracked in MLflow run %s at %s", run.run_id, target.uri)
     return run.run_id
+
+
+def record_registration(target: TrackingTarget, run_id: str, version: str) -> None:
+    """Tag ``run_id`` with the registry version its model was given, and rename it to say so."""
+    mlflow = _mlflow()
+    with _reported(target, "record the model's version"):
+        client = mlflow.MlflowClient(tracking_uri=target.uri)
+        tags = client.get_run(run_id).data.tags
+        role, gate = tags.get(ROLE_TAG), tags.get(GATE_TAG)
+        client.set_tag(run_id, VERSION_TAG, version)
+        if role is not None and gate is not None:
+            name = run_name(target.project, None, role, gate == "passed", version)
+            client.set_tag(run_id, _RUN_NAME_TAG, name)
+
+
+def _log_dataset(frame: Any, *, source: str | None, context: str, target: str) -> None:
+    from mlflow.data.pandas_dataset import from_pandas
+
+    targets = target if target in frame.columns else None
+    # Without a source MLflow records the frame as code-made data, which it then is.
+    where: dict[str, str] = {} if source is None else {"source": source}
+    dataset = from_pandas(frame, targets=targets, name=context, **where)
+    _mlflow().log_input(dataset, context=context)
+
+
+def _short_hash(model_sha256: str | None) -> str:
+    return (model_sha256 or "unknown").removeprefix("sha256:")[:8]
 
 
 def _training_params(bundle: Any) -> dict[str, str]:

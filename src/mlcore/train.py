@@ -322,7 +322,10 @@ def train_from_paths(
         with tracked_run(tracking, run_name=f"{tracking.project} train") as run:
             bundle.metadata[RUN_ID_KEY] = run.run_id
             save()
-            log_training(run, Path(model_dir))
+            datasets = {"training": (train, str(data))}
+            if validation_frame is not None:
+                datasets["validation"] = (validation_frame, str(validation))
+            log_training(run, Path(model_dir), datasets=datasets)
         logger.info("tracked as MLflow run %s at %s", run.run_id, tracking.uri)
     logger.info("model written to %s", model_dir)
     return bundle

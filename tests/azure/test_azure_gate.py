@@ -209,10 +209,13 @@ def test_a_challenger_worse_than_the_champion_is_not_registered(
     definitions: Definitions,
     tmp_path: Path,
 ) -> None:
-    # A one-split model clears the (lowered) floor but is far worse than the champion.
+    # A model whose leaves may not split (it predicts the class prior, AUC 0.5) clears the
+    # lowered floor but is clearly worse than the champion on the same rows. (The gate refuses
+    # only a shortfall beyond noise: a one-split model 0.04 AUC short on 450 rows is within it,
+    # see tests/mlcore/test_evaluate_gate.py.)
     weak = {
-        "training": {"hyperparameters": {"max_iter": 1, "max_leaf_nodes": 2}},
-        "gate": {"min_metrics": {"auc": 0.5}},
+        "training": {"hyperparameters": {"max_iter": 5, "min_samples_leaf": 100_000}},
+        "gate": {"min_metrics": {"auc": 0.3}},
     }
     inputs = {
         "raw_data": _raw_data(tmp_path),

@@ -159,6 +159,12 @@ def test_the_demo_leaves_browsable_runs_in_the_local_store(
     for run in runs:
         assert run.data.params["algorithm"] == "hist_gradient_boosting"
         assert "validation_auc" in run.data.metrics and "evaluation_auc" in run.data.metrics
+    # Each run says which model it was: version, role and gate outcome (issue 22, finding 9).
+    names = sorted(run.info.run_name for run in runs)
+    assert names[0].startswith("churn model ") and names[0].endswith(" challenger: gate failed")
+    assert names[1:] == ["churn v1 champion: gate passed", "churn v2 retrain: gate passed"]
+    roles = {run.data.tags["mlcore.role"]: run for run in runs}
+    assert roles["retrain"].data.tags["mlcore.model_version"] == "2"
     mlflow.set_tracking_uri(result.tracking_uri)
     models = mlflow.search_logged_models(
         experiment_ids=[experiment.experiment_id], output_format="list"

@@ -379,3 +379,31 @@ def test_the_cli_reference_modes_are_the_settings() -> None:
     from mlcore.settings import ReferenceMode
 
     assert typing.get_args(ReferenceMode) == cli.REFERENCE_MODES
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_the_report_header_names_the_model_its_version_and_the_current_window(
+    tmp_path: Path, streaming: bool
+) -> None:
+    # Before: no generated-at time, model version, hash or window anywhere in the report.
+    model_dir = tmp_path / "model"
+    build_baseline(_frame(1), SPEC).save(model_dir / "baseline")
+    (model_dir / "metadata.json").write_text(json.dumps({"model_sha256": "sha256:" + "ab" * 32}))
+    capture_dir = tmp_path / "capture" / "ep" / "AllTraffic" / "2026" / "01" / "15" / "10"
+    _write_capture(capture_dir / "00-00-000-abc.jsonl", _frame(3, rows=300))
+    out = tmp_path / "out"
+    argv = ["--baseline", str(model_dir), "--current", str(tmp_path / "capture")]
+    argv += ["--output", str(out), "--model-version", "churn:7"]
+    assert run(argv + (["--streaming"] if streaming else [])) == 0
+    context = json.loads((out / "drift_report.json").read_text())["context"]
+    assert context["model_version"] == "churn:7"
+    assert context["model_sha256"] == "sha256:" + "ab" * 32
+    page = (out / "drift_report.html").read_text()
+    assert "version churn:7 · sha256 abababababab" in page
+    assert f"generated at</th><td>{context['generated_at'][:10]}" in page
+    if streaming:  # the streaming engine never holds the rows: the header says so
+        assert context["current_window_start"] is None
+        assert "window not recorded" in page
+    else:  # the capture's inference times
+        assert context["current_window_start"] == "2026-01-15T10:00:00+00:00"
+        assert "300 rows, 2026-01-15T10:00:00+00:00 to 2026-01-15T10:00:00+00:00" in page

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlcore.data import CHURN_SPEC, make_churn
+from mlcore.data import CHURN_SPEC, DatasetSpec, make_churn
 from mlcore.drift import Baseline, DriftReport, build_baseline, detect_drift, write_drift_outputs
 from mlcore.drift.outputs import REPORT_SCHEMA_PATH
 from mlcore.settings import DriftSettings
@@ -225,3 +225,72 @@ def test_html_report_is_one_self_contained_file_with_the_grade_first(
     assert max(positions) < min(
         page.index(f"<h3>{f.name}") for f in shifted_report.features if f.grade == "none"
     )
+
+
+def _card(page: str, column: str) -> str:
+    start = page.index(f"<h3>{column}")
+    return page[start : page.index("</div>", start)]
+
+
+def test_a_card_lists_the_deciding_statistic_and_the_checks_unless_all_are_asked_for(
+    tmp_path: Path, shifted_report: DriftReport
+) -> None:
+    # Before: every distance was listed for every column, whichever decided.
+    page = write_drift_outputs(shifted_report, tmp_path / "short")["html"].read_text()
+    card = _card(page, "monthly_charges")
+    checks = re.findall(r"<tr><td>(?:<strong>)?([a-z_ ]+?)(?:</strong>)?</td>", card)
+    assert checks == ["wasserstein", "missing rate", "out of range"]
+    full = write_drift_outputs(shifted_report, tmp_path / "full", all_statistics=True)["html"]
+    every = re.findall(
+        r"<tr><td>(?:<strong>)?([a-z_ ]+?)(?:</strong>)?</td>",
+        _card(full.read_text(), "monthly_charges"),
+    )
+    assert every == [
+        "ks",
+        "psi",
+        "wasserstein",
+        "jensenshannon",
+        "kl",
+        "missing rate",
+        "out of range",
+    ]
+
+
+def test_out_of_range_reads_as_shares_never_as_a_negative_effect_size(
+    tmp_path: Path, shifted_report: DriftReport
+) -> None:
+    column = shifted_report.feature("age")
+    check = column.check("out_of_range")
+    assert check.statistic is not None and check.statistic < 0  # nothing out of range: below chance
+    row = next(
+        line
+        for line in _card(
+            write_drift_outputs(shifted_report, tmp_path)["html"].read_text(), "age"
+        ).split("<tr>")
+        if line.startswith("<td>out of range")
+    )
+    assert f"{check.statistic:.4g}" not in row and "-0." not in row
+    share = check.parameters["share_outside"]
+    assert f"{100 * share:.2f}% of current values outside the reference&#x27;s range" in row
+    assert "chance alone gives" in row
+
+
+def test_numeric_charts_are_densities_on_common_bins_so_the_reference_keeps_its_shape(
+    tmp_path: Path,
+) -> None:
+    # Before: shares on the reference's own quantile bins, flat (a tenth each) by construction.
+    rng = np.random.default_rng(4)
+    spec = DatasetSpec(target="y", numeric=("amount",))
+    reference = pd.DataFrame({"amount": rng.lognormal(3, 1, 5000), "y": 0})
+    current = pd.DataFrame({"amount": rng.lognormal(3.3, 1, 5000), "y": 0})
+    report = detect_drift(reference, current, spec=spec, settings=QUICK)
+    page = write_drift_outputs(report, tmp_path)["html"].read_text()
+    heights = [
+        float(h)
+        for h in re.findall(
+            r"height='([0-9.]+)' fill='#8c959f' fill-opacity", _card(page, "amount")
+        )
+    ]
+    assert len(heights) == 10  # the ten bins the statistics use, the reference drawn on each
+    assert max(heights) > 5 * min(heights)  # a skewed shape, not a flat line
+    assert "density" in _card(page, "amount") and "<line" in _card(page, "amount")  # an axis

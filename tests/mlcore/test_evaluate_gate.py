@@ -21,8 +21,9 @@ from sklearn.metrics import (
 
 from mlcore.atomic import OUTPUT_MARKER
 from mlcore.data import Split
-from mlcore.errors import DataError
+from mlcore.errors import DataError, ModelError
 from mlcore.evaluate import (
+    MetricReport,
     compute_metrics,
     evaluation_document,
     metrics_from_document,
@@ -105,7 +106,12 @@ def test_evaluation_document_is_sagemaker_model_quality_layout() -> None:
     report = score_predictions([0, 1, 1, 0], [0, 1, 0, 0], problem=BINARY)
     document = evaluation_document(report)
     section = document["binary_classification_metrics"]
-    assert section["accuracy"] == {"value": 0.75, "standard_deviation": None}
+    # Four rows are too few for an interval: null, as is an undefined metric.
+    assert section["accuracy"] == {
+        "value": 0.75,
+        "standard_deviation": None,
+        "confidence_interval": {"lower": None, "upper": None, "confidence": 0.95},
+    }
     assert section["auc"]["value"] is None  # no probabilities: null, never the string "NaN"
     assert section["confusion_matrix"] == {"0": {"0": 2, "1": 0}, "1": {"0": 1, "1": 1}}
     assert document["problem"]["positive_label"] == 1
@@ -142,41 +148,128 @@ def test_slice_metrics_report_small_slices_by_size_only() -> None:
     assert result["region"]["s"] == {"rows": 5.0}
 
 
-def test_gate_passes_a_challenger_at_least_as_good_as_the_champion() -> None:
-    decision = evaluate_gate({"auc": 0.85}, {"auc": 0.84}, GateSettings(min_metrics={"auc": 0.7}))
-    assert decision.passed
+def _report(truth: np.ndarray, score: np.ndarray, *, seed: int = 0) -> MetricReport:
+    """A binary model's report: ``score`` is P(positive), thresholded at 0.5."""
+    return score_predictions(
+        truth, (score >= 0.5).astype(int), problem=BINARY, probabilities=score, seed=seed
+    )
 
 
-def test_gate_blocks_a_worse_challenger_and_says_by_how_much() -> None:
+def _two_models(rows: int, challenger_signal: float, seed: int) -> tuple[np.ndarray, ...]:
+    """Labels and two models' scores on the same rows; the champion's signal is 0.4 (an AUC
+    near 0.71, like statsmodels' fair data), each model with noise of its own."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 2, rows)
+
+    def scores(signal: float) -> np.ndarray:
+        return 1 / (1 + np.exp(-(signal * (truth - 0.5) * 2 + rng.normal(size=rows))))
+
+    return truth, scores(0.4), scores(challenger_signal)
+
+
+def test_a_challenger_within_noise_of_the_champion_is_not_refused_for_a_point_shortfall() -> None:
+    # Both models come from the same process (the same skill in the population). On these 955
+    # rows the challenger's AUC happens to fall short by more than the tolerance, which the
+    # point comparison refused; the paired bootstrap cannot tell it from noise.
+    truth, champion, challenger = _two_models(955, challenger_signal=0.4, seed=5)
+    settings = GateSettings(min_metrics={"auc": 0.6}, champion_tolerance=0.005)
+    new, old = _report(truth, challenger), _report(truth, champion)
+    shortfall = old.metrics["auc"] - new.metrics["auc"]
+    assert shortfall > settings.champion_tolerance  # the premise: a point shortfall
+    decision = evaluate_gate(new, old, settings)
+    assert decision.passed, decision.reasons
+    comparison = decision.comparison
+    assert comparison is not None and comparison.shortfall == pytest.approx(shortfall)
+    assert comparison.lower_bound <= settings.champion_tolerance
+    assert any("within noise" in reason for reason in decision.reasons)
+
+
+def test_a_clearly_worse_challenger_is_refused_with_the_bound_that_decided() -> None:
+    truth, champion, challenger = _two_models(955, challenger_signal=0.15, seed=5)
     decision = evaluate_gate(
-        {"auc": 0.80},
-        {"auc": 0.85},
-        GateSettings(min_metrics={"auc": 0.7}, champion_tolerance=0.01),
+        _report(truth, challenger),
+        _report(truth, champion),
+        GateSettings(min_metrics={"auc": 0.55}, champion_tolerance=0.01),
     )
     assert not decision.passed
-    assert any("worse than the champion's 0.8500 by 0.0500" in r for r in decision.reasons)
+    comparison = decision.comparison
+    assert comparison is not None and comparison.clearly_worse
+    assert comparison.lower_bound > 0.01 and comparison.confidence == 0.95
+    reason = next(r for r in decision.reasons if "worse than the champion" in r)
+    assert "at 95% confidence the shortfall is at least" in reason
+    document = decision.to_dict()["champion_comparison"]
+    assert document["method"] == "paired bootstrap of the metric difference on the same rows"
+    assert document["clearly_worse"] is True and document["resamples"] == 1000
 
 
-def test_gate_tolerance_allows_a_small_shortfall() -> None:
-    decision = evaluate_gate({"auc": 0.846}, {"auc": 0.85}, GateSettings(champion_tolerance=0.005))
+def test_a_better_challenger_passes() -> None:
+    truth, champion, challenger = _two_models(800, challenger_signal=1.6, seed=2)
+    decision = evaluate_gate(
+        _report(truth, challenger), _report(truth, champion), GateSettings(min_metrics={})
+    )
     assert decision.passed
+    assert decision.comparison is not None and decision.comparison.shortfall < 0
+
+
+def test_a_higher_confidence_asks_for_stronger_evidence_before_refusing() -> None:
+    truth, champion, challenger = _two_models(955, challenger_signal=0.3, seed=4)
+    new, old = _report(truth, challenger), _report(truth, champion)
+    loose = evaluate_gate(new, old, GateSettings(min_metrics={}, champion_confidence=0.6))
+    strict = evaluate_gate(new, old, GateSettings(min_metrics={}, champion_confidence=0.99))
+    assert loose.comparison is not None and strict.comparison is not None
+    assert strict.comparison.lower_bound < loose.comparison.lower_bound
+
+
+def test_reports_of_different_rows_cannot_be_paired() -> None:
+    truth, champion, challenger = _two_models(400, challenger_signal=1.0, seed=1)
+    with pytest.raises(ModelError, match="not scored on the same rows"):
+        evaluate_gate(
+            _report(truth, challenger), _report(truth[:300], champion[:300]), GateSettings()
+        )
+    with pytest.raises(ModelError, match="seed 1 vs 2"):
+        evaluate_gate(
+            _report(truth, challenger, seed=1), _report(truth, champion, seed=2), GateSettings()
+        )
+
+
+def test_the_gate_fails_when_too_few_resamples_define_the_metric_to_compare() -> None:
+    # Two positive rows in 200: about one resample in seven holds no positive, so no AUC.
+    truth = np.zeros(200, dtype=int)
+    truth[:2] = 1
+    rng = np.random.default_rng(0)
+    champion = np.clip(truth * 0.6 + rng.uniform(size=200) * 0.4, 0, 1)
+    challenger = np.clip(truth * 0.5 + rng.uniform(size=200) * 0.5, 0, 1)
+    decision = evaluate_gate(_report(truth, challenger), _report(truth, champion), GateSettings())
+    assert not decision.passed
+    assert any("cannot compare auc with the champion" in r for r in decision.reasons)
 
 
 def test_gate_blocks_below_threshold_even_without_a_champion() -> None:
-    decision = evaluate_gate({"auc": 0.65}, None, GateSettings(min_metrics={"auc": 0.7}))
-    assert not decision.passed and "auc 0.6500 is below the minimum 0.7" in decision.reasons
+    truth, _, weak = _two_models(600, challenger_signal=0.2, seed=3)
+    decision = evaluate_gate(_report(truth, weak), None, GateSettings(min_metrics={"auc": 0.7}))
+    assert not decision.passed
+    assert any(r.startswith("auc 0.") and "is below the minimum 0.7" in r for r in decision.reasons)
 
 
 def test_gate_treats_lower_is_better_metrics_correctly() -> None:
+    rng = np.random.default_rng(9)
+    truth = rng.normal(size=600)
     settings = GateSettings(primary_metric="rmse", min_metrics={}, max_metrics={"rmse": 2.0})
-    assert not evaluate_gate({"rmse": 1.5}, {"rmse": 1.0}, settings).passed
-    assert evaluate_gate({"rmse": 0.9}, {"rmse": 1.0}, settings).passed
-    assert not evaluate_gate({"rmse": 2.5}, None, settings).passed
+
+    def report(noise: float) -> MetricReport:
+        return score_predictions(truth, truth + noise * rng.normal(size=600), problem=REGRESSION)
+
+    champion = report(1.0)
+    assert not evaluate_gate(report(1.5), champion, settings).passed  # clearly worse
+    assert evaluate_gate(report(0.5), champion, settings).passed  # better
+    assert not evaluate_gate(report(2.5), None, settings).passed  # above the ceiling
 
 
 def test_gate_fails_on_a_missing_or_nan_metric() -> None:
-    assert not evaluate_gate({"auc": float("nan")}, None, GateSettings()).passed
-    assert not evaluate_gate({}, None, GateSettings()).passed
+    no_probabilities = score_predictions([0, 1, 1, 0], [0, 1, 1, 0], problem=BINARY)
+    assert not evaluate_gate(no_probabilities, None, GateSettings()).passed
+    regression = score_predictions([1.0, 2.0], [1.0, 2.0], problem=REGRESSION)
+    assert not evaluate_gate(regression, None, GateSettings(min_metrics={"auc": 0.5})).passed
 
 
 def test_evaluation_job_writes_every_report(
@@ -197,7 +290,10 @@ def test_evaluation_job_writes_every_report(
         "slice_metrics.json",
         "model_card.json",
         "model_card.md",
+        "model_card.html",
+        "model_package_card.json",
         "sample_request.json",
+        "figures",
     }
     evaluation = json.loads((tmp_path / "out" / "evaluation.json").read_text())
     assert evaluation["binary_classification_metrics"]["auc"]["value"] == pytest.approx(

@@ -11,6 +11,7 @@ import pytest
 
 from mlcore.cli import EXIT_ERROR, main
 from mlcore.errors import ConfigError
+from mlcore.model import model_sha256, write_manifest
 from mlcore.settings import load_settings
 from mlcore.tracking import RUN_ID_KEY, local_store_uri, resolve_tracking
 
@@ -284,3 +285,89 @@ def test_an_unusable_tracking_uri_fails_the_command_with_the_uri_and_the_way_out
 def test_an_invalid_tracking_override_is_an_error() -> None:
     with pytest.raises(ConfigError, match="MLCORE_TRACKING='sometimes'"):
         resolve_tracking(load_settings(None), environ={"MLCORE_TRACKING": "sometimes"})
+
+
+def _contexts(run) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Dataset inputs of a run: context -> dataset name."""
+    return {
+        next(t.value for t in item.tags if t.key == "mlflow.data.context"): item.dataset.name
+        for item in run.inputs.dataset_inputs
+    }
+
+
+def test_runs_are_named_and_tagged_by_version_role_and_gate_with_their_data_and_figures(
+    tracked_chain: tuple[Path, str],
+) -> None:
+    # Before: every run was "<project> train", with no datasets, no plots, no role.
+    from mlcore.tracking import record_registration, resolve_tracking
+
+    folder, store = tracked_chain
+    metadata = json.loads((folder / "model" / "metadata.json").read_text())
+    run_id = metadata[RUN_ID_KEY]
+    short = model_sha256(folder / "model").removeprefix("sha256:")[:8]
+    run = _client(store).get_run(run_id)
+    assert run.info.run_name == f"churn model {short} champion: gate passed"
+    assert run.data.tags["mlcore.role"] == "champion"
+    assert set(_contexts(run)) == {"training", "validation", "evaluation"}
+    figures = {a.path for a in _client(store).list_artifacts(run_id, "evaluation/figures")}
+    assert {
+        "evaluation/figures/roc_curve.png",
+        "evaluation/figures/confusion_matrix.png",
+    } <= figures
+    card = {a.path for a in _client(store).list_artifacts(run_id, "evaluation")}
+    assert "evaluation/model_card.html" in card
+
+    target = resolve_tracking(
+        load_settings(folder / "mlops.yaml"), environ={"MLCORE_TRACKING": "on"}
+    )
+    assert target is not None
+    record_registration(target, run_id, "4")
+    renamed = _client(store).get_run(run_id)
+    assert renamed.info.run_name == "churn v4 champion: gate passed"
+    assert renamed.data.tags["mlcore.model_version"] == "4"
+
+
+def test_an_evaluation_against_a_champion_is_a_challenger_run_of_its_own(
+    tracked_chain: tuple[Path, str], tmp_path: Path
+) -> None:
+    import shutil
+
+    folder, store = tracked_chain
+    # A model whose training run is not in this store: the evaluation opens a run of its own.
+    shutil.copytree(folder / "model", tmp_path / "model")
+    metadata_file = tmp_path / "model" / "metadata.json"
+    metadata = json.loads(metadata_file.read_text())
+    metadata.pop(RUN_ID_KEY)
+    metadata_file.write_text(json.dumps(metadata))
+    write_manifest(tmp_path / "model")  # the edited folder is a model of its own
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLCORE_TRACKING", "on")
+        code = main(
+            [
+                "evaluate",
+                "--model-dir",
+                str(tmp_path / "model"),
+                "--champion-dir",
+                str(folder / "model"),
+                "--data",
+                str(folder / "prep" / "test"),
+                "--output",
+                str(tmp_path / "eval"),
+                "--settings",
+                str(folder / "mlops.yaml"),
+            ]
+        )
+    assert code == 0
+    experiment = _client(store).get_run(_run_of(folder)).info.experiment_id
+    runs = _client(store).search_runs(
+        [experiment], filter_string="tags.`mlcore.role` = 'challenger'"
+    )
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.run_name.endswith("challenger: gate passed")
+    assert run.data.metrics["gate_shortfall"] == pytest.approx(0.0, abs=1e-12)
+    assert set(_contexts(run)) == {"evaluation"}
+
+
+def _run_of(folder: Path) -> str:
+    return str(json.loads((folder / "model" / "metadata.json").read_text())[RUN_ID_KEY])

@@ -392,7 +392,7 @@ def test_the_model_card_shows_whether_the_tree_was_dirty(
         bundle,
         report=report,
         slices={},
-        gate=evaluate_gate(report.metrics, None, GateSettings()),
+        gate=evaluate_gate(report, None, GateSettings()),
         evaluation_rows=len(churn_split.test),
         evaluation_fingerprint="sha256:x",
         name="churn v1",

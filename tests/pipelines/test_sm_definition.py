@@ -197,6 +197,7 @@ def test_registered_metadata_records_the_gate_that_was_applied(
     metadata = steps[register]["Arguments"]["CustomerMetadataProperties"]
     assert metadata["gate_min_auc"] == "0.8" and metadata["gate_min_accuracy"] == "0.7"
     assert metadata["gate_champion_tolerance"] == "0.01"
+    assert metadata["gate_champion_confidence"] == "0.95"
     assert metadata["gate_settings_sha256"] == "sha256:fixture"
     champion = metadata["gate_champion_package_arn"]
     if register == "RegisterModel":

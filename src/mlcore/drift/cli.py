@@ -11,18 +11,24 @@ command runs, so ``mlcore drift --help`` stays quick.
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlcore.settings_file import SETTINGS_ENV_VAR
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import pandas as pd
 
     from mlcore.data import DatasetSpec
     from mlcore.drift.baseline import Baseline
+    from mlcore.drift.html import ReportContext
     from mlcore.drift.results import DriftReport, ReferenceInfo
     from mlcore.settings import MlopsSettings
+
+logger = logging.getLogger(__name__)
 
 # Kept in step with mlcore.settings.ReferenceMode and streaming.DEFAULT_CHUNK_ROWS (a test
 # checks both) without importing them for --help.
@@ -146,19 +152,58 @@ def add_drift_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
         help="rows per chunk with --engine streaming, rows per Arrow batch an executor "
         f"summarises with --engine spark (default: {DEFAULT_CHUNK_ROWS})",
     )
+    parser.add_argument(
+        "--model-version",
+        metavar="LABEL",
+        help="the model's version in its registry (e.g. 7 or churn:7), shown in the report's "
+        "header beside the model file's hash (default: not shown)",
+    )
+    parser.add_argument(
+        "--all-statistics",
+        action="store_true",
+        help="list every method's statistic per column in drift_report.html, not only the "
+        "deciding one's (drift_report.json always holds them all)",
+    )
     parser.set_defaults(handler=run_drift_command)
 
 
 def run_drift_command(args: argparse.Namespace) -> int:
     from mlcore.drift.outputs import write_drift_outputs
 
-    report = drift_report_for(args)
-    paths = write_drift_outputs(report, args.output)
+    report, context = drift_report_for(args)
+    paths = write_drift_outputs(
+        report, args.output, context=context, all_statistics=args.all_statistics
+    )
     print(summary(report, paths["drift_report"]))
     return 0
 
 
-def drift_report_for(args: argparse.Namespace) -> DriftReport:
+def drift_report_for(args: argparse.Namespace) -> tuple[DriftReport, ReportContext]:
+    """The report, and what its header says beside it: the model and the current window."""
+    from mlcore.drift.html import ReportContext
+
+    started = _now()
+    report, window = _report_and_window(args)
+    start, end = window if window is not None else (args.window_start, args.window_end)
+    context = ReportContext(
+        generated_at=started,
+        model_version=getattr(args, "model_version", None),
+        model_sha256=_model_sha256(Path(args.baseline)) if args.baseline is not None else None,
+        current_window_start=start,
+        current_window_end=end,
+    )
+    return report, context
+
+
+def _now() -> datetime:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def _report_and_window(
+    args: argparse.Namespace,
+) -> tuple[DriftReport, tuple[str, str] | None]:
     from mlcore.errors import ConfigError
 
     settings = load_drift_settings(args.settings)
@@ -207,7 +252,7 @@ def engine_of(args: argparse.Namespace) -> str:
 
 def _against_baseline(
     args: argparse.Namespace, baseline: Baseline, settings: MlopsSettings
-) -> DriftReport:
+) -> tuple[DriftReport, tuple[str, str] | None]:
     from mlcore.drift.detect import detect_drift
     from mlcore.drift.results import ReferenceInfo
     from mlcore.drift.sources import CAPTURE_METADATA_COLUMNS, is_capture, read_data
@@ -217,7 +262,7 @@ def _against_baseline(
     if args.engine == "spark":
         from mlcore.drift.spark import detect_drift_spark_path
 
-        return detect_drift_spark_path(
+        spark_report = detect_drift_spark_path(
             baseline,
             str(args.current),
             settings=settings.drift,
@@ -226,10 +271,11 @@ def _against_baseline(
             master=args.spark_master,
             chunk_rows=args.chunk_rows,
         )
+        return spark_report, None
     if args.engine == "streaming":
         from mlcore.drift.streaming import detect_drift_streaming_path
 
-        return detect_drift_streaming_path(
+        streamed = detect_drift_streaming_path(
             baseline,
             Path(args.current),
             settings=settings.drift,
@@ -238,17 +284,20 @@ def _against_baseline(
             chunk_rows=args.chunk_rows,
             reference_info=info,
         )
+        return streamed, None
     current_path = Path(args.current)
     current = read_data(current_path, baseline.spec)
-    return detect_drift(
+    capture = is_capture(current_path)
+    report = detect_drift(
         baseline,
         current,
         settings=settings.drift,
         prediction_columns=predictions,
         workers=args.workers,
         reference_info=info,
-        expected_columns=CAPTURE_METADATA_COLUMNS if is_capture(current_path) else (),
+        expected_columns=CAPTURE_METADATA_COLUMNS if capture else (),
     )
+    return report, _span(current, args.timestamp or _event_time(capture, baseline.spec))
 
 
 def _against_table(
@@ -257,7 +306,7 @@ def _against_table(
     *,
     mode: str,
     baseline: Baseline | None = None,
-) -> DriftReport:
+) -> tuple[DriftReport, tuple[str, str] | None]:
     from mlcore.data import DatasetSpec
     from mlcore.drift.detect import detect_drift
     from mlcore.drift.sources import CAPTURE_METADATA_COLUMNS, is_capture, read_data
@@ -280,13 +329,17 @@ def _against_table(
     if spec is None:
         spec = infer_drift_spec(args, reference, settings, predictions)
     capture = is_capture(current_path)
-    reference, info = _reference_window(args, reference, current, spec, settings, mode, capture)
+    reference, info, window = _reference_window(
+        args, reference, current, spec, settings, mode, capture
+    )
+    if window is None:
+        window = _span(current, args.timestamp or _event_time(capture, spec))
     if args.engine == "streaming":
         from mlcore.drift.baseline import build_baseline
         from mlcore.drift.streaming import detect_drift_streaming_path
 
         built = build_baseline(reference, spec, settings.drift, prediction_columns=predictions)
-        return detect_drift_streaming_path(
+        streamed = detect_drift_streaming_path(
             built,
             current_path,
             settings=settings.drift,
@@ -295,7 +348,8 @@ def _against_table(
             chunk_rows=args.chunk_rows,
             reference_info=info,
         )
-    return detect_drift(
+        return streamed, window
+    report = detect_drift(
         reference,
         current,
         spec=spec,
@@ -305,6 +359,7 @@ def _against_table(
         reference_info=info,
         expected_columns=CAPTURE_METADATA_COLUMNS if capture else (),
     )
+    return report, window
 
 
 def _reference_window(
@@ -315,7 +370,8 @@ def _reference_window(
     settings: MlopsSettings,
     mode: str,
     capture: bool,
-) -> tuple[pd.DataFrame, ReferenceInfo]:
+) -> tuple[pd.DataFrame, ReferenceInfo, tuple[str, str] | None]:
+    """The reference rows, what they are, and the current window they were chosen for."""
     import pandas as pd
 
     from mlcore.drift import windows
@@ -323,7 +379,7 @@ def _reference_window(
     from mlcore.errors import ConfigError
 
     if mode == "data":
-        return reference, ReferenceInfo(mode="data", source=str(args.reference))
+        return reference, ReferenceInfo(mode="data", source=str(args.reference)), None
     column = args.timestamp or ("inference_time" if capture else spec.timestamp)
     if column is None:
         raise ConfigError(
@@ -350,7 +406,7 @@ def _reference_window(
         window_start=start,
         window_end=end,
     )
-    return selected, info
+    return selected, info, window.iso()
 
 
 def infer_drift_spec(
@@ -400,6 +456,55 @@ def load_drift_settings(path: str | None) -> MlopsSettings:
     from mlcore.settings_file import settings_path
 
     return load_settings(settings_path(path))
+
+
+def _event_time(capture: bool, spec: DatasetSpec) -> str | None:
+    return "inference_time" if capture else spec.timestamp
+
+
+def _span(frame: pd.DataFrame, column: str | None) -> tuple[str, str] | None:
+    """The first and last event time of the current data, for the report's header; None
+    (the header says so) without a timestamp column or with times that do not parse."""
+    from mlcore.drift import windows
+    from mlcore.errors import DataError
+
+    if column is None or column not in frame.columns:
+        return None
+    try:
+        return windows.window_of(frame, column).iso()
+    except DataError as exc:
+        logger.warning("the report's header shows no current window: %s", exc)
+        return None
+
+
+def _model_sha256(path: Path) -> str | None:
+    """The sha256 recorded with the model a baseline came with (its model folder's
+    metadata.json, also inside SageMaker's model.tar.gz), or None for a bare baseline."""
+    import json
+    import tarfile
+
+    from mlcore.drift.baseline import BASELINE_FILE
+    from mlcore.model import METADATA_FILE, MODEL_SHA256_KEY, SAGEMAKER_MODEL_ARCHIVE
+
+    text = None
+    candidates = [path / METADATA_FILE]
+    if (path / BASELINE_FILE).is_file():  # a model's baseline/ folder: the model is its parent
+        candidates.append(path.parent / METADATA_FILE)
+    for candidate in candidates:
+        if candidate.is_file():
+            text = candidate.read_text()
+            break
+    archive = path / SAGEMAKER_MODEL_ARCHIVE
+    if text is None and archive.is_file():
+        # Only the metadata is read from the archive; the baseline was unpacked already.
+        with tarfile.open(archive) as tar:
+            member = next(
+                (m for m in tar.getmembers() if m.name.lstrip("./") == METADATA_FILE), None
+            )
+            extracted = tar.extractfile(member) if member is not None else None
+            text = extracted.read().decode() if extracted is not None else None
+    value = json.loads(text).get(MODEL_SHA256_KEY) if text is not None else None
+    return None if value is None else str(value)
 
 
 def _load_baseline(path: Path) -> Baseline:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from mlcore.drift.html import render_html
+from mlcore.drift.html import ReportContext, render_html
 from mlcore.drift.monitor_formats import (
     constraints_document,
     statistics_document,
@@ -29,13 +29,26 @@ OUTPUT_FILES = {
 }
 
 
-def write_drift_outputs(report: DriftReport, out_dir: str | Path) -> dict[str, Path]:
-    """Write every output file of ``report`` into ``out_dir``; returns name -> path."""
+def write_drift_outputs(
+    report: DriftReport,
+    out_dir: str | Path,
+    *,
+    context: ReportContext | None = None,
+    all_statistics: bool = False,
+) -> dict[str, Path]:
+    """Write every output file of ``report`` into ``out_dir``; returns name -> path.
+
+    ``context`` (when the report was generated, which model, the current window) heads the
+    HTML page and is recorded in drift_report.json; ``all_statistics`` lists every method's
+    statistic per column in the HTML, not only the deciding one's.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    context = context or ReportContext()
     settings = DriftSettings.model_validate(dict(report.settings))
+    document = {**report.to_dict(), "context": context.to_dict()}
     paths = {
-        "drift_report": write_json(out / OUTPUT_FILES["drift_report"], report.to_dict()),
+        "drift_report": write_json(out / OUTPUT_FILES["drift_report"], document),
         "statistics": write_json(
             out / OUTPUT_FILES["statistics"],
             statistics_document(
@@ -51,7 +64,9 @@ def write_drift_outputs(report: DriftReport, out_dir: str | Path) -> dict[str, P
         ),
     }
     html_path = out / OUTPUT_FILES["html"]
-    html_path.write_text(render_html(report), encoding="utf-8")
+    html_path.write_text(
+        render_html(report, context, all_statistics=all_statistics), encoding="utf-8"
+    )
     paths["html"] = html_path
     logger.info("drift outputs written to %s", out)
     return paths
