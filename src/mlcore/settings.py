@@ -26,9 +26,11 @@ from mlcore.metric_names import (
     METRICS_BY_TASK,
 )
 
-# Kept in an import-light module for the command line's help; re-exported here.
+# Which file is read is decided in one import-light place (the command line's help needs it
+# without pydantic); re-exported here for callers that load settings.
 from mlcore.settings_file import DEFAULT_SETTINGS_FILE as DEFAULT_SETTINGS_FILE
 from mlcore.settings_file import SETTINGS_ENV_VAR as SETTINGS_ENV_VAR
+from mlcore.settings_file import resolve_settings_path as resolve_settings_path
 
 # What a gate may name, by task (known when the settings load) or by problem type (known
 # once the classes are).
@@ -105,6 +107,44 @@ def _default_hyperparameters() -> dict[str, HyperparameterValue]:
     return {"learning_rate": 0.08, "max_iter": 200, "max_leaf_nodes": 31}
 
 
+def default_hyperparameters(algorithm: str) -> dict[str, HyperparameterValue]:
+    """The hyperparameters ``algorithm`` starts from: the shipped ones for the shipped
+    algorithm, the library's own (none given) for every other."""
+    return _default_hyperparameters() if algorithm == _DEFAULT_ALGORITHM else {}
+
+
+def sized_hyperparameters(
+    algorithm: str, *, training_rows: int, n_classes: int
+) -> dict[str, HyperparameterValue]:
+    """Hyperparameters sized to the data, as ``mlcore init`` writes them.
+
+    For gradient boosting: early stopping on the loss of an inner validation share, so the
+    number of trees follows the data (a fixed 200 trees overfit a few hundred rows until
+    the model's log loss was worse than predicting the class shares), and smaller trees
+    and a larger inner validation share on smaller data. ``n_classes`` is 0 for regression;
+    each class needs rows in the inner validation share, so few rows per class get the
+    larger share too. Other algorithms start from their library's defaults.
+    """
+    if algorithm != _DEFAULT_ALGORITHM:
+        return default_hyperparameters(algorithm)
+    rows_per_class = training_rows / n_classes if n_classes else training_rows
+    small = training_rows < 2_000 or rows_per_class < 200
+    leaves = 31 if training_rows >= 10_000 else 15 if training_rows >= 1_000 else 7
+    return {
+        "learning_rate": 0.1,
+        "max_iter": 500,
+        "max_leaf_nodes": leaves,
+        "early_stopping": True,
+        "n_iter_no_change": 10,
+        "validation_fraction": 0.2 if small else 0.1,
+    }
+
+
+# OpenMP threads for training, "auto" capped here: bench/threads.py measured no gain beyond
+# it for the data sizes this kit trains on (README, "Training threads").
+MAX_AUTO_THREADS = 4
+
+
 class TrainingSettings(_Frozen):
     """What to train: a built-in ``algorithm``, or your own ``estimator`` factory.
 
@@ -132,6 +172,42 @@ class TrainingSettings(_Frozen):
         description="time: the most recent rows are the test set, then validation; random: "
         "shuffled with the seed; auto: time when the data has the declared timestamp",
     )
+    threads: int | Literal["auto"] = Field(
+        "auto",
+        description="OpenMP threads a model trains with; auto: $OMP_NUM_THREADS when set, "
+        f"else the machine's cores up to {MAX_AUTO_THREADS}",
+    )
+
+    @model_validator(mode="after")
+    def _threads_positive(self) -> TrainingSettings:
+        if self.threads != "auto" and self.threads < 1:
+            raise ValueError(f"training.threads must be auto or at least 1, got {self.threads}")
+        return self
+
+    def thread_count(self, environ: Mapping[str, str] | None = None) -> int:
+        """The threads training uses: ``threads``, else ``$OMP_NUM_THREADS`` (an operator's
+        choice, e.g. one per test worker), else the cores this process may use, capped at
+        ``MAX_AUTO_THREADS``."""
+        if self.threads != "auto":
+            return self.threads
+        env = os.environ if environ is None else environ
+        explicit = env.get("OMP_NUM_THREADS", "").strip()
+        if explicit.isdigit() and int(explicit) >= 1:
+            return int(explicit)
+        return max(1, min(_usable_cores(), MAX_AUTO_THREADS))
+
+    def with_algorithm(self, algorithm: str) -> TrainingSettings:
+        """These settings training ``algorithm`` instead: a different algorithm starts from its
+        own default hyperparameters, never from another algorithm's (which it would refuse)."""
+        if algorithm == self.algorithm and self.estimator is None:
+            return self
+        return self.model_copy(
+            update={
+                "algorithm": algorithm,
+                "estimator": None,
+                "hyperparameters": default_hyperparameters(algorithm),
+            }
+        )
 
     @model_validator(mode="before")
     @classmethod
@@ -166,6 +242,14 @@ class TrainingSettings(_Frozen):
         return self.estimator or self.algorithm
 
 
+def _usable_cores() -> int:
+    # The cores this process may run on (a container's CPU set), not the host's count.
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 class TrackingSettings(_Frozen):
     """MLflow tracking of every ``mlcore train`` and ``mlcore evaluate`` (optional: ``mlcore[tracking]``).
 
@@ -179,6 +263,12 @@ class TrackingSettings(_Frozen):
     enabled: bool | Literal["auto"] = "auto"
     uri: str | None = None
     experiment: str | None = Field(None, min_length=1, max_length=200)
+
+
+# Below this many test rows a metric's sampling error swamps any floor (Hanley and McNeil's
+# standard error of an AUC of 0.75 on 15 + 15 rows is 0.09), so the gate will not decide;
+# gate.min_evaluation_rows lowers it knowingly.
+MIN_EVALUATION_ROWS = 30
 
 
 class GateSettings(_Frozen):
@@ -200,6 +290,11 @@ class GateSettings(_Frozen):
     min_metrics: dict[str, float] = Field(default_factory=lambda: {"auc": 0.70})
     max_metrics: dict[str, float] = Field(default_factory=dict)
     champion_tolerance: float = Field(0.005, ge=0)
+    min_evaluation_rows: int = Field(
+        MIN_EVALUATION_ROWS,
+        ge=1,
+        description="the fewest test rows a gate decides on; prep and evaluate refuse fewer",
+    )
 
     @model_validator(mode="after")
     def _thresholds_point_the_right_way(self) -> GateSettings:
@@ -497,19 +592,6 @@ class MlopsSettings(_Frozen):
     def experiment_name(self) -> str:
         """The MLflow experiment runs are tracked under: ``tracking.experiment`` or the project."""
         return self.tracking.experiment or self.project
-
-
-def resolve_settings_path(
-    explicit: str | Path | None = None, *, environ: Mapping[str, str] | None = None
-) -> Path | None:
-    """The settings file every command reads: ``explicit`` (``--settings``), else
-    ``$MLOPS_SETTINGS``, else ``./mlops.yaml`` when it exists, else None (built-in defaults)."""
-    env = os.environ if environ is None else environ
-    chosen = explicit or env.get(SETTINGS_ENV_VAR) or None
-    if chosen is not None:
-        return Path(chosen)
-    default = Path(DEFAULT_SETTINGS_FILE)
-    return default if default.is_file() else None
 
 
 def required_extras(settings: MlopsSettings) -> tuple[str, ...]:
