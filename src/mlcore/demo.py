@@ -49,6 +49,7 @@ from mlcore.evaluation_job import EvaluationResult, run_evaluation
 from mlcore.jsonio import write_json
 from mlcore.model import BASELINE_DIR, MODEL_SHA256_KEY
 from mlcore.prep import PrepResult, prepare, resolve_spec, split_method
+from mlcore.project_init import DEMO_LIVE_SHARE
 from mlcore.quality import (
     INFERENCE_ID_COLUMN,
     QualityReport,
@@ -73,7 +74,7 @@ TRAFFIC_BATCH_ROWS = 100
 LABELLED_REQUESTS = 300
 # With your own data, this share of the rows plays the live period: the latest by timestamp,
 # or a random share drawn with the seed when there is no timestamp (row order is not time).
-LIVE_SHARE = 0.3
+LIVE_SHARE = DEMO_LIVE_SHARE
 DEMO_MARKER = ".mlcore-demo"
 LOG_FILE = "demo.log"
 

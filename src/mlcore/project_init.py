@@ -51,6 +51,9 @@ if TYPE_CHECKING:
     from mlcore.data.profile import DataProfile
     from mlcore.data.spec import Task
 
+# The share of rows `make demo` serves as live traffic (mlcore.demo.LIVE_SHARE, which
+# imports the serving stack; init must stay light).
+DEMO_LIVE_SHARE = 0.3
 # Enough rows to see ids repeat and classes balance; a large file is not read whole.
 DEFAULT_SAMPLE_ROWS = 50_000
 CLOUDS = ("aws", "azure")
@@ -674,6 +677,15 @@ def _check_lines(
     checks.append(
         f"gate.min_metrics {settings.gate.min_metrics}: a starting floor, not a business requirement"
     )
+    test_rows = round(profile.rows * settings.training.test_fraction)
+    demo_test_rows = round(test_rows * (1 - DEMO_LIVE_SHARE))
+    if demo_test_rows < settings.gate.min_evaluation_rows:
+        checks.append(
+            f"at {profile.rows} rows the test split holds about {test_rows} rows "
+            f"({demo_test_rows} in `make demo`, which keeps {DEMO_LIVE_SHARE:.0%} as live "
+            f"traffic): prep refuses a gate decided on fewer than gate.min_evaluation_rows "
+            f"({settings.gate.min_evaluation_rows}); gather more rows, or lower it knowingly"
+        )
     checks.append(
         f"training.hyperparameters {settings.training.hyperparameters}: sized to "
         f"{profile.rows} profiled rows; `mlcore train --algorithm NAME` starts from that "
