@@ -185,9 +185,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     else:
         settings = settings_from_args(args)
     if not args.verbose:
-        # The demo shows its own progress (its log file keeps the rest); per-request and
-        # per-step logs would bury it.
-        logging.getLogger().setLevel(logging.WARNING)
+        # The demo shows its own progress and ends a failure in one line; the log records
+        # (tracebacks too) go to its demo.log, not the console, where they would bury it.
+        for handler in logging.getLogger().handlers:
+            handler.setLevel(logging.CRITICAL + 1)
         for name in ("httpx", "uvicorn", "uvicorn.error", "uvicorn.access"):
             logging.getLogger(name).setLevel(logging.WARNING)
     options = DemoOptions(output_dir=Path(args.output), rows=args.rows, quiet=args.quiet)

@@ -104,17 +104,19 @@ class DemoResult:
     quality: QualityReport | None = None
     # Why live quality was not scored, when it could not be.
     quality_note: str | None = None
+    # Warnings logged during the run (in demo.log), e.g. a column that looks like an id.
+    warnings: int = 0
 
 
 def run_demo(options: DemoOptions, settings: MlopsSettings) -> DemoResult:
     """Run the loop; every failure is an :class:`MlcoreError` naming the step and what to do."""
     out = options.output_dir
     _prepare_output(out)
-    with _logging_to(out / LOG_FILE):
-        return _run(options, settings, out)
+    with _logging_to(out / LOG_FILE) as log:
+        return _run(options, settings, out, log)
 
 
-def _run(options: DemoOptions, settings: MlopsSettings, out: Path) -> DemoResult:
+def _run(options: DemoOptions, settings: MlopsSettings, out: Path, log: _RunLog) -> DemoResult:
     console = _console(quiet=options.quiet)
     registry = LocalModelRegistry(out / "registry")
     group = settings.project
@@ -234,6 +236,7 @@ def _run(options: DemoOptions, settings: MlopsSettings, out: Path) -> DemoResult
                 )
 
     result.seconds = time.perf_counter() - started
+    result.warnings = log.warnings
     write_json(out / "summary.json", _summary_document(result))
     _print_summary(_console(quiet=False), result, out)
     return result
@@ -246,13 +249,26 @@ def _console(*, quiet: bool) -> Console:
     return Console(quiet=quiet, width=1_000, soft_wrap=True)
 
 
+class _RunLog(logging.FileHandler):
+    """The demo's log file: every record of INFO and above, and a count of the warnings."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, encoding="utf-8")
+        self.setLevel(logging.INFO)
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        self.warnings = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING:
+            self.warnings += 1
+        super().emit(record)
+
+
 @contextmanager
-def _logging_to(path: Path) -> Iterator[None]:
+def _logging_to(path: Path) -> Iterator[_RunLog]:
     """Every log record of INFO and above (tracebacks included) also goes to ``path``; what
     the console's handlers show is left as it was."""
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setLevel(logging.INFO)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler = _RunLog(path)
     root = logging.getLogger()
     level = root.level
     quietened = []
@@ -266,7 +282,7 @@ def _logging_to(path: Path) -> Iterator[None]:
         root.setLevel(logging.INFO)
     root.addHandler(handler)
     try:
-        yield
+        yield handler
     finally:
         root.removeHandler(handler)
         handler.close()
@@ -599,6 +615,7 @@ def _summary_document(result: DemoResult) -> dict[str, Any]:
         "traffic_requests": result.traffic_requests,
         "captured_rows": result.captured_rows,
         "tracking_uri": result.tracking_uri,
+        "warnings": result.warnings,
         "seconds": round(result.seconds, 1),
     }
 
@@ -634,6 +651,8 @@ def _print_summary(console: Console, result: DemoResult, out: Path) -> None:
         )
     elif result.quality_note:
         console.print(result.quality_note)
+    if result.warnings:
+        console.print(f"{result.warnings} warnings logged: read {out / LOG_FILE}")
     console.print(
         f"Artifacts in {out}/ (registry, evaluation.json, model cards, drift and quality "
         f"reports, capture, {LOG_FILE}). {result.seconds:.0f}s."

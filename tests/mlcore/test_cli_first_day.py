@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -310,3 +311,23 @@ def test_quality_names_its_inputs_as_drift_does() -> None:
         ["drift", "--current", "cap/", "--baseline", "m/", "--output", "o"]
     )
     assert (drift.current, drift.baseline) == (args.current, args.baseline)
+
+
+def test_slice_disparities_are_rounded_as_the_card_shows_figures(
+    tmp_path: Path, saved_model_dir: Path, churn_split: Any, fixture_settings: Any
+) -> None:
+    from mlcore.evaluation_job import run_evaluation
+
+    churn_split.test.to_parquet(tmp_path / "test.parquet")
+    run_evaluation(
+        model_dir=saved_model_dir,
+        data=tmp_path / "test.parquet",
+        output_dir=tmp_path / "evaluation",
+        settings=fixture_settings,
+    )
+    card = json.loads((tmp_path / "evaluation" / "model_card.json").read_text())
+    disparities = card["ethical_considerations"]["largest_slice_disparities"]
+    assert disparities and all(value == round(value, 4) for value in disparities.values())
+    markdown = (tmp_path / "evaluation" / "model_card.md").read_text()
+    line = next(x for x in markdown.splitlines() if "largest slice disparities" in x)
+    assert max(len(number) for number in re.findall(r"\d+\.\d+", line)) <= 6
