@@ -2,9 +2,11 @@
 
 Trains the shipped model (HistGradientBoosting with the shipped hyperparameters) on the
 churn generator's data at several sizes, once per thread count from 1 to twice the cores
-this process may use, each run in a fresh process (wall and CPU seconds of that process,
-data generation excluded), and prints the median of the repeats with the machine's load
-average. ``make bench-threads`` runs it; the table is saved to
+this process may use and per OpenMP wait policy (the runtime's default, which spins at
+every barrier, and PASSIVE, which sleeps), each run in a fresh process (wall and CPU
+seconds of that process, data generation excluded; a run past ``--timeout`` seconds is
+stopped and reported as such), and prints the median of the repeats with the machine's
+load average. ``make bench-threads`` runs it; the table is saved to
 ``bench/data/threads.md`` and ``threads.json``.
 
 Usage: python bench/run_thread_bench.py [--rows 2000,20000,100000] [--repeats 3]
@@ -43,15 +45,24 @@ print(json.dumps({"wall": wall, "cpu": cpu}))
 """
 
 
-def _run(rows: int, threads: int) -> dict[str, float]:
-    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
-    result = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(rows), str(threads)],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-    )
+POLICIES = ("default", "PASSIVE")
+
+
+def _run(rows: int, threads: int, policy: str, timeout: float) -> dict[str, float]:
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+    if policy != "default":
+        env["OMP_WAIT_POLICY"] = policy
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", _CHILD, str(rows), str(threads)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return {"wall": float("inf"), "cpu": float("nan")}
     measured: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
     return measured
 
@@ -60,6 +71,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default="2000,20000,100000")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0))
     counts = sorted({1, *range(2, cores + 1), 2 * cores})
@@ -68,15 +80,17 @@ def main() -> int:
     results = []
     for rows in rows_list:
         for threads in counts:
-            runs = [_run(rows, threads) for _ in range(args.repeats)]
-            row = {
-                "rows": rows,
-                "threads": threads,
-                "wall_s": statistics.median(r["wall"] for r in runs),
-                "cpu_s": statistics.median(r["cpu"] for r in runs),
-            }
-            results.append(row)
-            print(json.dumps(row), flush=True)
+            for policy in POLICIES if threads > 1 else POLICIES[:1]:
+                runs = [_run(rows, threads, policy, args.timeout) for _ in range(args.repeats)]
+                row = {
+                    "rows": rows,
+                    "threads": threads,
+                    "wait_policy": policy,
+                    "wall_s": statistics.median(r["wall"] for r in runs),
+                    "cpu_s": statistics.median(r["cpu"] for r in runs),
+                }
+                results.append(row)
+                print(json.dumps(row), flush=True)
     load_after = os.getloadavg()
     document = {
         "cores": cores,
@@ -90,10 +104,12 @@ def main() -> int:
         f"Training time by thread count ({cores} usable cores; load average "
         f"{load_before[0]:.1f} before, {load_after[0]:.1f} after; median of {args.repeats})",
         "",
-        "| rows | threads | wall s | CPU s |",
-        "|---:|---:|---:|---:|",
+        "| rows | threads | OpenMP wait policy | wall s | CPU s |",
+        "|---:|---:|---|---:|---:|",
         *(
-            f"| {r['rows']:,} | {r['threads']} | {r['wall_s']:.2f} | {r['cpu_s']:.2f} |"
+            f"| {r['rows']:,} | {r['threads']} | {r['wait_policy']} | "
+            + (f"> {args.timeout:.0f}" if r["wall_s"] == float("inf") else f"{r['wall_s']:.2f}")
+            + f" | {r['cpu_s']:.2f} |"
             for r in results
         ),
     ]

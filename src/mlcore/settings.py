@@ -520,6 +520,25 @@ class ServingSettings(_Frozen):
     keep_alive_seconds: float = Field(5, gt=0, le=3600)
 
 
+class RolloutLimits(_Frozen):
+    """What fails a rollout, named and measured alike on both clouds.
+
+    A new model version taking traffic (a SageMaker blue/green deployment's rollback
+    alarms; an Azure ML deployment's mirror and canary phases) is rolled back when the
+    share of its requests answered with a 5xx error exceeds ``max_5xx_rate``, or the 99th
+    percentile of its model latency exceeds ``max_p99_latency_ms``. Each cloud's
+    per-environment settings (``cdk.json`` ``endpoint.rollback_alarms``, Azure's
+    ``rollout``) extend this type, so the names, units and defaults are these.
+    """
+
+    max_5xx_rate: float = Field(
+        0.01, ge=0, le=1, description="share of requests answered 5xx (0.01 is 1%)"
+    )
+    max_p99_latency_ms: float = Field(
+        1000, gt=0, description="99th percentile of model latency, in milliseconds"
+    )
+
+
 class MlopsSettings(_Frozen):
     project: str = Field(pattern=r"^[a-z][a-z0-9-]{1,30}$")
     dataset: DatasetSettings = Field(default_factory=lambda: DatasetSettings.model_validate({}))
