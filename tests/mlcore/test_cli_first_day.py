@@ -206,10 +206,32 @@ def test_a_test_split_too_small_to_decide_is_refused_with_the_setting_that_overr
     args = ["prep", "--data", str(tmp_path / "tiny.csv"), "--settings", str(settings)]
     assert main([*args, "--output", str(tmp_path / "p1")]) == EXIT_ERROR
     err = capsys.readouterr().err
-    assert "test split would hold 5 rows" in err and "gate.min_evaluation_rows (30)" in err
+    assert "the test split (15% of 32 rows; training.test_fraction) holds 5 rows" in err
+    assert "fewer than gate.min_evaluation_rows (30)" in err
     document["gate"] = {"min_evaluation_rows": 5}
     settings.write_text(yaml.safe_dump(document))
     assert main([*args, "--output", str(tmp_path / "p2")]) == 0
+
+
+def test_evaluate_refuses_to_gate_on_a_handful_of_rows(
+    tmp_path: Path, saved_model_dir: Path, churn_split: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    churn_split.test.head(12).to_parquet(tmp_path / "few.parquet")
+    code = main(
+        [
+            "evaluate",
+            "--model-dir",
+            str(saved_model_dir),
+            "--data",
+            str(tmp_path / "few.parquet"),
+            "--output",
+            str(tmp_path / "evaluation"),
+            "--fail-on-gate",
+        ]
+    )
+    assert code == EXIT_ERROR
+    assert "holds 12 rows, fewer than gate.min_evaluation_rows (30)" in capsys.readouterr().err
+    assert not (tmp_path / "evaluation" / "gate.json").exists()
 
 
 # --- finding 3: missing labels, one rule -------------------------------------------------

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from mlcore.data.spec import DatasetSpec
+from mlcore.data.validate import require_evaluation_rows
 from mlcore.errors import DataError
 
 
@@ -71,13 +72,11 @@ def split_frame(
         seed=seed,
         by_time=by_time,
     )
-    if len(test) < min_test_rows:
-        raise DataError(
-            f"the test split would hold {len(test)} rows ({test_fraction:.0%} of {len(frame)}), "
-            f"fewer than gate.min_evaluation_rows ({min_test_rows}): a gate decided on so few "
-            "rows cannot tell a good model from a lucky one. Use more data, raise "
-            "training.test_fraction, or lower gate.min_evaluation_rows knowingly"
-        )
+    require_evaluation_rows(
+        len(test),
+        min_test_rows,
+        what=f"the test split ({test_fraction:.0%} of {len(frame)} rows; training.test_fraction)",
+    )
     return Split(train=train, validation=validation, test=test)
 
 

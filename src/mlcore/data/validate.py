@@ -129,6 +129,19 @@ def validate_frame(frame: pd.DataFrame, spec: DatasetSpec, *, require_target: bo
         raise DataValidationError(problems)
 
 
+def require_evaluation_rows(rows: int, minimum: int, *, what: str) -> None:
+    """Refuse to let a gate decide on fewer than ``minimum`` rows (``gate.min_evaluation_rows``).
+
+    ``what`` names the rows (``"the test split (15% of 200 rows)"``) in the error.
+    """
+    if rows < minimum:
+        raise DataError(
+            f"{what} holds {rows} rows, fewer than gate.min_evaluation_rows ({minimum}): a "
+            "gate decided on so few rows cannot tell a good model from a lucky one. Use more "
+            "data, or lower gate.min_evaluation_rows knowingly"
+        )
+
+
 def drop_unlabelled(frame: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, int]:
     """``frame`` without the rows whose target is missing, and how many were dropped.
 
