@@ -10,6 +10,7 @@ load average. ``make bench-threads`` runs it; the table is saved to
 ``bench/data/threads.md`` and ``threads.json``.
 
 Usage: python bench/run_thread_bench.py [--rows 2000,20000,100000] [--repeats 3]
+       [--timeout 300] [--max-threads N]
 """
 
 from __future__ import annotations
@@ -72,9 +73,13 @@ def main() -> int:
     parser.add_argument("--rows", default="2000,20000,100000")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument(
+        "--max-threads", type=int, help="largest thread count (default: twice the cores)"
+    )
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0))
-    counts = sorted({1, *range(2, cores + 1), 2 * cores})
+    largest = args.max_threads or 2 * cores
+    counts = sorted(n for n in {1, *range(2, cores + 1), 2 * cores} if n <= largest)
     load_before = os.getloadavg()
     rows_list = [int(r) for r in args.rows.split(",")]
     results = []

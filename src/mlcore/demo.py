@@ -42,6 +42,7 @@ from mlcore.data import (
     partition,
     save_table,
 )
+from mlcore.data.validate import TooFewEvaluationRows
 from mlcore.drift import Baseline, DriftReport, detect_drift, write_drift_outputs
 from mlcore.drift.sources import CAPTURE_METADATA_COLUMNS
 from mlcore.errors import ConfigError, DataError, GateFailed, MlcoreError
@@ -106,6 +107,8 @@ class DemoResult:
     quality_note: str | None = None
     # Warnings logged during the run (in demo.log), e.g. a column that looks like an id.
     warnings: int = 0
+    # Why drift did not lead to a v2, when the live period is too small to gate on.
+    retrain_note: str | None = None
 
 
 def run_demo(options: DemoOptions, settings: MlopsSettings) -> DemoResult:
@@ -203,43 +206,68 @@ def _run(options: DemoOptions, settings: MlopsSettings, out: Path, log: _RunLog)
     if not report.dataset_drift:
         console.print("[green]no dataset drift: nothing to retrain[/green]")
     else:
-        with _step(console, out, "9/10 drift found: retrain v2 on recent labelled data"):
-            # Ground truth for the live period has arrived by now: retrain on it.
-            prep_v2 = prepare(live, spec, settings, out / "v2" / "prep", source="live period")
-            model_v2 = _train_in_container(prep_v2, settings, out / "v2" / "opt_ml", tracking, "v2")
-
-        with _step(
-            console, out, "10/10 gate v2 against the champion v1 on recent data, then register"
-        ):
-            eval_v2 = run_evaluation(
-                model_dir=model_v2,
-                data=prep_v2.output_dir / "test",
-                output_dir=out / "v2" / "evaluation",
-                settings=settings,
-                champion_dir=package_v1.model_dir,
-                model_name=f"{group} v2",
-            )
-            _track(tracking, model_v2, eval_v2)
-            if eval_v2.gate.passed:
-                package_v2 = _register(registry, group, model_v2, eval_v2, prep_v2)
-                result.versions.append(_version_row(package_v2, eval_v2))
-            else:
-                # Not registered: it has no version number, only its place in the loop.
-                result.versions.append(
-                    {
-                        "model": "v2 challenger",
-                        "version": None,
-                        "status": "not registered: blocked by the gate",
-                        "metrics": eval_v2.metrics,
-                        "gate": eval_v2.gate.to_dict(),
-                    }
-                )
+        _retrain_and_gate(
+            console, out, live, spec, settings, package_v1, registry, tracking, result
+        )
 
     result.seconds = time.perf_counter() - started
     result.warnings = log.warnings
     write_json(out / "summary.json", _summary_document(result))
     _print_summary(_console(quiet=False), result, out)
     return result
+
+
+def _retrain_and_gate(
+    console: Console,
+    out: Path,
+    live: pd.DataFrame,
+    spec: DatasetSpec,
+    settings: MlopsSettings,
+    champion: ModelPackage,
+    registry: LocalModelRegistry,
+    tracking: TrackingTarget | None,
+    result: DemoResult,
+) -> None:
+    """Drift was found: retrain v2 on the live period and gate it against the champion."""
+    group = settings.project
+    try:
+        # Ground truth for the live period has arrived by now: retrain on it.
+        prep_v2 = prepare(live, spec, settings, out / "v2" / "prep", source="live period")
+    except TooFewEvaluationRows as exc:
+        # As a retraining trigger would in production: wait for more labelled rows.
+        result.retrain_note = (
+            f"drift found, but no v2 was trained: {exc}. A retraining trigger waits for more "
+            "labelled rows"
+        )
+        console.print(result.retrain_note)
+        return
+    with _step(console, out, "9/10 drift found: retrain v2 on recent labelled data"):
+        model_v2 = _train_in_container(prep_v2, settings, out / "v2" / "opt_ml", tracking, "v2")
+
+    with _step(console, out, "10/10 gate v2 against the champion v1 on recent data, then register"):
+        eval_v2 = run_evaluation(
+            model_dir=model_v2,
+            data=prep_v2.output_dir / "test",
+            output_dir=out / "v2" / "evaluation",
+            settings=settings,
+            champion_dir=champion.model_dir,
+            model_name=f"{group} v2",
+        )
+        _track(tracking, model_v2, eval_v2)
+        if eval_v2.gate.passed:
+            package_v2 = _register(registry, group, model_v2, eval_v2, prep_v2)
+            result.versions.append(_version_row(package_v2, eval_v2))
+        else:
+            # Not registered: it has no version number, only its place in the loop.
+            result.versions.append(
+                {
+                    "model": "v2 challenger",
+                    "version": None,
+                    "status": "not registered: blocked by the gate",
+                    "metrics": eval_v2.metrics,
+                    "gate": eval_v2.gate.to_dict(),
+                }
+            )
 
 
 def _console(*, quiet: bool) -> Console:
@@ -612,6 +640,7 @@ def _summary_document(result: DemoResult) -> dict[str, Any]:
         "drift": result.drift.to_dict() if result.drift else None,
         "quality": result.quality.to_dict() if result.quality else None,
         "quality_note": result.quality_note,
+        "retrain_note": result.retrain_note,
         "traffic_requests": result.traffic_requests,
         "captured_rows": result.captured_rows,
         "tracking_uri": result.tracking_uri,

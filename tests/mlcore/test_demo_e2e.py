@@ -52,7 +52,8 @@ def test_drift_is_found_in_the_shifted_traffic(demo_run: tuple[DemoResult, Path]
 
 def test_every_request_was_captured(demo_run: tuple[DemoResult, Path]) -> None:
     result, out = demo_run
-    assert result.traffic_requests == 15 and result.captured_rows == 1_500
+    # 300 labelled one-row requests (quality joins a label per request), the rest in 12 batches.
+    assert result.traffic_requests == 300 + 12 and result.captured_rows == 1_500
     assert list((out / "capture").rglob("*.jsonl"))
 
 

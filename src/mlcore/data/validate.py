@@ -129,13 +129,17 @@ def validate_frame(frame: pd.DataFrame, spec: DatasetSpec, *, require_target: bo
         raise DataValidationError(problems)
 
 
+class TooFewEvaluationRows(DataError):
+    """Fewer rows than ``gate.min_evaluation_rows`` to evaluate on."""
+
+
 def require_evaluation_rows(rows: int, minimum: int, *, what: str) -> None:
     """Refuse to let a gate decide on fewer than ``minimum`` rows (``gate.min_evaluation_rows``).
 
     ``what`` names the rows (``"the test split (15% of 200 rows)"``) in the error.
     """
     if rows < minimum:
-        raise DataError(
+        raise TooFewEvaluationRows(
             f"{what} holds {rows} rows, fewer than gate.min_evaluation_rows ({minimum}): a "
             "gate decided on so few rows cannot tell a good model from a lucky one. Use more "
             "data, or lower gate.min_evaluation_rows knowingly"
