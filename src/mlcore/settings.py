@@ -140,11 +140,6 @@ def sized_hyperparameters(
     }
 
 
-# OpenMP threads for training, "auto" capped here: bench/threads.py measured no gain beyond
-# it for the data sizes this kit trains on (README, "Training threads").
-MAX_AUTO_THREADS = 4
-
-
 class TrainingSettings(_Frozen):
     """What to train: a built-in ``algorithm``, or your own ``estimator`` factory.
 
@@ -175,7 +170,8 @@ class TrainingSettings(_Frozen):
     threads: int | Literal["auto"] = Field(
         "auto",
         description="OpenMP threads a model trains with; auto: $OMP_NUM_THREADS when set, "
-        f"else the machine's cores up to {MAX_AUTO_THREADS}",
+        "else every core this process may use (one on a busy machine unless OpenMP waits "
+        "passively)",
     )
 
     @model_validator(mode="after")
@@ -184,17 +180,33 @@ class TrainingSettings(_Frozen):
             raise ValueError(f"training.threads must be auto or at least 1, got {self.threads}")
         return self
 
-    def thread_count(self, environ: Mapping[str, str] | None = None) -> int:
-        """The threads training uses: ``threads``, else ``$OMP_NUM_THREADS`` (an operator's
-        choice, e.g. one per test worker), else the cores this process may use, capped at
-        ``MAX_AUTO_THREADS``."""
+    def thread_count(
+        self,
+        environ: Mapping[str, str] | None = None,
+        *,
+        cores: int | None = None,
+        load_average: float | None = None,
+    ) -> int:
+        """The threads training uses: ``threads``; for ``auto``, ``$OMP_NUM_THREADS`` (an
+        operator's choice, e.g. one per test worker), else every core this process may use,
+        except on a busy machine (load average at or above the cores) where OpenMP threads
+        spin while they wait (its default wait policy): there one.
+
+        ``make bench-threads`` measured why (README, "Training threads"): on a busy machine
+        two spinning threads took over 150 s where one took 11 to 14 s and two threads that
+        sleep while they wait (``OMP_WAIT_POLICY=PASSIVE``, which the ``mlcore`` command
+        sets unless told otherwise) 4 to 5 s.
+        """
         if self.threads != "auto":
             return self.threads
         env = os.environ if environ is None else environ
         explicit = env.get("OMP_NUM_THREADS", "").strip()
         if explicit.isdigit() and int(explicit) >= 1:
             return int(explicit)
-        return max(1, min(_usable_cores(), MAX_AUTO_THREADS))
+        usable = cores if cores is not None else _usable_cores()
+        load = load_average if load_average is not None else _load_average()
+        passive = env.get("OMP_WAIT_POLICY", "").strip().upper() == "PASSIVE"
+        return 1 if load >= usable and not passive else max(1, usable)
 
     def with_algorithm(self, algorithm: str) -> TrainingSettings:
         """These settings training ``algorithm`` instead: a different algorithm starts from its
@@ -248,6 +260,14 @@ def _usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def _load_average() -> float:
+    """The one-minute load average: processes running or waiting to run."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # not available (Windows)
+        return 0.0
 
 
 class TrackingSettings(_Frozen):

@@ -131,12 +131,15 @@ def test_settings_resolution_is_written_once(tmp_path: Path) -> None:
     assert mlcore.settings.resolve_settings_path is mlcore.settings_file.resolve_settings_path
 
 
-def test_auto_threads_follow_omp_num_threads_else_the_cores_up_to_the_cap() -> None:
-    from mlcore.settings import MAX_AUTO_THREADS, TrainingSettings
+def test_auto_threads_follow_omp_num_threads_else_one_on_a_busy_machine_else_every_core() -> None:
+    from mlcore.settings import TrainingSettings
 
     auto = TrainingSettings()
-    assert auto.thread_count({"OMP_NUM_THREADS": "3"}) == 3
-    assert 1 <= auto.thread_count({}) <= MAX_AUTO_THREADS
+    assert auto.thread_count({"OMP_NUM_THREADS": "3"}, cores=8, load_average=20.0) == 3
+    # More runnable processes than cores: spinning threads wait on each other (bench-threads).
+    assert auto.thread_count({}, cores=2, load_average=13.0) == 1
+    assert auto.thread_count({"OMP_WAIT_POLICY": "passive"}, cores=2, load_average=13.0) == 2
+    assert auto.thread_count({}, cores=8, load_average=0.5) == 8
     assert TrainingSettings(threads=2).thread_count({"OMP_NUM_THREADS": "7"}) == 2
     with pytest.raises(ValueError, match=r"training\.threads"):
         TrainingSettings(threads=0)
