@@ -353,3 +353,27 @@ def test_slice_disparities_are_rounded_as_the_card_shows_figures(
     markdown = (tmp_path / "evaluation" / "model_card.md").read_text()
     line = next(x for x in markdown.splitlines() if "largest slice disparities" in x)
     assert max(len(number) for number in re.findall(r"\d+\.\d+", line)) <= 6
+
+
+def test_the_command_makes_openmp_wait_passively_unless_told_otherwise(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "s.yaml").write_text("project: waits\n")
+    code = (
+        "import os, sys\n"
+        "from mlcore.cli import main\n"
+        f"main(['extras', '--settings', {str(tmp_path / 's.yaml')!r}])\n"
+        "print(os.environ['OMP_WAIT_POLICY'], file=sys.stderr)\n"
+    )
+    environment = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=environment, capture_output=True, text=True, check=True
+    )
+    assert result.stderr.strip().splitlines()[-1] == "PASSIVE"
+    environment["OMP_WAIT_POLICY"] = "ACTIVE"
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=environment, capture_output=True, text=True, check=True
+    )
+    assert result.stderr.strip().splitlines()[-1] == "ACTIVE"
