@@ -378,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # OpenMP threads that sleep while they wait for each other, set before a command loads
     # scikit-learn's OpenMP runtime (which reads it once): with the spinning default, training
     # on a busy machine with two threads took over 150 s where one took 11 to 14 s and two
-    # sleeping threads 4 to 5 s (make bench-threads; README, "Training threads"). An
+    # sleeping threads 4 to 11 s (make bench-threads; README, "Training threads"). An
     # explicit OMP_WAIT_POLICY wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser(argv)

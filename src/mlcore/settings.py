@@ -195,7 +195,7 @@ class TrainingSettings(_Frozen):
         ``make bench-threads`` measured why (README, "Training threads"): on a busy machine
         two spinning threads took over 150 s where one took 11 to 14 s and two threads that
         sleep while they wait (``OMP_WAIT_POLICY=PASSIVE``, which the ``mlcore`` command
-        sets unless told otherwise) 4 to 5 s.
+        sets unless told otherwise) 4 to 11 s.
         """
         if self.threads != "auto":
             return self.threads
