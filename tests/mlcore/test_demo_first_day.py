@@ -25,7 +25,8 @@ from mlcore.demo import LOG_FILE, DemoOptions, DemoResult, run_demo
 from mlcore.project_init import InitAnswers, plan_project
 from mlcore.settings import MlopsSettings
 
-pytestmark = pytest.mark.slow
+# One worker runs every demo of the module: each runs once, not once per worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("first-day-demo")]
 
 KINDS = ("binary", "multiclass", "regression")
 ORDERS = ("shuffled", "sorted", "time-ordered")
