@@ -14,7 +14,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # The SageMaker SDK creates a boto3 client at import time; synth and tests need no real account.
 export AWS_DEFAULT_REGION ?= eu-west-1
 
-.PHONY: install install-demo install-azure demo test lint format synth aws-summary azure-dry-run bench bench-spark bench-serve calibrate clean
+.PHONY: install install-demo install-azure demo test lint format synth aws-summary azure-dry-run bench bench-spark bench-serve bench-threads calibrate clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -102,6 +102,11 @@ bench-spark: $(VENV)/.dev-installed
 # azureml-inference-server-http on the same model and rows; their venvs live under bench/.venvs/.
 bench-serve: $(VENV)/.dev-installed
 	$(PY) bench/run_serve_bench.py
+
+# Training time by OpenMP thread count and wait policy (bench/run_thread_bench.py), the figures
+# behind training.threads: auto (README, "Training threads"). Saves bench/data/threads.md and .json.
+bench-threads: $(VENV)/.dev-installed
+	$(PY) bench/run_thread_bench.py
 
 # False-alarm and detection rates of the default drift rules by sample size (bench/calibrate.py;
 # the table is in the README, "Drift verdicts"). Saves bench/data/calibration.md and .json.

@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mlcore.errors import ConfigError
+from mlcore.settings import RolloutLimits
 
 # azure/mlops_azure/config.py -> the repository root is two folders above this package.
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -107,13 +108,15 @@ class EndpointConfig(_Frozen):
     )
 
 
-class RolloutConfig(_Frozen):
+class RolloutConfig(RolloutLimits):
     """The blue/green rollout: mirrored traffic, then a canary share, then everything.
 
     Each phase waits until the new deployment has served ``min_requests`` (or
     ``max_wait_seconds`` pass, which fails the phase), then checks its Azure Monitor
     metrics over the phase against the ceilings below. The health-check request is the
     model's own ``sample_request.json``, written at training time from held-out rows.
+    The ceilings, ``max_5xx_rate`` and ``max_p99_latency_ms``, are mlcore's rollout limits:
+    named, measured and defaulted as the AWS endpoint's rollback alarms are.
     """
 
     mirror_percent: int = Field(10, ge=1, le=50)  # Azure caps mirrored traffic at 50%
@@ -125,10 +128,6 @@ class RolloutConfig(_Frozen):
         3600, ge=60, description="a phase that sees too few requests by then fails"
     )
     poll_seconds: int = Field(60, ge=1, description="how often the metrics are read while waiting")
-    max_5xx_rate: float = Field(
-        0.01, ge=0, le=1, description="share of 5xx answers that fails a phase"
-    )
-    max_p99_latency_ms: float = Field(500, gt=0, description="P99 latency that fails a phase")
     health_check_requests: int = Field(3, ge=1, le=100)
     # The replaced deployment stays at 0% this long, so a rollback is one traffic switch.
     grace_period_hours: float = Field(24, ge=0)

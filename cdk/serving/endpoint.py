@@ -163,10 +163,11 @@ class ModelEndpoint(Construct):
             self,
             "Errors5xxAlarm",
             alarm_name=f"{settings.endpoint_name}-5xx-errors",
-            alarm_description="Rolls back a deployment (and pages) when the endpoint returns 5XX errors",
-            metric=self.metric_invocation_5xx_errors(),
-            threshold=settings.rollback_alarms.max_5xx_errors_per_minute,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            alarm_description="Rolls back a deployment (and pages) when the share of requests "
+            "answered 5XX exceeds rollback_alarms.max_5xx_rate",
+            metric=self.metric_invocation_5xx_rate(),
+            threshold=settings.rollback_alarms.max_5xx_rate,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             evaluation_periods=settings.rollback_alarms.evaluation_minutes,
             datapoints_to_alarm=settings.rollback_alarms.evaluation_minutes,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
@@ -175,10 +176,11 @@ class ModelEndpoint(Construct):
             self,
             "LatencyAlarm",
             alarm_name=f"{settings.endpoint_name}-model-latency",
-            alarm_description="Rolls back a deployment (and pages) when model latency is too high",
-            metric=self.metric_model_latency(),
+            alarm_description="Rolls back a deployment (and pages) when the 99th percentile "
+            "of model latency exceeds rollback_alarms.max_p99_latency_ms",
+            metric=self.metric_model_latency(statistic="p99"),
             # ModelLatency is reported in microseconds.
-            threshold=settings.rollback_alarms.max_model_latency_ms * 1000,
+            threshold=settings.rollback_alarms.max_p99_latency_ms * 1000,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             evaluation_periods=settings.rollback_alarms.evaluation_minutes,
             datapoints_to_alarm=settings.rollback_alarms.evaluation_minutes,
@@ -340,9 +342,21 @@ class ModelEndpoint(Construct):
     def metric_invocation_4xx_errors(self) -> cloudwatch.Metric:
         return self.metric("Invocation4XXErrors")
 
-    def metric_model_latency(self) -> cloudwatch.Metric:
-        """Average model latency in microseconds."""
-        return self.metric("ModelLatency", statistic="Average")
+    def metric_invocation_5xx_rate(self) -> cloudwatch.MathExpression:
+        """The share of invocations answered 5XX per minute (0 in a minute without traffic)."""
+        return cloudwatch.MathExpression(
+            expression="IF(invocations > 0, errors / invocations, 0)",
+            using_metrics={
+                "errors": self.metric("Invocation5XXErrors", statistic="Sum"),
+                "invocations": self.metric("Invocations", statistic="Sum"),
+            },
+            label="5XX rate",
+            period=Duration.minutes(1),
+        )
+
+    def metric_model_latency(self, *, statistic: str = "Average") -> cloudwatch.Metric:
+        """Model latency in microseconds (``statistic``: Average, p99, ...)."""
+        return self.metric("ModelLatency", statistic=statistic)
 
     def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
         """Allow ``grantee`` to call InvokeEndpoint on this endpoint."""

@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from mlcore.settings import RolloutLimits
+
 ENDPOINT_NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,47}$"
 
 
@@ -45,11 +47,14 @@ class TrafficShiftingSettings(_Frozen):
     max_deployment_minutes: int = Field(60, ge=10, le=480)
 
 
-class RollbackAlarmSettings(_Frozen):
-    """Thresholds of the alarms that roll a deployment back (and page people afterwards)."""
+class RollbackAlarmSettings(RolloutLimits):
+    """Thresholds of the alarms that roll a deployment back (and page people afterwards).
 
-    max_5xx_errors_per_minute: int = Field(1, ge=1)
-    max_model_latency_ms: int = Field(1000, ge=1)
+    ``max_5xx_rate`` and ``max_p99_latency_ms`` are mlcore's rollout limits, named and
+    measured as Azure's rollout names them; each alarm breaches when its minute exceeds the
+    limit for ``evaluation_minutes`` minutes in a row.
+    """
+
     evaluation_minutes: int = Field(2, ge=1, le=10)
 
 

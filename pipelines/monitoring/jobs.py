@@ -657,9 +657,9 @@ def monitor_command(monitor: Monitor, *, settings_file: str) -> list[str]:
         )
     return [
         "mlcore", "quality",
-        "--capture", f"{INPUT_ROOT}/capture",
+        "--current", f"{INPUT_ROOT}/capture",
         "--labels", f"{INPUT_ROOT}/labels",
-        "--model-dir", f"{INPUT_ROOT}/model",
+        "--baseline", f"{INPUT_ROOT}/model",
         "--output", OUTPUT_DIR,
         "--settings", settings,
     ]  # fmt: skip

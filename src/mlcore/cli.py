@@ -11,15 +11,16 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlcore import __version__
-from mlcore.errors import MlcoreError
+from mlcore.errors import ConfigError, GateFailed, MlcoreError
 from mlcore.jsonio import dumps
-from mlcore.settings_file import DEFAULT_SETTINGS_FILE, SETTINGS_ENV_VAR, settings_path
+from mlcore.settings_file import SETTINGS_HELP, find_settings
 
 if TYPE_CHECKING:
     from mlcore.settings import MlopsSettings
@@ -28,15 +29,30 @@ if TYPE_CHECKING:
 # `mlcore --help` and `mlcore <command> --help` load no pandas, scikit-learn or scipy.
 logger = logging.getLogger("mlcore")
 
-EXIT_ERROR = 2
-EXIT_GATE_FAILED = 3
+EXIT_ERROR = MlcoreError.exit_code
+EXIT_GATE_FAILED = GateFailed.exit_code
 
 
-def settings_from_args(args: argparse.Namespace) -> MlopsSettings:
-    """``--settings FILE``; else ``$MLOPS_SETTINGS``; else ./mlops.yaml when present; else defaults."""
+def settings_from_args(args: argparse.Namespace, *, required: bool = True) -> MlopsSettings:
+    """The settings of a command with a ``--settings`` option: :func:`command_settings`."""
+    return command_settings(getattr(args, "settings", None), required=required)
+
+
+def command_settings(explicit: str | None, *, required: bool = True) -> MlopsSettings:
+    """The settings every command reads (:mod:`mlcore.settings_file` finds the file), naming
+    the file on stderr. Without a file, a command that describes the data (``required``)
+    stops and says how to create one; the others run on the built-in defaults.
+    """
     from mlcore.settings import load_settings
 
-    return load_settings(settings_path(getattr(args, "settings", None)))
+    source = find_settings(explicit)
+    if source.path is None and required:
+        raise ConfigError(source.missing_message())
+    print(
+        source.describe() + ("" if source.path else "; built-in defaults"),
+        file=sys.stderr,
+    )
+    return load_settings(source.path)
 
 
 def _add_overwrite_option(parser: argparse.ArgumentParser) -> None:
@@ -48,13 +64,9 @@ def _add_overwrite_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_settings_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--settings",
-        metavar="FILE",
-        help=f"lifecycle settings YAML (default: ${SETTINGS_ENV_VAR}, else ./{DEFAULT_SETTINGS_FILE} "
-        "if present, else built-in defaults)",
-    )
+def add_settings_option(parser: argparse.ArgumentParser, *, what: str = "") -> None:
+    """The ``--settings`` option, worded the same in every command."""
+    parser.add_argument("--settings", metavar="FILE", help=SETTINGS_HELP + what)
 
 
 def _cmd_prep(args: argparse.Namespace) -> int:
@@ -67,7 +79,16 @@ def _cmd_prep(args: argparse.Namespace) -> int:
         target=args.target,
         overwrite=args.overwrite,
     )
-    print(dumps({"output": str(result.output_dir), **result.lineage["split_rows"]}))
+    print(
+        dumps(
+            {
+                "output": str(result.output_dir),
+                **result.lineage["split_rows"],
+                "split": result.lineage["split"],
+                "unlabelled_rows_dropped": result.lineage["unlabelled_rows_dropped"],
+            }
+        )
+    )
     return 0
 
 
@@ -75,9 +96,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from mlcore.tracking import resolve_tracking
     from mlcore.train import run_sagemaker_training, train_from_paths
 
-    settings = settings_from_args(args)
     if args.data is None and args.model_dir is None:
-        # No paths: we are the entry point of a SageMaker training container.
+        from mlcore.tracking import sagemaker_job
+
+        # No paths: the entry point of a SageMaker training container, and only there.
+        if sagemaker_job() != "training":
+            raise ConfigError(
+                "mlcore train needs --data and --model-dir here: without them it follows the "
+                "SageMaker training contract, and this is no SageMaker training job (SageMaker "
+                "sets TRAINING_JOB_NAME and TRAINING_JOB_ARN in its training containers)"
+            )
+        settings = settings_from_args(args)
         return run_sagemaker_training(
             root=args.sagemaker_root,
             base_settings=settings.training,
@@ -89,7 +118,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise MlcoreError(
             "give both --data and --model-dir, or neither to follow the SageMaker training contract"
         )
+    settings = settings_from_args(args)
     training = settings.training
+    if args.algorithm:
+        # Another algorithm starts from its own defaults, never from this one's hyperparameters.
+        training = training.with_algorithm(args.algorithm)
     if args.hyperparameters:
         try:
             overrides = json.loads(args.hyperparameters)
@@ -100,8 +133,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
         training = training.model_copy(
             update={"hyperparameters": {**training.hyperparameters, **overrides}}
         )
-    if args.algorithm:
-        training = training.model_copy(update={"algorithm": args.algorithm, "estimator": None})
     if args.estimator:
         training = training.model_copy(update={"estimator": args.estimator})
     bundle = train_from_paths(
@@ -152,21 +183,35 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         )
     print(dumps({"gate_passed": result.gate.passed, "metrics": result.metrics}))
     if args.fail_on_gate and not result.gate.passed:
-        print("quality gate failed: " + "; ".join(result.gate.reasons), file=sys.stderr)
-        return EXIT_GATE_FAILED
+        raise GateFailed(
+            "quality gate failed: "
+            + "; ".join(result.gate.reasons)
+            + f". The model card is {Path(args.output) / 'model_card.md'}"
+        )
     return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from mlcore.demo import DemoOptions, run_demo
 
+    if args.example and args.settings:
+        raise ConfigError("give --example or --settings, not both")
+    if args.example:
+        from mlcore.settings import MlopsSettings
+
+        print("settings: the built-in churn example (--example)", file=sys.stderr)
+        settings = MlopsSettings.model_validate({})
+    else:
+        settings = settings_from_args(args)
     if not args.verbose:
-        # The demo shows its own progress; per-request and per-step logs would bury it.
-        logging.getLogger().setLevel(logging.WARNING)
+        # The demo shows its own progress and ends a failure in one line; the log records
+        # (tracebacks too) go to its demo.log, not the console, where they would bury it.
+        for handler in logging.getLogger().handlers:
+            handler.setLevel(logging.CRITICAL + 1)
         for name in ("httpx", "uvicorn", "uvicorn.error", "uvicorn.access"):
             logging.getLogger(name).setLevel(logging.WARNING)
     options = DemoOptions(output_dir=Path(args.output), rows=args.rows, quiet=args.quiet)
-    run_demo(options, settings_from_args(args))
+    run_demo(options, settings)
     return 0
 
 
@@ -180,7 +225,14 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    prep = sub.add_parser("prep", help="validate raw data, split it and record its lineage")
+    prep = sub.add_parser(
+        "prep",
+        help="validate raw data, split it and record its lineage",
+        description="Validate raw data against the settings' dataset section (every problem at "
+        "once), drop and count rows without a label, split it into train/, validation/ and "
+        "test/ (by time with a timestamp, else shuffled with the seed, every class in every "
+        "split) and write spec.json and lineage.json. Prints the split sizes as JSON.",
+    )
     prep.add_argument(
         "--data", help="CSV or Parquet file, or a folder of them (default: dataset.path)"
     )
@@ -191,7 +243,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     )
     prep.add_argument("--target", help="target column (default: dataset.target in the settings)")
     _add_overwrite_option(prep)
-    _add_settings_option(prep)
+    add_settings_option(prep)
     prep.set_defaults(handler=_cmd_prep)
 
     train = sub.add_parser(
@@ -235,12 +287,16 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     )
     train.add_argument("--sagemaker-root", default="/opt/ml", help=argparse.SUPPRESS)
     _add_overwrite_option(train)
-    _add_settings_option(train)
+    add_settings_option(train)
     train.set_defaults(handler=_cmd_train)
 
     evaluate = sub.add_parser(
         "evaluate",
         help="score a model, apply the quality gate, write evaluation.json and a model card",
+        description="Score a model on labelled data (and the champion on the same rows), apply "
+        "the quality gate and write evaluation.json (SageMaker's model-quality layout), "
+        f"gate.json, slice metrics and the model card. Prints the metrics as JSON; with "
+        f"--fail-on-gate a failed gate exits {EXIT_GATE_FAILED}.",
     )
     evaluate.add_argument(
         "--model-dir",
@@ -267,13 +323,21 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         "challenger with --champion-dir, else champion; retrain for a model trained because "
         "drift was found)",
     )
-    _add_settings_option(evaluate)
+    add_settings_option(evaluate)
     evaluate.set_defaults(handler=_cmd_evaluate)
 
     _add_component_subcommands(sub, _chosen_command(argv))
 
     demo = sub.add_parser(
-        "demo", help="run the whole lifecycle locally: train, gate, register, serve, drift, retrain"
+        "demo",
+        help="run the whole lifecycle locally: train, gate, register, serve, drift, retrain",
+        description="The whole lifecycle on this machine through the real entry points: prep, "
+        "train in an emulated SageMaker container, evaluate and gate, register and approve, "
+        "serve over HTTP with data capture, drift and quality jobs, retrain and gate the "
+        "challenger against the champion. Runs on the settings' dataset (the first mlops.yaml "
+        "found upward), or on generated churn data with --example. A failure ends in one line "
+        f"naming the step and what to do: exit {EXIT_ERROR} for input, {EXIT_GATE_FAILED} for a "
+        "gate.",
     )
     demo.add_argument(
         "--output", default="out/demo", help="folder for every artifact (default: out/demo)"
@@ -282,7 +346,12 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         "--rows", type=int, default=60_000, help="rows of generated training data (default: 60000)"
     )
     demo.add_argument("--quiet", action="store_true", help="no progress display, summary only")
-    _add_settings_option(demo)
+    demo.add_argument(
+        "--example",
+        action="store_true",
+        help="run on the built-in churn example (generated data), whatever settings file exists",
+    )
+    add_settings_option(demo)
     demo.set_defaults(handler=_cmd_demo)
     return parser
 
@@ -334,6 +403,12 @@ def _add_component_subcommands(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # OpenMP threads that sleep while they wait for each other, set before a command loads
+    # scikit-learn's OpenMP runtime (which reads it once): with the spinning default, training
+    # on a busy machine with two threads took over 150 s where one took 11 to 14 s and two
+    # sleeping threads 4 to 11 s (make bench-threads; README, "Training threads"). An
+    # explicit OMP_WAIT_POLICY wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -345,7 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
     except MlcoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return exc.exit_code
     except OSError as exc:
         # The file system refused (permissions, a full disk, a missing mount): the
         # operator's to fix, so a clear line rather than a traceback.

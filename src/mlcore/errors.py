@@ -2,7 +2,13 @@
 
 
 class MlcoreError(Exception):
-    """Base class for every error mlcore raises on purpose."""
+    """Base class for every error mlcore raises on purpose.
+
+    ``exit_code`` is what the command line exits with: 2 for input (data, settings,
+    arguments) unless a subclass says otherwise.
+    """
+
+    exit_code = 2
 
 
 class DataError(MlcoreError):
@@ -27,3 +33,9 @@ class TrackingError(MlcoreError):
 
 class OutputError(MlcoreError):
     """An output folder could not be written (a full disk, no permission); nothing partial is left."""
+
+
+class GateFailed(MlcoreError):
+    """A model did not pass the quality gate; the command line exits 3."""
+
+    exit_code = 3

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from mlcore.atomic import check_output_dir, staged_output
 from mlcore.data import check_declared_columns, fingerprint, load_table, validate_frame
+from mlcore.data.validate import require_evaluation_rows
 from mlcore.errors import ModelError
 from mlcore.evaluate import (
     IMPORTANCE_MAX_ROWS,
@@ -91,6 +92,9 @@ def run_evaluation(
     gate_settings = settings.gate.for_problem(problem.problem_type)
     frame = load_table(data)
     validate_frame(frame, challenger.spec)
+    require_evaluation_rows(
+        len(frame), settings.gate.min_evaluation_rows, what=f"the evaluation data {data}"
+    )
     # A misspelt slice column is an error naming it, never a slice silently left out.
     check_declared_columns(frame, {"dataset.slice_columns": settings.dataset.slice_columns})
     seed = settings.training.seed

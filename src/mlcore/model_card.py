@@ -211,7 +211,8 @@ def _looks_sensitive(column: str) -> bool:
 
 def _spread(values: dict[str, dict[str, float]], metric: str) -> float | None:
     scores = [v[metric] for v in values.values() if metric in v and not math.isnan(v[metric])]
-    return max(scores) - min(scores) if len(scores) >= 2 else None
+    # Rounded as every other figure of the card is shown: 17 digits are noise to a reader.
+    return round(max(scores) - min(scores), 4) if len(scores) >= 2 else None
 
 
 def render_markdown(card: dict[str, Any]) -> str:

@@ -167,6 +167,10 @@ def _convert(name: str, value: Any, default: Any) -> Any:
     text = value.strip()
     if text.lower() in ("none", "null"):
         return None
+    if isinstance(default, str) and text.lower() in ("true", "false"):
+        # A parameter that takes a word or a flag (HistGradientBoosting's early_stopping:
+        # "auto", True or False): SageMaker hands every hyperparameter over as a string.
+        return text.lower() == "true"
     try:
         if isinstance(default, bool):
             if text.lower() not in ("true", "false"):

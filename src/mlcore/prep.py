@@ -20,6 +20,7 @@ from mlcore.data import (
     DatasetSpec,
     Split,
     check_declared_columns,
+    drop_unlabelled,
     fingerprint,
     infer_spec,
     load_table,
@@ -120,6 +121,16 @@ def prepare(
     Settings that cannot fit this data fail here, before any training: gate metrics of
     another problem type, a positive label that is not one of the target's classes.
     """
+    # The missing-label rule (mlcore.data.validate.drop_unlabelled): dropped here, counted.
+    frame, unlabelled = drop_unlabelled(frame, spec)
+    if unlabelled:
+        logger.warning(
+            "dropped %d rows without a label in %r (of %d): a row without a label never "
+            "trains or scores a model",
+            unlabelled,
+            spec.target,
+            len(frame) + unlabelled,
+        )
     validate_frame(frame, spec)
     problem_type = problem_type_of(spec.task, frame[spec.target])
     settings.gate.for_problem(problem_type)
@@ -139,12 +150,14 @@ def prepare(
         test_fraction=training.test_fraction,
         seed=training.seed,
         by_time=method == "time",
+        min_test_rows=settings.gate.min_evaluation_rows,
     )
     out = Path(output_dir)
     lineage = {
         "source": source,
         "data_fingerprint": fingerprint(frame),
         "rows": len(frame),
+        "unlabelled_rows_dropped": unlabelled,
         "split_rows": {name: len(getattr(split, name)) for name in SPLITS},
         "split_fingerprints": {name: fingerprint(getattr(split, name)) for name in SPLITS},
         "seed": training.seed,

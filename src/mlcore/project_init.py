@@ -40,15 +40,20 @@ from mlcore.settings import (
     DEFAULT_SETTINGS_FILE,
     DatasetSettings,
     MlopsSettings,
+    TrainingSettings,
     load_settings,
     required_extras,
-    resolve_settings_path,
+    sized_hyperparameters,
 )
+from mlcore.settings_file import SETTINGS_HELP
 
 if TYPE_CHECKING:
     from mlcore.data.profile import DataProfile
     from mlcore.data.spec import Task
 
+# The share of rows `make demo` serves as live traffic (mlcore.demo.LIVE_SHARE, which
+# imports the serving stack; init must stay light).
+DEMO_LIVE_SHARE = 0.3
 # Enough rows to see ids repeat and classes balance; a large file is not read whole.
 DEFAULT_SAMPLE_ROWS = 50_000
 CLOUDS = ("aws", "azure")
@@ -110,6 +115,8 @@ class GateProposal:
     primary_metric: str
     min_metrics: dict[str, float]
     reason: str
+    # Ceilings: a classifier must beat the log loss of predicting the class shares.
+    max_metrics: dict[str, float] = field(default_factory=dict)
 
     @property
     def live_floor(self) -> float:
@@ -138,21 +145,32 @@ class InitPlan:
 
 
 def propose_gate(profile: DataProfile) -> GateProposal:
-    """A gate metric that the evaluation computes for this task, with a floor above chance.
+    """A gate the evaluation computes for this task, every threshold beating no skill.
 
     * binary classification: AUC at least 0.70 (0.5 is chance);
     * multiclass: accuracy above always answering the majority class (AUC is binary-only);
-    * regression: R² above 0.1 (0 is predicting the mean; higher is better, as gates want).
+    * classification, both: log loss below that of predicting every row the class shares
+      (their entropy), the no-skill baseline of a probability model: a model can rank
+      well and still give probabilities worse than knowing nothing;
+    * regression: R² above 0.1 (0 is predicting the mean: R² > 0 is RMSE below the mean
+      predictor's; higher is better, as gates want).
     """
     if profile.task == "regression":
         return GateProposal(
-            "r2", {"r2": 0.1}, "regression: R² 0 means no better than predicting the mean"
+            "r2",
+            {"r2": 0.1},
+            "regression: R² 0 is predicting the mean, the no-skill baseline",
         )
+    shares = [share for share in profile.class_balance.values() if share > 0]
+    prior_log_loss = -sum(share * math.log(share) for share in shares)
+    ceiling = {"log_loss": math.floor(prior_log_loss * 1000) / 1000}
+    no_skill = f"predicting the class shares scores log loss {prior_log_loss:.3f}"
     if profile.n_classes <= 2:
         return GateProposal(
             "auc",
             {"auc": _BINARY_AUC_FLOOR},
-            "binary classification: AUC 0.5 is chance, whatever the class balance",
+            f"binary classification: AUC 0.5 is chance, whatever the class balance; {no_skill}",
+            ceiling,
         )
     majority = max(profile.class_balance.values())
     floor = round(min(math.ceil((majority + _LIVE_MARGIN) * 100) / 100, 0.99), 2)
@@ -160,8 +178,14 @@ def propose_gate(profile: DataProfile) -> GateProposal:
         "accuracy",
         {"accuracy": floor},
         f"{profile.n_classes} classes: always answering the majority class scores accuracy "
-        f"{majority:.2f}",
+        f"{majority:.2f}; {no_skill}",
+        ceiling,
     )
+
+
+def _training_rows(rows: int, training: TrainingSettings) -> int:
+    """The rows a model of ``rows`` trains on once validation and test are split off."""
+    return max(1, round(rows * (1 - training.validation_fraction - training.test_fraction)))
 
 
 def plan_project(
@@ -184,9 +208,13 @@ def plan_project(
     _check_answers(answers)
     sample = sample_table(answers.data, sample_rows)
     if answers.target not in sample.columns:
+        columns = [str(c) for c in sample.columns]
+        close = difflib.get_close_matches(answers.target, columns, n=3, cutoff=0.6)
+        close += [c for c in columns if c.lower() == answers.target.lower() and c not in close]
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         raise ConfigError(
-            f"target column {answers.target!r} is not in {answers.data}; its columns are "
-            f"{list(sample.columns)}"
+            f"target column {answers.target!r} is not in {answers.data}{hint or '.'} Its columns "
+            f"are {columns}"
         )
     task: Task | None = "regression" if answers.task == "regression" else None
     if answers.task == "classification":
@@ -222,24 +250,33 @@ def plan_project(
     writes_positive = "positive_label" in DatasetSettings.model_fields
     if writes_positive and profile.task == "classification" and profile.n_classes == 2:
         dataset["positive_label"] = positive
-    kept = ("training", "drift", "monitoring", "tracking") if existing is not None else ()
     base = existing if existing is not None else MlopsSettings.model_validate({})
-    monitoring = base.monitoring.model_dump(mode="json")
-    monitoring["min_live_metric"] = gate.live_floor
+    # Every section init does not derive from the data is kept as the existing file has it
+    # (serving limits, drift, monitoring, tracking, and any section added later).
+    derived = ("project", "dataset", "training", "gate")
+    kept = tuple(n for n in MlopsSettings.model_fields if n not in derived) if existing else ()
+    training = base.training.model_dump(mode="json", exclude_defaults=False)
+    training["hyperparameters"] = sized_hyperparameters(
+        base.training.algorithm,
+        training_rows=_training_rows(profile.rows, base.training),
+        n_classes=profile.n_classes,
+    )
     document: dict[str, Any] = {
         "project": answers.project,
         "dataset": dataset,
-        "training": base.training.model_dump(mode="json", exclude_defaults=False),
+        "training": training,
         "gate": {
             "primary_metric": gate.primary_metric,
             "min_metrics": gate.min_metrics,
-            "max_metrics": {},
+            "max_metrics": gate.max_metrics,
             "champion_tolerance": base.gate.champion_tolerance,
+            "min_evaluation_rows": base.gate.min_evaluation_rows,
         },
-        "drift": base.drift.model_dump(mode="json"),
-        "monitoring": monitoring,
-        "tracking": base.tracking.model_dump(mode="json"),
     }
+    for name in MlopsSettings.model_fields:
+        if name not in derived:
+            document[name] = getattr(base, name).model_dump(mode="json")
+    document["monitoring"]["min_live_metric"] = gate.live_floor
     _drop_exclusive_training_keys(document["training"])
     text = render_settings(document, answers=answers, profile=profile, gate=gate)
     settings = MlopsSettings.model_validate(yaml.safe_load(text))
@@ -258,7 +295,7 @@ def plan_project(
             )
         )
     inferred = _inferred_lines(profile, timestamp, positive, gate, dataset)
-    checks = _check_lines(profile, other_datetimes, answers, settings, positive)
+    checks = _check_lines(profile, other_datetimes, answers, settings, positive, root)
     return InitPlan(
         root=root,
         answers=answers,
@@ -321,14 +358,23 @@ def render_settings(
         "  # Metrics per value of these columns, in the model card and the quality monitor.",
         *_column_list("slice_columns", dataset["slice_columns"]),
         "",
+        "# Hyperparameters sized to the data by `mlcore init`: early stopping finds the number",
+        "# of trees, smaller data gets smaller trees. Another algorithm starts from its own.",
         _section("training", document["training"]),
         f"# Proposed by `mlcore init` ({gate.reason}).",
         _section("gate", document["gate"]),
-        _section("drift", document["drift"]),
-        _section("monitoring", document["monitoring"]),
-        "# MLflow tracking of every `mlcore train` and `mlcore evaluate` (README, Tracking runs).",
-        _section("tracking", document["tracking"]),
     ]
+    comments = {
+        "serving": "# The inference server's limits (mlcore serve).",
+        "tracking": "# MLflow tracking of every `mlcore train` and `mlcore evaluate` "
+        "(README, Tracking runs).",
+    }
+    for name, body in document.items():
+        if name in ("project", "dataset", "training", "gate"):
+            continue
+        if name in comments:
+            lines.append(comments[name])
+        lines.append(_section(name, body))
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -425,7 +471,12 @@ def _replace_json_string(text: str, key: str, old: Any, new: str) -> str:
 
 
 def _git_origin_repository(root: Path) -> str | None:
-    """``owner/name`` of the git remote ``origin`` (GitHub, GitLab, Bitbucket URLs), if any."""
+    """``owner/name`` of the git remote ``origin`` when it is a hosted repository, if any."""
+    url = _git_origin_url(root)
+    return repository_from_url(url) if url else None
+
+
+def _git_origin_url(root: Path) -> str | None:
     try:
         result = subprocess.run(
             ["git", "-C", str(root), "remote", "get-url", "origin"],
@@ -436,10 +487,27 @@ def _git_origin_repository(root: Path) -> str | None:
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    match = re.search(r"[:/]([^/:\s]+)/([^/\s]+?)(?:\.git)?/?$", result.stdout.strip())
-    if result.returncode != 0 or match is None:
-        return None
-    return f"{match.group(1)}/{match.group(2)}"
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+# A hosted repository's URL: https://host/owner/name(.git), ssh://[user@]host[:port]/owner/name,
+# or scp-like user@host:owner/name. A local path or file:// URL names no hosted repository.
+_HOSTED_URL = re.compile(
+    r"^(?:(?:https?|ssh|git)://(?:[^@/\s]+@)?[^/\s]+/|[^@/\s]+@[^:/\s]+:)"
+    r"(?:[^\s]+/)?(?P<owner>[^/\s]+)/(?P<name>[^/\s]+?)(?:\.git)?/?$"
+)
+
+
+def repository_from_url(url: str) -> str | None:
+    """``owner/name`` of a GitHub, GitLab or Bitbucket remote URL; None for a local path.
+
+    >>> repository_from_url("git@github.com:example-org/churn.git")
+    'example-org/churn'
+    >>> repository_from_url("/work/main") is None
+    True
+    """
+    match = _HOSTED_URL.match(url.strip())
+    return f"{match['owner']}/{match['name']}" if match else None
 
 
 # Azure fields derived from the project name, as templates of (project, environment).
@@ -564,8 +632,9 @@ def _inferred_lines(
         f"datetime columns: {list(profile.datetime_columns) or 'none'}; timestamp: {timestamp}"
     )
     lines.append(f"slice columns: {dataset['slice_columns'] or 'none'}")
-    floors = ", ".join(f"{k} >= {v}" for k, v in gate.min_metrics.items())
-    lines.append(f"gate: primary metric {gate.primary_metric}, {floors} ({gate.reason})")
+    limits = [f"{k} >= {v}" for k, v in gate.min_metrics.items()]
+    limits += [f"{k} <= {v}" for k, v in gate.max_metrics.items()]
+    lines.append(f"gate: primary metric {gate.primary_metric}, {', '.join(limits)} ({gate.reason})")
     return lines
 
 
@@ -575,6 +644,7 @@ def _check_lines(
     answers: InitAnswers,
     settings: MlopsSettings,
     positive: Any,
+    root: Path,
 ) -> list[str]:
     checks = []
     if profile.id_like:
@@ -607,10 +677,31 @@ def _check_lines(
     checks.append(
         f"gate.min_metrics {settings.gate.min_metrics}: a starting floor, not a business requirement"
     )
+    test_rows = round(profile.rows * settings.training.test_fraction)
+    demo_test_rows = round(test_rows * (1 - DEMO_LIVE_SHARE))
+    if demo_test_rows < settings.gate.min_evaluation_rows:
+        checks.append(
+            f"at {profile.rows} rows the test split holds about {test_rows} rows "
+            f"({demo_test_rows} in `make demo`, which keeps {DEMO_LIVE_SHARE:.0%} as live "
+            f"traffic): prep refuses a gate decided on fewer than gate.min_evaluation_rows "
+            f"({settings.gate.min_evaluation_rows}); gather more rows, or lower it knowingly"
+        )
+    checks.append(
+        f"training.hyperparameters {settings.training.hyperparameters}: sized to "
+        f"{profile.rows} profiled rows; `mlcore train --algorithm NAME` starts from that "
+        "algorithm's own defaults"
+    )
     if "aws" in answers.clouds:
         checks.append(
             "cdk.json mlops.source (repository, connection_arn) and the stages' accounts and regions"
         )
+        origin = None if answers.repository else _git_origin_url(root)
+        if origin and repository_from_url(origin) is None:
+            checks.append(
+                f"git origin is {origin!r}, a local path rather than a hosted repository: "
+                "cdk.json mlops.source.repository was left as it was; give --repository "
+                "owner/name for the AWS pipeline's source"
+            )
     if "azure" in answers.clouds:
         checks.append(
             "azure/environments/*.yaml: subscription_id, resource_group, workspace and alert_emails"
@@ -681,12 +772,14 @@ def add_extras_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="the optional dependencies the settings need, for image and environment builds",
         description='Print the mlcore extras the settings use, comma-separated (for pip install ".[<extras>]").',
     )
-    extras.add_argument("--settings", metavar="FILE", help="lifecycle settings YAML")
+    extras.add_argument("--settings", metavar="FILE", help=SETTINGS_HELP)
     extras.set_defaults(handler=_cmd_extras)
 
 
 def _cmd_extras(args: argparse.Namespace) -> int:
-    settings = load_settings(resolve_settings_path(args.settings))
+    from mlcore.cli import settings_from_args
+
+    settings = settings_from_args(args)
     print(",".join(required_extras(settings)))
     return 0
 
@@ -695,6 +788,8 @@ def _cmd_init(args: argparse.Namespace) -> int:
     root = Path(args.directory)
     answers = gather_answers(args, interactive=sys.stdin.isatty())
     plan = plan_project(answers, root=root, sample_rows=args.sample_rows)
+    settings_file = (root / DEFAULT_SETTINGS_FILE).resolve()
+    print(f"settings: {settings_file} ({'exists' if settings_file.is_file() else 'new'})")
     print(f"Profiled {answers.data} for project {answers.project}:")
     for line in plan.inferred:
         print(f"  {line}")

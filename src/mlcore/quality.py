@@ -12,8 +12,8 @@ column, or from SageMaker's ground-truth JSON Lines::
     {"groundTruthData": {"data": "1", "encoding": "CSV"},
      "eventMetadata": {"eventId": "<inference id>"}, "eventVersion": "0"}
 
-Run as ``python -m mlcore.quality --capture DIR --labels PATH --model-dir DIR
---output DIR [--settings FILE]``; it writes ``quality_report.json`` and
+Run as ``mlcore quality --current CAPTURE --labels PATH --baseline MODEL_DIR --output DIR
+[--settings FILE]`` (the options named as ``mlcore drift`` names them); it writes ``quality_report.json`` and
 ``evaluation.json`` (SageMaker's model-quality layout) and exits 0 whether or not the
 metric is below its threshold, like ``mlcore drift``: alarms act on the published
 metrics.
@@ -47,7 +47,8 @@ from mlcore.evaluate import (
 from mlcore.jsonio import write_json
 from mlcore.model import METADATA_FILE, PREDICTION_COLUMN, SCORE_COLUMN
 from mlcore.problem import BINARY, MULTICLASS, Problem
-from mlcore.settings import MlopsSettings, load_settings, resolve_settings_path
+from mlcore.settings import MlopsSettings
+from mlcore.settings_file import SETTINGS_HELP
 
 logger = logging.getLogger(__name__)
 
@@ -367,30 +368,58 @@ def _metadata_from_model_dir(folder: Path) -> dict[str, Any]:
 def add_quality_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``quality`` subcommand to the ``mlcore`` CLI."""
     parser = sub.add_parser(
-        "quality", help="join late ground truth with captured predictions and score live quality"
+        "quality",
+        help="join late ground truth with captured predictions and score live quality",
+        description="Join ground truth that arrived late (by inference id) with the model's "
+        "captured predictions, score the task's metrics overall and per slice column, and "
+        "compare the gate's primary metric with monitoring.min_live_metric. Writes "
+        "quality_report.json and evaluation.json (SageMaker's model-quality layout) to "
+        "--output; exits 0 whether or not the metric is below its floor, like `mlcore drift`.",
     )
     _add_arguments(parser)
     parser.set_defaults(handler=_cmd_quality)
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--capture", required=True, help="data-capture file or folder (JSON Lines)")
-    parser.add_argument("--labels", required=True, help="ground truth: CSV/Parquet or JSON Lines")
+    # Named as `mlcore drift` names them: --current is the served traffic, --baseline the model.
     parser.add_argument(
-        "--model-dir", required=True, help="the served model's directory (for its spec)"
+        "--current",
+        metavar="PATH",
+        required=True,
+        help="captured traffic: a data-capture JSON Lines file or folder",
     )
-    parser.add_argument("--output", required=True, help="folder for quality_report.json")
-    parser.add_argument("--settings", default=None, help="mlops.yaml (defaults when omitted)")
+    parser.add_argument(
+        "--labels",
+        metavar="PATH",
+        required=True,
+        help="ground truth: CSV/Parquet with inference_id and the target, or SageMaker's "
+        "ground-truth JSON Lines",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        required=True,
+        help="the served model's folder (or one holding SageMaker's model.tar.gz): its spec "
+        "and classes",
+    )
+    parser.add_argument("--output", metavar="DIR", required=True, help="folder for the reports")
+    parser.add_argument(
+        "--settings",
+        metavar="FILE",
+        help=f"{SETTINGS_HELP}; its gate, monitoring and slice columns apply",
+    )
 
 
 def _cmd_quality(args: argparse.Namespace) -> int:
+    from mlcore.cli import settings_from_args
+
     report = run_quality(
-        capture=args.capture,
+        capture=args.current,
         labels=args.labels,
-        spec=spec_from_model_dir(args.model_dir),
-        settings=load_settings(resolve_settings_path(args.settings)),
+        spec=spec_from_model_dir(args.baseline),
+        settings=settings_from_args(args),
         output=args.output,
-        problem=problem_from_model_dir(args.model_dir),
+        problem=problem_from_model_dir(args.baseline),
     )
     print(
         f"{report.primary_metric}={report.primary_value:.4f} on {report.rows} labelled rows; "
@@ -410,7 +439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cmd_quality(args)
     except MlcoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
 
 
 if __name__ == "__main__":

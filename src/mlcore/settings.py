@@ -26,9 +26,11 @@ from mlcore.metric_names import (
     METRICS_BY_TASK,
 )
 
-# Kept in an import-light module for the command line's help; re-exported here.
+# Which file is read is decided in one import-light place (the command line's help needs it
+# without pydantic); re-exported here for callers that load settings.
 from mlcore.settings_file import DEFAULT_SETTINGS_FILE as DEFAULT_SETTINGS_FILE
 from mlcore.settings_file import SETTINGS_ENV_VAR as SETTINGS_ENV_VAR
+from mlcore.settings_file import resolve_settings_path as resolve_settings_path
 
 # What a gate may name, by task (known when the settings load) or by problem type (known
 # once the classes are).
@@ -105,6 +107,39 @@ def _default_hyperparameters() -> dict[str, HyperparameterValue]:
     return {"learning_rate": 0.08, "max_iter": 200, "max_leaf_nodes": 31}
 
 
+def default_hyperparameters(algorithm: str) -> dict[str, HyperparameterValue]:
+    """The hyperparameters ``algorithm`` starts from: the shipped ones for the shipped
+    algorithm, the library's own (none given) for every other."""
+    return _default_hyperparameters() if algorithm == _DEFAULT_ALGORITHM else {}
+
+
+def sized_hyperparameters(
+    algorithm: str, *, training_rows: int, n_classes: int
+) -> dict[str, HyperparameterValue]:
+    """Hyperparameters sized to the data, as ``mlcore init`` writes them.
+
+    For gradient boosting: early stopping on the loss of an inner validation share, so the
+    number of trees follows the data (a fixed 200 trees overfit a few hundred rows until
+    the model's log loss was worse than predicting the class shares), and smaller trees
+    and a larger inner validation share on smaller data. ``n_classes`` is 0 for regression;
+    each class needs rows in the inner validation share, so few rows per class get the
+    larger share too. Other algorithms start from their library's defaults.
+    """
+    if algorithm != _DEFAULT_ALGORITHM:
+        return default_hyperparameters(algorithm)
+    rows_per_class = training_rows / n_classes if n_classes else training_rows
+    small = training_rows < 2_000 or rows_per_class < 200
+    leaves = 31 if training_rows >= 10_000 else 15 if training_rows >= 1_000 else 7
+    return {
+        "learning_rate": 0.1,
+        "max_iter": 500,
+        "max_leaf_nodes": leaves,
+        "early_stopping": True,
+        "n_iter_no_change": 10,
+        "validation_fraction": 0.2 if small else 0.1,
+    }
+
+
 class TrainingSettings(_Frozen):
     """What to train: a built-in ``algorithm``, or your own ``estimator`` factory.
 
@@ -132,6 +167,59 @@ class TrainingSettings(_Frozen):
         description="time: the most recent rows are the test set, then validation; random: "
         "shuffled with the seed; auto: time when the data has the declared timestamp",
     )
+    threads: int | Literal["auto"] = Field(
+        "auto",
+        description="OpenMP threads a model trains with; auto: $OMP_NUM_THREADS when set, "
+        "else every core this process may use (one on a busy machine unless OpenMP waits "
+        "passively)",
+    )
+
+    @model_validator(mode="after")
+    def _threads_positive(self) -> TrainingSettings:
+        if self.threads != "auto" and self.threads < 1:
+            raise ValueError(f"training.threads must be auto or at least 1, got {self.threads}")
+        return self
+
+    def thread_count(
+        self,
+        environ: Mapping[str, str] | None = None,
+        *,
+        cores: int | None = None,
+        load_average: float | None = None,
+    ) -> int:
+        """The threads training uses: ``threads``; for ``auto``, ``$OMP_NUM_THREADS`` (an
+        operator's choice, e.g. one per test worker), else every core this process may use,
+        except on a busy machine (load average at or above the cores) where OpenMP threads
+        spin while they wait (its default wait policy): there one.
+
+        ``make bench-threads`` measured why (README, "Training threads"): on a busy machine
+        two spinning threads took over 150 s where one took 11 to 14 s and two threads that
+        sleep while they wait (``OMP_WAIT_POLICY=PASSIVE``, which the ``mlcore`` command
+        sets unless told otherwise) 4 to 11 s.
+        """
+        if self.threads != "auto":
+            return self.threads
+        env = os.environ if environ is None else environ
+        explicit = env.get("OMP_NUM_THREADS", "").strip()
+        if explicit.isdigit() and int(explicit) >= 1:
+            return int(explicit)
+        usable = cores if cores is not None else _usable_cores()
+        load = load_average if load_average is not None else _load_average()
+        passive = env.get("OMP_WAIT_POLICY", "").strip().upper() == "PASSIVE"
+        return 1 if load >= usable and not passive else max(1, usable)
+
+    def with_algorithm(self, algorithm: str) -> TrainingSettings:
+        """These settings training ``algorithm`` instead: a different algorithm starts from its
+        own default hyperparameters, never from another algorithm's (which it would refuse)."""
+        if algorithm == self.algorithm and self.estimator is None:
+            return self
+        return self.model_copy(
+            update={
+                "algorithm": algorithm,
+                "estimator": None,
+                "hyperparameters": default_hyperparameters(algorithm),
+            }
+        )
 
     @model_validator(mode="before")
     @classmethod
@@ -166,6 +254,22 @@ class TrainingSettings(_Frozen):
         return self.estimator or self.algorithm
 
 
+def _usable_cores() -> int:
+    # The cores this process may run on (a container's CPU set), not the host's count.
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _load_average() -> float:
+    """The one-minute load average: processes running or waiting to run."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # not available (Windows)
+        return 0.0
+
+
 class TrackingSettings(_Frozen):
     """MLflow tracking of every ``mlcore train`` and ``mlcore evaluate`` (optional: ``mlcore[tracking]``).
 
@@ -179,6 +283,12 @@ class TrackingSettings(_Frozen):
     enabled: bool | Literal["auto"] = "auto"
     uri: str | None = None
     experiment: str | None = Field(None, min_length=1, max_length=200)
+
+
+# Below this many test rows a metric's sampling error swamps any floor (Hanley and McNeil's
+# standard error of an AUC of 0.75 on 15 + 15 rows is 0.09), so the gate will not decide;
+# gate.min_evaluation_rows lowers it knowingly.
+MIN_EVALUATION_ROWS = 30
 
 
 class GateSettings(_Frozen):
@@ -203,6 +313,11 @@ class GateSettings(_Frozen):
     max_metrics: dict[str, float] = Field(default_factory=dict)
     champion_tolerance: float = Field(0.005, ge=0)
     champion_confidence: float = Field(0.95, ge=0.5, lt=1)
+    min_evaluation_rows: int = Field(
+        MIN_EVALUATION_ROWS,
+        ge=1,
+        description="the fewest test rows a gate decides on; prep and evaluate refuse fewer",
+    )
 
     @model_validator(mode="after")
     def _thresholds_point_the_right_way(self) -> GateSettings:
@@ -428,6 +543,25 @@ class ServingSettings(_Frozen):
     keep_alive_seconds: float = Field(5, gt=0, le=3600)
 
 
+class RolloutLimits(_Frozen):
+    """What fails a rollout, named and measured alike on both clouds.
+
+    A new model version taking traffic (a SageMaker blue/green deployment's rollback
+    alarms; an Azure ML deployment's mirror and canary phases) is rolled back when the
+    share of its requests answered with a 5xx error exceeds ``max_5xx_rate``, or the 99th
+    percentile of its model latency exceeds ``max_p99_latency_ms``. Each cloud's
+    per-environment settings (``cdk.json`` ``endpoint.rollback_alarms``, Azure's
+    ``rollout``) extend this type, so the names, units and defaults are these.
+    """
+
+    max_5xx_rate: float = Field(
+        0.01, ge=0, le=1, description="share of requests answered 5xx (0.01 is 1%)"
+    )
+    max_p99_latency_ms: float = Field(
+        1000, gt=0, description="99th percentile of model latency, in milliseconds"
+    )
+
+
 class MlopsSettings(_Frozen):
     project: str = Field(pattern=r"^[a-z][a-z0-9-]{1,30}$")
     dataset: DatasetSettings = Field(default_factory=lambda: DatasetSettings.model_validate({}))
@@ -500,19 +634,6 @@ class MlopsSettings(_Frozen):
     def experiment_name(self) -> str:
         """The MLflow experiment runs are tracked under: ``tracking.experiment`` or the project."""
         return self.tracking.experiment or self.project
-
-
-def resolve_settings_path(
-    explicit: str | Path | None = None, *, environ: Mapping[str, str] | None = None
-) -> Path | None:
-    """The settings file every command reads: ``explicit`` (``--settings``), else
-    ``$MLOPS_SETTINGS``, else ``./mlops.yaml`` when it exists, else None (built-in defaults)."""
-    env = os.environ if environ is None else environ
-    chosen = explicit or env.get(SETTINGS_ENV_VAR) or None
-    if chosen is not None:
-        return Path(chosen)
-    default = Path(DEFAULT_SETTINGS_FILE)
-    return default if default.is_file() else None
 
 
 def required_extras(settings: MlopsSettings) -> tuple[str, ...]:

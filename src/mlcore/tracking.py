@@ -6,7 +6,7 @@ tracking server), so a run logged here is browsable wherever the job ran:
 * the tracking URI in force: ``tracking.uri``, else ``$MLFLOW_TRACKING_URI`` (what the
   AWS job wiring passes and what Azure ML sets in its jobs), else on a workstation an
   embedded SQLite store under ``out/mlflow`` (``mlflow ui`` browses it), else (inside
-  a SageMaker container with no URI) nothing;
+  a SageMaker job with no URI: :func:`sagemaker_job`) nothing;
 * training logs params, validation metrics, the training and validation data as dataset
   inputs (``mlflow.log_input``), the model with a signature and an input example (the
   model's own ``sample_request.json``), ``metadata.json`` and the sample request, and
@@ -62,8 +62,13 @@ GATE_TAG = "mlcore.gate"
 _RUN_NAME_TAG = "mlflow.runName"
 #: Where a workstation's runs go when no tracking URI is set, relative to the working directory.
 LOCAL_STORE = Path("out") / "mlflow"
-# SageMaker mounts /opt/ml into every training, processing and serving container.
-_SAGEMAKER_ROOT = Path("/opt/ml")
+# How SageMaker tells a job it runs inside it (the SageMaker Python SDK's own test,
+# sagemaker.core.experiments._environment): training and transform jobs by these variables,
+# a processing job by the configuration file it writes. A folder named /opt/ml proves
+# nothing: `mlcore train` run by hand, or a local emulation, can leave one behind.
+_TRAINING_JOB_VARIABLES = ("TRAINING_JOB_ARN", "TRAINING_JOB_NAME")
+_TRANSFORM_JOB_VARIABLE = "TRANSFORM_JOB_ARN"
+PROCESSING_JOB_CONFIG = Path("/opt/ml/config/processingjobconfig.json")
 _SQLITE = "sqlite:///"
 # MLflow keys accept letters, digits, and _ - . space : / only.
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. :/]")
@@ -133,9 +138,10 @@ def resolve_tracking(
         # directory the command runs in (MLflow's default).
         local_root = Path(uri.removeprefix(_SQLITE)).parent if uri.startswith(_SQLITE) else None
     else:
-        if _SAGEMAKER_ROOT.is_dir():
+        job = sagemaker_job(env)
+        if job is not None:
             logger.info(
-                "no MLFLOW_TRACKING_URI in this SageMaker container: this run is not tracked"
+                "no MLFLOW_TRACKING_URI in this SageMaker %s job: this run is not tracked", job
             )
             return None
         local_root = (local_root or (cwd or Path.cwd()) / LOCAL_STORE).resolve()
@@ -146,6 +152,24 @@ def resolve_tracking(
         project=settings.project,
         local_root=local_root,
     )
+
+
+def sagemaker_job(
+    environ: Mapping[str, str] | None = None, *, processing_config: Path = PROCESSING_JOB_CONFIG
+) -> str | None:
+    """ "training", "processing" or "transform" inside that kind of SageMaker job, else None.
+
+    Decided by what SageMaker itself sets in the job (see ``_TRAINING_JOB_VARIABLES``),
+    never by the existence of ``/opt/ml``.
+    """
+    env = os.environ if environ is None else environ
+    if any(env.get(name) for name in _TRAINING_JOB_VARIABLES):
+        return "training"
+    if env.get(_TRANSFORM_JOB_VARIABLE):
+        return "transform"
+    if processing_config.is_file():
+        return "processing"
+    return None
 
 
 def _enabled(override: str | None, configured: bool | str) -> bool | str:

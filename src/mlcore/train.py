@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from mlcore.atomic import check_output_dir, staged_output
 from mlcore.data import (
@@ -87,7 +88,9 @@ def train_model(
     if validation is not None:
         validate_frame(validation, spec)
     pipeline, hyperparameters = build_pipeline(spec, training=settings)
-    pipeline.fit(coerce_features(train, spec), train[spec.target])
+    threads = settings.thread_count()
+    with threadpool_limits(limits=threads):
+        pipeline.fit(coerce_features(train, spec), train[spec.target])
     git = git_state(commit, dirty=dirty)
     metadata: dict[str, Any] = {
         "algorithm": settings.model_name,
@@ -95,6 +98,8 @@ def train_model(
         "seed": settings.seed,
         "data_fingerprint": fingerprint(train),
         "training_rows": len(train),
+        # training.threads resolved; the out-of-fold refits for the drift baseline use it too.
+        "training_threads": threads,
         "git_commit": git.commit,
         "git_dirty": git.dirty,
         "library_versions": library_versions(),
@@ -242,10 +247,12 @@ def _out_of_fold_predictions(bundle: ModelBundle, training: pd.DataFrame) -> pd.
             return None
         splitter = KFold(n_splits=splits, shuffle=True, random_state=seed)
     parts = []
+    threads = int(bundle.metadata.get("training_threads") or 1)
     for fit_rows, predict_rows in splitter.split(training, target):
-        fitted = clone(bundle.pipeline).fit(
-            coerce_features(training.iloc[fit_rows], spec), target.iloc[fit_rows]
-        )
+        with threadpool_limits(limits=threads):
+            fitted = clone(bundle.pipeline).fit(
+                coerce_features(training.iloc[fit_rows], spec), target.iloc[fit_rows]
+            )
         fold = ModelBundle(pipeline=fitted, spec=spec, metadata=bundle.metadata)
         parts.append(fold.predict(training.iloc[predict_rows]).set_axis(predict_rows))
     return pd.concat(parts).sort_index().reset_index(drop=True)
@@ -456,9 +463,10 @@ def _container_settings(
     ``algorithm`` hyperparameter, which pipelines always pass.
     """
     estimator = control.get("estimator") or base.estimator
+    if estimator is None and control.get("algorithm", base.algorithm) != base.algorithm:
+        # Another algorithm starts from its own defaults, not the settings' algorithm's.
+        base = base.with_algorithm(str(control["algorithm"]))
     update: dict[str, Any] = {"seed": int(control.get("seed", base.seed)), "estimator": estimator}
-    if estimator is None:
-        update["algorithm"] = control.get("algorithm", base.algorithm)
     if model_hps:
         update["hyperparameters"] = {**base.hyperparameters, **model_hps}
     return base.model_copy(update=update)

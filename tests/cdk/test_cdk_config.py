@@ -200,7 +200,7 @@ def test_canary_wait_alarms_and_scaling_are_set_from_the_context(
             **context,
             "mlops.stages.prod.endpoint.traffic_shifting.canary_percent": "20",
             "mlops.stages.prod.endpoint.traffic_shifting.wait_minutes": "15",
-            "mlops.stages.prod.endpoint.rollback_alarms.max_model_latency_ms": "250",
+            "mlops.stages.prod.endpoint.rollback_alarms.max_p99_latency_ms": "250",
             "mlops.stages.prod.endpoint.target_invocations_per_instance": "120",
         }
     )
@@ -210,7 +210,7 @@ def test_canary_wait_alarms_and_scaling_are_set_from_the_context(
         20,
         15,
     )
-    assert endpoint.rollback_alarms.max_model_latency_ms == 250
+    assert endpoint.rollback_alarms.max_p99_latency_ms == 250
     assert endpoint.target_invocations_per_instance == 120
 
 

@@ -42,18 +42,45 @@ def test_prod_endpoint_rolls_back_on_5xx_and_latency_alarms(templates: dict[str,
     _, endpoint = _only(prod, "AWS::SageMaker::Endpoint")
     alarms = endpoint["Properties"]["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]
     referenced = {alarm["AlarmName"]["Ref"] for alarm in alarms}
+    found = [_resources(prod, "AWS::CloudWatch::Alarm")[i]["Properties"] for i in referenced]
     metrics = {
-        _resources(prod, "AWS::CloudWatch::Alarm")[logical_id]["Properties"]["MetricName"]
-        for logical_id in referenced
+        p.get("MetricName")
+        or next(q["MetricStat"]["Metric"]["MetricName"] for q in p["Metrics"] if "MetricStat" in q)
+        for p in found
     }
     assert metrics == {"Invocation5XXErrors", "ModelLatency"}
 
 
-def test_latency_alarm_threshold_is_in_microseconds(templates: dict[str, Template]) -> None:
-    templates["prod"].has_resource_properties(
+def test_rollback_limits_are_a_5xx_share_and_a_p99_latency_as_on_azure(
+    templates: dict[str, Template],
+) -> None:
+    # The same names and units as Azure's rollout (mlcore.settings.RolloutLimits): the share
+    # of requests answered 5XX, and the 99th percentile of latency (microseconds in CloudWatch).
+    prod = templates["prod"]
+    prod.has_resource_properties(
         "AWS::CloudWatch::Alarm",
-        {"MetricName": "ModelLatency", "Namespace": "AWS/SageMaker", "Threshold": 1_000_000},
+        {
+            "MetricName": "ModelLatency",
+            "Namespace": "AWS/SageMaker",
+            "ExtendedStatistic": "p99",
+            "Threshold": 1_000_000,
+        },
     )
+    rate = next(
+        p["Properties"]
+        for p in _resources(prod, "AWS::CloudWatch::Alarm").values()
+        if "Metrics" in p["Properties"]
+    )
+    assert rate["Threshold"] == 0.01
+    assert rate["ComparisonOperator"] == "GreaterThanThreshold"
+    expression = next(q for q in rate["Metrics"] if "Expression" in q)
+    assert expression["Expression"] == "IF(invocations > 0, errors / invocations, 0)"
+    used = {
+        q["Id"]: q["MetricStat"]["Metric"]["MetricName"]
+        for q in rate["Metrics"]
+        if "MetricStat" in q
+    }
+    assert used == {"errors": "Invocation5XXErrors", "invocations": "Invocations"}
 
 
 def test_prod_shifts_traffic_linearly_and_staging_by_canary(templates: dict[str, Template]) -> None:

@@ -167,7 +167,9 @@ def test_bad_input_is_a_clear_error_not_a_traceback(
     )
     assert code == EXIT_ERROR
     err = capsys.readouterr().err
-    assert err.startswith("error: the settings name columns that are not in the data")
+    settings_line, error = err.splitlines()[:2]
+    assert settings_line.startswith("settings: ") and settings_line.endswith("($MLOPS_SETTINGS)")
+    assert error.startswith("error: the settings name columns that are not in the data")
     assert "target (dataset.target or --target) names column 'label'" in err
     assert "Traceback" not in err
     assert not (tmp_path / "m").exists()

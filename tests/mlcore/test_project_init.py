@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from mlcore.cli import EXIT_ERROR, main
-from mlcore.errors import ConfigError
+from mlcore.errors import ConfigError, DataError, MlcoreError
 from mlcore.evaluate import compute_metrics
 from mlcore.problem import Problem
 from mlcore.project_init import InitAnswers, gather_answers, plan_project, project_name_from
@@ -337,11 +337,19 @@ def test_a_generated_project_runs_the_whole_demo(
         main(["init", "--name", name, "--data", str(data.relative_to(root)), "--target", target])
         == 0
     )
-    # Fewer boosting rounds than the generated settings keep three demos quick.
-    settings = load_settings(
-        root / "mlops.yaml", overrides={"training": {"hyperparameters": {"max_iter": 40}}}
-    )
+    settings = load_settings(root / "mlops.yaml")
+    if shape == "multiclass":
+        # 178 wines: the demo's history holds 19 test rows, too few for a gate to decide on.
+        # The demo says so and how to go on (init warned already); the loop then runs.
+        with pytest.raises(DataError, match=r"fewer than gate.min_evaluation_rows \(30\)"):
+            run_demo(DemoOptions(output_dir=root / "out" / "demo", quiet=True), settings)
+        settings = load_settings(
+            root / "mlops.yaml", overrides={"gate": {"min_evaluation_rows": 15}}
+        )
     result = run_demo(DemoOptions(output_dir=root / "out" / "demo", quiet=True), settings)
+    if result.drift is not None and result.drift.dataset_drift and len(result.versions) == 1:
+        # A live period too small to gate a retrained model on: the demo says so and ends.
+        assert result.retrain_note and "no v2 was trained" in result.retrain_note
     packages = LocalModelRegistry(root / "out" / "demo" / "registry").list_packages(name)
     assert packages and packages[0].status == "Approved"
     assert result.blocked is not None and not result.blocked["gate"]["passed"]
@@ -353,3 +361,122 @@ def test_a_generated_project_runs_the_whole_demo(
     ) | set(
         json.loads((packages[0].model_dir / "metadata.json").read_text())["spec"]["categorical"]
     )
+
+
+# --- issue 22 finding 7 and issue 21 item 10: real files on the first day ------------------
+
+
+def test_a_daily_series_with_slashed_dates_gets_its_timestamp_and_a_time_split(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from first_day_data import daily_series
+
+    from mlcore.prep import run_prep
+
+    daily_series(400).to_csv(tmp_path / "weather.csv", index=False)
+    plan = plan_project(
+        InitAnswers(project="weather", data=tmp_path / "weather.csv", target="demand"),
+        root=tmp_path,
+    )
+    assert plan.settings.dataset.timestamp == "date"
+    dataset = plan.settings.dataset
+    assert "date" not in [*(dataset.numeric or []), *(dataset.categorical or [])]
+    (tmp_path / "mlops.yaml").write_text(plan.changes[0].new)
+    monkeypatch.chdir(tmp_path)  # dataset.path is relative to the repository root
+    result = run_prep(output_dir=tmp_path / "prep", settings=load_settings(tmp_path / "mlops.yaml"))
+    assert result.lineage["split"] == "time"
+    train_end = pd.to_datetime(result.split.train["date"]).max()
+    assert train_end < pd.to_datetime(result.split.test["date"]).min()
+
+
+def test_a_tab_separated_file_gets_a_delimiter_hint(tmp_path: Path) -> None:
+    from first_day_data import classification
+
+    classification(50).to_csv(tmp_path / "export.csv", sep="\t", index=False)
+    with pytest.raises(MlcoreError, match=r"looks tab-separated.*sep='\\t'"):
+        plan_project(
+            InitAnswers(project="export", data=tmp_path / "export.csv", target="outcome"),
+            root=tmp_path,
+        )
+
+
+def test_a_misspelt_target_gets_a_did_you_mean(tmp_path: Path) -> None:
+    data = _multiclass(tmp_path)
+    with pytest.raises(ConfigError, match=r"did you mean 'cultivar'\?"):
+        plan_project(InitAnswers(project="wine", data=data, target="Cultivar"), root=tmp_path)
+
+
+def test_a_local_path_origin_is_not_taken_for_a_hosted_repository(tmp_path: Path) -> None:
+    import subprocess
+
+    from mlcore.project_init import repository_from_url
+
+    root = _scratch_repository(tmp_path)
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    subprocess.run(["git", "-C", str(root), "remote", "add", "origin", "/work/main"], check=True)
+    plan = plan_project(
+        InitAnswers(project="wine", data=_multiclass(root), target="cultivar"), root=root
+    )
+    cdk = next(c for c in plan.changes if c.path.name == "cdk.json")
+    assert not cdk.changed  # never "work/main"
+    assert any("local path" in line and "--repository" in line for line in plan.checks)
+    assert repository_from_url("https://github.com/acme/churn.git") == "acme/churn"
+    assert repository_from_url("ssh://git@gitlab.com:2222/acme/ml/churn") == "ml/churn"
+    assert repository_from_url("file:///srv/git/churn.git") is None
+    assert repository_from_url("../churn") is None
+
+
+def test_init_keeps_the_serving_section_and_every_section_it_does_not_derive(
+    tmp_path: Path,
+) -> None:
+    root = _scratch_repository(tmp_path)
+    existing = yaml.safe_load((root / "mlops.yaml").read_text())
+    existing["serving"] = {"header_timeout_seconds": 20, "scoring_timeout_seconds": 40}
+    (root / "mlops.yaml").write_text(yaml.safe_dump(existing))
+    plan = plan_project(
+        InitAnswers(project="wine", data=_multiclass(root), target="cultivar"), root=root
+    )
+    assert plan.settings.serving.header_timeout_seconds == 20
+    assert plan.settings.serving.scoring_timeout_seconds == 40
+    assert "serving" in plan.kept_sections
+
+
+def test_init_sizes_the_model_to_the_data_and_gates_on_beating_no_skill(tmp_path: Path) -> None:
+    from first_day_data import classification
+
+    from mlcore.evaluate import evaluate_model
+    from mlcore.gate import evaluate_gate
+    from mlcore.prep import resolve_spec
+    from mlcore.train import train_model
+
+    # Three classes, 400 rows, little signal: the churn demo's 200 fixed trees overfit it.
+    frame = classification(400, classes=3, seed=3)
+    frame.to_csv(tmp_path / "votes.csv", index=False)
+    plan = plan_project(
+        InitAnswers(project="votes", data=tmp_path / "votes.csv", target="outcome"), root=tmp_path
+    )
+    settings = plan.settings
+    assert settings.training.hyperparameters["early_stopping"] is True
+    shares = frame["outcome"].value_counts(normalize=True)
+    assert settings.gate.max_metrics["log_loss"] == pytest.approx(
+        -(shares * np.log(shares)).sum(), abs=1e-3
+    )
+    spec = resolve_spec(frame, settings.dataset)
+    train, test = frame.iloc[:280], frame.iloc[280:]
+    gate = settings.gate.for_problem("multiclass_classification")
+    sized = evaluate_model(train_model(train, spec, settings.training), test)
+    assert evaluate_gate(sized, None, gate).passed
+    assert sized["log_loss"] < settings.gate.max_metrics["log_loss"]
+    churn_defaults = settings.training.model_copy(
+        update={"hyperparameters": {"learning_rate": 0.08, "max_iter": 200, "max_leaf_nodes": 31}}
+    )
+    overfit = evaluate_model(train_model(train, spec, churn_defaults), test)
+    # Worse than predicting the class shares, and the proposed gate says so.
+    assert overfit["log_loss"] > settings.gate.max_metrics["log_loss"]
+    assert not evaluate_gate(overfit, None, gate).passed
+
+
+def test_init_warns_when_the_data_is_too_small_for_the_gate_to_decide(tmp_path: Path) -> None:
+    data = _multiclass(tmp_path)  # 178 rows: about 27 test rows
+    plan = plan_project(InitAnswers(project="wine", data=data, target="cultivar"), root=tmp_path)
+    assert any("gate.min_evaluation_rows" in line for line in plan.checks)

@@ -93,19 +93,67 @@ def test_a_malformed_estimator_reference_is_an_error() -> None:
         load_settings(overrides={"training": {"estimator": "my_models.forest.make"}})
 
 
-def test_settings_path_follows_option_then_environment_then_working_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_settings_path_follows_option_then_environment_then_the_nearest_file_upward(
+    tmp_path: Path,
 ) -> None:
     from mlcore.settings import resolve_settings_path
 
-    monkeypatch.chdir(tmp_path)
-    assert resolve_settings_path(environ={}) is None
-    (tmp_path / "mlops.yaml").write_text("project: here\n")
-    assert resolve_settings_path(environ={}) == Path("mlops.yaml")
-    assert resolve_settings_path(environ={"MLOPS_SETTINGS": "/env.yaml"}) == Path("/env.yaml")
-    assert resolve_settings_path("/opt.yaml", environ={"MLOPS_SETTINGS": "/env.yaml"}) == Path(
-        "/opt.yaml"
+    project = tmp_path / "project"
+    (project / ".git").mkdir(parents=True)
+    (project / "mlops.yaml").write_text("project: here\n")
+    deep = project / "notebooks" / "eda"
+    deep.mkdir(parents=True)
+    # From a subfolder, as git and ruff find theirs: the repository's file.
+    assert resolve_settings_path(environ={}, cwd=deep) == project / "mlops.yaml"
+    assert resolve_settings_path(environ={}, cwd=project) == project / "mlops.yaml"
+    assert resolve_settings_path(environ={"MLOPS_SETTINGS": "/env.yaml"}, cwd=deep) == Path(
+        "/env.yaml"
     )
+    assert resolve_settings_path(
+        "/opt.yaml", environ={"MLOPS_SETTINGS": "/env.yaml"}, cwd=deep
+    ) == Path("/opt.yaml")
+
+
+def test_the_search_stops_at_the_repository_top_and_finds_nothing_beyond(tmp_path: Path) -> None:
+    from mlcore.settings import resolve_settings_path
+
+    (tmp_path / "mlops.yaml").write_text("project: someone-elses\n")
+    repository = tmp_path / "mine"
+    (repository / ".git").mkdir(parents=True)
+    assert resolve_settings_path(environ={}, cwd=repository) is None
+
+
+def test_settings_resolution_is_written_once(tmp_path: Path) -> None:
+    # settings.py re-exports the one resolution; no second implementation to drift apart.
+    import mlcore.settings
+    import mlcore.settings_file
+
+    assert mlcore.settings.resolve_settings_path is mlcore.settings_file.resolve_settings_path
+
+
+def test_auto_threads_follow_omp_num_threads_else_one_on_a_busy_machine_else_every_core() -> None:
+    from mlcore.settings import TrainingSettings
+
+    auto = TrainingSettings()
+    assert auto.thread_count({"OMP_NUM_THREADS": "3"}, cores=8, load_average=20.0) == 3
+    # More runnable processes than cores: spinning threads wait on each other (bench-threads).
+    assert auto.thread_count({}, cores=2, load_average=13.0) == 1
+    assert auto.thread_count({"OMP_WAIT_POLICY": "passive"}, cores=2, load_average=13.0) == 2
+    assert auto.thread_count({}, cores=8, load_average=0.5) == 8
+    assert TrainingSettings(threads=2).thread_count({"OMP_NUM_THREADS": "7"}) == 2
+    with pytest.raises(ValueError, match=r"training\.threads"):
+        TrainingSettings(threads=0)
+
+
+def test_another_algorithm_starts_from_its_own_defaults_not_the_current_ones() -> None:
+    from mlcore.settings import TrainingSettings
+
+    boosting = TrainingSettings(hyperparameters={"learning_rate": 0.05, "max_iter": 300})
+    assert boosting.with_algorithm("ridge").hyperparameters == {}
+    assert boosting.with_algorithm("hist_gradient_boosting") is boosting
+    assert TrainingSettings(algorithm="ridge").with_algorithm(
+        "hist_gradient_boosting"
+    ).hyperparameters == {"learning_rate": 0.08, "max_iter": 200, "max_leaf_nodes": 31}
 
 
 def test_the_extras_the_settings_need() -> None:

@@ -243,13 +243,19 @@ def test_the_tracking_uri_in_force_wins_over_the_local_store(tmp_path: Path) -> 
     assert target.local_root is None
 
 
-def test_a_sagemaker_container_without_a_tracking_uri_does_not_track(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import mlcore.tracking
+@pytest.mark.parametrize("variable", ["TRAINING_JOB_NAME", "TRAINING_JOB_ARN", "TRANSFORM_JOB_ARN"])
+def test_a_sagemaker_job_without_a_tracking_uri_does_not_track(variable: str) -> None:
+    environ = {"MLCORE_TRACKING": "auto", variable: "mlcore-train-2026"}
+    assert resolve_tracking(load_settings(None), environ=environ) is None
 
-    monkeypatch.setattr(mlcore.tracking, "_SAGEMAKER_ROOT", tmp_path)  # /opt/ml exists there
-    assert resolve_tracking(load_settings(None), environ={"MLCORE_TRACKING": "auto"}) is None
+
+def test_a_processing_job_is_known_by_the_configuration_sagemaker_writes(tmp_path: Path) -> None:
+    from mlcore.tracking import sagemaker_job
+
+    config = tmp_path / "processingjobconfig.json"
+    assert sagemaker_job({}, processing_config=config) is None
+    config.write_text('{"ProcessingJobArn": "arn:aws:sagemaker:eu-west-1:1:processing-job/x"}')
+    assert sagemaker_job({}, processing_config=config) == "processing"
 
 
 def test_an_unusable_tracking_uri_fails_the_command_with_the_uri_and_the_way_out(

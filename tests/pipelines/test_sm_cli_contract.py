@@ -212,7 +212,11 @@ def _train(
     config.parent.mkdir(parents=True)
     config.write_text(json.dumps(hyperparameters))
     command = arguments["AlgorithmSpecification"]["ContainerEntrypoint"]
-    assert container.run(command, "--sagemaker-root", str(root)) == 0
+    # SageMaker names the job in every training container; a bare `mlcore train` follows
+    # the training contract only there.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TRAINING_JOB_NAME", "mlcore-train-contract-test")
+        assert container.run(command, "--sagemaker-root", str(root)) == 0
     return root / "model"
 
 

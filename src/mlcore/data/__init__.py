@@ -2,12 +2,13 @@
 
 from mlcore.data.io import load_table, sample_table, save_table
 from mlcore.data.spec import DatasetSpec, Task, infer_spec
-from mlcore.data.split import Split, fingerprint, split_frame
+from mlcore.data.split import Split, fingerprint, partition, split_frame
 from mlcore.data.synthetic import CHURN_SPEC, make_churn
 from mlcore.data.validate import (
     DataValidationError,
     check_declared_columns,
     coerce_features,
+    drop_unlabelled,
     validate_frame,
 )
 
@@ -19,10 +20,12 @@ __all__ = [
     "Task",
     "check_declared_columns",
     "coerce_features",
+    "drop_unlabelled",
     "fingerprint",
     "infer_spec",
     "load_table",
     "make_churn",
+    "partition",
     "sample_table",
     "save_table",
     "split_frame",

@@ -111,11 +111,33 @@ def sample_table(path: str | Path, rows: int) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
+# Delimiters a "CSV" export often uses instead of the comma, by name for the hint.
+_OTHER_DELIMITERS = {"\t": "tab", ";": "semicolon", "|": "pipe"}
+
+
+def _comma_separated(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``frame`` as read; a file that read as one column holding another delimiter is an error
+    that names the delimiter and how to convert the file (mlcore reads comma-separated CSV)."""
+    if frame.shape[1] != 1:
+        return frame
+    header = str(frame.columns[0])
+    found = [name for delimiter, name in _OTHER_DELIMITERS.items() if delimiter in header]
+    if not found:
+        return frame
+    separator = next(d for d, name in _OTHER_DELIMITERS.items() if name == found[0])
+    raise DataError(
+        f"{path} reads as one column named {header[:80]!r}: it looks {found[0]}-separated, and "
+        "mlcore reads comma-separated CSV (or Parquet). Convert it once, e.g. "
+        f"python -c \"import pandas as pd; pd.read_csv('{path}', sep={separator!r})"
+        f".to_csv('{path.with_suffix('.comma.csv')}', index=False)\", and point at the new file"
+    )
+
+
 def _load_head(path: Path, rows: int) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            return pd.read_csv(path, nrows=rows)
+            return _comma_separated(pd.read_csv(path, nrows=rows), path)
         if suffix in (".parquet", ".pq"):
             import pyarrow.parquet as pq
 
@@ -140,7 +162,7 @@ def _load_file(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            return pd.read_csv(path)
+            return _comma_separated(pd.read_csv(path), path)
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(path)
     except (ValueError, OSError, pd.errors.ParserError) as exc:

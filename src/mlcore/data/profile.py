@@ -44,19 +44,29 @@ def looks_like_id(series: pd.Series) -> bool:
     return bool(values.nunique() == len(values))
 
 
+# A calendar date written with any common separator and field order: 2012-01-31, 2012/01/31,
+# 31/01/2012, 01/31/2012, 31.01.2012, optionally followed by a time.
+_DATE_TEXT = r"^\s*(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4})(?:$|[ T])"
+
+
 def looks_like_datetime(series: pd.Series) -> bool:
-    """True for datetime columns and for text columns of ISO-8601 dates (as CSV files hold them)."""
+    """True for datetime columns and for text columns of dates (as CSV files hold them).
+
+    ISO 8601 dates and the other common layouts count (``2012/01/31``, ``31/01/2012``,
+    ``01/31/2012``, ``31.01.2012``, with or without a time), when nearly every value parses
+    with the one format pandas infers for the column, as every later reader parses it.
+    """
     if pd.api.types.is_datetime64_any_dtype(series.dtype):
         return True
     if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
         return False
     values = series.dropna().astype(str)
-    if values.empty or not values.str.contains(r"\d{4}-\d{2}-\d{2}", regex=True).all():
+    if values.empty or not values.str.contains(_DATE_TEXT, regex=True).all():
         return False
     with warnings.catch_warnings():
-        # Mixed time zones warn; an unparsable value is counted below rather than raised.
+        # Mixed time zones and day-first guesses warn; an unparsable value is counted below.
         warnings.simplefilter("ignore")
-        parsed = pd.to_datetime(values, errors="coerce", format="ISO8601", utc=True)
+        parsed = pd.to_datetime(values, errors="coerce", utc=True)
     return bool(parsed.notna().mean() >= _DATETIME_PARSE_SHARE)
 
 

@@ -88,6 +88,14 @@ def validate_frame(frame: pd.DataFrame, spec: DatasetSpec, *, require_target: bo
             if frame[column].isna().all():
                 what = "target" if column == spec.target else "column"
                 problems.append(f"{what} {column!r} is entirely null")
+        if require_target and spec.target in frame.columns:
+            unlabelled = int(frame[spec.target].isna().sum())
+            if 0 < unlabelled < len(frame):
+                problems.append(
+                    f"target {spec.target!r} has no label in {unlabelled} of {len(frame)} rows; "
+                    "`mlcore prep` drops such rows and reports how many (the rule: a row "
+                    "without a label never trains or scores a model); drop them from this data"
+                )
 
     if spec.timestamp and spec.timestamp in frame.columns and len(frame):
         parsed = pd.to_datetime(frame[spec.timestamp], errors="coerce", utc=True)
@@ -119,6 +127,40 @@ def validate_frame(frame: pd.DataFrame, spec: DatasetSpec, *, require_target: bo
             )
     if problems:
         raise DataValidationError(problems)
+
+
+class TooFewEvaluationRows(DataError):
+    """Fewer rows than ``gate.min_evaluation_rows`` to evaluate on."""
+
+
+def require_evaluation_rows(rows: int, minimum: int, *, what: str) -> None:
+    """Refuse to let a gate decide on fewer than ``minimum`` rows (``gate.min_evaluation_rows``).
+
+    ``what`` names the rows (``"the test split (15% of 200 rows)"``) in the error.
+    """
+    if rows < minimum:
+        raise TooFewEvaluationRows(
+            f"{what} holds {rows} rows, fewer than gate.min_evaluation_rows ({minimum}): a "
+            "gate decided on so few rows cannot tell a good model from a lucky one. Use more "
+            "data, or lower gate.min_evaluation_rows knowingly"
+        )
+
+
+def drop_unlabelled(frame: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, int]:
+    """``frame`` without the rows whose target is missing, and how many were dropped.
+
+    The one rule for missing labels: a row without a label never trains or scores a model.
+    Prep drops such rows and records the count (``lineage.json``, its output, the demo's
+    summary); later steps, which read prep's output, refuse any that remain
+    (:func:`validate_frame`). A target missing in every row is an error, not a drop.
+    """
+    if spec.target not in frame.columns:
+        return frame, 0
+    labelled = frame[spec.target].notna()
+    dropped = int((~labelled).sum())
+    if dropped == 0 or dropped == len(frame):
+        return frame, 0
+    return frame.loc[labelled].reset_index(drop=True), dropped
 
 
 def _first_non_numeric(series: pd.Series) -> object | None:

@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlcore.settings_file import SETTINGS_ENV_VAR
+from mlcore.settings_file import SETTINGS_HELP
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -75,8 +75,8 @@ def add_drift_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
     parser.add_argument(
         "--settings",
         metavar="FILE",
-        help=f"lifecycle settings YAML (default: ${SETTINGS_ENV_VAR}, else ./mlops.yaml if present, "
-        "else built-in defaults); its drift section sets methods, bands and windows",
+        help=f"{SETTINGS_HELP}, else built-in defaults; its drift section sets methods, bands "
+        "and windows",
     )
     parser.add_argument(
         "--reference-mode",
@@ -451,11 +451,10 @@ def infer_drift_spec(
 
 
 def load_drift_settings(path: str | None) -> MlopsSettings:
-    """``--settings FILE`` > $MLOPS_SETTINGS > ./mlops.yaml > built-in defaults."""
-    from mlcore.settings import load_settings
-    from mlcore.settings_file import settings_path
+    """The settings file in force (:mod:`mlcore.settings_file`), else the built-in defaults."""
+    from mlcore.cli import command_settings
 
-    return load_settings(settings_path(path))
+    return command_settings(path, required=False)
 
 
 def _event_time(capture: bool, spec: DatasetSpec) -> str | None:

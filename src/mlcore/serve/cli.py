@@ -20,6 +20,7 @@ from mlcore.serve.defaults import (
     PORT_ENV,
     WORKERS_ENV,
 )
+from mlcore.settings_file import SETTINGS_HELP
 
 if TYPE_CHECKING:
     from mlcore.serve.server import ServeOptions
@@ -119,8 +120,7 @@ def add_serve_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
         "--settings",
         default=None,
         metavar="FILE",
-        help="lifecycle settings file (default: $MLOPS_SETTINGS, else ./mlops.yaml if present, else "
-        "built-in defaults); its serving section sets the timeouts",
+        help=f"{SETTINGS_HELP}, else built-in defaults; its serving section sets the timeouts",
     )
     parser.set_defaults(handler=serve_command)
 
@@ -135,7 +135,8 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         port_from_environment,
     )
 
-    settings = settings_from_args(args)
+    # A serving container carries no settings file: the built-in serving limits then apply.
+    settings = settings_from_args(args, required=False)
     sampling = args.capture_sampling_percentage
     if sampling is None:
         sampling = settings.monitoring.capture_sampling_percentage
