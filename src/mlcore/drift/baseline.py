@@ -258,28 +258,29 @@ def build_baseline(
         settings=settings,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         reference_columns=tuple(known),
-        sample=feature_sample(
-            frame,
-            spec,
-            rows=settings.domain_classifier.max_rows,
-            seed=settings.domain_classifier.seed,
-        ),
+        sample=feature_sample(frame, spec, rows=settings.domain_classifier.max_rows),
         prediction_source=prediction_source
         if prediction_source is not None
         else ("reference rows" if prediction_columns else None),
     )
 
 
-def feature_sample(frame: pd.DataFrame, spec: DatasetSpec, *, rows: int, seed: int) -> pd.DataFrame:
-    """At most ``rows`` rows of the features, drawn without replacement (seeded), typed as the
-    drift tests read them: floats for numeric features, text (or missing) for categorical ones."""
+def feature_sample(frame: pd.DataFrame, spec: DatasetSpec, *, rows: int) -> pd.DataFrame:
+    """At most ``rows`` rows of the features, typed as the drift tests read them (floats for
+    numeric features, text or missing for categorical ones): the rows with the smallest hash of
+    their content (``sketches.RowSample``), so every engine picks the same rows from the same
+    data, whatever its order or partitioning."""
+    from mlcore.drift.sketches import RowSample
+
+    return RowSample.of_rows(typed_features(frame, spec), size=rows).rows
+
+
+def typed_features(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
+    """The spec's features present in ``frame``, typed as the drift tests read them."""
     present = [c for c in spec.features if c in frame.columns]
-    chosen = frame[present]
-    if chosen.shape[0] > rows:
-        chosen = chosen.sample(n=rows, random_state=seed)
-    out = pd.DataFrame(index=range(chosen.shape[0]))
+    out = pd.DataFrame(index=range(frame.shape[0]))
     for name in present:
-        values = chosen[name].reset_index(drop=True)
+        values = frame[name].reset_index(drop=True)
         if name in spec.numeric:
             out[name] = parse_numeric(values, name=name).values
         else:

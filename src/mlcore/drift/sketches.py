@@ -6,12 +6,14 @@ code can run per partition on a distributed engine and be merged on one
 machine:
 
 * numeric columns: counts on a fixed grid of cut points (the reference's
-  1/4096 quantiles plus the PSI bin edges), counts below the reference's
+  1/4096 quantiles, the PSI bin edges and the robust effect's cut points,
+  ``scales``), counts below the reference's
   minimum and above its maximum, missing, infinite and not-a-number counts,
   min/max, and count/mean/M2 moments (Chan et al.'s pairwise update);
-* categorical columns: category counts (``CategoricalSummary``, exact);
-* a uniform sample of rows for the domain classifier (``RowSample``: the rows
-  with the smallest random keys, which merge exactly).
+* categorical columns: a bounded sketch (``categorical_sketch``);
+* a sample of rows for the domain classifier (``RowSample``: the rows with the
+  smallest hash of their content, which merge exactly and do not depend on how
+  the data was split into chunks or partitions).
 
 This module holds data structures only; the tests that read them live in
 their own modules (``ks``, ``wasserstein``, ...) beside their exact versions.
@@ -23,6 +25,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from mlcore.drift.pairs import (
@@ -33,6 +36,7 @@ from mlcore.drift.pairs import (
     sorted_quantiles,
 )
 from mlcore.drift.profiles import ColumnProfile, profile
+from mlcore.drift.scales import RobustScale, robust_scale
 from mlcore.drift.summaries import (
     FloatArray,
     IntArray,
@@ -61,6 +65,7 @@ class ReferenceGrid:
     low: float
     high: float
     reference_profile: ColumnProfile
+    cuts: RobustScale
 
     @classmethod
     def from_summary(cls, summary: NumericSummary, *, psi_bins: int) -> ReferenceGrid:
@@ -81,10 +86,15 @@ class ReferenceGrid:
                 low=math.nan,
                 high=math.nan,
                 reference_profile=profile(summary),
+                cuts=robust_scale(summary),
             )
         psi_edges = quantile_edges(values, psi_bins)
         levels = np.arange(1, GRID_BINS) / GRID_BINS
-        edges = np.union1d(np.unique(sorted_quantiles(values, levels)), psi_edges)
+        cuts = robust_scale(summary)
+        edges = np.union1d(
+            np.unique(sorted_quantiles(values, levels)),
+            np.union1d(psi_edges, [cuts.low, cuts.high]),
+        )
         at_edges = np.searchsorted(values, edges, side="right") - np.searchsorted(
             values, edges, side="left"
         )
@@ -102,6 +112,7 @@ class ReferenceGrid:
             low=float(values[0]),
             high=float(values[-1]),
             reference_profile=profile(summary),
+            cuts=cuts,
         )
 
 
@@ -290,25 +301,30 @@ def sketch_profile(grid: ReferenceGrid, sketch: NumericSketch) -> ColumnProfile:
 
 @dataclass(frozen=True, eq=False)
 class RowSample:
-    """A uniform sample of at most ``size`` rows: the rows with the smallest random keys.
+    """At most ``size`` rows: those with the smallest hash of their content.
 
-    Keys are uniform draws, one per row, so keeping the smallest ``size`` keys
-    of any chunks (or of partitions, on any engine) is the same as keeping
-    the smallest of all rows: samples merge exactly.
+    The key of a row is a hash of its typed feature values (pandas' seeded
+    hash), so which rows are kept depends on the rows alone: the same data
+    split into any chunks or partitions, in any order, gives the same sample,
+    and the exact engine picks the same rows from a whole frame. Keeping the
+    smallest ``size`` keys of any parts equals keeping the smallest of all, so
+    samples merge exactly; rows are held in key order. Rows with equal content
+    have equal keys, so ties never change the sample's content.
     """
 
     size: int
-    keys: FloatArray
+    keys: npt.NDArray[np.uint64]
     rows: pd.DataFrame
 
     @classmethod
     def empty(cls, size: int, columns: list[str]) -> RowSample:
-        return cls(size=size, keys=np.empty(0), rows=pd.DataFrame(columns=columns))
+        return cls(size=size, keys=np.empty(0, dtype=np.uint64), rows=pd.DataFrame(columns=columns))
 
     @classmethod
-    def of_rows(cls, frame: pd.DataFrame, *, size: int, rng: np.random.Generator) -> RowSample:
-        keys = rng.random(frame.shape[0])
-        return cls(size=size, keys=keys, rows=frame.reset_index(drop=True)).shrunk()
+    def of_rows(cls, typed: pd.DataFrame, *, size: int) -> RowSample:
+        """``typed`` holds the features as the drift tests read them (``typed_features``)."""
+        keys = pd.util.hash_pandas_object(typed, index=False).to_numpy(dtype=np.uint64)
+        return cls(size=size, keys=keys, rows=typed.reset_index(drop=True)).shrunk(force=True)
 
     def merge(self, other: RowSample) -> RowSample:
         if self.rows.shape[0] == 0:
@@ -319,12 +335,13 @@ class RowSample:
             size=self.size,
             keys=np.concatenate([self.keys, other.keys]),
             rows=pd.concat([self.rows, other.rows], ignore_index=True),
-        ).shrunk()
+        ).shrunk(force=True)
 
-    def shrunk(self) -> RowSample:
-        if self.keys.shape[0] <= self.size:
+    def shrunk(self, *, force: bool = False) -> RowSample:
+        if self.keys.shape[0] <= self.size and not force:
             return self
-        keep = np.sort(np.argpartition(self.keys, self.size - 1)[: self.size])
+        # Sorted by key, then by position among equal keys (equal content): a canonical order.
+        keep = np.argsort(self.keys, kind="stable")[: self.size]
         return RowSample(
             size=self.size,
             keys=self.keys[keep],

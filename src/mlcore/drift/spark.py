@@ -63,9 +63,6 @@ _SKETCH_COLUMN = "sketch"
 # How many partial merges the driver receives at most (each is one sketch: the grid counts of
 # every numeric column, the category counts and the domain classifier's row sample).
 MAX_DRIVER_SKETCHES = 16
-# Seeds of the per-batch row samples: one stream per (partition, batch), as the streaming
-# engine has one per chunk.
-_SEED_STRIDE = 100_003
 
 
 def require_pyspark() -> ModuleType:
@@ -283,11 +280,9 @@ def _sketch_table_partition(
 ) -> Iterator[pd.DataFrame]:
     """One partition's Arrow batches reduced to one sketch (an empty one for no rows)."""
     plan = shipped.value
-    partition = _partition_id()
     total = plan.empty_sketch()
-    for number, batch in enumerate(batches):
-        seed = partition * _SEED_STRIDE + number
-        total = total.merge(plan.sketch(batch, workers=1, seed=seed))
+    for batch in batches:
+        total = total.merge(plan.sketch(batch, workers=1))
     yield pd.DataFrame({_SKETCH_COLUMN: [pickle.dumps(total)]})
 
 
@@ -298,25 +293,13 @@ def _sketch_capture_partition(
     from mlcore.capture import file_record_lines, frames_of_records
 
     plan = shipped.value
-    partition = _partition_id()
     total = plan.empty_sketch()
-    number = 0
     for row in rows:
         lines = bytes(row["content"]).splitlines(keepends=True)
         records = file_record_lines(lines, str(row["path"]))
         for frame in frames_of_records(records, spec, chunk_rows=chunk_rows):
-            total = total.merge(
-                plan.sketch(frame, workers=1, seed=partition * _SEED_STRIDE + number)
-            )
-            number += 1
+            total = total.merge(plan.sketch(frame, workers=1))
     yield pickle.dumps(total)
-
-
-def _partition_id() -> int:
-    from pyspark import TaskContext
-
-    context = TaskContext.get()
-    return 0 if context is None else int(context.partitionId())
 
 
 def _holds_capture(spark: SparkSession, uri: str) -> bool:
