@@ -160,11 +160,14 @@ def test_spark_statistics_are_within_the_streaming_bound_of_the_exact_ones(
         mine = report.feature(feature.name)
         if feature.kind == "numeric":
             ks = mine.test("ks")
-            lower, bound = ks.statistic, ks.parameters["error_bound"]
-            assert lower <= feature.test("ks").statistic + 1e-12 <= lower + bound + 2e-12
-            w = mine.test("wasserstein")
-            half = w.parameters["error_bound"]
-            assert abs(w.statistic - feature.test("wasserstein").statistic) <= half + 1e-12
+            lower, bound = ks.parameters["plug_in"], ks.parameters["error_bound"]
+            exact_d = feature.test("ks").parameters["plug_in"]
+            assert lower <= exact_d + 1e-12 <= lower + bound + 2e-12
+            w, exact_w = mine.test("wasserstein"), feature.test("wasserstein")
+            exact_value = exact_w.parameters["plug_in"]
+            assert w.parameters["plug_in_lower"] <= exact_value + 1e-12
+            assert exact_value <= w.parameters["plug_in_upper"] + 1e-12
+            assert w.statistic <= exact_w.statistic + 1e-12
         else:
             assert mine.test("chi2").statistic == pytest.approx(feature.test("chi2").statistic)
         assert mine.checks == feature.checks

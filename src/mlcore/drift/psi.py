@@ -22,7 +22,12 @@ import numpy.typing as npt
 
 from mlcore.drift._common import DriftTest, NumericInput, numeric_pair, untestable
 from mlcore.drift.chance import net_of_chance, null_mean
-from mlcore.drift.pairs import PSEUDO_COUNT, BinnablePair, CategoricalComparison
+from mlcore.drift.pairs import (
+    MIN_CATEGORY_COUNT,
+    PSEUDO_COUNT,
+    BinnablePair,
+    CategoricalComparison,
+)
 from mlcore.drift.results import TestResult
 from mlcore.drift.summaries import FloatArray
 from mlcore.drift.significance import significance_of
@@ -101,8 +106,12 @@ def binning_parameters(pair: BinnablePair, bins: int) -> dict[str, object]:
     smoothing = {"method": "additive", "pseudo_count_per_bin": PSEUDO_COUNT, "sides": "both"}
     if isinstance(pair, CategoricalComparison):
         return {
-            "bins": "reference categories with enough values, then one for all other values",
+            "bins": "categories",
             "labels": counts.labels,
+            "category_rule": (
+                f"reference categories with at least {MIN_CATEGORY_COUNT} values, then one "
+                "bin for every other value (rare in the reference, or new)"
+            ),
             "smoothing": smoothing,
         }
     return {

@@ -15,7 +15,9 @@ reference column and shared by the exact and the sketch engines:
   normal distribution with that IQR, so bands still read as fractions of a
   standard deviation on normal data. Where the IQR is 0 (more than half the
   values equal), the standard deviation of the winsorised reference; where that
-  is 0 too, 1 (the result says which);
+  is 0 too, the reference is constant within its cuts: nothing is cut and the
+  scale is 1, so a constant column that moves by 1 has an effect of 1 (the
+  result says which);
 * the Brownian-bridge integral of the reference CDF over the cut range, in
   units of the scale, which gives the distance's same-distribution expectation
   (``chance``).
@@ -88,7 +90,9 @@ def robust_scale_of(sorted_values: FloatArray) -> RobustScale:
     if not scale > 0:
         scale, source = float(np.std(values)), "standard deviation of the winsorised reference"
     if not scale > 0:
-        return RobustScale(low, high, 1.0, "1 (the reference is constant within its cuts)", 0.0)
+        return RobustScale(
+            -math.inf, math.inf, 1.0, "1 (the reference is constant within its cuts)", 0.0
+        )
     # The reference ECDF is constant between consecutive values: sum sqrt(F(1-F)) * width.
     cdf = np.arange(1, n, dtype=np.float64) / n
     widths = np.diff(values)

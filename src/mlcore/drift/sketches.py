@@ -93,7 +93,7 @@ class ReferenceGrid:
         cuts = robust_scale(summary)
         edges = np.union1d(
             np.unique(sorted_quantiles(values, levels)),
-            np.union1d(psi_edges, [cuts.low, cuts.high]),
+            np.union1d(psi_edges, [c for c in (cuts.low, cuts.high) if math.isfinite(c)]),
         )
         at_edges = np.searchsorted(values, edges, side="right") - np.searchsorted(
             values, edges, side="left"

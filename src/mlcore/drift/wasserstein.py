@@ -98,9 +98,12 @@ def wasserstein_streaming(pair: StreamingNumericPair, settings: DriftSettings) -
     ref_lo, ref_hi, cur_lo, cur_hi, _ = pair.cdf_bounds()
     edges = pair.reference.edges
     unit = cuts.shrink()
+    # Nothing cut (a constant reference): the outer bins end at the data's extremes.
+    low = cuts.low if np.isfinite(cuts.low) else min(pair.reference.low, pair.current.low)
+    high = cuts.high if np.isfinite(cuts.high) else max(pair.reference.high, pair.current.high)
     # Bin k is (edges[k-1], edges[k]]; only its part inside [low, high] counts.
-    left = np.clip(np.concatenate([[cuts.low], edges]), cuts.low, cuts.high) / unit
-    right = np.clip(np.concatenate([edges, [cuts.high]]), cuts.low, cuts.high) / unit
+    left = np.clip(np.concatenate([[low], edges]), low, high) / unit
+    right = np.clip(np.concatenate([edges, [high]]), low, high) / unit
     width = right - left
     largest_gap = np.maximum(ref_hi - cur_lo, cur_hi - ref_lo)
     smallest_gap = np.clip(np.maximum(ref_lo - cur_hi, cur_lo - ref_hi), 0.0, None)
