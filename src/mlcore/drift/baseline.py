@@ -234,7 +234,8 @@ def build_baseline(
     source = frame if predictions is None else predictions
     plan = column_plan(frame, spec, (), side="reference")
     prediction_only: dict[str, tuple[Kind, Role]] = {
-        name: (prediction_kind(source[name], spec), "prediction") for name in prediction_columns
+        name: (prediction_kind(source[name], spec, name=name), "prediction")
+        for name in prediction_columns
     }
     column_plan(source, spec, prediction_columns, side="reference", require_features=False)
     summaries = summarise_columns(frame, plan, workers=workers)
@@ -323,14 +324,19 @@ def column_plan(
         # Label drift: the target's distribution, when the data carries it.
         plan[spec.target] = ("categorical" if spec.task == "classification" else "numeric", "label")
     for name in prediction_columns:
-        plan[name] = (prediction_kind(frame[name], spec), "prediction")
+        plan[name] = (prediction_kind(frame[name], spec, name=name), "prediction")
     return plan
 
 
-def prediction_kind(values: pd.Series, spec: DatasetSpec) -> Kind:
+def prediction_kind(values: pd.Series, spec: DatasetSpec, *, name: str = "") -> Kind:
     """A model output is categorical when it is a class label: text, or, for a classifier,
-    whole numbers (class codes); scores and regression outputs are numeric."""
+    whole numbers (class codes); scores, class probabilities (``probability_<class>``, numeric
+    even when every value is 0 or 1) and regression outputs are numeric."""
+    from mlcore.model import PROBABILITY_PREFIX
+
     dtype = values.dtype
+    if name.startswith(PROBABILITY_PREFIX) and pd.api.types.is_float_dtype(dtype):
+        return "numeric"
     if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
         return "categorical"
     if spec.task == "classification":
