@@ -94,7 +94,8 @@ def test_wasserstein_is_scipys_on_both_samples_winsorised_at_the_reference_cuts(
 ) -> None:
     # The documented rule, computed here from scratch: cut at the reference's order statistics
     # k and n + 1 - k (k = max(2, ceil(n / 100))), divide by the winsorised reference's IQR /
-    # 1.349 (its standard deviation where the IQR is 0, else 1).
+    # 1.349 (its standard deviation where the IQR is 0; where that is 0 too, nothing is cut and
+    # the scale is 1).
     ordered = np.sort(reference)
     n = ordered.size
     k = min(max(2, int(np.ceil(0.01 * n))), (n + 1) // 2)
@@ -103,7 +104,9 @@ def test_wasserstein_is_scipys_on_both_samples_winsorised_at_the_reference_cuts(
     q1, q3 = np.quantile(winsorised, [0.25, 0.75])
     scale = (q3 - q1) / 1.3489795003921634
     if not scale > 0:
-        scale = np.std(winsorised) if np.std(winsorised) > 0 else 1.0
+        scale = np.std(winsorised)
+    if not scale > 0:
+        low, high, scale, winsorised = -np.inf, np.inf, 1.0, ordered
     expected = stats.wasserstein_distance(winsorised, np.clip(current, low, high)) / scale
     result = wasserstein_drift(reference, current)
     assert result.parameters["winsorised_at"] == (low, high)
@@ -123,8 +126,11 @@ labels = st.sampled_from(["a", "b", "c", "d", "e"])
 )
 def test_chi2_is_scipys_homogeneity_test(reference: list[str], current: list[str]) -> None:
     result = chi2_drift(reference, current)
-    # The documented bins: reference categories with at least 5 values, then "other".
-    own = sorted(c for c in set(reference) if reference.count(c) >= 5)
+    # The documented bins: reference categories whose pooled count gives at least 5 expected
+    # values in the smaller sample, then "other".
+    share = min(len(reference), len(current)) / (len(reference) + len(current))
+    pooled = {c: reference.count(c) + current.count(c) for c in set(reference)}
+    own = sorted(c for c, count in pooled.items() if count * share >= 5)
     rows = [[side.count(c) for c in own] for side in (reference, current)]
     for row, side in zip(rows, (reference, current), strict=True):
         row.append(len(side) - sum(row))

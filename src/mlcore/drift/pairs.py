@@ -116,9 +116,12 @@ class NumericPair:
         return cached[n_bins]
 
 
-# A reference category gets its own bin in the binned tests (chi-squared, PSI, JS, KL) from this
-# many reference values; rarer ones and new values share one "other" bin.
-MIN_CATEGORY_COUNT = 5
+# A category gets its own bin in the binned tests (chi-squared, PSI, JS, KL) when its pooled
+# count (reference plus current) gives at least this many expected values in the smaller sample
+# (Cochran's rule); rarer ones and new values share one "other" bin. Chosen by pooled counts,
+# never by the reference's alone: bins picked where the reference happened to be high would
+# make every window look lower there (regression to the mean), a false alarm by construction.
+MIN_EXPECTED_COUNT = 5
 # Sketches count the current values of this many of the reference's most frequent categories one
 # by one; the rest of the reference's categories are known (for the unseen-values check) only.
 MAX_TRACKED_CATEGORIES = 1000
@@ -131,7 +134,7 @@ SHOWN_UNSEEN = 20
 class CategoricalReference:
     """The reference side of a categorical column, arranged for both engines: its tracked
     categories (the most frequent ``MAX_TRACKED_CATEGORIES``), which of them are binned on their
-    own (``MIN_CATEGORY_COUNT``), and the counts of every other reference category."""
+    own (``MIN_EXPECTED_COUNT``), and the counts of every other reference category."""
 
     tracked: tuple[str, ...]  # most frequent first, ties by label
     tracked_counts: IntArray
@@ -173,13 +176,12 @@ class CategoricalReference:
 
     def __getstate__(self) -> dict[str, object]:
         # Shipped to Spark executors without the hash table, which they rebuild on first use.
-        return {k: v for k, v in self.__dict__.items() if k not in ("index", "binned")}
+        return {k: v for k, v in self.__dict__.items() if k != "index"}
 
     @cached_property
-    def binned(self) -> np.ndarray:
-        """Positions (in ``tracked``) of the categories binned on their own, in label order."""
-        own = [i for i, c in enumerate(self.tracked_counts) if c >= MIN_CATEGORY_COUNT]
-        return np.array(sorted(own, key=lambda i: self.tracked[i]), dtype=np.int64)
+    def label_order(self) -> np.ndarray:
+        """Positions in ``tracked`` sorted by label: the bins' order."""
+        return np.argsort(np.asarray(self.tracked, dtype=object), kind="stable")
 
 
 _REFERENCES: weakref.WeakKeyDictionary[CategoricalSummary, CategoricalReference] = (
@@ -230,9 +232,21 @@ class CategoricalComparison:
 
     @cached_property
     def table(self) -> BinnedCounts:
-        """Counts of both samples in the bins: each reference category with at least
-        ``MIN_CATEGORY_COUNT`` values (label order), then one "other" bin for the rest."""
-        own = self.side.binned
+        """Counts of both samples in the bins: each tracked reference category with enough
+        pooled values (``MIN_EXPECTED_COUNT``; label order), then one "other" bin for the rest.
+
+        When the reference has more categories than are tracked, a tracked category also needs
+        at least twice the reference count of the most frequent untracked one, so that which
+        categories were tracked (chosen by the reference's counts) cannot pick it by chance.
+        """
+        side = self.side
+        n_ref, n_cur = side.n_valid, self.current_valid
+        share = min(n_ref, n_cur) / (n_ref + n_cur) if n_ref + n_cur else 0.0
+        pooled = side.tracked_counts + self.tracked_current
+        enough = pooled * share >= MIN_EXPECTED_COUNT
+        if side.untracked_counts.size:
+            enough &= side.tracked_counts >= 2 * int(side.untracked_counts.max())
+        own = side.label_order[enough[side.label_order]]
         ref = self.side.tracked_counts[own]
         cur = self.tracked_current[own]
         labels = tuple(self.side.tracked[i] for i in own)

@@ -5,8 +5,8 @@ seed's reading (below 0.1 stable, 0.1 to 0.2 moderate, 0.2 or more major)
 gives the bands, and assumes about ten equal-mass reference bins, the default
 here. Every bin gets ``PSEUDO_COUNT`` added on both sides so an empty bin gives
 a finite value; the bins, their edges and the smoothing are recorded in the
-result. Categorical bins are the reference's categories with at least
-``pairs.MIN_CATEGORY_COUNT`` values, plus one "other" bin for rare and new
+result. Categorical bins are the reference's categories with enough pooled
+values (``pairs.MIN_EXPECTED_COUNT``), plus one "other" bin for rare and new
 values (``pairs``), so a long-tailed column has a PSI too. The graded
 statistic is PSI net of the PSI chance gives at these sizes (``chance``:
 plug-in minus its mean over same-distribution tables), recorded beside the
@@ -23,7 +23,7 @@ import numpy.typing as npt
 from mlcore.drift._common import DriftTest, NumericInput, numeric_pair, untestable
 from mlcore.drift.chance import net_of_chance, null_mean
 from mlcore.drift.pairs import (
-    MIN_CATEGORY_COUNT,
+    MIN_EXPECTED_COUNT,
     PSEUDO_COUNT,
     BinnablePair,
     CategoricalComparison,
@@ -109,8 +109,9 @@ def binning_parameters(pair: BinnablePair, bins: int) -> dict[str, object]:
             "bins": "categories",
             "labels": counts.labels,
             "category_rule": (
-                f"reference categories with at least {MIN_CATEGORY_COUNT} values, then one "
-                "bin for every other value (rare in the reference, or new)"
+                "reference categories whose pooled count gives at least "
+                f"{MIN_EXPECTED_COUNT} expected values in the smaller sample, then one bin for "
+                "every other value (rare, or new)"
             ),
             "smoothing": smoothing,
         }
