@@ -318,7 +318,9 @@ CHANGES = (
         sizes=(2_000_000,),
     ),
     Change("lognormal amounts x1.3 (sigma 2)", "numeric", "real", _lognormal_inflation),
-    Change("+1 SD shift, one 1e9 value in the reference", "numeric", "real", _shift_past_an_outlier),
+    Change(
+        "+1 SD shift, one 1e9 value in the reference", "numeric", "real", _shift_past_an_outlier
+    ),
     Change(
         "long tail, every value turns UNKNOWN",
         "categorical",
@@ -373,7 +375,10 @@ def _grade(change: Change, reference: object, current: object) -> str:
             else:
                 pair = (_categorical_summary(ref), _categorical_summary(cur))
             columns[f"x{i}"] = compare_summaries(
-                *pair, name=f"x{i}", role="feature", settings=corrected  # type: ignore[arg-type]
+                *pair,
+                name=f"x{i}",
+                role="feature",
+                settings=corrected,  # type: ignore[arg-type]
             )
         report = assemble_report(
             reference_rows=1, current_rows=1, settings=corrected, results=columns

@@ -213,7 +213,9 @@ def _baseline_predictions(
     bundle: ModelBundle, *, training: pd.DataFrame | None, held_out: pd.DataFrame | None
 ) -> tuple[pd.DataFrame, str]:
     """Predictions for the prediction baseline, never of rows the model was fitted on."""
-    held = monitored_outputs(bundle, held_out).reset_index(drop=True) if held_out is not None else None
+    held = (
+        monitored_outputs(bundle, held_out).reset_index(drop=True) if held_out is not None else None
+    )
     enough = held is not None and held.shape[0] >= MIN_HELD_OUT_PREDICTIONS
     if held is not None and (enough or training is None):
         return held, f"held-out rows ({held.shape[0]})"

@@ -147,7 +147,9 @@ def test_a_change_below_the_bands_is_not_flagged_more_at_mid_n() -> None:
 
 def test_every_binned_effect_is_graded_net_of_what_chance_gives() -> None:
     rng = np.random.default_rng(5)
-    column = categorical(rng.multinomial(1_000, np.full(100, 0.01)), rng.multinomial(1_000, np.full(100, 0.01)))
+    column = categorical(
+        rng.multinomial(1_000, np.full(100, 0.01)), rng.multinomial(1_000, np.full(100, 0.01))
+    )
     psi = column.test("psi")
     # Two same-distribution samples of 100 categories: a plug-in PSI near 0.2, all of it chance.
     assert psi.parameters["plug_in"] > 0.1

@@ -12,8 +12,7 @@ import pytest
 from sklearn.datasets import load_diabetes, load_iris
 
 from mlcore.data import DatasetSpec, infer_spec, split_frame
-from mlcore.drift import Baseline, detect_drift
-from mlcore.drift import build_baseline
+from mlcore.drift import Baseline, build_baseline, detect_drift
 from mlcore.drift.streaming import detect_drift_streaming
 from mlcore.model import BASELINE_DIR, ModelBundle, probability_column
 from mlcore.settings import DriftSettings, TrainingSettings
@@ -189,7 +188,9 @@ def test_a_shift_between_two_runner_up_classes_is_prediction_drift_on_every_engi
     current = _class_outputs(rng, 3000, (5, 2)).drop(columns="y")
     for report in (
         detect_drift(baseline, current, settings=QUICK),
-        detect_drift_streaming(baseline, [current.iloc[:1000], current.iloc[1000:]], settings=QUICK),
+        detect_drift_streaming(
+            baseline, [current.iloc[:1000], current.iloc[1000:]], settings=QUICK
+        ),
     ):
         grades = {p.name: p.grade for p in report.predictions}
         assert grades["prediction"] == grades["score"] == grades["probability_a"] == "none"

@@ -25,8 +25,8 @@ from mlcore.drift import (
 )
 from mlcore.drift._common import numeric_pair
 from mlcore.drift.ks import ks_asymptotic_p_value
-from mlcore.drift.wasserstein import wasserstein_distance_of
 from mlcore.drift.pairs import PSEUDO_COUNT, counts_in_bins, ks_statistic_by_grid, quantile_edges
+from mlcore.drift.wasserstein import wasserstein_distance_of
 
 TOL = 1e-9
 
@@ -179,9 +179,7 @@ def test_binned_divergences_equal_scipy_on_recorded_bins(
     ref_smooth, cur_smooth = ref_counts + PSEUDO_COUNT, cur_counts + PSEUDO_COUNT
     kl = kl_drift(reference, current, bins=bins)
     assert kl.parameters["smoothing"]["pseudo_count_per_bin"] == PSEUDO_COUNT
-    assert kl.parameters["plug_in"] == pytest.approx(
-        stats.entropy(ref_smooth, cur_smooth), abs=TOL
-    )
+    assert kl.parameters["plug_in"] == pytest.approx(stats.entropy(ref_smooth, cur_smooth), abs=TOL)
 
     p, q = ref_smooth / ref_smooth.sum(), cur_smooth / cur_smooth.sum()
     psi = psi_drift(reference, current, bins=bins)

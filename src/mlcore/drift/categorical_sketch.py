@@ -225,7 +225,9 @@ class StreamingCategoricalPair(CategoricalComparison):
     @property
     def unseen_categories(self) -> tuple[str, ...]:
         frequent = self.current.frequent_unseen
-        order = sorted(range(len(frequent.labels)), key=lambda i: (-frequent.counts[i], frequent.labels[i]))
+        order = sorted(
+            range(len(frequent.labels)), key=lambda i: (-frequent.counts[i], frequent.labels[i])
+        )
         return tuple(frequent.labels[i] for i in order[:SHOWN_UNSEEN])
 
     @property
@@ -281,7 +283,9 @@ def categorical_sketch_profile(
 ) -> ColumnProfile:
     """The current side's descriptive statistics from its sketch: tracked categories with their
     counts, then the frequent unseen labels (counts are lower bounds when the sketch dropped any)."""
-    pairs = [(label, int(c)) for label, c in zip(reference.tracked, sketch.tracked, strict=True) if c]
+    pairs = [
+        (label, int(c)) for label, c in zip(reference.tracked, sketch.tracked, strict=True) if c
+    ]
     frequent = sketch.frequent_unseen
     pairs += [(label, int(c)) for label, c in zip(frequent.labels, frequent.counts, strict=True)]
     pairs.sort(key=lambda lc: (-lc[1], lc[0]))

@@ -77,7 +77,9 @@ def null_tables(pair: Any, bins: int) -> tuple[FloatArray, FloatArray]:
         pooled = (counts.reference + counts.current).astype(np.int64)
         n_cur = int(counts.current.sum())
         rng = np.random.default_rng(0)
-        current = rng.multivariate_hypergeometric(pooled, n_cur, size=NULL_DRAWS, method="marginals")
+        current = rng.multivariate_hypergeometric(
+            pooled, n_cur, size=NULL_DRAWS, method="marginals"
+        )
         cache[bins] = ((pooled - current).astype(np.float64), current.astype(np.float64))
     return cache[bins]
 

@@ -36,7 +36,7 @@ from scipy import stats
 
 from mlcore.drift._common import CategoricalInput, DriftTest, categorical_pair, untestable
 from mlcore.drift.chance import net_of_chance, null_mean
-from mlcore.drift.pairs import CategoricalPair
+from mlcore.drift.pairs import CategoricalComparison
 from mlcore.drift.results import TestResult
 from mlcore.drift.summaries import FloatArray
 from mlcore.settings import Bands, DriftSettings
@@ -75,11 +75,11 @@ def chi2_drift(
     return chi2_graded(categorical_pair(reference, current), alpha=alpha, bands=bands)
 
 
-def chi2_test(pair: CategoricalPair, settings: DriftSettings) -> TestResult:
+def chi2_test(pair: CategoricalComparison, settings: DriftSettings) -> TestResult:
     return chi2_graded(pair, alpha=settings.p_value_threshold, bands=settings.bands.chi2)
 
 
-def chi2_graded(pair: CategoricalPair, *, alpha: float, bands: Bands) -> TestResult:
+def chi2_graded(pair: CategoricalComparison, *, alpha: float, bands: Bands) -> TestResult:
     if not pair.testable:
         return untestable(METHOD, bands, alpha, pair)
     result = homogeneity_test(pair)
@@ -111,8 +111,8 @@ def chi2_graded(pair: CategoricalPair, *, alpha: float, bands: Bands) -> TestRes
             "yates_correction": result.dof == 1,
             "categories": len(table.labels),
             "cramers_v_of_the_table": raw_v,
-            "reference_size": pair.reference.n_valid,
-            "current_size": pair.current.n_valid,
+            "reference_size": pair.side.n_valid,
+            "current_size": pair.current_valid,
         },
     )
 
@@ -129,7 +129,7 @@ def balanced_v(reference: npt.ArrayLike, current: npt.ArrayLike) -> FloatArray:
     return np.asarray(np.sqrt(np.sum(terms, axis=-1) / 2), dtype=np.float64)
 
 
-def homogeneity_test(pair: CategoricalPair) -> Homogeneity:
+def homogeneity_test(pair: CategoricalComparison) -> Homogeneity:
     """The chi-squared homogeneity test behind every categorical grade (see the docstring);
     computed once per pair."""
     cached: Homogeneity | None = pair.__dict__.get("_homogeneity")
@@ -138,7 +138,7 @@ def homogeneity_test(pair: CategoricalPair) -> Homogeneity:
     return cached
 
 
-def _homogeneity(pair: CategoricalPair) -> Homogeneity:
+def _homogeneity(pair: CategoricalComparison) -> Homogeneity:
     reference = pair.table.reference.astype(np.int64)
     current = pair.table.current.astype(np.int64)
     keep = (reference + current) > 0

@@ -67,6 +67,7 @@ def render_html(report: DriftReport) -> str:
         f"{html.escape(prediction)}."
         + (f" {html.escape(report.note)}" if report.note else "")
         + "</div>",
+        *(f"<p class='muted'>Warning: {html.escape(w)}</p>" for w in report.warnings),
         _classifier(report),
         _settings_table(report),
         "<h2>Reading the grades</h2><p>Each check measures an effect size and is graded only "

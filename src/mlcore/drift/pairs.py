@@ -227,6 +227,23 @@ class CategoricalComparison:
         raise NotImplementedError
 
     @property
+    def unseen_categories(self) -> tuple[str, ...]:
+        """The most frequent ``SHOWN_UNSEEN`` current categories the reference lacks."""
+        raise NotImplementedError
+
+    @property
+    def unseen_distinct(self) -> float:
+        """How many current categories the reference lacks (estimated from a sketch)."""
+        raise NotImplementedError
+
+    @property
+    def unseen_share(self) -> float:
+        raise NotImplementedError
+
+    def unseen_profile(self) -> UnseenProfile:
+        raise NotImplementedError
+
+    @property
     def testable(self) -> bool:
         return self.side.n_valid > 0 and self.current_valid > 0
 

@@ -29,8 +29,8 @@ from mlcore.drift.pairs import (
     CategoricalComparison,
 )
 from mlcore.drift.results import TestResult
-from mlcore.drift.summaries import FloatArray
 from mlcore.drift.significance import significance_of
+from mlcore.drift.summaries import FloatArray
 from mlcore.settings import Bands, DriftSettings
 
 METHOD = "psi"
@@ -47,13 +47,13 @@ def psi_drift(
 ) -> TestResult:
     """PSI of numeric ``current`` against ``reference`` on the reference's quantile bins.
 
-    Examples
-    --------
-    >>> import numpy as np
-import numpy.typing as npt
-    >>> values = np.arange(1000.0)
-    >>> psi_drift(values, values).parameters["plug_in"]
-    0.0
+        Examples
+        --------
+        >>> import numpy as np
+    import numpy.typing as npt
+        >>> values = np.arange(1000.0)
+        >>> psi_drift(values, values).parameters["plug_in"]
+        0.0
     """
     return psi_graded(numeric_pair(reference, current), alpha=alpha, bands=bands, bins=bins)
 

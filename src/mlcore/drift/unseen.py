@@ -35,7 +35,7 @@ import numpy as np
 from scipy import optimize, special
 
 from mlcore.drift._common import DriftTest
-from mlcore.drift.pairs import CategoricalComparison, UnseenProfile
+from mlcore.drift.pairs import CategoricalComparison
 from mlcore.drift.results import TestResult
 from mlcore.settings import DriftSettings
 

@@ -60,9 +60,7 @@ def assemble_report(
     graded_count = sum(
         1 for r in corrected if r.role == "feature" and r.grade != "insufficient_data"
     )
-    levels = dataset_levels(
-        settings, graded_count, with_classifier=domain_classifier is not None
-    )
+    levels = dataset_levels(settings, graded_count, with_classifier=domain_classifier is not None)
     corrected = [
         dataclasses.replace(r, dataset_grade=r.grade_at(levels["feature_alpha"]))
         if r.role == "feature"
