@@ -52,11 +52,11 @@ SIZES = (100, 1_000, 10_000, 100_000, 1_000_000)
 SMALLER_SIZES = SIZES[:4]
 # Replicates per n: many where they are cheap and rates are uncertain, few at 1M where the
 # outcome is settled (every rate there is 0% or 100%).
-REPLICATES = {100: 1000, 1_000: 500, 10_000: 200, 100_000: 60, 1_000_000: 20}
+REPLICATES = {100: 1000, 1_000: 500, 10_000: 200, 100_000: 60, 1_000_000: 10}
 QUICK_REPLICATES = {100: 200, 1_000: 100, 10_000: 40, 100_000: 10, 1_000_000: 4}
 # Same-distribution rows get more replicates at large n, where each false alarm is rare, and a
 # 10M-row run: the rules must hold the stated rate at every n from 100 to 10M.
-AA_REPLICATES = {100_000: 200, 1_000_000: 60, 10_000_000: 10}
+AA_REPLICATES = {100_000: 200, 1_000_000: 40, 10_000_000: 4}
 AA_ONLY_SIZES = (10_000_000,)
 # The classifier samples at most drift.domain_classifier.max_rows a side and fits a model per
 # replicate: fewer replicates (its rates settle at 0% and 100% from n = 1,000).

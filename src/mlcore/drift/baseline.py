@@ -47,8 +47,6 @@ from mlcore.drift.summaries import (
     ColumnSummary,
     Kind,
     NumericSummary,
-    category_labels,
-    parse_numeric,
 )
 from mlcore.errors import DataError, ModelError
 from mlcore.settings import DriftSettings
@@ -273,21 +271,7 @@ def feature_sample(frame: pd.DataFrame, spec: DatasetSpec, *, rows: int) -> pd.D
     data, whatever its order or partitioning."""
     from mlcore.drift.sketches import RowSample
 
-    return RowSample.of_rows(typed_features(frame, spec), size=rows).rows
-
-
-def typed_features(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
-    """The spec's features present in ``frame``, typed as the drift tests read them."""
-    present = [c for c in spec.features if c in frame.columns]
-    out = pd.DataFrame(index=range(frame.shape[0]))
-    for name in present:
-        values = frame[name].reset_index(drop=True)
-        if name in spec.numeric:
-            out[name] = parse_numeric(values, name=name).values
-        else:
-            labels = category_labels(values.dropna())
-            out[name] = pd.Series(labels, dtype=object).reindex(values.index)
-    return out
+    return RowSample.of_rows(frame, spec, size=rows).rows
 
 
 def column_plan(

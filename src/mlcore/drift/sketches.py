@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from mlcore.data import DatasetSpec
 from mlcore.drift.pairs import (
     BinnedCounts,
     bin_labels,
@@ -41,6 +42,7 @@ from mlcore.drift.summaries import (
     FloatArray,
     IntArray,
     NumericSummary,
+    category_labels,
     merge_examples,
     parse_numeric,
 )
@@ -301,15 +303,16 @@ def sketch_profile(grid: ReferenceGrid, sketch: NumericSketch) -> ColumnProfile:
 
 @dataclass(frozen=True, eq=False)
 class RowSample:
-    """At most ``size`` rows: those with the smallest hash of their content.
+    """At most ``size`` feature rows: those with the smallest hash of their content.
 
-    The key of a row is a hash of its typed feature values (pandas' seeded
-    hash), so which rows are kept depends on the rows alone: the same data
-    split into any chunks or partitions, in any order, gives the same sample,
-    and the exact engine picks the same rows from a whole frame. Keeping the
-    smallest ``size`` keys of any parts equals keeping the smallest of all, so
-    samples merge exactly; rows are held in key order. Rows with equal content
-    have equal keys, so ties never change the sample's content.
+    The key of a row is a hash of its feature values as the drift tests read them
+    (numbers as floats, categories as their text labels; pandas' seeded hash), so
+    which rows are kept depends on the rows alone: the same data split into any
+    chunks or partitions, in any order, gives the same sample, and the exact
+    engine picks the same rows from a whole frame. Keeping the smallest ``size``
+    keys of any parts equals keeping the smallest of all, so samples merge
+    exactly; rows are held in key order. Rows with equal content have equal keys,
+    so ties never change the sample's content. Only the kept rows are converted.
     """
 
     size: int
@@ -321,29 +324,69 @@ class RowSample:
         return cls(size=size, keys=np.empty(0, dtype=np.uint64), rows=pd.DataFrame(columns=columns))
 
     @classmethod
-    def of_rows(cls, typed: pd.DataFrame, *, size: int) -> RowSample:
-        """``typed`` holds the features as the drift tests read them (``typed_features``)."""
-        keys = pd.util.hash_pandas_object(typed, index=False).to_numpy(dtype=np.uint64)
-        return cls(size=size, keys=keys, rows=typed.reset_index(drop=True)).shrunk(force=True)
+    def of_rows(cls, frame: pd.DataFrame, spec: DatasetSpec, *, size: int) -> RowSample:
+        keys = row_keys(frame, spec)
+        keep = _smallest(keys, size)
+        rows = typed_features(frame.iloc[keep], spec)
+        return cls(size=size, keys=keys[keep], rows=rows)
 
     def merge(self, other: RowSample) -> RowSample:
         if self.rows.shape[0] == 0:
             return other
         if other.rows.shape[0] == 0:
             return self
+        keys = np.concatenate([self.keys, other.keys])
+        rows = pd.concat([self.rows, other.rows], ignore_index=True)
+        keep = _smallest(keys, self.size)
         return RowSample(
-            size=self.size,
-            keys=np.concatenate([self.keys, other.keys]),
-            rows=pd.concat([self.rows, other.rows], ignore_index=True),
-        ).shrunk(force=True)
-
-    def shrunk(self, *, force: bool = False) -> RowSample:
-        if self.keys.shape[0] <= self.size and not force:
-            return self
-        # Sorted by key, then by position among equal keys (equal content): a canonical order.
-        keep = np.argsort(self.keys, kind="stable")[: self.size]
-        return RowSample(
-            size=self.size,
-            keys=self.keys[keep],
-            rows=self.rows.iloc[keep].reset_index(drop=True),
+            size=self.size, keys=keys[keep], rows=rows.iloc[keep].reset_index(drop=True)
         )
+
+
+def _smallest(keys: npt.NDArray[np.uint64], size: int) -> npt.NDArray[np.int64]:
+    """Positions of the ``size`` smallest keys, in key order (ties by position)."""
+    if keys.shape[0] > size:
+        candidates = np.argpartition(keys, size - 1)[:size]
+    else:
+        candidates = np.arange(keys.shape[0])
+    order = np.lexsort((candidates, keys[candidates]))
+    return np.asarray(candidates[order], dtype=np.int64)
+
+
+_MISSING_HASH = np.uint64(0x9E3779B97F4A7C15)
+_MIX = np.uint64(1_000_003)
+
+
+def row_keys(frame: pd.DataFrame, spec: DatasetSpec) -> npt.NDArray[np.uint64]:
+    """A 64-bit hash of each row's features as the drift tests read them (see ``RowSample``).
+
+    Categories are hashed once per distinct value (factorised), so a million rows of a
+    few categories cost a few hashes; numbers are hashed as parsed floats.
+    """
+    key = np.zeros(frame.shape[0], dtype=np.uint64)
+    for name in (c for c in spec.features if c in frame.columns):
+        values = frame[name]
+        if name in spec.numeric:
+            hashed = pd.util.hash_array(parse_numeric(values, name=name).values)
+        else:
+            codes, uniques = pd.factorize(values)
+            labels = category_labels(pd.Series(uniques)).to_numpy(dtype=object)
+            per_value = pd.util.hash_array(labels) if labels.size else np.empty(0, np.uint64)
+            hashed = np.where(codes >= 0, per_value[np.maximum(codes, 0)], _MISSING_HASH)
+        key = (key * _MIX) ^ hashed.astype(np.uint64)
+    return key
+
+
+def typed_features(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
+    """The spec's features present in ``frame``, typed as the drift tests read them: floats for
+    numeric features, text labels (or missing) for categorical ones."""
+    present = [c for c in spec.features if c in frame.columns]
+    out = pd.DataFrame(index=range(frame.shape[0]))
+    for name in present:
+        values = frame[name].reset_index(drop=True)
+        if name in spec.numeric:
+            out[name] = parse_numeric(values, name=name).values
+        else:
+            labels = category_labels(values.dropna())
+            out[name] = pd.Series(labels, dtype=object).reindex(values.index)
+    return out

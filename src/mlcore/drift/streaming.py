@@ -26,7 +26,7 @@ from typing import Literal
 import pandas as pd
 
 from mlcore.data import DatasetSpec
-from mlcore.drift.baseline import Baseline, typed_features, worker_count
+from mlcore.drift.baseline import Baseline, worker_count
 from mlcore.drift.categorical_sketch import (
     CategoricalSketch,
     StreamingCategoricalPair,
@@ -195,7 +195,7 @@ class StreamingPlan:
         sample = None
         if frame is not None and self.settings.domain_classifier.enabled:
             sample = RowSample.of_rows(
-                typed_features(frame, self.spec), size=self.settings.domain_classifier.max_rows
+                frame, self.spec, size=self.settings.domain_classifier.max_rows
             )
         return CurrentSketch(
             rows=int(rows),
