@@ -6,8 +6,11 @@ Each executor task reduces its partition of the current data, one Arrow batch
 at a time (``mapInPandas``), to the same :class:`~mlcore.drift.streaming.CurrentSketch`
 the streaming engine builds per chunk. Sketches add up (merging equals
 summarising the concatenation), so Spark combines them in a tree on the
-executors (``treeAggregate``) and the driver receives a few sketches, never a
-row of data. The driver grades the merged sketch with the streaming
+executors (``treeAggregate``) and the driver receives a few sketches, each of
+bounded size whatever the rows or the categories' cardinality; the only rows in
+them are the domain classifier's sample (at most
+``drift.domain_classifier.max_rows``, chosen by a hash of their content, so the
+same whatever the partitioning). The driver grades the merged sketch with the streaming
 implementations of every registered check (:mod:`mlcore.drift.registry`), so
 the report, its statistics and the output files are the streaming engine's,
 whatever the partitioning; only ``mode`` says ``"spark"``.
