@@ -575,12 +575,13 @@ def main() -> int:
     seconds = time.perf_counter() - started
     table, problems = render(cells, sizes, aa_sizes)
     replicate_note = ", ".join(f"{replicates[n]} at n={n:,}" for n in sizes)
-    aa_note = ", ".join(f"{r} at n={n:,}" for n, r in AA_REPLICATES.items())
+    aa_note = ", ".join(f"{r} at n={n:,}" for n, r in AA_REPLICATES.items() if n <= args.max_n)
+    more = "" if args.quick else f"same-distribution rows at least {aa_note}; "
     text = (
         f"Default rules (DriftSettings()), exact engine; replicates per cell: {replicate_note} "
-        f"(same-distribution rows at least {aa_note}; the domain classifier "
-        f"{CLASSIFIER_SHARE:.0%} of those; the dataset-grade and corrected rows a quarter, the "
-        f"sketch rows 10); {seconds:.0f} s on {args.workers} processes, load (1 min) "
+        f"({more}the domain classifier and the dataset-grade rows {CLASSIFIER_SHARE:.0%} of "
+        f"those, at least 10; the corrected rows a quarter; the sketch rows "
+        f"{4 if args.quick else 10}); {seconds:.0f} s on {args.workers} processes, load (1 min) "
         f"{load:.1f} at the start.\n"
         f"{table}\n"
     )
