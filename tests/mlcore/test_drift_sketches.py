@@ -133,8 +133,16 @@ def test_an_id_column_grades_no_higher_from_the_sketch_than_exactly() -> None:
         exact = detect_drift(baseline, current, settings=QUICK).feature("session")
         sketch = detect_drift_streaming(baseline, [current], settings=QUICK).feature("session")
         assert exact.grade == sketch.grade == expected
-        assert sketch.check("unseen_values").parameters["from_sketch"]
-        assert sketch.check("unseen_values").statistic <= exact.check("unseen_values").statistic
+        found = sketch.check("unseen_values")
+        assert (
+            found.parameters["from_sketch"]
+            and not exact.check("unseen_values").parameters["from_sketch"]
+        )
+        assert (
+            found.parameters["distinct_unseen_upper_bound"]
+            >= found.parameters["distinct_unseen_estimate"]
+        )
+        assert found.statistic <= exact.check("unseen_values").statistic
 
 
 def test_a_low_cardinality_sketch_is_exact() -> None:

@@ -275,6 +275,16 @@ class StreamingCategoricalPair(CategoricalComparison):
             exact=exact,
             tail_values=tail,
             tail_categories_at_most=distinct_tail,
+            # Recorded where the sketch is not exact (an exact one reads as the exact engine).
+            sketch_errors=()
+            if exact
+            else (
+                ("frequent_items_kept", float(len(frequent.labels))),
+                ("frequent_items_count_error_at_most", float(frequent.error)),
+                ("distinct_unseen_estimate", current.distinct_unseen.estimate),
+                ("distinct_unseen_upper_bound", current.distinct_unseen.upper_bound),
+                ("distinct_relative_standard_error", current.distinct_unseen.relative_error),
+            ),
         )
 
 

@@ -207,6 +207,8 @@ class UnseenProfile:
     exact: bool = True
     tail_values: int = 0
     tail_categories_at_most: float = 0.0
+    # A sketch's stated errors, recorded with the check.
+    sketch_errors: tuple[tuple[str, float], ...] = ()
 
 
 class CategoricalComparison:

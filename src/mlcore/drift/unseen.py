@@ -82,6 +82,7 @@ def unseen_values_check(pair: CategoricalComparison, settings: DriftSettings) ->
             "expected_share": expected / n_cur,
             "unseen_categories": pair.unseen_distinct,
             "from_sketch": not found.exact,
+            **dict(found.sketch_errors),
             "reference_size": n_ref,
             "current_size": n_cur,
         },
