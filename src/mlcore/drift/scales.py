@@ -89,7 +89,7 @@ def robust_scale_of(sorted_values: FloatArray) -> RobustScale:
     scale, source = float(q3 - q1) / NORMAL_IQR, "interquartile range / 1.349"
     if not scale > 0:
         scale, source = float(np.std(values)), "standard deviation of the winsorised reference"
-    if not scale > 0:
+    if not scale * unit > 0:  # also where the spread is below the smallest float (denormals)
         return RobustScale(
             -math.inf, math.inf, 1.0, "1 (the reference is constant within its cuts)", 0.0
         )
