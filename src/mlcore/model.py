@@ -69,6 +69,13 @@ SAMPLE_REQUEST_ROWS = 5
 SAGEMAKER_MODEL_ARCHIVE = "model.tar.gz"
 PREDICTION_COLUMN = "prediction"
 SCORE_COLUMN = "score"
+# A multiclass model's probability of each class, as the drift baseline names it.
+PROBABILITY_PREFIX = "probability_"
+
+
+def probability_column(label: Any) -> str:
+    """The column holding a multiclass model's probability of class ``label``."""
+    return f"{PROBABILITY_PREFIX}{label}"
 
 
 @dataclass

@@ -37,9 +37,11 @@ from mlcore.model import (
     BASELINE_DIR,
     METADATA_FILE,
     PREDICTION_COLUMN,
+    PROBABILITY_PREFIX,
     SAMPLE_REQUEST_FILE,
     SCORE_COLUMN,
     ModelBundle,
+    probability_column,
     sample_request,
 )
 from mlcore.pipeline_factory import build_pipeline
@@ -148,7 +150,8 @@ def save_trained_model(
     pipeline fitted on the other folds) together with the held-out ones. Which
     one was used is recorded as ``prediction_source`` in the baseline and in
     ``metadata.json``. Classifiers are monitored on the predicted-class mix
-    (``prediction``) and the score; regressors on the prediction.
+    (``prediction``) and the score, multiclass ones also on every class's
+    probability (``probability_<class>``); regressors on the prediction.
 
     The sample request is the first rows of ``reference`` (of ``training`` when
     there is no held-out data); ``reference_source`` ("validation" or "train",
@@ -168,7 +171,11 @@ def save_trained_model(
     frames = [f for f in (training, reference) if f is not None]
     described = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     predictions, source = _baseline_predictions(bundle, training=training, held_out=reference)
-    prediction_columns = tuple(c for c in (PREDICTION_COLUMN, SCORE_COLUMN) if c in predictions)
+    prediction_columns = tuple(
+        c
+        for c in predictions.columns
+        if c in (PREDICTION_COLUMN, SCORE_COLUMN) or str(c).startswith(PROBABILITY_PREFIX)
+    )
     bundle.metadata["drift_baseline"] = {
         "rows": int(described.shape[0]),
         "prediction_rows": int(predictions.shape[0]),
@@ -200,11 +207,24 @@ def reference_with_predictions(bundle: ModelBundle, frame: pd.DataFrame) -> pd.D
     return pd.concat([features.reset_index(drop=True), predictions.reset_index(drop=True)], axis=1)
 
 
+def monitored_outputs(bundle: ModelBundle, frame: pd.DataFrame) -> pd.DataFrame:
+    """The model outputs prediction drift watches: ``predict``'s columns and, for a multiclass
+    model, every class's probability (the top class's alone hides a shift between two others)."""
+    outputs = bundle.predict(frame)
+    if bundle.spec.task != "classification" or len(bundle.classes) <= 2:
+        return outputs
+    probabilities = bundle.predict_proba(frame)
+    probabilities.columns = pd.Index([probability_column(c) for c in probabilities.columns])
+    return pd.concat([outputs, probabilities.set_axis(outputs.index)], axis=1)
+
+
 def _baseline_predictions(
     bundle: ModelBundle, *, training: pd.DataFrame | None, held_out: pd.DataFrame | None
 ) -> tuple[pd.DataFrame, str]:
     """Predictions for the prediction baseline, never of rows the model was fitted on."""
-    held = bundle.predict(held_out).reset_index(drop=True) if held_out is not None else None
+    held = (
+        monitored_outputs(bundle, held_out).reset_index(drop=True) if held_out is not None else None
+    )
     enough = held is not None and held.shape[0] >= MIN_HELD_OUT_PREDICTIONS
     if held is not None and (enough or training is None):
         return held, f"held-out rows ({held.shape[0]})"
@@ -254,7 +274,7 @@ def _out_of_fold_predictions(bundle: ModelBundle, training: pd.DataFrame) -> pd.
                 coerce_features(training.iloc[fit_rows], spec), target.iloc[fit_rows]
             )
         fold = ModelBundle(pipeline=fitted, spec=spec, metadata=bundle.metadata)
-        parts.append(fold.predict(training.iloc[predict_rows]).set_axis(predict_rows))
+        parts.append(monitored_outputs(fold, training.iloc[predict_rows]).set_axis(predict_rows))
     return pd.concat(parts).sort_index().reset_index(drop=True)
 
 

@@ -1,6 +1,6 @@
-"""The prediction baseline (issue 11, finding 10): classifiers are watched on the predicted-class
-mix as well as the score; the baseline is large enough to mean something; it is never built
-from in-sample predictions."""
+"""The prediction baseline (issue 11, finding 10; issue 21, finding 7): classifiers are watched on
+the predicted-class mix as well as the score, multiclass ones on every class's probability; the
+baseline is large enough to mean something; it is never built from in-sample predictions."""
 
 from __future__ import annotations
 
@@ -12,10 +12,16 @@ import pytest
 from sklearn.datasets import load_diabetes, load_iris
 
 from mlcore.data import DatasetSpec, infer_spec, split_frame
-from mlcore.drift import Baseline, detect_drift
-from mlcore.model import BASELINE_DIR, ModelBundle
+from mlcore.drift import Baseline, build_baseline, detect_drift
+from mlcore.drift.streaming import detect_drift_streaming
+from mlcore.model import BASELINE_DIR, ModelBundle, probability_column
 from mlcore.settings import DriftSettings, TrainingSettings
-from mlcore.train import _out_of_fold_predictions, save_trained_model, train_model
+from mlcore.train import (
+    _out_of_fold_predictions,
+    monitored_outputs,
+    save_trained_model,
+    train_model,
+)
 
 QUICK = DriftSettings(domain_classifier={"enabled": False})
 FOREST = TrainingSettings(algorithm="random_forest", hyperparameters={"n_estimators": 30}, seed=3)
@@ -41,7 +47,8 @@ def test_a_classifier_is_monitored_on_its_predicted_class_mix_and_its_score(
         save_trained_model(bundle, tmp_path, reference=split.validation, training=split.train)
     )
     kinds = {c.name: c.kind for c in baseline.columns if c.role == "prediction"}
-    assert kinds == {"prediction": "categorical", "score": "numeric"}
+    probabilities = {probability_column(c): "numeric" for c in bundle.classes}
+    assert kinds == {"prediction": "categorical", "score": "numeric", **probabilities}
     # The class mix moves when a window sees one species only: prediction drift.
     one_species = frame[frame["species"] == 2]
     current = pd.concat([one_species] * 3, ignore_index=True)
@@ -124,3 +131,68 @@ def test_a_regressor_is_monitored_on_its_numeric_prediction(tmp_path: Path) -> N
         ("prediction", "numeric")
     ]
     assert baseline.column("target").role == "label"
+
+
+def test_every_class_probability_of_a_multiclass_model_is_in_its_baseline(
+    tmp_path: Path, iris: tuple[pd.DataFrame, DatasetSpec]
+) -> None:
+    # Issue 21, finding 7: train.py wrote only the class mix and the top-class score.
+    frame, spec = iris
+    split = split_frame(frame, spec, seed=0)
+    bundle = train_model(split.train, spec, FOREST, validation=split.validation)
+    model_dir = save_trained_model(
+        bundle, tmp_path, reference=split.validation, training=split.train
+    )
+    baseline = _baseline(model_dir)
+    names = [probability_column(c) for c in bundle.classes]
+    assert ModelBundle.load(model_dir).metadata["drift_baseline"]["prediction_columns"] == [
+        "prediction",
+        "score",
+        *names,
+    ]
+    outputs = monitored_outputs(bundle, split.validation)
+    assert np.allclose(outputs[names].sum(axis=1), 1.0)
+    # The same honest (out-of-fold and held-out) rows as the score: one probability per row.
+    rows = baseline.column("score").summary.n_total
+    assert all(baseline.column(n).summary.n_total == rows for n in names)
+
+
+def _class_outputs(rng: np.random.Generator, n: int, beta: tuple[float, float]) -> pd.DataFrame:
+    """A three-class model that always predicts "a" with the same score distribution; how the
+    rest splits between "b" and "c" follows ``beta``."""
+    top = rng.uniform(0.5, 0.9, n)
+    split = rng.beta(*beta, n)
+    return pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "prediction": "a",
+            "score": top,
+            "probability_a": top,
+            "probability_b": (1 - top) * split,
+            "probability_c": (1 - top) * (1 - split),
+            "y": "a",
+        }
+    )
+
+
+def test_a_shift_between_two_runner_up_classes_is_prediction_drift_on_every_engine() -> None:
+    # Neither the class mix nor the top-class score moves; only the probabilities of "b" and
+    # "c" do. Watching every class's probability finds it, in the exact and streaming engines
+    # (the Spark engine: test_drift_spark.py).
+    rng = np.random.default_rng(9)
+    spec = DatasetSpec(target="y", numeric=("x",))
+    outputs = ("prediction", "score", "probability_a", "probability_b", "probability_c")
+    baseline = build_baseline(
+        _class_outputs(rng, 3000, (2, 5)), spec, QUICK, prediction_columns=outputs
+    )
+    current = _class_outputs(rng, 3000, (5, 2)).drop(columns="y")
+    for report in (
+        detect_drift(baseline, current, settings=QUICK),
+        detect_drift_streaming(
+            baseline, [current.iloc[:1000], current.iloc[1000:]], settings=QUICK
+        ),
+    ):
+        grades = {p.name: p.grade for p in report.predictions}
+        assert grades["prediction"] == grades["score"] == grades["probability_a"] == "none"
+        assert grades["probability_b"] == grades["probability_c"] == "major"
+        assert report.prediction_grade == "major"

@@ -14,6 +14,8 @@ import pytest
 from mlcore.data import DatasetSpec, infer_spec, load_table, make_churn
 from mlcore.drift import build_baseline, detect_drift, write_drift_outputs
 from mlcore.drift.monitor_formats import violations_document
+from mlcore.drift.pairs import OTHER_LABEL
+from mlcore.drift.streaming import detect_drift_streaming
 from mlcore.settings import DriftSettings
 
 QUICK = DriftSettings(domain_classifier={"enabled": False})
@@ -80,14 +82,41 @@ def test_new_values_of_a_long_tailed_column_are_expected_not_drift() -> None:
     assert flagged <= 1  # ... and are expected
 
 
-def test_an_identifier_like_reference_is_insufficient_data_not_a_clean_bill() -> None:
-    # Every reference value occurs once: the reference predicts every value to be new.
+def _city_names(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A long tail: 40% of the values from 20 big cities, 60% from cities seen about once."""
+    big = rng.choice([f"city{i}" for i in range(20)], n)
+    rare = np.array([f"town{k}" for k in rng.integers(0, 10**7, n)])
+    return np.where(rng.random(n) < 0.4, big, rare)
+
+
+def test_a_long_tail_column_whose_values_all_turn_unknown_is_major_drift() -> None:
+    # Issue 21, finding 4: a reference with 60% one-off values made every check "insufficient
+    # data", so a column whose every value became "UNKNOWN" got no verdict. Rare values now
+    # share an "other" bin, and the unseen-values check still runs.
+    rng = np.random.default_rng(4)
     reference, current = _frames()
-    reference["c"] = [f"id{i}" for i in range(len(reference))]
-    current["c"] = [f"new{i}" for i in range(len(current))]
+    reference["c"] = _city_names(rng, len(reference))
+    current["c"] = "UNKNOWN"
     feature = detect_drift(reference, current, spec=SPEC, settings=QUICK).feature("c")
-    assert feature.grade == "insufficient_data" and not feature.drifted
-    assert "dataset.id_columns" in (feature.primary.note or "")
+    assert feature.primary.grade == "major"  # PSI over the big cities and "other"
+    assert feature.check("unseen_values").grade == "major"
+    assert feature.grade == "major"
+
+
+def test_a_long_tail_column_drawn_again_is_graded_and_is_not_drift() -> None:
+    # The same long tail in both windows: graded (not insufficient data), and new one-off
+    # values are what chance gives, in every engine.
+    rng = np.random.default_rng(5)
+    reference, current = _frames()
+    reference["c"] = _city_names(rng, len(reference))
+    current["c"] = _city_names(rng, len(current))
+    baseline = build_baseline(reference, SPEC, QUICK)
+    exact = detect_drift(baseline, current, settings=QUICK).feature("c")
+    streamed = detect_drift_streaming(baseline, [current], settings=QUICK).feature("c")
+    for feature in (exact, streamed):
+        assert feature.unseen_share > 0.5
+        assert feature.grade == "none"
+    assert exact.primary.parameters["labels"][-1] == OTHER_LABEL
 
 
 def test_a_missing_column_is_a_violation_not_an_abort(tmp_path: Path) -> None:

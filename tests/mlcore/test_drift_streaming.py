@@ -122,14 +122,18 @@ def test_streaming_agrees_with_exact_mode_within_its_bound(
         if feature.kind == "numeric":
             ks, exact_ks = other.test("ks"), feature.test("ks")
             bound = ks.parameters["error_bound"]
-            assert ks.statistic <= exact_ks.statistic + 1e-12
-            assert exact_ks.statistic <= ks.statistic + bound + 1e-12
+            assert ks.parameters["plug_in"] <= exact_ks.parameters["plug_in"] + 1e-12
+            assert exact_ks.parameters["plug_in"] <= ks.parameters["plug_in"] + bound + 1e-12
+            assert ks.statistic <= exact_ks.statistic + 1e-12  # graded on the lower bound
             assert bound <= streamed.ks_error_bound
     for feature in exact.features:
         if feature.kind == "numeric":
             w, expected = streamed.feature(feature.name).primary, feature.primary
             assert w.method == expected.method == "wasserstein"
-            assert abs(w.statistic - expected.statistic) <= w.parameters["error_bound"] + 1e-9
+            exact_value = expected.parameters["plug_in"]
+            assert w.parameters["plug_in_lower"] <= exact_value + 1e-9
+            assert exact_value <= w.parameters["plug_in_upper"] + 1e-9
+            assert w.statistic <= expected.statistic + 1e-9
 
 
 def test_the_ks_bound_is_small_on_continuous_data(churn_baseline: Baseline) -> None:

@@ -47,8 +47,6 @@ from mlcore.drift.summaries import (
     ColumnSummary,
     Kind,
     NumericSummary,
-    category_labels,
-    parse_numeric,
 )
 from mlcore.errors import DataError, ModelError
 from mlcore.settings import DriftSettings
@@ -234,7 +232,8 @@ def build_baseline(
     source = frame if predictions is None else predictions
     plan = column_plan(frame, spec, (), side="reference")
     prediction_only: dict[str, tuple[Kind, Role]] = {
-        name: (prediction_kind(source[name], spec), "prediction") for name in prediction_columns
+        name: (prediction_kind(source[name], spec, name=name), "prediction")
+        for name in prediction_columns
     }
     column_plan(source, spec, prediction_columns, side="reference", require_features=False)
     summaries = summarise_columns(frame, plan, workers=workers)
@@ -258,34 +257,21 @@ def build_baseline(
         settings=settings,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         reference_columns=tuple(known),
-        sample=feature_sample(
-            frame,
-            spec,
-            rows=settings.domain_classifier.max_rows,
-            seed=settings.domain_classifier.seed,
-        ),
+        sample=feature_sample(frame, spec, rows=settings.domain_classifier.max_rows),
         prediction_source=prediction_source
         if prediction_source is not None
         else ("reference rows" if prediction_columns else None),
     )
 
 
-def feature_sample(frame: pd.DataFrame, spec: DatasetSpec, *, rows: int, seed: int) -> pd.DataFrame:
-    """At most ``rows`` rows of the features, drawn without replacement (seeded), typed as the
-    drift tests read them: floats for numeric features, text (or missing) for categorical ones."""
-    present = [c for c in spec.features if c in frame.columns]
-    chosen = frame[present]
-    if chosen.shape[0] > rows:
-        chosen = chosen.sample(n=rows, random_state=seed)
-    out = pd.DataFrame(index=range(chosen.shape[0]))
-    for name in present:
-        values = chosen[name].reset_index(drop=True)
-        if name in spec.numeric:
-            out[name] = parse_numeric(values, name=name).values
-        else:
-            labels = category_labels(values.dropna())
-            out[name] = pd.Series(labels, dtype=object).reindex(values.index)
-    return out
+def feature_sample(frame: pd.DataFrame, spec: DatasetSpec, *, rows: int) -> pd.DataFrame:
+    """At most ``rows`` rows of the features, typed as the drift tests read them (floats for
+    numeric features, text or missing for categorical ones): the rows with the smallest hash of
+    their content (``sketches.RowSample``), so every engine picks the same rows from the same
+    data, whatever its order or partitioning."""
+    from mlcore.drift.sketches import RowSample
+
+    return RowSample.of_rows(frame, spec, size=rows).rows
 
 
 def column_plan(
@@ -322,14 +308,19 @@ def column_plan(
         # Label drift: the target's distribution, when the data carries it.
         plan[spec.target] = ("categorical" if spec.task == "classification" else "numeric", "label")
     for name in prediction_columns:
-        plan[name] = (prediction_kind(frame[name], spec), "prediction")
+        plan[name] = (prediction_kind(frame[name], spec, name=name), "prediction")
     return plan
 
 
-def prediction_kind(values: pd.Series, spec: DatasetSpec) -> Kind:
+def prediction_kind(values: pd.Series, spec: DatasetSpec, *, name: str = "") -> Kind:
     """A model output is categorical when it is a class label: text, or, for a classifier,
-    whole numbers (class codes); scores and regression outputs are numeric."""
+    whole numbers (class codes); scores, class probabilities (``probability_<class>``, numeric
+    even when every value is 0 or 1) and regression outputs are numeric."""
+    from mlcore.model import PROBABILITY_PREFIX
+
     dtype = values.dtype
+    if name.startswith(PROBABILITY_PREFIX) and pd.api.types.is_float_dtype(dtype):
+        return "numeric"
     if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
         return "categorical"
     if spec.task == "classification":

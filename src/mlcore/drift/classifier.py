@@ -1,6 +1,9 @@
 """Classifier-based (domain-classifier) drift: can a model tell current rows from reference rows?
 
-Per-column tests miss changes in how features move together. A gradient-
+Per-column tests miss changes in how features move together. The rows compared
+are the engines' content-hash samples (``sketches.RowSample``), so every engine
+and every partitioning of the same data gives the classifier the same rows in
+the same order, hence the same AUC. A gradient-
 boosted classifier is trained on half of a sample of reference (label 0) and
 current (label 1) rows and scored on the other half; its AUC there is the
 statistic: 0.5 when the windows are indistinguishable, 1.0 when every row
@@ -12,8 +15,9 @@ window labels of the held-out rows shuffled 1,999 times; tied scores, common
 with small training sets, need no approximation), exact in level whatever the
 model learnt (beyond 2,000 held-out rows, the Mann-Whitney normal approximation with
 its tie correction, accurate there). The AUC needed to reach significance at this sample size is
-reported as ``null_threshold``. The grade needs both that significance and
-the AUC bands (0.55 moderate, 0.6 major: a Gini coefficient, 2 * AUC - 1, of
+reported as ``null_threshold``. In a report the classifier is tested at half
+the significance level (the share rule has the other half: ``verdict``). The
+grade needs both that significance and the AUC bands (0.55 moderate, 0.6 major: a Gini coefficient, 2 * AUC - 1, of
 0.1 and 0.2, PSI's numbers). When the classifier separates the windows, the
 features that separate them are ranked by permutation importance (the AUC lost
 when that feature is shuffled on the held-out half).
@@ -106,8 +110,10 @@ def domain_classifier_drift(
         ).fit(x_train, y_train)
         scores = model.predict_proba(x_test)[:, 1]
     test_current, test_reference = scores[y_test == 1], scores[y_test == 0]
+    floor = 0.0
     if y_test.size <= _PERMUTATION_MAX_ROWS:
         auc, p_value = auc_permutation_test(scores, y_test == 1, seed=options.seed)
+        floor = 1 / (1 + PERMUTATIONS)
     else:  # large held-out sets: the normal approximation (with its tie correction) is exact enough
         test = stats.mannwhitneyu(test_current, test_reference, alternative="greater")
         auc = float(test.statistic) / (test_current.size * test_reference.size)
@@ -149,6 +155,7 @@ def domain_classifier_drift(
         alpha=alpha,
         significance_test="permutation (held-out AUC)",
         parameters=parameters,
+        p_value_floor=floor,
     )
 
 

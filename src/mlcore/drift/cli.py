@@ -551,6 +551,7 @@ def summary(report: DriftReport, path: Path) -> str:
         )
     if report.note:
         lines.append(report.note)
+    lines.extend(f"warning: {w}" for w in report.warnings)
     lines.append(f"report: {path}")
     return "\n".join(lines)
 

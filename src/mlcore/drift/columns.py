@@ -13,16 +13,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from mlcore.drift.pairs import CategoricalPair
+from mlcore.drift.pairs import CategoricalComparison
 from mlcore.drift.profiles import ColumnProfile
 from mlcore.drift.registry import checks_for, primary_method, tests_to_run
 from mlcore.drift.results import DataTypeCheck, FeatureDrift, Role, TestResult
 from mlcore.drift.summaries import Kind
 from mlcore.settings import DriftSettings
 
-# A categorical reference in which at least this share of values occur once describes too
-# little of its column (an identifier, free text): every current value is expected to be new.
-SPARSE_REFERENCE_SHARE = 0.5
 _VALUE_CHECKS = ("out_of_range", "unseen_values")
 
 
@@ -48,8 +45,6 @@ def compare_column(
     checks = [c.regraded(alpha=alpha) for c in checks]
 
     too_few = _too_few(pair.reference.n_valid, pair.current.n_valid, settings.min_window)
-    if too_few is None and isinstance(pair, CategoricalPair):
-        too_few = _sparse_reference(pair)
     if too_few is not None:
         tests = [t.regraded(insufficient=too_few) for t in tests]
         checks = [
@@ -59,6 +54,7 @@ def compare_column(
     if too_few_rows is not None:
         checks = [c.regraded(insufficient=too_few_rows) for c in checks]
 
+    categorical = isinstance(pair, CategoricalComparison)
     return FeatureDrift(
         name=name,
         role=role,
@@ -71,8 +67,8 @@ def compare_column(
         reference_profile=reference_profile,
         current_profile=current_profile,
         data_type=data_type_check(pair, kind, reference_profile),
-        unseen_categories=pair.unseen_categories if isinstance(pair, CategoricalPair) else (),
-        unseen_share=pair.unseen_share if isinstance(pair, CategoricalPair) else 0.0,
+        unseen_categories=pair.unseen_categories if categorical else (),
+        unseen_share=pair.unseen_share if categorical else 0.0,
     )
 
 
@@ -110,15 +106,4 @@ def _too_few(reference: int, current: int, minimum: int) -> str | None:
     return (
         f"fewer than the minimum window of {minimum} values in the {' and '.join(short)} data "
         f"(reference {reference}, current {current}); drift.min_window sets it"
-    )
-
-
-def _sparse_reference(pair: CategoricalPair) -> str | None:
-    share = pair.reference_singleton_share
-    if share < SPARSE_REFERENCE_SHARE:
-        return None
-    return (
-        f"{share:.0%} of the reference's values occur only once, so new values are expected in "
-        "any window: the reference is too small for this column, or the column is an "
-        "identifier (list it in dataset.id_columns)"
     )

@@ -117,10 +117,7 @@ def detect_drift(
         reference_sample = None
         if settings.domain_classifier.enabled:
             reference_sample = feature_sample(
-                reference_frame,
-                spec,
-                rows=settings.domain_classifier.max_rows,
-                seed=settings.domain_classifier.seed,
+                reference_frame, spec, rows=settings.domain_classifier.max_rows
             )
 
         def reference_side(name: str) -> tuple[ColumnSummary, Kind, Role]:
@@ -209,7 +206,7 @@ def _domain_classifier(
             alpha=settings.p_value_threshold,
             note="the baseline holds no sample of reference rows; rebuild it by retraining",
         )
-    current_sample = feature_sample(current, spec, rows=options.max_rows, seed=options.seed)
+    current_sample = feature_sample(current, spec, rows=options.max_rows)
     return domain_classifier_drift(reference_sample, current_sample, spec=spec, settings=settings)
 
 

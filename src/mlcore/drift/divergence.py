@@ -8,20 +8,26 @@ infinite.
 
 Bands: for small changes every such divergence is a multiple of the same
 chi-squared distance, with PSI ~ 2 KL ~ 8 ln(2) JS^2. PSI's 0.1 / 0.2 become
-0.05 / 0.1 for KL and 0.13 / 0.19 for the JS distance. The significance test
-is the column's (``significance``).
+0.05 / 0.1 for KL and 0.13 / 0.19 for the JS distance. Both are graded net of
+chance (``chance``): KL minus its mean over same-distribution tables, the JS
+distance as sqrt(JS^2 - mean of JS^2 there); the plug-in values are recorded.
+The significance test is the column's (``significance``).
 """
 
 from __future__ import annotations
 
+import numpy as np
+import numpy.typing as npt
 from scipy import stats
 from scipy.spatial import distance
 
 from mlcore.drift._common import DriftTest, NumericInput, numeric_pair, untestable
+from mlcore.drift.chance import net_of_chance, null_mean
 from mlcore.drift.pairs import PSEUDO_COUNT, BinnablePair
 from mlcore.drift.psi import binning_parameters
 from mlcore.drift.results import TestResult
 from mlcore.drift.significance import significance_of
+from mlcore.drift.summaries import FloatArray
 from mlcore.settings import Bands, DriftSettings
 
 JS_METHOD = "jensenshannon"
@@ -77,14 +83,15 @@ def jensenshannon_graded(
 ) -> TestResult:
     if not pair.testable:
         return untestable(JS_METHOD, bands, alpha, pair)
-    ref, cur = pair.binned(bins).proportions()
-    statistic = float(distance.jensenshannon(ref, cur, base=JS_LOG_BASE))
+    counts = pair.binned(bins)
+    plug_in = float(js_of(counts.reference, counts.current)[()])
+    chance = null_mean(pair, bins, lambda r, c: js_of(r, c) ** 2)
     parameters = binning_parameters(pair, bins)
     parameters["smoothing"] = {"method": "none", "reason": "finite for empty bins"}
     significance = significance_of(pair)
     return TestResult.graded(
         JS_METHOD,
-        statistic=statistic,
+        statistic=net_of_chance(plug_in, chance, form="quadrature"),
         p_value=significance.p_value,
         bands=bands,
         alpha=alpha,
@@ -94,6 +101,9 @@ def jensenshannon_graded(
             **significance.parameters,
             "log_base": JS_LOG_BASE,
             "form": "distance (sqrt of divergence)",
+            "effect_size": "JS distance net of chance: sqrt(plug_in^2 - chance)",
+            "plug_in": plug_in,
+            "chance": chance,
         },
     )
 
@@ -101,12 +111,13 @@ def jensenshannon_graded(
 def kl_graded(pair: BinnablePair, *, alpha: float, bands: Bands, bins: int) -> TestResult:
     if not pair.testable:
         return untestable(KL_METHOD, bands, alpha, pair)
-    ref, cur = pair.binned(bins).proportions(pseudo_count=PSEUDO_COUNT)
-    statistic = float(stats.entropy(ref, cur))
+    counts = pair.binned(bins)
+    plug_in = float(kl_of(counts.reference, counts.current)[()])
+    chance = null_mean(pair, bins, kl_of)
     significance = significance_of(pair)
     return TestResult.graded(
         KL_METHOD,
-        statistic=statistic,
+        statistic=net_of_chance(plug_in, chance, form="linear"),
         p_value=significance.p_value,
         bands=bands,
         alpha=alpha,
@@ -116,8 +127,26 @@ def kl_graded(pair: BinnablePair, *, alpha: float, bands: Bands, bins: int) -> T
             **significance.parameters,
             "log_base": "e",
             "direction": "KL(reference || current)",
+            "effect_size": "KL net of chance: plug_in - chance",
+            "plug_in": plug_in,
+            "chance": chance,
         },
     )
+
+
+def js_of(reference: npt.ArrayLike, current: npt.ArrayLike) -> FloatArray:
+    """Jensen-Shannon distance (base 2) of count tables (last axis: bins), vectorised."""
+    ref = np.asarray(reference, dtype=np.float64)
+    cur = np.asarray(current, dtype=np.float64)
+    found = distance.jensenshannon(ref, cur, base=JS_LOG_BASE, axis=-1)
+    return np.asarray(found, dtype=np.float64)
+
+
+def kl_of(reference: npt.ArrayLike, current: npt.ArrayLike) -> FloatArray:
+    """KL(reference || current) of count tables, smoothed as PSI is; vectorised."""
+    ref = np.asarray(reference, dtype=np.float64) + PSEUDO_COUNT
+    cur = np.asarray(current, dtype=np.float64) + PSEUDO_COUNT
+    return np.asarray(stats.entropy(ref, cur, axis=-1), dtype=np.float64)
 
 
 JENSENSHANNON_TEST = DriftTest(

@@ -117,6 +117,7 @@ def render_html(
         f"{html.escape(prediction)}."
         + (f" {html.escape(report.note)}" if report.note else "")
         + "</div>",
+        *(f"<p class='muted'>Warning: {html.escape(w)}</p>" for w in report.warnings),
         _summary_table(columns),
         _classifier(report),
         "<h2>Reading the grades</h2><p>Each check measures an effect size and is graded only "

@@ -1,20 +1,24 @@
 """Two-sample Kolmogorov-Smirnov: the KS statistic graded on its bands (numeric columns).
 
 The statistic D (the largest gap between the two empirical CDFs) is an effect
-size in [0, 1]; the KS test's p-value is the significance test, exact up to
-10,000 values a side (scipy's) and asymptotic beyond. D's default bands (0.02
-moderate, 0.04 major) are those of the Wasserstein method on a normal location
-shift: a shift of s standard deviations gives W = s and D = 2 * Phi(s / 2) - 1,
-about 0.4 * s. The p-value is also the significance test of every other
-numeric method (``significance``).
+size in [0, 1], graded net of the D chance gives at these sizes
+(``chance``: sqrt(D^2 - E0[D]^2), with E0[D] the mean of Kolmogorov's
+distribution over sqrt(n_eff); the plug-in D is ``plug_in``); the KS test's
+p-value is the significance test, exact up to 10,000 values a side (scipy's)
+and asymptotic beyond. D's default bands (0.02 moderate, 0.04 major) are those
+of the Wasserstein method on a normal location shift: a shift of s standard
+deviations gives W = s and D = 2 * Phi(s / 2) - 1, about 0.4 * s. The p-value
+is also the significance test of every other numeric method
+(``significance``).
 
 Streaming mode knows both CDFs exactly at every grid edge, so the reported
-statistic (the largest gap at an edge) is a true lower bound of the exact one.
+plug-in (the largest gap at an edge) is a true lower bound of the exact one, and
+the grade is taken on it, so a sketch never grades above the exact engine.
 Between two edges each CDF rises by at most its mass in that bin, which bounds
-the gap there too: the exact statistic lies in ``[statistic, statistic +
+the gap there too: the exact plug-in lies in ``[plug_in, plug_in +
 error_bound]``, with ``error_bound`` recorded per column (at most the largest
-single-bin mass of either sample). The p-value is computed from the reported
-statistic.
+single-bin mass of either sample). The p-value is computed from the lower
+bound, so it is never smaller than the exact one.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import numpy as np
 from scipy import special, stats
 
 from mlcore.drift._common import DriftTest, NumericInput, numeric_pair, untestable
+from mlcore.drift.chance import ks_chance, net_of_chance
 from mlcore.drift.pairs import NumericPair
 from mlcore.drift.results import TestResult
 from mlcore.drift.sketches import StreamingNumericPair
@@ -55,7 +60,7 @@ def ks_drift(
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> result = ks_drift(rng.normal(size=500), rng.normal(1.0, size=500))
-    >>> result.grade, result.statistic > 0.3
+    >>> result.grade, result.parameters["plug_in"] > 0.3
     ('major', True)
     """
     return _graded(numeric_pair(reference, current), ks_exact_statistic_and_p, alpha, bands)
@@ -96,7 +101,7 @@ def ks_streaming_statistic_and_p(pair: StreamingNumericPair) -> KsMeasurement:
         p_value,
         "asymp (from the statistic's lower bound)",
         {
-            "statistic_upper_bound": upper,
+            "plug_in_upper": upper,
             "error_bound": upper - at_edges,
             "grid_bins": int(pair.reference.edges.shape[0] + 1),
         },
@@ -134,9 +139,11 @@ def _graded(
     if not pair.testable:
         return untestable(METHOD, bands, alpha, pair)
     found = ks_measurement(pair, measure)
+    n_ref, n_cur = pair.reference.n_valid, pair.current.n_valid
+    chance = ks_chance(n_ref, n_cur)
     return TestResult.graded(
         METHOD,
-        statistic=found.statistic,
+        statistic=net_of_chance(found.statistic, chance * chance, form="quadrature"),
         p_value=found.p_value,
         bands=bands,
         alpha=alpha,
@@ -144,10 +151,12 @@ def _graded(
         parameters={
             "alternative": "two-sided",
             "p_value_method": found.method,
-            "effect_size": "KS statistic D",
+            "effect_size": "KS statistic D net of chance: sqrt(plug_in^2 - chance^2)",
+            "plug_in": found.statistic,
+            "chance": chance,
             **found.extra,
-            "reference_size": pair.reference.n_valid,
-            "current_size": pair.current.n_valid,
+            "reference_size": n_ref,
+            "current_size": n_cur,
         },
     )
 

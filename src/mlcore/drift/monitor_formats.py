@@ -232,7 +232,8 @@ def _check_description(column: FeatureDrift, check: TestResult) -> str:
         )
     if check.method == "unseen_values":
         shown = ", ".join(repr(c) for c in column.unseen_categories[:5])
-        more = len(column.unseen_categories) - 5
+        # The distinct count (estimated from a sketch): the column lists the most frequent only.
+        more = round(float(parameters["unseen_categories"])) - min(5, len(column.unseen_categories))
         return (
             f"{parameters['unseen_share']:.2%} of values are categories absent from the "
             f"baseline (chance gives {parameters['expected_share']:.2%}): "

@@ -10,13 +10,15 @@ test on a column costs little more than running one.
 from __future__ import annotations
 
 import itertools
+import weakref
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Protocol
 
 import numpy as np
+import pandas as pd
 
-from mlcore.drift.profiles import profile
+from mlcore.drift.profiles import ColumnProfile, profile
 from mlcore.drift.summaries import CategoricalSummary, FloatArray, IntArray, NumericSummary
 
 # Added to every bin's count on both sides before PSI and KL, so an empty bin gives a
@@ -114,53 +116,236 @@ class NumericPair:
         return cached[n_bins]
 
 
+# A category gets its own bin in the binned tests (chi-squared, PSI, JS, KL) when its pooled
+# count (reference plus current) gives at least this many expected values in the smaller sample
+# (Cochran's rule); rarer ones and new values share one "other" bin. Chosen by pooled counts,
+# never by the reference's alone: bins picked where the reference happened to be high would
+# make every window look lower there (regression to the mean), a false alarm by construction.
+MIN_EXPECTED_COUNT = 5
+# Sketches count the current values of this many of the reference's most frequent categories one
+# by one; the rest of the reference's categories are known (for the unseen-values check) only.
+MAX_TRACKED_CATEGORIES = 1000
+OTHER_LABEL = "(other: rare and new values)"
+# How many unseen categories a result names (the most frequent first).
+SHOWN_UNSEEN = 20
+
+
 @dataclass(frozen=True, eq=False)
-class CategoricalPair:
-    reference: CategoricalSummary
-    current: CategoricalSummary
+class CategoricalReference:
+    """The reference side of a categorical column, arranged for both engines: its tracked
+    categories (the most frequent ``MAX_TRACKED_CATEGORIES``), which of them are binned on their
+    own (``MIN_EXPECTED_COUNT``), and the counts of every other reference category."""
+
+    tracked: tuple[str, ...]  # most frequent first, ties by label
+    tracked_counts: IntArray
+    untracked_counts: IntArray  # counts of the reference categories not tracked
+    labels: tuple[str, ...]  # every reference category, for the unseen-values check
+    n_missing: int
+    reference_profile: ColumnProfile
+
+    @classmethod
+    def from_summary(cls, summary: CategoricalSummary) -> CategoricalReference:
+        cached: CategoricalReference | None = _REFERENCES.get(summary)
+        if cached is not None:
+            return cached
+        order = np.argsort(-summary.counts, kind="stable")  # labels are sorted: ties by label
+        top, rest = order[:MAX_TRACKED_CATEGORIES], order[MAX_TRACKED_CATEGORIES:]
+        made = cls(
+            tracked=tuple(summary.labels[i] for i in top),
+            tracked_counts=summary.counts[top].astype(np.int64),
+            untracked_counts=summary.counts[rest].astype(np.int64),
+            labels=summary.labels,
+            n_missing=summary.n_missing,
+            reference_profile=profile(summary),
+        )
+        _REFERENCES[summary] = made
+        return made
+
+    @property
+    def n_valid(self) -> int:
+        return int(self.tracked_counts.sum() + self.untracked_counts.sum())
+
+    @property
+    def n_total(self) -> int:
+        return self.n_valid + self.n_missing
+
+    @cached_property
+    def index(self) -> pd.Index:
+        """Every reference category, hashed once for membership tests."""
+        return pd.Index(self.labels, dtype=object)
+
+    def __getstate__(self) -> dict[str, object]:
+        # Shipped to Spark executors without the hash table, which they rebuild on first use.
+        return {k: v for k, v in self.__dict__.items() if k != "index"}
+
+    @cached_property
+    def label_order(self) -> np.ndarray:
+        """Positions in ``tracked`` sorted by label: the bins' order."""
+        return np.argsort(np.asarray(self.tracked, dtype=object), kind="stable")
+
+
+_REFERENCES: weakref.WeakKeyDictionary[CategoricalSummary, CategoricalReference] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@dataclass(frozen=True)
+class UnseenProfile:
+    """What the unseen-values check needs: the observed unseen count and, grouped by pooled count
+    (reference plus current values of a category), how many categories have each count.
+
+    Exact from full counts. From a sketch it is an upper bound, category by category, on the
+    chance of a category being entirely current: untracked reference categories are taken to
+    have no current value, frequent-items counts are lower bounds, and the other unseen values
+    are taken one category each; ``tail_values`` and ``tail_categories_at_most`` (a distinct-count
+    sketch's upper bound) let the expected count use a tighter bound than one-value categories.
+    """
+
+    observed: int
+    pooled_counts: IntArray
+    categories: IntArray
+    exact: bool = True
+    tail_values: int = 0
+    tail_categories_at_most: float = 0.0
+    # A sketch's stated errors, recorded with the check.
+    sketch_errors: tuple[tuple[str, float], ...] = ()
+
+
+class CategoricalComparison:
+    """A categorical reference beside a current side (exact summary or sketch): everything the
+    categorical tests read, from a few primitives each engine provides."""
+
+    @property
+    def side(self) -> CategoricalReference:
+        raise NotImplementedError
+
+    @property
+    def tracked_current(self) -> IntArray:
+        """Current counts of the reference's tracked categories, in ``side.tracked`` order."""
+        raise NotImplementedError
+
+    @property
+    def current_valid(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def unseen_categories(self) -> tuple[str, ...]:
+        """The most frequent ``SHOWN_UNSEEN`` current categories the reference lacks."""
+        raise NotImplementedError
+
+    @property
+    def unseen_distinct(self) -> float:
+        """How many current categories the reference lacks (estimated from a sketch)."""
+        raise NotImplementedError
+
+    @property
+    def unseen_share(self) -> float:
+        raise NotImplementedError
+
+    def unseen_profile(self) -> UnseenProfile:
+        raise NotImplementedError
 
     @property
     def testable(self) -> bool:
-        return self.reference.n_valid > 0 and self.current.n_valid > 0
+        return self.side.n_valid > 0 and self.current_valid > 0
 
     @cached_property
     def table(self) -> BinnedCounts:
-        """Counts of both samples over the union of their categories (sorted labels)."""
-        labels = tuple(sorted(set(self.reference.labels) | set(self.current.labels)))
-        index = {label: i for i, label in enumerate(labels)}
-        ref = np.zeros(len(labels), dtype=np.int64)
-        cur = np.zeros(len(labels), dtype=np.int64)
-        ref[[index[x] for x in self.reference.labels]] = self.reference.counts
-        cur[[index[x] for x in self.current.labels]] = self.current.counts
-        return BinnedCounts(reference=ref, current=cur, labels=labels)
+        """Counts of both samples in the bins: each tracked reference category with enough
+        pooled values (``MIN_EXPECTED_COUNT``; label order), then one "other" bin for the rest.
+
+        When the reference has more categories than are tracked, a tracked category also needs
+        at least twice the reference count of the most frequent untracked one, so that which
+        categories were tracked (chosen by the reference's counts) cannot pick it by chance.
+        """
+        side = self.side
+        n_ref, n_cur = side.n_valid, self.current_valid
+        share = min(n_ref, n_cur) / (n_ref + n_cur) if n_ref + n_cur else 0.0
+        pooled = side.tracked_counts + self.tracked_current
+        enough = pooled * share >= MIN_EXPECTED_COUNT
+        if side.untracked_counts.size:
+            enough &= side.tracked_counts >= 2 * int(side.untracked_counts.max())
+        own = side.label_order[enough[side.label_order]]
+        ref = self.side.tracked_counts[own]
+        cur = self.tracked_current[own]
+        labels = tuple(self.side.tracked[i] for i in own)
+        ref_other = self.side.n_valid - int(ref.sum())
+        cur_other = self.current_valid - int(cur.sum())
+        if ref_other or cur_other or not labels:
+            ref, cur = np.append(ref, ref_other), np.append(cur, cur_other)
+            labels = (*labels, OTHER_LABEL)
+        return BinnedCounts(
+            reference=ref.astype(np.int64), current=cur.astype(np.int64), labels=labels
+        )
 
     def binned(self, n_bins: int) -> BinnedCounts:
         """Categories are the bins: ``n_bins`` does not apply."""
         return self.table
 
-    @property
-    def unseen_categories(self) -> tuple[str, ...]:
-        known = set(self.reference.labels)
-        return tuple(label for label in self.current.labels if label not in known)
+
+@dataclass(frozen=True, eq=False)
+class CategoricalPair(CategoricalComparison):
+    """Exact summaries of both sides (the exact engine)."""
+
+    reference: CategoricalSummary
+    current: CategoricalSummary
 
     @property
-    def reference_singleton_share(self) -> float:
-        """Share of reference values whose category occurs exactly once (Good-Turing's estimate
-        of how much of the distribution the reference has not seen)."""
-        counts = self.reference.counts
-        total = int(counts.sum())
-        return 0.0 if total == 0 else float(np.count_nonzero(counts == 1) / total)
+    def side(self) -> CategoricalReference:
+        return CategoricalReference.from_summary(self.reference)
+
+    @property
+    def current_valid(self) -> int:
+        return self.current.n_valid
+
+    @cached_property
+    def tracked_current(self) -> IntArray:
+        return _counts_of(self.current, self.side.tracked)
+
+    @cached_property
+    def _unseen_mask(self) -> np.ndarray:
+        current = pd.Index(self.current.labels, dtype=object)
+        return np.asarray(~current.isin(self.side.index), dtype=bool)
+
+    @property
+    def unseen_categories(self) -> tuple[str, ...]:
+        """The most frequent ``SHOWN_UNSEEN`` current categories the reference lacks."""
+        positions = np.flatnonzero(self._unseen_mask)
+        order = positions[np.argsort(-self.current.counts[positions], kind="stable")]
+        return tuple(self.current.labels[i] for i in order[:SHOWN_UNSEEN])
+
+    @property
+    def unseen_distinct(self) -> float:
+        return float(np.count_nonzero(self._unseen_mask))
+
+    @property
+    def unseen_count(self) -> int:
+        return int(self.current.counts[self._unseen_mask].sum())
 
     @property
     def unseen_share(self) -> float:
-        if self.current.n_valid == 0:
-            return 0.0
-        unseen = set(self.unseen_categories)
-        mask = np.array([label in unseen for label in self.current.labels], dtype=bool)
-        return float(self.current.counts[mask].sum() / self.current.n_valid)
+        n = self.current.n_valid
+        return 0.0 if n == 0 else self.unseen_count / n
+
+    def unseen_profile(self) -> UnseenProfile:
+        reference = pd.Series(self.reference.counts, index=pd.Index(self.reference.labels))
+        current = pd.Series(self.current.counts, index=pd.Index(self.current.labels))
+        pooled = reference.add(current, fill_value=0).to_numpy(dtype=np.int64)
+        values, categories = np.unique(pooled, return_counts=True)
+        return UnseenProfile(self.unseen_count, values, categories.astype(np.int64))
 
 
-Pair = NumericPair | CategoricalPair
+def _counts_of(summary: CategoricalSummary, labels: tuple[str, ...]) -> IntArray:
+    """Counts of ``labels`` in ``summary`` (0 for labels it lacks)."""
+    if not labels:
+        return np.zeros(0, dtype=np.int64)
+    index = pd.Index(summary.labels)
+    positions = index.get_indexer(pd.Index(labels)) if len(index) else np.full(len(labels), -1)
+    found = np.where(positions >= 0, summary.counts[np.maximum(positions, 0)], 0)
+    return np.asarray(found, dtype=np.int64)
+
+
+Pair = NumericPair | CategoricalComparison
 
 
 class _Counted(Protocol):

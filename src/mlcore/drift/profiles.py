@@ -86,13 +86,18 @@ def _numeric_profile(summary: NumericSummary) -> ColumnProfile:
         return ColumnProfile(inferred_type="Fractional", num_present=0, num_missing=missing)
     low, high = float(values[0]), float(values[-1])
     integral = bool(np.all(np.floor(values) == values))
+    # Moments of values divided by a power of two near their size: values near 1e200 would
+    # overflow their squares (the division and the product back are exact).
+    largest = max(abs(low), abs(high))
+    unit = float(2.0 ** np.ceil(np.log2(largest))) if largest > 0 else 1.0
+    scaled = values / unit
     return ColumnProfile(
         inferred_type="Integral" if integral else "Fractional",
         num_present=int(values.shape[0]),
         num_missing=missing,
-        mean=float(np.mean(values)),
-        sum=float(np.sum(values)),
-        std_dev=float(np.std(values)),
+        mean=float(np.mean(scaled)) * unit,
+        sum=float(np.sum(scaled)) * unit,
+        std_dev=float(np.std(scaled)) * unit,
         min=low,
         max=high,
         buckets=_equal_width_buckets(values, low, high),

@@ -17,7 +17,8 @@ Role = Literal["feature", "prediction", "label"]
 Engine = Literal["exact", "streaming", "spark"]
 ParameterValue = str | int | float | bool | None | tuple[Any, ...]
 
-REPORT_SCHEMA_VERSION = "2.1"  # 2.1: mode "spark"
+# 2.1: mode "spark"; 2.2: warnings, dataset_levels, features' dataset_grade, tests' p_value_floor
+REPORT_SCHEMA_VERSION = "2.2"
 
 
 def _frozen_mapping(values: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -48,9 +49,22 @@ class TestResult:
     parameters: Mapping[str, Any] = field(default_factory=dict)
     note: str | None = None
     p_value_adjusted: float | None = None
+    # The smallest p-value the test's method can give on this data (a Monte Carlo test's
+    # 1 / (draws + 1)); 0 for tests whose p-value reaches any level.
+    p_value_floor: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "parameters", _frozen_mapping(self.parameters))
+
+    def cannot_reach(self, level: float, *, corrected: bool = True) -> bool:
+        """Whether this test's p-value (after the correction, with ``corrected``) could never get
+        below ``level``, whatever the data showed: a test that can never flag."""
+        if self.p_value_floor <= 0 or self.p_value is None:
+            return False
+        factor = 1.0
+        if corrected and self.p_value_adjusted is not None and self.p_value > 0:
+            factor = self.p_value_adjusted / self.p_value
+        return self.p_value_floor * factor >= level
 
     @classmethod
     def graded(
@@ -64,6 +78,7 @@ class TestResult:
         significance_test: str | None,
         parameters: Mapping[str, Any],
         note: str | None = None,
+        p_value_floor: float = 0.0,
     ) -> TestResult:
         return cls(
             method=method,
@@ -75,6 +90,7 @@ class TestResult:
             significance_test=significance_test,
             parameters=parameters,
             note=note,
+            p_value_floor=p_value_floor,
         )
 
     @classmethod
@@ -176,7 +192,14 @@ class TestResult:
             "drifted": self.drifted,
             "parameters": _plain(self.parameters),
             "note": self.note,
+            "p_value_floor": self.p_value_floor,
         }
+
+    def grade_at(self, alpha: float) -> Grade:
+        """The grade this measurement would get at level ``alpha`` on its raw p-value."""
+        if self.grade == "insufficient_data":
+            return "insufficient_data"
+        return grade_effect(self.statistic, self.p_value, bands=self.bands, alpha=alpha)
 
 
 @dataclass(frozen=True)
@@ -223,6 +246,9 @@ class FeatureDrift:
     data_type: DataTypeCheck
     unseen_categories: tuple[str, ...] = ()
     unseen_share: float = 0.0
+    # The grade at the dataset's level (what counts toward the dataset's share), once a report
+    # has set it: see ``verdict``.
+    dataset_grade: Grade | None = None
 
     @property
     def grade(self) -> Grade:
@@ -237,6 +263,14 @@ class FeatureDrift:
     @property
     def alerting(self) -> bool:
         return at_least(self.grade, "moderate")
+
+    def grade_at(self, alpha: float) -> Grade:
+        """The column's grade if its checks shared the level ``alpha`` (raw p-values)."""
+        level = alpha / (1 + len(self.checks))
+        return worst(
+            [self.primary.grade_at(level), *(c.grade_at(level) for c in self.checks)],
+            decisive=self.primary.grade_at(level),
+        )
 
     @property
     def method(self) -> str:
@@ -313,6 +347,7 @@ class FeatureDrift:
             "current_count": self.current_count,
             "unseen_categories": list(self.unseen_categories),
             "unseen_share": self.unseen_share,
+            "dataset_grade": self.dataset_grade,
             "tests": [t.to_dict() for t in self.tests],
         }
 
@@ -357,9 +392,15 @@ class DriftReport:
     extra_columns: tuple[str, ...] = ()
     reference: ReferenceInfo = field(default_factory=ReferenceInfo)
     note: str | None = None
+    # Tests that cannot reach the level they are held to, in words.
+    warnings: tuple[str, ...] = ()
+    # The levels of the dataset's decisions (``verdict``): the share rule, each feature's level
+    # within it, the domain classifier.
+    dataset_levels: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "settings", _frozen_mapping(self.settings))
+        object.__setattr__(self, "dataset_levels", _frozen_mapping(self.dataset_levels))
 
     @property
     def dataset_drift(self) -> bool:
@@ -430,6 +471,8 @@ class DriftReport:
             "mode": self.mode,
             "ks_error_bound": self.ks_error_bound,
             "note": self.note,
+            "warnings": list(self.warnings),
+            "dataset_levels": dict(self.dataset_levels),
             "settings": _plain(self.settings),
             "features": [f.to_dict() for f in self.features],
             "predictions": [p.to_dict() for p in self.predictions],

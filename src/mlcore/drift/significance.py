@@ -22,7 +22,7 @@ from mlcore.drift.ks import (
     ks_measurement,
     ks_streaming_statistic_and_p,
 )
-from mlcore.drift.pairs import CategoricalPair, NumericPair
+from mlcore.drift.pairs import CategoricalComparison, NumericPair
 from mlcore.drift.sketches import StreamingNumericPair
 
 
@@ -38,7 +38,7 @@ def significance_of(pair: Any) -> Significance:
     cached: Significance | None = pair.__dict__.get("_significance")
     if cached is not None:
         return cached
-    if isinstance(pair, CategoricalPair):
+    if isinstance(pair, CategoricalComparison):
         result = homogeneity_test(pair)
         found = Significance(
             "chi2",

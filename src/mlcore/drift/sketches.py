@@ -6,12 +6,14 @@ code can run per partition on a distributed engine and be merged on one
 machine:
 
 * numeric columns: counts on a fixed grid of cut points (the reference's
-  1/4096 quantiles plus the PSI bin edges), counts below the reference's
+  1/4096 quantiles, the PSI bin edges and the robust effect's cut points,
+  ``scales``), counts below the reference's
   minimum and above its maximum, missing, infinite and not-a-number counts,
   min/max, and count/mean/M2 moments (Chan et al.'s pairwise update);
-* categorical columns: category counts (``CategoricalSummary``, exact);
-* a uniform sample of rows for the domain classifier (``RowSample``: the rows
-  with the smallest random keys, which merge exactly).
+* categorical columns: a bounded sketch (``categorical_sketch``);
+* a sample of rows for the domain classifier (``RowSample``: the rows with the
+  smallest hash of their content, which merge exactly and do not depend on how
+  the data was split into chunks or partitions).
 
 This module holds data structures only; the tests that read them live in
 their own modules (``ks``, ``wasserstein``, ...) beside their exact versions.
@@ -23,8 +25,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
+from mlcore.data import DatasetSpec
 from mlcore.drift.pairs import (
     BinnedCounts,
     bin_labels,
@@ -33,10 +37,12 @@ from mlcore.drift.pairs import (
     sorted_quantiles,
 )
 from mlcore.drift.profiles import ColumnProfile, profile
+from mlcore.drift.scales import RobustScale, robust_scale
 from mlcore.drift.summaries import (
     FloatArray,
     IntArray,
     NumericSummary,
+    category_labels,
     merge_examples,
     parse_numeric,
 )
@@ -61,6 +67,7 @@ class ReferenceGrid:
     low: float
     high: float
     reference_profile: ColumnProfile
+    cuts: RobustScale
 
     @classmethod
     def from_summary(cls, summary: NumericSummary, *, psi_bins: int) -> ReferenceGrid:
@@ -81,10 +88,15 @@ class ReferenceGrid:
                 low=math.nan,
                 high=math.nan,
                 reference_profile=profile(summary),
+                cuts=robust_scale(summary),
             )
         psi_edges = quantile_edges(values, psi_bins)
         levels = np.arange(1, GRID_BINS) / GRID_BINS
-        edges = np.union1d(np.unique(sorted_quantiles(values, levels)), psi_edges)
+        cuts = robust_scale(summary)
+        edges = np.union1d(
+            np.unique(sorted_quantiles(values, levels)),
+            np.union1d(psi_edges, [c for c in (cuts.low, cuts.high) if math.isfinite(c)]),
+        )
         at_edges = np.searchsorted(values, edges, side="right") - np.searchsorted(
             values, edges, side="left"
         )
@@ -102,6 +114,7 @@ class ReferenceGrid:
             low=float(values[0]),
             high=float(values[-1]),
             reference_profile=profile(summary),
+            cuts=cuts,
         )
 
 
@@ -290,43 +303,90 @@ def sketch_profile(grid: ReferenceGrid, sketch: NumericSketch) -> ColumnProfile:
 
 @dataclass(frozen=True, eq=False)
 class RowSample:
-    """A uniform sample of at most ``size`` rows: the rows with the smallest random keys.
+    """At most ``size`` feature rows: those with the smallest hash of their content.
 
-    Keys are uniform draws, one per row, so keeping the smallest ``size`` keys
-    of any chunks (or of partitions, on any engine) is the same as keeping
-    the smallest of all rows: samples merge exactly.
+    The key of a row is a hash of its feature values as the drift tests read them
+    (numbers as floats, categories as their text labels; pandas' seeded hash), so
+    which rows are kept depends on the rows alone: the same data split into any
+    chunks or partitions, in any order, gives the same sample, and the exact
+    engine picks the same rows from a whole frame. Keeping the smallest ``size``
+    keys of any parts equals keeping the smallest of all, so samples merge
+    exactly; rows are held in key order. Rows with equal content have equal keys,
+    so ties never change the sample's content. Only the kept rows are converted.
     """
 
     size: int
-    keys: FloatArray
+    keys: npt.NDArray[np.uint64]
     rows: pd.DataFrame
 
     @classmethod
     def empty(cls, size: int, columns: list[str]) -> RowSample:
-        return cls(size=size, keys=np.empty(0), rows=pd.DataFrame(columns=columns))
+        return cls(size=size, keys=np.empty(0, dtype=np.uint64), rows=pd.DataFrame(columns=columns))
 
     @classmethod
-    def of_rows(cls, frame: pd.DataFrame, *, size: int, rng: np.random.Generator) -> RowSample:
-        keys = rng.random(frame.shape[0])
-        return cls(size=size, keys=keys, rows=frame.reset_index(drop=True)).shrunk()
+    def of_rows(cls, frame: pd.DataFrame, spec: DatasetSpec, *, size: int) -> RowSample:
+        keys = row_keys(frame, spec)
+        keep = _smallest(keys, size)
+        rows = typed_features(frame.iloc[keep], spec)
+        return cls(size=size, keys=keys[keep], rows=rows)
 
     def merge(self, other: RowSample) -> RowSample:
         if self.rows.shape[0] == 0:
             return other
         if other.rows.shape[0] == 0:
             return self
+        keys = np.concatenate([self.keys, other.keys])
+        rows = pd.concat([self.rows, other.rows], ignore_index=True)
+        keep = _smallest(keys, self.size)
         return RowSample(
-            size=self.size,
-            keys=np.concatenate([self.keys, other.keys]),
-            rows=pd.concat([self.rows, other.rows], ignore_index=True),
-        ).shrunk()
-
-    def shrunk(self) -> RowSample:
-        if self.keys.shape[0] <= self.size:
-            return self
-        keep = np.sort(np.argpartition(self.keys, self.size - 1)[: self.size])
-        return RowSample(
-            size=self.size,
-            keys=self.keys[keep],
-            rows=self.rows.iloc[keep].reset_index(drop=True),
+            size=self.size, keys=keys[keep], rows=rows.iloc[keep].reset_index(drop=True)
         )
+
+
+def _smallest(keys: npt.NDArray[np.uint64], size: int) -> npt.NDArray[np.int64]:
+    """Positions of the ``size`` smallest keys, in key order (ties by position)."""
+    if keys.shape[0] > size:
+        candidates = np.argpartition(keys, size - 1)[:size]
+    else:
+        candidates = np.arange(keys.shape[0])
+    order = np.lexsort((candidates, keys[candidates]))
+    return np.asarray(candidates[order], dtype=np.int64)
+
+
+_MISSING_HASH = np.uint64(0x9E3779B97F4A7C15)
+_MIX = np.uint64(1_000_003)
+
+
+def row_keys(frame: pd.DataFrame, spec: DatasetSpec) -> npt.NDArray[np.uint64]:
+    """A 64-bit hash of each row's features as the drift tests read them (see ``RowSample``).
+
+    Categories are hashed once per distinct value (factorised), so a million rows of a
+    few categories cost a few hashes; numbers are hashed as parsed floats.
+    """
+    key = np.zeros(frame.shape[0], dtype=np.uint64)
+    for name in (c for c in spec.features if c in frame.columns):
+        values = frame[name]
+        if name in spec.numeric:
+            hashed = pd.util.hash_array(parse_numeric(values, name=name).values)
+        else:
+            codes, uniques = pd.factorize(values)
+            labels = category_labels(pd.Series(uniques)).to_numpy(dtype=object)
+            per_value = pd.util.hash_array(labels) if labels.size else np.empty(0, np.uint64)
+            hashed = np.where(codes >= 0, per_value[np.maximum(codes, 0)], _MISSING_HASH)
+        key = (key * _MIX) ^ hashed.astype(np.uint64)
+    return key
+
+
+def typed_features(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
+    """The spec's features present in ``frame``, typed as the drift tests read them: floats for
+    numeric features, text labels (or missing) for categorical ones."""
+    present = [c for c in spec.features if c in frame.columns]
+    out = pd.DataFrame(index=range(frame.shape[0]))
+    for name in present:
+        values = frame[name].reset_index(drop=True)
+        if name in spec.numeric:
+            out[name] = parse_numeric(values, name=name).values
+        else:
+            labels = category_labels(values.dropna())
+            out[name] = pd.Series(labels, dtype=object).reindex(values.index)
+    return out

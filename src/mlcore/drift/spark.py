@@ -6,8 +6,11 @@ Each executor task reduces its partition of the current data, one Arrow batch
 at a time (``mapInPandas``), to the same :class:`~mlcore.drift.streaming.CurrentSketch`
 the streaming engine builds per chunk. Sketches add up (merging equals
 summarising the concatenation), so Spark combines them in a tree on the
-executors (``treeAggregate``) and the driver receives a few sketches, never a
-row of data. The driver grades the merged sketch with the streaming
+executors (``treeAggregate``) and the driver receives a few sketches, each of
+bounded size whatever the rows or the categories' cardinality; the only rows in
+them are the domain classifier's sample (at most
+``drift.domain_classifier.max_rows``, chosen by a hash of their content, so the
+same whatever the partitioning). The driver grades the merged sketch with the streaming
 implementations of every registered check (:mod:`mlcore.drift.registry`), so
 the report, its statistics and the output files are the streaming engine's,
 whatever the partitioning; only ``mode`` says ``"spark"``.
@@ -63,9 +66,6 @@ _SKETCH_COLUMN = "sketch"
 # How many partial merges the driver receives at most (each is one sketch: the grid counts of
 # every numeric column, the category counts and the domain classifier's row sample).
 MAX_DRIVER_SKETCHES = 16
-# Seeds of the per-batch row samples: one stream per (partition, batch), as the streaming
-# engine has one per chunk.
-_SEED_STRIDE = 100_003
 
 
 def require_pyspark() -> ModuleType:
@@ -283,11 +283,9 @@ def _sketch_table_partition(
 ) -> Iterator[pd.DataFrame]:
     """One partition's Arrow batches reduced to one sketch (an empty one for no rows)."""
     plan = shipped.value
-    partition = _partition_id()
     total = plan.empty_sketch()
-    for number, batch in enumerate(batches):
-        seed = partition * _SEED_STRIDE + number
-        total = total.merge(plan.sketch(batch, workers=1, seed=seed))
+    for batch in batches:
+        total = total.merge(plan.sketch(batch, workers=1))
     yield pd.DataFrame({_SKETCH_COLUMN: [pickle.dumps(total)]})
 
 
@@ -298,25 +296,13 @@ def _sketch_capture_partition(
     from mlcore.capture import file_record_lines, frames_of_records
 
     plan = shipped.value
-    partition = _partition_id()
     total = plan.empty_sketch()
-    number = 0
     for row in rows:
         lines = bytes(row["content"]).splitlines(keepends=True)
         records = file_record_lines(lines, str(row["path"]))
         for frame in frames_of_records(records, spec, chunk_rows=chunk_rows):
-            total = total.merge(
-                plan.sketch(frame, workers=1, seed=partition * _SEED_STRIDE + number)
-            )
-            number += 1
+            total = total.merge(plan.sketch(frame, workers=1))
     yield pickle.dumps(total)
-
-
-def _partition_id() -> int:
-    from pyspark import TaskContext
-
-    context = TaskContext.get()
-    return 0 if context is None else int(context.partitionId())
 
 
 def _holds_capture(spark: SparkSession, uri: str) -> bool:

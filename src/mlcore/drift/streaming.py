@@ -4,9 +4,14 @@ Each chunk is reduced to the mergeable summaries of :mod:`mlcore.drift.sketches`
 and the sums are graded by the same registry and rules as the exact engine
 (:func:`mlcore.drift.columns.compare_column` with engine ``"streaming"``).
 What stays exact: PSI, KL and Jensen-Shannon (their bin edges are grid
-edges), chi-squared, the missing-value rate, out-of-range and unseen values.
-KS and Wasserstein are reported within a documented error bound (``ks``,
-``wasserstein``).
+edges; categorical bins are the reference's categories, counted one by one),
+chi-squared, the missing-value rate and out-of-range values. KS and
+Wasserstein are graded on a lower bound and report how far above it the exact
+value can lie (``ks``, ``wasserstein``); the unseen-values check is exact
+until a column holds more new labels than its frequent-items sketch keeps, and
+an upper bound of its chance model after that (``unseen``). Each is graded on
+the side of its bound that can only lower the grade: a sketch never grades a
+column above what the exact engine would.
 """
 
 from __future__ import annotations
@@ -18,15 +23,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import pandas as pd
 
 from mlcore.data import DatasetSpec
-from mlcore.drift.baseline import Baseline, feature_sample, worker_count
+from mlcore.drift.baseline import Baseline, worker_count
+from mlcore.drift.categorical_sketch import (
+    CategoricalSketch,
+    StreamingCategoricalPair,
+    categorical_sketch_profile,
+)
 from mlcore.drift.classifier import domain_classifier_drift
 from mlcore.drift.columns import compare_column
-from mlcore.drift.pairs import CategoricalPair
-from mlcore.drift.profiles import profile
+from mlcore.drift.pairs import CategoricalReference
 from mlcore.drift.results import DriftReport, FeatureDrift, ReferenceInfo, Role, TestResult
 from mlcore.drift.sketches import (
     NumericSketch,
@@ -42,7 +50,7 @@ from mlcore.drift.sources import (
     is_capture,
     iter_chunks,
 )
-from mlcore.drift.summaries import CategoricalSummary, NumericSummary
+from mlcore.drift.summaries import NumericSummary
 from mlcore.drift.verdict import assemble_report
 from mlcore.errors import DataError
 from mlcore.settings import DriftSettings
@@ -52,8 +60,8 @@ logger = logging.getLogger(__name__)
 ENGINE = "streaming"
 DEFAULT_CHUNK_ROWS = 100_000
 
-ColumnSketch = NumericSketch | CategoricalSummary
-ReferenceSide = ReferenceGrid | CategoricalSummary
+ColumnSketch = NumericSketch | CategoricalSketch
+ReferenceSide = ReferenceGrid | CategoricalReference
 
 
 @dataclass(frozen=True)
@@ -62,7 +70,7 @@ class CurrentSketch:
 
     ``absent`` holds the planned columns some chunk lacked (reported missing,
     never graded on part of the data); ``seen`` every column name met, for the
-    extra-column check; ``sample`` a uniform sample of feature rows.
+    extra-column check; ``sample`` the feature rows with the smallest content hash.
     """
 
     rows: int
@@ -93,7 +101,7 @@ class CurrentSketch:
 def _merge_column(name: str, mine: ColumnSketch, theirs: ColumnSketch) -> ColumnSketch:
     if isinstance(mine, NumericSketch) and isinstance(theirs, NumericSketch):
         return mine.merge(theirs)
-    if isinstance(mine, CategoricalSummary) and isinstance(theirs, CategoricalSummary):
+    if isinstance(mine, CategoricalSketch) and isinstance(theirs, CategoricalSketch):
         return mine.merge(theirs)
     raise ValueError(f"column {name!r} has sketches of different kinds")
 
@@ -135,7 +143,7 @@ class StreamingPlan:
             if isinstance(column.summary, NumericSummary):
                 side = ReferenceGrid.from_summary(column.summary, psi_bins=settings.psi_bins)
             else:
-                side = column.summary
+                side = CategoricalReference.from_summary(column.summary)
             columns[column.name] = (column.role, side)
         spec = baseline.spec
         known = {*baseline.reference_columns, *columns, spec.target, *spec.id_columns}
@@ -160,12 +168,10 @@ class StreamingPlan:
             if isinstance(side, ReferenceGrid):
                 sketches[name] = NumericSketch.empty(side)
             else:
-                sketches[name] = CategoricalSummary.from_counts({})
+                sketches[name] = CategoricalSketch.empty(side)
         return CurrentSketch(rows=0, columns=sketches)
 
-    def sketch(
-        self, chunk: pd.DataFrame, *, workers: int | None = None, seed: int = 0
-    ) -> CurrentSketch:
+    def sketch(self, chunk: pd.DataFrame, *, workers: int | None = None) -> CurrentSketch:
         """Summarise one chunk of current data (the columns it holds)."""
         present = [c for c in self.columns if c in chunk.columns]
         with ThreadPoolExecutor(max_workers=worker_count(workers, len(present))) as pool:
@@ -176,9 +182,7 @@ class StreamingPlan:
                     strict=True,
                 )
             )
-        return self._chunk_sketch(
-            chunk.shape[0], sketched, set(map(str, chunk.columns)), chunk, seed
-        )
+        return self._chunk_sketch(chunk.shape[0], sketched, set(map(str, chunk.columns)), chunk)
 
     def _chunk_sketch(
         self,
@@ -186,16 +190,12 @@ class StreamingPlan:
         sketched: dict[str, ColumnSketch],
         seen: set[str],
         frame: pd.DataFrame | None,
-        seed: int,
     ) -> CurrentSketch:
         empty = self.empty_sketch().columns
         sample = None
         if frame is not None and self.settings.domain_classifier.enabled:
-            # Raw rows: only the few kept are converted, at report time.
             sample = RowSample.of_rows(
-                frame[[c for c in self.features if c in frame.columns]],
-                size=self.settings.domain_classifier.max_rows,
-                rng=np.random.default_rng([self.settings.domain_classifier.seed, seed]),
+                frame, self.spec, size=self.settings.domain_classifier.max_rows
             )
         return CurrentSketch(
             rows=int(rows),
@@ -209,7 +209,7 @@ class StreamingPlan:
         side = self.columns[name][1]
         if isinstance(side, ReferenceGrid):
             return NumericSketch.of_values(values, side, name=name)
-        return CategoricalSummary.from_values(values)
+        return CategoricalSketch.of_values(values, side)
 
     def sketch_parquet(self, path: str | Path, *, workers: int | None = None) -> CurrentSketch:
         """Summarise Parquet data (a file or a folder of files) one column chunk at a time.
@@ -221,7 +221,7 @@ class StreamingPlan:
         import pyarrow.parquet as pq
 
         total = self.empty_sketch()
-        for number, file in enumerate(data_files(Path(path), (".parquet", ".pq"))):
+        for file in data_files(Path(path), (".parquet", ".pq")):
             metadata = pq.ParquetFile(file).metadata
             names = set(metadata.schema.names)
             present = [c for c in self.columns if c in names]
@@ -244,7 +244,6 @@ class StreamingPlan:
                     sketched,
                     names,
                     sample_rows,
-                    seed=number * 100_003 + group,
                 )
                 total = total.merge(chunk)
         return total
@@ -295,10 +294,8 @@ class StreamingPlan:
                 alpha=self.settings.p_value_threshold,
                 note="no sample of reference rows in the baseline, or no current rows",
             )
-        rows = current.sample.rows
-        current_rows = feature_sample(rows, self.spec, rows=rows.shape[0], seed=options.seed)
         return domain_classifier_drift(
-            self.reference_sample, current_rows, spec=self.spec, settings=self.settings
+            self.reference_sample, current.sample.rows, spec=self.spec, settings=self.settings
         )
 
 
@@ -314,8 +311,8 @@ def detect_drift_streaming(
     """Drift of data arriving in chunks against ``baseline``; memory bounded by one chunk."""
     plan = StreamingPlan.from_baseline(baseline, settings, prediction_columns=prediction_columns)
     total = plan.empty_sketch()
-    for number, chunk in enumerate(chunks):
-        total = total.merge(plan.sketch(chunk, workers=workers, seed=number))
+    for chunk in chunks:
+        total = total.merge(plan.sketch(chunk, workers=workers))
     logger.info("streamed %d current rows", total.rows)
     return plan.report(total, reference_info=reference_info)
 
@@ -350,8 +347,8 @@ def detect_drift_streaming_path(
         total = plan.empty_sketch()
         columns = [*plan.columns, *plan.known_columns, *_all_columns(path, capture)]
         chunks = iter_chunks(path, baseline.spec, columns=columns, chunk_rows=chunk_rows)
-        for number, chunk in enumerate(chunks):
-            total = total.merge(plan.sketch(chunk, workers=workers, seed=number))
+        for chunk in chunks:
+            total = total.merge(plan.sketch(chunk, workers=workers))
     logger.info("streamed %d current rows from %s", total.rows, path)
     expected = CAPTURE_METADATA_COLUMNS if capture else ()
     return plan.report(total, expected_columns=expected, reference_info=reference_info)
@@ -376,16 +373,16 @@ def _compare(
             reference_profile=side.reference_profile,
             current_profile=sketch_profile(side, sketch),
         )
-    if isinstance(side, CategoricalSummary) and isinstance(sketch, CategoricalSummary):
+    if isinstance(side, CategoricalReference) and isinstance(sketch, CategoricalSketch):
         return compare_column(
-            CategoricalPair(side, sketch),
+            StreamingCategoricalPair(side, sketch),
             name=name,
             role=role,
             kind="categorical",
             engine=ENGINE,
             settings=settings,
-            reference_profile=profile(side),
-            current_profile=profile(sketch),
+            reference_profile=side.reference_profile,
+            current_profile=categorical_sketch_profile(side, sketch),
         )
     raise DataError(f"column {name!r} has a different type in the current data")
 
