@@ -8,25 +8,23 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import App, Aspects, Environment, Stack, Stage, Tags
+from aws_cdk import App, Aspects, Environment
 from cdk_nag import AwsSolutionsChecks
 
-from cdk.cicd import CicdStack
+from cdk.cicd import CICD_STACK_ID, CicdStack
 from cdk.config import AwsConfig, load_aws_config
 from cdk.monitoring.failures import FailureAlarms, functions_in, state_machines_in
 from cdk.monitoring.spark_image import FALLBACK_REGION, spark_base_repository_arn
 from cdk.settings_artifact import SettingsSource
 from cdk.stage import MlopsStage
+from cdk.tagging import tag_environment
 from mlcore.settings import MlopsSettings
 
 logger = logging.getLogger(__name__)
-
-CICD_STACK_ID = "MlopsCicd"
 
 
 @dataclass(frozen=True)
@@ -58,35 +56,6 @@ def cdk_json_context(repository_root: Path) -> dict[str, Any]:
     if not isinstance(context, dict):
         raise ValueError(f'"context" in {path} must be an object')
     return context
-
-
-#: The ``component`` tag of each stack, by construct id; other stacks use their id in kebab case.
-COMPONENTS = {
-    CICD_STACK_ID: "cicd",
-    "ModelBuild": "model-build",
-    "ReleaseState": "release-state",
-    "Serving": "serving",
-}
-
-
-def tag_environment(scope: Stage | Stack, *, project: str, environment: str) -> None:
-    """Tag every taggable resource with ``project``, ``environment`` and ``component``.
-
-    ``component`` is the stack the resource belongs to (model-build, serving, ...), so a cost
-    report can be split by what the money was spent on.
-    """
-    Tags.of(scope).add("project", project)
-    Tags.of(scope).add("environment", environment)
-    stacks = (
-        [scope]
-        if isinstance(scope, Stack)
-        else [c for c in scope.node.children if isinstance(c, Stack)]
-    )
-    for stack in stacks:
-        component = (
-            COMPONENTS.get(stack.node.id) or re.sub(r"(?<!^)(?=[A-Z])", "-", stack.node.id).lower()
-        )
-        Tags.of(stack).add("component", component)
 
 
 def watch_failures(stage: MlopsStage) -> FailureAlarms:
@@ -159,7 +128,7 @@ def build_app(app: App, *, repository_root: Path, nag: bool = True) -> MlopsApp:
             Aspects.of(stage).add(AwsSolutionsChecks(verbose=True))
         cicd.add_environment(stage)
         stages[name] = stage
-    tag_environment(cicd, project=settings.project, environment="toolchain")
+    tag_environment(cicd, project=settings.project, environment="toolchain", component="cicd")
     if nag:
         Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
     cicd.finalize()

@@ -25,6 +25,8 @@ from cdk.source import pipeline_source
 from cdk.stage import MlopsStage
 from cdk.triggers import ModelBuildTriggers
 
+#: The construct id (and stack name) of the CI/CD stack.
+CICD_STACK_ID = "MlopsCicd"
 # CodeBuild's standard image with the Python and Node.js versions the project uses.
 _BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_7_0
 _RUNTIMES = {"phases": {"install": {"runtime-versions": {"python": "3.11", "nodejs": "20"}}}}

@@ -9,8 +9,10 @@ alarm fires: 5XX errors, model latency, and any alarm the caller adds.
 On instances: the ML storage volume and captured data are encrypted with the given
 customer-managed key, data capture writes request and response pairs to
 ``s3://<capture bucket>/<capture_prefix>/<endpoint>/AllTraffic/yyyy/mm/dd/hh/``, and
-target tracking scales the variant on invocations per instance. Serverless (for dev)
-has neither capture nor instance scaling; SageMaker supports neither there.
+target tracking scales the variant on invocations per instance (through Application Auto
+Scaling's service-linked role, so that creating the endpoint creates no IAM role).
+Serverless (for dev) has neither capture nor instance scaling; SageMaker supports neither
+there.
 """
 
 from __future__ import annotations
@@ -37,6 +39,12 @@ MODEL_SHA256_ENV = "MLCORE_MODEL_SHA256"
 # model-build pipeline (model-build/<execution>/model/...) or promoted into it by the release
 # (promoted/<group>/<version>/model/model.tar.gz). The endpoint may read these and nothing else.
 MODEL_DATA_KEY_PATTERNS = ("model-build/*/model/*", "promoted/*/model/*")
+#: The role Application Auto Scaling scales SageMaker variants with (path and name under
+#: ``role/aws-service-role/``); it creates the role on first use.
+SCALING_SERVICE_LINKED_ROLE = (
+    "sagemaker.application-autoscaling.amazonaws.com/"
+    "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+)
 
 
 class ModelEndpoint(Construct):
@@ -217,7 +225,7 @@ class ModelEndpoint(Construct):
         self.scaling_target: appscaling.ScalableTarget | None = None
         if settings.serverless is None:
             self.scaling_target = self._autoscaling()
-            # The target's role and policy too: none of it means anything without the endpoint.
+            # The target and its policy too: neither means anything without the endpoint.
             scaled.extend(
                 child
                 for child in self.scaling_target.node.find_all()
@@ -299,6 +307,7 @@ class ModelEndpoint(Construct):
         )
 
     def _autoscaling(self) -> appscaling.ScalableTarget:
+        stack = Stack.of(self)
         target = appscaling.ScalableTarget(
             self,
             "ScalingTarget",
@@ -307,9 +316,27 @@ class ModelEndpoint(Construct):
             scalable_dimension="sagemaker:variant:DesiredInstanceCount",
             min_capacity=self.settings.min_instances,
             max_capacity=self.settings.max_instances,
+            # Given so that CDK creates no role of its own: an IAM role created with the
+            # endpoint (on a release) would need IAM rights in the release's change role.
+            role=iam.Role.from_role_arn(
+                self,
+                "ScalingServiceLinkedRole",
+                stack.format_arn(
+                    service="iam",
+                    region="",
+                    resource="role",
+                    resource_name=f"aws-service-role/{SCALING_SERVICE_LINKED_ROLE}",
+                ),
+                mutable=False,
+            ),
         )
+        # Without RoleARN, Application Auto Scaling uses (and creates once per account) its
+        # service-linked role for SageMaker variants (RegisterScalableTarget, "RoleARN").
+        cfn_target = target.node.default_child
+        assert isinstance(cfn_target, CfnResource)
+        cfn_target.add_property_deletion_override("RoleARN")
         # Application Auto Scaling checks that the variant exists when the target is registered.
-        target.node.default_child.node.add_dependency(self.endpoint)
+        cfn_target.node.add_dependency(self.endpoint)
         target.scale_to_track_metric(
             "InvocationsPerInstance",
             target_value=self.settings.target_invocations_per_instance,

@@ -35,7 +35,8 @@ from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from cdk.serving.approved_model import ApprovedModelParameter
-from cdk.serving.endpoint import ModelEndpoint
+from cdk.serving.endpoint import SCALING_SERVICE_LINKED_ROLE, ModelEndpoint
+from cdk.tagging import TAG_KEYS
 
 PROMOTED_PREFIX = "promoted"
 
@@ -161,6 +162,21 @@ class ReleaseAccess(Construct):
                 conditions={"ArnEquals": {"cloudformation:RoleArn": self.change_role_arn}},
             )
         )
+        # UpdateStack resolves the template's SSM-typed parameters (the pointer and CDK's
+        # bootstrap version) with the caller's credentials.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ssm:GetParameters"],
+                resources=[
+                    *(p.parameter_arn for p in pointer),
+                    stack.format_arn(
+                        service="ssm",
+                        resource="parameter",
+                        resource_name="cdk-bootstrap/*/version",
+                    ),
+                ],
+            )
+        )
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["iam:PassRole"],
@@ -240,6 +256,8 @@ class ServingChangeRole(Construct):
     :param encryption_key_arn: the key of the endpoint's volumes and captured data.
     :param extra_pass_roles: other roles the stack's conditional resources run as (e.g. the
         Model Monitor schedule's). Default: none.
+    :param tag_keys: the tag keys the role may set on what it creates. Default: the app's
+        (:data:`cdk.tagging.TAG_KEYS`).
     """
 
     def __init__(
@@ -252,6 +270,7 @@ class ServingChangeRole(Construct):
         pointer: Sequence[ApprovedModelParameter],
         encryption_key_arn: str,
         extra_pass_roles: Sequence[iam.IRole] = (),
+        tag_keys: Sequence[str] = TAG_KEYS,
     ) -> None:
         super().__init__(scope, id_)
         stack = Stack.of(self)
@@ -281,7 +300,6 @@ class ServingChangeRole(Construct):
                     "sagemaker:CreateEndpointConfig",
                     "sagemaker:DescribeEndpointConfig",
                     "sagemaker:DeleteEndpointConfig",
-                    "sagemaker:AddTags",
                     "sagemaker:ListTags",
                 ],
                 resources=[sagemaker_arn("model", "*"), sagemaker_arn("endpoint-config", "*")],
@@ -292,10 +310,19 @@ class ServingChangeRole(Construct):
                     "sagemaker:UpdateEndpoint",
                     "sagemaker:DescribeEndpoint",
                     "sagemaker:DeleteEndpoint",
-                    "sagemaker:AddTags",
                     "sagemaker:ListTags",
                 ],
                 resources=[endpoint_arn, sagemaker_arn("endpoint-config", "*")],
+            ),
+            # The stack's tags on what it creates and updates, and no other keys.
+            iam.PolicyStatement(
+                actions=["sagemaker:AddTags", "sagemaker:DeleteTags"],
+                resources=[
+                    sagemaker_arn("model", "*"),
+                    sagemaker_arn("endpoint-config", "*"),
+                    endpoint_arn,
+                ],
+                conditions={"ForAllValues:StringEquals": {"aws:TagKeys": list(tag_keys)}},
             ),
             iam.PolicyStatement(
                 actions=["iam:PassRole"],
@@ -337,6 +364,8 @@ class ServingChangeRole(Construct):
                         "application-autoscaling:DeregisterScalableTarget",
                         "application-autoscaling:PutScalingPolicy",
                         "application-autoscaling:DeleteScalingPolicy",
+                        "application-autoscaling:PutScheduledAction",
+                        "application-autoscaling:DeleteScheduledAction",
                     ],
                     resources=["*"],
                     conditions={
@@ -348,10 +377,30 @@ class ServingChangeRole(Construct):
                         }
                     },
                 ),
+                # The stack's tags on the target (and reading them back); only those keys.
+                iam.PolicyStatement(
+                    actions=[
+                        "application-autoscaling:TagResource",
+                        "application-autoscaling:UntagResource",
+                        "application-autoscaling:ListTagsForResource",
+                    ],
+                    resources=[
+                        stack.format_arn(
+                            service="application-autoscaling",
+                            resource="scalable-target",
+                            resource_name="*",
+                        )
+                    ],
+                    conditions={"ForAllValues:StringEquals": {"aws:TagKeys": list(tag_keys)}},
+                ),
+                # Read-only calls without resource types; GetMetricData is the scaling
+                # policy handler's check of its metric.
                 iam.PolicyStatement(
                     actions=[
                         "application-autoscaling:DescribeScalableTargets",
                         "application-autoscaling:DescribeScalingPolicies",
+                        "application-autoscaling:DescribeScheduledActions",
+                        "cloudwatch:GetMetricData",
                     ],
                     resources=["*"],
                 ),
@@ -380,15 +429,12 @@ class ServingChangeRole(Construct):
                             service="iam",
                             region="",
                             resource="role",
-                            resource_name=(
-                                "aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
-                                "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
-                            ),
+                            resource_name=f"aws-service-role/{SCALING_SERVICE_LINKED_ROLE}",
                         )
                     ],
                     conditions={
                         "StringEquals": {
-                            "iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"
+                            "iam:AWSServiceName": SCALING_SERVICE_LINKED_ROLE.split("/")[0]
                         }
                     },
                 ),
