@@ -88,7 +88,7 @@ def promote(*, source: Environment, target: Environment, model_package_arn: str)
         f"{prefix}/evaluation/{SAMPLE_REQUEST_FILE}",
         what=f"the sample request (written by mlcore evaluate beside {evaluation_url})",
     )
-    image = _same_image_in_target(source, target, container["Image"])
+    image = same_image_in_target(source, target, container["Image"])
     metadata = dict(package.get("CustomerMetadataProperties", {}))
     metadata.update(
         {SOURCE_PACKAGE_KEY: model_package_arn, MODEL_DATA_SHA256_KEY: f"sha256:{model_sha}"}
@@ -242,7 +242,7 @@ def _copy_object(
     return digest
 
 
-def _same_image_in_target(source: Environment, target: Environment, image_uri: str) -> str:
+def same_image_in_target(source: Environment, target: Environment, image_uri: str) -> str:
     """The target repository's image with the digest of the source package's image."""
     match = _IMAGE.match(image_uri)
     if not match:
