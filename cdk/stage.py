@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration, Environment, Stack, Stage
+from aws_cdk import Aws, Duration, Environment, RemovalPolicy, Stack, Stage
 from constructs import Construct
 
 from cdk.config import AwsConfig, StageConfig
 from cdk.container_image import app_image_extras
 from cdk.model_build_stack import ModelBuildStack, resource_prefix
 from cdk.monitoring.retrain import RemoteRetrainBus, retrain_bus_name
+from cdk.serving.approval import ApprovalRecorder
 from cdk.serving.approved_model import ApprovedModelParameter
 from cdk.serving.release import ReleaseTarget
 from cdk.serving.release_access import (
@@ -115,6 +116,7 @@ class MlopsStage(Stage):
                 # Serverless endpoints cannot capture data, so there is nothing to monitor.
                 with_monitors=not serverless,
                 retain=stage_config.retain_data,
+                release_approval=stage_config.release_approval,
                 settings_file=aws_config.settings_file,
                 monitoring=stage_config.monitoring.overrides(),
             ),
@@ -146,7 +148,19 @@ class MlopsStage(Stage):
             artifact_bucket=build.artifact_bucket,
             image_repository=build.image.repository,
             reads_trained_models=stage_config.train,
+            release_approval=stage_config.release_approval,
         )
+        self.approval_recorder: ApprovalRecorder | None = None
+        if stage_config.release_approval:
+            self.approval_recorder = ApprovalRecorder(
+                self.release_state_stack,
+                "ApprovalRecorder",
+                model_package_group_name=build.model_package_group_name,
+                artifact_bucket=build.artifact_bucket,
+                removal_policy=RemovalPolicy.RETAIN
+                if stage_config.retain_data
+                else RemovalPolicy.DESTROY,
+            )
         if stage_name == build_stage:
             self.serving_stack.add_release_flow(
                 release_targets(self.serving_stack, aws_config, project),

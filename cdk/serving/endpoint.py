@@ -31,6 +31,7 @@ from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from cdk.serving.settings import EndpointSettings
+from pipelines.deploy.approval import APPROVAL_TAG, APPROVAL_TAG_VALUE
 
 SAGEMAKER_NAMESPACE = "AWS/SageMaker"
 # The env var the serving container checks model.joblib against (contract #1).
@@ -66,6 +67,9 @@ class ModelEndpoint(Construct):
         5XX and latency alarms this construct creates.
     :param condition: create the model, endpoint and scaling only when this condition holds
         (the serving stack uses it until a first model is approved). Default: always.
+    :param approved_models_only: the endpoint reads a model archive only once a person has
+        approved its package in this environment (the approval recorder's tag,
+        :mod:`pipelines.deploy.approval`). Default: any archive under the model keys.
     """
 
     def __init__(
@@ -82,6 +86,7 @@ class ModelEndpoint(Construct):
         image_repository: ecr.IRepository | None = None,
         extra_rollback_alarms: Sequence[cloudwatch.IAlarm] = (),
         condition: CfnCondition | None = None,
+        approved_models_only: bool = False,
     ) -> None:
         super().__init__(scope, id_)
         self.settings = settings
@@ -97,8 +102,26 @@ class ModelEndpoint(Construct):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"Runs the {settings.endpoint_name} endpoint's serving container",
         )
-        for pattern in MODEL_DATA_KEY_PATTERNS:
-            model_bucket.grant_read(self.role, pattern)
+        if approved_models_only:
+            # Only archives the environment's approval recorder tagged (a person approved the
+            # package there): nothing else can make this endpoint serve a model.
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["s3:GetObject", "s3:GetObjectVersion"],
+                    resources=[model_bucket.arn_for_objects(p) for p in MODEL_DATA_KEY_PATTERNS],
+                    conditions={
+                        "StringEquals": {f"s3:ExistingObjectTag/{APPROVAL_TAG}": APPROVAL_TAG_VALUE}
+                    },
+                )
+            )
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["s3:GetBucket*", "s3:List*"], resources=[model_bucket.bucket_arn]
+                )
+            )
+        else:
+            for pattern in MODEL_DATA_KEY_PATTERNS:
+                model_bucket.grant_read(self.role, pattern)
         if settings.captures_data:
             capture_bucket.grant_put(self.role, f"{settings.capture_prefix}/*")
         encryption_key.grant_encrypt_decrypt(self.role)
@@ -131,14 +154,24 @@ class ModelEndpoint(Construct):
                     id="AwsSolutions-IAM5",
                     reason=(
                         "Reads objects only under the artifact bucket's model-archive keys "
-                        "(model-build/*/model/*, promoted/*/model/*: archive names are set at "
-                        "training or promotion time), and lists and reads the configuration of "
-                        "that one bucket (CDK's grant_read); writes captured data only under "
-                        "this endpoint's capture prefix; uses the one data key "
-                        "(GenerateDataKey*/ReEncrypt* are CDK's grant on that key); pulls from "
-                        "the one image repository (ecr:GetAuthorizationToken has no resource); "
-                        "writes log streams of this endpoint's log group only; PutMetricData has "
-                        "no resource type and is limited to the /aws/sagemaker/Endpoints namespace."
+                        f"({', '.join(MODEL_DATA_KEY_PATTERNS)}: archive names are set at "
+                        "training or promotion time"
+                        + (
+                            "; only archives approved in this environment"
+                            if approved_models_only
+                            else ""
+                        )
+                        + "), and lists and reads the configuration of that one bucket; "
+                        + (
+                            f"writes captured data only under {settings.capture_prefix}/*; "
+                            if settings.captures_data
+                            else ""
+                        )
+                        + "uses the one data key (GenerateDataKey*/ReEncrypt* are CDK's grant "
+                        "on that key); pulls from the one image repository "
+                        "(ecr:GetAuthorizationToken has no resource); writes log streams of "
+                        "this endpoint's log group only; PutMetricData has no resource type and "
+                        "is limited to the /aws/sagemaker/Endpoints namespace."
                     ),
                 )
             ],

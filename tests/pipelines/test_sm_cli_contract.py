@@ -83,7 +83,9 @@ def test_evaluate_reads_the_inputs_the_pipeline_downloads(
     assert args.champion_dir == local.get("champion")
     (output,) = evaluate["ProcessingOutputConfig"]["Outputs"]
     assert args.output == output["S3Output"]["LocalPath"]
-    assert args.fail_on_gate  # the gate is mlcore's: a failing challenger fails the step
+    # The gate is mlcore's; its decision (gate.json) is read by the PassedGate condition, so
+    # a refused challenger ends the run without failing it.
+    assert not args.fail_on_gate
 
 
 def test_training_command_is_the_sagemaker_contract_with_explicit_settings(

@@ -223,8 +223,11 @@ class CloudAssembly:
         policy, a bucket's bucket policy), or None when it has none or is not in the assembly.
 
         KMS decides with the key policy first: an identity policy alone allows nothing on a
-        key unless the key policy lets the account's IAM policies grant it.
+        key unless the key policy lets the account's IAM policies grant it. An object's ARN
+        (``arn:aws:s3:::bucket/key``) gets its bucket's policy.
         """
+        if arn.startswith(f"arn:{PARTITION}:s3:::"):
+            arn = arn.split("/", 1)[0]
         for artifact in self.artifacts.values():
             stack = ResolvedStack(self, artifact, {})
             for logical_id, resource in artifact.template["Resources"].items():
