@@ -15,6 +15,7 @@ from typing import Any
 from aws_cdk import App, Aspects, Environment
 from cdk_nag import AwsSolutionsChecks
 
+from cdk.checkov import CheckovJustifications
 from cdk.cicd import CICD_STACK_ID, CicdStack
 from cdk.config import AwsConfig, load_aws_config
 from cdk.monitoring.failures import FailureAlarms, functions_in, state_machines_in
@@ -122,6 +123,8 @@ def build_app(app: App, *, repository_root: Path, nag: bool = True) -> MlopsApp:
         )
         watch_failures(stage)
         tag_environment(stage, project=settings.project, environment=name)
+        # The checkov findings the app accepts, with their reasons (cdk/checkov.py).
+        Aspects.of(stage).add(CheckovJustifications())
         if nag:
             # Aspects do not cross Stage boundaries, and CDK Pipelines synthesises each stage
             # when the pipeline is built: each stage gets its own checks, added before that.
@@ -129,6 +132,7 @@ def build_app(app: App, *, repository_root: Path, nag: bool = True) -> MlopsApp:
         cicd.add_environment(stage)
         stages[name] = stage
     tag_environment(cicd, project=settings.project, environment="toolchain", component="cicd")
+    Aspects.of(app).add(CheckovJustifications())
     if nag:
         Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
     cicd.finalize()

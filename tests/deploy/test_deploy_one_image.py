@@ -201,6 +201,7 @@ def _environment(name: str, account: str, repository: str) -> Environment:
         artifact_bucket=f"acme-{name}-artifacts",
         image_repository=repository,
         cloudformation_role_arn=f"arn:aws:iam::{account}:role/cfn",
+        release_approval=False,
     )
     return Environment(ref, descriptor, assume_role_session(ref.role_arn, REGION))
 
