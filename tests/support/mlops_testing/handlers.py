@@ -235,7 +235,7 @@ def _strings(value: Any) -> Iterator[str]:
 
 
 def _references(value: Any) -> Iterator[str]:
-    """Logical ids a raw template value refers to (Ref, GetAtt, ${...} in Sub)."""
+    """Logical ids a raw template value refers to (Ref and GetAtt)."""
     if isinstance(value, Mapping):
         if "Ref" in value and isinstance(value["Ref"], str):
             yield value["Ref"]
@@ -289,13 +289,10 @@ def _derived_arns(change: Change, action: str, resource_type: str) -> list[str]:
 
 
 def _target_resource_id(change: Change) -> str:
-    raw = change.stack.template["Resources"][change.logical_id].get("Properties", {})
-    for target in _references(raw.get("ScalingTargetId", {})):
-        target_properties = change.stack.resolve(
-            change.stack.template["Resources"][target].get("Properties", {})
-        )
-        return str(target_properties["ResourceId"])
-    raise UnresolvableError(f"{change}: no scalable target to name its alarms after")
+    resource_id = _target_property(change, "ResourceId")
+    if resource_id is None:
+        raise UnresolvableError(f"{change}: no scalable target to name its alarms after")
+    return str(resource_id)
 
 
 def _tags(properties: Mapping[str, Any]) -> dict[str, str]:
@@ -337,6 +334,7 @@ def _context(change: Change, action: str) -> dict[str, str | list[str]]:
 
 
 def _target_property(change: Change, name: str) -> Any:
+    """A property of the scalable target a scaling policy refers to (ScalingTargetId)."""
     raw = change.stack.template["Resources"][change.logical_id].get("Properties", {})
     for target in _references(raw.get("ScalingTargetId", {})):
         return change.stack.resolve(
