@@ -21,9 +21,9 @@ from azure.ai.ml import MLClient
 from azure.core.exceptions import ResourceNotFoundError
 from rich.console import Console
 
-from mlcore.errors import MlcoreError
+from mlcore.errors import MlcoreError, ModelError
 from mlcore.evaluate import metrics_from_document
-from mlcore.model import METADATA_FILE, MODEL_SHA256_KEY, SAMPLE_REQUEST_FILE
+from mlcore.model import METADATA_FILE, MODEL_SHA256_KEY, SAMPLE_REQUEST_FILE, model_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -105,12 +105,11 @@ def _flat(prefix: str, document: Any) -> dict[str, str]:
 def lineage_tags(model_dir: Path, *, job_name: str, reference: str) -> dict[str, str]:
     """Tags from the packaged model: its sha256, metrics, commit, data fingerprint and runs."""
     metadata = json.loads((model_dir / METADATA_FILE).read_text())
-    sha = metadata.get(MODEL_SHA256_KEY)
-    if not sha:
-        raise PromotionError(
-            f"{model_dir / METADATA_FILE} has no model_sha256: the model was trained by an older "
-            "mlcore; retrain it"
-        )
+    try:
+        # The model's hash: its manifest's, over every file that shapes predictions.
+        sha = model_sha256(model_dir)
+    except ModelError as exc:
+        raise PromotionError(f"cannot publish the model: {exc}") from exc
     evaluation_dir = model_dir / "evaluation"
     evaluation = json.loads((evaluation_dir / "evaluation.json").read_text())
     gate = json.loads((evaluation_dir / "gate.json").read_text())

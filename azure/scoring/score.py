@@ -17,11 +17,8 @@ Requests the model refuses are answered as mlcore answers them and not collected
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -29,7 +26,6 @@ from azureml.ai.monitoring import Collector
 from azureml.ai.monitoring.context import BasicCorrelationContext
 from mlops_azure.jobs.reference import azure_outputs
 
-from mlcore.model import METADATA_FILE
 from mlcore.serve import azure_scoring
 
 logger = logging.getLogger(__name__)
@@ -49,9 +45,9 @@ def _log_collection_error(error: Exception) -> None:
 
 def init() -> None:
     global _target, _inputs, _outputs
-    azure_scoring.init()
-    model_dir = azure_scoring.find_model_dir(os.environ[azure_scoring.MODEL_DIR_ENV])
-    _target = json.loads((Path(model_dir) / METADATA_FILE).read_text())["spec"]["target"]
+    azure_scoring.init()  # loads the model once, checked against MLCORE_MODEL_SHA256
+    # From the verified model, not a second read of the folder (which could differ by now).
+    _target = azure_scoring.predictor().bundle.spec.target
     _inputs = Collector(name="model_inputs", on_error=_log_collection_error)
     _outputs = Collector(name="model_outputs", on_error=_log_collection_error)
 

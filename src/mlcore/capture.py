@@ -18,6 +18,12 @@ the capture prefix: ``<root>/<endpoint>/<variant>/yyyy/mm/dd/hh/<mm-ss-mmm>-<uui
 the hour folder taken from each record's inference time. Every record is appended and
 the file closed before the request is answered, so stopping the server loses nothing.
 
+A record is written whole or not at all: one ``write`` to a file opened with
+``O_APPEND``; when it fails or writes only part of the record (a full disk), the file is
+truncated back to where the record began, and the next record starts a new file. So a
+full-disk episode costs the records it could not hold (counted in the server's
+``mlcore_capture_failures_total``), never the readability of the records around them.
+
 Reading: :func:`read_capture` and :func:`iter_capture` turn such files (ours or a real
 endpoint's, copied from S3) into a frame with the model's feature columns,
 ``prediction``, ``score`` (classification), ``inference_id`` and ``inference_time``:
@@ -31,15 +37,19 @@ lands in that period's folders. The server honours it only when told to
 (``trust_inference_time_header``, which the demo sets); SageMaker itself always records
 the real time.
 
-A capture file whose writer was stopped mid-append can end in a torn line (no newline,
-not a whole JSON record). The readers skip such a final line, log it and count it in
-:class:`CaptureReadStats`; a line that is broken anywhere else is an error.
+A capture file can still hold a broken line: a writer killed mid-append (the torn last
+line), or a file written by an older writer or another tool after a failed write (a
+torn record with the next one appended to it). Every reader (the drift engines, exact,
+streaming and Spark, and the quality job) skips a line that is not JSON wherever it is,
+logs it and counts it in :class:`CaptureReadStats`. A line that is JSON but not a
+data-capture record is still an error: that is a wrong file, not a torn write.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import json
 import logging
 import os
@@ -80,6 +90,8 @@ EVENT_VERSION = "0"
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # Hour folders a writer remembers its file for; older hours get a new file if they come back.
 OPEN_FILES_LIMIT = 48
+# Broken lines logged one by one per read; past that they are only counted (and summarised).
+_BROKEN_LINES_LOGGED = 10
 
 
 def parse_inference_time(value: str) -> datetime:
@@ -181,7 +193,7 @@ class CaptureWriter:
         """Record one request and its response, if sampled; return the file written to.
 
         ``inference_time`` defaults to now; a naive time is taken as UTC. The record
-        is appended and its file closed before this returns.
+        is appended whole (or not at all: OSError) and its file closed before this returns.
         """
         with self._lock:
             if self._random.uniform(0, 100) >= self.sampling_percentage:
@@ -201,10 +213,15 @@ class CaptureWriter:
                 "eventMetadata": metadata,
                 "eventVersion": EVENT_VERSION,
             }
+            line = (json.dumps(record, separators=(",", ":")) + "\n").encode("utf-8")
             path = self._file_for(when)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record, separators=(",", ":")) + "\n")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                append_whole(path, line)
+            except OSError:
+                # Whatever the failure left in that file, the next record starts a new one.
+                self._forget(path)
+                raise
             self.records_written += 1
             return path
 
@@ -229,6 +246,11 @@ class CaptureWriter:
             "encoding": encoding,
         }
 
+    def _forget(self, path: Path) -> None:
+        for hour, known in list(self._files.items()):
+            if known == path:
+                del self._files[hour]
+
     def _file_for(self, when: datetime) -> Path:
         hour = when.strftime("%Y/%m/%d/%H")
         if hour in self._files:
@@ -241,13 +263,48 @@ class CaptureWriter:
         return self._files[hour]
 
 
+def append_whole(path: Path, data: bytes) -> None:
+    """Append ``data`` to ``path`` in one write, or leave the file as it was and raise OSError.
+
+    ``O_APPEND`` puts the bytes at the end of the file in one step. A write that fails or
+    stores only part of ``data`` (what a full disk does) is undone by truncating the file
+    back to its size before the write, so no reader ever sees half a record followed by
+    the next one.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            written = os.write(fd, data)
+            if written != len(data):
+                raise OSError(
+                    errno.ENOSPC,
+                    f"only {written} of {len(data)} bytes could be written (disk full?)",
+                    str(path),
+                )
+        except OSError:
+            try:
+                os.ftruncate(fd, size)
+                if size == 0:  # a file this write created: leave nothing behind
+                    os.unlink(path)
+            except OSError:
+                logger.exception(
+                    "could not truncate %s after a failed write; it may end in a torn line, "
+                    "which readers skip",
+                    path,
+                )
+            raise
+    finally:
+        os.close(fd)
+
+
 @dataclass
 class CaptureReadStats:
-    """What a capture reader skipped: torn final lines (``file:line``) of files cut mid-append."""
+    """What a capture reader read, and the broken lines (``file:line``) it skipped."""
 
     files: int = 0
     records: int = 0
-    torn_lines: list[str] = field(default_factory=list)
+    broken_lines: list[str] = field(default_factory=list)
 
 
 def capture_files(path: str | Path) -> list[Path]:
@@ -268,22 +325,30 @@ def capture_files(path: str | Path) -> list[Path]:
 
 def capture_lines(
     path: str | Path, stats: CaptureReadStats | None = None
-) -> Iterator[tuple[str, str]]:
-    """Yield ``(line, "file:line")`` for every whole record line of the capture files at ``path``.
+) -> Iterator[tuple[Any, str]]:
+    """Yield ``(record, "file:line")`` for every JSON line of the capture files at ``path``.
 
-    A final line without its newline that is not a whole JSON document is the torn end
-    of a file cut mid-append: it is skipped, logged and counted in ``stats``.
-    Every other line is yielded, for the caller to parse (and refuse when it is broken).
+    A line that is not JSON (UTF-8 text of one JSON document) is broken: a torn write.
+    It is skipped, logged and counted in ``stats``, wherever it is in the file; a
+    summary is logged at the end. Every other line is yielded parsed, for the caller to
+    check that it is a data-capture record.
     """
     stats = stats if stats is not None else CaptureReadStats()
     for file in capture_files(path):
         with file.open("rb") as handle:
             yield from file_record_lines(handle, str(file), stats)
+    if stats.broken_lines:
+        logger.warning(
+            "skipped %d broken line(s) of the data capture at %s (%d records read)",
+            len(stats.broken_lines),
+            path,
+            stats.records,
+        )
 
 
 def file_record_lines(
     raw_lines: Iterable[bytes], source: str, stats: CaptureReadStats | None = None
-) -> Iterator[tuple[str, str]]:
+) -> Iterator[tuple[Any, str]]:
     """:func:`capture_lines` for one file's lines as bytes, newlines kept (a file handle, or
     ``content.splitlines(keepends=True)`` of a file another engine read whole)."""
     stats = stats if stats is not None else CaptureReadStats()
@@ -292,29 +357,17 @@ def file_record_lines(
         if not raw.strip():
             continue
         where = f"{source}:{line_number}"
-        if not raw.endswith(b"\n") and not _is_json(raw):
-            stats.torn_lines.append(where)
-            logger.warning(
-                "skipping the torn last line of %s (its writer stopped mid-append); "
-                "%d torn line(s) so far",
-                where,
-                len(stats.torn_lines),
-            )
-            continue
         try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{where} is not UTF-8 text: {exc}") from exc
+            record = json.loads(raw)
+        except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, or torn
+            stats.broken_lines.append(where)
+            if len(stats.broken_lines) <= _BROKEN_LINES_LOGGED:
+                logger.warning(
+                    "skipping %s: not a whole JSON record (a torn write): %s", where, exc
+                )
+            continue
         stats.records += 1
-        yield line, where
-
-
-def _is_json(line: bytes) -> bool:
-    try:
-        json.loads(line)
-    except (ValueError, RecursionError):
-        return False
-    return True
+        yield record, where
 
 
 def iter_capture(
@@ -328,23 +381,23 @@ def iter_capture(
 
     Memory stays bounded by about twice ``chunk_rows`` rows plus one request's
     payload, so a monitor can stream a day of traffic. See :func:`read_capture` for
-    the columns. Torn final lines are skipped and counted in ``stats`` (see
+    the columns. Broken lines are skipped and counted in ``stats`` (see
     :func:`capture_lines`).
     """
     yield from frames_of_records(capture_lines(path, stats), spec, chunk_rows=chunk_rows)
 
 
 def frames_of_records(
-    records: Iterable[tuple[str, str]], spec: DatasetSpec, *, chunk_rows: int
+    records: Iterable[tuple[Any, str]], spec: DatasetSpec, *, chunk_rows: int
 ) -> Iterator[pd.DataFrame]:
-    """Frames of at most ``chunk_rows`` rows from ``(line, "file:line")`` capture records (see
-    :func:`iter_capture`)."""
+    """Frames of at most ``chunk_rows`` rows from ``(record, "file:line")`` parsed capture
+    lines (see :func:`iter_capture`)."""
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
     batch = _Batch(spec)
     carry: pd.DataFrame | None = None
-    for line, where in records:
-        batch.add(line, where)
+    for record, where in records:
+        batch.add(record, where)
         if batch.rows >= chunk_rows:
             carry = _join(carry, batch.to_frame())
             batch = _Batch(spec)
@@ -403,14 +456,13 @@ class _Batch:
     def rows(self) -> int:
         return len(self.features)
 
-    def add(self, line: str, where: str) -> None:
+    def add(self, record: Any, where: str) -> None:
         try:
-            record = json.loads(line)
             capture = record["captureData"]
             metadata = record["eventMetadata"]
             inference_time = metadata["inferenceTime"]
             request = capture["endpointInput"]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        except (KeyError, TypeError) as exc:
             raise DataError(
                 f"{where} is not a SageMaker data-capture record (need captureData.endpointInput "
                 f"and eventMetadata.inferenceTime): {exc!r}"

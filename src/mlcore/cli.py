@@ -39,6 +39,15 @@ def settings_from_args(args: argparse.Namespace) -> MlopsSettings:
     return load_settings(settings_path(getattr(args, "settings", None)))
 
 
+def _add_overwrite_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the output folder's contents even if mlcore did not write them (default: "
+        "a non-empty folder without mlcore's .mlcore-output marker is refused)",
+    )
+
+
 def _add_settings_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--settings",
@@ -56,6 +65,7 @@ def _cmd_prep(args: argparse.Namespace) -> int:
         output_dir=args.output,
         settings=settings_from_args(args),
         target=args.target,
+        overwrite=args.overwrite,
     )
     print(dumps({"output": str(result.output_dir), **result.lineage["split_rows"]}))
     return 0
@@ -105,6 +115,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         drift_settings=settings.drift,
         commit=args.git_commit,
         tracking=resolve_tracking(settings),
+        overwrite=args.overwrite,
     )
     print(
         dumps(
@@ -129,6 +140,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         output_dir=args.output,
         settings=settings,
         champion_dir=args.champion_dir,
+        overwrite=args.overwrite,
     )
     if tracking is not None:
         track_evaluation(tracking, model_dir=Path(args.model_dir), output_dir=result.output_dir)
@@ -172,6 +184,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         help="folder for train/, validation/, test/, spec.json, lineage.json (default: out/prep)",
     )
     prep.add_argument("--target", help="target column (default: dataset.target in the settings)")
+    _add_overwrite_option(prep)
     _add_settings_option(prep)
     prep.set_defaults(handler=_cmd_prep)
 
@@ -215,6 +228,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         "--git-commit", help="commit the code was built from (default: from CI variables or git)"
     )
     train.add_argument("--sagemaker-root", default="/opt/ml", help=argparse.SUPPRESS)
+    _add_overwrite_option(train)
     _add_settings_option(train)
     train.set_defaults(handler=_cmd_train)
 
@@ -239,6 +253,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--fail-on-gate", action="store_true", help=f"exit {EXIT_GATE_FAILED} when the gate fails"
     )
+    _add_overwrite_option(evaluate)
     _add_settings_option(evaluate)
     evaluate.set_defaults(handler=_cmd_evaluate)
 
@@ -318,7 +333,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MlcoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except OSError as exc:
+        # The file system refused (permissions, a full disk, a missing mount): the
+        # operator's to fix, so a clear line rather than a traceback.
+        print(f"error: {_describe_os_error(exc)}", file=sys.stderr)
+        return EXIT_ERROR
     return code
+
+
+def _describe_os_error(exc: OSError) -> str:
+    where = " -> ".join(str(name) for name in (exc.filename, exc.filename2) if name is not None)
+    reason = exc.strerror or str(exc)
+    return f"{where}: {reason}" if where else reason
 
 
 if __name__ == "__main__":

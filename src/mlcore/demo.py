@@ -290,8 +290,11 @@ def _register(
             "data_fingerprint": prep.lineage["data_fingerprint"],
             "hyperparameters": metadata.get("hyperparameters", {}),
             "metrics": evaluation.metrics,
-            # Kept outside the model folder, so serving can check the file it is handed.
-            MODEL_SHA256_KEY: metadata[MODEL_SHA256_KEY],
+            # The hash of the model the evaluation measured, as SageMaker's register step takes it
+            # from gate.json; kept outside the model folder, so serving can check what it is handed.
+            MODEL_SHA256_KEY: json.loads((evaluation.output_dir / "gate.json").read_text())[
+                MODEL_SHA256_KEY
+            ],
         },
         description=f"{metadata.get('algorithm')} trained on {prep.lineage['split_rows']['train']} rows",
     )

@@ -22,11 +22,9 @@ from mlcore.evaluate import MetricReport, evaluate_bundle, evaluation_document, 
 from mlcore.gate import GateDecision, evaluate_gate
 from mlcore.jsonio import write_json
 from mlcore.model import (
-    MODEL_FILE,
     MODEL_SHA256_KEY,
     SAMPLE_REQUEST_FILE,
     ModelBundle,
-    file_sha256,
     unpack_model_dir,
 )
 from mlcore.model_card import build_model_card, write_model_card
@@ -62,6 +60,7 @@ def run_evaluation(
     settings: MlopsSettings,
     champion_dir: str | Path | None = None,
     model_name: str | None = None,
+    overwrite: bool = False,
 ) -> EvaluationResult:
     """Evaluate the challenger (and the champion on the same data), gate, and write the reports.
 
@@ -72,7 +71,7 @@ def run_evaluation(
     for a ConditionStep to read.
     The model card is titled ``model_name`` (default: the project's name, ``<project> model``).
     """
-    check_output_dir(output_dir)  # before any work
+    check_output_dir(output_dir, overwrite=overwrite)  # before any work
     challenger_dir = _model_folder(model_dir)
     challenger = ModelBundle.load(challenger_dir)
     problem = challenger.problem
@@ -121,13 +120,14 @@ def run_evaluation(
     )
     sample = challenger_dir / SAMPLE_REQUEST_FILE
     # What the pipeline reads first (evaluation.json, gate.json) is published last.
-    with staged_output(out, last=("gate.json", "evaluation.json")) as stage:
+    with staged_output(out, last=("gate.json", "evaluation.json"), overwrite=overwrite) as stage:
         write_json(stage / "evaluation.json", evaluation_document(report))
         write_json(
             stage / "gate.json",
             {
                 **decision.to_dict(),
-                MODEL_SHA256_KEY: file_sha256(challenger_dir / MODEL_FILE),
+                # The model's hash (its manifest's): what the register step records.
+                MODEL_SHA256_KEY: challenger.sha256,
                 # The MLflow run the model was trained in (null when untracked), for the registers.
                 "mlflow_run_id": challenger.metadata.get("mlflow_run_id"),
             },

@@ -9,17 +9,24 @@ A model directory holds:
 * ``baseline/``: the drift baseline computed from the training data, read by the
   monitors (written by :mod:`mlcore.train`);
 * ``sample_request.json``: a few held-out rows as an inference request, the payload
-  every smoke test and health check sends (written by :mod:`mlcore.train`).
+  every smoke test and health check sends (written by :mod:`mlcore.train`);
+* ``manifest.sha256``: the sha256 of every file that decides what the model answers,
+  ``model.joblib`` and ``metadata.json`` (the feature names, order and types, the
+  classes, the positive label and the decision threshold), in ``sha256sum`` format.
 
-``metadata.json`` records the sha256 of ``model.joblib`` (``model_sha256``). Registries
-copy it outside the model folder, and serving checks the file against that copy.
+The model's hash, :func:`model_sha256`, is the sha256 of the manifest: one value that
+changes when any byte of those files changes. Registries record it outside the model
+folder (``model_sha256``), and serving is given it (``MLCORE_MODEL_SHA256``). Anyone can
+check a folder with ``sha256sum -c manifest.sha256`` and ``sha256sum manifest.sha256``.
 
-Loading checks before it unpickles: the file's bytes are read once, hashed, and compared
-with the hash in ``metadata.json`` (catches a torn or corrupted file) and, when the caller
-gives one, with a hash from outside the folder (catches a file that is not the one
-registered, even when ``metadata.json`` was rewritten with it). Only those same bytes are
-then unpickled, and the result must be a scikit-learn pipeline. Every problem is a
-:class:`~mlcore.errors.ModelError`.
+Loading checks before it unpickles: each file is read once; the manifest's hash is
+compared with the hash from outside the folder when the caller gives one (catches a
+folder that is not the one registered), and each file's bytes with the manifest (catches
+a torn, corrupted or edited file). Only those same bytes are then parsed and unpickled,
+and the result must be a scikit-learn pipeline. Every problem is a
+:class:`~mlcore.errors.ModelError`. The other files (the baseline, the sample request)
+do not change any answer and are not in the manifest; nor is the code of a custom
+estimator (``--estimator MODULE:FACTORY``), which the pickle imports by name.
 
 Training writes it, serving and evaluation load it, on every host alike.
 """
@@ -50,7 +57,11 @@ MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
 BASELINE_DIR = "baseline"
 SAMPLE_REQUEST_FILE = "sample_request.json"
-# Metadata key (and registry metadata key) holding "sha256:<hex>" of the model file.
+MANIFEST_FILE = "manifest.sha256"
+# The files whose bytes decide what the model answers, in the manifest's order.
+MANIFEST_FILES = (METADATA_FILE, MODEL_FILE)
+# Registry metadata key (and gate.json key) holding the model's hash, "sha256:<hex>" of its
+# manifest (see model_sha256).
 MODEL_SHA256_KEY = "model_sha256"
 # Rows of held-out data in the sample request: enough to exercise batching, small enough to log.
 SAMPLE_REQUEST_ROWS = 5
@@ -67,6 +78,8 @@ class ModelBundle:
     pipeline: Pipeline
     spec: DatasetSpec
     metadata: dict[str, Any] = field(default_factory=dict)
+    # The model's hash (see model_sha256) once saved or loaded; None for one only in memory.
+    sha256: str | None = None
 
     @property
     def classes(self) -> list[Any]:
@@ -147,46 +160,119 @@ class ModelBundle:
         return coerce_features(frame, self.spec)
 
     def save(self, model_dir: str | Path) -> Path:
+        """Write ``model.joblib``, ``metadata.json`` and the manifest; set :attr:`sha256`."""
         model_dir = Path(model_dir)
         model_dir.mkdir(parents=True, exist_ok=True)
         joblib.dump(self.pipeline, model_dir / MODEL_FILE)
-        self.metadata[MODEL_SHA256_KEY] = file_sha256(model_dir / MODEL_FILE)
+        # Older models recorded the pickle's hash here; the manifest now covers every file.
+        self.metadata.pop(MODEL_SHA256_KEY, None)
         payload = {**self.metadata, "spec": self.spec.to_dict()}
         (model_dir / METADATA_FILE).write_text(dumps(payload, indent=2) + "\n")
+        self.sha256 = write_manifest(model_dir)
         return model_dir
 
     @classmethod
     def load(cls, model_dir: str | Path, *, expected_sha256: str | None = None) -> ModelBundle:
-        """Load a model folder, checking the model file before anything is unpickled.
+        """Load a model folder, checking every file that shapes predictions before using it.
 
-        ``expected_sha256`` (``"sha256:<hex>"``) comes from outside the folder (the
-        registry entry, ``MLCORE_MODEL_SHA256``): a file with other bytes is refused
-        even if ``metadata.json`` was rewritten to match it. Raises ModelError.
+        ``expected_sha256`` (``"sha256:<hex>"``, the model's hash: see :func:`model_sha256`)
+        comes from outside the folder (the registry entry, ``MLCORE_MODEL_SHA256``): a
+        folder whose manifest has another hash is refused before anything is parsed or
+        unpickled. Without it, the files are still checked against the folder's own
+        manifest (a torn or edited file is refused). Raises ModelError.
         """
         model_dir = Path(model_dir)
         expected = (
             parse_sha256(expected_sha256, "the expected model hash") if expected_sha256 else None
         )
-        metadata, spec = _read_metadata(model_dir)
-        model_bytes = _read_file(model_dir / MODEL_FILE)
-        actual = "sha256:" + hashlib.sha256(model_bytes).hexdigest()
-        if expected is not None and actual != expected:
-            raise ModelError(
-                f"{model_dir / MODEL_FILE} has {actual}, but the registered model has {expected}: "
-                "this is not the file that was registered, so it is not unpickled. Deploy the "
-                "registered model folder, or set the hash of the model you mean to serve."
-            )
-        recorded = metadata.get(MODEL_SHA256_KEY)
-        if recorded is not None and actual != parse_sha256(
-            recorded, f"{METADATA_FILE} {MODEL_SHA256_KEY}"
-        ):
-            raise ModelError(
-                f"{model_dir / MODEL_FILE} has {actual}, but {METADATA_FILE} records {recorded}: "
-                "the model file is torn or corrupted. Copy the model folder again or retrain."
-            )
-        pipeline = _unpickle(model_bytes, model_dir / MODEL_FILE)
+        sha256, files = _read_verified(model_dir, expected)
+        metadata, spec = _parse_metadata(files[METADATA_FILE], model_dir / METADATA_FILE)
+        pipeline = _unpickle(files[MODEL_FILE], model_dir / MODEL_FILE)
         _check_pipeline(pipeline, spec, model_dir / MODEL_FILE)
-        return cls(pipeline=pipeline, spec=spec, metadata=metadata)
+        return cls(pipeline=pipeline, spec=spec, metadata=metadata, sha256=sha256)
+
+
+def write_manifest(model_dir: str | Path) -> str:
+    """Write ``manifest.sha256`` for the files of :data:`MANIFEST_FILES`; return the model's hash."""
+    model_dir = Path(model_dir)
+    lines = "".join(
+        f"{file_sha256(model_dir / name).removeprefix('sha256:')}  {name}\n"
+        for name in MANIFEST_FILES
+    )
+    data = lines.encode("ascii")
+    (model_dir / MANIFEST_FILE).write_bytes(data)
+    return _sha256(data)
+
+
+def model_sha256(model_dir: str | Path) -> str:
+    """The model's hash: ``"sha256:<hex>"`` of its manifest, once every file matches it.
+
+    This is the value registries record as ``model_sha256`` and serving takes as
+    ``MLCORE_MODEL_SHA256``. Raises ModelError when the folder has no manifest or a file
+    differs from it (nothing unverified is ever registered).
+    """
+    model_dir = Path(model_dir)
+    sha256, _ = _read_verified(model_dir, None)
+    return sha256
+
+
+def _read_verified(model_dir: Path, expected: str | None) -> tuple[str, dict[str, bytes]]:
+    """The manifest's hash and the bytes of every manifest file, each read once and checked."""
+    _check_model_folder(model_dir)
+    manifest_path = model_dir / MANIFEST_FILE
+    manifest = _read_file(manifest_path)
+    actual = _sha256(manifest)
+    if expected is not None and actual != expected:
+        raise ModelError(
+            f"the model in {model_dir} has hash {actual} (sha256 of {MANIFEST_FILE}), but the "
+            f"registered model has {expected}: this is not the model that was registered, so "
+            "nothing in it is loaded. Deploy the registered model folder, or set the hash of "
+            "the model you mean to serve."
+        )
+    recorded = _parse_manifest(manifest, manifest_path)
+    files: dict[str, bytes] = {}
+    for name in MANIFEST_FILES:
+        data = _read_file(model_dir / name)
+        digest = _sha256(data)
+        if digest != recorded[name]:
+            raise ModelError(
+                f"{model_dir / name} has {digest}, but {MANIFEST_FILE} records {recorded[name]}: "
+                "the file was changed after training, or is torn. Nothing was loaded; copy the "
+                "model folder again or retrain."
+            )
+        files[name] = data
+    return actual, files
+
+
+def _parse_manifest(data: bytes, path: Path) -> dict[str, str]:
+    recorded: dict[str, str] = {}
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise ModelError(
+            f"{path} is not a sha256sum manifest ({exc}); the folder is damaged"
+        ) from exc
+    for number, line in enumerate(text.splitlines(), start=1):
+        digest, _, name = line.partition("  ")
+        if not _HEX64.fullmatch(digest) or not name or name in recorded:
+            raise ModelError(
+                f"{path}:{number} is not a '<sha256>  <file>' line of a new file: {line!r}; the "
+                "folder is damaged. Copy the model folder again or retrain."
+            )
+        recorded[name] = "sha256:" + digest
+    if sorted(recorded) != sorted(MANIFEST_FILES):
+        raise ModelError(
+            f"{path} lists {sorted(recorded)}, but a model's manifest lists exactly "
+            f"{sorted(MANIFEST_FILES)}; the folder is damaged. Copy it again or retrain."
+        )
+    return recorded
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 _SHA256 = re.compile(r"^(?:sha256:)?([0-9a-f]{64})$")
@@ -197,41 +283,56 @@ def parse_sha256(value: object, source: str) -> str:
     match = _SHA256.match(value.strip().lower()) if isinstance(value, str) else None
     if match is None:
         raise ModelError(
-            f"{source} must be 'sha256:' followed by 64 hex digits (as metadata.json's "
-            f"{MODEL_SHA256_KEY} and the registry record it), got {value!r}"
+            f"{source} must be 'sha256:' followed by 64 hex digits (as the registry records it "
+            f"in {MODEL_SHA256_KEY}), got {value!r}"
         )
     return "sha256:" + match.group(1)
 
 
 def _read_file(path: Path) -> bytes:
-    if not path.is_file():
-        what = "a folder" if path.is_dir() else "missing"
-        raise ModelError(
-            f"{path.parent} is not an mlcore model directory: {path.name} is {what}. "
-            "Point to the folder `mlcore train --model-dir` wrote."
-        )
     try:
+        if not path.is_file():
+            what = "a folder" if path.is_dir() else "missing"
+            raise ModelError(
+                f"{path.parent} is not an mlcore model directory: {path.name} is {what}. "
+                "Point to the folder `mlcore train --model-dir` wrote."
+            )
         return path.read_bytes()
     except OSError as exc:
-        raise ModelError(f"cannot read {path}: {exc}") from exc
-
-
-def _read_metadata(model_dir: Path) -> tuple[dict[str, Any], DatasetSpec]:
-    if not model_dir.is_dir():
         raise ModelError(
-            f"{model_dir} is not an mlcore model directory: it is "
-            f"{'a file' if model_dir.exists() else 'missing'}. "
-            "Point to the folder `mlcore train --model-dir` wrote."
+            f"cannot read {path}: {exc}. Give the serving user read access to the model "
+            "folder (training writes it with the modes its umask allows)."
+        ) from exc
+
+
+def _check_model_folder(model_dir: Path) -> None:
+    try:
+        if not model_dir.is_dir():
+            raise ModelError(
+                f"{model_dir} is not an mlcore model directory: it is "
+                f"{'a file' if model_dir.exists() else 'missing'}. "
+                "Point to the folder `mlcore train --model-dir` wrote."
+            )
+        missing = [
+            name for name in (*MANIFEST_FILES, MANIFEST_FILE) if not (model_dir / name).exists()
+        ]
+    except OSError as exc:  # a folder this user may not read
+        raise ModelError(f"cannot read the model folder {model_dir}: {exc}") from exc
+    if missing == [MANIFEST_FILE]:
+        raise ModelError(
+            f"{model_dir} has no {MANIFEST_FILE}: it was trained by an older mlcore, whose "
+            "hash covered only the model file. Retrain it (or run the training pipeline again)."
         )
-    missing = [name for name in (MODEL_FILE, METADATA_FILE) if not (model_dir / name).exists()]
     if missing:
         raise ModelError(
             f"{model_dir} is not an mlcore model directory: missing {missing}. "
             "Point to the folder `mlcore train --model-dir` wrote."
         )
-    path = model_dir / METADATA_FILE
+
+
+def _parse_metadata(data: bytes, path: Path) -> tuple[dict[str, Any], DatasetSpec]:
     try:
-        metadata = json.loads(_read_file(path).decode("utf-8"))
+        metadata = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ModelError(f"{path} is not valid JSON ({exc}); the model folder is damaged") from exc
     if not isinstance(metadata, dict) or not isinstance(metadata.get("spec"), dict):

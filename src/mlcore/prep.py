@@ -110,8 +110,12 @@ def prepare(
     output_dir: str | Path,
     *,
     source: str,
+    overwrite: bool = False,
 ) -> PrepResult:
     """Validate and split ``frame`` and write the prep outputs.
+
+    ``output_dir`` must be new, empty or written by mlcore unless ``overwrite`` (see
+    :mod:`mlcore.atomic`).
 
     Settings that cannot fit this data fail here, before any training: gate metrics of
     another problem type, a positive label that is not one of the target's classes.
@@ -147,7 +151,7 @@ def prepare(
         "split": method,
     }
     # Published whole or not at all; the files later steps read first are moved in last.
-    with staged_output(out, last=("spec.json", "lineage.json")) as stage:
+    with staged_output(out, last=("spec.json", "lineage.json"), overwrite=overwrite) as stage:
         for name in SPLITS:
             save_table(getattr(split, name), stage / name / f"{name}.parquet")
         spec.save(stage / "spec.json")
@@ -161,9 +165,10 @@ def run_prep(
     output_dir: str | Path,
     settings: MlopsSettings,
     target: str | None = None,
+    overwrite: bool = False,
 ) -> PrepResult:
     """Prep ``data``, or the settings' ``dataset.path`` when no data is given."""
-    check_output_dir(output_dir)  # before any work
+    check_output_dir(output_dir, overwrite=overwrite)  # before any work
     if data is None:
         if settings.dataset.path is None:
             raise ConfigError(
@@ -173,4 +178,4 @@ def run_prep(
         data = settings.dataset.path
     frame = load_table(data)
     spec = resolve_spec(frame, settings.dataset, target=target)
-    return prepare(frame, spec, settings, output_dir, source=str(data))
+    return prepare(frame, spec, settings, output_dir, source=str(data), overwrite=overwrite)

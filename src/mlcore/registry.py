@@ -8,11 +8,12 @@ and tests use it the way the cloud pipelines use SageMaker's registry or Azure M
 model assets: register as PendingManualApproval, approve or reject, deploy the
 latest approved version.
 
-Every version records ``model_sha256`` (the sha256 of its ``model.joblib``) in its
-CustomerMetadataProperties, outside the model folder, as SageMaker packages and Azure
-model tags do; serving checks the file against it (``MLCORE_MODEL_SHA256``) before
-unpickling. Registration refuses a model file that does not match the hash its own
-``metadata.json`` records: a torn copy is never registered.
+Every version records ``model_sha256`` (the model's hash: the sha256 of its manifest,
+which covers ``model.joblib`` and ``metadata.json``; see :func:`mlcore.model.model_sha256`)
+in its CustomerMetadataProperties, outside the model folder, as SageMaker packages and
+Azure model tags do; serving checks the folder against it (``MLCORE_MODEL_SHA256``)
+before loading anything. Registration refuses a folder whose files do not match its own
+manifest: a torn or edited copy is never registered.
 """
 
 from __future__ import annotations
@@ -20,15 +21,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from mlcore.errors import RegistryError
+from mlcore.atomic import new_folder
+from mlcore.errors import ModelError, RegistryError
 from mlcore.jsonio import dumps, write_json
-from mlcore.model import METADATA_FILE, MODEL_FILE, MODEL_SHA256_KEY, file_sha256
+from mlcore.model import MODEL_SHA256_KEY, model_sha256
 
 ApprovalStatus = Literal["PendingManualApproval", "Approved", "Rejected"]
 APPROVAL_STATUSES: tuple[ApprovalStatus, ...] = ("PendingManualApproval", "Approved", "Rejected")
@@ -69,7 +70,7 @@ class ModelPackage:
 
     @property
     def model_sha256(self) -> str:
-        """``"sha256:<hex>"`` of the registered model file: what serving must be given."""
+        """The registered model's hash (``"sha256:<hex>"`` of its manifest): what serving must be given."""
         return self.metadata[MODEL_SHA256_KEY]
 
 
@@ -99,7 +100,8 @@ class LocalModelRegistry:
         model_sha256 = _model_sha256(model_dir, (metadata or {}).get(MODEL_SHA256_KEY))
         versions = self._group_dir(group) / "versions"
         versions.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=versions))
+        # Not mkdtemp: the version folder keeps the staging folder's modes (the umask's).
+        staging = new_folder(versions, prefix=".staging-")
         try:
             shutil.copytree(model_dir, staging / "model")
             if evaluation_dir is not None:
@@ -211,23 +213,16 @@ class LocalModelRegistry:
 
 
 def _model_sha256(model_dir: Path, given: object) -> str:
-    """The model file's hash, checked against metadata.json's record and the caller's, if any."""
-    model_file = model_dir / MODEL_FILE
-    if not model_file.is_file():
-        raise RegistryError(f"cannot register {model_dir}: it has no {MODEL_FILE}")
-    actual = file_sha256(model_file)
+    """The model's hash (its manifest's, every file checked), and the caller's if given, agreeing."""
     try:
-        recorded = json.loads((model_dir / METADATA_FILE).read_text()).get(MODEL_SHA256_KEY)
-    except (OSError, ValueError, AttributeError) as exc:
+        actual = model_sha256(model_dir)
+    except ModelError as exc:
+        raise RegistryError(f"cannot register {model_dir}: {exc}") from exc
+    if given is not None and given != actual:
         raise RegistryError(
-            f"cannot register {model_dir}: unreadable {METADATA_FILE}: {exc}"
-        ) from exc
-    for source, expected in ((METADATA_FILE, recorded), ("the metadata given", given)):
-        if expected is not None and expected != actual:
-            raise RegistryError(
-                f"cannot register {model_dir}: {MODEL_FILE} has {actual} but {source} says "
-                f"{expected}; the model file is torn or not the one trained"
-            )
+            f"cannot register {model_dir}: its hash is {actual} but the metadata given says "
+            f"{given}; the folder is not the model that was evaluated"
+        )
     return actual
 
 

@@ -31,10 +31,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlcore.errors import ConfigError, MlcoreError, TrackingError
 from mlcore.settings import MlopsSettings
+
+if TYPE_CHECKING:
+    from mlcore.model import ModelBundle
 
 logger = logging.getLogger(__name__)
 
@@ -206,7 +209,7 @@ def log_training(run: TrackedRun, model_dir: Path) -> None:
                 {f"validation_{k}": v for k, v in metadata.get("validation_metrics", {}).items()}
             )
         )
-        mlflow.set_tags(_lineage_tags(metadata, kind="train"))
+        mlflow.set_tags(_lineage_tags(bundle, kind="train"))
         for name in (METADATA_FILE, SAMPLE_REQUEST_FILE):
             if (model_dir / name).is_file():
                 mlflow.log_artifact(str(model_dir / name), artifact_path="mlcore")
@@ -235,7 +238,7 @@ def log_evaluation(run: TrackedRun, *, model_dir: Path, output_dir: Path) -> Non
     with _reported(run.target, "log the evaluation"):
         if not run.resumed:
             mlflow.log_params(_training_params(bundle))
-            mlflow.set_tags(_lineage_tags(bundle.metadata, kind="evaluate"))
+            mlflow.set_tags(_lineage_tags(bundle, kind="evaluate"))
             training_run = bundle.metadata.get(RUN_ID_KEY)
             if training_run:
                 mlflow.set_tag("mlcore.training_run_id", training_run)
@@ -285,8 +288,9 @@ def _training_params(bundle: Any) -> dict[str, str]:
     }
 
 
-def _lineage_tags(metadata: Mapping[str, Any], *, kind: str) -> dict[str, str]:
-    tags = {"mlcore.kind": kind, "mlcore.model_sha256": str(metadata.get("model_sha256"))}
+def _lineage_tags(bundle: ModelBundle, *, kind: str) -> dict[str, str]:
+    metadata = bundle.metadata
+    tags = {"mlcore.kind": kind, "mlcore.model_sha256": str(bundle.sha256)}
     commit = metadata.get("git_commit")
     if commit:
         # MLflow's own tag: the UI links the run to its commit.

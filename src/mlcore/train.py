@@ -127,8 +127,12 @@ def save_trained_model(
     training: pd.DataFrame | None = None,
     drift_settings: DriftSettings | None = None,
     reference_source: str | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write the model and, beside it, the drift baseline and the sample request.
+
+    ``model_dir`` must be new, empty or written by mlcore unless ``overwrite`` (see
+    :mod:`mlcore.atomic`).
 
     ``reference`` is held-out data (the validation split) and ``training`` the
     rows the model was fitted on; give either or both. The feature (and label)
@@ -148,7 +152,7 @@ def save_trained_model(
     """
     from mlcore.drift import build_baseline  # the drift engine is needed only when saving
 
-    target = check_output_dir(model_dir, what="model folder")
+    target = check_output_dir(model_dir, what="model folder", overwrite=overwrite)
     request_rows = reference if reference is not None else training
     if request_rows is None:
         raise ConfigError("give the held-out rows (reference=) or the training rows (training=)")
@@ -177,7 +181,7 @@ def save_trained_model(
     )
     # Everything lands in a staging folder first: a full disk never leaves a model folder that
     # loads without its baseline (metadata.json, which loading needs, is published last).
-    with staged_output(target, last=(METADATA_FILE,)) as stage:
+    with staged_output(target, last=(METADATA_FILE,), overwrite=overwrite) as stage:
         bundle.save(stage)
         write_json(stage / SAMPLE_REQUEST_FILE, request)
         baseline.save(stage / BASELINE_DIR)
@@ -267,6 +271,7 @@ def train_from_paths(
     commit: str | None = None,
     dirty: bool | None = None,
     tracking: TrackingTarget | None = None,
+    overwrite: bool = False,
 ) -> ModelBundle:
     """Load the data, resolve the spec and train; ``tracking`` logs the run to MLflow.
 
@@ -275,7 +280,8 @@ def train_from_paths(
     ``dataset`` (the settings) as prep resolves it, with ``target`` replacing
     ``dataset.target``. Validation data defaults to prep's ``validation/`` beside ``train/``.
     """
-    check_output_dir(model_dir, what="model folder")  # before any work, not after training
+    # Before any work, not after training.
+    check_output_dir(model_dir, what="model folder", overwrite=overwrite)
     spec_path, validation = _prep_outputs_beside(
         Path(data), spec_path=spec_path, validation=validation, explicit_target=target
     )
@@ -304,6 +310,7 @@ def train_from_paths(
             reference=validation_frame,
             training=train,
             drift_settings=drift_settings,
+            overwrite=overwrite,
         )
 
     if tracking is None:

@@ -37,6 +37,8 @@ from mlops_azure.metrics import TrafficStats
 from mlops_azure.promote import MODEL_SHA256_TAG, REFERENCE_TAG
 from mlops_azure.rollout import LIVE_TAG, Placed
 
+from mlcore.model import write_manifest
+
 DEV_SUBSCRIPTION = "11111111-2222-3333-4444-555555555555"
 SHA = "sha256:" + "ef" * 32
 
@@ -106,6 +108,7 @@ class Cloud:
         self.job_status = "Completed"
         self.submitted: list[PipelineJob] = []
         self.eventgrid = Mock()
+        self.trained_sha256 = ""  # the hash (manifest) of the model the last train job wrote
 
 
 @pytest.fixture
@@ -188,10 +191,10 @@ def cloud(monkeypatch: pytest.MonkeyPatch, finished: Callable[[object], LROPolle
         folder = Path(download_path) / "named-outputs" / output_name  # type: ignore[operator]
         (folder / "evaluation").mkdir(parents=True)
         (folder / "metadata.json").write_text(
-            json.dumps(
-                {"model_sha256": SHA, "git_commit": "abc123", "data_fingerprint": "sha256:00"}
-            )
+            json.dumps({"git_commit": "abc123", "data_fingerprint": "sha256:00"})
         )
+        (folder / "model.joblib").write_bytes(b"a trained pipeline")
+        state.trained_sha256 = write_manifest(folder)
         (folder / "evaluation" / "evaluation.json").write_text(
             json.dumps(
                 {
@@ -345,7 +348,7 @@ def test_train_versions_the_data_by_its_files_and_publishes_to_the_registry(
     )
     # Lineage lands on the model before it is shared, so the registry copy carries it.
     shared = cloud.registry_models[version]
-    assert shared.tags[MODEL_SHA256_TAG] == SHA
+    assert shared.tags[MODEL_SHA256_TAG] == cloud.trained_sha256
     assert shared.tags[REFERENCE_TAG] == f"acme-risk-prediction-reference:{version}"
     assert shared.tags["git_commit"] == "abc123"
     assert shared.tags["metric_auc"] == "0.91"

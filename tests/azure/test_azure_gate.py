@@ -30,6 +30,7 @@ from mlops_azure.definitions import Definitions
 from mlops_azure.training_pipeline import REGISTERED_OUTPUT, build_training_pipeline
 
 from mlcore.data import make_churn
+from mlcore.model import model_sha256
 from mlcore.settings import MlopsSettings
 
 # One worker runs the module so the first model (the champion) is trained once.
@@ -189,8 +190,7 @@ def test_a_good_first_model_passes_the_gate_and_is_registered(first_model: Local
     assert (first_model.registered / "model.joblib").is_file()
     # Contract 1: the registered folder carries the health-check payload and the digest.
     assert (first_model.registered / "sample_request.json").is_file()
-    metadata = json.loads((first_model.registered / "metadata.json").read_text())
-    assert metadata["model_sha256"].startswith("sha256:")
+    assert model_sha256(first_model.registered).startswith("sha256:")
     # The prediction reference registered beside it: validation rows with predictions.
     reference = first_model.folder / "pipeline-outputs" / "registered_reference"
     assert (reference / "MLTable").is_file()

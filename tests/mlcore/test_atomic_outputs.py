@@ -1,6 +1,9 @@
-"""Finding 5 of issue 12: outputs appear complete or not at all, and bad paths fail before work.
+"""Outputs appear complete or not at all, and bad paths fail before work (finding 5 of issue
+12); nothing mlcore did not write is deleted, and published folders are readable by other
+users (findings 1 and 7 of issue 23).
 
 The full disk is injected: the write that fails raises OSError(ENOSPC) as a real one would.
+Running a step as another user needs root (setpriv); those tests skip without it.
 """
 
 from __future__ import annotations
@@ -9,17 +12,24 @@ import errno
 import json
 import os
 import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mlcore.atomic import staged_output
+from mlcore.atomic import OUTPUT_MARKER, staged_output
 from mlcore.cli import main
 from mlcore.data import CHURN_SPEC, Split
 from mlcore.drift.baseline import Baseline
 from mlcore.errors import ConfigError, OutputError
 from mlcore.model import ModelBundle
+from mlcore.registry import LocalModelRegistry
 from mlcore.train import save_trained_model
 
 pytestmark = pytest.mark.xdist_group("trained_model")
@@ -105,7 +115,9 @@ def test_where_a_rename_is_impossible_metadata_is_published_last(
         for name in ("metadata.json", "model.joblib", "sample_request.json"):
             (stage / name).write_text(name)
         (stage / "baseline").mkdir()
-    assert moved[-1] == "metadata.json" and set(moved) == {
+    assert moved[0] == OUTPUT_MARKER and moved[-1] == "metadata.json"
+    assert set(moved) == {
+        OUTPUT_MARKER,
         "metadata.json",
         "model.joblib",
         "sample_request.json",
@@ -120,6 +132,7 @@ def test_a_full_disk_while_publishing_entry_by_entry_leaves_no_metadata(
 ) -> None:
     target = tmp_path / "mounted"
     target.mkdir()
+    (target / OUTPUT_MARKER).write_text("an earlier run's output")
     (target / "metadata.json").write_text("an older model's")
     real_replace, real_move = os.replace, shutil.move
 
@@ -217,3 +230,181 @@ def test_a_model_dir_under_a_file_is_a_config_error_raised_before_any_write(
     with pytest.raises(ConfigError, match="is a file, not a folder"):
         save_trained_model(trained_bundle, a_file / "model", reference=churn_split.validation)
     assert leftovers(a_file.parent) == []
+
+
+# Finding 1 of issue 23: never delete what mlcore did not write.
+
+
+@pytest.fixture
+def someones_work(tmp_path: Path) -> Path:
+    folder = tmp_path / "thesis"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "thesis.txt").write_text("three years of work")
+    (folder / "sub" / "notes.md").write_text("notes")
+    return folder
+
+
+def contents(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def must_not_load(*args: Any, **kwargs: Any) -> None:
+    raise AssertionError("the data was read before the output folder was checked")
+
+
+@pytest.mark.parametrize("command", ["train", "prep", "evaluate"])
+def test_a_folder_mlcore_did_not_write_is_refused_before_any_work_and_left_whole(
+    command: str,
+    someones_work: Path,
+    saved_model_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for module in ("mlcore.train", "mlcore.prep", "mlcore.evaluation_job"):
+        monkeypatch.setattr(f"{module}.load_table", must_not_load)
+    before = contents(someones_work)
+    argv = {
+        "train": ["train", "--data", "data.csv", "--target", "churned", "--model-dir"],
+        "prep": ["prep", "--data", "data.csv", "--output"],
+        "evaluate": ["evaluate", "--model-dir", str(saved_model_dir), "--data", "x", "--output"],
+    }[command]
+    assert main([*argv, str(someones_work)]) == 2
+    err = capsys.readouterr().err
+    assert "already holds files mlcore did not write (sub, thesis.txt)" in err
+    assert "--overwrite" in err
+    assert contents(someones_work) == before
+
+
+def test_prep_into_someones_folder_is_refused_and_with_overwrite_replaces_it(
+    churn_frame: Any, someones_work: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "raw.csv"
+    churn_frame.to_csv(data, index=False)
+    before = contents(someones_work)
+    argv = ["prep", "--data", str(data), "--target", "churned", "--output", str(someones_work)]
+    assert main(argv) == 2
+    assert contents(someones_work) == before
+    assert main([*argv, "--overwrite"]) == 0
+    assert not (someones_work / "thesis.txt").exists()
+    assert (someones_work / "spec.json").is_file() and (someones_work / OUTPUT_MARKER).is_file()
+    # Now the folder is mlcore's own: the next run replaces it without being asked.
+    assert main(argv) == 0
+
+
+def test_a_model_folder_mlcore_wrote_is_replaced_and_a_foreign_one_only_when_asked(
+    trained_bundle: ModelBundle, churn_split: Split, someones_work: Path
+) -> None:
+    with pytest.raises(ConfigError, match="pass --overwrite"):
+        save_trained_model(trained_bundle, someones_work, reference=churn_split.validation)
+    assert (someones_work / "thesis.txt").is_file()
+    save_trained_model(
+        trained_bundle, someones_work, reference=churn_split.validation, overwrite=True
+    )
+    assert not (someones_work / "thesis.txt").exists()
+    ModelBundle.load(someones_work)
+
+
+def test_files_put_into_the_target_while_the_step_ran_are_not_deleted(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "out"
+    with pytest.raises(ConfigError, match="mlcore did not write"), staged_output(target) as stage:
+        (stage / "result.json").write_text("{}")
+        target.mkdir()
+        (target / "report.docx").write_text("someone saved this meanwhile")
+    assert (target / "report.docx").read_text() == "someone saved this meanwhile"
+    assert leftovers(tmp_path) == []
+
+
+# Finding 7 of issue 23: published folders get the umask's modes; unreadable ones are exit 2.
+
+
+@contextmanager
+def umask(mask: int) -> Iterator[None]:
+    previous = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def modes(folder: Path) -> set[tuple[str, int]]:
+    return {
+        ("folder" if p.is_dir() else "file", stat.S_IMODE(p.stat().st_mode))
+        for p in [folder, *folder.rglob("*")]
+    }
+
+
+@pytest.mark.parametrize(("mask", "folder", "file"), [(0o022, 0o755, 0o644), (0o027, 0o750, 0o640)])
+def test_published_folders_have_the_modes_the_umask_gives(
+    trained_bundle: ModelBundle,
+    churn_split: Split,
+    tmp_path: Path,
+    mask: int,
+    folder: int,
+    file: int,
+) -> None:
+    with umask(mask):
+        model = save_trained_model(trained_bundle, tmp_path / "m", reference=churn_split.validation)
+        package = LocalModelRegistry(tmp_path / "registry").register("churn", model_dir=model)
+    assert modes(model) == {("folder", folder), ("file", file)}
+    assert modes(package.path) == {("folder", folder), ("file", file)}
+
+
+def as_nobody(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HOME": "/tmp", "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+
+
+@pytest.fixture
+def shared_folder() -> Iterator[Path]:
+    """A folder every user can reach (pytest's own tmp_path is private to its user)."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run a step as another user")
+    folder = Path(tempfile.mkdtemp(prefix="mlcore-shared-"))
+    folder.chmod(0o755)
+    try:
+        if as_nobody(sys.executable, "-c", "import mlcore.serve").returncode != 0:
+            pytest.skip("user nobody cannot run this Python (its installation is private)")
+        yield folder
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_a_serving_user_other_than_the_trainer_can_load_the_model(
+    trained_bundle: ModelBundle, churn_split: Split, shared_folder: Path
+) -> None:
+    with umask(0o022):
+        model = save_trained_model(
+            trained_bundle, shared_folder / "model", reference=churn_split.validation
+        )
+    load = f"from mlcore.serve import Predictor; Predictor.load({str(model)!r})"
+    result = as_nobody(sys.executable, "-c", load)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_a_model_folder_the_serving_user_cannot_read_is_exit_2_with_the_reason(
+    saved_model_dir: Path, shared_folder: Path
+) -> None:
+    model = Path(shutil.copytree(saved_model_dir, shared_folder / "model"))
+    model.chmod(0o700)
+    result = as_nobody(sys.executable, "-m", "mlcore", "serve", "--model-dir", str(model))
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Permission denied" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_file_system_error_outside_mlcores_own_checks_is_exit_2_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def refused(*args: Any, **kwargs: Any) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "raw.csv"))
+
+    monkeypatch.setattr("mlcore.prep.load_table", refused)
+    argv = ["prep", "--data", str(tmp_path / "raw.csv"), "--output", str(tmp_path / "out")]
+    assert main(argv) == 2
+    assert f"{tmp_path / 'raw.csv'}: Permission denied" in capsys.readouterr().err

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from mlcore.cli import EXIT_ERROR, EXIT_GATE_FAILED, build_parser, main, settings_from_args
+from mlcore.model import model_sha256
 
 SUBCOMMANDS = ("init", "prep", "train", "evaluate", "drift", "quality", "serve", "demo", "extras")
 
@@ -91,9 +92,8 @@ def test_prep_train_evaluate_chain_through_the_cli(
     assert json.loads(capsys.readouterr().out)["gate_passed"] is True
 
     # The evaluation output carries what a register step records and a release smoke-tests with.
-    model_metadata = json.loads((tmp_path / "model" / "metadata.json").read_text())
     gate = json.loads((tmp_path / "eval" / "gate.json").read_text())
-    assert gate["model_sha256"] == model_metadata["model_sha256"]
+    assert gate["model_sha256"] == model_sha256(tmp_path / "model")
     assert (tmp_path / "eval" / "sample_request.json").read_bytes() == (
         tmp_path / "model" / "sample_request.json"
     ).read_bytes()

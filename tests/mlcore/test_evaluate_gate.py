@@ -19,6 +19,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from mlcore.atomic import OUTPUT_MARKER
 from mlcore.data import Split
 from mlcore.errors import DataError
 from mlcore.evaluate import (
@@ -190,6 +191,7 @@ def test_evaluation_job_writes_every_report(
     )
     names = {p.name for p in (tmp_path / "out").iterdir()}
     assert names == {
+        OUTPUT_MARKER,
         "evaluation.json",
         "gate.json",
         "slice_metrics.json",
@@ -213,13 +215,13 @@ def test_model_card_has_every_section(
     run_evaluation(
         model_dir=saved_model_dir,
         data=tmp_path / "test.parquet",
-        output_dir=tmp_path,
+        output_dir=tmp_path / "evaluation",
         settings=MlopsSettings(),
     )
-    card = json.loads((tmp_path / "model_card.json").read_text())
+    card = json.loads((tmp_path / "evaluation" / "model_card.json").read_text())
     assert tuple(card) == SECTIONS
     assert "age" in card["ethical_considerations"]["sensitive_features"]
-    markdown = (tmp_path / "model_card.md").read_text()
+    markdown = (tmp_path / "evaluation" / "model_card.md").read_text()
     for heading in (
         "## Model details",
         "## Intended use",

@@ -83,10 +83,10 @@ def evaluated(
     run_evaluation(
         model_dir=saved_model_dir,
         data=out / "test.parquet",
-        output_dir=out,
+        output_dir=out / "evaluation",
         settings=MlopsSettings(),
     )
-    return out
+    return out / "evaluation"
 
 
 def test_evaluation_json_carries_standard_deviations_and_a_confusion_matrix(

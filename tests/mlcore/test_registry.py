@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from mlcore.errors import RegistryError
-from mlcore.model import file_sha256
+from mlcore.model import model_sha256, write_manifest
 from mlcore.registry import LocalModelRegistry
 
 
@@ -16,6 +16,7 @@ def model_dir(tmp_path: Path) -> Path:
     model.mkdir()
     (model / "model.joblib").write_bytes(b"fake model bytes")
     (model / "metadata.json").write_text("{}")
+    write_manifest(model)
     evaluation = tmp_path / "evaluation"
     evaluation.mkdir()
     (evaluation / "evaluation.json").write_text('{"binary_classification_metrics": {}}')
@@ -35,7 +36,7 @@ def test_registered_versions_are_numbered_and_pending_approval(
     assert first.metadata == {
         "git_commit": "abc",
         "metrics": '{"auc": 0.8}',
-        "model_sha256": file_sha256(model_dir / "model.joblib"),
+        "model_sha256": model_sha256(model_dir),
     }
     assert (first.model_dir / "model.joblib").read_bytes() == b"fake model bytes"
 
@@ -96,33 +97,34 @@ def test_a_failed_registration_leaves_no_version_behind(tmp_path: Path) -> None:
         registry.register("churn", model_dir=tmp_path / "missing")
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(RegistryError, match=r"has no model\.joblib"):
+    with pytest.raises(RegistryError, match=r"missing \['metadata\.json', 'model\.joblib'"):
         registry.register("churn", model_dir=empty)
     model = tmp_path / "model"
     model.mkdir()
     (model / "model.joblib").write_bytes(b"fake model bytes")
     (model / "metadata.json").write_text("{}")
+    write_manifest(model)
     with pytest.raises(FileNotFoundError):
         registry.register("churn", model_dir=model, evaluation_dir=tmp_path / "no-evaluation")
     assert registry.list_packages("churn") == []
     assert [p.name for p in (tmp_path / "churn" / "versions").iterdir()] == []
 
 
-def test_the_registry_records_the_model_files_sha256_outside_the_model_folder(
+def test_the_registry_records_the_models_hash_outside_the_model_folder(
     tmp_path: Path, model_dir: Path
 ) -> None:
     package = LocalModelRegistry(tmp_path / "registry").register("churn", model_dir=model_dir)
     description = json.loads((package.path / "package.json").read_text())
     recorded = description["CustomerMetadataProperties"]["model_sha256"]
-    assert recorded == package.model_sha256 == file_sha256(model_dir / "model.joblib")
+    assert recorded == package.model_sha256 == model_sha256(model_dir)
     assert recorded.startswith("sha256:") and len(recorded) == len("sha256:") + 64
 
 
-def test_a_model_file_that_does_not_match_its_metadata_is_not_registered(
+def test_a_model_folder_edited_after_training_is_not_registered(
     tmp_path: Path, model_dir: Path
 ) -> None:
-    (model_dir / "metadata.json").write_text(json.dumps({"model_sha256": "sha256:" + "0" * 64}))
+    (model_dir / "metadata.json").write_text(json.dumps({"decision_threshold": 0.99}))
     registry = LocalModelRegistry(tmp_path / "registry")
-    with pytest.raises(RegistryError, match="torn or not the one trained"):
+    with pytest.raises(RegistryError, match=r"metadata\.json has sha256:.*changed after training"):
         registry.register("churn", model_dir=model_dir)
     assert registry.list_packages("churn") == []

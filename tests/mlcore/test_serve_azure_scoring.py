@@ -166,5 +166,5 @@ def test_init_refuses_a_model_that_is_not_the_registered_one(
     monkeypatch.setenv("AZUREML_MODEL_DIR", str(azure_model_root))
     monkeypatch.setenv("MLCORE_MODEL_SHA256", "sha256:" + "0" * 64)
     monkeypatch.setattr(azure_scoring, "_predictor", None)
-    with pytest.raises(ModelError, match="not the file that was registered"):
+    with pytest.raises(ModelError, match="not the model that was registered"):
         azure_scoring.init()

@@ -1,4 +1,5 @@
-"""`mlcore serve` as SageMaker starts it: a separate process configured by SAGEMAKER_* variables."""
+"""`mlcore serve` as SageMaker starts it: a separate process configured by SAGEMAKER_* variables,
+listening where the platform's router reaches it (issue 20, finding 2)."""
 
 from __future__ import annotations
 
@@ -103,3 +104,30 @@ def test_bad_sagemaker_port_variable_is_reported(saved_model_dir: Path) -> None:
     )
     assert result.returncode == 2
     assert "SAGEMAKER_BIND_TO_PORT must be an integer, got 'eighty'" in result.stderr
+
+
+def test_the_containers_serve_listens_on_all_interfaces_and_a_local_serve_on_loopback(
+    saved_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SageMaker runs `<image> serve` (entrypoint mlcore) and sets no SAGEMAKER_BIND_TO_PORT for a
+    single-container model; whether a marker file such as /.dockerenv exists is not ours to know.
+    The rule: no --model-dir is the container contract (0.0.0.0:8080, the model in
+    /opt/ml/model); --model-dir is a local server (loopback)."""
+    from mlcore.cli import main
+    from mlcore.serve import cli as serve_cli
+    from mlcore.serve import server
+
+    for name in ("SAGEMAKER_BIND_TO_PORT", "MLCORE_SERVE_HOST", "SAGEMAKER_MODEL_SERVER_WORKERS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(serve_cli, "DEFAULT_MODEL_DIR", str(saved_model_dir))
+    monkeypatch.setattr(server, "_vcpus", lambda: 3)
+    started: list[server.ServeOptions] = []
+    monkeypatch.setattr(server, "run_server", started.append)
+    assert main(["serve"]) == 0
+    assert main(["serve", "--model-dir", str(saved_model_dir)]) == 0
+    assert main(["serve", "--model-dir", str(saved_model_dir), "--host", "0.0.0.0"]) == 0
+    container, local, told = started
+    assert (container.host, container.port, container.workers) == ("0.0.0.0", 8080, 3)
+    assert container.model_dir == str(saved_model_dir)
+    assert (local.host, local.port, local.workers) == ("127.0.0.1", 8080, 1)
+    assert told.host == "0.0.0.0"

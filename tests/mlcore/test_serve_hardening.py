@@ -299,6 +299,7 @@ def test_run_server_uses_the_endpoint_protocol_and_a_tcp_socket_for_any_worker_c
     class FakeMultiprocess:
         def __init__(self, config: Any, sockets: list[socket.socket]) -> None:
             seen.update(config=config, socket=sockets[0])
+            self.processes: list[Any] = []
 
         def run(self) -> None:
             pass
@@ -318,37 +319,31 @@ def test_uvicorn_config_carries_the_settings_deadlines() -> None:
     assert config.header_timeout_seconds == 3 and config.timeout_keep_alive == 7
 
 
-NO_MARKERS = ("/nonexistent/.dockerenv",)
-
-
 @pytest.mark.parametrize(
-    ("environ", "markers", "host"),
+    ("environ", "container", "host"),
     [
-        ({}, NO_MARKERS, "127.0.0.1"),
-        ({"SAGEMAKER_BIND_TO_PORT": "8080"}, NO_MARKERS, "0.0.0.0"),
-        ({"KUBERNETES_SERVICE_HOST": "10.0.0.1"}, NO_MARKERS, "0.0.0.0"),
-        ({}, ("/",), "0.0.0.0"),  # a marker file that exists, as /.dockerenv in a container
-        (
-            {"MLCORE_SERVE_HOST": "10.1.2.3", "SAGEMAKER_BIND_TO_PORT": "8080"},
-            NO_MARKERS,
-            "10.1.2.3",
-        ),
+        ({}, False, "127.0.0.1"),
+        ({}, True, "0.0.0.0"),
+        # SageMaker sets SAGEMAKER_BIND_TO_PORT only for pipelines and multi-container
+        # endpoints: the variable neither makes nor is needed for a container's bind.
+        ({"SAGEMAKER_BIND_TO_PORT": "8080"}, False, "127.0.0.1"),
+        ({"MLCORE_SERVE_HOST": "10.1.2.3"}, True, "10.1.2.3"),
     ],
-    ids=["laptop", "sagemaker", "kubernetes", "docker", "told otherwise"],
+    ids=["local", "container contract", "a stray sagemaker variable", "told otherwise"],
 )
-def test_the_server_listens_on_loopback_unless_in_a_container_or_told(
-    environ: dict[str, str], markers: tuple[str, ...], host: str, monkeypatch: pytest.MonkeyPatch
+def test_the_server_listens_on_all_interfaces_only_under_the_container_contract(
+    environ: dict[str, str], container: bool, host: str
 ) -> None:
-    monkeypatch.setattr(server_module, "CONTAINER_MARKERS", markers)
-    assert default_host(environ) == host
+    assert default_host(environ, container=container) == host
 
 
-def test_workers_default_to_the_vcpu_count_in_a_container(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_workers_default_to_the_vcpu_count_under_the_container_contract(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(server_module, "_vcpus", lambda: 4)
-    monkeypatch.setattr(server_module, "CONTAINER_MARKERS", NO_MARKERS)
-    assert default_workers({"SAGEMAKER_BIND_TO_PORT": "8080"}) == 4
-    assert default_workers({"SAGEMAKER_MODEL_SERVER_WORKERS": "3"}) == 3
-    assert default_workers({}) == 1
+    assert default_workers({}, container=True) == 4
+    assert default_workers({"SAGEMAKER_MODEL_SERVER_WORKERS": "3"}, container=True) == 3
+    assert default_workers({"SAGEMAKER_BIND_TO_PORT": "8080"}, container=False) == 1
 
 
 def test_metrics_count_invocations_by_status(url: str, churn_frame: pd.DataFrame) -> None:

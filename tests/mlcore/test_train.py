@@ -9,7 +9,15 @@ import pytest
 from mlcore.data import CHURN_SPEC, DatasetSpec, Split
 from mlcore.errors import ConfigError
 from mlcore.evaluate import evaluate_model
-from mlcore.model import MODEL_FILE, SAMPLE_REQUEST_FILE, ModelBundle, file_sha256
+from mlcore.model import (
+    MANIFEST_FILE,
+    METADATA_FILE,
+    MODEL_FILE,
+    SAMPLE_REQUEST_FILE,
+    ModelBundle,
+    file_sha256,
+    model_sha256,
+)
 from mlcore.settings import TrainingSettings
 from mlcore.train import (
     SageMakerTrainingPaths,
@@ -157,10 +165,16 @@ def test_regression_models_train_and_report_regression_metrics() -> None:
     assert bundle.metadata["validation_metrics"]["r2"] > 0.95
 
 
-def test_metadata_records_the_sha256_of_the_model_file(saved_model_dir: Path) -> None:
-    metadata = json.loads((saved_model_dir / "metadata.json").read_text())
-    assert metadata["model_sha256"] == file_sha256(saved_model_dir / MODEL_FILE)
-    assert metadata["model_sha256"].startswith("sha256:") and len(metadata["model_sha256"]) == 71
+def test_the_manifest_records_the_sha256_of_every_file_that_shapes_predictions(
+    saved_model_dir: Path,
+) -> None:
+    lines = (saved_model_dir / MANIFEST_FILE).read_text().splitlines()
+    assert lines == [
+        f"{file_sha256(saved_model_dir / name).removeprefix('sha256:')}  {name}"
+        for name in (METADATA_FILE, MODEL_FILE)
+    ]
+    assert model_sha256(saved_model_dir) == file_sha256(saved_model_dir / MANIFEST_FILE)
+    assert len(model_sha256(saved_model_dir)) == len("sha256:") + 64
 
 
 def test_sample_request_holds_held_out_rows_the_model_accepts(

@@ -15,7 +15,7 @@ whatever the partitioning; only ``mode`` says ``"spark"``.
 Inputs: Parquet (a file or a folder; files of different columns are read with
 Spark's schema merging) or SageMaker data capture (``.jsonl`` files under a
 prefix, read whole with Spark's ``binaryFile`` source and decoded by
-:mod:`mlcore.capture`, torn final lines skipped as there). Any URI Spark's
+:mod:`mlcore.capture`, broken lines skipped and counted as there). Any URI Spark's
 file systems read works: a local path, ``s3://``/``s3a://`` or ``abfss://``;
 mlcore itself imports no cloud SDK.
 

@@ -9,7 +9,10 @@
 
 A request the model cannot score gets a 4xx with ``{"error": "<reason>", "message":
 "<what was wrong and how to fix it>"}``; a 500 means a fault on our side and is logged
-with its traceback.
+with its traceback. A body over the size limit gets a 413 that any HTTP client can read:
+the rest of the body is read and dropped first (up to ``DRAIN_LIMIT_BYTES`` past the
+limit, within the body deadline), since closing a connection with unread data makes the
+kernel reset it and the client never sees the answer.
 
 Scoring runs on one dedicated thread per process, one model call at a time, with
 OpenMP and BLAS held to one thread: the model's numpy code holds the GIL for most of a
@@ -21,6 +24,16 @@ call, each still decoded, checked, answered and captured on its own (see
 large batch is scored. Each request has a deadline for its body (408) and one for
 queueing plus scoring (503), from the ``serving`` settings.
 
+Nothing is scored or captured for a caller that is gone. A request answered 503 at its
+deadline, or whose client disconnected, is dropped from the queue if it is still there,
+left out of the model call if it is being decoded, and never captured if the model call
+had already started (a call in progress cannot be interrupted); the scoring thread and
+the event loop settle each request's end under one lock, so a request is either
+answered and captured or abandoned, never both. Client retries therefore do not
+duplicate capture records. A client that disconnects (mid-body or while its request is
+scored) is counted in ``mlcore_client_disconnects_total``, not as an invocation by
+status, so it never feeds the 5xx alarms that roll a deployment back.
+
 Optional headers: ``X-Amzn-SageMaker-Inference-Id`` is recorded as the capture
 record's inferenceId. ``X-Mlcore-Inference-Time`` sets the recorded inference time,
 but only when the app is built with ``trust_inference_time_header=True`` (the local
@@ -31,16 +44,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from datetime import datetime
 from http import HTTPStatus
 from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from threadpoolctl import threadpool_limits
@@ -56,10 +71,16 @@ from mlcore.model import ModelBundle
 from mlcore.serve.defaults import DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_BODY_BYTES
 from mlcore.serve.metrics import ServingMetrics
 from mlcore.serve.payload import RequestError
-from mlcore.serve.predictor import Payload, Predictor
+from mlcore.serve.predictor import Abandoned, Payload, Predictor
 from mlcore.serve.scorer import Scorer
 
 logger = logging.getLogger(__name__)
+
+# How much of an oversized body is read and dropped so that the client can read its 413;
+# past this (or the body deadline) the connection is closed unread.
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+# nginx's status for "client closed the request": never sent (nobody is listening).
+CLIENT_CLOSED_REQUEST = 499
 
 
 @dataclass(frozen=True)
@@ -75,6 +96,35 @@ class RequestLimits:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
 
 
+class Claim:
+    """Who finishes one request: the scoring thread answering it (and capturing it), or the
+    event loop giving up on it (deadline, disconnect). The first to claim wins; the other
+    does nothing more."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state = "waiting"
+
+    def give_up(self) -> bool:
+        """Abandon the request; False when the thread has already claimed its answer."""
+        with self._lock:
+            if self._state == "waiting":
+                self._state = "abandoned"
+            return self._state == "abandoned"
+
+    def answer(self) -> bool:
+        """Claim the request's answer (and capture); False when it was abandoned."""
+        with self._lock:
+            if self._state == "waiting":
+                self._state = "answered"
+            return self._state == "answered"
+
+    @property
+    def abandoned(self) -> bool:
+        with self._lock:
+            return self._state == "abandoned"
+
+
 @dataclass(frozen=True)
 class Invocation:
     """What the scoring thread needs of one request (read from it on the event loop)."""
@@ -84,10 +134,33 @@ class Invocation:
     accept: str | None
     inference_id: str | None
     inference_time: datetime | None
+    # time.monotonic() at which the caller gets its 503; the scoring thread honours it too.
+    deadline: float = float("inf")
+    claim: Claim = field(default_factory=Claim, compare=False)
 
     @property
     def payload(self) -> Payload:
         return Payload(self.body, self.content_type, self.accept)
+
+    def still_wanted(self) -> bool:
+        """False once the caller is gone (the deadline passing counts as gone)."""
+        if time.monotonic() >= self.deadline:
+            self.claim.give_up()
+        return not self.claim.abandoned
+
+
+class _CallerGone(Exception):
+    """The client disconnected before its answer."""
+
+
+class _BodyTooLarge(RequestError):
+    """413; ``drained`` says whether the whole body was read (else the connection must close)."""
+
+    def __init__(self, limit: int, *, drained: bool) -> None:
+        super().__init__(
+            413, f"the request body exceeds {limit} bytes; split the records into smaller requests"
+        )
+        self.drained = drained
 
 
 def create_app(
@@ -103,11 +176,12 @@ def create_app(
 ) -> Starlette:
     """Build the inference app for a model (a bundle, a predictor or a model directory).
 
-    A model directory is loaded through :meth:`Predictor.load`: its file is checked
+    A model directory is loaded through :meth:`Predictor.load`: its files are checked
     against ``expected_sha256`` (default ``$MLCORE_MODEL_SHA256``) and its own
-    metadata before unpickling, and its sample request is scored once. ``capture``
-    records every sampled successful invocation in SageMaker's data-capture layout
-    (requests that fail are not captured); its folder must be writable.
+    manifest before anything is parsed or unpickled, and its sample request is scored
+    once. ``capture`` records every sampled successful invocation in SageMaker's
+    data-capture layout (requests that fail, and requests whose caller is gone, are not
+    captured); its folder must be writable.
     ``max_batch_bytes`` caps the bodies scored together in one model call (a larger
     request is still scored, alone; 1 scores every request alone).
     """
@@ -146,11 +220,21 @@ def create_app(
 
     async def invocations(request: Request) -> Response:
         started = time.perf_counter()
-        response = await _answer(request)
+        try:
+            response = await _answer(request)
+        except _CallerGone:
+            # Not an invocation answered (nobody is listening), so not a status to alarm on.
+            metrics.client_disconnected()
+            return Response(status_code=CLIENT_CLOSED_REQUEST)
         metrics.observe(response.status_code, time.perf_counter() - started)
         return response
 
     async def _answer(request: Request) -> Response:
+        too_slow = error_response(
+            503,
+            f"scoring did not finish within {limits.scoring_timeout_seconds:g} s "
+            "(serving.scoring_timeout_seconds); retry, or send fewer records per request",
+        )
         try:
             body = await _read_body(request, max_body_bytes, limits.body_timeout_seconds)
             headers = request.headers
@@ -162,20 +246,24 @@ def create_app(
                 inference_time=_inference_time(headers.get(INFERENCE_TIME_HEADER))
                 if trust_inference_time_header
                 else None,
+                deadline=time.monotonic() + limits.scoring_timeout_seconds,
             )
-            work = asyncio.wrap_future(scorer.submit(invocation, size=len(body)))
-            # On timeout wait_for cancels the future: a request still queued is never scored.
-            result = await asyncio.wait_for(work, limits.scoring_timeout_seconds)
+            work = scorer.submit(invocation, size=len(body))
+            result = await _outcome(request, invocation, work, limits.scoring_timeout_seconds)
+        except ClientDisconnect as exc:  # gone mid-body
+            raise _CallerGone from exc
+        except _BodyTooLarge as exc:
+            return error_response(exc.status, exc.message, close=not exc.drained)
         except RequestError as exc:
             return error_response(exc.status, exc.message, close=exc.status == 408)
         except TimeoutError:
-            return error_response(
-                503,
-                f"scoring did not finish within {limits.scoring_timeout_seconds:g} s "
-                "(serving.scoring_timeout_seconds); retry, or send fewer records per request",
-            )
+            return too_slow
+        except _CallerGone:
+            raise
         except Exception as exc:
             result = exc
+        if isinstance(result, Abandoned):  # the scoring thread saw the deadline pass first
+            return too_slow
         if isinstance(result, RequestError):
             return error_response(result.status, result.message)
         if isinstance(result, Exception):
@@ -242,18 +330,59 @@ def error_response(status: int, message: str, *, close: bool = False) -> JSONRes
     )
 
 
+async def _outcome(
+    request: Request, invocation: Invocation, work: Future[Response | Exception], timeout: float
+) -> Response | Exception:
+    """The scoring thread's result, or TimeoutError / _CallerGone when the caller is gone first.
+
+    Giving up cancels the job (a request still queued is never scored) and tells the
+    scoring thread, through the invocation's claim, not to score or capture it.
+    """
+    scored = asyncio.wrap_future(work)
+    gone = asyncio.ensure_future(_disconnected(request))
+    waited: set[asyncio.Future[object]] = {scored, gone}  # type: ignore[arg-type]
+    try:
+        done, _ = await asyncio.wait(waited, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if scored not in done and invocation.claim.give_up():
+        scored.cancel()
+        if gone in done:
+            raise _CallerGone
+        raise TimeoutError
+    # Scored, or the thread claimed the answer just in time: it is moments away (capture).
+    return await scored
+
+
+async def _disconnected(request: Request) -> None:
+    """Return once the client has closed its connection (the body has been read already)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
 def _score_batch(
     predictor: Predictor,
     capture: CaptureWriter | None,
     metrics: ServingMetrics,
     batch: Sequence[Invocation],
 ) -> list[Response | Exception]:
-    """Score the waiting requests in one model call; answer and capture each on its own."""
-    answers = predictor.answer_many([invocation.payload for invocation in batch])
+    """Score the waiting requests in one model call; answer and capture each on its own.
+
+    A request whose caller is gone by the model call is not scored; one gone by the time
+    its answer is ready is not captured (see :class:`Claim`).
+    """
+    answers = predictor.answer_many(
+        [invocation.payload for invocation in batch],
+        still_wanted=lambda position: batch[position].still_wanted(),
+    )
     results: list[Response | Exception] = []
     for invocation, answer in zip(batch, answers, strict=True):
         if isinstance(answer, Exception):
             results.append(answer)
+            continue
+        # Past its deadline the caller gets (or got) a 503: the answer is not its to keep.
+        if not invocation.still_wanted() or not invocation.claim.answer():
+            results.append(Abandoned("the caller left while the request was scored"))
             continue
         response = Response(answer.body, media_type=answer.media_type)
         if capture is not None:
@@ -290,29 +419,45 @@ def _inference_time(header: str | None) -> datetime | None:
 
 
 async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
-    too_large = RequestError(
-        413, f"the request body exceeds {limit} bytes; split the records into smaller requests"
-    )
+    """The whole body, within ``timeout``; an oversized one is read on and dropped (413).
+
+    A client sends its whole body before it reads the answer, and a connection closed
+    with unread data is reset, so the 413 would never reach it: the rest of the body is
+    drained first, up to DRAIN_LIMIT_BYTES past the limit. A body declared larger than
+    that, or one announced with ``Expect: 100-continue`` (the client waits before
+    sending it), is refused at once and the connection closed.
+    """
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise too_large
+        waits = request.headers.get("expect", "").lower() == "100-continue"
+        if waits or int(declared) > limit + DRAIN_LIMIT_BYTES:
+            raise _BodyTooLarge(limit, drained=False)
     chunks: list[bytes] = []
     size = 0
+    complete = False
 
     async def read() -> None:
-        nonlocal size
+        nonlocal size, complete
         async for chunk in request.stream():
             size += len(chunk)
-            if size > limit:
-                raise too_large
-            chunks.append(chunk)
+            if size <= limit:
+                chunks.append(chunk)
+                continue
+            chunks.clear()  # too large: read on to the end, keeping nothing
+            if size > limit + DRAIN_LIMIT_BYTES:
+                return
+        complete = True
 
     try:
         await asyncio.wait_for(read(), timeout)
     except TimeoutError as exc:
+        if size > limit:
+            raise _BodyTooLarge(limit, drained=False) from exc
         raise RequestError(
             408,
             f"the request body did not arrive within {timeout:g} s "
             "(serving.body_timeout_seconds); send it at once",
         ) from exc
+    if size > limit:
+        raise _BodyTooLarge(limit, drained=complete)
     return b"".join(chunks)

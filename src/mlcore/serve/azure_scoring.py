@@ -8,7 +8,11 @@ string. A deployment's ``score.py`` only needs::
 
 The model directory is found under ``AZUREML_MODEL_DIR``: the folder itself when it
 holds ``metadata.json``, else the single folder below it that does (Azure mounts a
-registered folder model at ``$AZUREML_MODEL_DIR/<folder name>``).
+registered folder model at ``$AZUREML_MODEL_DIR/<folder name>``). It is loaded through
+:meth:`Predictor.load`, so every file that shapes predictions is checked against the
+registered hash (``MLCORE_MODEL_SHA256``, which the deployment sets from the registry
+model's ``model_sha256`` tag) before anything is used; a script that needs the model's
+spec takes it from :func:`predictor`, never from a second read of the folder.
 
 A ``score.py`` that adds host services (Azure's data collector) calls
 :func:`respond` with an ``on_scored`` hook, which receives the parsed features and
@@ -84,6 +88,13 @@ def init() -> None:
     logger.info("loaded model from %s", model_dir)
 
 
+def predictor() -> Predictor:
+    """The predictor :func:`init` loaded and verified (ModelError before ``init``)."""
+    if _predictor is None:
+        raise ModelError("run() was called before init(); the scoring script must be initialised")
+    return _predictor
+
+
 def run(raw_data: str | bytes) -> Any:
     """Score one request body; return the predictions document or an error response."""
     return respond(raw_data)
@@ -96,10 +107,8 @@ def respond(raw_data: str | bytes, *, on_scored: ScoredHook | None = None) -> An
     data collector, without parsing the payload a second time. It is not called for
     requests the model refuses.
     """
-    if _predictor is None:
-        raise ModelError("run() was called before init(); the scoring script must be initialised")
     try:
-        features, predictions = _predictor.score(raw_data, JSON)
+        features, predictions = predictor().score(raw_data, JSON)
     except RequestError as exc:
         return _error_response(exc)
     if on_scored is not None:

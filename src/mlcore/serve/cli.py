@@ -34,28 +34,33 @@ def add_serve_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
             "Serve a model with uvicorn. POST /invocations takes text/csv (no header, features in "
             'the model\'s order) or application/json ({"instances": [...]} or a list of records) '
             "and answers in the type the Accept header asks for (application/json or text/csv). "
-            "With no arguments it follows SageMaker's contract, as `docker run <image> serve` does. "
-            "The model file is checked against its sha256 before it is unpickled, and the "
-            "model's sample_request.json is scored once before /ping answers."
+            "Without --model-dir it follows the container contract, as SageMaker's "
+            "`docker run <image> serve` does: the model in /opt/ml/model, all interfaces "
+            "(0.0.0.0), port $SAGEMAKER_BIND_TO_PORT or 8080, one worker per vCPU. With "
+            "--model-dir it is a local server: loopback (127.0.0.1) and one worker unless told "
+            "otherwise. The model's files are checked against their hash before anything is "
+            "loaded, and the model's sample_request.json is scored once before /ping answers."
         ),
     )
     parser.add_argument(
         "--model-dir",
-        default=DEFAULT_MODEL_DIR,
-        help=f"model directory written by `mlcore train` (default: {DEFAULT_MODEL_DIR})",
+        default=None,
+        help="model directory written by `mlcore train`; giving it makes this a local server "
+        f"(default: {DEFAULT_MODEL_DIR}, the container contract)",
     )
     parser.add_argument(
         "--model-sha256",
         default=None,
         metavar="sha256:HEX",
-        help=f"the registered sha256 of model.joblib; a file with other bytes is refused before "
-        f"unpickling (default: ${MODEL_SHA256_ENV})",
+        help="the registered hash of the model (the registry's model_sha256: the sha256 of its "
+        "manifest.sha256); a model folder with any other byte in model.joblib or metadata.json "
+        f"is refused before anything is loaded (default: ${MODEL_SHA256_ENV})",
     )
     parser.add_argument(
         "--host",
         default=None,
-        help=f"interface to listen on (default: ${HOST_ENV}, else 0.0.0.0 inside a container "
-        "and 127.0.0.1 elsewhere)",
+        help=f"interface to listen on (default: ${HOST_ENV}, else 0.0.0.0 without --model-dir "
+        "(the container contract) and 127.0.0.1 with it)",
     )
     parser.add_argument(
         "--port", type=int, default=None, help=f"port (default: ${PORT_ENV}, else 8080)"
@@ -64,8 +69,8 @@ def add_serve_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
         "--workers",
         type=int,
         default=None,
-        help=f"server processes (default: ${WORKERS_ENV}, else the vCPU count inside a "
-        "container and 1 elsewhere)",
+        help=f"server processes (default: ${WORKERS_ENV}, else the vCPU count without "
+        "--model-dir (the container contract) and 1 with it)",
     )
     parser.add_argument(
         "--capture-dir",
@@ -135,11 +140,13 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
     if sampling is None:
         sampling = settings.monitoring.capture_sampling_percentage
     serving = settings.serving
+    # No model folder given: this is the container's `serve` (SageMaker hosting, Batch Transform).
+    container = args.model_dir is None
     return ServeOptions(
-        model_dir=args.model_dir,
-        host=args.host or default_host(),
+        model_dir=DEFAULT_MODEL_DIR if container else args.model_dir,
+        host=args.host or default_host(container=container),
         port=args.port if args.port is not None else port_from_environment(),
-        workers=args.workers if args.workers is not None else default_workers(),
+        workers=args.workers if args.workers is not None else default_workers(container=container),
         capture_dir=args.capture_dir,
         capture_endpoint_name=args.capture_endpoint_name,
         capture_variant_name=args.capture_variant_name,

@@ -4,7 +4,10 @@
 * ``mlcore_invocation_seconds``: a latency histogram of invocations;
 * ``mlcore_capture_failures_total``: answered requests whose capture record was lost
   (a full or read-only disk); a non-zero value means the monitors see less traffic
-  than the endpoint served.
+  than the endpoint served;
+* ``mlcore_client_disconnects_total``: invocations whose client disconnected before
+  its answer. They are not in ``mlcore_invocations_total`` (no answer was delivered, and
+  a client leaving is not a server fault), and they are never captured.
 
 With several worker processes each one counts its own, and ``run_server`` points
 ``PROMETHEUS_MULTIPROC_DIR`` at a shared folder so any worker's ``/metrics`` reports
@@ -51,6 +54,11 @@ class ServingMetrics:
             "Answered requests whose data-capture record could not be written",
             registry=self.registry,
         )
+        self.client_disconnects = Counter(
+            "mlcore_client_disconnects",
+            "Invocations whose client disconnected before its answer (not counted by status)",
+            registry=self.registry,
+        )
 
     def observe(self, status: int, seconds: float) -> None:
         self.invocations.labels(status=str(status)).inc()
@@ -58,6 +66,9 @@ class ServingMetrics:
 
     def capture_failed(self) -> None:
         self.capture_failures.inc()
+
+    def client_disconnected(self) -> None:
+        self.client_disconnects.inc()
 
     def count(self, status: int) -> float:
         """Invocations answered with ``status`` by this process."""

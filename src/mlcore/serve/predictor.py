@@ -7,10 +7,12 @@ so a payload means the same thing on every cloud.
 :meth:`Predictor.answer_many` scores several requests in one model call (the HTTP
 server's scoring thread hands it whatever requests are waiting): each request is
 decoded, checked and answered on its own, exactly as :meth:`Predictor.answer` would
-answer it alone, and one request's error never fails another.
+answer it alone, and one request's error never fails another. A request whose caller
+stopped waiting while it was decoded (``still_wanted``) is left out of the model call.
 
-:meth:`Predictor.load` is the one way serving loads a model folder: it checks the
-model file's hash before unpickling (see :meth:`~mlcore.model.ModelBundle.load`),
+:meth:`Predictor.load` is the one way serving loads a model folder: it checks every
+file that shapes predictions against the model's hash before using any of them (see
+:meth:`~mlcore.model.ModelBundle.load`),
 then scores the folder's ``sample_request.json`` once, so a model that loads but
 cannot predict never reports healthy.
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -50,6 +52,11 @@ class Answer:
     body: str
     media_type: str
     records: int
+
+
+class Abandoned(Exception):
+    """The caller stopped waiting for this request (its deadline passed, or it disconnected),
+    so it was not scored."""
 
 
 @dataclass(frozen=True)
@@ -86,8 +93,8 @@ class Predictor:
         expected = expected_sha256 or expected_sha256_from_environment()
         if expected is None:
             logger.warning(
-                "%s is not set: the model file is checked against its own metadata.json only, "
-                "which catches corruption but not a substituted model",
+                "%s is not set: the model's files are checked against its own manifest only, "
+                "which catches corruption and edits but not a substituted model folder",
                 MODEL_SHA256_ENV,
             )
         predictor = cls(ModelBundle.load(model, expected_sha256=expected))
@@ -140,13 +147,20 @@ class Predictor:
         predictions = self.predict(body, content_type)
         return Answer(encode_response(predictions, response_type), response_type, len(predictions))
 
-    def answer_many(self, payloads: Sequence[Payload]) -> list[Answer | Exception]:
+    def answer_many(
+        self,
+        payloads: Sequence[Payload],
+        *,
+        still_wanted: Callable[[int], bool] | None = None,
+    ) -> list[Answer | Exception]:
         """Answer several requests with one model call; one result per payload, in order.
 
         A result is the :class:`Answer` :meth:`answer` would give that payload alone, or
         the exception it would raise (a :class:`RequestError` for a payload the model
         cannot score). The predictions are those of the payloads scored one by one: a
-        fitted pipeline scores each row on its own.
+        fitted pipeline scores each row on its own. ``still_wanted(position)`` is asked
+        once the payloads are decoded, before the model call: a payload no longer wanted
+        gets :class:`Abandoned` and is not scored.
         """
         spec = self.bundle.spec
         results: list[Answer | Exception | None] = [None] * len(payloads)
@@ -159,6 +173,14 @@ class Predictor:
                 results[position] = exc
                 continue
             decoded.append((position, response_type, rows))
+        if still_wanted is not None:
+            wanted = []
+            for item in decoded:
+                if still_wanted(item[0]):
+                    wanted.append(item)
+                else:
+                    results[item[0]] = Abandoned(f"payload {item[0]} of the batch")
+            decoded = wanted
         if decoded:
             try:
                 features = rows_to_frame([row for _, _, rows in decoded for row in rows], spec)

@@ -1,19 +1,23 @@
 """Running the inference app on uvicorn: in the foreground (``mlcore serve``) or in a thread.
 
-SageMaker starts the container with ``serve`` and expects the server on the port in
-``SAGEMAKER_BIND_TO_PORT`` (8080 when unset), the model in ``/opt/ml/model``, and
-honours ``SAGEMAKER_MODEL_SERVER_WORKERS`` for the number of server processes.
+SageMaker starts the container with ``serve`` as its only argument (``mlcore serve``,
+the image's entrypoint being ``mlcore``) and expects the server on 0.0.0.0, on the port
+in ``SAGEMAKER_BIND_TO_PORT`` (8080 when unset: SageMaker sets the variable only for
+inference pipelines and multi-container endpoints), with the model in ``/opt/ml/model``.
 
-Where the server listens (:func:`default_host`): ``--host`` or ``$MLCORE_SERVE_HOST``
-when given; else all interfaces (``0.0.0.0``) inside a container, where the platform's
-router must reach it; else loopback (``127.0.0.1``), so a laptop never exposes a model
-to its network by accident. "Inside a container" means a container runtime's marker
-file (``/.dockerenv``, ``/run/.containerenv``), Kubernetes' service variables, or one of
-the variables SageMaker sets for its serving containers.
+Two modes, decided by whether a model folder is given (:func:`default_host`,
+:func:`default_workers`):
 
-How many worker processes (:func:`default_workers`): ``--workers``, else
-``$SAGEMAKER_MODEL_SERVER_WORKERS``, else the number of vCPUs inside a container and
-1 elsewhere. Each worker scores one request at a time (see :mod:`mlcore.serve.app`).
+* the container contract, ``mlcore serve`` without ``--model-dir``: the model in
+  ``/opt/ml/model``, all interfaces (``0.0.0.0``, where the platform's router reaches
+  the container) and one worker per vCPU. Nothing else is needed: no marker file, no
+  variable the platform may or may not set;
+* a local server, ``mlcore serve --model-dir DIR``: loopback (``127.0.0.1``), so a laptop
+  never exposes a model to its network by accident, and one worker.
+
+In both, ``--host`` or ``$MLCORE_SERVE_HOST`` sets the interface, and ``--workers`` or
+``$SAGEMAKER_MODEL_SERVER_WORKERS`` the number of worker processes. Each worker scores
+one request at a time (see :mod:`mlcore.serve.app`).
 
 Every path (one process, several, or a background thread) listens on a socket created
 with ``IPPROTO_TCP`` and serves through :class:`~mlcore.serve.protocol.EndpointProtocol`,
@@ -24,6 +28,14 @@ short-lived child process (the same load, verification and warm-up, the same err
 exit code, before any port opens) and never imports pandas, scikit-learn or the model
 itself, so it costs a few tens of MB rather than a whole worker's memory. This module
 imports the model's libraries only inside the functions that need them.
+
+Every worker, the first ones and any replacement of a worker that died, loads only the
+model the check verified: the parent hands them its hash (the registered one when given,
+else the one the check computed), so a folder changed after start-up is refused, never
+served beside the original. A worker that cannot load the model logs why and exits with
+uvicorn's start-up failure code; the parent then stops the others and
+:func:`run_server` raises ModelError (``mlcore serve`` exits 2), rather than restarting
+workers in a loop while the endpoint stops answering.
 """
 
 from __future__ import annotations
@@ -33,6 +45,7 @@ import logging
 import multiprocessing
 import os
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -40,14 +53,15 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
-from mlcore.errors import ConfigError, ModelError
+from mlcore.errors import ConfigError, MlcoreError, ModelError
 from mlcore.serve.defaults import (
     DEFAULT_ENDPOINT_NAME,
     DEFAULT_MAX_BATCH_BYTES,
@@ -75,54 +89,36 @@ logger = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
 ALL_INTERFACES = "0.0.0.0"
-# Files a container runtime leaves in every container it starts (Docker; Podman and CRI-O).
-CONTAINER_MARKERS = ("/.dockerenv", "/run/.containerenv")
-# Variables only a platform that runs us in a container sets.
-CONTAINER_VARIABLES = (
-    "KUBERNETES_SERVICE_HOST",
-    PORT_ENV,
-    WORKERS_ENV,
-    "SAGEMAKER_SAFE_PORT_RANGE",
-    "SAGEMAKER_CONTAINER_LOG_LEVEL",
-)
 # How the parent hands its options to worker processes, which build their own app.
 _OPTIONS_ENV = "MLCORE_SERVE_OPTIONS"
 _STARTUP_TIMEOUT_SECONDS = 30.0
 
 
-def in_container(environ: Mapping[str, str] | None = None) -> bool:
-    """True when a container runtime's marker file or a container platform's variable is present."""
-    env = os.environ if environ is None else environ
-    return any(Path(marker).exists() for marker in CONTAINER_MARKERS) or any(
-        env.get(name) for name in CONTAINER_VARIABLES
-    )
+def default_host(environ: Mapping[str, str] | None = None, *, container: bool) -> str:
+    """``$MLCORE_SERVE_HOST``; else 0.0.0.0 under the container contract and 127.0.0.1 locally.
 
-
-def default_host(environ: Mapping[str, str] | None = None) -> str:
-    """``$MLCORE_SERVE_HOST``; else 0.0.0.0 in a container and 127.0.0.1 elsewhere."""
+    ``container`` is true when ``mlcore serve`` runs as the container's ``serve`` (no
+    ``--model-dir``: the model is in ``/opt/ml/model``).
+    """
     env = os.environ if environ is None else environ
     explicit = env.get(HOST_ENV, "").strip()
     if explicit:
         return explicit
-    return ALL_INTERFACES if in_container(env) else LOOPBACK
+    return ALL_INTERFACES if container else LOOPBACK
 
 
-def default_workers(environ: Mapping[str, str] | None = None) -> int:
-    """``$SAGEMAKER_MODEL_SERVER_WORKERS``; else the vCPU count in a container and 1 elsewhere."""
+def default_workers(environ: Mapping[str, str] | None = None, *, container: bool) -> int:
+    """``$SAGEMAKER_MODEL_SERVER_WORKERS``; else the vCPU count under the container contract
+    and 1 locally."""
     env = os.environ if environ is None else environ
     if env.get(WORKERS_ENV, "").strip():
         return _int_env(WORKERS_ENV, 1, env)
-    return _vcpus() if in_container(env) else 1
+    return _vcpus() if container else 1
 
 
 def port_from_environment() -> int:
     """``SAGEMAKER_BIND_TO_PORT`` as an int, or 8080 when unset."""
     return _int_env(PORT_ENV, DEFAULT_PORT, os.environ)
-
-
-def workers_from_environment() -> int:
-    """The worker count :func:`default_workers` gives for this process's environment."""
-    return default_workers()
 
 
 @dataclass(frozen=True)
@@ -209,11 +205,21 @@ def build_app(options: ServeOptions) -> Starlette:
 
 
 def app_from_environment() -> Starlette:
-    """The app factory uvicorn's worker processes call; options come from the parent."""
+    """The app factory uvicorn's worker processes call; options come from the parent.
+
+    A worker that cannot build the app logs why and exits with uvicorn's start-up failure
+    code, which stops the parent (see the module docstring) instead of a restart loop.
+    """
     raw = os.environ.get(_OPTIONS_ENV)
-    if raw is None:
-        raise ConfigError(f"{_OPTIONS_ENV} is not set; start the server with `mlcore serve`")
-    return build_app(ServeOptions(**json.loads(raw)))
+    try:
+        if raw is None:
+            raise ConfigError(f"{_OPTIONS_ENV} is not set; start the server with `mlcore serve`")
+        return build_app(ServeOptions(**json.loads(raw)))
+    except MlcoreError as exc:
+        logger.error("worker %d cannot serve: %s", os.getpid(), exc)
+    except Exception:  # anything else a model's code raises while loading: the same outcome
+        logger.exception("worker %d failed while loading the model", os.getpid())
+    sys.exit(STARTUP_FAILURE)
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -251,12 +257,18 @@ def uvicorn_config(
     )
 
 
-def check_model(options: ServeOptions) -> None:
-    """Build the app once and stop it: the model loads, verifies and warms up, or this raises."""
-    build_app(options).state.scorer.shutdown()
+def check_model(options: ServeOptions) -> str:
+    """Build the app once and stop it: the model loads, verifies and warms up, or this raises.
+
+    Returns the hash of the model that was verified (see :func:`mlcore.model.model_sha256`).
+    """
+    app = build_app(options)
+    app.state.scorer.shutdown()
+    sha256: str = app.state.predictor.bundle.sha256
+    return sha256
 
 
-def check_model_in_child(options: ServeOptions) -> None:
+def check_model_in_child(options: ServeOptions) -> str:
     """:func:`check_model` in a spawned child process; its ModelError/ConfigError is raised here.
 
     The child exits afterwards, taking pandas, scikit-learn and the model with it.
@@ -265,7 +277,7 @@ def check_model_in_child(options: ServeOptions) -> None:
         max_workers=1, mp_context=multiprocessing.get_context("spawn")
     ) as checker:
         try:
-            checker.submit(check_model, options).result()
+            return checker.submit(check_model, options).result()
         except BrokenProcessPool as exc:  # killed (out of memory, say) or crashed in native code
             raise ModelError(
                 f"the process checking the model in {options.model_dir} died before it "
@@ -286,21 +298,33 @@ def run_server(options: ServeOptions) -> None:
             uvicorn.Server(uvicorn_config(options, app)).run(sockets=[listener])
         return
     # Each worker builds its own app from the options; the check runs in a child so that
-    # this supervising process never holds the model's libraries.
-    check_model_in_child(options)
+    # this supervising process never holds the model's libraries. Every worker, replacements
+    # included, is then held to the hash of the model the check verified.
+    verified = replace(options, expected_sha256=check_model_in_child(options))
     with (
-        _listening(options) as listener,
+        _listening(verified) as listener,
         tempfile.TemporaryDirectory(prefix="mlcore-metrics-") as metrics_dir,
         _environment(
             {
-                _OPTIONS_ENV: json.dumps(asdict(options)),
+                _OPTIONS_ENV: json.dumps(asdict(verified)),
                 # Set before the workers start, so each counts into files any of them can sum.
                 MULTIPROCESS_ENV: os.environ.get(MULTIPROCESS_ENV) or metrics_dir,
             }
         ),
     ):
-        config = uvicorn_config(options, "mlcore.serve.server:app_from_environment")
-        Multiprocess(config, sockets=[listener]).run()
+        config = uvicorn_config(verified, "mlcore.serve.server:app_from_environment")
+        supervisor = Multiprocess(config, sockets=[listener])
+        supervisor.run()
+    # uvicorn stops the parent when a worker exits with its start-up failure code (ours:
+    # app_from_environment) but returns normally; the failure must reach the exit code.
+    failed = [p.pid for p in supervisor.processes if p.exitcode == STARTUP_FAILURE]
+    if failed:
+        raise ModelError(
+            f"worker process {failed[0]} could not load the model in {options.model_dir} "
+            f"(verified at start-up as {verified.expected_sha256}); the log above says why, "
+            "and the server has stopped. If the folder was changed after the server started, "
+            "deploy the intended model again."
+        )
 
 
 @contextmanager
