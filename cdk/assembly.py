@@ -8,25 +8,24 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import App, Aspects, Environment, Stack, Stage, Tags
+from aws_cdk import App, Aspects, Environment
 from cdk_nag import AwsSolutionsChecks
 
-from cdk.cicd import CicdStack
+from cdk.checkov import CheckovJustifications
+from cdk.cicd import CICD_STACK_ID, CicdStack
 from cdk.config import AwsConfig, load_aws_config
 from cdk.monitoring.failures import FailureAlarms, functions_in, state_machines_in
 from cdk.monitoring.spark_image import FALLBACK_REGION, spark_base_repository_arn
 from cdk.settings_artifact import SettingsSource
 from cdk.stage import MlopsStage
+from cdk.tagging import tag_environment
 from mlcore.settings import MlopsSettings
 
 logger = logging.getLogger(__name__)
-
-CICD_STACK_ID = "MlopsCicd"
 
 
 @dataclass(frozen=True)
@@ -58,35 +57,6 @@ def cdk_json_context(repository_root: Path) -> dict[str, Any]:
     if not isinstance(context, dict):
         raise ValueError(f'"context" in {path} must be an object')
     return context
-
-
-#: The ``component`` tag of each stack, by construct id; other stacks use their id in kebab case.
-COMPONENTS = {
-    CICD_STACK_ID: "cicd",
-    "ModelBuild": "model-build",
-    "ReleaseState": "release-state",
-    "Serving": "serving",
-}
-
-
-def tag_environment(scope: Stage | Stack, *, project: str, environment: str) -> None:
-    """Tag every taggable resource with ``project``, ``environment`` and ``component``.
-
-    ``component`` is the stack the resource belongs to (model-build, serving, ...), so a cost
-    report can be split by what the money was spent on.
-    """
-    Tags.of(scope).add("project", project)
-    Tags.of(scope).add("environment", environment)
-    stacks = (
-        [scope]
-        if isinstance(scope, Stack)
-        else [c for c in scope.node.children if isinstance(c, Stack)]
-    )
-    for stack in stacks:
-        component = (
-            COMPONENTS.get(stack.node.id) or re.sub(r"(?<!^)(?=[A-Z])", "-", stack.node.id).lower()
-        )
-        Tags.of(stack).add("component", component)
 
 
 def watch_failures(stage: MlopsStage) -> FailureAlarms:
@@ -153,13 +123,16 @@ def build_app(app: App, *, repository_root: Path, nag: bool = True) -> MlopsApp:
         )
         watch_failures(stage)
         tag_environment(stage, project=settings.project, environment=name)
+        # The checkov findings the app accepts, with their reasons (cdk/checkov.py).
+        Aspects.of(stage).add(CheckovJustifications())
         if nag:
             # Aspects do not cross Stage boundaries, and CDK Pipelines synthesises each stage
             # when the pipeline is built: each stage gets its own checks, added before that.
             Aspects.of(stage).add(AwsSolutionsChecks(verbose=True))
         cicd.add_environment(stage)
         stages[name] = stage
-    tag_environment(cicd, project=settings.project, environment="toolchain")
+    tag_environment(cicd, project=settings.project, environment="toolchain", component="cicd")
+    Aspects.of(app).add(CheckovJustifications())
     if nag:
         Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
     cicd.finalize()

@@ -15,6 +15,7 @@ from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
@@ -25,6 +26,8 @@ from cdk.source import pipeline_source
 from cdk.stage import MlopsStage
 from cdk.triggers import ModelBuildTriggers
 
+#: The construct id (and stack name) of the CI/CD stack.
+CICD_STACK_ID = "MlopsCicd"
 # CodeBuild's standard image with the Python and Node.js versions the project uses.
 _BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_7_0
 _RUNTIMES = {"phases": {"install": {"runtime-versions": {"python": "3.11", "nodejs": "20"}}}}
@@ -166,7 +169,14 @@ class CicdStack(Stack):
         # CDK Pipelines creates its artifact bucket (KMS, SSL-only, private) without access
         # logs and offers no prop for them, so they are switched on through the L1 bucket.
         logs = access_log_bucket(self, "ArtifactAccessLogs", retain=False, expiry=Duration.days(90))
-        log_access(self.pipeline.pipeline.artifact_bucket, to=logs, prefix="pipeline-artifacts/")
+        artifacts = self.pipeline.pipeline.artifact_bucket
+        log_access(artifacts, to=logs, prefix="pipeline-artifacts/")
+        # Nor versioning: an overwritten or deleted artifact of a run stays recoverable.
+        cfn_bucket = artifacts.node.default_child
+        assert isinstance(cfn_bucket, s3.CfnBucket)
+        cfn_bucket.versioning_configuration = s3.CfnBucket.VersioningConfigurationProperty(
+            status="Enabled"
+        )
 
 
 def pipelines_build_spec() -> codebuild.BuildSpec:

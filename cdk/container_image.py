@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from aws_cdk import IgnoreMode
@@ -47,6 +47,19 @@ def image_extras(settings: MlopsSettings, *, tracking_server: bool) -> tuple[str
     if tracking_server:
         extras += [extra for extra in TRACKING_SERVER_EXTRAS if extra not in extras]
     return tuple(extras)
+
+
+def app_image_extras(
+    settings: MlopsSettings, *, tracking_servers: Iterable[bool]
+) -> tuple[str, ...]:
+    """The extras of the one image every stage of an app builds.
+
+    A package trained in the model-build stage reaches the other stages with its image, found
+    by digest in each stage's repository (:mod:`pipelines.deploy.promote`), so every stage
+    must build the very same image, whatever optional features it has: the image installs what
+    any stage needs (``tracking_servers``: whether each stage has a tracking server).
+    """
+    return image_extras(settings, tracking_server=any(tracking_servers))
 
 
 def declared_extras(root: Path) -> set[str]:

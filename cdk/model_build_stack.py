@@ -6,6 +6,7 @@ image, model build, package group) are what the serving and monitoring stacks bu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from aws_cdk import CfnOutput, Duration, Environment, Stack
@@ -38,6 +39,10 @@ class ModelBuildStack(Stack):
 
     A stage that does not train (``train: false``) gets the artifact store, image, settings
     and registry group only: it serves the copies the release flow promotes into them.
+
+    ``mlcore_extras`` are the extras its mlcore image installs. Default: what this stage needs;
+    the stages of one app pass :func:`cdk.container_image.app_image_extras` instead, so that
+    they all build the same image and packages promote between them.
     """
 
     def __init__(
@@ -52,6 +57,7 @@ class ModelBuildStack(Stack):
         data_prefix: str,
         source_revision: str,
         ci_account: str | None = None,
+        mlcore_extras: Sequence[str] | None = None,
         env: Environment | None = None,
         description: str | None = None,
     ) -> None:
@@ -81,7 +87,9 @@ class ModelBuildStack(Stack):
         self.image = MlcoreImage(
             self,
             "MlcoreImage",
-            extras=image_extras(settings, tracking_server=stage_config.mlflow.enabled),
+            extras=image_extras(settings, tracking_server=stage_config.mlflow.enabled)
+            if mlcore_extras is None
+            else mlcore_extras,
         )
         self.tracking_server: TrackingServer | None = None
         if stage_config.mlflow.enabled:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration, Environment, Stack, Stage
+from aws_cdk import Aws, Duration, Environment, RemovalPolicy, Stack, Stage
 from constructs import Construct
 
 from cdk.config import AwsConfig, StageConfig
+from cdk.container_image import app_image_extras
 from cdk.model_build_stack import ModelBuildStack, resource_prefix
 from cdk.monitoring.retrain import RemoteRetrainBus, retrain_bus_name
+from cdk.serving.approval import ApprovalRecorder
 from cdk.serving.approved_model import ApprovedModelParameter
 from cdk.serving.release import ReleaseTarget
 from cdk.serving.release_access import (
@@ -67,6 +69,10 @@ class MlopsStage(Stage):
             data_prefix=aws_config.data_prefix,
             source_revision=aws_config.source_revision,
             ci_account=aws_config.toolchain.account,
+            # One image for every stage: a package is promoted with its image's digest.
+            mlcore_extras=app_image_extras(
+                settings, tracking_servers=(s.mlflow.enabled for s in aws_config.stages.values())
+            ),
             description=f"{project} {stage_name}: data, artifacts, model-build pipeline, registry",
         )
         build = self.model_build_stack
@@ -89,7 +95,11 @@ class MlopsStage(Stage):
             parameter_name=model_sha256_parameter_name(project, stage_name),
             description="sha256 of the served package's model file (written by the release flow)",
         )
-        serverless = stage_config.serverless_inference
+        # Either switch makes the endpoint serverless (stages.<name>.endpoint.serverless sets
+        # its memory and concurrency too).
+        serverless = (
+            stage_config.serverless_inference or stage_config.endpoint.serverless is not None
+        )
         endpoint: dict[str, object] = {
             "instance_type": stage_config.inference_instance_type,
             **stage_config.endpoint.as_settings(),
@@ -106,6 +116,7 @@ class MlopsStage(Stage):
                 # Serverless endpoints cannot capture data, so there is nothing to monitor.
                 with_monitors=not serverless,
                 retain=stage_config.retain_data,
+                release_approval=stage_config.release_approval,
                 settings_file=aws_config.settings_file,
                 monitoring=stage_config.monitoring.overrides(),
             ),
@@ -137,7 +148,19 @@ class MlopsStage(Stage):
             artifact_bucket=build.artifact_bucket,
             image_repository=build.image.repository,
             reads_trained_models=stage_config.train,
+            release_approval=stage_config.release_approval,
         )
+        self.approval_recorder: ApprovalRecorder | None = None
+        if stage_config.release_approval:
+            self.approval_recorder = ApprovalRecorder(
+                self.release_state_stack,
+                "ApprovalRecorder",
+                model_package_group_name=build.model_package_group_name,
+                artifact_bucket=build.artifact_bucket,
+                removal_policy=RemovalPolicy.RETAIN
+                if stage_config.retain_data
+                else RemovalPolicy.DESTROY,
+            )
         if stage_name == build_stage:
             self.serving_stack.add_release_flow(
                 release_targets(self.serving_stack, aws_config, project),
@@ -190,7 +213,7 @@ def forwards_retrains(aws_config: AwsConfig, stage_name: str) -> bool:
     or region than the model-build stage (an EventBridge rule starts pipelines of its own
     account and region only)."""
     stage = aws_config.stages[stage_name]
-    if stage.train or stage.serverless_inference:
+    if stage.train or stage.serverless_inference or stage.endpoint.serverless is not None:
         return False
     build = aws_config.stages[aws_config.build_stage]
     return (build.account, build.region) != (stage.account, stage.region)

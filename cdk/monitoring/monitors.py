@@ -30,6 +30,7 @@ read from ``s3://<reports bucket>/<ground_truth_prefix>/yyyy/mm/dd/hh/``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 
@@ -53,7 +54,7 @@ from cdk.monitoring.capture_retention import CaptureRetentionCheck
 from cdk.monitoring.settings import MonitorSettings
 from cdk.monitoring.spark_image import SparkMonitorImage
 from cdk.serving.approved_model import ApprovedModelParameter
-from cdk.serving.endpoint import ModelEndpoint
+from cdk.serving.endpoint import MODEL_DATA_KEY_PATTERNS, ModelEndpoint
 from cdk.serving.functions import ControlPlaneFunction
 from cdk.settings_artifact import SettingsArtifact, SettingsSource
 from pipelines.monitoring import metrics as names
@@ -61,6 +62,30 @@ from pipelines.monitoring.jobs import job_name_prefix
 
 # CloudWatch: an alarm's period is a multiple of 60 s, and one period may span one day at most.
 _MAX_ALARM_PERIOD = timedelta(days=1)
+
+
+def _grant_prefixes(role: iam.IRole, reads: Iterable[tuple[s3.IBucket, str]]) -> None:
+    """Read objects under each (bucket, key pattern), and list each bucket under those only."""
+    by_bucket: dict[s3.IBucket, list[str]] = {}
+    for bucket, pattern in reads:
+        by_bucket.setdefault(bucket, []).append(pattern)
+    for bucket, patterns in by_bucket.items():
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[bucket.arn_for_objects(p) for p in patterns],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": patterns}},
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["s3:GetBucketLocation"], resources=[bucket.bucket_arn])
+        )
 
 
 def _alarm_period(schedule_period: timedelta) -> Duration:
@@ -150,10 +175,25 @@ class ModelMonitors(Construct):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"Runs the drift and quality jobs of {name}",
         )
-        endpoint.capture_bucket.grant_read(self.job_role, f"{endpoint.capture_prefix}/{name}/*")
-        reports_bucket.grant_read_write(self.job_role, f"{self.reports_prefix}/*")
-        reports_bucket.grant_read(self.job_role, f"{self.ground_truth_prefix}/*")
-        model_bucket.grant_read(self.job_role)
+        # The job reads exactly these prefixes (SageMaker lists an S3Prefix input, the model
+        # archive, before it downloads it; the Spark engine lists the capture) and writes its
+        # report under the reports prefix.
+        self.job_reads = {
+            "capture": (endpoint.capture_bucket, f"{endpoint.capture_prefix}/{name}/*"),
+            "ground truth": (reports_bucket, f"{self.ground_truth_prefix}/*"),
+            "reports and manifests": (reports_bucket, f"{self.reports_prefix}/*"),
+            **{
+                f"model archives {pattern}": (model_bucket, pattern)
+                for pattern in MODEL_DATA_KEY_PATTERNS
+            },
+        }
+        _grant_prefixes(self.job_role, self.job_reads.values())
+        self.job_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+                resources=[reports_bucket.arn_for_objects(f"{self.reports_prefix}/*")],
+            )
+        )
         settings_asset.grant_read(self.job_role)
         encryption_key.grant_encrypt_decrypt(self.job_role)
         image_repository.grant_pull(self.job_role)
@@ -482,27 +522,35 @@ class ModelMonitors(Construct):
         ):
             alarm.add_alarm_action(alarm_action)
 
-        for construct in (
-            self.job_role,
-            self.start_function,
-            self.publish_function,
-            self.scheduler_role,
-        ):
+        job_prefixes = ", ".join(pattern for _, pattern in self.job_reads.values())
+        reasons = {
+            self.job_role: (
+                f"Reads objects under {job_prefixes} (ListBucket limited to those prefixes by "
+                f"condition) and writes under {self.reports_prefix}/*; KMS data-key actions on "
+                "the one key; the processing jobs' log streams; ecr:GetAuthorizationToken has "
+                "no resource type."
+            ),
+            self.start_function: (
+                f"Reads objects under {endpoint.capture_prefix}/{name}/* and "
+                f"{self.ground_truth_prefix}/* and writes under {self.reports_prefix}/* (CDK's "
+                "grants, which also list the bucket); versions of the one model package group; "
+                "jobs named after this endpoint; KMS data-key actions on the one key; its own "
+                "log streams; PutMetricData has no resource type (our namespace only, by "
+                "condition)."
+            ),
+            self.publish_function: (
+                f"Reads objects under {self.reports_prefix}/* (CDK's grant, which also lists "
+                "the bucket); its own log streams; PutMetricData has no resource type (our "
+                "namespace only, by condition)."
+            ),
+            self.scheduler_role: (
+                "Invokes the start function and its versions (CDK's grant, hence ':*')."
+            ),
+        }
+        for construct, reason in reasons.items():
             NagSuppressions.add_resource_suppressions(
                 construct,
-                [
-                    NagPackSuppression(
-                        id="AwsSolutions-IAM5",
-                        reason=(
-                            "Wildcards are objects under this endpoint's capture, report and "
-                            "ground-truth prefixes, versions of the one model "
-                            "package group, jobs named after this endpoint, KMS data-key actions on "
-                            "the one key, log streams, ecr:GetAuthorizationToken and PutMetricData "
-                            "(no resource type; limited to our namespace by condition), and the "
-                            "start function's versions, which the scheduler may invoke."
-                        ),
-                    )
-                ],
+                [NagPackSuppression(id="AwsSolutions-IAM5", reason=reason)],
                 apply_to_children=True,
             )
 

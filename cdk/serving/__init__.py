@@ -1,6 +1,7 @@
 """Serving on AWS: the endpoint, the model pointer, the release flow, the roles it acts
-through in each environment (release_access), and the stack."""
+through in each environment (release_access), the approval recorder, and the stack."""
 
+from cdk.serving.approval import ApprovalRecorder
 from cdk.serving.approved_model import ApprovedModelParameter
 from cdk.serving.endpoint import ModelEndpoint
 from cdk.serving.release import ReleaseFlow, ReleaseTarget
@@ -14,6 +15,7 @@ from cdk.serving.settings import (
 )
 
 __all__ = [
+    "ApprovalRecorder",
     "ApprovedModelParameter",
     "EndpointOverrides",
     "EndpointSettings",

@@ -9,8 +9,10 @@ alarm fires: 5XX errors, model latency, and any alarm the caller adds.
 On instances: the ML storage volume and captured data are encrypted with the given
 customer-managed key, data capture writes request and response pairs to
 ``s3://<capture bucket>/<capture_prefix>/<endpoint>/AllTraffic/yyyy/mm/dd/hh/``, and
-target tracking scales the variant on invocations per instance. Serverless (for dev)
-has neither capture nor instance scaling; SageMaker supports neither there.
+target tracking scales the variant on invocations per instance (through Application Auto
+Scaling's service-linked role, so that creating the endpoint creates no IAM role).
+Serverless (for dev) has neither capture nor instance scaling; SageMaker supports neither
+there.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from cdk.serving.settings import EndpointSettings
+from pipelines.deploy.approval import APPROVAL_TAG, APPROVAL_TAG_VALUE
 
 SAGEMAKER_NAMESPACE = "AWS/SageMaker"
 # The env var the serving container checks model.joblib against (contract #1).
@@ -37,6 +40,12 @@ MODEL_SHA256_ENV = "MLCORE_MODEL_SHA256"
 # model-build pipeline (model-build/<execution>/model/...) or promoted into it by the release
 # (promoted/<group>/<version>/model/model.tar.gz). The endpoint may read these and nothing else.
 MODEL_DATA_KEY_PATTERNS = ("model-build/*/model/*", "promoted/*/model/*")
+#: The role Application Auto Scaling scales SageMaker variants with (path and name under
+#: ``role/aws-service-role/``); it creates the role on first use.
+SCALING_SERVICE_LINKED_ROLE = (
+    "sagemaker.application-autoscaling.amazonaws.com/"
+    "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+)
 
 
 class ModelEndpoint(Construct):
@@ -58,6 +67,9 @@ class ModelEndpoint(Construct):
         5XX and latency alarms this construct creates.
     :param condition: create the model, endpoint and scaling only when this condition holds
         (the serving stack uses it until a first model is approved). Default: always.
+    :param approved_models_only: the endpoint reads a model archive only once a person has
+        approved its package in this environment (the approval recorder's tag,
+        :mod:`pipelines.deploy.approval`). Default: any archive under the model keys.
     """
 
     def __init__(
@@ -74,6 +86,7 @@ class ModelEndpoint(Construct):
         image_repository: ecr.IRepository | None = None,
         extra_rollback_alarms: Sequence[cloudwatch.IAlarm] = (),
         condition: CfnCondition | None = None,
+        approved_models_only: bool = False,
     ) -> None:
         super().__init__(scope, id_)
         self.settings = settings
@@ -89,8 +102,26 @@ class ModelEndpoint(Construct):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"Runs the {settings.endpoint_name} endpoint's serving container",
         )
-        for pattern in MODEL_DATA_KEY_PATTERNS:
-            model_bucket.grant_read(self.role, pattern)
+        if approved_models_only:
+            # Only archives the environment's approval recorder tagged (a person approved the
+            # package there): nothing else can make this endpoint serve a model.
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["s3:GetObject", "s3:GetObjectVersion"],
+                    resources=[model_bucket.arn_for_objects(p) for p in MODEL_DATA_KEY_PATTERNS],
+                    conditions={
+                        "StringEquals": {f"s3:ExistingObjectTag/{APPROVAL_TAG}": APPROVAL_TAG_VALUE}
+                    },
+                )
+            )
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["s3:GetBucket*", "s3:List*"], resources=[model_bucket.bucket_arn]
+                )
+            )
+        else:
+            for pattern in MODEL_DATA_KEY_PATTERNS:
+                model_bucket.grant_read(self.role, pattern)
         if settings.captures_data:
             capture_bucket.grant_put(self.role, f"{settings.capture_prefix}/*")
         encryption_key.grant_encrypt_decrypt(self.role)
@@ -123,14 +154,24 @@ class ModelEndpoint(Construct):
                     id="AwsSolutions-IAM5",
                     reason=(
                         "Reads objects only under the artifact bucket's model-archive keys "
-                        "(model-build/*/model/*, promoted/*/model/*: archive names are set at "
-                        "training or promotion time), and lists and reads the configuration of "
-                        "that one bucket (CDK's grant_read); writes captured data only under "
-                        "this endpoint's capture prefix; uses the one data key "
-                        "(GenerateDataKey*/ReEncrypt* are CDK's grant on that key); pulls from "
-                        "the one image repository (ecr:GetAuthorizationToken has no resource); "
-                        "writes log streams of this endpoint's log group only; PutMetricData has "
-                        "no resource type and is limited to the /aws/sagemaker/Endpoints namespace."
+                        f"({', '.join(MODEL_DATA_KEY_PATTERNS)}: archive names are set at "
+                        "training or promotion time"
+                        + (
+                            "; only archives approved in this environment"
+                            if approved_models_only
+                            else ""
+                        )
+                        + "), and lists and reads the configuration of that one bucket; "
+                        + (
+                            f"writes captured data only under {settings.capture_prefix}/*; "
+                            if settings.captures_data
+                            else ""
+                        )
+                        + "uses the one data key (GenerateDataKey*/ReEncrypt* are CDK's grant "
+                        "on that key); pulls from the one image repository "
+                        "(ecr:GetAuthorizationToken has no resource); writes log streams of "
+                        "this endpoint's log group only; PutMetricData has no resource type and "
+                        "is limited to the /aws/sagemaker/Endpoints namespace."
                     ),
                 )
             ],
@@ -219,7 +260,7 @@ class ModelEndpoint(Construct):
         self.scaling_target: appscaling.ScalableTarget | None = None
         if settings.serverless is None:
             self.scaling_target = self._autoscaling()
-            # The target's role and policy too: none of it means anything without the endpoint.
+            # The target and its policy too: neither means anything without the endpoint.
             scaled.extend(
                 child
                 for child in self.scaling_target.node.find_all()
@@ -301,6 +342,7 @@ class ModelEndpoint(Construct):
         )
 
     def _autoscaling(self) -> appscaling.ScalableTarget:
+        stack = Stack.of(self)
         target = appscaling.ScalableTarget(
             self,
             "ScalingTarget",
@@ -309,9 +351,27 @@ class ModelEndpoint(Construct):
             scalable_dimension="sagemaker:variant:DesiredInstanceCount",
             min_capacity=self.settings.min_instances,
             max_capacity=self.settings.max_instances,
+            # Given so that CDK creates no role of its own: an IAM role created with the
+            # endpoint (on a release) would need IAM rights in the release's change role.
+            role=iam.Role.from_role_arn(
+                self,
+                "ScalingServiceLinkedRole",
+                stack.format_arn(
+                    service="iam",
+                    region="",
+                    resource="role",
+                    resource_name=f"aws-service-role/{SCALING_SERVICE_LINKED_ROLE}",
+                ),
+                mutable=False,
+            ),
         )
+        # Without RoleARN, Application Auto Scaling uses (and creates once per account) its
+        # service-linked role for SageMaker variants (RegisterScalableTarget, "RoleARN").
+        cfn_target = target.node.default_child
+        assert isinstance(cfn_target, CfnResource)
+        cfn_target.add_property_deletion_override("RoleARN")
         # Application Auto Scaling checks that the variant exists when the target is registered.
-        target.node.default_child.node.add_dependency(self.endpoint)
+        cfn_target.node.add_dependency(self.endpoint)
         target.scale_to_track_metric(
             "InvocationsPerInstance",
             target_value=self.settings.target_invocations_per_instance,

@@ -5,11 +5,13 @@ Approving a package in the model-build group emits "SageMaker Model Package Stat
 an EventBridge rule starts this Step Functions state machine with that event. For each
 target in order (the model-build environment first) it:
 
-1. waits for a person first, if the target asks for it: an SNS message carries the
-   ``aws stepfunctions send-task-success`` / ``send-task-failure`` commands with the task
-   token; no answer within ``approval_timeout`` stops the release;
-2. promotes the package (:mod:`pipelines.deploy.promote`): in the model-build environment it
+1. promotes the package (:mod:`pipelines.deploy.promote`): in the model-build environment it
    is the package itself; elsewhere a verified copy in the target's own group;
+2. where the target asks for a person's approval, waits for it: the copy is registered
+   there as PendingManualApproval, an SNS message says what to approve and how (in the
+   target's own account, where only approvers can change a package's status:
+   :mod:`pipelines.deploy.approval`), and the flow polls the decision; a rejection, or no
+   decision within ``approval_timeout``, stops the release;
 3. deploys it (:mod:`pipelines.deploy.release`): writes the target's pointer and updates its
    serving stack through the serving change role, blue/green with alarm-driven rollback;
 4. polls the stack until the update ends;
@@ -18,9 +20,10 @@ target in order (the model-build environment first) it:
 
 Every way a target can fail (promotion, deploy, stack failure or alarm rollback, smoke test,
 rejection, approval expiry, an error while checking) ends in the target's Restore step, which
-puts the pointer back on the package the endpoint actually serves; the SNS message says what
-failed, what is served and where the pointer is. The state machine then fails, which the
-caller can alarm on (:meth:`ReleaseFlow.metric_executions_failed`).
+waits for the serving stack to settle and then puts the pointer back on the package the
+endpoint actually serves; the SNS message says what failed, what is served and where the
+pointer is. The state machine then fails, which the caller can alarm on
+(:meth:`ReleaseFlow.metric_executions_failed`).
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ class ReleaseTarget:
     :param role_arn: its deploy role, which the release functions assume.
     :param descriptor_parameter: the SSM parameter describing it (read through that role).
     :param region: its region. Default: the region of the release flow.
-    :param approval_before: a person approves before this target is deployed.
+    :param approval_before: a person approves each release in this target's own registry
+        before it is deployed there.
     """
 
     environment: str
@@ -83,6 +87,8 @@ class ReleaseFlow(Construct):
         (the deploy roles trust them by ARN).
     :param approval_timeout: how long an approval waits. Default: 7 days.
     :param poll_interval: how often a deployment's progress is checked. Default: 1 minute.
+    :param approval_poll_interval: how often a pending approval is checked. Default: 15
+        minutes (a week of waiting stays far below Step Functions' history limit).
     :param encryption_key: encrypts the flow's logs. Default: AWS-owned keys.
     :param removal_policy: of the flow's log groups. Default: destroyed with the stack.
     """
@@ -98,6 +104,7 @@ class ReleaseFlow(Construct):
         function_role_names: tuple[str, str],
         approval_timeout: Duration | None = None,
         poll_interval: Duration | None = None,
+        approval_poll_interval: Duration | None = None,
         encryption_key: kms.IKey | None = None,
         removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
     ) -> None:
@@ -120,6 +127,7 @@ class ReleaseFlow(Construct):
         self.notifications = notifications
         self._approval_timeout = approval_timeout or Duration.days(7)
         self._poll_interval = poll_interval or Duration.minutes(1)
+        self._approval_poll_interval = approval_poll_interval or Duration.minutes(15)
 
         self.deploy_function = ControlPlaneFunction(
             self,
@@ -250,7 +258,10 @@ class ReleaseFlow(Construct):
                     "target": target.payload(),
                     "model_package_arn": sfn.JsonPath.string_at("$.model_package_arn"),
                 },
-                result_selector={"package.$": "$.Payload.model_package_arn"},
+                result_selector={
+                    "package.$": "$.Payload.model_package_arn",
+                    "approval_status.$": "$.Payload.approval_status",
+                },
                 result_path=slot,
             )
         )
@@ -297,35 +308,111 @@ class ReleaseFlow(Construct):
             on_done=smoke,
             on_error=stopped,
         )
-        promote.next(deploy)
         deploy.next(
             sfn.Choice(self, f"{env}Changing")
             .when(sfn.Condition.boolean_equals(f"{slot}_deploy.updating", True), wait)
             .otherwise(smoke)
         )
-        if not target.approval_before:
-            return promote, smoke
-        approval = tasks.SnsPublish(
+        if target.approval_before:
+            promote.next(self._approval(target, stopped, then=deploy))
+        else:
+            promote.next(deploy)
+        return promote, smoke
+
+    def _approval(
+        self, target: ReleaseTarget, stopped: sfn.IChainable, *, then: sfn.IChainable
+    ) -> sfn.State:
+        """Ask for a person's approval of the copy in the target, then wait for the decision.
+
+        A copy approved there before (an earlier release of the same package) goes on at once.
+        """
+        env = target.environment.capitalize()
+        slot = f"$.{target.environment}"
+        requested = sfn.Pass(
+            self,
+            f"Request{env}Approval",
+            parameters={"requested_at": sfn.JsonPath.string_at("$$.State.EnteredTime")},
+            result_path=f"{slot}_approval",
+        )
+        ask = tasks.SnsPublish(
             self,
             f"Approve{env}",
             topic=self.notifications,
             subject=f"Approve release to {target.environment}",
             message=sfn.TaskInput.from_object(
                 {
-                    "request": f"Approve the release to {target.environment}",
-                    "model_package_arn": sfn.JsonPath.string_at("$.model_package_arn"),
-                    "approve": "aws stepfunctions send-task-success --task-output true --task-token <task_token>",
-                    "reject": "aws stepfunctions send-task-failure --error Rejected --cause <why> --task-token <task_token>",
-                    "task_token": sfn.JsonPath.task_token,
+                    "request": (
+                        f"Approve or reject the release to {target.environment} in its own "
+                        f"account's model registry (SageMaker Studio > Models, or the AWS CLI "
+                        f"with your credentials there). It expires after "
+                        f"{self._approval_timeout.to_hours()} hours."
+                    ),
+                    "model_package_arn": sfn.JsonPath.string_at(f"{slot}.package"),
+                    "source_model_package_arn": sfn.JsonPath.string_at("$.model_package_arn"),
+                    "approve": (
+                        "aws sagemaker update-model-package --model-package-arn "
+                        "<model_package_arn> --model-approval-status Approved "
+                        "--approval-description <why>"
+                    ),
+                    "reject": (
+                        "aws sagemaker update-model-package --model-package-arn "
+                        "<model_package_arn> --model-approval-status Rejected "
+                        "--approval-description <why>"
+                    ),
                 }
             ),
-            integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
-            task_timeout=sfn.Timeout.duration(self._approval_timeout),
             result_path=sfn.JsonPath.DISCARD,
         )
-        approval.add_catch(stopped, result_path="$.error")
-        approval.next(promote)
-        return approval, smoke
+        wait = sfn.Wait(
+            self,
+            f"WaitFor{env}Approval",
+            time=sfn.WaitTime.duration(self._approval_poll_interval),
+        )
+        check = self._invoke(
+            f"Check{env}Approval",
+            self.deploy_function,
+            {
+                "action": "approval",
+                "target": target.payload(),
+                "model_package_arn": sfn.JsonPath.string_at(f"{slot}.package"),
+                "requested_at": sfn.JsonPath.string_at(f"{slot}_approval.requested_at"),
+                "now": sfn.JsonPath.string_at("$$.State.EnteredTime"),
+                "timeout_seconds": self._approval_timeout.to_seconds(),
+            },
+            result_selector={"state.$": "$.Payload.state", "detail.$": "$.Payload.detail"},
+            result_path=f"{slot}_approval_state",
+        )
+        check.add_catch(stopped, result_path="$.error")
+
+        def ended(error: str) -> sfn.Pass:
+            return sfn.Pass(
+                self,
+                f"{env}Approval{error}",
+                parameters={
+                    "Error": error,
+                    "Cause": sfn.JsonPath.string_at(f"{slot}_approval_state.detail"),
+                },
+                result_path="$.error",
+            )
+
+        requested.next(ask).next(wait).next(check).next(
+            sfn.Choice(self, f"{env}Decided")
+            .when(sfn.Condition.string_equals(f"{slot}_approval_state.state", "approved"), then)
+            .when(
+                sfn.Condition.string_equals(f"{slot}_approval_state.state", "rejected"),
+                ended("Rejected").next(stopped),
+            )
+            .when(
+                sfn.Condition.string_equals(f"{slot}_approval_state.state", "expired"),
+                ended("ApprovalExpired").next(stopped),
+            )
+            .otherwise(wait)
+        )
+        return (
+            sfn.Choice(self, f"{env}AlreadyApproved")
+            .when(sfn.Condition.string_equals(f"{slot}.approval_status", "Approved"), then)
+            .otherwise(requested)
+        )
 
     def _wait_until_done(
         self,
@@ -389,7 +476,8 @@ class ReleaseFlow(Construct):
         return rollback
 
     def _restore_and_stop(self, target: ReleaseTarget) -> sfn.State:
-        """Restore (pointer on what is served) -> announce -> fail. One per target."""
+        """Restore (once the stack has settled: pointer on what is served) -> announce -> fail.
+        One per target."""
         env = target.environment.capitalize()
         fail = sfn.Fail(self, f"{env}Stopped", cause=f"release stopped at {target.environment}")
         restore = self._invoke(
@@ -401,7 +489,10 @@ class ReleaseFlow(Construct):
                 "model_package_arn": sfn.JsonPath.string_at("$.model_package_arn"),
                 "error": sfn.JsonPath.object_at("$.error"),
             },
-            result_selector={"message.$": "$.Payload.message"},
+            result_selector={
+                "message.$": "$.Payload.message",
+                "settled.$": "$.Payload.settled",
+            },
             result_path="$.restored",
         )
         restore.add_catch(
@@ -413,15 +504,23 @@ class ReleaseFlow(Construct):
             ).next(fail),
             result_path="$.restore_error",
         )
+        announce = tasks.SnsPublish(
+            self,
+            f"Notify{env}Stopped",
+            topic=self.notifications,
+            subject=f"Model release stopped at {target.environment}",
+            message=sfn.TaskInput.from_json_path_at("$.restored.message"),
+            result_path=sfn.JsonPath.DISCARD,
+        ).next(fail)
+        # The release's own update may still be running (and may yet roll back): the pointer
+        # is put back only once the stack has settled.
+        settle = sfn.Wait(
+            self, f"Wait{env}Settled", time=sfn.WaitTime.duration(self._poll_interval)
+        ).next(restore)
         restore.next(
-            tasks.SnsPublish(
-                self,
-                f"Notify{env}Stopped",
-                topic=self.notifications,
-                subject=f"Model release stopped at {target.environment}",
-                message=sfn.TaskInput.from_json_path_at("$.restored.message"),
-                result_path=sfn.JsonPath.DISCARD,
-            ).next(fail)
+            sfn.Choice(self, f"{env}Settled")
+            .when(sfn.Condition.boolean_equals("$.restored.settled", False), settle)
+            .otherwise(announce)
         )
         return restore
 

@@ -9,7 +9,11 @@ Two roles per environment:
   promoted copies in this environment's package group, write them under ``promoted/`` in its
   artifact bucket, read model archives and evaluation reports, look up images in its own
   repository, and update the serving stack *only* while passing the serving change role
-  (condition on ``cloudformation:RoleArn``). It may pass no other role.
+  (condition on ``cloudformation:RoleArn``). It may pass no other role. Where a person
+  approves each release (``release_approval``), it may register copies only as
+  PendingManualApproval and may never change a package's status nor mark a model archive
+  approved (:mod:`pipelines.deploy.approval`): approving is for the people holding the
+  environment's approver policy.
 - the **serving change role** (:class:`ServingChangeRole`, in the serving stack): the role
   CloudFormation uses for those updates. It may create, update and delete the SageMaker
   models and endpoint configs this stack generates, update this one endpoint, pass this
@@ -35,9 +39,10 @@ from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from cdk.serving.approved_model import ApprovedModelParameter
-from cdk.serving.endpoint import ModelEndpoint
-
-PROMOTED_PREFIX = "promoted"
+from cdk.serving.endpoint import MODEL_DATA_KEY_PATTERNS, SCALING_SERVICE_LINKED_ROLE, ModelEndpoint
+from cdk.tagging import TAG_KEYS
+from pipelines.deploy.approval import APPROVAL_TAG
+from pipelines.deploy.promote import PROMOTED_PREFIX
 
 
 def deploy_role_name(project: str, stage: str) -> str:
@@ -86,6 +91,10 @@ class ReleaseAccess(Construct):
     :param image_repository: the repository the environment's mlcore image is in.
     :param reads_trained_models: this environment trains, so the role reads its pipeline's
         model archives and evaluation reports (to promote them). Default: only promoted ones.
+    :param release_approval: a person approves each release in this environment's registry:
+        the role registers copies as PendingManualApproval only and can approve nothing, and
+        an approver policy (:attr:`approver_policy`) is created for the people who do.
+        Default: copies are registered Approved.
     """
 
     def __init__(
@@ -104,6 +113,7 @@ class ReleaseAccess(Construct):
         artifact_bucket: s3.IBucket,
         image_repository: ecr.IRepository,
         reads_trained_models: bool = False,
+        release_approval: bool = False,
     ) -> None:
         super().__init__(scope, id_)
         stack = Stack.of(self)
@@ -138,6 +148,7 @@ class ReleaseAccess(Construct):
                     "artifact_bucket": artifact_bucket.bucket_name,
                     "image_repository": image_repository.repository_name,
                     "cloudformation_role_arn": self.change_role_arn,
+                    "release_approval": release_approval,
                 }
             ),
         )
@@ -159,6 +170,21 @@ class ReleaseAccess(Construct):
                 resources=[serving_stack_arn],
                 # cloudformation:RoleArn is ARN-typed (Service Authorization Reference).
                 conditions={"ArnEquals": {"cloudformation:RoleArn": self.change_role_arn}},
+            )
+        )
+        # UpdateStack resolves the template's SSM-typed parameters (the pointer and CDK's
+        # bootstrap version) with the caller's credentials.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ssm:GetParameters"],
+                resources=[
+                    *(p.parameter_arn for p in pointer),
+                    stack.format_arn(
+                        service="ssm",
+                        resource="parameter",
+                        resource_name="cdk-bootstrap/*/version",
+                    ),
+                ],
             )
         )
         self.role.add_to_policy(
@@ -188,13 +214,23 @@ class ReleaseAccess(Construct):
             )
         )
         group = model_package_group_name.lower()
+        packages = [
+            sagemaker_arn("model-package-group", group),
+            sagemaker_arn("model-package", f"{group}/*"),
+        ]
+        self.role.add_to_policy(
+            iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=packages)
+        )
         self.role.add_to_policy(
             iam.PolicyStatement(
-                actions=["sagemaker:DescribeModelPackage", "sagemaker:CreateModelPackage"],
-                resources=[
-                    sagemaker_arn("model-package-group", group),
-                    sagemaker_arn("model-package", f"{group}/*"),
-                ],
+                actions=["sagemaker:CreateModelPackage"],
+                resources=packages,
+                # Where people approve releases, a copy starts out waiting for them.
+                conditions={
+                    "StringEquals": {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}
+                }
+                if release_approval
+                else None,
             )
         )
         # ListModelPackages (finding an earlier copy) takes no resource-level permission.
@@ -202,9 +238,16 @@ class ReleaseAccess(Construct):
             iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=["*"])
         )
         artifact_bucket.grant_read_write(self.role, f"{PROMOTED_PREFIX}/*")
+        trained_patterns = ("model-build/*/model/*", "model-build/*/evaluation/*")
         if reads_trained_models:
-            for pattern in ("model-build/*/model/*", "model-build/*/evaluation/*"):
+            for pattern in trained_patterns:
                 artifact_bucket.grant_read(self.role, pattern)
+        self.approver_policy: iam.ManagedPolicy | None = None
+        if release_approval:
+            self._deny_approving(artifact_bucket, packages)
+            self.approver_policy = self._approver_policy(
+                project, environment, packages, artifact_bucket
+            )
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["ecr:DescribeImages", "ecr:DescribeRepositories"],
@@ -221,14 +264,104 @@ class ReleaseAccess(Construct):
                         "endpoint configs and models CloudFormation names at run time (describe "
                         "only); versions of this environment's one package group; "
                         "ListModelPackages, which has no resource-level permission; objects "
-                        "under promoted/ (read and write) and, where the environment trains, "
-                        "under model-build/*/model/ and model-build/*/evaluation/ (read); and "
-                        "CDK's KMS grant (GenerateDataKey*/ReEncrypt*) on the bucket's one key."
+                        f"under {PROMOTED_PREFIX}/* (read and write"
+                        + (
+                            f") and {' and '.join(trained_patterns)} (read"
+                            if reads_trained_models
+                            else ""
+                        )
+                        + "), the bucket listed by CDK's grants; and CDK's KMS grant "
+                        "(GenerateDataKey*/ReEncrypt*) on the bucket's one key."
                     ),
                 )
             ],
             apply_to_children=True,
         )
+
+    def _deny_approving(self, bucket: s3.IBucket, packages: Sequence[str]) -> None:
+        """What would approve a release here is denied outright, whatever else is granted."""
+        archives = [bucket.arn_for_objects(pattern) for pattern in MODEL_DATA_KEY_PATTERNS]
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                effect=iam.Effect.DENY,
+                actions=["sagemaker:UpdateModelPackage"],
+                resources=list(packages),
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                effect=iam.Effect.DENY,
+                actions=[
+                    "s3:PutObjectTagging",
+                    "s3:PutObjectVersionTagging",
+                    "s3:DeleteObjectTagging",
+                    "s3:DeleteObjectVersionTagging",
+                ],
+                resources=archives,
+            )
+        )
+        # Nor may it write an archive that already carries the approval tag.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                effect=iam.Effect.DENY,
+                actions=["s3:PutObject"],
+                resources=archives,
+                conditions={
+                    "ForAnyValue:StringEquals": {"s3:RequestObjectTagKeys": [APPROVAL_TAG]}
+                },
+            )
+        )
+
+    def _approver_policy(
+        self, project: str, environment: str, packages: Sequence[str], bucket: s3.IBucket
+    ) -> iam.ManagedPolicy:
+        """What approvers need: read the copies and their evaluation, set their status."""
+        policy = iam.ManagedPolicy(
+            self,
+            "ApproverPolicy",
+            managed_policy_name=f"{project}-{environment}-release-approver",
+            description=(
+                f"Attach to the people who approve model releases to {environment}: they may "
+                "approve or reject the promoted copies in its model registry"
+            ),
+            statements=[
+                iam.PolicyStatement(
+                    actions=[
+                        "sagemaker:DescribeModelPackage",
+                        "sagemaker:DescribeModelPackageGroup",
+                        "sagemaker:UpdateModelPackage",
+                    ],
+                    resources=list(packages),
+                ),
+                iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=["*"]),
+            ],
+        )
+        policy.add_statements(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[bucket.arn_for_objects(f"{PROMOTED_PREFIX}/*/evaluation/*")],
+            )
+        )
+        if bucket.encryption_key is not None:
+            policy.add_statements(
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt"], resources=[bucket.encryption_key.key_arn]
+                )
+            )
+        NagSuppressions.add_resource_suppressions(
+            policy,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason=(
+                        "Versions of this environment's one package group; ListModelPackages "
+                        "has no resource-level permission; evaluation reports under "
+                        f"{PROMOTED_PREFIX}/*/evaluation/* (read)."
+                    ),
+                )
+            ],
+        )
+        return policy
 
 
 class ServingChangeRole(Construct):
@@ -240,6 +373,8 @@ class ServingChangeRole(Construct):
     :param encryption_key_arn: the key of the endpoint's volumes and captured data.
     :param extra_pass_roles: other roles the stack's conditional resources run as (e.g. the
         Model Monitor schedule's). Default: none.
+    :param tag_keys: the tag keys the role may set on what it creates. Default: the app's
+        (:data:`cdk.tagging.TAG_KEYS`).
     """
 
     def __init__(
@@ -252,6 +387,7 @@ class ServingChangeRole(Construct):
         pointer: Sequence[ApprovedModelParameter],
         encryption_key_arn: str,
         extra_pass_roles: Sequence[iam.IRole] = (),
+        tag_keys: Sequence[str] = TAG_KEYS,
     ) -> None:
         super().__init__(scope, id_)
         stack = Stack.of(self)
@@ -281,7 +417,6 @@ class ServingChangeRole(Construct):
                     "sagemaker:CreateEndpointConfig",
                     "sagemaker:DescribeEndpointConfig",
                     "sagemaker:DeleteEndpointConfig",
-                    "sagemaker:AddTags",
                     "sagemaker:ListTags",
                 ],
                 resources=[sagemaker_arn("model", "*"), sagemaker_arn("endpoint-config", "*")],
@@ -292,10 +427,19 @@ class ServingChangeRole(Construct):
                     "sagemaker:UpdateEndpoint",
                     "sagemaker:DescribeEndpoint",
                     "sagemaker:DeleteEndpoint",
-                    "sagemaker:AddTags",
                     "sagemaker:ListTags",
                 ],
                 resources=[endpoint_arn, sagemaker_arn("endpoint-config", "*")],
+            ),
+            # The stack's tags on what it creates and updates, and no other keys.
+            iam.PolicyStatement(
+                actions=["sagemaker:AddTags", "sagemaker:DeleteTags"],
+                resources=[
+                    sagemaker_arn("model", "*"),
+                    sagemaker_arn("endpoint-config", "*"),
+                    endpoint_arn,
+                ],
+                conditions={"ForAllValues:StringEquals": {"aws:TagKeys": list(tag_keys)}},
             ),
             iam.PolicyStatement(
                 actions=["iam:PassRole"],
@@ -337,6 +481,8 @@ class ServingChangeRole(Construct):
                         "application-autoscaling:DeregisterScalableTarget",
                         "application-autoscaling:PutScalingPolicy",
                         "application-autoscaling:DeleteScalingPolicy",
+                        "application-autoscaling:PutScheduledAction",
+                        "application-autoscaling:DeleteScheduledAction",
                     ],
                     resources=["*"],
                     conditions={
@@ -348,10 +494,30 @@ class ServingChangeRole(Construct):
                         }
                     },
                 ),
+                # The stack's tags on the target (and reading them back); only those keys.
+                iam.PolicyStatement(
+                    actions=[
+                        "application-autoscaling:TagResource",
+                        "application-autoscaling:UntagResource",
+                        "application-autoscaling:ListTagsForResource",
+                    ],
+                    resources=[
+                        stack.format_arn(
+                            service="application-autoscaling",
+                            resource="scalable-target",
+                            resource_name="*",
+                        )
+                    ],
+                    conditions={"ForAllValues:StringEquals": {"aws:TagKeys": list(tag_keys)}},
+                ),
+                # Read-only calls without resource types; GetMetricData is the scaling
+                # policy handler's check of its metric.
                 iam.PolicyStatement(
                     actions=[
                         "application-autoscaling:DescribeScalableTargets",
                         "application-autoscaling:DescribeScalingPolicies",
+                        "application-autoscaling:DescribeScheduledActions",
+                        "cloudwatch:GetMetricData",
                     ],
                     resources=["*"],
                 ),
@@ -380,15 +546,12 @@ class ServingChangeRole(Construct):
                             service="iam",
                             region="",
                             resource="role",
-                            resource_name=(
-                                "aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
-                                "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
-                            ),
+                            resource_name=f"aws-service-role/{SCALING_SERVICE_LINKED_ROLE}",
                         )
                     ],
                     conditions={
                         "StringEquals": {
-                            "iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"
+                            "iam:AWSServiceName": SCALING_SERVICE_LINKED_ROLE.split("/")[0]
                         }
                     },
                 ),

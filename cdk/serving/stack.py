@@ -57,6 +57,8 @@ class ServingProps(BaseModel):
     settings_file: str = "mlops.yaml"
     # Keep the state table, logs and topic when the stack is deleted (always for production).
     retain: bool = False
+    # A person approves each release here: the endpoint serves only approved model archives.
+    release_approval: bool = False
     metric_namespace: str = "MLOps"
 
     @classmethod
@@ -237,6 +239,7 @@ class ServingStack(Stack):
             model_bucket=artifact_bucket,
             image_repository=image_repository,
             condition=self.has_model,
+            approved_models_only=props.release_approval,
         )
         for alarm in (self.endpoint.alarm_5xx, self.endpoint.alarm_latency):
             alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.alerts))

@@ -1,6 +1,7 @@
 """Promote an approved model package from the model-build environment to another one.
 
-The target gets its own copy, registered in its own model package group as Approved: the
+The target gets its own copy, registered in its own model package group as Approved (or as
+PendingManualApproval where a person approves each release there: :mod:`.approval`): the
 model archive, the evaluation report and the sample request are copied into the target's
 artifact bucket (under its key), and the image is the target's own copy of the very same
 image, found by digest in the target's repository. Bytes are streamed through this function
@@ -51,20 +52,25 @@ class Promotion:
     model_package_arn: str
     source_model_package_arn: str
     created: bool
+    # Approved, or PendingManualApproval where a person approves releases (deploy.approval).
+    approval_status: str = "Approved"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def promote(*, source: Environment, target: Environment, model_package_arn: str) -> Promotion:
-    """The target's Approved copy of ``model_package_arn`` (created if there is none)."""
+    """The target's copy of ``model_package_arn`` (created if there is none): Approved, or
+    PendingManualApproval in an environment where a person approves each release."""
     package = _approved_source(source, model_package_arn)
     if source.ref.environment == target.ref.environment:
         # The model-build environment serves the package it registered.
         return Promotion(target.ref.environment, model_package_arn, model_package_arn, False)
     existing = _existing_copy(target, model_package_arn)
     if existing is not None:
-        return Promotion(target.ref.environment, existing, model_package_arn, False)
+        arn, status = existing
+        return Promotion(target.ref.environment, arn, model_package_arn, False, status)
+    status = "PendingManualApproval" if target.descriptor.release_approval else "Approved"
 
     container = package["InferenceSpecification"]["Containers"][0]
     version = package.get("ModelPackageVersion", "0")
@@ -88,7 +94,7 @@ def promote(*, source: Environment, target: Environment, model_package_arn: str)
         f"{prefix}/evaluation/{SAMPLE_REQUEST_FILE}",
         what=f"the sample request (written by mlcore evaluate beside {evaluation_url})",
     )
-    image = _same_image_in_target(source, target, container["Image"])
+    image = same_image_in_target(source, target, container["Image"])
     metadata = dict(package.get("CustomerMetadataProperties", {}))
     metadata.update(
         {SOURCE_PACKAGE_KEY: model_package_arn, MODEL_DATA_SHA256_KEY: f"sha256:{model_sha}"}
@@ -122,7 +128,8 @@ def promote(*, source: Environment, target: Environment, model_package_arn: str)
         ModelPackageGroupName=target.descriptor.model_package_group,
         ModelPackageDescription=f"Promoted copy of {model_package_arn}"[:1024],
         InferenceSpecification=specification,
-        ModelApprovalStatus="Approved",
+        # Where a person approves releases, the deploy role may create nothing else.
+        ModelApprovalStatus=status,
         ModelMetrics={
             "ModelQuality": {
                 "Statistics": {
@@ -134,8 +141,10 @@ def promote(*, source: Environment, target: Environment, model_package_arn: str)
         CustomerMetadataProperties=metadata,
     )
     arn = str(created["ModelPackageArn"])
-    logger.info("promoted %s to %s as %s", model_package_arn, target.ref.environment, arn)
-    return Promotion(target.ref.environment, arn, model_package_arn, True)
+    logger.info(
+        "promoted %s to %s as %s (%s)", model_package_arn, target.ref.environment, arn, status
+    )
+    return Promotion(target.ref.environment, arn, model_package_arn, True, status)
 
 
 def _approved_source(source: Environment, arn: str) -> dict[str, Any]:
@@ -160,7 +169,8 @@ def _approved_source(source: Environment, arn: str) -> dict[str, Any]:
     return package
 
 
-def _existing_copy(target: Environment, source_arn: str) -> str | None:
+def _existing_copy(target: Environment, source_arn: str) -> tuple[str, str] | None:
+    """The target's copy of ``source_arn`` and its status, if it has one it may still use."""
     sagemaker = target.client("sagemaker")
     request: dict[str, Any] = {
         "ModelPackageGroupName": target.descriptor.model_package_group,
@@ -178,13 +188,15 @@ def _existing_copy(target: Environment, source_arn: str) -> str | None:
                 != source_arn
             ):
                 continue
-            if described["ModelApprovalStatus"] != "Approved":
+            status = str(described["ModelApprovalStatus"])
+            waiting = status == "PendingManualApproval" and target.descriptor.release_approval
+            if status != "Approved" and not waiting:
                 raise ValueError(
                     f"{target.ref.environment} already holds a copy of {source_arn} "
-                    f"({summary['ModelPackageArn']}) that is {described['ModelApprovalStatus']}: "
-                    "someone withdrew it there; approve that copy again or release another package"
+                    f"({summary['ModelPackageArn']}) that is {status}: someone withdrew or "
+                    "rejected it there; approve that copy there or release another package"
                 )
-            return str(summary["ModelPackageArn"])
+            return str(summary["ModelPackageArn"]), status
         token = page.get("NextToken")
         if not token:
             return None
@@ -242,7 +254,7 @@ def _copy_object(
     return digest
 
 
-def _same_image_in_target(source: Environment, target: Environment, image_uri: str) -> str:
+def same_image_in_target(source: Environment, target: Environment, image_uri: str) -> str:
     """The target repository's image with the digest of the source package's image."""
     match = _IMAGE.match(image_uri)
     if not match:

@@ -10,9 +10,13 @@ an endpoint config, and updates the endpoint blue/green; SageMaker rolls that ba
 when a rollback alarm fires, and CloudFormation then rolls the stack back
 (UPDATE_ROLLBACK_COMPLETE).
 
-Whatever went wrong, :func:`restore` ends a failed release: it reads the package the
+Whatever went wrong, :func:`restore` ends a failed release: once the serving stack has
+settled (the release's own update may still be rolling back), it reads the package the
 endpoint actually serves (endpoint -> endpoint config -> model -> model package) and puts the
 pointer back on it, so no later deploy of the serving stack brings back a rejected model.
+
+Where a person approves releases (:mod:`.approval`), only a copy approved in that
+environment's own registry, with its approval recorded on the model archive, is deployed.
 
 The release state machine calls :func:`handler`; people call the CLI, e.g.::
 
@@ -30,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from .approval import approval_state, require_recorded
 from .promote import promote
 from .targets import (
     MODEL_SHA256_ENV,
@@ -107,14 +112,26 @@ def serving(env: Environment) -> Served:
 
 
 def model_sha256_of(env: Environment, model_package_arn: str) -> str:
-    """The package's ``model_sha256`` metadata (contract #1); a package must be Approved."""
+    """The package's ``model_sha256`` metadata (contract #1). The package must be in ``env``'s
+    own registry, Approved there and, where a person approves releases, its approval recorded."""
+    account = env.descriptor.cloudformation_role_arn.split(":")[4]
+    group = env.descriptor.model_package_group.lower()
+    parts = model_package_arn.split(":")
+    if len(parts) < 6 or parts[4] != account or not parts[5].startswith(f"model-package/{group}/"):
+        raise ValueError(
+            f"model package {model_package_arn} is not in {env.ref.environment}'s registry "
+            f"({env.descriptor.model_package_group} in {account}): only packages registered "
+            "there (its own or promoted copies) are deployed"
+        )
     described = env.client("sagemaker").describe_model_package(ModelPackageName=model_package_arn)
     status = described["ModelApprovalStatus"]
     if status != "Approved":
         raise ValueError(
-            f"model package {model_package_arn} is {status}, not Approved: only approved packages "
-            "are deployed"
+            f"model package {model_package_arn} is {status}, not Approved in "
+            f"{env.ref.environment}: only packages approved there are deployed"
         )
+    if env.descriptor.release_approval:
+        require_recorded(env, described)
     sha = described.get("CustomerMetadataProperties", {}).get(MODEL_SHA256_KEY)
     if not sha:
         raise ValueError(
@@ -188,20 +205,24 @@ def stack_state(env: Environment) -> tuple[StackState, str]:
     return "failed", detail
 
 
-def restore(env: Environment, *, reason: str, attempted: str) -> dict[str, str]:
+def restore(env: Environment, *, reason: str, attempted: str) -> dict[str, Any]:
     """End a failed release: the pointer goes back on the package the endpoint serves.
 
-    Returns the announcement for people: what failed, what is served, where the pointer is.
+    While the serving stack is still updating (the release's own update may yet roll back)
+    nothing is touched and ``settled`` is False: call again once it has ended. Returns the
+    announcement for people: what failed, what is served, where the pointer is.
     """
     name = env.ref.environment
     state, detail = stack_state(env)
+    if state == "in_progress":
+        return {
+            "environment": name,
+            "settled": False,
+            "message": f"{env.descriptor.stack_name} is still updating ({detail})",
+        }
     served = serving(env)
     pointer = read_pointer(env)
-    if state == "in_progress":
-        # Someone else's update is running (a concurrent release or a CI/CD deploy): it owns
-        # the pointer until it ends, and its own failure handling restores it.
-        moved = f"its pointer ({pointer.model_package_arn}) was left to the update in progress ({detail})"
-    elif pointer != served:
+    if pointer != served:
         write_pointer(env, served)
         moved = f"its pointer was moved back from {pointer.model_package_arn}"
     else:
@@ -211,7 +232,12 @@ def restore(env: Environment, *, reason: str, attempted: str) -> dict[str, str]:
         f"{served.model_package_arn}; {moved}, so later deploys of the serving stack keep it."
     )
     logger.warning(message)
-    return {"environment": name, "serving": served.model_package_arn, "message": message}
+    return {
+        "environment": name,
+        "settled": True,
+        "serving": served.model_package_arn,
+        "message": message,
+    }
 
 
 def _update_stack(env: Environment) -> bool:
@@ -249,12 +275,16 @@ def handler(
       the model-build environment);
     - ``{"action": "deploy", "target": {...}, "model_package_arn": ...}`` starts a deploy;
     - ``{"action": "status", "target": {...}}`` reports the serving stack's state;
-    - ``{"action": "restore", "target": {...}, "reason": ..., "model_package_arn": ...}``
-      puts the pointer back on what is served and returns the announcement.
+    - ``{"action": "approval", "target": {...}, "model_package_arn": ..., "requested_at": ...,
+      "now": ..., "timeout_seconds": ...}`` reports a person's decision on the target's copy;
+    - ``{"action": "restore", "target": {...}, "error": ..., "model_package_arn": ...}``
+      puts the pointer back on what is served once the stack has settled and returns the
+      announcement (``settled`` False: call again later).
     """
     action = event.get("action")
-    if action not in {"promote", "deploy", "status", "restore"}:
-        raise ValueError(f"action must be promote, deploy, status or restore; got {action!r}")
+    actions = ("promote", "deploy", "status", "approval", "restore")
+    if action not in actions:
+        raise ValueError(f"action must be one of {', '.join(actions)}; got {action!r}")
     env = Environment.open(TargetRef.from_dict(event.get("target")), sessions)
     if action == "status":
         state, detail = stack_state(env)
@@ -262,6 +292,14 @@ def handler(
     arn = event.get("model_package_arn")
     if not isinstance(arn, str) or not arn:
         raise ValueError(f"{action} needs a model_package_arn; got {arn!r}")
+    if action == "approval":
+        return approval_state(
+            env,
+            arn,
+            requested_at=str(event["requested_at"]),
+            now=str(event["now"]),
+            timeout_seconds=int(event["timeout_seconds"]),
+        ).to_dict()
     if action == "restore":
         return restore(env, reason=_reason(event.get("error")), attempted=arn)
     if action == "promote":
@@ -274,8 +312,9 @@ def _reason(error: Any) -> str:
     """A Step Functions error (``{"Error": ..., "Cause": ...}``) in one line for people."""
     if not isinstance(error, dict):
         return str(error or "unknown error")
-    if error.get("Error") == "States.Timeout":
-        return "nobody approved it in time (approval expired)"
+    if error.get("Error") in ("States.Timeout", "ApprovalExpired"):
+        detail = f": {error['Cause']}" if error.get("Cause") else ""
+        return f"nobody approved it in time (approval expired{detail})"
     if error.get("Error") == "Rejected":
         return f"a person rejected it ({error.get('Cause') or 'no reason given'})"
     cause = error.get("Cause", "")
@@ -310,8 +349,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps({"state": state, "detail": detail}))
         return 0 if state != "failed" else 1
     if args.action == "restore":
-        print(json.dumps(restore(env, reason="restored by hand", attempted="(none)")))
-        return 0
+        restored = restore(env, reason="restored by hand", attempted="(none)")
+        print(json.dumps(restored))
+        # Still updating: nothing was touched; run it again when the update has ended.
+        return 0 if restored["settled"] else 1
     if not args.model_package_arn:
         parser.error("deploy needs --model-package-arn")
     print(json.dumps(deploy(env, args.model_package_arn).to_dict()))

@@ -4,10 +4,11 @@ about itself.
 Each environment's release stack creates a deploy role, trusted only by the release functions
 of the model-build account, and an SSM parameter (``/mlops/<project>/<env>/release-target``)
 holding a JSON *descriptor* of the environment: its serving stack, the two pointer
-parameters the stack reads, its endpoint, package group, artifact bucket, image repository
-and the CloudFormation role releases must use. The release flow knows only the role, the
-region and the descriptor's name; everything else is read through the role, in that
-environment's account, so no account ever needs to know another's resource names.
+parameters the stack reads, its endpoint, package group, artifact bucket, image repository,
+the CloudFormation role releases must use, and whether a person approves each release there.
+The release flow knows only the role, the region and the descriptor's name; everything else
+is read through the role, in that environment's account, so no account ever needs to know
+another's resource names.
 """
 
 from __future__ import annotations
@@ -106,6 +107,8 @@ class TargetDescriptor:
     artifact_bucket: str
     image_repository: str
     cloudformation_role_arn: str
+    # A person approves each release here, in this environment's registry (deploy.approval).
+    release_approval: bool
 
     @classmethod
     def from_json(cls, text: str, *, parameter: str) -> TargetDescriptor:
@@ -120,7 +123,16 @@ class TargetDescriptor:
                 f"release target descriptor {parameter} must have exactly the keys "
                 f"{sorted(fields)}; got {got}: redeploy that environment's ReleaseState stack"
             )
-        return cls(**{name: str(data[name]) for name in fields})
+        approval = data["release_approval"]
+        if approval not in (True, False, "true", "false"):
+            raise ValueError(
+                f"release target descriptor {parameter}: release_approval must be true or "
+                f"false; got {approval!r}"
+            )
+        values: dict[str, Any] = {
+            name: str(data[name]) for name in fields if name != "release_approval"
+        }
+        return cls(**values, release_approval=approval in (True, "true"))
 
 
 @dataclass

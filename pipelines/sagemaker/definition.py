@@ -7,12 +7,14 @@
 2. ``Prep`` and ``Train`` run the ``mlcore`` CLI in the one container image
    (``pipelines/container``): prep as a Processing job, training through the SageMaker
    training contract (``mlcore train --settings ...`` with no paths).
-3. ``Evaluate`` runs ``mlcore evaluate --fail-on-gate``; when there is a champion
-   (``HasChampion``), ``EvaluateVsChampion`` adds ``--champion-dir`` with the champion's model.
-   The gate is mlcore's (floors, ceilings, and the champion tolerance and confidence of
-   mlops.yaml, judged on a paired bootstrap): the same
-   rules and messages as Azure and ``make demo``. A failing challenger fails the step, and
-   nothing is registered.
+3. ``Evaluate`` runs ``mlcore evaluate``; when there is a champion (``HasChampion``),
+   ``EvaluateVsChampion`` adds ``--champion-dir`` with the champion's model. The gate is
+   mlcore's (floors, ceilings, and the champion tolerance and confidence of mlops.yaml, judged
+   on a paired bootstrap): the same rules and messages as Azure and ``make demo``, written to
+   ``gate.json``. The ``PassedGate`` condition reads its decision: a refused challenger is
+   registered nowhere and the execution ends as Succeeded, since a refused model is an
+   outcome, not a failure (CI/CD goes on delivering the infrastructure; ``run_pipeline`` says
+   the challenger was refused).
 4. The register step records the model as PendingManualApproval with its lineage (git commit,
    data fingerprint, hyperparameters, metrics) and the gate it passed (thresholds applied, the
    champion it was compared with, the settings file's hash) in the package's metadata, and the
@@ -92,6 +94,8 @@ EVALUATE_STEP = "Evaluate"
 EVALUATE_VS_CHAMPION_STEP = "EvaluateVsChampion"
 REGISTER_STEP = "RegisterModel"
 REGISTER_VS_CHAMPION_STEP = "RegisterVsChampion"
+GATE_CONDITION_STEP = "PassedGate"
+GATE_VS_CHAMPION_CONDITION_STEP = "PassedGateVsChampion"
 #: The CheckInputs Lambda step's outputs (pipelines.sagemaker.preflight.Inputs.outputs).
 CHECK_OUTPUTS = (
     "has_data",
@@ -574,7 +578,8 @@ class _GateContext:
 
 
 def evaluate_arguments(targets: PipelineTargets, *, with_champion: bool) -> list[str]:
-    """``mlcore evaluate`` arguments: the gate decides, and a failing challenger fails the step."""
+    """``mlcore evaluate`` arguments: the gate decides (``gate.json``); the PassedGate
+    condition reads the decision, so a refused challenger does not fail the step."""
     arguments = [
         "--model-dir",
         contract.EVALUATE_MODEL_DIR,
@@ -584,7 +589,6 @@ def evaluate_arguments(targets: PipelineTargets, *, with_champion: bool) -> list
         contract.EVALUATE_OUTPUT_DIR,
         "--settings",
         processing_settings_path(targets),
-        "--fail-on-gate",
     ]
     if with_champion:
         arguments += ["--champion-dir", contract.EVALUATE_CHAMPION_DIR]
@@ -639,7 +643,19 @@ def _evaluate_and_register(context: _GateContext, *, with_champion: bool) -> lis
         name=evaluate_name, step_args=step_args, property_files=[gate_file, card_file]
     )
     register = _register_step(context, evaluate, gate_file, card_file, with_champion=with_champion)
-    return [evaluate, register]
+    # Refused: no else steps, so the execution ends as Succeeded with nothing registered.
+    passed = ConditionStep(
+        name=GATE_VS_CHAMPION_CONDITION_STEP if with_champion else GATE_CONDITION_STEP,
+        conditions=[
+            ConditionEquals(
+                left=JsonGet(step_name=evaluate.name, property_file=gate_file, json_path="passed"),
+                right=True,
+            )
+        ],
+        if_steps=[register],
+        else_steps=[],
+    )
+    return [evaluate, passed]
 
 
 def _as_text(value: JsonGet) -> Join:

@@ -6,8 +6,10 @@ to start a training run by hand::
     python -m pipelines.sagemaker.run_pipeline --pipeline-name <project>-dev-model-build \\
         --parameter GitCommit=$(git rev-parse HEAD) --wait --timeout-minutes 120
 
-Exit codes: 0 the execution succeeded (or was started, without ``--wait``); 1 it failed or was
-stopped; 2 bad arguments or an AWS error; 4 the wait timed out (the execution is stopped
+Exit codes: 0 the execution succeeded (or was started, without ``--wait``), including when it
+trained nothing (no data) or the quality gate refused the challenger: a refused model is an
+outcome, not a broken build, so CI/CD goes on delivering the infrastructure; 1 it failed or
+was stopped; 2 bad arguments or an AWS error; 4 the wait timed out (the execution is stopped
 unless ``--keep-running-on-timeout``).
 """
 
@@ -33,6 +35,9 @@ logger = logging.getLogger(__name__)
 #: The pipeline's first step (pipelines.sagemaker.definition.CHECK_STEP); kept here so the CI
 #: image needs only boto3, not the SageMaker SDK that definition.py imports.
 CHECK_STEP = "CheckInputs"
+#: The conditions that read the gate's decision (definition.GATE_CONDITION_STEP and
+#: GATE_VS_CHAMPION_CONDITION_STEP), likewise.
+GATE_STEPS = ("PassedGate", "PassedGateVsChampion")
 TERMINAL_STATUSES = frozenset({"Succeeded", "Failed", "Stopped"})
 EXIT_SUCCEEDED = 0
 EXIT_FAILED = 1
@@ -49,6 +54,8 @@ class StepStatus:
     failure_reason: str | None = None
     # A Lambda step's output parameters (the CheckInputs step says why a run trained nothing).
     outputs: tuple[tuple[str, str], ...] = ()
+    # A condition step's outcome: "True" or "False".
+    outcome: str | None = None
 
     def describe(self) -> str:
         text = f"{self.name}: {self.status}"
@@ -136,6 +143,7 @@ def step_statuses(client: Any, execution_arn: str) -> tuple[StepStatus, ...]:
                         .get("Lambda", {})
                         .get("OutputParameters", [])
                     ),
+                    outcome=step.get("Metadata", {}).get("Condition", {}).get("Outcome"),
                 )
             )
         token = page.get("NextToken")
@@ -183,6 +191,18 @@ def skipped_reason(steps: Sequence[StepStatus]) -> str | None:
         outputs = dict(step.outputs)
         if step.name == CHECK_STEP and outputs.get("has_data") == "false":
             return outputs.get("message") or "no training data"
+    return None
+
+
+def refused_by_gate(steps: Sequence[StepStatus]) -> str | None:
+    """Which gate refused the challenger of a succeeded execution (nothing was registered)."""
+    for step in steps:
+        if step.name in GATE_STEPS and step.status == "Succeeded" and step.outcome == "False":
+            evaluate = "EvaluateVsChampion" if step.name.endswith("VsChampion") else "Evaluate"
+            return (
+                f"the quality gate refused the challenger ({step.name}); its reasons are in "
+                f"gate.json of the {evaluate} step's output"
+            )
     return None
 
 
@@ -338,6 +358,10 @@ def main(argv: Sequence[str] | None = None, *, client: Any | None = None) -> int
         if skipped:
             # Not a failure (the first deploy has an empty bucket), but say it loudly.
             print(f"no model was trained: {skipped}")
+        refused = refused_by_gate(result.steps) if result.status == "Succeeded" else None
+        if refused:
+            # An outcome, not a broken build: nothing is registered, the release is untouched.
+            print(f"no model was registered: {refused}")
         return EXIT_SUCCEEDED if result.status == "Succeeded" else EXIT_FAILED
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

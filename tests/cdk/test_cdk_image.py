@@ -39,10 +39,12 @@ def _image_assets(synth: Any) -> list[Any]:
     ]
 
 
-def test_environments_needing_the_same_extras_share_one_image_asset(synth: Any) -> None:
-    # Staging and prod install the same extras; dev's tracking server adds two (build
-    # arguments are part of an image asset's hash).
-    assert len(_image_assets(synth)) == 2
+def test_every_environment_builds_the_one_image_even_when_only_dev_tracks_to_mlflow(
+    synth: Any,
+) -> None:
+    # The shared synth gives dev alone an MLflow tracking server; a package trained in dev is
+    # promoted to staging and prod by its image's digest, so all three build one image.
+    assert len(_image_assets(synth)) == 1
 
 
 def test_image_build_context_holds_only_what_the_dockerfile_needs(synth: Any) -> None:
@@ -169,17 +171,17 @@ def _docker_build_args(synth: Any, stage: str) -> dict[str, str]:
     return dict(image["source"].get("dockerBuildArgs", {}))
 
 
-def test_the_extras_reach_each_environments_image_asset(synth: Any) -> None:
+def test_the_extras_any_environment_needs_reach_every_environments_image_asset(
+    synth: Any,
+) -> None:
     settings = synth.mlops.settings
-    # The shared synth gives dev an MLflow tracking server (tests/cdk/conftest.py).
-    assert _docker_build_args(synth, "dev") == {
-        EXTRAS_BUILD_ARG: ",".join(image_extras(settings, tracking_server=True))
-    }
-    assert "sagemaker-mlflow" in _docker_build_args(synth, "dev")[EXTRAS_BUILD_ARG]
-    for stage in ("staging", "prod"):
+    # The shared synth gives dev an MLflow tracking server (tests/cdk/conftest.py): every
+    # environment's image installs its client, since they all run the one image.
+    for stage in ("dev", "staging", "prod"):
         assert _docker_build_args(synth, stage) == {
-            EXTRAS_BUILD_ARG: ",".join(image_extras(settings, tracking_server=False))
+            EXTRAS_BUILD_ARG: ",".join(image_extras(settings, tracking_server=True))
         }
+        assert "sagemaker-mlflow" in _docker_build_args(synth, stage)[EXTRAS_BUILD_ARG]
 
 
 # A custom estimator (training.estimator "package.module:factory") must be in the image: the

@@ -5,7 +5,8 @@ the tests execute the definition CDK synthesised, state by state, with the Lambd
 dispatched to the real handlers and SNS publications recorded. It covers exactly what the
 release flow uses: Pass (Parameters, ResultPath), Task (lambda:invoke, sns:publish and its
 .waitForTaskToken form, with ResultSelector, ResultPath and Catch), Choice (StringEquals,
-BooleanEquals, Default), Wait (not waited), Succeed and Fail, and the intrinsic
+BooleanEquals, Default), Wait (not waited: it moves the execution's clock on), Succeed and
+Fail, the context object's ``$$.State.EnteredTime`` and ``$$.Task.Token``, and the intrinsic
 States.Format. Semantics follow the Amazon States Language specification
 (states-language.net/spec.html): input/output processing and error catching.
 """
@@ -17,6 +18,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_cdk.assertions import Template
@@ -71,8 +73,11 @@ class Execution:
 
 # A Lambda task: (function logical id, payload) -> the function's return value.
 Invoke = Callable[[str, Any], Any]
-# An approval request: (message) -> None to approve, or (error, cause) to reject / time out.
+# A task-token request: (message) -> None to succeed, or (error, cause) to fail it.
 Approve = Callable[[dict[str, Any]], tuple[str, str] | None]
+# How far the execution's clock moves at a Wait state: (state name, its seconds) -> seconds.
+Advance = Callable[[str, int], int]
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
 def run(
@@ -80,16 +85,19 @@ def run(
     event: Any,
     *,
     invoke: Invoke,
-    approve: Approve,
+    approve: Approve | None = None,
+    advance: Advance | None = None,
     max_transitions: int = 500,
 ) -> Execution:
     execution = Execution()
     states = definition["States"]
     name = definition["StartAt"]
     data = copy.deepcopy(event)
+    clock = START
     for _ in range(max_transitions):
         state = states[name]
         execution.path.append(name)
+        context = {"State": {"Name": name, "EnteredTime": clock.isoformat().replace("+00:00", "Z")}}
         kind = state["Type"]
         if kind == "Succeed":
             execution.status, execution.output = "SUCCEEDED", data
@@ -101,16 +109,22 @@ def run(
             name = _choose(state, data)
             continue
         if kind == "Wait":
+            seconds = int(state["Seconds"])
+            clock += timedelta(seconds=advance(name, seconds) if advance else seconds)
             name = state["Next"]
             continue
         if kind == "Pass":
-            result = _parameters(state["Parameters"], data) if "Parameters" in state else data
+            result = (
+                _parameters(state["Parameters"], data, context=context)
+                if "Parameters" in state
+                else data
+            )
             data = _put(data, state.get("ResultPath", "$"), result)
             name = state["Next"]
             continue
         assert kind == "Task", kind
         try:
-            result = _task(state, data, invoke, approve, execution)
+            result = _task(state, data, invoke, approve, execution, context)
         except TaskFailed as failure:
             catcher = next(
                 (
@@ -144,11 +158,14 @@ def _task(
     state: dict[str, Any],
     data: Any,
     invoke: Invoke,
-    approve: Approve,
+    approve: Approve | None,
     execution: Execution,
+    context: dict[str, Any],
 ) -> Any:
     resource = state["Resource"]
-    parameters = _parameters(state["Parameters"], data, task_token="token-1")
+    parameters = _parameters(
+        state["Parameters"], data, context={**context, "Task": {"Token": "token-1"}}
+    )
     if resource.endswith(":states:::lambda:invoke"):
         function = parameters["FunctionName"].rsplit(":", 1)[-1]
         try:
@@ -165,6 +182,7 @@ def _task(
         return {"MessageId": f"m-{len(execution.messages)}"}
     if resource.endswith(":states:::sns:publish.waitForTaskToken"):
         execution.messages.append(parameters)
+        assert approve is not None, "a task token waits for an answer: pass approve"
         answer = approve(parameters)
         if answer is not None:
             raise TaskFailed(*answer)
@@ -187,18 +205,18 @@ def _choose(state: dict[str, Any], data: Any) -> str:
 _FORMAT = re.compile(r"^States\.Format\('((?:[^'\\]|\\.)*)',\s*(\$[^)]*)\)$")
 
 
-def _parameters(template: Any, data: Any, *, task_token: str | None = None) -> Any:
+def _parameters(template: Any, data: Any, *, context: dict[str, Any] | None = None) -> Any:
     if isinstance(template, list):
-        return [_parameters(item, data, task_token=task_token) for item in template]
+        return [_parameters(item, data, context=context) for item in template]
     if not isinstance(template, dict):
         return template
     result: dict[str, Any] = {}
     for key, value in template.items():
         if not key.endswith(".$"):
-            result[key] = _parameters(value, data, task_token=task_token)
+            result[key] = _parameters(value, data, context=context)
             continue
-        if value == "$$.Task.Token":
-            result[key[:-2]] = task_token
+        if value.startswith("$$."):
+            result[key[:-2]] = _get(context or {}, "$" + value[2:])
             continue
         match = _FORMAT.match(value)
         if match:

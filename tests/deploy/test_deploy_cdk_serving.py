@@ -329,9 +329,23 @@ def test_release_promotes_deploys_and_smoke_tests_each_stage_in_order(
     assert states["PromoteDev"]["Next"] == "DeployDev"
     assert states["DeployDev"]["Next"] == "DevChanging"
     assert states["SmokeTestDev"]["Next"] == "PromoteStaging"
-    assert states["SmokeTestStaging"]["Next"] == "ApproveProd"
-    assert states["ApproveProd"]["Resource"].endswith("sns:publish.waitForTaskToken")
-    assert states["ApproveProd"]["Next"] == "PromoteProd"
+    assert states["SmokeTestStaging"]["Next"] == "PromoteProd"
+    # Prod's copy waits for a person in prod's own registry; the flow only polls the decision.
+    assert states["PromoteProd"]["Next"] == "ProdAlreadyApproved"
+    assert states["ProdAlreadyApproved"]["Default"] == "RequestProdApproval"
+    assert states["RequestProdApproval"]["Next"] == "ApproveProd"
+    assert states["ApproveProd"]["Resource"].endswith("sns:publish")
+    assert states["ApproveProd"]["Next"] == "WaitForProdApproval"
+    assert states["WaitForProdApproval"]["Next"] == "CheckProdApproval"
+    assert states["CheckProdApproval"]["Next"] == "ProdDecided"
+    decided = {c["StringEquals"]: c["Next"] for c in states["ProdDecided"]["Choices"]}
+    assert decided == {
+        "approved": "DeployProd",
+        "rejected": "ProdApprovalRejected",
+        "expired": "ProdApprovalApprovalExpired",
+    }
+    assert states["ProdDecided"]["Default"] == "WaitForProdApproval"
+    assert "PromoteStagingApproval" not in states and "CheckStagingApproval" not in states
     assert states["SmokeTestProd"]["Next"] == "NotifyReleased"
 
 
@@ -352,12 +366,19 @@ def test_every_failure_of_a_stage_ends_in_its_restore_step(
     assert failed["Next"] == f"{env}UpdateFailed"
     assert states[f"{env}UpdateFailed"]["Next"] == f"Restore{env}"
     assert states[f"{env}RollBackUpdated"]["Default"] == f"Restore{env}"
-    assert states[f"Restore{env}"]["Next"] == f"Notify{env}Stopped"
+    # Restore waits for the stack to settle before it announces anything.
+    assert states[f"Restore{env}"]["Next"] == f"{env}Settled"
+    (unsettled,) = states[f"{env}Settled"]["Choices"]
+    assert unsettled["Next"] == f"Wait{env}Settled"
+    assert states[f"Wait{env}Settled"]["Next"] == f"Restore{env}"
+    assert states[f"{env}Settled"]["Default"] == f"Notify{env}Stopped"
     assert states[f"Notify{env}Stopped"]["Parameters"]["Message.$"] == "$.restored.message"
     assert states[f"Notify{env}Stopped"]["Next"] == f"{env}Stopped"
     assert states[f"{env}Stopped"]["Type"] == "Fail"
     if env == "Prod":
-        assert states["ApproveProd"]["Catch"][0]["Next"] == "RestoreProd"
+        assert states["CheckProdApproval"]["Catch"][0]["Next"] == "RestoreProd"
+        for ended in ("ProdApprovalRejected", "ProdApprovalApprovalExpired"):
+            assert states[ended]["Next"] == "RestoreProd"
 
 
 def test_smoke_test_rolls_back_to_what_was_served_before(release_states: dict[str, Any]) -> None:

@@ -11,9 +11,17 @@ What moto cannot play is replaced, and only that:
   parameters, and moto has no SageMaker UpdateEndpoint. ``ServingStackDouble`` plays the
   serving stack: on UpdateStack it resolves the pointer from moto's SSM and rebuilds the
   model, endpoint config and endpoint in moto's SageMaker (delete and create), or plays an
-  alarm-driven rollback (UPDATE_ROLLBACK_COMPLETE) that leaves the endpoint as it was.
+  alarm-driven rollback (UPDATE_ROLLBACK_COMPLETE) that leaves the endpoint as it was. What
+  the double hides, CloudFormation acting as the serving change role (every handler
+  permission of every resource a release changes) and what UpdateStack asks of the deploy
+  role, is checked in test_deploy_release_permissions.py.
 - SageMaker runtime: moto's InvokeEndpoint answers from a queue that moto's own API
   (``/moto-api/static/sagemaker/endpoint-results``) fills; the tests fill it per account.
+- The approvers of a release to prod act in prod's own registry while the flow waits
+  (``World.approvals``): a person's decision, and the approval recorder that EventBridge would
+  start for it there. moto does not enforce IAM, so that the release functions cannot approve
+  (and that an unapproved archive cannot be served) is checked with an IAM evaluation in
+  test_deploy_release_approval.py.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from moto import mock_aws
 from release_asl import Execution, resolved_definition, run
 
 from cdk.serving import release_access as names
-from pipelines.deploy import promote, release, smoke
+from pipelines.deploy import approval, promote, release, smoke
 from pipelines.deploy.targets import NO_MODEL, assume_role_session
 
 pytestmark = pytest.mark.xdist_group("cdk_synth")
@@ -186,7 +194,39 @@ class _Session:
 class World:
     stacks: dict[str, ServingStackDouble]
     assumed: list[str] = field(default_factory=list)
+    # A prod approver's decisions, one per check of a pending copy: (status, why), or None
+    # when nobody decides by then. Once they run out, the approver approves.
     approvals: list[tuple[str, str] | None] = field(default_factory=list)
+    # Status checks of the serving stack that fail (e.g. throttled), per environment.
+    failing_status_checks: dict[str, int] = field(default_factory=dict)
+
+    def decide(self, environment: str, copy_arn: str) -> None:
+        """A person in ``environment``'s account decides on the copy, as approvers do there;
+        for an approval, EventBridge then starts that account's approval recorder."""
+        session = _session(ACCOUNTS[environment])
+        sagemaker = session.client("sagemaker")
+        described = sagemaker.describe_model_package(ModelPackageName=copy_arn)
+        if described["ModelApprovalStatus"] != "PendingManualApproval":
+            return
+        decision = self.approvals.pop(0) if self.approvals else ("Approved", "looks right")
+        if decision is None:
+            return
+        status, why = decision
+        # moto 5.2's UpdateModelPackage drops the metadata it is not given; SageMaker keeps it.
+        sagemaker.update_model_package(
+            ModelPackageArn=copy_arn,
+            ModelApprovalStatus=status,
+            ApprovalDescription=why,
+            CustomerMetadataProperties=described["CustomerMetadataProperties"],
+        )
+        if status == "Approved":
+            approval.record_approval(
+                sagemaker,
+                session.client("s3"),
+                copy_arn,
+                group=f"{PROJECT}-{environment}-models",
+                bucket=f"{PROJECT}-{environment}-artifacts",
+            )
 
     def sessions(self, role_arn: str | None, region: str | None) -> Any:
         assert role_arn is not None, "every release action goes through a deploy role"
@@ -313,8 +353,30 @@ def definition(four_accounts: Any) -> dict[str, Any]:
     return resolved
 
 
+@pytest.fixture(scope="module")
+def descriptors(four_accounts: Any) -> dict[str, dict[str, Any]]:
+    """Each environment's release-target descriptor as its ReleaseState stack writes it."""
+    from mlops_testing.cloudformation import CloudAssembly
+
+    assembly = CloudAssembly.load(four_accounts.outdir)
+    found = {}
+    for environment in ACCOUNTS:
+        stack = assembly.stack(f"{environment.capitalize()}-ReleaseState")
+        (parameter,) = [
+            p
+            for p in stack.resources("AWS::SSM::Parameter").values()
+            if p["Properties"]["Name"] == names.descriptor_parameter_name(PROJECT, environment)
+        ]
+        found[environment] = json.loads(parameter["Properties"]["Value"])
+    # cdk.json: a person approves releases to prod, nowhere else.
+    assert [e for e, d in found.items() if d["release_approval"]] == ["prod"]
+    return found
+
+
 @pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+def world(
+    monkeypatch: pytest.MonkeyPatch, descriptors: dict[str, dict[str, Any]]
+) -> Iterator[World]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     with mock_aws():
         stacks = {}
@@ -339,44 +401,40 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
                 names.model_sha256_parameter_name(PROJECT, environment),
             ):
                 ssm.put_parameter(Name=name, Value=NO_MODEL, Type="String")
+            # What the environment's ReleaseState stack writes, with the bucket made here.
             ssm.put_parameter(
                 Name=names.descriptor_parameter_name(PROJECT, environment),
                 Type="String",
-                Value=json.dumps(
-                    {
-                        "environment": environment,
-                        "stack_name": STACKS[environment],
-                        "model_package_parameter": names.model_package_parameter_name(
-                            PROJECT, environment
-                        ),
-                        "model_sha256_parameter": names.model_sha256_parameter_name(
-                            PROJECT, environment
-                        ),
-                        "endpoint_name": f"{PROJECT}-{environment}",
-                        "model_package_group": f"{PROJECT}-{environment}-models",
-                        "artifact_bucket": bucket,
-                        "image_repository": repository,
-                        "cloudformation_role_arn": f"arn:aws:iam::{account}:role/"
-                        f"{names.change_role_name(PROJECT, environment)}",
-                    }
-                ),
+                Value=json.dumps({**descriptors[environment], "artifact_bucket": bucket}),
             )
             stacks[environment] = ServingStackDouble(environment, session)
         yield World(stacks=stacks)
 
 
-def _release(world: World, definition: dict[str, Any], arn: str) -> Execution:
+def _release(
+    world: World, definition: dict[str, Any], arn: str, *, approval_wait_days: float = 0.01
+) -> Execution:
     def invoke(function: str, payload: Any) -> Any:
         if function.startswith("ReleaseDeployFunction"):
+            environment = payload["target"]["environment"]
+            if payload["action"] == "approval":
+                world.decide(environment, payload["model_package_arn"])
+            if payload["action"] == "status" and world.failing_status_checks.get(environment):
+                world.failing_status_checks[environment] -= 1
+                raise ClientError(
+                    {"Error": {"Code": "Throttling", "Message": "Rate exceeded"}},
+                    "DescribeStacks",
+                )
             return release.handler(payload, sessions=world.sessions)
         assert function.startswith("ReleaseSmokeTestFunction"), function
         return smoke.handler(payload, sessions=world.sessions)
 
-    def approve(message: dict[str, Any]) -> tuple[str, str] | None:
-        return world.approvals.pop(0) if world.approvals else None
+    def advance(state: str, seconds: int) -> int:
+        # How long people take to decide; other waits take their own time.
+        return int(approval_wait_days * 86400) if state.endswith("Approval") else seconds
 
     event = {"detail": {"ModelPackageArn": arn, "ModelApprovalStatus": "Approved"}}
-    return run(definition, event, invoke=invoke, approve=approve)
+    return run(definition, event, invoke=invoke, advance=advance)
 
 
 def _released(world: World, definition: dict[str, Any], arn: str) -> Execution:
@@ -398,7 +456,7 @@ def _copy_in(environment: str, source_arn: str) -> dict[str, Any]:
     raise AssertionError(f"no copy of {source_arn} in {environment}")
 
 
-# The whole way: approve in dev, promote, staging, smoke test, approve, prod.
+# The whole way: approve in dev, promote, staging, smoke test, approve in prod, prod.
 
 
 def test_an_approved_package_reaches_dev_staging_and_prod_each_from_its_own_copy(
@@ -413,6 +471,99 @@ def test_an_approved_package_reaches_dev_staging_and_prod_each_from_its_own_copy
         assert world.pointer(environment) == world.serving(environment) == copy["ModelPackageArn"]
     assert execution.path.index("ApproveProd") > execution.path.index("SmokeTestStaging")
     assert "Released" in execution.messages[-1]["Message"]
+
+
+def test_the_prod_copy_waits_for_a_person_in_prod_and_serves_once_they_approve(
+    world: World, definition: dict[str, Any]
+) -> None:
+    arn = _register("v1")
+    # Nobody decides for two checks, then a person approves in prod's own registry.
+    world.approvals = [None, None, ("Approved", "checked the evaluation")]
+    execution = _released(world, definition, arn)
+    copy = _copy_in("prod", arn)
+    assert copy["ModelApprovalStatus"] == "Approved"
+    assert copy["ApprovalDescription"] == "checked the evaluation"
+    assert execution.path.count("CheckProdApproval") == 3
+    assert execution.path.index("CheckProdApproval") < execution.path.index("DeployProd")
+    (request,) = [m for m in execution.messages if m.get("Subject") == "Approve release to prod"]
+    assert request["Message"]["model_package_arn"] == copy["ModelPackageArn"]
+    # Staging needs no one: its copy is Approved when it is made.
+    assert "CheckStagingApproval" not in execution.path
+    assert _copy_in("staging", arn)["ModelApprovalStatus"] == "Approved"
+    # The archive prod serves carries the approval its recorder wrote.
+    bucket, key = copy["InferenceSpecification"]["Containers"][0]["ModelDataUrl"][5:].split("/", 1)
+    tags = _session(ACCOUNTS["prod"]).client("s3").get_object_tagging(Bucket=bucket, Key=key)
+    assert {"Key": approval.APPROVAL_TAG, "Value": "true"} in tags["TagSet"]
+
+
+def test_a_prod_release_without_approval_is_refused_and_prod_is_untouched(
+    world: World,
+) -> None:
+    # Anyone who can invoke (or change) dev's release function calls it for prod directly.
+    arn = _register("v1")
+    target = {
+        "environment": "prod",
+        "role_arn": world._ref("prod").role_arn,
+        "region": REGION,
+        "descriptor_parameter": names.descriptor_parameter_name(PROJECT, "prod"),
+    }
+    source = {**target, "environment": "dev", "role_arn": world._ref("dev").role_arn}
+    source["descriptor_parameter"] = names.descriptor_parameter_name(PROJECT, "dev")
+    promoted = release.handler(
+        {"action": "promote", "source": source, "target": target, "model_package_arn": arn},
+        sessions=world.sessions,
+    )
+    # The copy it could make waits for a person in prod ...
+    assert promoted["approval_status"] == "PendingManualApproval"
+    for package in (promoted["model_package_arn"], arn):
+        # ... and neither it nor dev's package is deployed there.
+        with pytest.raises(ValueError, match=r"not Approved in prod|not in prod's registry"):
+            release.handler(
+                {"action": "deploy", "target": target, "model_package_arn": package},
+                sessions=world.sessions,
+            )
+    assert world.pointer("prod") == world.serving("prod") == NO_MODEL
+    assert world.stacks["prod"].updates == []
+
+
+def test_an_approval_without_its_recorded_archive_is_not_deployed(world: World) -> None:
+    # Approved in the registry, but the recorder did not mark the archive (it failed, or the
+    # archive was replaced): prod's endpoint could not read the model, so nothing is deployed.
+    arn = _register("v1")
+    prod = release.Environment.open(world._ref("prod"), world.sessions)
+    dev = release.Environment.open(world._ref("dev"), world.sessions)
+    copy = promote.promote(source=dev, target=prod, model_package_arn=arn).model_package_arn
+    described = prod.client("sagemaker").describe_model_package(ModelPackageName=copy)
+    prod.client("sagemaker").update_model_package(
+        ModelPackageArn=copy,
+        ModelApprovalStatus="Approved",
+        CustomerMetadataProperties=described["CustomerMetadataProperties"],
+    )
+    with pytest.raises(ValueError, match="no recorded approval in prod"):
+        release.deploy(prod, copy)
+    assert world.pointer("prod") == NO_MODEL and world.stacks["prod"].updates == []
+
+
+def test_the_recorder_refuses_an_archive_that_is_not_the_one_approved(world: World) -> None:
+    arn = _register("v1")
+    prod = release.Environment.open(world._ref("prod"), world.sessions)
+    dev = release.Environment.open(world._ref("dev"), world.sessions)
+    copy = promote.promote(source=dev, target=prod, model_package_arn=arn).model_package_arn
+    sagemaker, s3 = prod.client("sagemaker"), prod.client("s3")
+    described = sagemaker.describe_model_package(ModelPackageName=copy)
+    url = described["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    bucket, key = url[5:].split("/", 1)
+    s3.put_object(Bucket=bucket, Key=key, Body=_model_archive(b"something else"))
+    sagemaker.update_model_package(
+        ModelPackageArn=copy,
+        ModelApprovalStatus="Approved",
+        CustomerMetadataProperties=described["CustomerMetadataProperties"],
+    )
+    with pytest.raises(ValueError, match="is not the archive it was approved with"):
+        approval.record_approval(
+            sagemaker, s3, copy, group=prod.descriptor.model_package_group, bucket=bucket
+        )
+    assert s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"] == []
 
 
 def test_the_promoted_copy_is_the_same_model_archive_image_and_model_hash(
@@ -544,7 +695,9 @@ def test_a_rejected_prod_release_leaves_prod_on_its_package(
     message = _stopped_at(execution, "prod")
     served = _copy_in("prod", first)["ModelPackageArn"]
     assert world.serving("prod") == world.pointer("prod") == served
-    assert "rejected it (not before the audit)" in message and served in message
+    assert "rejected it (" in message and "(not before the audit)" in message
+    assert served in message
+    assert _copy_in("prod", second)["ModelApprovalStatus"] == "Rejected"
     assert world.stacks["prod"].updates[-1]  # only the first release updated prod
     assert len(world.stacks["prod"].updates) == 1
 
@@ -552,13 +705,15 @@ def test_a_rejected_prod_release_leaves_prod_on_its_package(
 def test_an_expired_approval_leaves_prod_as_it_was(
     world: World, definition: dict[str, Any]
 ) -> None:
-    world.approvals = [("States.Timeout", "")]
+    world.approvals = [None] * 3
     for environment in ("dev", "staging"):
         world.answer_smoke(environment, len(SAMPLE["instances"]))
-    execution = _release(world, definition, _register("v1"))
+    # The four-account app waits 7 days (cdk.json); people take 3 days per check here.
+    execution = _release(world, definition, _register("v1"), approval_wait_days=3)
     message = _stopped_at(execution, "prod")
+    assert execution.path.count("CheckProdApproval") == 3
     assert world.serving("prod") == world.pointer("prod") == NO_MODEL
-    assert "approval expired" in message
+    assert "approval expired" in message and world.stacks["prod"].updates == []
 
 
 def test_a_stack_update_that_does_not_start_leaves_the_pointer_on_the_served_package(
@@ -627,7 +782,7 @@ def test_a_deploy_while_the_stack_is_busy_touches_nothing(world: World) -> None:
     assert world.stacks["dev"].updates == []
 
 
-def test_restore_leaves_the_pointer_to_an_update_in_progress(world: World) -> None:
+def test_restore_touches_nothing_while_the_stack_is_still_updating(world: World) -> None:
     world.stacks["dev"].statuses = ["UPDATE_IN_PROGRESS"]
     env = release.Environment.open(world._ref("dev"), world.sessions)
     _session(ACCOUNTS["dev"]).client("ssm").put_parameter(
@@ -638,7 +793,25 @@ def test_restore_leaves_the_pointer_to_an_update_in_progress(world: World) -> No
     )
     result = release.restore(env, reason="test", attempted="arn:y")
     assert world.pointer("dev") == "arn:x"
-    assert "left to the update in progress" in result["message"]
+    assert result["settled"] is False and "still updating" in result["message"]
+
+
+def test_restore_waits_for_the_releases_own_update_to_roll_back_then_puts_the_pointer_back(
+    world: World, definition: dict[str, Any]
+) -> None:
+    first, second = _second_release(world, definition)
+    served = _copy_in("staging", first)["ModelPackageArn"]
+    # Staging's update is rolled back by an alarm, but the flow loses track of it: its first
+    # status check fails while the update is still running, so Restore starts mid-update.
+    world.stacks["staging"].outcome = "alarm_rollback"
+    world.failing_status_checks["staging"] = 1
+    world.answer_smoke("dev", len(SAMPLE["instances"]))
+    execution = _release(world, definition, second)
+    message = _stopped_at(execution, "staging")
+    assert execution.path.count("RestoreStaging") >= 2
+    assert "WaitStagingSettled" in execution.path
+    assert world.serving("staging") == world.pointer("staging") == served
+    assert "moved back" in message
 
 
 @pytest.mark.parametrize(
@@ -661,7 +834,7 @@ def test_stack_state_tells_the_flow_when_an_update_ended(
 
 
 def test_handler_rejects_unknown_actions_and_incomplete_targets(world: World) -> None:
-    with pytest.raises(ValueError, match="promote, deploy, status or restore"):
+    with pytest.raises(ValueError, match="promote, deploy, status, approval, restore"):
         release.handler({"action": "rollback"}, sessions=world.sessions)
     with pytest.raises(ValueError, match="release target lacks"):
         release.handler(

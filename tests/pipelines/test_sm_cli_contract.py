@@ -23,7 +23,7 @@ from sklearn.datasets import load_breast_cancer
 from sm_fixtures import FIXTURE_SETTINGS, TARGETS
 
 from cdk.container_image import BUILD_CONTEXT, DOCKERFILE
-from mlcore.cli import EXIT_GATE_FAILED, build_parser
+from mlcore.cli import build_parser
 from mlcore.cli import main as mlcore_main
 from mlcore.data import save_table
 from pipelines.sagemaker import contract, preflight
@@ -83,7 +83,9 @@ def test_evaluate_reads_the_inputs_the_pipeline_downloads(
     assert args.champion_dir == local.get("champion")
     (output,) = evaluate["ProcessingOutputConfig"]["Outputs"]
     assert args.output == output["S3Output"]["LocalPath"]
-    assert args.fail_on_gate  # the gate is mlcore's: a failing challenger fails the step
+    # The gate is mlcore's; its decision (gate.json) is read by the PassedGate condition, so
+    # a refused challenger ends the run without failing it.
+    assert not args.fail_on_gate
 
 
 def test_training_command_is_the_sagemaker_contract_with_explicit_settings(
@@ -259,15 +261,19 @@ def _evaluate(
 
 
 @pytest.mark.slow
-def test_a_worse_challenger_fails_evaluate_against_the_champion(
-    steps: dict[str, Any], built: dict[str, Path], capsys: pytest.CaptureFixture[str]
+def test_a_worse_challenger_is_refused_against_the_champion_and_not_registered(
+    steps: dict[str, Any], built: dict[str, Path]
 ) -> None:
     # Finding 3: the tolerance of mlops.yaml now applies on AWS, with mlcore's own message.
+    # The step succeeds; the PassedGateVsChampion condition reads the refusal from gate.json.
     code, output = _evaluate(steps, built, "EvaluateVsChampion", "versus")
-    assert code == EXIT_GATE_FAILED
-    assert "worse than the champion's" in capsys.readouterr().err
+    assert code == 0
     gate = json.loads((output / contract.GATE_FILE).read_text())
     assert gate["passed"] is False and gate["champion"] is not None
+    assert any("worse than the champion's" in reason for reason in gate["reasons"])
+    (condition,) = steps["PassedGateVsChampion"]["Arguments"]["Conditions"]
+    path = condition["LeftValue"]["Std:JsonGet"]["Path"]
+    assert gate[path] is not condition["RightValue"]
 
 
 @pytest.mark.slow

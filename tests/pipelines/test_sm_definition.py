@@ -137,12 +137,11 @@ def test_a_champion_is_passed_to_mlcore_evaluate_which_decides_the_gate(
     }
     assert [s["Name"] for s in has_champion["IfSteps"]] == [
         "EvaluateVsChampion",
-        "RegisterVsChampion",
+        "PassedGateVsChampion",
     ]
-    assert [s["Name"] for s in has_champion["ElseSteps"]] == ["Evaluate", "RegisterModel"]
+    assert [s["Name"] for s in has_champion["ElseSteps"]] == ["Evaluate", "PassedGate"]
     versus = steps["EvaluateVsChampion"]
     assert _args(versus)[:2] == ["mlcore", "evaluate"]
-    assert "--fail-on-gate" in _args(versus)
     champion_dir = _args(versus)[_args(versus).index("--champion-dir") + 1]
     (champion,) = [
         i for i in versus["Arguments"]["ProcessingInputs"] if i["InputName"] == "champion"
@@ -155,7 +154,7 @@ def test_a_champion_is_passed_to_mlcore_evaluate_which_decides_the_gate(
 
 def test_without_a_champion_evaluate_gates_on_thresholds_alone(steps: dict[str, Any]) -> None:
     alone = _args(steps["Evaluate"])
-    assert "--fail-on-gate" in alone and "--champion-dir" not in alone
+    assert "--champion-dir" not in alone
     assert "champion" not in {
         i["InputName"] for i in steps["Evaluate"]["Arguments"]["ProcessingInputs"]
     }

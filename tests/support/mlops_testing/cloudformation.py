@@ -116,7 +116,11 @@ _TYPES: dict[str, _TypeRule] = {
     "AWS::ECR::Repository": _TypeRule(
         "name", "arn:{partition}:ecr:{region}:{account}:repository/{name}", "RepositoryName"
     ),
-    "AWS::ApplicationAutoScaling::ScalableTarget": _TypeRule("id", "", None),
+    "AWS::ApplicationAutoScaling::ScalableTarget": _TypeRule(
+        "id",
+        "arn:{partition}:application-autoscaling:{region}:{account}:scalable-target/{id}",
+        None,
+    ),
     "AWS::ApplicationAutoScaling::ScalingPolicy": _TypeRule("arn", "", "PolicyName"),
     "AWS::S3::BucketPolicy": _TypeRule("id", "", None),
     # SageMaker writes resource names in lower case into its ARNs.
@@ -213,6 +217,29 @@ class CloudAssembly:
                 if export and resolved.resolve(export["Name"]) == name:
                     return resolved.resolve(output["Value"])
         raise UnresolvableError(f"no stack of the assembly exports {name!r}")
+
+    def resource_policy(self, arn: str) -> Mapping[str, Any] | None:
+        """The resource policy the assembly gives the resource ``arn`` (a KMS key's key
+        policy, a bucket's bucket policy), or None when it has none or is not in the assembly.
+
+        KMS decides with the key policy first: an identity policy alone allows nothing on a
+        key unless the key policy lets the account's IAM policies grant it. An object's ARN
+        (``arn:aws:s3:::bucket/key``) gets its bucket's policy.
+        """
+        if arn.startswith(f"arn:{PARTITION}:s3:::"):
+            arn = arn.split("/", 1)[0]
+        for artifact in self.artifacts.values():
+            stack = ResolvedStack(self, artifact, {})
+            for logical_id, resource in artifact.template["Resources"].items():
+                type_ = resource["Type"]
+                if type_ == "AWS::KMS::Key" and stack.arn(logical_id) == arn:
+                    return dict(stack.resolve(resource["Properties"]["KeyPolicy"]))
+                if type_ == "AWS::S3::Bucket" and stack.arn(logical_id) == arn:
+                    for policy in stack.resources("AWS::S3::BucketPolicy").values():
+                        if policy["Properties"]["Bucket"] == stack.physical_name(logical_id):
+                            return dict(policy["Properties"]["PolicyDocument"])
+                    return None
+        return None
 
 
 def _read_assembly(directory: Path) -> Iterator[StackArtifact]:
