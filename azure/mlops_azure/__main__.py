@@ -20,10 +20,11 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, ClassVar
 
 from azure.ai.ml import MLClient
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.core.exceptions import AzureError
 from azure.mgmt.eventgrid import EventGridManagementClient
 from azure.mgmt.monitor import MonitorManagementClient
 from rich.console import Console
@@ -52,19 +53,14 @@ from mlops_azure.config import (
 from mlops_azure.credentials import in_azure_pipelines, make_credential
 from mlops_azure.definitions import (
     Definitions,
-    asset_ref,
     build_definitions,
     deployment_builder,
     runtime_environment,
     spec_builder,
-    stage_job_code,
     training_job,
 )
-from mlops_azure.drift_job import build_drift_schedule, drift_schedule_name, stage_spark_code
 from mlops_azure.metrics import AzureMonitorMetrics, endpoint_resource_id
-from mlops_azure.monitoring import build_monitor_schedule
-from mlops_azure.performance import build_performance_schedule
-from mlops_azure.progress import wait_for
+from mlops_azure.monitor_plan import MonitorPlan
 from mlops_azure.promote import (
     RegistryModel,
     download_sample_request,
@@ -78,6 +74,7 @@ from mlops_azure.rollout import (
     Placed,
     RolloutError,
     RolloutResult,
+    SyntheticLoad,
 )
 from mlops_azure.training_pipeline import model_name, new_run_key, reference_name
 
@@ -93,6 +90,10 @@ Command = Callable[[argparse.Namespace, AzureEnvironment, MlopsSettings, Console
 
 class Clients:
     """The Azure clients of one environment, sharing one credential (built on first use)."""
+
+    # Keyword options every client is built with (azure-core's per-client ``transport``,
+    # for one): none outside tests.
+    client_options: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, env: AzureEnvironment) -> None:
         env.require_real_subscription()
@@ -111,6 +112,7 @@ class Clients:
             subscription_id=self.env.subscription_id,
             resource_group_name=self.env.resource_group,
             workspace_name=self.env.workspace,
+            **self.client_options,
         )
 
     def registry(self) -> MLClient:
@@ -120,6 +122,7 @@ class Clients:
             subscription_id=registry.subscription_id or self.env.subscription_id,
             resource_group_name=registry.resource_group or self.env.resource_group,
             registry_name=registry.name,
+            **self.client_options,
         )
 
     def registry_admin(self) -> MLClient:
@@ -129,19 +132,22 @@ class Clients:
             self.credential,
             subscription_id=registry.subscription_id or self.env.subscription_id,
             resource_group_name=registry.resource_group or self.env.resource_group,
+            **self.client_options,
         )
 
     def metrics(self) -> AzureMonitorMetrics:
         env = self.env
         return AzureMonitorMetrics(
-            MonitorManagementClient(self.credential, env.subscription_id),
+            MonitorManagementClient(self.credential, env.subscription_id, **self.client_options),
             endpoint_resource_id(
                 env.subscription_id, env.resource_group, env.workspace, env.endpoint.name
             ),
         )
 
     def eventgrid(self) -> EventGridManagementClient:
-        return EventGridManagementClient(self.credential, self.env.subscription_id)
+        return EventGridManagementClient(
+            self.credential, self.env.subscription_id, **self.client_options
+        )
 
 
 def _definitions(
@@ -168,7 +174,7 @@ def cmd_apply(
         definitions = _definitions(args, env, settings, output)
         written = write_dry_run(definitions, output)
         console.print(f"Wrote {len(written)} definitions to {output} (no Azure calls were made)")
-        if definitions.performance is None:
+        if not definitions.performance:
             console.print("No model-performance job: data.ground_truth_path is not set")
         for path in written:
             console.print(f"  {path}")
@@ -177,15 +183,7 @@ def cmd_apply(
     client = clients.workspace()
     with tempfile.TemporaryDirectory(prefix="mlops-azure-") as tmp:
         definitions = _definitions(args, env, settings, Path(tmp))
-        ensure_workspace_and_registry(
-            client, clients.registry_admin(), definitions, console=console
-        )
-        apply_workspace(client, definitions, console=console)
-        if env.retrain.enabled:
-            apply_event_grid(clients.eventgrid(), env, definitions, console=console)
-        else:
-            console.print("Retraining on breached signals is off (retrain.enabled: false)")
-        # Thresholds edited in mlops.yaml reach the monitors of the live deployment now.
+        # The monitors of the live deployment follow mlops.yaml: checked before anything changes.
         live = EndpointRollout(
             client,
             endpoint_name=env.endpoint.name,
@@ -193,12 +191,30 @@ def cmd_apply(
             health_check=lambda deployment: None,
             metrics=clients.metrics(),
             console=console,
-        ).live()
+        ).live_if_endpoint_exists()
+        monitors = None
         if live is not None:
             model = _registry_model_of(clients, live.spec.model, env)
-            _point_monitors(client, env, settings, console, live.colour, model, Path(args.settings))
+            monitors = _monitor_plan(env, settings, model, Path(args.settings), Path(tmp))
+            monitors.check()
+        ensure_workspace_and_registry(
+            client, clients.registry_admin(), definitions, console=console
+        )
+        apply_workspace(client, definitions, console=console)
+        _apply_retrain_wiring(clients, env, definitions, console)
+        if monitors is not None and live is not None:
+            monitors.apply(client, live.colour, console=console)
     console.print(f"[green]Workspace {env.workspace} is up to date[/green]")
     return 0
+
+
+def _apply_retrain_wiring(
+    clients: Clients, env: AzureEnvironment, definitions: Definitions, console: Console
+) -> None:
+    if env.retrain.enabled:
+        apply_event_grid(clients.eventgrid(), env, definitions, console=console)
+    else:
+        console.print("Retraining on breached signals is off (retrain.enabled: false)")
 
 
 def _registry_model_of(clients: Clients, reference: str, env: AzureEnvironment) -> RegistryModel:
@@ -273,6 +289,16 @@ def _endpoint_rollout(
         ),
         metrics=clients.metrics(),
         console=console,
+        load=(
+            SyntheticLoad(
+                client,
+                env.endpoint.name,
+                request_file,
+                env.rollout.synthetic_requests_per_minute,
+            )
+            if request_file and env.rollout.synthetic_requests_per_minute
+            else None
+        ),
     )
 
 
@@ -304,81 +330,21 @@ def _roll_out(
         return rollout.rollout(serving.build, serving.spec)
 
 
-def _point_monitors(
-    client: MLClient,
+def _monitor_plan(
     env: AzureEnvironment,
     settings: MlopsSettings,
-    console: Console,
-    live: str,
     model: RegistryModel,
     settings_file: Path,
-) -> None:
-    monitor = build_monitor_schedule(
-        env, settings, deployment_name=live, reference_data=model.prediction_reference
+    work_dir: Path,
+) -> MonitorPlan:
+    return MonitorPlan(
+        env,
+        settings,
+        model=model,
+        settings_file=settings_file,
+        environment=runtime_environment(env, settings),
+        work_dir=work_dir,
     )
-    wait_for(
-        client.schedules.begin_create_or_update(monitor),
-        f"Monitor {monitor.name} -> {live}",
-        console=console,
-    )
-    settings_data = assets.build_settings_data(settings, settings_file)
-    client.data.create_or_update(settings_data)
-    _point_drift_job(client, env, settings, console, live, model, asset_ref(settings_data))
-    with tempfile.TemporaryDirectory(prefix="mlops-azure-") as tmp:
-        schedule = build_performance_schedule(
-            env,
-            settings,
-            deployment_name=live,
-            model=model.reference,
-            settings_data=asset_ref(settings_data),
-            environment=runtime_environment(env, settings),
-            code_dir=stage_job_code(Path(tmp) / "job-code"),
-        )
-        if schedule is None:
-            console.print("No model-performance job: data.ground_truth_path is not set")
-            return
-        wait_for(
-            client.schedules.begin_create_or_update(schedule),
-            f"Performance job {schedule.name} -> {live}",
-            console=console,
-        )
-
-
-def _point_drift_job(
-    client: MLClient,
-    env: AzureEnvironment,
-    settings: MlopsSettings,
-    console: Console,
-    live: str,
-    model: RegistryModel,
-    settings_data: str,
-) -> None:
-    """The Spark drift job follows the live deployment; with the streaming engine it is off."""
-    with tempfile.TemporaryDirectory(prefix="mlops-azure-") as tmp:
-        schedule = build_drift_schedule(
-            env,
-            settings,
-            deployment_name=live,
-            reference_data=model.prediction_reference,
-            settings_data=settings_data,
-            code_dir=stage_spark_code(Path(tmp) / "spark-code"),
-        )
-        if schedule is not None:
-            wait_for(
-                client.schedules.begin_create_or_update(schedule),
-                f"Spark drift job {schedule.name} -> {live}",
-                console=console,
-            )
-            return
-    name = drift_schedule_name(env, settings)
-    try:
-        wait_for(
-            client.schedules.begin_disable(name),
-            f"Spark drift job {name} off (monitoring.engine: streaming)",
-            console=console,
-        )
-    except ResourceNotFoundError:
-        console.print("No Spark drift job (monitoring.engine: streaming)")
 
 
 def cmd_rollout(
@@ -386,10 +352,25 @@ def cmd_rollout(
 ) -> int:
     clients = Clients(env)
     model = registry_model(clients.registry(), env.registry.name, args.model)
-    result = _roll_out(clients, env, settings, console, model)
-    _point_monitors(
-        clients.workspace(), env, settings, console, result.live, model, Path(args.settings)
-    )
+    with tempfile.TemporaryDirectory(prefix="mlops-azure-") as tmp:
+        # Everything the SDK could refuse is refused here, while traffic is where it was.
+        monitors = _monitor_plan(env, settings, model, Path(args.settings), Path(tmp))
+        monitors.check()
+        result = _roll_out(clients, env, settings, console, model)
+        try:
+            monitors.apply(clients.workspace(), result.live, console=console)
+        except AzureError as exc:
+            if not result.changed or result.retired is None:
+                raise RolloutError(
+                    f"{model.label} serves on {result.live!r}, but its monitors could not be "
+                    f"pointed at it ({exc}); run `python -m mlops_azure apply` to retry them"
+                ) from exc
+            console.print(f"[red]Monitors could not follow {result.live!r}: {exc}[/red]")
+            cmd_rollback(args, env, settings, console)
+            raise RolloutError(
+                f"the monitors of {model.label} could not be created ({exc}); the rollout was "
+                f"rolled back: all traffic on {result.retired!r} again, with its monitors"
+            ) from exc
     return 0
 
 
@@ -408,7 +389,10 @@ def cmd_rollback(
     live: Placed | None = rollout.live()
     if colour and live is not None:
         model = _registry_model_of(clients, live.spec.model, env)
-        _point_monitors(client, env, settings, console, live.colour, model, Path(args.settings))
+        with tempfile.TemporaryDirectory(prefix="mlops-azure-") as tmp:
+            monitors = _monitor_plan(env, settings, model, Path(args.settings), Path(tmp))
+            monitors.check()
+            monitors.apply(client, live.colour, console=console)
     return 0
 
 
@@ -487,6 +471,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # the monitoring schema among them) on every run; keep them for --verbose.
     if not args.verbose:
         logging.getLogger("azure.ai.ml._utils._experimental").setLevel(logging.ERROR)
+        # azure-core logs every request and response at INFO (http_logging_policy), and
+        # azure-ai-ml each operation's telemetry: keep both for --verbose.
+        logging.getLogger("azure").setLevel(logging.WARNING)
     try:
         env = load_environment(
             args.env,

@@ -18,6 +18,7 @@ from azure.ai.ml.entities import (
     ManagedOnlineEndpoint,
     PipelineJob,
 )
+from azure.ai.ml.exceptions import ValidationErrorType, ValidationException
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import ContainerClient
@@ -178,6 +179,14 @@ def apply_event_grid(
         f"Event Grid system topic {topic}",
         console=console,
     )
+    function = definitions.retrain_subscription.destination.resource_id
+    if not _resource_exists(eventgrid, function):
+        console.print(
+            f"[yellow]Retrain subscription not created: {function} does not exist. Deploy "
+            "azure/functions/retrain (README, 'Retraining on Azure'), then run apply again."
+            "[/yellow]"
+        )
+        return
     wait_for(
         eventgrid.system_topic_event_subscriptions.begin_create_or_update(
             env.resource_group, topic, SUBSCRIPTION_NAME, definitions.retrain_subscription
@@ -185,6 +194,24 @@ def apply_event_grid(
         f"Retrain subscription {SUBSCRIPTION_NAME}",
         console=console,
     )
+
+
+# The App Service API version that reads a function of a function app (Microsoft.Web).
+WEB_API_VERSION = "2023-12-01"
+
+
+def _resource_exists(arm_client: Any, resource_id: str) -> bool:
+    """Whether an ARM resource exists, read through an ARM client's own pipeline (its
+    credential, retries and transport)."""
+    from azure.core.rest import HttpRequest
+
+    response = arm_client._send_request(
+        HttpRequest("GET", f"{resource_id}?api-version={WEB_API_VERSION}")
+    )
+    if response.status_code == 404:
+        return False
+    response.raise_for_status()
+    return True
 
 
 def data_files(
@@ -226,6 +253,12 @@ def latest_model(ml_client: MLClient, name: str) -> str | None:
         model = ml_client.models.get(name=name, label="latest")
     except ResourceNotFoundError:
         return None
+    except ValidationException as exc:
+        # For a name with no versions, azure-ai-ml 1.35 raises this, not ResourceNotFoundError
+        # (_utils/_asset_utils.py, _get_latest): what a first training run meets.
+        if exc.error_type == ValidationErrorType.RESOURCE_NOT_FOUND:
+            return None
+        raise
     return f"azureml:{model.name}:{model.version}"
 
 

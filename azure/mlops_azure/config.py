@@ -84,12 +84,30 @@ class DataConfig(_Frozen):
         return value.strip("/") + "/"
 
 
+# A dated tag of Azure ML's base image (Microsoft publishes them as YYYYMMDD.vN).
+DEFAULT_BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:20250601.v1"
+
+
 class EnvironmentImageConfig(_Frozen):
     base_image: str = Field(
-        "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest",
-        description="Azure ML base image the conda environment is built on; pin a dated tag in prod",
+        DEFAULT_BASE_IMAGE,
+        description="Azure ML base image the conda environment is built on, at a fixed tag",
     )
     python_version: str = Field("3.11", pattern=r"^3\.\d+$")
+
+    @field_validator("base_image")
+    @classmethod
+    def _pinned(cls, value: str) -> str:
+        # A moving tag lets prod build on an image dev never tested.
+        name = value.rsplit("/", 1)[-1]
+        if "@sha256:" in value:
+            return value
+        if ":" not in name or name.rsplit(":", 1)[1] == "latest":
+            raise ValueError(
+                f"{value!r} is not pinned: use a dated tag (such as {DEFAULT_BASE_IMAGE}) or a "
+                "digest, so prod serves the image dev tested"
+            )
+        return value
 
 
 class EndpointConfig(_Frozen):
@@ -117,6 +135,11 @@ class RolloutConfig(RolloutLimits):
     model's own ``sample_request.json``, written at training time from held-out rows.
     The ceilings, ``max_5xx_rate`` and ``max_p99_latency_ms``, are mlcore's rollout limits:
     named, measured and defaulted as the AWS endpoint's rollback alarms are.
+
+    A quiet endpoint (dev, a new service) gets no organic traffic to judge: during each
+    phase the rollout replays those held-out rows to the new deployment at
+    ``synthetic_requests_per_minute``, so the gate measures it all the same; a synthetic
+    request answered with a 5xx counts against ``max_5xx_rate`` at once.
     """
 
     mirror_percent: int = Field(10, ge=1, le=50)  # Azure caps mirrored traffic at 50%
@@ -128,6 +151,13 @@ class RolloutConfig(RolloutLimits):
         3600, ge=60, description="a phase that sees too few requests by then fails"
     )
     poll_seconds: int = Field(60, ge=1, description="how often the metrics are read while waiting")
+    synthetic_requests_per_minute: int = Field(
+        60,
+        ge=0,
+        le=600,
+        description="held-out rows sent to the new deployment per minute in each phase; 0: "
+        "organic traffic only",
+    )
     health_check_requests: int = Field(3, ge=1, le=100)
     # The replaced deployment stays at 0% this long, so a rollback is one traffic switch.
     grace_period_hours: float = Field(24, ge=0)

@@ -33,6 +33,7 @@ from mlops_azure import assets, drift_job, endpoint, monitoring, performance, re
 from mlops_azure.components import build_components, source_fingerprint
 from mlops_azure.config import REPO_ROOT, SETTINGS_FILE, SOURCE_DIR, AzureEnvironment
 from mlops_azure.rollout import DeploymentSpec
+from mlops_azure.schedules import schedule_names
 from mlops_azure.training_pipeline import build_training_pipeline, reference_name
 
 # The entry script that wraps mlcore's scoring with Azure's data collector.
@@ -165,9 +166,9 @@ class Definitions:
     training_pipeline: PipelineJob
     endpoint: ManagedOnlineEndpoint
     deployment: ManagedOnlineDeployment
-    monitor: MonitorSchedule
-    performance: JobSchedule | None
-    spark_drift: JobSchedule | None
+    monitors: list[MonitorSchedule]
+    performance: list[JobSchedule]
+    spark_drift: list[JobSchedule]
     system_topic: SystemTopic
     retrain_subscription: EventSubscription
 
@@ -185,9 +186,9 @@ class Definitions:
             "pipeline-training": self.training_pipeline,
             "endpoint": self.endpoint,
             f"deployment-{self.deployment.name}": self.deployment,
-            "monitor": self.monitor,
-            **({"schedule-performance": self.performance} if self.performance else {}),
-            **({"schedule-spark-drift": self.spark_drift} if self.spark_drift else {}),
+            **_numbered("monitor", self.monitors),
+            **_numbered("schedule-performance", self.performance),
+            **_numbered("schedule-spark-drift", self.spark_drift),
         }
 
     def event_grid(self) -> dict[str, Any]:
@@ -196,6 +197,14 @@ class Definitions:
             "eventgrid-system-topic": self.system_topic,
             "eventgrid-retrain-subscription": self.retrain_subscription,
         }
+
+
+def _numbered(stem: str, schedules: list[Any]) -> dict[str, Any]:
+    """``stem``, ``stem-2``, ... for the schedules of one family (one per Azure trigger)."""
+    return {
+        name: schedule
+        for name, schedule in zip(schedule_names(stem, len(schedules)), schedules, strict=True)
+    }
 
 
 def build_definitions(
@@ -253,7 +262,7 @@ def build_definitions(
         ),
         endpoint=endpoint.build_endpoint(env, settings),
         deployment=serving.build(deployment_name),
-        monitor=monitoring.build_monitor_schedule(
+        monitors=monitoring.build_monitor_schedules(
             env,
             settings,
             deployment_name=deployment_name,
@@ -268,7 +277,7 @@ def build_definitions(
             environment=environment,
             code_dir=job_code,
         ),
-        spark_drift=drift_job.build_drift_schedule(
+        spark_drift=drift_job.build_drift_schedules(
             env,
             settings,
             deployment_name=deployment_name,

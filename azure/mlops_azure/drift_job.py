@@ -1,7 +1,7 @@
 """mlcore's drift engine on Azure ML serverless Spark: the job, its code and its schedule.
 
 With ``monitoring.engine: spark`` or ``auto`` in mlops.yaml, the monitors include a
-scheduled serverless Spark job (:mod:`mlops_azure.jobs.spark_drift` is its entry file)
+scheduled serverless Spark job (the one step of a pipeline job, :mod:`mlops_azure.schedules`) (:mod:`mlops_azure.jobs.spark_drift` is its entry file)
 beside Azure's own MonitorSchedule. It grades the window's collected traffic with mlcore's
 rules (the verdicts AWS and the local run give) and tags a major grade as a breached signal,
 so the one retrain subscription, with its cooldown, acts on it.
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import yaml
 from azure.ai.ml import Input, Output, spark
-from azure.ai.ml.entities import JobSchedule, ManagedIdentityConfiguration
+from azure.ai.ml.entities import JobSchedule, ManagedIdentityConfiguration, PipelineJob
 from azure.ai.ml.entities._builders import Spark
 
 from mlcore.errors import ConfigError
@@ -40,7 +40,13 @@ from mlcore.settings import MlopsSettings
 from mlops_azure import assets
 from mlops_azure.config import SOURCE_DIR, AzureEnvironment
 from mlops_azure.endpoint import MODEL_INPUTS, MODEL_OUTPUTS, collected_data_uri
-from mlops_azure.monitoring import schedule_period_hours, schedule_trigger
+from mlops_azure.schedules import (
+    TRIGGER_TIME_BINDING,
+    TRIGGER_TIME_INPUT,
+    azure_triggers,
+    job_schedules,
+    scheduled_pipeline,
+)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 ENTRY_FILE = "spark_drift.py"
@@ -133,8 +139,8 @@ def build_drift_job(
     (:func:`stage_spark_code`).
     """
     _check_supported(env, settings)
+    azure_triggers(settings.monitoring.schedule)  # refuses what Azure ML cannot schedule
     sizes = env.monitoring.spark_drift
-    window_hours = schedule_period_hours(settings.monitoring.schedule)
     return spark(
         display_name=f"{settings.project} mlcore drift ({env.name})",
         description="mlcore's graded drift of the window's collected traffic vs the training baseline",
@@ -164,6 +170,8 @@ def build_drift_job(
             ),
             "reference": Input(type="mltable", path=reference_data, mode="direct"),
             "settings": Input(type="uri_file", path=settings_data, mode="direct"),
+            # The run's trigger time: the job judges the hours since the firing before it.
+            TRIGGER_TIME_INPUT: TRIGGER_TIME_BINDING,
         },
         outputs={
             "prepared": Output(type="uri_folder", mode="direct"),
@@ -173,7 +181,7 @@ def build_drift_job(
             "--model-inputs ${{inputs.model_inputs}} --model-outputs ${{inputs.model_outputs}} "
             "--reference ${{inputs.reference}} --settings ${{inputs.settings}} "
             "--prepared ${{outputs.prepared}} --report ${{outputs.report}} "
-            f"--window-hours {window_hours}"
+            f"--trigger-time ${{{{inputs.{TRIGGER_TIME_INPUT}}}}}"
         ),
         # The workspace's managed identity reads the collected data and writes the reports,
         # whoever created the schedule.
@@ -186,7 +194,7 @@ def build_drift_job(
     )
 
 
-def build_drift_schedule(
+def build_drift_pipeline(
     env: AzureEnvironment,
     settings: MlopsSettings,
     *,
@@ -194,11 +202,10 @@ def build_drift_schedule(
     reference_data: str,
     settings_data: str,
     code_dir: Path,
-) -> JobSchedule | None:
-    """The Spark drift job on the monitor's schedule; None with ``monitoring.engine: streaming``."""
-    if not uses_spark(settings):
-        return None
-    job = build_drift_job(
+) -> PipelineJob:
+    """The Spark drift job as the one step of the pipeline job its schedules submit."""
+    display_name = f"{settings.project} mlcore drift ({env.name})"
+    step = build_drift_job(
         env,
         settings,
         deployment_name=deployment_name,
@@ -206,11 +213,40 @@ def build_drift_schedule(
         settings_data=settings_data,
         code_dir=code_dir,
     )
-    return JobSchedule(
-        name=drift_schedule_name(env, settings),
+    return scheduled_pipeline(
+        "drift",
+        step,
+        display_name=display_name,
+        experiment_name=f"{settings.project}-drift-{env.name}",
+        tags={"environment": env.name, "signal": "mlcore_drift"},
+    )
+
+
+def build_drift_schedules(
+    env: AzureEnvironment,
+    settings: MlopsSettings,
+    *,
+    deployment_name: str,
+    reference_data: str,
+    settings_data: str,
+    code_dir: Path,
+) -> list[JobSchedule]:
+    """The Spark drift job on the monitor's schedule; none with ``monitoring.engine: streaming``."""
+    if not uses_spark(settings):
+        return []
+    job = build_drift_pipeline(
+        env,
+        settings,
+        deployment_name=deployment_name,
+        reference_data=reference_data,
+        settings_data=settings_data,
+        code_dir=code_dir,
+    )
+    return job_schedules(
+        drift_schedule_name(env, settings),
+        settings.monitoring.schedule,
+        job,
         display_name=f"{settings.project} mlcore drift ({env.name})",
-        trigger=schedule_trigger(settings.monitoring.schedule),
-        create_job=job,
         tags={"environment": env.name, "engine": settings.monitoring.engine},
     )
 

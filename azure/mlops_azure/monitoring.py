@@ -17,15 +17,14 @@ F1 or R2 and judges accuracy, precision and recall as ceilings.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+from datetime import timedelta
 
 from azure.ai.ml import Input
 from azure.ai.ml.entities import (
     AlertNotification,
     BaselineDataRange,
     CategoricalDriftMetrics,
-    CronTrigger,
     DataDriftMetricThreshold,
     DataDriftSignal,
     DataQualityMetricsCategorical,
@@ -38,19 +37,18 @@ from azure.ai.ml.entities import (
     NumericalDriftMetrics,
     PredictionDriftMetricThreshold,
     PredictionDriftSignal,
-    RecurrenceTrigger,
+    ProductionData,
     ReferenceData,
     ServerlessSparkCompute,
 )
 
 from mlcore.errors import ConfigError
+from mlcore.schedule import AzureTrigger
 from mlcore.settings import DriftSettings, MlopsSettings
 from mlops_azure.config import AzureEnvironment
 from mlops_azure.endpoint import MODEL_INPUTS, MODEL_OUTPUTS, collected_data_uri
 from mlops_azure.jobs.reference import output_columns
-
-_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
-_CRON = re.compile(r"^cron\((.+)\)$")
+from mlops_azure.schedules import azure_triggers, schedule_names, sdk_trigger
 
 # Names of the signals in the MonitorSchedule (and in Azure's breach tags).
 DATA_DRIFT, PREDICTION_DRIFT, DATA_QUALITY = "data_drift", "prediction_drift", "data_quality"
@@ -133,84 +131,24 @@ def categorical_drift_metrics(drift: DriftSettings) -> CategoricalDriftMetrics:
     return CategoricalDriftMetrics(**{metric.field: metric.threshold(drift)})
 
 
-def schedule_trigger(expression: str) -> CronTrigger | RecurrenceTrigger:
-    """Translate the EventBridge schedule in mlops.yaml into an Azure ML trigger (UTC).
-
-    ``cron(min hour day month weekday year)`` becomes the five-field cron Azure uses
-    (``?`` is read as ``*``; the year must be ``*``); ``rate(N hours)`` a recurrence.
-    """
-    rate = _RATE.match(expression.strip())
-    if rate:
-        unit = rate.group(2).rstrip("s")
-        return RecurrenceTrigger(frequency=unit, interval=int(rate.group(1)))
-    cron = _CRON.match(expression.strip())
-    if cron:
-        fields = cron.group(1).split()
-        if len(fields) == 6 and fields[5] in ("*", "?"):
-            minute, hour, day, month, weekday = (f.replace("?", "*") for f in fields[:5])
-            return CronTrigger(expression=f"{minute} {hour} {day} {month} {weekday}")
-    raise ConfigError(
-        f"monitoring.schedule {expression!r} cannot run on Azure ML: use 'rate(N hours|days)' or "
-        "'cron(minute hour day month weekday *)' in mlops.yaml"
-    )
-
-
-def schedule_period_hours(expression: str) -> int:
-    """Hours between two runs of ``monitoring.schedule``: the window each run checks.
-
-    The collector writes hour folders, so the window is whole hours: ``rate(N minutes)``
-    gives 1, ``rate(N hours)`` N, ``rate(N days)`` 24 N. A cron expression runs hourly
-    when its hour field is not one number, else daily, weekly when it names weekdays,
-    and monthly (30 days) when it names days of the month.
-    """
-    trigger = schedule_trigger(expression)
-    if isinstance(trigger, RecurrenceTrigger):
-        per_unit = {"minute": 0, "hour": 1, "day": 24}[trigger.frequency]
-        return max(1, per_unit * trigger.interval)
-    _, hour, day, _, weekday = trigger.expression.split()
-    if not hour.isdigit():
-        return 1
-    if weekday != "*":
-        return 7 * 24
-    if day != "*":
-        return 30 * 24
-    return 24
-
-
-def monitor_window_days(trigger: CronTrigger | RecurrenceTrigger) -> int:
-    """Days of production data each monitor run reads: azure-ai-ml's default for the trigger.
-
-    The signals leave their production data to the SDK, which sizes its window from the
-    trigger (entities/_monitoring/schedule.py, MonitorSchedule._to_rest_object): one day
-    for minute and hour recurrences, N days for ``day``, 7 N for ``week``, 30 N for
-    ``month``, and 7 days for any cron expression. A rolling reference must use the same size.
-    """
-    if isinstance(trigger, RecurrenceTrigger):
-        per_unit = {"minute": 0, "hour": 0, "day": 1, "week": 7, "month": 30}[trigger.frequency]
-        return per_unit * trigger.interval if per_unit else 1
-    return 7
-
-
 @dataclass(frozen=True)
 class ReferenceWindow:
     """Where a signal's reference comes from under ``drift.reference.mode``."""
 
     mode: str
-    window_days: int
-    offset_days: int | None  # None: the model's validation rows (mode training)
+    window: str  # ISO 8601 duration: the production window of the run
+    offset: str | None  # None: the model's validation rows (mode training)
 
     @property
     def tags(self) -> dict[str, str]:
-        tags = {"drift_reference_mode": self.mode}
-        if self.offset_days is not None:
-            tags["drift_reference_window"] = f"P{self.window_days}D"
-            tags["drift_reference_offset"] = f"P{self.offset_days}D"
+        tags = {"drift_reference_mode": self.mode, "production_window": self.window}
+        if self.offset is not None:
+            tags["drift_reference_window"] = self.window
+            tags["drift_reference_offset"] = self.offset
         return tags
 
 
-def reference_window(
-    settings: MlopsSettings, trigger: CronTrigger | RecurrenceTrigger
-) -> ReferenceWindow:
+def reference_window(settings: MlopsSettings, trigger: AzureTrigger) -> ReferenceWindow:
     """``drift.reference`` as Azure's monitor expresses it, or a ConfigError naming why not.
 
     ``training`` is the model's validation rows with its predictions (a fixed MLTable).
@@ -219,19 +157,20 @@ def reference_window(
     ``same_period_last_year`` the same window ``seasonal_offset_days`` earlier.
     """
     reference = settings.drift.reference
-    days = monitor_window_days(trigger)
     if reference.mode == "training":
-        return ReferenceWindow("training", days, None)
+        return ReferenceWindow("training", trigger.window_iso, None)
     if reference.mode == "previous_window":
-        return ReferenceWindow("previous_window", days, days)
-    if reference.seasonal_offset_days < days:
+        return ReferenceWindow("previous_window", trigger.window_iso, trigger.window_iso)
+    if timedelta(days=reference.seasonal_offset_days) < trigger.window:
         raise ConfigError(
             f"drift.reference.seasonal_offset_days {reference.seasonal_offset_days} is shorter "
-            f"than the Azure monitor's window of {days} days (monitoring.schedule "
-            f"{settings.monitoring.schedule!r}): the reference would overlap the data it is "
-            f"compared with; use at least {days} days, or a more frequent rate() schedule"
+            f"than the Azure monitor's window of {trigger.window} (monitoring.schedule "
+            f"{settings.monitoring.schedule}): the reference would overlap the data it is "
+            "compared with; use a longer offset, or a more frequent schedule"
         )
-    return ReferenceWindow("same_period_last_year", days, reference.seasonal_offset_days)
+    return ReferenceWindow(
+        "same_period_last_year", trigger.window_iso, f"P{reference.seasonal_offset_days}D"
+    )
 
 
 def ml_task(env: AzureEnvironment, settings: MlopsSettings) -> str:
@@ -284,28 +223,70 @@ def prediction_drift_metrics(task: str, drift: DriftSettings) -> PredictionDrift
     return PredictionDriftMetricThreshold(numerical=numerical_drift_metrics(drift))
 
 
-def build_monitor_schedule(
+def build_monitor_schedules(
     env: AzureEnvironment,
     settings: MlopsSettings,
     *,
     deployment_name: str,
     reference_data: str,
-) -> MonitorSchedule:
+) -> list[MonitorSchedule]:
     """Monitor ``deployment_name`` against ``reference_data``, the live model's prediction
-    reference (an MLTable ``azureml:name:version``).
+    reference (an MLTable ``azureml:name:version``): one MonitorSchedule per Azure trigger of
+    ``monitoring.schedule`` (:mod:`mlops_azure.schedules`).
 
-    Production data is what the deployment's data collector recorded; Azure ML finds it
-    from the monitoring target.
+    Each run reads the traffic the deployment's data collector recorded since the firing
+    before it: the production window is given explicitly (the SDK's default is seven days
+    for any cron, which judged an hourly monitor's every hour 168 times).
     """
+    triggers = azure_triggers(settings.monitoring.schedule)
+    names = schedule_names(monitor_schedule_name(env, settings), len(triggers))
+    return [
+        _monitor_schedule(
+            env,
+            settings,
+            name=name,
+            trigger=trigger,
+            deployment_name=deployment_name,
+            reference_data=reference_data,
+        )
+        for name, trigger in zip(names, triggers, strict=True)
+    ]
+
+
+def monitor_schedule_name(env: AzureEnvironment, settings: MlopsSettings) -> str:
+    return f"{settings.project}-{env.name}-monitor"
+
+
+def _monitor_schedule(
+    env: AzureEnvironment,
+    settings: MlopsSettings,
+    *,
+    name: str,
+    trigger: AzureTrigger,
+    deployment_name: str,
+    reference_data: str,
+) -> MonitorSchedule:
     task = ml_task(env, settings)
     drift = settings.drift
     prediction_column, _ = output_columns(settings.dataset.target)
-    trigger = schedule_trigger(settings.monitoring.schedule)
     window = reference_window(settings, trigger)
     # Learn: target_column is the model's output column. ReferenceData(
     # target_column_name=...) raises TypeError in azure-ai-ml 1.35.
     columns = {"target_column": prediction_column}
-    if window.offset_days is None:
+
+    def production(collection: str) -> ProductionData:
+        # What the deployment collected since the firing before this run, exactly.
+        return ProductionData(
+            input_data=Input(
+                type="uri_folder", path=collected_data_uri(env, deployment_name, collection)
+            ),
+            data_context=collection,
+            data_window=BaselineDataRange(
+                lookback_window_size=window.window, lookback_window_offset="P0D"
+            ),
+        )
+
+    if window.offset is None:
         reference = ReferenceData(
             input_data=Input(type="mltable", path=reference_data),
             data_context="validation",
@@ -323,20 +304,21 @@ def build_monitor_schedule(
                 ),
                 data_context=collection,
                 data_window=BaselineDataRange(
-                    lookback_window_size=f"P{window.window_days}D",
-                    lookback_window_offset=f"P{window.offset_days}D",
+                    lookback_window_size=window.window, lookback_window_offset=window.offset
                 ),
                 data_column_names=columns,
             )
 
         reference, outputs_reference = collected(MODEL_INPUTS), collected(MODEL_OUTPUTS)
-    # Azure's null_value_rate is an absolute rate per feature, mlcore's
-    # drift.bands.missing_rate an increase over the reference: the README says so. The major
-    # band, so a feature that is routinely a little incomplete does not alert every run.
+    # Azure's data quality joiner sets each feature's null_value_rate threshold to the
+    # reference's rate plus the configured value (azureml-assets, model_monitoring
+    # data_quality_metrics_joiner/run.py): a rise over the reference, which is what mlcore's
+    # drift.bands.missing_rate bounds. The major band, as for every breach (contract 5).
     missing_rate = drift.bands.missing_rate.major
     features = monitored_features(settings)
     signals = {
         DATA_DRIFT: DataDriftSignal(
+            production_data=production(MODEL_INPUTS),
             reference_data=reference,
             features=features,
             metric_thresholds=DataDriftMetricThreshold(
@@ -346,11 +328,13 @@ def build_monitor_schedule(
             alert_enabled=True,
         ),
         PREDICTION_DRIFT: PredictionDriftSignal(
+            production_data=production(MODEL_OUTPUTS),
             reference_data=outputs_reference,
             metric_thresholds=prediction_drift_metrics(task, drift),
             alert_enabled=True,
         ),
         DATA_QUALITY: DataQualitySignal(
+            production_data=production(MODEL_INPUTS),
             reference_data=reference,
             features=features,
             metric_thresholds=DataQualityMetricThreshold(
@@ -361,17 +345,18 @@ def build_monitor_schedule(
         ),
     }
     return MonitorSchedule(
-        name=f"{settings.project}-{env.name}-monitor",
+        name=name,
         display_name=f"{settings.project} model monitor ({env.name})",
         description=(
-            "data drift, prediction drift and data quality against "
+            f"data drift, prediction drift and data quality of each {window.window} of traffic "
+            "against "
             + (
                 "the model's validation rows"
-                if window.offset_days is None
-                else f"collected traffic {window.offset_days} days earlier ({window.mode})"
+                if window.offset is None
+                else f"collected traffic {window.offset} earlier ({window.mode})"
             )
         ),
-        trigger=trigger,
+        trigger=sdk_trigger(trigger),
         create_monitor=MonitorDefinition(
             compute=ServerlessSparkCompute(
                 runtime_version=env.monitoring.spark_runtime_version,
@@ -384,5 +369,9 @@ def build_monitor_schedule(
             monitoring_signals=signals,
             alert_notification=AlertNotification(emails=alert_emails(env, settings)),
         ),
-        tags={"environment": env.name, **window.tags},
+        tags={
+            "environment": env.name,
+            "mlops_schedule": str(settings.monitoring.schedule),
+            **window.tags,
+        },
     )

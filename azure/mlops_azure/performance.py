@@ -9,7 +9,8 @@ Metric_Value_Should_Greater_Than_Threshold holds no Accuracy, Precision or Recal
 floor on accuracy would alert for a good model. mlcore's ``monitoring.min_live_metric``
 is a floor on ``gate.primary_metric`` (auc by default), so the signal runs mlcore itself
 (:mod:`mlops_azure.jobs.performance`) on the monitor's schedule, and tags a breach as
-Azure's monitors do, which the retrain subscription (:mod:`mlops_azure.retrain`) reads.
+Azure's monitors do, which the retrain subscription (:mod:`mlops_azure.retrain`) reads. The
+schedule submits it as a one-step pipeline job (:mod:`mlops_azure.schedules` says why).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from mlcore.settings import MlopsSettings
 from mlops_azure.assets import datastore_uri
 from mlops_azure.config import AzureEnvironment
 from mlops_azure.endpoint import MODEL_INPUTS, MODEL_OUTPUTS, collected_data_uri
-from mlops_azure.monitoring import schedule_trigger
+from mlops_azure.schedules import job_schedules, scheduled_pipeline
 
 # Only traffic this recent is scored each run: older labels were judged by earlier runs.
 LOOKBACK_DAYS = 7
@@ -38,11 +39,11 @@ def build_performance_schedule(
     settings_data: str,
     environment: Environment,
     code_dir: Path,
-) -> JobSchedule | None:
-    """The schedule of the live model's performance job; None when no ground truth is configured."""
+) -> list[JobSchedule]:
+    """The schedules of the live model's performance job; none without ground truth."""
     if env.data.ground_truth_path is None:
-        return None
-    job = command(
+        return []
+    step = command(
         display_name=f"{settings.project} model performance ({env.name})",
         description="live primary metric on labelled traffic vs monitoring.min_live_metric",
         command=(
@@ -66,13 +67,24 @@ def build_performance_schedule(
         environment=f"azureml:{environment.name}:{environment.version}",
         compute=env.compute.name,
         code=str(code_dir),
+        tags={"environment": env.name, "signal": "model_performance"},
+    )
+    display_name = f"{settings.project} model performance ({env.name})"
+    job = scheduled_pipeline(
+        "performance",
+        step,
+        display_name=display_name,
         experiment_name=f"{settings.project}-performance-{env.name}",
         tags={"environment": env.name, "signal": "model_performance"},
     )
-    return JobSchedule(
-        name=f"{settings.project}-{env.name}-performance",
-        display_name=f"{settings.project} model performance ({env.name})",
-        trigger=schedule_trigger(settings.monitoring.schedule),
-        create_job=job,
+    return job_schedules(
+        performance_schedule_name(env, settings),
+        settings.monitoring.schedule,
+        job,
+        display_name=display_name,
         tags={"environment": env.name},
     )
+
+
+def performance_schedule_name(env: AzureEnvironment, settings: MlopsSettings) -> str:
+    return f"{settings.project}-{env.name}-performance"

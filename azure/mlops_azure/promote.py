@@ -173,7 +173,11 @@ def publish(
     same model file (same ``model_sha256``), and refused when it does not.
     """
     with tempfile.TemporaryDirectory(prefix="mlops-publish-") as tmp:
-        workspace.jobs.download(job_name, output_name="registered_model", download_path=tmp)
+        # The model the run registered, read back as an asset. Not through
+        # jobs.download(output_name=...): for a model output azure-ai-ml 1.35.2 raises
+        # TypeError there (model_dataplane BatchGetResolvedUrisDto(values=...) in
+        # operations/_model_dataplane_operations.py, whose field is values_property).
+        workspace.models.download(name=model_name, version=version, download_path=tmp)
         folder = model_folder(Path(tmp))
         tags = lineage_tags(folder, job_name=job_name, reference=f"{reference_name}:{version}")
         description = card_description(folder)

@@ -11,8 +11,12 @@ to the retrain function (``azure/functions/retrain``), which calls
 
 Retraining means a run of the project's Azure DevOps pipeline: the model then goes
 through the same gate, registry, rollout and approvals as one trained on a commit. The
-cooldown (``monitoring.retrain_cooldown_hours``, the AWS loop's setting) counts any run
-of that pipeline: a run started within it has trained on the current data already.
+cooldown (``monitoring.retrain_cooldown_hours``, the AWS loop's setting) counts the runs
+the function started (their ``retrainReason`` is set) that did not fail.
+
+``apply`` creates the subscription only when the function exists: Event Grid validates
+an Azure Function destination when the subscription is created, and a subscription to a
+function that is not deployed yet fails the whole ``apply``.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from azure.mgmt.eventgrid.models import (
 from mlcore.settings import MlopsSettings
 from mlops_azure.config import AzureEnvironment
 from mlops_azure.jobs.breach import BREACH_TAG, BREACH_WORDING
-from mlops_azure.retrain_handler import RUN_STATUS_CHANGED
+from mlops_azure.retrain_handler import RUN_STATUS, RUN_STATUS_CHANGED, RUN_TAGS
 
 WORKSPACE_TOPIC_TYPE = "Microsoft.MachineLearningServices.Workspaces"
 SUBSCRIPTION_NAME = "retrain-on-breach"
@@ -75,9 +79,9 @@ def build_retrain_subscription(env: AzureEnvironment, settings: MlopsSettings) -
             included_event_types=[RUN_STATUS_CHANGED],
             advanced_filters=[
                 StringContainsAdvancedFilter(
-                    key=f"data.RunTags.{BREACH_TAG}", values=[BREACH_WORDING]
+                    key=f"data.{RUN_TAGS}.{BREACH_TAG}", values=[BREACH_WORDING]
                 ),
-                StringInAdvancedFilter(key="data.RunStatus", values=["Completed"]),
+                StringInAdvancedFilter(key=f"data.{RUN_STATUS}", values=["Completed"]),
             ],
         ),
         event_delivery_schema="EventGridSchema",

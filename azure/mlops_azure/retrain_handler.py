@@ -26,21 +26,27 @@ RUN_STATUS_CHANGED = "Microsoft.MachineLearningServices.RunStatusChanged"
 AZURE_DEVOPS_SCOPE = "499b84ac-1321-427f-aa17-267ca6975798/.default"
 
 
+# The event's data as Azure sends it: camelCase keys (Event Grid system events schema,
+# MachineLearningServicesRunStatusChangedEventData: runTags, runStatus, runId, ...).
+RUN_TAGS = "runTags"
+RUN_STATUS = "runStatus"
+
+
 def breach_of(event: Mapping[str, Any]) -> str | None:
     """The breach message of a RunStatusChanged event from a breached signal, else None."""
     if event.get("eventType") != RUN_STATUS_CHANGED:
         return None
     data = event.get("data") or {}
-    message = (data.get("RunTags") or {}).get(BREACH_TAG)
+    message = (data.get(RUN_TAGS) or {}).get(BREACH_TAG)
     if not isinstance(message, str) or BREACH_WORDING not in message:
         return None
     return message
 
 
 class PipelineRuns(Protocol):
-    """The Azure DevOps pipeline that retrains: its recent runs, and starting one."""
+    """The Azure DevOps pipeline that retrains: its recent retraining runs, and starting one."""
 
-    def created_times(self) -> Sequence[datetime]: ...
+    def retrain_times(self, since: datetime) -> Sequence[datetime]: ...
 
     def start(self, reason: str) -> str: ...
 
@@ -59,16 +65,21 @@ def handle_event(
     cooldown_hours: float,
     now: datetime | None = None,
 ) -> Decision:
-    """Start a retraining run for a breached signal unless one started within the cooldown."""
+    """Start a retraining run for a breached signal unless one started within the cooldown.
+
+    Only runs started for a retrain count (a pull request's build an hour ago trained
+    nothing for this breach), and of those, not the ones that failed or were canceled.
+    """
     message = breach_of(event)
     if message is None:
         return Decision(False, "not a breached monitor signal")
     now = now or datetime.now(UTC)
-    recent = [t for t in runs.created_times() if now - t < timedelta(hours=cooldown_hours)]
+    since = now - timedelta(hours=cooldown_hours)
+    recent = [t for t in runs.retrain_times(since) if t > since]
     if recent:
         last = max(recent)
         logger.info("breach ignored: the pipeline ran at %s, within the cooldown", last)
-        return Decision(False, f"cooldown: a pipeline run started at {last.isoformat()}")
+        return Decision(False, f"cooldown: a retraining run started at {last.isoformat()}")
     subject = str(event.get("subject", ""))
     run = runs.start(f"{subject}: {message.splitlines()[0]}")
     return Decision(True, "retraining started", run)
@@ -92,9 +103,9 @@ class AzureDevOpsRuns:
         self.branch = branch
         self.opener = opener
 
-    def _call(self, method: str, body: dict[str, Any] | None = None) -> Any:
+    def _call(self, method: str, body: dict[str, Any] | None = None, run: str = "") -> Any:
         request = urllib.request.Request(
-            f"{self.base}?api-version=7.1",
+            f"{self.base}{'/' + run if run else ''}?api-version=7.1",
             method=method,
             data=json.dumps(body).encode() if body is not None else None,
             headers={"Authorization": f"Bearer {self.token()}", "Content-Type": "application/json"},
@@ -102,9 +113,21 @@ class AzureDevOpsRuns:
         with self.opener(request) as response:
             return json.loads(response.read())
 
-    def created_times(self) -> list[datetime]:
-        runs = self._call("GET").get("value", [])
-        return [datetime.fromisoformat(run["createdDate"].replace("Z", "+00:00")) for run in runs]
+    def retrain_times(self, since: datetime) -> list[datetime]:
+        """When the runs created after ``since`` that retrain started (not failed or canceled).
+
+        Runs - List names no template parameters, so each recent run is read (Runs - Get):
+        a retraining run carries ``retrainReason``, which :meth:`start` sets.
+        """
+        times = []
+        for listed in self._call("GET").get("value", []):
+            created = _parse_time(listed["createdDate"])
+            if created <= since or listed.get("result") in ("failed", "canceled"):
+                continue
+            run = self._call("GET", run=str(listed["id"]))
+            if (run.get("templateParameters") or {}).get("retrainReason"):
+                times.append(created)
+        return times
 
     def start(self, reason: str) -> str:
         body = {
@@ -112,6 +135,11 @@ class AzureDevOpsRuns:
             "templateParameters": {"retrainReason": reason[:500]},
         }
         return str(self._call("POST", body)["id"])
+
+
+def _parse_time(value: str) -> datetime:
+    # Azure DevOps writes seven fractional digits, which fromisoformat accepts from 3.11.
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 FUNCTION_SETTINGS = (

@@ -3,10 +3,12 @@
 A new deployment spec (model, environment, code) goes to the colour that is not live:
 
 1. created at 0% traffic and sent the model's own ``sample_request.json`` directly;
-2. mirrored traffic, then a canary share, then all traffic. Each phase waits until the
-   new deployment has served ``rollout.min_requests`` (failing after
+2. mirrored traffic, then a canary share, then all traffic (a first deployment, with
+   nothing live to mirror, goes to all traffic after its sample request). Each phase
+   waits until the new deployment has served ``rollout.min_requests`` (failing after
    ``max_wait_seconds``), then checks its Azure Monitor metrics over the phase: 5xx rate
-   and P99 latency against the configured ceilings;
+   and P99 latency against the configured ceilings. Held-out rows replayed at the new
+   deployment (:class:`SyntheticLoad`) let a quiet endpoint pass its gate;
 3. the old deployment stays at 0% for ``grace_period_hours``, so a rollback is a
    traffic switch; later rollouts (or ``cleanup``) delete it once the period is over.
 
@@ -30,7 +32,7 @@ from typing import Any
 
 from azure.ai.ml import MLClient
 from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint
-from azure.core.exceptions import AzureError
+from azure.core.exceptions import AzureError, ResourceNotFoundError
 from rich.console import Console
 
 from mlops_azure.config import RolloutConfig
@@ -174,6 +176,53 @@ def _count_predictions(raw: Any) -> int:
     return -1
 
 
+class SyntheticLoad:
+    """Held-out rows replayed at one deployment, so a quiet endpoint's gate still measures it.
+
+    The rows are the model's ``sample_request.json`` (held out at training time), one per
+    request and in turn, sent with ``azureml-model-deployment`` set: Azure Monitor counts
+    them as that deployment's requests (RequestsPerMinute, dimension deployment).
+    """
+
+    def __init__(
+        self, ml_client: MLClient, endpoint_name: str, request_file: Path, per_minute: int
+    ) -> None:
+        expected_records(request_file)  # a clear error for a file that is not a request
+        self.ml_client = ml_client
+        self.endpoint_name = endpoint_name
+        self.per_minute = per_minute
+        # One request per held-out row, beside the request file (in the caller's folder).
+        folder = request_file.parent / f"{request_file.stem}-rows"
+        folder.mkdir(exist_ok=True)
+        records = json.loads(request_file.read_text())["instances"]
+        self.requests = []
+        for number, record in enumerate(records):
+            path = folder / f"row-{number}.json"
+            path.write_text(json.dumps({"instances": [record]}))
+            self.requests.append(path)
+        self.sent = 0
+        self.failed: list[str] = []
+
+    def send(self, deployment: str, seconds: float) -> None:
+        """The requests due over ``seconds`` at the configured rate."""
+        due = max(1, round(self.per_minute * seconds / 60))
+        for _ in range(due):
+            request = self.requests[self.sent % len(self.requests)]
+            self.sent += 1
+            try:
+                self.ml_client.online_endpoints.invoke(
+                    endpoint_name=self.endpoint_name,
+                    request_file=str(request),
+                    deployment_name=deployment,
+                )
+            except AzureError as exc:
+                self.failed.append(str(exc).splitlines()[0][:200])
+
+    def reset(self) -> None:
+        self.sent = 0
+        self.failed = []
+
+
 @dataclass(frozen=True)
 class RolloutResult:
     live: str
@@ -199,6 +248,7 @@ class EndpointRollout:
         console: Console,
         sleep: Callable[[float], None] | None = None,
         clock: Callable[[], datetime] | None = None,
+        load: SyntheticLoad | None = None,
     ) -> None:
         self.ml_client = ml_client
         self.endpoint_name = endpoint_name
@@ -208,6 +258,7 @@ class EndpointRollout:
         self.console = console
         self.sleep = sleep or time.sleep
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.load = load
 
     # -- reading the endpoint -------------------------------------------------
 
@@ -229,6 +280,13 @@ class EndpointRollout:
 
     def live(self) -> Placed | None:
         return Placed.from_tag(self._tags().get(LIVE_TAG))
+
+    def live_if_endpoint_exists(self) -> Placed | None:
+        """What is live; None also when the endpoint (or its workspace) does not exist yet."""
+        try:
+            return self.live()
+        except ResourceNotFoundError:
+            return None
 
     # -- changing the endpoint ------------------------------------------------
 
@@ -276,7 +334,11 @@ class EndpointRollout:
         start = self.clock()
         deadline = start + timedelta(seconds=plan.max_wait_seconds)
         self.console.print(f"{description}: waiting for {plan.min_requests} requests on {new}")
+        if self.load is not None:
+            self.load.reset()
         while True:
+            if self.load is not None:
+                self._synthetic(description, new)
             stats = self.metrics.traffic(new, start, self.clock())
             if stats.requests >= plan.min_requests:
                 break
@@ -303,6 +365,17 @@ class EndpointRollout:
             f"{description}: {stats.requests:.0f} requests, 5xx {stats.error_rate:.2%}, "
             f"P99 {stats.p99_latency_ms if stats.p99_latency_ms is not None else 'n/a'} ms"
         )
+
+    def _synthetic(self, description: str, new: str) -> None:
+        """Replay held-out rows at ``new`` for one poll; its 5xx answers fail the phase now."""
+        assert self.load is not None
+        self.load.send(new, self.plan.poll_seconds)
+        failed, sent = len(self.load.failed), self.load.sent
+        if failed and failed / sent > self.plan.max_5xx_rate:
+            raise PhaseFailed(
+                f"{description}: {failed} of {sent} synthetic requests (held-out rows) to {new} "
+                f"failed, > {self.plan.max_5xx_rate:.2%}: {self.load.failed[-1]}"
+            )
 
     # -- the operations -----------------------------------------------------------
 

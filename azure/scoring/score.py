@@ -26,7 +26,7 @@ from azureml.ai.monitoring import Collector
 from azureml.ai.monitoring.context import BasicCorrelationContext
 from mlops_azure.jobs.reference import azure_outputs
 
-from mlcore.serve import azure_scoring
+from mlcore.serve import RequestError, azure_scoring
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +52,25 @@ def init() -> None:
     _outputs = Collector(name="model_outputs", on_error=_log_collection_error)
 
 
+def _not_json(raw_data: str | bytes) -> bool:
+    """A body that cannot be a JSON document of records (CSV, for one)."""
+    text = raw_data.decode(errors="replace") if isinstance(raw_data, bytes) else raw_data
+    return text.lstrip()[:1] not in ("{", "[")
+
+
 def run(raw_data: str | bytes) -> Any:
     if _target is None or _inputs is None or _outputs is None:
         raise RuntimeError("run() was called before init()")
+    if _not_json(raw_data):
+        # Azure's inference server hands run() the body only, without its Content-Type:
+        # anything that is not JSON is a media type this endpoint does not take.
+        return azure_scoring._error_response(
+            RequestError(
+                415,
+                'this endpoint takes application/json ({"instances": [{...}, ...]}); '
+                "CSV is served by `mlcore serve` and SageMaker endpoints",
+            )
+        )
     request_id = uuid.uuid4().hex
     ids: list[str] = []
 

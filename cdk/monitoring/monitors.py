@@ -341,7 +341,7 @@ class ModelMonitors(Construct):
                 self,
                 f"{monitor.capitalize()}Schedule",
                 description=f"Runs the {monitor} monitor of {name}",
-                schedule=scheduler.ScheduleExpression.expression(expression),
+                schedule=scheduler.ScheduleExpression.expression(expression.eventbridge),
                 target=scheduler_targets.LambdaInvoke(
                     self.start_function.function,
                     input=scheduler.ScheduleTargetInput.from_object(

@@ -7,17 +7,14 @@ the retrain cooldown, who gets alerts) is copied here by :meth:`MonitorSettings.
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cdk.monitoring.schedule import schedule_period
 from mlcore.evaluate import LOWER_IS_BETTER
-from mlcore.settings import MlopsSettings, ReferenceMode
-
-_SCHEDULE = re.compile(r"^(rate|cron)\(.+\)$")
+from mlcore.schedule import Schedule
+from mlcore.settings import MlopsSettings, ReferenceMode, ScheduleExpression
 
 
 class _Frozen(BaseModel):
@@ -52,8 +49,8 @@ class MonitorSettings(_Frozen):
     no run completed in two periods.
     """
 
-    drift_schedule: str = "cron(0 * * * ? *)"
-    quality_schedule: str = "cron(0 6 * * ? *)"
+    drift_schedule: ScheduleExpression = Schedule.parse("cron(0 * * * ? *)")
+    quality_schedule: ScheduleExpression = Schedule.parse("cron(0 6 * * ? *)")
     quality_enabled: bool = True
     instance_type: str = Field("ml.m5.large", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
     # The longest window one run analyses (two weeks by default); see the class docstring.
@@ -77,16 +74,6 @@ class MonitorSettings(_Frozen):
     spark_instance_count: int = Field(2, ge=1, le=100)
     spark_instance_type: str = Field("ml.m5.xlarge", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 
-    @field_validator("drift_schedule", "quality_schedule")
-    @classmethod
-    def _is_schedule_expression(cls, value: str) -> str:
-        if not _SCHEDULE.match(value):
-            raise ValueError(
-                f"must be an EventBridge Scheduler expression like cron(0 * * * ? *) or rate(1 hour); got {value!r}"
-            )
-        schedule_period(value)  # raises with the reason when the period cannot be derived
-        return value
-
     @field_validator("primary_metric")
     @classmethod
     def _floor_fits_metric(cls, value: str) -> str:
@@ -99,11 +86,11 @@ class MonitorSettings(_Frozen):
 
     @property
     def drift_period(self) -> timedelta:
-        return schedule_period(self.drift_schedule)
+        return self.drift_schedule.period
 
     @property
     def quality_period(self) -> timedelta:
-        return schedule_period(self.quality_schedule)
+        return self.quality_schedule.period
 
     @classmethod
     def from_mlops(cls, settings: MlopsSettings, **overrides: Any) -> MonitorSettings:
@@ -134,7 +121,7 @@ class MonitorConfig(_Frozen):
     monitor has is set here. Unset keys keep ``MonitorSettings``' defaults.
     """
 
-    quality_schedule: str | None = None
+    quality_schedule: ScheduleExpression | None = None
     quality_enabled: bool | None = None
     instance_type: str | None = None
     max_window_hours: int | None = None

@@ -12,10 +12,19 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
 
 from mlcore.errors import ConfigError
 from mlcore.example_dataset import EXAMPLE_DATASET, EXAMPLE_PROJECT
@@ -25,6 +34,7 @@ from mlcore.metric_names import (
     METRICS_BY_PROBLEM_TYPE,
     METRICS_BY_TASK,
 )
+from mlcore.schedule import Schedule
 
 # Which file is read is decided in one import-light place (the command line's help needs it
 # without pydantic); re-exported here for callers that load settings.
@@ -510,9 +520,31 @@ class DriftSettings(_Frozen):
         return bands
 
 
+def _schedule(value: object) -> Schedule:
+    if isinstance(value, Schedule):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(
+            f"must be an EventBridge expression such as 'rate(6 hours)', got {value!r}"
+        )
+    return Schedule.parse(value)
+
+
+# A schedule in mlops.yaml: written as its EventBridge expression, parsed once on load.
+ScheduleExpression = Annotated[
+    Schedule,
+    PlainValidator(_schedule),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": r"^(rate|cron)\(.+\)$"}),
+]
+
+
 class MonitoringSettings(_Frozen):
-    schedule: str = Field(
-        "cron(0 * * * ? *)", description="EventBridge Scheduler expression for the drift job"
+    # When the drift monitors run, on AWS and Azure alike; each run judges the hours since
+    # the run before (mlcore.schedule).
+    schedule: ScheduleExpression = Field(
+        Schedule.parse("cron(0 * * * ? *)"),
+        description="EventBridge Scheduler expression for the drift monitors",
     )
     capture_sampling_percentage: int = Field(100, ge=1, le=100)
     retrain_cooldown_hours: float = Field(24, ge=0)

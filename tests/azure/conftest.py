@@ -1,23 +1,26 @@
-"""Fixtures for the Azure tests: settings, the built definitions, an offline MLClient."""
+"""Fixtures for the Azure tests: settings, the built definitions, the fake Azure ML service."""
 
 from __future__ import annotations
 
-import copy
-import json
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
-from unittest.mock import Mock
 
 import mlops_azure.__main__ as cli
 import pytest
 from azure.ai.ml import MLClient
-from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint
-from azure.ai.ml.operations import OnlineDeploymentOperations, OnlineEndpointOperations
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-from azure.core.polling import LROPoller
-from azure.identity import DefaultAzureCredential
+from fake_arm import (
+    Credential,
+    FakeAzure,
+    Recorded,
+    healthy,
+    install_default_transport,
+    seed_workspace,
+    workspace_path,
+)
 from mlops_azure.config import AzureEnvironment, load_environment
 from mlops_azure.definitions import Definitions, build_definitions
 from mlops_azure.endpoint import MODEL_TAG
@@ -87,164 +90,197 @@ def definitions(
 
 
 @pytest.fixture
-def ml_client() -> MLClient:
-    """A real MLClient that cannot authenticate: nothing may reach Azure without a patch."""
-    return MLClient(
-        Mock(spec_set=DefaultAzureCredential),
-        subscription_id=TEST_SUBSCRIPTION,
-        resource_group_name="rg-test",
-        workspace_name="mlw-test",
-    )
+def azure(monkeypatch: pytest.MonkeyPatch) -> FakeAzure:
+    """Azure ML's REST service, in memory, behind azure-core's transport (fake_arm.py).
 
-
-def _finished(result: object = None) -> LROPoller:
-    poller = Mock(spec_set=LROPoller)
-    poller.done.return_value = True
-    poller.result.return_value = result
-    return poller
+    The private-preview flag that lets azure-ai-ml schedule command and Spark jobs is not
+    set: the tests see what the generally available SDK accepts.
+    """
+    monkeypatch.delenv("AZURE_ML_CLI_PRIVATE_FEATURES_ENABLED", raising=False)
+    fake = FakeAzure()
+    seed_workspace(fake, TEST_SUBSCRIPTION, "rg-test", "mlw-test")
+    install_default_transport(monkeypatch, fake)
+    return fake
 
 
 @pytest.fixture
-def finished() -> Callable[[object], LROPoller]:
-    """Make a poller whose operation has already completed with the given result."""
-    return _finished
+def ml_client(azure: FakeAzure) -> MLClient:
+    """A real MLClient whose requests reach the fake service and nothing else."""
+    return MLClient(
+        Credential(),
+        subscription_id=TEST_SUBSCRIPTION,
+        resource_group_name="rg-test",
+        workspace_name="mlw-test",
+        transport=azure,
+    )
 
 
-class FakeEndpointWorkspace:
-    """One endpoint and its deployments, as Azure would keep them.
+@dataclass(frozen=True)
+class DeploymentView:
+    """A deployment as the service stores it (the REST body the SDK sent)."""
 
-    Patched into the operation classes, it enforces the Azure rules the rollout
-    depends on: traffic only to existing deployments, shares summing to 100, no
-    live traffic to a mirrored deployment, and no deletion of a deployment that
-    still takes traffic.
+    name: str
+    model: str
+    environment: str
+    code: str
+    environment_variables: dict[str, str]
+    tags: dict[str, str]
+
+
+class EndpointView:
+    """One endpoint of the fake service and what was done to it, read from the wire.
+
+    ``events`` are the changes the service accepted, in order: ``("traffic", live, mirror)``
+    for each endpoint update (shares above zero), ``("create", colour, model)``,
+    ``("delete", colour)``, and ``("invoke", colour)`` for each scoring request.
     """
 
-    def __init__(self, finished: Callable[[object], Any], name: str = "acme-dev") -> None:
-        self.finished = finished
-        self.endpoint = ManagedOnlineEndpoint(name=name, traffic={}, mirror_traffic={}, tags={})
-        self.deployments: dict[str, ManagedOnlineDeployment] = {}
-        self.events: list[tuple[Any, ...]] = []
-        # (deployment, current traffic) -> True when an invocation should fail.
-        self.fails: Callable[[str, dict[str, int]], bool] = lambda deployment, traffic: False
-        # Operations that raise, by event kind ("traffic", "create", "delete"): an
-        # interruption (an expired token, a cancelled job) at that point.
-        self.interrupt_on: Callable[[tuple[Any, ...]], bool] = lambda event: False
-
-    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setattr(
-            OnlineEndpointOperations, "get", lambda ops, name: self.get_endpoint(name)
-        )
-        monkeypatch.setattr(
-            OnlineEndpointOperations,
-            "begin_create_or_update",
-            lambda ops, ep: self.update_endpoint(ep),
-        )
-        monkeypatch.setattr(OnlineEndpointOperations, "invoke", lambda ops, **kw: self.invoke(**kw))
-        monkeypatch.setattr(
-            OnlineDeploymentOperations, "begin_create_or_update", lambda ops, d: self.create(d)
-        )
-        monkeypatch.setattr(
-            OnlineDeploymentOperations,
-            "begin_delete",
-            lambda ops, name, endpoint_name: self.delete(name),
-        )
-        monkeypatch.setattr(
-            OnlineDeploymentOperations,
-            "get",
-            lambda ops, name, endpoint_name: self.get_deployment(name),
-        )
-        monkeypatch.setattr(
-            OnlineDeploymentOperations,
-            "list",
-            lambda ops, endpoint_name: list(self.deployments.values()),
-        )
-
-    def seed(self, colour: str, spec: DeploymentSpec, *, traffic: dict[str, int]) -> None:
-        """A deployment that exists already, serving ``spec``."""
-        self.deployments[colour] = ManagedOnlineDeployment(
-            name=colour,
-            endpoint_name=self.endpoint.name,
-            tags={MODEL_TAG: spec.model, SPEC_TAG: spec.to_tag()},
-        )
-        self.endpoint.traffic = dict(traffic)
-
-    def tag(self, **tags: str) -> None:
-        self.endpoint.tags = {**(self.endpoint.tags or {}), **tags}
-
-    def get_endpoint(self, name: str) -> ManagedOnlineEndpoint:
-        if name != self.endpoint.name:
-            raise ResourceNotFoundError(f"endpoint {name} not found")
-        return copy.deepcopy(self.endpoint)
-
-    def update_endpoint(self, endpoint: ManagedOnlineEndpoint) -> Any:
-        traffic = {k: v for k, v in (endpoint.traffic or {}).items()}
-        mirror = {k: v for k, v in (endpoint.mirror_traffic or {}).items() if v}
-        unknown = set(traffic) | set(mirror) - set(self.deployments)
-        assert not unknown - set(self.deployments), f"traffic to missing deployments {unknown}"
-        assert sum(traffic.values()) in (0, 100), f"traffic must sum to 100: {traffic}"
-        assert all(traffic.get(name, 0) == 0 for name in mirror), (
-            "mirrored deployment already has live traffic"
-        )
-        event = ("traffic", {k: v for k, v in traffic.items() if v}, mirror)
-        if self.interrupt_on(event):
-            raise HttpResponseError(
-                message="AADSTS700024: client assertion is not within its valid time range"
-            )
-        self.endpoint = copy.deepcopy(endpoint)
-        self.events.append(event)
-        return self.finished(self.endpoint)
-
-    def get_deployment(self, name: str) -> ManagedOnlineDeployment:
-        if name not in self.deployments:
-            raise ResourceNotFoundError(f"deployment {name} not found")
-        return self.deployments[name]
-
-    def create(self, deployment: ManagedOnlineDeployment) -> Any:
-        created = copy.deepcopy(deployment)
-        # Azure registers the local code folder as a code asset and reports its id.
-        code = str(created.code_configuration.code)
-        if not code.startswith(("azureml:", "/subscriptions/")):
-            created.code_configuration.code = f"azureml:code-{created.name}-{len(self.events)}:1"
-        self.deployments[deployment.name] = created
-        self.events.append(("create", deployment.name, deployment.tags[MODEL_TAG]))
-        return self.finished(created)
-
-    def delete(self, name: str) -> Any:
-        assert (self.endpoint.traffic or {}).get(name, 0) == 0, f"{name} still takes traffic"
-        del self.deployments[name]
-        # Azure drops a deleted deployment from the endpoint's traffic and mirror maps.
-        self.endpoint.traffic = {
-            k: v for k, v in (self.endpoint.traffic or {}).items() if k != name
+    def __init__(self, fake: FakeAzure, workspace: str, name: str = "acme-dev") -> None:
+        self.fake = fake
+        self.name = name
+        self.path = f"{workspace}/onlineEndpoints/{name}"
+        self.key = fake._key(self.path)
+        # What `apply` leaves: the endpoint with no deployments (spec example Endpoint/get).
+        fake.resources[self.key] = {
+            "id": self.path,
+            "name": name,
+            "type": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints",
+            "location": "westeurope",
+            "identity": {"type": "SystemAssigned"},
+            "tags": {},
+            "properties": {
+                "authMode": "Key",
+                "traffic": {},
+                "mirrorTraffic": {},
+                "scoringUri": f"https://{name}.westeurope.inference.ml.azure.com/score",
+                "provisioningState": "Succeeded",
+            },
         }
-        self.endpoint.mirror_traffic = {
-            k: v for k, v in (self.endpoint.mirror_traffic or {}).items() if k != name
-        }
-        self.events.append(("delete", name))
-        return self.finished(None)
 
-    def invoke(self, *, endpoint_name: str, request_file: str, deployment_name: str) -> str:
-        self.events.append(("invoke", deployment_name))
-        if deployment_name not in self.deployments:
-            raise ResourceNotFoundError(f"deployment {deployment_name} not found")
-        if self.fails(deployment_name, dict(self.endpoint.traffic or {})):
-            raise HttpResponseError(message="502 upstream connect error")
-        records = json.loads(Path(request_file).read_text())["instances"]
-        return json.dumps(
-            json.dumps({"predictions": [{"prediction": 0, "score": 0.2}] * len(records)})
+    @property
+    def endpoint(self) -> SimpleNamespace:
+        """Traffic, mirror and tags as ``online_endpoints.get`` reports them: the SDK adds
+        each deployment without a share at 0 (operations/_online_endpoint_operations.py)."""
+        resource = self.fake.resources[self.key]
+        traffic = {k: int(v) for k, v in (resource["properties"].get("traffic") or {}).items()}
+        mirror = {
+            k: int(v)
+            for k, v in (resource["properties"].get("mirrorTraffic") or {}).items()
+            if int(v)
+        }
+        for name in self.deployments:
+            if not traffic.get(name) and not mirror.get(name):
+                traffic[name] = 0
+        return SimpleNamespace(
+            traffic=traffic, mirror_traffic=mirror, tags=dict(resource.get("tags") or {})
         )
+
+    @property
+    def deployments(self) -> dict[str, DeploymentView]:
+        prefix = self.key + "/deployments/"
+        found = {}
+        for key, resource in self.fake.resources.items():
+            if key.startswith(prefix):
+                properties = resource["properties"]
+                found[resource["name"]] = DeploymentView(
+                    name=resource["name"],
+                    model=properties.get("model", ""),
+                    environment=properties.get("environmentId", ""),
+                    code=(properties.get("codeConfiguration") or {}).get("codeId", ""),
+                    environment_variables=dict(properties.get("environmentVariables") or {}),
+                    tags=dict(resource.get("tags") or {}),
+                )
+        return found
+
+    @property
+    def events(self) -> list[tuple[Any, ...]]:
+        events: list[tuple[Any, ...]] = []
+        for request in self.fake.requests:
+            path = request.path.lower()
+            if request.method == "POST" and "inference.ml.azure.com" in request.url:
+                events.append(("invoke", request.headers.get("azureml-model-deployment")))
+            elif request.status >= 400:
+                continue
+            elif request.method == "PUT" and path == self.key:
+                properties = request.body["properties"]
+                events.append(
+                    (
+                        "traffic",
+                        {k: int(v) for k, v in (properties.get("traffic") or {}).items() if int(v)},
+                        {
+                            k: int(v)
+                            for k, v in (properties.get("mirrorTraffic") or {}).items()
+                            if int(v)
+                        },
+                    )
+                )
+            elif path.startswith(self.key + "/deployments/") and request.method == "PUT":
+                name = request.path.rsplit("/", 1)[1]
+                events.append(("create", name, (request.body.get("tags") or {}).get(MODEL_TAG)))
+            elif path.startswith(self.key + "/deployments/") and request.method == "DELETE":
+                events.append(("delete", request.path.rsplit("/", 1)[1]))
+        return events
 
     def without_invokes(self) -> list[tuple[Any, ...]]:
         return [event for event in self.events if event[0] != "invoke"]
 
+    def seed(self, colour: str, spec: DeploymentSpec, *, traffic: dict[str, int]) -> None:
+        """A deployment that exists already (a rollout before this test), serving ``spec``."""
+        path = f"{self.path}/deployments/{colour}"
+        self.fake.resources[self.fake._key(path)] = {
+            "id": path,
+            "name": colour,
+            "type": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments",
+            "location": "westeurope",
+            "sku": {"name": "Default", "capacity": 1},
+            "tags": {MODEL_TAG: spec.model, SPEC_TAG: spec.to_tag()},
+            "properties": {
+                "endpointComputeType": "Managed",
+                "model": spec.model,
+                "environmentId": spec.environment,
+                "codeConfiguration": {"codeId": spec.code_asset or "", "scoringScript": "score.py"},
+                "instanceType": "Standard_DS3_v2",
+                "scaleSettings": {"scaleType": "Default"},
+                "provisioningState": "Succeeded",
+            },
+        }
+        self.fake.resources[self.key]["properties"]["traffic"] = dict(traffic)
+
+    def tag(self, **tags: str) -> None:
+        resource = self.fake.resources[self.key]
+        resource["tags"] = {**(resource.get("tags") or {}), **tags}
+
+    def fail_when(self, fails: Callable[[str, dict[str, int]], bool]) -> None:
+        """Scoring requests to a deployment fail (502) while ``fails(deployment, traffic)``."""
+
+        def respond(deployment: str, records: int) -> tuple[int, Any]:
+            if fails(deployment, self.endpoint.traffic):
+                return 502, {"message": "upstream connect error"}
+            return healthy(deployment, records)
+
+        self.fake.scorer.respond = respond
+
+    def interrupt_when(self, interrupted: Callable[[tuple[Any, ...]], bool]) -> None:
+        """Endpoint updates whose event ``interrupted`` picks are refused: an expired sign-in."""
+
+        def check(request: Recorded) -> bool:
+            if request.method != "PUT" or request.path.lower() != self.key:
+                return False
+            properties = request.body["properties"]
+            event = (
+                "traffic",
+                {k: int(v) for k, v in (properties.get("traffic") or {}).items() if int(v)},
+                {k: int(v) for k, v in (properties.get("mirrorTraffic") or {}).items() if int(v)},
+            )
+            return interrupted(event)
+
+        self.fake.interrupt = check
+
 
 @pytest.fixture
-def workspace(
-    monkeypatch: pytest.MonkeyPatch, finished: Callable[[object], LROPoller]
-) -> FakeEndpointWorkspace:
-    """An endpoint named acme-dev with no deployments, patched into every MLClient."""
-    fake = FakeEndpointWorkspace(finished)
-    fake.install(monkeypatch)
-    return fake
+def workspace(azure: FakeAzure) -> EndpointView:
+    """The endpoint acme-dev, with no deployments, in the fake service."""
+    return EndpointView(azure, workspace_path(TEST_SUBSCRIPTION, "rg-test", "mlw-test"))
 
 
 @pytest.fixture(name="settings_file", scope="session")

@@ -124,3 +124,29 @@ def test_no_project_name_is_hard_coded_in_the_azure_code() -> None:
         and "churn" in path.read_text(errors="ignore").lower()
     ]
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest",
+        "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04",
+        "localhost:5000/azureml/base",
+    ],
+)
+def test_a_moving_base_image_tag_is_refused(image: str) -> None:
+    from mlops_azure.config import EnvironmentImageConfig
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="not pinned"):
+        EnvironmentImageConfig(base_image=image)
+
+
+def test_the_shipped_environments_pin_the_same_base_image() -> None:
+    from mlops_azure.config import ENVIRONMENTS_DIR, load_environment
+
+    images = {
+        load_environment(n, environments_dir=ENVIRONMENTS_DIR).environment.base_image
+        for n in ("dev", "prod")
+    }
+    assert len(images) == 1 and not images.pop().endswith(":latest")

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 from azure.ai.ml import load_job
-from azure.ai.ml.entities import CronTrigger, JobSchedule, SparkJob
+from azure.ai.ml.entities import CronTrigger, JobSchedule, PipelineJob, SparkJob
 from azure.ai.ml.entities._builders import Spark
 from azure.ai.ml.entities._load_functions import load_schedule
 from azure.ai.ml.exceptions import ValidationException
@@ -39,14 +39,41 @@ NOW = datetime(2026, 6, 1, 12, 5, tzinfo=UTC)  # the window of 1 hour is 11:00-1
 # --- the definition, read back by azure-ai-ml -----------------------------------------------
 
 
+def _spark_step(dry_run: Path) -> dict[str, Any]:
+    """The Spark step of the dumped pipeline job the schedule submits, as a job document."""
+    pipeline = yaml.safe_load((dry_run / JOB_FILE).read_text())
+    assert pipeline["type"] == "pipeline" and list(pipeline["jobs"]) == ["drift"]
+    step: dict[str, Any] = pipeline["jobs"]["drift"]
+    # The step's code lives in its inline component; a job document holds it itself.
+    step["code"] = str(dry_run / step.pop("component")["code"])
+    # Outside its pipeline the step has no parent input to bind: the trigger time Azure
+    # fills in for each run stands in as the literal string it is.
+    assert step["inputs"]["trigger_time"] in (
+        "${{parent.inputs.trigger_time}}",
+        {"path": "${{parent.inputs.trigger_time}}"},
+    )
+    step["inputs"]["trigger_time"] = "2026-06-01T12:00:00Z"
+    return step
+
+
 @pytest.fixture(scope="module")
-def loaded(dry_run: Path) -> SparkJob:
-    """The dumped Spark job through azure-ai-ml's own loader, as the SparkJob it submits."""
-    node = load_job(dry_run / JOB_FILE)
+def loaded(dry_run: Path, tmp_path_factory: pytest.TempPathFactory) -> SparkJob:
+    """The dumped Spark step through azure-ai-ml's own loader, as the SparkJob it runs."""
+    path = tmp_path_factory.mktemp("spark-step") / "step.yaml"
+    path.write_text(yaml.safe_dump(_spark_step(dry_run)))
+    node = load_job(path)
     assert isinstance(node, Spark)
     job = node._to_job()
     assert isinstance(job, SparkJob)
     return job
+
+
+def test_the_dumped_pipeline_around_the_spark_step_passes_azure_ml_validation(
+    dry_run: Path,
+) -> None:
+    pipeline = load_job(dry_run / JOB_FILE)
+    assert isinstance(pipeline, PipelineJob)
+    assert pipeline._validate().passed
 
 
 def test_the_dumped_spark_job_passes_azure_ml_validation(loaded: SparkJob) -> None:
@@ -82,8 +109,8 @@ def test_the_entry_and_py_files_carry_mlcore_to_driver_and_executors(
 ) -> None:
     import zipfile
 
-    written = yaml.safe_load((dry_run / JOB_FILE).read_text())
-    code = dry_run / written["code"]
+    written = _spark_step(dry_run)
+    code = Path(written["code"])
     assert loaded.entry.entry == "spark_drift.py" and (code / "spark_drift.py").is_file()
     entry = (code / "spark_drift.py").read_text()
     assert "from mlcore.cli import main" in entry and '"--engine", "spark"' in entry
@@ -96,7 +123,11 @@ def test_the_entry_and_py_files_carry_mlcore_to_driver_and_executors(
 def test_the_job_reads_the_collected_traffic_and_the_models_reference_directly(
     loaded: SparkJob,
 ) -> None:
-    inputs = {name: (i.type, i.mode, i.path) for name, i in loaded.inputs.items()}
+    inputs = {
+        name: (i.type, i.mode, i.path)
+        for name, i in loaded.inputs.items()
+        if name != "trigger_time"  # the run's trigger time, a string
+    }
     collector = "azureml://datastores/workspaceblobstore/paths/modelDataCollector/acme-dev/blue"
     assert inputs["model_inputs"] == ("uri_folder", "direct", f"{collector}/model_inputs/")
     assert inputs["model_outputs"] == ("uri_folder", "direct", f"{collector}/model_outputs/")
@@ -106,8 +137,8 @@ def test_the_job_reads_the_collected_traffic_and_the_models_reference_directly(
         "prepared": "direct",
         "report": "direct",
     }
-    # The hourly schedule of the fixture checks the hour before each run.
-    assert loaded.args.endswith("--window-hours 1")
+    # The run's trigger time, from which the job finds its window (the schedule's gap).
+    assert loaded.args.endswith("--trigger-time ${{inputs.trigger_time}}")
 
 
 def test_the_conf_holds_only_keys_azure_ml_maps_or_the_session_packages(dry_run: Path) -> None:
@@ -115,7 +146,7 @@ def test_the_conf_holds_only_keys_azure_ml_maps_or_the_session_packages(dry_run:
     # parameterized_spark.py CONF_KEY_MAP); a misspelt key would reach Spark unchecked.
     from azure.ai.ml._schema.job.parameterized_spark import CONF_KEY_MAP
 
-    written = yaml.safe_load((dry_run / JOB_FILE).read_text())
+    written = _spark_step(dry_run)
     assert set(written["conf"]) == {*CONF_KEY_MAP.values(), drift_job.PYTHON_ENV_CONF}
 
 
@@ -132,7 +163,9 @@ def test_the_conda_conf_installs_mlcores_pins_but_not_pyspark(loaded: SparkJob) 
 def test_the_schedule_loads_back_with_the_monitors_trigger(dry_run: Path) -> None:
     schedule = load_schedule(dry_run / SCHEDULE_FILE)
     assert isinstance(schedule, JobSchedule)
-    assert isinstance(schedule.create_job, Spark)
+    # A pipeline job around the Spark step: what the generally available SDK schedules.
+    assert isinstance(schedule.create_job, PipelineJob)
+    assert isinstance(schedule.create_job.jobs["drift"], Spark)
     assert isinstance(schedule.trigger, CronTrigger)
     monitor = yaml.safe_load((dry_run / "monitor.yaml").read_text())
     assert schedule.trigger.expression == monitor["trigger"]["expression"]
@@ -152,8 +185,7 @@ def test_what_azure_refuses_fails_the_same_check(
     dry_run: Path, tmp_path: Path, change: Any, message: str
 ) -> None:
     # The check above is the SDK's, not ours: each mutation Azure ML refuses must fail it.
-    document = yaml.safe_load((dry_run / JOB_FILE).read_text())
-    document["code"] = str(dry_run / document["code"])
+    document = _spark_step(dry_run)
     change(document)
     path = tmp_path / "job.yaml"
     path.write_text(yaml.safe_dump(document))
@@ -169,7 +201,7 @@ def _settings(**monitoring: object) -> MlopsSettings:
 
 
 def _schedule(env: AzureEnvironment, settings: MlopsSettings, tmp_path: Path) -> JobSchedule | None:
-    return drift_job.build_drift_schedule(
+    schedules = drift_job.build_drift_schedules(
         env,
         settings,
         deployment_name="green",
@@ -177,6 +209,7 @@ def _schedule(env: AzureEnvironment, settings: MlopsSettings, tmp_path: Path) ->
         settings_data="azureml:acme-risk-settings:abc",
         code_dir=drift_job.stage_spark_code(tmp_path / "code"),
     )
+    return schedules[0] if schedules else None
 
 
 def test_the_streaming_engine_writes_no_spark_job(
@@ -315,8 +348,7 @@ def _run(spark: Any, collected: dict[str, Any], **kwargs: Any) -> int:
         settings_uri=str(collected["settings"]),
         prepared=str(root / "prepared"),
         report_uri=str(root / "report"),
-        window_hours=1,
-        now=NOW,
+        trigger_time=NOW,
         **kwargs,
     )
 
@@ -400,7 +432,7 @@ def test_a_large_window_runs_mlcores_spark_engine_and_a_major_grade_starts_retra
     tags = {call.args[1]: call.args[2] for call in client.set_tag.call_args_list}
     assert tags["drift_engine"] == "spark"
     # The tag and wording of a breached Azure signal: the retrain function accepts the event.
-    event = {"eventType": RUN_STATUS_CHANGED, "data": {"RunTags": {BREACH_TAG: tags[BREACH_TAG]}}}
+    event = {"eventType": RUN_STATUS_CHANGED, "data": {"runTags": {BREACH_TAG: tags[BREACH_TAG]}}}
     assert breach_of(event) is not None and BREACH_WORDING in tags[BREACH_TAG]
 
 
@@ -429,8 +461,7 @@ def test_an_empty_window_is_skipped_without_a_verdict(
         settings_uri=str(collected["settings"]),
         prepared=str(root / "prepared"),
         report_uri=str(root / "report"),
-        window_hours=1,
-        now=datetime(2026, 7, 1, 0, 30, tzinfo=UTC),
+        trigger_time=datetime(2026, 7, 1, 0, 30, tzinfo=UTC),
         environ={},
         drift_main=drift_main,
     )
@@ -464,9 +495,15 @@ def test_auto_chooses_spark_only_above_the_capture_threshold(
     assert spark_drift.choose_engine(configured, captured_mb * 1024 * 1024, 512) == engine
 
 
-def test_the_window_is_the_whole_hours_before_the_run() -> None:
-    window = spark_drift.Window.ending_before(NOW, 3)
+def test_the_window_is_the_whole_hours_since_the_firing_before_the_run() -> None:
+    window = spark_drift.Window.of_run(_settings(schedule="cron(0 */3 * * ? *)"), NOW)
     assert window.hour_folders() == ["2026/06/01/09", "2026/06/01/10", "2026/06/01/11"]
+
+
+@pytest.mark.parametrize("value", ["${{creation_context.trigger_time}}", "yesterday", ""])
+def test_a_trigger_time_that_is_not_a_time_is_an_error_not_now(value: str) -> None:
+    with pytest.raises(ConfigError, match="not an ISO 8601 time"):
+        spark_drift.parse_trigger_time(value)
 
 
 def test_the_prediction_reference_carries_the_models_baseline(
@@ -496,19 +533,27 @@ def test_the_prediction_reference_carries_the_models_baseline(
 
 
 @pytest.mark.parametrize(
-    ("schedule", "hours"),
+    ("schedule", "trigger_time", "hours"),
     [
-        ("rate(30 minutes)", 1),
-        ("rate(6 hours)", 6),
-        ("rate(2 days)", 48),
-        ("cron(0 * * * ? *)", 1),
-        ("cron(0 3 * * ? *)", 24),
-        ("cron(0 3 ? * MON *)", 168),
+        ("rate(6 hours)", datetime(2026, 6, 1, 12, 0, 3, tzinfo=UTC), 6),
+        ("rate(2 days)", datetime(2026, 6, 2, 0, 0, 3, tzinfo=UTC), 48),
+        ("cron(0 * * * ? *)", datetime(2026, 6, 1, 12, 0, 3, tzinfo=UTC), 1),
+        ("cron(0 3 * * ? *)", datetime(2026, 6, 1, 3, 0, 3, tzinfo=UTC), 24),
+        ("cron(0 3 ? * MON *)", datetime(2026, 6, 1, 3, 0, 3, tzinfo=UTC), 168),  # a Monday
+        ("cron(0 3 ? * MON-FRI *)", datetime(2026, 6, 1, 3, 0, 3, tzinfo=UTC), 72),
+        ("cron(0 3 ? * MON-FRI *)", datetime(2026, 6, 2, 3, 0, 3, tzinfo=UTC), 24),
     ],
 )
 def test_each_run_checks_the_hours_since_the_previous_one(
-    dev_env: AzureEnvironment, tmp_path: Path, schedule: str, hours: int
+    dev_env: AzureEnvironment,
+    tmp_path: Path,
+    schedule: str,
+    trigger_time: datetime,
+    hours: int,
 ) -> None:
-    job = _schedule(dev_env, _settings(engine="spark", schedule=schedule), tmp_path)
+    settings = _settings(engine="spark", schedule=schedule)
+    job = _schedule(dev_env, settings, tmp_path)
     assert job is not None
-    assert job.create_job.args.endswith(f"--window-hours {hours}")
+    window = spark_drift.Window.of_run(settings, trigger_time)
+    assert len(window.hour_folders()) == hours
+    assert window.end == trigger_time.replace(second=0)

@@ -88,8 +88,8 @@ def test_the_retrain_wiring_catches_exactly_breached_signals(dry_run: Path) -> N
         "Microsoft.MachineLearningServices.RunStatusChanged"
     ]
     (breach, status) = subscription.filter.advanced_filters
-    assert (breach.key, breach.values) == (f"data.RunTags.{BREACH_TAG}", [BREACH_WORDING])
-    assert (status.key, status.values) == ("data.RunStatus", ["Completed"])
+    assert (breach.key, breach.values) == (f"data.runTags.{BREACH_TAG}", [BREACH_WORDING])
+    assert (status.key, status.values) == ("data.runStatus", ["Completed"])
     assert subscription.destination.resource_id.endswith(
         "/providers/Microsoft.Web/sites/acme-risk-dev-retrain/functions/retrain"
     )
@@ -107,7 +107,9 @@ def test_dry_run_writes_three_signals_and_the_performance_job(dry_run: Path) -> 
         "data_quality",
     }
     performance = yaml.safe_load((dry_run / "schedule-performance-job.yaml").read_text())
-    assert performance["command"].startswith("python -m mlops_azure.jobs.performance")
+    assert performance["type"] == "pipeline"  # what a schedule submits without preview flags
+    step = performance["jobs"]["performance"]["component"]
+    assert step["command"].startswith("python -m mlops_azure.jobs.performance")
 
 
 def _absolute_local_paths(document: Any, base: Path) -> Any:
@@ -141,20 +143,25 @@ def _forget_inline_component_identity(document: dict[str, Any]) -> dict[str, Any
 
 
 def test_the_performance_job_file_loads_as_the_job_written(dry_run: Path) -> None:
-    # load_job returns a Command node for a command job; its _to_dict() nests the job as a
-    # component, so the fields users rely on are compared one by one.
+    # load_job returns the pipeline with its Command step; the step's _to_dict() nests the
+    # job as a component, so the fields users rely on are compared one by one.
     path = dry_run / "schedule-performance-job.yaml"
-    written = yaml.safe_load(path.read_text())
-    job = load_job(path)
+    pipeline = yaml.safe_load(path.read_text())
+    written = {
+        **pipeline["jobs"]["performance"]["component"],
+        "inputs": pipeline["jobs"]["performance"]["inputs"],
+    }
+    job = load_job(path).jobs["performance"]
     assert job.command == written["command"]
-    assert job.experiment_name == written["experiment_name"]
+    assert load_job(path).experiment_name == pipeline["experiment_name"]
     assert str(job.environment) == written["environment"].removeprefix("azureml:")
     # The code path stays relative to the file, which is where Azure ML resolves it.
     assert str(job.code) == written["code"] and (dry_run / written["code"] / "mlops_azure").is_dir()
     # The loader drops the "azureml:" prefix of asset references, as it does for environments.
-    assert {k: v.path for k, v in job.inputs.items()} == {
+    assert {k: v.path for k, v in job.inputs.items() if k != "trigger_time"} == {
         k: v["path"].removeprefix("azureml:") if v["path"].count(":") == 2 else v["path"]
         for k, v in written["inputs"].items()
+        if k != "trigger_time"
     }
 
 

@@ -92,17 +92,17 @@ def test_foreign_deployment_name_is_refused() -> None:
 
 
 def _signals(definitions: Definitions) -> dict:  # type: ignore[type-arg]
-    return definitions.monitor.create_monitor.monitoring_signals
+    return definitions.monitors[0].create_monitor.monitoring_signals
 
 
 def test_monitor_has_the_three_signals_with_alerts(definitions: Definitions) -> None:
     signals = _signals(definitions)
     assert set(signals) == {"data_drift", "prediction_drift", "data_quality"}
     assert all(signal.alert_enabled for signal in signals.values())
-    assert definitions.monitor.create_monitor.alert_notification.emails == [
+    assert definitions.monitors[0].create_monitor.alert_notification.emails == [
         "mlops-dev-alerts@example.com"
     ]
-    target = definitions.monitor.create_monitor.monitoring_target
+    target = definitions.monitors[0].create_monitor.monitoring_target
     assert target.endpoint_deployment_id == "azureml:acme-dev:blue"
     assert target.ml_task == "classification"
 
@@ -141,9 +141,9 @@ def test_changing_mlops_yaml_changes_the_monitor(dev_env: AzureEnvironment) -> N
             "monitoring": {"alert_emails": ["owner@example.com"], "schedule": "rate(6 hours)"},
         },
     )
-    monitor = monitoring.build_monitor_schedule(
+    monitor = monitoring.build_monitor_schedules(
         dev_env, settings, deployment_name="green", reference_data="azureml:r:1"
-    )
+    )[0]
     signals = monitor.create_monitor.monitoring_signals
     # The major bands: a breached Azure signal starts retraining, which acts on major
     # (contract 5); the moderate values must not be what Azure breaches at.
@@ -169,9 +169,9 @@ def test_a_regression_task_on_a_classification_monitor_is_refused(
     data["gate"] = {"primary_metric": "r2", "min_metrics": {"r2": 0.0}}
     settings = MlopsSettings.model_validate(data)
     with pytest.raises(ConfigError, match=r"dataset\.task 'regression'.*ml_task 'classification'"):
-        monitoring.build_monitor_schedule(
+        monitoring.build_monitor_schedules(
             dev_env, settings, deployment_name="blue", reference_data="azureml:r:1"
-        )
+        )[0]
 
 
 @pytest.mark.parametrize(
@@ -179,7 +179,8 @@ def test_a_regression_task_on_a_classification_monitor_is_refused(
     [
         ({"drift": {"numeric_method": "kl"}}, "numeric_method 'kl' has no Azure ML"),
         ({"drift": {"categorical_method": "kl"}}, "categorical_method 'kl' has no Azure ML"),
-        ({"monitoring": {"schedule": "cron(0 12 * * ? 2027)"}}, "cannot run on Azure ML"),
+        ({"monitoring": {"schedule": "cron(0 12 * * ? 2026-2030)"}}, "cannot run on Azure ML"),
+        ({"monitoring": {"schedule": "cron(0 6 1 * ? *)"}}, "ignores day-of-month"),
     ],
 )
 def test_settings_azure_cannot_honour_are_refused(
@@ -189,9 +190,9 @@ def test_settings_azure_cannot_honour_are_refused(
 ) -> None:
     settings = load_settings(SETTINGS_FILE, overrides=overrides)
     with pytest.raises(ConfigError, match=message):
-        monitoring.build_monitor_schedule(
+        monitoring.build_monitor_schedules(
             dev_env, settings, deployment_name="blue", reference_data="azureml:r:1"
-        )
+        )[0]
 
 
 def test_monitor_needs_someone_to_alert(dev_env: AzureEnvironment, settings: MlopsSettings) -> None:
@@ -199,23 +200,30 @@ def test_monitor_needs_someone_to_alert(dev_env: AzureEnvironment, settings: Mlo
         update={"monitoring": dev_env.monitoring.model_copy(update={"alert_emails": []})}
     )
     with pytest.raises(ConfigError, match="alert_emails"):
-        monitoring.build_monitor_schedule(
+        monitoring.build_monitor_schedules(
             env, settings, deployment_name="blue", reference_data="azureml:r:1"
-        )
+        )[0]
 
 
 @pytest.mark.parametrize(
-    ("expression", "cron"),
+    ("expression", "cron", "window"),
     [
-        ("cron(0 * * * ? *)", "0 * * * *"),
-        ("cron(15 3 ? * MON *)", "15 3 * * MON"),
-        ("cron(0 6 1 * ? *)", "0 6 1 * *"),
+        ("cron(0 * * * ? *)", "0 * * * *", "PT1H"),
+        ("cron(15 3 ? * MON *)", "15 3 * * 1", "P7D"),
+        ("cron(0 */6 * * ? *)", "0 0,6,12,18 * * *", "PT6H"),
     ],
 )
-def test_eventbridge_cron_becomes_azure_cron(expression: str, cron: str) -> None:
-    trigger = monitoring.schedule_trigger(expression)
-    assert isinstance(trigger, CronTrigger)
-    assert trigger.expression == cron
+def test_eventbridge_cron_becomes_azure_cron_with_its_window(
+    dev_env: AzureEnvironment, expression: str, cron: str, window: str
+) -> None:
+    settings = load_settings(SETTINGS_FILE, overrides={"monitoring": {"schedule": expression}})
+    (monitor,) = monitoring.build_monitor_schedules(
+        dev_env, settings, deployment_name="blue", reference_data="azureml:r:1"
+    )
+    assert isinstance(monitor.trigger, CronTrigger)
+    assert monitor.trigger.expression == cron
+    for signal in monitor.create_monitor.monitoring_signals.values():
+        assert signal.production_data.data_window.lookback_window_size == window
 
 
 def test_declared_features_are_the_monitored_features(dev_env: AzureEnvironment) -> None:
@@ -223,9 +231,9 @@ def test_declared_features_are_the_monitored_features(dev_env: AzureEnvironment)
         SETTINGS_FILE,
         overrides={"dataset": {"numeric": ["age", "tenure"], "categorical": ["area"]}},
     )
-    monitor = monitoring.build_monitor_schedule(
+    monitor = monitoring.build_monitor_schedules(
         dev_env, declared, deployment_name="blue", reference_data="azureml:r:1"
-    )
+    )[0]
     signals = monitor.create_monitor.monitoring_signals
     assert signals["data_drift"].features == ["age", "tenure", "area"]
     assert signals["data_quality"].features == ["age", "tenure", "area"]

@@ -54,14 +54,14 @@ def _set_fields(metrics: object) -> set[str]:
 
 
 def _signals(definitions: Definitions) -> dict:  # type: ignore[type-arg]
-    return definitions.monitor.create_monitor.monitoring_signals
+    return definitions.monitors[0].create_monitor.monitoring_signals
 
 
 def _monitor(env: AzureEnvironment, **drift: object):  # type: ignore[no-untyped-def]
     settings = load_settings(SETTINGS, overrides={"drift": drift} if drift else None)
-    return monitoring.build_monitor_schedule(
+    return monitoring.build_monitor_schedules(
         env, settings, deployment_name="blue", reference_data="azureml:r:1"
-    )
+    )[0]
 
 
 @pytest.mark.parametrize("method", ["ks", "psi", "wasserstein", "jensenshannon"])
@@ -169,13 +169,13 @@ def test_model_outputs_and_the_reference_share_the_prediction_columns(any_model)
     assert reference[bundle.spec.target].tolist() == predicted.tolist()
 
 
-def test_null_value_rate_is_an_absolute_rate_from_the_missing_rate_band(
+def test_null_value_rate_is_the_rise_over_the_reference_from_the_missing_rate_band(
     definitions: Definitions, settings: MlopsSettings
 ) -> None:
-    # Rule: Azure's null_value_rate is the share of nulls in production, compared as is
-    # (azureml-assets data_quality_compute_metrics/compute_data_quality_metrics.py); mlcore's
-    # drift.bands.missing_rate grades an increase over the reference. The README's monitor
-    # mapping says so; here the number passed is the major band, unchanged.
+    # Rule: Azure's data quality joiner (azureml-assets, data_quality_metrics_joiner/run.py)
+    # sets each feature's null_value_rate threshold to the reference's rate plus the value
+    # configured: a rise over the reference, which is what mlcore's drift.bands.missing_rate
+    # grades. So the major band passes unchanged, and the README says it is a rise.
     quality = _signals(definitions)["data_quality"].metric_thresholds
     assert quality.numerical.null_value_rate == settings.drift.bands.missing_rate.major
     assert quality.categorical.null_value_rate == settings.drift.bands.missing_rate.major
@@ -199,9 +199,9 @@ def test_regression_monitors_its_numeric_output_only(dev_env: AzureEnvironment) 
     env = dev_env.model_copy(
         update={"monitoring": dev_env.monitoring.model_copy(update={"ml_task": None})}
     )
-    monitor = monitoring.build_monitor_schedule(
+    monitor = monitoring.build_monitor_schedules(
         env, settings, deployment_name="blue", reference_data="azureml:r:1"
-    )
+    )[0]
     prediction = monitor.create_monitor.monitoring_signals["prediction_drift"].metric_thresholds
     assert (
         prediction.numerical.normalized_wasserstein_distance
@@ -211,7 +211,7 @@ def test_regression_monitors_its_numeric_output_only(dev_env: AzureEnvironment) 
 
 
 def test_monitor_names_come_from_the_project(definitions: Definitions) -> None:
-    document = json.dumps(definitions.monitor._to_dict(), default=str)
+    document = json.dumps(definitions.monitors[0]._to_dict(), default=str)
     assert "acme-risk" in document and "churn" not in document
 
 
@@ -233,9 +233,9 @@ def _monitor_document(
             "monitoring": {"schedule": schedule, "engine": "streaming"},
         },
     )
-    monitor = monitoring.build_monitor_schedule(
+    monitor = monitoring.build_monitor_schedules(
         env, settings, deployment_name="blue", reference_data="azureml:acme-risk-ref:4"
-    )
+    )[0]
     document = entity_document(monitor)
     # What the dry run writes must load back through the SDK unchanged.
     path = tmp_path / "monitor.yaml"
@@ -290,12 +290,9 @@ def test_the_training_mode_keeps_the_models_validation_reference(
 def test_the_reference_window_is_as_long_as_azures_production_window(
     dev_env: AzureEnvironment, schedule: str
 ) -> None:
-    # The production window is the SDK's default for the trigger (MonitorSchedule.
-    # _to_rest_object); the rolling reference must be the same length. Compared on the
-    # REST body the SDK sends.
-    from azure.ai.ml import Input
-    from azure.ai.ml.entities import BaselineDataRange, ProductionData
-
+    # The production window is the schedule's gap, given explicitly (the SDK's default is
+    # seven days for any cron); the rolling reference must be the same length. Compared on
+    # the REST body the SDK sends.
     settings = load_settings(
         SETTINGS,
         overrides={
@@ -303,15 +300,9 @@ def test_the_reference_window_is_as_long_as_azures_production_window(
             "monitoring": {"schedule": schedule, "engine": "streaming"},
         },
     )
-    monitor = monitoring.build_monitor_schedule(
+    monitor = monitoring.build_monitor_schedules(
         dev_env, settings, deployment_name="blue", reference_data="azureml:r:1"
-    )
-    drift = monitor.create_monitor.monitoring_signals["data_drift"]
-    drift.production_data = ProductionData(  # what the SDK fills in from the deployment
-        input_data=Input(type="uri_folder", path="azureml:acme-dev-blue-model_inputs:1"),
-        data_context="model_inputs",
-        data_window=BaselineDataRange(lookback_window_size="default", lookback_window_offset="P0D"),
-    )
+    )[0]
     rest = monitor._to_rest_object().properties.action.monitor_definition.signals["data_drift"]
     assert rest.production_data.window_size == rest.reference_data.window_size
     assert rest.reference_data.window_offset == rest.production_data.window_size
@@ -326,6 +317,6 @@ def test_a_seasonal_offset_inside_the_window_is_refused(dev_env: AzureEnvironmen
         },
     )
     with pytest.raises(ConfigError, match="shorter than the Azure monitor's window of 14 days"):
-        monitoring.build_monitor_schedule(
+        monitoring.build_monitor_schedules(
             dev_env, settings, deployment_name="blue", reference_data="azureml:r:1"
-        )
+        )[0]

@@ -1,9 +1,10 @@
-"""Gated blue/green rollout and rollback, against the fake endpoint with injected live metrics.
+"""Gated blue/green rollout and rollback, through the SDK down to the fake service's wire.
 
-The MLClient is real (with a mocked credential); its operation classes are patched to
-act on conftest's in-memory endpoint. Live metrics come from :class:`FakeMetrics`, which
-answers for the phase the endpoint is in (mirror, canary, full), the way Azure Monitor
-reports the new deployment's share of traffic.
+The MLClient is real and so is everything it does (validation, REST conversion, code
+upload, long-running-operation polling); only azure-core's transport is the fake Azure ML
+service of fake_arm.py, which enforces the endpoint's traffic rules. Live metrics come from
+:class:`FakeMetrics`, which answers for the phase the endpoint is in (mirror, canary, full),
+the way Azure Monitor reports the new deployment's share of traffic.
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ from typing import Any
 import pytest
 from azure.ai.ml import MLClient
 from azure.ai.ml.entities import ManagedOnlineDeployment
-from azure.ai.ml.operations import OnlineDeploymentOperations, OnlineEndpointOperations
 from azure.core.exceptions import HttpResponseError
-from azure.core.polling import LROPoller
+from fake_arm import FakeAzure
 from mlops_azure.config import AzureEnvironment, RolloutConfig
 from mlops_azure.definitions import Definitions, deployment_builder, spec_builder
 from mlops_azure.metrics import TrafficStats
@@ -36,6 +36,7 @@ from mlops_azure.rollout import (
     HealthCheckFailed,
     Placed,
     RolloutError,
+    SyntheticLoad,
 )
 from rich.console import Console
 
@@ -271,12 +272,10 @@ def test_a_phase_without_enough_requests_fails_after_the_wait(
 
 
 def test_a_deployment_failing_the_sample_request_never_gets_traffic(
-    workspace: Any, rollout: EndpointRollout, serve: Serve, monkeypatch: pytest.MonkeyPatch
+    workspace: Any, rollout: EndpointRollout, serve: Serve, azure: FakeAzure
 ) -> None:
     _live_on_blue(workspace, serve, 1)
-    monkeypatch.setattr(
-        OnlineEndpointOperations, "invoke", lambda ops, **kw: json.dumps({"predictions": []})
-    )
+    azure.scorer.respond = lambda deployment, records: (200, {"predictions": []})
     build, spec = serve(2)
     with pytest.raises(RolloutError, match="answered 0 predictions for 3 records"):
         rollout.rollout(build, spec)
@@ -323,7 +322,7 @@ def test_an_interrupted_rollout_is_rolled_back(
             expired.append(True)
         return bool(expired)
 
-    workspace.interrupt_on = interrupted
+    workspace.interrupt_when(interrupted)
     build, spec = serve(2)
     with pytest.raises(HttpResponseError, match="AADSTS700024"):
         rollout.rollout(build, spec)
@@ -332,7 +331,7 @@ def test_an_interrupted_rollout_is_rolled_back(
     # The next rollout refuses to start over an unfinished one.
     with pytest.raises(RolloutError, match="unfinished rollout"):
         rollout.rollout(*serve(3))
-    workspace.interrupt_on = lambda event: False
+    workspace.interrupt_when(lambda event: False)
     assert rollout.rollback(lambda s: pytest.fail("no redeploy needed")) == "blue"
     assert workspace.endpoint.traffic == {"blue": 100}
     assert workspace.endpoint.mirror_traffic == {}
@@ -366,8 +365,11 @@ def test_rollback_after_the_grace_period_recreates_the_previous_spec(
     created = workspace.deployments["blue"]
     # Model, environment and code of the previous deployment, not the current ones.
     assert created.model == old.model
-    assert created.environment == old.environment
-    assert created.code_configuration.code == old.code_asset
+    # The SDK sends the environment as its ARM id.
+    name, version = old.environment.removeprefix("azureml:").split(":")
+    assert created.environment.endswith(f"/environments/{name}/versions/{version}")
+    assert old.code_asset == "azureml:code-blue:1"
+    assert created.code.endswith("/codes/code-blue/versions/1")
     assert Placed.from_tag(workspace.endpoint.tags[LIVE_TAG]).spec.same_as(old)  # type: ignore[union-attr]
 
 
@@ -399,19 +401,100 @@ def test_health_check_request_errors_are_explicit(ml_client: MLClient, tmp_path:
 
 
 def test_failed_deployment_creation_leaves_traffic_untouched(
-    workspace: Any,
-    rollout: EndpointRollout,
-    serve: Serve,
-    monkeypatch: pytest.MonkeyPatch,
-    finished: Callable[[object], LROPoller],
+    workspace: Any, rollout: EndpointRollout, serve: Serve, azure: FakeAzure
 ) -> None:
     _live_on_blue(workspace, serve, 1)
-    poller = finished(None)
-    poller.result.side_effect = HttpResponseError(message="image build failed")  # type: ignore[attr-defined]
-    monkeypatch.setattr(OnlineDeploymentOperations, "begin_create_or_update", lambda ops, d: poller)
+    # The service accepts the deployment, then its creation fails (the operation's status).
+    azure.failing_operations["/deployments/green$"] = "image build failed"
     with pytest.raises(
         RolloutError, match=r"could not be created; traffic was not changed \(all on blue\)"
     ):
         rollout.rollout(*serve(2))
     assert workspace.endpoint.traffic == {"blue": 100}
     assert workspace.endpoint.tags[ROLLOUT_TAG] == ""
+
+
+# --- a quiet endpoint: held-out rows as synthetic load --------------------------------
+
+
+class ServedMetrics:
+    """Azure Monitor's count of what a deployment served: the fake service's scoring log.
+
+    Nothing but the requests that reached the deployment is counted, so with no client
+    traffic a phase sees only the rollout's own synthetic load.
+    """
+
+    def __init__(self, azure: FakeAzure) -> None:
+        self.azure = azure
+
+    def traffic(self, deployment: str, start: datetime, end: datetime) -> TrafficStats:
+        served = [s for t, d, s in self.azure.scored if d == deployment and start <= t <= end]
+        errors = sum(1 for status in served if status >= 500)
+        return TrafficStats(requests=len(served), errors_5xx=errors, p99_latency_ms=60)
+
+
+@pytest.fixture
+def quiet_rollout(
+    ml_client: MLClient, azure: FakeAzure, clock: Clock, request_file: Path
+) -> EndpointRollout:
+    """The rollout of a dev endpoint no client calls, replaying held-out rows itself."""
+    # A small rate keeps the test quick: every synthetic request crosses the wire.
+    plan = PLAN.model_copy(
+        update={"synthetic_requests_per_minute": 6, "min_requests": 5, "max_wait_seconds": 1800}
+    )
+    azure.clock = clock
+    return EndpointRollout(
+        ml_client,
+        endpoint_name="acme-dev",
+        plan=plan,
+        health_check=EndpointHealthCheck(ml_client, "acme-dev", request_file, 2),
+        metrics=ServedMetrics(azure),
+        console=Console(file=io.StringIO()),
+        sleep=clock.sleep,
+        clock=clock,
+        load=SyntheticLoad(ml_client, "acme-dev", request_file, plan.synthetic_requests_per_minute),
+    )
+
+
+def test_a_first_rollout_with_no_client_traffic_goes_live_in_bounded_time(
+    workspace: Any, quiet_rollout: EndpointRollout, serve: Serve, clock: Clock, azure: FakeAzure
+) -> None:
+    # Finding 2: min_requests could never be met on a quiet endpoint; the first rollout
+    # failed after max_wait_seconds. Nothing live: the sample request, then all traffic.
+    start = clock.now
+    result = quiet_rollout.rollout(*serve(1))
+    assert result.live == "blue"
+    assert clock.now - start <= timedelta(seconds=PLAN.poll_seconds)  # one poll of synthetic load
+    assert [e for e in workspace.without_invokes() if e[0] == "traffic" and e[2]] == []  # no mirror
+    synthetic = [d for _, d, _ in azure.scored]
+    assert len(synthetic) >= quiet_rollout.plan.min_requests and set(synthetic) == {"blue"}
+
+
+def test_a_second_rollout_on_a_quiet_endpoint_passes_mirror_and_canary_on_held_out_rows(
+    workspace: Any, quiet_rollout: EndpointRollout, serve: Serve, azure: FakeAzure
+) -> None:
+    _live_on_blue(workspace, serve, 1)
+    result = quiet_rollout.rollout(*serve(2))
+    assert (result.live, result.retired) == ("green", "blue")
+    phases = [e[1:] for e in workspace.without_invokes() if e[0] == "traffic" and (e[1] or e[2])]
+    assert ({"blue": 100}, {"green": 20}) in phases and ({"blue": 90, "green": 10}, {}) in phases
+    assert {d for _, d, _ in azure.scored} == {"green"}  # the old deployment got none of it
+
+
+def test_a_deployment_failing_on_synthetic_traffic_is_rolled_back(
+    workspace: Any, quiet_rollout: EndpointRollout, serve: Serve
+) -> None:
+    old = _live_on_blue(workspace, serve, 1)
+    # Green answers the sample request, then fails while it is mirrored.
+    workspace.fail_when(
+        lambda deployment, traffic: (
+            deployment == "green" and bool(workspace.endpoint.mirror_traffic.get("green"))
+        )
+    )
+    with pytest.raises(
+        RolloutError, match=r"rolled back \(all traffic on blue\).*synthetic requests"
+    ):
+        quiet_rollout.rollout(*serve(2))
+    assert workspace.endpoint.traffic == {"blue": 100}
+    assert set(workspace.deployments) == {"blue"}
+    assert _live(workspace) == Placed("blue", old)

@@ -138,3 +138,14 @@ def test_collection_errors_never_fail_a_prediction(
     inputs, _ = RecordingCollector.instances
     inputs.on_error(RuntimeError("sidecar unavailable"))
     assert "sidecar unavailable" in caplog.text
+
+
+@pytest.mark.parametrize("body", ["age,tenure\n30,2\n", b"30,2\n", "  tenure\t2\n"])
+def test_a_csv_body_is_an_unsupported_media_type_not_a_bad_request(
+    score: types.ModuleType, body: str | bytes
+) -> None:
+    with pytest.raises(RequestError) as refused:
+        score.run(body)
+    assert refused.value.status == 415
+    assert "application/json" in refused.value.message
+    assert all(not collector.collected for collector in RecordingCollector.instances)

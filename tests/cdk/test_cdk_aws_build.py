@@ -17,7 +17,6 @@ from aws_cdk.assertions import Template
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
 from cdk.monitoring.failures import PIPELINE_STATUS_EVENT, STATE_MACHINE_STATUS_EVENT
-from cdk.monitoring.schedule import schedule_period
 from cdk.monitoring.settings import MonitorConfig
 from mlcore.settings import load_settings
 from pipelines.monitoring import metrics
@@ -259,9 +258,7 @@ def test_a_monitor_that_stops_running_raises_its_heartbeat_alarm(
     settings = synth.mlops.settings
     drift = _alarm(serving["prod"], "-drift-monitor-stale")
     assert drift["MetricName"] == metrics.HOURS_SINCE_MONITOR_RUN
-    assert drift["Threshold"] == 2 * schedule_period(settings.monitoring.schedule) / timedelta(
-        hours=1
-    )
+    assert drift["Threshold"] == 2 * settings.monitoring.schedule.period / timedelta(hours=1)
     assert drift["TreatMissingData"] == "breaching"  # no heartbeat at all is a failure too
     assert drift["Period"] == 3600 and drift["AlarmActions"]
     quality = _alarm(serving["staging"], "-quality-monitor-stale")

@@ -206,8 +206,8 @@ def test_the_quality_job_reads_past_a_broken_line(
         }
     )
     labels.to_csv(tmp_path / "labels.csv", index=False)
-    argv = ["quality", "--capture", str(broken_capture), "--labels", str(tmp_path / "labels.csv")]
-    argv += ["--model-dir", str(saved_model_dir), "--output", str(tmp_path / "quality")]
+    argv = ["quality", "--current", str(broken_capture), "--labels", str(tmp_path / "labels.csv")]
+    argv += ["--baseline", str(saved_model_dir), "--output", str(tmp_path / "quality")]
     assert main(argv) == 0
     report = json.loads((tmp_path / "quality" / "quality_report.json").read_text())
     assert report["rows"] == 5

@@ -4,7 +4,9 @@ against the live model's training baseline, graded as on AWS and locally.
 The entry file of the Spark drift job (:mod:`mlops_azure.spark_drift` defines it). It
 runs on the Spark driver, where spark-submit has started the session:
 
-1. The window is the ``--window-hours`` before the current hour. The data collector
+1. The window is the whole hours since the firing of ``monitoring.schedule`` before this
+   run's ``--trigger-time`` (:meth:`mlcore.schedule.Schedule.window_before`: the rule the
+   AWS monitors and Azure's MonitorSchedule follow, so every hour is judged once). The data collector
    writes ``<collection>/YYYY/MM/DD/HH/*.jsonl`` (one record per request, its rows in
    ``data``), and this reads the hour folders of the window, as Azure's own monitor does
    (azureml-assets, model_monitoring/components/src/model_data_collector_preprocessor).
@@ -21,7 +23,7 @@ runs on the Spark driver, where spark-submit has started the session:
    the retrain subscription (:mod:`mlops_azure.retrain`) starts retraining, with its cooldown.
 
 Run as ``spark_drift.py --model-inputs URI --model-outputs URI --reference URI --settings
-URI --prepared URI --report URI --window-hours N``.
+URI --prepared URI --report URI --trigger-time TIME``.
 """
 
 from __future__ import annotations
@@ -70,11 +72,10 @@ class Window:
     end: datetime
 
     @classmethod
-    def ending_before(cls, now: datetime, hours: int) -> Window:
-        if hours < 1:
-            raise ConfigError(f"the drift window must be at least one hour, got {hours}")
-        end = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-        return cls(end - timedelta(hours=hours), end)
+    def of_run(cls, settings: MlopsSettings, trigger_time: datetime) -> Window:
+        """The hours the run triggered at ``trigger_time`` judges."""
+        start, end = settings.monitoring.schedule.window_before(trigger_time)
+        return cls(start, end)
 
     def hour_folders(self) -> list[str]:
         hours, current = [], self.start
@@ -255,8 +256,7 @@ def run(
     settings_uri: str,
     prepared: str,
     report_uri: str,
-    window_hours: int,
-    now: datetime | None = None,
+    trigger_time: datetime,
     environ: dict[str, str] | None = None,
     drift_main: Any = None,
 ) -> int:
@@ -264,11 +264,11 @@ def run(
     if drift_main is None:
         from mlcore.cli import main as drift_main
     environ = dict(os.environ) if environ is None else environ
-    window = Window.ending_before(now or datetime.now(UTC), window_hours)
     with tempfile.TemporaryDirectory(prefix="mlcore-drift-") as tmp:
         local = Path(tmp)
         settings_file = fetch(spark, settings_uri, local / "mlops.yaml")
         settings: MlopsSettings = load_settings(settings_file)
+        window = Window.of_run(settings, trigger_time)
         baseline = fetch(spark, _join(reference, BASELINE_FOLDER), local / BASELINE_FOLDER)
         report_dir = local / "report"
         report_dir.mkdir()
@@ -321,6 +321,19 @@ def load_baseline_target(baseline: Path) -> str:
     return Baseline.load(baseline).spec.target
 
 
+def parse_trigger_time(value: str) -> datetime:
+    """The schedule's trigger time; an unfilled expression or a bad time is an error, not "now"."""
+    try:
+        stamp = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ConfigError(
+            f"--trigger-time {value!r} is not an ISO 8601 time: the job runs from its schedule, "
+            "which passes ${{creation_context.trigger_time}}; to run it by hand, pass the time "
+            "whose window to judge"
+        ) from exc
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="spark_drift.py")
     parser.add_argument("--model-inputs", required=True, help="collected model_inputs folder")
@@ -329,7 +342,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--settings", required=True, help="mlops.yaml")
     parser.add_argument("--prepared", required=True, help="folder for the window as Parquet")
     parser.add_argument("--report", required=True, help="folder for the drift reports")
-    parser.add_argument("--window-hours", type=int, required=True, help="hours before this one")
+    parser.add_argument(
+        "--trigger-time",
+        required=True,
+        help="the run's trigger time (ISO 8601; the schedule passes creation_context.trigger_time)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     from pyspark.sql import SparkSession
@@ -344,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings_uri=args.settings,
             prepared=args.prepared,
             report_uri=args.report,
-            window_hours=args.window_hours,
+            trigger_time=parse_trigger_time(args.trigger_time),
         )
     except MlcoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
