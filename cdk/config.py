@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from cdk.batch.settings import BatchConfig
 from cdk.monitoring.settings import MonitorConfig
 from cdk.serving.settings import EndpointOverrides
 from cdk.tracking import TrackingServerConfig
@@ -113,6 +114,9 @@ class StageConfig(_Frozen):
     artifact_expiry_days: int = Field(365, ge=1)
     # The monitors' infrastructure settings (cdk/monitoring/settings.py, MonitorConfig).
     monitoring: MonitorConfig = Field(default_factory=MonitorConfig)
+    # Scheduled batch scoring with SageMaker Batch Transform (cdk/batch/settings.py,
+    # BatchConfig); null: none.
+    batch: BatchConfig | None = None
     # An optional SageMaker managed MLflow tracking server (cdk/tracking.py); off by default.
     mlflow: TrackingServerConfig = Field(default_factory=TrackingServerConfig)
 

@@ -119,6 +119,7 @@ class MlopsStage(Stage):
                 release_approval=stage_config.release_approval,
                 settings_file=aws_config.settings_file,
                 monitoring=stage_config.monitoring.overrides(),
+                batch=stage_config.batch,
             ),
             encryption_key=build.key,
             artifact_bucket=build.artifact_bucket,

@@ -33,6 +33,8 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 from pydantic import BaseModel, ConfigDict, Field
 
+from cdk.batch.settings import BatchConfig
+from cdk.batch.transform import BatchTransform
 from cdk.monitoring.dashboard import MonitoringDashboard
 from cdk.monitoring.model_monitor import DataQualityMonitorSchedule
 from cdk.monitoring.monitors import ModelMonitors
@@ -60,6 +62,10 @@ class ServingProps(BaseModel):
     # A person approves each release here: the endpoint serves only approved model archives.
     release_approval: bool = False
     metric_namespace: str = "MLOps"
+    # Scheduled batch scoring of the released model (stages.<name>.batch); None: none.
+    batch: BatchConfig | None = None
+    # How many id columns (dataset.id_columns in mlops.yaml) lead each batch input row.
+    id_column_count: int = Field(0, ge=0)
 
     @classmethod
     def from_mlops(
@@ -85,6 +91,7 @@ class ServingProps(BaseModel):
         monitor_settings = (
             MonitorSettings.from_mlops(settings, **(monitoring or {})) if with_monitors else None
         )
+        props.setdefault("id_column_count", len(settings.dataset.id_columns))
         return cls(
             environment=environment,
             endpoint=EndpointSettings(**endpoint_fields),
@@ -258,6 +265,27 @@ class ServingStack(Stack):
             removal_policy=removal,
         )
 
+        self.batch: BatchTransform | None = None
+        if props.batch is not None:
+            self.batch = BatchTransform(
+                self,
+                "Batch",
+                settings=props.batch,
+                name_prefix=props.endpoint.endpoint_name,
+                model_package_arn=self.model_package_parameter.value_as_string,
+                model_sha256=self.model_sha256_parameter.value_as_string,
+                approved_model=approved_model,
+                condition=self.has_model,
+                bucket=artifact_bucket,
+                encryption_key=encryption_key,
+                image_repository=image_repository,
+                state_table=self.state_table,
+                id_column_count=props.id_column_count,
+                approved_models_only=props.release_approval,
+                log_key=self.ops_key,
+                removal_policy=removal,
+            )
+
         self.monitors: ModelMonitors | None = None
         self.retrain: RetrainLoop | None = None
         self.model_monitor: DataQualityMonitorSchedule | None = None
@@ -351,7 +379,10 @@ class ServingStack(Stack):
             endpoint=self.endpoint,
             pointer=(approved_model, approved_model_sha256),
             encryption_key_arn=encryption_key.key_arn,
-            extra_pass_roles=[self.model_monitor.role] if self.model_monitor else [],
+            extra_pass_roles=[
+                *([self.model_monitor.role] if self.model_monitor else []),
+                *([self.batch.role] if self.batch else []),
+            ],
         )
 
         self.model_package_group_name = model_package_group_name
