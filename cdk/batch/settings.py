@@ -46,7 +46,8 @@ class BatchConfig(BaseModel):
         it). Default and maximum: 6, the largest body the serving container accepts.
     :param max_concurrent_transforms: parallel requests per instance. Default: 1 (the serving
         container scores one request at a time per worker).
-    :param invocation_timeout_seconds: how long one request may take. Default: 600.
+    :param invocation_timeout_seconds: how long SageMaker waits for one request. Default: 60
+        (the serving container gives up on a request after 50 s by itself).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -58,7 +59,7 @@ class BatchConfig(BaseModel):
     instance_count: int = Field(1, ge=1, le=100)
     max_payload_mb: int = Field(MAX_PAYLOAD_MB, ge=1, le=MAX_PAYLOAD_MB)
     max_concurrent_transforms: int = Field(1, ge=1, le=64)
-    invocation_timeout_seconds: int = Field(600, ge=1, le=3600)
+    invocation_timeout_seconds: int = Field(60, ge=1, le=3600)
 
     @model_validator(mode="after")
     def _prefixes_are_apart(self) -> BatchConfig:

@@ -38,7 +38,7 @@ NO_MODEL = "none"
 CSV = "text/csv"
 # SageMaker's limit on a transform job's (and a model's) name.
 _NAME_LIMIT = 63
-_STAMP = "%Y%m%d%H%M"
+_STAMP = "%Y%m%d%H%M%S"
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,11 @@ class BatchJobConfig:
     instance_count: int = 1
     max_payload_mb: int = 6
     max_concurrent_transforms: int = 1
-    invocation_timeout_seconds: int = 600
+    invocation_timeout_seconds: int = 60
     tags: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        longest = len(job_name_prefix(self.name_prefix)) + len(_STAMP.replace("%", "")) + 2
+        longest = len(job_name_for(self.name_prefix, datetime(2000, 1, 1, tzinfo=UTC)))
         if longest > _NAME_LIMIT:
             raise ValueError(
                 f"NAME_PREFIX {self.name_prefix!r} makes job names longer than SageMaker's "
@@ -196,7 +196,7 @@ def start_batch_run(
     dynamodb: Any,
 ) -> BatchRun:
     """Start the transform job over the files that arrived since the last run, or say why not."""
-    window_end = scheduled_time.astimezone(UTC).replace(second=0, microsecond=0)
+    window_end = scheduled_time.astimezone(UTC).replace(microsecond=0)
     watermark_key = f"watermark#{config.name_prefix}#batch"
     window_start = _read_watermark(dynamodb, config.state_table, watermark_key)
     if window_start is not None and window_start >= window_end:
@@ -226,7 +226,7 @@ def start_batch_run(
         )
 
     job_name = job_name_for(config.name_prefix, window_end)
-    run_key = f"{config.output_prefix.rstrip('/')}/{window_end:%Y/%m/%d/%H%M}"
+    run_key = f"{config.output_prefix.rstrip('/')}/{window_end:%Y/%m/%d/%H%M%S}"
     manifest_key = f"{run_key}/manifest.json"
     output_uri = f"s3://{config.bucket}/{run_key}/scored"
     manifest = [{"prefix": f"s3://{config.bucket}/"}, *(key for key, _ in listed)]
