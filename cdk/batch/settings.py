@@ -39,7 +39,7 @@ class BatchConfig(BaseModel):
         columns (``dataset.id_columns`` in mlops.yaml) first, then the model's features in
         the model's order (the serving contract's ``text/csv``).
     :param output_prefix: where each run writes ``<run>/scored/<file>.out`` (every input row
-        with the prediction and score appended) and ``<run>/manifest.json``.
+        with the prediction and score appended) and ``<run>/manifest/manifest.json``.
     :param instance_type: the transform instances. Default: ``ml.m5.large``.
     :param instance_count: how many. Default: 1.
     :param max_payload_mb: the largest request one instance is sent (rows are batched up to

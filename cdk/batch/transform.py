@@ -41,7 +41,7 @@ from pipelines.batch.transform import BatchJobConfig, job_name_prefix
 from pipelines.deploy.approval import APPROVAL_TAG, APPROVAL_TAG_VALUE
 
 #: Where a run's manifest and scored files go under the output prefix (pipelines.batch.transform).
-MANIFEST_PATTERN = "*/manifest.json"
+MANIFEST_PATTERN = "*/manifest/*"
 SCORED_PATTERN = "*/scored/*"
 
 

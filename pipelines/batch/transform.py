@@ -227,7 +227,7 @@ def start_batch_run(
 
     job_name = job_name_for(config.name_prefix, window_end)
     run_key = f"{config.output_prefix.rstrip('/')}/{window_end:%Y/%m/%d/%H%M%S}"
-    manifest_key = f"{run_key}/manifest.json"
+    manifest_key = f"{run_key}/manifest/manifest.json"
     output_uri = f"s3://{config.bucket}/{run_key}/scored"
     manifest = [{"prefix": f"s3://{config.bucket}/"}, *(key for key, _ in listed)]
     s3.put_object(
