@@ -18,6 +18,7 @@ from mlops_testing.iam import IamSimulator, Request
 from cdk.batch.settings import BatchConfig
 from cdk.config import load_aws_config
 from pipelines.batch import transform
+from pipelines.deploy.approval import APPROVAL_TAG, APPROVAL_TAG_VALUE
 
 pytestmark = pytest.mark.xdist_group("cdk_synth")
 
@@ -256,11 +257,14 @@ def test_the_transform_jobs_role_reads_its_inputs_and_writes_its_outputs_only(
 ) -> None:
     role = batch.role
     run = "batch/scored/2026/03/02/020000"
+    archive = batch.object("promoted/acme-dev-models/7/model/model.tar.gz")
+    approved = {f"s3:ExistingObjectTag/{APPROVAL_TAG}": APPROVAL_TAG_VALUE}
     allowed = [
         batch.s3(role, "s3:GetObject", batch.object("batch/input/2026-03-02/part-1.csv")),
         batch.s3(role, "s3:GetObject", batch.object(f"{run}/manifest/manifest.json")),
         batch.s3(role, "s3:PutObject", batch.object(f"{run}/scored/part-1.csv.out")),
-        batch.s3(role, "s3:GetObject", batch.object("promoted/acme-dev-models/7/model/model.tar.gz")),
+        # Prod asks for release approval: only archives a person approved there.
+        batch.s3(role, "s3:GetObject", archive, **approved),
         batch.kms(role, "kms:Decrypt"),
         batch.kms(role, "kms:GenerateDataKey"),
     ]
@@ -271,6 +275,7 @@ def test_the_transform_jobs_role_reads_its_inputs_and_writes_its_outputs_only(
         batch.s3(role, "s3:PutObject", batch.object(f"{run}/manifest/manifest.json")),
         batch.s3(role, "s3:GetObject", batch.object("data-capture/acme-prod/x.jsonl")),
         batch.s3(role, "s3:DeleteObject", batch.object("batch/input/part-1.csv")),
+        batch.s3(role, "s3:GetObject", archive),
     ]
     assert _decide(simulator, allowed + refused) == [True] * len(allowed) + [False] * len(refused)
 
