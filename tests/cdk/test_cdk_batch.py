@@ -362,3 +362,16 @@ def test_the_release_change_role_may_pass_the_batch_role_to_sagemaker_only(
         for service in ("sagemaker.amazonaws.com", "lambda.amazonaws.com")
     ]
     assert _decide(simulator, requests) == [True, False]
+
+
+def test_cdk_nag_finds_nothing_unsuppressed_in_the_stack_with_the_batch_path(
+    four_accounts: Any,
+) -> None:
+    from aws_cdk.assertions import Annotations, Match
+
+    stack = four_accounts.mlops.stages["prod"].serving_stack
+    assert stack.node.try_find_child("Batch") is not None
+    errors = Annotations.from_stack(stack).find_error(
+        "*", Match.string_like_regexp(r"AwsSolutions-.*")
+    )
+    assert [f"{e.id}: {e.entry.data}" for e in errors] == []
