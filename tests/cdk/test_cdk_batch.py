@@ -48,9 +48,11 @@ def test_batch_is_off_unless_a_stage_sets_it(context: dict[str, object]) -> None
 
 
 def test_batch_settings_from_context_keys_are_typed(context: dict[str, object]) -> None:
-    batch = load_aws_config(
-        {**context, **BATCH, "mlops.stages.prod.batch.instance_count": "3"}
-    ).stages["prod"].batch
+    batch = (
+        load_aws_config({**context, **BATCH, "mlops.stages.prod.batch.instance_count": "3"})
+        .stages["prod"]
+        .batch
+    )
     assert batch is not None
     assert (batch.schedule.eventbridge, batch.instance_count) == ("rate(1 day)", 3)
     assert (batch.instance_type, batch.max_payload_mb) == ("ml.m5.large", 6)
@@ -88,7 +90,9 @@ def test_a_batch_path_without_its_prefixes_says_which_are_missing(
 
 
 def test_a_batch_prefix_inside_the_kits_own_keys_is_refused_with_the_fix() -> None:
-    with pytest.raises(ValueError, match=r"input_prefix 'promoted/drops' overlaps 'promoted'.*e\.g\. batch/input"):
+    with pytest.raises(
+        ValueError, match=r"input_prefix 'promoted/drops' overlaps 'promoted'.*e\.g\. batch/input"
+    ):
         BatchConfig.model_validate(
             {"schedule": "rate(1 day)", "input_prefix": "promoted/drops", "output_prefix": "out"}
         )
@@ -325,7 +329,9 @@ def _create_job(batch: _Batch, **overrides: Any) -> Request:
     context.update(overrides.pop("context", {}))
     for absent in overrides.pop("without", ()):
         context.pop(absent)
-    return Request.by(batch.starter, "sagemaker:CreateTransformJob", overrides.get("job", job), context=context)
+    return Request.by(
+        batch.starter, "sagemaker:CreateTransformJob", overrides.get("job", job), context=context
+    )
 
 
 def test_the_starter_may_create_its_transform_job_and_no_other(

@@ -306,9 +306,7 @@ def test_a_pointer_ahead_of_its_batch_model_fails_the_run_rather_than_score_an_o
         _start(aws, _config(), datetime.now(UTC) + timedelta(seconds=1))
     assert aws["requests"] == []
     # The files wait for the retry: no watermark was written.
-    item = aws["dynamodb"].get_item(
-        TableName=TABLE, Key={"pk": {"S": f"watermark#{PREFIX}#batch"}}
-    )
+    item = aws["dynamodb"].get_item(TableName=TABLE, Key={"pk": {"S": f"watermark#{PREFIX}#batch"}})
     assert "Item" not in item
 
 
