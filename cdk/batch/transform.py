@@ -182,7 +182,7 @@ class BatchTransform(Construct):
             model_name=Fn.join(
                 "",
                 [
-                    f"{name_prefix}-batch-v",
+                    self.model_name_prefix,
                     Fn.select(2, Fn.split("/", model_package_arn)),
                 ],
             ),
@@ -335,6 +335,11 @@ class BatchTransform(Construct):
                 [NagPackSuppression(id="AwsSolutions-IAM5", reason=reason)],
                 apply_to_children=True,
             )
+
+    @property
+    def model_name_prefix(self) -> str:
+        """What every batch model's name starts with (``<prefix>-batch-v<version>``)."""
+        return f"{self.name_prefix}-batch-v"
 
     @property
     def input_prefix(self) -> str:
