@@ -381,3 +381,153 @@ def test_cdk_nag_finds_nothing_unsuppressed_in_the_stack_with_the_batch_path(
         "*", Match.string_like_regexp(r"AwsSolutions-.*")
     )
     assert [f"{e.id}: {e.entry.data}" for e in errors] == []
+
+
+# A batch-only stage: staging scores in batch and has no endpoint.
+
+
+@pytest.fixture(scope="module")
+def batch_only(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The app with staging batch-only (online_endpoint false, no endpoint settings), in the
+    four accounts of the shared fixture; synthesised once for this module."""
+    import copy
+    import os
+
+    from aws_cdk import App
+
+    from cdk.assembly import build_app, cdk_json_context
+
+    context = cdk_json_context(REPOSITORY_ROOT)
+    mlops = copy.deepcopy(context["mlops"])
+    del mlops["stages"]["staging"]["endpoint"]
+    context["mlops"] = mlops
+    accounts = {"toolchain": "444444444444", "dev": "111111111111", "staging": "222222222222"}
+    context.update(
+        {
+            "mlops.settings_file": str(
+                REPOSITORY_ROOT / "tests" / "fixtures" / "aws_settings.yaml"
+            ),
+            "mlops.toolchain.account": accounts["toolchain"],
+            "mlops.toolchain.region": REGION,
+            "mlops.stages.prod.account": PROD,
+            "mlops.stages.prod.region": REGION,
+            "mlops.stages.staging.online_endpoint": "false",
+            "mlops.stages.staging.batch.schedule": "rate(12 hours)",
+            "mlops.stages.staging.batch.input_prefix": "drops",
+            "mlops.stages.staging.batch.output_prefix": "scored",
+        }
+    )
+    for stage in ("dev", "staging"):
+        context[f"mlops.stages.{stage}.account"] = accounts[stage]
+        context[f"mlops.stages.{stage}.region"] = REGION
+    outdir = tmp_path_factory.mktemp("batch-only") / "cdk.out"
+    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+    app = App(context=context, outdir=str(outdir))
+    built = build_app(app, repository_root=REPOSITORY_ROOT)
+    app.synth()
+    return built, CloudAssembly.load(outdir)
+
+
+def test_a_stage_without_endpoint_and_without_batch_is_refused(
+    context: dict[str, object],
+) -> None:
+    with pytest.raises(ValueError, match="this stage would serve nothing; set batch"):
+        load_aws_config({**context, "mlops.stages.dev.online_endpoint": "false"})
+
+
+def test_endpoint_settings_on_a_batch_only_stage_are_refused(context: dict[str, object]) -> None:
+    # cdk.json gives staging an endpoint block.
+    with pytest.raises(ValueError, match="endpoint configure an endpoint, but online_endpoint"):
+        load_aws_config(
+            {
+                **context,
+                "mlops.stages.staging.online_endpoint": "false",
+                "mlops.stages.staging.batch.schedule": "rate(1 day)",
+                "mlops.stages.staging.batch.input_prefix": "drops",
+                "mlops.stages.staging.batch.output_prefix": "scored",
+            }
+        )
+
+
+def test_a_batch_only_stage_synthesises_without_an_endpoint(batch_only: Any) -> None:
+    _, assembly = batch_only
+    unreleased = assembly.stack("Staging-Serving", ModelPackageArn="none", ModelSha256="none")
+    released = assembly.stack(
+        "Staging-Serving",
+        ModelPackageArn=f"arn:aws:sagemaker:{REGION}:222222222222:model-package/acme-staging-models/3",
+        ModelSha256="sha256:" + "3" * 64,
+    )
+    for stack in (unreleased, released):
+        types = {r["Type"] for r in stack.resources().values()}
+        assert not types & {
+            "AWS::SageMaker::Endpoint",
+            "AWS::SageMaker::EndpointConfig",
+            "AWS::ApplicationAutoScaling::ScalableTarget",
+            "AWS::CloudWatch::Dashboard",
+        }
+    (model,) = released.resources("AWS::SageMaker::Model").values()
+    assert model["Properties"]["ModelName"] == "acme-staging-batch-v3"
+    assert not unreleased.resources("AWS::SageMaker::Model")
+    # The other stages keep their endpoints.
+    prod = assembly.stack("Prod-Serving", ModelPackageArn=PACKAGE, ModelSha256="sha256:" + "7" * 64)
+    assert len(prod.resources("AWS::SageMaker::Endpoint")) == 1
+
+
+def test_a_batch_only_stage_tells_the_release_flow_what_it_serves(batch_only: Any) -> None:
+    from pipelines.deploy.targets import TargetDescriptor
+
+    _, assembly = batch_only
+    stack = assembly.stack("Staging-ReleaseState")
+    (value,) = [
+        p["Properties"]["Value"]
+        for p in stack.resources("AWS::SSM::Parameter").values()
+        if p["Properties"]["Name"] == "/mlops/acme/staging/release-target"
+    ]
+    descriptor = TargetDescriptor.from_json(value, parameter="staging")
+    assert descriptor.online_endpoint is False
+    assert descriptor.batch_model_prefix == "acme-staging-batch-v"
+
+
+def test_a_release_to_a_batch_only_stage_is_allowed_every_change_it_makes(
+    batch_only: Any, simulator: IamSimulator
+) -> None:
+    from mlops_testing.handlers import changes, requests_for
+
+    _, assembly = batch_only
+    group = f"arn:aws:sagemaker:{REGION}:222222222222:model-package/acme-staging-models"
+    states = [
+        assembly.stack("Staging-Serving", ModelPackageArn=arn, ModelSha256=sha)
+        for arn, sha in (
+            ("none", "none"),
+            (f"{group}/1", "sha256:" + "1" * 64),
+            (f"{group}/2", "sha256:" + "2" * 64),
+        )
+    ]
+    role = states[0].role("ReleaseChangeRole")
+    found = [c for a, b in ((0, 1), (1, 2), (2, 0)) for c in changes(states[a], states[b])]
+    assert {(c.type_, c.operation) for c in found} == {
+        ("AWS::SageMaker::Model", "create"),
+        ("AWS::SageMaker::Model", "delete"),
+    }
+    requests: list[Request] = []
+    for change in found:
+        placement = requests_for(change, role)
+        assert placement.unplaced == []
+        requests += placement.requests
+    denied = [str(d) for d in simulator.decide(requests) if not d.allowed]
+    assert denied == []
+    # Nothing of an endpoint: the change role cannot create one here.
+    endpoint = f"arn:aws:sagemaker:{REGION}:222222222222:endpoint/acme-staging"
+    assert _decide(simulator, [Request.by(role, "sagemaker:CreateEndpoint", endpoint)]) == [False]
+
+
+def test_cdk_nag_finds_nothing_unsuppressed_in_a_batch_only_stage(batch_only: Any) -> None:
+    from aws_cdk.assertions import Annotations, Match
+
+    built, _ = batch_only
+    stage = built.stages["staging"]
+    for stack in (stage.serving_stack, stage.release_state_stack):
+        errors = Annotations.from_stack(stack).find_error(
+            "*", Match.string_like_regexp(r"AwsSolutions-.*")
+        )
+        assert [f"{e.id}: {e.entry.data}" for e in errors] == []
