@@ -425,7 +425,7 @@ def batch_only(tmp_path_factory: pytest.TempPathFactory) -> Any:
     app = App(context=context, outdir=str(outdir))
     built = build_app(app, repository_root=REPOSITORY_ROOT)
     app.synth()
-    return built, CloudAssembly.load(outdir)
+    return built, CloudAssembly.load(outdir), outdir
 
 
 def test_a_stage_without_endpoint_and_without_batch_is_refused(
@@ -450,7 +450,7 @@ def test_endpoint_settings_on_a_batch_only_stage_are_refused(context: dict[str, 
 
 
 def test_a_batch_only_stage_synthesises_without_an_endpoint(batch_only: Any) -> None:
-    _, assembly = batch_only
+    _, assembly, _ = batch_only
     unreleased = assembly.stack("Staging-Serving", ModelPackageArn="none", ModelSha256="none")
     released = assembly.stack(
         "Staging-Serving",
@@ -476,7 +476,7 @@ def test_a_batch_only_stage_synthesises_without_an_endpoint(batch_only: Any) -> 
 def test_a_batch_only_stage_tells_the_release_flow_what_it_serves(batch_only: Any) -> None:
     from pipelines.deploy.targets import TargetDescriptor
 
-    _, assembly = batch_only
+    _, assembly, _ = batch_only
     stack = assembly.stack("Staging-ReleaseState")
     (value,) = [
         p["Properties"]["Value"]
@@ -493,7 +493,7 @@ def test_a_release_to_a_batch_only_stage_is_allowed_every_change_it_makes(
 ) -> None:
     from mlops_testing.handlers import changes, requests_for
 
-    _, assembly = batch_only
+    _, assembly, _ = batch_only
     group = f"arn:aws:sagemaker:{REGION}:222222222222:model-package/acme-staging-models"
     states = [
         assembly.stack("Staging-Serving", ModelPackageArn=arn, ModelSha256=sha)
@@ -524,10 +524,25 @@ def test_a_release_to_a_batch_only_stage_is_allowed_every_change_it_makes(
 def test_cdk_nag_finds_nothing_unsuppressed_in_a_batch_only_stage(batch_only: Any) -> None:
     from aws_cdk.assertions import Annotations, Match
 
-    built, _ = batch_only
+    built, _, _ = batch_only
     stage = built.stages["staging"]
     for stack in (stage.serving_stack, stage.release_state_stack):
         errors = Annotations.from_stack(stack).find_error(
             "*", Match.string_like_regexp(r"AwsSolutions-.*")
         )
         assert [f"{e.id}: {e.entry.data}" for e in errors] == []
+
+
+def test_cfn_lint_reports_no_errors_in_the_templates_with_a_batch_path(
+    four_accounts: Any, batch_only: Any
+) -> None:
+    from cdk.summary import lint_template
+
+    _, _, outdir = batch_only
+    templates = [
+        *Path(four_accounts.outdir).rglob("*Prod*Serving*.template.json"),
+        *Path(outdir).rglob("*Staging*Serving*.template.json"),
+    ]
+    assert len(templates) == 2, templates
+    problems = {t.name: lint_template(t) for t in templates}
+    assert {name: errors for name, errors in problems.items() if errors} == {}
