@@ -31,6 +31,7 @@ from mlcore.data import (
 )
 from mlcore.errors import ConfigError, MlcoreError
 from mlcore.evaluate import evaluate_model
+from mlcore.job_failure import MAX_REASON_BYTES, fit_reason
 from mlcore.jsonio import write_json
 from mlcore.lineage import git_state, library_versions
 from mlcore.model import (
@@ -466,9 +467,13 @@ def run_sagemaker_training(
             dirty=_flag(control.get("git_dirty")),
             tracking=tracking,
         )
-    except (MlcoreError, ValueError, OSError) as exc:
+    except Exception as exc:
+        # Every failure, not only mlcore's own: SageMaker shows this file as the job's
+        # FailureReason, and an empty reason leaves the operator with an exit code.
         paths.output_dir.mkdir(parents=True, exist_ok=True)
-        (paths.output_dir / "failure").write_text(f"{type(exc).__name__}: {exc}\n")
+        (paths.output_dir / "failure").write_text(
+            fit_reason(f"{type(exc).__name__}: {exc}", MAX_REASON_BYTES - 1) + "\n"
+        )
         logger.error("training failed: %s\n%s", exc, traceback.format_exc())
         return 1
     return 0
