@@ -307,16 +307,26 @@ def train_from_paths(
     ``target`` overrides it, prep's ``spec.json`` beside it; else it is resolved from
     ``dataset`` (the settings) as prep resolves it, with ``target`` replacing
     ``dataset.target``. Validation data defaults to prep's ``validation/`` beside ``train/``.
+    A ``target`` that contradicts a given spec is refused (ConfigError), never ignored.
     """
     # Before any work, not after training.
     check_output_dir(model_dir, what="model folder", overwrite=overwrite)
     spec_path, validation = _prep_outputs_beside(
         Path(data), spec_path=spec_path, validation=validation, explicit_target=target
     )
-    train = load_table(data)
     if spec_path is not None:
         spec = DatasetSpec.load(spec_path)
+        if target is not None and target != spec.target:
+            # Which would win is no guess to leave to the reader: a spec says its target.
+            raise ConfigError(
+                f"the target {target!r} (--target, or the training job's target "
+                f"hyperparameter) contradicts the dataset spec {spec_path}, whose target is "
+                f"{spec.target!r}: give the spec's target or none, or run prep again with "
+                f"target {target!r} (dataset.target in the settings) so its spec.json says so"
+            )
+        train = load_table(data)
     elif target is not None or dataset is not None:
+        train = load_table(data)
         declared = dataset if dataset is not None else DatasetSettings(target=str(target))
         spec = resolve_spec(train, declared, target=target)
     else:
