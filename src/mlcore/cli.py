@@ -408,7 +408,7 @@ def _chosen_command(argv: Sequence[str] | None) -> str | None:
 
 
 def _add_component_subcommands(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser], chosen: str | None
+    sub: argparse._SubParsersAction[_Parser], chosen: str | None
 ) -> None:
     for name, (module, function, summary) in COMPONENT_COMMANDS.items():
         if name == chosen:

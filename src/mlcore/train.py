@@ -29,7 +29,7 @@ from mlcore.data import (
     load_table,
     validate_frame,
 )
-from mlcore.errors import ConfigError, MlcoreError
+from mlcore.errors import ConfigError
 from mlcore.evaluate import evaluate_model
 from mlcore.job_failure import MAX_REASON_BYTES, fit_reason
 from mlcore.jsonio import write_json

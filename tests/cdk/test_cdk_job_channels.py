@@ -39,9 +39,9 @@ from urllib.parse import urlparse
 
 import boto3
 import pytest
-from moto import mock_aws
 from mlops_testing.cloudformation import CloudAssembly, ResolvedStack, Role
 from mlops_testing.iam import IamSimulator, Request
+from moto import mock_aws
 
 from pipelines.monitoring import jobs
 
@@ -241,7 +241,9 @@ def _monitor_request(
         _put(s3, config.ground_truth_s3_uri, SCHEDULED - timedelta(hours=1), "labels.jsonl")
         # The package the environment serves: a promoted copy in its own artifact bucket.
         group = f"{stack.artifact.stack_name.split('-')[0].lower()}-models"
-        model_url = f"s3://{urlparse(config.reports_s3_uri).netloc}/promoted/{group}/1/model/model.tar.gz"
+        model_url = (
+            f"s3://{urlparse(config.reports_s3_uri).netloc}/promoted/{group}/1/model/model.tar.gz"
+        )
         sagemaker.create_model_package_group(ModelPackageGroupName=group)
         package = sagemaker.create_model_package(
             ModelPackageGroupName=group,

@@ -254,4 +254,3 @@ def test_a_long_reason_is_cut_to_sagemakers_1_kb_on_a_character_boundary(
     text = raw.decode("utf-8")  # never half a character: SageMaker fails the job otherwise
     assert text.endswith(" ...\n") and "\n" not in text[:-1]
     assert fit_reason("a\n  b") == "a b"
-

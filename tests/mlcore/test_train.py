@@ -22,8 +22,8 @@ from mlcore.settings import TrainingSettings
 from mlcore.train import (
     SageMakerTrainingPaths,
     run_sagemaker_training,
-    train_from_paths,
     save_trained_model,
+    train_from_paths,
     train_model,
 )
 
