@@ -168,6 +168,16 @@ def test_a_failed_drift_job_says_why(
     assert message.startswith("mlcore drift: ") and "no-model" in message
 
 
+def test_a_failed_quality_job_says_why(
+    processing_job: Path, tmp_path: Path, churn_data: Path, settings_file: Path
+) -> None:
+    code = main(["quality", "--current", str(churn_data), "--labels", str(tmp_path / "no-labels"),
+                 "--baseline", str(tmp_path / "no-model"), "--output", str(tmp_path / "q"),
+                 "--settings", str(settings_file)])  # fmt: skip
+    assert code == 2
+    assert _message(processing_job).startswith("mlcore quality: ")
+
+
 def test_the_spark_drift_app_reports_through_the_same_path(
     processing_job: Path, tmp_path: Path, settings_file: Path
 ) -> None:
