@@ -97,6 +97,19 @@ def test_an_invalid_settings_file_says_what_is_wrong(
     assert "min_metrics" in message and "auc" in message
 
 
+def test_bad_data_in_prep_says_what_is_wrong(
+    processing_job: Path, tmp_path: Path, churn_split: Split, settings_file: Path
+) -> None:
+    unlabelled = tmp_path / "raw" / "part-0.parquet"
+    unlabelled.parent.mkdir()
+    churn_split.train.head(300).drop(columns=["churned"]).to_parquet(unlabelled)
+    code = main(["prep", "--data", str(unlabelled.parent), "--output", str(tmp_path / "out"),
+                 "--settings", str(settings_file)])  # fmt: skip
+    assert code == 2
+    message = _message(processing_job)
+    assert message.startswith("mlcore prep: ") and "churned" in message
+
+
 def test_a_wrong_argument_says_which(processing_job: Path) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["evaluate", "--model-dir", "/opt/ml/processing/model"])
