@@ -47,7 +47,8 @@ class BatchConfig(BaseModel):
     :param max_concurrent_transforms: parallel requests per instance. Default: 1 (the serving
         container scores one request at a time per worker).
     :param invocation_timeout_seconds: how long SageMaker waits for one request. Default: 60
-        (the serving container gives up on a request after 50 s by itself).
+        (the serving container gives up on a request by itself after
+        ``serving.scoring_timeout_seconds`` in mlops.yaml, 50 s by default).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -37,6 +37,8 @@ from cdk.batch.settings import BatchConfig
 from cdk.serving.approved_model import ApprovedModelParameter
 from cdk.serving.endpoint import MODEL_DATA_KEY_PATTERNS, MODEL_SHA256_ENV
 from cdk.serving.functions import ControlPlaneFunction
+from mlcore.serve.defaults import SERVING_ENV
+from mlcore.settings import ServingSettings
 from pipelines.batch.transform import BatchJobConfig, job_name_prefix
 from pipelines.deploy.approval import APPROVAL_TAG, APPROVAL_TAG_VALUE
 
@@ -63,6 +65,8 @@ class BatchTransform(Construct):
         joined back on output). Default: none.
     :param approved_models_only: read a model archive only once a person approved its package
         in this environment (as the endpoint). Default: any archive under the model keys.
+    :param serving: mlops.yaml's ``serving:`` section (timeouts), handed to the container as
+        the endpoint's is. Default: mlcore's defaults.
     :param log_key: encrypts the starter's logs and environment. Default: AWS-owned keys.
     :param removal_policy: of the starter's log group. Default: destroyed with the stack.
     """
@@ -84,6 +88,7 @@ class BatchTransform(Construct):
         state_table: dynamodb.ITable,
         id_column_count: int = 0,
         approved_models_only: bool = False,
+        serving: ServingSettings | None = None,
         log_key: kms.IKey | None = None,
         removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
     ) -> None:
@@ -190,7 +195,11 @@ class BatchTransform(Construct):
             containers=[
                 sagemaker.CfnModel.ContainerDefinitionProperty(
                     model_package_name=model_package_arn,
-                    environment={MODEL_SHA256_ENV: model_sha256},
+                    environment={
+                        MODEL_SHA256_ENV: model_sha256,
+                        # The container has no mlops.yaml: its serving timeouts come from here.
+                        SERVING_ENV: (serving or ServingSettings()).model_dump_json(),
+                    },
                 )
             ],
             # The container needs no network: SageMaker hands it the model and the rows.

@@ -302,6 +302,7 @@ class ServingStack(Stack):
                 state_table=self.state_table,
                 id_column_count=props.id_column_count,
                 approved_models_only=props.release_approval,
+                serving=props.endpoint.serving,
                 log_key=self.ops_key,
                 removal_policy=removal,
             )

@@ -17,6 +17,7 @@ from mlops_testing.iam import IamSimulator, Request
 
 from cdk.batch.settings import BatchConfig
 from cdk.config import load_aws_config
+from mlcore.serve.defaults import SERVING_ENV
 from pipelines.batch import transform
 from pipelines.deploy.approval import APPROVAL_TAG, APPROVAL_TAG_VALUE
 
@@ -147,7 +148,17 @@ def test_the_batch_model_is_the_released_package_named_as_the_starter_finds_it(
     assert model["ModelName"] == transform.batch_model_name("acme-prod", PACKAGE)
     (container,) = model["Containers"]
     assert container["ModelPackageName"] == PACKAGE
-    assert container["Environment"] == {"MLCORE_MODEL_SHA256": "sha256:" + "7" * 64}
+    assert container["Environment"]["MLCORE_MODEL_SHA256"] == "sha256:" + "7" * 64
+    # The same serving timeouts as the endpoint's model (mlops.yaml's serving: section).
+    (endpoint_model,) = [
+        r["Properties"]
+        for logical_id, r in _released(assembly).resources("AWS::SageMaker::Model").items()
+        if logical_id.startswith("Endpoint")
+    ]
+    assert (
+        container["Environment"][SERVING_ENV]
+        == endpoint_model["Containers"][0]["Environment"][SERVING_ENV]
+    )
     assert model["EnableNetworkIsolation"] is True
 
 
