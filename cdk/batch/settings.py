@@ -49,6 +49,10 @@ class BatchConfig(BaseModel):
     :param invocation_timeout_seconds: how long SageMaker waits for one request. Default: 60
         (the serving container gives up on a request by itself after
         ``serving.scoring_timeout_seconds`` in mlops.yaml, 50 s by default).
+    :param lookback_hours: how far before the previous run a run looks for files it has not
+        scored (S3 stamps an object with the time its upload began, so a long upload may
+        complete after a run with a time before it). Every file is scored once, by key and
+        ETag. Default: 48.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -61,6 +65,7 @@ class BatchConfig(BaseModel):
     max_payload_mb: int = Field(MAX_PAYLOAD_MB, ge=1, le=MAX_PAYLOAD_MB)
     max_concurrent_transforms: int = Field(1, ge=1, le=64)
     invocation_timeout_seconds: int = Field(60, ge=1, le=3600)
+    lookback_hours: int = Field(48, ge=0, le=24 * 30)
 
     @model_validator(mode="after")
     def _prefixes_are_apart(self) -> BatchConfig:

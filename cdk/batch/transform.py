@@ -114,6 +114,7 @@ class BatchTransform(Construct):
             max_payload_mb=settings.max_payload_mb,
             max_concurrent_transforms=settings.max_concurrent_transforms,
             invocation_timeout_seconds=settings.invocation_timeout_seconds,
+            lookback_hours=settings.lookback_hours,
         )
 
         self.role = iam.Role(
@@ -232,6 +233,7 @@ class BatchTransform(Construct):
                 "MAX_PAYLOAD_MB": str(job_config.max_payload_mb),
                 "MAX_CONCURRENT_TRANSFORMS": str(job_config.max_concurrent_transforms),
                 "INVOCATION_TIMEOUT_SECONDS": str(job_config.invocation_timeout_seconds),
+                "LOOKBACK_HOURS": str(job_config.lookback_hours),
             },
             # Listing a large input prefix page by page.
             timeout=Duration.minutes(5),

@@ -10,9 +10,13 @@ EventBridge Scheduler invokes :func:`handler` on the environment's batch schedul
    pointer ahead of its model (a release still updating the stack, or one that failed) is
    an error, so the run is retried and the failure reaches the alarm, never a run on an
    older model than the pointer names;
-3. lists the objects under the input prefix that arrived since the previous run's end (the
-   watermark, a DynamoDB item; the first run takes everything there) and before the
-   scheduled time, and writes them to a manifest, so the job scores exactly those files;
+3. lists the objects under the input prefix last modified before the scheduled time and
+   since ``lookback_hours`` before the previous run's end (the watermark, a DynamoDB item;
+   the first run takes everything there), leaves out those an earlier run scored (a DynamoDB
+   item per scored key and ETag), and writes the rest to a manifest, so the job scores
+   exactly those files. The lookback catches an object stamped before the previous run but
+   not listed by it: S3 gives an object the time its upload began, so a long upload that
+   began before a run and completed after it is older than that run's end;
 4. starts the transform job: ``text/csv`` split by line and batched up to
    ``MaxPayloadInMB``; the id columns are cut off before the model sees a row
    (``DataProcessing.InputFilter``) and every input row is written back with the model's
@@ -29,7 +33,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 logger = logging.getLogger(__name__)
@@ -58,6 +62,7 @@ class BatchJobConfig:
     max_payload_mb: int = 6
     max_concurrent_transforms: int = 1
     invocation_timeout_seconds: int = 60
+    lookback_hours: int = 48
     tags: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -67,6 +72,8 @@ class BatchJobConfig:
                 f"NAME_PREFIX {self.name_prefix!r} makes job names longer than SageMaker's "
                 f"{_NAME_LIMIT} characters; use a shorter project or stage name"
             )
+        if self.lookback_hours < 0:
+            raise ValueError(f"LOOKBACK_HOURS must be 0 or more, got {self.lookback_hours}")
         if self.id_column_count < 0:
             raise ValueError(f"ID_COLUMN_COUNT must be 0 or more, got {self.id_column_count}")
 
@@ -94,6 +101,7 @@ class BatchJobConfig:
             "max_payload_mb": "MAX_PAYLOAD_MB",
             "max_concurrent_transforms": "MAX_CONCURRENT_TRANSFORMS",
             "invocation_timeout_seconds": "INVOCATION_TIMEOUT_SECONDS",
+            "lookback_hours": "LOOKBACK_HOURS",
         }
         values.update({attr: int(env[name]) for attr, name in numbers.items() if env.get(name)})
         return cls(**values)
@@ -211,9 +219,12 @@ def start_batch_run(
     model_name = batch_model_name(config.name_prefix, package)
     _check_model(sagemaker, model_name, package)
 
-    listed = list_new_objects(
-        s3, config.bucket, config.input_prefix, after=window_start, before=window_end
+    since = window_start - timedelta(hours=config.lookback_hours) if window_start else None
+    candidates = list_new_objects(
+        s3, config.bucket, config.input_prefix, after=since, before=window_end
     )
+    scored = already_scored(dynamodb, config.state_table, config.name_prefix, candidates)
+    listed = [(key, size) for key, size, etag in candidates if (key, etag) not in scored]
     if not listed:
         _write_watermark(dynamodb, config.state_table, watermark_key, window_end)
         return BatchRun(
@@ -264,6 +275,14 @@ def start_batch_run(
         sagemaker.create_transform_job(**request)
     except sagemaker.exceptions.ResourceInUse:
         run = replace(run, status="already-started")
+    chosen = {key for key, _ in listed}
+    record_scored(
+        dynamodb,
+        config.state_table,
+        config.name_prefix,
+        [(key, etag) for key, _, etag in candidates if key in chosen],
+        job_name=job_name,
+    )
     _write_watermark(dynamodb, config.state_table, watermark_key, window_end)
     return run
 
@@ -323,21 +342,77 @@ def transform_job_request(
 
 def list_new_objects(
     s3: Any, bucket: str, prefix: str, *, after: datetime | None, before: datetime
-) -> list[tuple[str, int]]:
-    """(key, size) of the objects under ``prefix/`` last modified in ``[after, before)``.
+) -> list[tuple[str, int, str]]:
+    """(key, size, ETag) of the objects under ``prefix/`` last modified in ``[after, before)``.
 
     Folder markers and empty objects are left out: they hold no row to score.
     """
     paginator = s3.get_paginator("list_objects_v2")
-    found: list[tuple[str, int]] = []
+    found: list[tuple[str, int, str]] = []
     for page in paginator.paginate(Bucket=bucket, Prefix=f"{prefix.rstrip('/')}/"):
         for item in page.get("Contents", []):
             modified = item["LastModified"].astimezone(UTC)
             if item["Key"].endswith("/") or int(item.get("Size", 0)) == 0:
                 continue
             if (after is None or modified >= after) and modified < before:
-                found.append((item["Key"], int(item["Size"])))
+                found.append((item["Key"], int(item["Size"]), str(item.get("ETag", ""))))
     return sorted(found)
+
+
+def scored_key(name_prefix: str, key: str) -> str:
+    return f"scored#{name_prefix}#{key}"
+
+
+def already_scored(
+    dynamodb: Any, table: str, name_prefix: str, candidates: list[tuple[str, int, str]]
+) -> set[tuple[str, str]]:
+    """(key, ETag) of the candidates an earlier run scored (a changed object is scored again)."""
+    found: set[tuple[str, str]] = set()
+    keys = sorted({key for key, _, _ in candidates})
+    for start in range(0, len(keys), 100):  # BatchGetItem reads up to 100 items
+        request: dict[str, Any] = {
+            table: {
+                "Keys": [
+                    {"pk": {"S": scored_key(name_prefix, k)}} for k in keys[start : start + 100]
+                ],
+                "ConsistentRead": True,
+            }
+        }
+        while request:
+            answer = dynamodb.batch_get_item(RequestItems=request)
+            for item in answer.get("Responses", {}).get(table, []):
+                key = item["pk"]["S"].removeprefix(scored_key(name_prefix, ""))
+                found.add((key, item["etag"]["S"]))
+            request = answer.get("UnprocessedKeys") or {}
+    return found
+
+
+def record_scored(
+    dynamodb: Any,
+    table: str,
+    name_prefix: str,
+    scored: list[tuple[str, str]],
+    *,
+    job_name: str,
+) -> None:
+    """Note that ``job_name`` scores these (key, ETag): later runs leave them out."""
+    items = [
+        {
+            "PutRequest": {
+                "Item": {
+                    "pk": {"S": scored_key(name_prefix, key)},
+                    "etag": {"S": etag},
+                    "job": {"S": job_name},
+                }
+            }
+        }
+        for key, etag in scored
+    ]
+    for start in range(0, len(items), 25):  # BatchWriteItem writes up to 25 items
+        request: dict[str, Any] = {table: items[start : start + 25]}
+        while request:
+            answer = dynamodb.batch_write_item(RequestItems=request)
+            request = answer.get("UnprocessedItems") or {}
 
 
 def _check_model(sagemaker: Any, model_name: str, package: str) -> None:

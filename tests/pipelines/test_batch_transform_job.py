@@ -280,6 +280,34 @@ def test_the_next_run_scores_only_the_files_that_arrived_since_the_last(
     assert manifest[1:] == ["batch/input/b.csv"]
 
 
+def test_a_file_stamped_before_the_last_run_but_missed_by_it_is_scored_next_and_once(
+    aws: dict[str, Any], diabetes: pd.DataFrame
+) -> None:
+    # S3 stamps an object with the time its upload began: one that completes after a run
+    # lists the prefix can carry a time before that run's end. Here b.csv is stamped before
+    # the first run's end (moto uses the real time) but is not there when it lists.
+    _release(aws)
+    _drop(aws, "batch/input/a.csv", diabetes.iloc[:50])
+    first = _start(aws, _config(), datetime.now(UTC) + timedelta(seconds=30))
+    assert first.files == 1
+    _drop(aws, "batch/input/b.csv", diabetes.iloc[50:80])
+    assert aws["s3"].head_object(Bucket=BUCKET, Key="batch/input/b.csv")["LastModified"] < (
+        first.window_end
+    )
+    second = _start(aws, _config(), first.window_end + timedelta(minutes=1))
+    assert second.status == "started" and second.files == 1
+    manifest_uri = aws["requests"][-1]["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+    bucket, key = transform_uri(manifest_uri)
+    manifest = json.loads(aws["s3"].get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert manifest[1:] == ["batch/input/b.csv"]
+    # Nothing left: a third run scores nothing again, and a changed file is scored anew.
+    third = _start(aws, _config(), second.window_end + timedelta(minutes=1))
+    assert third.status == "skipped"
+    _drop(aws, "batch/input/a.csv", diabetes.iloc[100:130])
+    fourth = _start(aws, _config(), datetime.now(UTC) + timedelta(minutes=5))
+    assert fourth.status == "started" and fourth.files == 1
+
+
 def test_nothing_is_scored_before_a_model_is_released_and_the_files_wait(
     aws: dict[str, Any], diabetes: pd.DataFrame
 ) -> None:
@@ -317,8 +345,10 @@ def test_starting_the_same_run_twice_starts_one_job(
     _drop(aws, "batch/input/a.csv", diabetes.iloc[:50])
     at = datetime.now(UTC) + timedelta(seconds=1)
     first = _start(aws, _config(), at)
-    # The scheduler retried after the job started but before the watermark was written.
-    aws["dynamodb"].delete_item(TableName=TABLE, Key={"pk": {"S": f"watermark#{PREFIX}#batch"}})
+    # The scheduler retried after the job started but before the run was recorded (the
+    # scored files and the watermark).
+    for pk in (f"watermark#{PREFIX}#batch", transform.scored_key(PREFIX, "batch/input/a.csv")):
+        aws["dynamodb"].delete_item(TableName=TABLE, Key={"pk": {"S": pk}})
     # moto accepts a second job of the same name; SageMaker refuses it with ResourceInUse,
     # which botocore's Stubber stands in for here (moto still serves S3, SSM and DynamoDB).
     sagemaker = boto3.client("sagemaker", region_name=REGION)
