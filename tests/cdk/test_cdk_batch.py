@@ -203,6 +203,7 @@ def test_prods_batch_runs_on_its_schedule_with_its_capacity(assembly: CloudAssem
     # dataset.id_columns of the fixture settings: one id column leads each row.
     assert config.id_column_count == 1
     assert config.model_package_parameter == "/mlops/acme/prod/model-package-arn"
+    assert config.lookback_hours == 48
 
 
 def test_a_failed_batch_job_reaches_the_alerts_topic(assembly: CloudAssembly) -> None:
