@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -43,6 +44,8 @@ CSV = "text/csv"
 # SageMaker's limit on a transform job's (and a model's) name.
 _NAME_LIMIT = 63
 _STAMP = "%Y%m%d%H%M%S"
+# How often a DynamoDB batch call is repeated for what it left unprocessed (throttling).
+_BATCH_ATTEMPTS = 8
 
 
 @dataclass(frozen=True)
@@ -378,12 +381,17 @@ def already_scored(
                 "ConsistentRead": True,
             }
         }
-        while request:
+        for attempt in range(_BATCH_ATTEMPTS):
             answer = dynamodb.batch_get_item(RequestItems=request)
             for item in answer.get("Responses", {}).get(table, []):
                 key = item["pk"]["S"].removeprefix(scored_key(name_prefix, ""))
                 found.add((key, item["etag"]["S"]))
             request = answer.get("UnprocessedKeys") or {}
+            if not request:
+                break
+            time.sleep(0.05 * 2**attempt)  # throttled: back off, then read the rest
+        else:
+            raise RuntimeError(f"DynamoDB left keys of {table} unread after retries; run again")
     return found
 
 
@@ -409,10 +417,15 @@ def record_scored(
         for key, etag in scored
     ]
     for start in range(0, len(items), 25):  # BatchWriteItem writes up to 25 items
-        request: dict[str, Any] = {table: items[start : start + 25]}
-        while request:
-            answer = dynamodb.batch_write_item(RequestItems=request)
-            request = answer.get("UnprocessedItems") or {}
+        write: dict[str, Any] = {table: items[start : start + 25]}
+        for attempt in range(_BATCH_ATTEMPTS):
+            answer = dynamodb.batch_write_item(RequestItems=write)
+            write = answer.get("UnprocessedItems") or {}
+            if not write:
+                break
+            time.sleep(0.05 * 2**attempt)
+        else:
+            raise RuntimeError(f"DynamoDB left items of {table} unwritten after retries")
 
 
 def _check_model(sagemaker: Any, model_name: str, package: str) -> None:

@@ -558,3 +558,17 @@ def test_cfn_lint_reports_no_errors_in_the_templates_with_a_batch_path(
     assert len(templates) == 2, templates
     problems = {t.name: lint_template(t) for t in templates}
     assert {name: errors for name, errors in problems.items() if errors} == {}
+
+
+def test_the_release_flow_may_read_what_a_batch_only_stage_serves(
+    batch_only: Any, simulator: IamSimulator
+) -> None:
+    # release.serving / smoke.check_batch_model: ListModels, then DescribeModel of the newest.
+    _, assembly, _ = batch_only
+    deploy_role = assembly.stack("Staging-ReleaseState").role("ReleaseAccessDeployRole")
+    model = f"arn:aws:sagemaker:{REGION}:222222222222:model/acme-staging-batch-v3"
+    requests = [
+        Request.by(deploy_role, "sagemaker:ListModels", "*"),
+        Request.by(deploy_role, "sagemaker:DescribeModel", model),
+    ]
+    assert _decide(simulator, requests) == [True, True]
