@@ -22,6 +22,8 @@ topic (:class:`cdk.monitoring.failures.FailureAlarms`), as a failed model build 
 from __future__ import annotations
 
 from aws_cdk import ArnFormat, CfnCondition, Duration, Fn, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
@@ -30,6 +32,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
+from aws_cdk import aws_sns as sns
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
@@ -39,7 +42,7 @@ from cdk.serving.endpoint import MODEL_DATA_KEY_PATTERNS, MODEL_SHA256_ENV
 from cdk.serving.functions import ControlPlaneFunction
 from mlcore.serve.defaults import SERVING_ENV
 from mlcore.settings import ServingSettings
-from pipelines.batch.transform import BatchJobConfig, job_name_prefix
+from pipelines.batch.transform import HOURS_SINCE_BATCH_RUN, BatchJobConfig, job_name_prefix
 from pipelines.deploy.approval import APPROVAL_TAG, APPROVAL_TAG_VALUE
 
 #: Where a run's manifest and scored files go under the output prefix (pipelines.batch.transform).
@@ -60,7 +63,9 @@ class BatchTransform(Construct):
     :param bucket: the artifact bucket: model archives, input and output prefixes.
     :param encryption_key: encrypts the outputs, the job's volumes and the manifests.
     :param image_repository: the serving image's repository.
-    :param state_table: keeps the end of the last run (the watermark).
+    :param state_table: keeps the end of the last run (the watermark) and the files scored.
+    :param notifications: receives the stale alarm (no run completed in two schedule periods).
+    :param namespace: the CloudWatch namespace of ``HoursSinceBatchRun``. Default: ``MLOps``.
     :param id_column_count: how many id columns lead each input row (cut off before scoring,
         joined back on output). Default: none.
     :param approved_models_only: read a model archive only once a person approved its package
@@ -86,6 +91,8 @@ class BatchTransform(Construct):
         encryption_key: kms.IKey,
         image_repository: ecr.IRepository,
         state_table: dynamodb.ITable,
+        notifications: sns.ITopic,
+        namespace: str = "MLOps",
         id_column_count: int = 0,
         approved_models_only: bool = False,
         serving: ServingSettings | None = None,
@@ -234,6 +241,7 @@ class BatchTransform(Construct):
                 "MAX_CONCURRENT_TRANSFORMS": str(job_config.max_concurrent_transforms),
                 "INVOCATION_TIMEOUT_SECONDS": str(job_config.invocation_timeout_seconds),
                 "LOOKBACK_HOURS": str(job_config.lookback_hours),
+                "METRIC_NAMESPACE": namespace,
             },
             # Listing a large input prefix page by page.
             timeout=Duration.minutes(5),
@@ -292,6 +300,14 @@ class BatchTransform(Construct):
             )
         )
 
+        starter.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": namespace}},
+            )
+        )
+
         self.scheduler_role = iam.Role(
             self,
             "SchedulerRole",
@@ -316,6 +332,39 @@ class BatchTransform(Construct):
             ),
         )
 
+        self.heartbeat_schedule = scheduler.Schedule(
+            self,
+            "HeartbeatSchedule",
+            description=f"Hourly heartbeat of {name_prefix}'s batch runs (hours since the last)",
+            schedule=scheduler.ScheduleExpression.rate(Duration.hours(1)),
+            target=scheduler_targets.LambdaInvoke(
+                self.start_function.function,
+                input=scheduler.ScheduleTargetInput.from_object({"heartbeat": True}),
+                retry_attempts=2,
+                role=self.scheduler_role,
+            ),
+        )
+        self.namespace = namespace
+        limit_hours = 2 * settings.schedule.period.total_seconds() / 3600
+        self.stale_alarm = cloudwatch.Alarm(
+            self,
+            "StaleAlarm",
+            alarm_name=f"{name_prefix}-batch-stale",
+            alarm_description=(
+                f"No batch run of {name_prefix} completed in two schedule periods "
+                f"({limit_hours:g} h): runs keep failing (see the start function's log group) "
+                "or the schedule or its hourly heartbeat stopped; files are not being scored"
+            ),
+            metric=self.metric_hours_since_batch_run(),
+            threshold=limit_hours,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=2,
+            datapoints_to_alarm=2,
+            # No heartbeat is itself a failure (the scheduler or the function stopped).
+            treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+        )
+        self.stale_alarm.add_alarm_action(cloudwatch_actions.SnsAction(notifications))
+
         reasons = {
             self.role: (
                 "Reads objects only under the model-archive keys "
@@ -334,7 +383,8 @@ class BatchTransform(Construct):
                 f"transform jobs named {self.job_name_prefix}* (on the configured instance "
                 "type, this environment's batch models and the one key, by condition) and "
                 "describes this environment's batch models only; KMS data-key actions on the "
-                "one key; its own log streams."
+                "one key; its own log streams; PutMetricData has no resource type (our "
+                "namespace only, by condition)."
             ),
             self.scheduler_role: (
                 "Invokes the start function and its versions (CDK's grant, hence ':*')."
@@ -346,6 +396,16 @@ class BatchTransform(Construct):
                 [NagPackSuppression(id="AwsSolutions-IAM5", reason=reason)],
                 apply_to_children=True,
             )
+
+    def metric_hours_since_batch_run(self) -> cloudwatch.Metric:
+        """Hours since a batch run last completed (the hourly heartbeat's, Maximum per hour)."""
+        return cloudwatch.Metric(
+            namespace=self.namespace,
+            metric_name=HOURS_SINCE_BATCH_RUN,
+            dimensions_map={"EndpointName": self.name_prefix},
+            statistic="Maximum",
+            period=Duration.hours(1),
+        )
 
     @property
     def model_name_prefix(self) -> str:

@@ -300,6 +300,8 @@ class ServingStack(Stack):
                 encryption_key=encryption_key,
                 image_repository=image_repository,
                 state_table=self.state_table,
+                notifications=self.alerts,
+                namespace=props.metric_namespace,
                 id_column_count=props.id_column_count,
                 approved_models_only=props.release_approval,
                 serving=props.endpoint.serving,

@@ -66,6 +66,7 @@ class BatchJobConfig:
     max_concurrent_transforms: int = 1
     invocation_timeout_seconds: int = 60
     lookback_hours: int = 48
+    metric_namespace: str = "MLOps"
     tags: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -96,8 +97,12 @@ class BatchJobConfig:
         if missing:
             raise ValueError(f"the batch job starter needs environment variables {missing}")
         values: dict[str, Any] = {attr: env[name] for attr, name in required.items()}
-        if env.get("INSTANCE_TYPE"):
-            values["instance_type"] = env["INSTANCE_TYPE"]
+        for attr, name in (
+            ("instance_type", "INSTANCE_TYPE"),
+            ("metric_namespace", "METRIC_NAMESPACE"),
+        ):
+            if env.get(name):
+                values[attr] = env[name]
         numbers = {
             "id_column_count": "ID_COLUMN_COUNT",
             "instance_count": "INSTANCE_COUNT",
@@ -145,6 +150,13 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     import boto3
 
     config = BatchJobConfig.from_environment()
+    if event.get("heartbeat"):
+        return heartbeat(
+            config,
+            now=datetime.now(UTC),
+            dynamodb=boto3.client("dynamodb"),
+            cloudwatch=boto3.client("cloudwatch"),
+        )
     scheduled = (
         parse_time(event["scheduled_time"]) if event.get("scheduled_time") else datetime.now(UTC)
     )
@@ -206,7 +218,39 @@ def start_batch_run(
     ssm: Any,
     dynamodb: Any,
 ) -> BatchRun:
-    """Start the transform job over the files that arrived since the last run, or say why not."""
+    """Start the transform job over the files that arrived since the last run, or say why not.
+
+    A run that ends without an error (a job started, or nothing to do) is recorded for the
+    heartbeat; one that raises is not, so the stale alarm sees runs that keep failing.
+    """
+    run = _start_batch_run(
+        config,
+        scheduled_time=scheduled_time,
+        s3=s3,
+        sagemaker=sagemaker,
+        ssm=ssm,
+        dynamodb=dynamodb,
+    )
+    dynamodb.put_item(
+        TableName=config.state_table,
+        Item={
+            "pk": {"S": ran_key(config.name_prefix)},
+            "at": {"S": datetime.now(UTC).isoformat()},
+            "status": {"S": run.status},
+        },
+    )
+    return run
+
+
+def _start_batch_run(
+    config: BatchJobConfig,
+    *,
+    scheduled_time: datetime,
+    s3: Any,
+    sagemaker: Any,
+    ssm: Any,
+    dynamodb: Any,
+) -> BatchRun:
     window_end = scheduled_time.astimezone(UTC).replace(microsecond=0)
     watermark_key = f"watermark#{config.name_prefix}#batch"
     window_start = _read_watermark(dynamodb, config.state_table, watermark_key)
@@ -288,6 +332,50 @@ def start_batch_run(
     )
     _write_watermark(dynamodb, config.state_table, watermark_key, window_end)
     return run
+
+
+HOURS_SINCE_BATCH_RUN = "HoursSinceBatchRun"
+
+
+def ran_key(name_prefix: str) -> str:
+    return f"ran#{name_prefix}#batch"
+
+
+def heartbeat(
+    config: BatchJobConfig, *, now: datetime, dynamodb: Any, cloudwatch: Any
+) -> dict[str, Any]:
+    """Publish ``HoursSinceBatchRun``; its alarm fires when runs stop or keep failing.
+
+    Before the first run the clock starts at the first heartbeat (recorded as such), so a
+    fresh deployment is not reported as stale.
+    """
+    key = ran_key(config.name_prefix)
+    item = dynamodb.get_item(
+        TableName=config.state_table, Key={"pk": {"S": key}}, ConsistentRead=True
+    ).get("Item")
+    if item is None:
+        dynamodb.put_item(
+            TableName=config.state_table,
+            Item={"pk": {"S": key}, "at": {"S": now.isoformat()}, "status": {"S": "clock-started"}},
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+        last = now
+    else:
+        last = parse_time(item["at"]["S"])
+    hours = max((now - last).total_seconds() / 3600, 0.0)
+    cloudwatch.put_metric_data(
+        Namespace=config.metric_namespace,
+        MetricData=[
+            {
+                "MetricName": HOURS_SINCE_BATCH_RUN,
+                "Dimensions": [{"Name": "EndpointName", "Value": config.name_prefix}],
+                "Timestamp": now,
+                "Value": hours,
+                "Unit": "None",
+            }
+        ],
+    )
+    return {"heartbeat": True, "hours_since_run": hours}
 
 
 def transform_job_request(

@@ -178,7 +178,7 @@ def test_only_the_stage_that_sets_batch_gets_a_batch_path(assembly: CloudAssembl
             r
             for r in stack.template["Resources"].values()
             if r["Type"] == "AWS::Scheduler::Schedule"
-            and "batch" in json.dumps(r["Properties"].get("Description", ""))
+            and "Scores new files" in json.dumps(r["Properties"].get("Description", ""))
         ]
         assert len(schedules) == expected, environment
 
@@ -221,6 +221,31 @@ def test_a_failed_batch_job_reaches_the_alerts_topic(assembly: CloudAssembly) ->
     (target,) = rule["Targets"]
     topics = stack.resources("AWS::SNS::Topic")
     assert target["Arn"] in {stack.arn(logical_id) for logical_id in topics}
+
+
+def test_prod_is_told_when_its_batch_runs_stop_for_two_schedule_periods(
+    assembly: CloudAssembly,
+) -> None:
+    stack = _released(assembly)
+    (alarm,) = [
+        r["Properties"]
+        for r in stack.resources("AWS::CloudWatch::Alarm").values()
+        if r["Properties"].get("AlarmName") == "acme-prod-batch-stale"
+    ]
+    # cron(0 2 * * ? *): one run a day, so two days.
+    assert alarm["Threshold"] == 48
+    assert alarm["MetricName"] == "HoursSinceBatchRun"
+    assert alarm["TreatMissingData"] == "breaching"
+    assert alarm["Dimensions"] == [{"Name": "EndpointName", "Value": "acme-prod"}]
+    topics = {stack.arn(logical_id) for logical_id in stack.resources("AWS::SNS::Topic")}
+    assert set(alarm["AlarmActions"]) <= topics and alarm["AlarmActions"]
+    (heartbeat,) = [
+        r["Properties"]
+        for r in stack.resources("AWS::Scheduler::Schedule").values()
+        if r["Properties"]["Target"].get("Input") == '{"heartbeat":true}'
+        and "batch" in r["Properties"]["Description"]
+    ]
+    assert heartbeat["ScheduleExpression"] == "rate(1 hour)"
 
 
 # Least privilege, decided by the IAM evaluator.
@@ -315,8 +340,14 @@ def test_the_starter_lists_the_input_prefix_and_writes_manifests_only(
             "sagemaker:DescribeModel",
             f"arn:aws:sagemaker:{REGION}:{PROD}:model/acme-prod-batch-v7",
         ),
+        Request.by(
+            starter, "cloudwatch:PutMetricData", "*", context={"cloudwatch:namespace": "MLOps"}
+        ),
     ]
     refused = [
+        Request.by(
+            starter, "cloudwatch:PutMetricData", "*", context={"cloudwatch:namespace": "Other"}
+        ),
         batch.s3(starter, "s3:ListBucket", batch.bucket_arn, **{"s3:prefix": "promoted/"}),
         batch.s3(starter, "s3:ListBucket", batch.bucket_arn),
         batch.s3(starter, "s3:GetObject", batch.object("batch/input/part-1.csv")),

@@ -403,3 +403,42 @@ def test_the_starter_refuses_a_pointer_that_is_no_versioned_package() -> None:
 def test_the_starter_refuses_a_prefix_that_makes_job_names_too_long() -> None:
     with pytest.raises(ValueError, match="longer than SageMaker's 63 characters"):
         _config(name_prefix="a" * 45)
+
+
+def test_the_heartbeat_reports_hours_since_the_last_run_that_ended_without_error(
+    aws: dict[str, Any], diabetes: pd.DataFrame
+) -> None:
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    config = _config()
+    start = datetime.now(UTC)
+    # Before any run the clock starts at the first heartbeat: a new stage is not stale.
+    assert (
+        transform.heartbeat(config, now=start, dynamodb=aws["dynamodb"], cloudwatch=cloudwatch)[
+            "hours_since_run"
+        ]
+        == 0.0
+    )
+    later = transform.heartbeat(
+        config, now=start + timedelta(hours=30), dynamodb=aws["dynamodb"], cloudwatch=cloudwatch
+    )
+    assert later["hours_since_run"] == pytest.approx(30.0)
+    # A run with nothing to do still counts (the stage is alive) ...
+    aws["ssm"].put_parameter(Name=PARAMETER, Value="none", Type="String")
+    _start(aws, config, datetime.now(UTC))
+    after_run = transform.heartbeat(
+        config, now=datetime.now(UTC), dynamodb=aws["dynamodb"], cloudwatch=cloudwatch
+    )
+    assert after_run["hours_since_run"] < 0.01
+    # ... a run that fails does not.
+    stamp = aws["dynamodb"].get_item(TableName=TABLE, Key={"pk": {"S": transform.ran_key(PREFIX)}})[
+        "Item"
+    ]["at"]["S"]
+    newer = f"arn:aws:sagemaker:{REGION}:123456789012:model-package/acme-prod-models/2"
+    aws["ssm"].put_parameter(Name=PARAMETER, Value=newer, Type="String", Overwrite=True)
+    with pytest.raises(RuntimeError, match="does not exist"):
+        _start(aws, config, datetime.now(UTC))
+    item = aws["dynamodb"].get_item(TableName=TABLE, Key={"pk": {"S": transform.ran_key(PREFIX)}})
+    assert item["Item"]["at"]["S"] == stamp
+    (metric,) = cloudwatch.list_metrics(Namespace="MLOps")["Metrics"]
+    assert metric["MetricName"] == "HoursSinceBatchRun"
+    assert metric["Dimensions"] == [{"Name": "EndpointName", "Value": PREFIX}]
