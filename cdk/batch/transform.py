@@ -16,7 +16,9 @@ the run's manifest and the input prefix, write under the output prefix, and use 
 environment's key; the starter may create transform jobs of this environment on the
 configured instance type with the key on output and volumes, and nothing else of SageMaker
 but describe the batch models. A failed or stopped job is reported on the environment's
-topic (:class:`cdk.monitoring.failures.FailureAlarms`), as a failed model build is.
+topic (:class:`cdk.monitoring.failures.FailureAlarms`), as a failed model build is; an hourly
+heartbeat publishes ``HoursSinceBatchRun``, and ``<name>-batch-stale`` fires when no run ended
+without error in two schedule periods (as the monitors' heartbeat alarms do).
 """
 
 from __future__ import annotations

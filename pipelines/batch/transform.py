@@ -25,6 +25,8 @@ EventBridge Scheduler invokes :func:`handler` on the environment's batch schedul
 
 Starting the same run twice is harmless: the job name is the run's, and SageMaker refuses a
 second job of that name. A run with no new files advances the watermark and starts nothing.
+Every run that ends without an error is recorded; an hourly ``{"heartbeat": true}`` invocation
+publishes ``HoursSinceBatchRun`` from that record, which alarms after two schedule periods.
 """
 
 from __future__ import annotations
