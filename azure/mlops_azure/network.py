@@ -35,14 +35,17 @@ jobs"). :func:`job_problems` refuses the kit's own Spark drift job there, with t
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
 from azure.ai.ml import MLClient
+from azure.ai.ml.constants._workspace import OutboundRuleCategory
 from azure.ai.ml.entities import (
     Environment,
     FqdnDestination,
@@ -58,6 +61,12 @@ from rich.console import Console
 from mlcore.errors import ConfigError
 from mlops_azure.config import AzureEnvironment
 from mlops_azure.definitions import Definitions, asset_ref
+from mlops_azure.private_endpoints import (
+    DRY_RUN_RESOURCES,
+    WorkspaceResources,
+    plan_document,
+    registry_resource_id,
+)
 from mlops_azure.progress import wait_for
 
 # conda's default channel_alias: a channel given by name is served from here.
@@ -215,7 +224,9 @@ def job_needs(definitions: Definitions) -> list[JobNeeds]:
             )
         )
     needs.append(
-        _pipeline_needs("pipeline", "training pipeline", definitions.training_pipeline, environments)
+        _pipeline_needs(
+            "pipeline", "training pipeline", definitions.training_pipeline, environments
+        )
     )
     for family, schedules in (
         ("model-performance", definitions.performance),
@@ -232,9 +243,7 @@ def job_needs(definitions: Definitions) -> list[JobNeeds]:
     deployment = definitions.deployment
     environment = deployment.environment
     resolved = (
-        environment
-        if isinstance(environment, Environment)
-        else environments.get(str(environment))
+        environment if isinstance(environment, Environment) else environments.get(str(environment))
     )
     needs.append(
         JobNeeds(
@@ -249,7 +258,9 @@ def job_needs(definitions: Definitions) -> list[JobNeeds]:
         assert isinstance(monitor, MonitorSchedule)
         # Azure's monitors run Azure's own Spark components on serverless Spark and read the
         # reference data the kit shares to the registry.
-        needs.append(JobNeeds(kind="monitor", name=f"monitor {monitor.name}", spark=True, registry=True))
+        needs.append(
+            JobNeeds(kind="monitor", name=f"monitor {monitor.name}", spark=True, registry=True)
+        )
     return needs
 
 
@@ -261,15 +272,6 @@ def _rule_name(prefix: str, target: str) -> str:
     if not _RULE_NAME.match(name):
         raise ConfigError(f"cannot name an outbound rule for {target!r}: {name!r}")
     return name
-
-
-def registry_resource_id(env: AzureEnvironment) -> str:
-    registry = env.registry
-    return (
-        f"/subscriptions/{registry.subscription_id or env.subscription_id}/resourceGroups/"
-        f"{registry.resource_group or env.resource_group}/providers/"
-        f"Microsoft.MachineLearningServices/registries/{registry.name}"
-    )
 
 
 def fqdn_rules(needs: Iterable[JobNeeds]) -> list[FqdnDestination]:
@@ -350,7 +352,8 @@ def job_problems(
     spark_storage = {
         r.subresource_target
         for r in endpoints
-        if r.spark_enabled and "/microsoft.storage/storageaccounts/" in r.service_resource_id.lower()
+        if r.spark_enabled
+        and "/microsoft.storage/storageaccounts/" in r.service_resource_id.lower()
     }
     problems = []
     for need in needs:
@@ -449,8 +452,44 @@ def plan_network(
     )
 
 
+def workspace_resources(ml_client: MLClient, env: AzureEnvironment) -> WorkspaceResources:
+    """The workspace's own resources, as the workspace reports them."""
+    workspace: Workspace = ml_client.workspaces.get(env.workspace)
+    missing = [
+        name for name in ("storage_account", "key_vault") if not getattr(workspace, name, None)
+    ]
+    if missing or not workspace.id:
+        raise ConfigError(f"workspace {env.workspace} reports no {missing or 'id'}")
+    return WorkspaceResources(
+        workspace=str(workspace.id),
+        storage_account=str(workspace.storage_account),
+        key_vault=str(workspace.key_vault),
+        container_registry=workspace.container_registry or None,
+    )
+
+
+def write_network_plan(env: AzureEnvironment, definitions: Definitions, output: Path) -> Path:
+    """The dry run's network.json: the managed network's rules, what each job needs, and the
+    private endpoints and DNS zones ``apply`` creates (the workspace's own resources, which
+    Azure names at creation, stand as placeholders)."""
+    plan = plan_network(env, definitions)
+    document = {
+        **plan.document(),
+        "public_network_access": env.workspace_settings.public_network_access,
+        "private_endpoints": plan_document(env, DRY_RUN_RESOURCES),
+    }
+    path = output / "network.json"
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    return path
+
+
 def apply_managed_network(
-    ml_client: MLClient, env: AzureEnvironment, definitions: Definitions, *, console: Console
+    ml_client: MLClient,
+    env: AzureEnvironment,
+    definitions: Definitions,
+    resources: WorkspaceResources,
+    *,
+    console: Console,
 ) -> NetworkPlan | None:
     """Put the outbound rules on the workspace and provision its network (with Spark when a
     Spark job runs). Rules are PUT one by one, so a rule added by hand stays; a rule the kit
@@ -458,11 +497,8 @@ def apply_managed_network(
     if env.workspace_settings.managed_network == "disabled":
         console.print("Managed network disabled: no outbound rules to apply")
         return None
-    workspace: Workspace = ml_client.workspaces.get(env.workspace)
-    if not workspace.storage_account:
-        raise ConfigError(f"workspace {env.workspace} reports no storage account")
-    plan = plan_network(env, definitions, storage_account=workspace.storage_account)
-    existing = {rule.name for rule in ml_client.workspace_outbound_rules.list(env.workspace)}
+    plan = plan_network(env, definitions, storage_account=resources.storage_account)
+    existing = list(ml_client.workspace_outbound_rules.list(env.workspace))
     for rule in plan.rules:
         wait_for(
             ml_client.workspace_outbound_rules.begin_create(env.workspace, rule),
@@ -471,12 +507,16 @@ def apply_managed_network(
         )
     wanted = {rule.name for rule in plan.rules}
     stale = sorted(
-        rule.name
-        for rule in ml_client.workspace_outbound_rules.list(env.workspace)
-        if rule.name in existing - wanted and rule.category == "UserDefined"
+        str(rule.name)
+        for rule in existing
+        if rule is not None
+        and rule.category == OutboundRuleCategory.USER_DEFINED
+        and rule.name not in wanted
     )
     if stale:
-        console.print(f"[yellow]Outbound rules the kit does not need (left as they are): {stale}[/yellow]")
+        console.print(
+            f"[yellow]Outbound rules the kit does not need (left as they are): {stale}[/yellow]"
+        )
     wait_for(
         ml_client.workspaces.begin_provision_network(
             workspace_name=env.workspace, include_spark=plan.include_spark

@@ -37,7 +37,6 @@ from rich.console import Console
 
 from mlcore.errors import ConfigError
 from mlops_azure.config import AzureEnvironment, PrivateEndpointsConfig
-from mlops_azure.network import registry_resource_id
 from mlops_azure.progress import wait_for
 
 # Private Link subresource (group id) -> the privatelink zones its records go in.
@@ -73,6 +72,15 @@ class WorkspaceResources:
     storage_account: str
     key_vault: str
     container_registry: str | None
+
+
+def registry_resource_id(env: AzureEnvironment) -> str:
+    registry = env.registry
+    return (
+        f"/subscriptions/{registry.subscription_id or env.subscription_id}/resourceGroups/"
+        f"{registry.resource_group or env.resource_group}/providers/"
+        f"Microsoft.MachineLearningServices/registries/{registry.name}"
+    )
 
 
 def workspace_resource_id(env: AzureEnvironment) -> str:
