@@ -193,8 +193,8 @@ def plan_document(env: AzureEnvironment, resources: WorkspaceResources) -> dict[
         "resource_group": group,
         "endpoints": {
             target.endpoint_name(env): {
-                "endpoint": build_private_endpoint(env, target).serialize(),
-                "dns_zone_group": build_zone_group(env, target).serialize(),
+                "endpoint": build_private_endpoint(env, target).as_dict(),
+                "dns_zone_group": build_zone_group(env, target).as_dict(),
             }
             for target in found
         },
@@ -206,7 +206,7 @@ def plan_document(env: AzureEnvironment, resources: WorkspaceResources) -> dict[
                         location="global",
                         virtual_network=SubResource(id=vnet),
                         registration_enabled=False,
-                    ).serialize()
+                    ).as_dict()
                     for vnet in linked_vnets(env)
                 ],
             }

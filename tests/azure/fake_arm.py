@@ -62,15 +62,16 @@ LONG_RUNNING = {
     "registries",
     "systemtopics",
     "eventsubscriptions",
-    # The managed network's rules (Managed Network Settings Rule: 200 or 202) and, in
-    # Microsoft.Network, private endpoints, their DNS zone groups, private DNS zones and their
+    # Microsoft.Network: private endpoints, their DNS zone groups, private DNS zones and their
     # virtual network links (Azure-AsyncOperation in each specification).
-    "outboundrules",
     "privateendpoints",
     "privatednszonegroups",
     "privatednszones",
     "virtualnetworklinks",
 }
+# Answered 202 with a Location (no 201) in the specification: the managed network's outbound
+# rules (Managed Network Settings Rule - Create Or Update: 200 or 202).
+ACCEPTED_WITH_LOCATION = {"outboundrules"}
 # Event Grid's specification answers an event subscription's PUT with 201 only, update or not.
 ALWAYS_CREATED = {"eventsubscriptions"}
 
@@ -487,6 +488,15 @@ class FakeAzure(HttpTransport):  # type: ignore[misc]
         self._complete(kind, key, resource, properties)
         if kind == "jobs":
             properties["status"] = self.run_job(resource)
+        if kind in ACCEPTED_WITH_LOCATION:
+            self.resources[key] = resource
+            operation = f"/operations/{uuid.uuid4()}"
+            self.operations[operation] = {"status": "Succeeded", "location": True, "result": resource}
+            return (
+                202,
+                {"Location": f"{ARM}{operation}?api-version=2024-10-01", "Retry-After": "0"},
+                None,
+            )
         if kind in LONG_RUNNING:
             failure = next(
                 (m for p, m in self.failing_operations.items() if re.search(p, path)), None

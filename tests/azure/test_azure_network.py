@@ -274,7 +274,7 @@ def test_apply_creates_prod_with_no_public_path(
     assert parameters["associatedResourcePNA"] == "Disabled"
     assert parameters["managedNetwork"]["isolationMode"] == "AllowOnlyApprovedOutbound"
     (endpoint,) = prod_cloud.sent("PUT", r"/onlineEndpoints/[^/]+$")
-    assert endpoint.body["properties"]["publicNetworkAccess"] == "Disabled"
+    assert endpoint.body["properties"]["publicNetworkAccess"].lower() == "disabled"
     (compute,) = prod_cloud.sent("PUT", r"/computes/cpu-cluster$")
     assert compute.body["properties"]["properties"]["enableNodePublicIp"] is False
 
