@@ -491,7 +491,11 @@ class FakeAzure(HttpTransport):  # type: ignore[misc]
         if kind in ACCEPTED_WITH_LOCATION:
             self.resources[key] = resource
             operation = f"/operations/{uuid.uuid4()}"
-            self.operations[operation] = {"status": "Succeeded", "location": True, "result": resource}
+            self.operations[operation] = {
+                "status": "Succeeded",
+                "location": True,
+                "result": resource,
+            }
             return (
                 202,
                 {"Location": f"{ARM}{operation}?api-version=2024-10-01", "Retry-After": "0"},

@@ -160,16 +160,22 @@ def test_prod_refuses_a_spark_job_that_installs_session_packages(
 ) -> None:
     # The fixture settings say monitoring.engine: auto, which schedules mlcore on Spark.
     spark = _build(prod_env, settings, settings_file, tmp_path_factory)
-    with pytest.raises(ConfigError, match=r"serverless-spark .*session packages.*engine: streaming"):
+    with pytest.raises(
+        ConfigError, match=r"serverless-spark .*session packages.*engine: streaming"
+    ):
         network.plan_network(prod_env, spark)
 
 
-def test_a_private_workspace_needs_private_endpoints(environments_dir: Path, tmp_path: Path) -> None:
+def test_a_private_workspace_needs_private_endpoints(
+    environments_dir: Path, tmp_path: Path
+) -> None:
     text = (environments_dir / "prod.yaml").read_text()
     start = text.index("  private_endpoints:")
     end = text.index("\n\n", start)
     (tmp_path / "prod.yaml").write_text(text[:start] + text[end + 1 :])
-    with pytest.raises(ConfigError, match=r"no way to reach the workspace.*private_endpoints\.subnet"):
+    with pytest.raises(
+        ConfigError, match=r"no way to reach the workspace.*private_endpoints\.subnet"
+    ):
         load_environment("prod", environments_dir=tmp_path)
 
 
@@ -289,7 +295,9 @@ def test_apply_puts_the_rules_then_provisions_the_network_for_spark_before_any_c
     }
     assert {p["destination"] for p in rules.values() if p["type"] == "FQDN"} == PACKAGE_HOSTS
     registry = [p for p in rules.values() if p["type"] == "PrivateEndpoint"]
-    assert {(p["destination"]["subresourceTarget"], p["destination"]["sparkEnabled"]) for p in registry} == {
+    assert {
+        (p["destination"]["subresourceTarget"], p["destination"]["sparkEnabled"]) for p in registry
+    } == {
         ("amlregistry", True),
         ("blob", True),
         ("dfs", True),
@@ -298,10 +306,14 @@ def test_apply_puts_the_rules_then_provisions_the_network_for_spark_before_any_c
     assert provision.body == {"includeSpark": True}
     order = [r.path for r in prod_cloud.requests if r.method in ("PUT", "POST")]
     first_compute = min(
-        i for i, p in enumerate(order) if p.endswith("/computes/cpu-cluster") or "/onlineEndpoints/" in p
+        i
+        for i, p in enumerate(order)
+        if p.endswith("/computes/cpu-cluster") or "/onlineEndpoints/" in p
     )
     assert order.index(provision.path) < first_compute
-    assert max(i for i, p in enumerate(order) if "/outboundRules/" in p) < order.index(provision.path)
+    assert max(i for i, p in enumerate(order) if "/outboundRules/" in p) < order.index(
+        provision.path
+    )
 
 
 def test_apply_creates_the_private_endpoints_and_their_dns_in_the_agents_network(
