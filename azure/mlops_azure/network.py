@@ -142,9 +142,11 @@ def environment_hosts(environment: Environment) -> set[str]:
     if environment.image and image_host(environment.image) != MICROSOFT_REGISTRY:
         hosts.add(image_host(environment.image))
     if environment.conda_file:
-        conda = environment.conda_file
+        conda: Any = environment.conda_file
         if isinstance(conda, str):
             conda = yaml.safe_load(conda)
+        if not isinstance(conda, Mapping):
+            raise ConfigError(f"environment {environment.name} has no readable conda file")
         hosts |= conda_hosts(conda)
     return hosts
 

@@ -27,12 +27,21 @@ from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.network.models import (
     PrivateDnsZoneConfig,
     PrivateDnsZoneGroup,
+    PrivateDnsZoneGroupPropertiesFormat,
+    PrivateDnsZonePropertiesFormat,
     PrivateEndpoint,
+    PrivateEndpointProperties,
     PrivateLinkServiceConnection,
+    PrivateLinkServiceConnectionProperties,
     Subnet,
 )
 from azure.mgmt.privatedns import PrivateDnsManagementClient
-from azure.mgmt.privatedns.models import PrivateZone, SubResource, VirtualNetworkLink
+from azure.mgmt.privatedns.models import (
+    PrivateZone,
+    SubResource,
+    VirtualNetworkLink,
+    VirtualNetworkLinkProperties,
+)
 from rich.console import Console
 
 from mlcore.errors import ConfigError
@@ -137,14 +146,18 @@ def build_private_endpoint(env: AzureEnvironment, target: Target) -> PrivateEndp
     config = _config(env)
     return PrivateEndpoint(
         location=env.workspace_settings.location,
-        subnet=Subnet(id=config.subnet),
-        private_link_service_connections=[
-            PrivateLinkServiceConnection(
-                name=target.endpoint_name(env),
-                private_link_service_id=target.resource_id,
-                group_ids=[target.group_id],
-            )
-        ],
+        properties=PrivateEndpointProperties(
+            subnet=Subnet(id=config.subnet),
+            private_link_service_connections=[
+                PrivateLinkServiceConnection(
+                    name=target.endpoint_name(env),
+                    properties=PrivateLinkServiceConnectionProperties(
+                        private_link_service_id=target.resource_id,
+                        group_ids=[target.group_id],
+                    ),
+                )
+            ],
+        ),
         tags={"environment": env.name, "purpose": f"private access to the {target.role}"},
     )
 
@@ -152,12 +165,27 @@ def build_private_endpoint(env: AzureEnvironment, target: Target) -> PrivateEndp
 def build_zone_group(env: AzureEnvironment, target: Target) -> PrivateDnsZoneGroup:
     config = _config(env)
     return PrivateDnsZoneGroup(
-        private_dns_zone_configs=[
-            PrivateDnsZoneConfig(
-                name=zone.replace(".", "-"), private_dns_zone_id=dns_zone_id(env, config, zone)
-            )
-            for zone in DNS_ZONES[target.group_id]
-        ]
+        properties=PrivateDnsZoneGroupPropertiesFormat(
+            private_dns_zone_configs=[
+                PrivateDnsZoneConfig(
+                    name=zone.replace(".", "-"),
+                    properties=PrivateDnsZonePropertiesFormat(
+                        private_dns_zone_id=dns_zone_id(env, config, zone)
+                    ),
+                )
+                for zone in DNS_ZONES[target.group_id]
+            ]
+        )
+    )
+
+
+def build_vnet_link(vnet: str) -> VirtualNetworkLink:
+    """A zone's link to a network: its machines resolve the zone's names (no auto-registration)."""
+    return VirtualNetworkLink(
+        location="global",
+        properties=VirtualNetworkLinkProperties(
+            virtual_network=SubResource(id=vnet), registration_enabled=False
+        ),
     )
 
 
@@ -201,14 +229,7 @@ def plan_document(env: AzureEnvironment, resources: WorkspaceResources) -> dict[
         "dns_zones": {
             zone: {
                 "id": dns_zone_id(env, config, zone),
-                "links": [
-                    VirtualNetworkLink(
-                        location="global",
-                        virtual_network=SubResource(id=vnet),
-                        registration_enabled=False,
-                    ).as_dict()
-                    for vnet in linked_vnets(env)
-                ],
+                "links": [build_vnet_link(vnet).as_dict() for vnet in linked_vnets(env)],
             }
             for zone in zones(found)
         },
@@ -251,11 +272,7 @@ def apply_private_endpoints(
                     dns_group,
                     zone,
                     link,
-                    VirtualNetworkLink(
-                        location="global",
-                        virtual_network=SubResource(id=vnet),
-                        registration_enabled=False,
-                    ),
+                    build_vnet_link(vnet),
                 ),
                 f"Link of {zone} to {vnet.rsplit('/', 1)[-1]}",
                 console=console,
