@@ -300,10 +300,10 @@ def private_endpoint_rules(
             )
         )
     if spark:
-        account = storage_account.rstrip("/").rsplit("/", 1)[-1]
+        # Named by their role, not the account's name, which Azure chooses at creation.
         rules.extend(
             PrivateEndpointDestination(
-                name=_rule_name(f"spark-{subresource}", account),
+                name=f"workspace-storage-{subresource}-spark",
                 service_resource_id=storage_account,
                 subresource_target=subresource,
                 spark_enabled=True,
