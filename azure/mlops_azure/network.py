@@ -454,9 +454,48 @@ def plan_network(
     )
 
 
+def _plain(value: object) -> str:
+    """An SDK enum's value (``IsolationMode.X`` prints its member name), or the string."""
+    return str(getattr(value, "value", value) or "")
+
+
+def _squash(value: object) -> str:
+    return re.sub(r"[^a-z]", "", _plain(value).lower())
+
+
+def _check_existing_network(workspace: Workspace, env: AzureEnvironment) -> None:
+    """An existing workspace is left as it is, so its network must already be what the settings
+    say: Azure cannot turn a managed network off, nor make an internet-outbound one approved-only
+    (Learn: how-to-managed-network, Limitations), and a public workspace is not a private one."""
+    settings = env.workspace_settings
+    problems = []
+    actual = _plain(
+        workspace.managed_network.isolation_mode if workspace.managed_network else "Disabled"
+    )
+    if _squash(actual) != _squash(settings.managed_network):
+        problems.append(
+            f"its managed network is {actual}, the settings say {settings.managed_network}"
+        )
+    access = _plain(workspace.public_network_access)
+    if access and _squash(access) != _squash(settings.public_network_access):
+        problems.append(
+            f"its public network access is {access}, the settings say "
+            f"{settings.public_network_access}"
+        )
+    if problems:
+        raise ConfigError(
+            f"workspace {env.workspace} exists and does not match "
+            f"azure/environments/{env.name}.yaml: {'; '.join(problems)}. Change the workspace "
+            "(Networking in the portal; a managed network cannot be turned off, nor changed from "
+            "internet outbound to approved-only: that needs a new workspace) or the settings"
+        )
+
+
 def workspace_resources(ml_client: MLClient, env: AzureEnvironment) -> WorkspaceResources:
-    """The workspace's own resources, as the workspace reports them."""
+    """The workspace's own resources, as the workspace reports them, once its network is checked
+    against the settings."""
     workspace: Workspace = ml_client.workspaces.get(env.workspace)
+    _check_existing_network(workspace, env)
     missing = [
         name for name in ("storage_account", "key_vault") if not getattr(workspace, name, None)
     ]

@@ -19,7 +19,13 @@ import mlops_azure.__main__ as cli
 import pytest
 import yaml
 from azure.ai.ml.entities import Environment, FqdnDestination, PrivateEndpointDestination
-from fake_arm import Credential, FakeAzure, install_default_transport, seed_registry
+from fake_arm import (
+    Credential,
+    FakeAzure,
+    install_default_transport,
+    seed_registry,
+    seed_workspace,
+)
 from mlops_azure import network
 from mlops_azure.config import AzureEnvironment, load_environment
 from mlops_azure.definitions import Definitions, build_definitions
@@ -363,3 +369,19 @@ def test_apply_refuses_a_blocked_job_before_creating_anything(
     assert cli.main([*argv, "--settings", str(settings_file)]) == cli.EXIT_CONFIG
     assert "session packages" in capsys.readouterr().err.replace("\n", " ")
     assert [r for r in prod_cloud.requests if r.method != "GET"] == []
+
+
+def test_an_existing_workspace_with_a_weaker_network_is_reported_not_changed(
+    apply_prod: Callable[[], int], prod_cloud: FakeAzure, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # seed_workspace: a workspace created with internet outbound, as dev's is.
+    seed_workspace(prod_cloud, PROD_SUBSCRIPTION, "rg-mlops-prod", "mlw-mlops-prod")
+    prod_cloud.resource(r"/workspaces/mlw-mlops-prod$")["properties"]["publicNetworkAccess"] = (
+        "Enabled"
+    )
+    assert apply_prod() == cli.EXIT_CONFIG
+    error = " ".join(capsys.readouterr().err.split())
+    assert "managed network is AllowInternetOutbound, the settings say" in error
+    assert "public network access is Enabled" in error
+    assert prod_cloud.sent("PUT", r"/outboundRules/|/privateEndpoints/|/computes/") == []
+    assert prod_cloud.sent("POST", r"/provisionManagedNetwork$") == []
