@@ -133,6 +133,16 @@ def test_prods_rules_allow_every_job_and_nothing_more(
     assert plan.include_spark  # Azure's monitors run on serverless Spark
 
 
+def test_dev_runs_the_spark_drift_job_with_internet_outbound_and_no_firewall(
+    dev_env: AzureEnvironment, definitions: Definitions
+) -> None:
+    plan = network.plan_network(dev_env, definitions)
+    assert not any(isinstance(r, FqdnDestination) for r in plan.rules)  # no Azure Firewall
+    spark = [n for n in plan.needs if n.kind == "serverless-spark"]
+    assert spark and all(n.session_packages for n in spark)
+    assert plan.include_spark
+
+
 @pytest.mark.parametrize("host", sorted(PACKAGE_HOSTS))
 def test_a_missing_package_rule_names_the_jobs_it_blocks(
     prod_env: AzureEnvironment, prod_definitions: Definitions, host: str
