@@ -49,8 +49,6 @@ from azure.ai.ml.constants._workspace import OutboundRuleCategory
 from azure.ai.ml.entities import (
     Environment,
     FqdnDestination,
-    JobSchedule,
-    MonitorSchedule,
     OutboundRule,
     PipelineJob,
     PrivateEndpointDestination,
@@ -82,6 +80,7 @@ SPARK_PYTHON_ENV_CONF = "spark.synapse.library.python.env"
 # dfs (abfss:// paths in direct mode).
 SPARK_STORAGE_SUBRESOURCES = ("blob", "dfs")
 REGISTRY_SUBRESOURCE = "amlregistry"
+REGISTRY_URI = "azureml://registries/"
 APPROVED_ONLY = "allow_only_approved_outbound"
 # The service's pattern for outbound rule names (REST API, Managed Network Settings Rule).
 _RULE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{2,32}$")
@@ -200,9 +199,16 @@ def _pipeline_needs(
         name=name,
         hosts=frozenset(hosts),
         spark=spark,
+        registry=_reads_a_registry(job),
         session_packages=session,
         unknown_environments=tuple(unknown),
     )
+
+
+def _reads_a_registry(job: PipelineJob) -> bool:
+    """Whether any input of the job or its steps is a registry asset (a model, the reference)."""
+    document = json.dumps(job._to_dict(), default=str)
+    return REGISTRY_URI in document
 
 
 def job_needs(definitions: Definitions) -> list[JobNeeds]:
@@ -235,7 +241,6 @@ def job_needs(definitions: Definitions) -> list[JobNeeds]:
         ("spark drift", definitions.spark_drift),
     ):
         for schedule in schedules:
-            assert isinstance(schedule, JobSchedule)
             job = schedule.create_job
             if not isinstance(job, PipelineJob):
                 raise TypeError(f"schedule {schedule.name} does not run a pipeline job")
@@ -252,12 +257,11 @@ def job_needs(definitions: Definitions) -> list[JobNeeds]:
             kind="online-endpoint",
             name=f"deployment {deployment.name}",
             hosts=frozenset(environment_hosts(resolved)) if resolved else frozenset(),
-            registry=str(deployment.model).startswith("azureml://registries/"),
+            registry=str(deployment.model).startswith(REGISTRY_URI),
             unknown_environments=() if resolved else (f"{deployment.name}: {environment!r}",),
         )
     )
     for monitor in definitions.monitors:
-        assert isinstance(monitor, MonitorSchedule)
         # Azure's monitors run Azure's own Spark components on serverless Spark and read the
         # reference data the kit shares to the registry.
         needs.append(

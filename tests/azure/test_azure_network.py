@@ -140,6 +140,8 @@ def test_dev_runs_the_spark_drift_job_with_internet_outbound_and_no_firewall(
     assert not any(isinstance(r, FqdnDestination) for r in plan.rules)  # no Azure Firewall
     spark = [n for n in plan.needs if n.kind == "serverless-spark"]
     assert spark and all(n.session_packages for n in spark)
+    # It reads the live model's reference from the registry, through the registry's endpoint.
+    assert all(n.registry for n in spark)
     assert plan.include_spark
 
 
