@@ -100,14 +100,22 @@ def test_synth_settings_equal_the_artifact_the_jobs_read_even_from_another_direc
 def test_the_settings_grant_is_the_one_object_not_the_assets_bucket(
     templates: dict[str, Template],
 ) -> None:
-    grants = [
-        json.dumps(statement["Resource"])
+    statements = [
+        statement
         for policy in _resources(templates["dev"], "AWS::IAM::Policy").values()
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
         if "cdk-hnb659fds-assets" in json.dumps(statement["Resource"])
     ]
-    assert grants
-    assert all(re.search(r'/[0-9a-f]{64}\.yaml"', g) for g in grants), grants
+    reads = [json.dumps(s["Resource"]) for s in statements if s["Action"] == "s3:GetObject"]
+    assert reads
+    assert all(re.search(r'/[0-9a-f]{64}\.yaml"', g) for g in reads), reads
+    # SageMaker lists an S3Prefix input before downloading it: the listing is of that key only.
+    lists = [s for s in statements if s["Action"] == "s3:ListBucket"]
+    assert lists
+    for statement in lists:
+        prefix = statement["Condition"]["StringEquals"]["s3:prefix"]
+        assert re.fullmatch(r"[0-9a-f]{64}\.yaml", prefix), prefix
+    assert {s["Action"] for s in statements} == {"s3:GetObject", "s3:ListBucket"}
 
 
 # --- finding 10: tags ---------------------------------------------------------------------
