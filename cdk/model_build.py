@@ -23,6 +23,8 @@ from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from cdk.container_image import MlcoreImage
+from cdk.network import StageNetwork
+from cdk.serving.functions import suppress_network_interface_wildcards
 from cdk.settings_artifact import SettingsArtifact
 from cdk.tracking import TrackingServer
 from pipelines.sagemaker.definition import ModelBuildOptions, PipelineTargets, pipeline_definition
@@ -157,7 +159,10 @@ class ModelBuild(Construct):
             service="sagemaker", resource="pipeline", resource_name=pipeline_name
         )
 
+        network = StageNetwork.of(self)
         self.job_role = self._job_role(data_bucket, artifact_bucket, key)
+        if network is not None:
+            network.grant_network_interfaces(self.job_role)
         settings_artifact.grant_read(self.job_role)
         if tracking_server is not None:
             tracking_server.grant_log(self.job_role)
@@ -175,6 +180,14 @@ class ModelBuild(Construct):
             settings_s3_uri=f"s3://${{SettingsBucket}}/{settings_artifact.asset.s3_object_key}",
             check_function_arn="${CheckInputsFunctionArn}",
             tracking_uri="${TrackingUri}" if tracking_server is not None else None,
+            subnet_ids=tuple(f"${{Subnet{i}}}" for i in range(len(network.subnet_ids)))
+            if network is not None
+            else (),
+            security_group_ids=tuple(
+                f"${{SecurityGroup{i}}}" for i in range(len(network.job_security_group_ids))
+            )
+            if network is not None
+            else (),
         )
         body = pipeline_definition(
             pipeline_name,
@@ -195,6 +208,11 @@ class ModelBuild(Construct):
         }
         if tracking_server is not None:
             variables["TrackingUri"] = tracking_server.tracking_uri
+        if network is not None:
+            variables.update({f"Subnet{i}": s for i, s in enumerate(network.subnet_ids)})
+            variables.update(
+                {f"SecurityGroup{i}": g for i, g in enumerate(network.job_security_group_ids)}
+            )
         self.pipeline = sagemaker.CfnPipeline(
             self,
             "Pipeline",
@@ -299,6 +317,7 @@ class ModelBuild(Construct):
     def _check_inputs_function(self, data_bucket: s3.IBucket, data_prefix: str) -> lambda_.Function:
         """The CheckInputs step's function: lists the data prefix, finds the champion."""
         stack = Stack.of(self)
+        network = StageNetwork.of(self)
         log_group = logs.LogGroup(self, "CheckInputsLogs", retention=logs.RetentionDays.ONE_MONTH)
         role = iam.Role(
             self,
@@ -342,7 +361,10 @@ class ModelBuild(Construct):
             memory_size=256,
             role=role,
             log_group=log_group,
+            **(network.function_placement(role) if network is not None else {}),  # type: ignore[arg-type]
         )
+        if network is not None:
+            suppress_network_interface_wildcards(role)
         NagSuppressions.add_resource_suppressions(
             role,
             [

@@ -73,6 +73,7 @@ class MlopsStage(Stage):
             mlcore_extras=app_image_extras(
                 settings, tracking_servers=(s.mlflow.enabled for s in aws_config.stages.values())
             ),
+            network_accounts=network_accounts(aws_config, stage_name),
             description=f"{project} {stage_name}: data, artifacts, model-build pipeline, registry",
         )
         build = self.model_build_stack
@@ -217,6 +218,16 @@ def forwards_retrains(aws_config: AwsConfig, stage_name: str) -> bool:
         return False
     build = aws_config.stages[aws_config.build_stage]
     return (build.account, build.region) != (stage.account, stage.region)
+
+
+def network_accounts(aws_config: AwsConfig, stage_name: str) -> list[str]:
+    """The accounts whose principals call AWS from ``stage_name``'s VPC: its own, and in the
+    model-build stage every account its release functions act in (through deploy roles)."""
+    own = aws_config.stages[stage_name].account or Aws.ACCOUNT_ID
+    if stage_name != aws_config.build_stage:
+        return [own]
+    others = [aws_config.stages[name].account or Aws.ACCOUNT_ID for name in aws_config.release_stages()]
+    return list(dict.fromkeys([own, *others]))
 
 
 def release_targets(stack: Stack, aws_config: AwsConfig, project: str) -> list[ReleaseTarget]:

@@ -70,7 +70,7 @@ class ApprovedModelParameter(Construct):
             ),
             install_latest_aws_sdk=False,
         )
-        _suppress_custom_resource_provider(Stack.of(self))
+        suppress_custom_resource_provider(Stack.of(self))
 
     def grant_read(self, grantee: iam.IGrantable) -> iam.Grant:
         return iam.Grant.add_to_principal(
@@ -85,7 +85,7 @@ class ApprovedModelParameter(Construct):
         )
 
 
-def _suppress_custom_resource_provider(stack: Stack) -> None:
+def suppress_custom_resource_provider(stack: Stack) -> None:
     # The provider function is a CDK singleton: its role and runtime are CDK's, not ours.
     provider = stack.node.try_find_child("AWS679f53fac002430cb0da5b7982bd2287")
     if provider is None:

@@ -30,6 +30,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
+from cdk.network import StageNetwork
 from cdk.serving.settings import EndpointSettings
 from pipelines.deploy.approval import APPROVAL_TAG, APPROVAL_TAG_VALUE
 
@@ -147,13 +148,20 @@ class ModelEndpoint(Construct):
                 conditions={"StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/Endpoints"}},
             )
         )
+        # In a stage with a network, the instances' network interfaces are in its subnets.
+        network = StageNetwork.of(self)
+        if network is not None:
+            network.grant_network_interfaces(self.role)
         NagSuppressions.add_resource_suppressions(
             self.role,
             [
                 NagPackSuppression(
                     id="AwsSolutions-IAM5",
                     reason=(
-                        "Reads objects only under the artifact bucket's model-archive keys "
+                        ("In its VPC, SageMaker creates the instances' network interfaces "
+                         "(named at run time) and describes the VPC (no resource types); "
+                         if network is not None else "")
+                        + "Reads objects only under the artifact bucket's model-archive keys "
                         f"({', '.join(MODEL_DATA_KEY_PATTERNS)}: archive names are set at "
                         "training or promotion time"
                         + (
@@ -194,6 +202,11 @@ class ModelEndpoint(Construct):
             # Serverless inference lists network isolation among its unsupported features
             # ("Feature exclusions", docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html).
             enable_network_isolation=True if settings.serverless is None else None,
+            vpc_config=sagemaker.CfnModel.VpcConfigProperty(
+                security_group_ids=network.job_security_group_ids, subnets=network.subnet_ids
+            )
+            if network is not None
+            else None,
         )
         # SageMaker checks at CreateModel that the role can read the model data and image.
         policy = self.role.node.try_find_child("DefaultPolicy")

@@ -16,7 +16,10 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
+
+from cdk.network import StageNetwork
 
 PIPELINES_DIR = Path(__file__).resolve().parents[2] / "pipelines"
 # The asset root is pipelines/; everything but the two boto3 packages stays out of it.
@@ -76,6 +79,9 @@ class ControlPlaneFunction(Construct):
             role_name=role_name,
         )
         self.log_group.grant_write(self.role)
+        # In a stage with a network, in its private subnets (cdk.network).
+        network = StageNetwork.of(self)
+        placement = network.function_placement(self.role) if network is not None else {}
         self.function = lambda_.Function(
             self,
             "Function",
@@ -89,4 +95,27 @@ class ControlPlaneFunction(Construct):
             memory_size=memory_size,
             role=self.role,
             log_group=self.log_group,
+            **placement,  # type: ignore[arg-type]
         )
+        if network is not None:
+            suppress_network_interface_wildcards(self.role)
+
+
+def suppress_network_interface_wildcards(role: iam.IRole) -> None:
+    """The one IAM5 finding placing a function in a VPC brings, with its reason."""
+    NagSuppressions.add_resource_suppressions(
+        role,
+        [
+            NagPackSuppression(
+                id="AwsSolutions-IAM5",
+                reason=(
+                    "Lambda attaches the function to its VPC subnets with the execution role: "
+                    "ENI create/describe/delete and private-IP assignment name network "
+                    "interfaces that do not exist yet, and Describe* takes no resource "
+                    "(the actions of AWSLambdaVPCAccessExecutionRole, granted inline)."
+                ),
+                applies_to=["Resource::*"],
+            )
+        ],
+        apply_to_children=True,
+    )
