@@ -91,6 +91,10 @@ class NetworkConfig(_Frozen):
     HTTPS to ``vpc_cidr`` and to the S3 and DynamoDB prefix lists, and the endpoints must
     exist, with private DNS, before the stage deploys.
 
+    In a stage with a network, its data and artifact buckets refuse reads and writes that do
+    not come through the VPC's S3 endpoint; ``bucket_access_from_outside`` names principals
+    exempt from that (the roles people or other systems upload data with).
+
     ``security_group_ids`` are added to every workload (for example one your firewall team
     requires); the kit's own least-privilege groups are always attached too.
     ``s3_prefix_list_id``/``dynamodb_prefix_list_id`` (``pl-...``, from ``aws ec2
@@ -107,6 +111,9 @@ class NetworkConfig(_Frozen):
     vpc_cidr: str | None = Field(None, pattern=r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$")
     max_azs: int = Field(2, ge=2, le=6)
     create_endpoints: bool = True
+    # Principals (IAM role or user ARNs) that may read and write the stage's data and
+    # artifact buckets from outside its VPC, e.g. the role your data producers upload with.
+    bucket_access_from_outside: tuple[str, ...] = ()
     s3_prefix_list_id: str | None = Field(None, pattern=r"^pl-[0-9a-f]{8,17}$")
     dynamodb_prefix_list_id: str | None = Field(None, pattern=r"^pl-[0-9a-f]{8,17}$")
 
@@ -157,6 +164,16 @@ class NetworkConfig(_Frozen):
                     "network.create_endpoints is false: give network.vpc_cidr, the range the "
                     "VPC's existing endpoints are in (the workloads may send HTTPS there only)"
                 )
+        bad_principals = [
+            p
+            for p in self.bucket_access_from_outside
+            if not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:(role|user)/.+", p)
+        ]
+        if bad_principals:
+            problems.append(
+                "network.bucket_access_from_outside must be IAM role or user ARNs "
+                f"(arn:aws:iam::<account>:role/<name>); got {bad_principals}"
+            )
         bad_groups = [
             g for g in self.security_group_ids if not re.fullmatch(r"sg-[0-9a-f]{8,17}", g)
         ]

@@ -15,9 +15,9 @@ from constructs import Construct
 
 from cdk.artifact_store import ArtifactStore
 from cdk.config import StageConfig
-from cdk.network import StageNetwork
 from cdk.container_image import MlcoreImage, check_estimator_in_image, image_extras
 from cdk.model_build import ModelBuild, ModelRegistry
+from cdk.network import StageNetwork
 from cdk.settings_artifact import SettingsArtifact, SettingsSource
 from cdk.tracking import TrackingServer
 from cdk.triggers import ModelBuildTriggers

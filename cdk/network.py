@@ -31,7 +31,7 @@ from aws_cdk import custom_resources as cr
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct, IConstruct
 
-from cdk.serving.approved_model import suppress_custom_resource_provider
+from cdk.custom_resources import suppress_custom_resource_provider
 
 if TYPE_CHECKING:  # cdk.config imports the constructs that import this module
     from cdk.config import NetworkConfig
@@ -257,7 +257,13 @@ class StageNetwork(Construct):
         )
         log_key.add_to_resource_policy(
             iam.PolicyStatement(
-                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                actions=[
+                    "kms:Encrypt*",
+                    "kms:Decrypt*",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:Describe*",
+                ],
                 principals=[iam.ServicePrincipal(f"logs.{Aws.REGION}.amazonaws.com")],
                 resources=["*"],
                 conditions={

@@ -15,9 +15,8 @@ from aws_cdk import aws_sagemaker as sagemaker
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
-from cdk.network import StageNetwork
-
 from cdk.monitoring.settings import ModelMonitorSettings
+from cdk.network import StageNetwork
 from cdk.serving.endpoint import ModelEndpoint
 
 

@@ -51,9 +51,9 @@ from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from cdk.monitoring.capture_retention import CaptureRetentionCheck
-from cdk.network import StageNetwork
 from cdk.monitoring.settings import MonitorSettings
 from cdk.monitoring.spark_image import SparkMonitorImage
+from cdk.network import StageNetwork
 from cdk.serving.approved_model import ApprovedModelParameter
 from cdk.serving.endpoint import MODEL_DATA_KEY_PATTERNS, ModelEndpoint
 from cdk.serving.functions import ControlPlaneFunction
@@ -324,11 +324,7 @@ class ModelMonitors(Construct):
                             else {}
                         ),
                     },
-                    **(
-                        {"Null": {"sagemaker:VpcSubnets": "false"}}
-                        if network is not None
-                        else {}
-                    ),
+                    **({"Null": {"sagemaker:VpcSubnets": "false"}} if network is not None else {}),
                     "ArnEquals": {
                         "sagemaker:VolumeKmsKey": encryption_key.key_arn,
                         "sagemaker:OutputKmsKey": encryption_key.key_arn,

@@ -49,6 +49,11 @@ SCALING_SERVICE_LINKED_ROLE = (
 )
 
 
+def endpoint_role_name(endpoint_name: str) -> str:
+    """The execution role's name in a stage with a network."""
+    return f"{endpoint_name}-serving"[:64]
+
+
 class ModelEndpoint(Construct):
     """An endpoint serving one model package with safe, alarm-guarded updates.
 
@@ -96,12 +101,16 @@ class ModelEndpoint(Construct):
         self.capture_bucket = capture_bucket
         self.capture_prefix = settings.capture_prefix
         stack = Stack.of(self)
+        network = StageNetwork.of(self)
 
         self.role = iam.Role(
             self,
             "ExecutionRole",
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"Runs the {settings.endpoint_name} endpoint's serving container",
+            # Named in a stage with a network: its buckets admit this role by name
+            # (cdk.artifact_store.ArtifactStore.deny_outside_network).
+            role_name=endpoint_role_name(settings.endpoint_name) if network is not None else None,
         )
         if approved_models_only:
             # Only archives the environment's approval recorder tagged (a person approved the
@@ -149,7 +158,6 @@ class ModelEndpoint(Construct):
             )
         )
         # In a stage with a network, the instances' network interfaces are in its subnets.
-        network = StageNetwork.of(self)
         if network is not None:
             network.grant_network_interfaces(self.role)
         NagSuppressions.add_resource_suppressions(
@@ -158,9 +166,12 @@ class ModelEndpoint(Construct):
                 NagPackSuppression(
                     id="AwsSolutions-IAM5",
                     reason=(
-                        ("In its VPC, SageMaker creates the instances' network interfaces "
-                         "(named at run time) and describes the VPC (no resource types); "
-                         if network is not None else "")
+                        (
+                            "In its VPC, SageMaker creates the instances' network interfaces "
+                            "(named at run time) and describes the VPC (no resource types); "
+                            if network is not None
+                            else ""
+                        )
                         + "Reads objects only under the artifact bucket's model-archive keys "
                         f"({', '.join(MODEL_DATA_KEY_PATTERNS)}: archive names are set at "
                         "training or promotion time"

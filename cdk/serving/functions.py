@@ -89,7 +89,12 @@ class ControlPlaneFunction(Construct):
             handler=handler,
             code=control_plane_code(),
             description=description,
-            environment=environment or {},
+            environment={
+                **(environment or {}),
+                # The VPC's STS endpoint serves the regional name only (boto3's default for
+                # STS has changed over time: say it).
+                **({"AWS_STS_REGIONAL_ENDPOINTS": "regional"} if network is not None else {}),
+            },
             environment_encryption=encryption_key,
             timeout=timeout or Duration.minutes(1),
             memory_size=memory_size,

@@ -162,7 +162,10 @@ class MonitorJobConfig:
         )
         if env.get("SPARK_MIN_CAPTURE_MB"):
             values["spark_min_capture_mb"] = float(env["SPARK_MIN_CAPTURE_MB"])
-        for attr, name in (("subnet_ids", "SUBNET_IDS"), ("security_group_ids", "SECURITY_GROUP_IDS")):
+        for attr, name in (
+            ("subnet_ids", "SUBNET_IDS"),
+            ("security_group_ids", "SECURITY_GROUP_IDS"),
+        ):
             values[attr] = tuple(part for part in env.get(name, "").split(",") if part)
         if bool(values["subnet_ids"]) != bool(values["security_group_ids"]):
             raise ValueError(
