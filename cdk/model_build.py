@@ -400,20 +400,33 @@ class ModelBuild(Construct):
             stack.format_arn(service="sagemaker", resource=kind, resource_name="*")
             for kind in ("processing-job", "training-job")
         ]
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "sagemaker:CreateProcessingJob",
-                    "sagemaker:DescribeProcessingJob",
-                    "sagemaker:StopProcessingJob",
-                    "sagemaker:CreateTrainingJob",
-                    "sagemaker:DescribeTrainingJob",
-                    "sagemaker:StopTrainingJob",
-                    "sagemaker:AddTags",
-                ],
-                resources=job_arns,
+        network = StageNetwork.of(self)
+        create = ["sagemaker:CreateProcessingJob", "sagemaker:CreateTrainingJob"]
+        manage = [
+            "sagemaker:DescribeProcessingJob",
+            "sagemaker:StopProcessingJob",
+            "sagemaker:DescribeTrainingJob",
+            "sagemaker:StopTrainingJob",
+            "sagemaker:AddTags",
+        ]
+        if network is None:
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=sorted([*create, *manage]),
+                    resources=job_arns,
+                )
             )
-        )
+        else:
+            role.add_to_policy(iam.PolicyStatement(actions=manage, resources=job_arns))
+            # A stage with a network: the jobs start only in its subnets and security groups,
+            # isolated (the service authorization reference's keys for these actions).
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=create,
+                    resources=job_arns,
+                    conditions=network.job_conditions(isolated=True),
+                )
+            )
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=[

@@ -191,6 +191,21 @@ class StageNetwork(Construct):
             )
         )
 
+    def job_conditions(self, *, isolated: bool | None = None) -> dict[str, dict[str, object]]:
+        """IAM conditions that let a principal start SageMaker jobs only in this network
+        (``isolated``: only with network isolation on as well)."""
+        conditions: dict[str, dict[str, object]] = {
+            "ForAllValues:StringEquals": {
+                "sagemaker:VpcSubnets": self.subnet_ids,
+                "sagemaker:VpcSecurityGroupIds": self.job_security_group_ids,
+            },
+            # ForAllValues also holds when the request names no subnet at all.
+            "Null": {"sagemaker:VpcSubnets": "false"},
+        }
+        if isolated:
+            conditions["Bool"] = {"sagemaker:NetworkIsolation": "true"}
+        return conditions
+
     def function_placement(self, role: iam.IRole) -> dict[str, object]:
         """Keyword arguments that put a Lambda function in the private subnets behind the
         function security group; grants ``role`` what Lambda needs to attach it there
