@@ -24,7 +24,6 @@ from constructs import Construct
 
 from cdk.container_image import MlcoreImage
 from cdk.network import StageNetwork
-from cdk.serving.functions import suppress_network_interface_wildcards
 from cdk.settings_artifact import SettingsArtifact
 from cdk.tracking import TrackingServer
 from pipelines.sagemaker.definition import ModelBuildOptions, PipelineTargets, pipeline_definition
@@ -162,7 +161,8 @@ class ModelBuild(Construct):
         network = StageNetwork.of(self)
         self.job_role = self._job_role(data_bucket, artifact_bucket, key)
         if network is not None:
-            network.grant_network_interfaces(self.job_role)
+            # The pipeline starts jobs that SageMaker checks this policy for.
+            self.job_vpc_access = network.grant_network_interfaces(self.job_role)
         settings_artifact.grant_read(self.job_role)
         if tracking_server is not None:
             tracking_server.grant_log(self.job_role)
@@ -350,6 +350,9 @@ class ModelBuild(Construct):
                 ],
             )
         )
+        placement, vpc_access = (
+            network.function_placement(role) if network is not None else ({}, None)
+        )
         function = lambda_.Function(
             self,
             "CheckInputs",
@@ -361,10 +364,10 @@ class ModelBuild(Construct):
             memory_size=256,
             role=role,
             log_group=log_group,
-            **(network.function_placement(role) if network is not None else {}),  # type: ignore[arg-type]
+            **placement,  # type: ignore[arg-type]
         )
-        if network is not None:
-            suppress_network_interface_wildcards(role)
+        if vpc_access is not None:
+            function.node.add_dependency(vpc_access)
         NagSuppressions.add_resource_suppressions(
             role,
             [

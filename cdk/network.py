@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from aws_cdk import Aws, RemovalPolicy, Stack, Stage
+from aws_cdk import Aws, Names, RemovalPolicy, Stack, Stage
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -161,34 +161,39 @@ class StageNetwork(Construct):
     def job_security_group_ids(self) -> list[str]:
         return [group.security_group_id for group in self.job_security_groups]
 
-    def grant_network_interfaces(self, role: iam.IRole) -> None:
+    def grant_network_interfaces(self, role: iam.IRole) -> iam.Policy:
         """What SageMaker needs in a role whose jobs or endpoint run in this VPC: create and
         remove its network interfaces there and describe the VPC (SageMaker developer guide,
-        "Give SageMaker access to resources in your Amazon VPC")."""
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "ec2:CreateNetworkInterface",
-                    "ec2:CreateNetworkInterfacePermission",
-                    "ec2:DeleteNetworkInterface",
-                    "ec2:DeleteNetworkInterfacePermission",
-                ],
-                resources=["*"],
-                conditions={"ArnEquals": {"ec2:Vpc": self._vpc_arn()}},
-            )
-        )
-        # The Describe actions have no resource types (Service Authorization Reference).
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "ec2:DescribeNetworkInterfaces",
-                    "ec2:DescribeVpcs",
-                    "ec2:DescribeDhcpOptions",
-                    "ec2:DescribeSubnets",
-                    "ec2:DescribeSecurityGroups",
-                ],
-                resources=["*"],
-            )
+        "Give SageMaker access to resources in your Amazon VPC"). A policy of its own, so
+        that what needs it can depend on it (SageMaker checks the role when it creates)."""
+        return self._vpc_access(
+            role,
+            [
+                iam.PolicyStatement(
+                    actions=[
+                        "ec2:CreateNetworkInterface",
+                        "ec2:CreateNetworkInterfacePermission",
+                        "ec2:DeleteNetworkInterface",
+                        "ec2:DeleteNetworkInterfacePermission",
+                    ],
+                    resources=["*"],
+                    conditions={"ArnEquals": {"ec2:Vpc": self._vpc_arn()}},
+                ),
+                # The Describe actions have no resource types (Service Authorization Reference).
+                iam.PolicyStatement(
+                    actions=[
+                        "ec2:DescribeNetworkInterfaces",
+                        "ec2:DescribeVpcs",
+                        "ec2:DescribeDhcpOptions",
+                        "ec2:DescribeSubnets",
+                        "ec2:DescribeSecurityGroups",
+                    ],
+                    resources=["*"],
+                ),
+            ],
+            "SageMaker creates the job or endpoint instances' network interfaces (named at run "
+            "time; limited to this VPC by ec2:Vpc) and describes the VPC, its subnets and "
+            "security groups, which takes no resource-level permission.",
         )
 
     def job_conditions(self, *, isolated: bool | None = None) -> dict[str, dict[str, object]]:
@@ -206,28 +211,55 @@ class StageNetwork(Construct):
             conditions["Bool"] = {"sagemaker:NetworkIsolation": "true"}
         return conditions
 
-    def function_placement(self, role: iam.IRole) -> dict[str, object]:
+    def function_placement(self, role: iam.IRole) -> tuple[dict[str, object], iam.Policy]:
         """Keyword arguments that put a Lambda function in the private subnets behind the
-        function security group; grants ``role`` what Lambda needs to attach it there
-        (what AWSLambdaVPCAccessExecutionRole holds, inline: no managed policy)."""
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "ec2:CreateNetworkInterface",
-                    "ec2:DescribeNetworkInterfaces",
-                    "ec2:DescribeSubnets",
-                    "ec2:DeleteNetworkInterface",
-                    "ec2:AssignPrivateIpAddresses",
-                    "ec2:UnassignPrivateIpAddresses",
-                ],
-                resources=["*"],
-            )
+        function security group, and the policy that lets Lambda attach it there (what
+        AWSLambdaVPCAccessExecutionRole holds, inline: no managed policy). The function must
+        depend on that policy: Lambda checks the role when it creates the function."""
+        policy = self._vpc_access(
+            role,
+            [
+                iam.PolicyStatement(
+                    actions=[
+                        "ec2:CreateNetworkInterface",
+                        "ec2:DescribeNetworkInterfaces",
+                        "ec2:DescribeSubnets",
+                        "ec2:DeleteNetworkInterface",
+                        "ec2:AssignPrivateIpAddresses",
+                        "ec2:UnassignPrivateIpAddresses",
+                    ],
+                    resources=["*"],
+                )
+            ],
+            "Lambda attaches the function to its VPC subnets with the execution role: the "
+            "network interfaces do not exist before, and Describe* takes no resource-level "
+            "permission (the actions of AWSLambdaVPCAccessExecutionRole).",
         )
-        return {
+        placement: dict[str, object] = {
             "vpc": self.vpc,
             "vpc_subnets": self.subnet_selection,
             "security_groups": self.function_security_groups,
         }
+        return placement, policy
+
+    def _vpc_access(
+        self, role: iam.IRole, statements: list[iam.PolicyStatement], reason: str
+    ) -> iam.Policy:
+        if not isinstance(role, Construct):
+            raise ValueError(f"the role of a workload in the network must be a Role; got {role}")
+        # A child of the stack, not of the role or its function: the suppressions those carry
+        # (with their reasons) must not extend to it, nor its reason to them.
+        policy = iam.Policy(
+            Stack.of(role),
+            f"{Names.unique_id(role)}VpcAccess",
+            statements=statements,
+            roles=[role],
+        )
+        NagSuppressions.add_resource_suppressions(
+            policy,
+            [NagPackSuppression(id="AwsSolutions-IAM5", reason=reason, applies_to=["Resource::*"])],
+        )
+        return policy
 
     # Building it.
 

@@ -158,21 +158,14 @@ class ModelEndpoint(Construct):
             )
         )
         # In a stage with a network, the instances' network interfaces are in its subnets.
-        if network is not None:
-            network.grant_network_interfaces(self.role)
+        vpc_access = network.grant_network_interfaces(self.role) if network is not None else None
         NagSuppressions.add_resource_suppressions(
             self.role,
             [
                 NagPackSuppression(
                     id="AwsSolutions-IAM5",
                     reason=(
-                        (
-                            "In its VPC, SageMaker creates the instances' network interfaces "
-                            "(named at run time) and describes the VPC (no resource types); "
-                            if network is not None
-                            else ""
-                        )
-                        + "Reads objects only under the artifact bucket's model-archive keys "
+                        "Reads objects only under the artifact bucket's model-archive keys "
                         f"({', '.join(MODEL_DATA_KEY_PATTERNS)}: archive names are set at "
                         "training or promotion time"
                         + (
@@ -223,6 +216,8 @@ class ModelEndpoint(Construct):
         policy = self.role.node.try_find_child("DefaultPolicy")
         if policy is not None:
             self.model.node.add_dependency(policy)
+        if vpc_access is not None:
+            self.model.node.add_dependency(vpc_access)
 
         self.alarm_5xx = cloudwatch.Alarm(
             self,

@@ -16,7 +16,6 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from cdk.network import StageNetwork
@@ -81,7 +80,9 @@ class ControlPlaneFunction(Construct):
         self.log_group.grant_write(self.role)
         # In a stage with a network, in its private subnets (cdk.network).
         network = StageNetwork.of(self)
-        placement = network.function_placement(self.role) if network is not None else {}
+        placement, vpc_access = (
+            network.function_placement(self.role) if network is not None else ({}, None)
+        )
         self.function = lambda_.Function(
             self,
             "Function",
@@ -102,25 +103,5 @@ class ControlPlaneFunction(Construct):
             log_group=self.log_group,
             **placement,  # type: ignore[arg-type]
         )
-        if network is not None:
-            suppress_network_interface_wildcards(self.role)
-
-
-def suppress_network_interface_wildcards(role: iam.IRole) -> None:
-    """The one IAM5 finding placing a function in a VPC brings, with its reason."""
-    NagSuppressions.add_resource_suppressions(
-        role,
-        [
-            NagPackSuppression(
-                id="AwsSolutions-IAM5",
-                reason=(
-                    "Lambda attaches the function to its VPC subnets with the execution role: "
-                    "ENI create/describe/delete and private-IP assignment name network "
-                    "interfaces that do not exist yet, and Describe* takes no resource "
-                    "(the actions of AWSLambdaVPCAccessExecutionRole, granted inline)."
-                ),
-                applies_to=["Resource::*"],
-            )
-        ],
-        apply_to_children=True,
-    )
+        if vpc_access is not None:
+            self.function.node.add_dependency(vpc_access)

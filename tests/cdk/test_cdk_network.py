@@ -29,6 +29,7 @@ from cdk.network import (
     SAGEMAKER_CONTAINER_SERVICES,
 )
 from mlcore.settings import load_settings
+from pipelines.deploy.approval import APPROVAL_TAG, APPROVAL_TAG_VALUE
 
 pytestmark = pytest.mark.xdist_group("cdk_synth")
 
@@ -122,11 +123,12 @@ def _custom_resource_providers(template: dict[str, Any]) -> set[str]:
             token = properties.pop("ServiceToken", None)
             if logical_id in json.dumps(properties) or logical_id in json.dumps(
                 other.get("Metadata", {})
+            ) or (
+                token is not None
+                and logical_id in json.dumps(token)
+                and not other["Type"].startswith("Custom::")
             ):
                 users.append(other_id)
-            elif token is not None and logical_id in json.dumps(token):
-                if not other["Type"].startswith("Custom::"):
-                    users.append(other_id)
         referenced_as_provider = any(
             logical_id in json.dumps(r.get("Properties", {}).get("ServiceToken", ""))
             for r in resources.values()
@@ -551,9 +553,7 @@ def test_cdk_nag_vpc_rules_pass_without_suppressions_in_the_networked_stage(
     ]
     assert reports
     rows = [
-        row
-        for report in reports
-        for row in list(csv.reader(report.read_text().splitlines()))[1:]
+        row for report in reports for row in list(csv.reader(report.read_text().splitlines()))[1:]
     ]
     vpc_rows = [row for row in rows if VPC_RULES.match(row[0])]
     assert vpc_rows, "the reports list the VPC rules"
@@ -658,3 +658,145 @@ def test_a_networked_model_build_stage_releases_within_its_region_only() -> None
                 "prod": {"account": PROD, "region": "us-east-1"},
             }
         )
+
+
+# --- the buckets of a networked stage: through its S3 endpoint only ----------------------------
+
+
+@pytest.fixture(scope="module")
+def prod_buckets(four_accounts: Any) -> Any:
+    from mlops_testing.cloudformation import CloudAssembly
+
+    return _ProdBuckets(CloudAssembly.load(four_accounts.outdir))
+
+
+class _ProdBuckets:
+    """Prod's artifact bucket, its policy, its S3 endpoint, and the roles acting on it."""
+
+    def __init__(self, assembly: Any) -> None:
+        self.assembly = assembly
+        build = assembly.stack("Prod-ModelBuild")
+        self.build = build
+        endpoint = build.logical_id("NetworkS3Endpoint", "AWS::EC2::VPCEndpoint")
+        self.endpoint_id = build.ref(endpoint)
+        bucket = build.logical_id("ArtifactStoreArtifacts", "AWS::S3::Bucket")
+        self.bucket = build.physical_name(bucket)
+        self.policy = assembly.resource_policy(f"arn:aws:s3:::{self.bucket}")
+        serving = assembly.stack("Prod-Serving")
+        self.monitor_job_role = serving.role("MonitorsJobRole")
+        self.endpoint_role = serving.role("EndpointExecutionRole")
+        self.deploy_role = assembly.stack("Prod-ReleaseState").role("ReleaseAccessDeployRole")
+        self.dev_release_role = assembly.stack("Dev-Serving").role("ReleaseDeployRole")
+
+    def request(self, role: Any, action: str, key: str, **context: str) -> Any:
+        from mlops_testing.iam import Request
+
+        resource = f"arn:aws:s3:::{self.bucket}" + (f"/{key}" if key else "")
+        return Request.by(
+            role,
+            action,
+            resource,
+            resource_account=PROD,
+            resource_policy=self.policy,
+            context={"aws:SecureTransport": "true", **context},
+        )
+
+
+def test_prods_buckets_refuse_data_access_from_outside_its_s3_endpoint(
+    prod_buckets: _ProdBuckets,
+) -> None:
+    from mlops_testing.iam import IamSimulator
+
+    b = prod_buckets
+    capture = "data-capture/acme-prod/AllTraffic/2026/01/01/00/capture.jsonl"
+    inside, outside, other_vpc = IamSimulator().decide(
+        [
+            b.request(
+                b.monitor_job_role, "s3:GetObject", capture, **{"aws:SourceVpce": b.endpoint_id}
+            ),
+            b.request(b.monitor_job_role, "s3:GetObject", capture),
+            b.request(
+                b.monitor_job_role,
+                "s3:GetObject",
+                capture,
+                **{"aws:SourceVpce": "vpce-0123456789abcdef0"},
+            ),
+        ]
+    )
+    assert inside.allowed, inside
+    assert outside.result == "ExplicitlyDenied", outside
+    assert other_vpc.result == "ExplicitlyDenied", other_vpc
+
+
+def test_the_release_still_copies_a_model_into_prod_from_the_model_build_account(
+    prod_buckets: _ProdBuckets,
+) -> None:
+    """The release functions run in dev (dev has no network in cdk.json: public S3; with one,
+    dev's own endpoint) and copy into prod's bucket as prod's deploy role: allowed from both."""
+    from mlops_testing.iam import IamSimulator
+
+    b = prod_buckets
+    archive = "promoted/acme-dev-models/3/model/model.tar.gz"
+    decisions = IamSimulator().decide(
+        [
+            b.request(b.deploy_role, "s3:PutObject", archive),
+            b.request(
+                b.deploy_role,
+                "s3:PutObject",
+                archive,
+                **{"aws:SourceVpce": "vpce-0dev0dev0dev0dev0"},
+            ),
+            b.request(b.deploy_role, "s3:GetObject", archive),
+            # SageMaker checks and fetches the model data as the endpoint's role (prod's
+            # endpoint reads archives approved in prod only: the recorder's tag).
+            b.request(
+                b.endpoint_role,
+                "s3:GetObject",
+                archive,
+                **{f"s3:ExistingObjectTag/{APPROVAL_TAG}": APPROVAL_TAG_VALUE},
+            ),
+        ]
+    )
+    assert all(d.allowed for d in decisions), [str(d) for d in decisions if not d.allowed]
+
+
+def test_nobody_else_reads_prods_data_from_outside_not_even_an_administrator(
+    prod_buckets: _ProdBuckets,
+) -> None:
+    from mlops_testing.iam import IamSimulator, Request
+
+    b = prod_buckets
+    admin = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+    }
+    bucket_arn = f"arn:aws:s3:::{b.bucket}"
+    as_admin = [
+        Request(
+            principal=f"arn:aws:iam::{PROD}:role/Admin",
+            action=action,
+            resource=resource,
+            resource_account=PROD,
+            identity_policies=(admin,),
+            resource_policy=b.policy,
+            context={
+                "aws:SecureTransport": "true",
+                "aws:PrincipalArn": f"arn:aws:iam::{PROD}:role/Admin",
+                "aws:PrincipalIsAWSService": "false",
+                **({"s3:prefix": ""} if action == "s3:ListBucket" else {}),
+            },
+        )
+        for action, resource in (
+            ("s3:GetObject", f"{bucket_arn}/promoted/acme-dev-models/3/model/model.tar.gz"),
+            ("s3:ListBucket", bucket_arn),
+            # Managing the bucket stays possible (CloudFormation updates its policy).
+            ("s3:PutBucketPolicy", bucket_arn),
+        )
+    ]
+    # dev's release functions acting as themselves (not through prod's deploy role).
+    direct = b.request(b.dev_release_role, "s3:GetObject", "promoted/x/model/model.tar.gz")
+    read, listing, manage, from_dev = IamSimulator().decide([*as_admin, direct])
+    assert read.result == "ExplicitlyDenied", read
+    assert listing.result == "ExplicitlyDenied", listing
+    assert manage.allowed, manage
+    assert not from_dev.allowed, from_dev
