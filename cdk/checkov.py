@@ -41,9 +41,11 @@ ACCEPTED: tuple[Accepted, ...] = (
     Accepted(
         "CKV_AWS_117",
         "AWS::Lambda::Function",
-        _everywhere,
-        "The functions call AWS APIs only (SageMaker, S3, SSM, CloudFormation); the kit "
-        "creates no VPC for them to run in.",
+        lambda r: isinstance(r, lambda_.CfnFunction) and r.vpc_config is None,
+        "Outside a VPC only in a stage without a network (stages.<name>.network puts every "
+        "function of the stage in its private subnets), and CDK's custom-resource providers, "
+        "which run only while CloudFormation deploys, hold no data and must reach "
+        "CloudFormation's presigned response URL.",
     ),
     Accepted(
         "CKV_AWS_115",

@@ -121,12 +121,14 @@ def _custom_resource_providers(template: dict[str, Any]) -> set[str]:
                 continue
             properties = dict(other.get("Properties", {}))
             token = properties.pop("ServiceToken", None)
-            if logical_id in json.dumps(properties) or logical_id in json.dumps(
-                other.get("Metadata", {})
-            ) or (
-                token is not None
-                and logical_id in json.dumps(token)
-                and not other["Type"].startswith("Custom::")
+            if (
+                logical_id in json.dumps(properties)
+                or logical_id in json.dumps(other.get("Metadata", {}))
+                or (
+                    token is not None
+                    and logical_id in json.dumps(token)
+                    and not other["Type"].startswith("Custom::")
+                )
             ):
                 users.append(other_id)
         referenced_as_provider = any(
@@ -800,3 +802,27 @@ def test_nobody_else_reads_prods_data_from_outside_not_even_an_administrator(
     assert listing.result == "ExplicitlyDenied", listing
     assert manage.allowed, manage
     assert not from_dev.allowed, from_dev
+
+
+def test_pipeline_targets_take_subnets_and_groups_together_and_no_tracking_server() -> None:
+    from pipelines.sagemaker.definition import PipelineTargets
+
+    base = {
+        "role_arn": "arn:aws:iam::111111111111:role/job",
+        "image_uri": "111111111111.dkr.ecr.eu-west-1.amazonaws.com/mlcore:1",
+        "artifact_bucket": "artifacts",
+        "model_package_group_name": "acme-models",
+        "default_input_data_url": "s3://data/training-data/",
+        "region": "eu-west-1",
+        "settings_s3_uri": "s3://assets/mlops.yaml",
+        "check_function_arn": "arn:aws:lambda:eu-west-1:111111111111:function:check",
+    }
+    with pytest.raises(ValueError, match="both subnet_ids and security_group_ids"):
+        PipelineTargets(**base, subnet_ids=("subnet-1",))
+    with pytest.raises(ValueError, match="cannot reach a tracking server"):
+        PipelineTargets(
+            **base,
+            subnet_ids=("subnet-1",),
+            security_group_ids=("sg-1",),
+            tracking_uri="arn:aws:sagemaker:eu-west-1:111111111111:mlflow-tracking-server/t",
+        )
