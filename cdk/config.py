@@ -147,6 +147,11 @@ class NetworkConfig(_Frozen):
                     "subnets in at least two availability zones (SageMaker spreads endpoint "
                     "instances across them)"
                 )
+            if len(self.subnet_ids) >= 2 and len(set(self.availability_zones)) < 2:
+                problems.append(
+                    f"network.subnet_ids are all in {sorted(set(self.availability_zones))}: "
+                    "SageMaker endpoints in a VPC need subnets in at least two availability zones"
+                )
             if len(self.availability_zones) != len(self.subnet_ids):
                 problems.append(
                     f"network.availability_zones must give each subnet's zone, in the order of "

@@ -339,6 +339,9 @@ class StageNetwork(Construct):
             ip_addresses=ec2.IpAddresses.cidr(config.vpc_cidr or "10.0.0.0/16"),
             max_azs=config.max_azs,
             nat_gateways=0,
+            # The default security group (which admits everything from itself and allows all
+            # egress) keeps no rules: nothing may use it by accident.
+            restrict_default_security_group=True,
             subnet_configuration=[
                 ec2.SubnetConfiguration(
                     name="Private", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=20

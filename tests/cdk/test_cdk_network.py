@@ -627,6 +627,7 @@ def test_the_shipped_cdk_json_networks_prod_and_leaves_dev_without() -> None:
             "at least two availability zones",
         ),
         ({**BYO, "availability_zones": ["eu-west-1a"]}, "each subnet's zone"),
+        ({**BYO, "availability_zones": ["eu-west-1a", "eu-west-1a"]}, "at least two availability"),
         ({**BYO, "route_table_ids": []}, "each subnet's route table"),
         ({**BYO, "create_endpoints": False}, "give network.vpc_cidr"),
         ({**BYO, "security_group_ids": ["default"]}, "security group ids"),
