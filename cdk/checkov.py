@@ -18,6 +18,9 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import IConstruct
 
+#: The id suffix of a Lambda function role's VPC access policy (cdk.network).
+FUNCTION_VPC_ACCESS = "FunctionVpcAccess"
+
 
 @dataclass(frozen=True)
 class Accepted:
@@ -41,7 +44,8 @@ ACCEPTED: tuple[Accepted, ...] = (
     Accepted(
         "CKV_AWS_117",
         "AWS::Lambda::Function",
-        lambda r: isinstance(r, lambda_.CfnFunction) and r.vpc_config is None,
+        # CDK's own providers (CustomResourceProvider) are plain CfnResources.
+        lambda r: not isinstance(r, lambda_.CfnFunction) or r.vpc_config is None,
         "Outside a VPC only in a stage without a network (stages.<name>.network puts every "
         "function of the stage in its private subnets), and CDK's custom-resource providers, "
         "which run only while CloudFormation deploys, hold no data and must reach "
@@ -90,6 +94,14 @@ ACCEPTED: tuple[Accepted, ...] = (
         _path_has("/Pipeline/Assets/"),
         "CDK Pipelines' asset publishing roles (aws-cdk-lib): scoped to the bootstrap roles "
         "they assume and the pipeline's own artifact bucket and key.",
+    ),
+    Accepted(
+        "CKV_AWS_111",
+        "AWS::IAM::Policy",
+        lambda r: r.node.id.endswith(FUNCTION_VPC_ACCESS),
+        "Lambda attaches a function to its subnets with the execution role: the actions of "
+        "AWSLambdaVPCAccessExecutionRole (AWS's managed policy grants them on '*'), granted "
+        "inline; the function's security group, not this policy, decides where it can connect.",
     ),
     Accepted(
         "CKV_AWS_370",

@@ -31,6 +31,7 @@ from aws_cdk import custom_resources as cr
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct, IConstruct
 
+from cdk.checkov import FUNCTION_VPC_ACCESS
 from cdk.custom_resources import suppress_custom_resource_provider
 
 if TYPE_CHECKING:  # cdk.config imports the constructs that import this module
@@ -234,6 +235,7 @@ class StageNetwork(Construct):
             "Lambda attaches the function to its VPC subnets with the execution role: the "
             "network interfaces do not exist before, and Describe* takes no resource-level "
             "permission (the actions of AWSLambdaVPCAccessExecutionRole).",
+            suffix=FUNCTION_VPC_ACCESS,
         )
         placement: dict[str, object] = {
             "vpc": self.vpc,
@@ -243,7 +245,12 @@ class StageNetwork(Construct):
         return placement, policy
 
     def _vpc_access(
-        self, role: iam.IRole, statements: list[iam.PolicyStatement], reason: str
+        self,
+        role: iam.IRole,
+        statements: list[iam.PolicyStatement],
+        reason: str,
+        *,
+        suffix: str = "SageMakerVpcAccess",
     ) -> iam.Policy:
         if not isinstance(role, Construct):
             raise ValueError(f"the role of a workload in the network must be a Role; got {role}")
@@ -251,7 +258,7 @@ class StageNetwork(Construct):
         # (with their reasons) must not extend to it, nor its reason to them.
         policy = iam.Policy(
             Stack.of(role),
-            f"{Names.unique_id(role)}VpcAccess",
+            f"{Names.unique_id(role)}{suffix}",
             statements=statements,
             roles=[role],
         )
@@ -339,9 +346,10 @@ class StageNetwork(Construct):
             ip_addresses=ec2.IpAddresses.cidr(config.vpc_cidr or "10.0.0.0/16"),
             max_azs=config.max_azs,
             nat_gateways=0,
-            # The default security group (which admits everything from itself and allows all
-            # egress) keeps no rules: nothing may use it by accident.
-            restrict_default_security_group=True,
+            # Nothing here uses the VPC's default security group. Restricting its rules takes a
+            # custom resource whose CDK-made role holds an AWS managed policy (this kit's roles
+            # hold none); cdk/checkov.py says so for CKV2_AWS_12.
+            restrict_default_security_group=False,
             subnet_configuration=[
                 ec2.SubnetConfiguration(
                     name="Private", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=20
