@@ -194,9 +194,7 @@ def render(summary: SynthSummary) -> None:
     for environment in summary.stages:
         by_type.add_column(environment, justify="right")
     per_env = {
-        env: sum(
-            (_grouped(s.resources) for s in summary.stacks if s.environment == env), Counter()
-        )
+        env: sum((_grouped(s.resources) for s in summary.stacks if s.environment == env), Counter())
         for env in summary.stages
     }
     for kind in sorted(set().union(*per_env.values())):

@@ -73,10 +73,9 @@ def test_a_stage_that_does_not_train_deploys_no_idle_pipeline(
     # No CheckInputs step: the only function is CDK's deploy-time custom-resource provider of a
     # networked stage that looks its prefix lists up (none here: the synth gives them).
     functions = template.find_resources("AWS::Lambda::Function")
-    assert all(
-        name.startswith("AWS679f53fac002430cb0da5b7982bd2287")
-        for name in functions
-    ), sorted(functions)
+    assert all(name.startswith("AWS679f53fac002430cb0da5b7982bd2287") for name in functions), (
+        sorted(functions)
+    )
     template.resource_count_is("AWS::Events::Rule", 0)
     roles = template.find_resources("AWS::IAM::Role")
     assert not [r for r in roles.values() if "sagemaker.amazonaws.com" in json.dumps(r)]

@@ -83,9 +83,11 @@ def byo_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[ModelBuildStack
         source_revision="abc123",
     )
     from aws_cdk import Aspects
-    from cdk_nag import AwsSolutionsChecks
+    from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 
     Aspects.of(stage).add(AwsSolutionsChecks(verbose=True))
+    # For its VPC rules (LambdaInsideVPC and the like), which AwsSolutions does not have.
+    Aspects.of(stage).add(NIST80053R5Checks(verbose=True))
     app.synth()
     return stack, outdir
 
@@ -542,6 +544,7 @@ def test_a_vpc_of_your_own_is_imported_by_its_ids_without_lookups(
 # --- checks over the networked stage ----------------------------------------------------------
 
 
+PROVIDER = "AWS679f53fac002430cb0da5b7982bd2287"
 VPC_RULES = re.compile(r"AwsSolutions-(VPC\d+|EC2\d+|SM\d+|L1)")
 
 
@@ -567,6 +570,25 @@ def test_cdk_nag_vpc_rules_pass_without_suppressions_in_the_networked_stage(
         "*", Match.string_like_regexp("AwsSolutions-.*")
     )
     assert errors == [], [str(e.entry.data)[:200] for e in errors]
+
+
+def test_nist_vpc_rules_find_no_function_outside_the_vpc(
+    byo_build: tuple[ModelBuildStack, Path],
+) -> None:
+    annotations = Annotations.from_stack(byo_build[0])
+    # CDK's deploy-time custom-resource provider (the prefix-list lookup) stays outside: it
+    # runs only while CloudFormation deploys and holds no data (see _custom_resource_providers).
+    found = [
+        f"{a.id}: {str(a.entry.data)[:160]}"
+        for a in (
+            *annotations.find_error("*", Match.string_like_regexp("NIST.800.53.R5-.*VPC.*")),
+            *annotations.find_warning("*", Match.string_like_regexp("NIST.800.53.R5-.*VPC.*")),
+        )
+        if PROVIDER not in a.id
+    ]
+    # The pack did run: it reports on other things in this stack.
+    assert annotations.find_error("*", Match.string_like_regexp("NIST.800.53.R5-.*"))
+    assert found == []
 
 
 def test_cfn_lint_reports_no_errors_in_the_networked_model_build_stacks(
