@@ -98,7 +98,8 @@ ACCEPTED: tuple[Accepted, ...] = (
     Accepted(
         "CKV_AWS_111",
         "AWS::IAM::Policy",
-        lambda r: r.node.id.endswith(FUNCTION_VPC_ACCESS),
+        # The L1 policy's parent is the iam.Policy that cdk.network names.
+        lambda r: r.node.scope is not None and r.node.scope.node.id.endswith(FUNCTION_VPC_ACCESS),
         "Lambda attaches a function to its subnets with the execution role: the actions of "
         "AWSLambdaVPCAccessExecutionRole (AWS's managed policy grants them on '*'), granted "
         "inline; the function's security group, not this policy, decides where it can connect.",

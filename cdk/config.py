@@ -88,8 +88,9 @@ class NetworkConfig(_Frozen):
     rest; :data:`cdk.network.INTERFACE_ENDPOINTS`) and the security groups: workloads may
     send HTTPS to those endpoints only. Set ``create_endpoints: false`` when the VPC already
     has them (a central networking account): then the workloads' security groups allow
-    HTTPS to ``vpc_cidr`` and to the S3 and DynamoDB prefix lists, and the endpoints must
-    exist, with private DNS, before the stage deploys.
+    HTTPS to ``vpc_cidr`` and to the S3 and DynamoDB prefix lists, the endpoints must
+    exist, with private DNS, before the stage deploys, and ``s3_vpc_endpoint_id`` names the
+    S3 gateway endpoint.
 
     In a stage with a network, its data and artifact buckets refuse reads and writes that do
     not come through the VPC's S3 endpoint; ``bucket_access_from_outside`` names principals
@@ -111,6 +112,9 @@ class NetworkConfig(_Frozen):
     vpc_cidr: str | None = Field(None, pattern=r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$")
     max_azs: int = Field(2, ge=2, le=6)
     create_endpoints: bool = True
+    # With create_endpoints false: the id of the VPC's existing S3 gateway endpoint, through
+    # which the stage's buckets are reached (their policies admit requests through it only).
+    s3_vpc_endpoint_id: str | None = Field(None, pattern=r"^vpce-[0-9a-f]{8,17}$")
     # Principals (IAM role or user ARNs) that may read and write the stage's data and
     # artifact buckets from outside its VPC, e.g. the role your data producers upload with.
     bucket_access_from_outside: tuple[str, ...] = ()
@@ -163,6 +167,11 @@ class NetworkConfig(_Frozen):
                     "network.route_table_ids must give each subnet's route table, in the order "
                     f"of subnet_ids (the S3 and DynamoDB gateway endpoints are routes there); "
                     f"{len(self.subnet_ids)} subnets, got {len(self.route_table_ids)} route tables"
+                )
+            if not self.create_endpoints and self.s3_vpc_endpoint_id is None:
+                problems.append(
+                    "network.create_endpoints is false: give network.s3_vpc_endpoint_id, the "
+                    "VPC's S3 gateway endpoint (the stage's buckets admit requests through it)"
                 )
             if not self.create_endpoints and self.vpc_cidr is None:
                 problems.append(

@@ -500,7 +500,9 @@ class StageNetwork(Construct):
     def s3_endpoint_id(self) -> str | None:
         """The id of the S3 gateway endpoint (``aws:SourceVpce`` of the stage's S3 requests)."""
         endpoint = self.gateway_endpoints.get("s3")
-        return endpoint.vpc_endpoint_id if endpoint is not None else None
+        if endpoint is not None:
+            return endpoint.vpc_endpoint_id
+        return self.config.s3_vpc_endpoint_id
 
 
 _REGISTRY: dict[str, StageNetwork] = {}

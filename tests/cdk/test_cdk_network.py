@@ -652,6 +652,7 @@ def test_the_shipped_cdk_json_networks_prod_and_leaves_dev_without() -> None:
         ({**BYO, "availability_zones": ["eu-west-1a", "eu-west-1a"]}, "at least two availability"),
         ({**BYO, "route_table_ids": []}, "each subnet's route table"),
         ({**BYO, "create_endpoints": False}, "give network.vpc_cidr"),
+        ({**BYO, "create_endpoints": False, "vpc_cidr": "10.1.0.0/16"}, "s3_vpc_endpoint_id"),
         ({**BYO, "security_group_ids": ["default"]}, "security group ids"),
         ({**BYO, "bucket_access_from_outside": ["alice"]}, "IAM role or user ARNs"),
         ({"create": True, "subnet_ids": BYO["subnet_ids"]}, "remove them"),
@@ -849,3 +850,39 @@ def test_pipeline_targets_take_subnets_and_groups_together_and_no_tracking_serve
             security_group_ids=("sg-1",),
             tracking_uri="arn:aws:sagemaker:eu-west-1:111111111111:mlflow-tracking-server/t",
         )
+
+
+def test_a_vpc_with_its_own_endpoints_gets_https_within_the_vpc_and_no_new_endpoints() -> None:
+    from aws_cdk import Stack
+
+    from cdk.network import StageNetwork
+
+    app = App()
+    stage = Stage(app, "Prod", env=Environment(account=PROD, region="eu-west-1"))
+    stack = Stack(stage, "Build")
+    config = NetworkConfig(
+        **{
+            **BYO,
+            "create_endpoints": False,
+            "vpc_cidr": "10.1.0.0/16",
+            "s3_vpc_endpoint_id": "vpce-0a1b2c3d4e5f60003",
+            "s3_prefix_list_id": "pl-6da54004",
+            "dynamodb_prefix_list_id": "pl-6fa54006",
+        }
+    )
+    network = StageNetwork(stack, "Network", config=config, principal_accounts=[PROD])
+    assert StageNetwork.of(stack) is network
+    assert network.s3_endpoint_id == "vpce-0a1b2c3d4e5f60003"
+    template = Template.from_stack(stack).to_json()
+    types = [r["Type"] for r in template["Resources"].values()]
+    assert "AWS::EC2::VPCEndpoint" not in types and "AWS::Lambda::Function" not in types
+    https = {
+        (rule.get("CidrIp"), rule.get("DestinationPrefixListId"))
+        for rule in _egress_rules(template)
+        if rule.get("FromPort") == 443
+    }
+    assert https == {
+        ("10.1.0.0/16", None),
+        (None, "pl-6da54004"),
+        (None, "pl-6fa54006"),
+    }
