@@ -12,6 +12,8 @@ deleted with the stack, which CloudFormation refuses while a bucket still holds 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -186,3 +188,42 @@ class ArtifactStore(Construct):
     def grant_read_artifacts(self, grantee: iam.IGrantable) -> iam.Grant:
         """Read pipeline artifacts (bucket and key)."""
         return self.artifact_bucket.grant_read(grantee)
+
+    def deny_outside_network(
+        self, *, vpc_endpoint_id: str, exempt_principal_arns: Sequence[str]
+    ) -> None:
+        """Refuse data access to the data and artifact buckets that does not come through the
+        stage's S3 gateway endpoint (``aws:SourceVpce``), except for AWS service principals
+        and ``exempt_principal_arns``: principals whose requests come from SageMaker's or
+        another account's network, not from this VPC (the release flow's deploy role, acting
+        from the model-build account; the roles SageMaker itself acts with). Bucket
+        configuration (policy, lifecycle, logging) stays manageable by CloudFormation.
+        """
+        exempt = list(dict.fromkeys(exempt_principal_arns))
+        for bucket in (self.data_bucket, self.artifact_bucket):
+            bucket.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="OnlyThroughTheStageNetwork",
+                    effect=iam.Effect.DENY,
+                    principals=[iam.AnyPrincipal()],
+                    actions=DATA_ACTIONS,
+                    resources=[bucket.bucket_arn, bucket.arn_for_objects("*")],
+                    conditions={
+                        "StringNotEquals": {"aws:SourceVpce": vpc_endpoint_id},
+                        "Bool": {"aws:PrincipalIsAWSService": "false"},
+                        **({"ArnNotLike": {"aws:PrincipalArn": exempt}} if exempt else {}),
+                    },
+                )
+            )
+
+
+#: The data-plane actions a networked stage's buckets refuse from outside its VPC endpoint.
+DATA_ACTIONS = [
+    "s3:GetObject*",
+    "s3:PutObject*",
+    "s3:DeleteObject*",
+    "s3:ListBucket*",
+    "s3:ListMultipartUploadParts",
+    "s3:AbortMultipartUpload",
+    "s3:RestoreObject",
+]

@@ -18,6 +18,9 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import IConstruct
 
+#: The id suffix of a Lambda function role's VPC access policy (cdk.network).
+FUNCTION_VPC_ACCESS = "FunctionVpcAccess"
+
 
 @dataclass(frozen=True)
 class Accepted:
@@ -41,9 +44,12 @@ ACCEPTED: tuple[Accepted, ...] = (
     Accepted(
         "CKV_AWS_117",
         "AWS::Lambda::Function",
-        _everywhere,
-        "The functions call AWS APIs only (SageMaker, S3, SSM, CloudFormation); the kit "
-        "creates no VPC for them to run in.",
+        # CDK's own providers (CustomResourceProvider) are plain CfnResources.
+        lambda r: not isinstance(r, lambda_.CfnFunction) or r.vpc_config is None,
+        "Outside a VPC only in a stage without a network (stages.<name>.network puts every "
+        "function of the stage in its private subnets), and CDK's custom-resource providers, "
+        "which run only while CloudFormation deploys, hold no data and must reach "
+        "CloudFormation's presigned response URL.",
     ),
     Accepted(
         "CKV_AWS_115",
@@ -88,6 +94,15 @@ ACCEPTED: tuple[Accepted, ...] = (
         _path_has("/Pipeline/Assets/"),
         "CDK Pipelines' asset publishing roles (aws-cdk-lib): scoped to the bootstrap roles "
         "they assume and the pipeline's own artifact bucket and key.",
+    ),
+    Accepted(
+        "CKV_AWS_111",
+        "AWS::IAM::Policy",
+        # The L1 policy's parent is the iam.Policy that cdk.network names.
+        lambda r: r.node.scope is not None and r.node.scope.node.id.endswith(FUNCTION_VPC_ACCESS),
+        "Lambda attaches a function to its subnets with the execution role: the actions of "
+        "AWSLambdaVPCAccessExecutionRole (AWS's managed policy grants them on '*'), granted "
+        "inline; the function's security group, not this policy, decides where it can connect.",
     ),
     Accepted(
         "CKV_AWS_370",

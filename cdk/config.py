@@ -75,6 +75,137 @@ class SourceConfig(_Frozen):
         return self
 
 
+class NetworkConfig(_Frozen):
+    """Where this stage's jobs, endpoint and functions run: a VPC with no public path.
+
+    Either the kit creates one (``create: true``: private isolated subnets in ``max_azs``
+    availability zones, no NAT gateway, no internet gateway, VPC flow logs to a KMS-encrypted
+    log group), or you bring yours (``vpc_id`` with ``subnet_ids``, the private subnets the
+    workloads run in, and their ``availability_zones`` in the same order). Nothing is looked
+    up at synth: an imported VPC is described by these ids only.
+
+    In both cases the kit creates the VPC endpoints every job, endpoint and function calls
+    (gateway endpoints for S3 and DynamoDB, interface endpoints with private DNS for the
+    rest; :data:`cdk.network.INTERFACE_ENDPOINTS`) and the security groups: workloads may
+    send HTTPS to those endpoints only. Set ``create_endpoints: false`` when the VPC already
+    has them (a central networking account): then the workloads' security groups allow
+    HTTPS to ``vpc_cidr`` and to the S3 and DynamoDB prefix lists, the endpoints must
+    exist, with private DNS, before the stage deploys, and ``s3_vpc_endpoint_id`` names the
+    S3 gateway endpoint.
+
+    In a stage with a network, its data and artifact buckets refuse reads and writes that do
+    not come through the VPC's S3 endpoint; ``bucket_access_from_outside`` names principals
+    exempt from that (the roles people or other systems upload data with).
+
+    ``security_group_ids`` are added to every workload (for example one your firewall team
+    requires); the kit's own least-privilege groups are always attached too.
+    ``s3_prefix_list_id``/``dynamodb_prefix_list_id`` (``pl-...``, from ``aws ec2
+    describe-managed-prefix-lists``) skip the deploy-time lookup of the two AWS-managed prefix
+    lists the security groups allow HTTPS to.
+    """
+
+    create: bool = False
+    vpc_id: str | None = Field(None, pattern=r"^vpc-[0-9a-f]{8,17}$")
+    subnet_ids: tuple[str, ...] = ()
+    availability_zones: tuple[str, ...] = ()
+    route_table_ids: tuple[str, ...] = ()
+    security_group_ids: tuple[str, ...] = ()
+    vpc_cidr: str | None = Field(None, pattern=r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$")
+    max_azs: int = Field(2, ge=2, le=6)
+    create_endpoints: bool = True
+    # With create_endpoints false: the id of the VPC's existing S3 gateway endpoint, through
+    # which the stage's buckets are reached (their policies admit requests through it only).
+    s3_vpc_endpoint_id: str | None = Field(None, pattern=r"^vpce-[0-9a-f]{8,17}$")
+    # Principals (IAM role or user ARNs) that may read and write the stage's data and
+    # artifact buckets from outside its VPC, e.g. the role your data producers upload with.
+    bucket_access_from_outside: tuple[str, ...] = ()
+    s3_prefix_list_id: str | None = Field(None, pattern=r"^pl-[0-9a-f]{8,17}$")
+    dynamodb_prefix_list_id: str | None = Field(None, pattern=r"^pl-[0-9a-f]{8,17}$")
+
+    @model_validator(mode="after")
+    def _one_way_to_get_a_vpc(self) -> NetworkConfig:
+        problems = []
+        if self.create and self.vpc_id is not None:
+            problems.append(
+                f"network.create is true and network.vpc_id is {self.vpc_id!r}: either the kit "
+                "creates the VPC (keep create, remove vpc_id, subnet_ids, availability_zones) "
+                "or you bring yours (remove create)"
+            )
+        if self.create and (self.subnet_ids or self.availability_zones):
+            problems.append(
+                "network.subnet_ids and network.availability_zones describe your own VPC; "
+                "with create: true the kit makes the subnets: remove them"
+            )
+        if not self.create and self.vpc_id is None:
+            problems.append(
+                "network needs create: true (the kit creates a VPC) or vpc_id with subnet_ids "
+                "and availability_zones (your VPC); to run without a network, remove the "
+                "network section"
+            )
+        if self.vpc_id is not None:
+            bad = [s for s in self.subnet_ids if not re.fullmatch(r"subnet-[0-9a-f]{8,17}", s)]
+            if bad:
+                problems.append(f"network.subnet_ids must be subnet ids (subnet-...); got {bad}")
+            if len(self.subnet_ids) < 2:
+                problems.append(
+                    f"network.subnet_ids names {len(self.subnet_ids)} subnet(s): give private "
+                    "subnets in at least two availability zones (SageMaker spreads endpoint "
+                    "instances across them)"
+                )
+            if len(self.subnet_ids) >= 2 and len(set(self.availability_zones)) < 2:
+                problems.append(
+                    f"network.subnet_ids are all in {sorted(set(self.availability_zones))}: "
+                    "SageMaker endpoints in a VPC need subnets in at least two availability zones"
+                )
+            if len(self.availability_zones) != len(self.subnet_ids):
+                problems.append(
+                    f"network.availability_zones must give each subnet's zone, in the order of "
+                    f"subnet_ids ({len(self.subnet_ids)} subnets, got "
+                    f"{len(self.availability_zones)} zones)"
+                )
+            if self.create_endpoints and len(self.route_table_ids) != len(self.subnet_ids):
+                problems.append(
+                    "network.route_table_ids must give each subnet's route table, in the order "
+                    f"of subnet_ids (the S3 and DynamoDB gateway endpoints are routes there); "
+                    f"{len(self.subnet_ids)} subnets, got {len(self.route_table_ids)} route tables"
+                )
+            if not self.create_endpoints and self.s3_vpc_endpoint_id is None:
+                problems.append(
+                    "network.create_endpoints is false: give network.s3_vpc_endpoint_id, the "
+                    "VPC's S3 gateway endpoint (the stage's buckets admit requests through it)"
+                )
+            if not self.create_endpoints and self.vpc_cidr is None:
+                problems.append(
+                    "network.create_endpoints is false: give network.vpc_cidr, the range the "
+                    "VPC's existing endpoints are in (the workloads may send HTTPS there only)"
+                )
+        bad_principals = [
+            p
+            for p in self.bucket_access_from_outside
+            if not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:(role|user)/.+", p)
+        ]
+        if bad_principals:
+            problems.append(
+                "network.bucket_access_from_outside must be IAM role or user ARNs "
+                f"(arn:aws:iam::<account>:role/<name>); got {bad_principals}"
+            )
+        bad_groups = [
+            g for g in self.security_group_ids if not re.fullmatch(r"sg-[0-9a-f]{8,17}", g)
+        ]
+        if bad_groups:
+            problems.append(
+                f"network.security_group_ids must be security group ids (sg-...); got {bad_groups}"
+            )
+        if self.create and not self.create_endpoints:
+            problems.append(
+                "network.create_endpoints false needs your own VPC: a VPC the kit creates has "
+                "no other way to reach AWS services"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
 class StageConfig(_Frozen):
     """One environment (dev, staging, prod, ...): where it lives and how its jobs run.
 
@@ -122,6 +253,8 @@ class StageConfig(_Frozen):
     online_endpoint: bool = True
     # An optional SageMaker managed MLflow tracking server (cdk/tracking.py); off by default.
     mlflow: TrackingServerConfig = Field(default_factory=TrackingServerConfig)
+    # The stage's private network (NetworkConfig); null: the stage runs without a VPC.
+    network: NetworkConfig | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -189,6 +322,26 @@ class StageConfig(_Frozen):
     def captures_data(self) -> bool:
         """The stage has an endpoint that captures traffic for the monitors."""
         return self.online_endpoint and not self.serverless
+
+    @model_validator(mode="after")
+    def _networked_endpoints_run_on_instances(self) -> StageConfig:
+        if self.network is not None and (
+            self.serverless_inference or self.endpoint.serverless is not None
+        ):
+            raise ValueError(
+                "this stage has a network, but its endpoint is serverless: SageMaker "
+                "serverless inference runs in no VPC of yours (its feature exclusions list VPC "
+                "configuration and network isolation), so requests and model data would take "
+                "public paths; remove serverless_inference/endpoint.serverless or the network"
+            )
+        if self.network is not None and self.mlflow.enabled:
+            raise ValueError(
+                "this stage has a network and an MLflow tracking server: the kit runs its "
+                "training and processing containers with network isolation in a networked "
+                "stage, and an isolated container cannot reach a tracking server; turn "
+                "mlflow off here (track in a stage without a network)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _spot_wait_covers_runtime(self) -> StageConfig:
@@ -297,6 +450,19 @@ class AwsConfig(_Frozen):
                 "runs in the model-build stage's account and assumes a deploy role in each "
                 "stage's account, so it must know them all; set account on every stage, or "
                 "on none (one account for everything)"
+            )
+        build_network = self.stages[build].network
+        other_regions = [
+            name
+            for name in self.release_stages()
+            if self.stages[name].region != self.stages[build].region
+        ]
+        if build_network is not None and other_regions:
+            raise ValueError(
+                f"the model-build stage {build!r} has a network and releases to stages in other "
+                f"regions ({other_regions}): its release functions reach AWS only through its "
+                "VPC's endpoints, which serve its own region; keep the released stages in the "
+                f"model-build stage's region or remove {build}'s network"
             )
         regions = {stage.region for stage in self.stages.values()} | {self.toolchain.region}
         if None in regions and len(regions) > 1:

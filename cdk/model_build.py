@@ -23,6 +23,7 @@ from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from cdk.container_image import MlcoreImage
+from cdk.network import StageNetwork
 from cdk.settings_artifact import SettingsArtifact
 from cdk.tracking import TrackingServer
 from pipelines.sagemaker.definition import ModelBuildOptions, PipelineTargets, pipeline_definition
@@ -157,7 +158,11 @@ class ModelBuild(Construct):
             service="sagemaker", resource="pipeline", resource_name=pipeline_name
         )
 
+        network = StageNetwork.of(self)
         self.job_role = self._job_role(data_bucket, artifact_bucket, key)
+        if network is not None:
+            # The pipeline starts jobs that SageMaker checks this policy for.
+            self.job_vpc_access = network.grant_network_interfaces(self.job_role)
         settings_artifact.grant_read(self.job_role)
         if tracking_server is not None:
             tracking_server.grant_log(self.job_role)
@@ -175,6 +180,14 @@ class ModelBuild(Construct):
             settings_s3_uri=f"s3://${{SettingsBucket}}/{settings_artifact.asset.s3_object_key}",
             check_function_arn="${CheckInputsFunctionArn}",
             tracking_uri="${TrackingUri}" if tracking_server is not None else None,
+            subnet_ids=tuple(f"${{Subnet{i}}}" for i in range(len(network.subnet_ids)))
+            if network is not None
+            else (),
+            security_group_ids=tuple(
+                f"${{SecurityGroup{i}}}" for i in range(len(network.job_security_group_ids))
+            )
+            if network is not None
+            else (),
         )
         body = pipeline_definition(
             pipeline_name,
@@ -195,6 +208,11 @@ class ModelBuild(Construct):
         }
         if tracking_server is not None:
             variables["TrackingUri"] = tracking_server.tracking_uri
+        if network is not None:
+            variables.update({f"Subnet{i}": s for i, s in enumerate(network.subnet_ids)})
+            variables.update(
+                {f"SecurityGroup{i}": g for i, g in enumerate(network.job_security_group_ids)}
+            )
         self.pipeline = sagemaker.CfnPipeline(
             self,
             "Pipeline",
@@ -299,6 +317,7 @@ class ModelBuild(Construct):
     def _check_inputs_function(self, data_bucket: s3.IBucket, data_prefix: str) -> lambda_.Function:
         """The CheckInputs step's function: lists the data prefix, finds the champion."""
         stack = Stack.of(self)
+        network = StageNetwork.of(self)
         log_group = logs.LogGroup(self, "CheckInputsLogs", retention=logs.RetentionDays.ONE_MONTH)
         role = iam.Role(
             self,
@@ -331,6 +350,9 @@ class ModelBuild(Construct):
                 ],
             )
         )
+        placement, vpc_access = (
+            network.function_placement(role) if network is not None else ({}, None)
+        )
         function = lambda_.Function(
             self,
             "CheckInputs",
@@ -342,7 +364,10 @@ class ModelBuild(Construct):
             memory_size=256,
             role=role,
             log_group=log_group,
+            **placement,  # type: ignore[arg-type]
         )
+        if vpc_access is not None:
+            function.node.add_dependency(vpc_access)
         NagSuppressions.add_resource_suppressions(
             role,
             [
@@ -378,20 +403,33 @@ class ModelBuild(Construct):
             stack.format_arn(service="sagemaker", resource=kind, resource_name="*")
             for kind in ("processing-job", "training-job")
         ]
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "sagemaker:CreateProcessingJob",
-                    "sagemaker:DescribeProcessingJob",
-                    "sagemaker:StopProcessingJob",
-                    "sagemaker:CreateTrainingJob",
-                    "sagemaker:DescribeTrainingJob",
-                    "sagemaker:StopTrainingJob",
-                    "sagemaker:AddTags",
-                ],
-                resources=job_arns,
+        network = StageNetwork.of(self)
+        create = ["sagemaker:CreateProcessingJob", "sagemaker:CreateTrainingJob"]
+        manage = [
+            "sagemaker:DescribeProcessingJob",
+            "sagemaker:StopProcessingJob",
+            "sagemaker:DescribeTrainingJob",
+            "sagemaker:StopTrainingJob",
+            "sagemaker:AddTags",
+        ]
+        if network is None:
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=sorted([*create, *manage]),
+                    resources=job_arns,
+                )
             )
-        )
+        else:
+            role.add_to_policy(iam.PolicyStatement(actions=manage, resources=job_arns))
+            # A stage with a network: the jobs start only in its subnets and security groups,
+            # isolated (the service authorization reference's keys for these actions).
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=create,
+                    resources=job_arns,
+                    conditions=network.job_conditions(isolated=True),
+                )
+            )
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=[

@@ -17,6 +17,7 @@ from cdk.artifact_store import ArtifactStore
 from cdk.config import StageConfig
 from cdk.container_image import MlcoreImage, check_estimator_in_image, image_extras
 from cdk.model_build import ModelBuild, ModelRegistry
+from cdk.network import StageNetwork
 from cdk.settings_artifact import SettingsArtifact, SettingsSource
 from cdk.tracking import TrackingServer
 from cdk.triggers import ModelBuildTriggers
@@ -43,6 +44,11 @@ class ModelBuildStack(Stack):
     ``mlcore_extras`` are the extras its mlcore image installs. Default: what this stage needs;
     the stages of one app pass :func:`cdk.container_image.app_image_extras` instead, so that
     they all build the same image and packages promote between them.
+
+    With ``stage_config.network`` set, the stage's VPC (:class:`cdk.network.StageNetwork`)
+    is created here first, so every job, endpoint and function of the stage's stacks runs in
+    it; ``network_accounts`` are the accounts whose principals may use its endpoints.
+    Default: the stack's own account.
     """
 
     def __init__(
@@ -58,6 +64,7 @@ class ModelBuildStack(Stack):
         source_revision: str,
         ci_account: str | None = None,
         mlcore_extras: Sequence[str] | None = None,
+        network_accounts: Sequence[str] = (),
         env: Environment | None = None,
         description: str | None = None,
     ) -> None:
@@ -75,6 +82,15 @@ class ModelBuildStack(Stack):
         # hence the same asset object).
         self.settings_artifact = SettingsArtifact(self, "Settings", source=source)
 
+        self.network: StageNetwork | None = None
+        if stage_config.network is not None:
+            self.network = StageNetwork(
+                self,
+                "Network",
+                config=stage_config.network,
+                principal_accounts=list(network_accounts) or [self.account],
+                retain=stage_config.retain_data,
+            )
         self.artifact_store = ArtifactStore(
             self,
             "ArtifactStore",

@@ -11,6 +11,7 @@ from cdk.model_build_stack import ModelBuildStack, resource_prefix
 from cdk.monitoring.retrain import RemoteRetrainBus, retrain_bus_name
 from cdk.serving.approval import ApprovalRecorder
 from cdk.serving.approved_model import ApprovedModelParameter
+from cdk.serving.endpoint import endpoint_role_name
 from cdk.serving.release import ReleaseTarget
 from cdk.serving.release_access import (
     ReleaseAccess,
@@ -73,6 +74,7 @@ class MlopsStage(Stage):
             mlcore_extras=app_image_extras(
                 settings, tracking_servers=(s.mlflow.enabled for s in aws_config.stages.values())
             ),
+            network_accounts=network_accounts(aws_config, stage_name),
             description=f"{project} {stage_name}: data, artifacts, model-build pipeline, registry",
         )
         build = self.model_build_stack
@@ -166,12 +168,44 @@ class MlopsStage(Stage):
                 if stage_config.retain_data
                 else RemovalPolicy.DESTROY,
             )
+        if build.network is not None and build.network.s3_endpoint_id is not None:
+            self._deny_bucket_access_outside_the_network(project, stage_name, stage_config)
         if stage_name == build_stage:
             self.serving_stack.add_release_flow(
                 release_targets(self.serving_stack, aws_config, project),
                 function_role_names=release_function_role_names(project, build_stage),
                 approval_timeout=Duration.hours(aws_config.release_approval_timeout_hours),
             )
+
+    def _deny_bucket_access_outside_the_network(
+        self, project: str, stage_name: str, stage_config: StageConfig
+    ) -> None:
+        """Data and artifacts reach this stage's buckets only through its VPC's S3 endpoint,
+        except for the principals whose requests cannot come from there:
+
+        - the release flow's deploy role of this stage: the release functions run in the
+          model-build account (its VPC, or none) and copy a model in with this role;
+        - the endpoint's execution role: SageMaker's hosting platform checks the model data at
+          CreateModel and writes captured traffic; that it does so through the customer's VPC
+          is not documented;
+        - the model-build pipeline's role: SageMaker Pipelines reads the property files
+          (gate, lineage) from the service side, not from the VPC;
+        - the principals the stage's ``network.bucket_access_from_outside`` names.
+        """
+        build = self.model_build_stack
+        assert build.network is not None and build.network.s3_endpoint_id is not None
+        account = stage_config.account or Aws.ACCOUNT_ID
+        exempt = [
+            role_arn(build, deploy_role_name(project, stage_name), account),
+            role_arn(build, endpoint_role_name(self.serving_stack.endpoint.endpoint_name), account),
+        ]
+        if build.model_build is not None:
+            exempt.append(build.model_build.pipeline_role.role_arn)
+        assert stage_config.network is not None
+        exempt.extend(stage_config.network.bucket_access_from_outside)
+        build.artifact_store.deny_outside_network(
+            vpc_endpoint_id=build.network.s3_endpoint_id, exempt_principal_arns=exempt
+        )
 
     def _retrain_pipeline(self, aws_config: AwsConfig, project: str) -> str | None:
         """The pipeline a drift alarm here retrains: this stage's own when it trains, else the
@@ -222,6 +256,18 @@ def forwards_retrains(aws_config: AwsConfig, stage_name: str) -> bool:
         return False
     build = aws_config.stages[aws_config.build_stage]
     return (build.account, build.region) != (stage.account, stage.region)
+
+
+def network_accounts(aws_config: AwsConfig, stage_name: str) -> list[str]:
+    """The accounts whose principals call AWS from ``stage_name``'s VPC: its own, and in the
+    model-build stage every account its release functions act in (through deploy roles)."""
+    own = aws_config.stages[stage_name].account or Aws.ACCOUNT_ID
+    if stage_name != aws_config.build_stage:
+        return [own]
+    others = [
+        aws_config.stages[name].account or Aws.ACCOUNT_ID for name in aws_config.release_stages()
+    ]
+    return list(dict.fromkeys([own, *others]))
 
 
 def release_targets(stack: Stack, aws_config: AwsConfig, project: str) -> list[ReleaseTarget]:

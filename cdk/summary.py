@@ -147,6 +147,15 @@ def synthesize(outdir: Path) -> None:
     app.synth()
 
 
+def _grouped(resources: Counter[str]) -> Counter[str]:
+    """Resource counts with a stage network's many EC2 types (VPC, subnets, routes, endpoints,
+    security groups and their rules) on one line, so the summary stays one screen."""
+    grouped: Counter[str] = Counter()
+    for kind, count in resources.items():
+        grouped["AWS::EC2::* (network)" if kind.startswith("AWS::EC2::") else kind] += count
+    return grouped
+
+
 def render(summary: SynthSummary) -> None:
     from rich import box
     from rich.console import Console
@@ -185,7 +194,7 @@ def render(summary: SynthSummary) -> None:
     for environment in summary.stages:
         by_type.add_column(environment, justify="right")
     per_env = {
-        env: sum((s.resources for s in summary.stacks if s.environment == env), Counter())
+        env: sum((_grouped(s.resources) for s in summary.stacks if s.environment == env), Counter())
         for env in summary.stages
     }
     for kind in sorted(set().union(*per_env.values())):

@@ -16,6 +16,7 @@ from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from cdk.monitoring.settings import ModelMonitorSettings
+from cdk.network import StageNetwork
 from cdk.serving.endpoint import ModelEndpoint
 
 
@@ -79,6 +80,10 @@ class DataQualityMonitorSchedule(Construct):
                 resources=["*"],
             )
         )
+        # In a stage with a network, the job runs in its subnets (cdk.network).
+        network = StageNetwork.of(self)
+        if network is not None:
+            network.grant_network_interfaces(self.role)
         NagSuppressions.add_resource_suppressions(
             self.role,
             [
@@ -136,7 +141,14 @@ class DataQualityMonitorSchedule(Construct):
                 )
             ),
             network_config=sagemaker.CfnDataQualityJobDefinition.NetworkConfigProperty(
-                enable_network_isolation=True
+                enable_network_isolation=True,
+                enable_inter_container_traffic_encryption=True if network is not None else None,
+                vpc_config=sagemaker.CfnDataQualityJobDefinition.VpcConfigProperty(
+                    security_group_ids=network.job_security_group_ids,
+                    subnets=network.subnet_ids,
+                )
+                if network is not None
+                else None,
             ),
         )
         self.schedule = sagemaker.CfnMonitoringSchedule(

@@ -53,6 +53,7 @@ from constructs import Construct
 from cdk.monitoring.capture_retention import CaptureRetentionCheck
 from cdk.monitoring.settings import MonitorSettings
 from cdk.monitoring.spark_image import SparkMonitorImage
+from cdk.network import StageNetwork
 from cdk.serving.approved_model import ApprovedModelParameter
 from cdk.serving.endpoint import MODEL_DATA_KEY_PATTERNS, ModelEndpoint
 from cdk.serving.functions import ControlPlaneFunction
@@ -195,6 +196,10 @@ class ModelMonitors(Construct):
             )
         )
         settings_asset.grant_read(self.job_role)
+        # In a stage with a network, every monitor job runs in its subnets (cdk.network).
+        network = StageNetwork.of(self)
+        if network is not None:
+            network.grant_network_interfaces(self.job_role)
         encryption_key.grant_encrypt_decrypt(self.job_role)
         image_repository.grant_pull(self.job_role)
         self.job_role.add_to_policy(
@@ -268,6 +273,14 @@ class ModelMonitors(Construct):
                 "SEASONAL_OFFSET_DAYS": str(settings.seasonal_offset_days),
                 "DRIFT_ENGINE": settings.engine,
                 **spark_environment,
+                **(
+                    {
+                        "SUBNET_IDS": ",".join(network.subnet_ids),
+                        "SECURITY_GROUP_IDS": ",".join(network.job_security_group_ids),
+                    }
+                    if network is not None
+                    else {}
+                ),
             },
             # A two-week window lists up to 336 hour folders.
             timeout=Duration.minutes(5),
@@ -298,7 +311,20 @@ class ModelMonitors(Construct):
                 # Only on the configured instance types, with volumes and outputs under our key
                 # (the service authorisation reference's condition keys for CreateProcessingJob).
                 conditions={
-                    "ForAllValues:StringEquals": {"sagemaker:InstanceTypes": instance_types},
+                    "ForAllValues:StringEquals": {
+                        "sagemaker:InstanceTypes": instance_types,
+                        # In a stage with a network: only in its subnets and security groups,
+                        # and never without them (the Null check).
+                        **(
+                            {
+                                "sagemaker:VpcSubnets": network.subnet_ids,
+                                "sagemaker:VpcSecurityGroupIds": network.job_security_group_ids,
+                            }
+                            if network is not None
+                            else {}
+                        ),
+                    },
+                    **({"Null": {"sagemaker:VpcSubnets": "false"}} if network is not None else {}),
                     "ArnEquals": {
                         # The ...Arn keys: AWS deprecated VolumeKmsKey/OutputKmsKey, and a key
                         # the action no longer has is absent, which would deny every job.

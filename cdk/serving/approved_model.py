@@ -16,8 +16,9 @@ from __future__ import annotations
 from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import custom_resources as cr
-from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
+
+from cdk.custom_resources import suppress_custom_resource_provider
 
 NO_MODEL = "none"
 
@@ -70,7 +71,7 @@ class ApprovedModelParameter(Construct):
             ),
             install_latest_aws_sdk=False,
         )
-        _suppress_custom_resource_provider(Stack.of(self))
+        suppress_custom_resource_provider(Stack.of(self))
 
     def grant_read(self, grantee: iam.IGrantable) -> iam.Grant:
         return iam.Grant.add_to_principal(
@@ -83,27 +84,3 @@ class ApprovedModelParameter(Construct):
             actions=["ssm:GetParameter", "ssm:PutParameter"],
             resource_arns=[self.parameter_arn],
         )
-
-
-def _suppress_custom_resource_provider(stack: Stack) -> None:
-    # The provider function is a CDK singleton: its role and runtime are CDK's, not ours.
-    provider = stack.node.try_find_child("AWS679f53fac002430cb0da5b7982bd2287")
-    if provider is None:
-        return
-    NagSuppressions.add_resource_suppressions(
-        provider,
-        [
-            NagPackSuppression(
-                id="AwsSolutions-IAM4",
-                reason="CDK's AwsCustomResource provider uses AWSLambdaBasicExecutionRole for its logs.",
-                applies_to=[
-                    "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
-                ],
-            ),
-            NagPackSuppression(
-                id="AwsSolutions-L1",
-                reason="The AwsCustomResource provider's Node.js runtime is chosen by aws-cdk-lib.",
-            ),
-        ],
-        apply_to_children=True,
-    )

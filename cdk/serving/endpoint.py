@@ -30,6 +30,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
+from cdk.network import StageNetwork
 from cdk.serving.settings import EndpointSettings
 from mlcore.serve.defaults import SERVING_ENV
 from pipelines.deploy.approval import APPROVAL_TAG, APPROVAL_TAG_VALUE
@@ -47,6 +48,11 @@ SCALING_SERVICE_LINKED_ROLE = (
     "sagemaker.application-autoscaling.amazonaws.com/"
     "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
 )
+
+
+def endpoint_role_name(endpoint_name: str) -> str:
+    """The execution role's name in a stage with a network."""
+    return f"{endpoint_name}-serving"[:64]
 
 
 class ModelEndpoint(Construct):
@@ -96,12 +102,16 @@ class ModelEndpoint(Construct):
         self.capture_bucket = capture_bucket
         self.capture_prefix = settings.capture_prefix
         stack = Stack.of(self)
+        network = StageNetwork.of(self)
 
         self.role = iam.Role(
             self,
             "ExecutionRole",
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"Runs the {settings.endpoint_name} endpoint's serving container",
+            # Named in a stage with a network: its buckets admit this role by name
+            # (cdk.artifact_store.ArtifactStore.deny_outside_network).
+            role_name=endpoint_role_name(settings.endpoint_name) if network is not None else None,
         )
         if approved_models_only:
             # Only archives the environment's approval recorder tagged (a person approved the
@@ -148,6 +158,8 @@ class ModelEndpoint(Construct):
                 conditions={"StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/Endpoints"}},
             )
         )
+        # In a stage with a network, the instances' network interfaces are in its subnets.
+        vpc_access = network.grant_network_interfaces(self.role) if network is not None else None
         NagSuppressions.add_resource_suppressions(
             self.role,
             [
@@ -199,11 +211,18 @@ class ModelEndpoint(Construct):
             # Serverless inference lists network isolation among its unsupported features
             # ("Feature exclusions", docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html).
             enable_network_isolation=True if settings.serverless is None else None,
+            vpc_config=sagemaker.CfnModel.VpcConfigProperty(
+                security_group_ids=network.job_security_group_ids, subnets=network.subnet_ids
+            )
+            if network is not None
+            else None,
         )
         # SageMaker checks at CreateModel that the role can read the model data and image.
         policy = self.role.node.try_find_child("DefaultPolicy")
         if policy is not None:
             self.model.node.add_dependency(policy)
+        if vpc_access is not None:
+            self.model.node.add_dependency(vpc_access)
 
         self.alarm_5xx = cloudwatch.Alarm(
             self,

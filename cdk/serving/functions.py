@@ -19,6 +19,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from cdk.network import StageNetwork
+
 PIPELINES_DIR = Path(__file__).resolve().parents[2] / "pipelines"
 # The asset root is pipelines/; everything but the boto3 packages stays out of it.
 _ASSET_EXCLUDE = [
@@ -86,6 +88,11 @@ class ControlPlaneFunction(Construct):
             role_name=role_name,
         )
         self.log_group.grant_write(self.role)
+        # In a stage with a network, in its private subnets (cdk.network).
+        network = StageNetwork.of(self)
+        placement, vpc_access = (
+            network.function_placement(self.role) if network is not None else ({}, None)
+        )
         self.function = lambda_.Function(
             self,
             "Function",
@@ -93,10 +100,18 @@ class ControlPlaneFunction(Construct):
             handler=handler,
             code=control_plane_code(),
             description=description,
-            environment=environment or {},
+            environment={
+                **(environment or {}),
+                # The VPC's STS endpoint serves the regional name only (boto3's default for
+                # STS has changed over time: say it).
+                **({"AWS_STS_REGIONAL_ENDPOINTS": "regional"} if network is not None else {}),
+            },
             environment_encryption=encryption_key,
             timeout=timeout or Duration.minutes(1),
             memory_size=memory_size,
             role=self.role,
             log_group=self.log_group,
+            **placement,  # type: ignore[arg-type]
         )
+        if vpc_access is not None:
+            self.function.node.add_dependency(vpc_access)

@@ -98,6 +98,9 @@ class MonitorJobConfig:
     spark_image_uri: str | None = None
     spark_instance_count: int = 2
     spark_instance_type: str = "ml.m5.xlarge"
+    # A stage with a network: the jobs run in these subnets and security groups (none: no VPC).
+    subnet_ids: tuple[str, ...] = ()
+    security_group_ids: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.reference_mode not in REFERENCE_MODES:
@@ -159,6 +162,16 @@ class MonitorJobConfig:
         )
         if env.get("SPARK_MIN_CAPTURE_MB"):
             values["spark_min_capture_mb"] = float(env["SPARK_MIN_CAPTURE_MB"])
+        for attr, name in (
+            ("subnet_ids", "SUBNET_IDS"),
+            ("security_group_ids", "SECURITY_GROUP_IDS"),
+        ):
+            values[attr] = tuple(part for part in env.get(name, "").split(",") if part)
+        if bool(values["subnet_ids"]) != bool(values["security_group_ids"]):
+            raise ValueError(
+                "the monitor job starter needs both SUBNET_IDS and SECURITY_GROUP_IDS (a stage "
+                "with a network) or neither; the function's environment was changed by hand?"
+            )
         return cls(**values)
 
     def period(self, monitor: Monitor) -> timedelta:
@@ -498,6 +511,17 @@ def processing_job_request(
         image, count, instance_type = config.image_uri, 1, config.instance_type
         # The job reads and writes through SageMaker's S3 channels only.
         network = {"EnableNetworkIsolation": True}
+    if config.subnet_ids:
+        # A stage with a network: the job's instances are in its private subnets; Spark's
+        # reads of S3 go through the VPC's S3 endpoint.
+        network = {
+            **network,
+            "EnableInterContainerTrafficEncryption": True,
+            "VpcConfig": {
+                "Subnets": list(config.subnet_ids),
+                "SecurityGroupIds": list(config.security_group_ids),
+            },
+        }
     return {
         "ProcessingJobName": job_name,
         "RoleArn": config.role_arn,

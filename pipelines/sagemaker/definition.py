@@ -176,6 +176,22 @@ class PipelineTargets:
     check_function_arn: str
     kms_key_id: str | None = None
     tracking_uri: str | None = None
+    # A stage with a network: the private subnets and security groups every job runs in.
+    # Empty: the jobs run without a VPC.
+    subnet_ids: tuple[str, ...] = ()
+    security_group_ids: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if bool(self.subnet_ids) != bool(self.security_group_ids):
+            raise ValueError(
+                "PipelineTargets needs both subnet_ids and security_group_ids for jobs in a VPC "
+                f"(got {len(self.subnet_ids)} subnets, {len(self.security_group_ids)} groups)"
+            )
+        if self.subnet_ids and self.tracking_uri:
+            raise ValueError(
+                "jobs in a VPC run with network isolation and cannot reach a tracking server; "
+                "drop tracking_uri or the network"
+            )
 
     @property
     def settings_file_name(self) -> str:
@@ -366,6 +382,7 @@ def pipeline_definition(
     definition = json.loads(pipeline.definition())
     _tidy_registered_container(definition, targets.region)
     _train_with_settings(definition, targets)
+    _run_in_network(definition, targets)
     return json.dumps(definition, sort_keys=True)
 
 
@@ -769,6 +786,38 @@ def _train_with_settings(definition: dict[str, object], targets: PipelineTargets
             step["Arguments"]["AlgorithmSpecification"]["ContainerEntrypoint"] = training_command(  # type: ignore[index]
                 targets
             )
+
+
+def _run_in_network(definition: dict[str, object], targets: PipelineTargets) -> None:
+    """Put every training and processing job in the stage's subnets, isolated.
+
+    The containers read and write only through SageMaker's S3 channels (inputs downloaded,
+    outputs uploaded by SageMaker through the VPC's S3 endpoint), so they run with network
+    isolation: no call leaves them at all. Traffic between the instances of a job is
+    encrypted (each job has one instance today; the setting holds when that changes).
+    The SDK's step builders take no VPC for every step type, so it is set here, on the
+    CreateTrainingJob/CreateProcessingJob arguments themselves (botocore's shapes).
+    """
+    if not targets.subnet_ids:
+        return
+    vpc = {
+        "SecurityGroupIds": list(targets.security_group_ids),
+        "Subnets": list(targets.subnet_ids),
+    }
+    for step in _all_steps(definition):
+        arguments = step.get("Arguments")
+        if not isinstance(arguments, dict):
+            continue
+        if step.get("Type") == "Training":
+            arguments["VpcConfig"] = vpc
+            arguments["EnableNetworkIsolation"] = True
+            arguments["EnableInterContainerTrafficEncryption"] = True
+        elif step.get("Type") == "Processing":
+            arguments["NetworkConfig"] = {
+                "VpcConfig": vpc,
+                "EnableNetworkIsolation": True,
+                "EnableInterContainerTrafficEncryption": True,
+            }
 
 
 def _tidy_registered_container(definition: dict[str, object], region: str) -> None:

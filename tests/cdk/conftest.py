@@ -35,6 +35,10 @@ SYNTH_OVERRIDES = {
     "mlops.stages.staging.monitoring.quality_schedule": "rate(2 days)",
     "mlops.stages.staging.monitoring.instance_type": "ml.c5.xlarge",
     "mlops.stages.staging.monitoring.label_delay_hours": "6",
+    # prod's network (cdk.json) with the prefix lists given, as a user may: no deploy-time
+    # lookup (the four-account app covers the lookup).
+    "mlops.stages.prod.network.s3_prefix_list_id": "pl-6da54004",
+    "mlops.stages.prod.network.dynamodb_prefix_list_id": "pl-6fa54006",
 }
 #: A settings file in the working directory of the synth that nothing may read.
 DECOY_SETTINGS = (

@@ -1,7 +1,7 @@
 """The synthesised stacks created in moto's CloudFormation (for the resource types moto supports).
 
 moto skips, with a warning, the types it does not implement (SageMaker Pipeline and
-ModelPackageGroup, bucket policies); everything else is created. The CI/CD stack is not
+ModelPackageGroup, bucket policies, security group egress rules); everything else is created. The CI/CD stack is not
 created here: its CodePipeline refers to its CodeBuild projects with Fn::GetAtt, and moto
 cannot resolve attributes of resources it skipped.
 """
@@ -31,6 +31,9 @@ SKIPPED_BY_MOTO = {
     "AWS::SageMaker::Pipeline",
     "AWS::SageMaker::ModelPackageGroup",
     "AWS::SageMaker::MlflowTrackingServer",
+    # moto 5.2 implements SecurityGroupIngress but not SecurityGroupEgress (a stage network's
+    # egress rules; checked on the template in tests/cdk/test_cdk_network.py).
+    "AWS::EC2::SecurityGroupEgress",
 }
 
 

@@ -48,6 +48,16 @@ class _Environment:
         group = descriptor["model_package_group"]
         self.package = f"arn:aws:sagemaker:{REGION}:{ACCOUNTS[name]}:model-package/{group}/3"
         self.archive = f"arn:aws:s3:::{self.bucket}/promoted/acme-dev-models/3/model/model.tar.gz"
+        # A stage with a network (prod): its functions reach S3 through its VPC's S3 endpoint,
+        # and its buckets admit nothing else (cdk.artifact_store.deny_outside_network).
+        build = assembly.stack(f"{name.capitalize()}-ModelBuild")
+        endpoints = [
+            logical_id
+            for logical_id, resource in build.template["Resources"].items()
+            if resource["Type"] == "AWS::EC2::VPCEndpoint"
+            and logical_id.startswith("NetworkS3Endpoint")
+        ]
+        self.from_vpc = {"aws:SourceVpce": build.ref(endpoints[0])} if endpoints else {}
 
     @staticmethod
     def _descriptor(stack: ResolvedStack, name: str) -> dict[str, Any]:
@@ -150,12 +160,15 @@ def test_prods_approvers_and_its_approval_recorder_can_do_their_part(
             prod.package,
             context={"sagemaker:ModelApprovalStatus": "Approved"},
         ),
-        prod.on_archive(recorder, "s3:PutObjectVersionTagging"),
-        prod.on_archive(recorder, "s3:GetObjectVersion"),
+        prod.on_archive(recorder, "s3:PutObjectVersionTagging", **prod.from_vpc),
+        prod.on_archive(recorder, "s3:GetObjectVersion", **prod.from_vpc),
         # The approver cannot mark archives themselves: that is the recorder's check.
-        prod.on_archive(approver, "s3:PutObjectTagging"),
+        prod.on_archive(approver, "s3:PutObjectTagging", **prod.from_vpc),
+        # The recorder runs in prod's VPC: the same call from anywhere else is refused.
+        prod.on_archive(recorder, "s3:GetObjectVersion"),
     ]
-    assert _allowed(simulator, requests) == [True, True, True, False]
+    assert prod.from_vpc, "prod has a network in cdk.json"
+    assert _allowed(simulator, requests) == [True, True, True, False, False]
 
 
 def test_staging_releases_without_a_person(

@@ -44,6 +44,8 @@ class _TypeRule:
     name_property: str | None
     lowercase_name_in_arn: bool = False
     attributes: tuple[str, ...] = ()  # GetAtt attributes that return the name
+    id_attributes: tuple[str, ...] = ()  # GetAtt attributes that return the physical id
+    id_prefix: str | None = None  # EC2 ids look like vpc-0123...: Ref returns <prefix>-<hex>
 
 
 # What Ref returns and the ARN formats, per the CloudFormation resource reference and the
@@ -123,6 +125,24 @@ _TYPES: dict[str, _TypeRule] = {
     ),
     "AWS::ApplicationAutoScaling::ScalingPolicy": _TypeRule("arn", "", "PolicyName"),
     "AWS::S3::BucketPolicy": _TypeRule("id", "", None),
+    # EC2 resources: Ref (and GroupId) return the resource's id, e.g. vpce-... (the value of
+    # aws:SourceVpce on the requests an endpoint carries).
+    "AWS::EC2::VPCEndpoint": _TypeRule(
+        "id", "arn:{partition}:ec2:{region}:{account}:vpc-endpoint/{id}", None, id_prefix="vpce"
+    ),
+    "AWS::EC2::VPC": _TypeRule(
+        "id", "arn:{partition}:ec2:{region}:{account}:vpc/{id}", None, id_prefix="vpc"
+    ),
+    "AWS::EC2::Subnet": _TypeRule(
+        "id", "arn:{partition}:ec2:{region}:{account}:subnet/{id}", None, id_prefix="subnet"
+    ),
+    "AWS::EC2::SecurityGroup": _TypeRule(
+        "id",
+        "arn:{partition}:ec2:{region}:{account}:security-group/{id}",
+        None,
+        id_attributes=("GroupId",),
+        id_prefix="sg",
+    ),
     # SageMaker writes resource names in lower case into its ARNs.
     "AWS::SageMaker::Model": _TypeRule(
         "arn",
@@ -375,6 +395,10 @@ class ResolvedStack:
 
     def physical_id(self, logical_id: str) -> str:
         digest = hashlib.sha256(f"{self.artifact.stack_name}/{logical_id}".encode()).digest()
+        resource = self.template["Resources"].get(logical_id)
+        rule = _TYPES.get(resource["Type"]) if resource else None
+        if rule is not None and rule.id_prefix:
+            return f"{rule.id_prefix}-{digest.hex()[:17]}"
         return str(uuid.UUID(bytes=digest[:16]))
 
     def arn(self, logical_id: str) -> str:
@@ -441,6 +465,8 @@ class ResolvedStack:
             return self.arn(logical_id)
         if attribute in rule.attributes:
             return self.physical_name(logical_id)
+        if attribute in rule.id_attributes:
+            return self.physical_id(logical_id)
         raise UnresolvableError(
             f"{logical_id}.{attribute}: attribute not modelled in tests/support/mlops_testing"
         )

@@ -80,7 +80,13 @@ class Request:
             resource_account=resource_account or _account_of(resource) or own_account,
             identity_policies=role.policies,
             resource_policy=resource_policy,
-            context=dict(context or {}),
+            # AWS sets these on every request a role makes; a resource policy that denies
+            # "everyone but ..." depends on them being present.
+            context={
+                "aws:PrincipalArn": role.arn,
+                "aws:PrincipalIsAWSService": "false",
+                **(context or {}),
+            },
         )
 
     def simulation(self) -> dict[str, Any]:
