@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_cdk import Aws, Duration, Environment, RemovalPolicy, Stack, Stage
 from constructs import Construct
 
+from cdk.batch.transform import batch_role_name
 from cdk.config import AwsConfig, StageConfig
 from cdk.container_image import app_image_extras
 from cdk.model_build_stack import ModelBuildStack, resource_prefix
@@ -188,6 +189,8 @@ class MlopsStage(Stage):
         - the endpoint's execution role: SageMaker's hosting platform checks the model data at
           CreateModel and writes captured traffic; that it does so through the customer's VPC
           is not documented;
+        - the batch model's execution role (a stage with ``batch``): as the endpoint's, SageMaker
+          checks its model data at CreateModel;
         - the model-build pipeline's role: SageMaker Pipelines reads the property files
           (gate, lineage) from the service side, not from the VPC;
         - the principals the stage's ``network.bucket_access_from_outside`` names.
@@ -199,6 +202,10 @@ class MlopsStage(Stage):
             role_arn(build, deploy_role_name(project, stage_name), account),
             role_arn(build, endpoint_role_name(self.serving_stack.endpoint.endpoint_name), account),
         ]
+        if self.serving_stack.batch is not None:
+            exempt.append(
+                role_arn(build, batch_role_name(self.serving_stack.batch.name_prefix), account)
+            )
         if build.model_build is not None:
             exempt.append(build.model_build.pipeline_role.role_arn)
         assert stage_config.network is not None

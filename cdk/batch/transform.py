@@ -39,6 +39,7 @@ from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from cdk.batch.settings import BatchConfig
+from cdk.network import StageNetwork
 from cdk.serving.approved_model import ApprovedModelParameter
 from cdk.serving.endpoint import MODEL_DATA_KEY_PATTERNS, MODEL_SHA256_ENV
 from cdk.serving.functions import ControlPlaneFunction
@@ -50,6 +51,11 @@ from pipelines.deploy.approval import APPROVAL_TAG, APPROVAL_TAG_VALUE
 #: Where a run's manifest and scored files go under the output prefix (pipelines.batch.transform).
 MANIFEST_PATTERN = "*/manifest/*"
 SCORED_PATTERN = "*/scored/*"
+
+
+def batch_role_name(name_prefix: str) -> str:
+    """The batch model's execution role's name in a stage with a network."""
+    return f"{name_prefix}-batch"[:64]
 
 
 class BatchTransform(Construct):
@@ -126,11 +132,16 @@ class BatchTransform(Construct):
             lookback_hours=settings.lookback_hours,
         )
 
+        network = StageNetwork.of(self)
         self.role = iam.Role(
             self,
             "ExecutionRole",
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"Runs {name_prefix}'s batch transform jobs (the batch model's role)",
+            # Named in a stage with a network: its buckets admit this role by name, as SageMaker
+            # checks the model data at CreateModel from its own side
+            # (cdk.artifact_store.ArtifactStore.deny_outside_network).
+            role_name=batch_role_name(name_prefix) if network is not None else None,
         )
         model_objects = [bucket.arn_for_objects(p) for p in MODEL_DATA_KEY_PATTERNS]
         self.role.add_to_policy(
@@ -214,12 +225,22 @@ class BatchTransform(Construct):
             ],
             # The container needs no network: SageMaker hands it the model and the rows.
             enable_network_isolation=True,
+            # A transform job runs in its model's VPC (CreateTransformJob takes none of its
+            # own): in a stage with a network, the stage's subnets, reading S3 through its
+            # endpoint.
+            vpc_config=sagemaker.CfnModel.VpcConfigProperty(
+                security_group_ids=network.job_security_group_ids, subnets=network.subnet_ids
+            )
+            if network is not None
+            else None,
         )
         self.model.cfn_options.condition = condition
         policy = self.role.node.try_find_child("DefaultPolicy")
         if policy is not None:
             # SageMaker checks at CreateModel that the role can read the model data and image.
             self.model.node.add_dependency(policy)
+        if network is not None:
+            self.model.node.add_dependency(network.grant_network_interfaces(self.role))
 
         self.start_function = ControlPlaneFunction(
             self,

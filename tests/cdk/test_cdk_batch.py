@@ -265,6 +265,16 @@ class _Batch:
         self.config = transform.BatchJobConfig.from_environment(environment)
         self.bucket_arn = f"arn:aws:s3:::{self.config.bucket}"
         self.key_arn = self.config.kms_key_arn
+        # Prod has a network: its functions and jobs reach S3 through the stage's S3 endpoint
+        # (its buckets refuse anything else), so the requests carry it.
+        build = assembly.stack("Prod-ModelBuild")
+        endpoints = [
+            logical_id
+            for logical_id, resource in build.template["Resources"].items()
+            if resource["Type"] == "AWS::EC2::VPCEndpoint"
+            and logical_id.startswith("NetworkS3Endpoint")
+        ]
+        self.network = {"aws:SourceVpce": build.ref(endpoints[0])} if endpoints else {}
 
     def object(self, key: str) -> str:
         return f"{self.bucket_arn}/{key}"
@@ -274,7 +284,7 @@ class _Batch:
             role,
             action,
             resource,
-            context={**TLS, **context},
+            context={**TLS, **self.network, **context},
             resource_policy=self.assembly.resource_policy(resource),
         )
 

@@ -343,7 +343,15 @@ class _Environment:
         self.bucket_accounts: dict[str, str] = {}
         self.bucket_keys: dict[str, str | None] = {}
         self.roles: dict[str, Role] = {}
+        # A stage with a network runs its jobs in its VPC: SageMaker fetches and uploads
+        # through the stage's S3 endpoint, and the stage's buckets admit nothing else.
+        self.s3_endpoints: dict[str, str] = {}
         for stack in assembly.stacks():
+            for logical_id, resource in stack.template["Resources"].items():
+                if resource["Type"] == "AWS::EC2::VPCEndpoint" and logical_id.startswith(
+                    "NetworkS3Endpoint"
+                ):
+                    self.s3_endpoints[stack.account] = stack.ref(logical_id)
             for logical_id, bucket in stack.resources("AWS::S3::Bucket").items():
                 name = stack.physical_name(logical_id)
                 self.bucket_accounts[name] = stack.account
@@ -374,13 +382,15 @@ class _Environment:
 
     def s3(self, role: Role, action: str, bucket: str, key: str | None, **context: str) -> Request:
         arn = f"arn:aws:s3:::{bucket}" + (f"/{key}" if key is not None else "")
+        endpoint = self.s3_endpoints.get(role.arn.split(":")[4])
+        network = {"aws:SourceVpce": endpoint} if endpoint else {}
         return Request.by(
             role,
             action,
             arn,
             resource_account=self.bucket_account(bucket),
             resource_policy=self.assembly.resource_policy(arn),
-            context={"aws:SecureTransport": "true", **context},
+            context={"aws:SecureTransport": "true", **network, **context},
         )
 
     def kms(self, role: Role, action: str, key_arn: str, via: str) -> Request:

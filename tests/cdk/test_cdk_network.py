@@ -255,6 +255,12 @@ def test_no_principal_of_a_networked_stage_may_start_a_job_outside_it(
                 actions = [actions] if isinstance(actions, str) else actions
                 if not any(re.fullmatch(r"sagemaker:Create\w+Job", a) for a in actions):
                     continue
+                if actions == ["sagemaker:CreateTransformJob"]:
+                    # A transform job runs in its model's VPC and the action has no VPC keys:
+                    # the starter may use only this stage's batch models (each in the VPC, by
+                    # the walk above).
+                    assert "sagemaker:ModelArn" in statement["Condition"]["ArnLike"], statement
+                    continue
                 starts.append(name)
                 condition = statement.get("Condition", {})
                 assert condition.get("Null") == {"sagemaker:VpcSubnets": "false"}, statement
