@@ -45,6 +45,7 @@ import argparse
 import csv
 import json
 import logging
+import re
 import signal
 import sys
 import time
@@ -306,20 +307,51 @@ def _bad_rows(frame: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, pd.
     return frame, reasons
 
 
-def _escaped(values: pd.Series) -> pd.Series:
-    """Each value as the inside of a JSON string (quotes and escapes), vectorised by pandas."""
-    if values.empty:
-        return pd.Series([], dtype=object)
-    text = values.astype(str).to_frame("v").to_json(orient="records", lines=True)
-    lines = text.rstrip("\n").split("\n")
-    # Each line is {"v":"..."}: keep what is between the quotes.
-    return pd.Series([line[6:-2] for line in lines], index=values.index, dtype=object)
-
-
 def _json_lines(frame: pd.DataFrame) -> pd.Series:
     """One JSON object per row (``{"col": value, ...}``; NaN as null), as text."""
     text = frame.to_json(orient="records", lines=True, double_precision=15)
     return pd.Series(text.rstrip("\n").split("\n"), index=frame.index, dtype=object)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f]")
+
+
+def _csv_fields(values: pd.Series) -> list[str]:
+    """One column as CSV fields: numbers as Python writes them (``repr``: an exact round trip;
+    ``nan`` for a missing number, which the CSV reader takes as missing), missing text empty,
+    text quoted where it holds a comma, quote or line break."""
+    if pd.api.types.is_float_dtype(values.dtype):
+        return list(map(float.__repr__, values.to_numpy(dtype=np.float64).tolist()))
+    if pd.api.types.is_integer_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+        return list(map(str, values.tolist()))
+    fields = [v if isinstance(v, str) else "" if _missing(v) else str(v) for v in values.tolist()]
+    joined = "\x00".join(fields)
+    if any(mark in joined for mark in (",", '"', "\r", "\n")):
+        return [_quoted(v) for v in fields]
+    return fields
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)  # NaN
+
+
+def _quoted(field: str) -> str:
+    if any(mark in field for mark in (",", '"', "\r", "\n")):
+        return '"' + field.replace('"', '""') + '"'
+    return field
+
+
+def _csv_lines(frame: pd.DataFrame) -> list[str]:
+    """Each row as one CSV record without its line break (values in column order)."""
+    columns = [_csv_fields(frame[c]) for c in frame.columns]
+    return [",".join(row) for row in zip(*columns, strict=True)]
+
+
+def _json_string_body(text: str) -> str:
+    """``text`` as the inside of a JSON string literal."""
+    if _CONTROL.search(text):
+        return json.dumps(text)[1:-1]
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def capture_lines(
@@ -331,38 +363,36 @@ def capture_lines(
     first_event: int,
     inference_time: datetime,
 ) -> str:
-    """Data-capture records, one per row, as :class:`mlcore.capture.CaptureWriter` writes them.
+    """Data-capture records, one per row, as :class:`mlcore.capture.CaptureWriter` writes them
+    for a CSV endpoint: each record is a one-line ``text/csv`` request (the features in the
+    model's order) and its ``text/csv`` response (``prediction,score``).
 
-    Each record is a one-row JSON request (``[{feature: value}]``) and its JSON response
-    (``{"predictions": [{"prediction": ..., "score": ...}]}``), built for the whole chunk at
-    once (no per-row ``json.dumps``).
+    Built column by column for the whole chunk: one ``json.dumps`` per row would cost about
+    as much as the model's own prediction.
     """
     if features.empty:
         return ""
-    request = "[" + _json_lines(features) + "]"
-    response = '{"predictions":[' + _json_lines(predictions) + "]}"
-    request_text = _escaped(request)
-    response_text = _escaped(response)
-    events = pd.Series(
-        np.arange(first_event, first_event + len(features)).astype(str), index=features.index
-    )
-    ids = _escaped(inference_ids)
+    requests = _csv_lines(features[list(features.columns)])
+    responses = _csv_lines(predictions)
+    ids = inference_ids.tolist()
     when = inference_time.strftime(_TIME_FORMAT)
-    lines = (
-        '{"captureData":{"endpointInput":{"observedContentType":"application/json",'
-        '"mode":"INPUT","data":"'
-        + request_text
-        + '","encoding":"JSON"},"endpointOutput":{"observedContentType":"application/json",'
-        '"mode":"OUTPUT","data":"'
-        + response_text
-        + '","encoding":"JSON"}},"eventMetadata":{"eventId":"'
-        + event_prefix
-        + events
-        + '","inferenceId":"'
-        + ids
-        + f'","inferenceTime":"{when}"}},"eventVersion":"0"}}\n'
+    head = (
+        '{"captureData":{"endpointInput":{"observedContentType":"text/csv","mode":"INPUT","data":"'
     )
-    return "".join(lines.tolist())
+    middle = (
+        '","encoding":"CSV"},"endpointOutput":{"observedContentType":"text/csv",'
+        '"mode":"OUTPUT","data":"'
+    )
+    meta = '","encoding":"CSV"}},"eventMetadata":{"eventId":"' + _json_string_body(event_prefix)
+    tail = f'","inferenceTime":"{when}"}},"eventVersion":"0"}}\n'
+    escape = _json_string_body
+    return "".join(
+        f'{head}{escape(request)}{middle}{escape(response)}\\n{meta}{event}","inferenceId":"'
+        f"{escape(inference_id)}{tail}"
+        for request, response, inference_id, event in zip(
+            requests, responses, ids, range(first_event, first_event + len(requests)), strict=True
+        )
+    )
 
 
 def _inference_ids(

@@ -454,3 +454,42 @@ def test_every_task_with_its_own_column_names_is_scored_and_captured(
         pd.to_numeric(captured["prediction"]) if kind == "regression" else 0,
         expected["prediction"] if kind == "regression" else 0,
     )
+
+
+def test_awkward_text_and_missing_values_survive_the_capture_round_trip(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from mlcore.batch import capture_lines
+
+    spec = DatasetSpec(target="y", numeric=("x",), categorical=("city", "note"))
+    features = pd.DataFrame(
+        {
+            "x": [1.0, np.nan, 1e-300, 123456789.123456789],
+            "city": ["Lyon, FR", 'say "hi"', np.nan, "tab\there"],
+            "note": ["line\nbreak", "back\\slash", "ünïcödé", ""],
+        }
+    )
+    predictions = pd.DataFrame(
+        {"prediction": ["yes", "no,really", 'a"b', "x"], "score": [0.9, 0.1, 0.5, 0.25]}
+    )
+    ids = pd.Series(['id "1"', "id\\2", "id\n3", "4"])
+    text = capture_lines(
+        features,
+        predictions,
+        ids,
+        event_prefix="run-",
+        first_event=1,
+        inference_time=datetime(2026, 1, 2, 3, tzinfo=UTC),
+    )
+    path = tmp_path / "capture.jsonl"
+    path.write_text(text)
+    captured = read_capture(path, spec)
+    assert captured["x"].tolist()[0] == 1.0 and np.isnan(captured["x"].tolist()[1])
+    assert captured["x"].tolist()[2:] == [1e-300, 123456789.123456789]
+    assert captured["city"].tolist()[:2] == ["Lyon, FR", 'say "hi"']
+    assert pd.isna(captured["city"].tolist()[2]) and captured["city"].tolist()[3] == "tab\there"
+    assert captured["note"].tolist()[:3] == ["line\nbreak", "back\\slash", "ünïcödé"]
+    assert pd.isna(captured["note"].tolist()[3])  # an empty text value is missing, as served
+    assert captured["prediction"].tolist() == ["yes", "no,really", 'a"b', "x"]
+    assert captured["score"].tolist() == [0.9, 0.1, 0.5, 0.25]
+    assert captured["inference_id"].tolist() == ['id "1"', "id\\2", "id\n3", "4"]
