@@ -45,13 +45,15 @@ import argparse
 import csv
 import json
 import logging
+import os
 import re
 import signal
 import sys
 import time
 import uuid
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -457,7 +459,15 @@ class _Progress:
 
 class BatchWriter:
     """Scores chunks with a loaded model and writes predictions, capture and rejects under
-    ``folder`` (a staging folder, or an output folder a host hands over, as Azure ML does)."""
+    ``folder`` (a staging folder, or an output folder a host hands over, as Azure ML does).
+
+    The model scores a chunk while a writer thread formats and writes the one before
+    (the capture's text is Python work; the model's trees run without the GIL), with at
+    most one chunk waiting, so memory stays at about two chunks. Each file is written
+    under a hidden name and renamed when whole, so a reader of the folder never sees a
+    torn part. Use it as a context manager, or call :meth:`close`: outputs are complete
+    only once it returns.
+    """
 
     def __init__(
         self,
@@ -469,7 +479,7 @@ class BatchWriter:
         write_csv: bool = False,
         capture_sampling_percentage: float = 100,
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
-        part_prefix: str = "part",
+        rejects_file: str = REJECTS_FILE,
         seed: int = 0,
     ) -> None:
         self.bundle = bundle
@@ -479,10 +489,12 @@ class BatchWriter:
         self.write_csv = write_csv
         self.capture_sampling_percentage = capture_sampling_percentage
         self.chunk_rows = chunk_rows
-        self.part_prefix = part_prefix
+        self.rejects_file = rejects_file
         self._random = np.random.default_rng(seed)
         self._event_prefix = f"{uuid.uuid4()}-"
-        self._parts = 0
+        self._parts: dict[str, int] = {}
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlcore-batch-write")
+        self._pending: Future[None] | None = None
         self.result = BatchResult(output_dir=folder, model_sha256=bundle.sha256)
         clash = [
             c
@@ -494,6 +506,24 @@ class BatchWriter:
                 f"id columns {clash} have the names of prediction columns; rename them in the "
                 "data or leave them out of dataset.id_columns"
             )
+
+    def __enter__(self) -> BatchWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def flush(self) -> None:
+        """Wait for the chunk being written; raise its error, if writing it failed."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._executor.shutdown(wait=True)
 
     @property
     def columns(self) -> list[str]:
@@ -512,11 +542,25 @@ class BatchWriter:
             },
         )
 
-    def score_file(self, path: Path, *, progress: _Progress | None = None, done: int = 0) -> None:
+    def score_file(
+        self,
+        path: Path,
+        *,
+        part_prefix: str = "part",
+        progress: _Progress | None = None,
+        done: int = 0,
+    ) -> None:
+        """Score one file; its parts are named ``<part_prefix>-00000`` on (numbered on from
+        earlier files of the same prefix), so a host that scores a file again under the
+        same prefix replaces its parts instead of adding to them."""
         self.result.input_files.append(str(path))
         for chunk in _iter_file(path, self.columns, self.chunk_rows):
             self.score_chunk(
-                chunk.frame, source=path, first_row=chunk.first_row, bad_lines=chunk.bad_lines
+                chunk.frame,
+                source=path,
+                first_row=chunk.first_row,
+                bad_lines=chunk.bad_lines,
+                part_prefix=part_prefix,
             )
             if progress is not None:
                 progress.update(done + chunk.done, self.result.rows_read)
@@ -528,6 +572,7 @@ class BatchWriter:
         source: Path,
         first_row: int,
         bad_lines: Sequence[Reject] = (),
+        part_prefix: str = "part",
     ) -> None:
         spec = self.bundle.spec
         self.result.rows_read += len(frame) + len(bad_lines)
@@ -545,44 +590,56 @@ class BatchWriter:
             return
         features = coerce_features(checked, spec)
         predictions = self.bundle.predict_with_probabilities(features)
-        part = f"{self.part_prefix}-{self._parts:05d}"
-        self._parts += 1
+        number = self._parts.get(part_prefix, 0)
+        self._parts[part_prefix] = number + 1
+        part = f"{part_prefix}-{number:05d}"
         out = pd.concat(
             [checked[list(self.id_columns)].reset_index(drop=True), predictions], axis=1
         )
-        target = self.folder / PREDICTIONS_DIR / f"{part}.parquet"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        out.to_parquet(target, index=False)
-        if self.write_csv:
-            csv_path = self.folder / PREDICTIONS_CSV
-            out.to_csv(csv_path, index=False, mode="a", header=not csv_path.exists())
-        self._capture(checked, features, predictions, part)
+        captured = self._sample(len(features))
+        first_event = self.result.rows_scored + 1
         self.result.rows_scored += len(out)
+        self.result.rows_captured += int(captured.sum()) if captured is not None else len(out)
+        self.flush()  # at most one chunk waits to be written
+        self._pending = self._executor.submit(
+            self._write, out, checked, features, predictions, captured, part, first_event
+        )
 
-    def _capture(
+    def _sample(self, rows: int) -> np.ndarray | None:
+        if self.capture_sampling_percentage >= 100:
+            return None
+        sampled: np.ndarray = self._random.uniform(0, 100, rows) < self.capture_sampling_percentage
+        return sampled
+
+    def _write(
         self,
+        out: pd.DataFrame,
         checked: pd.DataFrame,
         features: pd.DataFrame,
         predictions: pd.DataFrame,
+        captured: np.ndarray | None,
         part: str,
+        first_event: int,
     ) -> None:
+        target = self.folder / PREDICTIONS_DIR / f"{part}.parquet"
+        _write_whole(target, lambda path: out.to_parquet(path, index=False))
+        if self.write_csv:
+            csv_path = self.folder / PREDICTIONS_CSV
+            out.to_csv(csv_path, index=False, mode="a", header=not csv_path.exists())
         keep = [c for c in (PREDICTION_COLUMN, SCORE_COLUMN) if c in predictions.columns]
-        if self.capture_sampling_percentage < 100:
-            sampled = self._random.uniform(0, 100, len(features)) < self.capture_sampling_percentage
+        if captured is not None:
             checked, features, predictions = (
-                checked.loc[sampled],
-                features.loc[sampled],
-                predictions.loc[sampled],
+                checked.loc[captured],
+                features.loc[captured],
+                predictions.loc[captured],
             )
-        ids = _inference_ids(
-            checked, self.id_columns, self._event_prefix, self.result.rows_scored + 1
-        )
+        ids = _inference_ids(checked, self.id_columns, self._event_prefix, first_event)
         text = capture_lines(
             features,
             predictions[keep],
             ids,
             event_prefix=self._event_prefix,
-            first_event=self.result.rows_scored + 1,
+            first_event=first_event,
             inference_time=self.inference_time,
         )
         if not text:
@@ -596,9 +653,7 @@ class BatchWriter:
             / hour
             / f"{part}.jsonl"
         )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        self.result.rows_captured += len(features)
+        _write_whole(path, lambda where: where.write_text(text, encoding="utf-8"))
 
     def _reject_rows(
         self, rows: pd.DataFrame, reasons: pd.Series, source: Path, first_row: int
@@ -618,7 +673,8 @@ class BatchWriter:
         self._write_rejects([(r.file, r.where, r.reason, "") for r in bad_lines])
 
     def _write_rejects(self, rows: list[tuple[str, str, str, str]]) -> None:
-        path = self.folder / REJECTS_FILE
+        path = self.folder / self.rejects_file
+        path.parent.mkdir(parents=True, exist_ok=True)
         new = not path.exists()
         with path.open("a", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
@@ -630,6 +686,18 @@ class BatchWriter:
         self.result.reject_examples.extend(
             Reject(file, where, reason) for file, where, reason, _ in rows[: max(room, 0)]
         )
+
+
+def _write_whole(path: Path, write: Callable[[Path], object]) -> None:
+    """Write ``path`` through a hidden temporary name in its folder, renamed when complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
 
 
 def load_batch_model(model_dir: Path, *, expected_sha256: str | None) -> ModelBundle:
@@ -650,7 +718,7 @@ def run_batch(options: BatchOptions) -> BatchResult:
     id_columns = bundle.spec.id_columns if options.id_columns is None else options.id_columns
     inference_time = (options.inference_time or started).astimezone(UTC)
     with staged_output(options.output, last=(MANIFEST_FILE,), overwrite=options.overwrite) as stage:
-        writer = BatchWriter(
+        with BatchWriter(
             bundle,
             stage,
             id_columns=id_columns,
@@ -658,12 +726,12 @@ def run_batch(options: BatchOptions) -> BatchResult:
             write_csv=options.write_csv,
             capture_sampling_percentage=options.capture_sampling_percentage,
             chunk_rows=options.chunk_rows,
-        )
-        for path in files:  # every header first: a missing column fails before any scoring
-            writer.check_file(path)
-        with _Progress(options.progress, len(files)) as progress:
-            for done, path in enumerate(files):
-                writer.score_file(path, progress=progress, done=done)
+        ) as writer:
+            for path in files:  # every header first: a missing column fails before any scoring
+                writer.check_file(path)
+            with _Progress(options.progress, len(files)) as progress:
+                for done, path in enumerate(files):
+                    writer.score_file(path, progress=progress, done=done)
         result = writer.result
         result.output_dir = options.output
         result.seconds = time.perf_counter() - clock
