@@ -37,6 +37,7 @@ from azure.ai.ml.entities import (
     BatchEndpoint,
     BatchRetrySettings,
     CodeConfiguration,
+    Data,
     Environment,
     JobSchedule,
     ManagedIdentityConfiguration,
@@ -271,7 +272,7 @@ def deploy_batch(
     settings: MlopsSettings,
     *,
     model: RegistryModel,
-    settings_data: str,
+    settings_data: Data,
     work_dir: Path,
     console: Console,
 ) -> str:
@@ -287,20 +288,22 @@ def deploy_batch(
         assets.runtime_requirements(extras=assets.environment_extras(settings, serving=False)),
     )
     code = stage_batch_code(work_dir / "batch-code")
+    settings_ref = f"azureml:{settings_data.name}:{settings_data.version}"
     schedules = build_batch_schedules(
         env,
         settings,
         model=model.reference,
-        settings_data=settings_data,
+        settings_data=settings_ref,
         environment=environment,
         code_dir=code,
     )
+    # Built again for the check: the SDK's conversion may fill in its defaults.
     check_schedules(
         build_batch_schedules(
             env,
             settings,
             model=model.reference,
-            settings_data=settings_data,
+            settings_data=settings_ref,
             environment=environment,
             code_dir=code,
         )
@@ -313,6 +316,7 @@ def deploy_batch(
         environment=job_environment,
         code_dir=code,
     )
+    client.data.create_or_update(settings_data)
     client.environments.create_or_update(job_environment)
     client.environments.create_or_update(environment)
     endpoint = build_batch_endpoint(env, settings)

@@ -180,7 +180,7 @@ def test_sdk_loader_reads_back_what_was_written(dry_run: Path, filename: str) ->
     path = dry_run / filename
     written = yaml.safe_load(path.read_text())
     stem = filename.removesuffix(".yaml")
-    entity = LOADERS.get(stem, LOADERS[stem.split("-")[0]])(path)
+    entity = (LOADERS[stem] if stem in LOADERS else LOADERS[stem.split("-")[0]])(path)
     loaded = json.loads(json.dumps(entity._to_dict(), default=str))
     if filename.startswith("schedule-"):
         # The schedule names its job's file, which the loader reads in (checked on its own
