@@ -547,12 +547,22 @@ class BatchWriter:
         path: Path,
         *,
         part_prefix: str = "part",
+        replace: bool = False,
         progress: _Progress | None = None,
         done: int = 0,
     ) -> None:
-        """Score one file; its parts are named ``<part_prefix>-00000`` on (numbered on from
-        earlier files of the same prefix), so a host that scores a file again under the
-        same prefix replaces its parts instead of adding to them."""
+        """Score one file into parts named ``<part_prefix>-00000`` on, numbered on from
+        earlier files of the same prefix. With ``replace``, the prefix's parts already in
+        the folder (an earlier attempt at the same file) are removed first and numbering
+        starts again, so scoring a file twice leaves one copy of its rows."""
+        if replace:
+            self.flush()
+            self._parts[part_prefix] = 0
+            for old in [
+                *(self.folder / PREDICTIONS_DIR).glob(f"{part_prefix}-*.parquet"),
+                *(self.folder / CAPTURE_DIR).rglob(f"{part_prefix}-*.jsonl"),
+            ]:
+                old.unlink()
         self.result.input_files.append(str(path))
         for chunk in _iter_file(path, self.columns, self.chunk_rows):
             self.score_chunk(

@@ -129,7 +129,9 @@ def wait(client: Any, job_name: str, request: RunRequest, *, sleep: Any = time.s
     """The batch job's final status; BatchRunFailed past the timeout."""
     deadline = time.monotonic() + request.timeout_seconds
     while True:
-        status = str(client.jobs.get(job_name).status)
+        raw = client.jobs.get(job_name).status
+        # azure-ai-ml answers a JobStatus enum, whose str() is its name, not the status.
+        status = str(getattr(raw, "value", raw))
         if status in TERMINAL:
             return status
         if time.monotonic() > deadline:

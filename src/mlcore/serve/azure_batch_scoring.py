@@ -112,7 +112,7 @@ def run(mini_batch: list[str]) -> list[str]:
         before = (batch_writer.result.rows_read, batch_writer.result.rows_rejected)
         batch_writer.check_file(path)
         prefix = hashlib.sha256(str(path).encode()).hexdigest()[:16]
-        batch_writer.score_file(path, part_prefix=prefix)
+        batch_writer.score_file(path, part_prefix=prefix, replace=True)
         batch_writer.flush()  # this file's parts are written before Azure counts it done
         read = batch_writer.result.rows_read - before[0]
         rejected = batch_writer.result.rows_rejected - before[1]
