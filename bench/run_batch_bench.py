@@ -51,7 +51,9 @@ features = list(bundle.spec.features)
 started = time.perf_counter()
 rows = 0
 predicting = 0.0
-for batch in pq.ParquetFile(sys.argv[2]).iter_batches(batch_size=int(sys.argv[3]), columns=features):
+# Read as mlcore batch reads: pyarrow without pre-buffering (see mlcore.batch).
+parquet = pq.ParquetFile(sys.argv[2], pre_buffer=False)
+for batch in parquet.iter_batches(batch_size=int(sys.argv[3]), columns=features):
     chunk = coerce_features(batch.to_pandas(), bundle.spec)
     before = time.perf_counter()
     bundle.pipeline.predict_proba(chunk)

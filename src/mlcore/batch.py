@@ -236,7 +236,10 @@ def _iter_file(path: Path, columns: Sequence[str], chunk_rows: int) -> Iterator[
     if suffix in PARQUET_SUFFIXES:
         import pyarrow.parquet as pq
 
-        parquet = pq.ParquetFile(path)
+        # Without pre_buffer: with it (pyarrow's default), iter_batches' memory grew with the
+        # file (1M to 10M rows in 100k-row groups: 301 to 580 MiB just to read), without it
+        # stays at about a row group's (275 to 282 MiB).
+        parquet = pq.ParquetFile(path, pre_buffer=False)
         present = [c for c in parquet.schema_arrow.names if c in wanted]
         total = max(parquet.metadata.num_rows, 1)
         first = 1
