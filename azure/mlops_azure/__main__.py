@@ -402,6 +402,9 @@ def cmd_batch_deploy(
     from mlops_azure.assets import build_settings_data
     from mlops_azure.batch import batch_config, deploy_batch
 
+    if env.batch is None and args.if_configured:
+        console.print(f"No batch scoring in {env.name}: its environment has no batch section")
+        return 0
     batch_config(env)  # a stage without a batch section is refused before any call
     clients = Clients(env)
     model = registry_model(clients.registry(), env.registry.name, args.model)
@@ -484,6 +487,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batch_deploy.add_argument(
         "--model", required=True, metavar="NAME:VERSION", help="the registry model (Train's output)"
+    )
+    batch_deploy.add_argument(
+        "--if-configured",
+        action="store_true",
+        help="do nothing (exit 0) when the environment has no batch section, as in a pipeline "
+        "that deploys every stage alike",
     )
     add("cleanup", "delete deployments whose grace period at 0% traffic is over", cmd_cleanup)
     return parser

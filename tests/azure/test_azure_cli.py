@@ -590,3 +590,9 @@ def test_batch_deploy_of_a_stage_without_a_batch_section_calls_nothing(
     assert run("batch-deploy", "--env", "prod", "--model", "acme-risk-model:5") == cli.EXIT_CONFIG
     assert "has no batch section" in capsys.readouterr().err
     assert len(cloud.fake.requests) == before
+    # The deploy job runs it in every stage: there, a stage without batch is left alone.
+    assert (
+        run("batch-deploy", "--env", "prod", "--model", "acme-risk-model:5", "--if-configured")
+        == 0
+    )
+    assert len(cloud.fake.requests) == before
