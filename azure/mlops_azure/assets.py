@@ -15,6 +15,7 @@ from azure.ai.ml.entities import (
     AmlCompute,
     Data,
     Environment,
+    IdentityConfiguration,
     ManagedNetwork,
     NetworkSettings,
     Registry,
@@ -233,6 +234,8 @@ def build_compute(env: AzureEnvironment) -> AmlCompute:
         tier="dedicated",
         enable_node_public_ip=not env.private_nodes,
         network_settings=NetworkSettings(subnet=env.compute.subnet) if env.compute.subnet else None,
+        # The scheduled batch run signs in as the cluster (README, "Batch scoring on Azure").
+        identity=IdentityConfiguration(type="system_assigned") if env.batch else None,
         tags={"environment": env.name},
     )
 

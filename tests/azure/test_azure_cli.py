@@ -592,7 +592,6 @@ def test_batch_deploy_of_a_stage_without_a_batch_section_calls_nothing(
     assert len(cloud.fake.requests) == before
     # The deploy job runs it in every stage: there, a stage without batch is left alone.
     assert (
-        run("batch-deploy", "--env", "prod", "--model", "acme-risk-model:5", "--if-configured")
-        == 0
+        run("batch-deploy", "--env", "prod", "--model", "acme-risk-model:5", "--if-configured") == 0
     )
     assert len(cloud.fake.requests) == before
