@@ -322,11 +322,9 @@ _CONTROL = re.compile(r"[\x00-\x1f]")
 
 
 def _csv_fields(values: pd.Series) -> list[str]:
-    """One column as CSV fields: numbers as Python writes them (``repr``: an exact round trip;
-    ``nan`` for a missing number, which the CSV reader takes as missing), missing text empty,
-    text quoted where it holds a comma, quote or line break."""
-    if pd.api.types.is_float_dtype(values.dtype):
-        return list(map(float.__repr__, values.to_numpy(dtype=np.float64).tolist()))
+    """A text (or integer, or boolean) column as CSV fields: missing text empty, text quoted
+    where it holds a comma, quote or line break. Float columns go through Arrow
+    (:func:`_csv_lines`)."""
     if pd.api.types.is_integer_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
         return list(map(str, values.tolist()))
     fields = [v if isinstance(v, str) else "" if _missing(v) else str(v) for v in values.tolist()]
@@ -347,9 +345,30 @@ def _quoted(field: str) -> str:
 
 
 def _csv_lines(frame: pd.DataFrame) -> list[str]:
-    """Each row as one CSV record without its line break (values in column order)."""
-    columns = [_csv_fields(frame[c]) for c in frame.columns]
-    return [",".join(row) for row in zip(*columns, strict=True)]
+    """Each row as one CSV record without its line break (values in column order).
+
+    Numbers are formatted and the fields joined by Arrow's compute kernels (an exact
+    round trip: the shortest text that reads back as the same float; ``nan`` for a missing
+    number); text columns go through :func:`_csv_fields` for their quoting.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if frame.empty:
+        return []
+    columns = []
+    for name in frame.columns:
+        values = frame[name]
+        if pd.api.types.is_float_dtype(values.dtype):
+            numbers = pa.array(values.to_numpy(dtype=np.float64), type=pa.float64())
+            columns.append(pc.cast(numbers, pa.string()))
+        else:
+            columns.append(pa.array(_csv_fields(values), type=pa.string()))
+    if len(columns) == 1:
+        lines: list[str] = columns[0].to_pylist()
+        return lines
+    joined: list[str] = pc.binary_join_element_wise(*columns, ",").to_pylist()
+    return joined
 
 
 def _json_string_body(text: str) -> str:
@@ -357,6 +376,18 @@ def _json_string_body(text: str) -> str:
     if _CONTROL.search(text):
         return json.dumps(text)[1:-1]
     return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+_CONTROL_BUT_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f]")
+
+
+def _json_string_bodies(texts: list[str]) -> list[str]:
+    """:func:`_json_string_body` of each text, escaped in one pass over the chunk's text when
+    no text holds a line break or another control character (the usual case)."""
+    joined = "\n".join(texts)
+    if joined.count("\n") != len(texts) - 1 or _CONTROL_BUT_NEWLINE.search(joined):
+        return [_json_string_body(text) for text in texts]
+    return joined.replace("\\", "\\\\").replace('"', '\\"').split("\n")
 
 
 def capture_lines(
@@ -377,9 +408,9 @@ def capture_lines(
     """
     if features.empty:
         return ""
-    requests = _csv_lines(features[list(features.columns)])
-    responses = _csv_lines(predictions)
-    ids = inference_ids.tolist()
+    requests = _json_string_bodies(_csv_lines(features[list(features.columns)]))
+    responses = _json_string_bodies(_csv_lines(predictions))
+    ids = _json_string_bodies([str(v) for v in inference_ids.tolist()])
     when = inference_time.strftime(_TIME_FORMAT)
     head = (
         '{"captureData":{"endpointInput":{"observedContentType":"text/csv","mode":"INPUT","data":"'
@@ -390,10 +421,8 @@ def capture_lines(
     )
     meta = '","encoding":"CSV"}},"eventMetadata":{"eventId":"' + _json_string_body(event_prefix)
     tail = f'","inferenceTime":"{when}"}},"eventVersion":"0"}}\n'
-    escape = _json_string_body
     return "".join(
-        f'{head}{escape(request)}{middle}{escape(response)}\\n{meta}{event}","inferenceId":"'
-        f"{escape(inference_id)}{tail}"
+        f'{head}{request}{middle}{response}\\n{meta}{event}","inferenceId":"{inference_id}{tail}'
         for request, response, inference_id, event in zip(
             requests, responses, ids, range(first_event, first_event + len(requests)), strict=True
         )

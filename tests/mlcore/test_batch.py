@@ -493,3 +493,30 @@ def test_awkward_text_and_missing_values_survive_the_capture_round_trip(tmp_path
     assert captured["prediction"].tolist() == ["yes", "no,really", 'a"b', "x"]
     assert captured["score"].tolist() == [0.9, 0.1, 0.5, 0.25]
     assert captured["inference_id"].tolist() == ['id "1"', "id\\2", "id\n3", "4"]
+
+
+def test_quotes_and_backslashes_take_the_one_pass_escape_and_read_back(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from mlcore.batch import capture_lines
+
+    spec = DatasetSpec(target="y", numeric=("x",), categorical=("city",))
+    cities = ['say "hi"', "back\\slash", "a,b", 'both \\" mixed', "plain"]
+    features = pd.DataFrame({"x": [1.5, 2.5, 3.5, 4.5, 5.5], "city": cities})
+    predictions = pd.DataFrame({"prediction": [1, 0, 1, 0, 1], "score": [0.9, 0.1, 0.8, 0.2, 0.7]})
+    ids = pd.Series(['k"1', "k\\2", "k3", "k4", "k5"])
+    path = tmp_path / "capture.jsonl"
+    path.write_text(
+        capture_lines(
+            features,
+            predictions,
+            ids,
+            event_prefix="run-",
+            first_event=1,
+            inference_time=datetime(2026, 1, 2, tzinfo=UTC),
+        )
+    )
+    captured = read_capture(path, spec)
+    assert captured["city"].tolist() == cities
+    assert captured["inference_id"].tolist() == ids.tolist()
+    assert captured["prediction"].tolist() == [1, 0, 1, 0, 1]
