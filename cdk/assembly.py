@@ -76,7 +76,8 @@ def watch_failures(stage: MlopsStage) -> FailureAlarms:
         functions=functions_in(scopes),
         pipeline_names=[build.pipeline_name] if build is not None else [],
         state_machines=state_machines_in(scopes),
-        prefix=serving.endpoint.endpoint_name,
+        prefix=serving.props.endpoint.endpoint_name,
+        transform_job_prefixes=[serving.batch.job_name_prefix] if serving.batch else [],
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from cdk.batch.settings import BatchConfig
 from cdk.monitoring.settings import MonitorConfig
 from cdk.serving.settings import EndpointOverrides
 from cdk.tracking import TrackingServerConfig
@@ -113,6 +114,12 @@ class StageConfig(_Frozen):
     artifact_expiry_days: int = Field(365, ge=1)
     # The monitors' infrastructure settings (cdk/monitoring/settings.py, MonitorConfig).
     monitoring: MonitorConfig = Field(default_factory=MonitorConfig)
+    # Scheduled batch scoring with SageMaker Batch Transform (cdk/batch/settings.py,
+    # BatchConfig); null: none.
+    batch: BatchConfig | None = None
+    # false: no endpoint in this stage, only its batch path (which it then needs); released
+    # models reach it all the same.
+    online_endpoint: bool = True
     # An optional SageMaker managed MLflow tracking server (cdk/tracking.py); off by default.
     mlflow: TrackingServerConfig = Field(default_factory=TrackingServerConfig)
 
@@ -148,6 +155,40 @@ class StageConfig(_Frozen):
                 "them to the model-build stage or set train: true"
             )
         return self
+
+    @model_validator(mode="after")
+    def _serves_something(self) -> StageConfig:
+        if self.online_endpoint:
+            return self
+        if self.batch is None:
+            raise ValueError(
+                "online_endpoint is false and batch is not set, so this stage would serve "
+                "nothing; set batch (a schedule and prefixes) or remove online_endpoint"
+            )
+        endpoint_settings = [
+            name
+            for name, active in (
+                ("serverless_inference", self.serverless_inference),
+                ("endpoint", bool(self.endpoint.as_settings())),
+            )
+            if active
+        ]
+        if endpoint_settings:
+            raise ValueError(
+                f"{', '.join(endpoint_settings)} configure an endpoint, but online_endpoint is "
+                "false (a batch-only stage); remove them or set online_endpoint true"
+            )
+        return self
+
+    @property
+    def serverless(self) -> bool:
+        """The stage's endpoint is serverless (either switch)."""
+        return self.serverless_inference or self.endpoint.serverless is not None
+
+    @property
+    def captures_data(self) -> bool:
+        """The stage has an endpoint that captures traffic for the monitors."""
+        return self.online_endpoint and not self.serverless
 
     @model_validator(mode="after")
     def _spot_wait_covers_runtime(self) -> StageConfig:

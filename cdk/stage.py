@@ -97,9 +97,7 @@ class MlopsStage(Stage):
         )
         # Either switch makes the endpoint serverless (stages.<name>.endpoint.serverless sets
         # its memory and concurrency too).
-        serverless = (
-            stage_config.serverless_inference or stage_config.endpoint.serverless is not None
-        )
+        serverless = stage_config.serverless
         endpoint: dict[str, object] = {
             "instance_type": stage_config.inference_instance_type,
             **stage_config.endpoint.as_settings(),
@@ -113,12 +111,15 @@ class MlopsStage(Stage):
                 settings,
                 environment=stage_name,
                 endpoint=endpoint,
-                # Serverless endpoints cannot capture data, so there is nothing to monitor.
-                with_monitors=not serverless,
+                # Serverless endpoints cannot capture data, and a batch-only stage has no
+                # endpoint: nothing to monitor.
+                with_monitors=stage_config.captures_data,
                 retain=stage_config.retain_data,
                 release_approval=stage_config.release_approval,
                 settings_file=aws_config.settings_file,
                 monitoring=stage_config.monitoring.overrides(),
+                batch=stage_config.batch,
+                online_endpoint=stage_config.online_endpoint,
             ),
             encryption_key=build.key,
             artifact_bucket=build.artifact_bucket,
@@ -143,7 +144,11 @@ class MlopsStage(Stage):
             release_function_roles=release_function_role_names(project, build_stage),
             pointer=(approved, approved_sha256),
             serving_stack_name=self.serving_stack.stack_name,
-            endpoint_name=self.serving_stack.endpoint.endpoint_name,
+            endpoint_name=self.serving_stack.props.endpoint.endpoint_name,
+            online_endpoint=stage_config.online_endpoint,
+            batch_model_prefix=(
+                self.serving_stack.batch.model_name_prefix if self.serving_stack.batch else ""
+            ),
             model_package_group_name=build.model_package_group_name,
             artifact_bucket=build.artifact_bucket,
             image_repository=build.image.repository,
@@ -213,7 +218,7 @@ def forwards_retrains(aws_config: AwsConfig, stage_name: str) -> bool:
     or region than the model-build stage (an EventBridge rule starts pipelines of its own
     account and region only)."""
     stage = aws_config.stages[stage_name]
-    if stage.train or stage.serverless_inference or stage.endpoint.serverless is not None:
+    if stage.train or not stage.captures_data:
         return False
     build = aws_config.stages[aws_config.build_stage]
     return (build.account, build.region) != (stage.account, stage.region)

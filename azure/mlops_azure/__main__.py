@@ -27,6 +27,8 @@ from azure.core.credentials import TokenCredential
 from azure.core.exceptions import AzureError
 from azure.mgmt.eventgrid import EventGridManagementClient
 from azure.mgmt.monitor import MonitorManagementClient
+from azure.mgmt.network import NetworkManagementClient
+from azure.mgmt.privatedns import PrivateDnsManagementClient
 from rich.console import Console
 from rich.logging import RichHandler
 
@@ -61,6 +63,13 @@ from mlops_azure.definitions import (
 )
 from mlops_azure.metrics import AzureMonitorMetrics, endpoint_resource_id
 from mlops_azure.monitor_plan import MonitorPlan
+from mlops_azure.network import (
+    apply_managed_network,
+    plan_network,
+    workspace_resources,
+    write_network_plan,
+)
+from mlops_azure.private_endpoints import apply_private_endpoints, subnet_location
 from mlops_azure.promote import (
     RegistryModel,
     download_sample_request,
@@ -149,6 +158,15 @@ class Clients:
             self.credential, self.env.subscription_id, **self.client_options
         )
 
+    def network(self, subscription_id: str) -> NetworkManagementClient:
+        """Private endpoints live in their virtual network's subscription."""
+        return NetworkManagementClient(self.credential, subscription_id, **self.client_options)
+
+    def private_dns(self) -> PrivateDnsManagementClient:
+        return PrivateDnsManagementClient(
+            self.credential, self.env.subscription_id, **self.client_options
+        )
+
 
 def _definitions(
     args: argparse.Namespace, env: AzureEnvironment, settings: MlopsSettings, work_dir: Path
@@ -172,7 +190,10 @@ def cmd_apply(
     if args.dry_run:
         output = Path(args.output or f"out/azure/{env.name}")
         definitions = _definitions(args, env, settings, output)
-        written = write_dry_run(definitions, output)
+        written = [
+            *write_dry_run(definitions, output),
+            write_network_plan(env, definitions, output),
+        ]
         console.print(f"Wrote {len(written)} definitions to {output} (no Azure calls were made)")
         if not definitions.performance:
             console.print("No model-performance job: data.ground_truth_path is not set")
@@ -183,6 +204,8 @@ def cmd_apply(
     client = clients.workspace()
     with tempfile.TemporaryDirectory(prefix="mlops-azure-") as tmp:
         definitions = _definitions(args, env, settings, Path(tmp))
+        # A network that would block a job the kit runs is refused before anything changes.
+        plan_network(env, definitions)
         # The monitors of the live deployment follow mlops.yaml: checked before anything changes.
         live = EndpointRollout(
             client,
@@ -200,12 +223,37 @@ def cmd_apply(
         ensure_workspace_and_registry(
             client, clients.registry_admin(), definitions, console=console
         )
+        # Before the cluster and the endpoint: an online deployment in a managed network needs
+        # the network provisioned first (Learn: how-to-managed-network).
+        _apply_network(clients, client, env, definitions, console)
         apply_workspace(client, definitions, console=console)
         _apply_retrain_wiring(clients, env, definitions, console)
         if monitors is not None and live is not None:
             monitors.apply(client, live.colour, console=console)
     console.print(f"[green]Workspace {env.workspace} is up to date[/green]")
     return 0
+
+
+def _apply_network(
+    clients: Clients,
+    client: MLClient,
+    env: AzureEnvironment,
+    definitions: Definitions,
+    console: Console,
+) -> None:
+    resources = workspace_resources(client, env)
+    apply_managed_network(client, env, definitions, resources, console=console)
+    config = env.workspace_settings.private_endpoints
+    if config is None:
+        return
+    subscription, _, _ = subnet_location(config)
+    apply_private_endpoints(
+        env,
+        resources,
+        network=clients.network(subscription),
+        dns=clients.private_dns(),
+        console=console,
+    )
 
 
 def _apply_retrain_wiring(

@@ -165,7 +165,9 @@ def with_additions(requirements: Iterable[str], additions: Path) -> list[str]:
 def conda_specification(env: AzureEnvironment, requirements: list[str]) -> dict[str, Any]:
     return {
         "name": "mlcore",
-        "channels": ["conda-forge"],
+        # nodefaults: conda reads conda-forge only, never Anaconda's defaults channels, so a
+        # network that allows only approved hosts needs one conda host (mlops_azure.network).
+        "channels": ["conda-forge", "nodefaults"],
         "dependencies": [
             f"python={env.environment.python_version}",
             "pip",

@@ -163,6 +163,35 @@ class RolloutConfig(RolloutLimits):
     grace_period_hours: float = Field(24, ge=0)
 
 
+_SUBNET_ID = r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Network/virtualNetworks/[^/]+/subnets/[^/]+$"
+_VNET_ID = r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Network/virtualNetworks/[^/]+$"
+
+
+class PrivateEndpointsConfig(_Frozen):
+    """Where ``apply`` puts the private endpoints of the workspace, its storage, key vault and
+    container registry, and of the registry: a subnet of your virtual network, in the
+    workspace's region (mlops_azure.private_endpoints; README "Private networking on Azure")."""
+
+    subnet: str = Field(..., pattern=_SUBNET_ID, description="ARM id of the endpoints' subnet")
+    dns_resource_group: str | None = Field(
+        None,
+        min_length=1,
+        max_length=90,
+        description="resource group of the privatelink DNS zones (default: the workspace's)",
+    )
+    # Linked to every zone besides the endpoints' own network: e.g. the hub network whose DNS
+    # the build agents use.
+    linked_vnets: list[str] = Field(default_factory=list)
+
+    @field_validator("linked_vnets")
+    @classmethod
+    def _vnet_ids(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not re.match(_VNET_ID, v)]
+        if bad:
+            raise ValueError(f"not virtual network ARM ids: {bad}")
+        return value
+
+
 class WorkspaceConfig(_Frozen):
     """How ``apply`` creates the workspace when it does not exist yet (Azure then creates its
     storage account, key vault, container registry and Application Insights)."""
@@ -176,6 +205,17 @@ class WorkspaceConfig(_Frozen):
         True,
         description="high business impact: less diagnostic data to Microsoft, encrypted scratch",
     )
+    private_endpoints: PrivateEndpointsConfig | None = None
+
+    @model_validator(mode="after")
+    def _reachable(self) -> WorkspaceConfig:
+        if self.public_network_access == "Disabled" and self.private_endpoints is None:
+            raise ValueError(
+                "public_network_access Disabled with no private_endpoints leaves no way to reach "
+                "the workspace: set private_endpoints.subnet to a subnet of your virtual network "
+                "(where the build agent can reach), or public_network_access: Enabled"
+            )
+        return self
 
 
 class RegistryConfig(_Frozen):

@@ -7,7 +7,9 @@
   Model Building Pipeline Execution Status Change" event;
 - failed, timed-out or aborted release executions: an EventBridge rule on Step Functions'
   "Step Functions Execution Status Change" event of each release state machine (a state that
-  raises without a Catch ends the execution FAILED and would tell nobody).
+  raises without a Catch ends the execution FAILED and would tell nobody);
+- failed or stopped batch transform jobs (cdk/batch): an EventBridge rule on SageMaker's
+  "SageMaker Transform Job State Change" event for the environment's job-name prefixes.
 
 Event shapes: SageMaker's "Events that Amazon SageMaker AI sends to Amazon EventBridge"
 (detail.pipelineArn, detail.currentPipelineExecutionStatus) and Step Functions'
@@ -31,6 +33,8 @@ from constructs import Construct, IConstruct
 
 PIPELINE_STATUS_EVENT = "SageMaker Model Building Pipeline Execution Status Change"
 STATE_MACHINE_STATUS_EVENT = "Step Functions Execution Status Change"
+TRANSFORM_JOB_STATUS_EVENT = "SageMaker Transform Job State Change"
+FAILED_TRANSFORM_STATUSES = ("Failed", "Stopped")
 FAILED_PIPELINE_STATUSES = ("Failed", "Stopped")
 FAILED_EXECUTION_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
 
@@ -62,6 +66,8 @@ class FailureAlarms(Construct):
     :param pipeline_names: model-build pipelines whose failed executions are reported.
     :param state_machines: release state machines whose failed executions are reported.
     :param prefix: the alarm name prefix, e.g. the endpoint name.
+    :param transform_job_prefixes: names of batch transform jobs whose failures are reported
+        start with one of these. Default: none.
     """
 
     def __init__(
@@ -74,6 +80,7 @@ class FailureAlarms(Construct):
         pipeline_names: Sequence[str],
         state_machines: Sequence[sfn.IStateMachine],
         prefix: str,
+        transform_job_prefixes: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, id_)
         stack = Stack.of(self)
@@ -152,6 +159,38 @@ class FailureAlarms(Construct):
                             f"ended {events.EventField.from_path('$.detail.status')}. Check which "
                             "model package each environment's SSM parameter names before the "
                             "next deploy (README: Approval, rollout and rollback)."
+                        ),
+                    )
+                ],
+            )
+
+        self.batch_rule: events.Rule | None = None
+        if transform_job_prefixes:
+            self.batch_rule = events.Rule(
+                self,
+                "BatchFailed",
+                description=f"{prefix}: a batch transform job failed or was stopped",
+                event_pattern=events.EventPattern(
+                    source=["aws.sagemaker"],
+                    detail_type=[TRANSFORM_JOB_STATUS_EVENT],
+                    detail={
+                        "TransformJobName": [
+                            {"prefix": p}  # type: ignore[arg-type]
+                            for p in transform_job_prefixes
+                        ],
+                        "TransformJobStatus": list(FAILED_TRANSFORM_STATUSES),
+                    },
+                ),
+                targets=[
+                    events_targets.SnsTopic(
+                        topic,
+                        message=events.RuleTargetInput.from_text(
+                            "Batch transform job "
+                            f"{events.EventField.from_path('$.detail.TransformJobName')} ended "
+                            f"{events.EventField.from_path('$.detail.TransformJobStatus')}: "
+                            f"{events.EventField.from_path('$.detail.FailureReason')}. Its "
+                            "files were not scored; see the job's log group "
+                            "(/aws/sagemaker/TransformJobs) and README: Batch scoring on AWS."
                         ),
                     )
                 ],

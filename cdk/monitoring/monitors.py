@@ -300,8 +300,10 @@ class ModelMonitors(Construct):
                 conditions={
                     "ForAllValues:StringEquals": {"sagemaker:InstanceTypes": instance_types},
                     "ArnEquals": {
-                        "sagemaker:VolumeKmsKey": encryption_key.key_arn,
-                        "sagemaker:OutputKmsKey": encryption_key.key_arn,
+                        # The ...Arn keys: AWS deprecated VolumeKmsKey/OutputKmsKey, and a key
+                        # the action no longer has is absent, which would deny every job.
+                        "sagemaker:VolumeKmsKeyArn": encryption_key.key_arn,
+                        "sagemaker:OutputKmsKeyArn": encryption_key.key_arn,
                     },
                 },
             )

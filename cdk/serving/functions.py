@@ -1,7 +1,8 @@
 """Lambda functions that run the control-plane code in ``pipelines/`` (boto3 only, no mlcore).
 
-One asset holds ``pipelines/deploy`` and ``pipelines/monitoring``; a handler is named
-``deploy.release.handler`` or ``monitoring.jobs.handler``, which is why those packages use
+One asset holds ``pipelines/batch``, ``pipelines/deploy`` and ``pipelines/monitoring``; a
+handler is named ``deploy.release.handler``, ``monitoring.jobs.handler`` or
+``batch.transform.handler``, which is why those packages use
 relative imports only. Each function gets its own role with no managed policy (only
 writing to its own log group, plus what the caller grants) and a log group with a
 retention period.
@@ -19,13 +20,22 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 PIPELINES_DIR = Path(__file__).resolve().parents[2] / "pipelines"
-# The asset root is pipelines/; everything but the two boto3 packages stays out of it.
-_ASSET_EXCLUDE = ["*", "!deploy", "!deploy/**", "!monitoring", "!monitoring/**", "**/__pycache__"]
+# The asset root is pipelines/; everything but the boto3 packages stays out of it.
+_ASSET_EXCLUDE = [
+    "*",
+    "!batch",
+    "!batch/**",
+    "!deploy",
+    "!deploy/**",
+    "!monitoring",
+    "!monitoring/**",
+    "**/__pycache__",
+]
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 
 
 def control_plane_code() -> lambda_.Code:
-    """The ``pipelines/deploy`` and ``pipelines/monitoring`` packages as one Lambda asset."""
+    """The control-plane packages of ``pipelines/`` as one Lambda asset."""
     return lambda_.Code.from_asset(str(PIPELINES_DIR), exclude=_ASSET_EXCLUDE)
 
 

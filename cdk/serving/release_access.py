@@ -85,7 +85,8 @@ class ReleaseAccess(Construct):
     :param release_function_roles: the names of those functions' roles.
     :param pointer: the package-ARN and model-sha256 parameters of the serving stack.
     :param serving_stack_name: the serving stack the role may update.
-    :param endpoint_name: the endpoint it may inspect and smoke test.
+    :param endpoint_name: the endpoint it may inspect and smoke test (in a batch-only
+        environment: the name its batch resources are named after).
     :param model_package_group_name: the group promoted copies are registered in.
     :param artifact_bucket: receives promoted copies; holds this environment's own models.
     :param image_repository: the repository the environment's mlcore image is in.
@@ -95,6 +96,10 @@ class ReleaseAccess(Construct):
         the role registers copies as PendingManualApproval only and can approve nothing, and
         an approver policy (:attr:`approver_policy`) is created for the people who do.
         Default: copies are registered Approved.
+    :param online_endpoint: the environment has an endpoint. Default: true; false for a
+        batch-only environment, whose release is checked on its batch model.
+    :param batch_model_prefix: what the environment's batch model names start with
+        (``<name>-batch-v``). Default: it has no batch path.
     """
 
     def __init__(
@@ -114,9 +119,16 @@ class ReleaseAccess(Construct):
         image_repository: ecr.IRepository,
         reads_trained_models: bool = False,
         release_approval: bool = False,
+        online_endpoint: bool = True,
+        batch_model_prefix: str = "",
     ) -> None:
         super().__init__(scope, id_)
         stack = Stack.of(self)
+        if not online_endpoint and not batch_model_prefix:
+            raise ValueError(
+                f"{environment}: an environment without an endpoint needs batch_model_prefix "
+                "(its batch path is what a release serves)"
+            )
         self.change_role_arn = role_arn(
             stack, change_role_name(project, environment), stack.account
         )
@@ -149,6 +161,8 @@ class ReleaseAccess(Construct):
                     "image_repository": image_repository.repository_name,
                     "cloudformation_role_arn": self.change_role_arn,
                     "release_approval": release_approval,
+                    "online_endpoint": online_endpoint,
+                    "batch_model_prefix": batch_model_prefix,
                 }
             ),
         )
@@ -233,9 +247,16 @@ class ReleaseAccess(Construct):
                 else None,
             )
         )
-        # ListModelPackages (finding an earlier copy) takes no resource-level permission.
+        # ListModelPackages (finding an earlier copy) and ListModels (the batch model a
+        # batch-only environment serves) take no resource-level permission.
         self.role.add_to_policy(
-            iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=["*"])
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:ListModelPackages",
+                    *([] if online_endpoint else ["sagemaker:ListModels"]),
+                ],
+                resources=["*"],
+            )
         )
         artifact_bucket.grant_read_write(self.role, f"{PROMOTED_PREFIX}/*")
         trained_patterns = ("model-build/*/model/*", "model-build/*/evaluation/*")
@@ -263,7 +284,8 @@ class ReleaseAccess(Construct):
                         "Wildcards: the serving stack's id suffix (one stack by name); the "
                         "endpoint configs and models CloudFormation names at run time (describe "
                         "only); versions of this environment's one package group; "
-                        "ListModelPackages, which has no resource-level permission; objects "
+                        "ListModelPackages (and ListModels), which have no resource-level "
+                        "permission; objects "
                         f"under {PROMOTED_PREFIX}/* (read and write"
                         + (
                             f") and {' and '.join(trained_patterns)} (read"
@@ -369,10 +391,13 @@ class ServingChangeRole(Construct):
 
     :param role_name: its name (the deploy role names it in its condition).
     :param endpoint: the stack's endpoint: its models, configs, scaling target and role.
+        None in a batch-only environment.
     :param pointer: the parameters CloudFormation resolves for the stack.
     :param encryption_key_arn: the key of the endpoint's volumes and captured data.
     :param extra_pass_roles: other roles the stack's conditional resources run as (e.g. the
         Model Monitor schedule's). Default: none.
+    :param batch_model_role: the batch model's execution role (cdk.batch), passed when a
+        release replaces that model. Default: the environment has no batch path.
     :param tag_keys: the tag keys the role may set on what it creates. Default: the app's
         (:data:`cdk.tagging.TAG_KEYS`).
     """
@@ -383,18 +408,29 @@ class ServingChangeRole(Construct):
         id_: str,
         *,
         role_name: str,
-        endpoint: ModelEndpoint,
+        endpoint: ModelEndpoint | None,
         pointer: Sequence[ApprovedModelParameter],
         encryption_key_arn: str,
         extra_pass_roles: Sequence[iam.IRole] = (),
+        batch_model_role: iam.IRole | None = None,
         tag_keys: Sequence[str] = TAG_KEYS,
     ) -> None:
         super().__init__(scope, id_)
         stack = Stack.of(self)
+        if endpoint is None and batch_model_role is None:
+            raise ValueError(
+                "ServingChangeRole needs an endpoint or a batch model role: a release changes "
+                "nothing else"
+            )
 
         def sagemaker_arn(resource: str, name: str) -> str:
             return stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
 
+        served = (
+            f"the {endpoint.endpoint_name} endpoint's serving resources"
+            if endpoint is not None
+            else "the batch model"
+        )
         self.role = iam.Role(
             self,
             "Role",
@@ -402,59 +438,31 @@ class ServingChangeRole(Construct):
             assumed_by=iam.ServicePrincipal("cloudformation.amazonaws.com"),
             description=(
                 f"CloudFormation's role for release updates of {stack.stack_name}: changes "
-                f"the {endpoint.endpoint_name} endpoint's serving resources only"
+                f"{served} only"
             ),
         )
-        endpoint_arn = sagemaker_arn("endpoint", endpoint.endpoint_name.lower())
+        pass_roles = [
+            *([endpoint.role] if endpoint is not None else []),
+            *extra_pass_roles,
+            *([batch_model_role] if batch_model_role is not None else []),
+        ]
         statements = [
-            # Every release replaces the model and the endpoint config (CloudFormation names
-            # them) and deletes the old ones once the endpoint has switched.
+            # Every release replaces the models (CloudFormation names the endpoint's; the
+            # batch model is named after the package version) and deletes the old ones.
             iam.PolicyStatement(
                 actions=[
                     "sagemaker:CreateModel",
                     "sagemaker:DescribeModel",
                     "sagemaker:DeleteModel",
-                    "sagemaker:CreateEndpointConfig",
-                    "sagemaker:DescribeEndpointConfig",
-                    "sagemaker:DeleteEndpointConfig",
                     "sagemaker:ListTags",
                 ],
-                resources=[sagemaker_arn("model", "*"), sagemaker_arn("endpoint-config", "*")],
-            ),
-            iam.PolicyStatement(
-                actions=[
-                    "sagemaker:CreateEndpoint",
-                    "sagemaker:UpdateEndpoint",
-                    "sagemaker:DescribeEndpoint",
-                    "sagemaker:DeleteEndpoint",
-                    "sagemaker:ListTags",
-                ],
-                resources=[endpoint_arn, sagemaker_arn("endpoint-config", "*")],
-            ),
-            # The stack's tags on what it creates and updates, and no other keys.
-            iam.PolicyStatement(
-                actions=["sagemaker:AddTags", "sagemaker:DeleteTags"],
-                resources=[
-                    sagemaker_arn("model", "*"),
-                    sagemaker_arn("endpoint-config", "*"),
-                    endpoint_arn,
-                ],
-                conditions={"ForAllValues:StringEquals": {"aws:TagKeys": list(tag_keys)}},
+                resources=[sagemaker_arn("model", "*")],
             ),
             iam.PolicyStatement(
                 actions=["iam:PassRole"],
-                resources=[endpoint.role.role_arn, *(r.role_arn for r in extra_pass_roles)],
+                resources=[r.role_arn for r in pass_roles],
                 conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
             ),
-            # The endpoint config names the key for volumes and capture; SageMaker creates
-            # grants on it for the instances.
-            iam.PolicyStatement(
-                actions=["kms:CreateGrant"],
-                resources=[encryption_key_arn],
-                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
-            ),
-            # DescribeKey has no kms:GrantIsForAWSResource key (a condition on it would deny).
-            iam.PolicyStatement(actions=["kms:DescribeKey"], resources=[encryption_key_arn]),
             iam.PolicyStatement(
                 actions=["ssm:GetParameters", "ssm:GetParameter"],
                 resources=[
@@ -466,12 +474,54 @@ class ServingChangeRole(Construct):
                     ),
                 ],
             ),
-            iam.PolicyStatement(
-                actions=["cloudwatch:DescribeAlarms"],
-                resources=[a.alarm_arn for a in (endpoint.alarm_5xx, endpoint.alarm_latency)],
-            ),
         ]
-        if endpoint.scaling_target is not None:
+        tagged = [sagemaker_arn("model", "*")]
+        if endpoint is not None:
+            endpoint_arn = sagemaker_arn("endpoint", endpoint.endpoint_name.lower())
+            tagged += [sagemaker_arn("endpoint-config", "*"), endpoint_arn]
+            statements += [
+                iam.PolicyStatement(
+                    actions=[
+                        "sagemaker:CreateEndpointConfig",
+                        "sagemaker:DescribeEndpointConfig",
+                        "sagemaker:DeleteEndpointConfig",
+                        "sagemaker:ListTags",
+                    ],
+                    resources=[sagemaker_arn("endpoint-config", "*")],
+                ),
+                iam.PolicyStatement(
+                    actions=[
+                        "sagemaker:CreateEndpoint",
+                        "sagemaker:UpdateEndpoint",
+                        "sagemaker:DescribeEndpoint",
+                        "sagemaker:DeleteEndpoint",
+                        "sagemaker:ListTags",
+                    ],
+                    resources=[endpoint_arn, sagemaker_arn("endpoint-config", "*")],
+                ),
+                # The endpoint config names the key for volumes and capture; SageMaker creates
+                # grants on it for the instances.
+                iam.PolicyStatement(
+                    actions=["kms:CreateGrant"],
+                    resources=[encryption_key_arn],
+                    conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+                ),
+                # DescribeKey has no kms:GrantIsForAWSResource key (a condition on it would deny).
+                iam.PolicyStatement(actions=["kms:DescribeKey"], resources=[encryption_key_arn]),
+                iam.PolicyStatement(
+                    actions=["cloudwatch:DescribeAlarms"],
+                    resources=[a.alarm_arn for a in (endpoint.alarm_5xx, endpoint.alarm_latency)],
+                ),
+            ]
+        # The stack's tags on what it creates and updates, and no other keys.
+        statements.append(
+            iam.PolicyStatement(
+                actions=["sagemaker:AddTags", "sagemaker:DeleteTags"],
+                resources=tagged,
+                conditions={"ForAllValues:StringEquals": {"aws:TagKeys": list(tag_keys)}},
+            )
+        )
+        if endpoint is not None and endpoint.scaling_target is not None:
             statements += [
                 # Application Auto Scaling has no resource ARN for a target before it exists;
                 # the condition keeps the role to SageMaker variants' instance counts.
@@ -556,7 +606,7 @@ class ServingChangeRole(Construct):
                     },
                 ),
             ]
-        if extra_pass_roles:
+        if extra_pass_roles and endpoint is not None:
             statements.append(
                 iam.PolicyStatement(
                     actions=[
@@ -582,7 +632,8 @@ class ServingChangeRole(Construct):
                         "CloudFormation names the SageMaker models and endpoint configs it "
                         "replaces at run time, so the role may create, describe, tag and delete "
                         "any model and endpoint config in this account and region (it may pass "
-                        "only this endpoint's roles to them); the CDK bootstrap version "
+                        "only this stack's endpoint and batch roles to them); the CDK bootstrap "
+                        "version "
                         "parameter's qualifier; Application Auto Scaling target actions have no "
                         "resource ARN before the target exists (limited to SageMaker variant "
                         "instance counts by condition) and its Describe actions none at all; "

@@ -31,8 +31,10 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cdk.batch.settings import BatchConfig
+from cdk.batch.transform import BatchTransform
 from cdk.monitoring.dashboard import MonitoringDashboard
 from cdk.monitoring.model_monitor import DataQualityMonitorSchedule
 from cdk.monitoring.monitors import ModelMonitors
@@ -60,6 +62,27 @@ class ServingProps(BaseModel):
     # A person approves each release here: the endpoint serves only approved model archives.
     release_approval: bool = False
     metric_namespace: str = "MLOps"
+    # Scheduled batch scoring of the released model (stages.<name>.batch); None: none.
+    batch: BatchConfig | None = None
+    # How many id columns (dataset.id_columns in mlops.yaml) lead each batch input row.
+    id_column_count: int = Field(0, ge=0)
+    # False: no endpoint (a batch-only environment); ``endpoint`` then only names its
+    # resources (the batch model and jobs, the alerts topic).
+    online_endpoint: bool = True
+
+    @model_validator(mode="after")
+    def _serves_something(self) -> ServingProps:
+        if not self.online_endpoint and self.batch is None:
+            raise ValueError(
+                f"{self.environment}: online_endpoint is false and there is no batch path, "
+                "so nothing would be served; give batch settings or an endpoint"
+            )
+        if not self.online_endpoint and self.monitoring is not None:
+            raise ValueError(
+                f"{self.environment}: monitors read an endpoint's captured traffic, and this "
+                "environment has no endpoint (online_endpoint false); leave monitoring out"
+            )
+        return self
 
     @classmethod
     def from_mlops(
@@ -80,11 +103,13 @@ class ServingProps(BaseModel):
         endpoint_fields = {
             "endpoint_name": f"{settings.project}-{environment}",
             "capture_sampling_percentage": settings.monitoring.capture_sampling_percentage,
+            "serving": settings.serving,
             **(endpoint or {}),
         }
         monitor_settings = (
             MonitorSettings.from_mlops(settings, **(monitoring or {})) if with_monitors else None
         )
+        props.setdefault("id_column_count", len(settings.dataset.id_columns))
         return cls(
             environment=environment,
             endpoint=EndpointSettings(**endpoint_fields),
@@ -228,21 +253,23 @@ class ServingStack(Stack):
                 Fn.condition_equals(self.model_package_parameter.value_as_string, NO_MODEL)
             ),
         )
-        self.endpoint = ModelEndpoint(
-            self,
-            "Endpoint",
-            settings=props.endpoint,
-            model_package_arn=self.model_package_parameter.value_as_string,
-            model_sha256=self.model_sha256_parameter.value_as_string,
-            encryption_key=encryption_key,
-            capture_bucket=artifact_bucket,
-            model_bucket=artifact_bucket,
-            image_repository=image_repository,
-            condition=self.has_model,
-            approved_models_only=props.release_approval,
-        )
-        for alarm in (self.endpoint.alarm_5xx, self.endpoint.alarm_latency):
-            alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.alerts))
+        self.endpoint: ModelEndpoint | None = None
+        if props.online_endpoint:
+            self.endpoint = ModelEndpoint(
+                self,
+                "Endpoint",
+                settings=props.endpoint,
+                model_package_arn=self.model_package_parameter.value_as_string,
+                model_sha256=self.model_sha256_parameter.value_as_string,
+                encryption_key=encryption_key,
+                capture_bucket=artifact_bucket,
+                model_bucket=artifact_bucket,
+                image_repository=image_repository,
+                condition=self.has_model,
+                approved_models_only=props.release_approval,
+            )
+            for alarm in (self.endpoint.alarm_5xx, self.endpoint.alarm_latency):
+                alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.alerts))
 
         # A plain table: TableV2 cannot render its encryption in a region-agnostic stack.
         self.state_table = dynamodb.Table(
@@ -258,10 +285,39 @@ class ServingStack(Stack):
             removal_policy=removal,
         )
 
+        self.batch: BatchTransform | None = None
+        if props.batch is not None:
+            self.batch = BatchTransform(
+                self,
+                "Batch",
+                settings=props.batch,
+                name_prefix=props.endpoint.endpoint_name,
+                model_package_arn=self.model_package_parameter.value_as_string,
+                model_sha256=self.model_sha256_parameter.value_as_string,
+                approved_model=approved_model,
+                condition=self.has_model,
+                bucket=artifact_bucket,
+                encryption_key=encryption_key,
+                image_repository=image_repository,
+                state_table=self.state_table,
+                notifications=self.alerts,
+                namespace=props.metric_namespace,
+                id_column_count=props.id_column_count,
+                approved_models_only=props.release_approval,
+                serving=props.endpoint.serving,
+                log_key=self.ops_key,
+                removal_policy=removal,
+            )
+
         self.monitors: ModelMonitors | None = None
         self.retrain: RetrainLoop | None = None
         self.model_monitor: DataQualityMonitorSchedule | None = None
         if props.monitoring is not None:
+            if self.endpoint is None:
+                raise ValueError(
+                    f"{props.environment} has no endpoint (online_endpoint false), so there is "
+                    "no captured traffic to monitor: leave monitoring out (with_monitors=False)"
+                )
             self.monitors = ModelMonitors(
                 self,
                 "Monitors",
@@ -341,9 +397,11 @@ class ServingStack(Stack):
                 log_key=self.ops_key,
                 removal_policy=removal,
             )
-        self.dashboard = MonitoringDashboard(
-            self, "Dashboard", endpoint=self.endpoint, monitors=self.monitors
-        )
+        self.dashboard: MonitoringDashboard | None = None
+        if self.endpoint is not None:
+            self.dashboard = MonitoringDashboard(
+                self, "Dashboard", endpoint=self.endpoint, monitors=self.monitors
+            )
         self.change_role = ServingChangeRole(
             self,
             "ReleaseChangeRole",
@@ -352,6 +410,7 @@ class ServingStack(Stack):
             pointer=(approved_model, approved_model_sha256),
             encryption_key_arn=encryption_key.key_arn,
             extra_pass_roles=[self.model_monitor.role] if self.model_monitor else [],
+            batch_model_role=self.batch.role if self.batch else None,
         )
 
         self.model_package_group_name = model_package_group_name

@@ -79,8 +79,14 @@ class DeployResult:
 
 
 def serving(env: Environment) -> Served:
-    """What the endpoint serves now, read from SageMaker itself rather than from the pointer."""
+    """What the endpoint serves now, read from SageMaker itself rather than from the pointer.
+
+    In an environment without an endpoint (a batch path only), what its batch model is
+    built from: the release replaces that model, so it is what the next batch run scores.
+    """
     sagemaker = env.client("sagemaker")
+    if not env.descriptor.online_endpoint:
+        return batch_serving(sagemaker, env.descriptor.batch_model_prefix)
     name = env.descriptor.endpoint_name
     try:
         endpoint = sagemaker.describe_endpoint(EndpointName=name)
@@ -108,6 +114,30 @@ def serving(env: Environment) -> Served:
             "a model package: it was changed outside the release flow; redeploy its serving stack"
         )
     sha = container.get("Environment", {}).get(MODEL_SHA256_ENV, NO_MODEL)
+    return Served(str(arn), str(sha))
+
+
+def batch_serving(sagemaker: Any, prefix: str) -> Served:
+    """The package of the newest batch model named ``<prefix><version>`` (``none`` if none).
+
+    After a release settles there is one: CloudFormation deletes the replaced model once the
+    update completes, and a rolled-back update deletes the one it created.
+    """
+    models: list[dict[str, Any]] = []
+    for page in sagemaker.get_paginator("list_models").paginate(NameContains=prefix):
+        models += [m for m in page["Models"] if m["ModelName"].startswith(prefix)]
+    if not models:
+        return Served.nothing()
+    newest = max(models, key=lambda m: m["CreationTime"])
+    model = sagemaker.describe_model(ModelName=newest["ModelName"])
+    containers = model.get("Containers") or [model.get("PrimaryContainer") or {}]
+    arn = containers[0].get("ModelPackageName")
+    if not arn:
+        raise ValueError(
+            f"batch model {newest['ModelName']} was not created from a model package: it was "
+            "changed outside the release flow; redeploy its serving stack"
+        )
+    sha = containers[0].get("Environment", {}).get(MODEL_SHA256_ENV, NO_MODEL)
     return Served(str(arn), str(sha))
 
 

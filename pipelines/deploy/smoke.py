@@ -151,10 +151,30 @@ def handler(
     if not isinstance(arn, str) or not arn.startswith("arn:"):
         raise ValueError(f"smoke test needs the deployed model_package_arn; got {arn!r}")
     env = Environment.open(TargetRef.from_dict(event.get("target")), sessions)
+    if not env.descriptor.online_endpoint:
+        return check_batch_model(env, arn).to_dict()
     payload = package_sample_request(env.client("sagemaker"), env.client("s3"), arn)
     return smoke_test(
         env.client("sagemaker-runtime"), endpoint_name=env.descriptor.endpoint_name, payload=payload
     ).to_dict()
+
+
+def check_batch_model(env: Environment, model_package_arn: str) -> SmokeResult:
+    """An environment without an endpoint: its batch model must be built from the package.
+
+    Nothing is scored here (a transform job takes minutes); the next batch run scores with
+    that model, and its starter checks the model against the pointer again.
+    """
+    from .release import batch_serving
+
+    prefix = env.descriptor.batch_model_prefix
+    served = batch_serving(env.client("sagemaker"), prefix)
+    if served.model_package_arn != model_package_arn:
+        raise SmokeTestFailed(
+            f"{env.ref.environment} has no endpoint; its batch model ({prefix}<version>) is "
+            f"built from {served.model_package_arn}, not from {model_package_arn}"
+        )
+    return SmokeResult(endpoint_name=f"{prefix}*", records=0, predictions=0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

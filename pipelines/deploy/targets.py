@@ -109,6 +109,10 @@ class TargetDescriptor:
     cloudformation_role_arn: str
     # A person approves each release here, in this environment's registry (deploy.approval).
     release_approval: bool
+    # False: no endpoint, only a batch path (a release is checked on the batch model).
+    online_endpoint: bool = True
+    # What the batch model names start with (<name>-batch-v<version>); "" without batch.
+    batch_model_prefix: str = ""
 
     @classmethod
     def from_json(cls, text: str, *, parameter: str) -> TargetDescriptor:
@@ -123,16 +127,23 @@ class TargetDescriptor:
                 f"release target descriptor {parameter} must have exactly the keys "
                 f"{sorted(fields)}; got {got}: redeploy that environment's ReleaseState stack"
             )
-        approval = data["release_approval"]
-        if approval not in (True, False, "true", "false"):
+        flags = {}
+        for flag in ("release_approval", "online_endpoint"):
+            value = data[flag]
+            if value not in (True, False, "true", "false"):
+                raise ValueError(
+                    f"release target descriptor {parameter}: {flag} must be true or false; "
+                    f"got {value!r}"
+                )
+            flags[flag] = value in (True, "true")
+        values: dict[str, Any] = {name: str(data[name]) for name in fields if name not in flags}
+        descriptor = cls(**values, **flags)
+        if not descriptor.online_endpoint and not descriptor.batch_model_prefix:
             raise ValueError(
-                f"release target descriptor {parameter}: release_approval must be true or "
-                f"false; got {approval!r}"
+                f"release target descriptor {parameter} has neither an endpoint nor a batch "
+                "model prefix: redeploy that environment's ReleaseState stack"
             )
-        values: dict[str, Any] = {
-            name: str(data[name]) for name in fields if name != "release_approval"
-        }
-        return cls(**values, release_approval=approval in (True, "true"))
+        return descriptor
 
 
 @dataclass

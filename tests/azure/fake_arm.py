@@ -63,7 +63,16 @@ LONG_RUNNING = {
     "registries",
     "systemtopics",
     "eventsubscriptions",
+    # Microsoft.Network: private endpoints, their DNS zone groups, private DNS zones and their
+    # virtual network links (Azure-AsyncOperation in each specification).
+    "privateendpoints",
+    "privatednszonegroups",
+    "privatednszones",
+    "virtualnetworklinks",
 }
+# Answered 202 with a Location (no 201) in the specification: the managed network's outbound
+# rules (Managed Network Settings Rule - Create Or Update: 200 or 202).
+ACCEPTED_WITH_LOCATION = {"outboundrules"}
 # Event Grid's specification answers an event subscription's PUT with 201 only, update or not.
 ALWAYS_CREATED = {"eventsubscriptions"}
 
@@ -356,7 +365,10 @@ class FakeAzure(HttpTransport):  # type: ignore[misc]
         if key.startswith("/operations/"):
             status = self.operations[key]
             if status.get("location"):
-                # A Location header's URL: 204 once the operation is done (no final body).
+                # A Location header's URL: 204 once the operation is done, or 200 with the
+                # operation's result where it has one (provisionManagedNetwork).
+                if "result" in status:
+                    return 200, {}, status["result"]
                 return 204, {}, None
             return 200, {}, status
         if key.startswith("/locations/"):
@@ -441,7 +453,14 @@ class FakeAzure(HttpTransport):  # type: ignore[misc]
 
     def _is_collection(self, key: str) -> bool:
         last = key.split("/")[-1]
-        return last in {"deployments", "schedules", "versions", "computes", "datastores"}
+        return last in {
+            "deployments",
+            "schedules",
+            "versions",
+            "computes",
+            "datastores",
+            "outboundrules",
+        }
 
     def _kind(self, key: str) -> str:
         segments = key.split("/")
@@ -476,6 +495,19 @@ class FakeAzure(HttpTransport):  # type: ignore[misc]
         self._complete(kind, key, resource, properties)
         if kind == "jobs":
             properties["status"] = self.run_job(resource)
+        if kind in ACCEPTED_WITH_LOCATION:
+            self.resources[key] = resource
+            operation = f"/operations/{uuid.uuid4()}"
+            self.operations[operation] = {
+                "status": "Succeeded",
+                "location": True,
+                "result": resource,
+            }
+            return (
+                202,
+                {"Location": f"{ARM}{operation}?api-version=2024-10-01", "Retry-After": "0"},
+                None,
+            )
         if kind in LONG_RUNNING:
             failure = next(
                 (m for p, m in self.failing_operations.items() if re.search(p, path)), None
@@ -546,7 +578,12 @@ class FakeAzure(HttpTransport):  # type: ignore[misc]
         name = parameters.get("workspaceName")
         if name:
             segments = path.split("/")
-            seed_workspace(self, segments[2], segments[4], str(name))
+            created = seed_workspace(self, segments[2], segments[4], str(name))
+            properties = self.resources[self._key(created)]["properties"]
+            properties["publicNetworkAccess"] = parameters.get("publicNetworkAccess", "Enabled")
+            properties["managedNetwork"] = parameters.get("managedNetwork") or {
+                "isolationMode": "Disabled"
+            }
 
     def _complete(
         self, kind: str, key: str, resource: dict[str, Any], properties: dict[str, Any]
@@ -635,6 +672,8 @@ class FakeAzure(HttpTransport):  # type: ignore[misc]
             return 200, {}, {"secretsType": "AccountKey", "key": "a2V5"}
         if owner not in self.resources and action not in ("startpendingupload",):
             return _error(404, "ResourceNotFound", f"{owner} was not found")
+        if action == "provisionmanagednetwork":
+            return self._provision_network(recorded, owner)
         if action == "startpendingupload":
             return (
                 200,
@@ -652,6 +691,29 @@ class FakeAzure(HttpTransport):  # type: ignore[misc]
                 },
             )
         return _error(400, "UnsupportedAction", f"the fake does not answer {action}")
+
+    def _provision_network(
+        self, recorded: Recorded, workspace: str
+    ) -> tuple[int, dict[str, str], Any]:
+        """Workspaces_ProvisionManagedNetwork: 202 with a Location whose answer is the
+        ManagedNetworkProvisionStatus. Refused, as the service does, for a workspace without a
+        managed network."""
+        properties = self.resources[workspace]["properties"]
+        network = properties.get("managedNetwork") or {}
+        if network.get("isolationMode", "Disabled") == "Disabled":
+            raise ServiceError(
+                400, "BadRequest", "the workspace has no managed network to provision"
+            )
+        spark = bool((recorded.body or {}).get("includeSpark"))
+        status = {"status": "Active", "sparkReady": spark}
+        network["status"] = status
+        operation = f"/operations/{uuid.uuid4()}"
+        self.operations[operation] = {"status": "Succeeded", "location": True, "result": status}
+        return (
+            202,
+            {"Location": f"{ARM}{operation}?api-version=2024-10-01", "Retry-After": "0"},
+            None,
+        )
 
     # -- scoring --------------------------------------------------------------------------
 
@@ -884,6 +946,9 @@ def seed_workspace(fake: FakeAzure, subscription: str, resource_group: str, work
             "friendlyName": workspace,
             "workspaceId": str(uuid.uuid5(uuid.NAMESPACE_URL, path)),
             "storageAccount": f"/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.Storage/storageAccounts/{STORAGE_ACCOUNT}",
+            "keyVault": f"/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.KeyVault/vaults/mlwvault",
+            "containerRegistry": f"/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.ContainerRegistry/registries/mlwacr",
+            "managedNetwork": {"isolationMode": "AllowInternetOutbound"},
             "discoveryUrl": f"https://{REGION}.api.azureml.ms/discovery",
             "mlFlowTrackingUri": f"azureml://{REGION}.api.azureml.ms/mlflow/v1.0{path}",
             "provisioningState": "Succeeded",

@@ -221,7 +221,10 @@ def test_apply_creates_a_missing_workspace_and_registry_first(
     puts = [r.path for r in cloud.fake.requests if r.method == "PUT" and "blob.core" not in r.url]
     assert "/providers/Microsoft.Resources/deployments/" in puts[0]  # the workspace's template
     assert puts[1].endswith("/registries/acme-registry")
-    assert puts[2].endswith("/computes/cpu-cluster")
+    # Then the managed network's rules (its provisioning is a POST), then the cluster.
+    rules = [p for p in puts if "/outboundRules/" in p]
+    assert puts[2 : 2 + len(rules)] == rules and rules
+    assert puts[2 + len(rules)].endswith("/computes/cpu-cluster")
 
 
 def test_apply_leaves_an_existing_workspace_alone(run: Callable[..., int], cloud: Cloud) -> None:

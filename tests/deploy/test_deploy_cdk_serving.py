@@ -450,8 +450,9 @@ def test_lambda_asset_holds_only_the_boto3_control_plane(deploy_app: Any) -> Non
     assert folders
     for folder in folders:
         top = {p.name for p in folder.iterdir()}
-        assert top == {"deploy", "monitoring"}, top
+        assert top == {"batch", "deploy", "monitoring"}, top
         assert (folder / "monitoring" / "jobs.py").is_file()
+        assert (folder / "batch" / "transform.py").is_file()
 
 
 def test_cdk_nag_reports_no_unsuppressed_errors(deploy_app: Any) -> None:

@@ -444,7 +444,7 @@ def test_init_keeps_the_serving_section_and_every_section_it_does_not_derive(
 def test_init_sizes_the_model_to_the_data_and_gates_on_beating_no_skill(tmp_path: Path) -> None:
     from first_day_data import classification
 
-    from mlcore.evaluate import evaluate_bundle, evaluate_model
+    from mlcore.evaluate import evaluate_bundle
     from mlcore.gate import evaluate_gate
     from mlcore.prep import resolve_spec
     from mlcore.train import train_model
@@ -470,9 +470,9 @@ def test_init_sizes_the_model_to_the_data_and_gates_on_beating_no_skill(tmp_path
     churn_defaults = settings.training.model_copy(
         update={"hyperparameters": {"learning_rate": 0.08, "max_iter": 200, "max_leaf_nodes": 31}}
     )
-    overfit = evaluate_model(train_model(train, spec, churn_defaults), test)
+    overfit = evaluate_bundle(train_model(train, spec, churn_defaults), test)
     # Worse than predicting the class shares, and the proposed gate says so.
-    assert overfit["log_loss"] > settings.gate.max_metrics["log_loss"]
+    assert overfit.metrics["log_loss"] > settings.gate.max_metrics["log_loss"]
     assert not evaluate_gate(overfit, None, gate).passed
 
 

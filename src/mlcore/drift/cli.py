@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from mlcore.drift.baseline import Baseline
     from mlcore.drift.html import ReportContext
     from mlcore.drift.results import DriftReport, ReferenceInfo
+    from mlcore.drift.streaming import WindowSummary
     from mlcore.settings import MlopsSettings
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,8 @@ def add_drift_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
             "checks (missing rate, out-of-range and unseen values, data types, missing and extra "
             "columns); a domain classifier across columns; a dataset grade. Writes "
             "drift_report.json, statistics.json, constraints.json, constraint_violations.json "
-            "and drift_report.html to --output. Exits 0 whatever the grade."
+            "and drift_report.html to --output, and with --baseline drift_profile.npz, the "
+            "window's summary that --profiles merges later. Exits 0 whatever the grade."
         ),
     )
     parser.add_argument(
@@ -63,13 +65,21 @@ def add_drift_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
         help="a drift baseline folder (or a model folder holding baseline/, or model.tar.gz) "
         "written by training",
     )
-    parser.add_argument(
+    current = parser.add_mutually_exclusive_group(required=True)
+    current.add_argument(
         "--current",
         metavar="PATH",
-        required=True,
         help="data to check: CSV or Parquet (file or folder), or a folder of SageMaker "
         "data-capture JSON Lines files. With --engine spark: Parquet or data capture at a local "
         "path or any URI Spark reads (s3://, s3a://, abfss://)",
+    )
+    current.add_argument(
+        "--profiles",
+        metavar="PATH",
+        nargs="+",
+        help="instead of --current: grade the merge of saved drift profiles (the "
+        "drift_profile.npz every run against a baseline writes; files, or folders searched for "
+        "them), e.g. a day from its hourly runs. Needs the --baseline they were written with",
     )
     parser.add_argument("--output", metavar="DIR", required=True, help="folder for the reports")
     parser.add_argument(
@@ -169,30 +179,45 @@ def add_drift_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
 
 def run_drift_command(args: argparse.Namespace) -> int:
     from mlcore.drift.outputs import write_drift_outputs
+    from mlcore.drift.saved_profiles import PROFILE_FILE, save_profile
 
-    report, context = drift_report_for(args)
+    started = _now()
+    report, window, summarised = _report_and_window(args)
+    context = _context(args, started, window)
     paths = write_drift_outputs(
         report, args.output, context=context, all_statistics=args.all_statistics
     )
+    if summarised is not None:
+        span = None
+        if context.current_window_start and context.current_window_end:
+            span = (context.current_window_start, context.current_window_end)
+        save_profile(
+            Path(args.output) / PROFILE_FILE, summarised.plan, summarised.sketch, window=span
+        )
     print(summary(report, paths["drift_report"]))
     return 0
 
 
 def drift_report_for(args: argparse.Namespace) -> tuple[DriftReport, ReportContext]:
     """The report, and what its header says beside it: the model and the current window."""
+    started = _now()
+    report, window, _ = _report_and_window(args)
+    return report, _context(args, started, window)
+
+
+def _context(
+    args: argparse.Namespace, started: datetime, window: tuple[str, str] | None
+) -> ReportContext:
     from mlcore.drift.html import ReportContext
 
-    started = _now()
-    report, window = _report_and_window(args)
     start, end = window if window is not None else (args.window_start, args.window_end)
-    context = ReportContext(
+    return ReportContext(
         generated_at=started,
         model_version=getattr(args, "model_version", None),
         model_sha256=_model_sha256(Path(args.baseline)) if args.baseline is not None else None,
         current_window_start=start,
         current_window_end=end,
     )
-    return report, context
 
 
 def _now() -> datetime:
@@ -203,11 +228,15 @@ def _now() -> datetime:
 
 def _report_and_window(
     args: argparse.Namespace,
-) -> tuple[DriftReport, tuple[str, str] | None]:
+) -> tuple[DriftReport, tuple[str, str] | None, WindowSummary | None]:
+    """The report, the current window's span when known, and the summary to save as the
+    window's profile (runs against a training baseline only)."""
     from mlcore.errors import ConfigError
 
     settings = load_drift_settings(args.settings)
     mode = args.reference_mode or settings.drift.reference.mode
+    if args.profiles is not None:
+        return _merged_profiles(args, settings, mode)
     args.engine = engine_of(args)
     if args.baseline is None and args.reference is None:
         raise ConfigError("give the reference: --baseline MODEL_DIR or --reference DATA")
@@ -227,13 +256,43 @@ def _report_and_window(
             )
         if baseline is not None:
             return _against_baseline(args, baseline, settings)
-        return _against_table(args, settings, mode="data")
+        return (*_against_table(args, settings, mode="data"), None)
     if args.reference is None:
         raise ConfigError(
             f"the {mode} reference is taken from reference data by timestamp: pass --reference "
             "PATH (a table or data capture holding at least that window)"
         )
-    return _against_table(args, settings, mode=mode, baseline=baseline)
+    return (*_against_table(args, settings, mode=mode, baseline=baseline), None)
+
+
+def _merged_profiles(
+    args: argparse.Namespace, settings: MlopsSettings, mode: str
+) -> tuple[DriftReport, tuple[str, str] | None, WindowSummary]:
+    """Grade saved profiles merged: the report the streaming engine gives on all their rows."""
+    from mlcore.drift.results import ReferenceInfo
+    from mlcore.drift.saved_profiles import merge_profiles, prediction_columns_of, profile_files
+    from mlcore.drift.streaming import StreamingPlan, WindowSummary
+    from mlcore.errors import ConfigError
+
+    if args.baseline is None or args.reference is not None or mode != "training":
+        raise ConfigError(
+            "--profiles are summaries against a training baseline: give the --baseline they "
+            "were written with (and no --reference, reference mode training)"
+        )
+    if args.engine or args.streaming or args.spark_master or args.window_start or args.window_end:
+        raise ConfigError(
+            "--profiles grades saved summaries: --engine, --window-start and --window-end "
+            "apply to --current data only (the windows are the profiles' own)"
+        )
+    paths = profile_files(args.profiles)
+    baseline = _load_baseline(Path(args.baseline))
+    predictions = prediction_columns_of(paths)
+    plan = StreamingPlan.from_baseline(baseline, settings.drift, prediction_columns=predictions)
+    merged = merge_profiles(paths, plan)
+    logger.info("merged %d drift profiles (%d rows)", len(paths), merged.sketch.rows)
+    summarised = WindowSummary(plan, merged.sketch)
+    info = ReferenceInfo(mode="training", source=str(args.baseline))
+    return summarised.report(info), merged.window, summarised
 
 
 def engine_of(args: argparse.Namespace) -> str:
@@ -252,42 +311,42 @@ def engine_of(args: argparse.Namespace) -> str:
 
 def _against_baseline(
     args: argparse.Namespace, baseline: Baseline, settings: MlopsSettings
-) -> tuple[DriftReport, tuple[str, str] | None]:
+) -> tuple[DriftReport, tuple[str, str] | None, WindowSummary]:
     from mlcore.drift.detect import detect_drift
     from mlcore.drift.results import ReferenceInfo
     from mlcore.drift.sources import CAPTURE_METADATA_COLUMNS, is_capture, read_data
+    from mlcore.drift.streaming import StreamingPlan, WindowSummary
 
     info = ReferenceInfo(mode="training", source=str(args.baseline))
     predictions = tuple(args.prediction_columns) if args.prediction_columns else None
     if args.engine == "spark":
-        from mlcore.drift.spark import detect_drift_spark_path
+        from mlcore.drift.spark import summarise_spark_path
 
-        spark_report = detect_drift_spark_path(
+        on_spark = summarise_spark_path(
             baseline,
             str(args.current),
             settings=settings.drift,
             prediction_columns=predictions,
-            reference_info=info,
             master=args.spark_master,
             chunk_rows=args.chunk_rows,
         )
-        return spark_report, None
+        return on_spark.report(info), None, on_spark
     if args.engine == "streaming":
-        from mlcore.drift.streaming import detect_drift_streaming_path
+        from mlcore.drift.streaming import summarise_streaming_path
 
-        streamed = detect_drift_streaming_path(
+        streamed = summarise_streaming_path(
             baseline,
             Path(args.current),
             settings=settings.drift,
             prediction_columns=predictions,
             workers=args.workers,
             chunk_rows=args.chunk_rows,
-            reference_info=info,
         )
-        return streamed, None
+        return streamed.report(info), None, streamed
     current_path = Path(args.current)
     current = read_data(current_path, baseline.spec)
     capture = is_capture(current_path)
+    expected = CAPTURE_METADATA_COLUMNS if capture else ()
     report = detect_drift(
         baseline,
         current,
@@ -295,9 +354,16 @@ def _against_baseline(
         prediction_columns=predictions,
         workers=args.workers,
         reference_info=info,
-        expected_columns=CAPTURE_METADATA_COLUMNS if capture else (),
+        expected_columns=expected,
     )
-    return report, _span(current, args.timestamp or _event_time(capture, baseline.spec))
+    # The same rows summarised as the streaming engine would: the window's saved profile.
+    checked = [c for c in baseline.prediction_columns if c in current.columns]
+    plan = StreamingPlan.from_baseline(
+        baseline, settings.drift, prediction_columns=checked if predictions is None else predictions
+    )
+    profile = WindowSummary(plan, plan.sketch(current, workers=args.workers), expected)
+    window = _span(current, args.timestamp or _event_time(capture, baseline.spec))
+    return report, window, profile
 
 
 def _against_table(

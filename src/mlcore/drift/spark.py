@@ -49,7 +49,12 @@ import pandas as pd
 from mlcore.drift.baseline import Baseline
 from mlcore.drift.results import DriftReport, ReferenceInfo
 from mlcore.drift.sources import CAPTURE_METADATA_COLUMNS
-from mlcore.drift.streaming import DEFAULT_CHUNK_ROWS, CurrentSketch, StreamingPlan
+from mlcore.drift.streaming import (
+    DEFAULT_CHUNK_ROWS,
+    CurrentSketch,
+    StreamingPlan,
+    WindowSummary,
+)
 from mlcore.errors import ConfigError, DataError
 from mlcore.settings import DriftSettings
 
@@ -123,6 +128,25 @@ def detect_drift_spark(
     Prediction columns default to the baseline's that ``current`` holds; ``expected_columns``
     are never reported as extra (the capture metadata, for instance).
     """
+    summary = summarise_spark(
+        baseline,
+        current,
+        settings=settings,
+        prediction_columns=prediction_columns,
+        expected_columns=expected_columns,
+    )
+    return summary.report(reference_info)
+
+
+def summarise_spark(
+    baseline: Baseline,
+    current: DataFrame,
+    *,
+    settings: DriftSettings | None = None,
+    prediction_columns: Sequence[str] | None = None,
+    expected_columns: Sequence[str] = (),
+) -> WindowSummary:
+    """The summary :func:`detect_drift_spark` grades, before grading."""
     names = [str(c) for c in current.columns]
     if prediction_columns is None:
         prediction_columns = tuple(c for c in baseline.prediction_columns if c in names)
@@ -131,7 +155,7 @@ def detect_drift_spark(
     if not present:
         # Nothing to summarise: every checked column is reported missing, over the row count.
         empty = dataclasses.replace(plan.empty_sketch(), rows=int(current.count()))
-        return _report(plan, empty, names, expected_columns, reference_info)
+        return _summary(plan, empty, names, expected_columns)
     shipped = _broadcast_plan(current.sparkSession, plan)
     sketches = current.select(*present).mapInPandas(
         lambda batches: _sketch_table_partition(shipped, batches),
@@ -139,7 +163,7 @@ def detect_drift_spark(
     )
     total = _merge_all(sketches.rdd.map(lambda row: bytes(row[0])), plan)
     shipped.unpersist()
-    return _report(plan, total, names, expected_columns, reference_info)
+    return _summary(plan, total, names, expected_columns)
 
 
 def detect_drift_spark_path(
@@ -155,42 +179,59 @@ def detect_drift_spark_path(
 ) -> DriftReport:
     """Drift of the Parquet data or SageMaker data capture at ``uri`` (a local path or any URI
     Spark reads: ``s3://``, ``s3a://``, ``abfss://``) against ``baseline``."""
+    summary = summarise_spark_path(
+        baseline,
+        uri,
+        settings=settings,
+        prediction_columns=prediction_columns,
+        spark=spark,
+        master=master,
+        chunk_rows=chunk_rows,
+    )
+    return summary.report(reference_info)
+
+
+def summarise_spark_path(
+    baseline: Baseline,
+    uri: str,
+    *,
+    settings: DriftSettings | None = None,
+    prediction_columns: Sequence[str] | None = None,
+    spark: SparkSession | None = None,
+    master: str | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> WindowSummary:
+    """The summary :func:`detect_drift_spark_path` grades, before grading."""
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
     spark = spark or spark_session(master, chunk_rows=chunk_rows)
     if _holds_capture(spark, uri):
-        return _detect_capture(
+        return _summarise_capture(
             spark,
             baseline,
             uri,
             settings=settings,
             prediction_columns=prediction_columns,
-            reference_info=reference_info,
             chunk_rows=chunk_rows,
         )
     current = _read_parquet(spark, uri)
     logger.info(
         "checking drift of %s with Spark (%d partitions)", uri, current.rdd.getNumPartitions()
     )
-    return detect_drift_spark(
-        baseline,
-        current,
-        settings=settings,
-        prediction_columns=prediction_columns,
-        reference_info=reference_info,
+    return summarise_spark(
+        baseline, current, settings=settings, prediction_columns=prediction_columns
     )
 
 
-def _detect_capture(
+def _summarise_capture(
     spark: SparkSession,
     baseline: Baseline,
     uri: str,
     *,
     settings: DriftSettings | None,
     prediction_columns: Sequence[str] | None,
-    reference_info: ReferenceInfo | None,
     chunk_rows: int,
-) -> DriftReport:
+) -> WindowSummary:
     from mlcore.capture import capture_columns
 
     # Capture records hold every model output the endpoint returned: all prediction columns.
@@ -206,16 +247,15 @@ def _detect_capture(
     )
     total = _merge_all(sketches, plan)
     shipped.unpersist()
-    return _report(plan, total, capture_columns(spec), CAPTURE_METADATA_COLUMNS, reference_info)
+    return _summary(plan, total, capture_columns(spec), CAPTURE_METADATA_COLUMNS)
 
 
-def _report(
+def _summary(
     plan: StreamingPlan,
     total: CurrentSketch,
     names: Sequence[str],
     expected_columns: Sequence[str],
-    reference_info: ReferenceInfo | None,
-) -> DriftReport:
+) -> WindowSummary:
     # Which columns exist is a property of the data's schema, not of the partitions that held
     # rows: an empty window still reports a missing column.
     total = dataclasses.replace(
@@ -224,9 +264,7 @@ def _report(
         seen=frozenset(names),
     )
     logger.info("Spark summarised %d current rows", total.rows)
-    return plan.report(
-        total, expected_columns=expected_columns, reference_info=reference_info, mode=ENGINE
-    )
+    return WindowSummary(plan, total, expected_columns=tuple(expected_columns), mode=ENGINE)
 
 
 def _broadcast_plan(spark: SparkSession, plan: StreamingPlan) -> Broadcast[StreamingPlan]:
@@ -355,4 +393,6 @@ __all__ = [
     "detect_drift_spark_path",
     "require_pyspark",
     "spark_session",
+    "summarise_spark",
+    "summarise_spark_path",
 ]

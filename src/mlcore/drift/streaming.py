@@ -317,6 +317,25 @@ def detect_drift_streaming(
     return plan.report(total, reference_info=reference_info)
 
 
+@dataclass(frozen=True)
+class WindowSummary:
+    """A window's current rows summarised for a plan: gradable now, or saved as a profile and
+    merged with others later (:mod:`mlcore.drift.saved_profiles`)."""
+
+    plan: StreamingPlan
+    sketch: CurrentSketch
+    expected_columns: tuple[str, ...] = ()
+    mode: Literal["streaming", "spark"] = "streaming"
+
+    def report(self, reference_info: ReferenceInfo | None = None) -> DriftReport:
+        return self.plan.report(
+            self.sketch,
+            expected_columns=self.expected_columns,
+            reference_info=reference_info,
+            mode=self.mode,
+        )
+
+
 def detect_drift_streaming_path(
     baseline: Baseline,
     path: str | Path,
@@ -330,6 +349,27 @@ def detect_drift_streaming_path(
     """Streaming drift of the data at ``path``: Parquet column chunk by column chunk, CSV and
     data capture ``chunk_rows`` rows at a time. Prediction columns default to the baseline's
     that the data holds."""
+    summary = summarise_streaming_path(
+        baseline,
+        path,
+        settings=settings,
+        prediction_columns=prediction_columns,
+        workers=workers,
+        chunk_rows=chunk_rows,
+    )
+    return summary.report(reference_info)
+
+
+def summarise_streaming_path(
+    baseline: Baseline,
+    path: str | Path,
+    *,
+    settings: DriftSettings | None = None,
+    prediction_columns: Sequence[str] | None = None,
+    workers: int | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> WindowSummary:
+    """The summary :func:`detect_drift_streaming_path` grades, before grading."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"data path does not exist: {path}")
@@ -351,7 +391,7 @@ def detect_drift_streaming_path(
             total = total.merge(plan.sketch(chunk, workers=workers))
     logger.info("streamed %d current rows from %s", total.rows, path)
     expected = CAPTURE_METADATA_COLUMNS if capture else ()
-    return plan.report(total, expected_columns=expected, reference_info=reference_info)
+    return WindowSummary(plan, total, expected_columns=tuple(expected))
 
 
 def _all_columns(path: Path, capture: bool) -> list[str]:
@@ -392,7 +432,9 @@ __all__ = [
     "NumericSketch",
     "ReferenceGrid",
     "StreamingPlan",
+    "WindowSummary",
     "detect_drift_streaming",
     "detect_drift_streaming_path",
     "iter_chunks",
+    "summarise_streaming_path",
 ]
