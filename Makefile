@@ -14,7 +14,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # The SageMaker SDK creates a boto3 client at import time; synth and tests need no real account.
 export AWS_DEFAULT_REGION ?= eu-west-1
 
-.PHONY: install install-demo install-azure demo test lint format synth aws-summary azure-dry-run bench bench-spark bench-serve bench-threads calibrate clean
+.PHONY: install install-demo install-azure demo test lint format synth aws-summary azure-dry-run bench bench-spark bench-serve bench-threads bench-batch calibrate clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -102,6 +102,12 @@ bench-spark: $(VENV)/.dev-installed
 # azureml-inference-server-http on the same model and rows; their venvs live under bench/.venvs/.
 bench-serve: $(VENV)/.dev-installed
 	$(PY) bench/run_serve_bench.py
+
+# mlcore batch against the trained pipeline's own predict_proba on the same Parquet chunks, at 1M
+# and 10M rows of the demo's live period (generated once under bench/data/batch/): rows per
+# second and peak memory, medians of several runs. Saves bench/data/batch_bench.md and .json.
+bench-batch: $(VENV)/.dev-installed
+	$(PY) bench/run_batch_bench.py
 
 # Training time by OpenMP thread count and wait policy (bench/run_thread_bench.py), the figures
 # behind training.threads: auto (README, "Training threads"). Saves bench/data/threads.md and .json.

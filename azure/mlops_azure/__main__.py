@@ -444,6 +444,31 @@ def cmd_rollback(
     return 0
 
 
+def cmd_batch_deploy(
+    args: argparse.Namespace, env: AzureEnvironment, settings: MlopsSettings, console: Console
+) -> int:
+    from mlops_azure.assets import build_settings_data
+    from mlops_azure.batch import batch_config, deploy_batch
+
+    if env.batch is None and args.if_configured:
+        console.print(f"No batch scoring in {env.name}: its environment has no batch section")
+        return 0
+    batch_config(env)  # a stage without a batch section is refused before any call
+    clients = Clients(env)
+    model = registry_model(clients.registry(), env.registry.name, args.model)
+    with tempfile.TemporaryDirectory(prefix="mlops-azure-") as tmp:
+        deploy_batch(
+            clients.workspace(),
+            env,
+            settings,
+            model=model,
+            settings_data=build_settings_data(settings, Path(args.settings)),
+            work_dir=Path(tmp),
+            console=console,
+        )
+    return 0
+
+
 def cmd_cleanup(
     args: argparse.Namespace, env: AzureEnvironment, settings: MlopsSettings, console: Console
 ) -> int:
@@ -503,6 +528,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", required=True, metavar="NAME:VERSION", help="the registry model (Train's output)"
     )
     add("rollback", "return the endpoint to what served before the last rollout", cmd_rollback)
+    batch_deploy = add(
+        "batch-deploy",
+        "deploy a registry model to the batch endpoint and schedule its runs (batch section)",
+        cmd_batch_deploy,
+    )
+    batch_deploy.add_argument(
+        "--model", required=True, metavar="NAME:VERSION", help="the registry model (Train's output)"
+    )
+    batch_deploy.add_argument(
+        "--if-configured",
+        action="store_true",
+        help="do nothing (exit 0) when the environment has no batch section, as in a pipeline "
+        "that deploys every stage alike",
+    )
     add("cleanup", "delete deployments whose grace period at 0% traffic is over", cmd_cleanup)
     return parser
 

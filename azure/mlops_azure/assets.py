@@ -15,6 +15,7 @@ from azure.ai.ml.entities import (
     AmlCompute,
     Data,
     Environment,
+    IdentityConfiguration,
     ManagedNetwork,
     NetworkSettings,
     Registry,
@@ -32,6 +33,7 @@ from mlops_azure.config import REPO_ROOT, AzureEnvironment
 # Pins added to mlcore's runtime set in the Azure ML job and serving environments.
 JOB_REQUIREMENTS_FILE = REPO_ROOT / "azure" / "requirements-job.txt"
 SERVING_REQUIREMENTS_FILE = REPO_ROOT / "azure" / "requirements-serving.txt"
+BATCH_REQUIREMENTS_FILE = REPO_ROOT / "azure" / "requirements-batch.txt"
 _MANAGED_NETWORK_MODES = {
     "disabled": "Disabled",
     "allow_internet_outbound": "AllowInternetOutbound",
@@ -234,6 +236,8 @@ def build_compute(env: AzureEnvironment) -> AmlCompute:
         tier="dedicated",
         enable_node_public_ip=not env.private_nodes,
         network_settings=NetworkSettings(subnet=env.compute.subnet) if env.compute.subnet else None,
+        # The scheduled batch run signs in as the cluster (README, "Batch scoring on Azure").
+        identity=IdentityConfiguration(type="system_assigned") if env.batch else None,
         tags={"environment": env.name},
     )
 
@@ -244,6 +248,7 @@ def build_environment(
     requirements: list[str],
     *,
     serving: bool = False,
+    batch: bool = False,
 ) -> Environment:
     """mlcore's runtime at CI's pins: for the jobs (with MLflow), or for the endpoint.
 
@@ -254,17 +259,22 @@ def build_environment(
     """
     additions = SERVING_REQUIREMENTS_FILE if serving else JOB_REQUIREMENTS_FILE
     pins = with_additions(requirements, additions)
+    if batch:  # the scheduled batch run: the job environment with azure-ai-ml to invoke
+        pins = with_additions(pins, BATCH_REQUIREMENTS_FILE)
     conda = conda_specification(env, pins)
     digest = hashlib.sha256(
         json.dumps({"image": env.environment.base_image, "conda": conda}, sort_keys=True).encode()
     ).hexdigest()
-    purpose = "serving" if serving else "training"
+    purpose = "serving" if serving else "batch" if batch else "training"
     return Environment(
         name=f"{settings.project}-mlcore-{purpose}",
         version=digest[:12],
         description=(
             "mlcore at the versions CI tests, with Azure's inference server and data collector"
             if serving
+            else "mlcore at the versions CI tests, with MLflow and azure-ai-ml for the "
+            "scheduled batch run"
+            if batch
             else "mlcore at the versions CI tests, with MLflow for the workspace's tracking"
         ),
         image=env.environment.base_image,

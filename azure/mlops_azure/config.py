@@ -324,6 +324,58 @@ class MonitoringConfig(_Frozen):
         return self
 
 
+class BatchConfig(_Frozen):
+    """Scheduled batch scoring (optional): a batch endpoint whose model deployment runs
+    ``mlcore batch``'s code on every file of a data drop, on ``monitoring``'s schedule or
+    its own.
+
+    Each scheduled run scores the files under ``input_path`` into
+    ``output_path/<run time>/`` (predictions, the scored rows in the data-capture layout,
+    rejects), runs mlcore's drift job on that capture against the model's training
+    baseline (a major grade tags the run as a breached signal, which the retrain wiring
+    acts on), and writes the manifest ``_SUCCESS`` last.
+    """
+
+    endpoint_name: str = Field(..., pattern=r"^[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]$")
+    input_path: str = Field(..., description="folder inside data.datastore holding the drop")
+    output_path: str = Field(..., description="folder inside data.datastore for the runs")
+    schedule: str | None = Field(
+        None,
+        description="EventBridge-style expression, e.g. cron(0 2 * * ? *); default: "
+        "monitoring.schedule in mlops.yaml",
+    )
+    compute: str | None = Field(None, description="cluster to score on (default: compute.name)")
+    instance_count: int = Field(1, ge=1, le=100)
+    max_concurrency_per_instance: int = Field(1, ge=1, le=64)
+    # Files per mini-batch: each file is scored in chunks, so a file of any size fits.
+    mini_batch_size: int = Field(1, ge=1)
+    chunk_rows: int = Field(100_000, ge=1_000)
+    # Share of rows that may be unscorable (rejects.csv) before a file's mini-batch fails.
+    max_reject_share: float = Field(0.01, ge=0, le=1)
+    max_retries: int = Field(2, ge=0, le=10)
+    timeout_seconds: int = Field(3600, ge=60)
+
+    @field_validator("input_path", "output_path")
+    @classmethod
+    def _relative_folder(cls, value: str) -> str:
+        folder = DataConfig._relative_folder(value)
+        assert folder is not None
+        return folder
+
+    @field_validator("schedule")
+    @classmethod
+    def _parsable(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from mlcore.schedule import Schedule
+
+        try:
+            Schedule.parse(value)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
+
 class AzureEnvironment(_Frozen):
     """Everything that differs between Azure environments, validated on load."""
 
@@ -341,6 +393,7 @@ class AzureEnvironment(_Frozen):
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
+    batch: BatchConfig | None = Field(None, description="scheduled batch scoring; none when unset")
 
     @property
     def private_nodes(self) -> bool:

@@ -15,12 +15,14 @@ from typing import Any
 
 from azure.ai.ml.entities import (
     AmlCompute,
+    BatchEndpoint,
     CommandComponent,
     Data,
     Environment,
     JobSchedule,
     ManagedOnlineDeployment,
     ManagedOnlineEndpoint,
+    ModelBatchDeployment,
     MonitorSchedule,
     PipelineJob,
     Registry,
@@ -29,7 +31,7 @@ from azure.ai.ml.entities import (
 from azure.mgmt.eventgrid.models import EventSubscription, SystemTopic
 
 from mlcore.settings import MlopsSettings
-from mlops_azure import assets, drift_job, endpoint, monitoring, performance, retrain
+from mlops_azure import assets, batch, drift_job, endpoint, monitoring, performance, retrain
 from mlops_azure.components import build_components, source_fingerprint
 from mlops_azure.config import REPO_ROOT, SETTINGS_FILE, SOURCE_DIR, AzureEnvironment
 from mlops_azure.rollout import DeploymentSpec
@@ -171,6 +173,8 @@ class Definitions:
     spark_drift: list[JobSchedule]
     system_topic: SystemTopic
     retrain_subscription: EventSubscription
+    # Scheduled batch scoring, when the environment has a batch section.
+    batch: BatchDefinitions | None = None
 
     def entities(self) -> dict[str, Any]:
         """File stem -> azure-ai-ml entity, in the order they are applied."""
@@ -189,6 +193,7 @@ class Definitions:
             **_numbered("monitor", self.monitors),
             **_numbered("schedule-performance", self.performance),
             **_numbered("schedule-spark-drift", self.spark_drift),
+            **(self.batch.entities() if self.batch else {}),
         }
 
     def event_grid(self) -> dict[str, Any]:
@@ -197,6 +202,61 @@ class Definitions:
             "eventgrid-system-topic": self.system_topic,
             "eventgrid-retrain-subscription": self.retrain_subscription,
         }
+
+
+@dataclass(frozen=True)
+class BatchDefinitions:
+    """The batch endpoint, its model deployment and the scheduled run (:mod:`mlops_azure.batch`)."""
+
+    environment: Environment
+    endpoint: BatchEndpoint
+    deployment: ModelBatchDeployment
+    schedules: list[JobSchedule]
+
+    def entities(self) -> dict[str, Any]:
+        return {
+            "environment-batch": self.environment,
+            "batch-endpoint": self.endpoint,
+            "batch-deployment": self.deployment,
+            **_numbered("schedule-batch", self.schedules),
+        }
+
+
+def build_batch_definitions(
+    env: AzureEnvironment,
+    settings: MlopsSettings,
+    *,
+    model: str,
+    model_sha256: str | None,
+    job_environment: Environment,
+    settings_data: str,
+    code_dir: Path,
+) -> BatchDefinitions | None:
+    """What ``batch-deploy`` sends for ``model``; None without a batch section."""
+    if env.batch is None:
+        return None
+    code = batch.stage_batch_code(code_dir)
+    environment = batch.batch_environment(env, settings)
+    return BatchDefinitions(
+        environment=environment,
+        endpoint=batch.build_batch_endpoint(env, settings),
+        deployment=batch.build_batch_deployment(
+            env,
+            settings,
+            model=model,
+            model_sha256=model_sha256,
+            environment=job_environment,
+            code_dir=code,
+        ),
+        schedules=batch.build_batch_schedules(
+            env,
+            settings,
+            model=model,
+            settings_data=settings_data,
+            environment=environment,
+            code_dir=code,
+        ),
+    )
 
 
 def _numbered(stem: str, schedules: list[Any]) -> dict[str, Any]:
@@ -287,4 +347,13 @@ def build_definitions(
         ),
         system_topic=retrain.build_system_topic(env),
         retrain_subscription=retrain.build_retrain_subscription(env, settings),
+        batch=build_batch_definitions(
+            env,
+            settings,
+            model=model,
+            model_sha256=model_sha256,
+            job_environment=environment,
+            settings_data=asset_ref(settings_data),
+            code_dir=work_dir / "batch-code",
+        ),
     )

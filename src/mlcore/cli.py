@@ -389,6 +389,11 @@ COMPONENT_COMMANDS = {
         "add_quality_parser",
         "join late ground truth with captured predictions and score live quality",
     ),
+    "batch": (
+        "mlcore.batch",
+        "add_batch_parser",
+        "score a data drop with a released model, in chunks, monitored like live traffic",
+    ),
     "serve": (
         "mlcore.serve.cli",
         "add_serve_parser",

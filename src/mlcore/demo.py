@@ -33,6 +33,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from mlcore.batch import CAPTURE_DIR, BatchOptions, read_manifest, run_batch
 from mlcore.capture import read_capture
 from mlcore.data import (
     DatasetSpec,
@@ -93,6 +94,8 @@ class DemoOptions:
     output_dir: Path = Path("out/demo")
     rows: int = 60_000
     traffic_rows: int = 5_000
+    # Rows of the live period the released model scores in batch (mlcore batch).
+    batch_rows: int = 10_000
     quiet: bool = False
 
 
@@ -117,6 +120,9 @@ class DemoResult:
     warnings: int = 0
     # Why drift did not lead to a v2, when the live period is too small to gate on.
     retrain_note: str | None = None
+    # The batch run's manifest (mlcore batch) and the drift job's report on its capture.
+    batch: dict[str, Any] | None = None
+    batch_drift: DriftReport | None = None
 
 
 def run_demo(options: DemoOptions, settings: MlopsSettings) -> DemoResult:
@@ -193,25 +199,9 @@ def _run(options: DemoOptions, settings: MlopsSettings, out: Path, log: _RunLog)
         )
 
     with _step(console, out, "7/10 drift job: captured traffic against the training baseline"):
-        captured = read_capture(capture_dir, spec)
-        result.captured_rows = len(captured)
-        baseline = Baseline.load(package_v1.model_dir / BASELINE_DIR)
-        # The baseline's own prediction columns: the predicted-class mix and the score.
-        report = detect_drift(
-            baseline,
-            captured,
-            spec=spec,
-            settings=settings.drift,
-            expected_columns=CAPTURE_METADATA_COLUMNS,
+        report, result.captured_rows = _drift_job(
+            capture_dir, package_v1, spec, settings, out / "drift", group=group
         )
-        window = window_of(captured, "inference_time").iso()
-        context = ReportContext(
-            model_version=f"{group}:{package_v1.version}",
-            model_sha256=package_v1.model_sha256,
-            current_window_start=window[0],
-            current_window_end=window[1],
-        )
-        write_drift_outputs(report, out / "drift", context=context)
         result.drift = report
 
     with _step(
@@ -219,6 +209,13 @@ def _run(options: DemoOptions, settings: MlopsSettings, out: Path, log: _RunLog)
     ):
         result.quality, result.quality_note = _score_live_quality(
             package_v1, spec, settings, capture_dir, out / "quality"
+        )
+
+    with _step(
+        console, out, "   batch: v1 scores a drop of the live period; the drift job reads the run"
+    ):
+        result.batch, result.batch_drift = _score_in_batch(
+            package_v1, spec, settings, live, options.batch_rows, out / "batch", group=group
         )
 
     if not report.dataset_drift:
@@ -233,6 +230,80 @@ def _run(options: DemoOptions, settings: MlopsSettings, out: Path, log: _RunLog)
     write_json(out / "summary.json", _summary_document(result))
     _print_summary(_console(quiet=False), result, out)
     return result
+
+
+def _drift_job(
+    capture_dir: Path,
+    package: ModelPackage,
+    spec: DatasetSpec,
+    settings: MlopsSettings,
+    output: Path,
+    *,
+    group: str,
+) -> tuple[DriftReport, int]:
+    """The drift job on captured data (an endpoint's or a batch run's) against the model's
+    training baseline; returns the report and the rows it read."""
+    captured = read_capture(capture_dir, spec)
+    baseline = Baseline.load(package.model_dir / BASELINE_DIR)
+    # The baseline's own prediction columns: the predicted-class mix and the score.
+    report = detect_drift(
+        baseline,
+        captured,
+        spec=spec,
+        settings=settings.drift,
+        expected_columns=CAPTURE_METADATA_COLUMNS,
+    )
+    window = window_of(captured, "inference_time").iso()
+    context = ReportContext(
+        model_version=f"{group}:{package.version}",
+        model_sha256=package.model_sha256,
+        current_window_start=window[0],
+        current_window_end=window[1],
+    )
+    write_drift_outputs(report, output, context=context)
+    return report, len(captured)
+
+
+def _score_in_batch(
+    package: ModelPackage,
+    spec: DatasetSpec,
+    settings: MlopsSettings,
+    live: pd.DataFrame,
+    rows: int,
+    out: Path,
+    *,
+    group: str,
+) -> tuple[dict[str, Any], DriftReport]:
+    """A drop of the live period, without its labels, scored by ``mlcore batch`` with the
+    registered hash checked; then the drift job on the run's capture, as on live traffic."""
+    drop = live.drop(columns=[spec.target]).sample(
+        n=min(rows, len(live)), random_state=settings.training.seed
+    )
+    if spec.timestamp:
+        drop = drop.sort_values(spec.timestamp, kind="stable")
+    drop_file = save_table(drop, out / "drop" / "live-drop.parquet")
+    # The run is filed under the drop's last event time, as a nightly run scoring that period.
+    when = (
+        pd.to_datetime(drop[spec.timestamp], utc=True).max().to_pydatetime()
+        if spec.timestamp
+        else None
+    )
+    run = run_batch(
+        BatchOptions(
+            model_dir=package.model_dir,
+            input=drop_file,
+            output=out / "run",
+            id_columns=tuple(settings.dataset.id_columns),
+            expected_sha256=package.model_sha256,
+            inference_time=when,
+            capture_sampling_percentage=settings.monitoring.capture_sampling_percentage,
+            progress=False,
+        )
+    )
+    report, _ = _drift_job(
+        out / "run" / CAPTURE_DIR, package, spec, settings, out / "drift", group=group
+    )
+    return read_manifest(run.output_dir), report
 
 
 def _retrain_and_gate(
@@ -685,6 +756,8 @@ def _summary_document(result: DemoResult) -> dict[str, Any]:
         "retrain_note": result.retrain_note,
         "traffic_requests": result.traffic_requests,
         "captured_rows": result.captured_rows,
+        "batch": result.batch,
+        "batch_drift": result.batch_drift.to_dict() if result.batch_drift else None,
         "tracking_uri": result.tracking_uri,
         "warnings": result.warnings,
         "seconds": round(result.seconds, 1),
@@ -712,6 +785,14 @@ def _print_summary(console: Console, result: DemoResult, out: Path) -> None:
             f"Drift on {result.captured_rows} captured rows ({result.traffic_requests} requests): "
             f"dataset drift [bold]{'YES' if result.drift.dataset_drift else 'no'}[/bold], "
             f"{result.drift.share_drifted:.0%} of features drifted: {drifted}"
+        )
+    if result.batch is not None and result.batch_drift is not None:
+        batch = result.batch
+        console.print(
+            f"Batch: v1 scored {batch['rows_scored']} rows of the live period "
+            f"({batch['rows_rejected']} rejected, {batch['rows_per_second']:,.0f} rows/s); drift "
+            f"on the run: [bold]{'YES' if result.batch_drift.dataset_drift else 'no'}[/bold], "
+            f"{result.batch_drift.share_drifted:.0%} of features drifted"
         )
     if result.quality is not None:
         quality = result.quality

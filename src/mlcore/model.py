@@ -120,6 +120,21 @@ class ModelBundle:
             return out
         return self._predict_from_proba(self._proba(features))
 
+    def predict_with_probabilities(self, features: pd.DataFrame) -> pd.DataFrame:
+        """:meth:`predict_features` plus, for a classifier, every class's probability.
+
+        One model call: ``prediction`` and ``score`` are derived from the same probability
+        matrix as the ``probability_<class>`` columns (see :func:`probability_column`), in
+        :attr:`classes` order. A regressor's frame holds ``prediction`` only.
+        """
+        if self.spec.task != "classification":
+            return self.predict_features(features)
+        proba = self._proba(features)
+        out = self._predict_from_proba(proba)
+        for label, column in zip(proba.columns, proba.to_numpy().T, strict=True):
+            out[probability_column(label)] = column
+        return out
+
     def predict_proba(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The full probability matrix: one column per class, in :attr:`classes` order."""
         if self.spec.task != "classification":

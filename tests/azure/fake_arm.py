@@ -55,6 +55,7 @@ STORAGE_ACCOUNT = "mlwstorage"
 # Resource types whose PUT is a long-running operation in the service's specification.
 LONG_RUNNING = {
     "onlineendpoints",
+    "batchendpoints",
     "deployments",
     "schedules",
     "computes",
@@ -170,6 +171,10 @@ class FakeAzure(HttpTransport):  # type: ignore[misc]
         # job name -> output name -> (asset id, asset type, azureml:// path of its files):
         # what run history reports of a finished job's registered outputs.
         self.job_outputs: dict[str, dict[str, tuple[str, str, str]]] = {}
+        # Runs an invoked batch deployment (its name and the job's REST properties) and
+        # returns the status the job ends in; what it writes is this function's to do.
+        self.run_batch: Callable[[str, dict[str, Any]], str] = lambda name, job: "Completed"
+        self.batch_jobs: list[tuple[str, dict[str, Any]]] = []
 
     # -- HttpTransport ----------------------------------------------------------------
 
@@ -257,6 +262,8 @@ class FakeAzure(HttpTransport):  # type: ignore[misc]
         try:
             if parts.netloc.endswith(".blob.core.windows.net"):
                 return self._blob(recorded, parts.netloc, parts.path, parse_qs(parts.query))
+            if parts.netloc.endswith(".inference.ml.azure.com") and parts.path == "/jobs":
+                return self._invoke_batch(recorded, parts.netloc.split(".")[0])
             if parts.netloc.endswith(".inference.ml.azure.com"):
                 return self._score(recorded, parts.netloc.split(".")[0])
             if parts.netloc == "management.azure.com":
@@ -602,6 +609,11 @@ class FakeAzure(HttpTransport):  # type: ignore[misc]
             resource.setdefault("location", REGION)
             resource.setdefault("sku", {"name": "Default", "capacity": 1})
             properties.setdefault("scaleSettings", {"scaleType": "Default"})
+        if kind == "batchendpoints":
+            name = resource["name"]
+            resource.setdefault("location", REGION)
+            properties["scoringUri"] = f"https://{name}.{REGION}.inference.ml.azure.com/jobs"
+            properties.setdefault("defaults", {})
         if kind == "schedules":
             properties.setdefault("isEnabled", True)
         if kind == "versions":
@@ -723,6 +735,47 @@ class FakeAzure(HttpTransport):  # type: ignore[misc]
         status, answer = self.scorer.answer(deployment, records)
         self.scored.append((self.clock(), deployment, status))
         return status, {}, answer
+
+    def _invoke_batch(self, recorded: Recorded, endpoint: str) -> tuple[int, dict[str, str], Any]:
+        """A batch endpoint invocation (POST <scoringUri>): the job runs at once through
+        :attr:`run_batch` and is stored under the workspace's jobs, with the status it
+        ended in, as the service lists a batch job (a pipeline job)."""
+        found = [
+            (k, v)
+            for k, v in self.resources.items()
+            if self._kind(k) == "batchendpoints" and v["name"].lower() == endpoint
+        ]
+        if not found:
+            return 404, {}, {"message": f"no batch endpoint {endpoint}"}
+        key, resource = found[0]
+        deployment = recorded.headers.get("azureml-model-deployment") or (
+            resource["properties"].get("defaults") or {}
+        ).get("deploymentName")
+        if not deployment or f"{key}/deployments/{deployment.lower()}" not in self.resources:
+            raise ServiceError(400, "BadArgument", f"no deployment {deployment!r} to run")
+        properties = (recorded.body or {}).get("properties") or {}
+        name = properties.get("name") or f"batchjob-{uuid.uuid4()}"
+        status = self.run_batch(deployment, properties)
+        workspace = key.split("/batchendpoints/")[0]
+        job = {
+            "id": resource_id(f"{workspace}/jobs/{name}"),
+            "name": name,
+            "type": "Microsoft.MachineLearningServices/workspaces/jobs",
+            "properties": {
+                "jobType": "Pipeline",
+                "status": status,
+                "jobs": {},
+                "inputs": {},
+                "outputs": {},
+                "settings": {},
+                "experimentName": endpoint,
+                "properties": {},
+                "tags": {},
+            },
+        }
+        self.resources[f"{workspace}/jobs/{name.lower()}"] = job
+        self.batch_jobs.append((deployment, properties))
+        return 200, {}, job
 
     # -- blob storage ---------------------------------------------------------------------
 

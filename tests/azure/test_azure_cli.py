@@ -539,3 +539,62 @@ def test_apply_subscribes_the_deployed_retrain_function_to_breached_signals(
         "data.runTags.azureml_modelmonitor_threshold_breached",
         "data.runStatus",
     }
+
+
+def _batch(cloud: Cloud, path: str) -> dict[str, Any]:
+    return cloud.fake.resources[cloud.fake._key(f"{WORKSPACE}/batchEndpoints/acme-batch-dev{path}")]
+
+
+def test_batch_deploy_serves_the_registry_version_and_points_the_schedule_at_it(
+    run: Callable[..., int], cloud: Cloud
+) -> None:
+    for version in ("5", "6"):
+        cloud.publish(version)
+    assert run("apply", "--env", "dev") == 0
+    assert run("batch-deploy", "--env", "dev", "--model", "acme-risk-model:5") == 0
+    assert _batch(cloud, "")["properties"]["defaults"]["deploymentName"] == "v5"
+    deployment = _batch(cloud, "/deployments/v5")["properties"]
+    reference = "azureml://registries/acme-registry/models/acme-risk-model/versions/5"
+    assert deployment["model"]["assetId"] == reference
+    assert deployment["codeConfiguration"]["scoringScript"] == "batch_score.py"
+    assert deployment["outputAction"] == "SummaryOnly" and deployment["errorThreshold"] == 0
+    # The hash the registry recorded, checked before the model is loaded, as online.
+    assert deployment["environmentVariables"]["MLCORE_MODEL_SHA256"] == SHA
+    assert deployment["environmentVariables"]["MLCORE_BATCH_ID_COLUMNS"] == "account_ref"
+    (step,) = cloud.schedules()["acme-risk-dev-batch"]["properties"]["action"]["jobDefinition"][
+        "jobs"
+    ].values()
+    assert step["inputs"]["model"]["uri"] == reference
+    assert step["outputs"]["runs"]["mode"] == "ReadWriteMount"
+    assert step["identity"]["identity_type"] == "Managed"
+
+    # Promotion of the next version: a new deployment, the default moved once it exists.
+    before = len(cloud.fake.requests)
+    assert run("batch-deploy", "--env", "dev", "--model", "acme-risk-model:6") == 0
+    puts = [
+        r.path.rsplit("/batchEndpoints/", 1)[1]
+        for r in cloud.fake.requests[before:]
+        if r.method == "PUT" and "/batchEndpoints/" in r.path
+    ]
+    assert puts.index("acme-batch-dev/deployments/v6") < len(puts) - 1
+    assert puts[-1] == "acme-batch-dev"
+    assert _batch(cloud, "")["properties"]["defaults"]["deploymentName"] == "v6"
+    assert _batch(cloud, "/deployments/v5")  # the previous version stays, to go back to
+    (step,) = cloud.schedules()["acme-risk-dev-batch"]["properties"]["action"]["jobDefinition"][
+        "jobs"
+    ].values()
+    assert step["inputs"]["model"]["uri"].endswith("/acme-risk-model/versions/6")
+
+
+def test_batch_deploy_of_a_stage_without_a_batch_section_calls_nothing(
+    run: Callable[..., int], cloud: Cloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = len(cloud.fake.requests)
+    assert run("batch-deploy", "--env", "prod", "--model", "acme-risk-model:5") == cli.EXIT_CONFIG
+    assert "has no batch section" in capsys.readouterr().err
+    assert len(cloud.fake.requests) == before
+    # The deploy job runs it in every stage: there, a stage without batch is left alone.
+    assert (
+        run("batch-deploy", "--env", "prod", "--model", "acme-risk-model:5", "--if-configured") == 0
+    )
+    assert len(cloud.fake.requests) == before

@@ -266,7 +266,7 @@ def test_the_commands_the_steps_run_are_real_cli_commands() -> None:
     steps = _load(REPO_ROOT / "pipelines" / "azure" / "steps" / "mlops-azure.yml")
     allowed = next(p for p in steps["parameters"] if p["name"] == "command")["values"]
     for command in allowed:
-        extra = ["--model", "m:1"] if command == "rollout" else []
+        extra = ["--model", "m:1"] if command in ("rollout", "batch-deploy") else []
         assert parser.parse_args([command, "--env", "dev", *extra]).command == command
 
 

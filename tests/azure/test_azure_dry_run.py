@@ -11,6 +11,7 @@ import mlops_azure.__main__ as cli
 import pytest
 import yaml
 from azure.ai.ml import (
+    load_batch_endpoint,
     load_component,
     load_compute,
     load_data,
@@ -21,7 +22,7 @@ from azure.ai.ml import (
     load_registry,
     load_workspace,
 )
-from azure.ai.ml.entities._load_functions import load_schedule
+from azure.ai.ml.entities._load_functions import load_model_batch_deployment, load_schedule
 from azure.mgmt.eventgrid.models import EventSubscription, SystemTopic
 from mlops_azure.jobs.breach import BREACH_TAG, BREACH_WORDING
 
@@ -37,6 +38,9 @@ LOADERS: dict[str, Callable[..., Any]] = {
     "schedule": load_schedule,
     "workspace": load_workspace,
     "registry": load_registry,
+    "batch-endpoint": load_batch_endpoint,
+    # load_batch_deployment's schema has no `settings`: a model deployment has its own loader.
+    "batch-deployment": load_model_batch_deployment,
 }
 EXPECTED_FILES = {
     "workspace.yaml",
@@ -60,6 +64,12 @@ EXPECTED_FILES = {
     # The fixture settings say monitoring.engine: auto, so the Spark drift job is written.
     "schedule-spark-drift.yaml",
     "schedule-spark-drift-job.yaml",
+    # The fixture dev environment has a batch section: endpoint, deployment, scheduled run.
+    "environment-batch.yaml",
+    "batch-endpoint.yaml",
+    "batch-deployment.yaml",
+    "schedule-batch.yaml",
+    "schedule-batch-job.yaml",
 }
 JOB_FILES = {name for name in EXPECTED_FILES if name.endswith("-job.yaml")}
 EVENT_GRID_FILES = {
@@ -171,7 +181,7 @@ def test_sdk_loader_reads_back_what_was_written(dry_run: Path, filename: str) ->
     path = dry_run / filename
     written = yaml.safe_load(path.read_text())
     stem = filename.removesuffix(".yaml")
-    entity = LOADERS.get(stem, LOADERS[stem.split("-")[0]])(path)
+    entity = (LOADERS[stem] if stem in LOADERS else LOADERS[stem.split("-")[0]])(path)
     loaded = json.loads(json.dumps(entity._to_dict(), default=str))
     if filename.startswith("schedule-"):
         # The schedule names its job's file, which the loader reads in (checked on its own

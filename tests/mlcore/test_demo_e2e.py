@@ -25,7 +25,10 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoResult, Path
     with threadpool_limits(limits=1), pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLCORE_TRACKING", "on")
         result = run_demo(
-            DemoOptions(output_dir=out, rows=8_000, traffic_rows=1_500, quiet=True), settings
+            DemoOptions(
+                output_dir=out, rows=8_000, traffic_rows=1_500, batch_rows=2_000, quiet=True
+            ),
+            settings,
         )
     return result, out
 
@@ -48,6 +51,23 @@ def test_drift_is_found_in_the_shifted_traffic(demo_run: tuple[DemoResult, Path]
     report = json.loads((out / "drift" / "drift_report.json").read_text())
     assert report["dataset_drift"] is True
     assert (out / "drift" / "constraint_violations.json").exists()
+
+
+def test_the_released_model_scores_a_live_drop_in_batch_and_the_drift_job_reads_it(
+    demo_run: tuple[DemoResult, Path],
+) -> None:
+    result, out = demo_run
+    assert result.batch is not None and result.batch_drift is not None
+    v1 = LocalModelRegistry(out / "registry").list_packages("churn")[0]
+    assert result.batch["model_sha256"] == v1.model_sha256
+    assert result.batch["rows_scored"] == result.batch["rows_read"] > 0
+    assert (out / "batch" / "run" / "_SUCCESS").is_file()
+    assert result.batch_drift.current_rows == result.batch["rows_captured"]
+    # The drop is the shifted live period: the drift job finds what it found on live traffic.
+    assert result.batch_drift.dataset_drift
+    assert "monthly_charges" in result.batch_drift.drifted_features
+    report = json.loads((out / "batch" / "drift" / "drift_report.json").read_text())
+    assert report["context"]["model_sha256"] == v1.model_sha256
 
 
 def test_every_request_was_captured(demo_run: tuple[DemoResult, Path]) -> None:

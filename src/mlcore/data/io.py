@@ -1,4 +1,5 @@
-"""Reading and writing tables: CSV and Parquet, single files or folders of parts."""
+"""Reading and writing tables: CSV (comma- or, as ``.tsv``, tab-separated) and Parquet,
+single files or folders of parts."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import pandas as pd
 
 from mlcore.errors import DataError
 
-SUPPORTED_SUFFIXES = (".csv", ".parquet", ".pq")
+SUPPORTED_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
+# Delimited text, by suffix: the separator each is read with.
+TEXT_SEPARATORS = {".csv": ",", ".tsv": "\t"}
+PARQUET_SUFFIXES = (".parquet", ".pq")
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +131,8 @@ def _comma_separated(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     separator = next(d for d, name in _OTHER_DELIMITERS.items() if name == found[0])
     raise DataError(
         f"{path} reads as one column named {header[:80]!r}: it looks {found[0]}-separated, and "
-        "mlcore reads comma-separated CSV (or Parquet). Convert it once, e.g. "
+        "mlcore reads comma-separated CSV (tab-separated only as .tsv, or Parquet). Rename a "
+        "tab-separated file to .tsv, or convert it once, e.g. "
         f"python -c \"import pandas as pd; pd.read_csv('{path}', sep={separator!r})"
         f".to_csv('{path.with_suffix('.comma.csv')}', index=False)\", and point at the new file"
     )
@@ -138,7 +143,9 @@ def _load_head(path: Path, rows: int) -> pd.DataFrame:
     try:
         if suffix == ".csv":
             return _comma_separated(pd.read_csv(path, nrows=rows), path)
-        if suffix in (".parquet", ".pq"):
+        if suffix in TEXT_SEPARATORS:
+            return pd.read_csv(path, nrows=rows, sep=TEXT_SEPARATORS[suffix])
+        if suffix in PARQUET_SUFFIXES:
             import pyarrow.parquet as pq
 
             parquet = pq.ParquetFile(path)
@@ -163,7 +170,9 @@ def _load_file(path: Path) -> pd.DataFrame:
     try:
         if suffix == ".csv":
             return _comma_separated(pd.read_csv(path), path)
-        if suffix in (".parquet", ".pq"):
+        if suffix in TEXT_SEPARATORS:
+            return pd.read_csv(path, sep=TEXT_SEPARATORS[suffix])
+        if suffix in PARQUET_SUFFIXES:
             return pd.read_parquet(path)
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise DataError(f"could not read {path}: {exc}") from exc
@@ -175,9 +184,9 @@ def save_table(frame: pd.DataFrame, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        frame.to_csv(path, index=False)
-    elif suffix in (".parquet", ".pq"):
+    if suffix in TEXT_SEPARATORS:
+        frame.to_csv(path, index=False, sep=TEXT_SEPARATORS[suffix])
+    elif suffix in PARQUET_SUFFIXES:
         frame.to_parquet(path, index=False)
     else:
         raise DataError(
