@@ -25,8 +25,9 @@ DOCKERFILE = "pipelines/container/Dockerfile"
 # edit to tests or infrastructure code does not rebuild and redeploy the image.
 BUILD_CONTEXT = (
     "pyproject.toml",
-    "requirements.txt",
+    "lock",
     "README.md",
+    "LICENSE",
     "src",
     "pipelines/container",
 )
