@@ -85,9 +85,7 @@ LOCKS: tuple[Lock, ...] = (
         constrained=False,
         purpose="make install: tests, lint, synth and the cloud tool chains",
     ),
-    Lock(
-        "runtime", ("pyproject.toml",), purpose="mlcore's runtime: the mlcore image, make demo"
-    ),
+    Lock("runtime", ("pyproject.toml",), purpose="mlcore's runtime: the mlcore image, make demo"),
     *(
         Lock(
             f"extra-{extra}",
@@ -262,7 +260,9 @@ def relock(names: list[str] | None = None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.locks", description=__doc__)
-    parser.add_argument("locks", nargs="*", help=f"locks to renew (default: all of {list(LOCKS_BY_NAME)})")
+    parser.add_argument(
+        "locks", nargs="*", help=f"locks to renew (default: all of {list(LOCKS_BY_NAME)})"
+    )
     args = parser.parse_args(argv)
     unknown = [n for n in args.locks if n not in LOCKS_BY_NAME]
     if unknown:
