@@ -73,12 +73,28 @@ class SettingsArtifact(Construct):
         self.file_name = self.asset.s3_object_key.rsplit("/", 1)[-1]
 
     def grant_read(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Read this one object, not the whole bootstrap assets bucket (Asset.grant_read)."""
+        """Read this one object, not the whole bootstrap assets bucket (Asset.grant_read).
+
+        The jobs receive the file as an ``S3Prefix`` input, and SageMaker lists a prefix
+        (ListObjectsV2) before it downloads what the listing returned: without
+        ``s3:ListBucket`` the job fails with "ListObjectsV2 failed". The listing is allowed
+        for exactly the object's key as the prefix, nothing else in the bucket.
+        """
+        stack = Stack.of(self)
+        bucket_arn = stack.format_arn(
+            service="s3", region="", account="", resource=self.asset.s3_bucket_name
+        )
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["s3:ListBucket"],
+            resource_arns=[bucket_arn],
+            conditions={"StringEquals": {"s3:prefix": self.asset.s3_object_key}},
+        )
         return iam.Grant.add_to_principal(
             grantee=grantee,
             actions=["s3:GetObject"],
             resource_arns=[
-                Stack.of(self).format_arn(
+                stack.format_arn(
                     service="s3",
                     region="",
                     account="",

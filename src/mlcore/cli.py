@@ -15,10 +15,11 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from mlcore import __version__
 from mlcore.errors import ConfigError, GateFailed, MlcoreError
+from mlcore.job_failure import report_job_failure
 from mlcore.jsonio import dumps
 from mlcore.settings_file import SETTINGS_HELP, find_settings
 
@@ -31,6 +32,15 @@ logger = logging.getLogger("mlcore")
 
 EXIT_ERROR = MlcoreError.exit_code
 EXIT_GATE_FAILED = GateFailed.exit_code
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors (exit 2) also reach SageMaker's failure file:
+    a job started with a wrong argument says which, not just "exit code 2"."""
+
+    def error(self, message: str) -> NoReturn:
+        report_job_failure(f"{self.prog}: {message}")
+        super().error(message)
 
 
 def settings_from_args(args: argparse.Namespace, *, required: bool = True) -> MlopsSettings:
@@ -182,12 +192,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             role=args.role,
         )
     print(dumps({"gate_passed": result.gate.passed, "metrics": result.metrics}))
-    if args.fail_on_gate and not result.gate.passed:
-        raise GateFailed(
+    if not result.gate.passed:
+        refusal = (
             "quality gate failed: "
             + "; ".join(result.gate.reasons)
             + f". The model card is {Path(args.output) / 'model_card.md'}"
         )
+        if args.fail_on_gate:
+            raise GateFailed(refusal)
+        # The job succeeds (the pipeline's condition reads gate.json), and its exit message
+        # says why nothing was registered.
+        report_job_failure(refusal)
     return 0
 
 
@@ -217,7 +232,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The mlcore parser; ``argv`` (default: sys.argv) decides which component parser to load."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mlcore",
         description="mlcore: the entry points every host runs (SageMaker, Azure ML, CI, laptop).",
     )
@@ -410,22 +425,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     # explicit OMP_WAIT_POLICY wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser(argv)
+    # Usage errors: _Parser.error reports them, then argparse exits 2.
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Inside a SageMaker job every failure also leaves its reason where SageMaker shows it
+    # (mlcore.job_failure); on a laptop or in CI nothing is written.
     try:
         code: int = args.handler(args)
     except MlcoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        report_job_failure(f"mlcore {args.command}: {exc}")
         return exc.exit_code
     except OSError as exc:
         # The file system refused (permissions, a full disk, a missing mount): the
         # operator's to fix, so a clear line rather than a traceback.
         print(f"error: {_describe_os_error(exc)}", file=sys.stderr)
+        report_job_failure(f"mlcore {args.command}: {_describe_os_error(exc)}")
         return EXIT_ERROR
+    except Exception as exc:
+        # A bug, not an input problem: the traceback goes to the log as ever.
+        report_job_failure(
+            f"mlcore {args.command} failed unexpectedly: {type(exc).__name__}: {exc} "
+            "(the traceback is in the job's log)"
+        )
+        raise
+    if code != 0:
+        # A handler that ends with a code rather than an exception (run_sagemaker_training
+        # writes its own reason first; this keeps any other from failing silently).
+        report_job_failure(f"mlcore {args.command} exited {code}", keep_existing=True)
     return code
 
 
