@@ -51,6 +51,18 @@ install-demo: $(VENV)/.demo-installed
 install-azure: $(VENV)/.azure-installed
 install: $(VENV)/.dev-installed
 
+# Builds both images with buildah on local stand-ins for their bases (cached in buildah's storage
+# and ~/.cache/mlops-images), then runs every job in them as the synthesised pipeline definition
+# and the monitor requests call them (tools/image_check.py; README, "Checking the images").
+# Needs root, buildah and debootstrap (.ci/run installs them).
+image-check: $(VENV)/.dev-installed
+	$(PY) -m tools.image_check
+
+# Image sizes and cold start (container start to a 200 on /ping), medians of several runs, for
+# the image as built now and as built before the layer and bytecode changes (tools/bench_images.py).
+bench-images: $(VENV)/.dev-installed
+	$(PY) -m tools.bench_images
+
 # Re-resolve every lock in lock/ from requirements.txt, pyproject.toml and
 # azure/requirements-*.txt (tools/locks.py says why uv, and which lock serves what). Run it after
 # editing any of them and commit lock/; tests/test_locks.py fails while a lock is out of date.
