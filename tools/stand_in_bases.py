@@ -141,6 +141,13 @@ def run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str
     return subprocess.run(command, check=True, text=True, **kwargs)  # type: ignore[call-overload]
 
 
+def in_root(root: Path, command: list[str], **kwargs: object) -> None:
+    """``command`` chrooted into ``root`` with a clean environment (none of the host's PIP_*
+    settings, which name host paths)."""
+    env = {"PATH": "/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
+    run(["chroot", str(root), *command], env=env, **kwargs)
+
+
 def find_cpython(version: str) -> Path:
     """The install prefix of a CPython ``version`` on this machine (shared libpython needed)."""
     candidates = [shutil.which(f"python{version}")]
@@ -237,16 +244,16 @@ def ensure_base(base: Base) -> str:
         mount = Path(run(["buildah", "mount", container], capture_output=True).stdout.strip())
         run(["tar", "-C", str(mount), "-xf", str(tarball)])
         _lay_out_cpython(prefix, mount, base.python)
-        run(["chroot", str(mount), "ldconfig"])
+        in_root(mount, ["ldconfig"])
         python = f"/usr/local/bin/python{base.python}"
-        run(["chroot", str(mount), python, "-m", "ensurepip", "--default-pip"], stdout=subprocess.DEVNULL)
+        in_root(mount, [python, "-m", "ensurepip", "--default-pip"], stdout=subprocess.DEVNULL)
         for link, dest in (("pip", f"pip{base.python}"), ("pip3", f"pip{base.python}")):
             path = mount / "usr/local/bin" / link
             path.unlink(missing_ok=True)
             path.symlink_to(dest)
         if base.pip_packages:
             with host_ca_for_pip(mount):
-                run(["chroot", str(mount), python, "-m", "pip", "install", "--quiet", "--no-cache-dir", *base.pip_packages])
+                in_root(mount, [python, "-m", "pip", "install", "--quiet", "--no-cache-dir", "--root-user-action=ignore", *base.pip_packages])
         # The official image deletes the standard library's bytecode; so does the stand-in
         # (pip compiled the Spark base's packages, as pipenv does in the real one).
         for cache in (mount / f"usr/local/lib/python{base.python}").glob("*/__pycache__"):
