@@ -68,16 +68,12 @@ class Built:
 
 
 def image_size_mb(image: str) -> float:
-    out = subprocess.run(
-        ["buildah", "inspect", "--type", "image", "--format", "{{.FromImageID}}", image],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    """The image's size as buildah reports it (uncompressed, all layers), in MB."""
     listing = subprocess.run(
-        ["buildah", "images", "--json", out], capture_output=True, text=True, check=True
+        ["buildah", "images", "--json", image], capture_output=True, text=True, check=True
     ).stdout
-    return float(json.loads(listing)[0]["size"]) / 1e6
+    number, unit = json.loads(listing)[0]["size"].split()
+    return float(number) * {"kB": 1e-3, "MB": 1.0, "GB": 1e3}[unit]
 
 
 def build_context(build_files: tuple[str, ...], dest: Path) -> Path:
@@ -155,12 +151,9 @@ def build_images(extras: tuple[str, ...]) -> dict[str, Built]:
 
 def image_config(image: str) -> dict[str, Any]:
     out = subprocess.run(
-        ["buildah", "inspect", "--type", "image", "--format", "{{json .OCIv1.Config}}", image],
-        capture_output=True,
-        text=True,
-        check=True,
+        ["buildah", "inspect", "--type", "image", image], capture_output=True, text=True, check=True
     ).stdout
-    return dict(json.loads(out))
+    return dict(json.loads(out)["OCIv1"]["config"])
 
 
 def container_argv(
@@ -363,7 +356,10 @@ def run_training(pipeline: Pipeline, work: Path, *, step: str = "Train") -> JobR
     )
     (opt_ml / "model").mkdir()
     spec = args["AlgorithmSpecification"]
-    argv = container_argv(MLCORE_IMAGE, spec.get("ContainerEntrypoint"), spec.get("ContainerArguments", ["train"]))
+    # SageMaker runs "<image> train" unless the job names a ContainerEntrypoint, which then
+    # runs with the ContainerArguments alone (CreateTrainingJob, AlgorithmSpecification).
+    default = [] if spec.get("ContainerEntrypoint") else ["train"]
+    argv = container_argv(MLCORE_IMAGE, spec.get("ContainerEntrypoint"), spec.get("ContainerArguments", default))
     env = {
         **(args.get("Environment") or {}),
         "TRAINING_JOB_NAME": f"pipelines-{EXECUTION_ID}-{step}",
@@ -555,8 +551,8 @@ def check_pipeline(report: Report, work: Path) -> Pipeline:
 
     # Serving as the registered model package asks: its container environment, `serve`.
     if train.returncode == 0:
-        register = pipeline.value(pipeline.steps["RegisterModel"]["Arguments"])
-        (container_spec,) = register["InferenceSpecification"]["Containers"]
+        inference = pipeline.steps["RegisterModel"]["Arguments"]["InferenceSpecification"]
+        (container_spec,) = pipeline.value(inference)["Containers"]
         model_dir = work / "serving" / "model"
         shutil.rmtree(model_dir, ignore_errors=True)
         model_dir.mkdir(parents=True)

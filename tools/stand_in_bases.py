@@ -230,12 +230,12 @@ def _lay_out_cpython(prefix: Path, root: Path, version: str) -> None:
 def ensure_base(base: Base) -> str:
     """The stand-in's image name, built unless buildah already holds this recipe's build."""
     inspect = subprocess.run(
-        ["buildah", "inspect", "--type", "image", "--format", "{{json .OCIv1.Config.Labels}}", base.name],
-        capture_output=True,
-        text=True,
+        ["buildah", "inspect", "--type", "image", base.name], capture_output=True, text=True
     )
-    if inspect.returncode == 0 and base.recipe_hash in inspect.stdout:
-        return base.name
+    if inspect.returncode == 0:
+        labels = json.loads(inspect.stdout)["OCIv1"]["config"].get("Labels") or {}
+        if labels.get("stand-in-recipe") == base.recipe_hash:
+            return base.name
     tarball = debian_root(DEBIAN_PACKAGES + base.debian_extra)
     prefix = find_cpython(base.python)
     print(f"building stand-in {base.name} (CPython from {prefix}) ...", file=sys.stderr)
