@@ -66,10 +66,10 @@ def _model() -> Path:
     raise SystemExit("no trained model: run `make image-check` first (it trains one in the image)")
 
 
-def _cold_starts(tag: str, model: Path, runs: int, csv: str) -> list[float]:
+def _cold_starts(tag: str, model: Path, runs: int) -> list[float]:
     times = []
     for _ in range(runs):
-        served = image_check.serve_and_check(tag, model, {"SAGEMAKER_REGION": "eu-west-1"}, csv)
+        served = image_check.serve_and_check(tag, model, {"SAGEMAKER_REGION": "eu-west-1"})
         if served.ping != 200:
             raise SystemExit(f"{tag} did not answer /ping: {served.stderr[-800:]}")
         times.append(served.cold_start_s)
@@ -97,7 +97,6 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{args.before_ref}'s Dockerfile is already the new one: pass --before-ref")
     after_text = (ROOT / "pipelines/container/Dockerfile").read_text()
     model = _model()
-    csv = "tenure_months\n1\n"
     load_before = os.getloadavg()
     results = {}
     for label, text, files, tag, extras in (
@@ -106,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     ):
         first = _build(text, files, tag, extras, edit=False)
         rebuild = _build(text, files, tag, extras, edit=True)
-        starts = _cold_starts(tag, model, args.runs, csv)
+        starts = _cold_starts(tag, model, args.runs)
         results[label] = {
             "extras": extras,
             "size_mb": round(image_check.image_size_mb(tag)),

@@ -423,7 +423,7 @@ class Serving:
     stderr: str
 
 
-def serve_and_check(image: str, model_dir: Path, env: dict[str, str], rows_csv: str) -> Serving:
+def serve_and_check(image: str, model_dir: Path, env: dict[str, str]) -> Serving:
     """``<image> serve`` as a non-root user over a read-only model directory: the time from
     container start to a 200 on /ping, one CSV request, and the time SIGTERM takes to stop it.
 
@@ -449,30 +449,56 @@ def serve_and_check(image: str, model_dir: Path, env: dict[str, str], rows_csv: 
                         cold = time.monotonic() - started
                         break
                 time.sleep(0.05)
-            status, body = (0, b"")
+            statuses, body = [0], b""
             if ping == 200:
-                status, body = http(
-                    "POST", f"http://127.0.0.1:{port}/invocations", rows_csv.encode(), "text/csv"
-                )
+                # The model's own sample request (JSON), and its rows as headerless CSV in the
+                # feature order, SageMaker's two content types for this model package.
+                sample = json.loads((model_dir / "sample_request.json").read_text())
+                rows = sample["instances"]
+                csv = "\n".join(",".join(str(v) for v in row.values()) for row in rows) + "\n"
+                statuses = []
+                for payload, content_type in ((json.dumps(sample).encode(), "application/json"), (csv.encode(), "text/csv")):
+                    status, body = http("POST", f"http://127.0.0.1:{port}/invocations", payload, content_type)
+                    statuses.append(status)
         finally:
             stopping = time.monotonic()
-            _signal_job(process, signal.SIGTERM)
+            _signal_job(process, argv[0], signal.SIGTERM)
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                _signal_job(process, signal.SIGKILL)
+                os.killpg(process.pid, signal.SIGKILL)
+                for pid in _descendants(process.pid):
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
                 process.wait()
             stop = time.monotonic() - stopping
         log.seek(0)
-        return Serving(cold, ping, status, body.decode(errors="replace")[:300], stop, log.read()[-2000:])
+        return Serving(cold, ping, max(statuses), body.decode(errors="replace")[:300], stop, log.read()[-2000:])
 
 
-def _signal_job(process: subprocess.Popen[Any], signum: int) -> None:
-    """Signal the container's first process, as the runtime does on a stop: buildah runs it
-    as its child; with no PID namespace it is found through /proc."""
-    for child in Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(int(child), signum)
+def _descendants(root: int) -> list[int]:
+    found, pending = [], [root]
+    while pending:
+        pid = pending.pop()
+        with contextlib.suppress(OSError):
+            children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+            found += children
+            pending += children
+    return found
+
+
+def _signal_job(process: subprocess.Popen[Any], first: str, signum: int) -> None:
+    """Signal the container's first process (``first``: its argv[0]), as a runtime does on a
+    stop. Chroot isolation has no PID namespace: it is found among buildah's descendants."""
+    pending = [process.pid]
+    while pending:
+        pid = pending.pop()
+        with contextlib.suppress(OSError):
+            argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+            if argv0 == first:
+                os.kill(pid, signum)
+                return
+            pending += map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
 
 
 # --- the whole check ------------------------------------------------------------------------
@@ -560,11 +586,9 @@ def check_pipeline(report: Report, work: Path) -> Pipeline:
             archive.extractall(model_dir, filter="data")
         for path in [model_dir, *model_dir.rglob("*")]:
             path.chmod(0o555 if path.is_dir() else 0o444)
-        rows = frame.drop(columns=[settings.dataset.target]).head(3)
-        csv = rows.to_csv(index=False)
-        served = serve_and_check(MLCORE_IMAGE, model_dir, container_spec.get("Environment", {}), csv)
+        served = serve_and_check(MLCORE_IMAGE, model_dir, container_spec.get("Environment", {}))
         report.check(served.ping == 200, "serve: /ping 200 as user 1000, model read-only", f"cold start {served.cold_start_s:.2f} s; {tail(served.stderr, 2) if served.ping != 200 else ''}")
-        report.check(served.invocations == 200, "serve: /invocations 200 on CSV", served.body[:120])
+        report.check(served.invocations == 200, "serve: /invocations 200 on JSON and on CSV", served.body[:120])
         report.check(served.stop_s < 10, "serve: SIGTERM stops the container promptly", f"{served.stop_s:.2f} s")
         del pd
     return pipeline
@@ -654,7 +678,7 @@ def check_azure_scoring(report: Report, pipeline: Pipeline, work: Path) -> None:
             capture_output=True,
             text=True,
         )
-        report.check(done.returncode == 0, "Azure score.py init() and run() in the image", (done.stdout.strip() or tail(done.stderr, 3))[:200])
+        report.check(done.returncode == 0 and "[" in done.stdout, "Azure score.py init() and run() in the image", (done.stdout.strip().splitlines() or [tail(done.stderr, 3)])[-1][:200])
 
 
 def check_spark_image(report: Report) -> None:
