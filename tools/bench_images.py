@@ -35,7 +35,9 @@ AFTER_TAG = "localhost/mlcore:bench-after"
 BEFORE_CONTEXT = ("pyproject.toml", "requirements.txt", "README.md", "LICENSE", "src")
 
 
-def _build(dockerfile_text: str, files: tuple[str, ...], tag: str, extras: str, edit: bool) -> float:
+def _build(
+    dockerfile_text: str, files: tuple[str, ...], tag: str, extras: str, edit: bool
+) -> float:
     """Build from a staged context; with ``edit``, a comment appended to a module under src/."""
     with tempfile.TemporaryDirectory() as scratch, image_check.pip_trusts_host_ca() as volumes:
         context = image_check.build_context(files, Path(scratch))
@@ -79,7 +81,9 @@ def _cold_starts(tag: str, model: Path, runs: int) -> list[float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make bench-images", description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--before-ref", default="main~0", help="git revision of the 'before' Dockerfile")
+    parser.add_argument(
+        "--before-ref", default="main~0", help="git revision of the 'before' Dockerfile"
+    )
     args = parser.parse_args(argv)
     from cdk.container_image import BUILD_CONTEXT, image_extras
     from mlcore.settings import load_settings
@@ -94,14 +98,22 @@ def main(argv: list[str] | None = None) -> int:
         cwd=ROOT, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     if "--no-compile" not in before_text:
-        raise SystemExit(f"{args.before_ref}'s Dockerfile is already the new one: pass --before-ref")
+        raise SystemExit(
+            f"{args.before_ref}'s Dockerfile is already the new one: pass --before-ref"
+        )
     after_text = (ROOT / "pipelines/container/Dockerfile").read_text()
     model = _model()
     load_before = os.getloadavg()
     results = {}
     for label, text, files, tag, extras in (
         ("before", before_text, BEFORE_CONTEXT, BEFORE_TAG, before_extras),
-        ("after", after_text, tuple(f for f in BUILD_CONTEXT if f != "pipelines/container"), AFTER_TAG, after_extras),
+        (
+            "after",
+            after_text,
+            tuple(f for f in BUILD_CONTEXT if f != "pipelines/container"),
+            AFTER_TAG,
+            after_extras,
+        ),
     ):
         first = _build(text, files, tag, extras, edit=False)
         rebuild = _build(text, files, tag, extras, edit=True)

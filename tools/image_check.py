@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -352,14 +350,18 @@ def run_training(pipeline: Pipeline, work: Path, *, step: str = "Train") -> JobR
     (config / "hyperparameters.json").write_text(json.dumps(args.get("HyperParameters", {})))
     (config / "inputdataconfig.json").write_text(json.dumps(channels))
     (config / "resourceconfig.json").write_text(
-        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"})
+        json.dumps(
+            {"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"}
+        )
     )
     (opt_ml / "model").mkdir()
     spec = args["AlgorithmSpecification"]
     # SageMaker runs "<image> train" unless the job names a ContainerEntrypoint, which then
     # runs with the ContainerArguments alone (CreateTrainingJob, AlgorithmSpecification).
     default = [] if spec.get("ContainerEntrypoint") else ["train"]
-    argv = container_argv(MLCORE_IMAGE, spec.get("ContainerEntrypoint"), spec.get("ContainerArguments", default))
+    argv = container_argv(
+        MLCORE_IMAGE, spec.get("ContainerEntrypoint"), spec.get("ContainerArguments", default)
+    )
     env = {
         **(args.get("Environment") or {}),
         "TRAINING_JOB_NAME": f"pipelines-{EXECUTION_ID}-{step}",
@@ -402,12 +404,14 @@ def free_port(preferred: int) -> int:
             return int(probe.getsockname()[1])
 
 
-def http(method: str, url: str, body: bytes | None = None, content_type: str = "") -> tuple[int, bytes]:
+def http(
+    method: str, url: str, body: bytes | None = None, content_type: str = ""
+) -> tuple[int, bytes]:
     request = urllib.request.Request(url, data=body, method=method)
     if content_type:
         request.add_header("Content-Type", content_type)
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (loopback)
+        with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
@@ -423,7 +427,14 @@ class Serving:
     stderr: str
 
 
-def serve_and_check(image: str, model_dir: Path, env: dict[str, str]) -> Serving:
+def serve_and_check(
+    image: str,
+    model_dir: Path,
+    env: dict[str, str],
+    *,
+    traffic: list[dict[str, Any]] | None = None,
+    capture: Path | None = None,
+) -> Serving:
     """``<image> serve`` as a non-root user over a read-only model directory: the time from
     container start to a 200 on /ping, one CSV request, and the time SIGTERM takes to stop it.
 
@@ -439,7 +450,9 @@ def serve_and_check(image: str, model_dir: Path, env: dict[str, str]) -> Serving
             name, argv, env=env, volumes=[(model_dir, "/opt/ml/model", True)], user=SERVE_USER
         )
         started = time.monotonic()
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         ping, cold = 0, float("nan")
         try:
             while time.monotonic() - started < 120 and process.poll() is None:
@@ -457,9 +470,16 @@ def serve_and_check(image: str, model_dir: Path, env: dict[str, str]) -> Serving
                 rows = sample["instances"]
                 csv = "\n".join(",".join(str(v) for v in row.values()) for row in rows) + "\n"
                 statuses = []
-                for payload, content_type in ((json.dumps(sample).encode(), "application/json"), (csv.encode(), "text/csv")):
-                    status, body = http("POST", f"http://127.0.0.1:{port}/invocations", payload, content_type)
+                for payload, content_type in (
+                    (json.dumps(sample).encode(), "application/json"),
+                    (csv.encode(), "text/csv"),
+                ):
+                    status, body = http(
+                        "POST", f"http://127.0.0.1:{port}/invocations", payload, content_type
+                    )
                     statuses.append(status)
+                if traffic and capture:
+                    record_traffic(f"http://127.0.0.1:{port}/invocations", traffic, capture)
         finally:
             stopping = time.monotonic()
             _signal_job(process, argv[0], signal.SIGTERM)
@@ -473,7 +493,56 @@ def serve_and_check(image: str, model_dir: Path, env: dict[str, str]) -> Serving
                 process.wait()
             stop = time.monotonic() - stopping
         log.seek(0)
-        return Serving(cold, ping, max(statuses), body.decode(errors="replace")[:300], stop, log.read()[-2000:])
+        return Serving(
+            cold, ping, max(statuses), body.decode(errors="replace")[:300], stop, log.read()[-2000:]
+        )
+
+
+def record_traffic(url: str, rows: list[dict[str, Any]], capture: Path, batch: int = 50) -> None:
+    """Send ``rows`` in JSON batches and keep each request and response as SageMaker's data
+    capture records them (one JSON line per request, captureData with endpointInput/Output)."""
+    lines = []
+    for start in range(0, len(rows), batch):
+        request = json.dumps({"instances": rows[start : start + batch]})
+        status, response = http("POST", url, request.encode(), "application/json")
+        if status != 200:
+            raise RuntimeError(f"/invocations answered {status}: {response[:300]!r}")
+        lines.append(
+            json.dumps(
+                {
+                    "captureData": {
+                        "endpointInput": {
+                            "observedContentType": "application/json",
+                            "mode": "INPUT",
+                            "data": request,
+                            "encoding": "JSON",
+                        },
+                        "endpointOutput": {
+                            "observedContentType": "application/json",
+                            "mode": "OUTPUT",
+                            "data": response.decode(),
+                            "encoding": "JSON",
+                        },
+                    },
+                    "eventMetadata": {
+                        "eventId": f"e{start}",
+                        "inferenceTime": "2026-03-02T09:30:00Z",
+                    },
+                    "eventVersion": "0",
+                }
+            )
+        )
+    capture.write_text("\n".join(lines) + "\n")
+
+
+def _children(pid: int) -> list[str]:
+    """``pid``'s child processes, whichever of its threads started them (buildah is Go: its
+    threads each have their own children file)."""
+    return [
+        c
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for c in (task / "children").read_text().split()
+    ]
 
 
 def _descendants(root: int) -> list[int]:
@@ -481,7 +550,7 @@ def _descendants(root: int) -> list[int]:
     while pending:
         pid = pending.pop()
         with contextlib.suppress(OSError):
-            children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+            children = [int(c) for c in _children(pid)]
             found += children
             pending += children
     return found
@@ -498,7 +567,7 @@ def _signal_job(process: subprocess.Popen[Any], first: str, signum: int) -> None
             if argv0 == first:
                 os.kill(pid, signum)
                 return
-            pending += map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
+            pending += map(int, _children(pid))
 
 
 # --- the whole check ------------------------------------------------------------------------
@@ -510,7 +579,9 @@ class Report:
 
     def check(self, ok: bool, name: str, detail: str = "") -> bool:
         self.lines.append((ok, name, detail))
-        print(f"{'PASS' if ok else 'FAIL'}  {name}" + (f"  ({detail})" if detail else ""), flush=True)
+        print(
+            f"{'PASS' if ok else 'FAIL'}  {name}" + (f"  ({detail})" if detail else ""), flush=True
+        )
         return ok
 
     @property
@@ -533,7 +604,9 @@ def synthesise(settings_path: Path) -> tuple[dict[str, Any], Any]:
         settings_s3_uri=f"s3://cdk-assets/{settings_path.name}",
         check_function_arn="arn:aws:lambda:eu-west-1:123456789012:function:check",
     )
-    definition = json.loads(pipeline_definition("churn-dev-model-build", settings=settings, targets=targets))
+    definition = json.loads(
+        pipeline_definition("churn-dev-model-build", settings=settings, targets=targets)
+    )
     return definition, settings
 
 
@@ -542,11 +615,9 @@ def tail(text: str, lines: int = 6) -> str:
 
 
 def check_pipeline(report: Report, work: Path) -> Pipeline:
-    import pandas as pd
-
     from mlcore.data.synthetic import make_churn
 
-    definition, settings = synthesise(SETTINGS)
+    definition, _ = synthesise(SETTINGS)
     s3 = S3(work / "s3")
     pipeline = Pipeline(definition, s3)
     # The deployment's inputs: the settings artifact and a churn data set under the data prefix.
@@ -561,19 +632,39 @@ def check_pipeline(report: Report, work: Path) -> Pipeline:
     frame.to_parquet(data_dir / "churn.parquet")
 
     prep = run_processing(pipeline, "Prep", work)
-    report.check(prep.returncode == 0, "Prep (mlcore prep, ContainerEntrypoint)", f"{prep.seconds:.1f} s; {tail(prep.stderr, 2)}")
+    report.check(
+        prep.returncode == 0,
+        "Prep (mlcore prep, ContainerEntrypoint)",
+        f"{prep.seconds:.1f} s; {tail(prep.stderr, 2)}",
+    )
     train = run_training(pipeline, work)
-    report.check(train.returncode == 0, "Train (ContainerEntrypoint mlcore train, /opt/ml/input)", f"{train.seconds:.1f} s; {tail(train.stderr, 2)}")
-    model_files = sorted(p.name for p in (train.opt_ml / "model").iterdir()) if train.returncode == 0 else []
+    report.check(
+        train.returncode == 0,
+        "Train (ContainerEntrypoint mlcore train, /opt/ml/input)",
+        f"{train.seconds:.1f} s; {tail(train.stderr, 2)}",
+    )
+    model_files = (
+        sorted(p.name for p in (train.opt_ml / "model").iterdir()) if train.returncode == 0 else []
+    )
     report.check(bool(model_files), "Train wrote /opt/ml/model", ", ".join(model_files)[:120])
     evaluate = run_processing(pipeline, "Evaluate", work)
-    report.check(evaluate.returncode == 0, "Evaluate (model.tar.gz input, gate.json)", f"{evaluate.seconds:.1f} s; {tail(evaluate.stderr, 2)}")
+    report.check(
+        evaluate.returncode == 0,
+        "Evaluate (model.tar.gz input, gate.json)",
+        f"{evaluate.seconds:.1f} s; {tail(evaluate.stderr, 2)}",
+    )
     # The champion: the model just trained, as CheckInputs would find it approved.
-    pipeline.properties["Steps.CheckInputs.OutputParameters['champion_model_url']"] = pipeline.properties.get(
-        "Steps.Train.ModelArtifacts.S3ModelArtifacts", "s3://artifacts/none"
+    pipeline.properties["Steps.CheckInputs.OutputParameters['champion_model_url']"] = (
+        pipeline.properties.get(
+            "Steps.Train.ModelArtifacts.S3ModelArtifacts", "s3://artifacts/none"
+        )
     )
     versus = run_processing(pipeline, "EvaluateVsChampion", work)
-    report.check(versus.returncode == 0, "EvaluateVsChampion (--champion-dir)", f"{versus.seconds:.1f} s; {tail(versus.stderr, 2)}")
+    report.check(
+        versus.returncode == 0,
+        "EvaluateVsChampion (--champion-dir)",
+        f"{versus.seconds:.1f} s; {tail(versus.stderr, 2)}",
+    )
 
     # Serving as the registered model package asks: its container environment, `serve`.
     if train.returncode == 0:
@@ -586,11 +677,30 @@ def check_pipeline(report: Report, work: Path) -> Pipeline:
             archive.extractall(model_dir, filter="data")
         for path in [model_dir, *model_dir.rglob("*")]:
             path.chmod(0o555 if path.is_dir() else 0o444)
-        served = serve_and_check(MLCORE_IMAGE, model_dir, container_spec.get("Environment", {}))
-        report.check(served.ping == 200, "serve: /ping 200 as user 1000, model read-only", f"cold start {served.cold_start_s:.2f} s; {tail(served.stderr, 2) if served.ping != 200 else ''}")
-        report.check(served.invocations == 200, "serve: /invocations 200 on JSON and on CSV", served.body[:120])
-        report.check(served.stop_s < 10, "serve: SIGTERM stops the container promptly", f"{served.stop_s:.2f} s")
-        del pd
+        features = list(json.loads((model_dir / "sample_request.json").read_text())["instances"][0])
+        traffic = json.loads(frame[features].tail(600).to_json(orient="records"))
+        served = serve_and_check(
+            MLCORE_IMAGE,
+            model_dir,
+            container_spec.get("Environment", {}),
+            traffic=traffic,
+            capture=work / "serving" / "capture.jsonl",
+        )
+        report.check(
+            served.ping == 200,
+            "serve: /ping 200 as user 1000, model read-only",
+            f"cold start {served.cold_start_s:.2f} s; {tail(served.stderr, 2) if served.ping != 200 else ''}",
+        )
+        report.check(
+            served.invocations == 200,
+            "serve: /invocations 200 on JSON and on CSV",
+            served.body[:120],
+        )
+        report.check(
+            served.stop_s < 10,
+            "serve: SIGTERM stops the container promptly",
+            f"{served.stop_s:.2f} s",
+        )
     return pipeline
 
 
@@ -608,14 +718,22 @@ def check_failures(report: Report, pipeline: Pipeline, work: Path) -> None:
         settings_path.write_text(good.replace("training:\n", "training:\n  no_such_key: 1\n", 1))
         prep = run_processing(pipeline, "Prep", work)
         message = prep.reason("processing")
-        report.check(prep.returncode != 0 and "no_such_key" in message, "bad settings: Prep's reason in /opt/ml/output/message", message[:160] or tail(prep.stderr, 2))
+        report.check(
+            prep.returncode != 0 and "no_such_key" in message,
+            "bad settings: Prep's reason in /opt/ml/output/message",
+            message[:160] or tail(prep.stderr, 2),
+        )
         # A settings file the job cannot find: the training job names the path it looked at.
         settings_path.unlink()
         settings_path.mkdir()
         (settings_path / "other.yaml").write_text(good)
         train = run_training(pipeline, work)
         failure = train.reason("training")
-        report.check(train.returncode != 0 and bool(failure), "missing settings: Train's reason in /opt/ml/output/failure", failure[:160] or tail(train.stderr, 2))
+        report.check(
+            train.returncode != 0 and bool(failure),
+            "missing settings: Train's reason in /opt/ml/output/failure",
+            failure[:160] or tail(train.stderr, 2),
+        )
     finally:
         if settings_path.is_dir():
             shutil.rmtree(settings_path)
@@ -629,7 +747,11 @@ def check_failures(report: Report, pipeline: Pipeline, work: Path) -> None:
         settings_path.write_text(gated)
         evaluate = run_processing(pipeline, "Evaluate", work)
         message = evaluate.reason("processing")
-        report.check("quality gate failed" in message, "gate refusal: Evaluate's reason in /opt/ml/output/message", message[:160] or tail(evaluate.stderr, 2))
+        report.check(
+            "quality gate failed" in message,
+            "gate refusal: Evaluate's reason in /opt/ml/output/message",
+            message[:160] or tail(evaluate.stderr, 2),
+        )
     finally:
         settings_path.write_text(good)
 
@@ -655,41 +777,195 @@ def check_azure_scoring(report: Report, pipeline: Pipeline, work: Path) -> None:
         "print(json.dumps(score.run(sys.argv[1]), default=str)[:300])\n"
     )
     rows = json.loads(
-        __import__("pandas").read_parquet(next((pipeline.s3.root / "data").rglob("*.parquet"))).head(2).drop(columns=["churned"]).to_json(orient="records", date_format="iso")
+        __import__("pandas")
+        .read_parquet(next((pipeline.s3.root / "data").rglob("*.parquet")))
+        .head(2)
+        .drop(columns=["churned"])
+        .to_json(orient="records", date_format="iso")
     )
     with container(MLCORE_IMAGE) as name, pip_trusts_host_ca() as ca:
         lock = ROOT / "lock" / "azure-serving.txt"
-        volumes = [(Path(ca[1].split(":")[0]), "/run/host-ca.pem", True), (lock, "/tmp/azure-serving.txt", True)]
+        volumes = [
+            (Path(ca[1].split(":")[0]), "/run/host-ca.pem", True),
+            (lock, "/tmp/azure-serving.txt", True),
+        ]
         conf = ca[3].split(":")[0]
         install = subprocess.run(
-            run_command(name, ["pip", "install", "--quiet", "--require-hashes", "-r", "/tmp/azure-serving.txt"], env={"PIP_CONFIG_FILE": "/run/pip.conf"}, volumes=[*volumes, (Path(conf), "/run/pip.conf", True)]),
+            run_command(
+                name,
+                ["pip", "install", "--quiet", "--require-hashes", "-r", "/tmp/azure-serving.txt"],
+                env={"PIP_CONFIG_FILE": "/run/pip.conf"},
+                volumes=[*volumes, (Path(conf), "/run/pip.conf", True)],
+            ),
             capture_output=True,
             text=True,
         )
-        report.check(install.returncode == 0, "Azure serving lock installs in the image (--require-hashes)", tail(install.stderr, 2))
+        report.check(
+            install.returncode == 0,
+            "Azure serving lock installs in the image (--require-hashes)",
+            tail(install.stderr, 2),
+        )
         done = subprocess.run(
             run_command(
                 name,
                 ["python", "-c", script, json.dumps({"data": rows})],
-                env={"AZUREML_MODEL_DIR": "/var/azureml-app/model", "AZUREML_ENTRY_SCRIPT": "score.py"},
-                volumes=[(code, "/var/azureml-app", False), (model_dir, "/var/azureml-app/model", True)],
+                env={
+                    "AZUREML_MODEL_DIR": "/var/azureml-app/model",
+                    "AZUREML_ENTRY_SCRIPT": "score.py",
+                },
+                volumes=[
+                    (code, "/var/azureml-app", False),
+                    (model_dir, "/var/azureml-app/model", True),
+                ],
                 user=SERVE_USER,
             ),
             capture_output=True,
             text=True,
         )
-        report.check(done.returncode == 0 and "[" in done.stdout, "Azure score.py init() and run() in the image", (done.stdout.strip().splitlines() or [tail(done.stderr, 3)])[-1][:200])
+        report.check(
+            done.returncode == 0 and "[" in done.stdout,
+            "Azure score.py init() and run() in the image",
+            (done.stdout.strip().splitlines() or [tail(done.stderr, 3)])[-1][:200],
+        )
+
+
+def monitor_request(pipeline: Pipeline, work: Path, engine: str) -> dict[str, Any]:
+    """The drift monitor's CreateProcessingJob request as the starter Lambda makes it
+    (:func:`pipelines.monitoring.jobs.start_monitor_run`), against moto's S3, SageMaker, SSM
+    and DynamoDB holding one hour of captured traffic; the objects it names are then copied
+    into the S3 stand-in the job reads from."""
+    from datetime import UTC, datetime
+
+    import boto3
+    from moto import mock_aws
+
+    from pipelines.monitoring import jobs
+
+    bucket, endpoint, table, parameter = (
+        "monitoring",
+        "churn-dev",
+        "monitor-state",
+        "/mlops/churn/dev/package",
+    )
+    hour = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    model_uri = pipeline.properties["Steps.Train.ModelArtifacts.S3ModelArtifacts"]
+    with mock_aws():
+        clients = {
+            n: boto3.client(n, region_name="eu-west-1")
+            for n in ("s3", "sagemaker", "ssm", "dynamodb")
+        }
+        clients["s3"].create_bucket(
+            Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+        )
+        clients["dynamodb"].create_table(
+            TableName=table,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        # The served model's own capture (serve_and_check recorded requests and responses).
+        capture = (work / "serving" / "capture.jsonl").read_bytes()
+        clients["s3"].put_object(
+            Bucket=bucket,
+            Key=f"data-capture/{endpoint}/AllTraffic/{hour:%Y/%m/%d/%H}/part.jsonl",
+            Body=capture,
+        )
+        clients["s3"].put_object(
+            Bucket=bucket, Key="model/model.tar.gz", Body=pipeline.s3.path(model_uri).read_bytes()
+        )
+        clients["s3"].put_object(
+            Bucket=bucket, Key=f"assets/{SETTINGS.name}", Body=SETTINGS.read_bytes()
+        )
+        clients["sagemaker"].create_model_package_group(ModelPackageGroupName="churn-models")
+        package = clients["sagemaker"].create_model_package(
+            ModelPackageGroupName="churn-models",
+            InferenceSpecification={
+                "Containers": [
+                    {"Image": "mlcore", "ModelDataUrl": f"s3://{bucket}/model/model.tar.gz"}
+                ],
+                "SupportedContentTypes": ["application/json"],
+                "SupportedResponseMIMETypes": ["application/json"],
+            },
+            ModelApprovalStatus="Approved",
+        )["ModelPackageArn"]
+        clients["ssm"].put_parameter(Name=parameter, Value=package, Type="String")
+        requests: list[dict[str, Any]] = []
+        clients["sagemaker"].meta.events.register(
+            "provide-client-params.sagemaker.CreateProcessingJob",
+            lambda params, **_: requests.append(json.loads(json.dumps(params))),
+        )
+        config = jobs.MonitorJobConfig(
+            endpoint_name=endpoint,
+            capture_s3_uri=f"s3://{bucket}/data-capture",
+            reports_s3_uri=f"s3://{bucket}/reports/{endpoint}",
+            model_package_parameter=parameter,
+            settings_s3_uri=f"s3://{bucket}/assets/{SETTINGS.name}",
+            image_uri="123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlcore:check",
+            role_arn="arn:aws:iam::123456789012:role/monitor-job",
+            state_table=table,
+            kms_key_arn="arn:aws:kms:eu-west-1:123456789012:key/abc",
+            drift_engine=engine,  # type: ignore[arg-type]
+            spark_image_uri="123456789012.dkr.ecr.eu-west-1.amazonaws.com/spark-monitor:check",
+            spark_min_capture_mb=0,
+        )
+        jobs.start_monitor_run(
+            config,
+            monitor="drift",
+            scheduled_time=hour.replace(hour=10, minute=5),
+            **{n: clients[n] for n in ("s3", "sagemaker", "ssm", "dynamodb")},
+        )
+        (request,) = requests
+        for page in clients["s3"].get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                target = pipeline.s3.path(f"s3://{bucket}/{item['Key']}")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(
+                    clients["s3"].get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+                )
+    return request
+
+
+def check_drift_monitor(report: Report, pipeline: Pipeline, work: Path) -> None:
+    if (
+        "Steps.Train.ModelArtifacts.S3ModelArtifacts" not in pipeline.properties
+        or not (work / "serving" / "capture.jsonl").is_file()
+    ):
+        report.check(False, "drift monitor", "no trained model or no capture")
+        return
+    request = monitor_request(pipeline, work, "streaming")
+    result = run_processing(pipeline, "DriftMonitor", work, request=request)
+    reports = sorted(
+        p.name for p in (result.opt_ml / "processing" / "output").rglob("*") if p.is_file()
+    )
+    report.check(
+        result.returncode in (0, 3) and bool(reports),
+        "drift monitor (the starter's request, mlcore drift --streaming over the capture manifest)",
+        f"exit {result.returncode}, {result.seconds:.1f} s; {', '.join(reports)[:100] or tail(result.stderr, 3)}",
+    )
 
 
 def check_spark_image(report: Report) -> None:
     """The Spark image imports mlcore on its Python 3.12 and runs the drift app under Spark."""
     with container(SPARK_IMAGE) as name:
         done = subprocess.run(
-            run_command(name, ["/usr/local/bin/python3", "-c", "import mlcore, numpy, pyspark; print(mlcore.__version__, numpy.__version__, pyspark.__version__)"], env={}, volumes=[]),
+            run_command(
+                name,
+                [
+                    "/usr/local/bin/python3",
+                    "-c",
+                    "import mlcore, numpy, pyspark; print(mlcore.__version__, numpy.__version__, pyspark.__version__)",
+                ],
+                env={},
+                volumes=[],
+            ),
             capture_output=True,
             text=True,
         )
-        report.check(done.returncode == 0, "Spark image: mlcore, numpy and pyspark import on Python 3.12", (done.stdout.strip() or tail(done.stderr, 3)))
+        report.check(
+            done.returncode == 0,
+            "Spark image: mlcore, numpy and pyspark import on Python 3.12",
+            (done.stdout.strip() or tail(done.stderr, 3)),
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -698,10 +974,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-build", action="store_true", help="use the images built last time")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
-        raise SystemExit("make image-check needs root: buildah with chroot isolation (CI runs as root)")
+        raise SystemExit(
+            "make image-check needs root: buildah with chroot isolation (CI runs as root)"
+        )
     for tool in ("buildah", "debootstrap"):
         if shutil.which(tool) is None:
-            raise SystemExit(f"{tool} is missing: apt-get install buildah debootstrap (.ci/run does)")
+            raise SystemExit(
+                f"{tool} is missing: apt-get install buildah debootstrap (.ci/run does)"
+            )
     from cdk.container_image import image_extras
     from mlcore.settings import load_settings
 
@@ -712,13 +992,18 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     if not args.skip_build:
         for name, built in build_images(extras).items():
-            report.check(True, f"build {name} image", f"{built.seconds:.0f} s, {built.size_mb:.0f} MB")
+            report.check(
+                True, f"build {name} image", f"{built.seconds:.0f} s, {built.size_mb:.0f} MB"
+            )
     args.work.mkdir(parents=True, exist_ok=True)
     pipeline = check_pipeline(report, args.work)
     check_failures(report, pipeline, args.work)
+    check_drift_monitor(report, pipeline, args.work)
     check_azure_scoring(report, pipeline, args.work)
     check_spark_image(report)
-    print(f"\n{len(report.lines) - report.failed} of {len(report.lines)} checks passed in {time.monotonic() - started:.0f} s")
+    print(
+        f"\n{len(report.lines) - report.failed} of {len(report.lines)} checks passed in {time.monotonic() - started:.0f} s"
+    )
     return 1 if report.failed else 0
 
 

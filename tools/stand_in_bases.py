@@ -108,7 +108,15 @@ class Base:
     def recipe_hash(self) -> str:
         """Changes whenever the recipe does: a cached base with another hash is rebuilt."""
         recipe = json.dumps(
-            [LAYOUT, self.name, self.python, self.pip_packages, self.debian_extra, self.env, DEBIAN_PACKAGES],
+            [
+                LAYOUT,
+                self.name,
+                self.python,
+                self.pip_packages,
+                self.debian_extra,
+                self.env,
+                DEBIAN_PACKAGES,
+            ],
         )
         return hashlib.sha256(recipe.encode()).hexdigest()[:16]
 
@@ -116,7 +124,6 @@ class Base:
 MLCORE_BASE = Base(
     "localhost/stand-in/python:3.11-slim-bookworm",
     python="3.11",
-
     env=(("LANG", "C.UTF-8"),),
 )
 SPARK_BASE = Base(
@@ -144,7 +151,11 @@ def run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str
 def in_root(root: Path, command: list[str], **kwargs: object) -> None:
     """``command`` chrooted into ``root`` with a clean environment (none of the host's PIP_*
     settings, which name host paths)."""
-    env = {"PATH": "/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
+    env = {
+        "PATH": "/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": "/root",
+        "LANG": "C.UTF-8",
+    }
     run(["chroot", str(root), *command], env=env, **kwargs)
 
 
@@ -153,10 +164,16 @@ def find_cpython(version: str) -> Path:
     candidates = [shutil.which(f"python{version}")]
     pyenv = Path.home() / ".pyenv" / "versions"
     if pyenv.is_dir():
-        candidates += [str(p / "bin" / f"python{version}") for p in sorted(pyenv.glob(f"{version}.*"))]
+        candidates += [
+            str(p / "bin" / f"python{version}") for p in sorted(pyenv.glob(f"{version}.*"))
+        ]
     for candidate in filter(None, candidates):
         out = subprocess.run(
-            [candidate, "-c", "import sys, sysconfig; print(sys.base_prefix); print(sysconfig.get_config_var('Py_ENABLE_SHARED'))"],
+            [
+                candidate,
+                "-c",
+                "import sys, sysconfig; print(sys.base_prefix); print(sysconfig.get_config_var('Py_ENABLE_SHARED'))",
+            ],
             capture_output=True,
             text=True,
         )
@@ -182,7 +199,14 @@ def debian_root(packages: tuple[str, ...]) -> Path:
         root = Path(scratch) / "root"
         print(f"debootstrap bookworm ({len(packages)} extra packages) ...", file=sys.stderr)
         run(
-            ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", "bookworm", str(root), DEBIAN_MIRROR],
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(packages)}",
+                "bookworm",
+                str(root),
+                DEBIAN_MIRROR,
+            ],
             stdout=subprocess.DEVNULL,
         )
         # As the official image: the same apt sources a bookworm image has, an empty apt cache.
@@ -253,7 +277,19 @@ def ensure_base(base: Base) -> str:
             path.symlink_to(dest)
         if base.pip_packages:
             with host_ca_for_pip(mount):
-                in_root(mount, [python, "-m", "pip", "install", "--quiet", "--no-cache-dir", "--root-user-action=ignore", *base.pip_packages])
+                in_root(
+                    mount,
+                    [
+                        python,
+                        "-m",
+                        "pip",
+                        "install",
+                        "--quiet",
+                        "--no-cache-dir",
+                        "--root-user-action=ignore",
+                        *base.pip_packages,
+                    ],
+                )
         # The official image deletes the standard library's bytecode; so does the stand-in
         # (pip compiled the Spark base's packages, as pipenv does in the real one).
         for cache in (mount / f"usr/local/lib/python{base.python}").glob("*/__pycache__"):
@@ -261,12 +297,25 @@ def ensure_base(base: Base) -> str:
                 shutil.rmtree(cache)
         for cache in (mount / f"usr/local/lib/python{base.python}/__pycache__",):
             shutil.rmtree(cache, ignore_errors=True)
-        config = ["buildah", "config", "--cmd", "python3", "--label", f"stand-in-recipe={base.recipe_hash}"]
-        for key, value in (("PATH", "/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"), *base.env):
+        config = [
+            "buildah",
+            "config",
+            "--cmd",
+            "python3",
+            "--label",
+            f"stand-in-recipe={base.recipe_hash}",
+        ]
+        for key, value in (
+            ("PATH", "/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"),
+            *base.env,
+        ):
             config += ["--env", f"{key}={value}"]
         run([*config, container])
         run(["buildah", "unmount", container], stdout=subprocess.DEVNULL)
-        run(["buildah", "commit", "--quiet", "--rm", container, base.name], stdout=subprocess.DEVNULL)
+        run(
+            ["buildah", "commit", "--quiet", "--rm", container, base.name],
+            stdout=subprocess.DEVNULL,
+        )
     except BaseException:
         subprocess.run(["buildah", "rm", container], capture_output=True)
         raise
