@@ -776,13 +776,8 @@ def check_azure_scoring(report: Report, pipeline: Pipeline, work: Path) -> None:
         "score.init()\n"
         "print(json.dumps(score.run(sys.argv[1]), default=str)[:300])\n"
     )
-    rows = json.loads(
-        __import__("pandas")
-        .read_parquet(next((pipeline.s3.root / "data").rglob("*.parquet")))
-        .head(2)
-        .drop(columns=["churned"])
-        .to_json(orient="records", date_format="iso")
-    )
+    # The model's own sample request: {"instances": [...]}, the body Azure's endpoint takes.
+    sample = (model_dir / "sample_request.json").read_text()
     with container(MLCORE_IMAGE) as name, pip_trusts_host_ca() as ca:
         lock = ROOT / "lock" / "azure-serving.txt"
         volumes = [
@@ -808,7 +803,7 @@ def check_azure_scoring(report: Report, pipeline: Pipeline, work: Path) -> None:
         done = subprocess.run(
             run_command(
                 name,
-                ["python", "-c", script, json.dumps({"data": rows})],
+                ["python", "-c", script, sample],
                 env={
                     "AZUREML_MODEL_DIR": "/var/azureml-app/model",
                     "AZUREML_ENTRY_SCRIPT": "score.py",
@@ -823,7 +818,7 @@ def check_azure_scoring(report: Report, pipeline: Pipeline, work: Path) -> None:
             text=True,
         )
         report.check(
-            done.returncode == 0 and "[" in done.stdout,
+            done.returncode == 0 and "\"predictions\"" in done.stdout,
             "Azure score.py init() and run() in the image",
             (done.stdout.strip().splitlines() or [tail(done.stderr, 3)])[-1][:200],
         )
