@@ -836,8 +836,9 @@ def monitor_request(pipeline: Pipeline, work: Path, engine: str) -> dict[str, An
 
     from pipelines.monitoring import jobs
 
+    # (A bucket named "monitoring" would reach moto's CloudWatch, whose host name that is.)
     bucket, endpoint, table, parameter = (
-        "monitoring",
+        "monitor-data",
         "churn-dev",
         "monitor-state",
         "/mlops/churn/dev/package",
