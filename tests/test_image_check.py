@@ -57,7 +57,7 @@ def test_the_definitions_expressions_resolve_as_in_one_execution(tmp_path: Path)
         "Data": "s3://data/in/",
         "Model": ["s3://a/model.tar.gz"],
     }
-    with pytest.raises(KeyError, match="no value for Steps.Evaluate"):
+    with pytest.raises(KeyError, match=r"no value for Steps\.Evaluate"):
         pipeline.value({"Get": "Steps.Evaluate.Properties"})
 
 

@@ -148,9 +148,9 @@ def _check_install(args: list[str], where: str) -> None:
     files = [args[i + 1] for i, a in enumerate(args) if a == "-r"]
     if "--require-hashes" in args:
         assert files, f"{where}: --require-hashes without a lock file: {args}"
-        assert all(re.fullmatch(r"lock/[a-z0-9-]+\.txt|lock/extra-\$extra\.txt", f) for f in files), (
-            f"{where}: installs from {files}, not lock/"
-        )
+        assert all(
+            re.fullmatch(r"lock/[a-z0-9-]+\.txt|lock/extra-\$extra\.txt", f) for f in files
+        ), f"{where}: installs from {files}, not lock/"
         named = [a for a in args if not a.startswith("-") and a not in files]
         assert named == [], f"{where}: names packages outside the lock: {named}"
     else:

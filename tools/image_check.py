@@ -818,7 +818,7 @@ def check_azure_scoring(report: Report, pipeline: Pipeline, work: Path) -> None:
             text=True,
         )
         report.check(
-            done.returncode == 0 and "\"predictions\"" in done.stdout,
+            done.returncode == 0 and '"predictions"' in done.stdout,
             "Azure score.py init() and run() in the image",
             (done.stdout.strip().splitlines() or [tail(done.stderr, 3)])[-1][:200],
         )
