@@ -122,3 +122,17 @@ def test_the_extras_the_settings_name_are_declared_and_pinned() -> None:
     pins = (REPO / "requirements.txt").read_text()
     for name in ("mlflow==", "xgboost-cpu==", "lightgbm=="):
         assert f"\n{name}" in pins
+
+
+def test_the_declared_python_has_the_tarfile_filters_mlcore_relies_on() -> None:
+    # mlcore.model unpacks model archives with tarfile's extraction filters (filter="data"),
+    # which Python 3.11 gained in 3.11.4: Debian 12's 3.11.2 would install and then crash.
+    import tomllib
+
+    from packaging.specifiers import SpecifierSet
+
+    assert 'extractall(target, filter="data")' in (REPO / "src/mlcore/model.py").read_text()
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    supported = SpecifierSet(project["requires-python"])
+    assert "3.11.3" not in supported and "3.11.2" not in supported
+    assert "3.11.4" in supported and "3.12.0" in supported

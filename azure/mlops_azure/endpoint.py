@@ -111,8 +111,11 @@ def build_deployment(
         environment_variables={MODEL_SHA256_ENV: model_sha256} if model_sha256 else None,
         instance_type=env.endpoint.instance_type,
         instance_count=env.endpoint.instance_count,
+        # Azure's scoring timeout is mlops.yaml's (serving.scoring_timeout_seconds), as the
+        # SageMaker container's is; Azure's own default would be 5 s whatever the file says.
         request_settings=OnlineRequestSettings(
-            request_timeout_ms=5000, max_concurrent_requests_per_instance=1
+            request_timeout_ms=round(settings.serving.scoring_timeout_seconds * 1000),
+            max_concurrent_requests_per_instance=1,
         ),
         liveness_probe=probe,
         readiness_probe=probe,

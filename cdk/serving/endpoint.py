@@ -31,6 +31,7 @@ from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from cdk.serving.settings import EndpointSettings
+from mlcore.serve.defaults import SERVING_ENV
 from pipelines.deploy.approval import APPROVAL_TAG, APPROVAL_TAG_VALUE
 
 SAGEMAKER_NAMESPACE = "AWS/SageMaker"
@@ -187,7 +188,11 @@ class ModelEndpoint(Construct):
             containers=[
                 sagemaker.CfnModel.ContainerDefinitionProperty(
                     model_package_name=model_package_arn,
-                    environment={MODEL_SHA256_ENV: model_sha256},
+                    environment={
+                        MODEL_SHA256_ENV: model_sha256,
+                        # The container has no mlops.yaml: its serving timeouts come from here.
+                        SERVING_ENV: settings.serving.model_dump_json(),
+                    },
                 )
             ],
             # Instances need no network: SageMaker fetches the model data for the container.

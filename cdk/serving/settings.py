@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mlcore.settings import RolloutLimits
+from mlcore.settings import RolloutLimits, ServingSettings
 
 ENDPOINT_NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,47}$"
 
@@ -78,6 +78,8 @@ class EndpointSettings(_Frozen):
     capture_prefix: str = Field("data-capture", pattern=r"^[a-z0-9][a-z0-9/_-]*[a-z0-9]$")
     traffic_shifting: TrafficShiftingSettings = Field(default_factory=TrafficShiftingSettings)
     rollback_alarms: RollbackAlarmSettings = Field(default_factory=RollbackAlarmSettings)
+    # mlops.yaml's serving: section (timeouts); the container receives it as MLCORE_SERVING.
+    serving: ServingSettings = Field(default_factory=ServingSettings)
 
     @model_validator(mode="after")
     def _capacity_is_consistent(self) -> EndpointSettings:

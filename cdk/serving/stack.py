@@ -80,6 +80,7 @@ class ServingProps(BaseModel):
         endpoint_fields = {
             "endpoint_name": f"{settings.project}-{environment}",
             "capture_sampling_percentage": settings.monitoring.capture_sampling_percentage,
+            "serving": settings.serving,
             **(endpoint or {}),
         }
         monitor_settings = (

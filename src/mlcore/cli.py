@@ -409,7 +409,7 @@ def _chosen_command(argv: Sequence[str] | None) -> str | None:
 
 
 def _add_component_subcommands(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser], chosen: str | None
+    sub: argparse._SubParsersAction[_Parser], chosen: str | None
 ) -> None:
     for name, (module, function, summary) in COMPONENT_COMMANDS.items():
         if name == chosen:
@@ -438,29 +438,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # Inside a SageMaker job every failure also leaves its reason where SageMaker shows it
     # (mlcore.job_failure); on a laptop or in CI nothing is written.
+    root = getattr(args, "sagemaker_root", None)
     try:
         code: int = args.handler(args)
     except MlcoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        report_job_failure(f"mlcore {args.command}: {exc}")
+        report_job_failure(f"mlcore {args.command}: {exc}", root=root)
         return exc.exit_code
     except OSError as exc:
         # The file system refused (permissions, a full disk, a missing mount): the
         # operator's to fix, so a clear line rather than a traceback.
         print(f"error: {_describe_os_error(exc)}", file=sys.stderr)
-        report_job_failure(f"mlcore {args.command}: {_describe_os_error(exc)}")
+        report_job_failure(f"mlcore {args.command}: {_describe_os_error(exc)}", root=root)
         return EXIT_ERROR
     except Exception as exc:
         # A bug, not an input problem: the traceback goes to the log as ever.
         report_job_failure(
             f"mlcore {args.command} failed unexpectedly: {type(exc).__name__}: {exc} "
-            "(the traceback is in the job's log)"
+            "(the traceback is in the job's log)",
+            root=root,
         )
         raise
     if code != 0:
         # A handler that ends with a code rather than an exception (run_sagemaker_training
         # writes its own reason first; this keeps any other from failing silently).
-        report_job_failure(f"mlcore {args.command} exited {code}", keep_existing=True)
+        report_job_failure(f"mlcore {args.command} exited {code}", root=root, keep_existing=True)
     return code
 
 

@@ -30,18 +30,23 @@ MAX_REASON_BYTES = 1024
 _ELLIPSIS = " ..."
 
 
-def failure_file(environ: Mapping[str, str] | None = None) -> Path | None:
-    """Where SageMaker reads this job's failure reason; None outside a SageMaker job."""
+def failure_file(
+    environ: Mapping[str, str] | None = None, *, root: Path | None = None
+) -> Path | None:
+    """Where SageMaker reads this job's failure reason; None outside a SageMaker job.
+
+    ``root`` is the container contract's root (default ``/opt/ml``; ``mlcore train
+    --sagemaker-root`` emulates it in a folder).
+    """
     from mlcore.tracking import sagemaker_job
 
     env = os.environ if environ is None else environ
-    kind = sagemaker_job(
-        env, processing_config=SAGEMAKER_ROOT / "config" / "processingjobconfig.json"
-    )
+    root = SAGEMAKER_ROOT if root is None else Path(root)
+    kind = sagemaker_job(env, processing_config=root / "config" / "processingjobconfig.json")
     if kind == "training":
-        return Path(env.get("SM_OUTPUT_DIR") or SAGEMAKER_ROOT / "output") / "failure"
+        return Path(env.get("SM_OUTPUT_DIR") or root / "output") / "failure"
     if kind == "processing":
-        return SAGEMAKER_ROOT / "output" / "message"
+        return root / "output" / "message"
     return None
 
 
@@ -56,7 +61,11 @@ def fit_reason(reason: str, limit: int = MAX_REASON_BYTES) -> str:
 
 
 def report_job_failure(
-    reason: str, environ: Mapping[str, str] | None = None, *, keep_existing: bool = False
+    reason: str,
+    environ: Mapping[str, str] | None = None,
+    *,
+    root: Path | None = None,
+    keep_existing: bool = False,
 ) -> Path | None:
     """Write ``reason`` where SageMaker reads it, inside a SageMaker job; else do nothing.
 
@@ -66,7 +75,7 @@ def report_job_failure(
     Returns the file written, or None. A file that cannot be written is logged, never
     raised: the job is failing already, and its exit code still says so.
     """
-    path = failure_file(environ)
+    path = failure_file(environ, root=root)
     if path is None:
         return None
     if keep_existing and path.is_file() and path.stat().st_size > 0:

@@ -29,8 +29,9 @@ from mlcore.data import (
     load_table,
     validate_frame,
 )
-from mlcore.errors import ConfigError, MlcoreError
+from mlcore.errors import ConfigError
 from mlcore.evaluate import evaluate_model
+from mlcore.job_failure import MAX_REASON_BYTES, fit_reason
 from mlcore.jsonio import write_json
 from mlcore.lineage import git_state, library_versions
 from mlcore.model import (
@@ -306,16 +307,26 @@ def train_from_paths(
     ``target`` overrides it, prep's ``spec.json`` beside it; else it is resolved from
     ``dataset`` (the settings) as prep resolves it, with ``target`` replacing
     ``dataset.target``. Validation data defaults to prep's ``validation/`` beside ``train/``.
+    A ``target`` that contradicts a given spec is refused (ConfigError), never ignored.
     """
     # Before any work, not after training.
     check_output_dir(model_dir, what="model folder", overwrite=overwrite)
     spec_path, validation = _prep_outputs_beside(
         Path(data), spec_path=spec_path, validation=validation, explicit_target=target
     )
-    train = load_table(data)
     if spec_path is not None:
         spec = DatasetSpec.load(spec_path)
+        if target is not None and target != spec.target:
+            # Which would win is no guess to leave to the reader: a spec says its target.
+            raise ConfigError(
+                f"the target {target!r} (--target, or the training job's target "
+                f"hyperparameter) contradicts the dataset spec {spec_path}, whose target is "
+                f"{spec.target!r}: give the spec's target or none, or run prep again with "
+                f"target {target!r} (dataset.target in the settings) so its spec.json says so"
+            )
+        train = load_table(data)
     elif target is not None or dataset is not None:
+        train = load_table(data)
         declared = dataset if dataset is not None else DatasetSettings(target=str(target))
         spec = resolve_spec(train, declared, target=target)
     else:
@@ -466,9 +477,13 @@ def run_sagemaker_training(
             dirty=_flag(control.get("git_dirty")),
             tracking=tracking,
         )
-    except (MlcoreError, ValueError, OSError) as exc:
+    except Exception as exc:
+        # Every failure, not only mlcore's own: SageMaker shows this file as the job's
+        # FailureReason, and an empty reason leaves the operator with an exit code.
         paths.output_dir.mkdir(parents=True, exist_ok=True)
-        (paths.output_dir / "failure").write_text(f"{type(exc).__name__}: {exc}\n")
+        (paths.output_dir / "failure").write_text(
+            fit_reason(f"{type(exc).__name__}: {exc}", MAX_REASON_BYTES - 1) + "\n"
+        )
         logger.error("training failed: %s\n%s", exc, traceback.format_exc())
         return 1
     return 0

@@ -239,3 +239,22 @@ def test_declared_features_are_the_monitored_features(dev_env: AzureEnvironment)
     assert signals["data_quality"].features == ["age", "tenure", "area"]
     half = load_settings(SETTINGS_FILE, overrides={"dataset": {"numeric": ["age"]}})
     assert monitoring.monitored_features(half) == "all_features"
+
+
+def test_the_deployment_times_scoring_out_as_mlops_yaml_says(
+    dev_env: AzureEnvironment, settings: MlopsSettings
+) -> None:
+    # Issue 20: Azure's own default (5 s) applied whatever serving.scoring_timeout_seconds said.
+    slow = settings.model_copy(
+        update={"serving": settings.serving.model_copy(update={"scoring_timeout_seconds": 42.5})}
+    )
+    deployment = endpoint.build_deployment(
+        dev_env,
+        slow,
+        name="blue",
+        model="azureml:m:1",
+        environment="azureml:mlcore:1",
+        code_dir=Path(__file__).parent,
+        scoring_script=Path(__file__).name,
+    )
+    assert deployment.request_settings.request_timeout_ms == 42_500

@@ -8,7 +8,8 @@ and after the container runs, and what it does depends on the channel type:
   (``s3:GetObject``). A grant of GetObject alone fails with "ListObjectsV2 failed".
 - ``ManifestFile``: it reads the manifest and then each object it names (``s3:GetObject``).
 - outputs: it uploads under the output prefix (``s3:PutObject``; large files are multipart,
-  which needs ``kms:Decrypt`` as well as ``kms:GenerateDataKey`` under SSE-KMS).
+  which needs ``kms:Decrypt`` as well as ``kms:GenerateDataKey`` under SSE-KMS, and
+  ``s3:AbortMultipartUpload`` to clean up a failed one).
 - KMS: objects of a bucket with a customer-managed key need ``kms:Decrypt`` to be read; the
   output key and the volume key need ``kms:GenerateDataKey`` and ``kms:Decrypt``.
 
@@ -39,9 +40,9 @@ from urllib.parse import urlparse
 
 import boto3
 import pytest
-from moto import mock_aws
 from mlops_testing.cloudformation import CloudAssembly, ResolvedStack, Role
 from mlops_testing.iam import IamSimulator, Request
+from moto import mock_aws
 
 from pipelines.monitoring import jobs
 
@@ -241,7 +242,9 @@ def _monitor_request(
         _put(s3, config.ground_truth_s3_uri, SCHEDULED - timedelta(hours=1), "labels.jsonl")
         # The package the environment serves: a promoted copy in its own artifact bucket.
         group = f"{stack.artifact.stack_name.split('-')[0].lower()}-models"
-        model_url = f"s3://{urlparse(config.reports_s3_uri).netloc}/promoted/{group}/1/model/model.tar.gz"
+        model_url = (
+            f"s3://{urlparse(config.reports_s3_uri).netloc}/promoted/{group}/1/model/model.tar.gz"
+        )
         sagemaker.create_model_package_group(ModelPackageGroupName=group)
         package = sagemaker.create_model_package(
             ModelPackageGroupName=group,
@@ -416,9 +419,17 @@ class _Environment:
                 assert channel.objects, f"{job.name}: the manifest {channel.uri} names nothing"
                 add(channel, self.object_reads(role, [channel.uri, *channel.objects]))
             elif channel.kind == "Output":
-                put = self.s3(role, "s3:PutObject", bucket, f"{key.rstrip('/')}/report.json")
+                uploaded = f"{key.rstrip('/')}/report.json"
+                # PutObject authorises single and multipart uploads; a failed multipart
+                # upload is aborted.
+                add(
+                    channel,
+                    [
+                        self.s3(role, "s3:PutObject", bucket, uploaded),
+                        self.s3(role, "s3:AbortMultipartUpload", bucket, uploaded),
+                    ],
+                )
                 bucket_key = self.bucket_keys.get(bucket)
-                add(channel, [put])
                 if bucket_key:
                     add(channel, self._data_key(role, bucket_key, "s3"))
             else:

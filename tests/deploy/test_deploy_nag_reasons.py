@@ -54,8 +54,10 @@ def granted_patterns(document: dict[str, Any]) -> set[str]:
             if resource.startswith("arn:aws:s3:::") and "/" in resource and "*" in resource:
                 found.add(resource.split("/", 1)[1])
         for condition in statement.get("Condition", {}).values():
+            # An exact key (the settings object's listing) is no wildcard to justify.
             for prefix in _as_list(condition.get("s3:prefix", [])):
-                found.add(prefix)
+                if "*" in prefix:
+                    found.add(prefix)
     return found
 
 

@@ -23,6 +23,7 @@ from mlcore.train import (
     SageMakerTrainingPaths,
     run_sagemaker_training,
     save_trained_model,
+    train_from_paths,
     train_model,
 )
 
@@ -399,3 +400,50 @@ def test_the_model_card_shows_whether_the_tree_was_dirty(
     )
     assert card["model_details"]["git_dirty"] is True
     assert "**git dirty**: True" in render_markdown(card)
+
+
+def _spec_channel_job(root: Path, churn_split: Split, target: str) -> dict[str, str]:
+    """A training job with prep's spec channel and a target hyperparameter."""
+    train = root / "input" / "data" / "train"
+    train.mkdir(parents=True)
+    churn_split.train.head(400).to_parquet(train / "part.parquet")
+    (root / "input" / "data" / "spec").mkdir()
+    CHURN_SPEC.save(root / "input" / "data" / "spec" / "spec.json")
+    return {"SM_HPS": json.dumps({"target": target, "max_iter": "5"})}
+
+
+def test_a_target_hyperparameter_that_contradicts_the_spec_channel_fails_the_job(
+    tmp_path: Path, churn_split: Split
+) -> None:
+    # Issue 20: the hyperparameter used to be ignored silently whenever the spec existed.
+    environ = _spec_channel_job(tmp_path, churn_split, target="tenure_months")
+    assert run_sagemaker_training(root=tmp_path, environ=environ) == 1
+    failure = (tmp_path / "output" / "failure").read_text()
+    assert "'tenure_months'" in failure and "contradicts the dataset spec" in failure
+    assert f"target is '{CHURN_SPEC.target}'" in failure
+    assert not (tmp_path / "model" / "model.joblib").exists()
+
+
+def test_a_target_hyperparameter_that_agrees_with_the_spec_channel_trains(
+    tmp_path: Path, churn_split: Split
+) -> None:
+    # What the pipeline sends: the settings' target and prep's spec, which agree.
+    environ = _spec_channel_job(tmp_path, churn_split, target=CHURN_SPEC.target)
+    assert run_sagemaker_training(root=tmp_path, environ=environ) == 0
+    assert (tmp_path / "model" / "model.joblib").exists()
+
+
+def test_an_explicit_target_contradicting_an_explicit_spec_is_refused(
+    tmp_path: Path, churn_split: Split
+) -> None:
+    data = tmp_path / "data.parquet"
+    churn_split.train.head(200).to_parquet(data)
+    CHURN_SPEC.save(tmp_path / "spec.json")
+    with pytest.raises(ConfigError, match="contradicts the dataset spec"):
+        train_from_paths(
+            data=data,
+            model_dir=tmp_path / "model",
+            settings=TrainingSettings(),
+            target="region",
+            spec_path=tmp_path / "spec.json",
+        )

@@ -18,6 +18,7 @@ from mlcore.serve.defaults import (
     HOST_ENV,
     MODEL_SHA256_ENV,
     PORT_ENV,
+    SERVING_ENV,
     WORKERS_ENV,
 )
 from mlcore.settings_file import SETTINGS_HELP
@@ -120,7 +121,8 @@ def add_serve_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
         "--settings",
         default=None,
         metavar="FILE",
-        help=f"{SETTINGS_HELP}, else built-in defaults; its serving section sets the timeouts",
+        help=f"{SETTINGS_HELP}, else built-in defaults; its serving section sets the timeouts "
+        f"unless ${SERVING_ENV} holds that section as JSON (set by the deployment)",
     )
     parser.set_defaults(handler=serve_command)
 
@@ -133,6 +135,7 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         default_host,
         default_workers,
         port_from_environment,
+        serving_from_environment,
     )
 
     # A serving container carries no settings file: the built-in serving limits then apply.
@@ -140,7 +143,8 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
     sampling = args.capture_sampling_percentage
     if sampling is None:
         sampling = settings.monitoring.capture_sampling_percentage
-    serving = settings.serving
+    # The deployment's copy of the serving section wins: it is what the endpoint was given.
+    serving = serving_from_environment() or settings.serving
     # No model folder given: this is the container's `serve` (SageMaker hosting, Batch Transform).
     container = args.model_dir is None
     return ServeOptions(

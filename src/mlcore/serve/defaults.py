@@ -19,6 +19,9 @@ DEFAULT_MAX_BATCH_BYTES = 256 * 1024
 # mlcore's own: where to listen, and the registered hash of the model file (brief contract 1).
 HOST_ENV = "MLCORE_SERVE_HOST"
 MODEL_SHA256_ENV = "MLCORE_MODEL_SHA256"
+# mlops.yaml's serving section as JSON: a container carries no settings file, so the
+# deployment (the SageMaker Model's environment, Azure's deployment) hands the timeouts over.
+SERVING_ENV = "MLCORE_SERVING"
 
 # Data capture's folder names under the capture root.
 DEFAULT_ENDPOINT_NAME = "local-endpoint"

@@ -71,6 +71,7 @@ from mlcore.serve.defaults import (
     DEFAULT_VARIANT_NAME,
     HOST_ENV,
     PORT_ENV,
+    SERVING_ENV,
     WORKERS_ENV,
 )
 from mlcore.serve.metrics import MULTIPROCESS_ENV
@@ -114,6 +115,33 @@ def default_workers(environ: Mapping[str, str] | None = None, *, container: bool
     if env.get(WORKERS_ENV, "").strip():
         return _int_env(WORKERS_ENV, 1, env)
     return _vcpus() if container else 1
+
+
+def serving_from_environment(environ: Mapping[str, str] | None = None) -> ServingSettings | None:
+    """The serving section the deployment set in ``$MLCORE_SERVING`` (JSON), if any.
+
+    A serving container has no mlops.yaml: the SageMaker Model (cdk.serving) and the Azure
+    deployment carry its ``serving:`` section in this variable, so the timeouts a team set
+    are the ones its endpoint applies.
+    """
+    from pydantic import ValidationError
+
+    env = os.environ if environ is None else environ
+    raw = env.get(SERVING_ENV)
+    if not raw:
+        return None
+    try:
+        return ServingSettings.model_validate_json(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, error['loc'])) or 'value'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise ConfigError(
+            f"environment variable {SERVING_ENV} is not a valid serving section of mlops.yaml "
+            f"({problems}); it is set by the deployment from mlops.yaml's serving: section, so "
+            f"fix that section and deploy again (got {raw[:200]!r})"
+        ) from exc
 
 
 def port_from_environment() -> int:
