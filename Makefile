@@ -14,35 +14,60 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # The SageMaker SDK creates a boto3 client at import time; synth and tests need no real account.
 export AWS_DEFAULT_REGION ?= eu-west-1
 
-.PHONY: install install-demo install-azure demo test lint format synth aws-summary azure-dry-run bench bench-spark bench-serve bench-threads bench-batch calibrate clean
+.PHONY: install install-demo install-azure lock image-check bench-images demo test lint format synth aws-summary azure-dry-run bench bench-spark bench-serve bench-threads bench-batch calibrate clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# The demo needs only mlcore's runtime dependencies and MLflow, its tracking extra (pinned by
-# requirements.txt): a quick first run that leaves browsable runs in out/mlflow.
-# pip refuses extras in a constraints file, so the pins are copied without them.
-$(VENV)/.demo-installed: pyproject.toml requirements.txt | $(BIN)/activate
-	sed -E 's/\[[^]]*\]//' requirements.txt > $(VENV)/constraints.txt
-	$(BIN)/pip install --quiet -c $(VENV)/constraints.txt -e ".[tracking]"
+# Every install reads a lock (lock/, written by `make lock`): the whole dependency tree at fixed
+# versions with the hash of each file, checked by pip (--require-hashes), so CI, the images and
+# the Azure ML environments install the very same packages. mlcore itself is then installed
+# editable, without dependencies and without build isolation (lock/build.txt holds setuptools).
+PIP_LOCKED := $(BIN)/pip install --quiet --require-hashes
+PIP_MLCORE := $(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+
+# The demo needs only mlcore's runtime dependencies and MLflow, its tracking extra: a quick
+# first run that leaves browsable runs in out/mlflow.
+$(VENV)/.demo-installed: pyproject.toml lock/runtime.txt lock/extra-tracking.txt lock/build.txt | $(BIN)/activate
+	$(PIP_LOCKED) -r lock/runtime.txt -r lock/extra-tracking.txt -r lock/build.txt
+	$(PIP_MLCORE)
 	touch $@
 
 # Tests, synth and the cloud tooling need the full set, cloud SDKs included.
-$(VENV)/.dev-installed: pyproject.toml requirements.txt | $(BIN)/activate
-	$(BIN)/pip install --quiet -r requirements.txt -e .
+$(VENV)/.dev-installed: pyproject.toml lock/ci.txt lock/build.txt | $(BIN)/activate
+	$(PIP_LOCKED) -r lock/ci.txt -r lock/build.txt
+	$(PIP_MLCORE)
 	touch $@ $(VENV)/.demo-installed $(VENV)/.azure-installed
 
-# The Azure stages of pipelines/azure-pipelines.yml: mlcore and the Azure SDKs only, at the
-# versions requirements.txt pins (no CDK, SageMaker SDK or moto).
-$(VENV)/.azure-installed: pyproject.toml requirements.txt azure/requirements-control.txt | $(BIN)/activate
-	sed -E 's/\[[^]]*\]//' requirements.txt > $(VENV)/constraints.txt
-	$(BIN)/pip install --quiet -c $(VENV)/constraints.txt -r azure/requirements-control.txt -e .
+# The Azure stages of pipelines/azure-pipelines.yml: mlcore and the Azure SDKs only
+# (azure/requirements-control.txt, locked in lock/azure-control.txt; no CDK, SageMaker SDK or moto).
+$(VENV)/.azure-installed: pyproject.toml lock/azure-control.txt lock/build.txt | $(BIN)/activate
+	$(PIP_LOCKED) -r lock/azure-control.txt -r lock/build.txt
+	$(PIP_MLCORE)
 	touch $@ $(VENV)/.demo-installed
 
 install-demo: $(VENV)/.demo-installed
 install-azure: $(VENV)/.azure-installed
 install: $(VENV)/.dev-installed
+
+# Builds both images with buildah on local stand-ins for their bases (cached in buildah's storage
+# and ~/.cache/mlops-images), then runs every job in them as the synthesised pipeline definition
+# and the monitor requests call them (tools/image_check.py; README, "Checking the images").
+# Needs root, buildah and debootstrap (.ci/run installs them).
+image-check: $(VENV)/.dev-installed
+	$(PY) -m tools.image_check
+
+# Image sizes and cold start (container start to a 200 on /ping), medians of several runs, for
+# the image as built now and as built before the layer and bytecode changes (tools/bench_images.py).
+bench-images: $(VENV)/.dev-installed
+	$(PY) -m tools.bench_images
+
+# Re-resolve every lock in lock/ from requirements.txt, pyproject.toml and
+# azure/requirements-*.txt (tools/locks.py says why uv, and which lock serves what). Run it after
+# editing any of them and commit lock/; tests/test_locks.py fails while a lock is out of date.
+lock: $(VENV)/.dev-installed
+	$(PY) -m tools.locks
 
 # The ML loop runs as soon as mlcore's small runtime set is installed; only then does the
 # full toolchain (CDK, cdk-nag, cfn-lint, SageMaker SDK) install for the AWS summary.

@@ -25,8 +25,9 @@ DOCKERFILE = "pipelines/container/Dockerfile"
 # edit to tests or infrastructure code does not rebuild and redeploy the image.
 BUILD_CONTEXT = (
     "pyproject.toml",
-    "requirements.txt",
+    "lock",
     "README.md",
+    "LICENSE",
     "src",
     "pipelines/container",
 )
@@ -35,15 +36,24 @@ BUILD_CONTEXT = (
 #: The Dockerfile's build argument naming the extras to install (``mlcore[<extras>]``).
 EXTRAS_BUILD_ARG = "MLCORE_EXTRAS"
 #: What a job needs to log to a SageMaker managed MLflow tracking server (cdk/tracking.py):
-#: mlflow itself and the plugin that signs requests to the server's ARN.
-TRACKING_SERVER_EXTRAS = ("tracking", "sagemaker-mlflow")
+#: MLflow's client and the plugin that signs requests to the server's ARN.
+TRACKING_SERVER_EXTRAS = ("tracking-client", "sagemaker-mlflow")
+#: Extras the image replaces with a leaner one: a job logs to a remote server, so MLflow's
+#: client (mlflow-skinny) does; the full package's server, UI and SQL store (Flask, gunicorn,
+#: SQLAlchemy, about 225 MB) would only weigh on every job and endpoint start.
+IMAGE_SUBSTITUTES = {"tracking": "tracking-client"}
 
 
 def image_extras(settings: MlopsSettings, *, tracking_server: bool) -> tuple[str, ...]:
     """The mlcore extras an environment's image installs: what the settings need
-    (:func:`mlcore.settings.required_extras`), and the MLflow client and SageMaker plugin
-    where the environment has a tracking server its jobs log to."""
-    extras = list(required_extras(settings))
+    (:func:`mlcore.settings.required_extras`, with MLflow's client for ``tracking``), and
+    the MLflow client and SageMaker plugin where the environment has a tracking server its
+    jobs log to."""
+    extras = []
+    for extra in required_extras(settings):
+        extra = IMAGE_SUBSTITUTES.get(extra, extra)
+        if extra not in extras:
+            extras.append(extra)
     if tracking_server:
         extras += [extra for extra in TRACKING_SERVER_EXTRAS if extra not in extras]
     return tuple(extras)

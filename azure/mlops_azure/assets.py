@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,38 +22,21 @@ from azure.ai.ml.entities import (
     SystemCreatedStorageAccount,
     Workspace,
 )
-from packaging.requirements import Requirement
 
 from mlcore.errors import ConfigError
 from mlcore.settings import MlopsSettings, required_extras
 from mlops_azure.config import REPO_ROOT, AzureEnvironment
 
-# Pins added to mlcore's runtime set in the Azure ML job and serving environments.
+# What the Azure ML job and serving environments add to mlcore's runtime: the inputs of
+# lock/azure-job.txt and lock/azure-serving.txt (tools/locks.py), which the environments install
+# (and requirements-batch.txt, with the job's, of lock/azure-batch.txt).
 JOB_REQUIREMENTS_FILE = REPO_ROOT / "azure" / "requirements-job.txt"
 SERVING_REQUIREMENTS_FILE = REPO_ROOT / "azure" / "requirements-serving.txt"
-BATCH_REQUIREMENTS_FILE = REPO_ROOT / "azure" / "requirements-batch.txt"
 _MANAGED_NETWORK_MODES = {
     "disabled": "Disabled",
     "allow_internet_outbound": "AllowInternetOutbound",
     "allow_only_approved_outbound": "AllowOnlyApprovedOutbound",
 }
-
-
-def _normalise(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def read_pins(requirements: Path) -> dict[str, tuple[str, str]]:
-    """normalised name -> (name as written, version) for every ``name==version`` line."""
-    pins: dict[str, tuple[str, str]] = {}
-    for line in requirements.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if "==" not in line:
-            continue
-        name_part, version = line.split("==", 1)
-        name = re.sub(r"\[.*\]", "", name_part).strip()
-        pins[_normalise(name)] = (name, version.strip())
-    return pins
 
 
 # mlcore extras an Azure environment does not install from pyproject, and why. The job
@@ -69,77 +50,37 @@ SERVING_SKIPPED_EXTRAS = {
     "tracking": "the endpoint scores requests; it logs no MLflow runs",
     "spark": "the endpoint never runs Spark",
 }
-# Azure ML environments and serverless Spark run on Linux: pyproject markers are read for it.
-_AZURE_MARKER_ENVIRONMENT = {
-    "sys_platform": "linux",
-    "platform_system": "Linux",
-    "os_name": "posix",
-}
 
 
-def _pinned(
-    declared: Iterable[str], pins: dict[str, tuple[str, str]], *, source: str, requirements: Path
+def locked_requirements(
+    extras: Iterable[str] = (), *, serving: bool, batch: bool = False
 ) -> list[str]:
-    pinned, missing = [], []
-    for text in declared:
-        try:
-            requirement = Requirement(text)
-        except ValueError as exc:
-            raise ConfigError(f"cannot read the dependency {text!r} in {source}: {exc}") from exc
-        if requirement.marker is not None and not requirement.marker.evaluate(
-            dict(_AZURE_MARKER_ENVIRONMENT)
-        ):
-            continue
-        name = requirement.name
-        if _normalise(name) not in pins:
-            missing.append(name)
-        else:
-            pinned.append(f"{name}=={pins[_normalise(name)][1]}")
-    if missing:
-        raise ConfigError(
-            f"{requirements} has no exact pin (name==version) for {source} {missing}; add them "
-            "so the Azure environment matches CI"
-        )
-    return pinned
-
-
-def runtime_requirements(
-    pyproject: Path = REPO_ROOT / "pyproject.toml",
-    requirements: Path = REPO_ROOT / "requirements.txt",
-    *,
-    extras: Iterable[str] = (),
-) -> list[str]:
-    """mlcore's runtime dependencies (pyproject) and those of ``extras`` (its optional
-    dependency groups, as ``pip install "mlcore[extras]"`` adds them), at the exact
-    versions CI tests (requirements.txt). Markers are read for Linux.
+    """The Azure environment's pip entries from the locks (lock/azure-job.txt,
+    lock/azure-serving.txt or, for the scheduled batch run, lock/azure-batch.txt: the job's
+    plus azure-ai-ml to invoke the endpoint; plus lock/extra-<extra>.txt for each extra): the whole tree at the
+    CI lock's versions (save the few tools/locks.py names, which Azure's own packages force),
+    each with its hashes, so conda's pip installs in hash-checking mode and resolves nothing.
 
     Raises
     ------
     ConfigError
-        When a dependency has no ``name==version`` pin in requirements.txt, or an extra is
-        not declared in pyproject.toml.
+        When an extra has no lock (pyproject does not declare it, or ``make lock`` was not run).
     """
-    project = tomllib.loads(pyproject.read_text())["project"]
-    pins = read_pins(requirements)
-    pinned = _pinned(
-        project["dependencies"],
-        pins,
-        source="mlcore's runtime dependencies",
-        requirements=requirements,
-    )
-    optional = project.get("optional-dependencies", {})
+    from tools.locks import LOCKS_BY_NAME, read_lock
+
+    name = "azure-serving" if serving else "azure-batch" if batch else "azure-job"
+    pins = read_lock(LOCKS_BY_NAME[name].path)
     for extra in extras:
-        if extra not in optional:
+        lock = LOCKS_BY_NAME.get(f"extra-{extra}")
+        if lock is None or not lock.path.is_file():
             raise ConfigError(
-                f"the settings need mlcore[{extra}], which {pyproject} does not declare "
-                f"(known extras: {sorted(optional)})"
+                f"the settings need mlcore[{extra}], which has no lock under {REPO_ROOT / 'lock'}: "
+                "declare it in pyproject.toml [project.optional-dependencies] and run `make lock`"
             )
-        for requirement in _pinned(
-            optional[extra], pins, source=f"mlcore[{extra}]", requirements=requirements
-        ):
-            if requirement not in pinned:
-                pinned.append(requirement)
-    return pinned
+        for name, pin in read_lock(lock.path).items():
+            # The extra's own packages; what the environment's lock holds already stays as is.
+            pins.setdefault(name, pin)
+    return [pin.requirement for pin in pins.values()]
 
 
 def environment_extras(settings: MlopsSettings, *, serving: bool) -> list[str]:
@@ -147,19 +88,6 @@ def environment_extras(settings: MlopsSettings, *, serving: bool) -> list[str]:
     (or serving) environment installs from pyproject; the rest are provided or not needed."""
     skipped = SERVING_SKIPPED_EXTRAS if serving else JOB_PROVIDED_EXTRAS
     return [extra for extra in required_extras(settings) if extra not in skipped]
-
-
-def with_additions(requirements: Iterable[str], additions: Path) -> list[str]:
-    """``requirements`` with the pins of ``additions``: a pin there replaces the same package's."""
-    extra = read_pins(additions)
-    if not extra:
-        raise ConfigError(f"{additions} holds no name==version pins")
-    pinned = []
-    for requirement in requirements:
-        name = requirement.split("==", 1)[0]
-        override = extra.pop(_normalise(name), None)
-        pinned.append(f"{name}=={override[1]}" if override else requirement)
-    return [*pinned, *(f"{name}=={version}" for name, version in extra.values())]
 
 
 def conda_specification(env: AzureEnvironment, requirements: list[str]) -> dict[str, Any]:
@@ -250,18 +178,14 @@ def build_environment(
     serving: bool = False,
     batch: bool = False,
 ) -> Environment:
-    """mlcore's runtime at CI's pins: for the jobs (with MLflow), or for the endpoint.
-
-    The job environment adds ``requirements-job.txt`` (MLflow for the workspace's
-    tracking), the serving one ``requirements-serving.txt`` (Azure's inference server
-    and data collector). The version is a hash of the image and the pins, so a changed
-    pin gives a new environment version instead of a clash with the registered one.
+    """mlcore's runtime from the locks (:func:`locked_requirements`): for the jobs (with
+    MLflow, ``requirements-job.txt``), for the endpoint (Azure's inference server and data
+    collector, ``requirements-serving.txt``) or for the scheduled batch run (azure-ai-ml,
+    ``requirements-batch.txt``). The version is a hash of the image and the
+    entries, so a changed pin gives a new environment version instead of a clash with the
+    registered one.
     """
-    additions = SERVING_REQUIREMENTS_FILE if serving else JOB_REQUIREMENTS_FILE
-    pins = with_additions(requirements, additions)
-    if batch:  # the scheduled batch run: the job environment with azure-ai-ml to invoke
-        pins = with_additions(pins, BATCH_REQUIREMENTS_FILE)
-    conda = conda_specification(env, pins)
+    conda = conda_specification(env, requirements)
     digest = hashlib.sha256(
         json.dumps({"image": env.environment.base_image, "conda": conda}, sort_keys=True).encode()
     ).hexdigest()
@@ -272,8 +196,7 @@ def build_environment(
         description=(
             "mlcore at the versions CI tests, with Azure's inference server and data collector"
             if serving
-            else "mlcore at the versions CI tests, with MLflow and azure-ai-ml for the "
-            "scheduled batch run"
+            else "mlcore at the versions CI tests, with azure-ai-ml for the scheduled batch run"
             if batch
             else "mlcore at the versions CI tests, with MLflow for the workspace's tracking"
         ),

@@ -93,9 +93,10 @@ def batch_schedule(env: AzureEnvironment, settings: MlopsSettings) -> Schedule:
 
 
 def batch_environment(env: AzureEnvironment, settings: MlopsSettings) -> Environment:
-    """The job environment plus azure-ai-ml: what the scheduled run needs to invoke the endpoint."""
-    requirements = assets.runtime_requirements(
-        extras=assets.environment_extras(settings, serving=False)
+    """mlcore's runtime plus azure-ai-ml (lock/azure-batch.txt): what the scheduled run needs to
+    invoke the endpoint and grade its output."""
+    requirements = assets.locked_requirements(
+        assets.environment_extras(settings, serving=False), serving=False, batch=True
     )
     return assets.build_environment(env, settings, requirements, batch=True)
 
@@ -285,7 +286,9 @@ def deploy_batch(
     job_environment = assets.build_environment(
         env,
         settings,
-        assets.runtime_requirements(extras=assets.environment_extras(settings, serving=False)),
+        assets.locked_requirements(
+            assets.environment_extras(settings, serving=False), serving=False
+        ),
     )
     code = stage_batch_code(work_dir / "batch-code")
     settings_ref = f"azureml:{settings_data.name}:{settings_data.version}"

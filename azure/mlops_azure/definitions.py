@@ -69,10 +69,10 @@ def stage_serving_code(dest: Path, *, source_dir: Path = SOURCE_DIR) -> Path:
 def runtime_environment(
     env: AzureEnvironment, settings: MlopsSettings, *, serving: bool = False
 ) -> Environment:
-    """mlcore at CI's pins, with the extras the settings need (xgboost, lightgbm: the model
-    cannot be trained or unpickled without them)."""
-    requirements = assets.runtime_requirements(
-        extras=assets.environment_extras(settings, serving=serving)
+    """mlcore at the lock's versions, with the extras the settings need (xgboost, lightgbm: the
+    model cannot be trained or unpickled without them)."""
+    requirements = assets.locked_requirements(
+        assets.environment_extras(settings, serving=serving), serving=serving
     )
     return assets.build_environment(env, settings, requirements, serving=serving)
 

@@ -98,12 +98,10 @@ def stage_spark_code(dest: Path, *, source_dir: Path = SOURCE_DIR) -> Path:
 
 
 def python_env(env: AzureEnvironment, settings: MlopsSettings) -> str:
-    """The session's conda file: mlcore's runtime at CI's pins, the extras the settings need
+    """The session's conda file: mlcore's runtime from the job lock, the extras the settings need
     (less pyspark, which the runtime brings), and MLflow for the workspace (the breach tag)."""
     extras = assets.environment_extras(settings, serving=False)
-    requirements = assets.with_additions(
-        assets.runtime_requirements(extras=extras), assets.JOB_REQUIREMENTS_FILE
-    )
+    requirements = assets.locked_requirements(extras, serving=False)
     document = {
         "name": f"{settings.project}-spark-drift",
         "channels": ["conda-forge"],

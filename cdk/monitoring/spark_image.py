@@ -21,8 +21,9 @@ REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = "pipelines/monitoring/spark/Dockerfile"
 BUILD_CONTEXT = (
     "pyproject.toml",
-    "requirements.txt",
+    "lock",
     "README.md",
+    "LICENSE",
     "src",
     "pipelines/monitoring/spark",
 )

@@ -22,6 +22,7 @@ from mlcore.errors import ConfigError, GateFailed, MlcoreError
 from mlcore.job_failure import report_job_failure
 from mlcore.jsonio import dumps
 from mlcore.settings_file import SETTINGS_HELP, find_settings
+from mlcore.signals import exit_on_sigterm_as_pid_1
 
 if TYPE_CHECKING:
     from mlcore.settings import MlopsSettings
@@ -423,6 +424,9 @@ def _add_component_subcommands(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # A processing job's ContainerEntrypoint runs mlcore as PID 1: without a handler it would
+    # ignore SageMaker's SIGTERM and every stop would wait for SIGKILL (mlcore.signals).
+    exit_on_sigterm_as_pid_1()
     # OpenMP threads that sleep while they wait for each other, set before a command loads
     # scikit-learn's OpenMP runtime (which reads it once): with the spinning default, training
     # on a busy machine with two threads took over 150 s where one took 11 to 14 s and two

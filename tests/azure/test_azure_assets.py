@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
-import tomllib
 from pathlib import Path
 
 import pytest
 from azure.ai.ml.entities import Environment
 from mlops_azure import assets
-from mlops_azure.config import REPO_ROOT, AzureEnvironment
+from mlops_azure.config import AzureEnvironment
 from mlops_azure.definitions import Definitions
 
 from mlcore.errors import ConfigError
@@ -49,20 +47,11 @@ def test_nodes_lose_public_ips_only_with_a_private_route(dev_env: AzureEnvironme
     assert compute.network_settings.subnet == subnet
 
 
-def _ci_pins() -> dict[str, str]:
-    pins = {}
-    for line in (REPO_ROOT / "requirements.txt").read_text().splitlines():
-        if "==" in line and not line.lstrip().startswith("#"):
-            name, version = line.split("#")[0].strip().split("==")
-            pins[name.split("[")[0].lower()] = version
-    return pins
+def _locked(name: str) -> dict[str, str]:
+    """normalised name -> the lock's entry (name==version --hash=...), lower-cased."""
+    from tools.locks import LOCKS_BY_NAME, read_lock
 
-
-def _declared_names() -> list[str]:
-    declared = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    return [
-        re.split(r"[<>=!~ ;\[]", requirement, maxsplit=1)[0].lower() for requirement in declared
-    ]
+    return {n: p.requirement.lower() for n, p in read_lock(LOCKS_BY_NAME[name].path).items()}
 
 
 def _pip(environment: Environment) -> list[str]:
@@ -70,23 +59,21 @@ def _pip(environment: Environment) -> list[str]:
     return [requirement.lower() for requirement in pip]
 
 
-def _file_pins(path: Path) -> list[str]:
-    return [
-        line.split("#")[0].strip().lower()
-        for line in path.read_text().splitlines()
-        if "==" in line.split("#")[0]
-    ]
+def _versions(pip: list[str]) -> dict[str, str]:
+    return {p.split("==")[0]: p.split("==")[1].split()[0] for p in pip}
 
 
-def test_job_environment_is_mlcore_at_the_ci_pins_plus_mlflow_for_the_workspace(
-    definitions: Definitions,
-) -> None:
-    pins = _ci_pins()
-    expected = [f"{name}=={pins[name]}" for name in _declared_names()]
-    job_pins = _file_pins(assets.JOB_REQUIREMENTS_FILE)
-    assert _pip(definitions.environment) == [*expected, *job_pins]
+def test_job_environment_is_the_job_lock_with_hashes(definitions: Definitions) -> None:
+    # Issue 20: the environment once resolved python-dateutil and pydantic at build time, to
+    # versions CI never ran. Now every entry is the lock's, whole tree, each with its hashes.
+    pip = _pip(definitions.environment)
+    assert pip == list(_locked("azure-job").values())
+    assert all(" --hash=sha256:" in p for p in pip)
     # Issue 13: jobs log to the workspace's MLflow tracking, which needs both, pinned.
-    assert {p.split("==")[0] for p in job_pins} == {"mlflow-skinny", "azureml-mlflow"}
+    versions = _versions(pip)
+    assert versions["mlflow-skinny"] == "3.15.0"
+    assert versions["azureml-mlflow"] == "1.62.0.post6"
+    assert versions["python-dateutil"] == _versions(list(_locked("ci").values()))["python-dateutil"]
     assert definitions.environment.conda_file["dependencies"][0] == "python=3.11"
     assert definitions.environment.name == "acme-risk-mlcore-training"
 
@@ -106,16 +93,13 @@ def test_no_azure_environment_installs_the_aws_toolchain(definitions: Definition
         assert not names & {"aws-cdk-lib", "sagemaker", "boto3", "moto", "cdk-nag"}, names
 
 
-def test_serving_environment_adds_azure_serving_and_only_the_documented_override(
-    definitions: Definitions,
-) -> None:
-    pins = _ci_pins()
+def test_serving_environment_is_the_serving_lock_with_hashes(definitions: Definitions) -> None:
     serving = _pip(definitions.serving_environment)
-    additions = {p.split("==")[0]: p for p in _file_pins(assets.SERVING_REQUIREMENTS_FILE)}
-    for name in _declared_names():
-        assert additions.get(name, f"{name}=={pins[name]}") in serving
-    assert set(additions.values()) <= set(serving)
-    assert len(serving) == len(set(_declared_names()) | set(additions))
+    assert serving == list(_locked("azure-serving").values())
+    versions = _versions(serving)
+    # The one pin Azure's server forces (tools/locks.py AZURE_DIFFERENCES says which and why).
+    assert versions["pydantic"] == "2.12.5"
+    assert "azureml-inference-server-http" in versions and "azureml-ai-monitoring" in versions
     assert definitions.serving_environment.version != definitions.environment.version
     assert definitions.deployment.environment == (
         f"azureml:{definitions.serving_environment.name}:{definitions.serving_environment.version}"
@@ -125,20 +109,16 @@ def test_serving_environment_adds_azure_serving_and_only_the_documented_override
 def test_environment_version_changes_with_the_pins(
     dev_env: AzureEnvironment, settings: MlopsSettings
 ) -> None:
-    base = assets.build_environment(dev_env, settings, ["numpy==2.4.6"])
-    same = assets.build_environment(dev_env, settings, ["numpy==2.4.6"])
-    bumped = assets.build_environment(dev_env, settings, ["numpy==2.4.7"])
+    base = assets.build_environment(dev_env, settings, ["numpy==2.4.6 --hash=sha256:aa"])
+    same = assets.build_environment(dev_env, settings, ["numpy==2.4.6 --hash=sha256:aa"])
+    bumped = assets.build_environment(dev_env, settings, ["numpy==2.4.7 --hash=sha256:bb"])
     assert base.version == same.version
     assert base.version != bumped.version
 
 
-def test_missing_pin_is_a_clear_error(tmp_path: Path) -> None:
-    pyproject = tmp_path / "pyproject.toml"
-    pyproject.write_text('[project]\nname = "x"\ndependencies = ["numpy>=2", "polars>=1"]\n')
-    requirements = tmp_path / "requirements.txt"
-    requirements.write_text("numpy==2.4.6\n")
-    with pytest.raises(ConfigError, match=r"no exact pin.*\['polars'\]"):
-        assets.runtime_requirements(pyproject, requirements)
+def test_an_extra_without_a_lock_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match=r"mlcore\[gpu\], which has no lock.*make lock"):
+        assets.locked_requirements(["gpu"], serving=False)
 
 
 def test_training_data_points_at_the_datastore_folder(definitions: Definitions) -> None:
@@ -200,7 +180,7 @@ def test_a_configured_estimator_is_installed_in_the_job_and_serving_environments
     from mlops_azure.definitions import runtime_environment
 
     configured = _settings_with(settings, training={"algorithm": algorithm})
-    pin = f"{package}=={_ci_pins()[package]}"
+    pin = _locked(f"extra-{algorithm}")[package]
     for serving in (False, True):
         pip = _pip(runtime_environment(dev_env, configured, serving=serving))
         assert pin in pip, (serving, pip)
@@ -218,21 +198,8 @@ def test_tracking_on_uses_the_workspace_mlflow_pins_not_cis(
 
     tracked = _settings_with(settings, tracking={"enabled": True})
     job = _pip(runtime_environment(dev_env, tracked))
-    assert "mlflow-skinny==3.15.0" in job and "azureml-mlflow==1.62.0.post6" in job
+    versions = _versions(job)
+    assert versions["mlflow-skinny"] == "3.15.0" and versions["azureml-mlflow"] == "1.62.0.post6"
     assert not any(p.startswith("mlflow==") for p in job), job
     serving = _pip(runtime_environment(dev_env, tracked, serving=True))
     assert not any(p.startswith(("mlflow==", "mlflow-skinny==")) for p in serving), serving
-
-
-def test_an_extra_pyproject_lacks_is_a_clear_error(tmp_path: Path) -> None:
-    pyproject = tmp_path / "pyproject.toml"
-    pyproject.write_text(
-        '[project]\nname = "x"\ndependencies = ["numpy>=2"]\n'
-        '[project.optional-dependencies]\nlightgbm = ["lightgbm>=4"]\n'
-    )
-    requirements = tmp_path / "requirements.txt"
-    requirements.write_text("numpy==2.4.6\n")
-    with pytest.raises(ConfigError, match=r"mlcore\[xgboost\].*known extras: \['lightgbm'\]"):
-        assets.runtime_requirements(pyproject, requirements, extras=["xgboost"])
-    with pytest.raises(ConfigError, match=r"no exact pin.*mlcore\[lightgbm\] \['lightgbm'\]"):
-        assets.runtime_requirements(pyproject, requirements, extras=["lightgbm"])

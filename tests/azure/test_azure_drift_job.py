@@ -155,7 +155,10 @@ def test_the_conda_conf_installs_mlcores_pins_but_not_pyspark(loaded: SparkJob) 
     # (azureml-assets, model_data_collector_preprocessor/spec.yaml); the runtime has pyspark.
     document = yaml.safe_load(loaded.conf[drift_job.PYTHON_ENV_CONF])
     pip = document["dependencies"][0]["pip"]
-    assert "pandas==3.1.1" in pip and "azureml-mlflow==1.62.0.post6" in pip
+    # The job lock, whole tree and hashed (issue 20): nothing resolves in the session.
+    versions = {p.split("==")[0]: p.split("==")[1].split()[0] for p in pip}
+    assert versions["pandas"] == "3.1.1" and versions["azureml-mlflow"] == "1.62.0.post6"
+    assert all(" --hash=sha256:" in p for p in pip)
     assert not any(p.lower().startswith("pyspark") for p in pip)
     assert not any(p.startswith(("boto3", "sagemaker", "aws-cdk-lib")) for p in pip)
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import dockerfile
 import pytest
-from packaging.requirements import Requirement
 
 from cdk.container_image import (
     BUILD_CONTEXT,
@@ -71,7 +69,7 @@ def _instructions() -> list[Any]:
 
 
 def _install_line() -> str:
-    (run,) = [i for i in _instructions() if i.cmd == "RUN" and "pip install" in i.value[0]]
+    (run,) = [i for i in _instructions() if i.cmd == "RUN" and "--require-hashes" in i.value[0]]
     return str(run.value[0])
 
 
@@ -81,21 +79,16 @@ def test_the_dockerfile_takes_the_extras_as_a_build_argument_defaulting_to_none(
     assert [a.value for a in args] == [(f'{EXTRAS_BUILD_ARG}=""',)]
     # Declared after FROM (an ARG before FROM is not visible to RUN) and before the install.
     order = [i.cmd for i in instructions]
-    assert order.index("FROM") < order.index("ARG") < order.index("RUN")
+    install = instructions.index(next(i for i in instructions if i.value[0] == _install_line()))
+    assert order.index("FROM") < order.index("ARG") < install
 
 
-def _pip_target(tmp_path: Path, extras: str) -> tuple[list[str], str]:
-    """Run the Dockerfile's install line with MLCORE_EXTRAS=extras; pip's argv and constraints."""
-    work = tmp_path / "build"
-    work.mkdir()
-    shutil.copy(REPOSITORY_ROOT / "requirements.txt", work / "requirements.txt")
-    (work / "src").mkdir()
+def _pip_argv(tmp_path: Path, extras: str) -> list[str]:
+    """Run the Dockerfile's install line with MLCORE_EXTRAS=extras; pip's argv."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     pip = bin_dir / "pip"
-    pip.write_text(
-        '#!/bin/sh\nprintf "%s\\n" "$@" > "$RECORD"\ncp constraints.txt "$RECORD.constraints"\n'
-    )
+    pip.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$RECORD"\n')
     pip.chmod(0o755)
     record = tmp_path / "argv"
     env = {
@@ -103,28 +96,28 @@ def _pip_target(tmp_path: Path, extras: str) -> tuple[list[str], str]:
         "RECORD": str(record),
         EXTRAS_BUILD_ARG: extras,
     }
-    subprocess.run(["/bin/sh", "-c", _install_line()], cwd=work, env=env, check=True)
-    assert not (work / "src").exists()  # the line still cleans up after the install
-    return record.read_text().splitlines(), Path(f"{record}.constraints").read_text()
+    subprocess.run(["/bin/sh", "-c", _install_line()], cwd=REPOSITORY_ROOT, env=env, check=True)
+    return record.read_text().splitlines()
 
 
 @pytest.mark.parametrize(
     "extras",
-    [(), ("xgboost",), ("lightgbm", "tracking", "sagemaker-mlflow")],
+    [(), ("xgboost",), ("lightgbm", "tracking-client", "sagemaker-mlflow")],
     ids=["none", "one", "three"],
 )
-def test_the_install_line_installs_mlcore_with_exactly_the_extras_given(
+def test_the_install_line_installs_the_locks_of_exactly_the_extras_given(
     tmp_path: Path, extras: tuple[str, ...]
 ) -> None:
-    argv, constraints = _pip_target(tmp_path, ",".join(extras))
-    assert argv[:4] == ["install", "--no-compile", "-c", "constraints.txt"]
-    (target,) = argv[4:]
-    assert target == (f".[{','.join(extras)}]" if extras else ".")
-    # pip reads ".[a,b]" as the project in "." with extras a and b (PEP 508 extras).
-    assert Requirement("mlcore" + target[1:]).extras == set(extras)
-    # The pins stay constraints, with extras stripped (pip refuses them there).
-    assert "scikit-learn==" in constraints and "moto==" in constraints
-    assert "[" not in constraints
+    argv = _pip_argv(tmp_path, ",".join(extras))
+    assert argv[:2] == ["install", "--require-hashes"]
+    files = argv[2:][1::2]
+    assert argv[2:][::2] == ["-r"] * len(files)
+    assert files == [
+        "lock/runtime.txt",
+        "lock/build.txt",
+        *(f"lock/extra-{extra}.txt" for extra in extras),
+    ]
+    assert all((REPOSITORY_ROOT / f).is_file() for f in files)
 
 
 def _settings(**training: Any) -> MlopsSettings:
@@ -136,7 +129,7 @@ def _settings(**training: Any) -> MlopsSettings:
     [
         ({"algorithm": "logistic_regression"}, False, ()),
         ({"algorithm": "xgboost"}, False, ("xgboost",)),
-        ({"algorithm": "lightgbm"}, True, ("lightgbm", "tracking", "sagemaker-mlflow")),
+        ({"algorithm": "lightgbm"}, True, ("lightgbm", "tracking-client", "sagemaker-mlflow")),
         # A custom estimator brings its own dependencies (it lives under src/).
         ({"estimator": "acme_models.boosting:make"}, False, ()),
     ],
@@ -147,9 +140,12 @@ def test_image_extras_follow_the_settings_and_the_tracking_server(
     assert image_extras(_settings(**training), tracking_server=tracking_server) == expected
 
 
-def test_tracking_in_the_settings_and_a_server_install_tracking_once() -> None:
+def test_tracking_in_the_settings_and_a_server_install_the_mlflow_client_once() -> None:
+    # The image logs to a remote server: MLflow's client (mlflow-skinny), never the full
+    # package with its server, UI and SQL store (issue 20: about 225 MB in every endpoint).
     settings = MlopsSettings.model_validate({"tracking": {"enabled": True}})
-    assert image_extras(settings, tracking_server=True) == ("tracking", "sagemaker-mlflow")
+    assert image_extras(settings, tracking_server=True) == ("tracking-client", "sagemaker-mlflow")
+    assert image_extras(settings, tracking_server=False) == ("tracking-client",)
 
 
 def test_every_extra_the_image_may_install_is_declared_by_pyproject() -> None:

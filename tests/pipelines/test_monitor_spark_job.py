@@ -280,11 +280,15 @@ def test_the_image_holds_the_app_where_the_job_runs_it() -> None:
     assert by_command[:2] == [("ARG", ("BASE_IMAGE",)), ("FROM", ("${BASE_IMAGE}",))]
     assert ("COPY", ("pipelines/monitoring/spark/drift_app.py", SPARK_APP)) in by_command
     assert by_command[-1] == ("ENTRYPOINT", (SPARK_SUBMIT,)) and instructions[-1].json
-    (install,) = [v[0] for c, v in by_command if c == "RUN" and "pip install" in v[0]]
-    # Into the interpreter the base image's PYSPARK_PYTHON names, with CI's pins as constraints;
-    # no pip pyspark: the image's EMR Spark provides pyspark, and a second one would shadow it.
-    assert "/usr/local/bin/python3 -m pip install --no-compile -c constraints.txt ." in install
-    assert "pyspark" not in install
+    locked, project = [v[0] for c, v in by_command if c == "RUN" and "pip install" in v[0]]
+    # Into the interpreter the base image's PYSPARK_PYTHON names, from the Python 3.12 lock with
+    # hashes (tests/test_locks.py), then mlcore itself; no pip pyspark: the image's EMR Spark
+    # provides pyspark, and a second one would shadow it.
+    assert "/usr/local/bin/python3 -m pip install --require-hashes" in locked
+    assert "-r lock/runtime-py312.txt" in locked
+    assert "/usr/local/bin/python3 -m pip install --no-deps --no-index" in project
+    assert "pyspark" not in locked + project
+    assert "pyspark" not in (REPOSITORY / "lock/runtime-py312.txt").read_text()
 
 
 def test_runs_after_a_long_gap_cover_every_hour_folder() -> None:

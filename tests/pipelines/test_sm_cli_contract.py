@@ -106,7 +106,8 @@ def test_serving_invocation_parses() -> None:
 
 def test_dockerfile_entrypoint_is_the_mlcore_console_script() -> None:
     (entrypoint,) = _instructions("ENTRYPOINT")
-    assert json.loads(entrypoint) == ["mlcore"]
+    # Under tini, which forwards SageMaker's SIGTERM (PID 1 ignores signals it has no handler for).
+    assert json.loads(entrypoint) == ["/usr/bin/tini", "--", "mlcore"]
     scripts = tomllib.loads((REPOSITORY_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["mlcore"] == "mlcore.cli:main"
 
@@ -132,10 +133,11 @@ def test_the_base_image_is_pinned_to_an_exact_release_and_digest() -> None:
     assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-[a-z]+@sha256:[0-9a-f]{64}", base), base
 
 
-def test_dockerfile_installs_with_the_pinned_requirements_as_constraints() -> None:
-    # The target is "." with the build's extras (tests/cdk/test_cdk_image.py runs the line).
-    assert re.search(r'pip install [^\n]*-c constraints\.txt "?\.', DOCKERFILE_TEXT)
-    assert "requirements.txt" in DOCKERFILE_TEXT
+def test_dockerfile_installs_the_lock_with_hashes() -> None:
+    # The lock files per extra (tests/cdk/test_cdk_image.py runs the line; tests/test_locks.py
+    # checks every install reads a lock).
+    assert re.search(r"pip install --require-hashes \$files", DOCKERFILE_TEXT)
+    assert "lock/runtime.txt" in DOCKERFILE_TEXT
 
 
 def test_the_check_step_and_mlcore_agree_on_what_is_a_marker() -> None:
