@@ -198,7 +198,7 @@ def _encode(rows: pd.DataFrame, spec: DatasetSpec) -> tuple[list[str], np.ndarra
             frequent.sort()
         except TypeError:  # mixed types cannot be sorted: any fixed order gives the same trees' power
             pass
-        codes = pd.Categorical(text, categories=frequent).codes.astype(np.float64)
+        codes = pd.Index(frequent, dtype=object).get_indexer(text).astype(np.float64)
         codes[codes < 0] = np.nan
         x[:, j] = codes
     is_categorical = np.array([name not in spec.numeric for name in names])
