@@ -27,6 +27,7 @@ loses nothing).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -194,10 +195,10 @@ def _encode(rows: pd.DataFrame, spec: DatasetSpec) -> tuple[list[str], np.ndarra
             continue
         text = values.astype(object).where(values.notna(), None)
         frequent = list(text.value_counts().index[:_MAX_CATEGORIES])
-        try:
+        # The encoder inside HistGradientBoosting sorts categories; mixed types cannot be
+        # sorted, and then any fixed order gives trees of the same power.
+        with contextlib.suppress(TypeError):
             frequent.sort()
-        except TypeError:  # mixed types cannot be sorted: any fixed order gives the same trees' power
-            pass
         codes = pd.Index(frequent, dtype=object).get_indexer(text).astype(np.float64)
         codes[codes < 0] = np.nan
         x[:, j] = codes
