@@ -104,3 +104,66 @@ def test_the_classifier_can_be_switched_off_in_the_settings() -> None:
         settings=DriftSettings(domain_classifier={"enabled": False}),
     )
     assert report.domain_classifier is None and report.to_dict()["domain_classifier"] is None
+
+
+def _wide_rows(rng: np.random.Generator, n: int, rho: float) -> pd.DataFrame:
+    """Two correlated features among 40 noise columns and 6 categorical ones."""
+    a = rng.normal(size=n)
+    columns: dict[str, object] = {"a": a, "b": rho * a + np.sqrt(1 - rho**2) * rng.normal(size=n)}
+    columns.update({f"n{i}": rng.normal(size=n) for i in range(40)})
+    columns.update({f"c{i}": rng.choice(["p", "q", "r", "s"], n) for i in range(6)})
+    return pd.DataFrame(columns)
+
+
+WIDE = DatasetSpec(
+    target="y",
+    numeric=("a", "b", *(f"n{i}" for i in range(40))),
+    categorical=tuple(f"c{i}" for i in range(6)),
+)
+
+
+def test_among_many_features_a_correlation_flip_ranks_its_two_features_top_every_time() -> None:
+    rng = np.random.default_rng(6)
+    reference, current = _wide_rows(rng, 4000, 0.6), _wide_rows(rng, 4000, -0.6)
+    runs = [
+        domain_classifier_drift(reference, current, spec=WIDE, settings=DriftSettings())
+        for _ in range(2)
+    ]
+    first = runs[0]
+    assert first.grade != "none" and first.p_value is not None and first.p_value < 0.025
+    ranked = first.parameters["separating_features"]
+    assert {name for name, _ in ranked[:2]} == {"a", "b"}
+    assert all(importance > 0 and isinstance(importance, float) for _, importance in ranked)
+    assert ranked[1][1] > 5 * ranked[2][1]  # the noise columns separate far less
+    assert runs[1].statistic == first.statistic and runs[1].parameters == first.parameters
+
+
+def test_the_float_array_encoding_fits_the_same_model_as_pandas_categoricals() -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from mlcore.drift.classifier import _encode
+
+    rng = np.random.default_rng(7)
+    rows = _wide_rows(rng, 3000, 0.6)
+    rows.loc[rng.random(3000) < 0.05, "c0"] = None  # missing categories
+    rows.loc[rng.random(3000) < 0.05, "n0"] = np.nan
+    rows["c1"] = rng.choice([f"level{k:03d}" for k in range(300)], 3000)  # more than 254 kept
+    y = (rows["a"] * rows["b"] + (rows["c2"] == "p") + rng.normal(size=3000) > 0.5).to_numpy()
+    names, x, is_categorical = _encode(rows, WIDE)
+    options = {"max_iter": 30, "max_leaf_nodes": 15, "early_stopping": False, "random_state": 0}
+    ours = HistGradientBoostingClassifier(categorical_features=is_categorical, **options)
+    ours.fit(x[:2000], y[:2000])
+    # The former input: a frame in the original column order, categories as pandas categoricals
+    # of their text (the 254 most frequent kept, in order of frequency).
+    frame = rows.copy()
+    for name in WIDE.categorical:
+        text = rows[name].astype(object).where(rows[name].notna(), None)
+        frequent = text.value_counts().index[:254]
+        frame[name] = pd.Categorical(text.where(text.isin(frequent), None), categories=frequent)
+    pandas_path = HistGradientBoostingClassifier(categorical_features="from_dtype", **options)
+    pandas_path.fit(frame.iloc[:2000], y[:2000])
+    np.testing.assert_array_equal(
+        ours.predict_proba(x[2000:]), pandas_path.predict_proba(frame.iloc[2000:])
+    )
+    assert names[:6] == [f"c{i}" for i in range(6)] and is_categorical.sum() == 6
+    assert np.nanmax(x[:, names.index("c1")]) == 253  # the 254 most frequent levels kept
