@@ -237,16 +237,6 @@ def data_files(
         yield StoredFile(name=blob.name, size=int(blob.size), etag=str(blob.etag))
 
 
-def serving_deployment(ml_client: MLClient, endpoint_name: str) -> str | None:
-    """The deployment taking the largest share of the endpoint's traffic; None when none does."""
-    try:
-        traffic = ml_client.online_endpoints.get(endpoint_name).traffic or {}
-    except ResourceNotFoundError:
-        return None
-    serving = {name: share for name, share in traffic.items() if share > 0}
-    return max(serving, key=lambda name: serving[name]) if serving else None
-
-
 def latest_model(ml_client: MLClient, name: str) -> str | None:
     """``azureml:name:version`` of the newest registered version, or None when there is none."""
     try:
