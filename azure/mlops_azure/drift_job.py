@@ -107,7 +107,7 @@ def python_env(env: AzureEnvironment, settings: MlopsSettings) -> str:
         "channels": ["conda-forge"],
         "dependencies": [{"pip": requirements}],
     }
-    return yaml.safe_dump(document, sort_keys=False)
+    return str(yaml.safe_dump(document, sort_keys=False))
 
 
 def _check_supported(env: AzureEnvironment, settings: MlopsSettings) -> None:

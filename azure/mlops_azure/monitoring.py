@@ -19,8 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Literal
 
 from azure.ai.ml import Input
+from azure.ai.ml.constants import MonitorDatasetContext
 from azure.ai.ml.entities import (
     AlertNotification,
     BaselineDataRange,
@@ -190,7 +192,7 @@ def ml_task(env: AzureEnvironment, settings: MlopsSettings) -> str:
     return task
 
 
-def monitored_features(settings: MlopsSettings) -> list[str] | str:
+def monitored_features(settings: MlopsSettings) -> list[str] | Literal["all_features"]:
     """The declared features when mlops.yaml lists both kinds; otherwise every column Azure sees.
 
     With inferred feature types the list is only known after training, so Azure ML
@@ -280,7 +282,7 @@ def _monitor_schedule(
             input_data=Input(
                 type="uri_folder", path=collected_data_uri(env, deployment_name, collection)
             ),
-            data_context=collection,
+            data_context=MonitorDatasetContext(collection),
             data_window=BaselineDataRange(
                 lookback_window_size=window.window, lookback_window_offset="P0D"
             ),
@@ -289,7 +291,7 @@ def _monitor_schedule(
     if window.offset is None:
         reference = ReferenceData(
             input_data=Input(type="mltable", path=reference_data),
-            data_context="validation",
+            data_context=MonitorDatasetContext.VALIDATION,
             data_column_names=columns,
         )
         outputs_reference = reference
@@ -302,7 +304,7 @@ def _monitor_schedule(
                     type="uri_folder",
                     path=collected_data_uri(env, deployment_name, collection),
                 ),
-                data_context=collection,
+                data_context=MonitorDatasetContext(collection),
                 data_window=BaselineDataRange(
                     lookback_window_size=window.window, lookback_window_offset=window.offset
                 ),
