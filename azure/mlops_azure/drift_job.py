@@ -183,7 +183,9 @@ def build_drift_job(
         ),
         # The workspace's managed identity reads the collected data and writes the reports,
         # whoever created the schedule.
-        identity=ManagedIdentityConfiguration(),
+        # spark()'s annotation names the REST client's ManagedIdentity; its docstring and its
+        # conversion take this entity, as every other job builder's does.
+        identity=ManagedIdentityConfiguration(),  # type: ignore[arg-type]
         resources={
             "instance_type": env.monitoring.spark_instance_type,
             "runtime_version": SPARK_DRIFT_RUNTIME,
