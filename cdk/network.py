@@ -474,7 +474,7 @@ class StageNetwork(Construct):
             self.gateway_endpoints[key] = endpoint
         assert self.endpoint_security_group is not None
         for key, service in INTERFACE_ENDPOINTS.items():
-            endpoint = ec2.InterfaceVpcEndpoint(
+            interface = ec2.InterfaceVpcEndpoint(
                 self,
                 f"{_id(service)}Endpoint",
                 vpc=self.vpc,
@@ -485,7 +485,7 @@ class StageNetwork(Construct):
                 # Ingress comes from the workload groups only (added above), not the VPC range.
                 open=False,
             )
-            endpoint.add_to_policy(
+            interface.add_to_policy(
                 iam.PolicyStatement(
                     sid="PrincipalsOfTheStageAccounts",
                     principals=[iam.AnyPrincipal()],
@@ -494,7 +494,7 @@ class StageNetwork(Construct):
                     conditions=self._account_condition(),
                 )
             )
-            self.interface_endpoints[key] = endpoint
+            self.interface_endpoints[key] = interface
 
     @property
     def s3_endpoint_id(self) -> str | None:
