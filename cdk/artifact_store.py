@@ -122,13 +122,6 @@ class ArtifactStore(Construct):
             enable_key_rotation=True,
             removal_policy=removal,
         )
-        common = dict(
-            versioned=True,
-            enforce_ssl=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            removal_policy=removal,
-        )
         self.access_log_bucket = access_log_bucket(
             self,
             "AccessLogs",
@@ -148,7 +141,11 @@ class ArtifactStore(Construct):
                     abort_incomplete_multipart_upload_after=Duration.days(7),
                 )
             ],
-            **common,
+            versioned=True,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            removal_policy=removal,
         )
         # Object-created events go to EventBridge (the new-data trigger). Set on the bucket
         # itself: the L2 `event_bridge_enabled` deploys a Lambda-backed custom resource instead.
@@ -171,7 +168,11 @@ class ArtifactStore(Construct):
                     abort_incomplete_multipart_upload_after=Duration.days(7),
                 )
             ],
-            **common,
+            versioned=True,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            removal_policy=removal,
         )
 
         log_access(self.data_bucket, to=self.access_log_bucket, prefix="data/")

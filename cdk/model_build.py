@@ -351,7 +351,7 @@ class ModelBuild(Construct):
             )
         )
         placement, vpc_access = (
-            network.function_placement(role) if network is not None else ({}, None)
+            network.function_placement(role) if network is not None else (None, None)
         )
         function = lambda_.Function(
             self,
@@ -364,7 +364,9 @@ class ModelBuild(Construct):
             memory_size=256,
             role=role,
             log_group=log_group,
-            **placement,  # type: ignore[arg-type]
+            vpc=placement.vpc if placement else None,
+            vpc_subnets=placement.vpc_subnets if placement else None,
+            security_groups=placement.security_groups if placement else None,
         )
         if vpc_access is not None:
             function.node.add_dependency(vpc_access)

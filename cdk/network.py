@@ -20,6 +20,7 @@ is placed in it by the same constructs that place the existing ones.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aws_cdk import Aws, Names, RemovalPolicy, Stack, Stage
@@ -64,6 +65,16 @@ SAGEMAKER_CONTAINER_SERVICES = ("ecr", "ecr-images", "s3", "logs", "cloudwatch",
 #: endpoint policy): signed by ECR, so its requests carry no principal of the stage's accounts.
 ECR_LAYER_BUCKET = "prod-{region}-starport-layer-bucket"
 HTTPS = ec2.Port.tcp(443)
+
+
+@dataclass(frozen=True)
+class FunctionPlacement:
+    """Where a Lambda function runs in a stage with a network: ``lambda_.Function``'s
+    ``vpc``, ``vpc_subnets`` and ``security_groups``."""
+
+    vpc: ec2.IVpc
+    vpc_subnets: ec2.SubnetSelection
+    security_groups: list[ec2.ISecurityGroup]
 
 
 class StageNetwork(Construct):
@@ -212,8 +223,8 @@ class StageNetwork(Construct):
             conditions["Bool"] = {"sagemaker:NetworkIsolation": "true"}
         return conditions
 
-    def function_placement(self, role: iam.IRole) -> tuple[dict[str, object], iam.Policy]:
-        """Keyword arguments that put a Lambda function in the private subnets behind the
+    def function_placement(self, role: iam.IRole) -> tuple[FunctionPlacement, iam.Policy]:
+        """The placement that puts a Lambda function in the private subnets behind the
         function security group, and the policy that lets Lambda attach it there (what
         AWSLambdaVPCAccessExecutionRole holds, inline: no managed policy). The function must
         depend on that policy: Lambda checks the role when it creates the function."""
@@ -237,11 +248,11 @@ class StageNetwork(Construct):
             "permission (the actions of AWSLambdaVPCAccessExecutionRole).",
             suffix=FUNCTION_VPC_ACCESS,
         )
-        placement: dict[str, object] = {
-            "vpc": self.vpc,
-            "vpc_subnets": self.subnet_selection,
-            "security_groups": self.function_security_groups,
-        }
+        placement = FunctionPlacement(
+            vpc=self.vpc,
+            vpc_subnets=self.subnet_selection,
+            security_groups=self.function_security_groups,
+        )
         return placement, policy
 
     def _vpc_access(
@@ -474,7 +485,7 @@ class StageNetwork(Construct):
             self.gateway_endpoints[key] = endpoint
         assert self.endpoint_security_group is not None
         for key, service in INTERFACE_ENDPOINTS.items():
-            endpoint = ec2.InterfaceVpcEndpoint(
+            interface = ec2.InterfaceVpcEndpoint(
                 self,
                 f"{_id(service)}Endpoint",
                 vpc=self.vpc,
@@ -485,7 +496,7 @@ class StageNetwork(Construct):
                 # Ingress comes from the workload groups only (added above), not the VPC range.
                 open=False,
             )
-            endpoint.add_to_policy(
+            interface.add_to_policy(
                 iam.PolicyStatement(
                     sid="PrincipalsOfTheStageAccounts",
                     principals=[iam.AnyPrincipal()],
@@ -494,7 +505,7 @@ class StageNetwork(Construct):
                     conditions=self._account_condition(),
                 )
             )
-            self.interface_endpoints[key] = endpoint
+            self.interface_endpoints[key] = interface
 
     @property
     def s3_endpoint_id(self) -> str | None:

@@ -198,10 +198,10 @@ class MlopsStage(Stage):
         build = self.model_build_stack
         assert build.network is not None and build.network.s3_endpoint_id is not None
         account = stage_config.account or Aws.ACCOUNT_ID
-        exempt = [
-            role_arn(build, deploy_role_name(project, stage_name), account),
-            role_arn(build, endpoint_role_name(self.serving_stack.endpoint.endpoint_name), account),
-        ]
+        exempt = [role_arn(build, deploy_role_name(project, stage_name), account)]
+        endpoint = self.serving_stack.endpoint
+        if endpoint is not None:
+            exempt.append(role_arn(build, endpoint_role_name(endpoint.endpoint_name), account))
         if self.serving_stack.batch is not None:
             exempt.append(
                 role_arn(build, batch_role_name(self.serving_stack.batch.name_prefix), account)

@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,7 +57,9 @@ class SynthSummary:
         return not any(s.nag_errors or s.lint_errors for s in self.stacks)
 
 
-def iter_stacks(outdir: Path, environment: str = "toolchain") -> Iterator[tuple[str, dict, Path]]:
+def iter_stacks(
+    outdir: Path, environment: str = "toolchain"
+) -> Iterator[tuple[str, dict[str, Any], Path]]:
     """(environment, manifest artifact, assembly dir) for every stack, nested stages included."""
     manifest_path = outdir / "manifest.json"
     if not manifest_path.exists():

@@ -12,6 +12,7 @@ from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
+from aws_cdk.interfaces.aws_events import IRuleRef
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
@@ -29,7 +30,12 @@ class StartPipelineTarget:
         self._role = role
         self._retry_attempts = retry_attempts
 
-    def bind(self, _rule: events.IRule, _id: str | None = None) -> events.RuleTargetConfig:
+    # The parameters as events.IRuleTarget names and types them, so mypy sees the protocol.
+    def bind(
+        self,
+        rule: IRuleRef,
+        id: str | None = None,
+    ) -> events.RuleTargetConfig:
         return events.RuleTargetConfig(
             arn=self._model_build.pipeline_arn,
             role=self._role,

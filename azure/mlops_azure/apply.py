@@ -21,6 +21,7 @@ from azure.ai.ml.entities import (
 from azure.ai.ml.exceptions import ValidationErrorType, ValidationException
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ResourceNotFoundError
+from azure.mgmt.eventgrid.models import AzureFunctionEventSubscriptionDestination
 from azure.storage.blob import ContainerClient
 from rich.console import Console
 
@@ -84,7 +85,9 @@ def write_dry_run(definitions: Definitions, output: Path) -> list[Path]:
             job_path = output / f"{stem}-job.yaml"
             job_path.write_text(yaml.safe_dump(document["create_job"], sort_keys=False))
             written.append(job_path)
-            document["create_job"] = {"type": entity.create_job.type, "job": f"./{job_path.name}"}
+            create_job = entity.create_job
+            assert not isinstance(create_job, str)  # the definitions build a job, never an id
+            document["create_job"] = {"type": create_job.type, "job": f"./{job_path.name}"}
         path.write_text(yaml.safe_dump(document, sort_keys=False))
         written.append(path)
     for stem, model in definitions.event_grid().items():
@@ -179,7 +182,11 @@ def apply_event_grid(
         f"Event Grid system topic {topic}",
         console=console,
     )
-    function = definitions.retrain_subscription.destination.resource_id
+    destination = definitions.retrain_subscription.destination
+    # mlops_azure.retrain builds it to deliver to the retrain function, by resource id.
+    assert isinstance(destination, AzureFunctionEventSubscriptionDestination)
+    assert destination.resource_id is not None
+    function = destination.resource_id
     if not _resource_exists(eventgrid, function):
         console.print(
             f"[yellow]Retrain subscription not created: {function} does not exist. Deploy "
@@ -235,16 +242,6 @@ def data_files(
     )
     for blob in client.list_blobs(name_starts_with=env.data.path):
         yield StoredFile(name=blob.name, size=int(blob.size), etag=str(blob.etag))
-
-
-def serving_deployment(ml_client: MLClient, endpoint_name: str) -> str | None:
-    """The deployment taking the largest share of the endpoint's traffic; None when none does."""
-    try:
-        traffic = ml_client.online_endpoints.get(endpoint_name).traffic or {}
-    except ResourceNotFoundError:
-        return None
-    serving = {name: share for name, share in traffic.items() if share > 0}
-    return max(serving, key=lambda name: serving[name]) if serving else None
 
 
 def latest_model(ml_client: MLClient, name: str) -> str | None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from azure.ai.ml.constants import StorageAccountType
 from azure.ai.ml.entities import (
     AmlCompute,
     Data,
@@ -141,7 +142,8 @@ def build_registry(env: AzureEnvironment, settings: MlopsSettings) -> Registry:
                 location=registry.location,
                 acr_config=[SystemCreatedAcrAccount(acr_account_sku="Premium")],
                 storage_config=SystemCreatedStorageAccount(
-                    storage_account_hns=False, storage_account_type="standard_lrs"
+                    storage_account_hns=False,
+                    storage_account_type=StorageAccountType.STANDARD_LRS,
                 ),
             )
         ],

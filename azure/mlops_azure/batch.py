@@ -356,4 +356,4 @@ def deploy_batch(
     for name in stale_names(base, [s.name for s in schedules], existing_names):
         wait_for(client.schedules.begin_disable(name), f"{name} off", console=console)
     console.print(f"[green]Batch endpoint {endpoint.name} scores with {model.label}[/green]")
-    return deployment.name
+    return deployment_name(model.reference)

@@ -57,8 +57,18 @@ def source_fingerprint(source_dir: Path) -> str:
     return digest.hexdigest()[:10]
 
 
+@dataclass(frozen=True)
+class _Shared:
+    """What every step's component has in common."""
+
+    settings: MlopsSettings
+    environment: Environment
+    code: Path
+    version: str
+
+
 def _component(
-    settings: MlopsSettings,
+    shared: _Shared,
     step: str,
     *,
     display_name: str,
@@ -66,20 +76,18 @@ def _component(
     inputs: dict[str, Input],
     outputs: dict[str, Output],
     command: str,
-    environment: Environment,
-    code: Path,
-    version: str,
 ) -> CommandComponent:
+    environment = shared.environment
     return CommandComponent(
-        name=f"{settings.project.replace('-', '_')}_{step}",
-        version=version,
+        name=f"{shared.settings.project.replace('-', '_')}_{step}",
+        version=shared.version,
         display_name=display_name,
         description=description,
         inputs=inputs,
         outputs=outputs,
         command=command,
         environment=f"azureml:{environment.name}:{environment.version}",
-        code=str(code),
+        code=str(shared.code),
         is_deterministic=True,
     )
 
@@ -92,10 +100,10 @@ def build_components(
     ``code`` is the staged code snapshot (:func:`mlops_azure.definitions.stage_job_code`).
     """
     version = f"{mlcore_version}-{source_fingerprint(code)}"
-    common = {"environment": environment, "code": code, "version": version}
+    shared = _Shared(settings=settings, environment=environment, code=code, version=version)
     settings_input = Input(type="uri_file", description="mlops.yaml: gate and drift thresholds")
     prep = _component(
-        settings,
+        shared,
         "prep",
         display_name="Prepare data",
         description="Validate the raw data, split it and record its fingerprint (mlcore prep).",
@@ -105,10 +113,9 @@ def build_components(
             "python -m mlcore prep --data ${{inputs.raw_data}} --output ${{outputs.prepared}} "
             "--settings ${{inputs.settings}}"
         ),
-        **common,
     )
     train = _component(
-        settings,
+        shared,
         "train",
         display_name="Train model",
         description="Fit the configured model on the train split (mlcore train).",
@@ -124,10 +131,9 @@ def build_components(
             "--model-dir ${{outputs.model}} --settings ${{inputs.settings}} "
             "$[[--git-commit ${{inputs.git_commit}}]]"
         ),
-        **common,
     )
     evaluate = _component(
-        settings,
+        shared,
         "evaluate",
         display_name="Evaluate and gate",
         description=(
@@ -148,10 +154,9 @@ def build_components(
             "--settings ${{inputs.settings}} $[[--champion-dir ${{inputs.champion_model}}]] "
             "--fail-on-gate"
         ),
-        **common,
     )
     reference = _component(
-        settings,
+        shared,
         "reference",
         display_name="Prediction reference",
         description=(
@@ -164,10 +169,9 @@ def build_components(
             "python -m mlops_azure.jobs.reference --model-dir ${{inputs.model}} "
             "--data ${{inputs.prepared}}/validation --output ${{outputs.reference}}"
         ),
-        **common,
     )
     register = _component(
-        settings,
+        shared,
         "register",
         display_name="Register model",
         description=(
@@ -190,7 +194,6 @@ def build_components(
             "cp -R ${{inputs.evaluation}}/. ${{outputs.registered_model}}/evaluation/ && "
             "cp -R ${{inputs.reference}}/. ${{outputs.registered_reference}}/"
         ),
-        **common,
     )
     return TrainingComponents(
         prep=prep, train=train, evaluate=evaluate, reference=reference, register=register

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING, Literal
 
 from azure.ai.ml import Input
+from azure.ai.ml.constants import MonitorDatasetContext
 from azure.ai.ml.entities import (
     AlertNotification,
     BaselineDataRange,
@@ -52,6 +54,26 @@ from mlops_azure.schedules import azure_triggers, schedule_names, sdk_trigger
 
 # Names of the signals in the MonitorSchedule (and in Azure's breach tags).
 DATA_DRIFT, PREDICTION_DRIFT, DATA_QUALITY = "data_drift", "prediction_drift", "data_quality"
+
+if TYPE_CHECKING:
+    from azure.ai.ml.entities import (
+        CustomMonitoringSignal,
+        FeatureAttributionDriftSignal,
+        GenerationSafetyQualitySignal,
+        GenerationTokenStatisticsSignal,
+    )
+
+    # What MonitorDefinition's monitoring_signals takes (its annotation, azure-ai-ml 1.35).
+    Signals = dict[
+        str,
+        DataDriftSignal
+        | DataQualitySignal
+        | PredictionDriftSignal
+        | FeatureAttributionDriftSignal
+        | CustomMonitoringSignal
+        | GenerationSafetyQualitySignal
+        | GenerationTokenStatisticsSignal,
+    ]
 
 
 @dataclass(frozen=True)
@@ -123,12 +145,28 @@ def _metric(table: dict[str, AzureMetric | Refused], kind: str, method: str) -> 
 
 def numerical_drift_metrics(drift: DriftSettings) -> NumericalDriftMetrics:
     metric = _metric(NUMERICAL_METRICS, "numeric", drift.numeric_method)
-    return NumericalDriftMetrics(**{metric.field: metric.threshold(drift)})
+    threshold = metric.threshold(drift)
+    match metric.field:
+        case "jensen_shannon_distance":
+            return NumericalDriftMetrics(jensen_shannon_distance=threshold)
+        case "normalized_wasserstein_distance":
+            return NumericalDriftMetrics(normalized_wasserstein_distance=threshold)
+        case "population_stability_index":
+            return NumericalDriftMetrics(population_stability_index=threshold)
+    raise ValueError(f"NumericalDriftMetrics has no threshold field {metric.field!r}")
 
 
 def categorical_drift_metrics(drift: DriftSettings) -> CategoricalDriftMetrics:
     metric = _metric(CATEGORICAL_METRICS, "categorical", drift.categorical_method)
-    return CategoricalDriftMetrics(**{metric.field: metric.threshold(drift)})
+    threshold = metric.threshold(drift)
+    match metric.field:
+        case "jensen_shannon_distance":
+            return CategoricalDriftMetrics(jensen_shannon_distance=threshold)
+        case "population_stability_index":
+            return CategoricalDriftMetrics(population_stability_index=threshold)
+        case "pearsons_chi_squared_test":
+            return CategoricalDriftMetrics(pearsons_chi_squared_test=threshold)
+    raise ValueError(f"CategoricalDriftMetrics has no threshold field {metric.field!r}")
 
 
 @dataclass(frozen=True)
@@ -190,7 +228,7 @@ def ml_task(env: AzureEnvironment, settings: MlopsSettings) -> str:
     return task
 
 
-def monitored_features(settings: MlopsSettings) -> list[str] | str:
+def monitored_features(settings: MlopsSettings) -> list[str] | Literal["all_features"]:
     """The declared features when mlops.yaml lists both kinds; otherwise every column Azure sees.
 
     With inferred feature types the list is only known after training, so Azure ML
@@ -280,7 +318,7 @@ def _monitor_schedule(
             input_data=Input(
                 type="uri_folder", path=collected_data_uri(env, deployment_name, collection)
             ),
-            data_context=collection,
+            data_context=MonitorDatasetContext(collection),
             data_window=BaselineDataRange(
                 lookback_window_size=window.window, lookback_window_offset="P0D"
             ),
@@ -289,7 +327,7 @@ def _monitor_schedule(
     if window.offset is None:
         reference = ReferenceData(
             input_data=Input(type="mltable", path=reference_data),
-            data_context="validation",
+            data_context=MonitorDatasetContext.VALIDATION,
             data_column_names=columns,
         )
         outputs_reference = reference
@@ -302,7 +340,7 @@ def _monitor_schedule(
                     type="uri_folder",
                     path=collected_data_uri(env, deployment_name, collection),
                 ),
-                data_context=collection,
+                data_context=MonitorDatasetContext(collection),
                 data_window=BaselineDataRange(
                     lookback_window_size=window.window, lookback_window_offset=window.offset
                 ),
@@ -316,7 +354,7 @@ def _monitor_schedule(
     # drift.bands.missing_rate bounds. The major band, as for every breach (contract 5).
     missing_rate = drift.bands.missing_rate.major
     features = monitored_features(settings)
-    signals = {
+    signals: Signals = {
         DATA_DRIFT: DataDriftSignal(
             production_data=production(MODEL_INPUTS),
             reference_data=reference,

@@ -59,10 +59,15 @@ def schedule_names(base: str, count: int) -> list[str]:
     return [base if index == 0 else f"{base}-{index + 1}" for index in range(count)]
 
 
-def stale_names(base: str, current: Iterable[str], existing: Iterable[str]) -> list[str]:
-    """Schedules of this family that the current settings no longer have."""
+def stale_names(
+    base: str, current: Iterable[str | None], existing: Iterable[str | None]
+) -> list[str]:
+    """Schedules of this family that the current settings no longer have.
+
+    Names are optional in the SDK's entities; a schedule without one belongs to no family.
+    """
     keep = set(current)
-    family = [name for name in existing if name == base or name.startswith(f"{base}-")]
+    family = [name for name in existing if name and (name == base or name.startswith(f"{base}-"))]
     return sorted(
         name
         for name in family

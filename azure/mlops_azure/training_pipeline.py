@@ -10,6 +10,7 @@ nothing is registered.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from azure.ai.ml import Input, dsl
 from azure.ai.ml.entities import PipelineJob
@@ -63,7 +64,8 @@ def build_training_pipeline(
     paths with an ``azureml:`` prefix, which no loader reads back as a file.
     """
 
-    @dsl.pipeline(
+    # The overloads of dsl.pipeline require func, whose default is None at run time.
+    @dsl.pipeline(  # type: ignore[call-overload]
         name=f"{settings.project}-training",
         display_name=f"{settings.project} training ({env.name})",
         description="prep -> train -> evaluate with the quality gate -> register",
@@ -97,12 +99,17 @@ def build_training_pipeline(
         champion=Input(type="custom_model", path=champion_model) if champion_model else None,
     )
     # Naming the pipeline output registers it as a model when, and only when, register ran.
-    job.outputs[REGISTERED_OUTPUT].name = model_name(settings)
-    job.outputs[REGISTERED_OUTPUT].version = run_key
-    job.outputs[REFERENCE_OUTPUT].name = reference_name(settings)
-    job.outputs[REFERENCE_OUTPUT].version = run_key
-    job.settings.default_compute = env.compute.name
-    job.settings.continue_on_step_failure = False
+    # A dsl-built job's outputs are PipelineOutput objects, which the SDK annotates as
+    # str | Output: neither has the name and version they take.
+    outputs: dict[str, Any] = job.outputs
+    outputs[REGISTERED_OUTPUT].name = model_name(settings)
+    outputs[REGISTERED_OUTPUT].version = run_key
+    outputs[REFERENCE_OUTPUT].name = reference_name(settings)
+    outputs[REFERENCE_OUTPUT].version = run_key
+    job_settings = job.settings  # the getter creates the settings when the job has none
+    assert job_settings is not None
+    job_settings.default_compute = env.compute.name
+    job_settings.continue_on_step_failure = False
     job.experiment_name = env.experiment_name
     job.tags = {
         "environment": env.name,

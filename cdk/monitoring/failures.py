@@ -174,10 +174,7 @@ class FailureAlarms(Construct):
                     source=["aws.sagemaker"],
                     detail_type=[TRANSFORM_JOB_STATUS_EVENT],
                     detail={
-                        "TransformJobName": [
-                            {"prefix": p}  # type: ignore[arg-type]
-                            for p in transform_job_prefixes
-                        ],
+                        "TransformJobName": [{"prefix": p} for p in transform_job_prefixes],
                         "TransformJobStatus": list(FAILED_TRANSFORM_STATUSES),
                     },
                 ),

@@ -257,11 +257,21 @@ class ModelEndpoint(Construct):
             *extra_rollback_alarms,
         ]
 
+        serverless = settings.serverless
+        # Serverless capacity, or instances: the property takes one or the other (jsii leaves
+        # out a field given as None).
         variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
             variant_name=self.variant_name,
             model_name=self.model.attr_model_name,
             initial_variant_weight=1,
-            **self._capacity(),
+            serverless_config=None
+            if serverless is None
+            else sagemaker.CfnEndpointConfig.ServerlessConfigProperty(
+                memory_size_in_mb=serverless.memory_size_mb,
+                max_concurrency=serverless.max_concurrency,
+            ),
+            instance_type=settings.instance_type if serverless is None else None,
+            initial_instance_count=settings.initial_instance_count if serverless is None else None,
         )
         self.endpoint_config = sagemaker.CfnEndpointConfig(
             self,
@@ -293,20 +303,6 @@ class ModelEndpoint(Construct):
         if condition is not None:
             for resource in scaled:
                 resource.cfn_options.condition = condition
-
-    def _capacity(self) -> dict[str, object]:
-        serverless = self.settings.serverless
-        if serverless is not None:
-            return {
-                "serverless_config": sagemaker.CfnEndpointConfig.ServerlessConfigProperty(
-                    memory_size_in_mb=serverless.memory_size_mb,
-                    max_concurrency=serverless.max_concurrency,
-                )
-            }
-        return {
-            "instance_type": self.settings.instance_type,
-            "initial_instance_count": self.settings.initial_instance_count,
-        }
 
     def _data_capture(
         self, encryption_key: kms.IKey

@@ -91,7 +91,7 @@ class ControlPlaneFunction(Construct):
         # In a stage with a network, in its private subnets (cdk.network).
         network = StageNetwork.of(self)
         placement, vpc_access = (
-            network.function_placement(self.role) if network is not None else ({}, None)
+            network.function_placement(self.role) if network is not None else (None, None)
         )
         self.function = lambda_.Function(
             self,
@@ -111,7 +111,9 @@ class ControlPlaneFunction(Construct):
             memory_size=memory_size,
             role=self.role,
             log_group=self.log_group,
-            **placement,  # type: ignore[arg-type]
+            vpc=placement.vpc if placement else None,
+            vpc_subnets=placement.vpc_subnets if placement else None,
+            security_groups=placement.security_groups if placement else None,
         )
         if vpc_access is not None:
             self.function.node.add_dependency(vpc_access)

@@ -127,7 +127,7 @@ class TargetDescriptor:
                 f"release target descriptor {parameter} must have exactly the keys "
                 f"{sorted(fields)}; got {got}: redeploy that environment's ReleaseState stack"
             )
-        flags = {}
+        flags: dict[str, bool] = {}
         for flag in ("release_approval", "online_endpoint"):
             value = data[flag]
             if value not in (True, False, "true", "false"):
@@ -136,8 +136,20 @@ class TargetDescriptor:
                     f"got {value!r}"
                 )
             flags[flag] = value in (True, "true")
-        values: dict[str, Any] = {name: str(data[name]) for name in fields if name not in flags}
-        descriptor = cls(**values, **flags)
+        descriptor = cls(
+            environment=str(data["environment"]),
+            stack_name=str(data["stack_name"]),
+            model_package_parameter=str(data["model_package_parameter"]),
+            model_sha256_parameter=str(data["model_sha256_parameter"]),
+            endpoint_name=str(data["endpoint_name"]),
+            model_package_group=str(data["model_package_group"]),
+            artifact_bucket=str(data["artifact_bucket"]),
+            image_repository=str(data["image_repository"]),
+            cloudformation_role_arn=str(data["cloudformation_role_arn"]),
+            release_approval=flags["release_approval"],
+            online_endpoint=flags["online_endpoint"],
+            batch_model_prefix=str(data["batch_model_prefix"]),
+        )
         if not descriptor.online_endpoint and not descriptor.batch_model_prefix:
             raise ValueError(
                 f"release target descriptor {parameter} has neither an endpoint nor a batch "

@@ -284,11 +284,8 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
             monitors=tuple(parse_monitor(m) for m in event.get("monitors", MONITORS)),
         )
     monitor = parse_monitor(event.get("monitor"))
-    scheduled = (
-        parse_time(event.get("scheduled_time"))
-        if event.get("scheduled_time")
-        else datetime.now(UTC)
-    )
+    scheduled_time: str | None = event.get("scheduled_time")
+    scheduled = parse_time(scheduled_time) if scheduled_time else datetime.now(UTC)
     run = start_monitor_run(
         config,
         monitor=monitor,
@@ -506,7 +503,10 @@ def processing_job_request(
         )
         # Spark reads the window's capture from S3 through EMRFS on every node, which
         # network isolation forbids; what crosses between the nodes is encrypted.
-        network = {"EnableNetworkIsolation": False, "EnableInterContainerTrafficEncryption": True}
+        network: dict[str, Any] = {
+            "EnableNetworkIsolation": False,
+            "EnableInterContainerTrafficEncryption": True,
+        }
     else:
         image, count, instance_type = config.image_uri, 1, config.instance_type
         # The job reads and writes through SageMaker's S3 channels only.

@@ -39,6 +39,8 @@ HOURS_SINCE_MONITOR_RUN = "HoursSinceMonitorRun"
 DRIFT_GRADE = "DriftGrade"
 FEATURE_DRIFT_GRADE = "FeatureDriftGrade"
 DRIFT_INSUFFICIENT_DATA = "DriftInsufficientData"
+# mlcore.drift.grading.GRADE_LEVELS as floats. This Lambda's asset carries no mlcore
+# (cdk/serving/functions.py), so the map is repeated here; a test holds the two equal.
 GRADE_VALUES = {"none": 0.0, "moderate": 1.0, "major": 2.0}
 INSUFFICIENT_DATA = "insufficient_data"
 # PutMetricData takes at most 1000 data per call.

@@ -174,7 +174,8 @@ def receive_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any
     pipeline_name = os.environ["PIPELINE_NAME"]
     allowed = frozenset(a for a in os.environ["ALLOWED_ACCOUNTS"].split(",") if a)
     refusal = check_forwarded_request(event, pipeline_name=pipeline_name, allowed_accounts=allowed)
-    detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
+    raw_detail = event.get("detail")
+    detail: dict[str, Any] = raw_detail if isinstance(raw_detail, dict) else {}
     alarm_name = f"{event.get('account')}:{detail.get('alarm_name', '')}"
     if refusal is not None:
         logger.warning("retrain request refused: %s (event id %s)", refusal, event.get("id"))

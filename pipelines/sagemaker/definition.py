@@ -148,7 +148,7 @@ class _SdkConfigValidator:
             raise error
 
 
-SageMakerConfig.validate_sagemaker_config = staticmethod(_SdkConfigValidator())  # type: ignore[method-assign,assignment]
+SageMakerConfig.validate_sagemaker_config = staticmethod(_SdkConfigValidator())
 
 
 @dataclass(frozen=True)
@@ -386,7 +386,8 @@ def pipeline_definition(
     return json.dumps(definition, sort_keys=True)
 
 
-class _DefinitionSession(PipelineSession):
+# sagemaker ships no type information (no py.typed), so mypy sees PipelineSession as Any.
+class _DefinitionSession(PipelineSession):  # type: ignore[misc]
     """A PipelineSession that never checks or creates its default bucket.
 
     The SDK's default_bucket() lists buckets to create a missing one; our bucket is created
@@ -783,7 +784,7 @@ def _train_with_settings(definition: dict[str, object], targets: PipelineTargets
     """
     for step in _all_steps(definition):
         if step.get("Type") == "Training":
-            step["Arguments"]["AlgorithmSpecification"]["ContainerEntrypoint"] = training_command(  # type: ignore[index]
+            step["Arguments"]["AlgorithmSpecification"]["ContainerEntrypoint"] = training_command(
                 targets
             )
 
@@ -820,7 +821,7 @@ def _run_in_network(definition: dict[str, object], targets: PipelineTargets) -> 
             }
 
 
-def _tidy_registered_container(definition: dict[str, object], region: str) -> None:
+def _tidy_registered_container(definition: dict[str, Any], region: str) -> None:
     """Replace the SDK's script-mode environment on the registered container with ours.
 
     ModelBuilder adds SAGEMAKER_PROGRAM/SUBMIT_DIRECTORY (empty: there is no script, the image
@@ -833,8 +834,8 @@ def _tidy_registered_container(definition: dict[str, object], region: str) -> No
             container["Environment"] = {"SAGEMAKER_REGION": region}
 
 
-def _all_steps(definition: dict[str, object]) -> Iterator[dict[str, object]]:
-    pending = list(definition["Steps"])  # type: ignore[call-overload]
+def _all_steps(definition: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    pending = list(definition["Steps"])
     while pending:
         step = pending.pop()
         yield step

@@ -34,7 +34,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 from botocore.validate import validate_parameters
 
 ApprovalStatus = Literal["Approved", "Rejected", "PendingManualApproval"]
-PENDING = "PendingManualApproval"
+PENDING: ApprovalStatus = "PendingManualApproval"
 
 
 @dataclass(frozen=True)

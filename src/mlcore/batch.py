@@ -811,7 +811,7 @@ def read_manifest(output_dir: str | Path) -> dict[str, Any]:
 
 def add_batch_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``mlcore batch``: the parser lives with the code, as ``drift`` and ``quality`` do."""
-    from mlcore.settings_file import SETTINGS_HELP
+    from mlcore.settings_file import add_settings_option
 
     parser = sub.add_parser(
         "batch",
@@ -864,7 +864,7 @@ def add_batch_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         action="store_true",
         help="replace the output folder's contents even if mlcore did not write them",
     )
-    parser.add_argument("--settings", metavar="FILE", help=SETTINGS_HELP)
+    add_settings_option(parser)
     parser.set_defaults(handler=batch_command)
 
 

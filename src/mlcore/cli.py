@@ -21,7 +21,7 @@ from mlcore import __version__
 from mlcore.errors import ConfigError, GateFailed, MlcoreError
 from mlcore.job_failure import report_job_failure
 from mlcore.jsonio import dumps
-from mlcore.settings_file import SETTINGS_HELP, find_settings
+from mlcore.settings_file import add_settings_option, find_settings
 from mlcore.signals import exit_on_sigterm_as_pid_1
 
 if TYPE_CHECKING:
@@ -73,11 +73,6 @@ def _add_overwrite_option(parser: argparse.ArgumentParser) -> None:
         help="replace the output folder's contents even if mlcore did not write them (default: "
         "a non-empty folder without mlcore's .mlcore-output marker is refused)",
     )
-
-
-def add_settings_option(parser: argparse.ArgumentParser, *, what: str = "") -> None:
-    """The ``--settings`` option, worded the same in every command."""
-    parser.add_argument("--settings", metavar="FILE", help=SETTINGS_HELP + what)
 
 
 def _cmd_prep(args: argparse.Namespace) -> int:

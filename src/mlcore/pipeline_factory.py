@@ -137,18 +137,6 @@ def _valid_parameters(factory: Callable[..., Any], *, builtin: bool) -> tuple[di
     return named, open_ended
 
 
-def coerce_hyperparameters(
-    algorithm: str, task: str, hyperparameters: Mapping[str, Any]
-) -> dict[str, Any]:
-    """Check names against a built-in estimator and convert string values (SageMaker passes strings).
-
-    Each value takes the type of the estimator's default for that parameter, so
-    ``{"max_iter": "200"}`` becomes ``{"max_iter": 200}``.
-    """
-    cls = estimator_class(algorithm, task)
-    return _coerce(cls, cls.__name__, hyperparameters, builtin=True)
-
-
 def _coerce(
     factory: Callable[..., Any], name: str, hyperparameters: Mapping[str, Any], *, builtin: bool
 ) -> dict[str, Any]:

@@ -45,7 +45,7 @@ from mlcore.settings import (
     required_extras,
     sized_hyperparameters,
 )
-from mlcore.settings_file import SETTINGS_HELP
+from mlcore.settings_file import add_settings_option
 
 if TYPE_CHECKING:
     from mlcore.data.profile import DataProfile
@@ -772,7 +772,7 @@ def add_extras_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="the optional dependencies the settings need, for image and environment builds",
         description='Print the mlcore extras the settings use, comma-separated (for pip install ".[<extras>]").',
     )
-    extras.add_argument("--settings", metavar="FILE", help=SETTINGS_HELP)
+    add_settings_option(extras)
     extras.set_defaults(handler=_cmd_extras)
 
 

@@ -48,7 +48,7 @@ from mlcore.jsonio import write_json
 from mlcore.model import METADATA_FILE, PREDICTION_COLUMN, SCORE_COLUMN
 from mlcore.problem import BINARY, MULTICLASS, Problem
 from mlcore.settings import MlopsSettings
-from mlcore.settings_file import SETTINGS_HELP
+from mlcore.settings_file import add_settings_option
 
 logger = logging.getLogger(__name__)
 
@@ -403,11 +403,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "and classes",
     )
     parser.add_argument("--output", metavar="DIR", required=True, help="folder for the reports")
-    parser.add_argument(
-        "--settings",
-        metavar="FILE",
-        help=f"{SETTINGS_HELP}; its gate, monitoring and slice columns apply",
-    )
+    add_settings_option(parser, what="; its gate, monitoring and slice columns apply")
 
 
 def _cmd_quality(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ without loading pydantic (:mod:`mlcore.settings` holds the settings themselves).
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,6 +33,12 @@ SETTINGS_HELP = (
     f"lifecycle settings YAML (default: ${SETTINGS_ENV_VAR}, else the first "
     f"{DEFAULT_SETTINGS_FILE} in this directory or a parent, up to the repository's top)"
 )
+
+
+def add_settings_option(parser: argparse.ArgumentParser, *, what: str = "") -> None:
+    """The ``--settings`` option of every mlcore command, worded the same; ``what`` adds
+    what the command reads from the file."""
+    parser.add_argument("--settings", metavar="FILE", help=SETTINGS_HELP + what)
 
 
 @dataclass(frozen=True)

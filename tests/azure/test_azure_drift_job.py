@@ -447,6 +447,16 @@ def test_only_a_major_grade_is_a_breach(grade: str, monkeypatch: pytest.MonkeyPa
     assert BREACH_TAG not in {call.args[1] for call in client.set_tag.call_args_list}
 
 
+@pytest.mark.parametrize(("grade", "level"), [("none", 0), ("moderate", 1), ("major", 2)])
+def test_the_run_logs_the_grade_as_the_number_cloudwatch_publishes(
+    grade: str, level: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = Mock()
+    monkeypatch.setattr("mlflow.MlflowClient", lambda: client)
+    spark_drift.tag_run({"grade": grade}, "spark", {"MLFLOW_RUN_ID": "r"})
+    client.log_metric.assert_called_once_with("r", "drift_grade", level)
+
+
 def test_an_empty_window_is_skipped_without_a_verdict(
     spark: Any, collected_binary: dict[str, Any]
 ) -> None:

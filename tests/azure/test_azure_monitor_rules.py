@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -320,3 +321,25 @@ def test_a_seasonal_offset_inside_the_window_is_refused(dev_env: AzureEnvironmen
         monitoring.build_monitor_schedules(
             dev_env, settings, deployment_name="blue", reference_data="azureml:r:1"
         )[0]
+
+
+@pytest.mark.parametrize(
+    ("table", "kind", "build"),
+    [
+        (NUMERICAL_METRICS, "numeric", monitoring.numerical_drift_metrics),
+        (CATEGORICAL_METRICS, "categorical", monitoring.categorical_drift_metrics),
+    ],
+)
+def test_every_mapped_method_sets_its_own_azure_threshold_and_no_other(
+    table: dict[str, AzureMetric | Refused], kind: str, build: Any
+) -> None:
+    for method, entry in table.items():
+        if isinstance(entry, Refused):
+            continue
+        drift = DriftSettings.model_validate({f"{kind}_method": method})
+        thresholds = {
+            name: value
+            for name, value in vars(build(drift)).items()
+            if isinstance(value, float) and not name.startswith("_")
+        }
+        assert thresholds == {entry.field: entry.threshold(drift)}, method

@@ -197,6 +197,7 @@ def test_dev_serverless_endpoint_has_no_capture_scaling_or_monitors(
     _, config = _only(dev, "AWS::SageMaker::EndpointConfig")
     variant = config["Properties"]["ProductionVariants"][0]
     assert variant["ServerlessConfig"] == {"MaxConcurrency": 5, "MemorySizeInMB": 2048}
+    assert "InstanceType" not in variant and "InitialInstanceCount" not in variant
     assert "DataCaptureConfig" not in config["Properties"]
     dev.resource_count_is("AWS::ApplicationAutoScaling::ScalableTarget", 0)
     dev.resource_count_is("AWS::Scheduler::Schedule", 0)

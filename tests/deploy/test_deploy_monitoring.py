@@ -482,6 +482,13 @@ def test_insufficient_data_publishes_no_grade_so_it_never_counts_as_drift() -> N
     assert [d["Value"] for d in data if d["MetricName"] == metrics.FEATURE_DRIFT_GRADE] == [0.0]
 
 
+def test_the_publisher_numbers_grades_as_mlcore_orders_them() -> None:
+    # The Lambda's asset has no mlcore, so it keeps its own copy of the map: it must not drift.
+    from mlcore.drift.grading import GRADE_LEVELS
+
+    assert {grade: float(level) for grade, level in GRADE_LEVELS.items()} == metrics.GRADE_VALUES
+
+
 def test_an_unknown_grade_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown drift grade 'severe'"):
         metrics.drift_metric_data(

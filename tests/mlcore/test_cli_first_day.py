@@ -313,7 +313,8 @@ def _subparsers(parser: argparse.ArgumentParser, name: str) -> argparse.Argument
 
 
 @pytest.mark.parametrize(
-    "command", ["init", "prep", "train", "evaluate", "drift", "quality", "serve", "demo", "extras"]
+    "command",
+    ["init", "prep", "train", "evaluate", "drift", "quality", "serve", "batch", "demo", "extras"],
 )
 def test_every_command_has_a_description_and_one_wording_of_settings(command: str) -> None:
     parser = _subparsers(build_parser(), command)

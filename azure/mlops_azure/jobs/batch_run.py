@@ -59,7 +59,7 @@ def run_name(trigger_time: str) -> str:
     """The run's folder and job suffix: the trigger time in UTC, ``YYYYMMDDTHHMMSSZ``."""
     stamp = pd.Timestamp(trigger_time)
     stamp = stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
-    return stamp.strftime("%Y%m%dT%H%M%SZ")
+    return str(stamp.strftime("%Y%m%dT%H%M%SZ"))
 
 
 @dataclass(frozen=True)

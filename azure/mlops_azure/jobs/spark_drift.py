@@ -40,6 +40,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from mlcore.drift.grading import GRADE_LEVELS
 from mlcore.errors import ConfigError, DataError, MlcoreError
 from mlcore.jsonio import write_json
 from mlcore.model import PREDICTION_COLUMN, SCORE_COLUMN
@@ -236,9 +237,8 @@ def tag_run(report: dict[str, Any], engine: Engine, environ: dict[str, str]) -> 
     from mlflow import MlflowClient  # azureml-mlflow, in the job's conda conf
 
     client = MlflowClient()
-    grades = {"none": 0, "moderate": 1, "major": 2}
-    if grade in grades:
-        client.log_metric(run_id, "drift_grade", grades[grade])
+    if grade in GRADE_LEVELS:
+        client.log_metric(run_id, "drift_grade", GRADE_LEVELS[grade])
     client.set_tag(run_id, "drift_grade", grade)
     client.set_tag(run_id, "drift_engine", engine)
     if message is not None:

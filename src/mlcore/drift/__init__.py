@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 # hence this package) loads neither pandas nor scipy.
 _EXPORTS = {
     "GRADES": "grading",
+    "GRADE_LEVELS": "grading",
     "Grade": "grading",
     "Baseline": "baseline",
     "ColumnBaseline": "baseline",
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
     from mlcore.drift.correction import adjust_p_values
     from mlcore.drift.detect import detect_drift
     from mlcore.drift.divergence import jensenshannon_drift, kl_drift
-    from mlcore.drift.grading import GRADES, Grade
+    from mlcore.drift.grading import GRADE_LEVELS, GRADES, Grade
     from mlcore.drift.ks import ks_drift
     from mlcore.drift.outputs import write_drift_outputs
     from mlcore.drift.psi import psi_drift
@@ -70,6 +71,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "GRADES",
+    "GRADE_LEVELS",
     "Baseline",
     "CategoricalSummary",
     "ColumnBaseline",

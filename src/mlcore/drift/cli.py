@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlcore.settings_file import SETTINGS_HELP
+from mlcore.settings_file import add_settings_option
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -82,11 +82,9 @@ def add_drift_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
         "them), e.g. a day from its hourly runs. Needs the --baseline they were written with",
     )
     parser.add_argument("--output", metavar="DIR", required=True, help="folder for the reports")
-    parser.add_argument(
-        "--settings",
-        metavar="FILE",
-        help=f"{SETTINGS_HELP}, else built-in defaults; its drift section sets methods, bands "
-        "and windows",
+    add_settings_option(
+        parser,
+        what=", else built-in defaults; its drift section sets methods, bands and windows",
     )
     parser.add_argument(
         "--reference-mode",

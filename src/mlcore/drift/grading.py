@@ -22,15 +22,18 @@ retrain trigger act on major.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Literal
 
 from mlcore.settings import Bands
 
 Grade = Literal["none", "moderate", "major", "insufficient_data"]
 GRADES: tuple[Grade, ...] = ("none", "moderate", "major", "insufficient_data")
-# Order of severity among the grades that are verdicts.
-_SEVERITY: dict[Grade, int] = {"none": 0, "moderate": 1, "major": 2}
+# The one grade-to-number map: the order of severity among the grades that are verdicts, and
+# the value published for a grade (CloudWatch's DriftGrade, Azure ML's drift_grade metric).
+# insufficient_data has no number: it is no verdict, so an alarm on the grade never sees it.
+GRADE_LEVELS: Mapping[Grade, int] = MappingProxyType({"none": 0, "moderate": 1, "major": 2})
 
 
 def grade_effect(
@@ -55,7 +58,7 @@ def worst(grades: Iterable[Grade], *, decisive: Grade | None = None) -> Grade:
     not run.
     """
     verdicts = [g for g in grades if g != "insufficient_data"]
-    top: Grade = max(verdicts, key=_SEVERITY.__getitem__, default="none")
+    top: Grade = max(verdicts, key=GRADE_LEVELS.__getitem__, default="none")
     if top != "none":
         return top
     if decisive == "insufficient_data" or not verdicts:
@@ -64,4 +67,4 @@ def worst(grades: Iterable[Grade], *, decisive: Grade | None = None) -> Grade:
 
 
 def at_least(grade: Grade, floor: Literal["moderate", "major"]) -> bool:
-    return grade in _SEVERITY and _SEVERITY[grade] >= _SEVERITY[floor]
+    return grade in GRADE_LEVELS and GRADE_LEVELS[grade] >= GRADE_LEVELS[floor]

@@ -220,8 +220,3 @@ def parse_numeric(values: npt.ArrayLike | pd.Series, *, name: str) -> ParsedNumb
 
 def merge_examples(first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*first, *second)))[:MAX_EXAMPLES]
-
-
-def _as_float_array(values: npt.ArrayLike | pd.Series, *, name: str) -> FloatArray:
-    """Float values with anything that is not a number as NaN (see ``parse_numeric``)."""
-    return parse_numeric(values, name=name).values

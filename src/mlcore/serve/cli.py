@@ -21,7 +21,7 @@ from mlcore.serve.defaults import (
     SERVING_ENV,
     WORKERS_ENV,
 )
-from mlcore.settings_file import SETTINGS_HELP
+from mlcore.settings_file import add_settings_option
 
 if TYPE_CHECKING:
     from mlcore.serve.server import ServeOptions
@@ -117,11 +117,9 @@ def add_serve_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
         f"up to this many body bytes per call; 1 scores each request alone (default: "
         f"{DEFAULT_MAX_BATCH_BYTES})",
     )
-    parser.add_argument(
-        "--settings",
-        default=None,
-        metavar="FILE",
-        help=f"{SETTINGS_HELP}, else built-in defaults; its serving section sets the timeouts "
+    add_settings_option(
+        parser,
+        what=", else built-in defaults; its serving section sets the timeouts "
         f"unless ${SERVING_ENV} holds that section as JSON (set by the deployment)",
     )
     parser.set_defaults(handler=serve_command)

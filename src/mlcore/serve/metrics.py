@@ -70,15 +70,6 @@ class ServingMetrics:
     def client_disconnected(self) -> None:
         self.client_disconnects.inc()
 
-    def count(self, status: int) -> float:
-        """Invocations answered with ``status`` by this process."""
-        value = self.registry.get_sample_value("mlcore_invocations_total", {"status": str(status)})
-        return value or 0.0
-
-    def capture_failure_count(self) -> float:
-        """Capture records this process lost."""
-        return self.registry.get_sample_value("mlcore_capture_failures_total") or 0.0
-
     def exposition(self) -> tuple[bytes, str]:
         """The text format Prometheus scrapes, summed over worker processes when there are several."""
         if os.environ.get(MULTIPROCESS_ENV):
