@@ -115,9 +115,32 @@ def build(
         for key, value in build_args.items():
             command += ["--build-arg", f"{key}={value}"]
         started = time.monotonic()
-        subprocess.run([*command, str(context)], check=True, cwd=context, stdout=subprocess.DEVNULL)
+        for attempt in (1, 2):
+            done = subprocess.run(
+                [*command, str(context)],
+                cwd=context,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            if done.returncode == 0:
+                break
+            sys.stderr.write(done.stderr)
+            if attempt == 2 or TRANSIENT_BUILD_ERROR not in done.stderr:
+                raise subprocess.CalledProcessError(done.returncode, done.args, stderr=done.stderr)
+            print(
+                f"buildah: transient chroot error building {tag}; building once more",
+                file=sys.stderr,
+            )
         seconds = time.monotonic() - started
     return Built(tag, seconds, image_size_mb(tag))
+
+
+# buildah 1.28's chroot runner can fail to seal its in-memory copy of itself under load
+# ("Close_Fd sealing memfd copy: Device or resource busy": seen once in a fresh-clone CI run,
+# gone on the rerun, with the layers built so far reused). A build that fails with exactly
+# this message is tried once more; any other failure stops the check.
+TRANSIENT_BUILD_ERROR = "sealing memfd copy: Device or resource busy"
 
 
 def build_images(extras: tuple[str, ...]) -> dict[str, Built]:
