@@ -81,6 +81,12 @@ def robust_scale_of(sorted_values: FloatArray) -> RobustScale:
         return RobustScale(math.nan, math.nan, 1.0, "1 (no reference values)", 0.0)
     k = min(max(2, math.ceil(WINSOR_SHARE * n)), (n + 1) // 2)
     low, high = float(sorted_values[k - 1]), float(sorted_values[n - k])
+    if low == high:
+        # Constant within its cuts. Said here, not left to the standard deviation below: the
+        # mean of equal values can be off by a rounding step, which gives a spread of noise.
+        return RobustScale(
+            -math.inf, math.inf, 1.0, "1 (the reference is constant within its cuts)", 0.0
+        )
     # Work on values divided by a power of two near their size: no overflow, exact division.
     top = max(abs(low), abs(high))
     unit = float(2.0 ** math.ceil(math.log2(top))) if top > 0 and math.isfinite(top) else 1.0
