@@ -282,9 +282,10 @@ def _score_in_batch(
     if spec.timestamp:
         drop = drop.sort_values(spec.timestamp, kind="stable")
     drop_file = save_table(drop, out / "drop" / "live-drop.parquet")
-    # The run is filed under the drop's last event time, as a nightly run scoring that period.
+    # The run is filed under the drop's last event time, as a nightly run scoring that period
+    # (to the microsecond: a datetime holds no nanoseconds, and capture times need none).
     when = (
-        pd.to_datetime(drop[spec.timestamp], utc=True).max().to_pydatetime()
+        pd.to_datetime(drop[spec.timestamp], utc=True).max().floor("us").to_pydatetime()
         if spec.timestamp
         else None
     )
